@@ -1,0 +1,22 @@
+/*
+ * cli: the administrative subcommands of the sekisho binary. Each takes
+ * the loaded config and the arguments after its own name (argv[0] is the
+ * first argument, e.g. "add"), prints results on stdout and errors as
+ * "sekisho: ..." on stderr, and returns the process exit code
+ * (0 ok, 1 failure, 2 usage). They open the store themselves: the CLI is
+ * an operator's tool, never a session.
+ */
+#ifndef SEKISHO_CLI_H
+#define SEKISHO_CLI_H
+
+struct config;
+
+/* user add|passwd|del|list|show|suspend|resume|alias ... */
+int cli_user(const struct config *conf, int argc, char **argv);
+/* domain add|del|list ... */
+int cli_domain(const struct config *conf, int argc, char **argv);
+/* Usage text of both, for "sekisho help". */
+void cli_user_usage(void);
+void cli_domain_usage(void);
+
+#endif

@@ -1,0 +1,110 @@
+/*
+ * config: the one configuration file, and the one table that is the truth
+ * about every key (name, type, default, bounds, one line of help).
+ * check-config, "config defaults" and docs/config.md are all produced from
+ * that table (config.c), so they cannot drift apart.
+ *
+ * File format: one "key = value" per line, '#' starts a comment line,
+ * blank lines ignored. List keys (type list) may be repeated; each line
+ * adds one item, and the first occurrence in the file replaces the
+ * default list. Every error is reported as "FILE:LINE: what is wrong".
+ */
+#ifndef SEKISHO_CONFIG_H
+#define SEKISHO_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#include "str.h"
+
+enum listen_role {
+	LISTEN_MX,		/* port 25: local recipients, no AUTH */
+	LISTEN_SUBMISSION,	/* 587: STARTTLS, AUTH required */
+	LISTEN_SUBMISSIONS,	/* 465: implicit TLS, AUTH required */
+};
+
+struct listen_conf {
+	enum listen_role role;
+	char	*host;		/* "127.0.0.1", "::1", "*" (any, v4+v6) */
+	char	*port;		/* numeric */
+	int	 proxy;		/* expect a PROXY v1/v2 header first */
+};
+
+/* A network: address and prefix length. v4 stored as AF_INET. */
+struct cidr {
+	int	 family;	/* AF_INET or AF_INET6 */
+	uint8_t	 addr[16];
+	int	 prefix;
+};
+
+enum auth_without_tls { AUTH_WITHOUT_TLS_NEVER, AUTH_WITHOUT_TLS_LOOPBACK };
+
+struct config {
+	char	*path;			/* file it was read from */
+
+	char	*hostname;		/* default: gethostname() */
+	struct listen_conf *listen;	/* list "ROLE HOST:PORT [proxy]" */
+	size_t	 listen_count;
+
+	char	*store;			/* "sqlite:/path/to.db" */
+	char	*spool_dir;
+	char	*maildir_root;		/* ROOT/DOMAIN/LOCALPART/Maildir */
+
+	char	*tls_cert;		/* PEM chain */
+	char	*tls_key;
+	char	*tls_min_protocol;	/* "TLSv1.2" or "TLSv1.3" */
+	char	*tls_ciphers;		/* TLS 1.2 cipher list */
+
+	int	 workers;		/* session loops; 0 = one per core */
+	int	 backend_threads;	/* blocking work pool */
+
+	int	 max_connections;
+	int	 max_connections_per_ip;
+
+	struct cidr *proxy_trusted;	/* who may send a PROXY header */
+	size_t	 proxy_trusted_count;
+	int	 proxy_timeout;		/* seconds */
+
+	size_t	 smtp_line_length_limit;	/* command line, incl. CRLF */
+	size_t	 smtp_data_line_length_limit;	/* DATA line, excl. CRLF */
+	size_t	 message_size_limit;		/* bytes */
+	int	 smtp_max_recipients;
+	int	 smtp_max_errors;
+	int	 smtp_timeout;			/* seconds, per command */
+	int	 smtp_data_timeout;		/* seconds, for all of DATA */
+	enum auth_without_tls submission_auth_without_tls;
+	int	 received_show_account;		/* bool */
+
+	char	*log_level;			/* "warn" "info" "debug" */
+};
+
+/*
+ * Read and check a config file. Returns 0 and *conf_r on success; -1 when
+ * the file has errors, each appended to errors as "FILE:LINE: text\n"
+ * (all errors are reported, not only the first); *conf_r is then NULL.
+ * A missing file is "FILE: cannot open: strerror".
+ */
+int config_load(const char *path, struct config **conf_r, struct str *errors);
+
+/* The built-in defaults only (no file). */
+struct config *config_defaults(void);
+void config_free(struct config **conf);
+
+/* "key = value" for every key with its default, with help as comments. */
+void config_print_defaults(FILE *fp);
+/* The reference in Markdown (docs/config.md is this output). */
+void config_print_markdown(FILE *fp);
+/* The effective values of conf, as a valid config file. */
+void config_print(FILE *fp, const struct config *conf);
+
+const char *config_role_name(enum listen_role role);
+
+/* CIDR helpers (also used for trusted networks by later parts). */
+int cidr_parse(const char *text, struct cidr *out);
+/* 1 if the socket address is inside one of the networks. */
+int cidr_match(const struct cidr *list, size_t count,
+    const struct sockaddr *sa);
+
+#endif

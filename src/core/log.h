@@ -1,0 +1,38 @@
+/*
+ * log: one line per event, id first, then key=value fields.
+ * To stderr in the foreground, else syslog (LOG_MAIL). Thread-safe.
+ *
+ *   log_info("id=%s smtp auth user=%s result=ok", id, user);
+ *
+ * Client text must pass through log_printable() before it is logged.
+ */
+#ifndef SEKISHO_LOG_H
+#define SEKISHO_LOG_H
+
+#include <stddef.h>
+
+enum log_level { LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
+
+void log_init(const char *ident, int to_stderr, enum log_level level);
+void log_set_level(enum log_level level);
+int log_debug_enabled(void);
+
+void log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* log_warn appends ": strerror(errno)". */
+void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The environment is broken: log and exit(1). fatal appends strerror. */
+void fatal(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
+void fatalx(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
+
+/*
+ * Copy untrusted text into buf for logging: at most len-1 bytes, bytes
+ * outside printable ASCII as \xHH, cut with "..." when too long.
+ * Returns buf.
+ */
+char *log_printable(char *buf, size_t len, const char *src, size_t srclen);
+
+#endif

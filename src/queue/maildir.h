@@ -1,0 +1,33 @@
+/*
+ * maildir: delivery into a Maildir (https://cr.yp.to/proto/maildir.html).
+ * The mailbox of account local@domain is ROOT/domain/local/Maildir/, with
+ * tmp/, new/, cur/ created on first delivery (0700).
+ *
+ * A delivery writes tmp/UNIQUE, converting CRLF line ends to LF (Maildir
+ * files use Unix line ends, as Postfix and Dovecot write them), fsyncs
+ * it, links it into new/ and fsyncs new/. UNIQUE is
+ * "SECONDS.M<usec>P<pid>Q<counter>.<host>,S=<size>" where size is the
+ * file's size in bytes (Dovecot reads S= for quota and POP3 sizes).
+ */
+#ifndef SEKISHO_MAILDIR_H
+#define SEKISHO_MAILDIR_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Path of the Maildir of mailbox (caller frees); NULL if the address
+ * cannot be a safe path (no '@', '/', leading '.', empty parts). */
+char *maildir_path(const char *root, const char *mailbox);
+
+/*
+ * Deliver the message read from fd starting at offset (CRLF text) to
+ * the mailbox. If prepend is not NULL it is written first (CRLF text,
+ * converted the same way). On success returns 0 and, when name_r is not
+ * NULL, the file's base name in new/ (caller frees). -1 on error; a
+ * failed delivery leaves nothing in new/ (tmp/ file removed).
+ */
+int maildir_deliver(const char *root, const char *mailbox, const char *host,
+    const char *prepend, int fd, off_t offset, char **name_r,
+    const char **error_r);
+
+#endif

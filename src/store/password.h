@@ -1,0 +1,17 @@
+/*
+ * password: hashing and verification with libcrypt's crypt_r.
+ * New hashes are yescrypt ("$y$"); "$6$" (SHA-512 crypt), "$5$", and
+ * "$2b$"/"$2y$" (bcrypt) verify too, so hashes imported from Dovecot or
+ * /etc/shadow keep working. Slow on purpose: call off the event loop.
+ */
+#ifndef SEKISHO_PASSWORD_H
+#define SEKISHO_PASSWORD_H
+
+/* New hash of password; caller frees. NULL on failure (error_r set). */
+char *password_hash(const char *password, const char **error_r);
+/* 1 = match, 0 = no match, -1 = hash unusable (error_r set).
+ * Constant-time comparison of the computed hash. */
+int password_verify(const char *password, const char *hash,
+    const char **error_r);
+
+#endif

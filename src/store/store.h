@@ -1,0 +1,89 @@
+/*
+ * store: the account store behind one small interface. Implementations
+ * are store_<impl>.c (store_sqlite.c now; store_pgsql.c in the multi-node
+ * issue) and are chosen by the URI scheme given to store_open():
+ *   "sqlite:/var/lib/sekisho/sekisho.db"
+ *
+ * Every call may block (disk, network, locks): call it only from the
+ * back side (backend worker threads) or the CLI, never from a session
+ * event loop. A handle is used by one thread at a time.
+ *
+ * Addresses are compared case-insensitively on the domain and stored in
+ * lower case; the local part is stored as given but looked up
+ * case-insensitively (ASCII), which is what subscribers expect.
+ *
+ * Returns: 0 ok, -1 error with *error_r set (a static or handle-owned
+ * string valid until the next call on the handle), 1 "not found" where
+ * the function says so.
+ */
+#ifndef SEKISHO_STORE_H
+#define SEKISHO_STORE_H
+
+#include <stdint.h>
+#include <time.h>
+
+#include "str.h"
+
+struct store;
+
+struct account {
+	int64_t	 id;
+	char	*address;	/* local@domain, canonical */
+	char	*password_hash;	/* crypt(3) string */
+	int	 suspended;
+	char	*suspend_reason;	/* NULL when none */
+	int64_t	 created;	/* unix time */
+};
+
+void account_deinit(struct account *a);
+
+struct store *store_open(const char *uri, const char **error_r);
+void store_close(struct store **st);
+
+/* Create the schema if missing (idempotent). */
+int store_init_schema(struct store *st, const char **error_r);
+
+/* Domains. add: -1 with "exists" error if present. del: 1 if missing;
+ * refuses (-1) while accounts of the domain exist. */
+int store_domain_add(struct store *st, const char *domain, const char **error_r);
+int store_domain_del(struct store *st, const char *domain, const char **error_r);
+/* 0 = local domain, 1 = not ours. */
+int store_domain_exists(struct store *st, const char *domain, const char **error_r);
+/* Appends one domain per line ("\n"-terminated) to out. */
+int store_domain_list(struct store *st, struct str *out, const char **error_r);
+
+/* Accounts. The domain must exist. */
+int store_account_add(struct store *st, const char *address,
+    const char *password_hash, const char **error_r);
+int store_account_del(struct store *st, const char *address, const char **error_r);
+int store_account_set_password(struct store *st, const char *address,
+    const char *password_hash, const char **error_r);
+int store_account_set_suspended(struct store *st, const char *address,
+    int suspended, const char *reason, const char **error_r);
+/* 1 = no such account. On 0 the caller owns *a (account_deinit). */
+int store_account_get(struct store *st, const char *address,
+    struct account *a, const char **error_r);
+/* Appends "address\tsuspended(0|1)\n" lines, sorted by address; domain
+ * may be NULL for all. */
+int store_account_list(struct store *st, const char *domain, struct str *out,
+    const char **error_r);
+
+/* Aliases: an address that delivers to (and may be sent from by) an
+ * account. alias's domain must be local; target must be an account. */
+int store_alias_add(struct store *st, const char *alias, const char *target,
+    const char **error_r);
+int store_alias_del(struct store *st, const char *alias, const char **error_r);
+/* Appends "alias\ttarget\n" lines; target NULL for all. */
+int store_alias_list(struct store *st, const char *target, struct str *out,
+    const char **error_r);
+
+/*
+ * Resolve a recipient address to the account that receives it: the
+ * account itself, or an alias's target. On 0, *account_r is the
+ * canonical account address (caller frees). 1 = not a local mailbox
+ * (either domain not local or no such user; *domain_local_r tells which).
+ */
+int store_resolve_recipient(struct store *st, const char *address,
+    char **account_r, int *domain_local_r, const char **error_r);
+
+#endif
