@@ -13,5 +13,9 @@ char *password_hash(const char *password, const char **error_r);
  * Constant-time comparison of the computed hash. */
 int password_verify(const char *password, const char *hash,
     const char **error_r);
+/* 0 if hash is a crypt(3) string of an accepted method ("$y$", "$6$",
+ * "$5$", "$2b$", "$2y$", "$2a$") that libcrypt can parse, else -1 with
+ * error_r set. For importing hashes; costs one hash computation. */
+int password_check_hash(const char *hash, const char **error_r);
 
 #endif

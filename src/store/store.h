@@ -8,9 +8,12 @@
  * back side (backend worker threads) or the CLI, never from a session
  * event loop. A handle is used by one thread at a time.
  *
- * Addresses are compared case-insensitively on the domain and stored in
- * lower case; the local part is stored as given but looked up
- * case-insensitively (ASCII), which is what subscribers expect.
+ * Addresses and domains are stored in their canonical form, the whole
+ * address lower-cased (ASCII): local parts are case-insensitive here, as
+ * at every provider, and any case finds the account. New addresses must
+ * be a dot-atom local part (no '/') of at most 64 octets, '@', and a
+ * domain of letters, digits and '-' (IDN in xn-- form), 254 octets in
+ * all. Look-ups take any text; what cannot be stored is "not found".
  *
  * Returns: 0 ok, -1 error with *error_r set (a static or handle-owned
  * string valid until the next call on the handle), 1 "not found" where
@@ -19,12 +22,15 @@
 #ifndef SEKISHO_STORE_H
 #define SEKISHO_STORE_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
-#include "str.h"
+#include "../core/str.h"
 
 struct store;
+
+#define STORE_ADDRESS_MAX	254	/* octets, RFC 5321 section 4.5.3.1.3 */
 
 struct account {
 	int64_t	 id;
@@ -40,11 +46,22 @@ void account_deinit(struct account *a);
 struct store *store_open(const char *uri, const char **error_r);
 void store_close(struct store **st);
 
-/* Create the schema if missing (idempotent). */
+/*
+ * Check a new address (or domain) and write its canonical form into buf
+ * (at least STORE_ADDRESS_MAX + 1 bytes). -1 with a static reason in
+ * *error_r when it is not acceptable.
+ */
+int store_address_canonical(const char *address, char *buf, size_t size,
+    const char **error_r);
+int store_domain_canonical(const char *domain, char *buf, size_t size,
+    const char **error_r);
+
+/* Create the schema if missing (idempotent); upgrade an older one.
+ * Refuses a database written by a newer sekisho. */
 int store_init_schema(struct store *st, const char **error_r);
 
 /* Domains. add: -1 with "exists" error if present. del: 1 if missing;
- * refuses (-1) while accounts of the domain exist. */
+ * refuses (-1) while accounts or aliases of the domain exist. */
 int store_domain_add(struct store *st, const char *domain, const char **error_r);
 int store_domain_del(struct store *st, const char *domain, const char **error_r);
 /* 0 = local domain, 1 = not ours. */
@@ -52,7 +69,10 @@ int store_domain_exists(struct store *st, const char *domain, const char **error
 /* Appends one domain per line ("\n"-terminated) to out. */
 int store_domain_list(struct store *st, struct str *out, const char **error_r);
 
-/* Accounts. The domain must exist. */
+/* Accounts. The domain must exist, and the address must not be an
+ * alias. del, set_password, set_suspended: 1 if no such account (error
+ * set); deleting an account deletes its aliases. A reason is kept only
+ * while suspended (NULL or "" for none; one line, <= 200 octets). */
 int store_account_add(struct store *st, const char *address,
     const char *password_hash, const char **error_r);
 int store_account_del(struct store *st, const char *address, const char **error_r);
@@ -64,16 +84,18 @@ int store_account_set_suspended(struct store *st, const char *address,
 int store_account_get(struct store *st, const char *address,
     struct account *a, const char **error_r);
 /* Appends "address\tsuspended(0|1)\n" lines, sorted by address; domain
- * may be NULL for all. */
+ * may be NULL for all; 1 if that domain does not exist (error set). */
 int store_account_list(struct store *st, const char *domain, struct str *out,
     const char **error_r);
 
 /* Aliases: an address that delivers to (and may be sent from by) an
- * account. alias's domain must be local; target must be an account. */
+ * account. alias's domain must be local; target must be an account;
+ * alias must not be an account. del: 1 if no such alias (error set). */
 int store_alias_add(struct store *st, const char *alias, const char *target,
     const char **error_r);
 int store_alias_del(struct store *st, const char *alias, const char **error_r);
-/* Appends "alias\ttarget\n" lines; target NULL for all. */
+/* Appends "alias\ttarget\n" lines sorted by alias; target NULL for all;
+ * 1 if target is not an account (error set). */
 int store_alias_list(struct store *st, const char *target, struct str *out,
     const char **error_r);
 

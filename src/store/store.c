@@ -1,0 +1,543 @@
+/*
+ * store: the public face of the account store (see store.h). Picks the
+ * backend by URI scheme, and checks and canonicalizes every address and
+ * domain before a backend sees it, so all backends agree on what an
+ * address is and the error texts read the same (store_impl.h).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/log.h"
+#include "../core/str.h"
+#include "../core/xmalloc.h"
+#include "store.h"
+#include "store_impl.h"
+
+static const struct store_ops *const store_backends[] = {
+	&store_sqlite_ops,
+};
+
+/* Room for a quoted piece of caller text in an error message. */
+#define STORE_QUOTE_SIZE	200
+#define STORE_REASON_MAX	200
+
+static _Thread_local char store_open_error_buf[512];
+
+void
+account_deinit(struct account *a)
+{
+	free(a->address);
+	free(a->password_hash);
+	free(a->suspend_reason);
+	memset(a, 0, sizeof(*a));
+}
+
+void
+store_base_init(struct store *st, const struct store_ops *ops)
+{
+	st->ops = ops;
+	str_init(&st->error);
+}
+
+void
+store_set_error(struct store *st, const char **error_r, const char *fmt, ...)
+{
+	va_list ap;
+
+	str_clear(&st->error);
+	va_start(ap, fmt);
+	str_vprintf(&st->error, fmt, ap);
+	va_end(ap);
+	*error_r = str_c(&st->error);
+}
+
+void
+store_open_error(const char **error_r, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	(void)vsnprintf(store_open_error_buf, sizeof(store_open_error_buf),
+	    fmt, ap);
+	va_end(ap);
+	*error_r = store_open_error_buf;
+}
+
+/* Caller or client text in an error message: printable, cut short. */
+static const char *
+store_quote(char *buf, size_t size, const char *text)
+{
+	return log_printable(buf, size, text, strlen(text));
+}
+
+const char *
+store_address_domain(const char *address)
+{
+	const char *at = strrchr(address, '@');
+
+	return at == NULL ? address + strlen(address) : at + 1;
+}
+
+static char
+store_lower(char c)
+{
+	return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
+/* RFC 5322 section 3.2.3 atext, without '/': a local part names a
+ * Maildir directory, and no provider hands out addresses with one. */
+static int
+store_is_atext(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	    (c >= '0' && c <= '9') || (c != '\0' && strchr("!#$%&'*+-=?^_`{|}~",
+	    c) != NULL);
+}
+
+/* Letters, digits and hyphens (RFC 1035 section 2.3.1, RFC 5890 for
+ * the xn-- form of internationalized names). */
+static const char *
+store_check_domain(const char *d, size_t len)
+{
+	size_t label = 0;
+
+	if (len == 0)
+		return "empty domain";
+	if (len > 253)
+		return "domain longer than 253 octets";
+	for (size_t i = 0; i <= len; i++) {
+		char c = i < len ? d[i] : '.';
+
+		if (c == '.') {
+			if (label == 0)
+				return "empty label in domain";
+			if (d[i - label] == '-' || d[i - 1] == '-')
+				return "domain label starts or ends with '-'";
+			label = 0;
+			continue;
+		}
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '-'))
+			return "domain may contain only letters, digits, '-' "
+			    "and '.' (write internationalized names in their "
+			    "xn-- form)";
+		if (++label > 63)
+			return "domain label longer than 63 octets";
+	}
+	return NULL;
+}
+
+/* A dot-atom local part (RFC 5322 section 3.2.3), at most 64 octets
+ * (RFC 5321 section 4.5.3.1.1). Quoted local parts are not accepted
+ * for accounts. */
+static const char *
+store_check_local(const char *l, size_t len)
+{
+	if (len == 0)
+		return "empty local part";
+	if (len > 64)
+		return "local part longer than 64 octets";
+	for (size_t i = 0; i < len; i++) {
+		if (l[i] == '.') {
+			if (i == 0 || i == len - 1 || l[i + 1] == '.')
+				return "local part has a '.' at its start or "
+				    "end or two in a row";
+		} else if (!store_is_atext(l[i])) {
+			return "local part may contain only letters, digits, "
+			    "'.' and !#$%&'*+-=?^_`{|}~";
+		}
+	}
+	return NULL;
+}
+
+int
+store_address_canonical(const char *address, char *buf, size_t size,
+    const char **error_r)
+{
+	size_t len = strlen(address), ats = 0;
+	const char *at = NULL, *reason;
+
+	if (len > STORE_ADDRESS_MAX) {
+		*error_r = "address longer than 254 octets";
+		return -1;
+	}
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)address[i];
+
+		if (c <= 0x20 || c == 0x7f) {
+			*error_r = "address contains a space or control "
+			    "character";
+			return -1;
+		}
+		if (c >= 0x80) {
+			/* XXX: SMTPUTF8 (RFC 6531) addresses are not
+			 * supported yet. */
+			*error_r = "address contains non-ASCII characters";
+			return -1;
+		}
+		if (c == '@') {
+			ats++;
+			at = address + i;
+		}
+	}
+	if (ats != 1 || at == NULL) {
+		*error_r = "address must contain exactly one '@'";
+		return -1;
+	}
+	if ((reason = store_check_local(address, (size_t)(at - address))) !=
+	    NULL || (reason = store_check_domain(at + 1,
+	    len - (size_t)(at - address) - 1)) != NULL) {
+		*error_r = reason;
+		return -1;
+	}
+	if (size <= len) {
+		*error_r = "address buffer too small";
+		return -1;
+	}
+	for (size_t i = 0; i <= len; i++)
+		buf[i] = store_lower(address[i]);
+	return 0;
+}
+
+int
+store_domain_canonical(const char *domain, char *buf, size_t size,
+    const char **error_r)
+{
+	size_t len = strlen(domain);
+	const char *reason;
+
+	if ((reason = store_check_domain(domain, len)) != NULL) {
+		*error_r = reason;
+		return -1;
+	}
+	if (size <= len) {
+		*error_r = "domain buffer too small";
+		return -1;
+	}
+	for (size_t i = 0; i <= len; i++)
+		buf[i] = store_lower(domain[i]);
+	return 0;
+}
+
+/*
+ * For look-ups: lower-case text into buf. 1 when it cannot be a stored
+ * name (too long, spaces, control or non-ASCII bytes), which the caller
+ * answers as "not found" without asking the backend.
+ */
+static int
+store_lookup_key(const char *text, char buf[STORE_ADDRESS_MAX + 1])
+{
+	size_t len = strlen(text);
+
+	if (len > STORE_ADDRESS_MAX)
+		return 1;
+	for (size_t i = 0; i <= len; i++) {
+		unsigned char c = (unsigned char)text[i];
+
+		if (i < len && (c <= 0x20 || c >= 0x7f))
+			return 1;
+		buf[i] = store_lower((char)c);
+	}
+	return 0;
+}
+
+/* Free text stored beside an account (the suspension reason), shown
+ * on one line to operators and the subscriber. */
+static const char *
+store_check_reason(const char *reason)
+{
+	if (strlen(reason) > STORE_REASON_MAX)
+		return "reason longer than 200 octets";
+	for (const unsigned char *p = (const unsigned char *)reason;
+	    *p != '\0'; p++) {
+		if (*p < 0x20 || *p == 0x7f)
+			return "reason contains a control character";
+	}
+	return NULL;
+}
+
+static const char *
+store_check_hash(const char *hash)
+{
+	if (hash == NULL || *hash == '\0')
+		return "empty password hash";
+	if (strlen(hash) > 512)
+		return "password hash too long";
+	for (const unsigned char *p = (const unsigned char *)hash;
+	    *p != '\0'; p++) {
+		if (*p <= 0x20 || *p >= 0x7f)
+			return "password hash contains a space, control or "
+			    "non-ASCII character";
+	}
+	return NULL;
+}
+
+struct store *
+store_open(const char *uri, const char **error_r)
+{
+	char quoted[STORE_QUOTE_SIZE];
+	const char *colon;
+	size_t n;
+
+	if (uri == NULL || *uri == '\0') {
+		store_open_error(error_r, "no store configured");
+		return NULL;
+	}
+	colon = strchr(uri, ':');
+	if (colon != NULL) {
+		n = (size_t)(colon - uri);
+		for (size_t i = 0; i < sizeof(store_backends) /
+		    sizeof(store_backends[0]); i++) {
+			const struct store_ops *ops = store_backends[i];
+
+			if (strlen(ops->scheme) == n &&
+			    strncmp(ops->scheme, uri, n) == 0)
+				return ops->open(colon + 1, error_r);
+		}
+	}
+	store_open_error(error_r, "unknown store '%s' (expected sqlite:PATH)",
+	    store_quote(quoted, sizeof(quoted), uri));
+	return NULL;
+}
+
+void
+store_close(struct store **st)
+{
+	struct store *s = *st;
+
+	if (s == NULL)
+		return;
+	*st = NULL;
+	str_deinit(&s->error);
+	s->ops->close(s);
+}
+
+int
+store_init_schema(struct store *st, const char **error_r)
+{
+	return st->ops->init_schema(st, error_r);
+}
+
+int
+store_domain_add(struct store *st, const char *domain, const char **error_r)
+{
+	char key[STORE_ADDRESS_MAX + 1], quoted[STORE_QUOTE_SIZE];
+	const char *reason;
+
+	if (store_domain_canonical(domain, key, sizeof(key), &reason) < 0) {
+		store_set_error(st, error_r, "invalid domain '%s': %s",
+		    store_quote(quoted, sizeof(quoted), domain), reason);
+		return -1;
+	}
+	return st->ops->domain_add(st, key, error_r);
+}
+
+int
+store_domain_del(struct store *st, const char *domain, const char **error_r)
+{
+	char key[STORE_ADDRESS_MAX + 1], quoted[STORE_QUOTE_SIZE];
+
+	if (store_lookup_key(domain, key) != 0) {
+		store_set_error(st, error_r, STORE_ERR_NO_DOMAIN,
+		    store_quote(quoted, sizeof(quoted), domain));
+		return 1;
+	}
+	return st->ops->domain_del(st, key, error_r);
+}
+
+int
+store_domain_exists(struct store *st, const char *domain, const char **error_r)
+{
+	char key[STORE_ADDRESS_MAX + 1];
+
+	if (store_lookup_key(domain, key) != 0)
+		return 1;
+	return st->ops->domain_exists(st, key, error_r);
+}
+
+int
+store_domain_list(struct store *st, struct str *out, const char **error_r)
+{
+	return st->ops->domain_list(st, out, error_r);
+}
+
+int
+store_account_add(struct store *st, const char *address,
+    const char *password_hash, const char **error_r)
+{
+	char key[STORE_ADDRESS_MAX + 1], quoted[STORE_QUOTE_SIZE];
+	const char *reason;
+
+	if (store_address_canonical(address, key, sizeof(key), &reason) < 0) {
+		store_set_error(st, error_r, "invalid address '%s': %s",
+		    store_quote(quoted, sizeof(quoted), address), reason);
+		return -1;
+	}
+	if ((reason = store_check_hash(password_hash)) != NULL) {
+		store_set_error(st, error_r, "%s", reason);
+		return -1;
+	}
+	return st->ops->account_add(st, key, password_hash, error_r);
+}
+
+int
+store_account_del(struct store *st, const char *address, const char **error_r)
+{
+	char key[STORE_ADDRESS_MAX + 1], quoted[STORE_QUOTE_SIZE];
+
+	if (store_lookup_key(address, key) != 0) {
+		store_set_error(st, error_r, STORE_ERR_NO_ACCOUNT,
+		    store_quote(quoted, sizeof(quoted), address));
+		return 1;
+	}
+	return st->ops->account_del(st, key, error_r);
+}
+
+int
+store_account_set_password(struct store *st, const char *address,
+    const char *password_hash, const char **error_r)
+{
+	char key[STORE_ADDRESS_MAX + 1], quoted[STORE_QUOTE_SIZE];
+	const char *reason;
+
+	if ((reason = store_check_hash(password_hash)) != NULL) {
+		store_set_error(st, error_r, "%s", reason);
+		return -1;
+	}
+	if (store_lookup_key(address, key) != 0) {
+		store_set_error(st, error_r, STORE_ERR_NO_ACCOUNT,
+		    store_quote(quoted, sizeof(quoted), address));
+		return 1;
+	}
+	return st->ops->account_set_password(st, key, password_hash, error_r);
+}
+
+int
+store_account_set_suspended(struct store *st, const char *address,
+    int suspended, const char *reason, const char **error_r)
+{
+	char key[STORE_ADDRESS_MAX + 1], quoted[STORE_QUOTE_SIZE];
+	const char *why;
+
+	/* No reason outlives its suspension; an empty one is none. */
+	if (!suspended || (reason != NULL && *reason == '\0'))
+		reason = NULL;
+	if (reason != NULL && (why = store_check_reason(reason)) != NULL) {
+		store_set_error(st, error_r, "%s", why);
+		return -1;
+	}
+	if (store_lookup_key(address, key) != 0) {
+		store_set_error(st, error_r, STORE_ERR_NO_ACCOUNT,
+		    store_quote(quoted, sizeof(quoted), address));
+		return 1;
+	}
+	return st->ops->account_set_suspended(st, key, suspended ? 1 : 0,
+	    reason, error_r);
+}
+
+int
+store_account_get(struct store *st, const char *address, struct account *a,
+    const char **error_r)
+{
+	char key[STORE_ADDRESS_MAX + 1];
+
+	if (store_lookup_key(address, key) != 0)
+		return 1;
+	return st->ops->account_get(st, key, a, error_r);
+}
+
+int
+store_account_list(struct store *st, const char *domain, struct str *out,
+    const char **error_r)
+{
+	char key[STORE_ADDRESS_MAX + 1], quoted[STORE_QUOTE_SIZE];
+
+	if (domain == NULL)
+		return st->ops->account_list(st, NULL, out, error_r);
+	if (store_lookup_key(domain, key) != 0) {
+		store_set_error(st, error_r, STORE_ERR_NO_DOMAIN,
+		    store_quote(quoted, sizeof(quoted), domain));
+		return 1;
+	}
+	return st->ops->account_list(st, key, out, error_r);
+}
+
+int
+store_alias_add(struct store *st, const char *alias, const char *target,
+    const char **error_r)
+{
+	char key[STORE_ADDRESS_MAX + 1], tkey[STORE_ADDRESS_MAX + 1];
+	char quoted[STORE_QUOTE_SIZE];
+	const char *reason;
+
+	if (store_address_canonical(alias, key, sizeof(key), &reason) < 0) {
+		store_set_error(st, error_r, "invalid alias '%s': %s",
+		    store_quote(quoted, sizeof(quoted), alias), reason);
+		return -1;
+	}
+	if (store_lookup_key(target, tkey) != 0) {
+		store_set_error(st, error_r, STORE_ERR_NO_ACCOUNT,
+		    store_quote(quoted, sizeof(quoted), target));
+		return -1;
+	}
+	return st->ops->alias_add(st, key, tkey, error_r);
+}
+
+int
+store_alias_del(struct store *st, const char *alias, const char **error_r)
+{
+	char key[STORE_ADDRESS_MAX + 1], quoted[STORE_QUOTE_SIZE];
+
+	if (store_lookup_key(alias, key) != 0) {
+		store_set_error(st, error_r, STORE_ERR_NO_ALIAS,
+		    store_quote(quoted, sizeof(quoted), alias));
+		return 1;
+	}
+	return st->ops->alias_del(st, key, error_r);
+}
+
+int
+store_alias_list(struct store *st, const char *target, struct str *out,
+    const char **error_r)
+{
+	char key[STORE_ADDRESS_MAX + 1], quoted[STORE_QUOTE_SIZE];
+
+	if (target == NULL)
+		return st->ops->alias_list(st, NULL, out, error_r);
+	if (store_lookup_key(target, key) != 0) {
+		store_set_error(st, error_r, STORE_ERR_NO_ACCOUNT,
+		    store_quote(quoted, sizeof(quoted), target));
+		return 1;
+	}
+	return st->ops->alias_list(st, key, out, error_r);
+}
+
+int
+store_resolve_recipient(struct store *st, const char *address,
+    char **account_r, int *domain_local_r, const char **error_r)
+{
+	char key[STORE_ADDRESS_MAX + 1];
+	const char *at;
+	int ret;
+
+	*account_r = NULL;
+	*domain_local_r = 0;
+	if (store_lookup_key(address, key) == 0 && strchr(key, '@') != NULL) {
+		ret = st->ops->resolve_recipient(st, key, account_r,
+		    domain_local_r, error_r);
+		if (ret == 0)
+			*domain_local_r = 1;
+		return ret;
+	}
+	/* Not a name we could have stored; still say whether the domain is
+	 * ours, so the caller can tell "user unknown" from "relay denied". */
+	if ((at = strrchr(address, '@')) == NULL)
+		return 1;
+	ret = store_domain_exists(st, at + 1, error_r);
+	if (ret < 0)
+		return -1;
+	*domain_local_r = ret == 0;
+	return 1;
+}

@@ -1,0 +1,99 @@
+/*
+ * store_impl: what a store backend implements (private to src/store/).
+ *
+ * store.c owns the public functions: it checks and canonicalizes every
+ * address and domain, then calls the backend through its ops table. A
+ * backend therefore only ever sees canonical text: lower-case ASCII,
+ * addresses with exactly one '@', at most STORE_ADDRESS_MAX octets. For
+ * look-ups the text was only lower-cased, so it may be any string a
+ * client sent; bind it, never build SQL with it.
+ *
+ * A backend handle embeds struct store as its first member. The ops
+ * return the codes of store.h and set errors with store_set_error(), so
+ * the texts below read the same whatever the backend.
+ */
+#ifndef SEKISHO_STORE_IMPL_H
+#define SEKISHO_STORE_IMPL_H
+
+#include "../core/str.h"
+#include "store.h"
+
+struct store_ops {
+	const char *scheme;	/* "sqlite" for "sqlite:PATH" */
+
+	/* location: the URI after "scheme:". NULL with *error_r set (a
+	 * string from store_open_error()) on failure. */
+	struct store *(*open)(const char *location, const char **error_r);
+	void (*close)(struct store *st);
+
+	int (*init_schema)(struct store *st, const char **error_r);
+
+	int (*domain_add)(struct store *st, const char *domain,
+	    const char **error_r);
+	int (*domain_del)(struct store *st, const char *domain,
+	    const char **error_r);
+	int (*domain_exists)(struct store *st, const char *domain,
+	    const char **error_r);
+	int (*domain_list)(struct store *st, struct str *out,
+	    const char **error_r);
+
+	int (*account_add)(struct store *st, const char *address,
+	    const char *password_hash, const char **error_r);
+	int (*account_del)(struct store *st, const char *address,
+	    const char **error_r);
+	int (*account_set_password)(struct store *st, const char *address,
+	    const char *password_hash, const char **error_r);
+	int (*account_set_suspended)(struct store *st, const char *address,
+	    int suspended, const char *reason, const char **error_r);
+	int (*account_get)(struct store *st, const char *address,
+	    struct account *a, const char **error_r);
+	int (*account_list)(struct store *st, const char *domain,
+	    struct str *out, const char **error_r);
+
+	int (*alias_add)(struct store *st, const char *alias,
+	    const char *target, const char **error_r);
+	int (*alias_del)(struct store *st, const char *alias,
+	    const char **error_r);
+	int (*alias_list)(struct store *st, const char *target,
+	    struct str *out, const char **error_r);
+
+	/* Account first, then alias; 1 when neither. *domain_local_r
+	 * is set only on 1 (store.c sets it on 0). */
+	int (*resolve_recipient)(struct store *st, const char *address,
+	    char **account_r, int *domain_local_r, const char **error_r);
+};
+
+struct store {
+	const struct store_ops	*ops;
+	struct str		 error;	/* the handle-owned error text */
+};
+
+/* Error texts shared by the backends, so they read the same. */
+#define STORE_ERR_NO_DOMAIN	"no such domain '%s'"
+#define STORE_ERR_DOMAIN_EXISTS	"domain '%s' already exists"
+#define STORE_ERR_DOMAIN_USED	"domain '%s' still has %lld account(s) " \
+				"and %lld alias(es); delete them first"
+#define STORE_ERR_NO_ACCOUNT	"no such account '%s'"
+#define STORE_ERR_ACCOUNT_EXISTS "account '%s' already exists"
+#define STORE_ERR_IS_ALIAS	"'%s' is already an alias"
+#define STORE_ERR_NO_ALIAS	"no such alias '%s'"
+#define STORE_ERR_ALIAS_EXISTS	"alias '%s' already exists"
+#define STORE_ERR_IS_ACCOUNT	"'%s' is already an account"
+
+/* Set the handle's error text and *error_r to it. */
+void store_set_error(struct store *st, const char **error_r,
+    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Same for store_open failures, where there is no handle yet: a
+ * per-thread buffer, valid until the next store_open in that thread. */
+void store_open_error(const char **error_r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* The domain part of a canonical address. */
+const char *store_address_domain(const char *address);
+
+/* A backend's open calls this on its new handle; store_close releases
+ * what it set up before calling the backend's close. */
+void store_base_init(struct store *st, const struct store_ops *ops);
+
+extern const struct store_ops store_sqlite_ops;
+
+#endif
