@@ -87,6 +87,12 @@ struct config {
  * A missing file is "FILE: cannot open: strerror".
  */
 int config_load(const char *path, struct config **conf_r, struct str *errors);
+/*
+ * The same, from memory: name is used in messages and as conf->path.
+ * buf need not be NUL-terminated (config_load and the fuzzer use it).
+ */
+int config_load_buffer(const char *name, const char *buf, size_t len,
+    struct config **conf_r, struct str *errors);
 
 /* The built-in defaults only (no file). */
 struct config *config_defaults(void);
@@ -101,7 +107,12 @@ void config_print(FILE *fp, const struct config *conf);
 
 const char *config_role_name(enum listen_role role);
 
-/* CIDR helpers (also used for trusted networks by later parts). */
+/*
+ * CIDR helpers (also used for trusted networks by later parts).
+ * cidr_parse takes "192.0.2.0/24", "2001:db8::/32" or one address (/32,
+ * /128); returns 0, or -1 if text is not that or has bits set after the
+ * prefix. An IPv4-mapped network (::ffff:192.0.2.0/120) is stored as IPv4.
+ */
 int cidr_parse(const char *text, struct cidr *out);
 /* 1 if the socket address is inside one of the networks. */
 int cidr_match(const struct cidr *list, size_t count,

@@ -1,0 +1,1491 @@
+/*
+ * config: the configuration file. config_defs[] below is the one table
+ * that is the truth about every key: its name (also the struct config
+ * field, so a row cannot name the wrong field), type, default written as
+ * it would be in the file and parsed by the same code, bounds and one line
+ * of help. Defaults, "config defaults", config_print() and docs/config.md
+ * are all produced from it (tmux options-table.c, Postfix postconf -d).
+ *
+ * Loading never stops at the first error: every bad line is reported as
+ * "FILE:LINE: what is wrong" so one edit-check cycle fixes them all.
+ */
+#include <sys/types.h>
+#include <sys/stat.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "str.h"
+#include "xmalloc.h"
+
+#define nitems(a)	(sizeof(a) / sizeof((a)[0]))
+
+/* A config file is short; anything bigger is a mistake (a log file?). */
+#define CONFIG_MAX_FILE	(1024 * 1024)
+#define CONFIG_MAX_LINE	4096
+
+#define KIB	1024LL
+#define MIB	(1024LL * KIB)
+#define GIB	(1024LL * MIB)
+#define MINUTE	60LL
+#define HOUR	(60LL * MINUTE)
+#define DAY	(24LL * HOUR)
+
+enum config_type {
+	CONFIG_STRING,
+	CONFIG_INT,		/* int */
+	CONFIG_BOOL,		/* int, 0 or 1 */
+	CONFIG_SIZE,		/* size_t, bytes */
+	CONFIG_DURATION,	/* int, seconds */
+	CONFIG_ENUM,		/* int (a C enum): index into words */
+	CONFIG_ENUM_STR,	/* char *: one of words, as written there */
+	CONFIG_LISTEN,		/* struct listen_conf[] + size_t count */
+	CONFIG_CIDR,		/* struct cidr[] + size_t count */
+};
+
+#define CONFIG_F_EMPTY_OK	0x01	/* a string that may be empty */
+#define CONFIG_F_SYSHOST	0x02	/* empty means gethostname() */
+
+struct config_def {
+	const char	*name;
+	enum config_type type;
+	const char	*def;		/* as in a file; '\n' between items */
+	long long	 min, max;	/* int, size, duration */
+	const char *const *words;	/* enums, NULL-terminated */
+	int		 flags;
+	/* Extra check of a string value; appends the reason to why. */
+	int		(*check)(const char *value, struct str *why);
+	size_t		 off;		/* of the field in struct config */
+	size_t		 count_off;	/* lists: of the item count */
+	const char	*help;
+};
+
+static int config_check_hostname(const char *, struct str *);
+static int config_check_store(const char *, struct str *);
+static int config_check_abs_path(const char *, struct str *);
+
+#define OFF(field)	offsetof(struct config, field)
+#define ROW_STR(n, d, fl, chk, h) \
+	{ #n, CONFIG_STRING, d, 0, 0, NULL, fl, chk, OFF(n), 0, h }
+#define ROW_NUM(n, t, d, lo, hi, h) \
+	{ #n, t, d, lo, hi, NULL, 0, NULL, OFF(n), 0, h }
+#define ROW_BOOL(n, d, h) \
+	{ #n, CONFIG_BOOL, d, 0, 0, NULL, 0, NULL, OFF(n), 0, h }
+#define ROW_ENUM(n, t, d, w, h) \
+	{ #n, t, d, 0, 0, (const char *const[])w, 0, NULL, OFF(n), 0, h }
+#define ROW_LIST(n, t, d, h) \
+	{ #n, t, d, 0, 0, NULL, 0, NULL, OFF(n), OFF(n##_count), h }
+#define WORDS(...)	{ __VA_ARGS__, NULL }
+
+/*
+ * The table. Adding a key: a field in struct config (config.h) and a row
+ * here; the row's name is the field's name. Rows print in this order.
+ */
+static const struct config_def config_defs[] = {
+	ROW_STR(hostname, "", CONFIG_F_EMPTY_OK | CONFIG_F_SYSHOST,
+	    config_check_hostname,
+	    "Name this server uses in greetings and Received headers."),
+	ROW_LIST(listen, CONFIG_LISTEN,
+	    "mx *:25\nsubmission *:587\nsubmissions *:465",
+	    "Where to accept SMTP connections; one listener per line."),
+	ROW_STR(store, "sqlite:/var/lib/sekisho/sekisho.db", 0,
+	    config_check_store,
+	    "Account database, as sqlite:ABSOLUTE-PATH."),
+	ROW_STR(spool_dir, "/var/spool/sekisho", 0, config_check_abs_path,
+	    "Directory of the mail queue (absolute path)."),
+	ROW_STR(maildir_root, "/var/lib/sekisho/mail", 0,
+	    config_check_abs_path,
+	    "Mailboxes live in ROOT/DOMAIN/LOCALPART/Maildir "
+	    "(absolute path)."),
+	ROW_STR(tls_cert, "/etc/sekisho/tls/cert.pem", 0,
+	    config_check_abs_path,
+	    "PEM file with the certificate chain, server certificate first."),
+	ROW_STR(tls_key, "/etc/sekisho/tls/key.pem", 0, config_check_abs_path,
+	    "PEM file with the private key of tls_cert."),
+	ROW_ENUM(tls_min_protocol, CONFIG_ENUM_STR, "TLSv1.2",
+	    WORDS("TLSv1.2", "TLSv1.3"),
+	    "Oldest TLS version accepted."),
+	ROW_STR(tls_ciphers,
+	    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+	    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+	    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305",
+	    0, NULL,
+	    "OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are "
+	    "OpenSSL's defaults)."),
+	ROW_NUM(workers, CONFIG_INT, "0", 0, 64,
+	    "Number of session event loops; 0 means one per CPU core."),
+	ROW_NUM(backend_threads, CONFIG_INT, "4", 1, 64,
+	    "Threads for blocking work (password hashing, database, fsync)."),
+	ROW_NUM(max_connections, CONFIG_INT, "1000", 1, 1000000,
+	    "Most client connections open at once, over all listeners."),
+	ROW_NUM(max_connections_per_ip, CONFIG_INT, "20", 1, 100000,
+	    "Most connections open at once from one client address."),
+	ROW_LIST(proxy_trusted, CONFIG_CIDR, "",
+	    "Networks of load balancers whose PROXY headers are believed."),
+	ROW_NUM(proxy_timeout, CONFIG_DURATION, "5s", 1, 300,
+	    "Time allowed for the PROXY header to arrive."),
+	ROW_NUM(smtp_line_length_limit, CONFIG_SIZE, "2048", 512, 64 * KIB,
+	    "Longest SMTP command line, CRLF included (RFC 5321 4.5.3.1.4)."),
+	ROW_NUM(smtp_data_line_length_limit, CONFIG_SIZE, "998", 78, MIB,
+	    "Longest line of message data, CRLF excluded (RFC 5322 2.1.1)."),
+	ROW_NUM(message_size_limit, CONFIG_SIZE, "25M", KIB, 2 * GIB,
+	    "Largest message accepted, announced in EHLO SIZE (RFC 1870)."),
+	ROW_NUM(smtp_max_recipients, CONFIG_INT, "100", 1, 100000,
+	    "Most RCPT TO accepted in one transaction."),
+	ROW_NUM(smtp_max_errors, CONFIG_INT, "10", 1, 1000,
+	    "Bad commands allowed in a session before it is closed."),
+	ROW_NUM(smtp_timeout, CONFIG_DURATION, "300s", 1, HOUR,
+	    "Time allowed for each SMTP command (RFC 5321 4.5.3.2.7)."),
+	ROW_NUM(smtp_data_timeout, CONFIG_DURATION, "600s", 1, DAY,
+	    "Time allowed for the whole message after DATA."),
+	/* Word order is enum auth_without_tls order. */
+	ROW_ENUM(submission_auth_without_tls, CONFIG_ENUM, "never",
+	    WORDS("never", "loopback"),
+	    "Allow AUTH on submission without TLS: never, or from "
+	    "loopback only."),
+	ROW_BOOL(received_show_account, "no",
+	    "Name the authenticated account in the Received header."),
+	ROW_ENUM(log_level, CONFIG_ENUM_STR, "info",
+	    WORDS("warn", "info", "debug"),
+	    "Least important log messages that are still written."),
+};
+
+#define CONFIG_NDEFS	nitems(config_defs)
+
+_Static_assert(sizeof(enum auth_without_tls) == sizeof(int),
+    "CONFIG_ENUM fields are stored as int");
+
+/* What a loading pass knows beyond struct config. */
+struct config_loader {
+	const char	*name;		/* file name in messages */
+	struct config	*conf;
+	struct str	*errors;
+	int		 nerrors;
+	size_t		 line;		/* current line, 1-based */
+	size_t		 set_line[CONFIG_NDEFS];  /* first line, 0 = never */
+	int		 bad[CONFIG_NDEFS];	/* a value was rejected */
+	size_t		*item_lines[CONFIG_NDEFS]; /* list items' lines */
+};
+
+static const char *const config_role_names[] = {
+	[LISTEN_MX] = "mx",
+	[LISTEN_SUBMISSION] = "submission",
+	[LISTEN_SUBMISSIONS] = "submissions",
+};
+
+const char *
+config_role_name(enum listen_role role)
+{
+	if ((size_t)role >= nitems(config_role_names))
+		return "unknown";
+	return config_role_names[role];
+}
+
+static void *
+config_field(struct config *conf, const struct config_def *def)
+{
+	return (char *)conf + def->off;
+}
+
+static const void *
+config_cfield(const struct config *conf, const struct config_def *def)
+{
+	return (const char *)conf + def->off;
+}
+
+static size_t *
+config_count(struct config *conf, const struct config_def *def)
+{
+	return (size_t *)(void *)((char *)conf + def->count_off);
+}
+
+static size_t
+config_ccount(const struct config *conf, const struct config_def *def)
+{
+	return *(const size_t *)(const void *)
+	    ((const char *)conf + def->count_off);
+}
+
+static int
+config_is_list(const struct config_def *def)
+{
+	return def->type == CONFIG_LISTEN || def->type == CONFIG_CIDR;
+}
+
+static int
+config_is_number(const struct config_def *def)
+{
+	return def->type == CONFIG_INT || def->type == CONFIG_SIZE ||
+	    def->type == CONFIG_DURATION;
+}
+
+/* --- numbers -------------------------------------------------------- */
+
+/*
+ * Decimal digits with an optional suffix among suffixes (mult[i] for
+ * suffixes[i]) and, when negative_ok, a leading '-'. Returns -1 on bad
+ * syntax, 1 when the value does not fit in a long long (*v_r is then
+ * LLONG_MIN or LLONG_MAX), 0 otherwise.
+ */
+static int
+config_parse_number(const char *text, int negative_ok, const char *suffixes,
+    const long long *mult, long long *v_r)
+{
+	const char *p = text;
+	long long v = 0, m = 1;
+	int neg = 0, overflow = 0;
+
+	if (*p == '-' && negative_ok) {
+		neg = 1;
+		p++;
+	}
+	if (*p < '0' || *p > '9')
+		return -1;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (v > (LLONG_MAX - (*p - '0')) / 10)
+			overflow = 1;
+		else
+			v = v * 10 + (*p - '0');
+	}
+	if (*p != '\0') {
+		const char *s = suffixes == NULL ? NULL : strchr(suffixes, *p);
+
+		if (s == NULL || p[1] != '\0')
+			return -1;
+		m = mult[s - suffixes];
+	}
+	if (!overflow && v > LLONG_MAX / m)
+		overflow = 1;
+	if (overflow) {
+		*v_r = neg ? LLONG_MIN : LLONG_MAX;
+		return 1;
+	}
+	*v_r = neg ? -v * m : v * m;
+	return 0;
+}
+
+static const long long config_size_mult[] = { KIB, KIB, MIB, GIB };
+static const char config_size_suffixes[] = "kKMG";
+static const long long config_dur_mult[] = { 1, MINUTE, HOUR, DAY };
+static const char config_dur_suffixes[] = "smhd";
+
+/* Largest exact suffix: 2048 -> "2K", 300 -> "5m", 998 -> "998". */
+static void
+config_format_number(struct str *out, enum config_type type, long long v)
+{
+	static const long long size_m[] = { GIB, MIB, KIB };
+	static const char size_s[] = "GMK";
+	static const long long dur_m[] = { DAY, HOUR, MINUTE };
+	static const char dur_s[] = "dhm";
+	size_t i;
+
+	if (type == CONFIG_SIZE && v != 0) {
+		for (i = 0; i < nitems(size_m); i++)
+			if (v % size_m[i] == 0) {
+				str_printf(out, "%lld%c", v / size_m[i],
+				    size_s[i]);
+				return;
+			}
+	} else if (type == CONFIG_DURATION && v != 0) {
+		for (i = 0; i < nitems(dur_m); i++)
+			if (v % dur_m[i] == 0) {
+				str_printf(out, "%lld%c", v / dur_m[i],
+				    dur_s[i]);
+				return;
+			}
+	}
+	str_printf(out, "%lld%s", v, type == CONFIG_DURATION ? "s" : "");
+}
+
+static int
+config_set_number(const struct config_def *def, struct config *conf,
+    const char *text, struct str *why)
+{
+	long long v;
+	int r;
+
+	switch (def->type) {
+	case CONFIG_INT:
+		r = config_parse_number(text, 1, NULL, NULL, &v);
+		if (r < 0) {
+			str_printf(why, "bad number '%s' "
+			    "(expected a decimal integer)", text);
+			return -1;
+		}
+		break;
+	case CONFIG_SIZE:
+		r = config_parse_number(text, 0, config_size_suffixes,
+		    config_size_mult, &v);
+		if (r < 0) {
+			str_printf(why, "bad size '%s' "
+			    "(expected e.g. 2048, 64K, 25M, 2G)", text);
+			return -1;
+		}
+		break;
+	default:
+		r = config_parse_number(text, 0, config_dur_suffixes,
+		    config_dur_mult, &v);
+		if (r < 0) {
+			str_printf(why, "bad duration '%s' "
+			    "(expected e.g. 300s, 5m, 1h)", text);
+			return -1;
+		}
+		break;
+	}
+	if (v < def->min || v > def->max) {
+		str_printf(why, "%s is %s the %s ", text,
+		    v < def->min ? "below" : "above",
+		    v < def->min ? "minimum" : "maximum");
+		config_format_number(why, def->type,
+		    v < def->min ? def->min : def->max);
+		return -1;
+	}
+	if (def->type == CONFIG_SIZE)
+		*(size_t *)config_field(conf, def) = (size_t)v;
+	else
+		*(int *)config_field(conf, def) = (int)v;
+	return 0;
+}
+
+static long long
+config_get_number(const struct config_def *def, const struct config *conf)
+{
+	if (def->type == CONFIG_SIZE)
+		return (long long)*(const size_t *)config_cfield(conf, def);
+	return *(const int *)config_cfield(conf, def);
+}
+
+/* --- bool and enums ------------------------------------------------- */
+
+static int
+config_set_bool(const struct config_def *def, struct config *conf,
+    const char *text, struct str *why)
+{
+	static const char *const yes[] = { "yes", "on", "true", "1" };
+	static const char *const no[] = { "no", "off", "false", "0" };
+	size_t i;
+
+	for (i = 0; i < nitems(yes); i++) {
+		if (strcasecmp(text, yes[i]) == 0) {
+			*(int *)config_field(conf, def) = 1;
+			return 0;
+		}
+		if (strcasecmp(text, no[i]) == 0) {
+			*(int *)config_field(conf, def) = 0;
+			return 0;
+		}
+	}
+	str_printf(why, "bad boolean '%s' (expected yes or no)", text);
+	return -1;
+}
+
+static void
+config_append_words(struct str *out, const struct config_def *def,
+    const char *quote)
+{
+	size_t i;
+
+	for (i = 0; def->words[i] != NULL; i++)
+		str_printf(out, "%s%s%s%s", i > 0 ? ", " : "", quote,
+		    def->words[i], quote);
+}
+
+static int
+config_set_enum(const struct config_def *def, struct config *conf,
+    const char *text, struct str *why)
+{
+	size_t i;
+
+	for (i = 0; def->words[i] != NULL; i++) {
+		if (strcasecmp(text, def->words[i]) != 0)
+			continue;
+		if (def->type == CONFIG_ENUM)
+			*(int *)config_field(conf, def) = (int)i;
+		else {
+			char **p = config_field(conf, def);
+
+			free(*p);
+			*p = xstrdup(def->words[i]);
+		}
+		return 0;
+	}
+	str_printf(why, "bad value '%s' (expected one of: ", text);
+	config_append_words(why, def, "");
+	str_append(why, ")");
+	return -1;
+}
+
+/* --- strings -------------------------------------------------------- */
+
+/* A DNS name (RFC 1035 2.3.1 letters, digits, hyphen; RFC 1123 2.1). */
+static int
+config_check_hostname(const char *value, struct str *why)
+{
+	size_t label = 0, len = strlen(value);
+	const char *p;
+
+	if (len > 253)
+		goto bad;
+	for (p = value; *p != '\0'; p++) {
+		if (*p == '.') {
+			if (label == 0)
+				goto bad;
+			label = 0;
+			continue;
+		}
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || *p == '-') || ++label > 63)
+			goto bad;
+	}
+	if (len > 0 && label == 0)
+		goto bad;
+	return 0;
+bad:
+	str_printf(why, "'%s' is not a valid host name", value);
+	return -1;
+}
+
+static int
+config_check_abs_path(const char *value, struct str *why)
+{
+	if (value[0] == '/')
+		return 0;
+	str_printf(why, "'%s' is not an absolute path", value);
+	return -1;
+}
+
+/* XXX: only SQLite until the PostgreSQL store exists. */
+static int
+config_check_store(const char *value, struct str *why)
+{
+	if (strncmp(value, "sqlite:", 7) == 0 && value[7] == '/')
+		return 0;
+	str_printf(why, "unsupported store '%s' "
+	    "(expected sqlite:/absolute/path.db)", value);
+	return -1;
+}
+
+static int
+config_set_string(const struct config_def *def, struct config *conf,
+    const char *text, struct str *why)
+{
+	char **p = config_field(conf, def);
+
+	if (def->check != NULL && def->check(text, why) < 0)
+		return -1;
+	free(*p);
+	*p = xstrdup(text);
+	return 0;
+}
+
+/* --- networks ------------------------------------------------------- */
+
+/* Address with optional /prefix; host bits are not checked. */
+static int
+cidr_parse_raw(const char *text, struct cidr *out)
+{
+	char addr[INET6_ADDRSTRLEN + 1];
+	const char *slash = strchr(text, '/');
+	size_t alen = slash == NULL ? strlen(text) : (size_t)(slash - text);
+	int max;
+
+	if (alen == 0 || alen >= sizeof(addr))
+		return -1;
+	memcpy(addr, text, alen);
+	addr[alen] = '\0';
+	memset(out, 0, sizeof(*out));
+	if (inet_pton(AF_INET, addr, out->addr) == 1) {
+		out->family = AF_INET;
+		max = 32;
+	} else if (inet_pton(AF_INET6, addr, out->addr) == 1) {
+		out->family = AF_INET6;
+		max = 128;
+	} else
+		return -1;
+	out->prefix = max;
+	if (slash != NULL) {
+		const char *p = slash + 1;
+		int n = 0;
+
+		if (*p < '0' || *p > '9')
+			return -1;
+		for (; *p >= '0' && *p <= '9'; p++) {
+			n = n * 10 + (*p - '0');
+			if (n > max)
+				return -1;
+		}
+		if (*p != '\0')
+			return -1;
+		out->prefix = n;
+	}
+	/*
+	 * An IPv4-mapped network (RFC 4291 2.5.5.2) is an IPv4 network:
+	 * stored as AF_INET so that it matches IPv4 clients.
+	 */
+	if (out->family == AF_INET6 && out->prefix >= 96 &&
+	    IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)(void *)out->addr)) {
+		memmove(out->addr, out->addr + 12, 4);
+		memset(out->addr + 4, 0, 12);
+		out->family = AF_INET;
+		out->prefix -= 96;
+	}
+	return 0;
+}
+
+/* Does addr (of the network's family) fall inside net? */
+static int
+cidr_contains(const struct cidr *net, const uint8_t *addr)
+{
+	int full = net->prefix / 8, rest = net->prefix % 8;
+
+	if (memcmp(net->addr, addr, (size_t)full) != 0)
+		return 0;
+	if (rest == 0)
+		return 1;
+	uint8_t mask = (uint8_t)(0xff << (8 - rest));
+	return (net->addr[full] & mask) == (addr[full] & mask);
+}
+
+/* Clear the host bits; returns 1 if any was set. */
+static int
+cidr_clear_host_bits(struct cidr *net)
+{
+	int len = net->family == AF_INET ? 4 : 16, i, changed = 0;
+
+	for (i = 0; i < len; i++) {
+		int bits = net->prefix - i * 8;
+		uint8_t mask = bits >= 8 ? 0xff :
+		    bits <= 0 ? 0 : (uint8_t)(0xff << (8 - bits));
+
+		if ((net->addr[i] & ~mask) != 0)
+			changed = 1;
+		net->addr[i] &= mask;
+	}
+	return changed;
+}
+
+int
+cidr_parse(const char *text, struct cidr *out)
+{
+	struct cidr c;
+
+	if (cidr_parse_raw(text, &c) < 0 || cidr_clear_host_bits(&c))
+		return -1;
+	*out = c;
+	return 0;
+}
+
+int
+cidr_match(const struct cidr *list, size_t count, const struct sockaddr *sa)
+{
+	const uint8_t *addr;
+	int family;
+	size_t i;
+
+	if (sa == NULL)
+		return 0;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *sin = (const void *)sa;
+
+		family = AF_INET;
+		addr = (const uint8_t *)&sin->sin_addr;
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const void *)sa;
+
+		family = AF_INET6;
+		addr = (const uint8_t *)&sin6->sin6_addr;
+		/* A v4 client on a dual-stack socket (RFC 4291 2.5.5.2). */
+		if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
+			family = AF_INET;
+			addr += 12;
+		}
+	} else
+		return 0;
+	for (i = 0; i < count; i++)
+		if (list[i].family == family && cidr_contains(&list[i], addr))
+			return 1;
+	return 0;
+}
+
+static void
+config_format_cidr(struct str *out, const struct cidr *c)
+{
+	char buf[INET6_ADDRSTRLEN];
+
+	if (inet_ntop(c->family, c->addr, buf, sizeof(buf)) == NULL)
+		xstrlcpy(buf, "?", sizeof(buf));
+	str_printf(out, "%s/%d", buf, c->prefix);
+}
+
+static int
+config_add_cidr(const struct config_def *def, struct config *conf,
+    const char *text, struct str *why)
+{
+	struct cidr **list = config_field(conf, def);
+	size_t *count = config_count(conf, def);
+	struct cidr c;
+
+	if (cidr_parse_raw(text, &c) < 0) {
+		str_printf(why, "bad network '%s' (expected e.g. "
+		    "192.0.2.0/24, 2001:db8::/32 or one address)", text);
+		return -1;
+	}
+	if (cidr_clear_host_bits(&c)) {
+		str_printf(why, "'%s' has host bits set (did you mean ", text);
+		config_format_cidr(why, &c);
+		str_append(why, "?)");
+		return -1;
+	}
+	*list = xreallocarray(*list, *count + 1, sizeof(**list));
+	(*list)[(*count)++] = c;
+	return 0;
+}
+
+/* --- listeners ------------------------------------------------------ */
+
+static void
+config_format_hostport(struct str *out, const struct listen_conf *l)
+{
+	if (strchr(l->host, ':') != NULL)
+		str_printf(out, "[%s]:%s", l->host, l->port);
+	else
+		str_printf(out, "%s:%s", l->host, l->port);
+}
+
+static void
+config_format_listen(struct str *out, const struct listen_conf *l)
+{
+	str_printf(out, "%s ", config_role_name(l->role));
+	config_format_hostport(out, l);
+	if (l->proxy)
+		str_append(out, " proxy");
+}
+
+/* "HOST:PORT": host "*", IPv4 or [IPv6], stored canonical, no brackets. */
+static int
+config_parse_hostport(const char *text, char **host_r, char **port_r,
+    struct str *why, const char *item)
+{
+	char host[INET6_ADDRSTRLEN + 1], canon[INET6_ADDRSTRLEN];
+	uint8_t addr[16];
+	const char *colon, *h = text, *p;
+	size_t hlen;
+	long port = 0;
+	int family = AF_INET;
+
+	if (text[0] == '[') {
+		const char *end = strchr(text, ']');
+
+		if (end == NULL || end[1] != ':')
+			goto badhost;
+		h = text + 1;
+		hlen = (size_t)(end - h);
+		colon = end + 1;
+		family = AF_INET6;
+	} else {
+		colon = strrchr(text, ':');
+		if (colon == NULL) {
+			str_printf(why, "missing port in '%s' "
+			    "(expected HOST:PORT)", item);
+			return -1;
+		}
+		hlen = (size_t)(colon - text);
+	}
+	if (hlen == 0 || hlen >= sizeof(host))
+		goto badhost;
+	memcpy(host, h, hlen);
+	host[hlen] = '\0';
+	if (family == AF_INET && strcmp(host, "*") == 0)
+		xstrlcpy(canon, "*", sizeof(canon));
+	else if (inet_pton(family, host, addr) != 1 ||
+	    inet_ntop(family, addr, canon, sizeof(canon)) == NULL)
+		goto badhost;
+
+	for (p = colon + 1; *p >= '0' && *p <= '9' && port <= 65535; p++)
+		port = port * 10 + (*p - '0');
+	if (p == colon + 1 || *p != '\0' || port < 1 || port > 65535) {
+		str_printf(why, "bad port '%s' in '%s' (expected 1 to 65535)",
+		    colon + 1, item);
+		return -1;
+	}
+	*host_r = xstrdup(canon);
+	*port_r = xasprintf("%ld", port);
+	return 0;
+badhost:
+	str_printf(why, "bad address '%s' in '%s' (expected IPv4:PORT, "
+	    "[IPv6]:PORT or *:PORT)", text, item);
+	return -1;
+}
+
+static int
+config_add_listen(const struct config_def *def, struct config *conf,
+    const char *text, struct str *why)
+{
+	struct listen_conf **list = config_field(conf, def);
+	size_t *count = config_count(conf, def);
+	struct listen_conf l;
+	char *copy = xstrdup(text), *tok[4], *save = NULL, *t;
+	size_t i, n = 0;
+	int ret = -1;
+
+	for (t = strtok_r(copy, " \t", &save); t != NULL;
+	    t = strtok_r(NULL, " \t", &save)) {
+		if (n == nitems(tok))
+			break;
+		tok[n++] = t;
+	}
+	if (n < 2 || n > 3) {
+		str_printf(why, "bad listener '%s' "
+		    "(expected ROLE HOST:PORT [proxy])", text);
+		goto done;
+	}
+	memset(&l, 0, sizeof(l));
+	for (i = 0; i < nitems(config_role_names); i++)
+		if (strcmp(tok[0], config_role_names[i]) == 0)
+			break;
+	if (i == nitems(config_role_names)) {
+		str_printf(why, "bad role '%s' in '%s' "
+		    "(expected mx, submission or submissions)", tok[0], text);
+		goto done;
+	}
+	l.role = (enum listen_role)i;
+	if (n == 3) {
+		if (strcmp(tok[2], "proxy") != 0) {
+			str_printf(why, "unexpected '%s' in '%s' "
+			    "(expected ROLE HOST:PORT [proxy])", tok[2], text);
+			goto done;
+		}
+		l.proxy = 1;
+	}
+	if (config_parse_hostport(tok[1], &l.host, &l.port, why, text) < 0)
+		goto done;
+	*list = xreallocarray(*list, *count + 1, sizeof(**list));
+	(*list)[(*count)++] = l;
+	ret = 0;
+done:
+	free(copy);
+	return ret;
+}
+
+/* --- one value ------------------------------------------------------ */
+
+static void
+config_free_value(const struct config_def *def, struct config *conf)
+{
+	size_t i, *count;
+
+	switch (def->type) {
+	case CONFIG_STRING:
+	case CONFIG_ENUM_STR:
+		xfree((char **)config_field(conf, def));
+		break;
+	case CONFIG_LISTEN: {
+		struct listen_conf **list = config_field(conf, def);
+
+		count = config_count(conf, def);
+		for (i = 0; i < *count; i++) {
+			free((*list)[i].host);
+			free((*list)[i].port);
+		}
+		xfree(list);
+		*count = 0;
+		break;
+	}
+	case CONFIG_CIDR:
+		xfree((struct cidr **)config_field(conf, def));
+		*config_count(conf, def) = 0;
+		break;
+	default:
+		break;
+	}
+}
+
+/* Set a scalar, or add one item to a list; the reason goes to why. */
+static int
+config_set_value(const struct config_def *def, struct config *conf,
+    const char *text, struct str *why)
+{
+	if (text[0] == '\0' && !(def->type == CONFIG_STRING &&
+	    (def->flags & CONFIG_F_EMPTY_OK))) {
+		str_append(why, "a value is required");
+		return -1;
+	}
+	switch (def->type) {
+	case CONFIG_STRING:
+		return config_set_string(def, conf, text, why);
+	case CONFIG_INT:
+	case CONFIG_SIZE:
+	case CONFIG_DURATION:
+		return config_set_number(def, conf, text, why);
+	case CONFIG_BOOL:
+		return config_set_bool(def, conf, text, why);
+	case CONFIG_ENUM:
+	case CONFIG_ENUM_STR:
+		return config_set_enum(def, conf, text, why);
+	case CONFIG_LISTEN:
+		return config_add_listen(def, conf, text, why);
+	case CONFIG_CIDR:
+		return config_add_cidr(def, conf, text, why);
+	}
+	fatalx("config: bad type %d", (int)def->type);
+}
+
+/* The value as it would be written in a file; list item i only. */
+static void
+config_format_value(struct str *out, const struct config_def *def,
+    const struct config *conf, size_t i)
+{
+	switch (def->type) {
+	case CONFIG_STRING:
+	case CONFIG_ENUM_STR: {
+		const char *s = *(char *const *)config_cfield(conf, def);
+
+		str_append(out, s == NULL ? "" : s);
+		break;
+	}
+	case CONFIG_INT:
+	case CONFIG_SIZE:
+	case CONFIG_DURATION:
+		config_format_number(out, def->type,
+		    config_get_number(def, conf));
+		break;
+	case CONFIG_BOOL:
+		str_append(out, *(const int *)config_cfield(conf, def) ?
+		    "yes" : "no");
+		break;
+	case CONFIG_ENUM:
+		str_append(out,
+		    def->words[*(const int *)config_cfield(conf, def)]);
+		break;
+	case CONFIG_LISTEN:
+		config_format_listen(out, &(*(struct listen_conf *const *)
+		    config_cfield(conf, def))[i]);
+		break;
+	case CONFIG_CIDR:
+		config_format_cidr(out, &(*(struct cidr *const *)
+		    config_cfield(conf, def))[i]);
+		break;
+	}
+}
+
+/* --- defaults ------------------------------------------------------- */
+
+static void
+config_fill_hostname(struct config *conf)
+{
+	char buf[256];
+
+	if (conf->hostname != NULL && conf->hostname[0] != '\0')
+		return;
+	if (gethostname(buf, sizeof(buf)) < 0 || buf[0] == '\0')
+		xstrlcpy(buf, "localhost", sizeof(buf));
+	buf[sizeof(buf) - 1] = '\0';
+	free(conf->hostname);
+	conf->hostname = xstrdup(buf);
+}
+
+/* Each row's default, parsed as if read from a file. */
+static struct config *
+config_new(void)
+{
+	struct config *conf = xcalloc(1, sizeof(*conf));
+	struct str why = STR_INIT;
+	size_t i;
+
+	for (i = 0; i < CONFIG_NDEFS; i++) {
+		const struct config_def *def = &config_defs[i];
+		const char *p = def->def, *nl;
+
+		if ((def->type == CONFIG_INT || def->type == CONFIG_DURATION) &&
+		    (def->min < INT_MIN || def->max > INT_MAX))
+			fatalx("config: bounds of %s do not fit", def->name);
+		if (!config_is_list(def)) {
+			if (config_set_value(def, conf, p, &why) < 0)
+				fatalx("config: bad default of %s: %s",
+				    def->name, str_c(&why));
+			continue;
+		}
+		while (*p != '\0') {
+			char *item;
+
+			nl = strchr(p, '\n');
+			item = nl == NULL ? xstrdup(p) :
+			    xstrndup(p, (size_t)(nl - p));
+			if (config_set_value(def, conf, item, &why) < 0)
+				fatalx("config: bad default of %s: %s",
+				    def->name, str_c(&why));
+			free(item);
+			p = nl == NULL ? p + strlen(p) : nl + 1;
+		}
+	}
+	str_deinit(&why);
+	return conf;
+}
+
+struct config *
+config_defaults(void)
+{
+	struct config *conf = config_new();
+
+	config_fill_hostname(conf);
+	return conf;
+}
+
+void
+config_free(struct config **confp)
+{
+	struct config *conf = *confp;
+	size_t i;
+
+	if (conf == NULL)
+		return;
+	for (i = 0; i < CONFIG_NDEFS; i++)
+		config_free_value(&config_defs[i], conf);
+	free(conf->path);
+	free(conf);
+	*confp = NULL;
+}
+
+/* --- loading -------------------------------------------------------- */
+
+static void
+config_error(struct config_loader *ld, size_t line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+config_error(struct config_loader *ld, size_t line, const char *fmt, ...)
+{
+	va_list ap;
+
+	str_printf(ld->errors, "%s:%zu: ", ld->name, line);
+	va_start(ap, fmt);
+	str_vprintf(ld->errors, fmt, ap);
+	va_end(ap);
+	str_append_c(ld->errors, '\n');
+	ld->nerrors++;
+}
+
+/* Optimal string alignment distance, for "did you mean". */
+static size_t
+config_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), i, j;
+	size_t d[3][65], *prev2 = d[0], *prev = d[1], *cur = d[2], *t;
+
+	if (la > 64 || lb > 64)
+		return SIZE_MAX;
+	for (j = 0; j <= lb; j++)
+		prev[j] = j;
+	for (i = 1; i <= la; i++) {
+		cur[0] = i;
+		for (j = 1; j <= lb; j++) {
+			size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+			size_t v = prev[j] + 1;
+
+			if (cur[j - 1] + 1 < v)
+				v = cur[j - 1] + 1;
+			if (prev[j - 1] + cost < v)
+				v = prev[j - 1] + cost;
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] &&
+			    a[i - 2] == b[j - 1] && prev2[j - 2] + 1 < v)
+				v = prev2[j - 2] + 1;
+			cur[j] = v;
+		}
+		t = prev2;
+		prev2 = prev;
+		prev = cur;
+		cur = t;
+	}
+	return prev[lb];
+}
+
+static const struct config_def *
+config_find(const char *key, size_t *index_r)
+{
+	size_t i;
+
+	for (i = 0; i < CONFIG_NDEFS; i++)
+		if (strcmp(config_defs[i].name, key) == 0) {
+			*index_r = i;
+			return &config_defs[i];
+		}
+	return NULL;
+}
+
+static void
+config_unknown_key(struct config_loader *ld, const char *key)
+{
+	const char *best = NULL;
+	size_t i, d, bestd = 3;
+
+	for (i = 0; i < CONFIG_NDEFS; i++) {
+		d = config_distance(key, config_defs[i].name);
+		if (d < bestd) {
+			bestd = d;
+			best = config_defs[i].name;
+		}
+	}
+	if (best != NULL)
+		config_error(ld, ld->line,
+		    "unknown key '%s' (did you mean '%s'?)", key, best);
+	else
+		config_error(ld, ld->line, "unknown key '%s'", key);
+}
+
+static int
+config_is_space(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+/* Trim spaces and tabs; returns the start, writes the end. */
+static char *
+config_trim(char *s)
+{
+	size_t len;
+
+	while (config_is_space(*s))
+		s++;
+	len = strlen(s);
+	while (len > 0 && config_is_space(s[len - 1]))
+		s[--len] = '\0';
+	return s;
+}
+
+static void
+config_line(struct config_loader *ld, char *line)
+{
+	const struct config_def *def;
+	struct str why = STR_INIT;
+	char *eq, *key, *value;
+	size_t i, idx;
+
+	line = config_trim(line);
+	if (line[0] == '\0' || line[0] == '#')
+		return;
+	for (i = 0; line[i] != '\0'; i++)
+		if ((unsigned char)line[i] < 0x20 && line[i] != '\t') {
+			config_error(ld, ld->line, "control character "
+			    "0x%02x in line", (unsigned char)line[i]);
+			return;
+		} else if (line[i] == 0x7f) {
+			config_error(ld, ld->line, "control character "
+			    "0x7f in line");
+			return;
+		}
+	if ((eq = strchr(line, '=')) == NULL) {
+		config_error(ld, ld->line, "missing '=' in '%s' "
+		    "(expected key = value)", line);
+		return;
+	}
+	*eq = '\0';
+	key = config_trim(line);
+	value = config_trim(eq + 1);
+	if (key[0] == '\0') {
+		config_error(ld, ld->line, "missing key before '='");
+		return;
+	}
+	if ((def = config_find(key, &idx)) == NULL) {
+		config_unknown_key(ld, key);
+		return;
+	}
+	if (ld->set_line[idx] == 0) {
+		ld->set_line[idx] = ld->line;
+		/* The first occurrence of a list replaces the default. */
+		if (config_is_list(def))
+			config_free_value(def, ld->conf);
+	} else if (!config_is_list(def)) {
+		config_error(ld, ld->line, "'%s' already set at line %zu",
+		    key, ld->set_line[idx]);
+		return;
+	}
+	/* "key =" on a list adds nothing: an empty list. */
+	if (config_is_list(def) && value[0] == '\0')
+		return;
+	if (config_set_value(def, ld->conf, value, &why) < 0) {
+		config_error(ld, ld->line, "%s: %s", key, str_c(&why));
+		ld->bad[idx] = 1;
+	} else if (config_is_list(def)) {
+		size_t n = *config_count(ld->conf, def);
+
+		ld->item_lines[idx] = xreallocarray(ld->item_lines[idx], n,
+		    sizeof(size_t));
+		ld->item_lines[idx][n - 1] = ld->line;
+	}
+	str_deinit(&why);
+}
+
+/* Checks across values, after the whole file is read. */
+static void
+config_check_listen(struct config_loader *ld)
+{
+	const struct config *conf = ld->conf;
+	size_t idx, i, j;
+	const size_t *lines;
+	struct str a = STR_INIT, b = STR_INIT;
+
+	if (config_find("listen", &idx) == NULL)
+		fatalx("config: no listen row");
+	lines = ld->item_lines[idx];
+	if (conf->listen_count == 0) {
+		if (!ld->bad[idx])
+			config_error(ld, ld->set_line[idx],
+			    "listen: at least one listener is needed");
+		return;
+	}
+	for (i = 1; i < conf->listen_count; i++) {
+		const struct listen_conf *l = &conf->listen[i];
+
+		for (j = 0; j < i; j++) {
+			const struct listen_conf *o = &conf->listen[j];
+			int same = strcmp(l->host, o->host) == 0;
+
+			if (strcmp(l->port, o->port) != 0 || !(same ||
+			    strcmp(l->host, "*") == 0 ||
+			    strcmp(o->host, "*") == 0))
+				continue;
+			str_clear(&a);
+			str_clear(&b);
+			config_format_hostport(&a, l);
+			config_format_hostport(&b, o);
+			/* '*' takes the port on every address. */
+			if (same)
+				config_error(ld, lines == NULL ? 0 : lines[i],
+				    "listen: %s is already used at line %zu",
+				    str_c(&a), lines == NULL ? 0 : lines[j]);
+			else
+				config_error(ld, lines == NULL ? 0 : lines[i],
+				    "listen: %s overlaps %s at line %zu",
+				    str_c(&a), str_c(&b),
+				    lines == NULL ? 0 : lines[j]);
+			break;
+		}
+	}
+	str_deinit(&a);
+	str_deinit(&b);
+}
+
+int
+config_load_buffer(const char *name, const char *buf, size_t len,
+    struct config **conf_r, struct str *errors)
+{
+	struct config_loader ld;
+	char *copy, *line, *next;
+	size_t i;
+
+	*conf_r = NULL;
+	memset(&ld, 0, sizeof(ld));
+	ld.name = name;
+	ld.errors = errors;
+	ld.conf = config_new();
+	copy = xmalloc(len + 1);
+	if (len > 0)
+		memcpy(copy, buf, len);
+	copy[len] = '\0';
+
+	for (line = copy; line < copy + len; line = next) {
+		char *nl = memchr(line, '\n', (size_t)(copy + len - line));
+		size_t n;
+
+		if (nl != NULL) {
+			*nl = '\0';
+			next = nl + 1;
+		} else
+			next = copy + len;
+		ld.line++;
+		n = (size_t)(next - line) - (nl != NULL);
+		/* A NUL would end the line early: say so. */
+		if (strlen(line) != n) {
+			config_error(&ld, ld.line, "NUL byte in line");
+			continue;
+		}
+		if (n > 0 && line[n - 1] == '\r')
+			line[--n] = '\0';
+		if (n > CONFIG_MAX_LINE) {
+			config_error(&ld, ld.line, "line longer than %d bytes",
+			    CONFIG_MAX_LINE);
+			continue;
+		}
+		config_line(&ld, line);
+	}
+	free(copy);
+
+	config_check_listen(&ld);
+	for (i = 0; i < CONFIG_NDEFS; i++)
+		free(ld.item_lines[i]);
+	if (ld.nerrors > 0) {
+		config_free(&ld.conf);
+		return -1;
+	}
+	config_fill_hostname(ld.conf);
+	ld.conf->path = xstrdup(name);
+	*conf_r = ld.conf;
+	return 0;
+}
+
+int
+config_load(const char *path, struct config **conf_r, struct str *errors)
+{
+	struct str buf = STR_INIT;
+	char chunk[8192];
+	ssize_t n;
+	int fd, ret;
+
+	*conf_r = NULL;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+		str_printf(errors, "%s: cannot open: %s\n", path,
+		    strerror(errno));
+		return -1;
+	}
+	for (;;) {
+		n = read(fd, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			str_printf(errors, "%s: cannot read: %s\n", path,
+			    strerror(errno));
+			close(fd);
+			str_deinit(&buf);
+			return -1;
+		}
+		if (n == 0)
+			break;
+		if (buf.len + (size_t)n > CONFIG_MAX_FILE) {
+			str_printf(errors, "%s: larger than %d bytes\n", path,
+			    CONFIG_MAX_FILE);
+			close(fd);
+			str_deinit(&buf);
+			return -1;
+		}
+		str_append_n(&buf, chunk, (size_t)n);
+	}
+	close(fd);
+	ret = config_load_buffer(path, str_c(&buf), buf.len, conf_r, errors);
+	str_deinit(&buf);
+	return ret;
+}
+
+/* --- printing ------------------------------------------------------- */
+
+static const char *
+config_type_name(const struct config_def *def)
+{
+	switch (def->type) {
+	case CONFIG_STRING:
+		return "string";
+	case CONFIG_INT:
+		return "integer";
+	case CONFIG_BOOL:
+		return "boolean (yes/no, on/off, true/false, 1/0)";
+	case CONFIG_SIZE:
+		return "size in bytes (suffix K, M, G: 1024-based)";
+	case CONFIG_DURATION:
+		return "duration (seconds; suffix s, m, h, d)";
+	case CONFIG_ENUM:
+	case CONFIG_ENUM_STR:
+		return "one of the allowed values";
+	case CONFIG_LISTEN:
+		return "list of listeners (repeat the key, one per line)";
+	case CONFIG_CIDR:
+		return "list of networks (repeat the key, one per line)";
+	}
+	return "?";
+}
+
+/* "min to max" for numbers, the words for enums; empty otherwise. */
+static void
+config_format_range(struct str *out, const struct config_def *def,
+    const char *quote)
+{
+	if (config_is_number(def)) {
+		str_append(out, quote);
+		config_format_number(out, def->type, def->min);
+		str_printf(out, "%s to %s", quote, quote);
+		config_format_number(out, def->type, def->max);
+		str_append(out, quote);
+	} else if (def->words != NULL)
+		config_append_words(out, def, quote);
+}
+
+/* Write "key = item" lines for a list (or "key =" when empty). */
+static void
+config_print_key(FILE *fp, const struct config_def *def,
+    const struct config *conf)
+{
+	struct str v = STR_INIT;
+	size_t i, n = config_is_list(def) ? config_ccount(conf, def) : 1;
+
+	if (n == 0)
+		fprintf(fp, "%s =\n", def->name);
+	for (i = 0; i < n; i++) {
+		str_clear(&v);
+		config_format_value(&v, def, conf, i);
+		if (v.len == 0)
+			fprintf(fp, "%s =\n", def->name);
+		else
+			fprintf(fp, "%s = %s\n", def->name, str_c(&v));
+	}
+	str_deinit(&v);
+}
+
+void
+config_print(FILE *fp, const struct config *conf)
+{
+	size_t i;
+
+	fprintf(fp, "# sekisho effective configuration\n");
+	for (i = 0; i < CONFIG_NDEFS; i++)
+		config_print_key(fp, &config_defs[i], conf);
+}
+
+void
+config_print_defaults(FILE *fp)
+{
+	struct str range = STR_INIT;
+	size_t i;
+	const char *p, *nl;
+
+	fprintf(fp, "# sekisho configuration: every key with its "
+	    "default.\n");
+	for (i = 0; i < CONFIG_NDEFS; i++) {
+		const struct config_def *def = &config_defs[i];
+
+		str_clear(&range);
+		config_format_range(&range, def, "");
+		fprintf(fp, "\n# %s\n# %s%s%s\n", def->help,
+		    config_type_name(def), range.len > 0 ? ": " : "",
+		    str_c(&range));
+		if (def->flags & CONFIG_F_SYSHOST)
+			fprintf(fp, "# empty: the system host name\n");
+		if (def->def[0] == '\0') {
+			fprintf(fp, "%s =\n", def->name);
+			continue;
+		}
+		for (p = def->def; *p != '\0'; p = nl == NULL ? "" : nl + 1) {
+			nl = strchr(p, '\n');
+			fprintf(fp, "%s = %.*s\n", def->name,
+			    nl == NULL ? (int)strlen(p) : (int)(nl - p), p);
+		}
+	}
+	str_deinit(&range);
+}
+
+void
+config_print_markdown(FILE *fp)
+{
+	struct str range = STR_INIT;
+	size_t i;
+	const char *p, *nl;
+
+	fprintf(fp,
+	    "# sekisho configuration reference\n"
+	    "\n"
+	    "This file is generated by `sekisho config markdown` from the "
+	    "table of keys in\n"
+	    "`src/core/config.c`; do not edit it by hand.\n"
+	    "\n"
+	    "## File format\n"
+	    "\n"
+	    "One setting per line, written `key = value`. Spaces around "
+	    "the key and the value\n"
+	    "are ignored. A line whose first non-blank character is `#` is "
+	    "a comment; blank\n"
+	    "lines are ignored. A key that is not set keeps its default. "
+	    "Setting a key twice\n"
+	    "is an error, except for keys whose type is a list: each "
+	    "line adds one item,\n"
+	    "the first line replaces the default list, and `key =` with "
+	    "nothing after it\n"
+	    "means an empty list.\n"
+	    "\n"
+	    "Sizes are bytes, with an optional suffix `K`, `M` or `G` "
+	    "(1024-based): `64K`,\n"
+	    "`25M`. Durations are seconds, with an optional suffix `s`, "
+	    "`m`, `h` or `d`:\n"
+	    "`300s`, `5m`, `1h`. Booleans are `yes`/`no`, `on`/`off`, "
+	    "`true`/`false`, `1`/`0`.\n"
+	    "\n"
+	    "Reading the file (to check it, or to start the server) "
+	    "reports every error,\n"
+	    "not only the first, each as `FILE:LINE: what is wrong`, "
+	    "and then gives up:\n"
+	    "\n"
+	    "    sekisho.conf:12: unknown key 'smtp_timout' "
+	    "(did you mean 'smtp_timeout'?)\n"
+	    "    sekisho.conf:3: smtp_timeout: bad duration 'abc' "
+	    "(expected e.g. 300s, 5m, 1h)\n"
+	    "\n"
+	    "## Keys\n");
+	for (i = 0; i < CONFIG_NDEFS; i++) {
+		const struct config_def *def = &config_defs[i];
+
+		fprintf(fp, "\n### %s\n\n%s\n\n- Type: %s\n", def->name,
+		    def->help, config_type_name(def));
+		if (def->flags & CONFIG_F_SYSHOST)
+			fprintf(fp, "- Default: (system host name)\n");
+		else if (def->def[0] == '\0')
+			fprintf(fp, "- Default: (empty)\n");
+		else if (config_is_list(def)) {
+			fprintf(fp, "- Default:\n");
+			for (p = def->def; *p != '\0';
+			    p = nl == NULL ? "" : nl + 1) {
+				nl = strchr(p, '\n');
+				fprintf(fp, "  - `%.*s`\n", nl == NULL ?
+				    (int)strlen(p) : (int)(nl - p), p);
+			}
+		} else
+			fprintf(fp, "- Default: `%s`\n", def->def);
+		str_clear(&range);
+		config_format_range(&range, def, "`");
+		if (config_is_number(def))
+			fprintf(fp, "- Range: %s\n", str_c(&range));
+		else if (def->words != NULL)
+			fprintf(fp, "- Allowed values: %s\n", str_c(&range));
+		if (def->type == CONFIG_LISTEN)
+			fprintf(fp, "\n"
+			    "Each item is `ROLE HOST:PORT [proxy]`. ROLE is "
+			    "`mx` (port 25: mail for local\n"
+			    "recipients, no AUTH), `submission` (587: "
+			    "STARTTLS, AUTH required) or\n"
+			    "`submissions` (465: implicit TLS, AUTH "
+			    "required). HOST is an IPv4 address, an\n"
+			    "IPv6 address in brackets (`[::1]`), or `*` for "
+			    "all addresses, IPv4 and IPv6.\n"
+			    "PORT is 1 to 65535. `proxy` means every "
+			    "connection on that listener starts\n"
+			    "with a PROXY protocol v1 or v2 header, accepted "
+			    "only from `proxy_trusted`.\n"
+			    "Two listeners may not use the same port on the "
+			    "same address (`*` covers all).\n"
+			    "\n"
+			    "    listen = mx *:25\n"
+			    "    listen = submission [::1]:587\n"
+			    "    listen = submissions 192.0.2.1:465 proxy\n");
+		else if (def->type == CONFIG_CIDR)
+			fprintf(fp, "\n"
+			    "Each item is a network, `192.0.2.0/24` or "
+			    "`2001:db8::/32`, or one address\n"
+			    "(`/32` or `/128`). Bits after the prefix must "
+			    "be zero. IPv4 clients on IPv6\n"
+			    "sockets (`::ffff:192.0.2.1`) match IPv4 "
+			    "networks.\n"
+			    "\n"
+			    "    proxy_trusted = 192.0.2.0/24\n"
+			    "    proxy_trusted = 2001:db8::/32\n");
+	}
+	str_deinit(&range);
+}
