@@ -64,11 +64,15 @@ int envelope_format(const struct envelope *env, struct str *out);
  * Parse the text form at the start of buf. On success returns 0 and sets
  * *consumed_r to the offset of the message (just past the empty line).
  * -1 on any malformed or missing field (error_r).
+ * env is initialized here (not freed first); on error it is left empty.
  */
 int envelope_parse(const char *buf, size_t len, struct envelope *env,
     size_t *consumed_r, const char **error_r);
 
 /* A new queue ID (thread-safe, unique within this host). */
 void queue_id_new(char id[QUEUE_ID_LEN + 1]);
+/* 1 if id is exactly QUEUE_ID_LEN upper-case hex digits (safe as a
+ * file name), else 0. */
+int queue_id_valid(const char *id);
 
 #endif

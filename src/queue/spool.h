@@ -25,6 +25,29 @@ int spool_init(const char *spool_dir, const char **error_r);
  */
 int spool_create(const char *spool_dir, struct envelope *env,
     const char *prepend, int *fd_r, const char **error_r);
+/*
+ * For a writer that formats the envelope itself (the SMTP session, given
+ * only a descriptor): create incoming/ID (0600, must not exist) and
+ * return it in *fd_r, empty and open for writing.
+ */
+int spool_open_incoming(const char *spool_dir, const char *id, int *fd_r,
+    const char **error_r);
+/* Before spool_commit of such a file: 0 if incoming/ID starts with an
+ * envelope that parses and names ID, so nothing the queue would reject
+ * as corrupt is ever acknowledged. */
+int spool_check_incoming(const char *spool_dir, const char *id,
+    const char **error_r);
+/*
+ * Read and parse the envelope at the head of an open spool file (at
+ * most SPOOL_ENVELOPE_MAX bytes up to its empty line; the message is
+ * not read). On success *offset_r is where the message starts. On
+ * error *corrupt_r tells a file that is not a valid spool file (1) from
+ * an I/O error (0).
+ */
+#define SPOOL_ENVELOPE_MAX	(1024 * 1024)
+int spool_read_envelope(int fd, struct envelope *env, size_t *offset_r,
+    int *corrupt_r, const char **error_r);
+
 /* fsync incoming/ID, rename to queue/ID, fsync both directories. The fd
  * given by spool_create may be closed before or after. */
 int spool_commit(const char *spool_dir, const char *id, const char **error_r);
@@ -33,5 +56,15 @@ void spool_abort(const char *spool_dir, const char *id);
 
 /* Remove everything in incoming/ (at start: nothing there was acked). */
 int spool_purge_incoming(const char *spool_dir, const char **error_r);
+
+/* Helpers shared by the queue part (spool, maildir, queue runner). */
+/* write() all of buf, retrying short writes and EINTR; -1 with errno. */
+int spool_write_full(int fd, const void *buf, size_t len);
+/* fsync a directory, so names created or removed in it are durable;
+ * -1 with errno. */
+int spool_fsync_dir(const char *path);
+/* "what: strerror(errno)" in a thread-local buffer, valid until the next
+ * call in this thread: for error_r after a failed system call. */
+const char *spool_errno_error(const char *what);
 
 #endif

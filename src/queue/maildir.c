@@ -1,0 +1,366 @@
+/*
+ * maildir: local delivery into ROOT/domain/local/Maildir (see maildir.h
+ * and https://cr.yp.to/proto/maildir.html).
+ *
+ * A message becomes visible only complete and on disk: it is written
+ * and fsync'd in tmp/ under a provisional name, then linked into new/
+ * under its final name, which carries ",S=<size>" (known only once the
+ * CRLF to LF conversion is done), and new/ is fsync'd before we report
+ * success. Reading a POP3 client sees either nothing or the whole file.
+ *
+ * The spool file is read with pread in bounded chunks, never whole.
+ * Errors returned in error_r may point to a thread-local buffer
+ * (spool_errno_error): use them before the next call in the thread.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../core/str.h"
+#include "../core/xmalloc.h"
+#include "maildir.h"
+#include "spool.h"
+
+#define MAILDIR_CHUNK	(64 * 1024)
+
+/* Part of every unique name: two deliveries in one microsecond in one
+ * process still differ. */
+static atomic_uint_fast64_t maildir_counter;
+
+struct maildir_writer {
+	int	 fd;
+	int	 pending_cr;	/* a CR ended the last input chunk */
+	size_t	 len;
+	char	 buf[MAILDIR_CHUNK];
+};
+
+/* The parts of local@domain, each safe as one path component. */
+static int
+maildir_split(const char *mailbox, const char **at_r)
+{
+	const char *at = strchr(mailbox, '@');
+	const char *p;
+
+	if (at == NULL || strchr(at + 1, '@') != NULL)
+		return -1;
+	if (at == mailbox || at[1] == '\0')
+		return -1;
+	if (mailbox[0] == '.' || at[1] == '.')
+		return -1;
+	for (p = mailbox; *p != '\0'; p++) {
+		/* '/' would leave the root; control bytes have no place
+		 * in an account name and make paths hard to audit. */
+		if (*p == '/' || (unsigned char)*p < 0x20 || *p == 0x7f)
+			return -1;
+	}
+	*at_r = at;
+	return 0;
+}
+
+char *
+maildir_path(const char *root, const char *mailbox)
+{
+	const char *at;
+
+	if (root == NULL || mailbox == NULL ||
+	    maildir_split(mailbox, &at) < 0)
+		return NULL;
+	return xasprintf("%s/%s/%.*s/Maildir", root, at + 1,
+	    (int)(at - mailbox), mailbox);
+}
+
+/* mkdir 0700; a new directory's name is made durable in its parent. */
+static int
+maildir_mkdir(const char *path, const char *parent, const char **error_r)
+{
+	struct stat st;
+
+	if (mkdir(path, 0700) == 0) {
+		if (spool_fsync_dir(parent) < 0) {
+			*error_r = spool_errno_error("cannot fsync Maildir "
+			    "parent directory");
+			return -1;
+		}
+		return 0;
+	}
+	if (errno == EEXIST && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+		return 0;
+	if (errno == EEXIST)
+		errno = ENOTDIR;
+	*error_r = spool_errno_error("cannot create Maildir directory");
+	return -1;
+}
+
+static int
+maildir_create_dirs(const char *root, const char *mailbox,
+    const char *path, const char **error_r)
+{
+	static const char *const subs[] = { "tmp", "new", "cur" };
+	const char *at = strchr(mailbox, '@');
+	const char *slash = strrchr(root, '/');
+	char *parent, *domain, *local, *sub;
+	size_t i;
+	int ret = -1;
+
+	/* The root too, so a fresh install needs no manual step. */
+	parent = slash == NULL ? xstrdup(".") : slash == root ? xstrdup("/") :
+	    xstrndup(root, (size_t)(slash - root));
+	domain = xasprintf("%s/%s", root, at + 1);
+	local = xasprintf("%s/%.*s", domain, (int)(at - mailbox), mailbox);
+	if (maildir_mkdir(root, parent, error_r) < 0 ||
+	    maildir_mkdir(domain, root, error_r) < 0 ||
+	    maildir_mkdir(local, domain, error_r) < 0 ||
+	    maildir_mkdir(path, local, error_r) < 0)
+		goto out;
+	for (i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
+		sub = xasprintf("%s/%s", path, subs[i]);
+		ret = maildir_mkdir(sub, path, error_r);
+		free(sub);
+		if (ret < 0)
+			goto out;
+	}
+	ret = 0;
+out:
+	free(parent);
+	free(domain);
+	free(local);
+	return ret;
+}
+
+static int
+maildir_flush(struct maildir_writer *w)
+{
+	if (w->len == 0)
+		return 0;
+	if (spool_write_full(w->fd, w->buf, w->len) < 0)
+		return -1;
+	w->len = 0;
+	return 0;
+}
+
+static int
+maildir_put(struct maildir_writer *w, char c)
+{
+	if (w->len == sizeof(w->buf) && maildir_flush(w) < 0)
+		return -1;
+	w->buf[w->len++] = c;
+	return 0;
+}
+
+/*
+ * CRLF becomes LF. A lone CR or LF is kept as it is: the SMTP side
+ * refuses bare CR and LF in DATA, so they do not occur in practice, and
+ * changing them would alter a message we did not understand.
+ */
+static int
+maildir_convert(struct maildir_writer *w, const char *in, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		if (w->pending_cr) {
+			w->pending_cr = 0;
+			if (in[i] == '\n') {
+				if (maildir_put(w, '\n') < 0)
+					return -1;
+				continue;
+			}
+			if (maildir_put(w, '\r') < 0)
+				return -1;
+		}
+		if (in[i] == '\r') {
+			w->pending_cr = 1;
+			continue;
+		}
+		if (maildir_put(w, in[i]) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+maildir_copy(struct maildir_writer *w, const char *prepend, int fd,
+    off_t offset, const char **error_r)
+{
+	char *chunk;
+	ssize_t n;
+	int ret = -1;
+
+	if (prepend != NULL &&
+	    maildir_convert(w, prepend, strlen(prepend)) < 0) {
+		*error_r = spool_errno_error("cannot write Maildir file");
+		return -1;
+	}
+	chunk = xmalloc(MAILDIR_CHUNK);
+	for (;;) {
+		n = pread(fd, chunk, MAILDIR_CHUNK, offset);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			*error_r = spool_errno_error("cannot read spool file");
+			goto out;
+		}
+		if (n == 0)
+			break;
+		offset += n;
+		if (maildir_convert(w, chunk, (size_t)n) < 0) {
+			*error_r = spool_errno_error("cannot write Maildir "
+			    "file");
+			goto out;
+		}
+	}
+	if ((w->pending_cr && maildir_put(w, '\r') < 0) ||
+	    maildir_flush(w) < 0) {
+		*error_r = spool_errno_error("cannot write Maildir file");
+		goto out;
+	}
+	w->pending_cr = 0;
+	ret = 0;
+out:
+	free(chunk);
+	return ret;
+}
+
+/* The host part of a unique name; '/' and ':' are encoded as the
+ * Maildir specification asks. */
+static void
+maildir_host(const char *host, struct str *out)
+{
+	char buf[256];
+
+	if (host == NULL || *host == '\0') {
+		if (gethostname(buf, sizeof(buf)) < 0 || buf[0] == '\0')
+			xstrlcpy(buf, "localhost", sizeof(buf));
+		buf[sizeof(buf) - 1] = '\0';
+		host = buf;
+	}
+	for (; *host != '\0'; host++) {
+		if (*host == '/')
+			str_append(out, "\\057");
+		else if (*host == ':')
+			str_append(out, "\\072");
+		else
+			str_append_c(out, *host);
+	}
+}
+
+int
+maildir_deliver(const char *root, const char *mailbox, const char *host,
+    const char *prepend, int fd, off_t offset, char **name_r,
+    const char **error_r)
+{
+	struct maildir_writer *w = NULL;
+	struct str name = STR_INIT, hostpart = STR_INIT;
+	struct timespec ts;
+	struct stat st;
+	char *path, *tmp = NULL, *new = NULL, *newdir = NULL;
+	int out = -1, tries, linked = 0, ret = -1;
+
+	if ((path = maildir_path(root, mailbox)) == NULL) {
+		*error_r = "bad mailbox path";
+		return -1;
+	}
+	if (maildir_create_dirs(root, mailbox, path, error_r) < 0)
+		goto fail;
+	maildir_host(host, &hostpart);
+
+	for (tries = 0; out < 0; tries++) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		str_clear(&name);
+		str_printf(&name, "%lld.M%ldP%ldQ%" PRIuFAST64 ".%s",
+		    (long long)ts.tv_sec, ts.tv_nsec / 1000, (long)getpid(),
+		    (uint_fast64_t)atomic_fetch_add(&maildir_counter, 1),
+		    str_c(&hostpart));
+		free(tmp);
+		tmp = xasprintf("%s/tmp/%s", path, str_c(&name));
+		out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		/* Only another process with our pid (a reused pid, a
+		 * container) could hold the name: take the next one. */
+		if (out < 0 && (errno != EEXIST || tries >= 3)) {
+			*error_r = spool_errno_error("cannot create Maildir "
+			    "tmp file");
+			xfree(&tmp);
+			goto fail;
+		}
+	}
+
+	w = xmalloc(sizeof(*w));
+	w->fd = out;
+	w->pending_cr = 0;
+	w->len = 0;
+	if (maildir_copy(w, prepend, fd, offset, error_r) < 0)
+		goto fail;
+	if (fsync(out) < 0) {
+		*error_r = spool_errno_error("cannot fsync Maildir file");
+		goto fail;
+	}
+	if (fstat(out, &st) < 0) {
+		*error_r = spool_errno_error("cannot stat Maildir file");
+		goto fail;
+	}
+	if (close(out) < 0) {
+		out = -1;
+		*error_r = spool_errno_error("cannot close Maildir file");
+		goto fail;
+	}
+	out = -1;
+
+	str_printf(&name, ",S=%lld", (long long)st.st_size);
+	new = xasprintf("%s/new/%s", path, str_c(&name));
+	if (link(tmp, new) == 0) {
+		linked = 1;
+		if (unlink(tmp) < 0) {
+			*error_r = spool_errno_error("cannot remove Maildir "
+			    "tmp file");
+			goto fail;
+		}
+	} else if (errno == EPERM || errno == ENOTSUP ||
+	    errno == EOPNOTSUPP || errno == ENOSYS) {
+		/* No hard links on this file system (some FUSE and
+		 * network ones); the name is unique, rename is safe. */
+		if (rename(tmp, new) < 0) {
+			*error_r = spool_errno_error("cannot move Maildir "
+			    "file into new/");
+			goto fail;
+		}
+		linked = 1;
+	} else {
+		*error_r = spool_errno_error("cannot link Maildir file into "
+		    "new/");
+		goto fail;
+	}
+	newdir = xasprintf("%s/new", path);
+	if (spool_fsync_dir(newdir) < 0) {
+		/* Not known to be durable: take it back so the queue's
+		 * retry does not deliver it twice. */
+		*error_r = spool_errno_error("cannot fsync Maildir new/");
+		goto fail;
+	}
+	if (name_r != NULL)
+		*name_r = str_steal(&name);
+	ret = 0;
+	goto done;
+fail:
+	if (out >= 0)
+		close(out);
+	if (tmp != NULL)
+		unlink(tmp);
+	if (linked)
+		unlink(new);
+done:
+	free(w);
+	free(path);
+	free(tmp);
+	free(new);
+	free(newdir);
+	str_deinit(&name);
+	str_deinit(&hostpart);
+	return ret;
+}
