@@ -1,0 +1,54 @@
+/*
+ * backend: the back side of the seam. It holds the store, the spool and
+ * the queue, and does the blocking work (password hashing, SQLite,
+ * fsync) on a pool of worker threads, so no session loop ever blocks.
+ *
+ * Session loops talk to it only through channels (be_proto.h): one
+ * SOCK_SEQPACKET pair per loop. A dispatcher thread reads requests from
+ * every channel and queues them; workers run the handler for the type
+ * and send the reply back on the same channel. Moving this side into its
+ * own process later keeps all of this: the channels are already sockets.
+ */
+#ifndef SEKISHO_BACKEND_H
+#define SEKISHO_BACKEND_H
+
+#include "../core/msg.h"
+
+struct config;
+struct queue;
+struct store;
+struct backend;
+
+struct be_worker {
+	const struct config	*conf;
+	struct queue		*queue;
+	struct store		*store;		/* opened lazily, per thread */
+	int			 index;
+	struct backend		*backend;
+};
+
+/* Returns 0 and fills reply (already msg_init'ed with the request's type
+ * and id), or -1 when the request is malformed (BE_FAIL is sent). */
+typedef int be_handler(struct be_worker *w, struct msg *req,
+    struct msg *reply);
+
+/* Handlers, by part. */
+int be_auth(struct be_worker *w, struct msg *req, struct msg *reply);
+int be_rcpt(struct be_worker *w, struct msg *req, struct msg *reply);
+int be_spool_open(struct be_worker *w, struct msg *req, struct msg *reply);
+int be_spool_commit(struct be_worker *w, struct msg *req, struct msg *reply);
+int be_spool_abort(struct be_worker *w, struct msg *req, struct msg *reply);
+
+/* The worker's store, opened on first use; NULL (logged) if it cannot be
+ * opened now: the caller answers with a temporary failure. */
+struct store *be_worker_store(struct be_worker *w);
+
+/*
+ * Start the dispatcher and workers, serving the given back-side channel
+ * ends (one per session loop; taken over). conf and q must outlive it.
+ */
+struct backend *backend_start(const struct config *conf, struct queue *q,
+    const int *fds, int nfds, const char **error_r);
+void backend_stop(struct backend **be);
+
+#endif

@@ -1,0 +1,135 @@
+/*
+ * be_account: back-side answers about accounts: authentication (password
+ * hashing is slow on purpose, so it runs here, never on a session loop)
+ * and recipient resolution.
+ */
+#include <ctype.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "../core/be_proto.h"
+#include "../core/config.h"
+#include "../core/log.h"
+#include "../core/xmalloc.h"
+#include "../store/password.h"
+#include "../store/store.h"
+#include "backend.h"
+
+static pthread_once_t be_dummy_once = PTHREAD_ONCE_INIT;
+static char *be_dummy_hash;
+
+static void
+be_dummy_init(void)
+{
+	const char *error;
+
+	be_dummy_hash = password_hash("sekisho-no-such-user", &error);
+}
+
+static char *
+be_lower(const char *s)
+{
+	char *p = xstrdup(s);
+
+	for (char *c = p; *c != '\0'; c++)
+		*c = (char)tolower((unsigned char)*c);
+	return p;
+}
+
+int
+be_auth(struct be_worker *w, struct msg *req, struct msg *reply)
+{
+	const char *service, *mech, *user, *pass, *client, *error;
+	struct account a;
+	struct store *st;
+	uint32_t result;
+	int r;
+
+	if (msg_get_str(req, &service) < 0 || msg_get_str(req, &mech) < 0 ||
+	    msg_get_str(req, &user) < 0 || msg_get_str(req, &pass) < 0 ||
+	    msg_get_str(req, &client) < 0 || msg_end(req) < 0 ||
+	    user == NULL || pass == NULL)
+		return -1;
+	(void)service; (void)mech; (void)client;
+
+	if ((st = be_worker_store(w)) == NULL) {
+		msg_add_u32(reply, BE_AUTH_TEMPFAIL);
+		msg_add_str(reply, NULL);
+		msg_add_str(reply, NULL);
+		return 0;
+	}
+	char *canon = be_lower(user);
+
+	memset(&a, 0, sizeof(a));
+	r = store_account_get(st, canon, &a, &error);
+	free(canon);
+	if (r < 0) {
+		log_warnx("backend: auth lookup: %s", error);
+		result = BE_AUTH_TEMPFAIL;
+	} else if (r == 1) {
+		/* Spend the same time as a real check, so a reply's delay
+		 * does not tell which accounts exist. */
+		pthread_once(&be_dummy_once, be_dummy_init);
+		if (be_dummy_hash != NULL)
+			(void)password_verify(pass, be_dummy_hash, &error);
+		result = BE_AUTH_FAIL;
+	} else {
+		int ok = password_verify(pass, a.password_hash, &error);
+
+		if (ok < 0)
+			log_warnx("backend: account %s: password hash "
+			    "unusable: %s", a.address, error);
+		if (ok != 1)
+			result = BE_AUTH_FAIL;
+		else if (a.suspended)
+			result = BE_AUTH_SUSPENDED;
+		else
+			result = BE_AUTH_OK;
+	}
+	msg_add_u32(reply, result);
+	msg_add_str(reply, result == BE_AUTH_OK ? a.address : NULL);
+	msg_add_str(reply, result == BE_AUTH_SUSPENDED ? a.suspend_reason :
+	    NULL);
+	if (r == 0)
+		account_deinit(&a);
+	return 0;
+}
+
+int
+be_rcpt(struct be_worker *w, struct msg *req, struct msg *reply)
+{
+	const char *address, *error;
+	char *lookup, *mailbox = NULL;
+	struct store *st;
+	int local = 0, r;
+	uint32_t result;
+
+	if (msg_get_str(req, &address) < 0 || msg_end(req) < 0 ||
+	    address == NULL)
+		return -1;
+	if ((st = be_worker_store(w)) == NULL) {
+		msg_add_u32(reply, BE_RCPT_TEMPFAIL);
+		msg_add_str(reply, NULL);
+		return 0;
+	}
+	/* RFC 5321 4.5.1: <postmaster> without a domain must be accepted. */
+	if (strchr(address, '@') == NULL)
+		lookup = xasprintf("%s@%s", address, w->conf->hostname);
+	else
+		lookup = be_lower(address);
+	r = store_resolve_recipient(st, lookup, &mailbox, &local, &error);
+	free(lookup);
+	if (r < 0) {
+		log_warnx("backend: recipient lookup: %s", error);
+		result = BE_RCPT_TEMPFAIL;
+	} else if (r == 0)
+		result = BE_RCPT_LOCAL;
+	else
+		result = local ? BE_RCPT_UNKNOWN : BE_RCPT_REMOTE;
+	msg_add_u32(reply, result);
+	msg_add_str(reply, result == BE_RCPT_LOCAL ? mailbox : NULL);
+	free(mailbox);
+	return 0;
+}

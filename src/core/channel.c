@@ -1,0 +1,271 @@
+/*
+ * channel: message transport over SOCK_SEQPACKET (see channel.h).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "channel.h"
+#include "log.h"
+#include "xmalloc.h"
+
+struct channel_out {
+	struct msg		 m;
+	struct channel_out	*next;
+};
+
+struct channel {
+	int			 fd;
+	struct event		*ev_read;
+	struct event		*ev_write;
+	struct channel_out	*head, *tail;
+	channel_cb		*cb;
+	void			*arg;
+};
+
+int
+channel_pair(int fds[2])
+{
+	return socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0, fds);
+}
+
+/* 0 sent, 1 would block, -1 error */
+static int
+channel_sendmsg(int fd, struct msg *m)
+{
+	struct msghdr mh;
+	struct iovec iov;
+	union {
+		struct cmsghdr hdr;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} cbuf;
+
+	memset(&mh, 0, sizeof(mh));
+	iov.iov_base = m->buf.s;
+	iov.iov_len = m->buf.len;
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	if (m->fd != -1) {
+		memset(&cbuf, 0, sizeof(cbuf));
+		mh.msg_control = cbuf.buf;
+		mh.msg_controllen = sizeof(cbuf.buf);
+		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &m->fd, sizeof(int));
+	}
+	for (;;) {
+		ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n >= 0)
+			return 0;
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)
+			return 1;
+		return -1;
+	}
+}
+
+int
+channel_recv(int fd, struct msg *m)
+{
+	static __thread unsigned char buf[MSG_MAX_LEN];
+	struct msghdr mh;
+	struct iovec iov;
+	union {
+		struct cmsghdr hdr;
+		char buf[CMSG_SPACE(sizeof(int) * 4)];
+	} cbuf;
+	ssize_t n;
+	int rfd = -1;
+
+	memset(&mh, 0, sizeof(mh));
+	iov.iov_base = buf;
+	iov.iov_len = sizeof(buf);
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	mh.msg_control = cbuf.buf;
+	mh.msg_controllen = sizeof(cbuf.buf);
+	do {
+		n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
+	if (n == 0)
+		return -1;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c != NULL;
+	    c = CMSG_NXTHDR(&mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t nfd = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < nfd; i++) {
+			int f;
+
+			memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+			if (rfd == -1)
+				rfd = f;
+			else
+				close(f);	/* one fd per message */
+		}
+	}
+	if ((mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0 ||
+	    msg_from_wire(m, buf, (size_t)n, rfd) < 0) {
+		log_warnx("channel: malformed message (%zd bytes) dropped", n);
+		msg_deinit(m);
+		return 0;
+	}
+	return 1;
+}
+
+int
+channel_send_blocking(int fd, struct msg *m)
+{
+	int r;
+
+	if (msg_seal(m) < 0)
+		fatalx("channel: message type %u too large (%zu bytes)",
+		    m->type, m->buf.len);
+	while ((r = channel_sendmsg(fd, m)) == 1) {
+		struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+
+		if (poll(&pfd, 1, 1000) < 0 && errno != EINTR)
+			break;
+	}
+	msg_deinit(m);
+	return r == 0 ? 0 : -1;
+}
+
+static void
+channel_fail(struct channel *ch)
+{
+	event_del(ch->ev_read);
+	event_del(ch->ev_write);
+	ch->cb(ch, NULL, ch->arg);
+}
+
+static void
+channel_on_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct channel *ch = arg;
+	struct msg m;
+	int r;
+
+	(void)what;
+	/* A bounded batch, so one busy channel cannot starve the loop. */
+	for (int i = 0; i < 64; i++) {
+		r = channel_recv(fd, &m);
+		if (r == 0)
+			return;
+		if (r < 0) {
+			channel_fail(ch);
+			return;
+		}
+		ch->cb(ch, &m, ch->arg);
+		msg_deinit(&m);
+	}
+}
+
+static void
+channel_on_write(evutil_socket_t fd, short what, void *arg)
+{
+	struct channel *ch = arg;
+
+	(void)what;
+	while (ch->head != NULL) {
+		struct channel_out *o = ch->head;
+		int r = channel_sendmsg(fd, &o->m);
+
+		if (r == 1)
+			return;
+		if (r < 0) {
+			channel_fail(ch);
+			return;
+		}
+		ch->head = o->next;
+		if (ch->head == NULL)
+			ch->tail = NULL;
+		msg_deinit(&o->m);
+		free(o);
+	}
+	event_del(ch->ev_write);
+}
+
+struct channel *
+channel_new(struct event_base *base, int fd, channel_cb *cb, void *arg)
+{
+	struct channel *ch = xcalloc(1, sizeof(*ch));
+
+	ch->fd = fd;
+	ch->cb = cb;
+	ch->arg = arg;
+	ch->ev_read = event_new(base, fd, EV_READ | EV_PERSIST,
+	    channel_on_read, ch);
+	ch->ev_write = event_new(base, fd, EV_WRITE | EV_PERSIST,
+	    channel_on_write, ch);
+	if (ch->ev_read == NULL || ch->ev_write == NULL)
+		fatalx("channel: event_new failed");
+	event_add(ch->ev_read, NULL);
+	return ch;
+}
+
+void
+channel_free(struct channel **chp)
+{
+	struct channel *ch = *chp;
+
+	if (ch == NULL)
+		return;
+	event_free(ch->ev_read);
+	event_free(ch->ev_write);
+	while (ch->head != NULL) {
+		struct channel_out *o = ch->head;
+
+		ch->head = o->next;
+		msg_deinit(&o->m);
+		free(o);
+	}
+	close(ch->fd);
+	free(ch);
+	*chp = NULL;
+}
+
+void
+channel_send(struct channel *ch, struct msg *m)
+{
+	if (msg_seal(m) < 0)
+		fatalx("channel: message type %u too large (%zu bytes)",
+		    m->type, m->buf.len);
+	if (ch->head == NULL) {
+		int r = channel_sendmsg(ch->fd, m);
+
+		if (r == 0) {
+			msg_deinit(m);
+			return;
+		}
+		if (r < 0) {
+			log_warn("channel: send");
+			msg_deinit(m);
+			return;
+		}
+	}
+	struct channel_out *o = xcalloc(1, sizeof(*o));
+
+	o->m = *m;
+	m->fd = -1;
+	str_init(&m->buf);
+	if (ch->tail != NULL)
+		ch->tail->next = o;
+	else
+		ch->head = o;
+	ch->tail = o;
+	event_add(ch->ev_write, NULL);
+}

@@ -1,0 +1,179 @@
+/*
+ * sekisho: one binary, subcommands. "serve" runs the daemon; the others
+ * are the operator's tools (check-config, config, user, domain).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "core/server.h"
+#include "core/str.h"
+
+#define SEKISHO_VERSION		"0.1.0"
+#define SEKISHO_DEFAULT_CONF	"/etc/sekisho/sekisho.conf"
+
+static void
+usage(FILE *fp)
+{
+	fprintf(fp,
+	    "usage: sekisho [-c FILE] COMMAND [ARGS]\n"
+	    "\n"
+	    "  serve [-f]             run the daemon (-f: foreground, log to stderr)\n"
+	    "  check-config [FILE]    check a config file; errors as FILE:LINE: text\n"
+	    "  config defaults        print every key with its default\n"
+	    "  config print           print the effective configuration\n"
+	    "  config markdown        print the reference (docs/config.md)\n"
+	    "  version\n"
+	    "\n"
+	    "The config file is -c FILE, else $SEKISHO_CONFIG, else %s.\n\n",
+	    SEKISHO_DEFAULT_CONF);
+	cli_user_usage();
+	cli_domain_usage();
+}
+
+static enum log_level
+main_log_level(const char *name)
+{
+	if (strcmp(name, "debug") == 0)
+		return LOG_LEVEL_DEBUG;
+	if (strcmp(name, "warn") == 0)
+		return LOG_LEVEL_WARN;
+	return LOG_LEVEL_INFO;
+}
+
+static struct config *
+main_load(const char *path)
+{
+	struct str errors = STR_INIT;
+	struct config *conf;
+
+	if (config_load(path, &conf, &errors) < 0) {
+		fputs(str_c(&errors), stderr);
+		str_deinit(&errors);
+		return NULL;
+	}
+	str_deinit(&errors);
+	return conf;
+}
+
+static int
+main_serve(const char *path, int argc, char **argv)
+{
+	struct config *conf;
+	const char *error;
+	int foreground = 0;
+
+	for (int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "-f") == 0)
+			foreground = 1;
+		else {
+			fprintf(stderr, "sekisho: serve: unknown option %s\n",
+			    argv[i]);
+			return 2;
+		}
+	}
+	if ((conf = main_load(path)) == NULL)
+		return 1;
+	log_init("sekisho", foreground, main_log_level(conf->log_level));
+	if (!foreground && daemon(0, 0) < 0) {
+		perror("sekisho: daemon");
+		return 1;
+	}
+	if (server_run(conf, &error) < 0) {
+		log_warnx("cannot start: %s", error);
+		if (!foreground)
+			fprintf(stderr, "sekisho: cannot start: %s\n", error);
+		config_free(&conf);
+		return 1;
+	}
+	config_free(&conf);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *path = getenv("SEKISHO_CONFIG");
+	struct config *conf;
+	int i = 1, r;
+
+	if (path == NULL || *path == '\0')
+		path = SEKISHO_DEFAULT_CONF;
+	while (i < argc && argv[i][0] == '-') {
+		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
+			path = argv[i + 1];
+			i += 2;
+		} else if (strcmp(argv[i], "-h") == 0 ||
+		    strcmp(argv[i], "--help") == 0) {
+			usage(stdout);
+			return 0;
+		} else {
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (i >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	const char *cmd = argv[i++];
+
+	log_init("sekisho", 1, LOG_LEVEL_WARN);
+	if (strcmp(cmd, "serve") == 0)
+		return main_serve(path, argc - i, argv + i);
+	if (strcmp(cmd, "check-config") == 0) {
+		if (i < argc)
+			path = argv[i];
+		if ((conf = main_load(path)) == NULL)
+			return 1;
+		printf("%s: ok\n", path);
+		config_free(&conf);
+		return 0;
+	}
+	if (strcmp(cmd, "config") == 0) {
+		const char *what = i < argc ? argv[i] : "";
+
+		if (strcmp(what, "defaults") == 0) {
+			config_print_defaults(stdout);
+			return 0;
+		}
+		if (strcmp(what, "markdown") == 0) {
+			config_print_markdown(stdout);
+			return 0;
+		}
+		if (strcmp(what, "print") == 0) {
+			if ((conf = main_load(path)) == NULL)
+				return 1;
+			config_print(stdout, conf);
+			config_free(&conf);
+			return 0;
+		}
+		fprintf(stderr, "usage: sekisho config defaults|print|markdown\n");
+		return 2;
+	}
+	if (strcmp(cmd, "version") == 0) {
+		printf("sekisho %s\n", SEKISHO_VERSION);
+		return 0;
+	}
+	if (strcmp(cmd, "help") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	if (strcmp(cmd, "user") != 0 && strcmp(cmd, "domain") != 0) {
+		fprintf(stderr, "sekisho: unknown command '%s'\n", cmd);
+		usage(stderr);
+		return 2;
+	}
+	if ((conf = main_load(path)) == NULL)
+		return 1;
+	if (strcmp(cmd, "user") == 0)
+		r = cli_user(conf, argc - i, argv + i);
+	else
+		r = cli_domain(conf, argc - i, argv + i);
+	config_free(&conf);
+	return r;
+}

@@ -1,0 +1,1619 @@
+/*
+ * smtp_session: the SMTP server side of one connection (see
+ * smtp_session.h). Three listener roles share it: "mx" (port 25, local
+ * recipients only, no AUTH), "submission" (587, STARTTLS, AUTH required
+ * before MAIL) and "submissions" (465, implicit TLS, RFC 8314).
+ *
+ * Shape (STYLE.md): commands are rows of smtp_cmd_table with a check
+ * that only inspects state and replies with the error, and a proceed
+ * that acts; the state changes only in smtp_enter_state(), which logs
+ * "old -> new". Work that needs the store or the spool is a request to
+ * the back side; while one is pending the session is "busy" and reads
+ * no further command, so pipelined commands are answered in order.
+ *
+ * Message content (DATA) ends only at CRLF "." CRLF after a CRLF.
+ * A bare LF or a lone CR anywhere in the content is refused at the end
+ * of DATA with 550 5.6.0 and nothing is queued, so no SMTP-smuggling
+ * variant (\n.\r\n, \r.\r, \n.\n, \r\n.\r) can end a message early or
+ * start a second one.
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "../core/be_client.h"
+#include "../core/be_proto.h"
+#include "../core/config.h"
+#include "../core/log.h"
+#include "../core/proxy.h"
+#include "../core/server.h"
+#include "../core/str.h"
+#include "../core/tls.h"
+#include "../core/xmalloc.h"
+#include "../queue/envelope.h"
+#include "smtp_parse.h"
+#include "smtp_session.h"
+
+enum smtp_state {
+	SMTP_STATE_PROXY,	/* waiting for the PROXY header */
+	SMTP_STATE_TLS,		/* TLS handshake in progress */
+	SMTP_STATE_HELO,	/* greeted; HELO/EHLO needed */
+	SMTP_STATE_READY,	/* no mail transaction */
+	SMTP_STATE_AUTH,	/* AUTH exchange: 334 sent */
+	SMTP_STATE_MAIL,	/* MAIL accepted, no recipient yet */
+	SMTP_STATE_RCPT,	/* at least one recipient */
+	SMTP_STATE_DATA,	/* reading message content */
+	SMTP_STATE_QUIT,	/* last reply written; close when flushed */
+	SMTP_STATE_COUNT
+};
+
+static const char *const smtp_state_names[SMTP_STATE_COUNT] = {
+	"proxy", "tls", "helo", "ready", "auth", "mail", "rcpt", "data",
+	"quit",
+};
+
+enum smtp_data_error {
+	DATA_OK,
+	DATA_BARE_LF,
+	DATA_BARE_CR,
+	DATA_LONG_LINE,
+	DATA_TOO_BIG,
+	DATA_IO,
+};
+
+enum smtp_auth_mech { AUTH_MECH_PLAIN, AUTH_MECH_LOGIN };
+
+struct smtp_session {
+	char			 id[24];	/* session id for logs */
+	struct server_loop	*loop;
+	const struct config	*conf;
+	const struct listen_conf *lc;
+	int			 fd;
+	struct event		*ev_proxy;	/* reading the PROXY header */
+	struct bufferevent	*bev;		/* socket, plain or TLS */
+	SSL			*ssl;
+	int			 starttls_pending;	/* 220 being flushed */
+
+	struct sockaddr_storage	 peer;		/* socket peer */
+	struct sockaddr_storage	 client;	/* after PROXY */
+	char			 addr[64];	/* printable client */
+	int			 counted_ip;
+
+	enum smtp_state		 state;
+	struct be_req		*req;		/* pending back-side request */
+	int			 eof;
+	int			 errors;
+	int			 skip_line;	/* discarding an over-long line */
+
+	int			 tls;
+	struct str		 tls_info;
+	char			*helo;
+	int			 esmtp;
+	char			*account;	/* authenticated account */
+
+	enum smtp_auth_mech	 auth_mech;
+	char			*auth_user;	/* LOGIN: first answer */
+	char			*rcpt_pending;	/* RCPT awaiting the back side */
+
+	/* transaction */
+	struct envelope		 env;
+	int			 in_txn;
+
+	/* DATA */
+	int			 spool_fd;
+	struct evbuffer		*out;
+	struct event		*data_timer;
+	size_t			 data_size;
+	enum smtp_data_error	 data_error;
+	int			 data_prev_crlf;
+	int			 data_in_headers;
+	int			 data_seen_msgid;
+	int			 data_seen_date;
+	struct str		 data_hdr;
+	size_t			 data_skip_len;	/* bytes of an over-long line */
+};
+
+#define SMTP_CMD_PRE_HELO	0x01	/* allowed before HELO/EHLO */
+#define SMTP_CMD_ENDS_GROUP	0x02	/* RFC 2920 3.1: last in a group */
+
+struct smtp_cmd_def {
+	enum smtp_cmd	 cmd;
+	int		 flags;
+	int		(*check)(struct smtp_session *, const char *);
+	void		(*proceed)(struct smtp_session *, const char *);
+};
+
+static void smtp_process(struct smtp_session *);
+static void smtp_free(struct smtp_session *);
+static void smtp_on_read(struct bufferevent *, void *);
+static void smtp_on_write(struct bufferevent *, void *);
+static void smtp_on_event(struct bufferevent *, short, void *);
+
+static int
+smtp_is_submission(const struct smtp_session *s)
+{
+	return s->lc->role == LISTEN_SUBMISSION ||
+	    s->lc->role == LISTEN_SUBMISSIONS;
+}
+
+static void
+smtp_enter_state(struct smtp_session *s, enum smtp_state new)
+{
+	if (s->state != new && log_debug_enabled())
+		log_debug("session=%s state %s -> %s", s->id,
+		    smtp_state_names[s->state], smtp_state_names[new]);
+	s->state = new;
+}
+
+static const char *
+smtp_logid(const struct smtp_session *s)
+{
+	return s->in_txn ? s->env.id : s->id;
+}
+
+/* Write one reply line; 4xx and 5xx are logged as rejects. */
+static void
+smtp_reply(struct smtp_session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+smtp_reply(struct smtp_session *s, const char *fmt, ...)
+{
+	struct str line = STR_INIT;
+	va_list ap;
+
+	va_start(ap, fmt);
+	str_vprintf(&line, fmt, ap);
+	va_end(ap);
+	if (line.len > 0 && (line.s[0] == '4' || line.s[0] == '5'))
+		log_info("%s=%s smtp reject client=%s state=%s reply=\"%s\"",
+		    s->in_txn ? "id" : "session", smtp_logid(s), s->addr,
+		    smtp_state_names[s->state], str_c(&line));
+	str_append(&line, "\r\n");
+	bufferevent_write(s->bev, line.s, line.len);
+	str_deinit(&line);
+}
+
+/* Count a client error; too many ends the session (RFC 5321 4.5.3.1). */
+static int
+smtp_error(struct smtp_session *s)
+{
+	if (++s->errors < s->conf->smtp_max_errors)
+		return 0;
+	smtp_reply(s, "421 4.7.0 %s Too many errors, closing connection",
+	    s->conf->hostname);
+	smtp_enter_state(s, SMTP_STATE_QUIT);
+	return -1;
+}
+
+static void
+smtp_txn_reset(struct smtp_session *s)
+{
+	envelope_deinit(&s->env);
+	envelope_init(&s->env);
+	s->in_txn = 0;
+	if (s->spool_fd != -1) {
+		close(s->spool_fd);
+		s->spool_fd = -1;
+	}
+	if (s->out != NULL)
+		evbuffer_drain(s->out, evbuffer_get_length(s->out));
+	str_clear(&s->data_hdr);
+	if (s->data_timer != NULL)
+		evtimer_del(s->data_timer);
+}
+
+static void
+smtp_request(struct smtp_session *s, struct msg *m, be_reply_cb *cb)
+{
+	s->req = be_client_request(s->loop->be, m, cb, s);
+}
+
+/* ---- greeting, PROXY, TLS ---------------------------------------- */
+
+static void
+smtp_greet(struct smtp_session *s)
+{
+	if (server_ip_acquire(s->conf, (struct sockaddr *)&s->client) < 0) {
+		smtp_reply(s, "421 4.7.0 %s Too many connections from your "
+		    "address, try again later", s->conf->hostname);
+		smtp_enter_state(s, SMTP_STATE_QUIT);
+		return;
+	}
+	s->counted_ip = 1;
+	smtp_enter_state(s, SMTP_STATE_HELO);
+	smtp_reply(s, "220 %s ESMTP sekisho", s->conf->hostname);
+	bufferevent_set_timeouts(s->bev, &(struct timeval){
+	    s->conf->smtp_timeout, 0 }, &(struct timeval){
+	    s->conf->smtp_timeout, 0 });
+}
+
+static void
+smtp_tls_start(struct smtp_session *s)
+{
+	struct event_base *base = s->loop->base;
+
+	/* The plain bufferevent goes; the socket stays (no CLOSE_ON_FREE)
+	 * and TLS starts on it. Nothing it had read ahead survives. */
+	if (s->bev != NULL) {
+		bufferevent_free(s->bev);
+		s->bev = NULL;
+	}
+	if ((s->ssl = SSL_new(s->loop->tls)) == NULL) {
+		log_warnx("session=%s tls: SSL_new failed", s->id);
+		smtp_free(s);
+		return;
+	}
+	s->bev = bufferevent_openssl_socket_new(base, s->fd, s->ssl,
+	    BUFFEREVENT_SSL_ACCEPTING, 0);
+	if (s->bev == NULL) {
+		log_warnx("session=%s tls: bufferevent failed", s->id);
+		smtp_free(s);
+		return;
+	}
+	/* Clients often close without close_notify; not an attack here. */
+	bufferevent_openssl_set_allow_dirty_shutdown(s->bev, 1);
+	smtp_enter_state(s, SMTP_STATE_TLS);
+	bufferevent_setcb(s->bev, smtp_on_read, smtp_on_write, smtp_on_event,
+	    s);
+	bufferevent_set_timeouts(s->bev, &(struct timeval){
+	    s->conf->smtp_timeout, 0 }, &(struct timeval){
+	    s->conf->smtp_timeout, 0 });
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+}
+
+static void
+smtp_tls_done(struct smtp_session *s)
+{
+	s->tls = 1;
+	str_clear(&s->tls_info);
+	tls_describe(s->ssl, &s->tls_info);
+	log_info("session=%s tls client=%s %s", s->id, s->addr,
+	    str_c(&s->tls_info));
+	if (s->lc->role == LISTEN_SUBMISSIONS && s->helo == NULL &&
+	    !s->counted_ip) {
+		smtp_greet(s);
+		return;
+	}
+	/* RFC 3207 4.2: forget what the client said before TLS. */
+	xfree(&s->helo);
+	s->esmtp = 0;
+	smtp_enter_state(s, SMTP_STATE_HELO);
+	smtp_process(s);
+}
+
+static void
+smtp_client_ready(struct smtp_session *s)
+{
+	server_addr_str((struct sockaddr *)&s->client, s->addr,
+	    sizeof(s->addr));
+	log_info("session=%s connect client=%s role=%s", s->id, s->addr,
+	    config_role_name(s->lc->role));
+	if (s->lc->role == LISTEN_SUBMISSIONS) {
+		smtp_tls_start(s);
+		return;
+	}
+	s->bev = bufferevent_socket_new(s->loop->base, s->fd, 0);
+	if (s->bev == NULL)
+		fatalx("smtp: out of memory for a session");
+	bufferevent_setcb(s->bev, smtp_on_read, smtp_on_write, smtp_on_event,
+	    s);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	smtp_greet(s);
+}
+
+/*
+ * The PROXY header from a trusted load balancer, before anything else.
+ * It is peeked at and then consumed to its exact length, so the bytes
+ * after it (a TLS ClientHello on 465) stay in the socket for the session.
+ * The event is edge-triggered: a partial header waits for more bytes.
+ */
+static void
+smtp_on_proxy(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_session *s = arg;
+	unsigned char buf[PROXY_MAX_HEADER];
+	struct proxy_result pr;
+	const char *error = "timeout";
+	ssize_t len;
+	int n = -1;
+
+	if (what & EV_TIMEOUT)
+		goto fail;
+	len = recv(fd, buf, sizeof(buf), MSG_PEEK);
+	if (len < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (len <= 0) {
+		error = len == 0 ? "closed before the header" : strerror(errno);
+		goto fail;
+	}
+	n = proxy_parse(buf, (size_t)len, &pr, &error);
+	if (n == 0 && (size_t)len < sizeof(buf))
+		return;
+	if (n <= 0) {
+		if (n == 0)
+			error = "too long";
+		goto fail;
+	}
+	if (recv(fd, buf, (size_t)n, 0) != n) {
+		error = "short read";
+		goto fail;
+	}
+	event_free(s->ev_proxy);
+	s->ev_proxy = NULL;
+	if (!pr.local)
+		memcpy(&s->client, &pr.src, pr.srclen);
+	smtp_client_ready(s);
+	return;
+fail:
+	log_warnx("session=%s proxy header refused from %s: %s", s->id,
+	    s->addr, error);
+	smtp_free(s);
+}
+
+/* ---- commands ---------------------------------------------------- */
+
+static int
+smtp_check_helo(struct smtp_session *s, const char *args)
+{
+	/* A domain or address literal (RFC 5321 4.1.1.1); be lenient on
+	 * what clients call themselves, strict on what could harm a header. */
+	size_t n = strlen(args);
+
+	if (n == 0 || n > 255 || strcspn(args, " \t") != n) {
+		smtp_reply(s, "501 5.5.4 Syntax: EHLO hostname");
+		return -1;
+	}
+	for (const char *p = args; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x21 || (unsigned char)*p > 0x7e ||
+		    strchr("()<>;\\\"", *p) != NULL) {
+			smtp_reply(s, "501 5.5.4 Invalid host name in EHLO");
+			return -1;
+		}
+	return 0;
+}
+
+static int
+smtp_auth_offered(const struct smtp_session *s)
+{
+	if (!smtp_is_submission(s))
+		return 0;
+	if (s->tls)
+		return 1;
+	return s->conf->submission_auth_without_tls ==
+	    AUTH_WITHOUT_TLS_LOOPBACK &&
+	    server_addr_is_loopback((const struct sockaddr *)&s->client);
+}
+
+static void
+smtp_proceed_ehlo(struct smtp_session *s, const char *args)
+{
+	smtp_txn_reset(s);
+	free(s->helo);
+	s->helo = xstrdup(args);
+	s->esmtp = 1;
+	smtp_enter_state(s, SMTP_STATE_READY);
+
+	struct str r = STR_INIT;
+
+	str_printf(&r, "250-%s Hello %s [%s]\r\n", s->conf->hostname, args,
+	    s->addr);
+	str_append(&r, "250-PIPELINING\r\n");
+	str_printf(&r, "250-SIZE %zu\r\n", s->conf->message_size_limit);
+	str_append(&r, "250-8BITMIME\r\n");
+	if (!s->tls)
+		str_append(&r, "250-STARTTLS\r\n");
+	if (smtp_auth_offered(s) && s->account == NULL)
+		str_append(&r, "250-AUTH PLAIN LOGIN\r\n");
+	str_append(&r, "250-ENHANCEDSTATUSCODES\r\n");
+	str_append(&r, "250 SMTPUTF8\r\n");
+	bufferevent_write(s->bev, r.s, r.len);
+	str_deinit(&r);
+}
+
+static void
+smtp_proceed_helo(struct smtp_session *s, const char *args)
+{
+	smtp_txn_reset(s);
+	free(s->helo);
+	s->helo = xstrdup(args);
+	s->esmtp = 0;
+	smtp_enter_state(s, SMTP_STATE_READY);
+	smtp_reply(s, "250 %s", s->conf->hostname);
+}
+
+static int
+smtp_check_starttls(struct smtp_session *s, const char *args)
+{
+	if (s->tls) {
+		smtp_reply(s, "503 5.5.1 TLS already active");
+		return -1;
+	}
+	if (*args != '\0') {
+		smtp_reply(s, "501 5.5.4 Syntax: STARTTLS");
+		return -1;
+	}
+	if (s->state != SMTP_STATE_READY) {
+		smtp_reply(s, "503 5.5.1 STARTTLS not allowed during a mail "
+		    "transaction");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+smtp_proceed_starttls(struct smtp_session *s, const char *args)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	size_t pending = evbuffer_get_length(in);
+
+	(void)args;
+	smtp_reply(s, "220 2.0.0 Ready to start TLS");
+	/* RFC 3207 4.2 and the STARTTLS command-injection attacks:
+	 * whatever the client sent after STARTTLS in plain text is
+	 * discarded, never executed under TLS. */
+	if (pending > 0) {
+		log_info("session=%s starttls discarded=%zu bytes pipelined "
+		    "after STARTTLS", s->id, pending);
+		evbuffer_drain(in, pending);
+	}
+	/* TLS starts once the 220 is on the wire (smtp_on_write). */
+	bufferevent_disable(s->bev, EV_READ);
+	s->starttls_pending = 1;
+	smtp_enter_state(s, SMTP_STATE_TLS);
+}
+
+static int
+smtp_check_auth(struct smtp_session *s, const char *args)
+{
+	char mech[32];
+	size_t n = strcspn(args, " ");
+
+	if (!smtp_is_submission(s)) {
+		smtp_reply(s, "503 5.5.1 AUTH is not available on this port; "
+		    "submit mail on port 587 or 465");
+		return -1;
+	}
+	if (s->account != NULL) {
+		smtp_reply(s, "503 5.5.1 Already authenticated");
+		return -1;
+	}
+	if (s->state != SMTP_STATE_READY) {
+		smtp_reply(s, "503 5.5.1 AUTH not allowed during a mail "
+		    "transaction");
+		return -1;
+	}
+	if (!smtp_auth_offered(s)) {
+		/* RFC 4954 4: 538 when the mechanism needs encryption. */
+		smtp_reply(s, "538 5.7.11 Encryption required: issue STARTTLS "
+		    "first, then AUTH");
+		return -1;
+	}
+	if (n == 0 || n >= sizeof(mech)) {
+		smtp_reply(s, "501 5.5.4 Syntax: AUTH mechanism [initial-"
+		    "response]");
+		return -1;
+	}
+	memcpy(mech, args, n);
+	mech[n] = '\0';
+	if (strcasecmp(mech, "PLAIN") != 0 && strcasecmp(mech, "LOGIN") != 0) {
+		smtp_reply(s, "504 5.5.4 Unrecognized authentication type; "
+		    "use PLAIN or LOGIN");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+smtp_auth_reply(struct msg *m, void *arg)
+{
+	struct smtp_session *s = arg;
+	const char *account = NULL, *reason = NULL;
+	uint32_t result = BE_AUTH_TEMPFAIL;
+	char user[128];
+
+	s->req = NULL;
+	if (m != NULL && (msg_get_u32(m, &result) < 0 ||
+	    msg_get_str(m, &account) < 0 || msg_get_str(m, &reason) < 0 ||
+	    msg_end(m) < 0))
+		result = BE_AUTH_TEMPFAIL;
+	log_printable(user, sizeof(user), s->auth_user != NULL ?
+	    s->auth_user : "", s->auth_user != NULL ? strlen(s->auth_user) :
+	    0);
+	smtp_enter_state(s, SMTP_STATE_READY);
+	switch (result) {
+	case BE_AUTH_OK:
+		if (account == NULL)
+			goto tempfail;
+		s->account = xstrdup(account);
+		log_info("session=%s smtp auth client=%s user=%s "
+		    "mechanism=%s result=ok", s->id, s->addr, user,
+		    s->auth_mech == AUTH_MECH_PLAIN ? "PLAIN" : "LOGIN");
+		smtp_reply(s, "235 2.7.0 Authentication successful");
+		break;
+	case BE_AUTH_SUSPENDED:
+		log_info("session=%s smtp auth client=%s user=%s "
+		    "mechanism=%s result=suspended", s->id, s->addr, user,
+		    s->auth_mech == AUTH_MECH_PLAIN ? "PLAIN" : "LOGIN");
+		smtp_reply(s, "535 5.7.8 Authentication refused: this account "
+		    "is suspended; please contact your provider's support");
+		smtp_error(s);
+		break;
+	case BE_AUTH_FAIL:
+		log_info("session=%s smtp auth client=%s user=%s "
+		    "mechanism=%s result=fail", s->id, s->addr, user,
+		    s->auth_mech == AUTH_MECH_PLAIN ? "PLAIN" : "LOGIN");
+		smtp_reply(s, "535 5.7.8 Authentication credentials invalid");
+		smtp_error(s);
+		break;
+	default:
+	tempfail:
+		log_info("session=%s smtp auth client=%s user=%s result=tempfail",
+		    s->id, s->addr, user);
+		smtp_reply(s, "454 4.7.0 Temporary authentication failure, "
+		    "try again later");
+		break;
+	}
+	xfree(&s->auth_user);
+	smtp_process(s);
+}
+
+static void
+smtp_auth_verify(struct smtp_session *s, const char *user, const char *pass)
+{
+	struct msg m;
+
+	free(s->auth_user);
+	s->auth_user = xstrdup(user);
+	msg_init(&m, BE_AUTH, 0);
+	msg_add_str(&m, "smtp");
+	msg_add_str(&m, s->auth_mech == AUTH_MECH_PLAIN ? "PLAIN" : "LOGIN");
+	msg_add_str(&m, user);
+	msg_add_str(&m, pass);
+	msg_add_str(&m, s->addr);
+	smtp_request(s, &m, smtp_auth_reply);
+}
+
+/* One client answer in the AUTH exchange (initial response or a line
+ * after 334). "*" cancels (RFC 4954 4). */
+static void
+smtp_auth_step(struct smtp_session *s, const char *answer)
+{
+	struct str dec = STR_INIT;
+	const char *authz, *authc, *pass;
+
+	if (strcmp(answer, "*") == 0) {
+		smtp_enter_state(s, SMTP_STATE_READY);
+		xfree(&s->auth_user);
+		smtp_reply(s, "501 5.0.0 Authentication cancelled");
+		return;
+	}
+	if (smtp_base64_decode(answer, strlen(answer), &dec) < 0) {
+		smtp_enter_state(s, SMTP_STATE_READY);
+		xfree(&s->auth_user);
+		smtp_reply(s, "501 5.5.2 Cannot decode response (base64)");
+		smtp_error(s);
+		goto done;
+	}
+	if (s->auth_mech == AUTH_MECH_PLAIN) {
+		if (smtp_sasl_plain_split(&dec, &authz, &authc, &pass) < 0 ||
+		    (*authz != '\0' && strcasecmp(authz, authc) != 0)) {
+			smtp_enter_state(s, SMTP_STATE_READY);
+			smtp_reply(s, "501 5.5.2 Malformed PLAIN response");
+			smtp_error(s);
+			goto done;
+		}
+		smtp_auth_verify(s, authc, pass);
+		goto done;
+	}
+	/* LOGIN: user, then password, each base64 after a 334 prompt. */
+	if (memchr(str_c(&dec), '\0', dec.len) != NULL || dec.len == 0) {
+		smtp_enter_state(s, SMTP_STATE_READY);
+		xfree(&s->auth_user);
+		smtp_reply(s, "501 5.5.2 Malformed LOGIN response");
+		smtp_error(s);
+		goto done;
+	}
+	if (s->auth_user == NULL) {
+		s->auth_user = xstrdup(str_c(&dec));
+		smtp_enter_state(s, SMTP_STATE_AUTH);
+		smtp_reply(s, "334 UGFzc3dvcmQ6");
+		goto done;
+	}
+	char *user = s->auth_user;
+
+	s->auth_user = NULL;
+	smtp_auth_verify(s, user, str_c(&dec));
+	free(user);
+done:
+	/* The password must not linger in freed memory. */
+	if (dec.s != NULL)
+		explicit_bzero(dec.s, dec.cap);
+	str_deinit(&dec);
+}
+
+static void
+smtp_proceed_auth(struct smtp_session *s, const char *args)
+{
+	const char *initial = strchr(args, ' ');
+
+	s->auth_mech = strncasecmp(args, "PLAIN", 5) == 0 ? AUTH_MECH_PLAIN :
+	    AUTH_MECH_LOGIN;
+	xfree(&s->auth_user);
+	if (initial != NULL) {
+		while (*initial == ' ')
+			initial++;
+		/* RFC 4954 4: "=" is an empty initial response. */
+		if (strcmp(initial, "=") == 0)
+			initial = "";
+		if (*initial != '\0' || s->auth_mech == AUTH_MECH_PLAIN) {
+			smtp_enter_state(s, SMTP_STATE_AUTH);
+			if (*initial == '\0')
+				smtp_reply(s, "334 ");
+			else
+				smtp_auth_step(s, initial);
+			return;
+		}
+	}
+	smtp_enter_state(s, SMTP_STATE_AUTH);
+	smtp_reply(s, s->auth_mech == AUTH_MECH_PLAIN ? "334 " :
+	    "334 VXNlcm5hbWU6");
+}
+
+static int
+smtp_check_mail(struct smtp_session *s, const char *args)
+{
+	(void)args;
+	if (s->state != SMTP_STATE_READY) {
+		smtp_reply(s, "503 5.5.1 Nested MAIL command");
+		return -1;
+	}
+	if (smtp_is_submission(s) && s->account == NULL) {
+		smtp_reply(s, "530 5.7.0 Authentication required: log in with "
+		    "your mail address and password (SMTP AUTH)%s",
+		    s->tls ? "" : " after STARTTLS");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+smtp_proceed_mail(struct smtp_session *s, const char *args)
+{
+	struct smtp_mail_args ma;
+	char from[300];
+
+	switch (smtp_parse_mail(args, &ma)) {
+	case SMTP_PARSE_OK:
+		break;
+	case SMTP_PARSE_BAD_ADDRESS:
+		smtp_reply(s, "553 5.1.7 Bad sender address syntax");
+		smtp_error(s);
+		return;
+	case SMTP_PARSE_BAD_PARAM:
+		smtp_reply(s, "555 5.5.4 Unsupported MAIL FROM parameter");
+		smtp_error(s);
+		return;
+	default:
+		smtp_reply(s, "501 5.5.4 Syntax: MAIL FROM:<address>");
+		smtp_error(s);
+		return;
+	}
+	if (ma.has_size && ma.size > s->conf->message_size_limit) {
+		smtp_reply(s, "552 5.3.4 Message size exceeds fixed limit of "
+		    "%zu bytes", s->conf->message_size_limit);
+		smtp_mail_args_deinit(&ma);
+		return;
+	}
+	smtp_txn_reset(s);
+	queue_id_new(s->env.id);
+	s->in_txn = 1;
+	s->env.sender = xstrdup(ma.address);
+	s->env.smtputf8 = ma.smtputf8;
+	smtp_mail_args_deinit(&ma);
+	smtp_enter_state(s, SMTP_STATE_MAIL);
+	log_info("id=%s session=%s mail client=%s from=<%s>%s%s", s->env.id,
+	    s->id, s->addr, log_printable(from, sizeof(from), s->env.sender,
+	    strlen(s->env.sender)), s->account != NULL ? " account=" : "",
+	    s->account != NULL ? s->account : "");
+	smtp_reply(s, "250 2.1.0 Ok");
+}
+
+static int
+smtp_check_rcpt(struct smtp_session *s, const char *args)
+{
+	(void)args;
+	if (s->state != SMTP_STATE_MAIL && s->state != SMTP_STATE_RCPT) {
+		smtp_reply(s, "503 5.5.1 Need MAIL command first");
+		return -1;
+	}
+	if (s->env.rcpt_count >= (size_t)s->conf->smtp_max_recipients) {
+		/* RFC 5321 4.5.3.1.10: 452, the client sends the rest later */
+		smtp_reply(s, "452 4.5.3 Too many recipients (at most %d per "
+		    "message)", s->conf->smtp_max_recipients);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+smtp_rcpt_reply(struct msg *m, void *arg)
+{
+	struct smtp_session *s = arg;
+	const char *mailbox = NULL;
+	uint32_t result = BE_RCPT_TEMPFAIL;
+	char *address = s->rcpt_pending;
+	char rcpt[300];
+
+	s->req = NULL;
+	s->rcpt_pending = NULL;
+	if (m != NULL && (msg_get_u32(m, &result) < 0 ||
+	    msg_get_str(m, &mailbox) < 0 || msg_end(m) < 0))
+		result = BE_RCPT_TEMPFAIL;
+	log_printable(rcpt, sizeof(rcpt), address, strlen(address));
+	switch (result) {
+	case BE_RCPT_LOCAL:
+		if (mailbox == NULL)
+			goto tempfail;
+		envelope_add_rcpt(&s->env, address, mailbox);
+		smtp_enter_state(s, SMTP_STATE_RCPT);
+		log_info("id=%s rcpt to=<%s> mailbox=%s", s->env.id, rcpt,
+		    mailbox);
+		smtp_reply(s, "250 2.1.5 Ok");
+		break;
+	case BE_RCPT_REMOTE:
+		if (s->account == NULL) {
+			smtp_reply(s, "550 5.7.1 <%s>: Relay access denied", rcpt);
+			smtp_error(s);
+			break;
+		}
+		envelope_add_rcpt(&s->env, address, NULL);
+		smtp_enter_state(s, SMTP_STATE_RCPT);
+		log_info("id=%s rcpt to=<%s> remote", s->env.id, rcpt);
+		smtp_reply(s, "250 2.1.5 Ok");
+		break;
+	case BE_RCPT_UNKNOWN:
+		smtp_reply(s, "550 5.1.1 <%s>: Recipient address rejected: "
+		    "user unknown", rcpt);
+		smtp_error(s);
+		break;
+	default:
+	tempfail:
+		smtp_reply(s, "451 4.3.0 <%s>: Temporary lookup failure, try "
+		    "again later", rcpt);
+		break;
+	}
+	free(address);
+	smtp_process(s);
+}
+
+static void
+smtp_proceed_rcpt(struct smtp_session *s, const char *args)
+{
+	struct smtp_rcpt_args ra;
+	struct msg m;
+
+	switch (smtp_parse_rcpt(args, s->env.smtputf8, &ra)) {
+	case SMTP_PARSE_OK:
+		break;
+	case SMTP_PARSE_BAD_ADDRESS:
+		smtp_reply(s, "501 5.1.3 Bad recipient address syntax");
+		smtp_error(s);
+		return;
+	case SMTP_PARSE_BAD_PARAM:
+		smtp_reply(s, "555 5.5.4 Unsupported RCPT TO parameter");
+		smtp_error(s);
+		return;
+	default:
+		smtp_reply(s, "501 5.5.4 Syntax: RCPT TO:<address>");
+		smtp_error(s);
+		return;
+	}
+	s->rcpt_pending = xstrdup(ra.address);
+	msg_init(&m, BE_RCPT, 0);
+	msg_add_str(&m, ra.address);
+	smtp_rcpt_args_deinit(&ra);
+	smtp_request(s, &m, smtp_rcpt_reply);
+}
+
+/* ---- DATA -------------------------------------------------------- */
+
+static const char *
+smtp_protocol(const struct smtp_session *s)
+{
+	if (!s->esmtp)
+		return "SMTP";
+	/* RFC 3848 */
+	if (s->tls && s->account != NULL)
+		return "ESMTPSA";
+	if (s->account != NULL)
+		return "ESMTPA";
+	return s->tls ? "ESMTPS" : "ESMTP";
+}
+
+static void
+smtp_rfc5322_date(struct str *out, time_t t)
+{
+	struct tm tm;
+	char buf[64];
+
+	localtime_r(&t, &tm);
+	strftime(buf, sizeof(buf), "%a, %d %b %Y %H:%M:%S %z", &tm);
+	str_append(out, buf);
+}
+
+/* RFC 5321 4.4 trace header, with RFC 3848 protocol names. */
+static void
+smtp_received(struct smtp_session *s, struct str *out)
+{
+	const struct sockaddr *sa = (const struct sockaddr *)&s->client;
+
+	str_printf(out, "Received: from %s (%s%s]", s->helo != NULL ?
+	    s->helo : "unknown", sa->sa_family == AF_INET6 &&
+	    strchr(s->addr, ':') != NULL ? "[IPv6:" : "[", s->addr);
+	str_append(out, ")\r\n");
+	if (s->tls)
+		str_printf(out, "\t(using %s)\r\n", str_c(&s->tls_info));
+	if (s->account != NULL && s->conf->received_show_account)
+		str_printf(out, "\t(authenticated as %s)\r\n", s->account);
+	str_printf(out, "\tby %s (sekisho) with %s id %s\r\n",
+	    s->conf->hostname, smtp_protocol(s), s->env.id);
+	/* Name the recipient only when there is one (privacy of Bcc). */
+	if (s->env.rcpt_count == 1)
+		str_printf(out, "\tfor <%s>; ", s->env.rcpts[0].address);
+	else
+		str_append(out, "\t; ");
+	smtp_rfc5322_date(out, (time_t)s->env.time);
+	str_append(out, "\r\n");
+}
+
+/* Write what is buffered to the spool file. */
+static int
+smtp_data_flush(struct smtp_session *s)
+{
+	while (evbuffer_get_length(s->out) > 0) {
+		int n = evbuffer_write(s->out, s->spool_fd);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			log_warn("id=%s spool write", s->env.id);
+			return -1;
+		}
+		if (n == 0)
+			return -1;
+	}
+	return 0;
+}
+
+static void
+smtp_data_add(struct smtp_session *s, const char *p, size_t n)
+{
+	if (s->data_error != DATA_OK)
+		return;
+	s->data_size += n;
+	if (s->data_size > s->conf->message_size_limit) {
+		s->data_error = DATA_TOO_BIG;
+		return;
+	}
+	evbuffer_add(s->out, p, n);
+	if (evbuffer_get_length(s->out) >= 65536 && smtp_data_flush(s) < 0)
+		s->data_error = DATA_IO;
+}
+
+/* RFC 6409 8.2, 8.3: a submission without Date or Message-ID gets them. */
+static void
+smtp_data_end_headers(struct smtp_session *s)
+{
+	struct str add = STR_INIT;
+
+	s->data_in_headers = 0;
+	smtp_data_add(s, str_c(&s->data_hdr), s->data_hdr.len);
+	str_clear(&s->data_hdr);
+	if (smtp_is_submission(s)) {
+		if (!s->data_seen_date) {
+			str_append(&add, "Date: ");
+			smtp_rfc5322_date(&add, time(NULL));
+			str_append(&add, "\r\n");
+		}
+		if (!s->data_seen_msgid) {
+			unsigned char rnd[8];
+
+			arc4random_buf(rnd, sizeof(rnd));
+			str_printf(&add, "Message-ID: <%s.%02x%02x%02x%02x%02x"
+			    "%02x%02x%02x@%s>\r\n", s->env.id, rnd[0], rnd[1],
+			    rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7],
+			    s->conf->hostname);
+		}
+	}
+	smtp_data_add(s, str_c(&add), add.len);
+	str_deinit(&add);
+}
+
+static int
+smtp_header_is(const char *line, size_t len, const char *name)
+{
+	size_t n = strlen(name);
+
+	return len > n && strncasecmp(line, name, n) == 0 && line[n] == ':';
+}
+
+/* One content line (without its line end), already unstuffed. */
+static void
+smtp_data_line(struct smtp_session *s, const char *line, size_t len)
+{
+	if (s->data_in_headers) {
+		int field = len > 0 && line[0] != ' ' && line[0] != '\t' &&
+		    memchr(line, ':', len) != NULL;
+		int cont = len > 0 && (line[0] == ' ' || line[0] == '\t');
+
+		if (len == 0 || (!field && !cont)) {
+			/* End of the header section; a body line without
+			 * the empty separator gets one. */
+			smtp_data_end_headers(s);
+			if (len != 0)
+				smtp_data_add(s, "\r\n", 2);
+		} else {
+			if (smtp_header_is(line, len, "Message-ID"))
+				s->data_seen_msgid = 1;
+			if (smtp_header_is(line, len, "Date"))
+				s->data_seen_date = 1;
+			str_append_n(&s->data_hdr, line, len);
+			str_append(&s->data_hdr, "\r\n");
+			if (s->data_hdr.len > s->conf->message_size_limit)
+				s->data_error = DATA_TOO_BIG;
+			return;
+		}
+	}
+	smtp_data_add(s, line, len);
+	smtp_data_add(s, "\r\n", 2);
+}
+
+static void smtp_data_done(struct smtp_session *s);
+
+/*
+ * Consume message content from the input. Returns 1 when the final
+ * "." line was read, 0 when more input is needed.
+ */
+static int
+smtp_data_read(struct smtp_session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	size_t limit = s->conf->smtp_data_line_length_limit;
+
+	for (;;) {
+		size_t eol_len;
+		struct evbuffer_ptr p = evbuffer_search_eol(in, NULL, &eol_len,
+		    EVBUFFER_EOL_LF);
+		size_t avail = evbuffer_get_length(in);
+
+		if (p.pos < 0) {
+			/* No line end yet: an over-long line is dropped as
+			 * it comes, keeping its last byte for the CR check. */
+			if (avail > limit + 2) {
+				size_t drop = avail - 1;
+
+				s->data_skip_len += drop;
+				evbuffer_drain(in, drop);
+				if (s->data_error == DATA_OK)
+					s->data_error = DATA_LONG_LINE;
+			}
+			return 0;
+		}
+		size_t n = (size_t)p.pos + 1;	/* with the LF */
+		char *line = xmalloc(n + 1);
+
+		evbuffer_remove(in, line, n);
+		line[n] = '\0';
+		int crlf = n >= 2 && line[n - 2] == '\r';
+		size_t len = crlf ? n - 2 : n - 1;
+		int skipped = s->data_skip_len > 0;
+
+		s->data_skip_len = 0;
+
+		if (!crlf) {
+			if (s->data_error == DATA_OK)
+				s->data_error = DATA_BARE_LF;
+		} else if (memchr(line, '\r', len) != NULL) {
+			if (s->data_error == DATA_OK)
+				s->data_error = DATA_BARE_CR;
+		}
+		/* The end: "." CRLF, right after a CRLF (RFC 5321 4.1.1.4). */
+		if (!skipped && crlf && s->data_prev_crlf && len == 1 &&
+		    line[0] == '.') {
+			free(line);
+			return 1;
+		}
+		s->data_prev_crlf = crlf;
+		if (skipped || len > limit) {
+			if (s->data_error == DATA_OK)
+				s->data_error = DATA_LONG_LINE;
+		} else if (s->data_error == DATA_OK) {
+			/* RFC 5321 4.5.2: remove one leading dot */
+			if (len > 0 && line[0] == '.')
+				smtp_data_line(s, line + 1, len - 1);
+			else
+				smtp_data_line(s, line, len);
+		}
+		free(line);
+	}
+}
+
+static void
+smtp_data_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	(void)fd;
+	(void)what;
+	log_info("id=%s data timeout client=%s after %d s", s->env.id,
+	    s->addr, s->conf->smtp_data_timeout);
+	smtp_free(s);
+}
+
+static void
+smtp_spool_open_reply(struct msg *m, void *arg)
+{
+	struct smtp_session *s = arg;
+	uint32_t result = 1;
+	const char *error = NULL;
+	struct str head = STR_INIT;
+
+	s->req = NULL;
+	if (m != NULL && (msg_get_u32(m, &result) < 0 ||
+	    msg_get_str(m, &error) < 0 || msg_end(m) < 0))
+		result = 1;
+	if (result == 0 && m != NULL)
+		s->spool_fd = msg_take_fd(m);
+	if (result != 0 || s->spool_fd == -1) {
+		smtp_reply(s, "451 4.3.0 Temporary failure: cannot queue the "
+		    "message now, try again later");
+		smtp_txn_reset(s);
+		smtp_enter_state(s, SMTP_STATE_READY);
+		smtp_process(s);
+		return;
+	}
+	s->env.time = (int64_t)time(NULL);
+	free(s->env.client);
+	s->env.client = xstrdup(s->addr);
+	free(s->env.helo);
+	s->env.helo = xstrdup(s->helo != NULL ? s->helo : "unknown");
+	free(s->env.protocol);
+	s->env.protocol = xstrdup(smtp_protocol(s));
+	free(s->env.auth);
+	s->env.auth = s->account != NULL ? xstrdup(s->account) : NULL;
+	if (envelope_format(&s->env, &head) < 0) {
+		str_deinit(&head);
+		smtp_reply(s, "451 4.3.0 Temporary failure: bad envelope");
+		smtp_txn_reset(s);
+		smtp_enter_state(s, SMTP_STATE_READY);
+		smtp_process(s);
+		return;
+	}
+	smtp_received(s, &head);
+	evbuffer_add(s->out, head.s, head.len);
+	str_deinit(&head);
+
+	s->data_size = 0;
+	s->data_error = DATA_OK;
+	s->data_prev_crlf = 1;
+	s->data_in_headers = 1;
+	s->data_seen_msgid = 0;
+	s->data_seen_date = 0;
+	s->data_skip_len = 0;
+	str_clear(&s->data_hdr);
+	smtp_enter_state(s, SMTP_STATE_DATA);
+	event_add(s->data_timer, &(struct timeval){
+	    s->conf->smtp_data_timeout, 0 });
+	smtp_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+	smtp_process(s);
+}
+
+static int
+smtp_check_data(struct smtp_session *s, const char *args)
+{
+	if (s->state == SMTP_STATE_MAIL) {
+		smtp_reply(s, "554 5.5.1 No valid recipients");
+		return -1;
+	}
+	if (s->state != SMTP_STATE_RCPT) {
+		smtp_reply(s, "503 5.5.1 Need MAIL and RCPT commands first");
+		return -1;
+	}
+	if (*args != '\0') {
+		smtp_reply(s, "501 5.5.4 Syntax: DATA");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+smtp_proceed_data(struct smtp_session *s, const char *args)
+{
+	struct msg m;
+
+	(void)args;
+	msg_init(&m, BE_SPOOL_OPEN, 0);
+	msg_add_str(&m, s->env.id);
+	smtp_request(s, &m, smtp_spool_open_reply);
+}
+
+static void
+smtp_commit_reply(struct msg *m, void *arg)
+{
+	struct smtp_session *s = arg;
+	uint32_t result = 1;
+	const char *error = NULL;
+
+	s->req = NULL;
+	if (m != NULL && (msg_get_u32(m, &result) < 0 ||
+	    msg_get_str(m, &error) < 0 || msg_end(m) < 0))
+		result = 1;
+	if (result == 0) {
+		log_info("id=%s queued client=%s from=<%s> rcpts=%zu size=%zu "
+		    "protocol=%s%s%s", s->env.id, s->addr, s->env.sender,
+		    s->env.rcpt_count, s->data_size, smtp_protocol(s),
+		    s->account != NULL ? " account=" : "",
+		    s->account != NULL ? s->account : "");
+		smtp_reply(s, "250 2.0.0 Ok: queued as %s", s->env.id);
+	} else
+		smtp_reply(s, "451 4.3.0 Temporary failure: message not "
+		    "queued, try again later");
+	smtp_txn_reset(s);
+	smtp_enter_state(s, SMTP_STATE_READY);
+	smtp_process(s);
+}
+
+static void
+smtp_abort_spool(struct smtp_session *s)
+{
+	struct msg m;
+
+	msg_init(&m, BE_SPOOL_ABORT, 0);
+	msg_add_str(&m, s->env.id);
+	(void)be_client_request(s->loop->be, &m, NULL, NULL);
+}
+
+static void
+smtp_data_done(struct smtp_session *s)
+{
+	struct msg m;
+
+	evtimer_del(s->data_timer);
+	if (s->data_error == DATA_OK && s->data_in_headers)
+		smtp_data_end_headers(s);
+	if (s->data_error == DATA_OK && smtp_data_flush(s) < 0)
+		s->data_error = DATA_IO;
+	close(s->spool_fd);
+	s->spool_fd = -1;
+	if (s->data_error != DATA_OK) {
+		smtp_abort_spool(s);
+		switch (s->data_error) {
+		case DATA_BARE_LF:
+			smtp_reply(s, "550 5.6.0 Message refused: bare LF in "
+			    "message content; lines must end with CR LF "
+			    "(RFC 5321 2.3.8)");
+			break;
+		case DATA_BARE_CR:
+			smtp_reply(s, "550 5.6.0 Message refused: bare CR in "
+			    "message content; lines must end with CR LF "
+			    "(RFC 5321 2.3.8)");
+			break;
+		case DATA_LONG_LINE:
+			smtp_reply(s, "550 5.6.0 Message refused: a line is "
+			    "longer than %zu octets (RFC 5322 2.1.1)",
+			    s->conf->smtp_data_line_length_limit);
+			break;
+		case DATA_TOO_BIG:
+			smtp_reply(s, "552 5.3.4 Message size exceeds fixed "
+			    "limit of %zu bytes", s->conf->message_size_limit);
+			break;
+		default:
+			smtp_reply(s, "451 4.3.0 Temporary failure writing the "
+			    "message, try again later");
+			break;
+		}
+		smtp_txn_reset(s);
+		smtp_enter_state(s, SMTP_STATE_READY);
+		return;
+	}
+	msg_init(&m, BE_SPOOL_COMMIT, 0);
+	msg_add_str(&m, s->env.id);
+	smtp_request(s, &m, smtp_commit_reply);
+}
+
+/* ---- the rest of the commands ------------------------------------ */
+
+static void
+smtp_proceed_rset(struct smtp_session *s, const char *args)
+{
+	(void)args;
+	smtp_txn_reset(s);
+	if (s->state != SMTP_STATE_HELO)
+		smtp_enter_state(s, SMTP_STATE_READY);
+	smtp_reply(s, "250 2.0.0 Ok");
+}
+
+static void
+smtp_proceed_noop(struct smtp_session *s, const char *args)
+{
+	(void)args;
+	smtp_reply(s, "250 2.0.0 Ok");
+}
+
+static void
+smtp_proceed_quit(struct smtp_session *s, const char *args)
+{
+	(void)args;
+	smtp_reply(s, "221 2.0.0 %s closing connection", s->conf->hostname);
+	smtp_enter_state(s, SMTP_STATE_QUIT);
+}
+
+static void
+smtp_proceed_vrfy(struct smtp_session *s, const char *args)
+{
+	(void)args;
+	/* RFC 5321 3.5.3: 252 rather than disclosing accounts. */
+	smtp_reply(s, "252 2.5.0 Cannot VRFY user, but will accept message "
+	    "and attempt delivery");
+}
+
+static void
+smtp_proceed_expn(struct smtp_session *s, const char *args)
+{
+	(void)args;
+	smtp_reply(s, "502 5.5.1 EXPN not available");
+}
+
+static void
+smtp_proceed_help(struct smtp_session *s, const char *args)
+{
+	(void)args;
+	smtp_reply(s, "214 2.0.0 See RFC 5321; commands: EHLO HELO MAIL RCPT "
+	    "DATA RSET NOOP QUIT VRFY STARTTLS AUTH");
+}
+
+static void
+smtp_proceed_bdat(struct smtp_session *s, const char *args)
+{
+	(void)args;
+	/* CHUNKING is not offered in EHLO; BDAT is an unknown command. */
+	smtp_reply(s, "502 5.5.1 BDAT not supported (CHUNKING not offered)");
+	smtp_error(s);
+}
+
+static const struct smtp_cmd_def smtp_cmd_table[] = {
+	{ SMTP_CMD_HELO, SMTP_CMD_PRE_HELO, smtp_check_helo, smtp_proceed_helo },
+	{ SMTP_CMD_EHLO, SMTP_CMD_PRE_HELO | SMTP_CMD_ENDS_GROUP,
+	    smtp_check_helo, smtp_proceed_ehlo },
+	{ SMTP_CMD_STARTTLS, SMTP_CMD_ENDS_GROUP, smtp_check_starttls,
+	    smtp_proceed_starttls },
+	{ SMTP_CMD_AUTH, SMTP_CMD_ENDS_GROUP, smtp_check_auth,
+	    smtp_proceed_auth },
+	{ SMTP_CMD_MAIL, 0, smtp_check_mail, smtp_proceed_mail },
+	{ SMTP_CMD_RCPT, 0, smtp_check_rcpt, smtp_proceed_rcpt },
+	{ SMTP_CMD_DATA, SMTP_CMD_ENDS_GROUP, smtp_check_data,
+	    smtp_proceed_data },
+	{ SMTP_CMD_RSET, SMTP_CMD_PRE_HELO, NULL, smtp_proceed_rset },
+	{ SMTP_CMD_NOOP, SMTP_CMD_PRE_HELO | SMTP_CMD_ENDS_GROUP, NULL,
+	    smtp_proceed_noop },
+	{ SMTP_CMD_QUIT, SMTP_CMD_PRE_HELO | SMTP_CMD_ENDS_GROUP, NULL,
+	    smtp_proceed_quit },
+	{ SMTP_CMD_VRFY, SMTP_CMD_ENDS_GROUP, NULL, smtp_proceed_vrfy },
+	{ SMTP_CMD_EXPN, SMTP_CMD_ENDS_GROUP, NULL, smtp_proceed_expn },
+	{ SMTP_CMD_HELP, SMTP_CMD_PRE_HELO, NULL, smtp_proceed_help },
+	{ SMTP_CMD_BDAT, 0, NULL, smtp_proceed_bdat },
+};
+
+static void
+smtp_command(struct smtp_session *s, const char *line, size_t len)
+{
+	const struct smtp_cmd_def *def = NULL;
+	enum smtp_cmd cmd;
+	const char *args;
+
+	switch (smtp_parse_command(line, len, &cmd, &args)) {
+	case SMTP_PARSE_OK:
+		break;
+	case SMTP_PARSE_NUL:
+		smtp_reply(s, "500 5.5.2 Syntax error: NUL, CR or LF inside "
+		    "the command line");
+		smtp_error(s);
+		return;
+	default:
+		smtp_reply(s, "500 5.5.2 Syntax error");
+		smtp_error(s);
+		return;
+	}
+	for (size_t i = 0; i < sizeof(smtp_cmd_table) /
+	    sizeof(smtp_cmd_table[0]); i++)
+		if (smtp_cmd_table[i].cmd == cmd)
+			def = &smtp_cmd_table[i];
+	if (def == NULL) {
+		if (len >= 6 && strncasecmp(line, "PROXY ", 6) == 0)
+			smtp_reply(s, "500 5.5.1 PROXY header not accepted "
+			    "from your address");
+		else
+			smtp_reply(s, "500 5.5.1 Command unrecognized");
+		smtp_error(s);
+		return;
+	}
+	if (s->state == SMTP_STATE_HELO &&
+	    (def->flags & SMTP_CMD_PRE_HELO) == 0) {
+		smtp_reply(s, "503 5.5.1 Send HELO/EHLO first");
+		smtp_error(s);
+		return;
+	}
+	if (def->check != NULL && def->check(s, args) < 0) {
+		if (s->state != SMTP_STATE_QUIT)
+			smtp_error(s);
+		return;
+	}
+	def->proceed(s, args);
+}
+
+/*
+ * One command line from the input, CRLF required (RFC 5321 2.3.8).
+ * Returns 1 and the line (without CRLF) in *line_r, 0 when more input is
+ * needed, -1 when a bad line was consumed and answered.
+ */
+static int
+smtp_get_line(struct smtp_session *s, struct str *line)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	size_t limit = s->conf->smtp_line_length_limit;
+	size_t eol_len;
+	struct evbuffer_ptr p = evbuffer_search_eol(in, NULL, &eol_len,
+	    EVBUFFER_EOL_LF);
+
+	if (p.pos < 0) {
+		if (evbuffer_get_length(in) > limit) {
+			/* Skip to the next LF and answer then, in order. */
+			evbuffer_drain(in, evbuffer_get_length(in));
+			s->skip_line = 1;
+		}
+		return 0;
+	}
+	size_t n = (size_t)p.pos + 1;
+
+	if (s->skip_line || n > limit) {
+		evbuffer_drain(in, n);
+		s->skip_line = 0;
+		smtp_reply(s, "500 5.5.2 Line too long (at most %zu octets)",
+		    limit);
+		smtp_error(s);
+		return -1;
+	}
+	str_clear(line);
+	str_append_n(line, evbuffer_pullup(in, (ev_ssize_t)n), n);
+	evbuffer_drain(in, n);
+	if (n < 2 || line->s[n - 2] != '\r') {
+		smtp_reply(s, "500 5.5.2 Syntax error: command lines must end "
+		    "with CR LF");
+		smtp_error(s);
+		return -1;
+	}
+	str_truncate(line, n - 2);
+	return 1;
+}
+
+static void
+smtp_process(struct smtp_session *s)
+{
+	struct str line = STR_INIT;
+
+	while (s->req == NULL) {
+		if (s->state == SMTP_STATE_DATA) {
+			if (smtp_data_read(s) == 0)
+				break;
+			smtp_data_done(s);
+			continue;
+		}
+		if (s->state != SMTP_STATE_HELO &&
+		    s->state != SMTP_STATE_READY &&
+		    s->state != SMTP_STATE_AUTH &&
+		    s->state != SMTP_STATE_MAIL &&
+		    s->state != SMTP_STATE_RCPT)
+			break;
+		int r = smtp_get_line(s, &line);
+
+		if (r == 0)
+			break;
+		if (r < 0)
+			continue;
+		if (s->state == SMTP_STATE_AUTH)
+			smtp_auth_step(s, str_c(&line));
+		else
+			smtp_command(s, line.s, line.len);
+		if (line.s != NULL)
+			explicit_bzero(line.s, line.cap);	/* AUTH data */
+	}
+	str_deinit(&line);
+	if (s->eof && s->req == NULL && s->state != SMTP_STATE_QUIT)
+		smtp_free(s);
+}
+
+/* ---- events and lifetime ----------------------------------------- */
+
+static void
+smtp_on_read(struct bufferevent *bev, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	(void)bev;
+	if (s->state == SMTP_STATE_QUIT) {
+		evbuffer_drain(bufferevent_get_input(s->bev),
+		    evbuffer_get_length(bufferevent_get_input(s->bev)));
+		return;
+	}
+	smtp_process(s);
+}
+
+static void
+smtp_on_write(struct bufferevent *bev, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	(void)bev;
+	if (s->state == SMTP_STATE_QUIT)
+		smtp_free(s);
+	else if (s->starttls_pending) {
+		s->starttls_pending = 0;
+		smtp_tls_start(s);
+	}
+}
+
+static void
+smtp_on_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	(void)bev;
+	if (what & BEV_EVENT_CONNECTED) {
+		smtp_tls_done(s);
+		return;
+	}
+	if (what & BEV_EVENT_TIMEOUT) {
+		log_info("session=%s timeout client=%s state=%s", s->id,
+		    s->addr, smtp_state_names[s->state]);
+		if (s->state != SMTP_STATE_PROXY && s->state != SMTP_STATE_TLS) {
+			/* RFC 5321 4.5.3.2: say why before closing */
+			smtp_reply(s, "421 4.4.2 %s Timeout, closing "
+			    "connection", s->conf->hostname);
+			smtp_enter_state(s, SMTP_STATE_QUIT);
+			bufferevent_disable(s->bev, EV_READ);
+			bufferevent_set_timeouts(s->bev, NULL,
+			    &(struct timeval){ 10, 0 });
+			return;
+		}
+		smtp_free(s);
+		return;
+	}
+	if (what & BEV_EVENT_EOF) {
+		s->eof = 1;
+		if (s->state == SMTP_STATE_DATA || s->req != NULL) {
+			if (s->state == SMTP_STATE_DATA)
+				log_info("id=%s lost connection in DATA "
+				    "client=%s", s->env.id, s->addr);
+			if (s->req == NULL) {
+				smtp_free(s);
+				return;
+			}
+			return;	/* freed when the pending reply arrives */
+		}
+		smtp_free(s);
+		return;
+	}
+	if (what & BEV_EVENT_ERROR) {
+		if (s->state == SMTP_STATE_TLS && s->ssl != NULL) {
+			unsigned long e = bufferevent_get_openssl_error(s->bev);
+			char ebuf[256];
+
+			ERR_error_string_n(e, ebuf, sizeof(ebuf));
+			log_info("session=%s tls handshake failed client=%s: "
+			    "%s", s->id, s->addr, e != 0 ? ebuf : "closed");
+		}
+		smtp_free(s);
+	}
+}
+
+static void
+smtp_free(struct smtp_session *s)
+{
+	if (s->req != NULL)
+		be_req_cancel(s->req);
+	if (s->state == SMTP_STATE_DATA ||
+	    (s->spool_fd != -1 && s->in_txn))
+		smtp_abort_spool(s);
+	log_info("session=%s disconnect client=%s", s->id, s->addr);
+	if (s->counted_ip)
+		server_ip_release((struct sockaddr *)&s->client);
+	server_conn_release();
+	smtp_txn_reset(s);
+	envelope_deinit(&s->env);
+	if (s->ev_proxy != NULL)
+		event_free(s->ev_proxy);
+	if (s->bev != NULL)
+		bufferevent_free(s->bev);
+	if (s->ssl != NULL)
+		SSL_free(s->ssl);
+	close(s->fd);
+	if (s->out != NULL)
+		evbuffer_free(s->out);
+	if (s->data_timer != NULL)
+		event_free(s->data_timer);
+	str_deinit(&s->tls_info);
+	str_deinit(&s->data_hdr);
+	free(s->helo);
+	free(s->account);
+	free(s->auth_user);
+	free(s->rcpt_pending);
+	free(s);
+}
+
+void
+smtp_session_new(struct server_loop *loop, const struct listen_conf *lc,
+    int fd, const struct sockaddr *sa, socklen_t salen)
+{
+	struct event_base *base = loop->base;
+	struct smtp_session *s;
+
+	if (server_conn_acquire(loop->conf) < 0) {
+		static const char busy[] = "421 4.3.2 Too many connections, "
+		    "try again later\r\n";
+
+		/* Best effort: the socket is new, the write will not block. */
+		if (write(fd, busy, sizeof(busy) - 1) < 0)
+			log_debug("421 write failed");
+		close(fd);
+		log_warnx("max_connections (%d) reached, connection refused",
+		    loop->conf->max_connections);
+		return;
+	}
+	s = xcalloc(1, sizeof(*s));
+	s->loop = loop;
+	s->conf = loop->conf;
+	s->lc = lc;
+	s->spool_fd = -1;
+	envelope_init(&s->env);
+	snprintf(s->id, sizeof(s->id), "%02X%06lX", loop->index & 0xff,
+	    ++loop->sessions & 0xffffff);
+	if ((size_t)salen > sizeof(s->peer))
+		salen = sizeof(s->peer);
+	memcpy(&s->peer, sa, salen);
+	memcpy(&s->client, sa, salen);
+	s->fd = fd;
+	server_addr_str(sa, s->addr, sizeof(s->addr));
+	s->out = evbuffer_new();
+	s->data_timer = evtimer_new(base, smtp_data_timeout, s);
+	if (s->out == NULL || s->data_timer == NULL)
+		fatalx("smtp: out of memory for a session");
+
+	if (lc->proxy && cidr_match(s->conf->proxy_trusted,
+	    s->conf->proxy_trusted_count, sa)) {
+		s->state = SMTP_STATE_PROXY;
+		s->ev_proxy = event_new(base, fd, EV_READ | EV_PERSIST | EV_ET,
+		    smtp_on_proxy, s);
+		if (s->ev_proxy == NULL)
+			fatalx("smtp: out of memory for a session");
+		event_add(s->ev_proxy, &(struct timeval){
+		    s->conf->proxy_timeout, 0 });
+		return;
+	}
+	smtp_client_ready(s);
+}
