@@ -286,14 +286,31 @@ server_bind(const struct listen_conf *lc, const char **error_r)
 	    AF_INET6 : AF_INET, lc->host, error_r);
 }
 
+/* Who serves a connection on a listener of each role: one row a role. */
+typedef void server_session_fn(struct server_loop *, const struct listen_conf *,
+    int, const struct sockaddr *, socklen_t);
+
+static server_session_fn *const server_session_new[] = {
+	[LISTEN_MX] = smtp_session_new,
+	[LISTEN_SUBMISSION] = smtp_session_new,
+	[LISTEN_SUBMISSIONS] = smtp_session_new,
+};
+
 static void
 server_on_accept(struct evconnlistener *evl, evutil_socket_t fd,
     struct sockaddr *sa, int salen, void *arg)
 {
 	struct server_listener *l = arg;
+	server_session_fn *fn = NULL;
 
 	(void)evl;
-	smtp_session_new(l->loop, l->lc, fd, sa, (socklen_t)salen);
+	if ((size_t)l->lc->role < sizeof(server_session_new) /
+	    sizeof(server_session_new[0]))
+		fn = server_session_new[l->lc->role];
+	if (fn == NULL)
+		fatalx("listener role %s has no session type",
+		    config_role_name(l->lc->role));
+	fn(l->loop, l->lc, fd, sa, (socklen_t)salen);
 }
 
 static void
