@@ -55,6 +55,7 @@ enum config_type {
 	CONFIG_ENUM_STR,	/* char *: one of words, as written there */
 	CONFIG_LISTEN,		/* struct listen_conf[] + size_t count */
 	CONFIG_CIDR,		/* struct cidr[] + size_t count */
+	CONFIG_STRLIST,		/* char *[] + size_t count; check per item */
 };
 
 #define CONFIG_F_EMPTY_OK	0x01	/* a string that may be empty */
@@ -77,6 +78,8 @@ struct config_def {
 static int config_check_hostname(const char *, struct str *);
 static int config_check_store(const char *, struct str *);
 static int config_check_abs_path(const char *, struct str *);
+static int config_check_geo_database(const char *, struct str *);
+static int config_check_country(const char *, struct str *);
 
 #define OFF(field)	offsetof(struct config, field)
 #define ROW_STR(n, d, fl, chk, h) \
@@ -89,6 +92,8 @@ static int config_check_abs_path(const char *, struct str *);
 	{ #n, t, d, 0, 0, (const char *const[])w, 0, NULL, OFF(n), 0, h }
 #define ROW_LIST(n, t, d, h) \
 	{ #n, t, d, 0, 0, NULL, 0, NULL, OFF(n), OFF(n##_count), h }
+#define ROW_STRLIST(n, d, chk, h) \
+	{ #n, CONFIG_STRLIST, d, 0, 0, NULL, 0, chk, OFF(n), OFF(n##_count), h }
 #define WORDS(...)	{ __VA_ARGS__, NULL }
 
 /*
@@ -162,11 +167,23 @@ static const struct config_def config_defs[] = {
 	ROW_ENUM(log_level, CONFIG_ENUM_STR, "info",
 	    WORDS("warn", "info", "debug"),
 	    "Least important log messages that are still written."),
+	ROW_STR(geo_database, "tor:/usr/share/tor/geoip,/usr/share/tor/geoip6",
+	    0, config_check_geo_database,
+	    "Country database: tor:FILE[,FILE] (tor-geoipdb range files) "
+	    "or mmdb:FILE (MaxMind DB)."),
+	ROW_STRLIST(home_countries, "JP", config_check_country,
+	    "Countries (ISO 3166 codes) whose clients count as domestic."),
+	/* Word order is enum geo_unknown_action order. */
+	ROW_ENUM(geo_unknown, CONFIG_ENUM, "refuse", WORDS("refuse", "allow"),
+	    "Submissions from a public address missing from the country "
+	    "database: refuse or allow."),
 };
 
 #define CONFIG_NDEFS	nitems(config_defs)
 
 _Static_assert(sizeof(enum auth_without_tls) == sizeof(int),
+    "CONFIG_ENUM fields are stored as int");
+_Static_assert(sizeof(enum geo_unknown_action) == sizeof(int),
     "CONFIG_ENUM fields are stored as int");
 
 /* What a loading pass knows beyond struct config. */
@@ -223,7 +240,8 @@ config_ccount(const struct config *conf, const struct config_def *def)
 static int
 config_is_list(const struct config_def *def)
 {
-	return def->type == CONFIG_LISTEN || def->type == CONFIG_CIDR;
+	return def->type == CONFIG_LISTEN || def->type == CONFIG_CIDR ||
+	    def->type == CONFIG_STRLIST;
 }
 
 static int
@@ -477,6 +495,54 @@ config_check_store(const char *value, struct str *why)
 	str_printf(why, "unsupported store '%s' "
 	    "(expected sqlite:/absolute/path.db)", value);
 	return -1;
+}
+
+/* "mmdb:/PATH" or "tor:/PATH[,/PATH]"; the files are read by geo_open. */
+static int
+config_check_geo_database(const char *value, struct str *why)
+{
+	const char *p;
+
+	if (strncmp(value, "mmdb:", 5) == 0 && value[5] == '/' &&
+	    strchr(value, ',') == NULL)
+		return 0;
+	if (strncmp(value, "tor:", 4) == 0) {
+		for (p = value + 4; *p == '/'; p++) {
+			p = strchr(p, ',');
+			if (p == NULL)
+				return 0;
+		}
+	}
+	str_printf(why, "bad geo database '%s' (expected "
+	    "tor:/FILE[,/FILE] or mmdb:/FILE)", value);
+	return -1;
+}
+
+/* An ISO 3166-1 alpha-2 code as the databases write it: "JP". */
+static int
+config_check_country(const char *value, struct str *why)
+{
+	if (value[0] >= 'A' && value[0] <= 'Z' && value[1] >= 'A' &&
+	    value[1] <= 'Z' && value[2] == '\0')
+		return 0;
+	str_printf(why, "bad country '%s' (expected two upper-case letters, "
+	    "e.g. JP)", value);
+	return -1;
+}
+
+/* One item of a list of words, each checked by def->check. */
+static int
+config_add_strlist(const struct config_def *def, struct config *conf,
+    const char *text, struct str *why)
+{
+	char ***list = config_field(conf, def);
+	size_t *count = config_count(conf, def);
+
+	if (def->check != NULL && def->check(text, why) < 0)
+		return -1;
+	*list = xreallocarray(*list, *count + 1, sizeof(**list));
+	(*list)[(*count)++] = xstrdup(text);
+	return 0;
 }
 
 static int
@@ -809,6 +875,16 @@ config_free_value(const struct config_def *def, struct config *conf)
 		xfree((struct cidr **)config_field(conf, def));
 		*config_count(conf, def) = 0;
 		break;
+	case CONFIG_STRLIST: {
+		char ***list = config_field(conf, def);
+
+		count = config_count(conf, def);
+		for (i = 0; i < *count; i++)
+			free((*list)[i]);
+		xfree(list);
+		*count = 0;
+		break;
+	}
 	default:
 		break;
 	}
@@ -840,6 +916,8 @@ config_set_value(const struct config_def *def, struct config *conf,
 		return config_add_listen(def, conf, text, why);
 	case CONFIG_CIDR:
 		return config_add_cidr(def, conf, text, why);
+	case CONFIG_STRLIST:
+		return config_add_strlist(def, conf, text, why);
 	}
 	fatalx("config: bad type %d", (int)def->type);
 }
@@ -877,6 +955,10 @@ config_format_value(struct str *out, const struct config_def *def,
 		break;
 	case CONFIG_CIDR:
 		config_format_cidr(out, &(*(struct cidr *const *)
+		    config_cfield(conf, def))[i]);
+		break;
+	case CONFIG_STRLIST:
+		str_append(out, (*(char *const *const *)
 		    config_cfield(conf, def))[i]);
 		break;
 	}
@@ -1302,6 +1384,8 @@ config_type_name(const struct config_def *def)
 		return "list of listeners (repeat the key, one per line)";
 	case CONFIG_CIDR:
 		return "list of networks (repeat the key, one per line)";
+	case CONFIG_STRLIST:
+		return "list of words (repeat the key, one per line)";
 	}
 	return "?";
 }

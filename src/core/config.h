@@ -41,6 +41,9 @@ struct cidr {
 
 enum auth_without_tls { AUTH_WITHOUT_TLS_NEVER, AUTH_WITHOUT_TLS_LOOPBACK };
 
+/* What the policy does with a public address the geo database lacks. */
+enum geo_unknown_action { GEO_UNKNOWN_REFUSE, GEO_UNKNOWN_ALLOW };
+
 struct config {
 	char	*path;			/* file it was read from */
 
@@ -78,6 +81,11 @@ struct config {
 	int	 received_show_account;		/* bool */
 
 	char	*log_level;			/* "warn" "info" "debug" */
+
+	char	*geo_database;		/* "tor:V4FILE,V6FILE" or "mmdb:PATH" */
+	char	**home_countries;	/* "JP": 2 upper-case letters each */
+	size_t	 home_countries_count;
+	enum geo_unknown_action geo_unknown;
 };
 
 /*
