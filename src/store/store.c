@@ -541,3 +541,43 @@ store_resolve_recipient(struct store *st, const char *address,
 	*domain_local_r = ret == 0;
 	return 1;
 }
+
+int
+store_apop_set(struct store *st, const char *address, const char *sealed,
+    const char **error_r)
+{
+	char key[STORE_ADDRESS_MAX + 1], quoted[STORE_QUOTE_SIZE];
+
+	if (sealed == NULL || *sealed == '\0') {
+		store_set_error(st, error_r, "empty APOP secret refused");
+		return -1;
+	}
+	if (store_lookup_key(address, key) != 0) {
+		store_set_error(st, error_r, STORE_ERR_NO_ACCOUNT,
+		    store_quote(quoted, sizeof(quoted), address));
+		return 1;
+	}
+	return st->ops->apop_set(st, key, sealed, error_r);
+}
+
+int
+store_apop_get(struct store *st, const char *address, char **sealed_r,
+    const char **error_r)
+{
+	char key[STORE_ADDRESS_MAX + 1];
+
+	*sealed_r = NULL;
+	if (store_lookup_key(address, key) != 0)
+		return 1;
+	return st->ops->apop_get(st, key, sealed_r, error_r);
+}
+
+int
+store_apop_clear(struct store *st, const char *address, const char **error_r)
+{
+	char key[STORE_ADDRESS_MAX + 1];
+
+	if (store_lookup_key(address, key) != 0)
+		return 1;
+	return st->ops->apop_clear(st, key, error_r);
+}

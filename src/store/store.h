@@ -108,4 +108,19 @@ int store_alias_list(struct store *st, const char *target, struct str *out,
 int store_resolve_recipient(struct store *st, const char *address,
     char **account_r, int *domain_local_r, const char **error_r);
 
+/*
+ * APOP secrets (RFC 1939 7): a row only for accounts that turn APOP on,
+ * never in place of the password hash. The value is opaque here: the
+ * caller seals it (src/pop3/apop.h), so the database alone does not
+ * give the secret. set: 1 if no such account. get: 1 if the account has
+ * none (or does not exist); on 0 the caller frees *sealed_r. clear: 1 if
+ * it had none.
+ */
+int store_apop_set(struct store *st, const char *address, const char *sealed,
+    const char **error_r);
+int store_apop_get(struct store *st, const char *address, char **sealed_r,
+    const char **error_r);
+int store_apop_clear(struct store *st, const char *address,
+    const char **error_r);
+
 #endif

@@ -61,6 +61,14 @@ struct store_ops {
 	 * is set only on 1 (store.c sets it on 0). */
 	int (*resolve_recipient)(struct store *st, const char *address,
 	    char **account_r, int *domain_local_r, const char **error_r);
+
+	/* APOP secrets, sealed by the caller; canonical address. */
+	int (*apop_set)(struct store *st, const char *address,
+	    const char *sealed, const char **error_r);
+	int (*apop_get)(struct store *st, const char *address,
+	    char **sealed_r, const char **error_r);
+	int (*apop_clear)(struct store *st, const char *address,
+	    const char **error_r);
 };
 
 struct store {

@@ -56,6 +56,13 @@ static const char *const store_sqlite_migrations[] = {
 	"    REFERENCES accounts(id) ON DELETE CASCADE);"
 	"CREATE INDEX aliases_domain_id ON aliases(domain_id);"
 	"CREATE INDEX aliases_account_id ON aliases(account_id);",
+	/* 2: APOP secrets (RFC 1939 7), a row only for accounts that turn
+	 * APOP on. The value is sealed by the caller (src/pop3/apop.h) and
+	 * is never the login password hash, which stays a crypt(3) hash. */
+	"CREATE TABLE apop_secrets ("
+	"  account_id INTEGER PRIMARY KEY"
+	"    REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  sealed TEXT NOT NULL);",
 };
 #define STORE_SQLITE_VERSION \
 	((int)(sizeof(store_sqlite_migrations) / sizeof(store_sqlite_migrations[0])))
@@ -81,6 +88,9 @@ enum store_sqlite_sql {
 	SQL_ALIAS_DELETE,
 	SQL_ALIAS_LIST,
 	SQL_ALIAS_LIST_ACCOUNT,
+	SQL_APOP_SET,
+	SQL_APOP_GET,
+	SQL_APOP_CLEAR,
 	SQL_COUNT
 };
 
@@ -127,6 +137,16 @@ static const char *const store_sqlite_sql_text[SQL_COUNT] = {
 	    "SELECT l.alias, a.address FROM aliases l"
 	    " JOIN accounts a ON a.id = l.account_id"
 	    " WHERE l.account_id = ?1 ORDER BY l.alias",
+	[SQL_APOP_SET] =
+	    "INSERT INTO apop_secrets (account_id, sealed)"
+	    " SELECT id, ?2 FROM accounts WHERE address = ?1"
+	    " ON CONFLICT (account_id) DO UPDATE SET sealed = excluded.sealed",
+	[SQL_APOP_GET] =
+	    "SELECT s.sealed FROM apop_secrets s"
+	    " JOIN accounts a ON a.id = s.account_id WHERE a.address = ?1",
+	[SQL_APOP_CLEAR] =
+	    "DELETE FROM apop_secrets WHERE account_id ="
+	    " (SELECT id FROM accounts WHERE address = ?1)",
 };
 
 struct store_sqlite {
@@ -868,6 +888,50 @@ store_sqlite_resolve_recipient(struct store *st, const char *address,
 	return 1;
 }
 
+/* ---- APOP secrets --------------------------------------------------- */
+
+static int
+store_sqlite_apop_set(struct store *st, const char *address,
+    const char *sealed, const char **error_r)
+{
+	int ret = store_sqlite_change(store_sqlite_handle(st), SQL_APOP_SET,
+	    address, sealed, -1, NULL, error_r);
+
+	if (ret == 1)
+		store_set_error(st, error_r, STORE_ERR_NO_ACCOUNT, address);
+	return ret;
+}
+
+static int
+store_sqlite_apop_get(struct store *st, const char *address,
+    char **sealed_r, const char **error_r)
+{
+	struct store_sqlite *ss = store_sqlite_handle(st);
+	sqlite3_stmt *stmt;
+	int ret;
+
+	if ((stmt = store_sqlite_stmt(ss, SQL_APOP_GET, error_r)) == NULL)
+		return -1;
+	if (sqlite3_bind_text(stmt, 1, address, -1, SQLITE_TRANSIENT) !=
+	    SQLITE_OK)
+		return store_sqlite_fail(ss, "bind", error_r);
+	ret = store_sqlite_step(ss, stmt, "apop get", error_r);
+	if (ret == 1)
+		*sealed_r = store_sqlite_column_strdup(stmt, 0);
+	(void)sqlite3_reset(stmt);
+	if (ret == 1 && *sealed_r == NULL)	/* NOT NULL in the schema */
+		ret = 0;
+	return ret < 0 ? -1 : ret == 1 ? 0 : 1;
+}
+
+static int
+store_sqlite_apop_clear(struct store *st, const char *address,
+    const char **error_r)
+{
+	return store_sqlite_change(store_sqlite_handle(st), SQL_APOP_CLEAR,
+	    address, NULL, -1, NULL, error_r);
+}
+
 const struct store_ops store_sqlite_ops = {
 	.scheme = "sqlite",
 	.open = store_sqlite_open,
@@ -887,4 +951,7 @@ const struct store_ops store_sqlite_ops = {
 	.alias_del = store_sqlite_alias_del,
 	.alias_list = store_sqlite_alias_list,
 	.resolve_recipient = store_sqlite_resolve_recipient,
+	.apop_set = store_sqlite_apop_set,
+	.apop_get = store_sqlite_apop_get,
+	.apop_clear = store_sqlite_apop_clear,
 };
