@@ -33,6 +33,7 @@ usage(FILE *fp)
 	    SEKISHO_DEFAULT_CONF);
 	cli_user_usage();
 	cli_domain_usage();
+	cli_geo_usage();
 }
 
 static enum log_level
@@ -163,7 +164,8 @@ main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
-	if (strcmp(cmd, "user") != 0 && strcmp(cmd, "domain") != 0) {
+	if (strcmp(cmd, "user") != 0 && strcmp(cmd, "domain") != 0 &&
+	    strcmp(cmd, "geo") != 0) {
 		fprintf(stderr, "sekisho: unknown command '%s'\n", cmd);
 		usage(stderr);
 		return 2;
@@ -172,6 +174,8 @@ main(int argc, char **argv)
 		return 1;
 	if (strcmp(cmd, "user") == 0)
 		r = cli_user(conf, argc - i, argv + i);
+	else if (strcmp(cmd, "geo") == 0)
+		r = cli_geo(conf, argc - i, argv + i);
 	else
 		r = cli_domain(conf, argc - i, argv + i);
 	config_free(&conf);

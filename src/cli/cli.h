@@ -18,5 +18,8 @@ int cli_domain(const struct config *conf, int argc, char **argv);
 /* Usage text of both, for "sekisho help". */
 void cli_user_usage(void);
 void cli_domain_usage(void);
+/* geo lookup [--database SPEC] IP... (cli_geo.c) */
+int cli_geo(const struct config *conf, int argc, char **argv);
+void cli_geo_usage(void);
 
 #endif
