@@ -46,6 +46,12 @@ static be_handler *const be_handlers[BE_TYPE_COUNT] = {
 	[BE_SPOOL_OPEN] = be_spool_open,
 	[BE_SPOOL_COMMIT] = be_spool_commit,
 	[BE_SPOOL_ABORT] = be_spool_abort,
+	[BE_POP3_OPEN] = be_pop3_open,
+	[BE_POP3_RETR] = be_pop3_retr,
+	[BE_POP3_UPDATE] = be_pop3_update,
+	[BE_POP3_CLOSE] = be_pop3_close,
+	[BE_APOP] = be_apop,
+	[BE_POPBSMTP] = be_popbsmtp,
 };
 
 struct store *

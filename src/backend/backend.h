@@ -38,6 +38,12 @@ int be_rcpt(struct be_worker *w, struct msg *req, struct msg *reply);
 int be_spool_open(struct be_worker *w, struct msg *req, struct msg *reply);
 int be_spool_commit(struct be_worker *w, struct msg *req, struct msg *reply);
 int be_spool_abort(struct be_worker *w, struct msg *req, struct msg *reply);
+int be_pop3_open(struct be_worker *w, struct msg *req, struct msg *reply);
+int be_pop3_retr(struct be_worker *w, struct msg *req, struct msg *reply);
+int be_pop3_update(struct be_worker *w, struct msg *req, struct msg *reply);
+int be_pop3_close(struct be_worker *w, struct msg *req, struct msg *reply);
+int be_apop(struct be_worker *w, struct msg *req, struct msg *reply);
+int be_popbsmtp(struct be_worker *w, struct msg *req, struct msg *reply);
 
 /* The worker's store, opened on first use; NULL (logged) if it cannot be
  * opened now: the caller answers with a temporary failure. */

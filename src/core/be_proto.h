@@ -20,6 +20,30 @@
  *              parses the envelope back before committing: a session
  *              cannot commit a file the queue would not understand.
  * BE_SPOOL_ABORT str queue id  -> u32 0
+ *
+ * POP3 (src/backend/be_mailbox.c). A handle names one open mailbox; only
+ * one exists per account at a time (the POP3 lock, RFC 1939 4).
+ * BE_POP3_OPEN str account (after a successful login), str client address
+ *          ->  u32 be_pop3_result, u64 handle, u32 count; fd (when OK): a
+ *              memfd with one "UID SIZE
+" line per message, in message
+ *              number order (SIZE with CRLF line ends). Records the
+ *              POP-before-SMTP window when pop_before_smtp is on.
+ * BE_POP3_RETR u64 handle, u32 index (message number - 1)
+ *          ->  u32 be_pop3_result; fd (when OK): the message file, read
+ *              only, LF line ends
+ * BE_POP3_UPDATE u64 handle, u32 commit, u32 n, n x u32 index (n <= 8192)
+ *          ->  u32 be_pop3_result, u32 deleted. Marks the indexes; with
+ *              commit = 1 (QUIT) unlinks every marked message and fsyncs
+ *              the folders before answering.
+ * BE_POP3_CLOSE u64 handle -> u32 0. Releases the lock; deletes nothing.
+ * BE_APOP      str user, str timestamp (the greeting's), str digest,
+ *              str client address
+ *          ->  u32 be_auth_result, str account, str reason (as BE_AUTH's
+ *              first three fields)
+ * BE_POPBSMTP  str client address
+ *          ->  u32 0 a POP-before-SMTP window is open / 1 none,
+ *              str account (or NULL)
  */
 #ifndef SEKISHO_BE_PROTO_H
 #define SEKISHO_BE_PROTO_H
@@ -30,6 +54,12 @@ enum be_type {
 	BE_SPOOL_OPEN,
 	BE_SPOOL_COMMIT,
 	BE_SPOOL_ABORT,
+	BE_POP3_OPEN,
+	BE_POP3_RETR,
+	BE_POP3_UPDATE,
+	BE_POP3_CLOSE,
+	BE_APOP,
+	BE_POPBSMTP,
 	BE_TYPE_COUNT,
 	BE_FAIL = 0xffff,
 };
@@ -46,6 +76,13 @@ enum be_rcpt_result {
 	BE_RCPT_REMOTE,		/* domain is not ours */
 	BE_RCPT_UNKNOWN,	/* our domain, no such mailbox */
 	BE_RCPT_TEMPFAIL,
+};
+
+enum be_pop3_result {
+	BE_POP3_OK,
+	BE_POP3_IN_USE,		/* another session holds the mailbox */
+	BE_POP3_GONE,		/* RETR: the message was removed meanwhile */
+	BE_POP3_TEMPFAIL,
 };
 
 #endif

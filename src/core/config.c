@@ -106,7 +106,8 @@ static const struct config_def config_defs[] = {
 	    "Name this server uses in greetings and Received headers."),
 	ROW_LIST(listen, CONFIG_LISTEN,
 	    "mx *:25\nsubmission *:587\nsubmissions *:465",
-	    "Where to accept SMTP connections; one listener per line."),
+	    "Where to accept SMTP and POP3 connections; one listener per "
+	    "line."),
 	ROW_STR(store, "sqlite:/var/lib/sekisho/sekisho.db", 0,
 	    config_check_store,
 	    "Account database, as sqlite:ABSOLUTE-PATH."),
@@ -177,6 +178,24 @@ static const struct config_def config_defs[] = {
 	ROW_ENUM(geo_unknown, CONFIG_ENUM, "refuse", WORDS("refuse", "allow"),
 	    "Submissions from a public address missing from the country "
 	    "database: refuse or allow."),
+	/* POP3 (docs/pop3.md); word order is enum auth_without_tls order */
+	ROW_ENUM(pop3_auth_without_tls, CONFIG_ENUM, "never",
+	    WORDS("never", "loopback"),
+	    "Allow USER/PASS and AUTH on POP3 without TLS: never, or from "
+	    "loopback only."),
+	ROW_NUM(pop3_timeout, CONFIG_DURATION, "10m", 1, DAY,
+	    "Idle time before a POP3 session is closed (RFC 1939 3: at "
+	    "least 10m)."),
+	ROW_BOOL(pop_before_smtp, "no",
+	    "Legacy POP-before-SMTP: a POP3 login lets its address submit "
+	    "without AUTH."),
+	ROW_NUM(pop_before_smtp_window, CONFIG_DURATION, "20m", 1, DAY,
+	    "How long after a POP3 login its address may submit without "
+	    "AUTH."),
+	ROW_STR(apop_secret_key, "/etc/sekisho/apop.key", 0,
+	    config_check_abs_path,
+	    "Key file (0600) sealing APOP secrets in the store; made by "
+	    "'user apop enable'."),
 };
 
 #define CONFIG_NDEFS	nitems(config_defs)
@@ -202,6 +221,8 @@ static const char *const config_role_names[] = {
 	[LISTEN_MX] = "mx",
 	[LISTEN_SUBMISSION] = "submission",
 	[LISTEN_SUBMISSIONS] = "submissions",
+	[LISTEN_POP3] = "pop3",
+	[LISTEN_POP3S] = "pop3s",
 };
 
 const char *
@@ -825,7 +846,8 @@ config_add_listen(const struct config_def *def, struct config *conf,
 			break;
 	if (i == nitems(config_role_names)) {
 		str_printf(why, "bad role '%s' in '%s' "
-		    "(expected mx, submission or submissions)", tok[0], text);
+		    "(expected mx, submission, submissions, pop3 or pop3s)",
+		    tok[0], text);
 		goto done;
 	}
 	l.role = (enum listen_role)i;

@@ -23,6 +23,8 @@ enum listen_role {
 	LISTEN_MX,		/* port 25: local recipients, no AUTH */
 	LISTEN_SUBMISSION,	/* 587: STARTTLS, AUTH required */
 	LISTEN_SUBMISSIONS,	/* 465: implicit TLS, AUTH required */
+	LISTEN_POP3,		/* 110: POP3, STLS (RFC 1939, 2595) */
+	LISTEN_POP3S,		/* 995: POP3 in implicit TLS (RFC 8314) */
 };
 
 struct listen_conf {
@@ -86,6 +88,13 @@ struct config {
 	char	**home_countries;	/* "JP": 2 upper-case letters each */
 	size_t	 home_countries_count;
 	enum geo_unknown_action geo_unknown;
+
+	/* POP3 (docs/pop3.md) */
+	enum auth_without_tls pop3_auth_without_tls;
+	int	 pop3_timeout;			/* seconds */
+	int	 pop_before_smtp;		/* bool */
+	int	 pop_before_smtp_window;	/* seconds */
+	char	*apop_secret_key;		/* key file sealing APOP secrets */
 };
 
 /*

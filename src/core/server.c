@@ -21,6 +21,7 @@
 #include "../backend/backend.h"
 #include "../queue/queue.h"
 #include "../queue/spool.h"
+#include "../pop3/pop3_session.h"
 #include "../smtp/smtp_session.h"
 #include "../store/store.h"
 #include "be_client.h"
@@ -294,6 +295,8 @@ static server_session_fn *const server_session_new[] = {
 	[LISTEN_MX] = smtp_session_new,
 	[LISTEN_SUBMISSION] = smtp_session_new,
 	[LISTEN_SUBMISSIONS] = smtp_session_new,
+	[LISTEN_POP3] = pop3_session_new,
+	[LISTEN_POP3S] = pop3_session_new,
 };
 
 static void

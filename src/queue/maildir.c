@@ -37,6 +37,7 @@ static atomic_uint_fast64_t maildir_counter;
 struct maildir_writer {
 	int	 fd;
 	int	 pending_cr;	/* a CR ended the last input chunk */
+	long long lines;	/* LFs written: each is CRLF for POP3 */
 	size_t	 len;
 	char	 buf[MAILDIR_CHUNK];
 };
@@ -151,6 +152,8 @@ maildir_put(struct maildir_writer *w, char c)
 	if (w->len == sizeof(w->buf) && maildir_flush(w) < 0)
 		return -1;
 	w->buf[w->len++] = c;
+	if (c == '\n')
+		w->lines++;
 	return 0;
 }
 
@@ -294,6 +297,7 @@ maildir_deliver(const char *root, const char *mailbox, const char *host,
 	w = xmalloc(sizeof(*w));
 	w->fd = out;
 	w->pending_cr = 0;
+	w->lines = 0;
 	w->len = 0;
 	if (maildir_copy(w, prepend, fd, offset, error_r) < 0)
 		goto fail;
@@ -312,7 +316,9 @@ maildir_deliver(const char *root, const char *mailbox, const char *host,
 	}
 	out = -1;
 
-	str_printf(&name, ",S=%lld", (long long)st.st_size);
+	/* W= first: the name still ends in S=, as readers expect. */
+	str_printf(&name, ",W=%lld,S=%lld", (long long)st.st_size + w->lines,
+	    (long long)st.st_size);
 	new = xasprintf("%s/new/%s", path, str_c(&name));
 	if (link(tmp, new) == 0) {
 		linked = 1;

@@ -6,8 +6,9 @@
  * A delivery writes tmp/UNIQUE, converting CRLF line ends to LF (Maildir
  * files use Unix line ends, as Postfix and Dovecot write them), fsyncs
  * it, links it into new/ and fsyncs new/. UNIQUE is
- * "SECONDS.M<usec>P<pid>Q<counter>.<host>,S=<size>" where size is the
- * file's size in bytes (Dovecot reads S= for quota and POP3 sizes).
+ * "SECONDS.M<usec>P<pid>Q<counter>.<host>,W=<wsize>,S=<size>" where size
+ * is the file's size in bytes and wsize its size with CRLF line ends,
+ * as POP3 sends it (Dovecot's S= and W=, read for quota and POP3 LIST).
  */
 #ifndef SEKISHO_MAILDIR_H
 #define SEKISHO_MAILDIR_H

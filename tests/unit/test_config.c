@@ -228,7 +228,7 @@ static const struct bad_row bad_rows[] = {
 	    "(expected one of: never, loopback)\n" },
 	{ "listen = smtp *:25\n",
 	    E "1: listen: bad role 'smtp' in 'smtp *:25' "
-	    "(expected mx, submission or submissions)\n" },
+	    "(expected mx, submission, submissions, pop3 or pop3s)\n" },
 	{ "listen = mx *:0\n",
 	    E "1: listen: bad port '0' in 'mx *:0' (expected 1 to 65535)\n" },
 	{ "listen = mx *:65536\n",

@@ -1,0 +1,717 @@
+/*
+ * be_mailbox: the back side of POP3. A POP3 session never names a file:
+ * it opens its account's mailbox here (taking the one-session lock),
+ * gets the listing through a memfd, asks for message N and gets its
+ * descriptor, and at QUIT hands over the message numbers to delete.
+ *
+ * Mailboxes: ROOT/DOMAIN/LOCAL/Maildir, messages in new/ and cur/. The
+ * UID of a message is its Maildir base name without the ":2,..." info
+ * (stable across sessions and renames by other readers); the size is
+ * the size as sent, with CRLF line ends: the ",W=" of the name (written
+ * at delivery, Dovecot's convention), else counted from the file.
+ *
+ * XXX: the lock (one session per mailbox) and the POP-before-SMTP table
+ * live in this process's memory: right for one node; the multi-node
+ * issue moves both to the shared store.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "../core/be_proto.h"
+#include "../core/config.h"
+#include "../core/log.h"
+#include "../core/str.h"
+#include "../core/xmalloc.h"
+#include "../pop3/apop.h"
+#include "../queue/maildir.h"
+#include "../queue/spool.h"
+#include "../store/store.h"
+#include "backend.h"
+
+#define BE_MBOX_MAX_MESSAGES	1000000
+#define BE_UID_MAX		70	/* RFC 1939 7, UIDL */
+#define BE_POPBSMTP_MAX		65536	/* remembered addresses */
+#define BE_UPDATE_BATCH_MAX	8192	/* indexes in one BE_POP3_UPDATE */
+
+struct be_mbox {
+	uint64_t	 handle;
+	char		*account;
+	char		*path;		/* the Maildir */
+	char		**files;	/* "new/NAME" or "cur/NAME" */
+	uint32_t	 count;
+	uint8_t		*marked;	/* for deletion at QUIT */
+	int		 busy;		/* requests running on it */
+	int		 closing;	/* free when no longer busy */
+	struct be_mbox	*next;
+};
+
+static pthread_mutex_t be_mbox_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct be_mbox *be_mboxes;
+static uint64_t be_mbox_serial;
+
+struct be_popbsmtp {
+	char			*client;
+	char			*account;
+	time_t			 until;
+	struct be_popbsmtp	*next;
+};
+
+static pthread_mutex_t be_popbsmtp_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct be_popbsmtp *be_popbsmtp_list;
+static size_t be_popbsmtp_count;
+
+/* One message while listing. */
+struct be_entry {
+	char		*rel;		/* "new/NAME" */
+	char		*uid;
+	uint64_t	 size;
+};
+
+static void
+be_mbox_free(struct be_mbox *mb)
+{
+	for (uint32_t i = 0; i < mb->count; i++)
+		free(mb->files[i]);
+	free(mb->files);
+	free(mb->marked);
+	free(mb->account);
+	free(mb->path);
+	free(mb);
+}
+
+/* The mailbox of handle, marked busy; NULL if unknown or closing. */
+static struct be_mbox *
+be_mbox_get(uint64_t handle)
+{
+	struct be_mbox *mb;
+
+	pthread_mutex_lock(&be_mbox_lock);
+	for (mb = be_mboxes; mb != NULL; mb = mb->next)
+		if (mb->handle == handle && !mb->closing) {
+			mb->busy++;
+			break;
+		}
+	pthread_mutex_unlock(&be_mbox_lock);
+	return mb;
+}
+
+/* Unlink mb from the list (the lock held) and free it. */
+static void
+be_mbox_remove_locked(struct be_mbox *mb)
+{
+	for (struct be_mbox **pp = &be_mboxes; *pp != NULL;
+	    pp = &(*pp)->next)
+		if (*pp == mb) {
+			*pp = mb->next;
+			break;
+		}
+	be_mbox_free(mb);
+}
+
+static void
+be_mbox_put(struct be_mbox *mb)
+{
+	pthread_mutex_lock(&be_mbox_lock);
+	if (--mb->busy == 0 && mb->closing)
+		be_mbox_remove_locked(mb);
+	pthread_mutex_unlock(&be_mbox_lock);
+}
+
+/* ---- POP-before-SMTP ------------------------------------------------- */
+
+static void
+be_popbsmtp_prune_locked(time_t now)
+{
+	struct be_popbsmtp **pp = &be_popbsmtp_list;
+
+	while (*pp != NULL) {
+		struct be_popbsmtp *p = *pp;
+
+		if (p->until > now) {
+			pp = &p->next;
+			continue;
+		}
+		*pp = p->next;
+		free(p->client);
+		free(p->account);
+		free(p);
+		be_popbsmtp_count--;
+	}
+}
+
+static void
+be_popbsmtp_record(const struct config *conf, const char *client,
+    const char *account)
+{
+	time_t now = time(NULL);
+	struct be_popbsmtp *p;
+
+	pthread_mutex_lock(&be_popbsmtp_lock);
+	be_popbsmtp_prune_locked(now);
+	for (p = be_popbsmtp_list; p != NULL; p = p->next)
+		if (strcmp(p->client, client) == 0)
+			break;
+	if (p == NULL && be_popbsmtp_count >= BE_POPBSMTP_MAX) {
+		pthread_mutex_unlock(&be_popbsmtp_lock);
+		log_warnx("pop-before-smtp: %d addresses open, client=%s not "
+		    "recorded", BE_POPBSMTP_MAX, client);
+		return;
+	}
+	if (p == NULL) {
+		p = xcalloc(1, sizeof(*p));
+		p->client = xstrdup(client);
+		p->next = be_popbsmtp_list;
+		be_popbsmtp_list = p;
+		be_popbsmtp_count++;
+	}
+	/* The last login from an address owns its window. */
+	free(p->account);
+	p->account = xstrdup(account);
+	p->until = now + conf->pop_before_smtp_window;
+	pthread_mutex_unlock(&be_popbsmtp_lock);
+	log_info("pop-before-smtp open client=%s account=%s window=%ds",
+	    client, account, conf->pop_before_smtp_window);
+}
+
+int
+be_popbsmtp(struct be_worker *w, struct msg *req, struct msg *reply)
+{
+	const char *client;
+	char *account = NULL;
+
+	if (msg_get_str(req, &client) < 0 || msg_end(req) < 0 ||
+	    client == NULL)
+		return -1;
+	if (w->conf->pop_before_smtp) {
+		pthread_mutex_lock(&be_popbsmtp_lock);
+		be_popbsmtp_prune_locked(time(NULL));
+		for (struct be_popbsmtp *p = be_popbsmtp_list; p != NULL;
+		    p = p->next)
+			if (strcmp(p->client, client) == 0) {
+				account = xstrdup(p->account);
+				break;
+			}
+		pthread_mutex_unlock(&be_popbsmtp_lock);
+	}
+	msg_add_u32(reply, account != NULL ? 0 : 1);
+	msg_add_str(reply, account);
+	free(account);
+	return 0;
+}
+
+/* ---- listing --------------------------------------------------------- */
+
+static int
+be_entry_cmp(const void *a, const void *b)
+{
+	const struct be_entry *x = a, *y = b;
+	int c = strcmp(x->uid, y->uid);
+
+	return c != 0 ? c : strcmp(x->rel, y->rel);
+}
+
+/* The UID of a Maildir name: the base name without ":2,FLAGS". A name
+ * POP3 cannot carry (RFC 1939 7: 1 to 70 of 0x21..0x7E) is hashed. */
+static char *
+be_uid(const char *name)
+{
+	size_t n = strcspn(name, ":");
+	int ok = n > 0 && n <= BE_UID_MAX;
+
+	for (size_t i = 0; ok && i < n; i++)
+		if ((unsigned char)name[i] < 0x21 ||
+		    (unsigned char)name[i] > 0x7e)
+			ok = 0;
+	if (ok)
+		return xstrndup(name, n);
+
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	struct str hex = STR_INIT;
+
+	if (EVP_Digest(name, n, md, &mdlen, EVP_sha256(), NULL) != 1)
+		mdlen = 0;
+	for (unsigned i = 0; i < mdlen && i < 16; i++)
+		str_printf(&hex, "%02x", md[i]);
+	if (hex.len == 0)
+		str_append(&hex, "x");
+	return str_steal(&hex);
+}
+
+/* ",W=<n>" in the base name (Dovecot's size with CRLF line ends). */
+static int
+be_name_wsize(const char *name, uint64_t *size_r)
+{
+	size_t n = strcspn(name, ":");
+	const char *p;
+
+	for (p = name; (p = strstr(p, ",W=")) != NULL && p < name + n; p += 3) {
+		uint64_t v = 0;
+		const char *d = p + 3;
+
+		if (*d < '0' || *d > '9')
+			continue;
+		for (; *d >= '0' && *d <= '9' && v < UINT64_MAX / 10; d++)
+			v = v * 10 + (uint64_t)(*d - '0');
+		if (*d != ',' && *d != ':' && *d != '\0')
+			continue;
+		*size_r = v;
+		return 0;
+	}
+	return -1;
+}
+
+/* The size as sent: LF becomes CRLF unless a CR is already there. */
+static int
+be_count_size(int dirfd, const char *rel, uint64_t *size_r)
+{
+	char buf[65536];
+	uint64_t size = 0;
+	int prev_cr = 0;
+	ssize_t n;
+	int fd = openat(dirfd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+	if (fd < 0)
+		return -1;
+	while ((n = read(fd, buf, sizeof(buf))) != 0) {
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			close(fd);
+			return -1;
+		}
+		for (ssize_t i = 0; i < n; i++) {
+			if (buf[i] == '\n' && !prev_cr)
+				size++;
+			prev_cr = buf[i] == '\r';
+		}
+		size += (uint64_t)n;
+	}
+	close(fd);
+	*size_r = size;
+	return 0;
+}
+
+static int
+be_list_sub(int dirfd, const char *sub, struct be_entry **list,
+    size_t *count, const char **error_r)
+{
+	DIR *d;
+	struct dirent *de;
+	int subfd = openat(dirfd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (subfd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		*error_r = spool_errno_error("cannot open Maildir folder");
+		return -1;
+	}
+	if ((d = fdopendir(subfd)) == NULL) {
+		close(subfd);
+		*error_r = spool_errno_error("cannot read Maildir folder");
+		return -1;
+	}
+	while ((de = readdir(d)) != NULL) {
+		struct stat st;
+		struct be_entry e;
+
+		if (de->d_name[0] == '.')
+			continue;
+		if (fstatat(subfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(st.st_mode))
+			continue;	/* gone since readdir, or not mail */
+		if (*count >= BE_MBOX_MAX_MESSAGES)
+			break;
+		e.rel = xasprintf("%s/%s", sub, de->d_name);
+		e.uid = be_uid(de->d_name);
+		if (be_name_wsize(de->d_name, &e.size) < 0 &&
+		    be_count_size(dirfd, e.rel, &e.size) < 0) {
+			free(e.rel);
+			free(e.uid);
+			continue;
+		}
+		*list = xreallocarray(*list, *count + 1, sizeof(**list));
+		(*list)[(*count)++] = e;
+	}
+	closedir(d);
+	return 0;
+}
+
+/* Fill mb->files and write "UID SIZE\n" lines to a new memfd. */
+static int
+be_mbox_scan(struct be_mbox *mb, int *fd_r, const char **error_r)
+{
+	struct be_entry *list = NULL;
+	struct str out = STR_INIT;
+	size_t count = 0;
+	int dirfd, fd = -1, ret = -1;
+
+	dirfd = open(mb->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0 && errno != ENOENT) {
+		*error_r = spool_errno_error("cannot open Maildir");
+		return -1;
+	}
+	/* No Maildir yet: nothing was ever delivered, an empty mailbox. */
+	if (dirfd >= 0 && (be_list_sub(dirfd, "new", &list, &count,
+	    error_r) < 0 || be_list_sub(dirfd, "cur", &list, &count,
+	    error_r) < 0))
+		goto out;
+	if (count > 1)
+		qsort(list, count, sizeof(*list), be_entry_cmp);
+	mb->files = xcalloc(count + 1, sizeof(*mb->files));
+	mb->marked = xcalloc(count + 1, 1);
+	for (size_t i = 0; i < count; i++) {
+		str_printf(&out, "%s %llu\n", list[i].uid,
+		    (unsigned long long)list[i].size);
+		mb->files[i] = list[i].rel;
+		list[i].rel = NULL;
+	}
+	mb->count = (uint32_t)count;
+	if ((fd = memfd_create("sekisho-pop3-list", MFD_CLOEXEC)) < 0 ||
+	    spool_write_full(fd, str_c(&out), out.len) < 0 ||
+	    lseek(fd, 0, SEEK_SET) < 0) {
+		*error_r = spool_errno_error("cannot make the listing");
+		if (fd >= 0)
+			close(fd);
+		goto out;
+	}
+	*fd_r = fd;
+	ret = 0;
+out:
+	for (size_t i = 0; i < count; i++) {
+		free(list[i].rel);
+		free(list[i].uid);
+	}
+	free(list);
+	str_deinit(&out);
+	if (dirfd >= 0)
+		close(dirfd);
+	return ret;
+}
+
+/* ---- requests -------------------------------------------------------- */
+
+int
+be_pop3_open(struct be_worker *w, struct msg *req, struct msg *reply)
+{
+	const char *account, *client, *error = "?";
+	struct be_mbox *mb, *other;
+	char *path;
+	int fd = -1;
+
+	if (msg_get_str(req, &account) < 0 || msg_get_str(req, &client) < 0 ||
+	    msg_end(req) < 0 || account == NULL || client == NULL)
+		return -1;
+	/* The login succeeded (the session asks only then): that is what
+	 * opens a POP-before-SMTP window, even if the mailbox is busy. */
+	if (w->conf->pop_before_smtp)
+		be_popbsmtp_record(w->conf, client, account);
+	if ((path = maildir_path(w->conf->maildir_root, account)) == NULL) {
+		log_warnx("pop3: account %s has no usable Maildir path",
+		    account);
+		msg_add_u32(reply, BE_POP3_TEMPFAIL);
+		msg_add_u64(reply, 0);
+		msg_add_u32(reply, 0);
+		return 0;
+	}
+	mb = xcalloc(1, sizeof(*mb));
+	mb->account = xstrdup(account);
+	mb->path = path;
+	mb->busy = 1;
+	pthread_mutex_lock(&be_mbox_lock);
+	for (other = be_mboxes; other != NULL; other = other->next)
+		if (strcmp(other->account, account) == 0 && !other->closing)
+			break;
+	if (other == NULL) {
+		mb->handle = ++be_mbox_serial;
+		mb->next = be_mboxes;
+		be_mboxes = mb;
+	}
+	pthread_mutex_unlock(&be_mbox_lock);
+	if (other != NULL) {
+		be_mbox_free(mb);
+		msg_add_u32(reply, BE_POP3_IN_USE);
+		msg_add_u64(reply, 0);
+		msg_add_u32(reply, 0);
+		return 0;
+	}
+	if (be_mbox_scan(mb, &fd, &error) < 0) {
+		log_warnx("pop3: mailbox %s: %s", account, error);
+		pthread_mutex_lock(&be_mbox_lock);
+		mb->closing = 1;
+		pthread_mutex_unlock(&be_mbox_lock);
+		be_mbox_put(mb);
+		msg_add_u32(reply, BE_POP3_TEMPFAIL);
+		msg_add_u64(reply, 0);
+		msg_add_u32(reply, 0);
+		return 0;
+	}
+	msg_add_u32(reply, BE_POP3_OK);
+	msg_add_u64(reply, mb->handle);
+	msg_add_u32(reply, mb->count);
+	msg_add_fd(reply, fd);
+	be_mbox_put(mb);
+	return 0;
+}
+
+int
+be_pop3_retr(struct be_worker *w, struct msg *req, struct msg *reply)
+{
+	struct be_mbox *mb;
+	uint64_t handle;
+	uint32_t index;
+	int fd = -1, dirfd;
+
+	(void)w;
+	if (msg_get_u64(req, &handle) < 0 || msg_get_u32(req, &index) < 0 ||
+	    msg_end(req) < 0)
+		return -1;
+	if ((mb = be_mbox_get(handle)) == NULL) {
+		msg_add_u32(reply, BE_POP3_TEMPFAIL);
+		return 0;
+	}
+	if (index >= mb->count) {
+		be_mbox_put(mb);
+		return -1;
+	}
+	if ((dirfd = open(mb->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
+		fd = openat(dirfd, mb->files[index], O_RDONLY | O_CLOEXEC |
+		    O_NOFOLLOW);
+		close(dirfd);
+	}
+	if (fd < 0) {
+		int gone = errno == ENOENT;
+
+		if (!gone)
+			log_warn("pop3: mailbox %s: open %s", mb->account,
+			    mb->files[index]);
+		msg_add_u32(reply, gone ? BE_POP3_GONE : BE_POP3_TEMPFAIL);
+	} else {
+		msg_add_u32(reply, BE_POP3_OK);
+		msg_add_fd(reply, fd);
+	}
+	be_mbox_put(mb);
+	return 0;
+}
+
+/* RFC 1939 6: the UPDATE state. Every marked file is unlinked and the
+ * folders fsync'd, so a "+OK" to QUIT means the deletions are durable. */
+static int
+be_mbox_commit(struct be_mbox *mb, uint32_t *deleted_r)
+{
+	int dirfd, touched[2] = { 0, 0 }, ret = 0;
+	uint32_t deleted = 0;
+
+	if ((dirfd = open(mb->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return -1;
+	for (uint32_t i = 0; i < mb->count; i++) {
+		if (!mb->marked[i])
+			continue;
+		if (unlinkat(dirfd, mb->files[i], 0) < 0 && errno != ENOENT) {
+			log_warn("pop3: mailbox %s: unlink %s", mb->account,
+			    mb->files[i]);
+			ret = -1;
+			continue;
+		}
+		deleted++;
+		touched[strncmp(mb->files[i], "new/", 4) == 0 ? 0 : 1] = 1;
+		mb->marked[i] = 0;
+	}
+	for (int j = 0; j < 2; j++) {
+		int fd;
+
+		if (!touched[j])
+			continue;
+		fd = openat(dirfd, j == 0 ? "new" : "cur", O_RDONLY |
+		    O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0 || fsync(fd) < 0) {
+			log_warn("pop3: mailbox %s: fsync %s", mb->account,
+			    j == 0 ? "new" : "cur");
+			ret = -1;
+		}
+		if (fd >= 0)
+			close(fd);
+	}
+	close(dirfd);
+	*deleted_r = deleted;
+	return ret;
+}
+
+int
+be_pop3_update(struct be_worker *w, struct msg *req, struct msg *reply)
+{
+	struct be_mbox *mb;
+	uint64_t handle;
+	uint32_t commit, n, index, deleted = 0;
+	uint32_t *idx;
+	int ret = 0;
+
+	(void)w;
+	if (msg_get_u64(req, &handle) < 0 || msg_get_u32(req, &commit) < 0 ||
+	    msg_get_u32(req, &n) < 0 || n > BE_UPDATE_BATCH_MAX)
+		return -1;
+	idx = xcalloc(n + 1, sizeof(*idx));
+	for (uint32_t i = 0; i < n; i++)
+		if (msg_get_u32(req, &idx[i]) < 0) {
+			free(idx);
+			return -1;
+		}
+	if (msg_end(req) < 0) {
+		free(idx);
+		return -1;
+	}
+	if ((mb = be_mbox_get(handle)) == NULL) {
+		free(idx);
+		msg_add_u32(reply, BE_POP3_TEMPFAIL);
+		msg_add_u32(reply, 0);
+		return 0;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		index = idx[i];
+		if (index < mb->count)
+			mb->marked[index] = 1;
+	}
+	free(idx);
+	if (commit)
+		ret = be_mbox_commit(mb, &deleted);
+	msg_add_u32(reply, ret == 0 ? BE_POP3_OK : BE_POP3_TEMPFAIL);
+	msg_add_u32(reply, deleted);
+	be_mbox_put(mb);
+	return 0;
+}
+
+int
+be_pop3_close(struct be_worker *w, struct msg *req, struct msg *reply)
+{
+	struct be_mbox *mb;
+	uint64_t handle;
+
+	(void)w;
+	if (msg_get_u64(req, &handle) < 0 || msg_end(req) < 0)
+		return -1;
+	/* Nothing marked is deleted: only a commit (QUIT) deletes. */
+	pthread_mutex_lock(&be_mbox_lock);
+	for (mb = be_mboxes; mb != NULL; mb = mb->next)
+		if (mb->handle == handle && !mb->closing)
+			break;
+	if (mb != NULL) {
+		mb->closing = 1;
+		if (mb->busy == 0)
+			be_mbox_remove_locked(mb);
+	}
+	pthread_mutex_unlock(&be_mbox_lock);
+	msg_add_u32(reply, 0);
+	return 0;
+}
+
+/* ---- APOP ------------------------------------------------------------ */
+
+static int
+be_apop_verify(struct be_worker *w, struct store *st, const char *address,
+    const char *timestamp, const char *digest)
+{
+	unsigned char key[APOP_KEY_LEN];
+	struct str secret = STR_INIT;
+	const char *error;
+	char *sealed = NULL;
+	int r, ok = 0;
+
+	r = store_apop_get(st, address, &sealed, &error);
+	if (r < 0) {
+		log_warnx("backend: apop look-up: %s", error);
+		return -1;
+	}
+	if (r == 1) {
+		log_info("pop3 apop user=%s: APOP is not enabled for the "
+		    "account", address);
+		return 0;
+	}
+	if (apop_key_load(w->conf->apop_secret_key, 0, key, &error) < 0) {
+		log_warnx("backend: %s", error);
+		free(sealed);
+		return -1;
+	}
+	if (apop_unseal(key, address, sealed, &secret, &error) < 0)
+		log_warnx("backend: account %s: %s", address, error);
+	else
+		ok = apop_check(timestamp, str_c(&secret), digest);
+	OPENSSL_cleanse(key, sizeof(key));
+	if (secret.s != NULL)
+		OPENSSL_cleanse(secret.s, secret.cap);
+	str_deinit(&secret);
+	free(sealed);
+	return ok;
+}
+
+int
+be_apop(struct be_worker *w, struct msg *req, struct msg *reply)
+{
+	const char *user, *timestamp, *digest, *client, *error;
+	struct account a;
+	struct store *st;
+	uint32_t result;
+	int r;
+
+	if (msg_get_str(req, &user) < 0 || msg_get_str(req, &timestamp) < 0 ||
+	    msg_get_str(req, &digest) < 0 || msg_get_str(req, &client) < 0 ||
+	    msg_end(req) < 0 || user == NULL || timestamp == NULL ||
+	    digest == NULL)
+		return -1;
+	(void)client;
+	/*
+	 * HOOK(auth-throttle): the policy issue's per-IP and per-account
+	 * failure throttling goes here, before the look-up, as in be_auth.
+	 */
+	if ((st = be_worker_store(w)) == NULL) {
+		msg_add_u32(reply, BE_AUTH_TEMPFAIL);
+		msg_add_str(reply, NULL);
+		msg_add_str(reply, NULL);
+		return 0;
+	}
+	char *canon = xstrdup(user);
+
+	for (char *c = canon; *c != '\0'; c++)
+		if (*c >= 'A' && *c <= 'Z')
+			*c = (char)(*c - 'A' + 'a');
+	memset(&a, 0, sizeof(a));
+	r = store_account_get(st, canon, &a, &error);
+	free(canon);
+	if (r < 0) {
+		log_warnx("backend: apop look-up: %s", error);
+		result = BE_AUTH_TEMPFAIL;
+	} else if (r == 1)
+		result = BE_AUTH_FAIL;
+	else {
+		int ok = be_apop_verify(w, st, a.address, timestamp, digest);
+
+		if (ok < 0)
+			result = BE_AUTH_TEMPFAIL;
+		else if (ok == 0)
+			result = BE_AUTH_FAIL;
+		else if (a.suspended)
+			result = BE_AUTH_SUSPENDED;
+		else
+			result = BE_AUTH_OK;
+	}
+	msg_add_u32(reply, result);
+	msg_add_str(reply, result == BE_AUTH_OK ? a.address : NULL);
+	msg_add_str(reply, result == BE_AUTH_SUSPENDED ? a.suspend_reason :
+	    NULL);
+	if (r == 0)
+		account_deinit(&a);
+	return 0;
+}
