@@ -21,6 +21,7 @@
 #include "../core/config.h"
 #include "../core/str.h"
 #include "../core/xmalloc.h"
+#include "../pop3/apop.h"
 #include "../store/password.h"
 #include "../store/store.h"
 #include "cli.h"
@@ -58,6 +59,12 @@ static int cli_user_resume(struct store *, const struct cli_user_args *);
 static int cli_user_alias_add(struct store *, const struct cli_user_args *);
 static int cli_user_alias_del(struct store *, const struct cli_user_args *);
 static int cli_user_alias_list(struct store *, const struct cli_user_args *);
+static int cli_user_apop_enable(struct store *, const struct cli_user_args *);
+static int cli_user_apop_disable(struct store *,
+    const struct cli_user_args *);
+
+/* For subcommands that need more than the store (apop_secret_key). */
+static const struct config *cli_user_conf;
 
 static const struct cli_user_cmd cli_user_cmds[] = {
 	{ "add", "add ADDRESS [--hash CRYPT_HASH]",
@@ -90,6 +97,15 @@ static const struct cli_user_cmd cli_user_alias_cmds[] = {
 	    0, cli_user_alias_list },
 };
 
+static const struct cli_user_cmd cli_user_apop_cmds[] = {
+	{ "enable", "apop enable ADDRESS",
+	    "turn APOP on with an APOP password (stdin), stored sealed "
+	    "under apop_secret_key", 1, 1, 0, cli_user_apop_enable },
+	{ "disable", "apop disable ADDRESS",
+	    "turn APOP off and forget the APOP password", 1, 1, 0,
+	    cli_user_apop_disable },
+};
+
 #define CLI_USER_NITEMS(a)	(sizeof(a) / sizeof((a)[0]))
 
 static void
@@ -103,6 +119,10 @@ cli_user_print_usage(FILE *fp)
 		fprintf(fp, "  user %s\n        %s\n",
 		    cli_user_alias_cmds[i].synopsis,
 		    cli_user_alias_cmds[i].help);
+	for (size_t i = 0; i < CLI_USER_NITEMS(cli_user_apop_cmds); i++)
+		fprintf(fp, "  user %s\n        %s\n",
+		    cli_user_apop_cmds[i].synopsis,
+		    cli_user_apop_cmds[i].help);
 	fprintf(fp, "The password of add and passwd is read from stdin (one "
 	    "line) when it is not a\nterminal, else asked twice. --hash "
 	    "imports a crypt(3) hash instead:\n$y$, $6$, $5$, $2b$ or "
@@ -404,6 +424,14 @@ cli_user_show(struct store *st, const struct cli_user_args *args)
 		printf("suspended: yes (%s)\n", a.suspend_reason);
 	else
 		printf("suspended: yes\n");
+	{
+		char *sealed = NULL;
+		int r = store_apop_get(st, a.address, &sealed, &error);
+
+		printf("apop: %s\n", r == 0 ? "enabled" : r == 1 ? "no" :
+		    "unknown");
+		free(sealed);
+	}
 	printf("aliases:");
 	for (line = str_c(&out); (nl = strchr(line, '\n')) != NULL;
 	    line = nl + 1) {
@@ -473,6 +501,80 @@ cli_user_alias_list(struct store *st, const struct cli_user_args *args)
 	fputs(str_c(&out), stdout);
 	str_deinit(&out);
 	return 0;
+}
+
+/*
+ * APOP (RFC 1939 7) needs a secret the server can read, so it is not the
+ * login password hash: a separate APOP password, sealed with the key in
+ * apop_secret_key (made on first use, 0600) before it reaches the store.
+ */
+static int
+cli_user_apop_enable(struct store *st, const struct cli_user_args *args)
+{
+	char pw[CLI_USER_PASSWORD_MAX + 2], again[CLI_USER_PASSWORD_MAX + 2];
+	unsigned char key[APOP_KEY_LEN];
+	struct str sealed = STR_INIT;
+	struct account a;
+	const char *error;
+	int ret;
+
+	if ((ret = store_account_get(st, args->pos[0], &a, &error)) != 0) {
+		if (ret < 0)
+			return cli_user_fail(error);
+		fprintf(stderr, "sekisho: no such account '%s'\n",
+		    args->pos[0]);
+		return 1;
+	}
+	if (!isatty(STDIN_FILENO))
+		ret = cli_user_read_line(pw, sizeof(pw), &error);
+	else {
+		ret = cli_user_prompt("New APOP password: ", pw, sizeof(pw),
+		    &error);
+		if (ret == 0) {
+			ret = cli_user_prompt("Retype new APOP password: ",
+			    again, sizeof(again), &error);
+			if (ret == 0 && strcmp(pw, again) != 0) {
+				error = "passwords do not match";
+				ret = -1;
+			}
+			explicit_bzero(again, sizeof(again));
+		}
+	}
+	if (ret == 0 && strlen(pw) > APOP_SECRET_MAX) {
+		error = "APOP password too long";
+		ret = -1;
+	}
+	if (ret == 0 && password_verify(pw, a.password_hash, &error) == 1)
+		fprintf(stderr, "sekisho: warning: the APOP password is the "
+		    "login password; an APOP digest seen on the wire can be "
+		    "guessed offline (MD5), so a different one is safer\n");
+	if (ret == 0)
+		ret = apop_key_load(cli_user_conf->apop_secret_key, 1, key,
+		    &error);
+	if (ret == 0) {
+		ret = apop_seal(key, a.address, pw, &sealed, &error);
+		explicit_bzero(key, sizeof(key));
+	}
+	explicit_bzero(pw, sizeof(pw));
+	if (ret == 0)
+		ret = store_apop_set(st, a.address, str_c(&sealed), &error);
+	str_deinit(&sealed);
+	account_deinit(&a);
+	return ret == 0 ? 0 : cli_user_fail(error);
+}
+
+static int
+cli_user_apop_disable(struct store *st, const struct cli_user_args *args)
+{
+	const char *error;
+	int ret = store_apop_clear(st, args->pos[0], &error);
+
+	if (ret == 1) {
+		fprintf(stderr, "sekisho: APOP is not enabled for '%s'\n",
+		    args->pos[0]);
+		return 1;
+	}
+	return ret == 0 ? 0 : cli_user_fail(error);
 }
 
 /* ---- dispatch ------------------------------------------------------- */
@@ -564,6 +666,7 @@ cli_user(const struct config *conf, int argc, char **argv)
 {
 	const struct cli_user_cmd *cmd;
 
+	cli_user_conf = conf;
 	if (argc < 1)
 		return cli_user_usage_error(NULL, "'user' needs a subcommand");
 	if (strcmp(argv[0], "help") == 0 || strcmp(argv[0], "--help") == 0) {
@@ -579,6 +682,17 @@ cli_user(const struct config *conf, int argc, char **argv)
 		if (cmd == NULL)
 			return cli_user_usage_error(NULL, "unknown "
 			    "subcommand 'user alias %s'", argv[1]);
+		return cli_user_run(conf, cmd, argc - 2, argv + 2);
+	}
+	if (strcmp(argv[0], "apop") == 0) {
+		if (argc < 2)
+			return cli_user_usage_error(NULL, "'user apop' needs "
+			    "enable or disable");
+		cmd = cli_user_find(cli_user_apop_cmds,
+		    CLI_USER_NITEMS(cli_user_apop_cmds), argv[1]);
+		if (cmd == NULL)
+			return cli_user_usage_error(NULL, "unknown "
+			    "subcommand 'user apop %s'", argv[1]);
 		return cli_user_run(conf, cmd, argc - 2, argv + 2);
 	}
 	cmd = cli_user_find(cli_user_cmds, CLI_USER_NITEMS(cli_user_cmds),
