@@ -34,6 +34,7 @@ usage(FILE *fp)
 	cli_user_usage();
 	cli_domain_usage();
 	cli_geo_usage();
+	cli_queue_usage();
 }
 
 static enum log_level
@@ -165,7 +166,7 @@ main(int argc, char **argv)
 		return 0;
 	}
 	if (strcmp(cmd, "user") != 0 && strcmp(cmd, "domain") != 0 &&
-	    strcmp(cmd, "geo") != 0) {
+	    strcmp(cmd, "geo") != 0 && strcmp(cmd, "queue") != 0) {
 		fprintf(stderr, "sekisho: unknown command '%s'\n", cmd);
 		usage(stderr);
 		return 2;
@@ -176,6 +177,8 @@ main(int argc, char **argv)
 		r = cli_user(conf, argc - i, argv + i);
 	else if (strcmp(cmd, "geo") == 0)
 		r = cli_geo(conf, argc - i, argv + i);
+	else if (strcmp(cmd, "queue") == 0)
+		r = cli_queue(conf, argc - i, argv + i);
 	else
 		r = cli_domain(conf, argc - i, argv + i);
 	config_free(&conf);

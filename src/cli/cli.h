@@ -22,4 +22,8 @@ void cli_domain_usage(void);
 int cli_geo(const struct config *conf, int argc, char **argv);
 void cli_geo_usage(void);
 
+/* queue list|show|flush|delete|hold|release (cli_queue.c) */
+int cli_queue(const struct config *conf, int argc, char **argv);
+void cli_queue_usage(void);
+
 #endif

@@ -31,6 +31,7 @@
 #include "log.h"
 #include "str.h"
 #include "xmalloc.h"
+#include "../mta/mta_route.h"
 
 #define nitems(a)	(sizeof(a) / sizeof((a)[0]))
 
@@ -196,6 +197,43 @@ static const struct config_def config_defs[] = {
 	    config_check_abs_path,
 	    "Key file (0600) sealing APOP secrets in the store; made by "
 	    "'user apop enable'."),
+	/* outbound delivery (docs/delivery.md) */
+	ROW_STR(outbound_helo, "", CONFIG_F_EMPTY_OK, config_check_hostname,
+	    "Name sent in EHLO/LHLO to other servers; empty: hostname."),
+	ROW_STR(relayhost, "", CONFIG_F_EMPTY_OK, mta_route_check_relayhost,
+	    "Smarthost for all non-local mail, e.g. [smtp.example.net]:587 "
+	    "tls=require; empty: MX look-up."),
+	ROW_STR(relayhost_auth_file, "", CONFIG_F_EMPTY_OK,
+	    mta_route_check_auth_file,
+	    "File (0600) with 'USER PASSWORD' for SMTP AUTH PLAIN to "
+	    "relayhost; empty: no AUTH."),
+	ROW_STRLIST(transport, "", mta_route_check_transport,
+	    "Per-domain route: DOMAIN NEXTHOP [tls=require], NEXTHOP "
+	    "[host]:port, host[:port] (MX) or lmtp:..."),
+	ROW_STR(local_delivery, "maildir", 0, mta_route_check_local,
+	    "Local mailboxes: maildir, or lmtp:[HOST]:PORT or lmtp:/SOCKET "
+	    "(e.g. Dovecot)."),
+	ROW_STRLIST(dns_servers, "", mta_route_check_dns_server,
+	    "DNS servers IP[:PORT] ([IPv6]:PORT) for MX look-ups; none: "
+	    "/etc/resolv.conf."),
+	ROW_NUM(outbound_connections, CONFIG_INT, "100", 1, 100000,
+	    "Most outbound SMTP/LMTP connections open at once."),
+	ROW_NUM(outbound_connections_per_destination, CONFIG_INT, "10", 1,
+	    10000,
+	    "Most outbound connections open at once to one destination."),
+	ROW_NUM(outbound_connect_timeout, CONFIG_DURATION, "30s", 1, HOUR,
+	    "Time allowed to connect to and be greeted by a server."),
+	ROW_NUM(outbound_timeout, CONFIG_DURATION, "5m", 1, HOUR,
+	    "Time allowed for each reply of a server (RFC 5321 4.5.3.2)."),
+	ROW_NUM(queue_retry_min, CONFIG_DURATION, "5m", 1, DAY,
+	    "First retry delay after a temporary failure; doubles each "
+	    "time."),
+	ROW_NUM(queue_retry_max, CONFIG_DURATION, "1h", 1, 7 * DAY,
+	    "Longest delay between two delivery attempts."),
+	ROW_NUM(queue_lifetime, CONFIG_DURATION, "5d", 1, 30 * DAY,
+	    "How long a message may stay queued before it bounces."),
+	ROW_NUM(delay_warning, CONFIG_DURATION, "0s", 0, 30 * DAY,
+	    "Warn the sender when a message is this late; 0s: never."),
 };
 
 #define CONFIG_NDEFS	nitems(config_defs)

@@ -95,6 +95,23 @@ struct config {
 	int	 pop_before_smtp;		/* bool */
 	int	 pop_before_smtp_window;	/* seconds */
 	char	*apop_secret_key;		/* key file sealing APOP secrets */
+	/* outbound delivery (docs/delivery.md) */
+	char	*outbound_helo;			/* "" = hostname */
+	char	*relayhost;			/* "" = MX look-up */
+	char	*relayhost_auth_file;		/* "" = no SMTP AUTH */
+	char	**transport;			/* "DOMAIN NEXTHOP [tls=..]" */
+	size_t	 transport_count;
+	char	*local_delivery;		/* maildir | lmtp:... */
+	char	**dns_servers;			/* "IP[:PORT]"; none = resolv.conf */
+	size_t	 dns_servers_count;
+	int	 outbound_connections;		/* total */
+	int	 outbound_connections_per_destination;
+	int	 outbound_connect_timeout;	/* seconds */
+	int	 outbound_timeout;		/* seconds, per command */
+	int	 queue_retry_min;		/* seconds */
+	int	 queue_retry_max;
+	int	 queue_lifetime;
+	int	 delay_warning;			/* seconds, 0 = off */
 };
 
 /*

@@ -165,6 +165,8 @@ test_config(void)
 	c.spool_dir = spool;
 	c.maildir_root = mail;
 	c.hostname = "mx.example.jp";
+	/* the fixed envelope times below must not have expired */
+	c.queue_lifetime = 50 * 365 * 86400;
 	return c;
 }
 
@@ -620,7 +622,8 @@ test_corrupt(void)
 	str_deinit(&s);
 }
 
-/* A delivery error keeps the message, without a journal line. */
+/* A delivery error keeps the message; the failure is journaled as
+ * deferred, with its retry time, count, status and reason. */
 static void
 test_retry_kept(void)
 {
@@ -640,7 +643,18 @@ test_retry_kept(void)
 	check_one_delivery("bob", "example.jp");
 	UNIT_CHECK(exists(path_of("spool/queue/%s", id)));
 	read_file(path_of("spool/queue/%s.done", id), &journal);
-	UNIT_CHECK_STR(str_c(&journal), "0 delivered\n");
+	UNIT_CHECK(strncmp(str_c(&journal), "0 delivered\n1 deferred ", 23)
+	    == 0);
+	UNIT_CHECK(strstr(str_c(&journal), " 1 4.3.0 ") != NULL);
+	UNIT_CHECK(strcmp(str_c(&journal) + journal.len - 18,
+	    " bad mailbox path\n") == 0);
+	/* not due yet: tried again, nothing more happens */
+	UNIT_CHECK_INT(queue_run_once(&c, &error), 0);
+	str_clear(&journal);
+	read_file(path_of("spool/queue/%s.done", id), &journal);
+	UNIT_CHECK(strstr(str_c(&journal), "\n1 deferred ") != NULL);
+	UNIT_CHECK(strstr(strstr(str_c(&journal), "\n1 deferred ") + 1,
+	    "deferred") == strstr(str_c(&journal), "\n1 deferred ") + 3);
 	str_deinit(&journal);
 }
 
