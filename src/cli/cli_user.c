@@ -424,14 +424,6 @@ cli_user_show(struct store *st, const struct cli_user_args *args)
 		printf("suspended: yes (%s)\n", a.suspend_reason);
 	else
 		printf("suspended: yes\n");
-	{
-		char *sealed = NULL;
-		int r = store_apop_get(st, a.address, &sealed, &error);
-
-		printf("apop: %s\n", r == 0 ? "enabled" : r == 1 ? "no" :
-		    "unknown");
-		free(sealed);
-	}
 	printf("aliases:");
 	for (line = str_c(&out); (nl = strchr(line, '\n')) != NULL;
 	    line = nl + 1) {

@@ -109,6 +109,8 @@ struct smtp_session {
 	enum smtp_auth_mech	 auth_mech;
 	char			*auth_user;	/* LOGIN: first answer */
 	char			*rcpt_pending;	/* RCPT awaiting the back side */
+	int			 popbsmtp;	/* account by POP-before-SMTP */
+	char			*mail_args;	/* MAIL awaiting POP-before-SMTP */
 
 	/* transaction */
 	struct envelope		 env;
@@ -683,13 +685,53 @@ smtp_check_mail(struct smtp_session *s, const char *args)
 		smtp_reply(s, "503 5.5.1 Nested MAIL command");
 		return -1;
 	}
-	if (smtp_is_submission(s) && s->account == NULL) {
+	/* With POP-before-SMTP on, the back side is asked first and the
+	 * 530 comes from smtp_popbsmtp_reply. */
+	if (smtp_is_submission(s) && s->account == NULL &&
+	    !s->conf->pop_before_smtp) {
 		smtp_reply(s, "530 5.7.0 Authentication required: log in with "
 		    "your mail address and password (SMTP AUTH)%s",
 		    s->tls ? "" : " after STARTTLS");
 		return -1;
 	}
 	return 0;
+}
+
+static void smtp_proceed_mail(struct smtp_session *, const char *);
+
+/*
+ * POP-before-SMTP (legacy, off by default; docs/pop3.md): a submission
+ * without AUTH is let through when a POP3 login from this address has
+ * opened a window, and is then that account's (logs, policy, limits);
+ * Received says ESMTP(S), not ...A: this is not SMTP AUTH.
+ */
+static void
+smtp_popbsmtp_reply(struct msg *m, void *arg)
+{
+	struct smtp_session *s = arg;
+	const char *account = NULL;
+	uint32_t result = 1;
+	char *args = s->mail_args;
+
+	s->req = NULL;
+	s->mail_args = NULL;
+	if (m == NULL || msg_get_u32(m, &result) < 0 ||
+	    msg_get_str(m, &account) < 0 || msg_end(m) < 0)
+		result = 1;
+	if (result != 0 || account == NULL || args == NULL) {
+		smtp_reply(s, "530 5.7.0 Authentication required: log in with "
+		    "your mail address and password (SMTP AUTH)%s",
+		    s->tls ? "" : " after STARTTLS");
+		smtp_error(s);
+	} else {
+		s->account = xstrdup(account);
+		s->popbsmtp = 1;
+		log_info("session=%s popbsmtp=yes client=%s account=%s", s->id,
+		    s->addr, s->account);
+		smtp_proceed_mail(s, args);
+	}
+	free(args);
+	smtp_process(s);
 }
 
 static void
@@ -718,6 +760,18 @@ smtp_proceed_mail(struct smtp_session *s, const char *args)
 		smtp_reply(s, "552 5.3.4 Message size exceeds fixed limit of "
 		    "%zu bytes", s->conf->message_size_limit);
 		smtp_mail_args_deinit(&ma);
+		return;
+	}
+	if (smtp_is_submission(s) && s->account == NULL) {
+		struct msg pm;
+
+		/* Only with pop_before_smtp on (smtp_check_mail). */
+		smtp_mail_args_deinit(&ma);
+		free(s->mail_args);
+		s->mail_args = xstrdup(args);
+		msg_init(&pm, BE_POPBSMTP, 0);
+		msg_add_str(&pm, s->addr);
+		smtp_request(s, &pm, smtp_popbsmtp_reply);
 		return;
 	}
 	smtp_txn_reset(s);
@@ -839,9 +893,9 @@ smtp_protocol(const struct smtp_session *s)
 	if (!s->esmtp)
 		return "SMTP";
 	/* RFC 3848 */
-	if (s->tls && s->account != NULL)
+	if (s->tls && s->account != NULL && !s->popbsmtp)
 		return "ESMTPSA";
-	if (s->account != NULL)
+	if (s->account != NULL && !s->popbsmtp)
 		return "ESMTPA";
 	return s->tls ? "ESMTPS" : "ESMTP";
 }
@@ -1563,6 +1617,7 @@ smtp_free(struct smtp_session *s)
 	free(s->account);
 	free(s->auth_user);
 	free(s->rcpt_pending);
+	free(s->mail_args);
 	free(s);
 }
 

@@ -31,9 +31,10 @@ def test_apop_enable_stores_sealed_secret(pop3d, tmp_path):
     assert sealed.startswith("v1:") and APOP_PW not in sealed
     assert APOP_PW.encode().hex() not in sealed
     assert pwhash.startswith("$y$")         # the login hash is untouched
-    assert "apop: enabled" in pop3d.cli("user", "show", ALICE).stdout
     pop3d.cli("user", "apop", "disable", ALICE)
-    assert "apop: no" in pop3d.cli("user", "show", ALICE).stdout
+    db = sqlite3.connect(pop3d.dir / "sekisho.db")
+    assert db.execute("SELECT count(*) FROM apop_secrets").fetchone() == (0,)
+    db.close()
     r = pop3d.cli("user", "apop", "disable", ALICE, check=False)
     assert r.returncode == 1 and "not enabled" in r.stderr
 
