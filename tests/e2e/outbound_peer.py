@@ -10,12 +10,14 @@ import time
 class ScriptedPeer:
     def __init__(self, rcpt_reply=None, data_reply=None, data_delay=0.0,
                  ehlo_lines=("PIPELINING", "8BITMIME", "SIZE 10000000",
-                             "ENHANCEDSTATUSCODES"), host="127.0.0.1"):
+                             "ENHANCEDSTATUSCODES"), host="127.0.0.1",
+                 port=0):
         self.rcpt_reply = rcpt_reply or (lambda n, rcpt: "250 2.1.5 Ok")
         self.data_reply = data_reply or (lambda n, rcpts: "250 2.0.0 Ok")
         self.data_delay = data_delay
         self.ehlo_lines = list(ehlo_lines)
         self.host = host
+        self.port = port
         self.messages = []          # (sender, [rcpts], data) accepted
         self.transactions = 0       # DATA finished, whatever the reply
         self.data_started = 0
@@ -30,7 +32,7 @@ class ScriptedPeer:
     def _run(self):
         asyncio.set_event_loop(self.loop)
         self.server = self.loop.run_until_complete(
-            asyncio.start_server(self._session, self.host, 0))
+            asyncio.start_server(self._session, self.host, self.port))
         self.port = self.server.sockets[0].getsockname()[1]
         self.ready.set()
         self.loop.run_forever()
