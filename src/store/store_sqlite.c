@@ -394,14 +394,24 @@ store_sqlite_open(const char *path, const char **error_r)
 	 * password hashes. SQLite gives its -wal and -shm files the mode
 	 * of the database. The directory is not created: a missing one is
 	 * a mistake in the config, better reported than papered over.
+	 *
+	 * Only when it does not exist yet: SQLite's locks are POSIX
+	 * advisory locks, which belong to the process, and closing any
+	 * descriptor of the file drops them all, those of the other threads'
+	 * connections included (SQLite's "How To Corrupt" 2.2). The daemon
+	 * creates the file in its main thread before any worker opens it.
 	 */
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
-	if (fd < 0) {
-		store_open_error(error_r, "sqlite: cannot open '%s': %s",
-		    path, strerror(errno));
-		return NULL;
+	if (access(path, F_OK) != 0) {
+		fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC |
+		    O_NOCTTY, 0600);
+		if (fd < 0 && errno != EEXIST) {
+			store_open_error(error_r, "sqlite: cannot open '%s': %s",
+			    path, strerror(errno));
+			return NULL;
+		}
+		if (fd >= 0)
+			(void)close(fd);
 	}
-	(void)close(fd);
 
 	ss = xcalloc(1, sizeof(*ss));
 	store_base_init(&ss->st, &store_sqlite_ops);
