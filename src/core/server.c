@@ -210,7 +210,7 @@ struct server_thread {
 
 static int
 server_bind_one(const struct listen_conf *lc, int family, const char *host,
-    const char **error_r)
+    int reuseport, const char **error_r)
 {
 	static __thread char ebuf[256];
 	struct sockaddr_storage ss;
@@ -247,7 +247,8 @@ server_bind_one(const struct listen_conf *lc, int family, const char *host,
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	/* Each loop has its own socket on the port; the kernel spreads
 	 * connections over them. */
-	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	if (reuseport)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
 	if (family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY,
 		    host == NULL ? &zero : &one, sizeof(int));
@@ -273,18 +274,43 @@ badaddr:
 }
 
 static int
-server_bind(const struct listen_conf *lc, const char **error_r)
+server_bind(const struct listen_conf *lc, int reuseport, const char **error_r)
 {
 	if (strcmp(lc->host, "*") == 0) {
-		int fd = server_bind_one(lc, AF_INET6, NULL, error_r);
+		int fd = server_bind_one(lc, AF_INET6, NULL, reuseport,
+		    error_r);
 
 		/* no IPv6 on this host: all IPv4 addresses */
 		if (fd < 0 && errno == EAFNOSUPPORT)
-			fd = server_bind_one(lc, AF_INET, NULL, error_r);
+			fd = server_bind_one(lc, AF_INET, NULL, reuseport,
+			    error_r);
 		return fd;
 	}
 	return server_bind_one(lc, strchr(lc->host, ':') != NULL ?
-	    AF_INET6 : AF_INET, lc->host, error_r);
+	    AF_INET6 : AF_INET, lc->host, reuseport, error_r);
+}
+
+/*
+ * SO_REUSEPORT would let a second daemon (or anything else of the same
+ * user) share a port silently. A bind without it first fails if anyone
+ * holds the port, as every other mail server's start would.
+ */
+static int
+server_probe(const struct listen_conf *lc, const char **error_r)
+{
+	static __thread char ebuf[300];
+	int fd = server_bind(lc, 0, error_r);
+
+	if (fd < 0) {
+		if (errno == EADDRINUSE) {
+			snprintf(ebuf, sizeof(ebuf), "%s (is another sekisho "
+			    "or mail server running?)", *error_r);
+			*error_r = ebuf;
+		}
+		return -1;
+	}
+	close(fd);
+	return 0;
 }
 
 /* Who serves a connection on a listener of each role: one row a role. */
@@ -377,6 +403,9 @@ server_run(const struct config *conf, const char **error_r)
 	if ((tls = tls_server_ctx(conf, error_r)) == NULL)
 		return -1;
 
+	for (size_t j = 0; j < conf->listen_count; j++)
+		if (server_probe(&conf->listen[j], error_r) < 0)
+			return -1;
 	threads = xcalloc((size_t)nloops, sizeof(*threads));
 	int *be_fds = xcalloc((size_t)nloops, sizeof(int));
 
