@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -12,9 +13,27 @@
 #include "core/log.h"
 #include "core/server.h"
 #include "core/str.h"
+#include "policy/policy.h"
 
 #define SEKISHO_VERSION		"0.1.0"
 #define SEKISHO_DEFAULT_CONF	"/etc/sekisho/sekisho.conf"
+
+/* The operator's commands that take the loaded config: one row each. */
+struct main_cmd {
+	const char	*name;
+	int		(*fn)(const struct config *, int, char **);
+};
+
+static const struct main_cmd main_cmds[] = {
+	{ "user", cli_user },
+	{ "domain", cli_domain },
+	{ "geo", cli_geo },
+	{ "overseas", cli_overseas },
+	{ "limits", cli_limits },
+	{ "events", cli_events },
+	{ "trace", cli_trace },
+	{ "queue", cli_queue },
+};
 
 static void
 usage(FILE *fp)
@@ -31,6 +50,7 @@ usage(FILE *fp)
 	    "\n"
 	    "The config file is -c FILE, else $SEKISHO_CONFIG, else %s.\n\n",
 	    SEKISHO_DEFAULT_CONF);
+	cli_policy_usage();
 	cli_user_usage();
 	cli_domain_usage();
 	cli_geo_usage();
@@ -59,6 +79,12 @@ main_load(const char *path)
 		return NULL;
 	}
 	str_deinit(&errors);
+	/* Days of the send limits, dates in replies and headers, and log
+	 * times all follow the configured zone (default Asia/Tokyo). Set
+	 * before any thread starts: the process has one zone. */
+	setenv("TZ", conf->timezone, 1);
+	tzset();
+	policy_clock_init();
 	return conf;
 }
 
@@ -165,22 +191,19 @@ main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
-	if (strcmp(cmd, "user") != 0 && strcmp(cmd, "domain") != 0 &&
-	    strcmp(cmd, "geo") != 0 && strcmp(cmd, "queue") != 0) {
+	const struct main_cmd *mc = NULL;
+
+	for (size_t k = 0; k < sizeof(main_cmds) / sizeof(main_cmds[0]); k++)
+		if (strcmp(cmd, main_cmds[k].name) == 0)
+			mc = &main_cmds[k];
+	if (mc == NULL) {
 		fprintf(stderr, "sekisho: unknown command '%s'\n", cmd);
 		usage(stderr);
 		return 2;
 	}
 	if ((conf = main_load(path)) == NULL)
 		return 1;
-	if (strcmp(cmd, "user") == 0)
-		r = cli_user(conf, argc - i, argv + i);
-	else if (strcmp(cmd, "geo") == 0)
-		r = cli_geo(conf, argc - i, argv + i);
-	else if (strcmp(cmd, "queue") == 0)
-		r = cli_queue(conf, argc - i, argv + i);
-	else
-		r = cli_domain(conf, argc - i, argv + i);
+	r = mc->fn(conf, argc - i, argv + i);
 	config_free(&conf);
 	return r;
 }

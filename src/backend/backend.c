@@ -1,11 +1,13 @@
 /*
  * backend: dispatcher and worker pool of the back side (see backend.h).
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "../core/be_proto.h"
@@ -34,6 +36,9 @@ struct backend {
 	struct be_job		*head, *tail;
 	int			 stopping;
 
+	pthread_rwlock_t	 geo_lock;
+	struct geo		*geo;
+
 	pthread_t		 dispatcher;
 	pthread_t		*threads;
 	struct be_worker	*workers;
@@ -46,6 +51,8 @@ static be_handler *const be_handlers[BE_TYPE_COUNT] = {
 	[BE_SPOOL_OPEN] = be_spool_open,
 	[BE_SPOOL_COMMIT] = be_spool_commit,
 	[BE_SPOOL_ABORT] = be_spool_abort,
+	[BE_POLICY_MAIL] = be_policy_mail,
+	[BE_POLICY_POSTFIX] = be_policy_postfix,
 	[BE_POP3_OPEN] = be_pop3_open,
 	[BE_POP3_RETR] = be_pop3_retr,
 	[BE_POP3_UPDATE] = be_pop3_update,
@@ -53,6 +60,56 @@ static be_handler *const be_handlers[BE_TYPE_COUNT] = {
 	[BE_APOP] = be_apop,
 	[BE_POPBSMTP] = be_popbsmtp,
 };
+
+struct queue *
+be_worker_queue(struct be_worker *w)
+{
+	return w->queue;
+}
+
+int
+be_geo_lookup(struct be_worker *w, const char *client,
+    struct sockaddr_storage *sa_r, struct geo_result *r)
+{
+	struct backend *be = w->backend;
+	struct sockaddr_storage ss;
+	int ret = 0;
+
+	memset(&ss, 0, sizeof(ss));
+	if (inet_pton(AF_INET, client, &((struct sockaddr_in *)&ss)->sin_addr)
+	    == 1)
+		ss.ss_family = AF_INET;
+	else if (inet_pton(AF_INET6, client,
+	    &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1)
+		ss.ss_family = AF_INET6;
+	pthread_rwlock_rdlock(&be->geo_lock);
+	if (ss.ss_family == 0 || be->geo == NULL) {
+		memset(r, 0, sizeof(*r));
+		r->kind = GEO_UNKNOWN;
+		xstrlcpy(r->source, "none", sizeof(r->source));
+		ret = ss.ss_family == 0 ? -1 : 0;
+	} else
+		geo_lookup(be->geo, (struct sockaddr *)&ss, r);
+	pthread_rwlock_unlock(&be->geo_lock);
+	if (sa_r != NULL)
+		*sa_r = ss;
+	return ret;
+}
+
+int
+backend_reload_geo(struct backend *be, const char **error_r)
+{
+	struct geo *g = geo_open(be->conf, error_r), *old;
+
+	if (g == NULL)
+		return -1;
+	pthread_rwlock_wrlock(&be->geo_lock);
+	old = be->geo;
+	be->geo = g;
+	pthread_rwlock_unlock(&be->geo_lock);
+	geo_close(&old);
+	return 0;
+}
 
 struct store *
 be_worker_store(struct be_worker *w)
@@ -189,6 +246,9 @@ backend_start(const struct config *conf, struct queue *q, const int *fds,
 	}
 	pthread_mutex_init(&be->lock, NULL);
 	pthread_cond_init(&be->cond, NULL);
+	pthread_rwlock_init(&be->geo_lock, NULL);
+	if ((be->geo = geo_open(conf, error_r)) == NULL)
+		return NULL;
 	if (pipe2(be->wake, O_CLOEXEC) < 0) {
 		*error_r = "pipe failed";
 		return NULL;
@@ -233,6 +293,8 @@ backend_stop(struct backend **bep)
 	}
 	close(be->wake[0]);
 	close(be->wake[1]);
+	geo_close(&be->geo);
+	pthread_rwlock_destroy(&be->geo_lock);
 	free(be->fds);
 	free(be->send_lock);
 	free(be->workers);

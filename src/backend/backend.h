@@ -12,7 +12,10 @@
 #ifndef SEKISHO_BACKEND_H
 #define SEKISHO_BACKEND_H
 
+#include <sys/socket.h>
+
 #include "../core/msg.h"
+#include "../geo/geo.h"
 
 struct config;
 struct queue;
@@ -38,12 +41,27 @@ int be_rcpt(struct be_worker *w, struct msg *req, struct msg *reply);
 int be_spool_open(struct be_worker *w, struct msg *req, struct msg *reply);
 int be_spool_commit(struct be_worker *w, struct msg *req, struct msg *reply);
 int be_spool_abort(struct be_worker *w, struct msg *req, struct msg *reply);
+int be_policy_mail(struct be_worker *w, struct msg *req, struct msg *reply);
+int be_policy_postfix(struct be_worker *w, struct msg *req,
+    struct msg *reply);
 int be_pop3_open(struct be_worker *w, struct msg *req, struct msg *reply);
 int be_pop3_retr(struct be_worker *w, struct msg *req, struct msg *reply);
 int be_pop3_update(struct be_worker *w, struct msg *req, struct msg *reply);
 int be_pop3_close(struct be_worker *w, struct msg *req, struct msg *reply);
 int be_apop(struct be_worker *w, struct msg *req, struct msg *reply);
 int be_popbsmtp(struct be_worker *w, struct msg *req, struct msg *reply);
+
+/* The queue a notice or bounce is committed to (may be NULL in tests). */
+struct queue *be_worker_queue(struct be_worker *w);
+
+/*
+ * The country of a printable client address, from the back side's geo
+ * database (shared by all workers, replaced whole on reload). sa_r, when
+ * not NULL, gets the parsed address. -1 if the text is not an address
+ * (r is then GEO_UNKNOWN).
+ */
+int be_geo_lookup(struct be_worker *w, const char *client,
+    struct sockaddr_storage *sa_r, struct geo_result *r);
 
 /* The worker's store, opened on first use; NULL (logged) if it cannot be
  * opened now: the caller answers with a temporary failure. */
@@ -56,5 +74,7 @@ struct store *be_worker_store(struct be_worker *w);
 struct backend *backend_start(const struct config *conf, struct queue *q,
     const int *fds, int nfds, const char **error_r);
 void backend_stop(struct backend **be);
+/* SIGHUP: open the geo database again; on error the old one stays. */
+int backend_reload_geo(struct backend *be, const char **error_r);
 
 #endif

@@ -13,6 +13,7 @@
 #include "../core/config.h"
 #include "../core/log.h"
 #include "../core/xmalloc.h"
+#include "../policy/policy.h"
 #include "../store/password.h"
 #include "../store/store.h"
 #include "backend.h"
@@ -45,26 +46,30 @@ be_auth(struct be_worker *w, struct msg *req, struct msg *reply)
 	struct account a;
 	struct store *st;
 	uint32_t result;
-	int r;
+	int64_t delay = 0, locked = 0;
+	int r = -1;
 
 	if (msg_get_str(req, &service) < 0 || msg_get_str(req, &mech) < 0 ||
 	    msg_get_str(req, &user) < 0 || msg_get_str(req, &pass) < 0 ||
 	    msg_get_str(req, &client) < 0 || msg_end(req) < 0 ||
-	    user == NULL || pass == NULL)
+	    service == NULL || user == NULL || pass == NULL || client == NULL)
 		return -1;
-	(void)service; (void)mech; (void)client;
-
-	if ((st = be_worker_store(w)) == NULL) {
-		msg_add_u32(reply, BE_AUTH_TEMPFAIL);
-		msg_add_str(reply, NULL);
-		msg_add_str(reply, NULL);
-		return 0;
-	}
-	char *canon = be_lower(user);
+	(void)mech;
 
 	memset(&a, 0, sizeof(a));
+	char *canon = be_lower(user);
+
+	if ((st = be_worker_store(w)) == NULL) {
+		result = BE_AUTH_TEMPFAIL;
+		goto reply;
+	}
+	/* A locked address or account is refused before the password is
+	 * even looked at: the lock must hold against the right one too. */
+	if (policy_auth_check(w->conf, st, canon, client, &locked) == 1) {
+		result = BE_AUTH_LOCKED;
+		goto reply;
+	}
 	r = store_account_get(st, canon, &a, &error);
-	free(canon);
 	if (r < 0) {
 		log_warnx("backend: auth lookup: %s", error);
 		result = BE_AUTH_TEMPFAIL;
@@ -88,12 +93,20 @@ be_auth(struct be_worker *w, struct msg *req, struct msg *reply)
 		else
 			result = BE_AUTH_OK;
 	}
+	if (result == BE_AUTH_FAIL)
+		delay = policy_auth_fail(w->conf, st, canon, client, service);
+	else if (result == BE_AUTH_OK)
+		policy_auth_ok(w->conf, st, a.address);
+reply:
 	msg_add_u32(reply, result);
 	msg_add_str(reply, result == BE_AUTH_OK ? a.address : NULL);
 	msg_add_str(reply, result == BE_AUTH_SUSPENDED ? a.suspend_reason :
 	    NULL);
+	msg_add_u32(reply, (uint32_t)delay);
+	msg_add_i64(reply, locked);
 	if (r == 0)
 		account_deinit(&a);
+	free(canon);
 	return 0;
 }
 

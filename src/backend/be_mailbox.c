@@ -39,6 +39,7 @@
 #include "../pop3/apop.h"
 #include "../queue/maildir.h"
 #include "../queue/spool.h"
+#include "../policy/policy.h"
 #include "../store/store.h"
 #include "backend.h"
 
@@ -669,28 +670,29 @@ be_apop(struct be_worker *w, struct msg *req, struct msg *reply)
 	if (msg_get_str(req, &user) < 0 || msg_get_str(req, &timestamp) < 0 ||
 	    msg_get_str(req, &digest) < 0 || msg_get_str(req, &client) < 0 ||
 	    msg_end(req) < 0 || user == NULL || timestamp == NULL ||
-	    digest == NULL)
+	    digest == NULL || client == NULL)
 		return -1;
-	(void)client;
-	/*
-	 * HOOK(auth-throttle): the policy issue's per-IP and per-account
-	 * failure throttling goes here, before the look-up, as in be_auth.
-	 */
 	if ((st = be_worker_store(w)) == NULL) {
 		msg_add_u32(reply, BE_AUTH_TEMPFAIL);
 		msg_add_str(reply, NULL);
 		msg_add_str(reply, NULL);
+		msg_add_u32(reply, 0);
+		msg_add_i64(reply, 0);
 		return 0;
 	}
 	char *canon = xstrdup(user);
+	int64_t delay = 0, locked = 0;
 
 	for (char *c = canon; *c != '\0'; c++)
 		if (*c >= 'A' && *c <= 'Z')
 			*c = (char)(*c - 'A' + 'a');
 	memset(&a, 0, sizeof(a));
-	r = store_account_get(st, canon, &a, &error);
-	free(canon);
-	if (r < 0) {
+	/* The same throttling as every other login (policy.c): a lock
+	 * holds against the right digest too. */
+	r = -1;
+	if (policy_auth_check(w->conf, st, canon, client, &locked) == 1)
+		result = BE_AUTH_LOCKED;
+	else if ((r = store_account_get(st, canon, &a, &error)) < 0) {
 		log_warnx("backend: apop look-up: %s", error);
 		result = BE_AUTH_TEMPFAIL;
 	} else if (r == 1)
@@ -707,10 +709,17 @@ be_apop(struct be_worker *w, struct msg *req, struct msg *reply)
 		else
 			result = BE_AUTH_OK;
 	}
+	if (result == BE_AUTH_FAIL)
+		delay = policy_auth_fail(w->conf, st, canon, client, "apop");
+	else if (result == BE_AUTH_OK)
+		policy_auth_ok(w->conf, st, a.address);
+	free(canon);
 	msg_add_u32(reply, result);
 	msg_add_str(reply, result == BE_AUTH_OK ? a.address : NULL);
 	msg_add_str(reply, result == BE_AUTH_SUSPENDED ? a.suspend_reason :
 	    NULL);
+	msg_add_u32(reply, (uint32_t)delay);
+	msg_add_i64(reply, locked);
 	if (r == 0)
 		account_deinit(&a);
 	return 0;

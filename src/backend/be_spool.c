@@ -9,8 +9,11 @@
 #include "../core/be_proto.h"
 #include "../core/config.h"
 #include "../core/log.h"
+#include "../core/str.h"
+#include "../policy/policy.h"
 #include "../queue/queue.h"
 #include "../queue/spool.h"
+#include "../store/store.h"
 #include "backend.h"
 
 int
@@ -33,25 +36,84 @@ be_spool_open(struct be_worker *w, struct msg *req, struct msg *reply)
 	return 0;
 }
 
+/* At most this many header From addresses are checked (RFC 5322 allows a
+ * list; more than a few is not a subscriber's message). */
+#define BE_SPOOL_MAX_FROM	32
+
 int
 be_spool_commit(struct be_worker *w, struct msg *req, struct msg *reply)
 {
-	const char *id, *error;
+	const char *id, *account, *client, *country, *tls, *msgid, *error;
+	const char *from[BE_SPOOL_MAX_FROM];
+	uint32_t rcpts, overseas, nfrom;
+	uint64_t size;
+	struct str answer = STR_INIT;
+	enum policy_verdict v = POLICY_OK;
+	struct store *st = NULL;
 
-	if (msg_get_str(req, &id) < 0 || msg_end(req) < 0 || id == NULL)
+	if (msg_get_str(req, &id) < 0 || msg_get_str(req, &account) < 0 ||
+	    msg_get_u32(req, &rcpts) < 0 || msg_get_u64(req, &size) < 0 ||
+	    msg_get_u32(req, &overseas) < 0 || msg_get_str(req, &client) < 0 ||
+	    msg_get_str(req, &country) < 0 || msg_get_str(req, &tls) < 0 ||
+	    msg_get_str(req, &msgid) < 0 || msg_get_u32(req, &nfrom) < 0 ||
+	    id == NULL || nfrom > BE_SPOOL_MAX_FROM)
 		return -1;
+	for (uint32_t i = 0; i < nfrom; i++)
+		if (msg_get_str(req, &from[i]) < 0 || from[i] == NULL)
+			return -1;
+	if (msg_end(req) < 0)
+		return -1;
+
+	/* A submission: header From alignment and the send counts, in one
+	 * step with the commit, so only accepted mail counts. */
+	if (account != NULL) {
+		if ((st = be_worker_store(w)) == NULL) {
+			v = POLICY_TEMPFAIL;
+			str_append(&answer, "451 4.3.0 Temporary failure: "
+			    "account database unavailable, try again later");
+		} else
+			v = policy_commit(w->conf, st, account, client,
+			    country, overseas != 0, rcpts, 1, from, nfrom,
+			    &answer);
+		if (v != POLICY_OK) {
+			spool_abort(w->conf->spool_dir, id);
+			msg_add_u32(reply, v == POLICY_REJECT ? 2 : 1);
+			msg_add_str(reply, str_c(&answer));
+			str_deinit(&answer);
+			return 0;
+		}
+	}
 	if (spool_check_incoming(w->conf->spool_dir, id, &error) < 0 ||
 	    spool_commit(w->conf->spool_dir, id, &error) < 0) {
 		log_warnx("id=%s spool commit: %s", id, error);
 		spool_abort(w->conf->spool_dir, id);
+		if (account != NULL)
+			policy_uncount(w->conf, st, account, overseas != 0,
+			    rcpts);
 		msg_add_u32(reply, 1);
-		msg_add_str(reply, error);
+		msg_add_str(reply, "451 4.3.0 Temporary failure: message not "
+		    "queued, try again later");
+		str_deinit(&answer);
 		return 0;
+	}
+	if (account != NULL) {
+		struct store_submission sub = {
+			.queue_id = id, .message_id = msgid,
+			.time = policy_now(), .account = account,
+			.ip = client, .country = country, .tls = tls,
+			.rcpts = rcpts, .size = (int64_t)size,
+			.overseas = overseas != 0,
+		};
+
+		/* The message is safe; a log row lost is only logged. */
+		if (store_submission_add(st, &sub, &error) < 0)
+			log_warnx("id=%s submission log: %s", id, error);
 	}
 	if (w->queue != NULL)
 		queue_notify(w->queue, id);
 	msg_add_u32(reply, 0);
 	msg_add_str(reply, NULL);
+	str_deinit(&answer);
 	return 0;
 }
 

@@ -22,6 +22,14 @@ void cli_domain_usage(void);
 int cli_geo(const struct config *conf, int argc, char **argv);
 void cli_geo_usage(void);
 
+/* The sending policy (cli_policy.c): overseas allow|deny|status,
+ * limits show|set, events, trace. */
+int cli_overseas(const struct config *conf, int argc, char **argv);
+int cli_limits(const struct config *conf, int argc, char **argv);
+int cli_events(const struct config *conf, int argc, char **argv);
+int cli_trace(const struct config *conf, int argc, char **argv);
+void cli_policy_usage(void);
+
 /* queue list|show|flush|delete|hold|release (cli_queue.c) */
 int cli_queue(const struct config *conf, int argc, char **argv);
 void cli_queue_usage(void);

@@ -8,25 +8,43 @@
  * BE_AUTH      str service, str mechanism, str user, str password,
  *              str client address
  *          ->  u32 be_auth_result, str account (canonical, NULL unless OK),
- *              str reason (suspension reason or NULL)
+ *              str reason (suspension reason or NULL), u32 delay in ms
+ *              to wait before answering a failure (throttling), i64 end
+ *              of the lock (BE_AUTH_LOCKED) or 0
  * BE_RCPT      str address
  *          ->  u32 be_rcpt_result, str mailbox (local account or NULL)
  * BE_SPOOL_OPEN  str queue id
  *          ->  u32 0 ok / 1 temporary failure, str error; fd: the new
  *              incoming/ID file, to which the session writes the envelope
  *              (envelope.h text form) and then the message
- * BE_SPOOL_COMMIT str queue id
- *          ->  u32 0 ok / 1 temporary failure, str error. The back side
- *              parses the envelope back before committing: a session
- *              cannot commit a file the queue would not understand.
+ * BE_SPOOL_COMMIT str queue id, then for a submission with an account
+ *              (else NULL and zeros): str account, u32 recipients,
+ *              u64 size, u32 overseas (1: sent from abroad under a
+ *              permission), str client address, str country, str TLS
+ *              description, str Message-ID, u32 n, n x str header From
+ *              address
+ *          ->  u32 0 ok / 1 temporary failure / 2 refused, str reply
+ *              (the full SMTP reply when not ok). The back side parses
+ *              the envelope back before committing: a session cannot
+ *              commit a file the queue would not understand. For a
+ *              submission it checks header From alignment and takes the
+ *              send counts first (policy_commit).
+ * BE_POLICY_MAIL str account, str sender, str client address
+ *          ->  u32 policy_verdict, str reply, str country,
+ *              u32 overseas, i64 recipients left (-1: no limit),
+ *              i64 recipients per message (-1: no limit), str the reply
+ *              once the recipients left are used
+ * BE_POLICY_POSTFIX str protocol_state, str sasl_username, str
+ *              client_address, str sender, u32 recipient_count, str
+ *              queue_id (Postfix's policy request attributes)
+ *          ->  str action ("DUNNO", or "550 5.7.1 ..." / "451 4.7.1 ...")
  * BE_SPOOL_ABORT str queue id  -> u32 0
  *
  * POP3 (src/backend/be_mailbox.c). A handle names one open mailbox; only
  * one exists per account at a time (the POP3 lock, RFC 1939 4).
  * BE_POP3_OPEN str account (after a successful login), str client address
  *          ->  u32 be_pop3_result, u64 handle, u32 count; fd (when OK): a
- *              memfd with one "UID SIZE
-" line per message, in message
+ *              memfd with one "UID SIZE\n" line per message, in message
  *              number order (SIZE with CRLF line ends). Records the
  *              POP-before-SMTP window when pop_before_smtp is on.
  * BE_POP3_RETR u64 handle, u32 index (message number - 1)
@@ -39,8 +57,7 @@
  * BE_POP3_CLOSE u64 handle -> u32 0. Releases the lock; deletes nothing.
  * BE_APOP      str user, str timestamp (the greeting's), str digest,
  *              str client address
- *          ->  u32 be_auth_result, str account, str reason (as BE_AUTH's
- *              first three fields)
+ *          ->  as BE_AUTH (the same throttling applies)
  * BE_POPBSMTP  str client address
  *          ->  u32 0 a POP-before-SMTP window is open / 1 none,
  *              str account (or NULL)
@@ -54,6 +71,8 @@ enum be_type {
 	BE_SPOOL_OPEN,
 	BE_SPOOL_COMMIT,
 	BE_SPOOL_ABORT,
+	BE_POLICY_MAIL,
+	BE_POLICY_POSTFIX,
 	BE_POP3_OPEN,
 	BE_POP3_RETR,
 	BE_POP3_UPDATE,
@@ -69,6 +88,7 @@ enum be_auth_result {
 	BE_AUTH_FAIL,		/* unknown user or wrong password */
 	BE_AUTH_SUSPENDED,	/* right password, account suspended */
 	BE_AUTH_TEMPFAIL,	/* store unavailable */
+	BE_AUTH_LOCKED,		/* too many failures: locked for a while */
 };
 
 enum be_rcpt_result {

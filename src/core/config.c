@@ -81,6 +81,7 @@ static int config_check_store(const char *, struct str *);
 static int config_check_abs_path(const char *, struct str *);
 static int config_check_geo_database(const char *, struct str *);
 static int config_check_country(const char *, struct str *);
+static int config_check_timezone(const char *, struct str *);
 
 #define OFF(field)	offsetof(struct config, field)
 #define ROW_STR(n, d, fl, chk, h) \
@@ -179,6 +180,46 @@ static const struct config_def config_defs[] = {
 	ROW_ENUM(geo_unknown, CONFIG_ENUM, "refuse", WORDS("refuse", "allow"),
 	    "Submissions from a public address missing from the country "
 	    "database: refuse or allow."),
+	/* the sending policy (docs/policy.md) */
+	ROW_STR(timezone, "Asia/Tokyo", 0, config_check_timezone,
+	    "Time zone of daily limits, dates in replies, headers and logs."),
+	ROW_STR(portal_url, "", CONFIG_F_EMPTY_OK, NULL,
+	    "Settings page named in refusals; empty: https://HOSTNAME/."),
+	ROW_LIST(trusted_networks, CONFIG_CIDR, "",
+	    "Networks never refused for sending from abroad (webmail)."),
+	ROW_NUM(overseas_permission_days, CONFIG_INT, "7", 1, 365,
+	    "Days an overseas-sending permission lasts when turned on."),
+	ROW_NUM(limit_messages_per_day, CONFIG_INT, "500", 0, 10000000,
+	    "Messages an account may send per day; 0: no limit."),
+	ROW_NUM(limit_recipients_per_day, CONFIG_INT, "1000", 0, 10000000,
+	    "Recipients an account may send to per day; 0: no limit."),
+	ROW_NUM(limit_recipients_per_hour, CONFIG_INT, "0", 0, 10000000,
+	    "Recipients per hour (burst limit); 0: no limit."),
+	ROW_NUM(limit_recipients_per_message, CONFIG_INT, "100", 0, 100000,
+	    "Recipients of one submitted message; 0: only "
+	    "smtp_max_recipients."),
+	ROW_NUM(limit_overseas_recipients_per_day, CONFIG_INT, "100", 0,
+	    10000000,
+	    "Recipients per day sent from abroad under a permission; "
+	    "0: no limit."),
+	ROW_BOOL(sender_alignment, "yes",
+	    "Envelope sender and header From must be the account's own "
+	    "addresses."),
+	ROW_NUM(auth_fail_delay, CONFIG_DURATION, "1s", 0, 60,
+	    "Delay before answering a failed login, doubled per failure."),
+	ROW_NUM(auth_fail_delay_max, CONFIG_DURATION, "8s", 0, 300,
+	    "Longest delay before answering a failed login."),
+	ROW_NUM(auth_fail_window, CONFIG_DURATION, "15m", 1, DAY,
+	    "Failed logins are counted over this time."),
+	ROW_NUM(auth_max_failures_per_ip, CONFIG_INT, "10", 0, 100000,
+	    "Failed logins from one address before it is locked; 0: never."),
+	ROW_NUM(auth_max_failures_per_account, CONFIG_INT, "20", 0, 100000,
+	    "Failed logins to one account before it is locked; 0: never."),
+	ROW_NUM(auth_lock_time, CONFIG_DURATION, "15m", 1, DAY,
+	    "How long a locked address or account refuses logins."),
+	ROW_STR(notice_from, "", CONFIG_F_EMPTY_OK, NULL,
+	    "From address of notices to subscribers; empty: "
+	    "postmaster@HOSTNAME."),
 	/* POP3 (docs/pop3.md); word order is enum auth_without_tls order */
 	ROW_ENUM(pop3_auth_without_tls, CONFIG_ENUM, "never",
 	    WORDS("never", "loopback"),
@@ -261,6 +302,7 @@ static const char *const config_role_names[] = {
 	[LISTEN_SUBMISSIONS] = "submissions",
 	[LISTEN_POP3] = "pop3",
 	[LISTEN_POP3S] = "pop3s",
+	[LISTEN_POLICY] = "policy",
 };
 
 const char *
@@ -578,6 +620,31 @@ config_check_geo_database(const char *value, struct str *why)
 }
 
 /* An ISO 3166-1 alpha-2 code as the databases write it: "JP". */
+/* An IANA zone name: it must exist in the system's zoneinfo. */
+static int
+config_check_timezone(const char *value, struct str *why)
+{
+	struct str path = STR_INIT;
+	int ok;
+
+	if (*value == '\0' || value[0] == '/' || strstr(value, "..") ||
+	    strspn(value, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	    "0123456789/_+-") != strlen(value)) {
+		str_printf(why, "bad time zone name '%s' (e.g. Asia/Tokyo)",
+		    value);
+		return -1;
+	}
+	str_printf(&path, "/usr/share/zoneinfo/%s", value);
+	ok = access(str_c(&path), R_OK) == 0;
+	str_deinit(&path);
+	if (!ok) {
+		str_printf(why, "unknown time zone '%s' (no "
+		    "/usr/share/zoneinfo/%s)", value, value);
+		return -1;
+	}
+	return 0;
+}
+
 static int
 config_check_country(const char *value, struct str *why)
 {

@@ -25,6 +25,7 @@ enum listen_role {
 	LISTEN_SUBMISSIONS,	/* 465: implicit TLS, AUTH required */
 	LISTEN_POP3,		/* 110: POP3, STLS (RFC 1939, 2595) */
 	LISTEN_POP3S,		/* 995: POP3 in implicit TLS (RFC 8314) */
+	LISTEN_POLICY,		/* Postfix policy delegation (docs/policy.md) */
 };
 
 struct listen_conf {
@@ -89,12 +90,33 @@ struct config {
 	size_t	 home_countries_count;
 	enum geo_unknown_action geo_unknown;
 
+	/* the sending policy */
+	char	*timezone;
+	char	*portal_url;
+	struct cidr *trusted_networks;
+	size_t	 trusted_networks_count;
+	int	 overseas_permission_days;
+	int	 limit_messages_per_day;
+	int	 limit_recipients_per_day;
+	int	 limit_recipients_per_hour;
+	int	 limit_recipients_per_message;
+	int	 limit_overseas_recipients_per_day;
+	int	 sender_alignment;
+	int	 auth_fail_delay;
+	int	 auth_fail_delay_max;
+	int	 auth_fail_window;
+	int	 auth_max_failures_per_ip;
+	int	 auth_max_failures_per_account;
+	int	 auth_lock_time;
+	char	*notice_from;
+
 	/* POP3 (docs/pop3.md) */
 	enum auth_without_tls pop3_auth_without_tls;
 	int	 pop3_timeout;			/* seconds */
 	int	 pop_before_smtp;		/* bool */
 	int	 pop_before_smtp_window;	/* seconds */
 	char	*apop_secret_key;		/* key file sealing APOP secrets */
+
 	/* outbound delivery (docs/delivery.md) */
 	char	*outbound_helo;			/* "" = hostname */
 	char	*relayhost;			/* "" = MX look-up */

@@ -22,6 +22,7 @@
 #include "../queue/queue.h"
 #include "../queue/spool.h"
 #include "../pop3/pop3_session.h"
+#include "../policyd/policyd_session.h"
 #include "../smtp/smtp_session.h"
 #include "../store/store.h"
 #include "be_client.h"
@@ -323,6 +324,7 @@ static server_session_fn *const server_session_new[] = {
 	[LISTEN_SUBMISSIONS] = smtp_session_new,
 	[LISTEN_POP3] = pop3_session_new,
 	[LISTEN_POP3S] = pop3_session_new,
+	[LISTEN_POLICY] = policyd_session_new,
 };
 
 static void
@@ -430,7 +432,7 @@ server_run(const struct config *conf, const char **error_r)
 
 			l->lc = &conf->listen[j];
 			l->loop = &t->loop;
-			if ((l->fd = server_bind(l->lc, error_r)) < 0)
+			if ((l->fd = server_bind(l->lc, 1, error_r)) < 0)
 				return -1;
 			l->evl = evconnlistener_new(t->loop.base,
 			    server_on_accept, l, LEV_OPT_CLOSE_ON_FREE, -1,
@@ -462,9 +464,18 @@ server_run(const struct config *conf, const char **error_r)
 		if (sigwait(&sigs, &sig) != 0)
 			continue;
 		if (sig == SIGHUP) {
-			/* XXX: reload lands with the hardening issue. */
-			log_info("SIGHUP: reload is not supported yet; "
-			    "restart to apply a new config");
+			const char *gerr;
+
+			/* The country database can change under a running
+			 * daemon (a new GeoLite2 file); sessions go on. XXX:
+			 * the rest of the config reloads with the hardening
+			 * issue. */
+			if (backend_reload_geo(be, &gerr) < 0)
+				log_warnx("SIGHUP: geo database not reloaded, "
+				    "keeping the old one: %s", gerr);
+			else
+				log_info("SIGHUP: geo database reloaded (%s)",
+				    conf->geo_database);
 			continue;
 		}
 		break;

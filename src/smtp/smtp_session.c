@@ -46,6 +46,7 @@
 #include "../core/tls.h"
 #include "../core/xmalloc.h"
 #include "../queue/envelope.h"
+#include "smtp_header.h"
 #include "smtp_parse.h"
 #include "smtp_session.h"
 
@@ -112,9 +113,23 @@ struct smtp_session {
 	int			 popbsmtp;	/* account by POP-before-SMTP */
 	char			*mail_args;	/* MAIL awaiting POP-before-SMTP */
 
+	/* a failed AUTH is answered after a growing delay (throttling) */
+	struct event		*delay_timer;
+	struct str		 delayed_reply;
+	int			 delaying;
+
 	/* transaction */
 	struct envelope		 env;
 	int			 in_txn;
+	char			*mail_pending;	/* sender awaiting the policy */
+	int			 mail_pending_utf8;
+
+	/* the sending policy's answer to MAIL (submissions) */
+	char			 pol_country[16];
+	int			 pol_overseas;
+	int64_t			 pol_rcpts_left;	/* -1: no limit */
+	int64_t			 pol_rcpts_msg;		/* -1: no limit */
+	struct str		 pol_rcpt_reply;
 
 	/* DATA */
 	int			 spool_fd;
@@ -128,6 +143,9 @@ struct smtp_session {
 	int			 data_seen_date;
 	struct str		 data_hdr;
 	size_t			 data_skip_len;	/* bytes of an over-long line */
+	struct str		 data_from;	/* From field bodies */
+	int			 data_in_from;	/* continuation lines follow */
+	char			*data_msgid;
 };
 
 #define SMTP_CMD_PRE_HELO	0x01	/* allowed before HELO/EHLO */
@@ -216,6 +234,15 @@ smtp_txn_reset(struct smtp_session *s)
 	if (s->out != NULL)
 		evbuffer_drain(s->out, evbuffer_get_length(s->out));
 	str_clear(&s->data_hdr);
+	str_clear(&s->data_from);
+	s->data_in_from = 0;
+	xfree(&s->data_msgid);
+	xfree(&s->mail_pending);
+	s->pol_country[0] = '\0';
+	s->pol_overseas = 0;
+	s->pol_rcpts_left = -1;
+	s->pol_rcpts_msg = -1;
+	str_clear(&s->pol_rcpt_reply);
 	if (s->data_timer != NULL)
 		evtimer_del(s->data_timer);
 }
@@ -526,12 +553,14 @@ smtp_auth_reply(struct msg *m, void *arg)
 {
 	struct smtp_session *s = arg;
 	const char *account = NULL, *reason = NULL;
-	uint32_t result = BE_AUTH_TEMPFAIL;
-	char user[128];
+	uint32_t result = BE_AUTH_TEMPFAIL, delay = 0;
+	int64_t locked = 0;
+	char user[128], when[64];
 
 	s->req = NULL;
 	if (m != NULL && (msg_get_u32(m, &result) < 0 ||
 	    msg_get_str(m, &account) < 0 || msg_get_str(m, &reason) < 0 ||
+	    msg_get_u32(m, &delay) < 0 || msg_get_i64(m, &locked) < 0 ||
 	    msg_end(m) < 0))
 		result = BE_AUTH_TEMPFAIL;
 	log_printable(user, sizeof(user), s->auth_user != NULL ?
@@ -558,11 +587,37 @@ smtp_auth_reply(struct msg *m, void *arg)
 		break;
 	case BE_AUTH_FAIL:
 		log_info("session=%s smtp auth client=%s user=%s "
-		    "mechanism=%s result=fail", s->id, s->addr, user,
-		    s->auth_mech == AUTH_MECH_PLAIN ? "PLAIN" : "LOGIN");
+		    "mechanism=%s result=fail delay=%ums", s->id, s->addr, user,
+		    s->auth_mech == AUTH_MECH_PLAIN ? "PLAIN" : "LOGIN", delay);
+		if (delay > 0) {
+			/* Throttling: the answer waits; nothing else is read
+			 * meanwhile (smtp_process checks s->delaying). */
+			str_clear(&s->delayed_reply);
+			str_append(&s->delayed_reply, "535 5.7.8 "
+			    "Authentication credentials invalid");
+			s->delaying = 1;
+			event_add(s->delay_timer, &(struct timeval){
+			    delay / 1000, (delay % 1000) * 1000 });
+			xfree(&s->auth_user);
+			return;
+		}
 		smtp_reply(s, "535 5.7.8 Authentication credentials invalid");
 		smtp_error(s);
 		break;
+	case BE_AUTH_LOCKED: {
+		time_t t = (time_t)locked;
+		struct tm tm;
+
+		localtime_r(&t, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M %Z", &tm);
+		log_info("session=%s smtp auth client=%s user=%s result=locked "
+		    "until=%s", s->id, s->addr, user, when);
+		/* RFC 4954 6: 454 is a temporary authentication failure */
+		smtp_reply(s, "454 4.7.0 Too many failed logins from your "
+		    "address or to this account; try again after %s", when);
+		smtp_error(s);
+		break;
+	}
 	default:
 	tempfail:
 		log_info("session=%s smtp auth client=%s user=%s result=tempfail",
@@ -572,6 +627,21 @@ smtp_auth_reply(struct msg *m, void *arg)
 		break;
 	}
 	xfree(&s->auth_user);
+	smtp_process(s);
+}
+
+static void
+smtp_delay_done(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	(void)fd;
+	(void)what;
+	s->delaying = 0;
+	smtp_reply(s, "%s", str_c(&s->delayed_reply));
+	str_clear(&s->delayed_reply);
+	if (smtp_error(s) < 0)
+		return;
 	smtp_process(s);
 }
 
@@ -697,6 +767,66 @@ smtp_check_mail(struct smtp_session *s, const char *args)
 	return 0;
 }
 
+/* Open the transaction: MAIL is accepted. */
+static void
+smtp_mail_accept(struct smtp_session *s, const char *sender, int smtputf8)
+{
+	char from[300];
+
+	smtp_txn_reset(s);
+	queue_id_new(s->env.id);
+	s->in_txn = 1;
+	s->env.sender = xstrdup(sender);
+	s->env.smtputf8 = smtputf8;
+	smtp_enter_state(s, SMTP_STATE_MAIL);
+	log_info("id=%s session=%s mail client=%s from=<%s>%s%s", s->env.id,
+	    s->id, s->addr, log_printable(from, sizeof(from), s->env.sender,
+	    strlen(s->env.sender)), s->account != NULL ? " account=" : "",
+	    s->account != NULL ? s->account : "");
+	smtp_reply(s, "250 2.1.0 Ok");
+}
+
+static void
+smtp_policy_mail_reply(struct msg *m, void *arg)
+{
+	struct smtp_session *s = arg;
+	const char *reply = NULL, *country = NULL, *rcpt_reply = NULL;
+	uint32_t verdict = 2, overseas = 0;
+	int64_t left = -1, per_msg = -1;
+	char *sender = s->mail_pending;
+
+	s->req = NULL;
+	s->mail_pending = NULL;
+	if (m == NULL || msg_get_u32(m, &verdict) < 0 ||
+	    msg_get_str(m, &reply) < 0 || msg_get_str(m, &country) < 0 ||
+	    msg_get_u32(m, &overseas) < 0 || msg_get_i64(m, &left) < 0 ||
+	    msg_get_i64(m, &per_msg) < 0 || msg_get_str(m, &rcpt_reply) < 0 ||
+	    msg_end(m) < 0 || (verdict != 0 && reply == NULL))
+		verdict = 2, reply = NULL;
+	if (verdict != 0) {
+		/* The policy's own words: they say what to do. */
+		if (reply != NULL)
+			smtp_reply(s, "%s", reply);
+		else
+			smtp_reply(s, "451 4.3.0 Temporary failure checking "
+			    "the sending policy, try again later");
+		free(sender);
+		smtp_process(s);
+		return;
+	}
+	smtp_mail_accept(s, sender, s->mail_pending_utf8);
+	free(sender);
+	xstrlcpy(s->pol_country, country != NULL ? country : "",
+	    sizeof(s->pol_country));
+	s->pol_overseas = overseas != 0;
+	s->pol_rcpts_left = left;
+	s->pol_rcpts_msg = per_msg;
+	str_clear(&s->pol_rcpt_reply);
+	if (rcpt_reply != NULL)
+		str_append(&s->pol_rcpt_reply, rcpt_reply);
+	smtp_process(s);
+}
+
 static void smtp_proceed_mail(struct smtp_session *, const char *);
 
 /*
@@ -738,7 +868,7 @@ static void
 smtp_proceed_mail(struct smtp_session *s, const char *args)
 {
 	struct smtp_mail_args ma;
-	char from[300];
+	struct msg m;
 
 	switch (smtp_parse_mail(args, &ma)) {
 	case SMTP_PARSE_OK:
@@ -774,18 +904,23 @@ smtp_proceed_mail(struct smtp_session *s, const char *args)
 		smtp_request(s, &pm, smtp_popbsmtp_reply);
 		return;
 	}
-	smtp_txn_reset(s);
-	queue_id_new(s->env.id);
-	s->in_txn = 1;
-	s->env.sender = xstrdup(ma.address);
-	s->env.smtputf8 = ma.smtputf8;
+	if (s->account == NULL) {
+		/* mx: mail to local recipients; no sending policy */
+		smtp_mail_accept(s, ma.address, ma.smtputf8);
+		smtp_mail_args_deinit(&ma);
+		return;
+	}
+	/* A submission: the sending policy decides (overseas rule, sender
+	 * alignment, suspension, limits) on the back side. */
+	free(s->mail_pending);
+	s->mail_pending = xstrdup(ma.address);
+	s->mail_pending_utf8 = ma.smtputf8;
+	msg_init(&m, BE_POLICY_MAIL, 0);
+	msg_add_str(&m, s->account);
+	msg_add_str(&m, ma.address);
+	msg_add_str(&m, s->addr);
 	smtp_mail_args_deinit(&ma);
-	smtp_enter_state(s, SMTP_STATE_MAIL);
-	log_info("id=%s session=%s mail client=%s from=<%s>%s%s", s->env.id,
-	    s->id, s->addr, log_printable(from, sizeof(from), s->env.sender,
-	    strlen(s->env.sender)), s->account != NULL ? " account=" : "",
-	    s->account != NULL ? s->account : "");
-	smtp_reply(s, "250 2.1.0 Ok");
+	smtp_request(s, &m, smtp_policy_mail_reply);
 }
 
 static int
@@ -800,6 +935,19 @@ smtp_check_rcpt(struct smtp_session *s, const char *args)
 		/* RFC 5321 4.5.3.1.10: 452, the client sends the rest later */
 		smtp_reply(s, "452 4.5.3 Too many recipients (at most %d per "
 		    "message)", s->conf->smtp_max_recipients);
+		return -1;
+	}
+	if (s->pol_rcpts_msg >= 0 &&
+	    (int64_t)s->env.rcpt_count >= s->pol_rcpts_msg) {
+		smtp_reply(s, "452 4.5.3 Too many recipients for one message "
+		    "from this account (at most %lld)",
+		    (long long)s->pol_rcpts_msg);
+		return -1;
+	}
+	if (s->pol_rcpts_left >= 0 &&
+	    (int64_t)s->env.rcpt_count >= s->pol_rcpts_left) {
+		/* the day's (or hour's) recipients are used up */
+		smtp_reply(s, "%s", str_c(&s->pol_rcpt_reply));
 		return -1;
 	}
 	return 0;
@@ -989,10 +1137,12 @@ smtp_data_end_headers(struct smtp_session *s)
 			unsigned char rnd[8];
 
 			arc4random_buf(rnd, sizeof(rnd));
-			str_printf(&add, "Message-ID: <%s.%02x%02x%02x%02x%02x"
-			    "%02x%02x%02x@%s>\r\n", s->env.id, rnd[0], rnd[1],
+			free(s->data_msgid);
+			s->data_msgid = xasprintf("%s.%02x%02x%02x%02x%02x"
+			    "%02x%02x%02x@%s", s->env.id, rnd[0], rnd[1],
 			    rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7],
 			    s->conf->hostname);
+			str_printf(&add, "Message-ID: <%s>\r\n", s->data_msgid);
 		}
 	}
 	smtp_data_add(s, str_c(&add), add.len);
@@ -1023,8 +1173,24 @@ smtp_data_line(struct smtp_session *s, const char *line, size_t len)
 			if (len != 0)
 				smtp_data_add(s, "\r\n", 2);
 		} else {
-			if (smtp_header_is(line, len, "Message-ID"))
+			if (cont && s->data_in_from)
+				str_append_n(&s->data_from, line, len);
+			else if (!cont)
+				s->data_in_from = 0;
+			if (smtp_header_is(line, len, "From")) {
+				/* more than one From is kept whole: every
+				 * address in it must be the account's */
+				if (s->data_from.len > 0)
+					str_append_c(&s->data_from, ',');
+				str_append_n(&s->data_from, line + 5, len - 5);
+				s->data_in_from = 1;
+			}
+			if (smtp_header_is(line, len, "Message-ID")) {
 				s->data_seen_msgid = 1;
+				if (s->data_msgid == NULL)
+					s->data_msgid = smtp_header_msgid(
+					    line + 11, len - 11);
+			}
 			if (smtp_header_is(line, len, "Date"))
 				s->data_seen_date = 1;
 			str_append_n(&s->data_hdr, line, len);
@@ -1212,12 +1378,12 @@ smtp_commit_reply(struct msg *m, void *arg)
 {
 	struct smtp_session *s = arg;
 	uint32_t result = 1;
-	const char *error = NULL;
+	const char *answer = NULL;
 
 	s->req = NULL;
 	if (m != NULL && (msg_get_u32(m, &result) < 0 ||
-	    msg_get_str(m, &error) < 0 || msg_end(m) < 0))
-		result = 1;
+	    msg_get_str(m, &answer) < 0 || msg_end(m) < 0))
+		result = 1, answer = NULL;
 	if (result == 0) {
 		log_info("id=%s queued client=%s from=<%s> rcpts=%zu size=%zu "
 		    "protocol=%s%s%s", s->env.id, s->addr, s->env.sender,
@@ -1225,7 +1391,9 @@ smtp_commit_reply(struct msg *m, void *arg)
 		    s->account != NULL ? " account=" : "",
 		    s->account != NULL ? s->account : "");
 		smtp_reply(s, "250 2.0.0 Ok: queued as %s", s->env.id);
-	} else
+	} else if (answer != NULL)
+		smtp_reply(s, "%s", answer);
+	else
 		smtp_reply(s, "451 4.3.0 Temporary failure: message not "
 		    "queued, try again later");
 	smtp_txn_reset(s);
@@ -1288,6 +1456,31 @@ smtp_data_done(struct smtp_session *s)
 	}
 	msg_init(&m, BE_SPOOL_COMMIT, 0);
 	msg_add_str(&m, s->env.id);
+	msg_add_str(&m, s->account);
+	msg_add_u32(&m, (uint32_t)s->env.rcpt_count);
+	msg_add_u64(&m, (uint64_t)s->data_size);
+	msg_add_u32(&m, (uint32_t)s->pol_overseas);
+	msg_add_str(&m, s->addr);
+	msg_add_str(&m, s->pol_country);
+	msg_add_str(&m, s->tls ? str_c(&s->tls_info) : NULL);
+	msg_add_str(&m, s->data_msgid);
+	if (s->account != NULL) {
+		char **from;
+		int n = smtp_header_addresses(str_c(&s->data_from),
+		    s->data_from.len, &from);
+
+		if (n < 0) {
+			/* too many to check: the back side sees none and
+			 * refuses the message for want of a usable From */
+			n = 0;
+			from = NULL;
+		}
+		msg_add_u32(&m, (uint32_t)n);
+		for (int i = 0; i < n; i++)
+			msg_add_str(&m, from[i]);
+		smtp_header_addresses_free(from, n);
+	} else
+		msg_add_u32(&m, 0);
 	smtp_request(s, &m, smtp_commit_reply);
 }
 
@@ -1471,7 +1664,7 @@ smtp_process(struct smtp_session *s)
 {
 	struct str line = STR_INIT;
 
-	while (s->req == NULL) {
+	while (s->req == NULL && !s->delaying) {
 		if (s->state == SMTP_STATE_DATA) {
 			if (smtp_data_read(s) == 0)
 				break;
@@ -1498,7 +1691,8 @@ smtp_process(struct smtp_session *s)
 			explicit_bzero(line.s, line.cap);	/* AUTH data */
 	}
 	str_deinit(&line);
-	if (s->eof && s->req == NULL && s->state != SMTP_STATE_QUIT)
+	if (s->eof && s->req == NULL && !s->delaying &&
+	    s->state != SMTP_STATE_QUIT)
 		smtp_free(s);
 }
 
@@ -1560,11 +1754,12 @@ smtp_on_event(struct bufferevent *bev, short what, void *arg)
 	}
 	if (what & BEV_EVENT_EOF) {
 		s->eof = 1;
-		if (s->state == SMTP_STATE_DATA || s->req != NULL) {
+		if (s->state == SMTP_STATE_DATA || s->req != NULL ||
+		    s->delaying) {
 			if (s->state == SMTP_STATE_DATA)
 				log_info("id=%s lost connection in DATA "
 				    "client=%s", s->env.id, s->addr);
-			if (s->req == NULL) {
+			if (s->req == NULL && !s->delaying) {
 				smtp_free(s);
 				return;
 			}
@@ -1611,6 +1806,13 @@ smtp_free(struct smtp_session *s)
 		evbuffer_free(s->out);
 	if (s->data_timer != NULL)
 		event_free(s->data_timer);
+	if (s->delay_timer != NULL)
+		event_free(s->delay_timer);
+	str_deinit(&s->delayed_reply);
+	str_deinit(&s->pol_rcpt_reply);
+	str_deinit(&s->data_from);
+	free(s->data_msgid);
+	free(s->mail_pending);
 	str_deinit(&s->tls_info);
 	str_deinit(&s->data_hdr);
 	free(s->helo);
@@ -1656,7 +1858,10 @@ smtp_session_new(struct server_loop *loop, const struct listen_conf *lc,
 	server_addr_str(sa, s->addr, sizeof(s->addr));
 	s->out = evbuffer_new();
 	s->data_timer = evtimer_new(base, smtp_data_timeout, s);
-	if (s->out == NULL || s->data_timer == NULL)
+	s->delay_timer = evtimer_new(base, smtp_delay_done, s);
+	s->pol_rcpts_left = -1;
+	s->pol_rcpts_msg = -1;
+	if (s->out == NULL || s->data_timer == NULL || s->delay_timer == NULL)
 		fatalx("smtp: out of memory for a session");
 
 	if (lc->proxy && cidr_match(s->conf->proxy_trusted,

@@ -581,3 +581,154 @@ store_apop_clear(struct store *st, const char *address, const char **error_r)
 		return 1;
 	return st->ops->apop_clear(st, key, error_r);
 }
+
+/* ---- sending policy ------------------------------------------------ */
+
+/* The canonical key of an account address, or 1 with the "no such
+ * account" error (a name we could never have stored is not an account). */
+static int
+store_policy_key(struct store *st, const char *address,
+    char key[STORE_ADDRESS_MAX + 1], const char **error_r)
+{
+	char quoted[STORE_QUOTE_SIZE];
+
+	if (store_lookup_key(address, key) == 0)
+		return 0;
+	store_set_error(st, error_r, STORE_ERR_NO_ACCOUNT,
+	    store_quote(quoted, sizeof(quoted), address));
+	return 1;
+}
+
+int
+store_policy_get(struct store *st, const char *address,
+    struct account_policy *p, const char **error_r)
+{
+	char key[STORE_ADDRESS_MAX + 1];
+
+	if (store_policy_key(st, address, key, error_r) != 0)
+		return 1;
+	return st->ops->policy_get(st, key, p, error_r);
+}
+
+int
+store_policy_set_limits(struct store *st, const char *address,
+    const struct account_policy *p, const char **error_r)
+{
+	char key[STORE_ADDRESS_MAX + 1];
+
+	if (store_policy_key(st, address, key, error_r) != 0)
+		return 1;
+	return st->ops->policy_set_limits(st, key, p, error_r);
+}
+
+int
+store_overseas_set(struct store *st, const char *address, int64_t until,
+    const char **error_r)
+{
+	char key[STORE_ADDRESS_MAX + 1];
+
+	if (store_policy_key(st, address, key, error_r) != 0)
+		return 1;
+	return st->ops->overseas_set(st, key, until, error_r);
+}
+
+int
+store_count_add(struct store *st, const char *address,
+    const struct store_counter *c, size_t n, int64_t msgs, int64_t rcpts,
+    size_t *over_r, const char **error_r)
+{
+	char key[STORE_ADDRESS_MAX + 1];
+
+	if (store_policy_key(st, address, key, error_r) != 0)
+		return -1;
+	return st->ops->count_add(st, key, c, n, msgs, rcpts, over_r, error_r);
+}
+
+int
+store_count_get(struct store *st, const char *address, const char *period,
+    int64_t *msgs_r, int64_t *rcpts_r, const char **error_r)
+{
+	char key[STORE_ADDRESS_MAX + 1];
+
+	*msgs_r = *rcpts_r = 0;
+	if (store_policy_key(st, address, key, error_r) != 0)
+		return 1;
+	return st->ops->count_get(st, key, period, msgs_r, rcpts_r, error_r);
+}
+
+int
+store_event_add(struct store *st, const struct store_event *e,
+    const char **error_r)
+{
+	return st->ops->event_add(st, e, error_r);
+}
+
+int
+store_event_list(struct store *st, const char *account, int64_t since,
+    int limit, struct str *out, const char **error_r)
+{
+	char key[STORE_ADDRESS_MAX + 1];
+
+	if (account != NULL) {
+		if (store_lookup_key(account, key) != 0)
+			return 0;	/* nothing recorded for such a name */
+		account = key;
+	}
+	return st->ops->event_list(st, account, since, limit, out, error_r);
+}
+
+int
+store_notice_once(struct store *st, const char *key, int64_t time,
+    const char **error_r)
+{
+	return st->ops->notice_once(st, key, time, error_r);
+}
+
+int
+store_submission_add(struct store *st, const struct store_submission *s,
+    const char **error_r)
+{
+	return st->ops->submission_add(st, s, error_r);
+}
+
+int
+store_submission_find(struct store *st, const char *queue_id,
+    const char *message_id, struct str *out, const char **error_r)
+{
+	return st->ops->submission_find(st, queue_id, message_id, out, error_r);
+}
+
+int
+store_submission_list(struct store *st, const char *account, int64_t since,
+    int limit, struct str *out, const char **error_r)
+{
+	char key[STORE_ADDRESS_MAX + 1];
+
+	if (store_lookup_key(account, key) != 0)
+		return 0;
+	return st->ops->submission_list(st, key, since, limit, out, error_r);
+}
+
+int
+store_throttle_get(struct store *st, const char *key, int64_t now,
+    int64_t window, int64_t *failures_r, int64_t *locked_until_r,
+    const char **error_r)
+{
+	return st->ops->throttle_get(st, key, now, window, failures_r,
+	    locked_until_r, error_r);
+}
+
+int
+store_throttle_fail(struct store *st, const char *key, int64_t now,
+    int64_t window, int64_t max, int64_t lock, int64_t *failures_r,
+    int64_t *locked_until_r, const char **error_r)
+{
+	return st->ops->throttle_fail(st, key, now, window, max, lock,
+	    failures_r, locked_until_r, error_r);
+}
+
+int
+store_throttle_clear(struct store *st, const char *key, const char **error_r)
+{
+	return st->ops->throttle_clear(st, key, error_r);
+}

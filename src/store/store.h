@@ -123,4 +123,106 @@ int store_apop_get(struct store *st, const char *address, char **sealed_r,
 int store_apop_clear(struct store *st, const char *address,
     const char **error_r);
 
+/* ---- sending policy state (PRODUCT.md "Rules") ---------------------- */
+
+/* Per-account policy. Limits: -1 = the config default, 0 = none allowed,
+ * > 0 the limit. */
+struct account_policy {
+	int64_t	 overseas_until;	/* unix time; 0 or past = not allowed */
+	int64_t	 limit_msgs_day;
+	int64_t	 limit_rcpts_day;
+	int64_t	 limit_rcpts_hour;
+	int64_t	 limit_rcpts_msg;
+	int64_t	 limit_overseas_rcpts_day;
+	int	 any_sender;		/* 1: sender alignment not enforced */
+};
+
+/* 1 = no such account. */
+int store_policy_get(struct store *st, const char *address,
+    struct account_policy *p, const char **error_r);
+/* Sets the limits and any_sender of p (not overseas_until). */
+int store_policy_set_limits(struct store *st, const char *address,
+    const struct account_policy *p, const char **error_r);
+int store_overseas_set(struct store *st, const char *address, int64_t until,
+    const char **error_r);
+
+/*
+ * Send counters: one row per account and period ("d:2026-11-23",
+ * "h:2026-11-23T10", "o:2026-11-23"). store_count_add adds msgs and rcpts
+ * to every listed counter in one transaction, all or nothing: if any
+ * counter would pass its limit (max < 0 = no limit), nothing changes
+ * and it returns 1 with *over_r the index of the first such counter.
+ * Two callers racing, on one node or several, never both pass a limit.
+ * Negative msgs/rcpts undo an earlier add (limits are not checked).
+ */
+struct store_counter {
+	const char	*period;
+	int64_t		 max_msgs;
+	int64_t		 max_rcpts;
+};
+int store_count_add(struct store *st, const char *address,
+    const struct store_counter *c, size_t n, int64_t msgs, int64_t rcpts,
+    size_t *over_r, const char **error_r);
+/* Current values (0, 0 when there is no row). */
+int store_count_get(struct store *st, const char *address, const char *period,
+    int64_t *msgs_r, int64_t *rcpts_r, const char **error_r);
+
+/* Events: refusals, limits reached, throttling; kept by address so they
+ * outlive the account. */
+struct store_event {
+	int64_t		 time;
+	const char	*account;	/* may be NULL (an IP lock) */
+	const char	*type;		/* "overseas_refused", ... */
+	const char	*ip;
+	const char	*country;
+	const char	*detail;
+};
+int store_event_add(struct store *st, const struct store_event *e,
+    const char **error_r);
+/* Appends "TIME\tACCOUNT\tTYPE\tIP\tCOUNTRY\tDETAIL\n" lines, newest
+ * last; account NULL = all; at most limit lines (the newest). */
+int store_event_list(struct store *st, const char *account, int64_t since,
+    int limit, struct str *out, const char **error_r);
+/* 0 the first time key is seen (the caller acts), 1 after that. */
+int store_notice_once(struct store *st, const char *key, int64_t time,
+    const char **error_r);
+
+/* The submission log: one row per accepted submission. */
+struct store_submission {
+	const char	*queue_id;
+	const char	*message_id;	/* may be NULL */
+	int64_t		 time;
+	const char	*account;
+	const char	*ip;
+	const char	*country;
+	const char	*tls;		/* "TLSv1.3 ..." or NULL */
+	int64_t		 rcpts;
+	int64_t		 size;
+	int		 overseas;
+};
+int store_submission_add(struct store *st, const struct store_submission *s,
+    const char **error_r);
+/* Appends "QUEUE_ID\tMESSAGE_ID\tTIME\tACCOUNT\tIP\tCOUNTRY\tTLS\tRCPTS\t
+ * SIZE\tOVERSEAS\n" for rows matching the queue id or the Message-ID
+ * (either may be NULL). 1 = none. */
+int store_submission_find(struct store *st, const char *queue_id,
+    const char *message_id, struct str *out, const char **error_r);
+/* The account's submissions since a time, same line form, newest last. */
+int store_submission_list(struct store *st, const char *account, int64_t since,
+    int limit, struct str *out, const char **error_r);
+
+/*
+ * Authentication throttling, by key ("ip:192.0.2.7", "acct:a@b").
+ * Failures count within a window that starts at the first failure; at
+ * max failures the key is locked until now + lock. get: the state now.
+ */
+int store_throttle_get(struct store *st, const char *key, int64_t now,
+    int64_t window, int64_t *failures_r, int64_t *locked_until_r,
+    const char **error_r);
+int store_throttle_fail(struct store *st, const char *key, int64_t now,
+    int64_t window, int64_t max, int64_t lock, int64_t *failures_r,
+    int64_t *locked_until_r, const char **error_r);
+int store_throttle_clear(struct store *st, const char *key,
+    const char **error_r);
+
 #endif

@@ -69,6 +69,36 @@ struct store_ops {
 	    char **sealed_r, const char **error_r);
 	int (*apop_clear)(struct store *st, const char *address,
 	    const char **error_r);
+
+	/* sending policy (store.h); addresses are canonical */
+	int (*policy_get)(struct store *, const char *, struct account_policy *,
+	    const char **);
+	int (*policy_set_limits)(struct store *, const char *,
+	    const struct account_policy *, const char **);
+	int (*overseas_set)(struct store *, const char *, int64_t,
+	    const char **);
+	int (*count_add)(struct store *, const char *,
+	    const struct store_counter *, size_t, int64_t, int64_t, size_t *,
+	    const char **);
+	int (*count_get)(struct store *, const char *, const char *, int64_t *,
+	    int64_t *, const char **);
+	int (*event_add)(struct store *, const struct store_event *,
+	    const char **);
+	int (*event_list)(struct store *, const char *, int64_t, int,
+	    struct str *, const char **);
+	int (*notice_once)(struct store *, const char *, int64_t,
+	    const char **);
+	int (*submission_add)(struct store *, const struct store_submission *,
+	    const char **);
+	int (*submission_find)(struct store *, const char *, const char *,
+	    struct str *, const char **);
+	int (*submission_list)(struct store *, const char *, int64_t, int,
+	    struct str *, const char **);
+	int (*throttle_get)(struct store *, const char *, int64_t, int64_t,
+	    int64_t *, int64_t *, const char **);
+	int (*throttle_fail)(struct store *, const char *, int64_t, int64_t,
+	    int64_t, int64_t, int64_t *, int64_t *, const char **);
+	int (*throttle_clear)(struct store *, const char *, const char **);
 };
 
 struct store {

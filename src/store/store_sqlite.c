@@ -24,6 +24,7 @@
 #include "../core/xmalloc.h"
 #include "store.h"
 #include "store_impl.h"
+#include "store_sqlite.h"
 
 #define STORE_SQLITE_BUSY_MS	5000
 
@@ -63,6 +64,44 @@ static const char *const store_sqlite_migrations[] = {
 	"  account_id INTEGER PRIMARY KEY"
 	"    REFERENCES accounts(id) ON DELETE CASCADE,"
 	"  sealed TEXT NOT NULL);",
+	/* 3: the sending policy (store_sqlite_policy.c): overseas
+	 * permission, limit overrides, send counters, events, notices sent,
+	 * the submission log and authentication throttling. Events and
+	 * submissions keep the address, not the id: the abuse desk needs
+	 * them after an account is gone. */
+	"ALTER TABLE accounts ADD COLUMN overseas_until INTEGER NOT NULL"
+	"  DEFAULT 0;"
+	"CREATE TABLE account_limits ("
+	"  account_id INTEGER PRIMARY KEY"
+	"    REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  msgs_day INTEGER, rcpts_day INTEGER, rcpts_hour INTEGER,"
+	"  rcpts_msg INTEGER, overseas_rcpts_day INTEGER,"
+	"  any_sender INTEGER NOT NULL DEFAULT 0);"
+	"CREATE TABLE send_counters ("
+	"  account_id INTEGER NOT NULL"
+	"    REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  period TEXT NOT NULL,"
+	"  msgs INTEGER NOT NULL DEFAULT 0,"
+	"  rcpts INTEGER NOT NULL DEFAULT 0,"
+	"  PRIMARY KEY (account_id, period));"
+	"CREATE TABLE events ("
+	"  id INTEGER PRIMARY KEY,"
+	"  time INTEGER NOT NULL, account TEXT, type TEXT NOT NULL,"
+	"  ip TEXT, country TEXT, detail TEXT);"
+	"CREATE INDEX events_account_time ON events(account, time);"
+	"CREATE INDEX events_time ON events(time);"
+	"CREATE TABLE notices (key TEXT PRIMARY KEY, time INTEGER NOT NULL);"
+	"CREATE TABLE submissions ("
+	"  queue_id TEXT PRIMARY KEY, message_id TEXT,"
+	"  time INTEGER NOT NULL, account TEXT NOT NULL, ip TEXT,"
+	"  country TEXT, tls TEXT, rcpts INTEGER NOT NULL,"
+	"  size INTEGER NOT NULL, overseas INTEGER NOT NULL DEFAULT 0);"
+	"CREATE INDEX submissions_message_id ON submissions(message_id);"
+	"CREATE INDEX submissions_account_time ON submissions(account, time);"
+	"CREATE TABLE auth_throttle ("
+	"  key TEXT PRIMARY KEY, failures INTEGER NOT NULL,"
+	"  window_start INTEGER NOT NULL,"
+	"  locked_until INTEGER NOT NULL DEFAULT 0);",
 };
 #define STORE_SQLITE_VERSION \
 	((int)(sizeof(store_sqlite_migrations) / sizeof(store_sqlite_migrations[0])))
@@ -160,6 +199,12 @@ static struct store_sqlite *
 store_sqlite_handle(struct store *st)
 {
 	return (struct store_sqlite *)st;
+}
+
+sqlite3 *
+store_sqlite_db(struct store *st)
+{
+	return store_sqlite_handle(st)->db;
 }
 
 /* The database's own words, after what we were doing. -1. */
@@ -964,4 +1009,18 @@ const struct store_ops store_sqlite_ops = {
 	.apop_set = store_sqlite_apop_set,
 	.apop_get = store_sqlite_apop_get,
 	.apop_clear = store_sqlite_apop_clear,
+	.policy_get = store_sqlite_policy_get,
+	.policy_set_limits = store_sqlite_policy_set_limits,
+	.overseas_set = store_sqlite_overseas_set,
+	.count_add = store_sqlite_count_add,
+	.count_get = store_sqlite_count_get,
+	.event_add = store_sqlite_event_add,
+	.event_list = store_sqlite_event_list,
+	.notice_once = store_sqlite_notice_once,
+	.submission_add = store_sqlite_submission_add,
+	.submission_find = store_sqlite_submission_find,
+	.submission_list = store_sqlite_submission_list,
+	.throttle_get = store_sqlite_throttle_get,
+	.throttle_fail = store_sqlite_throttle_fail,
+	.throttle_clear = store_sqlite_throttle_clear,
 };

@@ -1,0 +1,255 @@
+/*
+ * be_policy: the back side's answer to MAIL FROM of a submission
+ * (policy.c decides), and the notice a subscriber finds in their own
+ * mailbox when a submission from abroad was refused in their name
+ * (PRODUCT.md: at most once per account, country and day).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../core/be_proto.h"
+#include "../core/config.h"
+#include "../core/log.h"
+#include "../core/str.h"
+#include "../core/xmalloc.h"
+#include "../policy/policy.h"
+#include "../queue/envelope.h"
+#include "../queue/queue.h"
+#include "../queue/spool.h"
+#include "../smtp/smtp_parse.h"
+#include "../store/store.h"
+#include "backend.h"
+
+/* RFC 2047 B-encoded UTF-8 word for a header. */
+static void
+be_policy_encoded_word(struct str *out, const char *utf8)
+{
+	str_append(out, "=?UTF-8?B?");
+	smtp_base64_encode(utf8, strlen(utf8), out);
+	str_append(out, "?=");
+}
+
+/*
+ * The notice: Japanese first, then English, text/plain UTF-8 (8bit is
+ * fine: it is delivered locally, never relayed). From notice_from, with
+ * the null envelope sender so it can never cause a bounce.
+ */
+static void
+be_policy_notice(struct be_worker *w, const char *account, const char *client,
+    const char *country)
+{
+	const struct config *conf = w->conf;
+	struct envelope env;
+	struct str msg = STR_INIT, from = STR_INIT, key = STR_INIT;
+	char day[24], when[64], url[512], date[64];
+	const char *error;
+	int64_t now = policy_now();
+	time_t tt = (time_t)now;
+	struct tm tm;
+	int fd = -1;
+
+	policy_period('d', now, day, sizeof(day));
+	str_printf(&key, "overseas:%s:%s:%s", account, country, day + 2);
+	if (store_notice_once(be_worker_store(w), str_c(&key), now,
+	    &error) != 0) {
+		str_deinit(&key);
+		return;		/* sent already today for this country */
+	}
+	policy_format_time(now, when, sizeof(when));
+	policy_portal_url(conf, url, sizeof(url));
+	localtime_r(&tt, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
+	if (conf->notice_from != NULL && *conf->notice_from != '\0')
+		str_append(&from, conf->notice_from);
+	else
+		str_printf(&from, "postmaster@%s", conf->hostname);
+
+	envelope_init(&env);
+	queue_id_new(env.id);
+	env.time = now;
+	env.sender = xstrdup("");
+	env.client = xstrdup("127.0.0.1");
+	env.helo = xstrdup(conf->hostname);
+	env.protocol = xstrdup("LOCAL");
+	envelope_add_rcpt(&env, account, account);
+
+	str_printf(&msg, "Received: by %s (sekisho) with LOCAL id %s;\r\n"
+	    "\t%s\r\n", conf->hostname, env.id, date);
+	str_printf(&msg, "From: %s\r\nTo: <%s>\r\nDate: %s\r\n",
+	    str_c(&from), account, date);
+	str_append(&msg, "Subject: ");
+	be_policy_encoded_word(&msg, "海外からのメール送信をブロックしました");
+	str_append(&msg, "\r\n ");
+	be_policy_encoded_word(&msg, " / Sending from abroad was blocked");
+	str_printf(&msg, "\r\nMessage-ID: <%s.notice@%s>\r\n"
+	    "Auto-Submitted: auto-generated\r\n"
+	    "MIME-Version: 1.0\r\n"
+	    "Content-Type: text/plain; charset=UTF-8\r\n"
+	    "Content-Transfer-Encoding: 8bit\r\n\r\n", env.id, conf->hostname);
+	str_printf(&msg,
+	    "%s 様\r\n\r\n"
+	    "海外からのメール送信制限により、お客様のアカウントでの"
+	    "メール送信をお断りしました。\r\n\r\n"
+	    "  日時: %s\r\n"
+	    "  IPアドレス: %s\r\n"
+	    "  国: %s\r\n\r\n"
+	    "ご自身で海外から送信された場合は、メールオプション設定ページで"
+	    "「海外からのメール送信」をオンにしてください（%d日間有効、"
+	    "再度操作すると延長されます）。\r\n"
+	    "  %s\r\n\r\n"
+	    "お心当たりがない場合は、第三者がパスワードを知っている"
+	    "おそれがあります。すぐにパスワードを変更してください。\r\n\r\n"
+	    "----\r\n\r\n"
+	    "A message submission from abroad using your account (%s) was "
+	    "refused, because sending from outside the home country is "
+	    "turned off.\r\n\r\n"
+	    "  When:       %s\r\n"
+	    "  IP address: %s\r\n"
+	    "  Country:    %s\r\n\r\n"
+	    "If this was you, turn on \"sending from overseas\" on the "
+	    "settings page; it lasts %d days, and doing it again extends "
+	    "it:\r\n"
+	    "  %s\r\n\r\n"
+	    "If it was not you, someone else may know your password: change "
+	    "it now.\r\n",
+	    account, when, client, country, conf->overseas_permission_days,
+	    url, account, when, client, country,
+	    conf->overseas_permission_days, url);
+
+	if (spool_create(conf->spool_dir, &env, NULL, &fd, &error) < 0 ||
+	    spool_write_full(fd, msg.s, msg.len) < 0 ||
+	    spool_commit(conf->spool_dir, env.id, &error) < 0) {
+		log_warnx("id=%s notice to %s not queued: %s", env.id, account,
+		    fd == -1 ? error : "write or commit failed");
+		spool_abort(conf->spool_dir, env.id);
+	} else {
+		log_info("id=%s notice type=overseas_refused to=%s country=%s",
+		    env.id, account, country);
+		if (be_worker_queue(w) != NULL)
+			queue_notify(be_worker_queue(w), env.id);
+	}
+	if (fd != -1)
+		close(fd);
+	envelope_deinit(&env);
+	str_deinit(&msg);
+	str_deinit(&from);
+	str_deinit(&key);
+}
+
+int
+be_policy_mail(struct be_worker *w, struct msg *req, struct msg *reply)
+{
+	const char *account, *sender, *client;
+	struct policy_mail_result r;
+	struct sockaddr_storage ss;
+	struct geo_result geo;
+	struct store *st;
+
+	if (msg_get_str(req, &account) < 0 || msg_get_str(req, &sender) < 0 ||
+	    msg_get_str(req, &client) < 0 || msg_end(req) < 0 ||
+	    account == NULL || sender == NULL || client == NULL)
+		return -1;
+	policy_mail_result_init(&r);
+	if ((st = be_worker_store(w)) == NULL) {
+		r.verdict = POLICY_TEMPFAIL;
+		str_append(&r.reply, "451 4.3.0 Temporary failure: account "
+		    "database unavailable, try again later");
+	} else {
+		be_geo_lookup(w, client, &ss, &geo);
+		(void)policy_mail(w->conf, st, account, sender, client,
+		    ss.ss_family != 0 ? (struct sockaddr *)&ss : NULL, &geo,
+		    &r);
+		if (r.notify)
+			be_policy_notice(w, account, client, r.country);
+	}
+	msg_add_u32(reply, (uint32_t)r.verdict);
+	msg_add_str(reply, r.verdict == POLICY_OK ? NULL : str_c(&r.reply));
+	msg_add_str(reply, r.country);
+	msg_add_u32(reply, (uint32_t)r.overseas);
+	msg_add_i64(reply, r.rcpts_left);
+	msg_add_i64(reply, r.rcpts_msg);
+	msg_add_str(reply, r.rcpt_reply.len > 0 ? str_c(&r.rcpt_reply) : NULL);
+	policy_mail_result_deinit(&r);
+	return 0;
+}
+
+/*
+ * Postfix's check_policy_service (docs/policy.md): before END-OF-MESSAGE
+ * the overseas rule, sender alignment and used-up limits; at
+ * END-OF-MESSAGE (or DATA) the same again plus the atomic count of
+ * recipient_count. Mail without sasl_username is not a submission:
+ * DUNNO, Postfix's own restrictions decide.
+ */
+int
+be_policy_postfix(struct be_worker *w, struct msg *req, struct msg *reply)
+{
+	const char *state, *user, *client, *sender, *qid;
+	struct policy_mail_result r;
+	struct sockaddr_storage ss;
+	struct geo_result geo;
+	struct str answer = STR_INIT;
+	struct store *st;
+	uint32_t rcpts;
+	char *account;
+
+	if (msg_get_str(req, &state) < 0 || msg_get_str(req, &user) < 0 ||
+	    msg_get_str(req, &client) < 0 || msg_get_str(req, &sender) < 0 ||
+	    msg_get_u32(req, &rcpts) < 0 || msg_get_str(req, &qid) < 0 ||
+	    msg_end(req) < 0 || state == NULL || user == NULL ||
+	    client == NULL || sender == NULL || qid == NULL)
+		return -1;
+	if (*user == '\0') {
+		msg_add_str(reply, "DUNNO");
+		return 0;
+	}
+	if ((st = be_worker_store(w)) == NULL) {
+		msg_add_str(reply, "451 4.3.0 Account database unavailable, "
+		    "try again later");
+		return 0;
+	}
+	account = xstrdup(user);
+	for (char *c = account; *c != '\0'; c++)
+		if (*c >= 'A' && *c <= 'Z')
+			*c = (char)(*c - 'A' + 'a');
+	policy_mail_result_init(&r);
+	be_geo_lookup(w, client, &ss, &geo);
+	(void)policy_mail(w->conf, st, account, sender, client,
+	    ss.ss_family != 0 ? (struct sockaddr *)&ss : NULL, &geo, &r);
+	if (r.notify)
+		be_policy_notice(w, account, client, r.country);
+	if (r.verdict != POLICY_OK)
+		str_append(&answer, str_c(&r.reply));
+	else if (strcmp(state, "END-OF-MESSAGE") == 0) {
+		/* The header From is not in the protocol: only the
+		 * envelope is aligned here. */
+		if (policy_commit(w->conf, st, account, client, r.country,
+		    r.overseas, rcpts, 0, NULL, 0, &answer) == POLICY_OK) {
+			struct store_submission sub = {
+				.queue_id = qid, .time = policy_now(),
+				.account = account, .ip = client,
+				.country = r.country, .rcpts = rcpts,
+				.overseas = r.overseas,
+			};
+			const char *error;
+
+			str_clear(&answer);
+			str_append(&answer, "DUNNO");
+			if (*qid != '\0' &&
+			    store_submission_add(st, &sub, &error) < 0)
+				log_warnx("policy: submission log %s: %s", qid,
+				    error);
+		}
+	} else
+		str_append(&answer, "DUNNO");
+	log_info("policy postfix state=%s account=%s client=%s country=%s "
+	    "rcpts=%u action=\"%s\"", state, account, client, r.country, rcpts,
+	    str_c(&answer));
+	msg_add_str(reply, str_c(&answer));
+	policy_mail_result_deinit(&r);
+	str_deinit(&answer);
+	free(account);
+	return 0;
+}

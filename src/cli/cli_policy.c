@@ -1,0 +1,486 @@
+/*
+ * cli_policy: the operator's and abuse desk's side of the sending
+ * policy: overseas permission, per-account limits, events, and trace
+ * (from a spam report to the account). Output is one item per line,
+ * stable for scripts.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../core/config.h"
+#include "../core/str.h"
+#include "../core/xmalloc.h"
+#include "../policy/policy.h"
+#include "../policy/trace.h"
+#include "../store/store.h"
+#include "cli.h"
+
+void
+cli_policy_usage(void)
+{
+	printf("  overseas allow ADDRESS [--days N | --duration D]\n"
+	    "                         let ADDRESS send from abroad until now + N "
+	    "days\n"
+	    "  overseas deny ADDRESS  end the permission now\n"
+	    "  overseas status ADDRESS\n"
+	    "  limits show ADDRESS    effective limits and today's counts\n"
+	    "  limits set ADDRESS KEY=VALUE...\n"
+	    "                         keys: messages_per_day recipients_per_day\n"
+	    "                         recipients_per_hour recipients_per_message\n"
+	    "                         overseas_recipients_per_day (a number, or\n"
+	    "                         'default'), any_sender (yes|no)\n"
+	    "  events [ADDRESS] [--since D|YYYY-MM-DD] [--limit N]\n"
+	    "                         refusals, limits reached, logins locked\n"
+	    "  trace FILE|-           find the account behind a spam report\n");
+}
+
+static struct store *
+cli_policy_store(const struct config *conf)
+{
+	const char *error;
+	struct store *st = store_open(conf->store, &error);
+
+	if (st == NULL) {
+		fprintf(stderr, "sekisho: %s\n", error);
+		return NULL;
+	}
+	if (store_init_schema(st, &error) < 0) {
+		fprintf(stderr, "sekisho: %s\n", error);
+		store_close(&st);
+	}
+	return st;
+}
+
+/* "90", "90s", "15m", "2h", "7d": seconds, or -1. */
+static int64_t
+cli_policy_duration(const char *s)
+{
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || end == s || v < 0 || v > 3650LL * 86400)
+		return -1;
+	switch (*end) {
+	case '\0':
+	case 's':
+		break;
+	case 'm':
+		v *= 60;
+		break;
+	case 'h':
+		v *= 3600;
+		break;
+	case 'd':
+		v *= 86400;
+		break;
+	default:
+		return -1;
+	}
+	if (*end != '\0' && end[1] != '\0')
+		return -1;
+	return v;
+}
+
+static void
+cli_policy_print_overseas(const char *address, int64_t until)
+{
+	char when[64];
+
+	if (until > policy_now()) {
+		policy_format_time(until, when, sizeof(when));
+		printf("%s: sending from abroad allowed until %s\n", address,
+		    when);
+	} else
+		printf("%s: sending from abroad not allowed\n", address);
+}
+
+int
+cli_overseas(const struct config *conf, int argc, char **argv)
+{
+	struct account_policy p;
+	struct store *st;
+	const char *error;
+	int64_t secs = (int64_t)conf->overseas_permission_days * 86400;
+	int r;
+
+	if (argc < 2 || (strcmp(argv[0], "allow") != 0 &&
+	    strcmp(argv[0], "deny") != 0 && strcmp(argv[0], "status") != 0)) {
+		fprintf(stderr, "usage: sekisho overseas allow|deny|status "
+		    "ADDRESS [--days N | --duration D]\n");
+		return 2;
+	}
+	for (int i = 2; i < argc; i++) {
+		if (strcmp(argv[0], "allow") == 0 && i + 1 < argc &&
+		    (strcmp(argv[i], "--days") == 0 ||
+		    strcmp(argv[i], "--duration") == 0)) {
+			int64_t v = cli_policy_duration(argv[i + 1]);
+
+			if (strcmp(argv[i], "--days") == 0 && v >= 0) {
+				if (strspn(argv[i + 1], "0123456789") !=
+				    strlen(argv[i + 1]))
+					v = -1;
+				else
+					v *= 86400;
+			}
+			if (v <= 0) {
+				fprintf(stderr, "sekisho: bad %s '%s'\n",
+				    argv[i], argv[i + 1]);
+				return 2;
+			}
+			secs = v;
+			i++;
+			continue;
+		}
+		fprintf(stderr, "sekisho: overseas %s: unknown argument '%s'\n",
+		    argv[0], argv[i]);
+		return 2;
+	}
+	if ((st = cli_policy_store(conf)) == NULL)
+		return 1;
+	if (strcmp(argv[0], "status") == 0) {
+		r = store_policy_get(st, argv[1], &p, &error);
+		if (r == 0)
+			cli_policy_print_overseas(argv[1], p.overseas_until);
+	} else {
+		/* Turning it on again moves the end to now + N (the notices:
+		 * "extended by doing it again"). */
+		int64_t until = strcmp(argv[0], "allow") == 0 ?
+		    policy_now() + secs : 0;
+
+		r = store_overseas_set(st, argv[1], until, &error);
+		if (r == 0) {
+			policy_event(st, argv[1], strcmp(argv[0], "allow") ==
+			    0 ? "overseas_allowed" : "overseas_denied", NULL,
+			    NULL, "by the operator (CLI)");
+			cli_policy_print_overseas(argv[1], until);
+		}
+	}
+	if (r != 0)
+		fprintf(stderr, "sekisho: %s\n", error);
+	store_close(&st);
+	return r == 0 ? 0 : 1;
+}
+
+static const struct {
+	const char	*key;
+	size_t		 off;
+} cli_limit_keys[] = {
+	{ "messages_per_day", offsetof(struct account_policy, limit_msgs_day) },
+	{ "recipients_per_day",
+	    offsetof(struct account_policy, limit_rcpts_day) },
+	{ "recipients_per_hour",
+	    offsetof(struct account_policy, limit_rcpts_hour) },
+	{ "recipients_per_message",
+	    offsetof(struct account_policy, limit_rcpts_msg) },
+	{ "overseas_recipients_per_day",
+	    offsetof(struct account_policy, limit_overseas_rcpts_day) },
+};
+
+static void
+cli_limits_show(const struct config *conf, struct store *st,
+    const char *address, const struct account_policy *p)
+{
+	struct policy_limits l;
+	const char *error;
+	char period[24], when[64];
+	int64_t now = policy_now(), m, r, hm, hr, om, orc;
+
+	(void)policy_limits(conf, st, address, &l, &error);
+	policy_period('d', now, period, sizeof(period));
+	(void)store_count_get(st, address, period, &m, &r, &error);
+	policy_period('h', now, period, sizeof(period));
+	(void)store_count_get(st, address, period, &hm, &hr, &error);
+	policy_period('o', now, period, sizeof(period));
+	(void)store_count_get(st, address, period, &om, &orc, &error);
+	policy_format_time(policy_period_end('d', now), when, sizeof(when));
+	printf("address: %s\n", address);
+	printf("messages_per_day: %lld%s (sent today: %lld)\n",
+	    (long long)l.msgs_day, p->limit_msgs_day >= 0 ? "" : " (default)",
+	    (long long)m);
+	printf("recipients_per_day: %lld%s (sent today: %lld)\n",
+	    (long long)l.rcpts_day, p->limit_rcpts_day >= 0 ? "" :
+	    " (default)", (long long)r);
+	printf("recipients_per_hour: %lld%s (this hour: %lld)\n",
+	    (long long)l.rcpts_hour, p->limit_rcpts_hour >= 0 ? "" :
+	    " (default)", (long long)hr);
+	printf("recipients_per_message: %lld%s\n", (long long)l.rcpts_msg,
+	    p->limit_rcpts_msg >= 0 ? "" : " (default)");
+	printf("overseas_recipients_per_day: %lld%s (sent today from abroad: "
+	    "%lld)\n", (long long)l.overseas_rcpts_day,
+	    p->limit_overseas_rcpts_day >= 0 ? "" : " (default)",
+	    (long long)orc);
+	printf("any_sender: %s\n", p->any_sender ? "yes" : "no");
+	printf("resets: %s\n", when);
+	(void)hm;
+	(void)om;
+}
+
+int
+cli_limits(const struct config *conf, int argc, char **argv)
+{
+	struct account_policy p;
+	struct store *st;
+	const char *error;
+	int r;
+
+	if (argc < 2 || (strcmp(argv[0], "show") != 0 &&
+	    strcmp(argv[0], "set") != 0) ||
+	    (strcmp(argv[0], "set") == 0 && argc < 3)) {
+		fprintf(stderr, "usage: sekisho limits show ADDRESS | "
+		    "limits set ADDRESS KEY=VALUE...\n");
+		return 2;
+	}
+	if ((st = cli_policy_store(conf)) == NULL)
+		return 1;
+	if ((r = store_policy_get(st, argv[1], &p, &error)) != 0) {
+		fprintf(stderr, "sekisho: %s\n", error);
+		store_close(&st);
+		return 1;
+	}
+	if (strcmp(argv[0], "set") == 0) {
+		for (int i = 2; i < argc; i++) {
+			const char *eq = strchr(argv[i], '=');
+			size_t klen = eq != NULL ? (size_t)(eq - argv[i]) : 0;
+			int done = 0;
+
+			if (eq != NULL && klen == strlen("any_sender") &&
+			    strncmp(argv[i], "any_sender", klen) == 0) {
+				if (strcmp(eq + 1, "yes") == 0)
+					p.any_sender = 1, done = 1;
+				else if (strcmp(eq + 1, "no") == 0)
+					p.any_sender = 0, done = 1;
+			}
+			for (size_t k = 0; eq != NULL && !done && k <
+			    sizeof(cli_limit_keys) / sizeof(cli_limit_keys[0]);
+			    k++) {
+				char *end;
+				long long v;
+
+				if (strlen(cli_limit_keys[k].key) != klen ||
+				    strncmp(argv[i], cli_limit_keys[k].key,
+				    klen) != 0)
+					continue;
+				if (strcmp(eq + 1, "default") == 0)
+					v = -1;
+				else {
+					errno = 0;
+					v = strtoll(eq + 1, &end, 10);
+					if (errno != 0 || end == eq + 1 ||
+					    *end != '\0' || v < 0)
+						break;
+				}
+				*(int64_t *)(void *)((char *)&p +
+				    cli_limit_keys[k].off) = v;
+				done = 1;
+			}
+			if (!done) {
+				fprintf(stderr, "sekisho: limits set: bad "
+				    "setting '%s'\n", argv[i]);
+				store_close(&st);
+				return 2;
+			}
+		}
+		if (store_policy_set_limits(st, argv[1], &p, &error) != 0) {
+			fprintf(stderr, "sekisho: %s\n", error);
+			store_close(&st);
+			return 1;
+		}
+		policy_event(st, argv[1], "limits_changed", NULL, NULL,
+		    "by the operator (CLI)");
+	}
+	cli_limits_show(conf, st, argv[1], &p);
+	store_close(&st);
+	return 0;
+}
+
+/* "--since 2d" or "--since 2026-11-20" (local midnight). */
+static int64_t
+cli_policy_since(const char *s)
+{
+	struct tm tm;
+	int64_t d = cli_policy_duration(s);
+
+	if (d >= 0)
+		return policy_now() - d;
+	memset(&tm, 0, sizeof(tm));
+	const char *end = strptime(s, "%Y-%m-%d", &tm);
+
+	if (end == NULL || *end != '\0')
+		return -1;
+	tm.tm_isdst = -1;
+	return (int64_t)mktime(&tm);
+}
+
+static void
+cli_policy_print_time(const char *unix_text)
+{
+	time_t t = (time_t)strtoll(unix_text, NULL, 10);
+	struct tm tm;
+	char buf[64];
+
+	localtime_r(&t, &tm);
+	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S%z", &tm);
+	fputs(buf, stdout);
+}
+
+/* Print tab-separated rows, with the time column (index tcol) readable. */
+static void
+cli_policy_rows(const struct str *rows, int tcol)
+{
+	const char *p = str_c(rows);
+
+	while (*p != '\0') {
+		const char *nl = strchr(p, '\n');
+		size_t n = nl != NULL ? (size_t)(nl - p) : strlen(p);
+		char *line = xstrndup(p, n), *rest = line, *f;
+		int col = 0;
+
+		/* strsep keeps empty columns (strtok would merge them) */
+		for (; (f = strsep(&rest, "\t")) != NULL; col++) {
+			if (col > 0)
+				putchar('\t');
+			if (col == tcol)
+				cli_policy_print_time(f);
+			else
+				fputs(f, stdout);
+		}
+		putchar('\n');
+		free(line);
+		p += n + (nl != NULL);
+	}
+}
+
+int
+cli_events(const struct config *conf, int argc, char **argv)
+{
+	const char *address = NULL, *error;
+	struct str out = STR_INIT;
+	struct store *st;
+	int64_t since = 0;
+	int limit = 100;
+
+	for (int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--since") == 0 && i + 1 < argc) {
+			if ((since = cli_policy_since(argv[++i])) < 0) {
+				fprintf(stderr, "sekisho: bad --since '%s' "
+				    "(e.g. 2d, 12h, 2026-11-20)\n", argv[i]);
+				return 2;
+			}
+		} else if (strcmp(argv[i], "--limit") == 0 && i + 1 < argc)
+			limit = atoi(argv[++i]);
+		else if (argv[i][0] != '-' && address == NULL)
+			address = argv[i];
+		else {
+			fprintf(stderr, "usage: sekisho events [ADDRESS] "
+			    "[--since D|YYYY-MM-DD] [--limit N]\n");
+			return 2;
+		}
+	}
+	if ((st = cli_policy_store(conf)) == NULL)
+		return 1;
+	if (store_event_list(st, address, since, limit, &out, &error) < 0) {
+		fprintf(stderr, "sekisho: %s\n", error);
+		store_close(&st);
+		return 1;
+	}
+	cli_policy_rows(&out, 0);
+	str_deinit(&out);
+	store_close(&st);
+	return 0;
+}
+
+int
+cli_trace(const struct config *conf, int argc, char **argv)
+{
+	struct str text = STR_INIT, out = STR_INIT;
+	struct trace_keys k;
+	struct store *st;
+	const char *error;
+	char buf[65536];
+	size_t n;
+	FILE *fp;
+	int found = 0;
+
+	if (argc != 1) {
+		fprintf(stderr, "usage: sekisho trace FILE|-\n");
+		return 2;
+	}
+	fp = strcmp(argv[0], "-") == 0 ? stdin : fopen(argv[0], "r");
+	if (fp == NULL) {
+		fprintf(stderr, "sekisho: %s: %s\n", argv[0], strerror(errno));
+		return 1;
+	}
+	while ((n = fread(buf, 1, sizeof(buf), fp)) > 0 &&
+	    text.len < 64 * 1024 * 1024)
+		str_append_n(&text, buf, n);
+	if (fp != stdin)
+		fclose(fp);
+	trace_extract(str_c(&text), text.len, &k);
+	str_deinit(&text);
+	if (k.nqueue_ids == 0 && k.nmsgids == 0) {
+		fprintf(stderr, "sekisho: no Received header of ours and no "
+		    "Message-ID in %s\n", argv[0]);
+		trace_keys_free(&k);
+		return 1;
+	}
+	if ((st = cli_policy_store(conf)) == NULL) {
+		trace_keys_free(&k);
+		return 1;
+	}
+	for (size_t i = 0; i < k.nqueue_ids + k.nmsgids; i++) {
+		const char *qid = i < k.nqueue_ids ? k.queue_ids[i] : NULL;
+		const char *mid = i < k.nqueue_ids ? NULL :
+		    k.msgids[i - k.nqueue_ids];
+		int r;
+
+		str_clear(&out);
+		r = store_submission_find(st, qid, mid, &out, &error);
+		if (r < 0) {
+			fprintf(stderr, "sekisho: %s\n", error);
+			continue;
+		}
+		printf("# %s %s: %s\n", qid != NULL ? "queue id" :
+		    "message-id", qid != NULL ? qid : mid, r == 0 ?
+		    "found" : "no submission recorded");
+		if (r != 0)
+			continue;
+		found = 1;
+		/* queue_id message_id time account ip country tls rcpts size
+		 * overseas */
+		const char *p = str_c(&out);
+
+		while (*p != '\0') {
+			const char *nl = strchr(p, '\n');
+			size_t len = nl != NULL ? (size_t)(nl - p) : strlen(p);
+			char *line = xstrndup(p, len), *f[10] = { 0 };
+			char *rest = line, *t;
+			int c = 0;
+
+			while (c < 10 && (t = strsep(&rest, "\t")) != NULL)
+				f[c++] = t;
+			if (c >= 10) {
+				printf("queue_id: %s\naccount: %s\ntime: ",
+				    f[0], f[3]);
+				cli_policy_print_time(f[2]);
+				printf("\nclient: %s\ncountry: %s%s\n"
+				    "tls: %s\nrecipients: %s\nsize: %s\n"
+				    "message_id: %s\n\n", f[4], f[5],
+				    strcmp(f[9], "1") == 0 ?
+				    " (sent from abroad under a permission)" :
+				    "", f[6], f[7], f[8], f[1]);
+			}
+			free(line);
+			p += len + (nl != NULL);
+		}
+	}
+	str_deinit(&out);
+	trace_keys_free(&k);
+	store_close(&st);
+	return found ? 0 : 1;
+}

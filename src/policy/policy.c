@@ -1,0 +1,605 @@
+/*
+ * policy: the sending rules (see policy.h and docs/policy.md).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "../core/config.h"
+#include "../core/log.h"
+#include "../core/xmalloc.h"
+#include "../store/store.h"
+#include "policy.h"
+
+static int64_t policy_clock_offset;
+
+void
+policy_clock_init(void)
+{
+	const char *s = getenv("SEKISHO_CLOCK_OFFSET");
+
+	if (s != NULL && *s != '\0') {
+		policy_clock_offset = strtoll(s, NULL, 10);
+		log_warnx("SEKISHO_CLOCK_OFFSET=%lld: the policy clock is "
+		    "shifted (for tests only)", (long long)policy_clock_offset);
+	}
+}
+
+int64_t
+policy_now(void)
+{
+	return (int64_t)time(NULL) + policy_clock_offset;
+}
+
+void
+policy_period(char kind, int64_t t, char *buf, size_t len)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	localtime_r(&tt, &tm);
+	if (kind == 'h')
+		snprintf(buf, len, "h:%04d-%02d-%02dT%02d", tm.tm_year + 1900,
+		    tm.tm_mon + 1, tm.tm_mday, tm.tm_hour);
+	else
+		snprintf(buf, len, "%c:%04d-%02d-%02d", kind,
+		    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+}
+
+int64_t
+policy_period_end(char kind, int64_t t)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	localtime_r(&tt, &tm);
+	tm.tm_min = 0;
+	tm.tm_sec = 0;
+	if (kind == 'h')
+		tm.tm_hour += 1;
+	else {
+		tm.tm_hour = 0;
+		tm.tm_mday += 1;
+	}
+	tm.tm_isdst = -1;
+	return (int64_t)mktime(&tm);
+}
+
+void
+policy_format_time(int64_t t, char *buf, size_t len)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	localtime_r(&tt, &tm);
+	strftime(buf, len, "%Y-%m-%d %H:%M %Z", &tm);
+}
+
+const char *
+policy_portal_url(const struct config *conf, char *buf, size_t len)
+{
+	if (conf->portal_url != NULL && *conf->portal_url != '\0')
+		snprintf(buf, len, "%s", conf->portal_url);
+	else
+		snprintf(buf, len, "https://%s/", conf->hostname);
+	return buf;
+}
+
+void
+policy_mail_result_init(struct policy_mail_result *r)
+{
+	memset(r, 0, sizeof(*r));
+	str_init(&r->reply);
+	str_init(&r->rcpt_reply);
+	r->rcpts_left = -1;
+	r->rcpts_msg = -1;
+}
+
+void
+policy_mail_result_deinit(struct policy_mail_result *r)
+{
+	str_deinit(&r->reply);
+	str_deinit(&r->rcpt_reply);
+}
+
+void
+policy_event(struct store *st, const char *account, const char *type,
+    const char *client, const char *country, const char *detail)
+{
+	struct store_event e = {
+		.time = policy_now(), .account = account, .type = type,
+		.ip = client, .country = country, .detail = detail,
+	};
+	const char *error;
+
+	if (store_event_add(st, &e, &error) < 0)
+		log_warnx("policy: cannot record event %s for %s: %s", type,
+		    account != NULL ? account : "-", error);
+	log_info("event type=%s account=%s client=%s country=%s detail=\"%s\"",
+	    type, account != NULL ? account : "-", client != NULL ? client :
+	    "-", country != NULL ? country : "-", detail != NULL ? detail : "");
+}
+
+/* An account override (-1: default) over the config default (0: none). */
+static int64_t
+policy_pick(int64_t account_value, int conf_value)
+{
+	return account_value >= 0 ? account_value : conf_value;
+}
+
+static int
+policy_limits_of(const struct config *conf, const struct account_policy *p,
+    struct policy_limits *l)
+{
+	l->msgs_day = policy_pick(p->limit_msgs_day,
+	    conf->limit_messages_per_day);
+	l->rcpts_day = policy_pick(p->limit_rcpts_day,
+	    conf->limit_recipients_per_day);
+	l->rcpts_hour = policy_pick(p->limit_rcpts_hour,
+	    conf->limit_recipients_per_hour);
+	l->rcpts_msg = policy_pick(p->limit_rcpts_msg,
+	    conf->limit_recipients_per_message);
+	l->overseas_rcpts_day = policy_pick(p->limit_overseas_rcpts_day,
+	    conf->limit_overseas_recipients_per_day);
+	return 0;
+}
+
+int
+policy_limits(const struct config *conf, struct store *st,
+    const char *account, struct policy_limits *l, const char **error_r)
+{
+	struct account_policy p;
+	int r;
+
+	if ((r = store_policy_get(st, account, &p, error_r)) != 0)
+		return r;
+	return policy_limits_of(conf, &p, l);
+}
+
+/* 1 if address is the account's own address or one of its aliases. */
+static int
+policy_owns(struct store *st, const char *account, const char *address,
+    const char **error_r)
+{
+	char *owner = NULL;
+	int local = 0, r;
+
+	r = store_resolve_recipient(st, address, &owner, &local, error_r);
+	if (r < 0)
+		return -1;
+	r = r == 0 && strcasecmp(owner, account) == 0;
+	free(owner);
+	return r;
+}
+
+/*
+ * The counters a submission touches, with their limits. Limits of 0 in
+ * the config mean "no limit" (-1 for the store); a per-account 0 means
+ * nothing may be sent, which the store sees as max 0.
+ */
+struct policy_counters {
+	char			 day[24], hour[24], oday[24];
+	struct store_counter	 c[3];
+	const char		*what[3];	/* for the reply */
+	char			 kind[3];
+	int64_t			 limit[3];
+	size_t			 n;
+};
+
+static int64_t
+policy_max(int64_t limit, int explicit_zero)
+{
+	if (limit > 0)
+		return limit;
+	return explicit_zero ? 0 : -1;
+}
+
+static void
+policy_counters(const struct config *conf, const struct account_policy *p,
+    const struct policy_limits *l, int overseas, int64_t now,
+    struct policy_counters *pc)
+{
+	memset(pc, 0, sizeof(*pc));
+	policy_period('d', now, pc->day, sizeof(pc->day));
+	policy_period('h', now, pc->hour, sizeof(pc->hour));
+	policy_period('o', now, pc->oday, sizeof(pc->oday));
+	(void)conf;
+
+	pc->c[pc->n] = (struct store_counter){ pc->day,
+	    policy_max(l->msgs_day, p->limit_msgs_day == 0),
+	    policy_max(l->rcpts_day, p->limit_rcpts_day == 0) };
+	pc->what[pc->n] = "Daily";
+	pc->kind[pc->n] = 'd';
+	pc->n++;
+	pc->c[pc->n] = (struct store_counter){ pc->hour, -1,
+	    policy_max(l->rcpts_hour, p->limit_rcpts_hour == 0) };
+	pc->what[pc->n] = "Hourly";
+	pc->kind[pc->n] = 'h';
+	pc->n++;
+	if (overseas) {
+		pc->c[pc->n] = (struct store_counter){ pc->oday, -1,
+		    policy_max(l->overseas_rcpts_day,
+		    p->limit_overseas_rcpts_day == 0) };
+		pc->what[pc->n] = "Daily overseas";
+		pc->kind[pc->n] = 'o';
+		pc->n++;
+	}
+}
+
+/* "451 4.7.1 Daily recipient limit (1000) reached for this account;
+ * it resets at 2026-11-24 00:00 JST" */
+static void
+policy_limit_reply(struct str *reply, const char *what, const char *unit,
+    int64_t limit, char kind, int64_t now)
+{
+	char when[64];
+
+	policy_format_time(policy_period_end(kind == 'h' ? 'h' : 'd', now),
+	    when, sizeof(when));
+	str_clear(reply);
+	str_printf(reply, "451 4.7.1 %s %s limit (%lld) reached for this "
+	    "account; it resets at %s", what, unit, (long long)limit, when);
+}
+
+static void
+policy_limit_event(struct store *st, const char *account, const char *client,
+    const char *country, const char *what, const char *unit,
+    const char *period, int64_t limit)
+{
+	struct str key = STR_INIT, detail = STR_INIT;
+	const char *error;
+
+	/* One event per account, limit and period: the first refusal is
+	 * the signal (early in the day, a sign of a hijacked account). */
+	str_printf(&key, "limit:%s:%s:%s", account, period, unit);
+	if (store_notice_once(st, str_c(&key), policy_now(), &error) == 0) {
+		str_printf(&detail, "%s %s limit %lld reached", what, unit,
+		    (long long)limit);
+		policy_event(st, account, "limit_reached", client, country,
+		    str_c(&detail));
+	}
+	str_deinit(&key);
+	str_deinit(&detail);
+}
+
+int
+policy_mail(const struct config *conf, struct store *st, const char *account,
+    const char *sender, const char *client, const struct sockaddr *client_sa,
+    const struct geo_result *geo, struct policy_mail_result *r)
+{
+	struct account_policy p;
+	struct policy_limits l;
+	struct account a;
+	const char *error;
+	char url[512];
+	int64_t now = policy_now();
+	int ret;
+
+	r->verdict = POLICY_TEMPFAIL;
+	str_clear(&r->reply);
+	str_append(&r->reply, "451 4.3.0 Temporary failure checking the "
+	    "sending policy, try again later");
+	if (geo->kind == GEO_COUNTRY)
+		snprintf(r->country, sizeof(r->country), "%s", geo->country);
+	else
+		snprintf(r->country, sizeof(r->country), "%s",
+		    geo_kind_name(geo->kind));
+
+	memset(&a, 0, sizeof(a));
+	if ((ret = store_account_get(st, account, &a, &error)) != 0 ||
+	    (ret = store_policy_get(st, account, &p, &error)) != 0) {
+		if (ret == 0)
+			account_deinit(&a);
+		log_warnx("policy: %s: %s", account, error);
+		return -1;
+	}
+	int suspended = a.suspended;
+
+	account_deinit(&a);
+	if (suspended) {
+		r->verdict = POLICY_REJECT;
+		str_clear(&r->reply);
+		str_append(&r->reply, "550 5.7.1 This account is suspended; "
+		    "please contact your provider's support");
+		return 0;
+	}
+
+	/* The overseas rule (PRODUCT.md): home, trusted network, or an
+	 * active permission. */
+	int home = geo_is_home(conf, geo);
+
+	if (!home && geo->kind == GEO_UNKNOWN &&
+	    conf->geo_unknown == GEO_UNKNOWN_ALLOW)
+		home = 1;
+	if (!home && client_sa != NULL && cidr_match(conf->trusted_networks,
+	    conf->trusted_networks_count, client_sa))
+		home = 1;
+	if (!home) {
+		if (p.overseas_until > now)
+			r->overseas = 1;
+		else {
+			policy_portal_url(conf, url, sizeof(url));
+			r->verdict = POLICY_REJECT;
+			r->notify = 1;
+			str_clear(&r->reply);
+			str_printf(&r->reply, "550 5.7.1 Sending from abroad is "
+			    "turned off for this account (seen from %s, %s). "
+			    "If this is you, turn on overseas sending at %s "
+			    "(it lasts %d days)", geo->kind == GEO_COUNTRY ?
+			    geo->country : "an unknown country", client, url,
+			    conf->overseas_permission_days);
+			policy_event(st, account, "overseas_refused", client,
+			    r->country, NULL);
+			return 0;
+		}
+	}
+
+	/* Sender alignment (the envelope part; header From at commit). */
+	if (conf->sender_alignment && !p.any_sender) {
+		int own = *sender == '\0' ? 0 :
+		    policy_owns(st, account, sender, &error);
+
+		if (own < 0) {
+			log_warnx("policy: %s: %s", account, error);
+			return -1;
+		}
+		if (!own) {
+			r->verdict = POLICY_REJECT;
+			str_clear(&r->reply);
+			str_printf(&r->reply, "553 5.7.1 Sender address <%s> "
+			    "is not yours: send as %s or one of its aliases",
+			    sender, account);
+			policy_event(st, account, "sender_refused", client,
+			    r->country, sender);
+			return 0;
+		}
+	}
+
+	/* Limits: refuse MAIL when one is used up already; otherwise tell
+	 * the session how many recipients are left, so RCPT can refuse
+	 * early. The count itself is taken at commit. */
+	struct policy_counters pc;
+
+	policy_limits_of(conf, &p, &l);
+	policy_counters(conf, &p, &l, r->overseas, now, &pc);
+	r->rcpts_msg = l.rcpts_msg > 0 ? l.rcpts_msg :
+	    p.limit_rcpts_msg == 0 ? 0 : -1;
+	for (size_t i = 0; i < pc.n; i++) {
+		int64_t msgs, rcpts, left;
+
+		if (store_count_get(st, account, pc.c[i].period, &msgs,
+		    &rcpts, &error) < 0) {
+			log_warnx("policy: %s: %s", account, error);
+			return -1;
+		}
+		if (pc.c[i].max_msgs >= 0 && msgs >= pc.c[i].max_msgs) {
+			r->verdict = POLICY_TEMPFAIL;
+			policy_limit_reply(&r->reply, pc.what[i], "message",
+			    pc.c[i].max_msgs, pc.kind[i], now);
+			policy_limit_event(st, account, client, r->country,
+			    pc.what[i], "message", pc.c[i].period,
+			    pc.c[i].max_msgs);
+			return 0;
+		}
+		if (pc.c[i].max_rcpts < 0)
+			continue;
+		left = pc.c[i].max_rcpts - rcpts;
+		if (left <= 0) {
+			r->verdict = POLICY_TEMPFAIL;
+			policy_limit_reply(&r->reply, pc.what[i], "recipient",
+			    pc.c[i].max_rcpts, pc.kind[i], now);
+			policy_limit_event(st, account, client, r->country,
+			    pc.what[i], "recipient", pc.c[i].period,
+			    pc.c[i].max_rcpts);
+			return 0;
+		}
+		if (r->rcpts_left < 0 || left < r->rcpts_left) {
+			r->rcpts_left = left;
+			policy_limit_reply(&r->rcpt_reply, pc.what[i],
+			    "recipient", pc.c[i].max_rcpts, pc.kind[i], now);
+		}
+	}
+	r->verdict = POLICY_OK;
+	str_clear(&r->reply);
+	return 0;
+}
+
+enum policy_verdict
+policy_commit(const struct config *conf, struct store *st,
+    const char *account, const char *client, const char *country,
+    int overseas, int64_t rcpts, int check_from, const char *const *from,
+    size_t nfrom, struct str *reply)
+{
+	struct account_policy p;
+	struct policy_limits l;
+	struct policy_counters pc;
+	const char *error;
+	size_t over = 0;
+	int r;
+
+	str_clear(reply);
+	if (store_policy_get(st, account, &p, &error) != 0) {
+		log_warnx("policy: %s: %s", account, error);
+		str_append(reply, "451 4.3.0 Temporary failure checking the "
+		    "sending policy, try again later");
+		return POLICY_TEMPFAIL;
+	}
+	if (check_from && conf->sender_alignment && !p.any_sender) {
+		if (nfrom == 0) {
+			str_printf(reply, "550 5.7.1 The message has no From "
+			    "header; it must show your address (%s)", account);
+			return POLICY_REJECT;
+		}
+		for (size_t i = 0; i < nfrom; i++) {
+			int own = policy_owns(st, account, from[i], &error);
+
+			if (own < 0) {
+				str_append(reply, "451 4.3.0 Temporary failure "
+				    "checking the sending policy");
+				return POLICY_TEMPFAIL;
+			}
+			if (!own) {
+				str_printf(reply, "550 5.7.1 Header From <%s> "
+				    "is not yours: send as %s or one of its "
+				    "aliases", from[i], account);
+				policy_event(st, account, "sender_refused",
+				    client, country, from[i]);
+				return POLICY_REJECT;
+			}
+		}
+	}
+	policy_limits_of(conf, &p, &l);
+	int64_t now = policy_now();
+
+	policy_counters(conf, &p, &l, overseas, now, &pc);
+	r = store_count_add(st, account, pc.c, pc.n, 1, rcpts, &over, &error);
+	if (r < 0) {
+		log_warnx("policy: count %s: %s", account, error);
+		str_append(reply, "451 4.3.0 Temporary failure counting the "
+		    "message, try again later");
+		return POLICY_TEMPFAIL;
+	}
+	if (r == 1) {
+		int msgs = pc.c[over].max_msgs >= 0;
+		struct store_counter *c = &pc.c[over];
+		int64_t got_m = 0, got_r = 0;
+
+		/* Which of the two limits of the counter was passed. */
+		(void)store_count_get(st, account, c->period, &got_m, &got_r,
+		    &error);
+		if (msgs && got_m + 1 <= c->max_msgs)
+			msgs = 0;
+		policy_limit_reply(reply, pc.what[over], msgs ? "message" :
+		    "recipient", msgs ? c->max_msgs : c->max_rcpts,
+		    pc.kind[over], now);
+		policy_limit_event(st, account, client, country, pc.what[over],
+		    msgs ? "message" : "recipient", c->period, msgs ?
+		    c->max_msgs : c->max_rcpts);
+		return POLICY_TEMPFAIL;
+	}
+	return POLICY_OK;
+}
+
+void
+policy_uncount(const struct config *conf, struct store *st,
+    const char *account, int overseas, int64_t rcpts)
+{
+	struct account_policy p;
+	struct policy_limits l;
+	struct policy_counters pc;
+	const char *error;
+	size_t over;
+
+	if (store_policy_get(st, account, &p, &error) != 0)
+		return;
+	policy_limits_of(conf, &p, &l);
+	policy_counters(conf, &p, &l, overseas, policy_now(), &pc);
+	if (store_count_add(st, account, pc.c, pc.n, -1, -rcpts, &over,
+	    &error) < 0)
+		log_warnx("policy: uncount %s: %s", account, error);
+}
+
+/* ---- authentication throttling ------------------------------------- */
+
+static void
+policy_key(struct str *key, const char *kind, const char *value)
+{
+	str_clear(key);
+	str_printf(key, "%s:%s", kind, value);
+}
+
+int
+policy_auth_check(const struct config *conf, struct store *st,
+    const char *account, const char *client, int64_t *until_r)
+{
+	struct str key = STR_INIT;
+	int64_t now = policy_now(), failures, locked;
+	const char *error;
+	int ret = 0;
+
+	*until_r = 0;
+	policy_key(&key, "ip", client);
+	if (store_throttle_get(st, str_c(&key), now, conf->auth_fail_window,
+	    &failures, &locked, &error) < 0)
+		ret = -1;
+	else if (locked > now)
+		*until_r = locked;
+	if (account != NULL && *account != '\0') {
+		policy_key(&key, "acct", account);
+		if (store_throttle_get(st, str_c(&key), now,
+		    conf->auth_fail_window, &failures, &locked, &error) < 0)
+			ret = -1;
+		else if (locked > now && locked > *until_r)
+			*until_r = locked;
+	}
+	str_deinit(&key);
+	if (ret < 0)
+		log_warnx("policy: throttle look-up: %s", error);
+	return *until_r > 0 ? 1 : ret;
+}
+
+int64_t
+policy_auth_fail(const struct config *conf, struct store *st,
+    const char *account, const char *client, const char *service)
+{
+	struct str key = STR_INIT, detail = STR_INIT;
+	int64_t now = policy_now(), f_ip = 0, f_acct = 0, locked = 0, delay;
+	const char *error;
+
+	policy_key(&key, "ip", client);
+	if (store_throttle_fail(st, str_c(&key), now, conf->auth_fail_window,
+	    conf->auth_max_failures_per_ip, conf->auth_lock_time, &f_ip,
+	    &locked, &error) < 0)
+		log_warnx("policy: throttle: %s", error);
+	else if (locked == now + conf->auth_lock_time &&
+	    f_ip == conf->auth_max_failures_per_ip) {
+		str_printf(&detail, "%s: %lld failed logins from this address",
+		    service, (long long)f_ip);
+		policy_event(st, account, "auth_locked_ip", client, NULL,
+		    str_c(&detail));
+	}
+	if (account != NULL && *account != '\0') {
+		policy_key(&key, "acct", account);
+		if (store_throttle_fail(st, str_c(&key), now,
+		    conf->auth_fail_window, conf->auth_max_failures_per_account,
+		    conf->auth_lock_time, &f_acct, &locked, &error) < 0)
+			log_warnx("policy: throttle: %s", error);
+		else if (locked == now + conf->auth_lock_time &&
+		    f_acct == conf->auth_max_failures_per_account) {
+			str_clear(&detail);
+			str_printf(&detail, "%s: %lld failed logins to this "
+			    "account", service, (long long)f_acct);
+			policy_event(st, account, "auth_locked_account",
+			    client, NULL, str_c(&detail));
+		}
+	}
+	str_deinit(&key);
+	str_deinit(&detail);
+
+	/* Growing delay: base, 2 x base, 4 x base ... up to the maximum. */
+	int64_t n = f_ip > f_acct ? f_ip : f_acct;
+
+	delay = (int64_t)conf->auth_fail_delay * 1000;
+	for (int64_t i = 1; i < n && delay < (int64_t)conf->auth_fail_delay_max
+	    * 1000; i++)
+		delay *= 2;
+	if (delay > (int64_t)conf->auth_fail_delay_max * 1000)
+		delay = (int64_t)conf->auth_fail_delay_max * 1000;
+	return delay;
+}
+
+void
+policy_auth_ok(const struct config *conf, struct store *st,
+    const char *account)
+{
+	struct str key = STR_INIT;
+	const char *error;
+
+	(void)conf;
+	policy_key(&key, "acct", account);
+	if (store_throttle_clear(st, str_c(&key), &error) < 0)
+		log_warnx("policy: throttle clear: %s", error);
+	str_deinit(&key);
+}

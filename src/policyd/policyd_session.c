@@ -1,0 +1,188 @@
+/*
+ * policyd_session: the Postfix policy delegation protocol on a session
+ * loop (see policyd_session.h). One request at a time per connection, as
+ * Postfix sends them; the connection is kept for the next request.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "../core/be_client.h"
+#include "../core/be_proto.h"
+#include "../core/config.h"
+#include "../core/log.h"
+#include "../core/server.h"
+#include "../core/xmalloc.h"
+#include "policyd_parse.h"
+#include "policyd_session.h"
+
+struct policyd_session {
+	struct server_loop	*loop;
+	struct bufferevent	*bev;
+	struct be_req		*req;
+	struct policyd_request	 r;
+	char			 addr[64];
+	int			 eof;
+	int			 closing;
+};
+
+static void policyd_process(struct policyd_session *);
+
+static void
+policyd_free(struct policyd_session *s)
+{
+	if (s->req != NULL)
+		be_req_cancel(s->req);
+	policyd_request_clear(&s->r);
+	bufferevent_free(s->bev);
+	server_conn_release();
+	log_info("policy disconnect client=%s", s->addr);
+	free(s);
+}
+
+static void
+policyd_answer(struct msg *m, void *arg)
+{
+	struct policyd_session *s = arg;
+	const char *action = NULL;
+
+	s->req = NULL;
+	if (m == NULL || msg_get_str(m, &action) < 0 || msg_end(m) < 0 ||
+	    action == NULL)
+		/* Postfix treats a broken policy server as a temporary
+		 * failure too; saying so is clearer. */
+		action = "451 4.3.0 Policy service temporarily unavailable";
+	bufferevent_write(s->bev, "action=", 7);
+	bufferevent_write(s->bev, action, strlen(action));
+	bufferevent_write(s->bev, "\n\n", 2);
+	policyd_request_clear(&s->r);
+	policyd_process(s);
+}
+
+static void
+policyd_ask(struct policyd_session *s)
+{
+	struct msg m;
+
+	msg_init(&m, BE_POLICY_POSTFIX, 0);
+	msg_add_str(&m, policyd_get(&s->r, "protocol_state"));
+	msg_add_str(&m, policyd_get(&s->r, "sasl_username"));
+	msg_add_str(&m, policyd_get(&s->r, "client_address"));
+	msg_add_str(&m, policyd_get(&s->r, "sender"));
+	msg_add_u32(&m, (uint32_t)strtoul(policyd_get(&s->r,
+	    "recipient_count"), NULL, 10));
+	msg_add_str(&m, policyd_get(&s->r, "queue_id"));
+	s->req = be_client_request(s->loop->be, &m, policyd_answer, s);
+}
+
+static void
+policyd_process(struct policyd_session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+
+	while (s->req == NULL && !s->closing) {
+		size_t eol;
+		struct evbuffer_ptr p = evbuffer_search_eol(in, NULL, &eol,
+		    EVBUFFER_EOL_LF);
+		const char *error = NULL;
+
+		if (p.pos < 0) {
+			if (evbuffer_get_length(in) > POLICYD_MAX_LINE + 2) {
+				error = "line too long";
+				goto bad;
+			}
+			break;
+		}
+		size_t n = (size_t)p.pos;
+		char *line = xmalloc(n + 1);
+
+		evbuffer_remove(in, line, n);
+		evbuffer_drain(in, 1);
+		line[n] = '\0';
+		int r = memchr(line, '\0', n) != NULL ? -1 :
+		    policyd_parse_line(&s->r, line, n, &error);
+
+		free(line);
+		if (r < 0) {
+			if (error == NULL)
+				error = "NUL in request";
+			goto bad;
+		}
+		if (r == 1) {
+			if (s->r.n == 0)
+				continue;	/* stray empty line */
+			policyd_ask(s);
+		}
+		continue;
+bad:
+		/* Not Postfix, or a broken one: say so once, then close. */
+		log_warnx("policy client=%s bad request: %s", s->addr, error);
+		bufferevent_write(s->bev, "action=DEFER_IF_PERMIT bad policy "
+		    "request\n\n", 41);
+		s->closing = 1;
+	}
+	if (s->eof && s->req == NULL)
+		policyd_free(s);
+}
+
+static void
+policyd_on_read(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	policyd_process(arg);
+}
+
+static void
+policyd_on_write(struct bufferevent *bev, void *arg)
+{
+	struct policyd_session *s = arg;
+
+	(void)bev;
+	if (s->closing)
+		policyd_free(s);
+}
+
+static void
+policyd_on_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct policyd_session *s = arg;
+
+	(void)bev;
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
+		s->eof = 1;
+		if (s->req == NULL)
+			policyd_free(s);
+	}
+}
+
+void
+policyd_session_new(struct server_loop *loop, const struct listen_conf *lc,
+    int fd, const struct sockaddr *sa, socklen_t salen)
+{
+	struct policyd_session *s;
+
+	(void)lc;
+	(void)salen;
+	if (server_conn_acquire(loop->conf) < 0) {
+		close(fd);
+		return;
+	}
+	s = xcalloc(1, sizeof(*s));
+	s->loop = loop;
+	policyd_request_init(&s->r);
+	server_addr_str(sa, s->addr, sizeof(s->addr));
+	s->bev = bufferevent_socket_new(loop->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (s->bev == NULL)
+		fatalx("policy: out of memory for a session");
+	bufferevent_setcb(s->bev, policyd_on_read, policyd_on_write,
+	    policyd_on_event, s);
+	/* Postfix keeps idle policy connections (max_idle 300s). */
+	bufferevent_set_timeouts(s->bev, &(struct timeval){ 600, 0 }, NULL);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	log_info("policy connect client=%s", s->addr);
+}
