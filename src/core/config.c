@@ -82,6 +82,7 @@ static int config_check_abs_path(const char *, struct str *);
 static int config_check_geo_database(const char *, struct str *);
 static int config_check_country(const char *, struct str *);
 static int config_check_timezone(const char *, struct str *);
+static int config_check_relay_name(const char *, struct str *);
 
 #define OFF(field)	offsetof(struct config, field)
 #define ROW_STR(n, d, fl, chk, h) \
@@ -220,6 +221,10 @@ static const struct config_def config_defs[] = {
 	ROW_STR(notice_from, "", CONFIG_F_EMPTY_OK, NULL,
 	    "From address of notices to subscribers; empty: "
 	    "postmaster@HOSTNAME."),
+	ROW_STRLIST(trusted_relay_names, "", config_check_relay_name,
+	    "Host name suffixes of foreign services that send in a "
+	    "subscriber's name (checked by forward-confirmed reverse DNS); "
+	    "clients so named are not refused as abroad. Off when empty."),
 	/* POP3 (docs/pop3.md); word order is enum auth_without_tls order */
 	ROW_ENUM(pop3_auth_without_tls, CONFIG_ENUM, "never",
 	    WORDS("never", "loopback"),
@@ -620,6 +625,22 @@ config_check_geo_database(const char *value, struct str *why)
 }
 
 /* An ISO 3166-1 alpha-2 code as the databases write it: "JP". */
+/* A host name suffix: letters, digits, '-' and '.', e.g. google.com. */
+static int
+config_check_relay_name(const char *value, struct str *why)
+{
+	size_t n = strlen(value);
+
+	if (n == 0 || n > 253 || strspn(value, "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.") != n ||
+	    strstr(value, "..") != NULL || strchr(value, '.') == NULL) {
+		str_printf(why, "bad host name suffix '%s' (e.g. google.com)",
+		    value);
+		return -1;
+	}
+	return 0;
+}
+
 /* An IANA zone name: it must exist in the system's zoneinfo. */
 static int
 config_check_timezone(const char *value, struct str *why)

@@ -109,6 +109,8 @@ struct config {
 	int	 auth_max_failures_per_account;
 	int	 auth_lock_time;
 	char	*notice_from;
+	char	**trusted_relay_names;		/* host name suffixes */
+	size_t	 trusted_relay_names_count;
 
 	/* POP3 (docs/pop3.md) */
 	enum auth_without_tls pop3_auth_without_tls;

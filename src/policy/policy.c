@@ -11,6 +11,7 @@
 #include "../core/log.h"
 #include "../core/xmalloc.h"
 #include "../store/store.h"
+#include "fcrdns.h"
 #include "policy.h"
 
 static int64_t policy_clock_offset;
@@ -316,6 +317,23 @@ policy_mail(const struct config *conf, struct store *st, const char *account,
 	if (!home && client_sa != NULL && cidr_match(conf->trusted_networks,
 	    conf->trusted_networks_count, client_sa))
 		home = 1;
+	if (!home && client_sa != NULL && conf->trusted_relay_names_count > 0) {
+		char name[256];
+		int m = fcrdns_match(conf, client_sa,
+		    (const char *const *)conf->trusted_relay_names,
+		    conf->trusted_relay_names_count, name, sizeof(name));
+
+		if (m == 1) {
+			/* A foreign service sending in the subscriber's
+			 * name, by its confirmed name (docs/policy.md). */
+			log_info("policy account=%s client=%s country=%s "
+			    "trusted relay=%s", account, client, r->country,
+			    name);
+			home = 1;
+		} else if (m < 0)
+			log_warnx("policy account=%s client=%s: reverse DNS "
+			    "failed; not a trusted relay", account, client);
+	}
 	if (!home) {
 		if (p.overseas_until > now)
 			r->overseas = 1;

@@ -349,3 +349,59 @@ def test_trace_from_spam_report(policy_daemon, client_tls, tmp_path):
     (tmp_path / "other.eml").write_bytes(message())
     r = d.cli("trace", str(tmp_path / "other.eml"), check=False)
     assert r.returncode == 1
+
+
+@pytest.fixture
+def relay_dns(tmp_path):
+    """dnsmasq on a loopback port: 198.51.100.10 (US) is
+    relay1.mail.sender.example both ways; 198.51.100.11 claims
+    fake.mail.sender.example, which resolves to another address."""
+    import shutil
+    import subprocess
+    if shutil.which("dnsmasq") is None:
+        pytest.skip("dnsmasq not installed")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        ["dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts",
+         f"--port={port}", "--listen-address=127.0.0.1",
+         "--bind-interfaces", "--user=root", "--group=root",
+         f"--pid-file={tmp_path / 'dnsmasq.pid'}",
+         "--host-record=relay1.mail.sender.example,198.51.100.10",
+         "--ptr-record=11.100.51.198.in-addr.arpa,fake.mail.sender.example",
+         "--host-record=fake.mail.sender.example,198.51.100.99"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: proc.poll() is not None or
+                 _dns_answers(port), 10, "dnsmasq")
+        assert proc.poll() is None, proc.stderr.read()
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _dns_answers(port):
+    """A PTR query for 198.51.100.10 gets a reply (dnsmasq is up)."""
+    q = (b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
+         b"\x0210\x03100\x0251\x03198\x07in-addr\x04arpa\x00\x00\x0c\x00\x01")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.2)
+        try:
+            s.sendto(q, ("127.0.0.1", port))
+            return len(s.recv(512)) > 12
+        except OSError:
+            return False
+
+
+def test_trusted_relay_names_fcrdns(policy_daemon, client_tls, relay_dns):
+    d = policy_daemon(extra=["trusted_relay_names = sender.example",
+                             f"dns_servers = 127.0.0.1:{relay_dns}"])
+    # PTR relay1.mail.sender.example, which resolves back: let through
+    send_from(d, "198.51.100.10", client_tls)
+    assert "trusted relay=relay1.mail.sender.example" in d.log()
+    # PTR in the listed domain, but its A record is another address
+    with pytest.raises(smtplib.SMTPSenderRefused) as e:
+        send_from(d, "198.51.100.11", client_tls)
+    assert e.value.smtp_code == 550
