@@ -36,6 +36,7 @@
 #include "../core/be_client.h"
 #include "../core/be_proto.h"
 #include "../core/config.h"
+#include "../core/conn.h"
 #include "../core/log.h"
 #include "../core/proxy.h"
 #include "../core/server.h"
@@ -101,7 +102,7 @@ struct pop3_session {
 	const struct config	*conf;
 	const struct listen_conf *lc;
 	int			 fd;
-	struct event		*ev_proxy;
+	struct conn_proxy	*proxy;		/* reading the PROXY header */
 	struct bufferevent	*bev;
 	SSL			*ssl;
 	int			 stls_pending;	/* +OK being flushed */
@@ -278,25 +279,18 @@ pop3_greet(struct pop3_session *s)
 static void
 pop3_tls_start(struct pop3_session *s)
 {
-	/* The plain bufferevent goes; the socket stays (no CLOSE_ON_FREE)
-	 * and TLS starts on it. Nothing it had read ahead survives. */
+	/* The plain bufferevent goes; the socket stays and TLS starts on
+	 * it. Nothing it had read ahead survives. */
 	if (s->bev != NULL) {
 		bufferevent_free(s->bev);
 		s->bev = NULL;
 	}
-	if ((s->ssl = SSL_new(s->loop->tls)) == NULL) {
-		log_warnx("session=%s tls: SSL_new failed", s->id);
-		pop3_free(s);
-		return;
-	}
-	s->bev = bufferevent_openssl_socket_new(s->loop->base, s->fd, s->ssl,
-	    BUFFEREVENT_SSL_ACCEPTING, 0);
+	s->bev = conn_tls_bev(s->loop->base, s->loop->tls, s->fd, &s->ssl);
 	if (s->bev == NULL) {
-		log_warnx("session=%s tls: bufferevent failed", s->id);
+		log_warnx("session=%s tls: cannot start", s->id);
 		pop3_free(s);
 		return;
 	}
-	bufferevent_openssl_set_allow_dirty_shutdown(s->bev, 1);
 	pop3_enter_state(s, POP3_STATE_TLS);
 	bufferevent_setcb(s->bev, pop3_on_read, pop3_on_write, pop3_on_event,
 	    s);
@@ -342,52 +336,22 @@ pop3_client_ready(struct pop3_session *s)
 	pop3_greet(s);
 }
 
-/*
- * The PROXY header from a trusted load balancer, before anything else
- * (before the TLS ClientHello on 995). Peeked at, then consumed to its
- * exact length, so what follows stays in the socket for the session.
- */
+/* The PROXY header from a trusted load balancer (conn.c). */
 static void
-pop3_on_proxy(evutil_socket_t fd, short what, void *arg)
+pop3_proxy_done(void *arg, const struct proxy_result *pr, const char *error)
 {
 	struct pop3_session *s = arg;
-	unsigned char buf[PROXY_MAX_HEADER];
-	struct proxy_result pr;
-	const char *error = "timeout";
-	ssize_t len;
-	int n;
 
-	if (what & EV_TIMEOUT)
-		goto fail;
-	len = recv(fd, buf, sizeof(buf), MSG_PEEK);
-	if (len < 0 && (errno == EAGAIN || errno == EINTR))
+	s->proxy = NULL;
+	if (error != NULL) {
+		log_warnx("session=%s proxy header refused from %s: %s", s->id,
+		    s->addr, error);
+		pop3_free(s);
 		return;
-	if (len <= 0) {
-		error = len == 0 ? "closed before the header" : strerror(errno);
-		goto fail;
 	}
-	n = proxy_parse(buf, (size_t)len, &pr, &error);
-	if (n == 0 && (size_t)len < sizeof(buf))
-		return;
-	if (n <= 0) {
-		if (n == 0)
-			error = "too long";
-		goto fail;
-	}
-	if (recv(fd, buf, (size_t)n, 0) != n) {
-		error = "short read";
-		goto fail;
-	}
-	event_free(s->ev_proxy);
-	s->ev_proxy = NULL;
-	if (!pr.local)
-		memcpy(&s->client, &pr.src, pr.srclen);
+	if (!pr->local)
+		memcpy(&s->client, &pr->src, pr->srclen);
 	pop3_client_ready(s);
-	return;
-fail:
-	log_warnx("session=%s proxy header refused from %s: %s", s->id,
-	    s->addr, error);
-	pop3_free(s);
 }
 
 /* ---- login ------------------------------------------------------- */
@@ -1496,8 +1460,7 @@ pop3_free(struct pop3_session *s)
 	server_conn_release();
 	if (s->retr_fd != -1)
 		close(s->retr_fd);
-	if (s->ev_proxy != NULL)
-		event_free(s->ev_proxy);
+	conn_proxy_free(&s->proxy);
 	if (s->delay_timer != NULL)
 		event_free(s->delay_timer);
 	if (s->bev != NULL)
@@ -1551,12 +1514,8 @@ pop3_session_new(struct server_loop *loop, const struct listen_conf *lc,
 	if (lc->proxy && cidr_match(s->conf->proxy_trusted,
 	    s->conf->proxy_trusted_count, sa)) {
 		s->state = POP3_STATE_PROXY;
-		s->ev_proxy = event_new(loop->base, fd, EV_READ | EV_PERSIST |
-		    EV_ET, pop3_on_proxy, s);
-		if (s->ev_proxy == NULL)
-			fatalx("pop3: out of memory for a session");
-		event_add(s->ev_proxy, &(struct timeval){
-		    s->conf->proxy_timeout, 0 });
+		s->proxy = conn_proxy_read(loop->base, fd,
+		    s->conf->proxy_timeout, pop3_proxy_done, s);
 		return;
 	}
 	pop3_client_ready(s);

@@ -39,6 +39,7 @@
 #include "../core/be_client.h"
 #include "../core/be_proto.h"
 #include "../core/config.h"
+#include "../core/conn.h"
 #include "../core/log.h"
 #include "../core/proxy.h"
 #include "../core/server.h"
@@ -85,7 +86,7 @@ struct smtp_session {
 	const struct config	*conf;
 	const struct listen_conf *lc;
 	int			 fd;
-	struct event		*ev_proxy;	/* reading the PROXY header */
+	struct conn_proxy	*proxy;		/* reading the PROXY header */
 	struct bufferevent	*bev;		/* socket, plain or TLS */
 	SSL			*ssl;
 	int			 starttls_pending;	/* 220 being flushed */
@@ -275,28 +276,18 @@ smtp_greet(struct smtp_session *s)
 static void
 smtp_tls_start(struct smtp_session *s)
 {
-	struct event_base *base = s->loop->base;
-
-	/* The plain bufferevent goes; the socket stays (no CLOSE_ON_FREE)
-	 * and TLS starts on it. Nothing it had read ahead survives. */
+	/* The plain bufferevent goes; the socket stays and TLS starts on
+	 * it. Nothing it had read ahead survives. */
 	if (s->bev != NULL) {
 		bufferevent_free(s->bev);
 		s->bev = NULL;
 	}
-	if ((s->ssl = SSL_new(s->loop->tls)) == NULL) {
-		log_warnx("session=%s tls: SSL_new failed", s->id);
-		smtp_free(s);
-		return;
-	}
-	s->bev = bufferevent_openssl_socket_new(base, s->fd, s->ssl,
-	    BUFFEREVENT_SSL_ACCEPTING, 0);
+	s->bev = conn_tls_bev(s->loop->base, s->loop->tls, s->fd, &s->ssl);
 	if (s->bev == NULL) {
-		log_warnx("session=%s tls: bufferevent failed", s->id);
+		log_warnx("session=%s tls: cannot start", s->id);
 		smtp_free(s);
 		return;
 	}
-	/* Clients often close without close_notify; not an attack here. */
-	bufferevent_openssl_set_allow_dirty_shutdown(s->bev, 1);
 	smtp_enter_state(s, SMTP_STATE_TLS);
 	bufferevent_setcb(s->bev, smtp_on_read, smtp_on_write, smtp_on_event,
 	    s);
@@ -346,53 +337,22 @@ smtp_client_ready(struct smtp_session *s)
 	smtp_greet(s);
 }
 
-/*
- * The PROXY header from a trusted load balancer, before anything else.
- * It is peeked at and then consumed to its exact length, so the bytes
- * after it (a TLS ClientHello on 465) stay in the socket for the session.
- * The event is edge-triggered: a partial header waits for more bytes.
- */
+/* The PROXY header from a trusted load balancer (conn.c). */
 static void
-smtp_on_proxy(evutil_socket_t fd, short what, void *arg)
+smtp_proxy_done(void *arg, const struct proxy_result *pr, const char *error)
 {
 	struct smtp_session *s = arg;
-	unsigned char buf[PROXY_MAX_HEADER];
-	struct proxy_result pr;
-	const char *error = "timeout";
-	ssize_t len;
-	int n = -1;
 
-	if (what & EV_TIMEOUT)
-		goto fail;
-	len = recv(fd, buf, sizeof(buf), MSG_PEEK);
-	if (len < 0 && (errno == EAGAIN || errno == EINTR))
+	s->proxy = NULL;
+	if (error != NULL) {
+		log_warnx("session=%s proxy header refused from %s: %s", s->id,
+		    s->addr, error);
+		smtp_free(s);
 		return;
-	if (len <= 0) {
-		error = len == 0 ? "closed before the header" : strerror(errno);
-		goto fail;
 	}
-	n = proxy_parse(buf, (size_t)len, &pr, &error);
-	if (n == 0 && (size_t)len < sizeof(buf))
-		return;
-	if (n <= 0) {
-		if (n == 0)
-			error = "too long";
-		goto fail;
-	}
-	if (recv(fd, buf, (size_t)n, 0) != n) {
-		error = "short read";
-		goto fail;
-	}
-	event_free(s->ev_proxy);
-	s->ev_proxy = NULL;
-	if (!pr.local)
-		memcpy(&s->client, &pr.src, pr.srclen);
+	if (!pr->local)
+		memcpy(&s->client, &pr->src, pr->srclen);
 	smtp_client_ready(s);
-	return;
-fail:
-	log_warnx("session=%s proxy header refused from %s: %s", s->id,
-	    s->addr, error);
-	smtp_free(s);
 }
 
 /* ---- commands ---------------------------------------------------- */
@@ -1795,8 +1755,7 @@ smtp_free(struct smtp_session *s)
 	server_conn_release();
 	smtp_txn_reset(s);
 	envelope_deinit(&s->env);
-	if (s->ev_proxy != NULL)
-		event_free(s->ev_proxy);
+	conn_proxy_free(&s->proxy);
 	if (s->bev != NULL)
 		bufferevent_free(s->bev);
 	if (s->ssl != NULL)
@@ -1867,12 +1826,8 @@ smtp_session_new(struct server_loop *loop, const struct listen_conf *lc,
 	if (lc->proxy && cidr_match(s->conf->proxy_trusted,
 	    s->conf->proxy_trusted_count, sa)) {
 		s->state = SMTP_STATE_PROXY;
-		s->ev_proxy = event_new(base, fd, EV_READ | EV_PERSIST | EV_ET,
-		    smtp_on_proxy, s);
-		if (s->ev_proxy == NULL)
-			fatalx("smtp: out of memory for a session");
-		event_add(s->ev_proxy, &(struct timeval){
-		    s->conf->proxy_timeout, 0 });
+		s->proxy = conn_proxy_read(base, fd, s->conf->proxy_timeout,
+		    smtp_proxy_done, s);
 		return;
 	}
 	smtp_client_ready(s);

@@ -1,0 +1,117 @@
+/*
+ * conn: PROXY header and TLS start for protocol sessions (see conn.h).
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+
+#include "conn.h"
+#include "log.h"
+#include "xmalloc.h"
+
+struct conn_proxy {
+	struct event	*ev;
+	conn_proxy_cb	*cb;
+	void		*arg;
+};
+
+static void
+conn_proxy_done(struct conn_proxy *p, const struct proxy_result *pr,
+    const char *error)
+{
+	conn_proxy_cb *cb = p->cb;
+	void *arg = p->arg;
+
+	event_free(p->ev);
+	free(p);
+	cb(arg, pr, error);
+}
+
+static void
+conn_on_proxy(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn_proxy *p = arg;
+	unsigned char buf[PROXY_MAX_HEADER];
+	struct proxy_result pr;
+	const char *error = "timeout";
+	ssize_t len;
+	int n;
+
+	if (what & EV_TIMEOUT) {
+		conn_proxy_done(p, NULL, error);
+		return;
+	}
+	len = recv(fd, buf, sizeof(buf), MSG_PEEK);
+	if (len < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (len <= 0) {
+		conn_proxy_done(p, NULL, len == 0 ? "closed before the header" :
+		    strerror(errno));
+		return;
+	}
+	n = proxy_parse(buf, (size_t)len, &pr, &error);
+	if (n == 0 && (size_t)len < sizeof(buf))
+		return;
+	if (n <= 0) {
+		conn_proxy_done(p, NULL, n == 0 ? "too long" : error);
+		return;
+	}
+	if (recv(fd, buf, (size_t)n, 0) != n) {
+		conn_proxy_done(p, NULL, "short read");
+		return;
+	}
+	conn_proxy_done(p, &pr, NULL);
+}
+
+struct conn_proxy *
+conn_proxy_read(struct event_base *base, int fd, int timeout, conn_proxy_cb *cb,
+    void *arg)
+{
+	struct conn_proxy *p = xcalloc(1, sizeof(*p));
+
+	p->cb = cb;
+	p->arg = arg;
+	p->ev = event_new(base, fd, EV_READ | EV_PERSIST | EV_ET, conn_on_proxy,
+	    p);
+	if (p->ev == NULL)
+		fatalx("conn: out of memory for a PROXY reader");
+	event_add(p->ev, &(struct timeval){ timeout, 0 });
+	return p;
+}
+
+void
+conn_proxy_free(struct conn_proxy **pp)
+{
+	struct conn_proxy *p = *pp;
+
+	if (p == NULL)
+		return;
+	event_free(p->ev);
+	free(p);
+	*pp = NULL;
+}
+
+struct bufferevent *
+conn_tls_bev(struct event_base *base, SSL_CTX *ctx, int fd, SSL **ssl_r)
+{
+	struct bufferevent *bev;
+	SSL *ssl = SSL_new(ctx);
+
+	*ssl_r = NULL;
+	if (ssl == NULL)
+		return NULL;
+	bev = bufferevent_openssl_socket_new(base, fd, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING, 0);
+	if (bev == NULL) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	/* Clients often close without close_notify; not an attack here. */
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	*ssl_r = ssl;
+	return bev;
+}

@@ -1,0 +1,45 @@
+/*
+ * conn: what every protocol session does with its socket before it
+ * speaks: read the PROXY header of a trusted load balancer, and start
+ * TLS on the socket (implicit, or after STARTTLS/STLS).
+ */
+#ifndef SEKISHO_CONN_H
+#define SEKISHO_CONN_H
+
+#include <openssl/ssl.h>
+
+#include "proxy.h"
+
+struct event_base;
+struct bufferevent;
+struct conn_proxy;
+
+/*
+ * Called once: error NULL and pr the header, or error a short text
+ * (timeout, malformed, closed). The reader is already freed when this
+ * runs: forget its pointer.
+ */
+typedef void conn_proxy_cb(void *arg, const struct proxy_result *pr,
+    const char *error);
+
+/*
+ * Read the header from fd without reading past it: it is peeked at and
+ * then consumed to its exact length, so what follows (a TLS ClientHello
+ * on an implicit-TLS port) stays in the socket for the session. The
+ * event is edge-triggered, so a partial header waits for more bytes.
+ */
+struct conn_proxy *conn_proxy_read(struct event_base *base, int fd,
+    int timeout, conn_proxy_cb *cb, void *arg);
+/* Cancel a reader whose callback has not run. */
+void conn_proxy_free(struct conn_proxy **p);
+
+/*
+ * An accepting TLS bufferevent on fd. The socket stays the caller's (no
+ * BEV_OPT_CLOSE_ON_FREE) and so does *ssl_r: SSL_free it after
+ * bufferevent_free. Clients that close without close_notify are not an
+ * error. NULL on failure (nothing to free).
+ */
+struct bufferevent *conn_tls_bev(struct event_base *base, SSL_CTX *ctx,
+    int fd, SSL **ssl_r);
+
+#endif
