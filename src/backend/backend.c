@@ -59,6 +59,7 @@ static be_handler *const be_handlers[BE_TYPE_COUNT] = {
 	[BE_POP3_CLOSE] = be_pop3_close,
 	[BE_APOP] = be_apop,
 	[BE_POPBSMTP] = be_popbsmtp,
+	[BE_PORTAL] = be_portal,
 };
 
 struct queue *

@@ -50,6 +50,7 @@ int be_pop3_update(struct be_worker *w, struct msg *req, struct msg *reply);
 int be_pop3_close(struct be_worker *w, struct msg *req, struct msg *reply);
 int be_apop(struct be_worker *w, struct msg *req, struct msg *reply);
 int be_popbsmtp(struct be_worker *w, struct msg *req, struct msg *reply);
+int be_portal(struct be_worker *w, struct msg *req, struct msg *reply);
 
 /* The queue a notice or bounce is committed to (may be NULL in tests). */
 struct queue *be_worker_queue(struct be_worker *w);

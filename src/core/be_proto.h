@@ -61,6 +61,15 @@
  * BE_POPBSMTP  str client address
  *          ->  u32 0 a POP-before-SMTP window is open / 1 none,
  *              str account (or NULL)
+ *
+ * Settings page (src/backend/be_portal.c).
+ * BE_PORTAL    str op ("login", "status", "overseas_on", "overseas_off",
+ *              "password", "logout"), str client address, str session id
+ *              (NULL for login), str CSRF token from the form (NULL for
+ *              reads), u32 n (<= 16), n x (str key, str value)
+ *          ->  u32 be_portal_result, str message ("fail", "locked",
+ *              "suspended", "badnew", "tempfail" or NULL), u32 n,
+ *              n x (str key, str value); keys may repeat (rows)
  */
 #ifndef SEKISHO_BE_PROTO_H
 #define SEKISHO_BE_PROTO_H
@@ -79,6 +88,7 @@ enum be_type {
 	BE_POP3_CLOSE,
 	BE_APOP,
 	BE_POPBSMTP,
+	BE_PORTAL,
 	BE_TYPE_COUNT,
 	BE_FAIL = 0xffff,
 };
@@ -96,6 +106,14 @@ enum be_rcpt_result {
 	BE_RCPT_REMOTE,		/* domain is not ours */
 	BE_RCPT_UNKNOWN,	/* our domain, no such mailbox */
 	BE_RCPT_TEMPFAIL,
+};
+
+enum be_portal_result {
+	BE_PORTAL_OK,
+	BE_PORTAL_NOSESSION,	/* no live session: log in again */
+	BE_PORTAL_CSRF,		/* state change without the session's token */
+	BE_PORTAL_REFUSED,	/* see the message */
+	BE_PORTAL_TEMPFAIL,
 };
 
 enum be_pop3_result {

@@ -280,6 +280,14 @@ static const struct config_def config_defs[] = {
 	    "How long a message may stay queued before it bounces."),
 	ROW_NUM(delay_warning, CONFIG_DURATION, "0s", 0, 30 * DAY,
 	    "Warn the sender when a message is this late; 0s: never."),
+	/* settings page (docs/portal.md); word order is enum
+	 * auth_without_tls order */
+	ROW_ENUM(portal_plain_http, CONFIG_ENUM, "never",
+	    WORDS("never", "loopback"),
+	    "Serve the settings page without TLS: never, or on a loopback "
+	    "listener only (a demo)."),
+	ROW_NUM(portal_session_timeout, CONFIG_DURATION, "30m", 60, DAY,
+	    "Idle time after which a settings page login ends."),
 };
 
 #define CONFIG_NDEFS	nitems(config_defs)
@@ -308,6 +316,7 @@ static const char *const config_role_names[] = {
 	[LISTEN_POP3] = "pop3",
 	[LISTEN_POP3S] = "pop3s",
 	[LISTEN_POLICY] = "policy",
+	[LISTEN_PORTAL] = "portal",
 };
 
 const char *

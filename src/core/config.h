@@ -26,6 +26,7 @@ enum listen_role {
 	LISTEN_POP3,		/* 110: POP3, STLS (RFC 1939, 2595) */
 	LISTEN_POP3S,		/* 995: POP3 in implicit TLS (RFC 8314) */
 	LISTEN_POLICY,		/* Postfix policy delegation (docs/policy.md) */
+	LISTEN_PORTAL,		/* settings page, HTTPS (docs/portal.md) */
 };
 
 struct listen_conf {
@@ -136,6 +137,10 @@ struct config {
 	int	 queue_retry_max;
 	int	 queue_lifetime;
 	int	 delay_warning;			/* seconds, 0 = off */
+
+	/* settings page (docs/portal.md) */
+	enum auth_without_tls portal_plain_http;
+	int	 portal_session_timeout;	/* seconds idle */
 };
 
 /*

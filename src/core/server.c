@@ -23,6 +23,7 @@
 #include "../queue/spool.h"
 #include "../pop3/pop3_session.h"
 #include "../policyd/policyd_session.h"
+#include "../portal/portal.h"
 #include "../smtp/smtp_session.h"
 #include "../store/store.h"
 #include "be_client.h"
@@ -200,6 +201,7 @@ struct server_listener {
 	int			  fd;	/* bound, one per loop */
 	struct evconnlistener	 *evl;
 	struct server_loop	 *loop;
+	struct portal		 *portal;	/* role portal: evhttp instead */
 };
 
 struct server_thread {
@@ -434,6 +436,15 @@ server_run(const struct config *conf, const char **error_r)
 			l->loop = &t->loop;
 			if ((l->fd = server_bind(l->lc, 1, error_r)) < 0)
 				return -1;
+			/* The settings page is served by evhttp, which
+			 * accepts on the socket itself. */
+			if (l->lc->role == LISTEN_PORTAL) {
+				l->portal = portal_listen(&t->loop, l->lc,
+				    l->fd, error_r);
+				if (l->portal == NULL)
+					return -1;
+				continue;
+			}
 			l->evl = evconnlistener_new(t->loop.base,
 			    server_on_accept, l, LEV_OPT_CLOSE_ON_FREE, -1,
 			    l->fd);
@@ -488,8 +499,11 @@ server_run(const struct config *conf, const char **error_r)
 	backend_stop(&be);
 	queue_stop(&q);
 	for (int i = 0; i < nloops; i++) {
-		for (size_t j = 0; j < threads[i].nlisteners; j++)
-			evconnlistener_free(threads[i].listeners[j].evl);
+		for (size_t j = 0; j < threads[i].nlisteners; j++) {
+			if (threads[i].listeners[j].evl != NULL)
+				evconnlistener_free(threads[i].listeners[j].evl);
+			portal_free(&threads[i].listeners[j].portal);
+		}
 		free(threads[i].listeners);
 	}
 	/* Sessions still open are dropped with their loops; nothing they

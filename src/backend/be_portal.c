@@ -1,0 +1,660 @@
+/*
+ * be_portal: the back side of the settings page (src/portal/). The HTTP
+ * side sends one BE_PORTAL request per operation (be_proto.h); this file
+ * checks the session and its CSRF token, asks the store and the policy,
+ * and answers with key/value pairs the page is drawn from.
+ *
+ * Sessions are random 32-byte IDs made here, kept in memory on the back
+ * side with an idle expiry (portal_session_timeout) and a hard one of
+ * PORTAL_SESSION_MAX_AGE. XXX: not in the store, so they do not survive
+ * a restart and are not shared between nodes; the multi-node issue
+ * moves them into the store.
+ */
+#include <ctype.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "../core/be_proto.h"
+#include "../core/config.h"
+#include "../core/log.h"
+#include "../core/str.h"
+#include "../core/xmalloc.h"
+#include "../policy/policy.h"
+#include "../store/password.h"
+#include "../store/store.h"
+#include "backend.h"
+
+#define PORTAL_SESSIONS_MAX	 8192
+#define PORTAL_SESSION_MAX_AGE	 (12 * 3600)
+#define PORTAL_TOKEN_HEX	 64		/* 32 random bytes */
+#define PORTAL_HISTORY_DAYS	 7
+#define PORTAL_HISTORY_ROWS	 20
+#define PORTAL_PASSWORD_MIN	 8
+#define PORTAL_PASSWORD_MAX	 200
+#define PORTAL_ARGS_MAX		 16
+
+#define be_portal_nitems(a)	(sizeof(a) / sizeof((a)[0]))
+
+struct be_portal_session {
+	char	 id[PORTAL_TOKEN_HEX + 1];
+	char	 csrf[PORTAL_TOKEN_HEX + 1];
+	char	*account;
+	int64_t	 created;
+	int64_t	 last;
+	struct be_portal_session *next;
+};
+
+static pthread_mutex_t be_portal_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct be_portal_session *be_portal_sessions;
+static size_t be_portal_nsessions;
+
+struct be_portal_args {
+	const char	*key[PORTAL_ARGS_MAX];
+	const char	*val[PORTAL_ARGS_MAX];
+	size_t		 n;
+};
+
+/* The reply is built in two parts: result and message, then pairs. */
+struct be_portal_out {
+	uint32_t	 result;
+	const char	*message;
+	struct str	 pairs;		/* key NUL value NUL ... */
+	uint32_t	 npairs;
+};
+
+static const char *
+be_portal_arg(const struct be_portal_args *a, const char *key)
+{
+	for (size_t i = 0; i < a->n; i++)
+		if (strcmp(a->key[i], key) == 0)
+			return a->val[i];
+	return NULL;
+}
+
+static void
+be_portal_put(struct be_portal_out *o, const char *key, const char *val)
+{
+	str_append(&o->pairs, key);
+	str_append_c(&o->pairs, '\0');
+	str_append(&o->pairs, val != NULL ? val : "");
+	str_append_c(&o->pairs, '\0');
+	o->npairs++;
+}
+
+static void
+be_portal_put_i64(struct be_portal_out *o, const char *key, int64_t v)
+{
+	char buf[32];
+
+	snprintf(buf, sizeof(buf), "%lld", (long long)v);
+	be_portal_put(o, key, buf);
+}
+
+static void
+be_portal_put_time(struct be_portal_out *o, const char *key, int64_t t)
+{
+	char buf[64];
+
+	policy_format_time(t, buf, sizeof(buf));
+	be_portal_put(o, key, buf);
+}
+
+static int
+be_portal_token(char *hex, size_t len)
+{
+	unsigned char raw[PORTAL_TOKEN_HEX / 2];
+	static const char digits[] = "0123456789abcdef";
+
+	if (len < PORTAL_TOKEN_HEX + 1 ||
+	    getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw))
+		return -1;
+	for (size_t i = 0; i < sizeof(raw); i++) {
+		hex[2 * i] = digits[raw[i] >> 4];
+		hex[2 * i + 1] = digits[raw[i] & 15];
+	}
+	hex[PORTAL_TOKEN_HEX] = '\0';
+	return 0;
+}
+
+/* Constant-time comparison of two tokens (a CSRF token is a secret). */
+static int
+be_portal_token_eq(const char *a, const char *b)
+{
+	unsigned char d = 0;
+
+	if (a == NULL || b == NULL || strlen(a) != PORTAL_TOKEN_HEX ||
+	    strlen(b) != PORTAL_TOKEN_HEX)
+		return 0;
+	for (size_t i = 0; i < PORTAL_TOKEN_HEX; i++)
+		d |= (unsigned char)(a[i] ^ b[i]);
+	return d == 0;
+}
+
+static void
+be_portal_session_unlink(struct be_portal_session **pp)
+{
+	struct be_portal_session *s = *pp;
+
+	*pp = s->next;
+	free(s->account);
+	free(s);
+	be_portal_nsessions--;
+}
+
+/* Drop expired sessions; with account set, also every session of it
+ * but keep (a password change ends the others). Lock held. */
+static void
+be_portal_sweep(const struct config *conf, int64_t now, const char *account,
+    const char *keep)
+{
+	struct be_portal_session **pp = &be_portal_sessions;
+
+	while (*pp != NULL) {
+		struct be_portal_session *s = *pp;
+
+		if (now - s->last > conf->portal_session_timeout ||
+		    now - s->created > PORTAL_SESSION_MAX_AGE ||
+		    (account != NULL && strcmp(s->account, account) == 0 &&
+		    (keep == NULL || strcmp(s->id, keep) != 0)))
+			be_portal_session_unlink(pp);
+		else
+			pp = &s->next;
+	}
+}
+
+static int
+be_portal_session_new(const struct config *conf, const char *account,
+    char *id, char *csrf)
+{
+	struct be_portal_session *s;
+	int64_t now = policy_now();
+
+	if (be_portal_token(id, PORTAL_TOKEN_HEX + 1) < 0 ||
+	    be_portal_token(csrf, PORTAL_TOKEN_HEX + 1) < 0)
+		return -1;
+	s = xcalloc(1, sizeof(*s));
+	xstrlcpy(s->id, id, sizeof(s->id));
+	xstrlcpy(s->csrf, csrf, sizeof(s->csrf));
+	s->account = xstrdup(account);
+	s->created = s->last = now;
+	pthread_mutex_lock(&be_portal_lock);
+	be_portal_sweep(conf, now, NULL, NULL);
+	while (be_portal_nsessions >= PORTAL_SESSIONS_MAX) {
+		struct be_portal_session **pp = &be_portal_sessions;
+
+		while ((*pp)->next != NULL)
+			pp = &(*pp)->next;
+		be_portal_session_unlink(pp);	/* the oldest */
+	}
+	s->next = be_portal_sessions;
+	be_portal_sessions = s;
+	be_portal_nsessions++;
+	pthread_mutex_unlock(&be_portal_lock);
+	return 0;
+}
+
+/*
+ * Find a live session; copies its account and CSRF token out (the
+ * record may go away as soon as the lock is released). 1 = none.
+ */
+static int
+be_portal_session_get(const struct config *conf, const char *id,
+    char **account_r, char *csrf)
+{
+	struct be_portal_session *s;
+	int64_t now = policy_now();
+	int r = 1;
+
+	if (id == NULL || strlen(id) != PORTAL_TOKEN_HEX)
+		return 1;
+	pthread_mutex_lock(&be_portal_lock);
+	be_portal_sweep(conf, now, NULL, NULL);
+	for (s = be_portal_sessions; s != NULL; s = s->next) {
+		if (!be_portal_token_eq(s->id, id))
+			continue;
+		s->last = now;
+		*account_r = xstrdup(s->account);
+		xstrlcpy(csrf, s->csrf, PORTAL_TOKEN_HEX + 1);
+		r = 0;
+		break;
+	}
+	pthread_mutex_unlock(&be_portal_lock);
+	return r;
+}
+
+/* End session id, or with account set every session of the account
+ * but id. */
+static void
+be_portal_session_end(const struct config *conf, const char *id,
+    const char *account)
+{
+	struct be_portal_session **pp;
+
+	pthread_mutex_lock(&be_portal_lock);
+	if (account != NULL) {
+		be_portal_sweep(conf, policy_now(), account, id);
+		id = NULL;
+	}
+	for (pp = &be_portal_sessions; id != NULL && *pp != NULL;
+	    pp = &(*pp)->next)
+		if (be_portal_token_eq((*pp)->id, id)) {
+			be_portal_session_unlink(pp);
+			break;
+		}
+	pthread_mutex_unlock(&be_portal_lock);
+}
+
+/* Client text made safe for a log line, in place. */
+static const char *
+be_portal_printable(char *s)
+{
+	for (char *c = s; *c != '\0'; c++)
+		if (!isgraph((unsigned char)*c))
+			*c = '?';
+	return s;
+}
+
+static char *
+be_portal_lower(const char *s)
+{
+	char *p = xstrdup(s);
+
+	for (char *c = p; *c != '\0'; c++)
+		*c = (char)tolower((unsigned char)*c);
+	return p;
+}
+
+/*
+ * A password check with the throttling of SMTP AUTH (policy.h): a lock
+ * refuses even the right password; a failure is counted and answered
+ * after the delay (the HTTP side waits). 0 ok, 1 refused (o filled).
+ */
+static int
+be_portal_check_password(struct be_worker *w, struct store *st,
+    const char *account, const char *password, const char *client,
+    struct be_portal_out *o, struct account *a, int *have_a)
+{
+	const char *error;
+	int64_t locked = 0;
+	int r, ok = 0;
+
+	*have_a = 0;
+	if (policy_auth_check(w->conf, st, account, client, &locked) == 1) {
+		o->result = BE_PORTAL_REFUSED;
+		o->message = "locked";
+		be_portal_put_time(o, "until", locked);
+		return 1;
+	}
+	r = store_account_get(st, account, a, &error);
+	if (r < 0) {
+		log_warnx("portal: account lookup: %s", error);
+		o->result = BE_PORTAL_TEMPFAIL;
+		o->message = "tempfail";
+		return 1;
+	}
+	if (r == 0) {
+		*have_a = 1;
+		ok = password_verify(password, a->password_hash, &error) == 1;
+	} else {
+		/* Spend the time a real check takes, so the answer's delay
+		 * does not tell which accounts exist. */
+		(void)password_verify(password,
+		    "$y$j9T$F5Jx5fExrKuPp53xLKQ..1$X3DX6M94c7o.9agCG9G317fhZg9"
+		    "SqC.5i5rd.RhAtQ7", &error);
+	}
+	if (!ok) {
+		int64_t delay = policy_auth_fail(w->conf, st, account, client,
+		    "portal");
+
+		o->result = BE_PORTAL_REFUSED;
+		o->message = "fail";
+		be_portal_put_i64(o, "delay", delay);
+		return 1;
+	}
+	if (a->suspended) {
+		o->result = BE_PORTAL_REFUSED;
+		o->message = "suspended";
+		be_portal_put(o, "reason", a->suspend_reason);
+		return 1;
+	}
+	return 0;
+}
+
+static void
+be_portal_login(struct be_worker *w, struct store *st, const char *client,
+    const struct be_portal_args *args, struct be_portal_out *o)
+{
+	const char *user = be_portal_arg(args, "user");
+	const char *pass = be_portal_arg(args, "password");
+	char id[PORTAL_TOKEN_HEX + 1], csrf[PORTAL_TOKEN_HEX + 1];
+	struct account a;
+	char *canon;
+	int have_a;
+
+	if (user == NULL || pass == NULL || *user == '\0') {
+		o->result = BE_PORTAL_REFUSED;
+		o->message = "fail";
+		be_portal_put_i64(o, "delay", 0);
+		return;
+	}
+	canon = be_portal_lower(user);
+	if (be_portal_check_password(w, st, canon, pass, client, o, &a,
+	    &have_a) == 0) {
+		policy_auth_ok(w->conf, st, a.address);
+		if (be_portal_session_new(w->conf, a.address, id, csrf) < 0) {
+			o->result = BE_PORTAL_TEMPFAIL;
+			o->message = "tempfail";
+		} else {
+			be_portal_put(o, "session", id);
+			be_portal_put(o, "csrf", csrf);
+			be_portal_put(o, "account", a.address);
+			log_info("portal login account=%s client=%s",
+			    a.address, client);
+		}
+	} else
+		log_info("portal login failed user=%.64s client=%s result=%s",
+		    be_portal_printable(canon), client, o->message);
+	if (have_a)
+		account_deinit(&a);
+	free(canon);
+}
+
+/* Tab-separated store lines as repeated pairs; fields picks and orders
+ * the columns; column time_col (unix time) is formatted. */
+static void
+be_portal_put_lines(struct be_portal_out *o, const char *key,
+    const char *text, const int *fields, size_t nfields, int time_col)
+{
+	struct str row = STR_INIT;
+	const char *line = text;
+
+	while (*line != '\0') {
+		const char *end = strchr(line, '\n');
+		const char *col[12];
+		size_t ncol = 0, len;
+
+		if (end == NULL)
+			end = line + strlen(line);
+		char *copy = xstrndup(line, (size_t)(end - line));
+
+		for (char *p = copy, *f; ncol < 12 &&
+		    (f = strsep(&p, "\t")) != NULL;)
+			col[ncol++] = f;
+		str_truncate(&row, 0);
+		for (size_t i = 0; i < nfields; i++) {
+			int c = fields[i];
+
+			if (i > 0)
+				str_append(&row, "\t");
+			if ((size_t)c >= ncol)
+				continue;
+			if (c == time_col) {
+				char when[64];
+
+				policy_format_time(strtoll(col[c], NULL, 10),
+				    when, sizeof(when));
+				str_append(&row, when);
+			} else
+				str_append(&row, col[c]);
+		}
+		len = row.len;
+		if (len > 0 && ncol > 0)
+			be_portal_put(o, key, str_c(&row));
+		free(copy);
+		line = *end == '\0' ? end : end + 1;
+	}
+	str_deinit(&row);
+}
+
+static void
+be_portal_limit_pair(struct be_portal_out *o, struct store *st,
+    const char *account, char kind, int64_t now, const char *mkey,
+    const char *rkey)
+{
+	char period[32];
+	int64_t msgs = 0, rcpts = 0;
+	const char *error;
+
+	policy_period(kind, now, period, sizeof(period));
+	if (store_count_get(st, account, period, &msgs, &rcpts, &error) < 0)
+		log_warnx("portal: counts of %s: %s", account, error);
+	if (mkey != NULL)
+		be_portal_put_i64(o, mkey, msgs);
+	be_portal_put_i64(o, rkey, rcpts);
+}
+
+static void
+be_portal_status(struct be_worker *w, struct store *st, const char *account,
+    struct be_portal_out *o)
+{
+	/* submission line: QUEUE_ID MESSAGE_ID TIME ACCOUNT IP COUNTRY TLS
+	 * RCPTS SIZE OVERSEAS; event: TIME ACCOUNT TYPE IP COUNTRY DETAIL */
+	static const int sub_fields[] = { 2, 4, 5, 7, 9, 0 };
+	static const int ev_fields[] = { 0, 2, 3, 4, 5 };
+	struct account_policy pol;
+	struct policy_limits lim;
+	struct str text = STR_INIT;
+	const char *error;
+	int64_t now = policy_now();
+
+	if (store_policy_get(st, account, &pol, &error) != 0 ||
+	    policy_limits(w->conf, st, account, &lim, &error) < 0) {
+		o->result = BE_PORTAL_TEMPFAIL;
+		o->message = "tempfail";
+		return;
+	}
+	be_portal_put(o, "account", account);
+	be_portal_put(o, "overseas", pol.overseas_until > now ? "1" : "0");
+	if (pol.overseas_until > now)
+		be_portal_put_time(o, "overseas_until", pol.overseas_until);
+	be_portal_put_i64(o, "overseas_days",
+	    w->conf->overseas_permission_days);
+	be_portal_limit_pair(o, st, account, 'd', now, "msgs", "rcpts");
+	be_portal_limit_pair(o, st, account, 'h', now, NULL, "rcpts_hour");
+	be_portal_limit_pair(o, st, account, 'o', now, NULL, "rcpts_abroad");
+	be_portal_put_i64(o, "msgs_limit", lim.msgs_day);
+	be_portal_put_i64(o, "rcpts_limit", lim.rcpts_day);
+	be_portal_put_i64(o, "rcpts_hour_limit", lim.rcpts_hour);
+	be_portal_put_i64(o, "rcpts_abroad_limit", lim.overseas_rcpts_day);
+	be_portal_put_time(o, "reset", policy_period_end('d', now));
+	be_portal_put_time(o, "reset_hour", policy_period_end('h', now));
+
+	if (store_submission_list(st, account,
+	    now - PORTAL_HISTORY_DAYS * 86400, PORTAL_HISTORY_ROWS, &text,
+	    &error) < 0)
+		log_warnx("portal: submissions of %s: %s", account, error);
+	else
+		be_portal_put_lines(o, "sub", str_c(&text), sub_fields,
+		    be_portal_nitems(sub_fields), 2);
+	str_truncate(&text, 0);
+	if (store_event_list(st, account, now - PORTAL_HISTORY_DAYS * 86400,
+	    PORTAL_HISTORY_ROWS, &text, &error) < 0)
+		log_warnx("portal: events of %s: %s", account, error);
+	else
+		be_portal_put_lines(o, "ev", str_c(&text), ev_fields,
+		    be_portal_nitems(ev_fields), 0);
+	str_deinit(&text);
+}
+
+static void
+be_portal_overseas(struct be_worker *w, struct store *st, const char *account,
+    int on, struct be_portal_out *o)
+{
+	int64_t now = policy_now();
+	int64_t until = on ? now +
+	    (int64_t)w->conf->overseas_permission_days * 86400 : 0;
+	const char *error;
+
+	if (store_overseas_set(st, account, until, &error) != 0) {
+		log_warnx("portal: overseas %s: %s", account, error);
+		o->result = BE_PORTAL_TEMPFAIL;
+		o->message = "tempfail";
+		return;
+	}
+	log_info("portal overseas account=%s %s", account,
+	    on ? "on" : "off");
+	if (on)
+		be_portal_put_time(o, "overseas_until", until);
+}
+
+static void
+be_portal_password(struct be_worker *w, struct store *st, const char *account,
+    const char *id, const char *client, const struct be_portal_args *args,
+    struct be_portal_out *o)
+{
+	const char *cur = be_portal_arg(args, "current");
+	const char *new = be_portal_arg(args, "new");
+	const char *error;
+	struct account a;
+	char *hash;
+	int have_a;
+
+	if (cur == NULL || new == NULL) {
+		o->result = BE_PORTAL_REFUSED;
+		o->message = "fail";
+		be_portal_put_i64(o, "delay", 0);
+		return;
+	}
+	/* Re-authentication: the current password, throttled as a login. */
+	if (be_portal_check_password(w, st, account, cur, client, o, &a,
+	    &have_a) != 0)
+		goto out;
+	if (strlen(new) < PORTAL_PASSWORD_MIN ||
+	    strlen(new) > PORTAL_PASSWORD_MAX) {
+		o->result = BE_PORTAL_REFUSED;
+		o->message = "badnew";
+		goto out;
+	}
+	if ((hash = password_hash(new, &error)) == NULL ||
+	    store_account_set_password(st, account, hash, &error) != 0) {
+		log_warnx("portal: password of %s: %s", account, error);
+		o->result = BE_PORTAL_TEMPFAIL;
+		o->message = "tempfail";
+		free(hash);
+		goto out;
+	}
+	free(hash);
+	/* Whoever else holds a session (a thief, say) is logged out. */
+	be_portal_session_end(w->conf, id, account);
+	log_info("portal password changed account=%s client=%s", account,
+	    client);
+out:
+	if (have_a)
+		account_deinit(&a);
+}
+
+/* Which operations change something and so need the CSRF token. */
+static const struct {
+	const char	*name;
+	int		 csrf;
+} be_portal_ops[] = {
+	{ "login", 0 },
+	{ "status", 0 },
+	{ "overseas_on", 1 },
+	{ "overseas_off", 1 },
+	{ "password", 1 },
+	{ "logout", 1 },
+};
+
+int
+be_portal(struct be_worker *w, struct msg *req, struct msg *reply)
+{
+	const char *op, *client, *sid, *csrf_in;
+	char csrf[PORTAL_TOKEN_HEX + 1], *account = NULL;
+	struct be_portal_args args;
+	struct be_portal_out o;
+	struct store *st;
+	uint32_t n;
+	size_t k;
+
+	if (msg_get_str(req, &op) < 0 || msg_get_str(req, &client) < 0 ||
+	    msg_get_str(req, &sid) < 0 || msg_get_str(req, &csrf_in) < 0 ||
+	    msg_get_u32(req, &n) < 0 || op == NULL || client == NULL ||
+	    n > PORTAL_ARGS_MAX)
+		return -1;
+	args.n = n;
+	for (uint32_t i = 0; i < n; i++)
+		if (msg_get_str(req, &args.key[i]) < 0 ||
+		    msg_get_str(req, &args.val[i]) < 0 ||
+		    args.key[i] == NULL || args.val[i] == NULL)
+			return -1;
+	if (msg_end(req) < 0)
+		return -1;
+	for (k = 0; k < be_portal_nitems(be_portal_ops); k++)
+		if (strcmp(be_portal_ops[k].name, op) == 0)
+			break;
+	if (k == be_portal_nitems(be_portal_ops))
+		return -1;
+
+	memset(&o, 0, sizeof(o));
+	str_init(&o.pairs);
+	o.result = BE_PORTAL_OK;
+	if ((st = be_worker_store(w)) == NULL) {
+		o.result = BE_PORTAL_TEMPFAIL;
+		o.message = "tempfail";
+		goto reply;
+	}
+	if (strcmp(op, "login") == 0) {
+		be_portal_login(w, st, client, &args, &o);
+		goto reply;
+	}
+	if (be_portal_session_get(w->conf, sid, &account, csrf) != 0) {
+		o.result = BE_PORTAL_NOSESSION;
+		goto reply;
+	}
+	if (be_portal_ops[k].csrf && !be_portal_token_eq(csrf, csrf_in)) {
+		log_warnx("portal: %s without a valid CSRF token account=%s "
+		    "client=%s", op, account, client);
+		o.result = BE_PORTAL_CSRF;
+		goto reply;
+	}
+	/* A suspension ends every session at its next request. */
+	struct account a;
+	const char *error;
+	int r = store_account_get(st, account, &a, &error);
+
+	if (r != 0 || a.suspended) {
+		if (r == 0) {
+			be_portal_put(&o, "reason", a.suspend_reason);
+			account_deinit(&a);
+		}
+		if (r < 0) {
+			o.result = BE_PORTAL_TEMPFAIL;
+			o.message = "tempfail";
+		} else {
+			be_portal_session_end(w->conf, NULL, account);
+			o.result = BE_PORTAL_NOSESSION;
+			o.message = r == 0 ? "suspended" : NULL;
+		}
+		goto reply;
+	}
+	account_deinit(&a);
+	be_portal_put(&o, "csrf", csrf);
+	if (strcmp(op, "status") == 0)
+		be_portal_status(w, st, account, &o);
+	else if (strcmp(op, "overseas_on") == 0)
+		be_portal_overseas(w, st, account, 1, &o);
+	else if (strcmp(op, "overseas_off") == 0)
+		be_portal_overseas(w, st, account, 0, &o);
+	else if (strcmp(op, "password") == 0)
+		be_portal_password(w, st, account, sid, client, &args, &o);
+	else if (strcmp(op, "logout") == 0)
+		be_portal_session_end(w->conf, sid, NULL);
+reply:
+	msg_add_u32(reply, o.result);
+	msg_add_str(reply, o.message);
+	msg_add_u32(reply, o.npairs);
+	for (size_t off = 0; off < o.pairs.len;) {
+		const char *key = o.pairs.s + off;
+		const char *val = key + strlen(key) + 1;
+
+		msg_add_str(reply, key);
+		msg_add_str(reply, val);
+		off = (size_t)(val + strlen(val) + 1 - o.pairs.s);
+	}
+	str_deinit(&o.pairs);
+	free(account);
+	return 0;
+}

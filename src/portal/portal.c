@@ -1,0 +1,1185 @@
+/*
+ * portal: the settings page over HTTPS (see portal.h and docs/portal.md).
+ *
+ * Every page is drawn here from the key/value answer of one BE_PORTAL
+ * request; every value is HTML-escaped. Security: server-side sessions
+ * (random IDs from the back side) in a cookie `Secure; HttpOnly;
+ * SameSite=Strict`, a CSRF token in every POST form (the session's, or
+ * for the login form a random one also kept in a cookie), a
+ * Content-Security-Policy without inline script or style, state changes
+ * only by POST followed by a 303 redirect (RFC 9110 15.4.4).
+ */
+#include <arpa/inet.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "../core/be_client.h"
+#include "../core/be_proto.h"
+#include "../core/config.h"
+#include "../core/log.h"
+#include "../core/server.h"
+#include "../core/str.h"
+#include "../core/xmalloc.h"
+#include "portal.h"
+#include "portal_util.h"
+
+#define PORTAL_MAX_HEADERS	8192
+#define PORTAL_MAX_BODY		16384
+#define PORTAL_TIMEOUT		60	/* seconds per request */
+#define PORTAL_TOKEN_LEN	64	/* hex digits of a session/CSRF token */
+#define PORTAL_PAIRS_MAX	256
+
+struct portal {
+	struct server_loop	*loop;
+	const struct listen_conf *lc;
+	struct evhttp		*http;
+	int			 tls;
+};
+
+struct portal_req;
+typedef void portal_done_fn(struct portal_req *);
+
+struct portal_req {
+	struct portal		*p;
+	struct evhttp_request	*req;
+	enum portal_lang	 lang;
+	char			 client[64];
+	char			 sid[PORTAL_TOKEN_LEN + 1];
+	int			 have_sid;
+	const char		*method;
+	char			 path[64];
+	portal_done_fn		*done;
+	/* the back side's answer */
+	uint32_t		 result;
+	char			*message;
+	char			*keys[PORTAL_PAIRS_MAX];
+	char			*vals[PORTAL_PAIRS_MAX];
+	size_t			 npairs;
+	int			 status;	/* HTTP status sent, for the log */
+};
+
+/* ---- texts ----------------------------------------------------------- */
+
+enum portal_text {
+	T_NOTHING = -1,
+	T_TITLE,
+	T_LOGIN_INTRO,
+	T_ADDRESS,
+	T_PASSWORD,
+	T_LOGIN,
+	T_LOGOUT,
+	T_LOGGED_IN_AS,
+	T_OVERSEAS,
+	T_RULE_1,
+	T_RULE_2,
+	T_ON_UNTIL_1,
+	T_ON_UNTIL_2,
+	T_OFF,
+	T_TURN_ON_1,
+	T_TURN_ON_2,
+	T_EXTEND_1,
+	T_EXTEND_2,
+	T_TURN_OFF,
+	T_TODAY,
+	T_MESSAGES,
+	T_RECIPIENTS,
+	T_RECIPIENTS_HOUR,
+	T_RECIPIENTS_ABROAD,
+	T_NO_LIMIT,
+	T_RESET,
+	T_RECENT,
+	T_TIME,
+	T_IP,
+	T_COUNTRY,
+	T_RCPTS,
+	T_ABROAD,
+	T_QUEUE_ID,
+	T_NONE,
+	T_NOT_ME,
+	T_EVENTS,
+	T_WHAT,
+	T_DETAIL,
+	T_EV_OVERSEAS,
+	T_EV_LIMIT,
+	T_EV_LOCKED,
+	T_PW_TITLE,
+	T_PW_CURRENT,
+	T_PW_NEW,
+	T_PW_NEW2,
+	T_PW_CHANGE,
+	T_OTHER_LANG,
+	T_MSG_ON,
+	T_MSG_OFF,
+	T_MSG_PASSWORD,
+	T_MSG_FAIL,
+	T_MSG_BADCURRENT,
+	T_MSG_BADNEW,
+	T_MSG_MISMATCH,
+	T_MSG_LOCKED,
+	T_MSG_LOCKED_UNTIL,
+	T_MSG_SUSPENDED,
+	T_MSG_REASON,
+	T_MSG_TEMPFAIL,
+	T_MSG_CSRF,
+	T_MSG_EXPIRED,
+	T_NOT_FOUND,
+	T_YES,
+};
+
+static const char *const portal_texts[][2] = {
+	[T_TITLE] = { "メールオプション設定", "Mail option settings" },
+	[T_LOGIN_INTRO] = { "メールアドレスとメールパスワードでログインして"
+	    "ください。", "Log in with your mail address and mail password." },
+	[T_ADDRESS] = { "メールアドレス", "Mail address" },
+	[T_PASSWORD] = { "パスワード", "Password" },
+	[T_LOGIN] = { "ログイン", "Log in" },
+	[T_LOGOUT] = { "ログアウト", "Log out" },
+	[T_LOGGED_IN_AS] = { "ログイン中: ", "Logged in as " },
+	[T_OVERSEAS] = { "海外からのメール送信", "Sending from overseas" },
+	[T_RULE_1] = { "日本国外からのメール送信は、ここでオンにしている間だけ"
+	    "受け付けます。オンにすると", "Mail sent from outside Japan is "
+	    "accepted only while you allow it here: it lasts " },
+	[T_RULE_2] = { "日間有効で、再度操作するとその時点から延長されます。",
+	    " days, and doing it again extends it from then." },
+	[T_ON_UNTIL_1] = { "オン（", "On until " },
+	[T_ON_UNTIL_2] = { " まで）", "" },
+	[T_OFF] = { "オフ（海外からの送信はお断りします）",
+	    "Off (sending from abroad is refused)" },
+	[T_TURN_ON_1] = { "", "Turn on for " },
+	[T_TURN_ON_2] = { "日間オンにする", " days" },
+	[T_EXTEND_1] = { "延長する（今から", "Extend (" },
+	[T_EXTEND_2] = { "日間）", " days from now)" },
+	[T_TURN_OFF] = { "今すぐオフにする", "Turn off now" },
+	[T_TODAY] = { "本日の送信数", "Sent today" },
+	[T_MESSAGES] = { "メール数", "Messages" },
+	[T_RECIPIENTS] = { "宛先数", "Recipients" },
+	[T_RECIPIENTS_HOUR] = { "この1時間の宛先数",
+	    "Recipients this hour" },
+	[T_RECIPIENTS_ABROAD] = { "海外からの宛先数",
+	    "Recipients sent from abroad" },
+	[T_NO_LIMIT] = { "上限なし", "no limit" },
+	[T_RESET] = { "送信数のリセット: ", "Counts reset at " },
+	[T_RECENT] = { "最近の送信（7日間）", "Recent submissions (7 days)" },
+	[T_TIME] = { "日時", "Time" },
+	[T_IP] = { "IPアドレス", "IP address" },
+	[T_COUNTRY] = { "国", "Country" },
+	[T_RCPTS] = { "宛先数", "Recipients" },
+	[T_ABROAD] = { "海外から", "From abroad" },
+	[T_QUEUE_ID] = { "キューID", "Queue ID" },
+	[T_NONE] = { "ありません。", "None." },
+	[T_NOT_ME] = { "心当たりのない送信や記録があれば、第三者がパスワードを"
+	    "知っているおそれがあります。すぐにパスワードを変更してください。",
+	    "If one of these was not you, someone else may know your "
+	    "password: change it now." },
+	[T_EVENTS] = { "お断りした送信とログイン制限（7日間）",
+	    "Refused attempts and login locks (7 days)" },
+	[T_WHAT] = { "内容", "What" },
+	[T_DETAIL] = { "詳細", "Detail" },
+	[T_EV_OVERSEAS] = { "海外からの送信をお断り",
+	    "Refused: sent from abroad" },
+	[T_EV_LIMIT] = { "送信数の上限に到達", "Sending limit reached" },
+	[T_EV_LOCKED] = { "ログイン失敗が多いため一時ロック",
+	    "Locked after failed logins" },
+	[T_PW_TITLE] = { "パスワード変更", "Change password" },
+	[T_PW_CURRENT] = { "現在のパスワード", "Current password" },
+	[T_PW_NEW] = { "新しいパスワード（8文字以上）",
+	    "New password (8 characters or more)" },
+	[T_PW_NEW2] = { "新しいパスワード（確認）", "New password again" },
+	[T_PW_CHANGE] = { "変更する", "Change" },
+	[T_OTHER_LANG] = { "English", "日本語" },
+	[T_MSG_ON] = { "海外からのメール送信をオンにしました。",
+	    "Sending from overseas is on." },
+	[T_MSG_OFF] = { "海外からのメール送信をオフにしました。",
+	    "Sending from overseas is off." },
+	[T_MSG_PASSWORD] = { "パスワードを変更しました。",
+	    "Your password has been changed." },
+	[T_MSG_FAIL] = { "メールアドレスまたはパスワードが違います。",
+	    "Wrong mail address or password." },
+	[T_MSG_BADCURRENT] = { "現在のパスワードが違います。",
+	    "The current password is wrong." },
+	[T_MSG_BADNEW] = { "新しいパスワードは8文字以上200文字以下にして"
+	    "ください。", "The new password must have 8 to 200 characters." },
+	[T_MSG_MISMATCH] = { "新しいパスワードが一致しません。",
+	    "The two new passwords differ." },
+	[T_MSG_LOCKED] = { "ログインの失敗が多いため、一時的にロックされて"
+	    "います。しばらくしてからお試しください。",
+	    "Too many failed logins: locked for a while. Try again later." },
+	[T_MSG_LOCKED_UNTIL] = { "再開: ", "Try again after " },
+	[T_MSG_SUSPENDED] = { "このアカウントは利用停止中です。",
+	    "This account is suspended." },
+	[T_MSG_REASON] = { "理由: ", "Reason: " },
+	[T_MSG_TEMPFAIL] = { "ただいま処理できません。しばらくしてからお試し"
+	    "ください。", "Temporarily unavailable. Please try again later." },
+	[T_MSG_CSRF] = { "フォームの有効期限が切れました。もう一度お試し"
+	    "ください。", "The form has expired. Please try again." },
+	[T_MSG_EXPIRED] = { "ログインの有効期限が切れました。もう一度ログイン"
+	    "してください。", "Your login has expired. Please log in again." },
+	[T_NOT_FOUND] = { "ページが見つかりません。", "Page not found." },
+	[T_YES] = { "はい", "yes" },
+};
+
+/* The ?msg= codes a redirect may carry, and what they show. */
+static const struct {
+	const char	*code;
+	enum portal_text text;
+	int		 error;
+} portal_msgs[] = {
+	{ "on", T_MSG_ON, 0 },
+	{ "off", T_MSG_OFF, 0 },
+	{ "password", T_MSG_PASSWORD, 0 },
+	{ "badcurrent", T_MSG_BADCURRENT, 1 },
+	{ "badnew", T_MSG_BADNEW, 1 },
+	{ "mismatch", T_MSG_MISMATCH, 1 },
+	{ "locked", T_MSG_LOCKED, 1 },
+	{ "tempfail", T_MSG_TEMPFAIL, 1 },
+	{ "csrf", T_MSG_CSRF, 1 },
+	{ "expired", T_MSG_EXPIRED, 1 },
+};
+
+#define portal_nitems(a)	(sizeof(a) / sizeof((a)[0]))
+
+static const char portal_css[] =
+    "body{font-family:sans-serif;max-width:52em;margin:1em auto;"
+    "padding:0 1em;color:#222;line-height:1.5}\n"
+    "h1{font-size:1.5em;border-bottom:2px solid #2a5d9f}\n"
+    "h2{font-size:1.15em;margin-top:1.6em;color:#2a5d9f}\n"
+    "table{border-collapse:collapse;margin:.5em 0}\n"
+    "td,th{border:1px solid #bbb;padding:.2em .6em;text-align:left}\n"
+    "th{background:#eef2f8}\n"
+    ".msg{padding:.5em 1em;border:1px solid #4a4;background:#efe}\n"
+    ".error{padding:.5em 1em;border:1px solid #c44;background:#fee}\n"
+    ".on{color:#060;font-weight:bold}\n.off{color:#a00;font-weight:bold}\n"
+    ".flag{color:#a00;font-weight:bold}\n"
+    "form.inline{display:inline}\n"
+    "label{display:block;margin-top:.5em}\n"
+    "button{margin:.5em .5em 0 0;padding:.3em 1em}\n"
+    "nav{text-align:right}\n";
+
+static const char *
+portal_t(const struct portal_req *pr, enum portal_text t)
+{
+	return portal_texts[t][pr->lang];
+}
+
+/* ---- the back side's answer ------------------------------------------ */
+
+static const char *
+portal_val(const struct portal_req *pr, const char *key)
+{
+	for (size_t i = 0; i < pr->npairs; i++)
+		if (strcmp(pr->keys[i], key) == 0)
+			return pr->vals[i];
+	return NULL;
+}
+
+static long long
+portal_val_num(const struct portal_req *pr, const char *key)
+{
+	const char *v = portal_val(pr, key);
+
+	return v != NULL ? strtoll(v, NULL, 10) : 0;
+}
+
+static void
+portal_req_clear(struct portal_req *pr)
+{
+	for (size_t i = 0; i < pr->npairs; i++) {
+		free(pr->keys[i]);
+		free(pr->vals[i]);
+	}
+	pr->npairs = 0;
+	free(pr->message);
+	pr->message = NULL;
+}
+
+static void
+portal_req_free(struct portal_req *pr)
+{
+	portal_req_clear(pr);
+	free(pr);
+}
+
+/* ---- responses -------------------------------------------------------- */
+
+static void
+portal_headers(struct portal_req *pr, const char *type)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(pr->req);
+
+	evhttp_add_header(h, "Content-Type", type);
+	/* No inline script or style: the page needs neither. */
+	evhttp_add_header(h, "Content-Security-Policy", "default-src 'self'; "
+	    "form-action 'self'; frame-ancestors 'none'");
+	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+	evhttp_add_header(h, "X-Frame-Options", "DENY");
+	evhttp_add_header(h, "Referrer-Policy", "no-referrer");
+	if (pr->p->tls)
+		evhttp_add_header(h, "Strict-Transport-Security",
+		    "max-age=31536000");
+}
+
+static void
+portal_cookie(struct portal_req *pr, const char *name, const char *value,
+    long max_age)
+{
+	struct str c = STR_INIT;
+
+	/* RFC 6265bis: SameSite=Strict keeps the cookie off cross-site
+	 * requests; Secure only where the listener has TLS. */
+	str_printf(&c, "%s=%s; Path=/; HttpOnly; SameSite=Strict%s", name,
+	    value, pr->p->tls ? "; Secure" : "");
+	if (max_age >= 0)
+		str_printf(&c, "; Max-Age=%ld", max_age);
+	evhttp_add_header(evhttp_request_get_output_headers(pr->req),
+	    "Set-Cookie", str_c(&c));
+	str_deinit(&c);
+}
+
+/* Send and end the request (pr is freed). */
+static void
+portal_send(struct portal_req *pr, int code, const char *reason,
+    const char *type, const char *body, size_t len)
+{
+	struct evbuffer *b = evbuffer_new();
+
+	if (b == NULL)
+		fatalx("evbuffer_new failed");
+	portal_headers(pr, type);
+	evhttp_add_header(evhttp_request_get_output_headers(pr->req),
+	    "Cache-Control", type[0] == 't' && strstr(type, "css") != NULL ?
+	    "max-age=3600" : "no-store");
+	evbuffer_add(b, body, len);
+	evhttp_send_reply(pr->req, code, reason, b);
+	evbuffer_free(b);
+	log_info("portal client=%s %s %s status=%d", pr->client, pr->method,
+	    pr->path, code);
+	portal_req_free(pr);
+}
+
+static void
+portal_redirect(struct portal_req *pr, const char *location)
+{
+	evhttp_add_header(evhttp_request_get_output_headers(pr->req),
+	    "Location", location);
+	portal_send(pr, 303, "See Other", "text/plain; charset=utf-8", "", 0);
+}
+
+static void
+portal_text_esc(struct str *out, const struct portal_req *pr,
+    enum portal_text t)
+{
+	portal_html_escape(out, portal_t(pr, t));
+}
+
+static void
+portal_page_begin(struct portal_req *pr, struct str *b)
+{
+	str_printf(b, "<!DOCTYPE html>\n<html lang=\"%s\">\n<head>\n"
+	    "<meta charset=\"utf-8\">\n"
+	    "<meta name=\"viewport\" content=\"width=device-width, "
+	    "initial-scale=1\">\n<title>", pr->lang == PORTAL_EN ? "en" :
+	    "ja");
+	portal_text_esc(b, pr, T_TITLE);
+	str_append(b, "</title>\n<link rel=\"stylesheet\" "
+	    "href=\"/static/portal.css\">\n</head>\n<body>\n<nav><a "
+	    "id=\"lang\" href=\"/?lang=");
+	str_append(b, pr->lang == PORTAL_EN ? "ja" : "en");
+	str_append(b, "\">");
+	portal_text_esc(b, pr, T_OTHER_LANG);
+	str_append(b, "</a></nav>\n<h1>");
+	portal_text_esc(b, pr, T_TITLE);
+	str_append(b, "</h1>\n");
+}
+
+static void
+portal_page_end(struct portal_req *pr, struct str *b, int code,
+    const char *reason)
+{
+	str_append(b, "</body>\n</html>\n");
+	portal_send(pr, code, reason, "text/html; charset=utf-8", b->s != NULL ?
+	    b->s : "", b->len);
+	str_deinit(b);
+}
+
+static void
+portal_notice(struct str *b, const char *cls, const char *text,
+    const char *extra)
+{
+	str_printf(b, "<p class=\"%s\" id=\"message\">", cls);
+	portal_html_escape(b, text);
+	if (extra != NULL)
+		portal_html_escape(b, extra);
+	str_append(b, "</p>\n");
+}
+
+static void
+portal_csrf_field(struct str *b, const char *token)
+{
+	str_append(b, "<input type=\"hidden\" name=\"csrf\" value=\"");
+	portal_html_escape(b, token != NULL ? token : "");
+	str_append(b, "\">\n");
+}
+
+static int
+portal_new_token(char *hex)
+{
+	unsigned char raw[PORTAL_TOKEN_LEN / 2];
+	static const char digits[] = "0123456789abcdef";
+
+	if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw))
+		return -1;
+	for (size_t i = 0; i < sizeof(raw); i++) {
+		hex[2 * i] = digits[raw[i] >> 4];
+		hex[2 * i + 1] = digits[raw[i] & 15];
+	}
+	hex[PORTAL_TOKEN_LEN] = '\0';
+	return 0;
+}
+
+/*
+ * The login page. Its form's CSRF token is a random value also set as
+ * the `pre` cookie: a cross-site form cannot read or set that cookie
+ * (double submit), so it cannot log a victim into the attacker's account.
+ */
+static void
+portal_login_page(struct portal_req *pr, int code, const char *reason,
+    const char *error, const char *extra, const char *extra2)
+{
+	struct str b = STR_INIT;
+	char token[PORTAL_TOKEN_LEN + 1];
+
+	if (portal_new_token(token) < 0)
+		fatalx("getrandom failed");
+	portal_cookie(pr, "pre", token, -1);
+	portal_page_begin(pr, &b);
+	if (error != NULL) {
+		str_append(&b, "<p class=\"error\" id=\"message\">");
+		portal_html_escape(&b, error);
+		if (extra != NULL)
+			portal_html_escape(&b, extra);
+		if (extra2 != NULL)
+			portal_html_escape(&b, extra2);
+		str_append(&b, "</p>\n");
+	}
+	str_append(&b, "<p>");
+	portal_text_esc(&b, pr, T_LOGIN_INTRO);
+	str_append(&b, "</p>\n<form method=\"post\" action=\"/login\">\n");
+	portal_csrf_field(&b, token);
+	str_append(&b, "<label for=\"user\">");
+	portal_text_esc(&b, pr, T_ADDRESS);
+	str_append(&b, "</label>\n<input id=\"user\" name=\"user\" "
+	    "type=\"text\" autocomplete=\"username\" required size=\"40\">\n"
+	    "<label for=\"password\">");
+	portal_text_esc(&b, pr, T_PASSWORD);
+	str_append(&b, "</label>\n<input id=\"password\" name=\"password\" "
+	    "type=\"password\" autocomplete=\"current-password\" required "
+	    "size=\"40\">\n<div><button type=\"submit\" id=\"login\">");
+	portal_text_esc(&b, pr, T_LOGIN);
+	str_append(&b, "</button></div>\n</form>\n");
+	portal_page_end(pr, &b, code, reason);
+}
+
+static void
+portal_form_begin(struct str *b, const char *action, const char *csrf,
+    const char *cls)
+{
+	str_printf(b, "<form method=\"post\" action=\"%s\"%s>\n", action, cls);
+	portal_csrf_field(b, csrf);
+}
+
+static void
+portal_button(struct portal_req *pr, struct str *b, const char *id,
+    enum portal_text t1, long long n, enum portal_text t2)
+{
+	str_printf(b, "<button type=\"submit\" id=\"%s\">", id);
+	portal_text_esc(b, pr, t1);
+	if (n >= 0)
+		str_printf(b, "%lld", n);
+	if (t2 != T_NOTHING)
+		portal_text_esc(b, pr, t2);
+	str_append(b, "</button>\n");
+}
+
+static void
+portal_count_row(struct portal_req *pr, struct str *b, const char *id,
+    enum portal_text label, long long used, long long limit)
+{
+	str_printf(b, "<tr><th>");
+	portal_text_esc(b, pr, label);
+	str_printf(b, "</th><td id=\"%s\">%lld / ", id, used);
+	if (limit > 0)
+		str_printf(b, "%lld", limit);
+	else
+		portal_text_esc(b, pr, T_NO_LIMIT);
+	str_append(b, "</td></tr>\n");
+}
+
+/* Rows of the answer's repeated key as table rows (tab-separated). */
+static int
+portal_rows(struct portal_req *pr, struct str *b, const char *key,
+    int type_col, int flag_col)
+{
+	int n = 0;
+
+	for (size_t i = 0; i < pr->npairs; i++) {
+		if (strcmp(pr->keys[i], key) != 0)
+			continue;
+		char *copy = xstrdup(pr->vals[i]), *p = copy, *f;
+		int col = 0;
+
+		str_append(b, "<tr>");
+		while ((f = strsep(&p, "\t")) != NULL) {
+			str_append(b, "<td>");
+			if (col == type_col) {
+				if (strcmp(f, "overseas_refused") == 0)
+					portal_text_esc(b, pr, T_EV_OVERSEAS);
+				else if (strcmp(f, "limit_reached") == 0)
+					portal_text_esc(b, pr, T_EV_LIMIT);
+				else if (strncmp(f, "auth_locked", 11) == 0)
+					portal_text_esc(b, pr, T_EV_LOCKED);
+				else
+					portal_html_escape(b, f);
+			} else if (col == flag_col) {
+				if (strcmp(f, "1") == 0) {
+					str_append(b, "<span class=\"flag\">");
+					portal_text_esc(b, pr, T_YES);
+					str_append(b, "</span>");
+				}
+			} else
+				portal_html_escape(b, f);
+			str_append(b, "</td>");
+			col++;
+		}
+		str_append(b, "</tr>\n");
+		free(copy);
+		n++;
+	}
+	return n;
+}
+
+static void
+portal_table_head(struct portal_req *pr, struct str *b, const char *id,
+    const enum portal_text *cols, size_t n)
+{
+	str_printf(b, "<table id=\"%s\">\n<tr>", id);
+	for (size_t i = 0; i < n; i++) {
+		str_append(b, "<th>");
+		portal_text_esc(b, pr, cols[i]);
+		str_append(b, "</th>");
+	}
+	str_append(b, "</tr>\n");
+}
+
+static void
+portal_table_end(struct portal_req *pr, struct str *b, int rows)
+{
+	str_append(b, "</table>\n");
+	if (rows == 0) {
+		str_append(b, "<p>");
+		portal_text_esc(b, pr, T_NONE);
+		str_append(b, "</p>\n");
+	}
+}
+
+static void
+portal_main_page(struct portal_req *pr)
+{
+	static const enum portal_text sub_cols[] = { T_TIME, T_IP, T_COUNTRY,
+	    T_RCPTS, T_ABROAD, T_QUEUE_ID };
+	static const enum portal_text ev_cols[] = { T_TIME, T_WHAT, T_IP,
+	    T_COUNTRY, T_DETAIL };
+	const char *csrf = portal_val(pr, "csrf");
+	const char *until = portal_val(pr, "overseas_until");
+	long long days = portal_val_num(pr, "overseas_days");
+	int on = portal_val_num(pr, "overseas") == 1;
+	struct evkeyvalq q;
+	const char *msg;
+	struct str b = STR_INIT;
+	int rows;
+
+	portal_page_begin(pr, &b);
+	str_append(&b, "<p>");
+	portal_text_esc(&b, pr, T_LOGGED_IN_AS);
+	str_append(&b, "<strong id=\"account\">");
+	portal_html_escape(&b, portal_val(pr, "account") != NULL ?
+	    portal_val(pr, "account") : "");
+	str_append(&b, "</strong></p>\n");
+	portal_form_begin(&b, "/logout", csrf, " class=\"inline\"");
+	portal_button(pr, &b, "logout", T_LOGOUT, -1, T_NOTHING);
+	str_append(&b, "</form>\n");
+
+	TAILQ_INIT(&q);
+	if (evhttp_parse_query_str(evhttp_uri_get_query(
+	    evhttp_request_get_evhttp_uri(pr->req)) != NULL ?
+	    evhttp_uri_get_query(evhttp_request_get_evhttp_uri(pr->req)) : "",
+	    &q) == 0 && (msg = evhttp_find_header(&q, "msg")) != NULL) {
+		for (size_t i = 0; i < portal_nitems(portal_msgs); i++)
+			if (strcmp(portal_msgs[i].code, msg) == 0)
+				portal_notice(&b, portal_msgs[i].error ?
+				    "error" : "msg", portal_t(pr,
+				    portal_msgs[i].text), NULL);
+	}
+	evhttp_clear_headers(&q);
+
+	/* overseas sending */
+	str_append(&b, "<h2>");
+	portal_text_esc(&b, pr, T_OVERSEAS);
+	str_append(&b, "</h2>\n<p>");
+	portal_text_esc(&b, pr, T_RULE_1);
+	str_printf(&b, "%lld", days);
+	portal_text_esc(&b, pr, T_RULE_2);
+	str_append(&b, "</p>\n");
+	if (on && until != NULL) {
+		str_append(&b, "<p class=\"on\" id=\"overseas\">");
+		portal_text_esc(&b, pr, T_ON_UNTIL_1);
+		str_append(&b, "<span id=\"until\">");
+		portal_html_escape(&b, until);
+		str_append(&b, "</span>");
+		portal_text_esc(&b, pr, T_ON_UNTIL_2);
+		str_append(&b, "</p>\n");
+	} else {
+		str_append(&b, "<p class=\"off\" id=\"overseas\">");
+		portal_text_esc(&b, pr, T_OFF);
+		str_append(&b, "</p>\n");
+	}
+	portal_form_begin(&b, "/overseas", csrf, " class=\"inline\"");
+	str_append(&b, "<input type=\"hidden\" name=\"action\" "
+	    "value=\"on\">\n");
+	if (on)
+		portal_button(pr, &b, "extend", T_EXTEND_1, days, T_EXTEND_2);
+	else
+		portal_button(pr, &b, "turn-on", T_TURN_ON_1, days,
+		    T_TURN_ON_2);
+	str_append(&b, "</form>\n");
+	if (on) {
+		portal_form_begin(&b, "/overseas", csrf, " class=\"inline\"");
+		str_append(&b, "<input type=\"hidden\" name=\"action\" "
+		    "value=\"off\">\n");
+		portal_button(pr, &b, "turn-off", T_TURN_OFF, -1,
+		    T_NOTHING);
+		str_append(&b, "</form>\n");
+	}
+
+	/* today's counts */
+	str_append(&b, "<h2>");
+	portal_text_esc(&b, pr, T_TODAY);
+	str_append(&b, "</h2>\n<table id=\"counts\">\n");
+	portal_count_row(pr, &b, "msgs", T_MESSAGES,
+	    portal_val_num(pr, "msgs"), portal_val_num(pr, "msgs_limit"));
+	portal_count_row(pr, &b, "rcpts", T_RECIPIENTS,
+	    portal_val_num(pr, "rcpts"), portal_val_num(pr, "rcpts_limit"));
+	if (portal_val_num(pr, "rcpts_hour_limit") > 0)
+		portal_count_row(pr, &b, "rcpts-hour", T_RECIPIENTS_HOUR,
+		    portal_val_num(pr, "rcpts_hour"),
+		    portal_val_num(pr, "rcpts_hour_limit"));
+	if (on)
+		portal_count_row(pr, &b, "rcpts-abroad", T_RECIPIENTS_ABROAD,
+		    portal_val_num(pr, "rcpts_abroad"),
+		    portal_val_num(pr, "rcpts_abroad_limit"));
+	str_append(&b, "</table>\n<p>");
+	portal_text_esc(&b, pr, T_RESET);
+	str_append(&b, "<span id=\"reset\">");
+	portal_html_escape(&b, portal_val(pr, "reset") != NULL ?
+	    portal_val(pr, "reset") : "");
+	str_append(&b, "</span></p>\n");
+
+	/* history */
+	str_append(&b, "<h2>");
+	portal_text_esc(&b, pr, T_RECENT);
+	str_append(&b, "</h2>\n");
+	portal_table_head(pr, &b, "submissions", sub_cols,
+	    portal_nitems(sub_cols));
+	rows = portal_rows(pr, &b, "sub", -1, 4);
+	portal_table_end(pr, &b, rows);
+	str_append(&b, "<h2>");
+	portal_text_esc(&b, pr, T_EVENTS);
+	str_append(&b, "</h2>\n");
+	portal_table_head(pr, &b, "events", ev_cols, portal_nitems(ev_cols));
+	rows = portal_rows(pr, &b, "ev", 1, -1);
+	portal_table_end(pr, &b, rows);
+	str_append(&b, "<p>");
+	portal_text_esc(&b, pr, T_NOT_ME);
+	str_append(&b, "</p>\n");
+
+	/* password */
+	str_append(&b, "<h2>");
+	portal_text_esc(&b, pr, T_PW_TITLE);
+	str_append(&b, "</h2>\n");
+	portal_form_begin(&b, "/password", csrf, "");
+	str_append(&b, "<label for=\"current\">");
+	portal_text_esc(&b, pr, T_PW_CURRENT);
+	str_append(&b, "</label>\n<input id=\"current\" name=\"current\" "
+	    "type=\"password\" autocomplete=\"current-password\" required>\n"
+	    "<label for=\"new\">");
+	portal_text_esc(&b, pr, T_PW_NEW);
+	str_append(&b, "</label>\n<input id=\"new\" name=\"new\" "
+	    "type=\"password\" autocomplete=\"new-password\" required>\n"
+	    "<label for=\"new2\">");
+	portal_text_esc(&b, pr, T_PW_NEW2);
+	str_append(&b, "</label>\n<input id=\"new2\" name=\"new2\" "
+	    "type=\"password\" autocomplete=\"new-password\" required>\n"
+	    "<div>");
+	portal_button(pr, &b, "change-password", T_PW_CHANGE, -1,
+	    T_NOTHING);
+	str_append(&b, "</div>\n</form>\n");
+	portal_page_end(pr, &b, 200, "OK");
+}
+
+/* ---- talking to the back side ------------------------------------------ */
+
+static void
+portal_on_be(struct msg *reply, void *arg)
+{
+	struct portal_req *pr = arg;
+	const char *message, *k, *v;
+	uint32_t n;
+
+	portal_req_clear(pr);
+	if (reply == NULL || msg_get_u32(reply, &pr->result) < 0 ||
+	    msg_get_str(reply, &message) < 0 || msg_get_u32(reply, &n) < 0 ||
+	    n > PORTAL_PAIRS_MAX) {
+		pr->result = BE_PORTAL_TEMPFAIL;
+		message = "tempfail";
+		n = 0;
+	}
+	pr->message = message != NULL ? xstrdup(message) : NULL;
+	for (uint32_t i = 0; i < n; i++) {
+		if (msg_get_str(reply, &k) < 0 || msg_get_str(reply, &v) < 0 ||
+		    k == NULL || v == NULL) {
+			pr->result = BE_PORTAL_TEMPFAIL;
+			break;
+		}
+		pr->keys[pr->npairs] = xstrdup(k);
+		pr->vals[pr->npairs] = xstrdup(v);
+		pr->npairs++;
+	}
+	pr->done(pr);
+}
+
+/* Ask the back side; done runs with the answer in pr. pairs: n key,
+ * value pointers (valid until this returns). */
+static void
+portal_ask(struct portal_req *pr, const char *op, const char *csrf,
+    const char *const *pairs, uint32_t n, portal_done_fn *done)
+{
+	struct msg m;
+
+	msg_init(&m, BE_PORTAL, 0);
+	msg_add_str(&m, op);
+	msg_add_str(&m, pr->client);
+	msg_add_str(&m, pr->have_sid ? pr->sid : NULL);
+	msg_add_str(&m, csrf);
+	msg_add_u32(&m, n);
+	for (uint32_t i = 0; i < 2 * n; i++)
+		msg_add_str(&m, pairs[i]);
+	pr->done = done;
+	be_client_request(pr->p->loop->be, &m, portal_on_be, pr);
+}
+
+/* A failed password is answered after the throttling delay. */
+static void
+portal_after_delay(struct portal_req *pr, event_callback_fn cb)
+{
+	long long ms = portal_val_num(pr, "delay");
+	struct timeval tv;
+
+	if (ms <= 0) {
+		cb(-1, 0, pr);
+		return;
+	}
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	if (event_base_once(pr->p->loop->base, -1, EV_TIMEOUT, cb, pr,
+	    &tv) < 0)
+		cb(-1, 0, pr);
+}
+
+/* ---- pages ----------------------------------------------------------- */
+
+static void
+portal_status_done(struct portal_req *pr)
+{
+	if (pr->result == BE_PORTAL_OK) {
+		portal_main_page(pr);
+		return;
+	}
+	if (pr->result == BE_PORTAL_NOSESSION) {
+		portal_cookie(pr, "sid", "", 0);
+		if (pr->message != NULL &&
+		    strcmp(pr->message, "suspended") == 0)
+			portal_login_page(pr, 403, "Forbidden",
+			    portal_t(pr, T_MSG_SUSPENDED), NULL, NULL);
+		else
+			portal_login_page(pr, 200, "OK", NULL, NULL, NULL);
+		return;
+	}
+	portal_login_page(pr, 503, "Service Unavailable",
+	    portal_t(pr, T_MSG_TEMPFAIL), NULL, NULL);
+}
+
+static void
+portal_login_fail_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct portal_req *pr = arg;
+
+	(void)fd;
+	(void)what;
+	portal_login_page(pr, 401, "Unauthorized", portal_t(pr, T_MSG_FAIL),
+	    NULL, NULL);
+}
+
+static void
+portal_login_done(struct portal_req *pr)
+{
+	const char *sid = portal_val(pr, "session");
+	const char *m = pr->message != NULL ? pr->message : "";
+
+	if (pr->result == BE_PORTAL_OK && sid != NULL) {
+		portal_cookie(pr, "sid", sid, -1);
+		portal_cookie(pr, "pre", "", 0);
+		portal_redirect(pr, "/");
+	} else if (strcmp(m, "fail") == 0)
+		portal_after_delay(pr, portal_login_fail_cb);
+	else if (strcmp(m, "locked") == 0)
+		portal_login_page(pr, 429, "Too Many Requests",
+		    portal_t(pr, T_MSG_LOCKED), portal_t(pr,
+		    T_MSG_LOCKED_UNTIL), portal_val(pr, "until"));
+	else if (strcmp(m, "suspended") == 0) {
+		const char *reason = portal_val(pr, "reason");
+		struct str r = STR_INIT;
+
+		if (reason != NULL && *reason != '\0') {
+			str_append(&r, " ");
+			str_append(&r, portal_t(pr, T_MSG_REASON));
+			str_append(&r, reason);
+		}
+		portal_login_page(pr, 403, "Forbidden",
+		    portal_t(pr, T_MSG_SUSPENDED), str_c(&r), NULL);
+		str_deinit(&r);
+	} else
+		portal_login_page(pr, 503, "Service Unavailable",
+		    portal_t(pr, T_MSG_TEMPFAIL), NULL, NULL);
+}
+
+/* After a state-changing POST: back to the page, with a message code. */
+static void
+portal_change_done_msg(struct portal_req *pr, const char *code)
+{
+	char loc[64];
+
+	if (pr->result == BE_PORTAL_NOSESSION) {
+		portal_cookie(pr, "sid", "", 0);
+		portal_redirect(pr, "/");
+		return;
+	}
+	if (pr->result == BE_PORTAL_CSRF) {
+		struct str b = STR_INIT;
+
+		portal_page_begin(pr, &b);
+		portal_notice(&b, "error", portal_t(pr, T_MSG_CSRF), NULL);
+		str_append(&b, "<p><a href=\"/\">");
+		portal_text_esc(&b, pr, T_TITLE);
+		str_append(&b, "</a></p>\n");
+		portal_page_end(pr, &b, 403, "Forbidden");
+		return;
+	}
+	if (pr->result == BE_PORTAL_TEMPFAIL)
+		code = "tempfail";
+	snprintf(loc, sizeof(loc), "/?msg=%s", code);
+	portal_redirect(pr, loc);
+}
+
+static void
+portal_overseas_done(struct portal_req *pr)
+{
+	portal_change_done_msg(pr, portal_val(pr, "overseas_until") != NULL ?
+	    "on" : "off");
+}
+
+static void
+portal_password_fail_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	portal_change_done_msg(arg, "badcurrent");
+}
+
+static void
+portal_password_done(struct portal_req *pr)
+{
+	const char *m = pr->message != NULL ? pr->message : "";
+
+	if (pr->result != BE_PORTAL_REFUSED)
+		portal_change_done_msg(pr, "password");
+	else if (strcmp(m, "fail") == 0)
+		portal_after_delay(pr, portal_password_fail_cb);
+	else if (strcmp(m, "suspended") == 0) {
+		pr->result = BE_PORTAL_NOSESSION;
+		portal_change_done_msg(pr, "");
+	} else
+		portal_change_done_msg(pr, strcmp(m, "locked") == 0 ?
+		    "locked" : "badnew");
+}
+
+static void
+portal_logout_done(struct portal_req *pr)
+{
+	if (pr->result == BE_PORTAL_CSRF) {
+		portal_change_done_msg(pr, "");
+		return;
+	}
+	portal_cookie(pr, "sid", "", 0);
+	portal_redirect(pr, "/");
+}
+
+/* ---- requests -------------------------------------------------------- */
+
+static void
+portal_not_found(struct portal_req *pr)
+{
+	struct str b = STR_INIT;
+
+	portal_page_begin(pr, &b);
+	portal_notice(&b, "error", portal_t(pr, T_NOT_FOUND), NULL);
+	portal_page_end(pr, &b, 404, "Not Found");
+}
+
+/* The urlencoded body of a POST (RFC 1866 8.2.1) into q. */
+static int
+portal_form(struct portal_req *pr, struct evkeyvalq *q)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(pr->req);
+	size_t len = evbuffer_get_length(in);
+	char *body = xmalloc(len + 1);
+	int r;
+
+	evbuffer_copyout(in, body, len);
+	body[len] = '\0';
+	TAILQ_INIT(q);
+	r = memchr(body, '\0', len) != NULL ? -1 :
+	    evhttp_parse_query_str(body, q);
+	free(body);
+	return r;
+}
+
+static void
+portal_on_post(struct portal_req *pr, const char *path)
+{
+	struct evkeyvalq f;
+	const char *csrf;
+
+	if (portal_form(pr, &f) < 0) {
+		evhttp_clear_headers(&f);
+		portal_send(pr, 400, "Bad Request", "text/plain; charset=utf-8",
+		    "bad form\n", 9);
+		return;
+	}
+	csrf = evhttp_find_header(&f, "csrf");
+	if (strcmp(path, "/login") == 0) {
+		const char *user = evhttp_find_header(&f, "user");
+		const char *pass = evhttp_find_header(&f, "password");
+		const char *hdr = evhttp_find_header(
+		    evhttp_request_get_input_headers(pr->req), "Cookie");
+		char pre[PORTAL_TOKEN_LEN + 1];
+		const char *args[4] = { "user", user, "password", pass };
+
+		if (csrf == NULL || strlen(csrf) != PORTAL_TOKEN_LEN ||
+		    portal_cookie_get(hdr, "pre", pre, sizeof(pre)) != 0 ||
+		    strcmp(pre, csrf) != 0) {
+			portal_login_page(pr, 403, "Forbidden",
+			    portal_t(pr, T_MSG_CSRF), NULL, NULL);
+		} else if (user == NULL || pass == NULL)
+			portal_login_page(pr, 400, "Bad Request",
+			    portal_t(pr, T_MSG_FAIL), NULL, NULL);
+		else {
+			pr->have_sid = 0;
+			portal_ask(pr, "login", NULL, args, 2,
+			    portal_login_done);
+		}
+	} else if (strcmp(path, "/overseas") == 0) {
+		const char *action = evhttp_find_header(&f, "action");
+		int on = action != NULL && strcmp(action, "on") == 0;
+
+		if (action == NULL || (!on && strcmp(action, "off") != 0))
+			portal_send(pr, 400, "Bad Request",
+			    "text/plain; charset=utf-8", "bad action\n", 11);
+		else
+			portal_ask(pr, on ? "overseas_on" : "overseas_off",
+			    csrf, NULL, 0, portal_overseas_done);
+	} else if (strcmp(path, "/password") == 0) {
+		const char *cur = evhttp_find_header(&f, "current");
+		const char *new = evhttp_find_header(&f, "new");
+		const char *new2 = evhttp_find_header(&f, "new2");
+		const char *args[4] = { "current", cur, "new", new };
+
+		if (cur == NULL || new == NULL || new2 == NULL ||
+		    strcmp(new, new2) != 0)
+			portal_redirect(pr, "/?msg=mismatch");
+		else
+			portal_ask(pr, "password", csrf, args, 2,
+			    portal_password_done);
+	} else if (strcmp(path, "/logout") == 0)
+		portal_ask(pr, "logout", csrf, NULL, 0, portal_logout_done);
+	else
+		portal_not_found(pr);
+	evhttp_clear_headers(&f);
+}
+
+static void
+portal_on_request(struct evhttp_request *req, void *arg)
+{
+	struct portal *p = arg;
+	struct portal_req *pr = xcalloc(1, sizeof(*pr));
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	const struct sockaddr *sa = evcon != NULL ?
+	    evhttp_connection_get_addr(evcon) : NULL;
+	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
+	const char *query = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
+	const char *cookies = evhttp_find_header(in, "Cookie");
+	char lang[8];
+	struct evkeyvalq q;
+	const char *ql = NULL;
+
+	pr->p = p;
+	pr->req = req;
+	pr->method = evhttp_request_get_command(req) == EVHTTP_REQ_POST ?
+	    "POST" : "GET";
+	if (sa != NULL)
+		server_addr_str(sa, pr->client, sizeof(pr->client));
+	else
+		xstrlcpy(pr->client, "unknown", sizeof(pr->client));
+	if (path == NULL || *path == '\0')
+		path = "/";
+	/* The log line shows the path only, printable and cut short. */
+	xstrlcpy(pr->path, path, sizeof(pr->path));
+	for (char *c = pr->path; *c != '\0'; c++)
+		if (*c <= ' ' || *c > '~')
+			*c = '?';
+
+	/* Language: ?lang= (kept in a cookie), the cookie, then
+	 * Accept-Language; Japanese by default. */
+	pr->lang = portal_lang_from_accept(evhttp_find_header(in,
+	    "Accept-Language"));
+	if (portal_cookie_get(cookies, "lang", lang, sizeof(lang)) == 0)
+		pr->lang = strcmp(lang, "en") == 0 ? PORTAL_EN : PORTAL_JA;
+	TAILQ_INIT(&q);
+	if (query != NULL && evhttp_parse_query_str(query, &q) == 0)
+		ql = evhttp_find_header(&q, "lang");
+	if (ql != NULL && (strcmp(ql, "en") == 0 || strcmp(ql, "ja") == 0)) {
+		pr->lang = strcmp(ql, "en") == 0 ? PORTAL_EN : PORTAL_JA;
+		portal_cookie(pr, "lang", ql, 365L * 86400);
+	}
+	evhttp_clear_headers(&q);
+	pr->have_sid = portal_cookie_get(cookies, "sid", pr->sid,
+	    sizeof(pr->sid)) == 0 && strlen(pr->sid) == PORTAL_TOKEN_LEN;
+
+	if (evhttp_request_get_command(req) == EVHTTP_REQ_POST)
+		portal_on_post(pr, path);
+	else if (strcmp(path, "/static/portal.css") == 0)
+		portal_send(pr, 200, "OK", "text/css; charset=utf-8",
+		    portal_css, sizeof(portal_css) - 1);
+	else if (strcmp(path, "/") != 0)
+		portal_not_found(pr);
+	else if (!pr->have_sid)
+		portal_login_page(pr, 200, "OK", NULL, NULL, NULL);
+	else
+		portal_ask(pr, "status", NULL, NULL, 0, portal_status_done);
+}
+
+/* ---- TLS and the listener ---------------------------------------------- */
+
+static struct bufferevent *
+portal_bevcb(struct event_base *base, void *arg)
+{
+	struct portal *p = arg;
+	SSL *ssl = SSL_new(p->loop->tls);
+	struct bufferevent *bev;
+
+	if (ssl == NULL)
+		return NULL;
+	bev = bufferevent_openssl_socket_new(base, -1, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	/* Browsers often close without close_notify. */
+	if (bev != NULL)
+		bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	return bev;
+}
+
+static int
+portal_host_is_loopback(const char *host)
+{
+	struct sockaddr_in s4;
+	struct sockaddr_in6 s6;
+
+	memset(&s4, 0, sizeof(s4));
+	memset(&s6, 0, sizeof(s6));
+	if (inet_pton(AF_INET, host, &s4.sin_addr) == 1) {
+		s4.sin_family = AF_INET;
+		return server_addr_is_loopback((struct sockaddr *)&s4);
+	}
+	if (inet_pton(AF_INET6, host, &s6.sin6_addr) == 1) {
+		s6.sin6_family = AF_INET6;
+		return server_addr_is_loopback((struct sockaddr *)&s6);
+	}
+	return 0;
+}
+
+struct portal *
+portal_listen(struct server_loop *loop, const struct listen_conf *lc, int fd,
+    const char **error_r)
+{
+	struct portal *p;
+
+	if (lc->proxy) {
+		*error_r = "listen portal: the proxy option is not supported "
+		    "on the settings page";
+		close(fd);
+		return NULL;
+	}
+	p = xcalloc(1, sizeof(*p));
+	p->loop = loop;
+	p->lc = lc;
+	p->tls = !(loop->conf->portal_plain_http == AUTH_WITHOUT_TLS_LOOPBACK &&
+	    portal_host_is_loopback(lc->host));
+	if ((p->http = evhttp_new(loop->base)) == NULL)
+		fatalx("evhttp_new failed");
+	evhttp_set_allowed_methods(p->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST);
+	evhttp_set_max_headers_size(p->http, PORTAL_MAX_HEADERS);
+	evhttp_set_max_body_size(p->http, PORTAL_MAX_BODY);
+	evhttp_set_timeout(p->http, PORTAL_TIMEOUT);
+	evhttp_set_gencb(p->http, portal_on_request, p);
+	if (p->tls)
+		evhttp_set_bevcb(p->http, portal_bevcb, p);
+	if (evhttp_accept_socket_with_handle(p->http, fd) == NULL) {
+		*error_r = "listen portal: evhttp_accept_socket failed";
+		evhttp_free(p->http);
+		free(p);
+		close(fd);
+		return NULL;
+	}
+	return p;
+}
+
+void
+portal_free(struct portal **pp)
+{
+	struct portal *p = *pp;
+
+	if (p == NULL)
+		return;
+	evhttp_free(p->http);
+	free(p);
+	*pp = NULL;
+}
