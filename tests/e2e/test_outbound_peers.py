@@ -4,6 +4,7 @@ import os
 import pwd
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -248,9 +249,22 @@ lmtp_save_to_detail_mailbox = no
                             (log.read_text() if log.exists() else ""))
             time.sleep(0.1)
     yield port, base
+    pidfile = base / "run" / "master.pid"
+    pid = int(pidfile.read_text()) if pidfile.exists() else None
     subprocess.run([DOVECOT, "-c", str(conf), "stop"],
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                    stdin=subprocess.DEVNULL, timeout=30)
+    # make sure our own instance is gone, by its pid only
+    if pid is not None:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(pid, signal.SIGKILL)
 
 
 def test_local_delivery_over_lmtp_to_dovecot(make_daemon, dovecot):
