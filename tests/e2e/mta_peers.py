@@ -7,6 +7,7 @@ start as root and drop privileges themselves).
         smtplib.SMTP("127.0.0.1", pf.port) ...
 """
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -33,6 +34,10 @@ showq     unix  n - n -    - showq
 error     unix  - - n -    - error
 retry     unix  - - n -    - error
 discard   unix  - - n -    - discard
+relay     unix  - - n -    - smtp
+local     unix  - n n -    - local
+virtual   unix  - n n -    - virtual
+lmtp      unix  - - n -    - lmtp
 anvil     unix  - - n -    1 anvil
 scache    unix  - - n -    1 scache
 postlog   unix-dgram n - n - 1 postlogd
@@ -57,11 +62,13 @@ def _port_open(port):
 
 class PrivatePostfix:
     """Postfix with its own config, queue and log; smtpd on one loopback
-    port. Mail it accepts is discarded unless `extra` says otherwise."""
+    port. Mail it accepts is discarded, unless `mailbox` = (DOMAIN, USER):
+    then mail for DOMAIN is delivered into self.maildir (virtual(8))."""
 
-    def __init__(self, directory, extra=(), sasl_port=None):
+    def __init__(self, directory, extra=(), sasl_port=None, mailbox=None):
         del directory       # unreachable for postfix: see _private_dir
         self.dir = _private_dir("sekisho-test-postfix-")
+        self.maildir = None
         self.etc = self.dir / "etc"
         self.port = free_port()
         self.log = self.dir / "postfix.log"
@@ -86,6 +93,25 @@ class PrivatePostfix:
             "local_transport = discard",
             "relay_transport = discard",
         ]
+        if mailbox is not None:
+            domain, user = mailbox
+            pw = pwd.getpwnam("postfix")
+            mail = self.dir / "mail"
+            mail.mkdir()
+            os.chown(mail, pw.pw_uid, pw.pw_gid)
+            self.maildir = mail / domain / user / "Maildir" / "new"
+            main = [m for m in main if not m.startswith(
+                ("mydestination", "local_transport"))]
+            main += [f"myhostname = mx.{domain}", f"mydomain = {domain}",
+                     f"mydestination = {domain}", "mynetworks = 127.0.0.0/8",
+                     "alias_maps =", "alias_database =",
+                     "local_recipient_maps =", "local_transport = virtual",
+                     f"virtual_mailbox_base = {mail}",
+                     f"virtual_mailbox_maps = static:{domain}/{user}/Maildir/",
+                     f"virtual_uid_maps = static:{pw.pw_uid}",
+                     f"virtual_gid_maps = static:{pw.pw_gid}",
+                     "virtual_minimum_uid = 1",
+                     "smtpd_banner = $myhostname ESMTP"]
         if sasl_port is not None:
             main += ["smtpd_sasl_auth_enable = yes",
                      "smtpd_sasl_type = dovecot",

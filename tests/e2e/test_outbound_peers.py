@@ -2,7 +2,6 @@
 (its own instance in a temp dir) and Dovecot's LMTP (local_delivery)."""
 import os
 import pwd
-import re
 import shutil
 import signal
 import socket
@@ -12,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ALICE, free_port, split_received, wait_for
+from conftest import free_port, split_received, wait_for
+from mta_peers import PrivatePostfix
 from test_outbound import submit
 
 CAROL = "carol@peer.test"
@@ -45,106 +45,15 @@ def test_to_second_sekisho(make_daemon):
     assert b"Subject: to-sekisho" in rest2
 
 
-def postfix_available():
-    return shutil.which("postfix") is not None and \
-        os.path.exists("/usr/lib/postfix/sbin/master")
-
-
 @pytest.fixture
 def postfix(tmp_path):
-    """A Postfix instance of its own: config in a temp dir, one smtpd on
-    127.0.0.1:PORT, mail for peer.test into a Maildir under the temp dir."""
-    if not postfix_available():
+    """A Postfix instance of its own (mta_peers.py) delivering mail for
+    peer.test into a Maildir."""
+    if shutil.which("postfix") is None or \
+            not os.path.exists("/usr/lib/postfix/sbin/master"):
         pytest.skip("postfix not installed")
-    base = tmp_path / "postfix"
-    conf, queue, data = base / "etc", base / "spool", base / "data"
-    mail = base / "mail"
-    for p in (conf, queue, data, mail):
-        p.mkdir(parents=True)
-    # Postfix's own processes run as postfix: they must reach the
-    # queue and write the data and mail directories.
-    pw = pwd.getpwnam("postfix")
-    for p in (data, mail):
-        os.chown(p, pw.pw_uid, pw.pw_gid)
-    p = base
-    while p != Path("/"):
-        os.chmod(p, os.stat(p).st_mode | 0o011)
-        p = p.parent
-    port = free_port()
-    (conf / "main.cf").write_text(f"""\
-compatibility_level = 3.6
-queue_directory = {queue}
-data_directory = {data}
-mail_owner = postfix
-setgid_group = postdrop
-myhostname = mx.peer.test
-mydomain = peer.test
-mydestination = peer.test
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-alias_maps =
-alias_database =
-local_recipient_maps =
-home_mailbox = Maildir/
-mail_spool_directory = {mail}/
-local_transport = virtual
-virtual_mailbox_base = {mail}
-virtual_mailbox_maps = static:peer.test/carol/Maildir/
-virtual_uid_maps = static:{pw.pw_uid}
-virtual_gid_maps = static:{pw.pw_gid}
-virtual_minimum_uid = 1
-smtpd_banner = $myhostname ESMTP
-maillog_file_prefixes = {base}
-maillog_file = {base}/maillog
-biff = no
-""")
-    (conf / "master.cf").write_text(f"""\
-127.0.0.1:{port} inet n - n - - smtpd
-pickup    unix  n - n 60 1 pickup
-cleanup   unix  n - n - 0 cleanup
-qmgr      unix  n - n 300 1 qmgr
-rewrite   unix  - - n - - trivial-rewrite
-bounce    unix  - - n - 0 bounce
-defer     unix  - - n - 0 bounce
-trace     unix  - - n - 0 bounce
-verify    unix  - - n - 1 verify
-flush     unix  n - n 1000? 0 flush
-proxymap  unix  - - n - - proxymap
-smtp      unix  - - n - - smtp
-relay     unix  - - n - - smtp
-error     unix  - - n - - error
-retry     unix  - - n - - error
-discard   unix  - - n - - discard
-local     unix  - n n - - local
-virtual   unix  - n n - - virtual
-lmtp      unix  - - n - - lmtp
-anvil     unix  - - n - 1 anvil
-scache    unix  - - n - 1 scache
-postlog   unix-dgram n - n - 1 postlogd
-showq     unix  n - n - - showq
-""")
-    env = dict(os.environ, MAIL_CONFIG=str(conf))
-    r = subprocess.run(["postfix", "-c", str(conf), "start"], env=env,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                       stdin=subprocess.DEVNULL, timeout=60)
-    assert r.returncode == 0, (base / "maillog").read_text() \
-        if (base / "maillog").exists() else "postfix start failed"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                pytest.fail("postfix never listened: " +
-                            (base / "maillog").read_text()
-                            if (base / "maillog").exists() else "")
-            time.sleep(0.1)
-    yield port, mail / "peer.test" / "carol" / "Maildir" / "new", base
-    subprocess.run(["postfix", "-c", str(conf), "stop"], env=env,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                   stdin=subprocess.DEVNULL, timeout=60)
+    with PrivatePostfix(tmp_path, mailbox=("peer.test", "carol")) as pf:
+        yield pf.port, pf.maildir, pf.dir
 
 
 def test_to_postfix(make_daemon, postfix):
@@ -160,8 +69,8 @@ def test_to_postfix(make_daemon, postfix):
     def files():
         return sorted(newdir.iterdir()) if newdir.is_dir() else []
     wait_for(lambda: files(), 30, "the message in Postfix's Maildir\n" +
-             ((base / "maillog").read_text()
-              if (base / "maillog").exists() else ""))
+             ((base / "postfix.log").read_text()
+              if (base / "postfix.log").exists() else ""))
     data = files()[0].read_bytes()
     assert f"id {qid}".encode() in data
     assert b"by mail.example.jp (sekisho) with ESMTPA" in data or \
