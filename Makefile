@@ -11,11 +11,12 @@ PREFIX	?= /usr/local
 DESTDIR	?=
 CC	?= cc
 
-LIBS	:= $(shell pkg-config --libs libevent_openssl libevent_pthreads libevent openssl sqlite3 libmaxminddb libcares) -lcrypt -lpthread -lm
+LIBS	:= $(shell pkg-config --libs libevent_openssl libevent_pthreads libevent openssl sqlite3 libmaxminddb libcares libpq) -lcrypt -lpthread -lm
 WARN	:= -Wall -Wextra -Wformat=2 -Wshadow -Wmissing-prototypes \
 	   -Wstrict-prototypes -Wpointer-arith -Wvla -Wundef \
 	   -Wnull-dereference -Werror
-BASEFLAGS := -std=c17 -D_GNU_SOURCE -MMD -MP $(WARN)
+PQCFLAGS := $(shell pkg-config --cflags libpq)
+BASEFLAGS := -std=c17 -D_GNU_SOURCE -MMD -MP $(WARN) $(PQCFLAGS)
 
 SRC_ALL	:= $(sort $(wildcard src/*/*.c))
 SRC_LIB	:= $(filter-out src/main.c,$(SRC_ALL))
@@ -65,7 +66,7 @@ unit: $(UNIT_BIN)
 
 # --- libFuzzer targets (clang) -----------------------------------------
 FUZZ_CC	?= clang
-FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer-no-link,address,undefined -Wall -Wextra -Werror
+FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer-no-link,address,undefined -Wall -Wextra -Werror $(PQCFLAGS)
 FUZZ_OBJ := $(SRC_LIB:%.c=build-fuzz/%.o)
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build-fuzz/%)
 

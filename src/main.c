@@ -33,6 +33,7 @@ static const struct main_cmd main_cmds[] = {
 	{ "events", cli_events },
 	{ "trace", cli_trace },
 	{ "queue", cli_queue },
+	{ "store", cli_store },
 };
 
 static void
@@ -55,6 +56,7 @@ usage(FILE *fp)
 	cli_domain_usage();
 	cli_geo_usage();
 	cli_queue_usage();
+	cli_store_usage();
 }
 
 static enum log_level

@@ -34,4 +34,8 @@ void cli_policy_usage(void);
 int cli_queue(const struct config *conf, int argc, char **argv);
 void cli_queue_usage(void);
 
+/* store migrate|copy (cli_store.c) */
+int cli_store(const struct config *conf, int argc, char **argv);
+void cli_store_usage(void);
+
 #endif

@@ -113,7 +113,8 @@ static const struct config_def config_defs[] = {
 	    "line."),
 	ROW_STR(store, "sqlite:/var/lib/sekisho/sekisho.db", 0,
 	    config_check_store,
-	    "Account database, as sqlite:ABSOLUTE-PATH."),
+	    "Account database, as sqlite:ABSOLUTE-PATH or postgresql:CONNINFO "
+	    "(libpq key=value pairs or a postgresql:// URI)."),
 	ROW_STR(spool_dir, "/var/spool/sekisho", 0, config_check_abs_path,
 	    "Directory of the mail queue (absolute path)."),
 	ROW_STR(maildir_root, "/var/lib/sekisho/mail", 0,
@@ -601,14 +602,16 @@ config_check_abs_path(const char *value, struct str *why)
 	return -1;
 }
 
-/* XXX: only SQLite until the PostgreSQL store exists. */
+/* libpq checks the connection string itself when the store opens. */
 static int
 config_check_store(const char *value, struct str *why)
 {
 	if (strncmp(value, "sqlite:", 7) == 0 && value[7] == '/')
 		return 0;
-	str_printf(why, "unsupported store '%s' "
-	    "(expected sqlite:/absolute/path.db)", value);
+	if (strncmp(value, "postgresql:", 11) == 0 && value[11] != '\0')
+		return 0;
+	str_printf(why, "unsupported store '%s' (expected "
+	    "sqlite:/absolute/path.db or postgresql:CONNINFO)", value);
 	return -1;
 }
 

@@ -17,6 +17,7 @@
 
 static const struct store_ops *const store_backends[] = {
 	&store_sqlite_ops,
+	&store_pgsql_ops,
 };
 
 /* Room for a quoted piece of caller text in an error message. */
@@ -297,7 +298,8 @@ store_open(const char *uri, const char **error_r)
 				return ops->open(colon + 1, error_r);
 		}
 	}
-	store_open_error(error_r, "unknown store '%s' (expected sqlite:PATH)",
+	store_open_error(error_r, "unknown store '%s' (expected sqlite:PATH or "
+	    "postgresql:CONNINFO)",
 	    store_quote(quoted, sizeof(quoted), uri));
 	return NULL;
 }
@@ -318,6 +320,13 @@ int
 store_init_schema(struct store *st, const char **error_r)
 {
 	return st->ops->init_schema(st, error_r);
+}
+
+int
+store_schema_version(struct store *st, int *version_r, const char **error_r)
+{
+	*version_r = 0;
+	return st->ops->schema_version(st, version_r, error_r);
 }
 
 int
@@ -704,6 +713,9 @@ store_submission_list(struct store *st, const char *account, int64_t since,
 {
 	char key[STORE_ADDRESS_MAX + 1];
 
+	if (account == NULL)	/* all accounts: store copy */
+		return st->ops->submission_list(st, NULL, since, limit, out,
+		    error_r);
 	if (store_lookup_key(account, key) != 0)
 		return 0;
 	return st->ops->submission_list(st, key, since, limit, out, error_r);

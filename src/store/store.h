@@ -59,6 +59,9 @@ int store_domain_canonical(const char *domain, char *buf, size_t size,
 /* Create the schema if missing (idempotent); upgrade an older one.
  * Refuses a database written by a newer sekisho. */
 int store_init_schema(struct store *st, const char **error_r);
+/* The schema version the database is at (after store_init_schema). */
+int store_schema_version(struct store *st, int *version_r,
+    const char **error_r);
 
 /* Domains. add: -1 with "exists" error if present. del: 1 if missing;
  * refuses (-1) while accounts or aliases of the domain exist. */
@@ -207,7 +210,8 @@ int store_submission_add(struct store *st, const struct store_submission *s,
  * (either may be NULL). 1 = none. */
 int store_submission_find(struct store *st, const char *queue_id,
     const char *message_id, struct str *out, const char **error_r);
-/* The account's submissions since a time, same line form, newest last. */
+/* The account's submissions since a time, same line form, newest last;
+ * account NULL = all accounts. */
 int store_submission_list(struct store *st, const char *account, int64_t since,
     int limit, struct str *out, const char **error_r);
 

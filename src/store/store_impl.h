@@ -99,6 +99,8 @@ struct store_ops {
 	int (*throttle_fail)(struct store *, const char *, int64_t, int64_t,
 	    int64_t, int64_t, int64_t *, int64_t *, const char **);
 	int (*throttle_clear)(struct store *, const char *, const char **);
+
+	int (*schema_version)(struct store *, int *, const char **);
 };
 
 struct store {
@@ -133,5 +135,6 @@ const char *store_address_domain(const char *address);
 void store_base_init(struct store *st, const struct store_ops *ops);
 
 extern const struct store_ops store_sqlite_ops;
+extern const struct store_ops store_pgsql_ops;
 
 #endif

@@ -556,6 +556,13 @@ store_sqlite_init_schema(struct store *st, const char **error_r)
 	return 0;
 }
 
+static int
+store_sqlite_version(struct store *st, int *version_r, const char **error_r)
+{
+	return store_sqlite_schema_version(store_sqlite_handle(st), version_r,
+	    error_r);
+}
+
 /* ---- domains -------------------------------------------------------- */
 
 static int
@@ -1023,4 +1030,5 @@ const struct store_ops store_sqlite_ops = {
 	.throttle_get = store_sqlite_throttle_get,
 	.throttle_fail = store_sqlite_throttle_fail,
 	.throttle_clear = store_sqlite_throttle_clear,
+	.schema_version = store_sqlite_version,
 };

@@ -451,14 +451,19 @@ int
 store_sqlite_submission_list(struct store *st, const char *account,
     int64_t since, int limit, struct str *out, const char **error_r)
 {
-	sqlite3_stmt *stmt = sp_prepare(st, "SELECT " SP_SUBMISSION_COLS
+	sqlite3_stmt *stmt = sp_prepare(st, account != NULL ?
+	    "SELECT " SP_SUBMISSION_COLS
 	    " FROM submissions WHERE account = ?1 AND time >= ?2"
+	    " ORDER BY time DESC LIMIT ?3" :
+	    "SELECT " SP_SUBMISSION_COLS
+	    " FROM submissions WHERE time >= ?2"
 	    " ORDER BY time DESC LIMIT ?3", error_r);
 	int r;
 
 	if (stmt == NULL)
 		return -1;
-	sp_bind_text(stmt, 1, account);
+	if (account != NULL)
+		sp_bind_text(stmt, 1, account);
 	(void)sqlite3_bind_int64(stmt, 2, since);
 	(void)sqlite3_bind_int(stmt, 3, limit > 0 ? limit : 1000);
 	r = sp_rows(st, stmt, 10, out, error_r);

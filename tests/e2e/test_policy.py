@@ -20,6 +20,7 @@ import pytest
 
 from conftest import ALICE, ALICE_PW, BOB, BOB_PW, Daemon, wait_for
 from geodata import CN4, JP4, JP6, UNKNOWN4, US4, US6, geo_config_line
+from pg import pg_cluster  # noqa: F401 (fixture)
 
 PORTAL = "https://mail.example.jp/settings"
 
@@ -62,15 +63,23 @@ def message(frm=ALICE, to=BOB, subject="hello", body="Hello.\n"):
     return m.as_bytes(policy=email.policy.SMTP)
 
 
-@pytest.fixture
-def policy_daemon(make_daemon, tmp_path):
+@pytest.fixture(params=["sqlite", "postgresql"])
+def policy_daemon(make_daemon, tmp_path, request):
+    # the same suite against both store backends (issue 7)
+    if request.param == "postgresql":
+        kwargs_store = {"store": request.getfixturevalue("pg_cluster")
+                        .store()}
+    else:
+        kwargs_store = {}
+
     def factory(extra=(), **kwargs):
         listeners = Daemon.DEFAULT_LISTENERS + (
             ("submission_proxy", "submission", True),)
         return make_daemon(
             proxy=True, listeners=listeners,
             extra=[geo_config_line(tmp_path / "geo"),
-                   f"portal_url = {PORTAL}", *extra], **kwargs)
+                   f"portal_url = {PORTAL}", *extra],
+            **kwargs_store, **kwargs)
     return factory
 
 

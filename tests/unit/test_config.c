@@ -279,9 +279,9 @@ static const struct bad_row bad_rows[] = {
 	{ "spool_dir =\n", E "1: spool_dir: a value is required\n" },
 	{ "spool_dir = var/spool\n",
 	    E "1: spool_dir: 'var/spool' is not an absolute path\n" },
-	{ "store = postgresql://db/sekisho\n",
-	    E "1: store: unsupported store 'postgresql://db/sekisho' "
-	    "(expected sqlite:/absolute/path.db)\n" },
+	{ "store = mysql://db/sekisho\n",
+	    E "1: store: unsupported store 'mysql://db/sekisho' "
+	    "(expected sqlite:/absolute/path.db or postgresql:CONNINFO)\n" },
 	{ "hostname = mail_1.example.jp\n",
 	    E "1: hostname: 'mail_1.example.jp' is not a valid host name\n" },
 	{ "hostname = mail..example.jp\n",

@@ -152,11 +152,12 @@ test_open_errors(void)
 
 	st = store_open("mysql:/x", &error);
 	UNIT_CHECK(st == NULL);
-	UNIT_CHECK_STR(error, "unknown store 'mysql:/x' (expected sqlite:PATH)");
+	UNIT_CHECK_STR(error, "unknown store 'mysql:/x' (expected sqlite:PATH "
+	    "or postgresql:CONNINFO)");
 	st = store_open("/var/lib/sekisho.db", &error);
 	UNIT_CHECK(st == NULL);
 	UNIT_CHECK_STR(error, "unknown store '/var/lib/sekisho.db' "
-	    "(expected sqlite:PATH)");
+	    "(expected sqlite:PATH or postgresql:CONNINFO)");
 	st = store_open("", &error);
 	UNIT_CHECK(st == NULL);
 	UNIT_CHECK_STR(error, "no store configured");

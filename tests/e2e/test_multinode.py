@@ -1,0 +1,288 @@
+"""Several nodes, one state (issue 7): two sekisho nodes share one
+PostgreSQL (a throwaway cluster, pg.py) behind a real HAProxy that passes
+the client address on with PROXY v2 (`send-proxy-v2`).
+
+HAProxy's frontends:
+  lb      round robin over both nodes
+  a, b    only node A, only node B
+  plain   round robin, without a PROXY header from the client
+The first three `accept-proxy`: the test client sends a PROXY v1 header
+claiming a documentation address (geodata.py maps them to countries), and
+HAProxy carries that address on in its v2 header, as it would the real
+address of a client abroad. `plain` shows the real (loopback) address of
+the client passing through. Nothing leaves loopback.
+"""
+import concurrent.futures
+import re
+import smtplib
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ALICE, ALICE_PW, BOB, Daemon, free_port, wait_for
+from geodata import JP4, US4, geo_config_line
+from pg import PgCluster, pg_cluster  # noqa: F401 (fixture)
+from test_policy import ProxySMTP, message, send_from
+
+HAPROXY = "/usr/sbin/haproxy"
+
+
+class HAProxy:
+    def __init__(self, directory, nodes):
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.ports = {name: free_port() for name in ("lb", "a", "b",
+                                                     "plain")}
+        servers = {n: f"127.0.0.1:{d.ports['submission_proxy']}"
+                   for n, d in nodes.items()}
+        both = "\n".join(f"    server {n} {addr} send-proxy-v2"
+                         for n, addr in servers.items())
+        cfg = ["global", "    maxconn 2000",
+               "defaults", "    mode tcp", "    timeout connect 5s",
+               "    timeout client 60s", "    timeout server 60s"]
+        for name, proxy, backend in (("lb", True, "both"),
+                                     ("a", True, "only_a"),
+                                     ("b", True, "only_b"),
+                                     ("plain", False, "both")):
+            cfg += [f"frontend {name}",
+                    f"    bind 127.0.0.1:{self.ports[name]}"
+                    + (" accept-proxy" if proxy else ""),
+                    f"    default_backend {backend}"]
+        cfg += ["backend both", "    balance roundrobin", both,
+                "backend only_a",
+                f"    server a {servers['a']} send-proxy-v2",
+                "backend only_b",
+                f"    server b {servers['b']} send-proxy-v2"]
+        self.conf = self.dir / "haproxy.cfg"
+        self.conf.write_text("\n".join(cfg) + "\n")
+        self.log = open(self.dir / "haproxy.log", "wb")
+        self.proc = subprocess.Popen([HAPROXY, "-db", "-f", str(self.conf)],
+                                     stdout=self.log, stderr=self.log)
+        for port in self.ports.values():
+            wait_for(lambda: self._accepts(port), 10, f"haproxy on {port}")
+
+    def _accepts(self, port):
+        if self.proc.poll() is not None:
+            pytest.fail("haproxy exited: " +
+                        (self.dir / "haproxy.log").read_text())
+        try:
+            # a bare connect and close: haproxy logs it, the node never
+            # sees it (no data, so no server connection is made)
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return True
+        except OSError:
+            return False
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+class Via:
+    """What send_from needs of a daemon: the port to connect to."""
+
+    def __init__(self, port):
+        self.ports = {"submission_proxy": port}
+
+
+def make_nodes(make_daemon, tmp_path, store):
+    listeners = Daemon.DEFAULT_LISTENERS + (
+        ("submission_proxy", "submission", True),)
+    extra = [geo_config_line(tmp_path / "geo"),
+             "portal_url = https://mail.example.jp/settings",
+             "max_connections_per_ip = 200"]
+    a = make_daemon(name="a", store=store, proxy=True, listeners=listeners,
+                    extra=extra, workers=4)
+    b = make_daemon(name="b", store=store, proxy=True, listeners=listeners,
+                    extra=extra, workers=4, accounts=False)
+    return a, b
+
+
+@pytest.fixture
+def cluster(make_daemon, tmp_path, pg_cluster):
+    a, b = make_nodes(make_daemon, tmp_path, pg_cluster.store())
+    lb = HAProxy(tmp_path / "haproxy", {"a": a, "b": b})
+    yield a, b, lb
+    lb.stop()
+
+
+def outcome(fn):
+    """'ok', or the SMTP code of the refusal."""
+    try:
+        fn()
+        return "ok"
+    except smtplib.SMTPRecipientsRefused as e:
+        return list(e.recipients.values())[0][0]
+    except smtplib.SMTPResponseException as e:
+        return e.smtp_code
+    except (smtplib.SMTPServerDisconnected, ConnectionError) as e:
+        return f"disconnected: {e}"
+
+
+def test_daily_limit_is_one_limit_across_nodes(cluster, client_tls):
+    a, b, lb = cluster
+    n = 7
+    a.cli("limits", "set", ALICE, f"recipients_per_day={n}")
+    via = Via(lb.ports["lb"])
+    mark_a, mark_b = a.log_mark(), b.log_mark()
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=20) as pool:
+        results = list(pool.map(
+            lambda i: outcome(lambda: send_from(via, JP4, client_tls)),
+            range(20)))
+    assert results.count("ok") == n, results
+    assert all(r in ("ok", 451) for r in results), results
+    # both nodes took part, and both see the same count
+    for d, mark in ((a, mark_a), (b, mark_b)):
+        assert "smtp auth" in d.log_since(mark), d.log_since(mark)[-2000:]
+        assert f"(sent today: {n})" in d.cli("limits", "show", ALICE).stdout
+    # what was accepted is delivered, on the node that accepted it
+    wait_for(lambda: len(a.files(BOB)) + len(b.files(BOB)) == n, 30,
+             f"{n} deliveries")
+
+
+def test_overseas_permission_through_other_node(cluster, client_tls):
+    a, b, lb = cluster
+    via_a, via_b = Via(lb.ports["a"]), Via(lb.ports["b"])
+    assert outcome(lambda: send_from(via_b, US4, client_tls)) == 550
+    # turned on at node A (its CLI, the same store): node B accepts
+    a.cli("overseas", "allow", ALICE)
+    qid = send_from(via_b, US4, client_tls)
+    b.wait_message(BOB, qid)
+    # turned off: refused at both
+    b.cli("overseas", "deny", ALICE)
+    assert outcome(lambda: send_from(via_a, US4, client_tls)) == 550
+    assert outcome(lambda: send_from(via_b, US4, client_tls)) == 550
+    # the refusal at B was recorded where A sees it
+    assert "overseas_refused\t" + US4 in a.cli("events", ALICE).stdout
+
+
+def test_suspension_through_b_refuses_auth_at_a(cluster, client_tls):
+    a, b, lb = cluster
+    s = ProxySMTP(JP4, lb.ports["a"], client_tls)
+    s.login_tls(ALICE, ALICE_PW)
+    s.quit()
+    b.cli("user", "suspend", ALICE, "--reason", "spam report 7")
+    s = ProxySMTP(JP4, lb.ports["a"], client_tls)
+    with pytest.raises(smtplib.SMTPAuthenticationError) as e:
+        s.login_tls(ALICE, ALICE_PW)
+    assert e.value.smtp_code == 535
+    assert b"suspended" in e.value.smtp_error
+    s.close()
+    b.cli("user", "resume", ALICE)
+    ProxySMTP(JP4, lb.ports["a"], client_tls).login_tls(
+        ALICE, ALICE_PW).quit()
+
+
+def test_policy_sees_the_original_client_address(cluster, client_tls):
+    a, b, lb = cluster
+    # HAProxy reaches the nodes from 127.0.0.1; the client comes from
+    # 127.0.0.77 (any 127/8 address is loopback on Linux)
+    marks = (a.log_mark(), b.log_mark())
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.77", 0))
+    sock.settimeout(30)
+    sock.connect(("127.0.0.1", lb.ports["plain"]))
+    cport = sock.getsockname()[1]
+    s = smtplib.SMTP()
+    s.sock = sock
+    s._host = "127.0.0.1"
+    assert s.getreply()[0] == 220
+    s.ehlo()
+    s.starttls(context=client_tls)
+    s.ehlo()
+    s.login(ALICE, ALICE_PW)
+    assert s.mail(ALICE)[0] == 250
+    s.quit()
+    logs = a.log_since(marks[0]) + b.log_since(marks[1])
+    # the session's MAIL line, and its auth line, name the client itself
+    mails = re.findall(r"mail client=(\S+)", logs)
+    assert mails == ["127.0.0.77"] or mails == [f"127.0.0.77:{cport}"], \
+        logs[-3000:]
+    assert re.search(r"smtp auth client=127\.0\.0\.77\b", logs), logs[-3000:]
+
+
+def test_database_down_gives_4xx_and_recovers(make_daemon, tmp_path,
+                                              client_tls):
+    pg = PgCluster()
+    try:
+        a, b = make_nodes(make_daemon, tmp_path, pg.store())
+        lb = HAProxy(tmp_path / "haproxy", {"a": a, "b": b})
+        try:
+            database_down(pg, a, b, lb, client_tls)
+        finally:
+            lb.stop()
+    finally:
+        pg.destroy()
+
+
+def database_down(pg, a, b, lb, client_tls):
+    via = Via(lb.ports["lb"])
+    accepted, results = [], []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def client():
+        while not stop.is_set():
+            qid = None
+
+            def one():
+                nonlocal qid
+                qid = send_from(via, JP4, client_tls)
+            r = outcome(one)
+            with lock:
+                results.append(r)
+                if r == "ok":
+                    accepted.append(qid)
+            time.sleep(0.05)
+
+    threads = [threading.Thread(target=client) for _ in range(6)]
+    for t in threads:
+        t.start()
+    try:
+        wait_for(lambda: len(accepted) >= 5, 30, "submissions before")
+        n_before = len(results)
+        pg.stop()
+        time.sleep(4)
+        during = results[n_before:]
+        pg.start()
+        time.sleep(1)
+        n_restart = len(results)
+        wait_for(lambda: results[n_restart:].count("ok") >= 10, 60,
+                 "submissions after the database returned")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=60)
+
+    # while it was down: temporary failures only, with a clear text
+    temp = [r for r in during if r != "ok"]
+    assert temp, during
+    assert all(isinstance(r, int) and 400 <= r < 500 for r in temp), during
+    assert all(r == "ok" or (isinstance(r, int) and 400 <= r < 500)
+               for r in results), results
+    assert a.running() and b.running()
+    logs = a.log() + b.log()
+    assert "postgresql: database unreachable" in logs or \
+        "postgresql: cannot connect" in logs
+    assert "re-established" in logs
+    # nothing acknowledged was lost: each 250 is delivered, by its node
+    def delivered():
+        ids = set()
+        for d in (a, b):
+            for f in d.files(BOB):
+                m = re.search(rb"\bid ([0-9A-F]{20})\b",
+                              f.read_bytes()[:2000])
+                if m:
+                    ids.add(m.group(1).decode())
+        return set(accepted) <= ids
+    wait_for(delivered, 60, f"all {len(accepted)} accepted messages")
