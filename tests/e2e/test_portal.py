@@ -1,0 +1,434 @@
+"""The settings page (issue 6) end to end.
+
+In a real browser (Debian's Chromium driven by playwright-core, see
+tests/portal/portal.js): a subscriber logs in, turns on overseas sending,
+sees until when, and a submission "from abroad" (a PROXY header naming a
+documentation address the test country database puts in the US, as in
+test_policy.py) is then accepted; extends; reads the page in English;
+turns it off and the submission is refused again; once suspended, the page
+and SMTP AUTH refuse them.
+
+Security with urllib-level HTTP (no browser): CSRF tokens, escaping, login
+throttling, cookie flags, the Content-Security-Policy, logout, password
+change, and the plain-HTTP demo listener.
+"""
+import http.client
+import json
+import os
+import re
+import shutil
+import smtplib
+import socket
+import ssl
+import subprocess
+import time
+import urllib.parse
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from conftest import (ALICE, ALICE_PW, BOB, REPO, Daemon, free_port,
+                      wait_for)
+from geodata import JP4, US4, geo_config_line
+
+NODE_SCRIPT = REPO / "tests" / "portal" / "portal.js"
+CHROMIUM = "/usr/bin/chromium"
+
+
+# --- the daemon ------------------------------------------------------------
+
+@pytest.fixture
+def portal_daemon(make_daemon, tmp_path):
+    """A daemon with a PROXY-expecting submission listener (for clients
+    "from abroad") and a portal listener; d.portal_port is its port."""
+    def factory(extra=(), **kwargs):
+        port = free_port()
+        listeners = Daemon.DEFAULT_LISTENERS + (
+            ("submission_proxy", "submission", True),)
+        # The portal listener is not in `listeners`: the fixture's start
+        # waits for a log line per probe connection, which evhttp does
+        # not write for a connection without a request.
+        d = make_daemon(proxy=True, listeners=listeners,
+                        extra=[geo_config_line(tmp_path / "geo"),
+                               "portal_url = https://mail.example.jp/",
+                               f"listen = portal 127.0.0.1:{port}",
+                               *extra], **kwargs)
+        d.portal_port = port
+
+        def accepting():
+            try:
+                socket.create_connection(("127.0.0.1", port), 1).close()
+                return True
+            except OSError:
+                return False
+        wait_for(accepting, 20, "the portal port")
+        return d
+    return factory
+
+
+class ProxySMTP(smtplib.SMTP):
+    """smtplib that first sends a PROXY v1 header claiming `source`."""
+
+    def __init__(self, source, port):
+        self.source = source
+        super().__init__()
+        self.connect("127.0.0.1", port)
+
+    def connect(self, host, port):
+        self._host = host
+        self.sock = socket.create_connection((host, port), timeout=30)
+        self.sock.sendall(
+            f"PROXY TCP4 {self.source} 192.0.2.1 40000 587\r\n".encode())
+        self.file = None
+        code, msg = self.getreply()
+        assert code == 220, msg
+        return code, msg
+
+
+def submit_from(d, source, client_tls, password=ALICE_PW):
+    """One message from ALICE to BOB as if from `source`: the final reply
+    code (250 accepted, 550 refused at MAIL, 535/454 at AUTH)."""
+    s = ProxySMTP(source, d.ports["submission_proxy"])
+    try:
+        s.ehlo()
+        s.starttls(context=client_tls)
+        s.ehlo()
+        try:
+            s.login(ALICE, password)
+        except smtplib.SMTPAuthenticationError as e:
+            return e.smtp_code
+        code, _ = s.mail(ALICE)
+        if code != 250:
+            return code
+        code, _ = s.rcpt(BOB)
+        if code != 250:
+            return code
+        code, _ = s.data(f"From: {ALICE}\r\nTo: {BOB}\r\n"
+                         "Subject: from abroad\r\n\r\nHello.\r\n")
+        return code
+    finally:
+        try:
+            s.quit()
+        except smtplib.SMTPException:
+            pass
+
+
+# --- the browser -------------------------------------------------------------
+
+def browser(d, phase, state, shots, user=ALICE, password=ALICE_PW):
+    """Run one phase of portal.js; its JSON answer."""
+    node_modules = REPO / "node_modules" / "playwright-core"
+    if not node_modules.is_dir() or not os.path.exists(CHROMIUM):
+        pytest.fail("playwright-core or chromium missing: run scripts/setup")
+    r = subprocess.run(
+        ["node", str(NODE_SCRIPT), phase,
+         f"https://127.0.0.1:{d.portal_port}", str(state), str(shots),
+         user, password],
+        capture_output=True, text=True, timeout=120, cwd=str(REPO))
+    assert r.returncode == 0, r.stderr + "\n--- log ---\n" + d.log()[-3000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["csp_errors"] == [], out
+    return out
+
+
+def jst_date(days):
+    return (datetime.now(ZoneInfo("Asia/Tokyo"))
+            + timedelta(days=days)).strftime("%Y-%m-%d")
+
+
+UNTIL_RE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d JST$")
+
+
+def test_subscriber_overseas_on_extend_off_in_browser(portal_daemon,
+                                                       client_tls, tmp_path):
+    d = portal_daemon()
+    state, shots = tmp_path / "state.json", tmp_path / "screenshots"
+    shots.mkdir()
+
+    # Japanese by default (the browser's locale is ja-JP)
+    out = browser(d, "login", state, shots)
+    assert out["title"] == "メールオプション設定"
+    assert "メールアドレス" in out["intro"]
+    assert out["account"] == ALICE
+    assert out["overseas"].startswith("オフ")
+    assert out["css"] == "solid"          # the daemon's style sheet applied
+
+    # from abroad: refused while the permission is off
+    assert submit_from(d, US4, client_tls) == 550
+
+    out = browser(d, "on", state, shots)
+    assert out["message"] == "海外からのメール送信をオンにしました。"
+    assert UNTIL_RE.match(out["until"]), out
+    assert out["until"].startswith(jst_date(7)) or \
+        out["until"].startswith(jst_date(6)), out     # midnight race
+    assert submit_from(d, US4, client_tls) == 250
+
+    # doing it again extends it to 7 days from now
+    out = browser(d, "extend", state, shots)
+    assert out["message"] == "海外からのメール送信をオンにしました。"
+    assert UNTIL_RE.match(out["until"]) and out["until"] >= out["before"]
+    assert "allowed until" in d.cli("overseas", "status", ALICE).stdout
+
+    # today's counts and the history, with the refusal flagged
+    out = browser(d, "status", state, shots)
+    assert out["msgs"] == "1 / 500", out
+    assert out["rcpts"] == "1 / 1000", out
+    assert US4 in out["submissions"] and "US" in out["submissions"]
+    assert "はい" in out["submissions"]          # sent from abroad
+    assert "海外からの送信をお断り" in out["events"] and US4 in out["events"]
+
+    # English by the switch, kept by cookie
+    out = browser(d, "english", state, shots)
+    assert out["title"] == "Mail option settings"
+    assert out["overseas"].startswith("On until ")
+    assert "Messages" in out["counts"]
+    assert "Refused: sent from abroad" in out["events"]
+    assert out["title_again"] == "Mail option settings"
+
+    out = browser(d, "off", state, shots)
+    assert out["message"] == "Sending from overseas is off."
+    assert out["overseas"].startswith("Off")
+    assert out["until"] is None
+    assert submit_from(d, US4, client_tls) == 550
+    assert submit_from(d, JP4, client_tls) == 250     # home: unaffected
+
+    # the abuse desk suspends the account: the page and SMTP refuse it
+    d.cli("user", "suspend", ALICE, "--reason", "spam report 42")
+    out = browser(d, "status", state, shots)
+    assert out["account"] is None
+    assert out["message"] == "This account is suspended."
+    assert submit_from(d, JP4, client_tls) != 250
+
+    for name in ("login-ja.png", "main-ja.png", "overseas-on.png",
+                 "main-en.png", "overseas-off.png"):
+        assert (shots / name).stat().st_size > 1000
+    if os.environ.get("SEKISHO_DOCS_SCREENSHOTS"):
+        for name in ("overseas-on.png", "main-en.png"):
+            shutil.copy(shots / name, REPO / "docs" / "img" /
+                        f"portal-{name}")
+
+
+def test_logout_in_browser(portal_daemon, tmp_path):
+    d = portal_daemon()
+    state, shots = tmp_path / "state.json", tmp_path / "screenshots"
+    shots.mkdir()
+    browser(d, "login", state, shots)
+    out = browser(d, "logout", state, shots)
+    assert out["login_form"] is True
+    out = browser(d, "status", state, shots)
+    assert out["account"] is None
+
+
+# --- HTTP without a browser ----------------------------------------------------
+
+class Web:
+    """A minimal HTTPS client that keeps cookies by name."""
+
+    def __init__(self, port, tls=True):
+        self.port = port
+        self.tls = tls
+        self.cookies = {}
+        self.set_cookies = []
+
+    def request(self, method, path, form=None, headers=None):
+        if self.tls:
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            c = http.client.HTTPSConnection("127.0.0.1", self.port,
+                                            context=ctx, timeout=30)
+        else:
+            c = http.client.HTTPConnection("127.0.0.1", self.port,
+                                           timeout=30)
+        h = dict(headers or {})
+        if self.cookies:
+            h["Cookie"] = "; ".join(f"{k}={v}"
+                                    for k, v in self.cookies.items())
+        body = None
+        if form is not None:
+            body = urllib.parse.urlencode(form)
+            h["Content-Type"] = "application/x-www-form-urlencoded"
+        c.request(method, path, body=body, headers=h)
+        r = c.getresponse()
+        data = r.read().decode()
+        self.set_cookies = r.headers.get_all("Set-Cookie") or []
+        for sc in self.set_cookies:
+            name, value = sc.split(";", 1)[0].split("=", 1)
+            if "Max-Age=0" in sc:
+                self.cookies.pop(name, None)
+            else:
+                self.cookies[name] = value
+        c.close()
+        return r.status, r.headers, data
+
+    @staticmethod
+    def csrf(page):
+        m = re.search(r'name="csrf" value="([0-9a-f]+)"', page)
+        assert m, page
+        return m.group(1)
+
+    def login(self, user=ALICE, password=ALICE_PW):
+        _, _, page = self.request("GET", "/")
+        return self.request("POST", "/login", {
+            "csrf": self.csrf(page), "user": user, "password": password})
+
+
+def test_cookie_flags_and_headers(portal_daemon):
+    d = portal_daemon()
+    w = Web(d.portal_port)
+    status, headers, page = w.request("GET", "/")
+    assert status == 200
+    csp = headers["Content-Security-Policy"]
+    assert "default-src 'self'" in csp and "unsafe-inline" not in csp
+    assert "<script" not in page and "style=" not in page
+    assert headers["X-Frame-Options"] == "DENY"
+    assert headers["Strict-Transport-Security"].startswith("max-age=")
+    pre = [c for c in w.set_cookies if c.startswith("pre=")]
+    assert pre and all(f in pre[0] for f in
+                       ("Secure", "HttpOnly", "SameSite=Strict"))
+
+    status, headers, _ = w.request("POST", "/login", {
+        "csrf": w.csrf(page), "user": ALICE, "password": ALICE_PW})
+    assert status == 303 and headers["Location"] == "/"
+    sid = [c for c in w.set_cookies if c.startswith("sid=")]
+    assert sid, w.set_cookies
+    assert re.match(r"sid=[0-9a-f]{64};", sid[0])
+    for flag in ("Secure", "HttpOnly", "SameSite=Strict", "Path=/"):
+        assert flag in sid[0]
+    status, _, page = w.request("GET", "/")
+    assert status == 200 and ALICE in page
+
+    # the style sheet comes from the daemon
+    status, headers, css = w.request("GET", "/static/portal.css")
+    assert status == 200 and headers["Content-Type"].startswith("text/css")
+    assert w.request("GET", "/nothing-here")[0] == 404
+
+
+def test_post_without_csrf_token_refused(portal_daemon):
+    d = portal_daemon()
+    w = Web(d.portal_port)
+    # the login form's token is checked too
+    w.request("GET", "/")
+    status, _, _ = w.request("POST", "/login",
+                             {"user": ALICE, "password": ALICE_PW})
+    assert status == 403
+    assert "sid" not in w.cookies
+
+    status, _, page = w.login()
+    assert status == 303
+    for form in ({"action": "on"},
+                 {"action": "on", "csrf": "0" * 64},
+                 {"action": "on", "csrf": w.cookies["sid"]}):
+        status, _, page = w.request("POST", "/overseas", form)
+        assert status == 403, form
+        assert "フォームの有効期限" in page
+    assert "not allowed" in d.cli("overseas", "status", ALICE).stdout
+
+    # with the session's token it works
+    _, _, page = w.request("GET", "/")
+    status, headers, _ = w.request("POST", "/overseas", {
+        "action": "on", "csrf": w.csrf(page)})
+    assert status == 303 and headers["Location"] == "/?msg=on"
+    assert "allowed until" in d.cli("overseas", "status", ALICE).stdout
+    assert "CSRF" in d.log()
+
+
+def test_suspension_reason_shown_escaped(portal_daemon):
+    d = portal_daemon()
+    d.cli("user", "suspend", ALICE, "--reason",
+          "<script>alert(1)</script> & \"spam\"")
+    w = Web(d.portal_port)
+    status, _, page = w.login()
+    assert status == 403
+    assert "利用停止中" in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;spam&quot;" \
+        in page
+    assert "<script>" not in page
+    assert "sid" not in w.cookies
+
+
+def test_five_wrong_passwords_throttle(portal_daemon, client_tls):
+    d = portal_daemon(extra=["auth_max_failures_per_ip = 5",
+                             "auth_fail_delay = 0s"])
+    w = Web(d.portal_port)
+    for _ in range(5):
+        status, _, page = w.login(password="wrong-password")
+        assert status == 401
+        assert "パスワードが違います" in page
+    # now even the right password is refused, with when to try again
+    status, _, page = w.login()
+    assert status == 429
+    assert "ロック" in page and re.search(r"\d\d:\d\d JST", page)
+    assert "sid" not in w.cookies
+    assert "auth_locked_ip" in d.cli("events", ALICE, "--since", "1d").stdout \
+        or "auth_locked_ip" in d.cli("events", "--since", "1d").stdout
+
+
+def test_failed_login_is_delayed(portal_daemon):
+    d = portal_daemon(extra=["auth_fail_delay = 1s"])
+    w = Web(d.portal_port)
+    t0 = time.monotonic()
+    status, _, _ = w.login(password="wrong-password")
+    assert status == 401
+    assert time.monotonic() - t0 >= 0.9
+
+
+def test_password_change_needs_current_password(portal_daemon, client_tls):
+    d = portal_daemon()
+    w = Web(d.portal_port)
+    w.login()
+    other = Web(d.portal_port)         # a second session (a thief's)
+    other.login()
+    _, _, page = w.request("GET", "/")
+    token = w.csrf(page)
+    status, headers, _ = w.request("POST", "/password", {
+        "csrf": token, "current": "not-it", "new": "new-Secret-9",
+        "new2": "new-Secret-9"})
+    assert headers["Location"] == "/?msg=badcurrent"
+    status, headers, _ = w.request("POST", "/password", {
+        "csrf": token, "current": ALICE_PW, "new": "short",
+        "new2": "short"})
+    assert headers["Location"] == "/?msg=badnew"
+    status, headers, _ = w.request("POST", "/password", {
+        "csrf": token, "current": ALICE_PW, "new": "new-Secret-9",
+        "new2": "other-Secret-9"})
+    assert headers["Location"] == "/?msg=mismatch"
+    status, headers, _ = w.request("POST", "/password", {
+        "csrf": token, "current": ALICE_PW, "new": "new-Secret-9",
+        "new2": "new-Secret-9"})
+    assert headers["Location"] == "/?msg=password"
+    _, _, page = w.request("GET", "/?msg=password")
+    assert "パスワードを変更しました" in page
+    # the other session is gone; SMTP takes the new password only
+    _, _, page = other.request("GET", "/")
+    assert 'id="login"' in page
+    assert submit_from(d, JP4, client_tls, password="new-Secret-9") == 250
+    assert submit_from(d, JP4, client_tls) == 535
+
+
+def test_logout_ends_session(portal_daemon):
+    d = portal_daemon()
+    w = Web(d.portal_port)
+    w.login()
+    sid = w.cookies["sid"]
+    _, _, page = w.request("GET", "/")
+    status, headers, _ = w.request("POST", "/logout",
+                                   {"csrf": w.csrf(page)})
+    assert status == 303 and "sid" not in w.cookies
+    w.cookies["sid"] = sid            # the old cookie is worth nothing
+    _, _, page = w.request("GET", "/")
+    assert 'id="login"' in page and ALICE not in page
+
+
+def test_plain_http_demo_listener(portal_daemon):
+    d = portal_daemon(extra=["portal_plain_http = loopback"])
+    w = Web(d.portal_port, tls=False)
+    status, headers, page = w.request("GET", "/", headers={
+        "Accept-Language": "en-US,en;q=0.9,ja;q=0.5"})
+    assert status == 200 and "Mail option settings" in page
+    assert "Strict-Transport-Security" not in headers
+    status, _, _ = w.login()
+    assert status == 303
+    sid = [c for c in w.set_cookies if c.startswith("sid=")][0]
+    assert "Secure" not in sid and "HttpOnly" in sid
