@@ -39,10 +39,14 @@ class HAProxy:
                                                      "plain")}
         servers = {n: f"127.0.0.1:{d.ports['submission_proxy']}"
                    for n, d in nodes.items()}
-        both = "\n".join(f"    server {n} {addr} send-proxy-v2"
+        # as in docs/deployment.md: health checks that speak PROXY v2
+        # too, and a refused connection tried again on the other node
+        opts = "send-proxy-v2 check check-send-proxy inter 1s"
+        both = "\n".join(f"    server {n} {addr} {opts}"
                          for n, addr in servers.items())
         cfg = ["global", "    maxconn 2000",
-               "defaults", "    mode tcp", "    timeout connect 5s",
+               "defaults", "    mode tcp", "    option redispatch",
+               "    retries 3", "    timeout connect 5s",
                "    timeout client 60s", "    timeout server 60s"]
         for name, proxy, backend in (("lb", True, "both"),
                                      ("a", True, "only_a"),
@@ -54,9 +58,9 @@ class HAProxy:
                     f"    default_backend {backend}"]
         cfg += ["backend both", "    balance roundrobin", both,
                 "backend only_a",
-                f"    server a {servers['a']} send-proxy-v2",
+                f"    server a {servers['a']} {opts}",
                 "backend only_b",
-                f"    server b {servers['b']} send-proxy-v2"]
+                f"    server b {servers['b']} {opts}"]
         self.conf = self.dir / "haproxy.cfg"
         self.conf.write_text("\n".join(cfg) + "\n")
         self.log = open(self.dir / "haproxy.log", "wb")
@@ -286,3 +290,21 @@ def database_down(pg, a, b, lb, client_tls):
                     ids.add(m.group(1).decode())
         return set(accepted) <= ids
     wait_for(delivered, 60, f"all {len(accepted)} accepted messages")
+
+
+def test_node_killed_others_serve(cluster, client_tls):
+    a, b, lb = cluster
+    via = Via(lb.ports["lb"])
+    mark = b.log_mark()
+    send_from(via, JP4, client_tls)
+    a.kill9()
+    # every new client is served by B: a refused connection is
+    # redispatched at once, and the health check takes A out
+    for _ in range(6):
+        send_from(via, JP4, client_tls)
+    assert b.running()
+    # the health checks (a PROXY v2 header, then close) are accepted as
+    # such: no complaint about the header in B's log
+    time.sleep(2)
+    assert not re.search(r"(?i)proxy[^\n]*(invalid|bad|malformed|refus)",
+                         b.log_since(mark)), b.log_since(mark)[-3000:]
