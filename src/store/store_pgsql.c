@@ -39,6 +39,10 @@
 #define STORE_PGSQL_CONNECT_TIMEOUT	"5"	/* seconds */
 #define STORE_PGSQL_OPTIONS		"-c statement_timeout=10000"
 #define STORE_PGSQL_PARAMS_MAX		12
+/* After a failed reconnect, calls fail at once for this long: a
+ * database that drops packets would otherwise hold every worker for
+ * connect_timeout on every request. */
+#define STORE_PGSQL_RETRY_MS		1000
 /* Serializes writers of the address namespace (accounts and aliases
  * must not share a name) and schema upgrades, across nodes. */
 #define STORE_PGSQL_LOCK_NAMES		"7001"
@@ -117,6 +121,8 @@ struct store_pgsql {
 	struct store	 st;	/* first: store.c sees only this */
 	PGconn		*conn;
 	char		 sqlstate[6];	/* of the last failed statement */
+	int64_t		 retry_after;	/* monotonic ms; 0: reconnect now */
+	char		 down_why[256];	/* why the last reconnect failed */
 };
 
 /* Text parameters; NULL is SQL NULL. Numbers are formatted in place. */
@@ -192,19 +198,40 @@ store_pgsql_fail(struct store_pgsql *sp, const char *what, const char *msg,
 	return -1;
 }
 
+static int64_t
+store_pgsql_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /*
  * Before each call: a connection found broken by the previous call is
- * reset here (a blocking reconnect, bounded by connect_timeout).
+ * reset here (a blocking reconnect, bounded by connect_timeout), at
+ * most once per STORE_PGSQL_RETRY_MS.
  */
 static int
 store_pgsql_ready(struct store_pgsql *sp, const char **error_r)
 {
+	int64_t now;
+
 	if (PQstatus(sp->conn) == CONNECTION_OK)
 		return 0;
+	now = store_pgsql_now_ms();
+	if (sp->retry_after != 0 && now < sp->retry_after)
+		return store_pgsql_fail(sp, "reconnect", sp->down_why,
+		    error_r);
 	PQreset(sp->conn);
-	if (PQstatus(sp->conn) != CONNECTION_OK)
-		return store_pgsql_fail(sp, "reconnect",
-		    PQerrorMessage(sp->conn), error_r);
+	if (PQstatus(sp->conn) != CONNECTION_OK) {
+		(void)store_pgsql_message(PQerrorMessage(sp->conn),
+		    sp->down_why, sizeof(sp->down_why));
+		sp->retry_after = store_pgsql_now_ms() + STORE_PGSQL_RETRY_MS;
+		return store_pgsql_fail(sp, "reconnect", sp->down_why,
+		    error_r);
+	}
+	sp->retry_after = 0;
 	log_info("store: postgresql connection re-established");
 	return 0;
 }
