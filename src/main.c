@@ -34,6 +34,7 @@ static const struct main_cmd main_cmds[] = {
 	{ "trace", cli_trace },
 	{ "queue", cli_queue },
 	{ "store", cli_store },
+	{ "api-token", cli_api_token },
 };
 
 static void
@@ -57,6 +58,7 @@ usage(FILE *fp)
 	cli_geo_usage();
 	cli_queue_usage();
 	cli_store_usage();
+	cli_api_usage();
 }
 
 static enum log_level

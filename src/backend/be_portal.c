@@ -16,12 +16,15 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include <jansson.h>
+
 #include "../core/be_proto.h"
 #include "../core/config.h"
 #include "../core/log.h"
 #include "../core/str.h"
 #include "../core/xmalloc.h"
 #include "../policy/policy.h"
+#include "../portal/api_token.h"
 #include "../store/password.h"
 #include "../store/store.h"
 #include "backend.h"
@@ -545,6 +548,245 @@ out:
 		account_deinit(&a);
 }
 
+/* ---- the JSON API (docs/portal.md) ------------------------------------ */
+
+static json_t *
+be_portal_json_limit(int64_t v)
+{
+	return json_integer(v);
+}
+
+/* The API's account document; 1 = no such account. */
+static int
+be_portal_api_doc(struct be_worker *w, struct store *st, const char *address,
+    json_t **doc_r)
+{
+	struct account a;
+	struct account_policy pol;
+	struct policy_limits lim;
+	const char *error;
+	char period[32], when[64];
+	int64_t now = policy_now(), msgs = 0, rcpts = 0, hour = 0, abroad = 0;
+	int64_t dummy = 0;
+	int r;
+
+	if ((r = store_account_get(st, address, &a, &error)) != 0)
+		return r;
+	if (store_policy_get(st, a.address, &pol, &error) != 0 ||
+	    policy_limits(w->conf, st, a.address, &lim, &error) < 0) {
+		account_deinit(&a);
+		return -1;
+	}
+	policy_period('d', now, period, sizeof(period));
+	(void)store_count_get(st, a.address, period, &msgs, &rcpts, &error);
+	policy_period('h', now, period, sizeof(period));
+	(void)store_count_get(st, a.address, period, &dummy, &hour, &error);
+	policy_period('o', now, period, sizeof(period));
+	(void)store_count_get(st, a.address, period, &dummy, &abroad, &error);
+
+	json_t *doc = json_object(), *o = json_object(), *l = json_object(),
+	    *t = json_object();
+
+	json_object_set_new(doc, "account", json_string(a.address));
+	json_object_set_new(doc, "suspended", json_boolean(a.suspended));
+	json_object_set_new(doc, "suspend_reason", a.suspend_reason != NULL ?
+	    json_string(a.suspend_reason) : json_null());
+	json_object_set_new(o, "allowed", json_boolean(pol.overseas_until >
+	    now));
+	if (pol.overseas_until > now) {
+		policy_format_time(pol.overseas_until, when, sizeof(when));
+		json_object_set_new(o, "until", json_integer(
+		    pol.overseas_until));
+		json_object_set_new(o, "until_text", json_string(when));
+	} else {
+		json_object_set_new(o, "until", json_null());
+		json_object_set_new(o, "until_text", json_null());
+	}
+	json_object_set_new(o, "days", json_integer(
+	    w->conf->overseas_permission_days));
+	json_object_set_new(doc, "overseas", o);
+	json_object_set_new(l, "messages_per_day",
+	    be_portal_json_limit(lim.msgs_day));
+	json_object_set_new(l, "recipients_per_day",
+	    be_portal_json_limit(lim.rcpts_day));
+	json_object_set_new(l, "recipients_per_hour",
+	    be_portal_json_limit(lim.rcpts_hour));
+	json_object_set_new(l, "recipients_per_message",
+	    be_portal_json_limit(lim.rcpts_msg));
+	json_object_set_new(l, "overseas_recipients_per_day",
+	    be_portal_json_limit(lim.overseas_rcpts_day));
+	json_object_set_new(doc, "limits", l);
+	json_object_set_new(t, "messages", json_integer(msgs));
+	json_object_set_new(t, "recipients", json_integer(rcpts));
+	json_object_set_new(t, "recipients_this_hour", json_integer(hour));
+	json_object_set_new(t, "overseas_recipients", json_integer(abroad));
+	json_object_set_new(t, "resets_at", json_integer(
+	    policy_period_end('d', now)));
+	policy_format_time(policy_period_end('d', now), when, sizeof(when));
+	json_object_set_new(t, "resets_at_text", json_string(when));
+	json_object_set_new(doc, "today", t);
+	account_deinit(&a);
+	*doc_r = doc;
+	return 0;
+}
+
+/* Store lines ("A\tB\t...") as an array of objects with these keys;
+ * the key "time" is a number. */
+static json_t *
+be_portal_api_rows(const char *text, const char *const *keys, size_t nkeys)
+{
+	json_t *arr = json_array();
+	char *copy = xstrdup(text), *p = copy, *line;
+
+	while ((line = strsep(&p, "\n")) != NULL) {
+		json_t *row;
+		char *f;
+		size_t i = 0;
+
+		if (*line == '\0')
+			continue;
+		row = json_object();
+		while ((f = strsep(&line, "\t")) != NULL && i < nkeys) {
+			if (keys[i] == NULL)
+				;	/* a column the API does not show */
+			else if (strcmp(keys[i], "time") == 0 ||
+			    strcmp(keys[i], "recipients") == 0)
+				json_object_set_new(row, keys[i],
+				    json_integer(strtoll(f, NULL, 10)));
+			else if (strcmp(keys[i], "overseas") == 0)
+				json_object_set_new(row, keys[i],
+				    json_boolean(strcmp(f, "1") == 0));
+			else
+				json_object_set_new(row, keys[i],
+				    *f != '\0' ? json_string(f) : json_null());
+			i++;
+		}
+		json_array_append_new(arr, row);
+	}
+	free(copy);
+	return arr;
+}
+
+static json_t *
+be_portal_api_history(struct store *st, const char *account, int64_t since,
+    int limit)
+{
+	static const char *const ev_keys[] = { "time", NULL, "type", "ip",
+	    "country", "detail" };
+	static const char *const sub_keys[] = { "queue_id", "message_id",
+	    "time", NULL, "ip", "country", "tls", "recipients", NULL,
+	    "overseas" };
+	struct str text = STR_INIT;
+	const char *error;
+	json_t *doc = json_object();
+
+	json_object_set_new(doc, "account", json_string(account));
+	if (store_event_list(st, account, since, limit, &text, &error) == 0)
+		json_object_set_new(doc, "events", be_portal_api_rows(
+		    str_c(&text), ev_keys, be_portal_nitems(ev_keys)));
+	str_truncate(&text, 0);
+	if (store_submission_list(st, account, since, limit, &text,
+	    &error) == 0)
+		json_object_set_new(doc, "submissions", be_portal_api_rows(
+		    str_c(&text), sub_keys, be_portal_nitems(sub_keys)));
+	str_deinit(&text);
+	return doc;
+}
+
+/* Limits from the request: a number, or "default" for the config's. */
+static int
+be_portal_api_limits(struct store *st, const char *account,
+    const struct be_portal_args *args, const char **error_r)
+{
+	static const char *const names[] = { "messages_per_day",
+	    "recipients_per_day", "recipients_per_hour",
+	    "recipients_per_message", "overseas_recipients_per_day" };
+	struct account_policy pol;
+	int64_t *fields[5];
+	int r;
+
+	if ((r = store_policy_get(st, account, &pol, error_r)) != 0)
+		return r;
+	fields[0] = &pol.limit_msgs_day;
+	fields[1] = &pol.limit_rcpts_day;
+	fields[2] = &pol.limit_rcpts_hour;
+	fields[3] = &pol.limit_rcpts_msg;
+	fields[4] = &pol.limit_overseas_rcpts_day;
+	for (size_t i = 0; i < be_portal_nitems(names); i++) {
+		const char *v = be_portal_arg(args, names[i]);
+
+		if (v != NULL)
+			*fields[i] = strcmp(v, "default") == 0 ? -1 :
+			    strtoll(v, NULL, 10);
+	}
+	return store_policy_set_limits(st, account, &pol, error_r);
+}
+
+static void
+be_portal_api(struct be_worker *w, struct store *st, const char *client,
+    const struct be_portal_args *args, struct be_portal_out *o)
+{
+	const char *token = be_portal_arg(args, "token");
+	const char *action = be_portal_arg(args, "action");
+	const char *address = be_portal_arg(args, "account");
+	const char *error = NULL, *since_s = be_portal_arg(args, "since");
+	char name[API_TOKEN_NAME_MAX + 1], *canon = NULL, *text;
+	json_t *doc = NULL;
+	int64_t now = policy_now();
+	int r = 0;
+
+	if (token == NULL || action == NULL || address == NULL ||
+	    (r = api_token_check(w->conf->api_tokens_file, token, name,
+	    &error)) != 1) {
+		if (r < 0)
+			log_warnx("portal api: %s", error);
+		log_info("portal api refused client=%s (no valid token)",
+		    client);
+		o->result = BE_PORTAL_NOSESSION;
+		return;
+	}
+	canon = be_portal_lower(address);
+	r = 0;
+	if (strcmp(action, "overseas_on") == 0 ||
+	    strcmp(action, "overseas_off") == 0) {
+		int on = strcmp(action, "overseas_on") == 0;
+
+		r = store_overseas_set(st, canon, on ? now +
+		    (int64_t)w->conf->overseas_permission_days * 86400 : 0,
+		    &error);
+	} else if (strcmp(action, "limits") == 0)
+		r = be_portal_api_limits(st, canon, args, &error);
+	if (r == 0 && strcmp(action, "history") == 0) {
+		struct account a;
+
+		if ((r = store_account_get(st, canon, &a, &error)) == 0) {
+			account_deinit(&a);
+			doc = be_portal_api_history(st, canon, since_s != NULL ?
+			    now - strtoll(since_s, NULL, 10) :
+			    now - PORTAL_HISTORY_DAYS * 86400, 200);
+		}
+	} else if (r == 0)
+		r = be_portal_api_doc(w, st, canon, &doc);
+	if (r == 1) {
+		o->result = BE_PORTAL_REFUSED;
+		o->message = "noaccount";
+	} else if (r < 0) {
+		log_warnx("portal api: %s: %s", canon, error);
+		o->result = BE_PORTAL_TEMPFAIL;
+		o->message = "tempfail";
+	} else {
+		text = json_dumps(doc, JSON_COMPACT);
+		be_portal_put(o, "json", text);
+		free(text);
+		if (strcmp(action, "get") != 0 &&
+		    strcmp(action, "history") != 0)
+			log_info("portal api token=%s client=%s account=%s "
+			    "action=%s", name, client, canon, action);
+	}
+	json_decref(doc);
+	free(canon);
+}
+
 /* Which operations change something and so need the CSRF token. */
 static const struct {
 	const char	*name;
@@ -556,6 +798,7 @@ static const struct {
 	{ "overseas_off", 1 },
 	{ "password", 1 },
 	{ "logout", 1 },
+	{ "api", 0 },		/* a bearer token instead of a session */
 };
 
 int
@@ -598,6 +841,10 @@ be_portal(struct be_worker *w, struct msg *req, struct msg *reply)
 	}
 	if (strcmp(op, "login") == 0) {
 		be_portal_login(w, st, client, &args, &o);
+		goto reply;
+	}
+	if (strcmp(op, "api") == 0) {
+		be_portal_api(w, st, client, &args, &o);
 		goto reply;
 	}
 	if (be_portal_session_get(w->conf, sid, &account, csrf) != 0) {

@@ -38,4 +38,8 @@ void cli_queue_usage(void);
 int cli_store(const struct config *conf, int argc, char **argv);
 void cli_store_usage(void);
 
+/* api-token add|del|list (cli_api.c) */
+int cli_api_token(const struct config *conf, int argc, char **argv);
+void cli_api_usage(void);
+
 #endif

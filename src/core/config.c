@@ -289,6 +289,9 @@ static const struct config_def config_defs[] = {
 	    "listener only (a demo)."),
 	ROW_NUM(portal_session_timeout, CONFIG_DURATION, "30m", 60, DAY,
 	    "Idle time after which a settings page login ends."),
+	ROW_STR(api_tokens_file, "", CONFIG_F_EMPTY_OK, NULL,
+	    "File of the JSON API's hashed bearer tokens (sekisho "
+	    "api-token); empty: no API."),
 };
 
 #define CONFIG_NDEFS	nitems(config_defs)

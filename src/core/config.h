@@ -141,6 +141,7 @@ struct config {
 	/* settings page (docs/portal.md) */
 	enum auth_without_tls portal_plain_http;
 	int	 portal_session_timeout;	/* seconds idle */
+	char	*api_tokens_file;		/* "" = no JSON API */
 };
 
 /*

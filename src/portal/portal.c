@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/queue.h>
 #include <sys/random.h>
 #include <unistd.h>
@@ -22,6 +23,8 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+
+#include <jansson.h>
 
 #include "../core/be_client.h"
 #include "../core/be_proto.h"
@@ -942,6 +945,225 @@ portal_logout_done(struct portal_req *pr)
 	portal_redirect(pr, "/");
 }
 
+/* ---- the JSON API (docs/portal.md) ------------------------------------ */
+
+static void
+portal_api_send(struct portal_req *pr, int code, const char *reason,
+    const char *json)
+{
+	portal_send(pr, code, reason, "application/json", json, strlen(json));
+}
+
+static void
+portal_api_error(struct portal_req *pr, int code, const char *reason,
+    const char *text)
+{
+	json_t *o = json_object();
+	char *s;
+
+	json_object_set_new(o, "error", json_string(text));
+	s = json_dumps(o, JSON_COMPACT);
+	if (code == 401)
+		evhttp_add_header(evhttp_request_get_output_headers(pr->req),
+		    "WWW-Authenticate", "Bearer realm=\"sekisho\"");
+	portal_api_send(pr, code, reason, s != NULL ? s : "{}");
+	free(s);
+	json_decref(o);
+}
+
+static void
+portal_api_done(struct portal_req *pr)
+{
+	const char *json = portal_val(pr, "json");
+
+	if (pr->result == BE_PORTAL_OK && json != NULL)
+		portal_api_send(pr, 200, "OK", json);
+	else if (pr->result == BE_PORTAL_NOSESSION)
+		portal_api_error(pr, 401, "Unauthorized",
+		    "missing, unknown or revoked token");
+	else if (pr->result == BE_PORTAL_REFUSED)
+		portal_api_error(pr, 404, "Not Found", "no such account");
+	else
+		portal_api_error(pr, 503, "Service Unavailable",
+		    "temporarily unavailable");
+}
+
+/* The request body as a JSON object, or an answer 400 (then NULL). */
+static json_t *
+portal_api_body(struct portal_req *pr)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(pr->req);
+	size_t len = evbuffer_get_length(in);
+	char *body = xmalloc(len + 1);
+	json_error_t err;
+	json_t *o;
+
+	evbuffer_copyout(in, body, len);
+	o = json_loadb(body, len, JSON_REJECT_DUPLICATES, &err);
+	free(body);
+	if (o == NULL) {
+		char msg[256];
+
+		snprintf(msg, sizeof(msg), "bad JSON: %s (line %d, column "
+		    "%d)", err.text, err.line, err.column);
+		portal_api_error(pr, 400, "Bad Request", msg);
+		return NULL;
+	}
+	if (!json_is_object(o)) {
+		json_decref(o);
+		portal_api_error(pr, 400, "Bad Request",
+		    "the body must be a JSON object");
+		return NULL;
+	}
+	return o;
+}
+
+/*
+ * /api/v1/accounts/ADDRESS            GET: status, limits, counts
+ * /api/v1/accounts/ADDRESS/overseas   POST {"action": "on"|"extend"|"off"}
+ * /api/v1/accounts/ADDRESS/limits     POST {"recipients_per_day": 200, ...}
+ * /api/v1/accounts/ADDRESS/history    GET [?since=SECONDS]: events and
+ *                                     submissions
+ */
+static void
+portal_api(struct portal_req *pr, const char *path)
+{
+	static const char prefix[] = "/api/v1/accounts/";
+	static const char *const limit_keys[] = { "messages_per_day",
+	    "recipients_per_day", "recipients_per_hour",
+	    "recipients_per_message", "overseas_recipients_per_day" };
+	const char *auth = evhttp_find_header(
+	    evhttp_request_get_input_headers(pr->req), "Authorization");
+	int post = evhttp_request_get_command(pr->req) == EVHTTP_REQ_POST;
+	const char *args[16], *action, *rest, *slash;
+	char *address = NULL, *enc, nums[5][24], since[24];
+	uint32_t n = 0;
+	json_t *body = NULL;
+
+	if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0 ||
+	    auth[7] == '\0') {
+		portal_api_error(pr, 401, "Unauthorized",
+		    "an Authorization: Bearer token is required");
+		return;
+	}
+	if (strncmp(path, prefix, sizeof(prefix) - 1) != 0 ||
+	    path[sizeof(prefix) - 1] == '\0') {
+		portal_api_error(pr, 404, "Not Found", "no such endpoint");
+		return;
+	}
+	rest = path + sizeof(prefix) - 1;
+	slash = strchr(rest, '/');
+	enc = slash != NULL ? xstrndup(rest, (size_t)(slash - rest)) :
+	    xstrdup(rest);
+	address = evhttp_uridecode(enc, 0, NULL);
+	free(enc);
+	if (slash == NULL)
+		action = post ? NULL : "get";
+	else if (strcmp(slash, "/overseas") == 0)
+		action = post ? "overseas" : NULL;
+	else if (strcmp(slash, "/limits") == 0)
+		action = post ? "limits" : NULL;
+	else if (strcmp(slash, "/history") == 0)
+		action = post ? NULL : "history";
+	else {
+		free(address);
+		portal_api_error(pr, 404, "Not Found", "no such endpoint");
+		return;
+	}
+	if (action == NULL) {
+		free(address);
+		portal_api_error(pr, 405, "Method Not Allowed",
+		    post ? "use GET here" : "use POST here");
+		return;
+	}
+	if (address == NULL || strlen(address) > 254) {
+		free(address);
+		portal_api_error(pr, 400, "Bad Request", "bad address");
+		return;
+	}
+	args[n * 2] = "token";
+	args[n++ * 2 + 1] = auth + 7;
+	args[n * 2] = "account";
+	args[n++ * 2 + 1] = address;
+	if (post && (body = portal_api_body(pr)) == NULL) {
+		free(address);
+		return;
+	}
+	if (strcmp(action, "overseas") == 0) {
+		const char *a = json_string_value(json_object_get(body,
+		    "action"));
+
+		if (a == NULL || json_object_size(body) != 1 ||
+		    (strcmp(a, "on") != 0 && strcmp(a, "extend") != 0 &&
+		    strcmp(a, "off") != 0)) {
+			portal_api_error(pr, 400, "Bad Request", "expected "
+			    "{\"action\": \"on\" | \"extend\" | \"off\"}");
+			goto out;
+		}
+		action = strcmp(a, "off") == 0 ? "overseas_off" :
+		    "overseas_on";
+	} else if (strcmp(action, "limits") == 0) {
+		const char *key;
+		json_t *v;
+
+		json_object_foreach(body, key, v) {
+			size_t i;
+
+			for (i = 0; i < portal_nitems(limit_keys); i++)
+				if (strcmp(key, limit_keys[i]) == 0)
+					break;
+			if (i == portal_nitems(limit_keys) || !(json_is_null(v) ||
+			    (json_is_integer(v) && json_integer_value(v) >= 0 &&
+			    json_integer_value(v) <= 10000000))) {
+				char msg[160];
+
+				snprintf(msg, sizeof(msg), "%.64s: expected one "
+				    "of the limit names with an integer 0.."
+				    "10000000, or null for the default", key);
+				portal_api_error(pr, 400, "Bad Request", msg);
+				goto out;
+			}
+			if (json_is_null(v))
+				xstrlcpy(nums[i], "default", sizeof(nums[i]));
+			else
+				snprintf(nums[i], sizeof(nums[i]), "%lld",
+				    (long long)json_integer_value(v));
+			args[n * 2] = limit_keys[i];
+			args[n++ * 2 + 1] = nums[i];
+		}
+	} else if (strcmp(action, "history") == 0) {
+		const char *q = evhttp_uri_get_query(
+		    evhttp_request_get_evhttp_uri(pr->req));
+		struct evkeyvalq qs;
+		const char *s;
+
+		TAILQ_INIT(&qs);
+		if (q != NULL && evhttp_parse_query_str(q, &qs) == 0 &&
+		    (s = evhttp_find_header(&qs, "since")) != NULL) {
+			char *end;
+			long long v = strtoll(s, &end, 10);
+
+			if (*s == '\0' || *end != '\0' || v <= 0 ||
+			    v > 400LL * 86400) {
+				evhttp_clear_headers(&qs);
+				portal_api_error(pr, 400, "Bad Request",
+				    "since: seconds, 1 to 400 days");
+				goto out;
+			}
+			snprintf(since, sizeof(since), "%lld", v);
+			args[n * 2] = "since";
+			args[n++ * 2 + 1] = since;
+		}
+		evhttp_clear_headers(&qs);
+	}
+	args[n * 2] = "action";
+	args[n++ * 2 + 1] = action;
+	portal_ask(pr, "api", NULL, args, n, portal_api_done);
+out:
+	json_decref(body);
+	free(address);
+}
+
 /* ---- requests -------------------------------------------------------- */
 
 static void
@@ -1085,7 +1307,9 @@ portal_on_request(struct evhttp_request *req, void *arg)
 	pr->have_sid = portal_cookie_get(cookies, "sid", pr->sid,
 	    sizeof(pr->sid)) == 0 && strlen(pr->sid) == PORTAL_TOKEN_LEN;
 
-	if (evhttp_request_get_command(req) == EVHTTP_REQ_POST)
+	if (strncmp(path, "/api/", 5) == 0)
+		portal_api(pr, path);
+	else if (evhttp_request_get_command(req) == EVHTTP_REQ_POST)
 		portal_on_post(pr, path);
 	else if (strcmp(path, "/static/portal.css") == 0)
 		portal_send(pr, 200, "OK", "text/css; charset=utf-8",

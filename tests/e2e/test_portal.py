@@ -432,3 +432,153 @@ def test_plain_http_demo_listener(portal_daemon):
     assert status == 303
     sid = [c for c in w.set_cookies if c.startswith("sid=")][0]
     assert "Secure" not in sid and "HttpOnly" in sid
+
+
+# --- the JSON API ---------------------------------------------------------------
+
+@pytest.fixture
+def api_daemon(portal_daemon, tmp_path):
+    d = portal_daemon(extra=[f"api_tokens_file = {tmp_path / 'tokens'}"])
+    d.token = d.cli("api-token", "add", "mypage").stdout.strip()
+    assert re.fullmatch(r"mypage\.[0-9a-f]{64}", d.token)
+    return d
+
+
+def api(d, method, path, body=None, token=None, raw=None):
+    """(status, decoded JSON) of one API call."""
+    w = Web(d.portal_port)
+    headers = {}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    data = raw if raw is not None else (
+        json.dumps(body) if body is not None else None)
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    c = http.client.HTTPSConnection("127.0.0.1", w.port, context=ctx,
+                                    timeout=30)
+    if data is not None:
+        headers["Content-Type"] = "application/json"
+    c.request(method, "/api/v1/accounts/" + path, body=data,
+              headers=headers)
+    r = c.getresponse()
+    out = json.loads(r.read().decode())
+    assert r.headers["Content-Type"] == "application/json"
+    c.close()
+    return r.status, out
+
+
+def test_api_tokens_required_and_revocable(api_daemon):
+    d = api_daemon
+    assert api(d, "GET", ALICE) == \
+        (401, {"error": "an Authorization: Bearer token is required"})
+    status, out = api(d, "GET", ALICE, token=d.token[:-1] + "0")
+    assert status == 401
+    status, out = api(d, "GET", ALICE, token="mypage")
+    assert status == 401
+    status, out = api(d, "GET", ALICE, token=d.token)
+    assert status == 200 and out["account"] == ALICE
+    # the file keeps only a hash
+    tokens = (d.dir.parent / "tokens").read_text()
+    assert d.token.split(".")[1] not in tokens
+    assert "mypage\t" in d.cli("api-token", "list").stdout
+    d.cli("api-token", "del", "mypage")
+    status, out = api(d, "GET", ALICE, token=d.token)
+    assert status == 401 and "revoked" in out["error"]
+    assert d.cli("api-token", "del", "mypage", check=False).returncode == 1
+
+
+def test_api_every_endpoint(api_daemon, client_tls):
+    d, t = api_daemon, api_daemon.token
+    status, out = api(d, "GET", ALICE, token=t)
+    assert status == 200
+    assert out["overseas"]["allowed"] is False
+    assert out["overseas"]["until"] is None and out["overseas"]["days"] == 7
+    assert out["limits"]["recipients_per_day"] == 1000
+    assert out["today"]["messages"] == 0
+    assert out["today"]["resets_at_text"].endswith("00:00 JST")
+    assert out["suspended"] is False
+
+    assert submit_from(d, US4, client_tls) == 550
+    now = time.time()
+    status, out = api(d, "POST", ALICE + "/overseas", {"action": "on"},
+                      token=t)
+    assert status == 200 and out["overseas"]["allowed"] is True
+    assert abs(out["overseas"]["until"] - (now + 7 * 86400)) < 60
+    status, out = api(d, "POST", ALICE + "/overseas", {"action": "extend"},
+                      token=t)
+    assert status == 200 and out["overseas"]["allowed"] is True
+    assert submit_from(d, US4, client_tls) == 250
+    status, out = api(d, "GET", ALICE.upper(), token=t)   # any case
+    assert out["today"]["messages"] == 1
+    assert out["today"]["overseas_recipients"] == 1
+    status, out = api(d, "POST", ALICE + "/overseas", {"action": "off"},
+                      token=t)
+    assert status == 200 and out["overseas"]["allowed"] is False
+    assert submit_from(d, US4, client_tls) == 550
+
+    status, out = api(d, "POST", ALICE + "/limits",
+                      {"recipients_per_day": 200, "messages_per_day": 0},
+                      token=t)
+    assert status == 200
+    assert out["limits"]["recipients_per_day"] == 200
+    assert out["limits"]["messages_per_day"] == 0
+    assert "recipients_per_day: 200" in d.cli("limits", "show", ALICE).stdout
+    status, out = api(d, "POST", ALICE + "/limits",
+                      {"recipients_per_day": None, "messages_per_day": None},
+                      token=t)
+    assert out["limits"]["recipients_per_day"] == 1000
+    assert out["limits"]["messages_per_day"] == 500
+
+    status, out = api(d, "GET", ALICE + "/history", token=t)
+    assert status == 200
+    types = [e["type"] for e in out["events"]]
+    assert "overseas_refused" in types
+    assert out["events"][0]["ip"] == US4 and out["events"][0]["country"] \
+        == "US"
+    assert len(out["submissions"]) == 1
+    sub = out["submissions"][0]
+    assert sub["ip"] == US4 and sub["overseas"] is True
+    assert re.fullmatch(r"[0-9A-F]{20}", sub["queue_id"])
+    status, out = api(d, "GET", ALICE + "/history?since=1", token=t)
+    assert status == 200 and out["events"] == [] or all(
+        e["time"] >= time.time() - 5 for e in out["events"])
+
+    # every change is logged with the token's name (the audit trail)
+    assert re.search(r"portal api token=mypage client=127\.0\.0\.1 "
+                     r"account=alice@example\.jp action=limits", d.log())
+
+
+def test_api_bad_requests(api_daemon):
+    d, t = api_daemon, api_daemon.token
+    status, out = api(d, "POST", ALICE + "/overseas", raw='{"action":',
+                      token=t)
+    assert status == 400 and out["error"].startswith("bad JSON: ")
+    status, out = api(d, "POST", ALICE + "/overseas", raw="[1, 2]", token=t)
+    assert status == 400 and "JSON object" in out["error"]
+    status, out = api(d, "POST", ALICE + "/overseas", {"action": "maybe"},
+                      token=t)
+    assert status == 400 and "action" in out["error"]
+    status, out = api(d, "POST", ALICE + "/limits",
+                      {"recipients_per_day": -1}, token=t)
+    assert status == 400 and "recipients_per_day" in out["error"]
+    status, out = api(d, "POST", ALICE + "/limits", {"colour": 1}, token=t)
+    assert status == 400 and "colour" in out["error"]
+    status, out = api(d, "POST", ALICE + "/limits",
+                      raw='{"recipients_per_day": 1, '
+                          '"recipients_per_day": 2}', token=t)
+    assert status == 400 and "duplicate" in out["error"]
+    assert api(d, "GET", "nobody@example.jp", token=t)[0] == 404
+    assert api(d, "GET", ALICE + "/nothing", token=t)[0] == 404
+    assert api(d, "GET", ALICE + "/overseas", token=t)[0] == 405
+    assert api(d, "GET", ALICE + "/history?since=abc", token=t)[0] == 400
+    # nothing changed
+    status, out = api(d, "GET", ALICE, token=t)
+    assert out["overseas"]["allowed"] is False
+    assert out["limits"]["recipients_per_day"] == 1000
+
+
+def test_api_off_without_tokens_file(portal_daemon):
+    d = portal_daemon()
+    status, out = api(d, "GET", ALICE, token="x." + "0" * 64)
+    assert status == 401
