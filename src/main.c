@@ -35,6 +35,7 @@ static const struct main_cmd main_cmds[] = {
 	{ "queue", cli_queue },
 	{ "store", cli_store },
 	{ "api-token", cli_api_token },
+	{ "admin", cli_admin },
 };
 
 static void
@@ -59,6 +60,7 @@ usage(FILE *fp)
 	cli_queue_usage();
 	cli_store_usage();
 	cli_api_usage();
+	cli_admin_usage();
 }
 
 static enum log_level

@@ -24,6 +24,7 @@
 #include "../core/str.h"
 #include "../core/xmalloc.h"
 #include "../policy/policy.h"
+#include "../portal/admin_users.h"
 #include "../portal/api_token.h"
 #include "../store/password.h"
 #include "../store/store.h"
@@ -787,18 +788,276 @@ be_portal_api(struct be_worker *w, struct store *st, const char *client,
 	free(canon);
 }
 
-/* Which operations change something and so need the CSRF token. */
+/* ---- the admin pages (docs/portal.md) ---------------------------------- */
+
+#define PORTAL_ADMIN_PREFIX	"admin:"	/* never in an address */
+
+static int
+be_portal_is_admin(const char *account)
+{
+	return strncmp(account, PORTAL_ADMIN_PREFIX,
+	    sizeof(PORTAL_ADMIN_PREFIX) - 1) == 0;
+}
+
+/* An admin's login: the admin file, with the throttling of every login
+ * keyed "admin:NAME". */
+static void
+be_portal_admin_login(struct be_worker *w, struct store *st,
+    const char *client, const struct be_portal_args *args,
+    struct be_portal_out *o)
+{
+	const char *name = be_portal_arg(args, "user");
+	const char *pass = be_portal_arg(args, "password");
+	char id[PORTAL_TOKEN_HEX + 1], csrf[PORTAL_TOKEN_HEX + 1], *key;
+	char *hash = NULL;
+	const char *error;
+	int64_t locked = 0;
+	int r = 1, ok = 0;
+
+	if (name == NULL || pass == NULL || api_token_name_ok(name) < 0 ||
+	    *w->conf->admin_users_file == '\0') {
+		o->result = BE_PORTAL_REFUSED;
+		o->message = "fail";
+		be_portal_put_i64(o, "delay", 0);
+		return;
+	}
+	key = xasprintf(PORTAL_ADMIN_PREFIX "%s", name);
+	if (policy_auth_check(w->conf, st, key, client, &locked) == 1) {
+		o->result = BE_PORTAL_REFUSED;
+		o->message = "locked";
+		be_portal_put_time(o, "until", locked);
+		free(key);
+		return;
+	}
+	r = admin_users_get(w->conf->admin_users_file, name, &hash, &error);
+	if (r < 0)
+		log_warnx("portal: admin users: %s", error);
+	if (r == 0)
+		ok = password_verify(pass, hash, &error) == 1;
+	free(hash);
+	if (!ok) {
+		o->result = BE_PORTAL_REFUSED;
+		o->message = "fail";
+		be_portal_put_i64(o, "delay", policy_auth_fail(w->conf, st, key,
+		    client, "admin"));
+		log_info("portal admin login failed client=%s", client);
+	} else if (be_portal_session_new(w->conf, key, id, csrf) < 0) {
+		o->result = BE_PORTAL_TEMPFAIL;
+		o->message = "tempfail";
+	} else {
+		policy_auth_ok(w->conf, st, key);
+		be_portal_put(o, "session", id);
+		be_portal_put(o, "csrf", csrf);
+		log_info("portal admin login admin=%s client=%s", name, client);
+	}
+	free(key);
+}
+
+/* The audit log is the events table: type "admin_...", the account
+ * acted on, the admin's address, "by NAME: what" as detail. */
+static void
+be_portal_audit(struct store *st, const char *admin, const char *type,
+    const char *account, const char *client, const char *what)
+{
+	struct str detail = STR_INIT;
+
+	str_printf(&detail, "by %s", admin + sizeof(PORTAL_ADMIN_PREFIX) - 1);
+	if (what != NULL && *what != '\0')
+		str_printf(&detail, ": %.200s", what);
+	policy_event(st, account, type, client, NULL, str_c(&detail));
+	log_info("portal admin=%s action=%s account=%s client=%s",
+	    admin + sizeof(PORTAL_ADMIN_PREFIX) - 1, type, account, client);
+	str_deinit(&detail);
+}
+
+static void
+be_portal_admin_search(struct store *st, const struct be_portal_args *args,
+    struct be_portal_out *o)
+{
+	const char *q = be_portal_arg(args, "q"), *error;
+	struct str text = STR_INIT;
+	char *p, *line;
+	int n = 0;
+
+	if (store_account_list(st, NULL, &text, &error) < 0) {
+		o->result = BE_PORTAL_TEMPFAIL;
+		o->message = "tempfail";
+		str_deinit(&text);
+		return;
+	}
+	p = text.s;
+	while (p != NULL && (line = strsep(&p, "\n")) != NULL && n < 100) {
+		if (*line == '\0' || (q != NULL && *q != '\0' &&
+		    strcasestr(line, q) == NULL))
+			continue;
+		be_portal_put(o, "row", line);
+		n++;
+	}
+	str_deinit(&text);
+}
+
+static void
+be_portal_admin_audit(struct store *st, struct be_portal_out *o)
+{
+	static const int fields[] = { 0, 1, 2, 3, 5 };
+	struct str text = STR_INIT, mine = STR_INIT;
+	const char *error;
+	char *p, *line;
+
+	if (store_event_list(st, NULL, policy_now() - 30 * 86400, 5000, &text,
+	    &error) < 0) {
+		o->result = BE_PORTAL_TEMPFAIL;
+		o->message = "tempfail";
+		str_deinit(&text);
+		return;
+	}
+	p = text.s;
+	while (p != NULL && (line = strsep(&p, "\n")) != NULL) {
+		char *t = strchr(line, '\t');
+
+		t = t != NULL ? strchr(t + 1, '\t') : NULL;
+		if (t != NULL && strncmp(t + 1, "admin_", 6) == 0) {
+			str_append(&mine, line);
+			str_append_c(&mine, '\n');
+		}
+	}
+	be_portal_put_lines(o, "row", str_c(&mine), fields,
+	    be_portal_nitems(fields), 0);
+	str_deinit(&text);
+	str_deinit(&mine);
+}
+
+static void
+be_portal_admin(struct be_worker *w, struct store *st, const char *op,
+    const char *admin, const char *sid, const char *client,
+    const struct be_portal_args *args, struct be_portal_out *o)
+{
+	const char *target = be_portal_arg(args, "account");
+	const char *reason = be_portal_arg(args, "reason");
+	const char *error = NULL;
+	char *canon = target != NULL ? be_portal_lower(target) : NULL;
+	struct account a;
+	int r = 0;
+
+	be_portal_put(o, "admin", admin + sizeof(PORTAL_ADMIN_PREFIX) - 1);
+	if (strcmp(op, "admin_search") == 0) {
+		be_portal_admin_search(st, args, o);
+		goto out;
+	}
+	if (strcmp(op, "admin_audit") == 0) {
+		be_portal_admin_audit(st, o);
+		goto out;
+	}
+	if (strcmp(op, "admin_logout") == 0) {
+		be_portal_session_end(w->conf, sid, NULL);
+		goto out;
+	}
+	if (canon == NULL || (r = store_account_get(st, canon, &a,
+	    &error)) != 0) {
+		o->result = r < 0 ? BE_PORTAL_TEMPFAIL : BE_PORTAL_REFUSED;
+		o->message = r < 0 ? "tempfail" : "noaccount";
+		goto out;
+	}
+	account_deinit(&a);
+	if (strcmp(op, "admin_suspend") == 0 ||
+	    strcmp(op, "admin_resume") == 0) {
+		int on = strcmp(op, "admin_suspend") == 0;
+
+		if (on && (reason == NULL || *reason == '\0' ||
+		    strlen(reason) > 200 || strpbrk(reason, "\r\n\t") != NULL)) {
+			o->result = BE_PORTAL_REFUSED;
+			o->message = "badreason";
+			goto out;
+		}
+		r = store_account_set_suspended(st, canon, on, on ? reason :
+		    NULL, &error);
+		if (r == 0)
+			be_portal_audit(st, admin, on ? "admin_suspend" :
+			    "admin_resume", canon, client, on ? reason : NULL);
+	} else if (strcmp(op, "admin_overseas_on") == 0 ||
+	    strcmp(op, "admin_overseas_off") == 0) {
+		int on = strcmp(op, "admin_overseas_on") == 0;
+		int64_t until = on ? policy_now() +
+		    (int64_t)w->conf->overseas_permission_days * 86400 : 0;
+
+		r = store_overseas_set(st, canon, until, &error);
+		if (r == 0)
+			be_portal_audit(st, admin, on ? "admin_overseas_on" :
+			    "admin_overseas_off", canon, client, NULL);
+	} else if (strcmp(op, "admin_limits") == 0) {
+		static const char *const names[] = { "messages_per_day",
+		    "recipients_per_day", "recipients_per_hour",
+		    "recipients_per_message", "overseas_recipients_per_day" };
+		struct str what = STR_INIT;
+
+		for (size_t i = 0; i < be_portal_nitems(names); i++) {
+			const char *v = be_portal_arg(args, names[i]);
+			char *end;
+
+			if (v == NULL || *v == '\0')
+				continue;
+			if (strcmp(v, "default") != 0 &&
+			    (strtoll(v, &end, 10) < 0 || *end != '\0' ||
+			    strlen(v) > 8)) {
+				o->result = BE_PORTAL_REFUSED;
+				o->message = "badlimit";
+				str_deinit(&what);
+				goto out;
+			}
+			str_printf(&what, "%s%s=%s", what.len > 0 ? " " : "",
+			    names[i], v);
+		}
+		r = be_portal_api_limits(st, canon, args, &error);
+		if (r == 0)
+			be_portal_audit(st, admin, "admin_limits", canon,
+			    client, str_c(&what));
+		str_deinit(&what);
+	} else if (strcmp(op, "admin_account") != 0)
+		r = -1;
+	if (r != 0) {
+		log_warnx("portal: admin %s %s: %s", op, canon,
+		    error != NULL ? error : "failed");
+		o->result = BE_PORTAL_TEMPFAIL;
+		o->message = "tempfail";
+		goto out;
+	}
+	if (strcmp(op, "admin_account") == 0) {
+		if (store_account_get(st, canon, &a, &error) == 0) {
+			be_portal_put(o, "suspended", a.suspended ? "1" : "0");
+			if (a.suspend_reason != NULL)
+				be_portal_put(o, "reason", a.suspend_reason);
+			account_deinit(&a);
+		}
+		be_portal_status(w, st, canon, o);
+	}
+out:
+	free(canon);
+}
+
+/* Which operations change something and so need the CSRF token, and
+ * which need an admin's session. */
 static const struct {
 	const char	*name;
 	int		 csrf;
+	int		 admin;
 } be_portal_ops[] = {
-	{ "login", 0 },
-	{ "status", 0 },
-	{ "overseas_on", 1 },
-	{ "overseas_off", 1 },
-	{ "password", 1 },
-	{ "logout", 1 },
-	{ "api", 0 },		/* a bearer token instead of a session */
+	{ "login", 0, 0 },
+	{ "status", 0, 0 },
+	{ "overseas_on", 1, 0 },
+	{ "overseas_off", 1, 0 },
+	{ "password", 1, 0 },
+	{ "logout", 1, 0 },
+	{ "api", 0, 0 },	/* a bearer token instead of a session */
+	{ "admin_login", 0, 1 },
+	{ "admin_search", 0, 1 },
+	{ "admin_account", 0, 1 },
+	{ "admin_audit", 0, 1 },
+	{ "admin_suspend", 1, 1 },
+	{ "admin_resume", 1, 1 },
+	{ "admin_overseas_on", 1, 1 },
+	{ "admin_overseas_off", 1, 1 },
+	{ "admin_limits", 1, 1 },
+	{ "admin_logout", 1, 1 },
 };
 
 int
@@ -809,6 +1068,7 @@ be_portal(struct be_worker *w, struct msg *req, struct msg *reply)
 	struct be_portal_args args;
 	struct be_portal_out o;
 	struct store *st;
+	const char *error0;
 	uint32_t n;
 	size_t k;
 
@@ -847,7 +1107,14 @@ be_portal(struct be_worker *w, struct msg *req, struct msg *reply)
 		be_portal_api(w, st, client, &args, &o);
 		goto reply;
 	}
-	if (be_portal_session_get(w->conf, sid, &account, csrf) != 0) {
+	if (strcmp(op, "admin_login") == 0) {
+		be_portal_admin_login(w, st, client, &args, &o);
+		goto reply;
+	}
+	/* An admin's session is good for admin pages only, and the other
+	 * way round. */
+	if (be_portal_session_get(w->conf, sid, &account, csrf) != 0 ||
+	    be_portal_is_admin(account) != be_portal_ops[k].admin) {
 		o.result = BE_PORTAL_NOSESSION;
 		goto reply;
 	}
@@ -855,6 +1122,21 @@ be_portal(struct be_worker *w, struct msg *req, struct msg *reply)
 		log_warnx("portal: %s without a valid CSRF token account=%s "
 		    "client=%s", op, account, client);
 		o.result = BE_PORTAL_CSRF;
+		goto reply;
+	}
+	if (be_portal_ops[k].admin) {
+		char *hash = NULL;
+
+		/* A deleted admin's sessions end at their next request. */
+		if (admin_users_get(w->conf->admin_users_file, account +
+		    sizeof(PORTAL_ADMIN_PREFIX) - 1, &hash, &error0) != 0) {
+			be_portal_session_end(w->conf, NULL, account);
+			o.result = BE_PORTAL_NOSESSION;
+			goto reply;
+		}
+		free(hash);
+		be_portal_put(&o, "csrf", csrf);
+		be_portal_admin(w, st, op, account, sid, client, &args, &o);
 		goto reply;
 	}
 	/* A suspension ends every session at its next request. */

@@ -292,6 +292,9 @@ static const struct config_def config_defs[] = {
 	ROW_STR(api_tokens_file, "", CONFIG_F_EMPTY_OK, NULL,
 	    "File of the JSON API's hashed bearer tokens (sekisho "
 	    "api-token); empty: no API."),
+	ROW_STR(admin_users_file, "", CONFIG_F_EMPTY_OK, NULL,
+	    "File of the admin pages' accounts (sekisho admin); empty: no "
+	    "admin pages."),
 };
 
 #define CONFIG_NDEFS	nitems(config_defs)

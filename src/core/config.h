@@ -142,6 +142,7 @@ struct config {
 	enum auth_without_tls portal_plain_http;
 	int	 portal_session_timeout;	/* seconds idle */
 	char	*api_tokens_file;		/* "" = no JSON API */
+	char	*admin_users_file;		/* "" = no admin pages */
 };
 
 /*

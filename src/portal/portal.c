@@ -59,6 +59,8 @@ struct portal_req {
 	char			 client[64];
 	char			 sid[PORTAL_TOKEN_LEN + 1];
 	int			 have_sid;
+	int			 admin;		/* an /admin/ request */
+	char			*target;	/* the account an admin acts on */
 	const char		*method;
 	char			 path[64];
 	portal_done_fn		*done;
@@ -137,6 +139,28 @@ enum portal_text {
 	T_MSG_EXPIRED,
 	T_NOT_FOUND,
 	T_YES,
+	T_ADMIN,
+	T_ADMIN_NAME,
+	T_SEARCH,
+	T_SEARCH_HINT,
+	T_AUDIT,
+	T_STATUS,
+	T_ACTIVE,
+	T_SUSPENDED,
+	T_SUSPEND,
+	T_RESUME,
+	T_REASON,
+	T_GRANT,
+	T_REVOKE,
+	T_LIMITS,
+	T_LIMITS_HINT,
+	T_SET_LIMITS,
+	T_ACCOUNT,
+	T_BACK,
+	T_DONE,
+	T_MSG_BADREASON,
+	T_MSG_BADLIMIT,
+	T_MSG_NOACCOUNT,
 };
 
 static const char *const portal_texts[][2] = {
@@ -229,6 +253,35 @@ static const char *const portal_texts[][2] = {
 	    "してください。", "Your login has expired. Please log in again." },
 	[T_NOT_FOUND] = { "ページが見つかりません。", "Page not found." },
 	[T_YES] = { "はい", "yes" },
+	[T_ADMIN] = { "管理（アビューズ対応）", "Administration (abuse desk)" },
+	[T_ADMIN_NAME] = { "管理者名", "Admin name" },
+	[T_SEARCH] = { "検索", "Search" },
+	[T_SEARCH_HINT] = { "メールアドレスの一部", "Part of an address" },
+	[T_AUDIT] = { "操作記録（30日間）", "Audit log (30 days)" },
+	[T_STATUS] = { "状態", "Status" },
+	[T_ACTIVE] = { "利用中", "Active" },
+	[T_SUSPENDED] = { "利用停止中", "Suspended" },
+	[T_SUSPEND] = { "利用停止する", "Suspend" },
+	[T_RESUME] = { "利用を再開する", "Resume" },
+	[T_REASON] = { "理由", "Reason" },
+	[T_GRANT] = { "海外送信を許可（7日間）", "Allow sending from abroad "
+	    "(7 days)" },
+	[T_REVOKE] = { "海外送信の許可を取り消す", "Revoke overseas sending" },
+	[T_LIMITS] = { "送信数の上限", "Sending limits" },
+	[T_LIMITS_HINT] = { "空欄は変更なし、default は設定ファイルの値、0 は"
+	    "送信不可（1時間の上限では0は上限なし）。", "Empty: unchanged; "
+	    "default: the config's value; 0: none allowed (per hour: 0 is no "
+	    "limit)." },
+	[T_SET_LIMITS] = { "上限を設定する", "Set limits" },
+	[T_ACCOUNT] = { "アカウント", "Account" },
+	[T_BACK] = { "検索に戻る", "Back to search" },
+	[T_DONE] = { "実行しました。", "Done." },
+	[T_MSG_BADREASON] = { "理由を1行（200文字以内）で入力してください。",
+	    "Give a reason: one line, at most 200 characters." },
+	[T_MSG_BADLIMIT] = { "上限は0以上の整数か default にしてください。",
+	    "A limit is a whole number (0 or more) or default." },
+	[T_MSG_NOACCOUNT] = { "そのアカウントはありません。",
+	    "No such account." },
 };
 
 /* The ?msg= codes a redirect may carry, and what they show. */
@@ -247,6 +300,10 @@ static const struct {
 	{ "tempfail", T_MSG_TEMPFAIL, 1 },
 	{ "csrf", T_MSG_CSRF, 1 },
 	{ "expired", T_MSG_EXPIRED, 1 },
+	{ "done", T_DONE, 0 },
+	{ "badreason", T_MSG_BADREASON, 1 },
+	{ "badlimit", T_MSG_BADLIMIT, 1 },
+	{ "noaccount", T_MSG_NOACCOUNT, 1 },
 };
 
 #define portal_nitems(a)	(sizeof(a) / sizeof((a)[0]))
@@ -309,6 +366,7 @@ static void
 portal_req_free(struct portal_req *pr)
 {
 	portal_req_clear(pr);
+	free(pr->target);
 	free(pr);
 }
 
@@ -475,11 +533,12 @@ portal_login_page(struct portal_req *pr, int code, const char *reason,
 		str_append(&b, "</p>\n");
 	}
 	str_append(&b, "<p>");
-	portal_text_esc(&b, pr, T_LOGIN_INTRO);
-	str_append(&b, "</p>\n<form method=\"post\" action=\"/login\">\n");
+	portal_text_esc(&b, pr, pr->admin ? T_ADMIN : T_LOGIN_INTRO);
+	str_printf(&b, "</p>\n<form method=\"post\" action=\"%s\">\n",
+	    pr->admin ? "/admin/login" : "/login");
 	portal_csrf_field(&b, token);
 	str_append(&b, "<label for=\"user\">");
-	portal_text_esc(&b, pr, T_ADDRESS);
+	portal_text_esc(&b, pr, pr->admin ? T_ADMIN_NAME : T_ADDRESS);
 	str_append(&b, "</label>\n<input id=\"user\" name=\"user\" "
 	    "type=\"text\" autocomplete=\"username\" required size=\"40\">\n"
 	    "<label for=\"password\">");
@@ -537,8 +596,14 @@ portal_rows(struct portal_req *pr, struct str *b, const char *key,
 	for (size_t i = 0; i < pr->npairs; i++) {
 		if (strcmp(pr->keys[i], key) != 0)
 			continue;
-		char *copy = xstrdup(pr->vals[i]), *p = copy, *f;
+		char *copy, *p, *f;
 		int col = 0;
+
+		/* the abuse desk's actions show on the admin pages only */
+		if (type_col >= 0 && !pr->admin &&
+		    strstr(pr->vals[i], "\tadmin_") != NULL)
+			continue;
+		copy = p = xstrdup(pr->vals[i]);
 
 		str_append(b, "<tr>");
 		while ((f = strsep(&p, "\t")) != NULL) {
@@ -1164,6 +1229,475 @@ out:
 	free(address);
 }
 
+/* ---- the admin pages (docs/portal.md) ---------------------------------- */
+
+static void portal_not_found(struct portal_req *);
+
+/* Head of an admin page: who, search, audit log, log out. */
+static void
+portal_admin_begin(struct portal_req *pr, struct str *b)
+{
+	const char *csrf = portal_val(pr, "csrf");
+
+	portal_page_begin(pr, b);
+	str_append(b, "<p>");
+	portal_text_esc(b, pr, T_ADMIN);
+	str_append(b, " &mdash; <strong id=\"admin\">");
+	portal_html_escape(b, portal_val(pr, "admin") != NULL ?
+	    portal_val(pr, "admin") : "");
+	str_append(b, "</strong> &middot; <a href=\"/admin/\">");
+	portal_text_esc(b, pr, T_SEARCH);
+	str_append(b, "</a> &middot; <a id=\"audit\" href=\"/admin/audit\">");
+	portal_text_esc(b, pr, T_AUDIT);
+	str_append(b, "</a></p>\n");
+	portal_form_begin(b, "/admin/logout", csrf, " class=\"inline\"");
+	portal_button(pr, b, "logout", T_LOGOUT, -1, T_NOTHING);
+	str_append(b, "</form>\n");
+}
+
+static void
+portal_admin_msg(struct portal_req *pr, struct str *b)
+{
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(pr->req);
+	const char *q = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
+	struct evkeyvalq qs;
+	const char *msg;
+
+	TAILQ_INIT(&qs);
+	if (q != NULL && evhttp_parse_query_str(q, &qs) == 0 &&
+	    (msg = evhttp_find_header(&qs, "msg")) != NULL)
+		for (size_t i = 0; i < portal_nitems(portal_msgs); i++)
+			if (strcmp(portal_msgs[i].code, msg) == 0)
+				portal_notice(b, portal_msgs[i].error ?
+				    "error" : "msg", portal_t(pr,
+				    portal_msgs[i].text), NULL);
+	evhttp_clear_headers(&qs);
+}
+
+/* A query parameter of the request (caller frees), or NULL. */
+static char *
+portal_query_param(struct portal_req *pr, const char *name)
+{
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(pr->req);
+	const char *q = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
+	struct evkeyvalq qs;
+	const char *v;
+	char *r = NULL;
+
+	TAILQ_INIT(&qs);
+	if (q != NULL && evhttp_parse_query_str(q, &qs) == 0 &&
+	    (v = evhttp_find_header(&qs, name)) != NULL)
+		r = xstrdup(v);
+	evhttp_clear_headers(&qs);
+	return r;
+}
+
+/* Any answer but OK on an admin GET: the login page, or an error. */
+static int
+portal_admin_not_ok(struct portal_req *pr)
+{
+	if (pr->result == BE_PORTAL_OK)
+		return 0;
+	if (pr->result == BE_PORTAL_NOSESSION) {
+		portal_cookie(pr, "asid", "", 0);
+		portal_login_page(pr, 200, "OK", NULL, NULL, NULL);
+	} else if (pr->message != NULL &&
+	    strcmp(pr->message, "noaccount") == 0) {
+		struct str b = STR_INIT;
+
+		portal_admin_begin(pr, &b);
+		portal_notice(&b, "error", portal_t(pr, T_MSG_NOACCOUNT),
+		    NULL);
+		portal_page_end(pr, &b, 404, "Not Found");
+	} else
+		portal_login_page(pr, 503, "Service Unavailable",
+		    portal_t(pr, T_MSG_TEMPFAIL), NULL, NULL);
+	return 1;
+}
+
+static void
+portal_admin_search_done(struct portal_req *pr)
+{
+	struct str b = STR_INIT;
+	char *q;
+	int n = 0;
+
+	if (portal_admin_not_ok(pr))
+		return;
+	q = portal_query_param(pr, "q");
+	portal_admin_begin(pr, &b);
+	str_append(&b, "<h2>");
+	portal_text_esc(&b, pr, T_SEARCH);
+	str_append(&b, "</h2>\n<form method=\"get\" action=\"/admin/\">\n"
+	    "<input id=\"q\" name=\"q\" type=\"search\" size=\"40\" "
+	    "placeholder=\"");
+	portal_text_esc(&b, pr, T_SEARCH_HINT);
+	str_append(&b, "\" value=\"");
+	portal_html_escape(&b, q != NULL ? q : "");
+	str_append(&b, "\">\n");
+	portal_button(pr, &b, "search", T_SEARCH, -1, T_NOTHING);
+	str_append(&b, "</form>\n<table id=\"results\">\n<tr><th>");
+	portal_text_esc(&b, pr, T_ACCOUNT);
+	str_append(&b, "</th><th>");
+	portal_text_esc(&b, pr, T_STATUS);
+	str_append(&b, "</th></tr>\n");
+	for (size_t i = 0; i < pr->npairs; i++) {
+		const char *v = pr->vals[i], *tab;
+		char *addr, *enc;
+
+		if (strcmp(pr->keys[i], "row") != 0 ||
+		    (tab = strchr(v, '\t')) == NULL)
+			continue;
+		addr = xstrndup(v, (size_t)(tab - v));
+		enc = evhttp_uriencode(addr, -1, 0);
+		str_append(&b, "<tr><td><a href=\"/admin/account?a=");
+		portal_html_escape(&b, enc != NULL ? enc : "");
+		str_append(&b, "\">");
+		portal_html_escape(&b, addr);
+		str_append(&b, "</a></td><td>");
+		portal_text_esc(&b, pr, strcmp(tab + 1, "1") == 0 ?
+		    T_SUSPENDED : T_ACTIVE);
+		str_append(&b, "</td></tr>\n");
+		free(enc);
+		free(addr);
+		n++;
+	}
+	portal_table_end(pr, &b, n);
+	free(q);
+	portal_page_end(pr, &b, 200, "OK");
+}
+
+/* A POST form of the account page: hidden account and do=ACTION. */
+static void
+portal_admin_form(struct portal_req *pr, struct str *b, const char *account,
+    const char *action)
+{
+	portal_form_begin(b, "/admin/account", portal_val(pr, "csrf"), "");
+	str_append(b, "<input type=\"hidden\" name=\"a\" value=\"");
+	portal_html_escape(b, account);
+	str_printf(b, "\">\n<input type=\"hidden\" name=\"do\" "
+	    "value=\"%s\">\n", action);
+}
+
+static void
+portal_admin_account_done(struct portal_req *pr)
+{
+	static const enum portal_text sub_cols[] = { T_TIME, T_IP, T_COUNTRY,
+	    T_RCPTS, T_ABROAD, T_QUEUE_ID };
+	static const enum portal_text ev_cols[] = { T_TIME, T_WHAT, T_IP,
+	    T_COUNTRY, T_DETAIL };
+	static const struct {
+		const char	*name;
+		const char	*have;
+		const char	*limit;
+		enum portal_text label;
+	} limits[] = {
+		{ "messages_per_day", "msgs", "msgs_limit", T_MESSAGES },
+		{ "recipients_per_day", "rcpts", "rcpts_limit", T_RECIPIENTS },
+		{ "recipients_per_hour", "rcpts_hour", "rcpts_hour_limit",
+		  T_RECIPIENTS_HOUR },
+		{ "overseas_recipients_per_day", "rcpts_abroad",
+		  "rcpts_abroad_limit", T_RECIPIENTS_ABROAD },
+	};
+	const char *account, *reason, *until;
+	struct str b = STR_INIT;
+	int suspended, rows;
+
+	if (portal_admin_not_ok(pr))
+		return;
+	account = portal_val(pr, "account");
+	account = account != NULL ? account : "";
+	reason = portal_val(pr, "reason");
+	until = portal_val(pr, "overseas_until");
+	suspended = portal_val_num(pr, "suspended") == 1;
+	portal_admin_begin(pr, &b);
+	portal_admin_msg(pr, &b);
+	str_append(&b, "<h2 id=\"account\">");
+	portal_html_escape(&b, account);
+	str_append(&b, "</h2>\n<p id=\"status\" class=\"");
+	str_append(&b, suspended ? "off\">" : "on\">");
+	portal_text_esc(&b, pr, suspended ? T_SUSPENDED : T_ACTIVE);
+	if (suspended && reason != NULL) {
+		str_append(&b, " (");
+		portal_text_esc(&b, pr, T_REASON);
+		str_append(&b, ": <span id=\"reason\">");
+		portal_html_escape(&b, reason);
+		str_append(&b, "</span>)");
+	}
+	str_append(&b, "</p>\n");
+	if (suspended) {
+		portal_admin_form(pr, &b, account, "resume");
+		portal_button(pr, &b, "resume", T_RESUME, -1, T_NOTHING);
+	} else {
+		portal_admin_form(pr, &b, account, "suspend");
+		str_append(&b, "<label for=\"reason-input\">");
+		portal_text_esc(&b, pr, T_REASON);
+		str_append(&b, "</label>\n<input id=\"reason-input\" "
+		    "name=\"reason\" size=\"50\" maxlength=\"200\" required>\n");
+		portal_button(pr, &b, "suspend", T_SUSPEND, -1, T_NOTHING);
+	}
+	str_append(&b, "</form>\n<h2>");
+	portal_text_esc(&b, pr, T_OVERSEAS);
+	str_append(&b, "</h2>\n");
+	if (until != NULL) {
+		str_append(&b, "<p class=\"on\" id=\"overseas\">");
+		portal_text_esc(&b, pr, T_ON_UNTIL_1);
+		portal_html_escape(&b, until);
+		portal_text_esc(&b, pr, T_ON_UNTIL_2);
+	} else {
+		str_append(&b, "<p class=\"off\" id=\"overseas\">");
+		portal_text_esc(&b, pr, T_OFF);
+	}
+	str_append(&b, "</p>\n");
+	portal_admin_form(pr, &b, account, "overseas_on");
+	portal_button(pr, &b, "grant", T_GRANT, -1, T_NOTHING);
+	str_append(&b, "</form>\n");
+	if (until != NULL) {
+		portal_admin_form(pr, &b, account, "overseas_off");
+		portal_button(pr, &b, "revoke", T_REVOKE, -1, T_NOTHING);
+		str_append(&b, "</form>\n");
+	}
+
+	str_append(&b, "<h2>");
+	portal_text_esc(&b, pr, T_LIMITS);
+	str_append(&b, "</h2>\n<p>");
+	portal_text_esc(&b, pr, T_LIMITS_HINT);
+	str_append(&b, "</p>\n");
+	portal_admin_form(pr, &b, account, "limits");
+	str_append(&b, "<table id=\"limits\">\n");
+	for (size_t i = 0; i < portal_nitems(limits); i++) {
+		long long lim = portal_val_num(pr, limits[i].limit);
+
+		str_append(&b, "<tr><th>");
+		portal_text_esc(&b, pr, limits[i].label);
+		str_printf(&b, "</th><td>%lld / ",
+		    portal_val_num(pr, limits[i].have));
+		/* per hour, 0 is "no limit" (limit_recipients_per_hour) */
+		if (lim == 0 && strcmp(limits[i].name,
+		    "recipients_per_hour") == 0)
+			portal_text_esc(&b, pr, T_NO_LIMIT);
+		else
+			str_printf(&b, "%lld", lim);
+		str_printf(&b, "</td><td><input name=\"%s\" id=\"limit-%s\" "
+		    "size=\"8\"></td></tr>\n", limits[i].name, limits[i].name);
+	}
+	str_append(&b, "</table>\n");
+	portal_button(pr, &b, "set-limits", T_SET_LIMITS, -1, T_NOTHING);
+	str_append(&b, "</form>\n<p>");
+	portal_text_esc(&b, pr, T_RESET);
+	portal_html_escape(&b, portal_val(pr, "reset") != NULL ?
+	    portal_val(pr, "reset") : "");
+	str_append(&b, "</p>\n<h2>");
+	portal_text_esc(&b, pr, T_RECENT);
+	str_append(&b, "</h2>\n");
+	portal_table_head(pr, &b, "submissions", sub_cols,
+	    portal_nitems(sub_cols));
+	rows = portal_rows(pr, &b, "sub", -1, 4);
+	portal_table_end(pr, &b, rows);
+	str_append(&b, "<h2>");
+	portal_text_esc(&b, pr, T_EVENTS);
+	str_append(&b, "</h2>\n");
+	portal_table_head(pr, &b, "events", ev_cols, portal_nitems(ev_cols));
+	rows = portal_rows(pr, &b, "ev", 1, -1);
+	portal_table_end(pr, &b, rows);
+	portal_page_end(pr, &b, 200, "OK");
+}
+
+static void
+portal_admin_audit_done(struct portal_req *pr)
+{
+	static const enum portal_text cols[] = { T_TIME, T_ACCOUNT, T_WHAT,
+	    T_IP, T_DETAIL };
+	struct str b = STR_INIT;
+	int rows;
+
+	if (portal_admin_not_ok(pr))
+		return;
+	portal_admin_begin(pr, &b);
+	str_append(&b, "<h2>");
+	portal_text_esc(&b, pr, T_AUDIT);
+	str_append(&b, "</h2>\n");
+	portal_table_head(pr, &b, "audit-log", cols, portal_nitems(cols));
+	rows = portal_rows(pr, &b, "row", -1, -1);
+	portal_table_end(pr, &b, rows);
+	portal_page_end(pr, &b, 200, "OK");
+}
+
+static void
+portal_admin_login_fail_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct portal_req *pr = arg;
+
+	(void)fd;
+	(void)what;
+	portal_login_page(pr, 401, "Unauthorized", portal_t(pr, T_MSG_FAIL),
+	    NULL, NULL);
+}
+
+static void
+portal_admin_login_done(struct portal_req *pr)
+{
+	const char *sid = portal_val(pr, "session");
+	const char *m = pr->message != NULL ? pr->message : "";
+
+	if (pr->result == BE_PORTAL_OK && sid != NULL) {
+		portal_cookie(pr, "asid", sid, -1);
+		portal_cookie(pr, "pre", "", 0);
+		portal_redirect(pr, "/admin/");
+	} else if (strcmp(m, "fail") == 0)
+		portal_after_delay(pr, portal_admin_login_fail_cb);
+	else if (strcmp(m, "locked") == 0)
+		portal_login_page(pr, 429, "Too Many Requests",
+		    portal_t(pr, T_MSG_LOCKED), portal_t(pr,
+		    T_MSG_LOCKED_UNTIL), portal_val(pr, "until"));
+	else
+		portal_login_page(pr, 503, "Service Unavailable",
+		    portal_t(pr, T_MSG_TEMPFAIL), NULL, NULL);
+}
+
+/* After an admin's POST on an account: back to its page. */
+static void
+portal_admin_change_done(struct portal_req *pr)
+{
+	const char *account = pr->target;
+	struct str loc = STR_INIT;
+	char *enc;
+
+	if (pr->result == BE_PORTAL_NOSESSION || pr->result == BE_PORTAL_CSRF) {
+		portal_change_done_msg(pr, "");
+		return;
+	}
+	enc = evhttp_uriencode(account != NULL ? account : "", -1, 0);
+	str_printf(&loc, "/admin/account?a=%s&msg=%s", enc != NULL ? enc : "",
+	    pr->result == BE_PORTAL_OK ? "done" :
+	    pr->result == BE_PORTAL_REFUSED && pr->message != NULL &&
+	    (strcmp(pr->message, "badreason") == 0 ||
+	    strcmp(pr->message, "badlimit") == 0 ||
+	    strcmp(pr->message, "noaccount") == 0) ? pr->message : "tempfail");
+	free(enc);
+	portal_redirect(pr, str_c(&loc));
+	str_deinit(&loc);
+}
+
+static void
+portal_admin_logout_done(struct portal_req *pr)
+{
+	if (pr->result == BE_PORTAL_CSRF) {
+		portal_change_done_msg(pr, "");
+		return;
+	}
+	portal_cookie(pr, "asid", "", 0);
+	portal_redirect(pr, "/admin/");
+}
+
+static void
+portal_admin_get(struct portal_req *pr, const char *path)
+{
+	char *arg;
+
+	if (!pr->have_sid && (strcmp(path, "/admin/") == 0 ||
+	    strcmp(path, "/admin") == 0 || strcmp(path, "/admin/account") == 0 ||
+	    strcmp(path, "/admin/audit") == 0)) {
+		portal_login_page(pr, 200, "OK", NULL, NULL, NULL);
+		return;
+	}
+	if (strcmp(path, "/admin/") == 0 || strcmp(path, "/admin") == 0) {
+		const char *args[2] = { "q", NULL };
+
+		arg = portal_query_param(pr, "q");
+		args[1] = arg != NULL ? arg : "";
+		portal_ask(pr, "admin_search", NULL, args, 1,
+		    portal_admin_search_done);
+	} else if (strcmp(path, "/admin/account") == 0) {
+		const char *args[2] = { "account", NULL };
+
+		arg = portal_query_param(pr, "a");
+		args[1] = arg != NULL ? arg : "";
+		portal_ask(pr, "admin_account", NULL, args, 1,
+		    portal_admin_account_done);
+	} else if (strcmp(path, "/admin/audit") == 0) {
+		arg = NULL;
+		portal_ask(pr, "admin_audit", NULL, NULL, 0,
+		    portal_admin_audit_done);
+	} else {
+		portal_not_found(pr);
+		return;
+	}
+	free(arg);
+}
+
+static void
+portal_admin_post(struct portal_req *pr, const char *path,
+    struct evkeyvalq *f)
+{
+	static const char *const limit_keys[] = { "messages_per_day",
+	    "recipients_per_day", "recipients_per_hour",
+	    "recipients_per_message", "overseas_recipients_per_day" };
+	const char *csrf = evhttp_find_header(f, "csrf");
+
+	if (strcmp(path, "/admin/login") == 0) {
+		const char *user = evhttp_find_header(f, "user");
+		const char *pass = evhttp_find_header(f, "password");
+		const char *hdr = evhttp_find_header(
+		    evhttp_request_get_input_headers(pr->req), "Cookie");
+		char pre[PORTAL_TOKEN_LEN + 1];
+		const char *args[4] = { "user", user, "password", pass };
+
+		if (csrf == NULL || strlen(csrf) != PORTAL_TOKEN_LEN ||
+		    portal_cookie_get(hdr, "pre", pre, sizeof(pre)) != 0 ||
+		    strcmp(pre, csrf) != 0)
+			portal_login_page(pr, 403, "Forbidden",
+			    portal_t(pr, T_MSG_CSRF), NULL, NULL);
+		else if (user == NULL || pass == NULL)
+			portal_login_page(pr, 400, "Bad Request",
+			    portal_t(pr, T_MSG_FAIL), NULL, NULL);
+		else {
+			pr->have_sid = 0;
+			portal_ask(pr, "admin_login", NULL, args, 2,
+			    portal_admin_login_done);
+		}
+	} else if (strcmp(path, "/admin/logout") == 0)
+		portal_ask(pr, "admin_logout", csrf, NULL, 0,
+		    portal_admin_logout_done);
+	else if (strcmp(path, "/admin/account") == 0) {
+		const char *account = evhttp_find_header(f, "a");
+		const char *what = evhttp_find_header(f, "do");
+		const char *args[16];
+		char op[32];
+		uint32_t n = 0;
+
+		if (account == NULL || what == NULL ||
+		    (strcmp(what, "suspend") != 0 &&
+		    strcmp(what, "resume") != 0 &&
+		    strcmp(what, "overseas_on") != 0 &&
+		    strcmp(what, "overseas_off") != 0 &&
+		    strcmp(what, "limits") != 0)) {
+			portal_send(pr, 400, "Bad Request",
+			    "text/plain; charset=utf-8", "bad form\n", 9);
+			return;
+		}
+		snprintf(op, sizeof(op), "admin_%s", what);
+		args[n * 2] = "account";
+		args[n++ * 2 + 1] = account;
+		if (evhttp_find_header(f, "reason") != NULL) {
+			args[n * 2] = "reason";
+			args[n++ * 2 + 1] = evhttp_find_header(f, "reason");
+		}
+		for (size_t i = 0; i < portal_nitems(limit_keys); i++) {
+			const char *v = evhttp_find_header(f, limit_keys[i]);
+
+			if (v != NULL && *v != '\0') {
+				args[n * 2] = limit_keys[i];
+				args[n++ * 2 + 1] = v;
+			}
+		}
+		/* the target, to come back to its page */
+		pr->target = xstrdup(account);
+		portal_ask(pr, op, csrf, args, n, portal_admin_change_done);
+	} else
+		portal_not_found(pr);
+}
+
 /* ---- requests -------------------------------------------------------- */
 
 static void
@@ -1207,6 +1741,11 @@ portal_on_post(struct portal_req *pr, const char *path)
 		return;
 	}
 	csrf = evhttp_find_header(&f, "csrf");
+	if (pr->admin) {
+		portal_admin_post(pr, path, &f);
+		evhttp_clear_headers(&f);
+		return;
+	}
 	if (strcmp(path, "/login") == 0) {
 		const char *user = evhttp_find_header(&f, "user");
 		const char *pass = evhttp_find_header(&f, "password");
@@ -1304,11 +1843,19 @@ portal_on_request(struct evhttp_request *req, void *arg)
 		portal_cookie(pr, "lang", ql, 365L * 86400);
 	}
 	evhttp_clear_headers(&q);
-	pr->have_sid = portal_cookie_get(cookies, "sid", pr->sid,
-	    sizeof(pr->sid)) == 0 && strlen(pr->sid) == PORTAL_TOKEN_LEN;
+	/* The admin pages have their own session cookie: one browser may
+	 * hold a subscriber's and an admin's login at once. */
+	pr->admin = strcmp(path, "/admin") == 0 ||
+	    strncmp(path, "/admin/", 7) == 0;
+	pr->have_sid = portal_cookie_get(cookies, pr->admin ? "asid" : "sid",
+	    pr->sid, sizeof(pr->sid)) == 0 &&
+	    strlen(pr->sid) == PORTAL_TOKEN_LEN;
 
 	if (strncmp(path, "/api/", 5) == 0)
 		portal_api(pr, path);
+	else if (pr->admin && evhttp_request_get_command(req) !=
+	    EVHTTP_REQ_POST)
+		portal_admin_get(pr, path);
 	else if (evhttp_request_get_command(req) == EVHTTP_REQ_POST)
 		portal_on_post(pr, path);
 	else if (strcmp(path, "/static/portal.css") == 0)

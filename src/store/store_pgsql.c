@@ -405,6 +405,18 @@ store_pgsql_change(struct store_pgsql *sp, const char *sql,
 
 /* ---- open, close, schema -------------------------------------------- */
 
+/* Server notices (e.g. "relation ... already exists, skipping") go to
+ * the debug log, not to stderr where libpq would print them. */
+static void
+store_pgsql_notice(void *arg, const char *message)
+{
+	char buf[512];
+
+	(void)arg;
+	log_debug("store: postgresql: %s",
+	    store_pgsql_message(message, buf, sizeof(buf)));
+}
+
 static void
 store_pgsql_close(struct store *st)
 {
@@ -452,6 +464,7 @@ store_pgsql_open(const char *conninfo, const char **error_r)
 		free(sp);
 		return NULL;
 	}
+	(void)PQsetNoticeProcessor(sp->conn, store_pgsql_notice, NULL);
 	return &sp->st;
 }
 

@@ -33,6 +33,7 @@ from conftest import (ALICE, ALICE_PW, BOB, REPO, Daemon, free_port,
 from geodata import JP4, US4, geo_config_line
 
 NODE_SCRIPT = REPO / "tests" / "portal" / "portal.js"
+ADMIN_PW = "desk-Secret-7"
 CHROMIUM = "/usr/bin/chromium"
 
 
@@ -116,7 +117,8 @@ def submit_from(d, source, client_tls, password=ALICE_PW):
 
 # --- the browser -------------------------------------------------------------
 
-def browser(d, phase, state, shots, user=ALICE, password=ALICE_PW):
+def browser(d, phase, state, shots, user=ALICE, password=ALICE_PW,
+            args=()):
     """Run one phase of portal.js; its JSON answer."""
     node_modules = REPO / "node_modules" / "playwright-core"
     if not node_modules.is_dir() or not os.path.exists(CHROMIUM):
@@ -124,7 +126,7 @@ def browser(d, phase, state, shots, user=ALICE, password=ALICE_PW):
     r = subprocess.run(
         ["node", str(NODE_SCRIPT), phase,
          f"https://127.0.0.1:{d.portal_port}", str(state), str(shots),
-         user, password],
+         user, password, *args],
         capture_output=True, text=True, timeout=120, cwd=str(REPO))
     assert r.returncode == 0, r.stderr + "\n--- log ---\n" + d.log()[-3000:]
     out = json.loads(r.stdout.strip().splitlines()[-1])
@@ -142,7 +144,8 @@ UNTIL_RE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d JST$")
 
 def test_subscriber_overseas_on_extend_off_in_browser(portal_daemon,
                                                        client_tls, tmp_path):
-    d = portal_daemon()
+    d = portal_daemon(extra=[f"admin_users_file = {tmp_path / 'admins'}"])
+    d.cli("admin", "add", "desk", input=ADMIN_PW + "\n")
     state, shots = tmp_path / "state.json", tmp_path / "screenshots"
     shots.mkdir()
 
@@ -193,18 +196,25 @@ def test_subscriber_overseas_on_extend_off_in_browser(portal_daemon,
     assert submit_from(d, US4, client_tls) == 550
     assert submit_from(d, JP4, client_tls) == 250     # home: unaffected
 
-    # the abuse desk suspends the account: the page and SMTP refuse it
-    d.cli("user", "suspend", ALICE, "--reason", "spam report 42")
+    # the abuse desk suspends the account on the admin pages (in its own
+    # browser): the subscriber's page and SMTP AUTH refuse it
+    out = browser(d, "admin-suspend", tmp_path / "admin.json", shots,
+                  user="desk", password=ADMIN_PW,
+                  args=(ALICE, "spam report 42"))
+    assert ALICE in out["results"]
+    assert out["message"] == "Done." or out["message"] == "実行しました。"
+    assert "spam report 42" in out["status"]
+    assert "admin_suspend" in out["audit"] and "by desk" in out["audit"]
     out = browser(d, "status", state, shots)
     assert out["account"] is None
     assert out["message"] == "This account is suspended."
     assert submit_from(d, JP4, client_tls) != 250
 
     for name in ("login-ja.png", "main-ja.png", "overseas-on.png",
-                 "main-en.png", "overseas-off.png"):
+                 "main-en.png", "overseas-off.png", "admin-account.png"):
         assert (shots / name).stat().st_size > 1000
     if os.environ.get("SEKISHO_DOCS_SCREENSHOTS"):
-        for name in ("overseas-on.png", "main-en.png"):
+        for name in ("overseas-on.png", "main-en.png", "admin-account.png"):
             shutil.copy(shots / name, REPO / "docs" / "img" /
                         f"portal-{name}")
 
@@ -582,3 +592,130 @@ def test_api_off_without_tokens_file(portal_daemon):
     d = portal_daemon()
     status, out = api(d, "GET", ALICE, token="x." + "0" * 64)
     assert status == 401
+
+
+# --- the admin pages --------------------------------------------------------------
+
+
+@pytest.fixture
+def admin_daemon(portal_daemon, tmp_path):
+    d = portal_daemon(extra=[f"admin_users_file = {tmp_path / 'admins'}"])
+    d.cli("admin", "add", "desk", input=ADMIN_PW + "\n")
+    return d
+
+
+def admin_login(d, name="desk", password=ADMIN_PW):
+    w = Web(d.portal_port)
+    _, _, page = w.request("GET", "/admin/")
+    status, headers, _ = w.request("POST", "/admin/login", {
+        "csrf": w.csrf(page), "user": name, "password": password})
+    return w, status, headers
+
+
+def test_admin_suspend_resume_limits_overseas_audit(admin_daemon, client_tls):
+    d = admin_daemon
+    # a subscriber's session gives no admin page, and the other way round
+    sub = Web(d.portal_port)
+    assert sub.login()[0] == 303
+    _, _, page = sub.request("GET", "/admin/")
+    assert 'action="/admin/login"' in page
+    # wrong password, unknown admin
+    assert admin_login(d, password="wrong-password")[1] == 401
+    assert admin_login(d, name="nobody")[1] == 401
+
+    w, status, headers = admin_login(d)
+    assert status == 303 and headers["Location"] == "/admin/"
+    asid = [c for c in w.set_cookies if c.startswith("asid=")][0]
+    assert "HttpOnly" in asid and "SameSite=Strict" in asid and \
+        "Secure" in asid
+    _, _, page = w.request("GET", "/")        # not a subscriber session
+    assert 'action="/login"' in page
+
+    # search
+    status, _, page = w.request("GET", "/admin/?q=ALICE")
+    assert status == 200 and ALICE in page and BOB not in page
+    assert "/admin/account?a=alice%40example.jp" in page
+
+    # suspend with a reason: the CSRF token is needed, the reason escaped
+    _, _, page = w.request("GET", "/admin/account?a=" + ALICE)
+    token = w.csrf(page)
+    status, _, _ = w.request("POST", "/admin/account", {
+        "a": ALICE, "do": "suspend", "reason": "spam"})
+    assert status == 403
+    status, headers, _ = w.request("POST", "/admin/account", {
+        "csrf": token, "a": ALICE, "do": "suspend", "reason": ""})
+    assert headers["Location"].endswith("msg=badreason")
+    status, headers, _ = w.request("POST", "/admin/account", {
+        "csrf": token, "a": ALICE, "do": "suspend",
+        "reason": "<script>alert(1)</script> spam report 42"})
+    assert status == 303
+    assert headers["Location"] == \
+        "/admin/account?a=alice%40example.jp&msg=done"
+    _, _, page = w.request("GET", headers["Location"])
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; spam report 42" in page
+    assert "<script>" not in page
+    # the subscriber's session ends, SMTP AUTH is refused
+    _, _, page = sub.request("GET", "/")
+    assert "利用停止中" in page
+    assert submit_from(d, JP4, client_tls) != 250
+    status, headers, _ = w.request("POST", "/admin/account", {
+        "csrf": token, "a": ALICE, "do": "resume"})
+    assert status == 303
+    assert submit_from(d, JP4, client_tls) == 250
+
+    # overseas permission and limits
+    w.request("POST", "/admin/account", {
+        "csrf": token, "a": ALICE, "do": "overseas_on"})
+    assert "allowed until" in d.cli("overseas", "status", ALICE).stdout
+    assert submit_from(d, US4, client_tls) == 250
+    w.request("POST", "/admin/account", {
+        "csrf": token, "a": ALICE, "do": "overseas_off"})
+    assert submit_from(d, US4, client_tls) == 550
+    status, headers, _ = w.request("POST", "/admin/account", {
+        "csrf": token, "a": ALICE, "do": "limits",
+        "recipients_per_day": "abc"})
+    assert headers["Location"].endswith("msg=badlimit")
+    w.request("POST", "/admin/account", {
+        "csrf": token, "a": ALICE, "do": "limits",
+        "recipients_per_day": "250", "messages_per_day": ""})
+    out = d.cli("limits", "show", ALICE).stdout
+    assert "recipients_per_day: 250" in out, out
+    _, _, page = w.request("GET", "/admin/account?a=" + ALICE)
+    assert "/ 250</td>" in page
+
+    # every action is in the audit log: who, when, what
+    status, _, page = w.request("GET", "/admin/audit")
+    assert status == 200
+    for what in ("admin_suspend", "admin_resume", "admin_overseas_on",
+                 "admin_overseas_off", "admin_limits"):
+        assert what in page, what
+    assert "by desk: &lt;script&gt;" in page
+    assert "recipients_per_day=250" in page
+    # ... but not on the subscriber's own page
+    sub2 = Web(d.portal_port)
+    sub2.login()
+    _, _, page = sub2.request("GET", "/")
+    assert "admin_" not in page and "desk" not in page
+
+    # unknown account; deleting the admin ends the session
+    status, _, _ = w.request("GET", "/admin/account?a=nobody@example.jp")
+    assert status == 404
+    d.cli("admin", "del", "desk")
+    _, _, page = w.request("GET", "/admin/")
+    assert 'action="/admin/login"' in page
+    status, _, _ = w.request("POST", "/admin/logout", {"csrf": token})
+    assert status in (303, 403)
+
+
+def test_admin_cli(admin_daemon, tmp_path):
+    d = admin_daemon
+    r = d.cli("admin", "add", "desk", input=ADMIN_PW + "\n", check=False)
+    assert r.returncode == 1 and "exists" in r.stderr
+    r = d.cli("admin", "add", "x", input="short\n", check=False)
+    assert r.returncode == 1
+    d.cli("admin", "passwd", "desk", input="other-Secret-8\n")
+    assert admin_login(d)[1] == 401
+    assert admin_login(d, password="other-Secret-8")[1] == 303
+    text = (tmp_path / "admins").read_text()
+    assert text.startswith("desk $y$") and "other-Secret-8" not in text
+    assert d.cli("admin", "del", "nobody", check=False).returncode == 1

@@ -1,6 +1,6 @@
 // Drive the settings page in Debian's Chromium with playwright-core, one
 // phase per run (tests/e2e/test_portal.py calls it between SMTP checks).
-//   node portal.js PHASE BASE_URL STATE_FILE SHOT_DIR [USER PASSWORD]
+//   node portal.js PHASE BASE_URL STATE_FILE SHOT_DIR [USER PASSWORD [ARGS]]
 // The session cookie is carried from phase to phase in STATE_FILE
 // (Playwright's storage state). Prints one JSON object on stdout.
 'use strict';
@@ -82,6 +82,26 @@ async function main() {
     out.events = await text(page, '#events');
     out.message = await text(page, '#message');
     await shot('status.png');
+  } else if (phase === 'admin-suspend') {
+    // the abuse desk: log in (user and password are the admin's), find
+    // the account, suspend it with a reason
+    const [target, reason] = process.argv.slice(8);
+    await page.goto(base + '/admin/');
+    await page.fill('#user', user);
+    await page.fill('#password', password);
+    await Promise.all([page.waitForNavigation(), page.click('#login')]);
+    await page.fill('#q', target.split('@')[0]);
+    await Promise.all([page.waitForNavigation(), page.click('#search')]);
+    out.results = await text(page, '#results');
+    await Promise.all([page.waitForNavigation(),
+      page.click(`#results a:has-text("${target}")`)]);
+    await page.fill('#reason-input', reason);
+    await Promise.all([page.waitForNavigation(), page.click('#suspend')]);
+    out.message = await text(page, '#message');
+    out.status = await text(page, '#status');
+    await shot('admin-account.png');
+    await page.click('#audit');
+    out.audit = await text(page, '#audit-log');
   } else if (phase === 'logout') {
     await page.goto(base + '/');
     await Promise.all([page.waitForNavigation(), page.click('#logout')]);
