@@ -381,6 +381,10 @@ be_portal_put_lines(struct be_portal_out *o, const char *key,
 
 		if (end == NULL)
 			end = line + strlen(line);
+		if (end == line) {	/* an empty line */
+			line = *end == '\0' ? end : end + 1;
+			continue;
+		}
 		char *copy = xstrndup(line, (size_t)(end - line));
 
 		for (char *p = copy, *f; ncol < 12 &&
@@ -927,6 +931,63 @@ be_portal_admin_audit(struct store *st, struct be_portal_out *o)
 	str_deinit(&mine);
 }
 
+/*
+ * Our submissions named by a spam report: the HTTP side extracted the
+ * queue IDs and Message-IDs (trace.h: parsing the report is parsing
+ * outside input, so it is done there); each found row is one "row":
+ * TIME ACCOUNT IP COUNTRY RECIPIENTS OVERSEAS QUEUE_ID MESSAGE_ID.
+ */
+static void
+be_portal_admin_trace(struct store *st, const struct be_portal_args *args,
+    struct be_portal_out *o)
+{
+	static const int fields[] = { 2, 3, 4, 5, 7, 9, 0, 1 };
+	const char *lists[2] = { be_portal_arg(args, "qids"),
+	    be_portal_arg(args, "mids") };
+	struct str found = STR_INIT, text = STR_INIT;
+	const char *error;
+
+	for (int k = 0; k < 2; k++) {
+		char *copy, *p, *key;
+
+		if (lists[k] == NULL)
+			continue;
+		copy = p = xstrdup(lists[k]);
+		while ((key = strsep(&p, "\n")) != NULL) {
+			if (*key == '\0')
+				continue;
+			str_truncate(&text, 0);
+			if (store_submission_find(st, k == 0 ? key : NULL,
+			    k == 1 ? key : NULL, &text, &error) != 0)
+				continue;
+			/* one row per submission, whichever key found it */
+			char *t = text.s, *line;
+
+			while ((line = strsep(&t, "\n")) != NULL) {
+				size_t idlen = strcspn(line, "\t");
+
+				if (*line == '\0' || idlen == 0)
+					continue;
+				char *id = xstrndup(line, idlen);
+				struct str mark = STR_INIT;
+
+				str_printf(&mark, "\n%s\t", id);
+				if (strstr(str_c(&found), str_c(&mark)) == NULL) {
+					str_append_c(&found, '\n');
+					str_append(&found, line);
+				}
+				str_deinit(&mark);
+				free(id);
+			}
+		}
+		free(copy);
+	}
+	be_portal_put_lines(o, "row", str_c(&found), fields,
+	    be_portal_nitems(fields), 2);
+	str_deinit(&found);
+	str_deinit(&text);
+}
+
 static void
 be_portal_admin(struct be_worker *w, struct store *st, const char *op,
     const char *admin, const char *sid, const char *client,
@@ -946,6 +1007,12 @@ be_portal_admin(struct be_worker *w, struct store *st, const char *op,
 	}
 	if (strcmp(op, "admin_audit") == 0) {
 		be_portal_admin_audit(st, o);
+		goto out;
+	}
+	if (strcmp(op, "admin_trace") == 0) {
+		be_portal_admin_trace(st, args, o);
+		log_info("portal admin=%s action=trace client=%s",
+		    admin + sizeof(PORTAL_ADMIN_PREFIX) - 1, client);
 		goto out;
 	}
 	if (strcmp(op, "admin_logout") == 0) {
@@ -1058,6 +1125,7 @@ static const struct {
 	{ "admin_overseas_off", 1, 1 },
 	{ "admin_limits", 1, 1 },
 	{ "admin_logout", 1, 1 },
+	{ "admin_trace", 1, 1 },
 };
 
 int

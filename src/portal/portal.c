@@ -33,11 +33,12 @@
 #include "../core/server.h"
 #include "../core/str.h"
 #include "../core/xmalloc.h"
+#include "../policy/trace.h"
 #include "portal.h"
 #include "portal_util.h"
 
 #define PORTAL_MAX_HEADERS	8192
-#define PORTAL_MAX_BODY		16384
+#define PORTAL_MAX_BODY		(256 * 1024)	/* a pasted spam report */
 #define PORTAL_TIMEOUT		60	/* seconds per request */
 #define PORTAL_TOKEN_LEN	64	/* hex digits of a session/CSRF token */
 #define PORTAL_PAIRS_MAX	256
@@ -161,6 +162,11 @@ enum portal_text {
 	T_MSG_BADREASON,
 	T_MSG_BADLIMIT,
 	T_MSG_NOACCOUNT,
+	T_TRACE,
+	T_TRACE_HINT,
+	T_TRACE_NONE,
+	T_TRACE_KEYS,
+	T_MESSAGE_ID,
 };
 
 static const char *const portal_texts[][2] = {
@@ -282,6 +288,16 @@ static const char *const portal_texts[][2] = {
 	    "A limit is a whole number (0 or more) or default." },
 	[T_MSG_NOACCOUNT] = { "そのアカウントはありません。",
 	    "No such account." },
+	[T_TRACE] = { "苦情メールから探す", "Trace a spam report" },
+	[T_TRACE_HINT] = { "苦情メール（ヘッダーだけでも、迷惑メールの添付でも"
+	    "可）を貼り付けてください。当社の Received ヘッダーのキューIDと "
+	    "Message-ID から送信を探します。", "Paste the report (headers are "
+	    "enough; the spam may be attached). Our submissions are found by "
+	    "the queue ID of our Received header and by the Message-ID." },
+	[T_TRACE_NONE] = { "該当する当社からの送信はありません。",
+	    "No submission of ours matches." },
+	[T_TRACE_KEYS] = { "見つかった識別子: ", "Identifiers found: " },
+	[T_MESSAGE_ID] = { "Message-ID", "Message-ID" },
 };
 
 /* The ?msg= codes a redirect may carry, and what they show. */
@@ -1247,6 +1263,8 @@ portal_admin_begin(struct portal_req *pr, struct str *b)
 	    portal_val(pr, "admin") : "");
 	str_append(b, "</strong> &middot; <a href=\"/admin/\">");
 	portal_text_esc(b, pr, T_SEARCH);
+	str_append(b, "</a> &middot; <a id=\"trace\" href=\"/admin/trace\">");
+	portal_text_esc(b, pr, T_TRACE);
 	str_append(b, "</a> &middot; <a id=\"audit\" href=\"/admin/audit\">");
 	portal_text_esc(b, pr, T_AUDIT);
 	str_append(b, "</a></p>\n");
@@ -1523,6 +1541,63 @@ portal_admin_audit_done(struct portal_req *pr)
 	portal_page_end(pr, &b, 200, "OK");
 }
 
+/* The trace form; with results when pr holds an answer ("row"s). */
+static void
+portal_admin_trace_page(struct portal_req *pr, int with_results)
+{
+	static const enum portal_text cols[] = { T_TIME, T_ACCOUNT, T_IP,
+	    T_COUNTRY, T_RCPTS, T_ABROAD, T_QUEUE_ID, T_MESSAGE_ID };
+	struct str b = STR_INIT;
+	int rows;
+
+	portal_admin_begin(pr, &b);
+	str_append(&b, "<h2>");
+	portal_text_esc(&b, pr, T_TRACE);
+	str_append(&b, "</h2>\n");
+	if (with_results) {
+		str_append(&b, "<p id=\"keys\">");
+		portal_text_esc(&b, pr, T_TRACE_KEYS);
+		portal_html_escape(&b, pr->target != NULL ? pr->target : "");
+		str_append(&b, "</p>\n");
+		portal_table_head(pr, &b, "trace-results", cols,
+		    portal_nitems(cols));
+		rows = portal_rows(pr, &b, "row", -1, 5);
+		str_append(&b, "</table>\n");
+		if (rows == 0)
+			portal_notice(&b, "error", portal_t(pr, T_TRACE_NONE),
+			    NULL);
+	}
+	str_append(&b, "<p>");
+	portal_text_esc(&b, pr, T_TRACE_HINT);
+	str_append(&b, "</p>\n");
+	portal_form_begin(&b, "/admin/trace", portal_val(pr, "csrf"), "");
+	str_append(&b, "<textarea id=\"report\" name=\"report\" rows=\"16\" "
+	    "cols=\"80\" required></textarea>\n<div>");
+	portal_button(pr, &b, "trace-submit", T_TRACE, -1, T_NOTHING);
+	str_append(&b, "</div>\n</form>\n");
+	portal_page_end(pr, &b, 200, "OK");
+}
+
+static void
+portal_admin_trace_form_done(struct portal_req *pr)
+{
+	if (portal_admin_not_ok(pr))
+		return;
+	portal_admin_trace_page(pr, 0);
+}
+
+static void
+portal_admin_trace_done(struct portal_req *pr)
+{
+	if (pr->result == BE_PORTAL_NOSESSION || pr->result == BE_PORTAL_CSRF) {
+		portal_change_done_msg(pr, "");
+		return;
+	}
+	if (portal_admin_not_ok(pr))
+		return;
+	portal_admin_trace_page(pr, 1);
+}
+
 static void
 portal_admin_login_fail_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -1597,7 +1672,8 @@ portal_admin_get(struct portal_req *pr, const char *path)
 
 	if (!pr->have_sid && (strcmp(path, "/admin/") == 0 ||
 	    strcmp(path, "/admin") == 0 || strcmp(path, "/admin/account") == 0 ||
-	    strcmp(path, "/admin/audit") == 0)) {
+	    strcmp(path, "/admin/audit") == 0 ||
+	    strcmp(path, "/admin/trace") == 0)) {
 		portal_login_page(pr, 200, "OK", NULL, NULL, NULL);
 		return;
 	}
@@ -1619,6 +1695,14 @@ portal_admin_get(struct portal_req *pr, const char *path)
 		arg = NULL;
 		portal_ask(pr, "admin_audit", NULL, NULL, 0,
 		    portal_admin_audit_done);
+	} else if (strcmp(path, "/admin/trace") == 0) {
+		/* the form needs the session's CSRF token: any admin read
+		 * gives it; no address contains a space */
+		const char *args[2] = { "q", " " };
+
+		arg = NULL;
+		portal_ask(pr, "admin_search", NULL, args, 1,
+		    portal_admin_trace_form_done);
 	} else {
 		portal_not_found(pr);
 		return;
@@ -1659,6 +1743,41 @@ portal_admin_post(struct portal_req *pr, const char *path,
 	} else if (strcmp(path, "/admin/logout") == 0)
 		portal_ask(pr, "admin_logout", csrf, NULL, 0,
 		    portal_admin_logout_done);
+	else if (strcmp(path, "/admin/trace") == 0) {
+		/* The report is outside input: parsed here, on the session
+		 * side; the back side gets only the identifiers. */
+		const char *report = evhttp_find_header(f, "report");
+		struct trace_keys k;
+		struct str qids = STR_INIT, mids = STR_INIT, shown = STR_INIT;
+		const char *args[4];
+
+		memset(&k, 0, sizeof(k));
+		if (report != NULL)
+			trace_extract(report, strlen(report), &k);
+		/* (bounded: the request must fit one seam message) */
+		for (size_t i = 0; i < k.nqueue_ids && qids.len < 8192; i++) {
+			str_printf(&qids, "%s\n", k.queue_ids[i]);
+			str_printf(&shown, "%s%s", shown.len > 0 ? " " : "",
+			    k.queue_ids[i]);
+		}
+		for (size_t i = 0; i < k.nmsgids && mids.len < 16384; i++) {
+			str_printf(&mids, "%.1000s\n", k.msgids[i]);
+			str_printf(&shown, "%s%s", shown.len > 0 ? " " : "",
+			    k.msgids[i]);
+		}
+		trace_keys_free(&k);
+		args[0] = "qids";
+		args[1] = str_c(&qids);
+		args[2] = "mids";
+		args[3] = str_c(&mids);
+		pr->target = str_steal(&shown);
+		if (pr->target == NULL)
+			pr->target = xstrdup("");
+		portal_ask(pr, "admin_trace", csrf, args, 2,
+		    portal_admin_trace_done);
+		str_deinit(&qids);
+		str_deinit(&mids);
+	}
 	else if (strcmp(path, "/admin/account") == 0) {
 		const char *account = evhttp_find_header(f, "a");
 		const char *what = evhttp_find_header(f, "do");

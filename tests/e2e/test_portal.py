@@ -12,6 +12,8 @@ Security with urllib-level HTTP (no browser): CSRF tokens, escaping, login
 throttling, cookie flags, the Content-Security-Policy, logout, password
 change, and the plain-HTTP demo listener.
 """
+import email
+import email.message
 import http.client
 import json
 import os
@@ -719,3 +721,38 @@ def test_admin_cli(admin_daemon, tmp_path):
     text = (tmp_path / "admins").read_text()
     assert text.startswith("desk $y$") and "other-Secret-8" not in text
     assert d.cli("admin", "del", "nobody", check=False).returncode == 1
+
+
+def test_admin_trace_spam_report(admin_daemon, client_tls):
+    d = admin_daemon
+    d.cli("overseas", "allow", ALICE)
+    assert submit_from(d, US4, client_tls) == 250
+    delivered = d.wait_files(BOB, 1)[0].read_bytes()
+    qid = re.search(rb"\bid ([0-9A-F]{20})\b", delivered).group(1).decode()
+
+    w, status, _ = admin_login(d)
+    assert status == 303
+    _, _, page = w.request("GET", "/admin/trace")
+    token = w.csrf(page)
+    # without the token: refused
+    assert w.request("POST", "/admin/trace",
+                     {"report": delivered.decode()})[0] == 403
+    # the spam attached to a report, base64 and all
+    report = email.message.EmailMessage()
+    report["From"] = "abuse-reporter@victim.example"
+    report["Subject"] = "spam from your network"
+    report.set_content("See the attached spam.\n")
+    report.add_attachment(email.message_from_bytes(delivered))
+    status, _, page = w.request("POST", "/admin/trace", {
+        "csrf": token, "report": bytes(report).decode()})
+    assert status == 200
+    assert qid in page and ALICE in page and US4 in page
+    # headers only, and something unrelated
+    status, _, page = w.request("POST", "/admin/trace", {
+        "csrf": token,
+        "report": delivered.split(b"\n\n", 1)[0].decode()})
+    assert qid in page and ALICE in page
+    status, _, page = w.request("POST", "/admin/trace", {
+        "csrf": token, "report": "Subject: hello\n\nnothing here\n"})
+    assert status == 200 and "該当する当社からの送信はありません" in page
+    assert qid not in page
