@@ -414,3 +414,34 @@ def test_trusted_relay_names_fcrdns(policy_daemon, client_tls, relay_dns):
     with pytest.raises(smtplib.SMTPSenderRefused) as e:
         send_from(d, "198.51.100.11", client_tls)
     assert e.value.smtp_code == 550
+
+
+def test_sighup_reloads_geo_without_dropping_sessions(policy_daemon,
+                                                      client_tls, tmp_path):
+    import signal
+    from geodata import NETWORKS, write_tor_files
+    d = policy_daemon()
+    # a session from the US is open (logged in) before the reload
+    s = ProxySMTP(US4, d.ports["submission_proxy"], client_tls)
+    s.login_tls(ALICE, ALICE_PW)
+    code, _ = s.mail(ALICE)
+    assert code == 550
+    # the operator's new database says 198.51.100.0/24 is JP
+    moved = [(net, "JP" if net == "198.51.100.0/24" else cc)
+             for net, cc in NETWORKS]
+    write_tor_files(tmp_path / "geo", moved)
+    mark = d.log_mark()
+    d.proc.send_signal(signal.SIGHUP)
+    d.wait_log("geo database reloaded", since=mark)
+    # the same session goes on, and the new answer applies to it
+    code, text = s.mail(ALICE)
+    assert code == 250, text
+    assert s.rcpt(BOB)[0] == 250
+    assert s.data(message())[0] == 250
+    s.quit()
+    # a broken database is refused; the good one stays in force
+    (tmp_path / "geo" / "geoip").write_text("not,a,range\n")
+    mark = d.log_mark()
+    d.proc.send_signal(signal.SIGHUP)
+    d.wait_log("geo database not reloaded", since=mark)
+    send_from(d, US4, client_tls)
