@@ -11,6 +11,7 @@
  * moves them into the store.
  */
 #include <ctype.h>
+#include <dirent.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -874,9 +875,138 @@ be_portal_audit(struct store *st, const char *admin, const char *type,
 	str_deinit(&detail);
 }
 
+struct be_portal_tally {
+	char	*key;
+	int64_t	 a, b;
+};
+
+static int
+be_portal_tally_cmp(const void *x, const void *y)
+{
+	const struct be_portal_tally *p = x, *q = y;
+
+	if (p->b != q->b)
+		return p->b < q->b ? 1 : -1;
+	return strcmp(p->key, q->key);
+}
+
+/*
+ * The dashboard: today's top senders (by recipients), today's refusals
+ * and locks by type and country, and the queue's size. XXX: the top
+ * senders read every account's counter: fine for thousands of accounts,
+ * a store query when there are millions.
+ */
 static void
-be_portal_admin_search(struct store *st, const struct be_portal_args *args,
-    struct be_portal_out *o)
+be_portal_admin_dashboard(struct be_worker *w, struct store *st,
+    const char *list, struct be_portal_out *o)
+{
+	struct be_portal_tally *t = NULL;
+	struct str text = STR_INIT, row = STR_INIT;
+	size_t n = 0, cap = 0;
+	char period[32], *copy, *p, *line, *qdir;
+	int64_t now = policy_now(), day_start;
+	const char *error;
+	DIR *d;
+
+	policy_period('d', now, period, sizeof(period));
+	copy = p = xstrdup(list);
+	while ((line = strsep(&p, "\n")) != NULL) {
+		int64_t msgs = 0, rcpts = 0;
+		size_t alen = strcspn(line, "\t");
+
+		if (alen == 0)
+			continue;
+		line[alen] = '\0';
+		if (store_count_get(st, line, period, &msgs, &rcpts,
+		    &error) < 0 || (msgs == 0 && rcpts == 0))
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			t = xreallocarray(t, cap, sizeof(*t));
+		}
+		t[n].key = xstrdup(line);
+		t[n].a = msgs;
+		t[n++].b = rcpts;
+	}
+	free(copy);
+	if (n > 0)
+		qsort(t, n, sizeof(*t), be_portal_tally_cmp);
+	for (size_t i = 0; i < n; i++) {
+		if (i < 10) {
+			str_truncate(&row, 0);
+			str_printf(&row, "%s\t%lld\t%lld", t[i].key,
+			    (long long)t[i].a, (long long)t[i].b);
+			be_portal_put(o, "top", str_c(&row));
+		}
+		free(t[i].key);
+	}
+	n = 0;
+
+	/* refusals since local midnight, by type and country */
+	day_start = policy_period_end('d', now) - 86400;
+	if (store_event_list(st, NULL, day_start, 100000, &text, &error) == 0) {
+		p = text.s;
+		while (p != NULL && (line = strsep(&p, "\n")) != NULL) {
+			char *f[6];
+			size_t nf = 0, i;
+
+			for (char *q = line, *x; nf < 6 &&
+			    (x = strsep(&q, "\t")) != NULL;)
+				f[nf++] = x;
+			if (nf < 5 || strncmp(f[2], "admin_", 6) == 0)
+				continue;
+			str_truncate(&row, 0);
+			str_printf(&row, "%s\t%s", f[2], *f[4] != '\0' ?
+			    f[4] : "-");
+			for (i = 0; i < n; i++)
+				if (strcmp(t[i].key, str_c(&row)) == 0)
+					break;
+			if (i == n) {
+				if (n == cap) {
+					cap = cap ? cap * 2 : 64;
+					t = xreallocarray(t, cap, sizeof(*t));
+				}
+				t[n].key = xstrdup(str_c(&row));
+				t[n].a = 0;
+				t[n++].b = 0;
+			}
+			t[i].b++;
+		}
+	}
+	if (n > 0)
+		qsort(t, n, sizeof(*t), be_portal_tally_cmp);
+	for (size_t i = 0; i < n; i++) {
+		if (i < 20) {
+			str_truncate(&row, 0);
+			str_printf(&row, "%s\t%lld", t[i].key,
+			    (long long)t[i].b);
+			be_portal_put(o, "refused", str_c(&row));
+		}
+		free(t[i].key);
+	}
+	free(t);
+
+	/* messages waiting in the queue */
+	qdir = xasprintf("%s/queue", w->conf->spool_dir);
+	n = 0;
+	if ((d = opendir(qdir)) != NULL) {
+		struct dirent *de;
+
+		while ((de = readdir(d)) != NULL)
+			if (de->d_name[0] != '.' &&
+			    strchr(de->d_name, '.') == NULL)
+				n++;
+		closedir(d);
+	}
+	free(qdir);
+	be_portal_put_i64(o, "queue", (int64_t)n);
+	str_deinit(&text);
+	str_deinit(&row);
+}
+
+static void
+be_portal_admin_search(struct be_worker *w, struct store *st,
+    const struct be_portal_args *args, struct be_portal_out *o)
 {
 	const char *q = be_portal_arg(args, "q"), *error;
 	struct str text = STR_INIT;
@@ -889,6 +1019,8 @@ be_portal_admin_search(struct store *st, const struct be_portal_args *args,
 		str_deinit(&text);
 		return;
 	}
+	if (q == NULL || *q == '\0')
+		be_portal_admin_dashboard(w, st, str_c(&text), o);
 	p = text.s;
 	while (p != NULL && (line = strsep(&p, "\n")) != NULL && n < 100) {
 		if (*line == '\0' || (q != NULL && *q != '\0' &&
@@ -1002,7 +1134,7 @@ be_portal_admin(struct be_worker *w, struct store *st, const char *op,
 
 	be_portal_put(o, "admin", admin + sizeof(PORTAL_ADMIN_PREFIX) - 1);
 	if (strcmp(op, "admin_search") == 0) {
-		be_portal_admin_search(st, args, o);
+		be_portal_admin_search(w, st, args, o);
 		goto out;
 	}
 	if (strcmp(op, "admin_audit") == 0) {

@@ -167,6 +167,11 @@ enum portal_text {
 	T_TRACE_NONE,
 	T_TRACE_KEYS,
 	T_MESSAGE_ID,
+	T_DASHBOARD,
+	T_TOP,
+	T_REFUSED,
+	T_QUEUE,
+	T_COUNT,
 };
 
 static const char *const portal_texts[][2] = {
@@ -298,6 +303,13 @@ static const char *const portal_texts[][2] = {
 	    "No submission of ours matches." },
 	[T_TRACE_KEYS] = { "見つかった識別子: ", "Identifiers found: " },
 	[T_MESSAGE_ID] = { "Message-ID", "Message-ID" },
+	[T_DASHBOARD] = { "本日の状況", "Today" },
+	[T_TOP] = { "送信の多いアカウント（宛先数順）",
+	    "Top senders (by recipients)" },
+	[T_REFUSED] = { "お断りとロック（種類と国別）",
+	    "Refusals and locks (by type and country)" },
+	[T_QUEUE] = { "キュー内のメール: ", "Messages in the queue: " },
+	[T_COUNT] = { "件数", "Count" },
 };
 
 /* The ?msg= codes a redirect may carry, and what they show. */
@@ -1344,6 +1356,31 @@ portal_admin_search_done(struct portal_req *pr)
 		return;
 	q = portal_query_param(pr, "q");
 	portal_admin_begin(pr, &b);
+	if (portal_val(pr, "queue") != NULL) {
+		static const enum portal_text top_cols[] = { T_ACCOUNT,
+		    T_MESSAGES, T_RECIPIENTS };
+		static const enum portal_text ref_cols[] = { T_WHAT,
+		    T_COUNTRY, T_COUNT };
+
+		str_append(&b, "<h2>");
+		portal_text_esc(&b, pr, T_DASHBOARD);
+		str_append(&b, "</h2>\n<p>");
+		portal_text_esc(&b, pr, T_QUEUE);
+		str_printf(&b, "<strong id=\"queue\">%lld</strong></p>\n<h3>",
+		    portal_val_num(pr, "queue"));
+		portal_text_esc(&b, pr, T_TOP);
+		str_append(&b, "</h3>\n");
+		portal_table_head(pr, &b, "top", top_cols,
+		    portal_nitems(top_cols));
+		portal_table_end(pr, &b, portal_rows(pr, &b, "top", -1, -1));
+		str_append(&b, "<h3>");
+		portal_text_esc(&b, pr, T_REFUSED);
+		str_append(&b, "</h3>\n");
+		portal_table_head(pr, &b, "refused", ref_cols,
+		    portal_nitems(ref_cols));
+		portal_table_end(pr, &b, portal_rows(pr, &b, "refused", 0,
+		    -1));
+	}
 	str_append(&b, "<h2>");
 	portal_text_esc(&b, pr, T_SEARCH);
 	str_append(&b, "</h2>\n<form method=\"get\" action=\"/admin/\">\n"

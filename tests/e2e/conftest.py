@@ -9,19 +9,53 @@ change its configuration; `make_daemon(...)` builds more (or unstarted) ones.
 On teardown each daemon gets SIGTERM and must exit 0 within a bound, and the
 test errors if its log shows a sanitizer report.
 """
+import atexit
 import os
 import re
+import shutil
 import signal
 import socket
 import ssl
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-SEKISHO = REPO / "build-asan" / "sekisho"
+BUILT_SEKISHO = REPO / "build-asan" / "sekisho"
+
+
+def _snapshot(binary):
+    """A private copy of the binary for this test session, so that every
+    test runs the same build even if make relinks it meanwhile (and a
+    relink in progress cannot make a test fail with "Permission denied").
+    The copy must run `version`; if no good copy can be made within two
+    minutes, the built binary itself is used."""
+    if os.environ.get("SEKISHO_E2E_NO_SNAPSHOT"):
+        return binary
+    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        tmp = Path(tempfile.mkdtemp(prefix="sekisho-e2e-"))
+        try:
+            if os.access(binary, os.X_OK):
+                copy = tmp / binary.name
+                shutil.copy2(binary, copy)
+                r = subprocess.run([str(copy), "version"], env=env,
+                                   capture_output=True, timeout=60)
+                if r.returncode == 0:
+                    atexit.register(shutil.rmtree, tmp, True)
+                    return copy
+        except (OSError, subprocess.SubprocessError):
+            pass
+        shutil.rmtree(tmp, True)
+        time.sleep(1)
+    return binary
+
+
+SEKISHO = _snapshot(BUILT_SEKISHO)
 HOSTNAME = "mail.example.jp"
 DOMAIN = "example.jp"
 ALICE = "alice@example.jp"
@@ -411,7 +445,8 @@ def _test_timeout():
 @pytest.fixture(scope="session", autouse=True)
 def _binary_present():
     if not SEKISHO.exists():
-        pytest.fail(f"{SEKISHO} is missing: run scripts/setup (make asan)")
+        pytest.fail(f"{BUILT_SEKISHO} is missing: run scripts/setup "
+                    "(make asan)")
 
 
 # --- a raw SMTP client for what smtplib will not do ---------------------

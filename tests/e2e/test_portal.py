@@ -756,3 +756,22 @@ def test_admin_trace_spam_report(admin_daemon, client_tls):
         "csrf": token, "report": "Subject: hello\n\nnothing here\n"})
     assert status == 200 and "該当する当社からの送信はありません" in page
     assert qid not in page
+
+
+def test_admin_dashboard(admin_daemon, client_tls):
+    d = admin_daemon
+    assert submit_from(d, JP4, client_tls) == 250
+    assert submit_from(d, US4, client_tls) == 550
+    assert submit_from(d, US4, client_tls) == 550
+    w, _, _ = admin_login(d)
+    status, _, page = w.request("GET", "/admin/")
+    assert status == 200
+    assert re.search(r'<table id="top">\n<tr>.*</tr>\n<tr><td>'
+                     + re.escape(ALICE) + r"</td><td>1</td><td>1</td></tr>",
+                     page), page
+    assert re.search(r"<td>海外からの送信をお断り</td><td>US</td><td>2</td>",
+                     page), page
+    assert re.search(r'<strong id="queue">\d+</strong>', page)
+    # a search shows no dashboard
+    _, _, page = w.request("GET", "/admin/?q=bob")
+    assert 'id="top"' not in page and BOB in page
