@@ -237,8 +237,26 @@ store_pgsql_ready(struct store_pgsql *sp, const char **error_r)
 }
 
 /*
+ * A statement that may be sent again when the connection was found
+ * dead outside a transaction: it reads, starts a transaction, or sets
+ * absolute values, so running it twice does what running it once does.
+ * (An INSERT is never repeated: the first may have been committed.)
+ */
+static int
+store_pgsql_repeatable(const char *sql)
+{
+	return strncmp(sql, "SELECT ", 7) == 0 || strcmp(sql, "BEGIN") == 0 ||
+	    strncmp(sql, "UPDATE ", 7) == 0 || strncmp(sql, "DELETE ", 7) == 0;
+}
+
+/*
  * Run one statement. NULL on failure with the error set and sqlstate
  * kept; otherwise the result, which the caller PQclear()s.
+ *
+ * A connection that died while idle (the server restarted since the
+ * last call) is only found out by using it: a repeatable statement is
+ * then sent once more on a fresh connection, so the first request after
+ * the database returns does not fail.
  */
 static PGresult *
 store_pgsql_exec(struct store_pgsql *sp, const char *sql,
@@ -248,10 +266,19 @@ store_pgsql_exec(struct store_pgsql *sp, const char *sql,
 	PGresult *res;
 	ExecStatusType status;
 	const char *state;
+	int idle = PQtransactionStatus(sp->conn) == PQTRANS_IDLE;
 
 	sp->sqlstate[0] = '\0';
 	res = PQexecParams(sp->conn, sql, p == NULL ? 0 : p->n, NULL,
 	    p == NULL ? NULL : p->v, NULL, NULL, 0);
+	if (idle && PQstatus(sp->conn) == CONNECTION_BAD &&
+	    store_pgsql_repeatable(sql)) {
+		PQclear(res);
+		if (store_pgsql_ready(sp, error_r) < 0)
+			return NULL;
+		res = PQexecParams(sp->conn, sql, p == NULL ? 0 : p->n, NULL,
+		    p == NULL ? NULL : p->v, NULL, NULL, 0);
+	}
 	if (res == NULL) {
 		(void)store_pgsql_fail(sp, what, PQerrorMessage(sp->conn),
 		    error_r);

@@ -308,3 +308,22 @@ def test_node_killed_others_serve(cluster, client_tls):
     time.sleep(2)
     assert not re.search(r"(?i)proxy[^\n]*(invalid|bad|malformed|refus)",
                          b.log_since(mark)), b.log_since(mark)[-3000:]
+
+
+def test_database_restart_while_idle_is_invisible(make_daemon, tmp_path,
+                                                  client_tls):
+    pg = PgCluster()
+    try:
+        a, b = make_nodes(make_daemon, tmp_path, pg.store())
+        for _ in range(6):      # connections open on the back side
+            send_from(a, JP4, client_tls)
+        pg.stop()
+        pg.start()
+        # each worker finds its connection dead on first use and, for a
+        # statement that may be repeated, reconnects and sends it again:
+        # no client sees the restart
+        for _ in range(8):
+            send_from(a, JP4, client_tls)
+        assert "re-established" in a.log()
+    finally:
+        pg.destroy()
