@@ -1,8 +1,10 @@
 /*
  * store: the account store behind one small interface. Implementations
- * are store_<impl>.c (store_sqlite.c now; store_pgsql.c in the multi-node
- * issue) and are chosen by the URI scheme given to store_open():
+ * are store_<impl>.c (store_sqlite.c, store_pgsql.c) and are chosen by
+ * the URI scheme given to store_open():
  *   "sqlite:/var/lib/sekisho/sekisho.db"
+ *   "postgresql:host=db1 dbname=sekisho user=sekisho" (libpq conninfo,
+ *   or "postgresql://..." as a libpq URI): several nodes share one.
  *
  * Every call may block (disk, network, locks): call it only from the
  * back side (backend worker threads) or the CLI, never from a session
