@@ -369,9 +369,7 @@ def relay_dns(tmp_path):
     import subprocess
     if shutil.which("dnsmasq") is None:
         pytest.skip("dnsmasq not installed")
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = _free_udp_tcp_port()
     proc = subprocess.Popen(
         ["dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts",
          f"--port={port}", "--listen-address=127.0.0.1",
@@ -389,6 +387,21 @@ def relay_dns(tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def _free_udp_tcp_port():
+    """A loopback port free for both UDP and TCP (dnsmasq takes both)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.bind(("127.0.0.1", 0))
+            port = u.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+                try:
+                    t.bind(("127.0.0.1", port))
+                    return port
+                except OSError:
+                    continue
+    raise RuntimeError("no free UDP+TCP port")
 
 
 def _dns_answers(port):
