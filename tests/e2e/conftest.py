@@ -111,6 +111,21 @@ def free_port():
         return s.getsockname()[1]
 
 
+def free_udp_tcp_port():
+    """A loopback port free for both UDP and TCP (dnsmasq takes both)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.bind(("127.0.0.1", 0))
+            port = u.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+                try:
+                    t.bind(("127.0.0.1", port))
+                    return port
+                except OSError:
+                    continue
+    raise RuntimeError("no loopback port free for UDP and TCP")
+
+
 def wait_for(predicate, timeout, what, interval=0.05):
     """Poll predicate until it returns a true value; fail after timeout."""
     deadline = time.monotonic() + timeout

@@ -3,13 +3,12 @@ dnsmasq on a loopback high port, the daemon's dns_servers pointing at it,
 every name resolving to 127.0.0.1 or ::1. Transport rows "DOMAIN DOMAIN:PORT"
 keep the MX look-up but use the peers' port instead of 25."""
 import shutil
-import socket
 import subprocess
 import time
 
 import pytest
 
-from conftest import free_port, wait_for
+from conftest import free_udp_tcp_port, wait_for
 from outbound_peer import ScriptedPeer
 from test_outbound import dsn_of, status_fields, submit
 
@@ -17,15 +16,9 @@ pytestmark = pytest.mark.skipif(shutil.which("dnsmasq") is None,
                                 reason="dnsmasq not installed")
 
 
-def free_udp_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def dns(tmp_path):
-    port = free_udp_port()
+    port = free_udp_tcp_port()
     records = [
         # preference order: 10 before 20 whatever the listing order
         "--mx-host=pref.test,b6.pref.test,20",

@@ -18,7 +18,8 @@ from email.message import EmailMessage
 
 import pytest
 
-from conftest import ALICE, ALICE_PW, BOB, BOB_PW, Daemon, wait_for
+from conftest import (ALICE, ALICE_PW, BOB, Daemon,
+                      free_udp_tcp_port, wait_for)
 from geodata import CN4, JP4, JP6, UNKNOWN4, US4, US6, geo_config_line
 from pg import pg_cluster  # noqa: F401 (fixture)
 
@@ -369,7 +370,7 @@ def relay_dns(tmp_path):
     import subprocess
     if shutil.which("dnsmasq") is None:
         pytest.skip("dnsmasq not installed")
-    port = _free_udp_tcp_port()
+    port = free_udp_tcp_port()
     proc = subprocess.Popen(
         ["dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts",
          f"--port={port}", "--listen-address=127.0.0.1",
@@ -387,21 +388,6 @@ def relay_dns(tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
-
-
-def _free_udp_tcp_port():
-    """A loopback port free for both UDP and TCP (dnsmasq takes both)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.bind(("127.0.0.1", 0))
-            port = u.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-                try:
-                    t.bind(("127.0.0.1", port))
-                    return port
-                except OSError:
-                    continue
-    raise RuntimeError("no free UDP+TCP port")
 
 
 def _dns_answers(port):
