@@ -27,6 +27,7 @@
 #include "../policy/policy.h"
 #include "../portal/admin_users.h"
 #include "../portal/api_token.h"
+#include "../pop3/apop.h"
 #include "../store/password.h"
 #include "../store/store.h"
 #include "backend.h"
@@ -469,6 +470,11 @@ be_portal_status(struct be_worker *w, struct store *st, const char *account,
 	be_portal_put_i64(o, "rcpts_abroad_limit", lim.overseas_rcpts_day);
 	be_portal_put_time(o, "reset", policy_period_end('d', now));
 	be_portal_put_time(o, "reset_hour", policy_period_end('h', now));
+	char *sealed = NULL;
+
+	be_portal_put(o, "apop", store_apop_get(st, account, &sealed,
+	    &error) == 0 ? "1" : "0");
+	free(sealed);
 
 	if (store_submission_list(st, account,
 	    now - PORTAL_HISTORY_DAYS * 86400, PORTAL_HISTORY_ROWS, &text,
@@ -1233,6 +1239,67 @@ out:
 	free(canon);
 }
 
+/*
+ * APOP (RFC 1939 7) on or off. On needs the current password (as a
+ * password change) and a separate APOP password, sealed under
+ * apop_secret_key before it reaches the store (src/pop3/apop.h).
+ */
+static void
+be_portal_apop(struct be_worker *w, struct store *st, const char *account,
+    const char *client, int on, const struct be_portal_args *args,
+    struct be_portal_out *o)
+{
+	const char *cur = be_portal_arg(args, "current");
+	const char *secret = be_portal_arg(args, "apop");
+	unsigned char key[APOP_KEY_LEN];
+	struct str sealed = STR_INIT;
+	const char *error = NULL;
+	struct account a;
+	int have_a, r;
+
+	if (!on) {
+		r = store_apop_clear(st, account, &error);
+		if (r < 0) {
+			log_warnx("portal: apop off %s: %s", account, error);
+			o->result = BE_PORTAL_TEMPFAIL;
+			o->message = "tempfail";
+		} else
+			log_info("portal apop off account=%s", account);
+		return;
+	}
+	if (cur == NULL || secret == NULL) {
+		o->result = BE_PORTAL_REFUSED;
+		o->message = "fail";
+		be_portal_put_i64(o, "delay", 0);
+		return;
+	}
+	if (be_portal_check_password(w, st, account, cur, client, o, &a,
+	    &have_a) != 0)
+		goto out;
+	/* The login password as APOP secret would put it, MD5-guessable,
+	 * on the wire: refused here (the CLI only warns). */
+	if (strlen(secret) < PORTAL_PASSWORD_MIN ||
+	    strlen(secret) > APOP_SECRET_MAX ||
+	    password_verify(secret, a.password_hash, &error) == 1) {
+		o->result = BE_PORTAL_REFUSED;
+		o->message = "badapop";
+		goto out;
+	}
+	if (apop_key_load(w->conf->apop_secret_key, 1, key, &error) < 0 ||
+	    apop_seal(key, a.address, secret, &sealed, &error) < 0 ||
+	    store_apop_set(st, a.address, str_c(&sealed), &error) != 0) {
+		log_warnx("portal: apop on %s: %s", account, error);
+		o->result = BE_PORTAL_TEMPFAIL;
+		o->message = "tempfail";
+	} else
+		log_info("portal apop on account=%s", account);
+	explicit_bzero(key, sizeof(key));
+out:
+	str_deinit(&sealed);
+	if (have_a)
+		account_deinit(&a);
+}
+
 /* Which operations change something and so need the CSRF token, and
  * which need an admin's session. */
 static const struct {
@@ -1258,6 +1325,8 @@ static const struct {
 	{ "admin_limits", 1, 1 },
 	{ "admin_logout", 1, 1 },
 	{ "admin_trace", 1, 1 },
+	{ "apop_on", 1, 0 },
+	{ "apop_off", 1, 0 },
 };
 
 int
@@ -1371,6 +1440,9 @@ be_portal(struct be_worker *w, struct msg *req, struct msg *reply)
 		be_portal_password(w, st, account, sid, client, &args, &o);
 	else if (strcmp(op, "logout") == 0)
 		be_portal_session_end(w->conf, sid, NULL);
+	else if (strcmp(op, "apop_on") == 0 || strcmp(op, "apop_off") == 0)
+		be_portal_apop(w, st, account, client,
+		    strcmp(op, "apop_on") == 0, &args, &o);
 reply:
 	msg_add_u32(reply, o.result);
 	msg_add_str(reply, o.message);

@@ -172,6 +172,17 @@ enum portal_text {
 	T_REFUSED,
 	T_QUEUE,
 	T_COUNT,
+	T_APOP,
+	T_APOP_EXPLAIN,
+	T_APOP_IS_ON,
+	T_APOP_IS_OFF,
+	T_APOP_NEW,
+	T_APOP_NEW2,
+	T_APOP_TURN_ON,
+	T_APOP_TURN_OFF,
+	T_MSG_APOP_ON,
+	T_MSG_APOP_OFF,
+	T_MSG_BADAPOP,
 };
 
 static const char *const portal_texts[][2] = {
@@ -310,6 +321,26 @@ static const char *const portal_texts[][2] = {
 	    "Refusals and locks (by type and country)" },
 	[T_QUEUE] = { "キュー内のメール: ", "Messages in the queue: " },
 	[T_COUNT] = { "件数", "Count" },
+	[T_APOP] = { "APOP", "APOP" },
+	[T_APOP_EXPLAIN] = { "APOP は古いメールソフト向けの認証方式です。MD5 は"
+	    "弱いため、できるだけ TLS（POP3S、STLS）で通常のパスワードを"
+	    "お使いください。APOP にはログイン用とは別のパスワードを設定します。",
+	    "APOP is a login method for old mail programs. MD5 is weak: use "
+	    "TLS (POP3S or STLS) with your normal password where you can. "
+	    "APOP takes a password of its own, not your login password." },
+	[T_APOP_IS_ON] = { "APOP: オン", "APOP: on" },
+	[T_APOP_IS_OFF] = { "APOP: オフ", "APOP: off" },
+	[T_APOP_NEW] = { "APOP 用パスワード（8文字以上、ログイン用とは別）",
+	    "APOP password (8 characters or more, not the login password)" },
+	[T_APOP_NEW2] = { "APOP 用パスワード（確認）", "APOP password again" },
+	[T_APOP_TURN_ON] = { "APOP をオンにする", "Turn APOP on" },
+	[T_APOP_TURN_OFF] = { "APOP をオフにする", "Turn APOP off" },
+	[T_MSG_APOP_ON] = { "APOP をオンにしました。", "APOP is on." },
+	[T_MSG_APOP_OFF] = { "APOP をオフにしました。", "APOP is off." },
+	[T_MSG_BADAPOP] = { "APOP 用パスワードは8文字以上256文字以下で、"
+	    "ログイン用パスワードとは別にしてください。", "The APOP password "
+	    "must have 8 to 256 characters and differ from the login "
+	    "password." },
 };
 
 /* The ?msg= codes a redirect may carry, and what they show. */
@@ -329,6 +360,9 @@ static const struct {
 	{ "csrf", T_MSG_CSRF, 1 },
 	{ "expired", T_MSG_EXPIRED, 1 },
 	{ "done", T_DONE, 0 },
+	{ "apop_on", T_MSG_APOP_ON, 0 },
+	{ "apop_off", T_MSG_APOP_OFF, 0 },
+	{ "badapop", T_MSG_BADAPOP, 1 },
 	{ "badreason", T_MSG_BADREASON, 1 },
 	{ "badlimit", T_MSG_BADLIMIT, 1 },
 	{ "noaccount", T_MSG_NOACCOUNT, 1 },
@@ -828,6 +862,41 @@ portal_main_page(struct portal_req *pr)
 	portal_button(pr, &b, "change-password", T_PW_CHANGE, -1,
 	    T_NOTHING);
 	str_append(&b, "</div>\n</form>\n");
+
+	/* APOP */
+	str_append(&b, "<h2>");
+	portal_text_esc(&b, pr, T_APOP);
+	str_append(&b, "</h2>\n<p>");
+	portal_text_esc(&b, pr, T_APOP_EXPLAIN);
+	str_append(&b, "</p>\n<p id=\"apop\">");
+	portal_text_esc(&b, pr, portal_val_num(pr, "apop") == 1 ?
+	    T_APOP_IS_ON : T_APOP_IS_OFF);
+	str_append(&b, "</p>\n");
+	portal_form_begin(&b, "/apop", csrf, "");
+	str_append(&b, "<input type=\"hidden\" name=\"action\" "
+	    "value=\"on\">\n<label for=\"apop-current\">");
+	portal_text_esc(&b, pr, T_PW_CURRENT);
+	str_append(&b, "</label>\n<input id=\"apop-current\" name=\"current\" "
+	    "type=\"password\" autocomplete=\"current-password\" required>\n"
+	    "<label for=\"apop-new\">");
+	portal_text_esc(&b, pr, T_APOP_NEW);
+	str_append(&b, "</label>\n<input id=\"apop-new\" name=\"apop\" "
+	    "type=\"password\" autocomplete=\"new-password\" required>\n"
+	    "<label for=\"apop-new2\">");
+	portal_text_esc(&b, pr, T_APOP_NEW2);
+	str_append(&b, "</label>\n<input id=\"apop-new2\" name=\"apop2\" "
+	    "type=\"password\" autocomplete=\"new-password\" required>\n"
+	    "<div>");
+	portal_button(pr, &b, "apop-on", T_APOP_TURN_ON, -1, T_NOTHING);
+	str_append(&b, "</div>\n</form>\n");
+	if (portal_val_num(pr, "apop") == 1) {
+		portal_form_begin(&b, "/apop", csrf, "");
+		str_append(&b, "<input type=\"hidden\" name=\"action\" "
+		    "value=\"off\">\n");
+		portal_button(pr, &b, "apop-off", T_APOP_TURN_OFF, -1,
+		    T_NOTHING);
+		str_append(&b, "</form>\n");
+	}
 	portal_page_end(pr, &b, 200, "OK");
 }
 
@@ -1025,6 +1094,24 @@ portal_password_done(struct portal_req *pr)
 	} else
 		portal_change_done_msg(pr, strcmp(m, "locked") == 0 ?
 		    "locked" : "badnew");
+}
+
+static void
+portal_apop_done(struct portal_req *pr)
+{
+	const char *m = pr->message != NULL ? pr->message : "";
+
+	if (pr->result != BE_PORTAL_REFUSED)
+		portal_change_done_msg(pr, pr->target != NULL ? pr->target :
+		    "apop_off");
+	else if (strcmp(m, "fail") == 0)
+		portal_after_delay(pr, portal_password_fail_cb);
+	else if (strcmp(m, "suspended") == 0) {
+		pr->result = BE_PORTAL_NOSESSION;
+		portal_change_done_msg(pr, "");
+	} else
+		portal_change_done_msg(pr, strcmp(m, "locked") == 0 ?
+		    "locked" : "badapop");
 }
 
 static void
@@ -1945,6 +2032,26 @@ portal_on_post(struct portal_req *pr, const char *path)
 		else
 			portal_ask(pr, "password", csrf, args, 2,
 			    portal_password_done);
+	} else if (strcmp(path, "/apop") == 0) {
+		const char *action = evhttp_find_header(&f, "action");
+		const char *cur = evhttp_find_header(&f, "current");
+		const char *apop = evhttp_find_header(&f, "apop");
+		const char *apop2 = evhttp_find_header(&f, "apop2");
+		const char *args[4] = { "current", cur, "apop", apop };
+		int on = action != NULL && strcmp(action, "on") == 0;
+
+		if (action == NULL || (!on && strcmp(action, "off") != 0))
+			portal_send(pr, 400, "Bad Request",
+			    "text/plain; charset=utf-8", "bad action\n", 11);
+		else if (on && (cur == NULL || apop == NULL || apop2 == NULL ||
+		    strcmp(apop, apop2) != 0))
+			portal_redirect(pr, "/?msg=mismatch");
+		else {
+			/* the message code after the redirect */
+			pr->target = xstrdup(on ? "apop_on" : "apop_off");
+			portal_ask(pr, on ? "apop_on" : "apop_off", csrf,
+			    on ? args : NULL, on ? 2 : 0, portal_apop_done);
+		}
 	} else if (strcmp(path, "/logout") == 0)
 		portal_ask(pr, "logout", csrf, NULL, 0, portal_logout_done);
 	else

@@ -15,6 +15,7 @@ change, and the plain-HTTP demo listener.
 import email
 import email.message
 import http.client
+import poplib
 import json
 import os
 import re
@@ -45,10 +46,10 @@ CHROMIUM = "/usr/bin/chromium"
 def portal_daemon(make_daemon, tmp_path):
     """A daemon with a PROXY-expecting submission listener (for clients
     "from abroad") and a portal listener; d.portal_port is its port."""
-    def factory(extra=(), **kwargs):
+    def factory(extra=(), more_listeners=(), **kwargs):
         port = free_port()
         listeners = Daemon.DEFAULT_LISTENERS + (
-            ("submission_proxy", "submission", True),)
+            ("submission_proxy", "submission", True),) + tuple(more_listeners)
         # The portal listener is not in `listeners`: the fixture's start
         # waits for a log line per probe connection, which evhttp does
         # not write for a connection without a request.
@@ -775,3 +776,48 @@ def test_admin_dashboard(admin_daemon, client_tls):
     # a search shows no dashboard
     _, _, page = w.request("GET", "/admin/?q=bob")
     assert 'id="top"' not in page and BOB in page
+
+
+def test_apop_on_and_off(portal_daemon, tmp_path):
+    d = portal_daemon(extra=[f"apop_secret_key = {tmp_path / 'apop.key'}"],
+                      more_listeners=(("pop3", "pop3", False),))
+    w = Web(d.portal_port)
+    w.login()
+    _, _, page = w.request("GET", "/")
+    assert "APOP: オフ" in page and "MD5" in page
+    token = w.csrf(page)
+    # the current password is required; the login password is refused
+    # as the APOP secret; the two must match
+    _, headers, _ = w.request("POST", "/apop", {
+        "csrf": token, "action": "on", "current": "wrong-password",
+        "apop": "apop-Secret-9", "apop2": "apop-Secret-9"})
+    assert headers["Location"] == "/?msg=badcurrent"
+    _, headers, _ = w.request("POST", "/apop", {
+        "csrf": token, "action": "on", "current": ALICE_PW,
+        "apop": ALICE_PW, "apop2": ALICE_PW})
+    assert headers["Location"] == "/?msg=badapop"
+    _, headers, _ = w.request("POST", "/apop", {
+        "csrf": token, "action": "on", "current": ALICE_PW,
+        "apop": "apop-Secret-9", "apop2": "apop-Secret-8"})
+    assert headers["Location"] == "/?msg=mismatch"
+    assert w.request("POST", "/apop", {
+        "action": "on", "current": ALICE_PW, "apop": "apop-Secret-9",
+        "apop2": "apop-Secret-9"})[0] == 403
+    _, headers, _ = w.request("POST", "/apop", {
+        "csrf": token, "action": "on", "current": ALICE_PW,
+        "apop": "apop-Secret-9", "apop2": "apop-Secret-9"})
+    assert headers["Location"] == "/?msg=apop_on"
+    _, _, page = w.request("GET", "/?msg=apop_on")
+    assert "APOP: オン" in page and "APOP をオンにしました" in page
+
+    p = poplib.POP3("127.0.0.1", d.ports["pop3"], timeout=15)
+    assert p.apop(ALICE, "apop-Secret-9").startswith(b"+OK")
+    p.quit()
+
+    _, headers, _ = w.request("POST", "/apop", {"csrf": token,
+                                                "action": "off"})
+    assert headers["Location"] == "/?msg=apop_off"
+    p = poplib.POP3("127.0.0.1", d.ports["pop3"], timeout=15)
+    with pytest.raises(poplib.error_proto):
+        p.apop(ALICE, "apop-Secret-9")
+    p.close()
