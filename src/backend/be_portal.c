@@ -475,6 +475,21 @@ be_portal_status(struct be_worker *w, struct store *st, const char *account,
 	be_portal_put(o, "apop", store_apop_get(st, account, &sealed,
 	    &error) == 0 ? "1" : "0");
 	free(sealed);
+	/* the addresses the account may send as (sender alignment) */
+	if (store_alias_list(st, account, &text, &error) == 0) {
+		char *p = text.s, *line;
+		int n = 0;
+
+		while (p != NULL && (line = strsep(&p, "\n")) != NULL &&
+		    n < 50) {
+			line[strcspn(line, "\t")] = '\0';
+			if (*line != '\0') {
+				be_portal_put(o, "alias", line);
+				n++;
+			}
+		}
+	}
+	str_truncate(&text, 0);
 
 	if (store_submission_list(st, account,
 	    now - PORTAL_HISTORY_DAYS * 86400, PORTAL_HISTORY_ROWS, &text,

@@ -183,6 +183,7 @@ enum portal_text {
 	T_MSG_APOP_ON,
 	T_MSG_APOP_OFF,
 	T_MSG_BADAPOP,
+	T_ALIASES,
 };
 
 static const char *const portal_texts[][2] = {
@@ -341,6 +342,8 @@ static const char *const portal_texts[][2] = {
 	    "ログイン用パスワードとは別にしてください。", "The APOP password "
 	    "must have 8 to 256 characters and differ from the login "
 	    "password." },
+	[T_ALIASES] = { "このアカウントで差出人に使えるアドレス: ",
+	    "Addresses this account may send as: " },
 };
 
 /* The ?msg= codes a redirect may carry, and what they show. */
@@ -721,6 +724,23 @@ portal_table_end(struct portal_req *pr, struct str *b, int rows)
 	}
 }
 
+/* The account's address and its aliases, one line. */
+static void
+portal_aliases(struct portal_req *pr, struct str *b)
+{
+	const char *account = portal_val(pr, "account");
+
+	str_append(b, "<p id=\"aliases\">");
+	portal_text_esc(b, pr, T_ALIASES);
+	portal_html_escape(b, account != NULL ? account : "");
+	for (size_t i = 0; i < pr->npairs; i++)
+		if (strcmp(pr->keys[i], "alias") == 0) {
+			str_append(b, ", ");
+			portal_html_escape(b, pr->vals[i]);
+		}
+	str_append(b, "</p>\n");
+}
+
 static void
 portal_main_page(struct portal_req *pr)
 {
@@ -744,6 +764,7 @@ portal_main_page(struct portal_req *pr)
 	portal_html_escape(&b, portal_val(pr, "account") != NULL ?
 	    portal_val(pr, "account") : "");
 	str_append(&b, "</strong></p>\n");
+	portal_aliases(pr, &b);
 	portal_form_begin(&b, "/logout", csrf, " class=\"inline\"");
 	portal_button(pr, &b, "logout", T_LOGOUT, -1, T_NOTHING);
 	str_append(&b, "</form>\n");
@@ -1567,6 +1588,7 @@ portal_admin_account_done(struct portal_req *pr)
 		str_append(&b, "</span>)");
 	}
 	str_append(&b, "</p>\n");
+	portal_aliases(pr, &b);
 	if (suspended) {
 		portal_admin_form(pr, &b, account, "resume");
 		portal_button(pr, &b, "resume", T_RESUME, -1, T_NOTHING);

@@ -144,7 +144,7 @@ lmtp_save_to_detail_mailbox = no
     out = base / "start.out"
     with open(out, "w") as f:
         r = subprocess.run([DOVECOT, "-c", str(conf)], stdout=f, stderr=f,
-                           stdin=subprocess.DEVNULL)
+                           stdin=subprocess.DEVNULL, timeout=60)
     assert r.returncode == 0, out.read_text()
     deadline = time.monotonic() + 20
     while True:

@@ -821,3 +821,13 @@ def test_apop_on_and_off(portal_daemon, tmp_path):
     with pytest.raises(poplib.error_proto):
         p.apop(ALICE, "apop-Secret-9")
     p.close()
+
+
+def test_aliases_shown_escaped(portal_daemon):
+    d = portal_daemon()
+    d.cli("user", "alias", "add", "o'brien&co@example.jp", ALICE)
+    w = Web(d.portal_port)
+    w.login()
+    _, _, page = w.request("GET", "/")
+    assert f"{ALICE}, o&#39;brien&amp;co@example.jp</p>" in page
+    assert "o'brien&co" not in page
