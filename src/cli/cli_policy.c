@@ -32,7 +32,8 @@ cli_policy_usage(void)
 	    "                         keys: messages_per_day recipients_per_day\n"
 	    "                         recipients_per_hour recipients_per_message\n"
 	    "                         overseas_recipients_per_day (a number, or\n"
-	    "                         'default'), any_sender (yes|no)\n"
+	    "                         'default'), any_sender (yes|no),\n"
+	    "                         relay_names (suffixes, comma-separated)\n"
 	    "  events [ADDRESS] [--since D|YYYY-MM-DD] [--limit N]\n"
 	    "                         refusals, limits reached, logins locked\n"
 	    "  trace FILE|-           find the account behind a spam report\n");
@@ -216,6 +217,8 @@ cli_limits_show(const struct config *conf, struct store *st,
 	    p->limit_overseas_rcpts_day >= 0 ? "" : " (default)",
 	    (long long)orc);
 	printf("any_sender: %s\n", p->any_sender ? "yes" : "no");
+	printf("relay_names: %s\n", p->relay_names[0] != '\0' ?
+	    p->relay_names : "(none)");
 	printf("resets: %s\n", when);
 	(void)hm;
 	(void)om;
@@ -249,6 +252,22 @@ cli_limits(const struct config *conf, int argc, char **argv)
 			size_t klen = eq != NULL ? (size_t)(eq - argv[i]) : 0;
 			int done = 0;
 
+			if (eq != NULL && klen == strlen("relay_names") &&
+			    strncmp(argv[i], "relay_names", klen) == 0) {
+				const char *v = strcmp(eq + 1, "default") == 0 ?
+				    "" : eq + 1;
+				size_t n = strlen(v);
+
+				/* host name suffixes, comma-separated */
+				if (n < sizeof(p.relay_names) &&
+				    strspn(v, "abcdefghijklmnopqrstuvwxyz"
+				    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.,") ==
+				    n) {
+					xstrlcpy(p.relay_names, v,
+					    sizeof(p.relay_names));
+					done = 1;
+				}
+			}
 			if (eq != NULL && klen == strlen("any_sender") &&
 			    strncmp(argv[i], "any_sender", klen) == 0) {
 				if (strcmp(eq + 1, "yes") == 0)

@@ -317,11 +317,21 @@ policy_mail(const struct config *conf, struct store *st, const char *account,
 	if (!home && client_sa != NULL && cidr_match(conf->trusted_networks,
 	    conf->trusted_networks_count, client_sa))
 		home = 1;
-	if (!home && client_sa != NULL && conf->trusted_relay_names_count > 0) {
+	const char *suffixes[64];
+	size_t nsuffixes = 0;
+	char mine[sizeof(p.relay_names)], *save = NULL;
+
+	for (size_t i = 0; i < conf->trusted_relay_names_count && nsuffixes <
+	    64; i++)
+		suffixes[nsuffixes++] = conf->trusted_relay_names[i];
+	xstrlcpy(mine, p.relay_names, sizeof(mine));
+	for (char *t = strtok_r(mine, ", ", &save); t != NULL && nsuffixes <
+	    64; t = strtok_r(NULL, ", ", &save))
+		suffixes[nsuffixes++] = t;
+	if (!home && client_sa != NULL && nsuffixes > 0) {
 		char name[256];
-		int m = fcrdns_match(conf, client_sa,
-		    (const char *const *)conf->trusted_relay_names,
-		    conf->trusted_relay_names_count, name, sizeof(name));
+		int m = fcrdns_match(conf, client_sa, suffixes, nsuffixes, name,
+		    sizeof(name));
 
 		if (m == 1) {
 			/* A foreign service sending in the subscriber's

@@ -140,6 +140,9 @@ struct account_policy {
 	int64_t	 limit_rcpts_msg;
 	int64_t	 limit_overseas_rcpts_day;
 	int	 any_sender;		/* 1: sender alignment not enforced */
+	/* the account's own trusted relay name suffixes, comma-separated
+	 * ("" none), on top of the config's trusted_relay_names */
+	char	 relay_names[256];
 };
 
 /* 1 = no such account. */

@@ -113,6 +113,8 @@ static const char *const store_pgsql_migrations[] = {
 	"  key TEXT PRIMARY KEY, failures BIGINT NOT NULL,"
 	"  window_start BIGINT NOT NULL,"
 	"  locked_until BIGINT NOT NULL DEFAULT 0);",
+	/* 4: per-account trusted relay name suffixes (docs/policy.md) */
+	"ALTER TABLE account_limits ADD COLUMN relay_names TEXT;",
 };
 #define STORE_PGSQL_VERSION \
 	((int)(sizeof(store_pgsql_migrations) / sizeof(store_pgsql_migrations[0])))
@@ -1033,7 +1035,8 @@ store_pgsql_policy_get(struct store *st, const char *address,
 	store_pgsql_text(&p, address);
 	res = store_pgsql_exec(sp, "SELECT a.overseas_until, l.msgs_day,"
 	    " l.rcpts_day, l.rcpts_hour, l.rcpts_msg, l.overseas_rcpts_day,"
-	    " coalesce(l.any_sender, 0) FROM accounts a"
+	    " coalesce(l.any_sender, 0), coalesce(l.relay_names, '')"
+	    " FROM accounts a"
 	    " LEFT JOIN account_limits l ON l.account_id = a.id"
 	    " WHERE a.address = $1", &p, "policy look-up", error_r);
 	if (res == NULL)
@@ -1044,6 +1047,8 @@ store_pgsql_policy_get(struct store *st, const char *address,
 			*limits[i] = PQgetisnull(res, 0, i + 1) ? -1 :
 			    store_pgsql_value(res, 0, i + 1);
 		pol->any_sender = store_pgsql_value(res, 0, 6) != 0;
+		xstrlcpy(pol->relay_names, PQgetvalue(res, 0, 7),
+		    sizeof(pol->relay_names));
 		ret = 0;
 	} else
 		store_set_error(st, error_r, STORE_ERR_NO_ACCOUNT, address);
@@ -1064,17 +1069,20 @@ store_pgsql_policy_set_limits(struct store *st, const char *address,
 	store_pgsql_limit(&p, pol->limit_rcpts_msg);
 	store_pgsql_limit(&p, pol->limit_overseas_rcpts_day);
 	store_pgsql_int(&p, pol->any_sender ? 1 : 0);
+	store_pgsql_text(&p, pol->relay_names);
 	return store_pgsql_account_change(store_pgsql_handle(st),
 	    "INSERT INTO account_limits (account_id, msgs_day, rcpts_day,"
-	    " rcpts_hour, rcpts_msg, overseas_rcpts_day, any_sender)"
+	    " rcpts_hour, rcpts_msg, overseas_rcpts_day, any_sender,"
+	    " relay_names)"
 	    " SELECT id, $2::bigint, $3::bigint, $4::bigint, $5::bigint,"
-	    " $6::bigint, $7::integer FROM accounts WHERE address = $1"
+	    " $6::bigint, $7::integer, $8 FROM accounts WHERE address = $1"
 	    " ON CONFLICT (account_id) DO UPDATE SET"
 	    " msgs_day = EXCLUDED.msgs_day, rcpts_day = EXCLUDED.rcpts_day,"
 	    " rcpts_hour = EXCLUDED.rcpts_hour,"
 	    " rcpts_msg = EXCLUDED.rcpts_msg,"
 	    " overseas_rcpts_day = EXCLUDED.overseas_rcpts_day,"
-	    " any_sender = EXCLUDED.any_sender", &p, address, "set limits",
+	    " any_sender = EXCLUDED.any_sender,"
+	    " relay_names = EXCLUDED.relay_names", &p, address, "set limits",
 	    error_r);
 }
 

@@ -102,6 +102,8 @@ static const char *const store_sqlite_migrations[] = {
 	"  key TEXT PRIMARY KEY, failures INTEGER NOT NULL,"
 	"  window_start INTEGER NOT NULL,"
 	"  locked_until INTEGER NOT NULL DEFAULT 0);",
+	/* 4: per-account trusted relay name suffixes (docs/policy.md) */
+	"ALTER TABLE account_limits ADD COLUMN relay_names TEXT;",
 };
 #define STORE_SQLITE_VERSION \
 	((int)(sizeof(store_sqlite_migrations) / sizeof(store_sqlite_migrations[0])))

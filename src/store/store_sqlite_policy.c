@@ -22,6 +22,8 @@
 #include "store_impl.h"
 #include "store_sqlite.h"
 
+static const char *sp_col_text(sqlite3_stmt *stmt, int col);
+
 static int
 sp_fail(struct store *st, const char *what, const char **error_r)
 {
@@ -119,7 +121,8 @@ store_sqlite_policy_get(struct store *st, const char *address,
 {
 	sqlite3_stmt *stmt = sp_prepare(st,
 	    "SELECT a.overseas_until, l.msgs_day, l.rcpts_day, l.rcpts_hour,"
-	    " l.rcpts_msg, l.overseas_rcpts_day, coalesce(l.any_sender, 0)"
+	    " l.rcpts_msg, l.overseas_rcpts_day, coalesce(l.any_sender, 0),"
+	    " coalesce(l.relay_names, '')"
 	    " FROM accounts a LEFT JOIN account_limits l"
 	    " ON l.account_id = a.id WHERE a.address = ?1", error_r);
 	int r;
@@ -136,6 +139,8 @@ store_sqlite_policy_get(struct store *st, const char *address,
 		p->limit_rcpts_msg = sp_col_limit(stmt, 4);
 		p->limit_overseas_rcpts_day = sp_col_limit(stmt, 5);
 		p->any_sender = sqlite3_column_int(stmt, 6) != 0;
+		xstrlcpy(p->relay_names, sp_col_text(stmt, 7),
+		    sizeof(p->relay_names));
 	}
 	sqlite3_finalize(stmt);
 	if (r == 0)
@@ -164,10 +169,11 @@ store_sqlite_policy_set_limits(struct store *st, const char *address,
 		return r;
 	stmt = sp_prepare(st, "INSERT INTO account_limits (account_id,"
 	    " msgs_day, rcpts_day, rcpts_hour, rcpts_msg, overseas_rcpts_day,"
-	    " any_sender) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+	    " any_sender, relay_names) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
 	    " ON CONFLICT (account_id) DO UPDATE SET msgs_day = ?2,"
 	    " rcpts_day = ?3, rcpts_hour = ?4, rcpts_msg = ?5,"
-	    " overseas_rcpts_day = ?6, any_sender = ?7", error_r);
+	    " overseas_rcpts_day = ?6, any_sender = ?7, relay_names = ?8",
+	    error_r);
 	if (stmt == NULL)
 		return -1;
 	(void)sqlite3_bind_int64(stmt, 1, id);
@@ -177,6 +183,7 @@ store_sqlite_policy_set_limits(struct store *st, const char *address,
 	sp_bind_limit(stmt, 5, p->limit_rcpts_msg);
 	sp_bind_limit(stmt, 6, p->limit_overseas_rcpts_day);
 	(void)sqlite3_bind_int(stmt, 7, p->any_sender ? 1 : 0);
+	sp_bind_text(stmt, 8, p->relay_names);
 	r = sp_step(st, stmt, "set limits", error_r);
 	sqlite3_finalize(stmt);
 	return r < 0 ? -1 : 0;

@@ -18,7 +18,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from conftest import (ALICE, ALICE_PW, BOB, Daemon,
+from conftest import (ALICE, ALICE_PW, BOB, BOB_PW, Daemon,
                       free_udp_tcp_port, wait_for)
 from geodata import CN4, JP4, JP6, UNKNOWN4, US4, US6, geo_config_line
 from pg import pg_cluster  # noqa: F401 (fixture)
@@ -444,3 +444,19 @@ def test_sighup_reloads_geo_without_dropping_sessions(policy_daemon,
     d.proc.send_signal(signal.SIGHUP)
     d.wait_log("geo database not reloaded", since=mark)
     send_from(d, US4, client_tls)
+
+
+def test_trusted_relay_names_per_account(policy_daemon, client_tls, relay_dns):
+    # no global list: only the account that opted in is let through
+    d = policy_daemon(extra=[f"dns_servers = 127.0.0.1:{relay_dns}"])
+    d.cli("limits", "set", ALICE, "relay_names=gmail.example,sender.example")
+    assert "relay_names: gmail.example,sender.example" in \
+        d.cli("limits", "show", ALICE).stdout
+    send_from(d, "198.51.100.10", client_tls)
+    with pytest.raises(smtplib.SMTPSenderRefused):
+        send_from(d, "198.51.100.10", client_tls, frm=BOB, user=BOB,
+                  password=BOB_PW)
+    # back to none: refused again
+    d.cli("limits", "set", ALICE, "relay_names=default")
+    with pytest.raises(smtplib.SMTPSenderRefused):
+        send_from(d, "198.51.100.10", client_tls)
