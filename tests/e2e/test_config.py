@@ -206,9 +206,9 @@ def test_demo_config_passes_and_rerun_reuses(tmp_path):
     pw = dict(re.findall(r"(\w+@example\.jp)\s+password (\S+)", out))
     assert set(pw) == {"alice@example.jp", "bob@example.jp"}, out
     assert "msmtp -C" in out, out
-    assert re.search(r"portal:\s+not part of this version yet \(the settings "
-                     r"page is issue #6\)", out), out
-    for port in ("2525", "10587", "10465"):
+    assert "portal:      http://127.0.0.1:8080/" in out, out
+    assert re.search(r"abuse desk: desk\s+password desk-[0-9a-f]{12}", out), out
+    for port in ("2525", "10587", "10465", "10110", "10995"):
         assert port in out
     msmtprc = (demo / "msmtprc").read_text()
     assert f"tls_trust_file {demo / 'tls' / 'cert.pem'}" in msmtprc
