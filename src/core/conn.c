@@ -3,7 +3,9 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <stdlib.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
@@ -93,6 +95,45 @@ conn_proxy_free(struct conn_proxy **pp)
 	event_free(p->ev);
 	free(p);
 	*pp = NULL;
+}
+
+#define CONN_LINGER_SECONDS	2
+
+static void
+conn_on_linger(evutil_socket_t fd, short what, void *arg)
+{
+	struct event **evp = arg;
+	char buf[4096];
+	ssize_t n;
+
+	if ((what & EV_READ) != 0) {
+		while ((n = recv(fd, buf, sizeof(buf), 0)) > 0)
+			;
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;		/* more may come; the timeout bounds it */
+	}
+	event_free(*evp);
+	free(evp);
+	close(fd);
+}
+
+void
+conn_linger_close(struct event_base *base, int fd)
+{
+	struct event **evp;
+
+	if (shutdown(fd, SHUT_WR) < 0) {
+		close(fd);	/* not connected any more: nothing to wait for */
+		return;
+	}
+	evp = xmalloc(sizeof(*evp));
+	*evp = event_new(base, fd, EV_READ | EV_PERSIST, conn_on_linger, evp);
+	if (*evp == NULL) {
+		free(evp);
+		close(fd);
+		return;
+	}
+	event_add(*evp, &(struct timeval){ CONN_LINGER_SECONDS, 0 });
 }
 
 struct bufferevent *

@@ -42,4 +42,13 @@ void conn_proxy_free(struct conn_proxy **p);
 struct bufferevent *conn_tls_bev(struct event_base *base, SSL_CTX *ctx,
     int fd, SSL **ssl_r);
 
+/*
+ * Close a session's socket without losing its last reply. Closing a
+ * socket that still has unread input makes the kernel send RST, and a
+ * RST can destroy the reply the client has not read yet ("421 too many
+ * errors" after pipelined junk). So: shut down writing, read and discard
+ * until the client closes or a few seconds pass, then close. Takes fd.
+ */
+void conn_linger_close(struct event_base *base, int fd);
+
 #endif

@@ -1467,7 +1467,7 @@ pop3_free(struct pop3_session *s)
 		bufferevent_free(s->bev);
 	if (s->ssl != NULL)
 		SSL_free(s->ssl);
-	close(s->fd);
+	conn_linger_close(s->loop->base, s->fd);
 	pop3_free_mailbox(s);
 	str_deinit(&s->tls_info);
 	str_deinit(&s->timestamp);

@@ -1760,7 +1760,7 @@ smtp_free(struct smtp_session *s)
 		bufferevent_free(s->bev);
 	if (s->ssl != NULL)
 		SSL_free(s->ssl);
-	close(s->fd);
+	conn_linger_close(s->loop->base, s->fd);
 	if (s->out != NULL)
 		evbuffer_free(s->out);
 	if (s->data_timer != NULL)
