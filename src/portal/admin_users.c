@@ -12,65 +12,10 @@
 #include "../core/str.h"
 #include "../core/xmalloc.h"
 #include "admin_users.h"
+#include "portal_file.h"
 #include "api_token.h"
 
 #define ADMIN_USERS_FILE_MAX	(1024 * 1024)
-
-static int
-admin_users_read(const char *path, struct str *out, const char **error_r)
-{
-	static __thread char ebuf[256];
-	char buf[4096];
-	ssize_t n;
-	int fd;
-
-	if (path == NULL || *path == '\0') {
-		*error_r = "admin_users_file is not set";
-		return -1;
-	}
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-		if (errno == ENOENT)
-			return 0;
-		snprintf(ebuf, sizeof(ebuf), "%s: %s", path, strerror(errno));
-		*error_r = ebuf;
-		return -1;
-	}
-	while ((n = read(fd, buf, sizeof(buf))) > 0 &&
-	    out->len <= ADMIN_USERS_FILE_MAX)
-		str_append_n(out, buf, (size_t)n);
-	close(fd);
-	if (n < 0 || out->len > ADMIN_USERS_FILE_MAX) {
-		snprintf(ebuf, sizeof(ebuf), "%s: cannot read", path);
-		*error_r = ebuf;
-		return -1;
-	}
-	return 0;
-}
-
-static int
-admin_users_write(const char *path, const struct str *text,
-    const char **error_r)
-{
-	static __thread char ebuf[256];
-	char *tmp = xasprintf("%s.tmp", path);
-	int fd, ok;
-
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	ok = fd >= 0 && (text->len == 0 ||
-	    write(fd, text->s, text->len) == (ssize_t)text->len) &&
-	    fsync(fd) == 0;
-	if (fd >= 0 && close(fd) != 0)
-		ok = 0;
-	if (!ok || rename(tmp, path) != 0) {
-		snprintf(ebuf, sizeof(ebuf), "%s: %s", path, strerror(errno));
-		*error_r = ebuf;
-		unlink(tmp);
-		free(tmp);
-		return -1;
-	}
-	free(tmp);
-	return 0;
-}
 
 /* Split "NAME HASH" in place; 0 if both are there. */
 static int
@@ -94,7 +39,7 @@ admin_users_get(const char *path, const char *name, char **hash_r,
 	char *p, *line, *n, *h;
 	int r = 1;
 
-	if (admin_users_read(path, &text, error_r) < 0) {
+	if (portal_file_read(path, "admin_users_file", ADMIN_USERS_FILE_MAX, &text, error_r) < 0) {
 		str_deinit(&text);
 		return -1;
 	}
@@ -120,7 +65,7 @@ admin_users_rewrite(const char *path, const char *name, const char *hash,
 	int r = -1;
 
 	*found_r = 0;
-	if (admin_users_read(path, &text, error_r) < 0)
+	if (portal_file_read(path, "admin_users_file", ADMIN_USERS_FILE_MAX, &text, error_r) < 0)
 		goto done;
 	p = text.s;
 	while (p != NULL && (line = strsep(&p, "\n")) != NULL) {
@@ -135,7 +80,7 @@ admin_users_rewrite(const char *path, const char *name, const char *hash,
 	}
 	if (!*found_r && hash != NULL)
 		str_printf(&out, "%s %s\n", name, hash);
-	r = admin_users_write(path, &out, error_r);
+	r = portal_file_replace(path, &out, error_r);
 done:
 	str_deinit(&text);
 	str_deinit(&out);

@@ -17,6 +17,7 @@
 #include "../core/str.h"
 #include "../core/xmalloc.h"
 #include "api_token.h"
+#include "portal_file.h"
 
 #define API_TOKEN_SECRET_HEX	64
 #define API_TOKEN_FILE_MAX	(1024 * 1024)
@@ -61,41 +62,6 @@ api_token_name_ok(const char *name)
 	return 0;
 }
 
-/* The file's text ("" if it does not exist yet). */
-static int
-api_token_read(const char *path, struct str *out, const char **error_r)
-{
-	static __thread char ebuf[256];
-	char buf[4096];
-	ssize_t n;
-	int fd;
-
-	if (path == NULL || *path == '\0') {
-		*error_r = "api_tokens_file is not set";
-		return -1;
-	}
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-		if (errno == ENOENT)
-			return 0;
-		snprintf(ebuf, sizeof(ebuf), "%s: %s", path, strerror(errno));
-		*error_r = ebuf;
-		return -1;
-	}
-	while ((n = read(fd, buf, sizeof(buf))) > 0) {
-		str_append_n(out, buf, (size_t)n);
-		if (out->len > API_TOKEN_FILE_MAX)
-			break;
-	}
-	close(fd);
-	if (n < 0 || out->len > API_TOKEN_FILE_MAX) {
-		snprintf(ebuf, sizeof(ebuf), "%s: cannot read (or too large)",
-		    path);
-		*error_r = ebuf;
-		return -1;
-	}
-	return 0;
-}
-
 /* A line's fields; 0 when it has a name and a hash. */
 static int
 api_token_fields(char *line, char **name, char **hash, char **created)
@@ -117,7 +83,7 @@ api_token_check(const char *path, const char *token, char *name_r,
 	const char *dot = strchr(token, '.');
 	int found = 0;
 
-	if (api_token_read(path, &text, error_r) < 0) {
+	if (portal_file_read(path, "api_tokens_file", API_TOKEN_FILE_MAX, &text, error_r) < 0) {
 		str_deinit(&text);
 		return -1;
 	}
@@ -148,32 +114,6 @@ api_token_check(const char *path, const char *token, char *name_r,
 	return found;
 }
 
-/* Replace the file with text: a temporary file, fsync, rename. */
-static int
-api_token_write(const char *path, const struct str *text,
-    const char **error_r)
-{
-	static __thread char ebuf[256];
-	char *tmp = xasprintf("%s.tmp", path);
-	int fd, ok;
-
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	ok = fd >= 0 && (text->len == 0 ||
-	    write(fd, text->s, text->len) == (ssize_t)text->len) &&
-	    fsync(fd) == 0;
-	if (fd >= 0 && close(fd) != 0)
-		ok = 0;
-	if (!ok || rename(tmp, path) != 0) {
-		snprintf(ebuf, sizeof(ebuf), "%s: %s", path, strerror(errno));
-		*error_r = ebuf;
-		unlink(tmp);
-		free(tmp);
-		return -1;
-	}
-	free(tmp);
-	return 0;
-}
-
 int
 api_token_add(const char *path, const char *name, char *token_r, size_t len,
     const char **error_r)
@@ -188,7 +128,7 @@ api_token_add(const char *path, const char *name, char *token_r, size_t len,
 		*error_r = "a token name is 1 to 32 of a-z, 0-9 and -";
 		return -1;
 	}
-	if (api_token_read(path, &text, error_r) < 0)
+	if (portal_file_read(path, "api_tokens_file", API_TOKEN_FILE_MAX, &text, error_r) < 0)
 		goto out;
 	str_append(&copy, str_c(&text));
 	p = copy.s;
@@ -211,7 +151,7 @@ api_token_add(const char *path, const char *name, char *token_r, size_t len,
 	if (text.len > 0 && text.s[text.len - 1] != '\n')
 		str_append_c(&text, '\n');
 	str_printf(&text, "%s %s %lld\n", name, hash, (long long)time(NULL));
-	r = api_token_write(path, &text, error_r);
+	r = portal_file_replace(path, &text, error_r);
 out:
 	str_deinit(&text);
 	str_deinit(&copy);
@@ -225,7 +165,7 @@ api_token_del(const char *path, const char *name, const char **error_r)
 	char *p, *line, *n, *h, *c;
 	int found = 0, r = -1;
 
-	if (api_token_read(path, &text, error_r) < 0)
+	if (portal_file_read(path, "api_tokens_file", API_TOKEN_FILE_MAX, &text, error_r) < 0)
 		goto done;
 	p = text.s;
 	while (p != NULL && (line = strsep(&p, "\n")) != NULL) {
@@ -247,7 +187,7 @@ api_token_del(const char *path, const char *name, const char **error_r)
 		r = 1;
 		goto done;
 	}
-	r = api_token_write(path, &out, error_r);
+	r = portal_file_replace(path, &out, error_r);
 done:
 	str_deinit(&text);
 	str_deinit(&out);
@@ -260,7 +200,7 @@ api_token_list(const char *path, const char **error_r)
 	struct str text = STR_INIT;
 	char *p, *line, *n, *h, *c;
 
-	if (api_token_read(path, &text, error_r) < 0) {
+	if (portal_file_read(path, "api_tokens_file", API_TOKEN_FILE_MAX, &text, error_r) < 0) {
 		str_deinit(&text);
 		return -1;
 	}
