@@ -134,8 +134,17 @@ class ScriptedPeer:
                                  f"{self.commands[-30:]}")
 
     def close(self):
-        def stop():
+        # Cancel the sessions still open (a daemon that keeps a connection)
+        # so that no task is destroyed pending when the loop goes away.
+        async def stop():
             self.server.close()
+            tasks = [t for t in asyncio.all_tasks()
+                     if t is not asyncio.current_task()]
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             self.loop.stop()
-        self.loop.call_soon_threadsafe(stop)
+        asyncio.run_coroutine_threadsafe(stop(), self.loop)
         self.thread.join(5)
+        if not self.thread.is_alive():
+            self.loop.close()
