@@ -324,6 +324,7 @@ static const char *const config_role_names[] = {
 	[LISTEN_POP3S] = "pop3s",
 	[LISTEN_POLICY] = "policy",
 	[LISTEN_PORTAL] = "portal",
+	[LISTEN_METRICS] = "metrics",
 };
 
 const char *

@@ -27,6 +27,7 @@ enum listen_role {
 	LISTEN_POP3S,		/* 995: POP3 in implicit TLS (RFC 8314) */
 	LISTEN_POLICY,		/* Postfix policy delegation (docs/policy.md) */
 	LISTEN_PORTAL,		/* settings page, HTTPS (docs/portal.md) */
+	LISTEN_METRICS,		/* Prometheus GET /metrics (docs/operations.md) */
 };
 
 struct listen_conf {

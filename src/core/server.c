@@ -30,6 +30,8 @@
 #include "channel.h"
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
+#include "metrics_http.h"
 #include "server.h"
 #include "tls.h"
 #include "xmalloc.h"
@@ -327,6 +329,7 @@ static server_session_fn *const server_session_new[] = {
 	[LISTEN_POP3] = pop3_session_new,
 	[LISTEN_POP3S] = pop3_session_new,
 	[LISTEN_POLICY] = policyd_session_new,
+	[LISTEN_METRICS] = metrics_http_session_new,
 };
 
 static void
@@ -378,6 +381,7 @@ server_run(const struct config *conf, const char **error_r)
 	int nloops = conf->workers;
 	int sig;
 
+	metrics_init(conf);	/* shared memory: before any fork */
 	if (nloops <= 0) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 
@@ -484,9 +488,11 @@ server_run(const struct config *conf, const char **error_r)
 			if (backend_reload_geo(be, &gerr) < 0)
 				log_warnx("SIGHUP: geo database not reloaded, "
 				    "keeping the old one: %s", gerr);
-			else
+			else {
 				log_info("SIGHUP: geo database reloaded (%s)",
 				    conf->geo_database);
+				metrics_reloaded(conf);
+			}
 			continue;
 		}
 		break;

@@ -1,0 +1,10 @@
+/*
+ * version: the one place the release number is written (sekisho version,
+ * sekisho status, the metrics' sekisho_build_info).
+ */
+#ifndef SEKISHO_VERSION_H
+#define SEKISHO_VERSION_H
+
+#define SEKISHO_VERSION		"0.1.0"
+
+#endif
