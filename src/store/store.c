@@ -744,3 +744,264 @@ store_throttle_clear(struct store *st, const char *key, const char **error_r)
 {
 	return st->ops->throttle_clear(st, key, error_r);
 }
+
+/* ---- state shared by the nodes (schema step 5) ----------------------- */
+
+/* A SHA-256 or a random token: 64 lower-case hex digits. */
+static int
+store_is_hex_token(const char *s)
+{
+	size_t i;
+
+	if (s == NULL)
+		return 0;
+	for (i = 0; i <= STORE_HEX_TOKEN_LEN && s[i] != '\0'; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') ||
+		    (s[i] >= 'a' && s[i] <= 'f')))
+			return 0;
+	return i == STORE_HEX_TOKEN_LEN;
+}
+
+/* A short key the caller made (an admin or token name, a node id, a
+ * client address, an account): 1 to max printable ASCII octets. */
+static int
+store_is_key(const char *s, size_t max)
+{
+	size_t i;
+
+	if (s == NULL || *s == '\0')
+		return 0;
+	for (i = 0; s[i] != '\0'; i++)
+		if (i >= max || (unsigned char)s[i] <= 0x20 ||
+		    (unsigned char)s[i] >= 0x7f)
+			return 0;
+	return 1;
+}
+
+static int
+store_bad_arg(struct store *st, const char *what, const char **error_r)
+{
+	store_set_error(st, error_r, "invalid %s", what);
+	return -1;
+}
+
+int
+store_portal_session_add(struct store *st, const char *id_hash,
+    const char *account, const char *csrf, int64_t created, int64_t expires,
+    const char **error_r)
+{
+	if (!store_is_hex_token(id_hash) || !store_is_hex_token(csrf) ||
+	    !store_is_key(account, STORE_SESSION_ACCOUNT_MAX))
+		return store_bad_arg(st, "portal session", error_r);
+	return st->ops->portal_session_add(st, id_hash, account, csrf,
+	    created, expires, error_r);
+}
+
+int
+store_portal_session_get(struct store *st, const char *id_hash, int64_t now,
+    struct store_portal_session *s_r, const char **error_r)
+{
+	memset(s_r, 0, sizeof(*s_r));
+	if (!store_is_hex_token(id_hash))
+		return 1;
+	return st->ops->portal_session_get(st, id_hash, now, s_r, error_r);
+}
+
+int
+store_portal_session_touch(struct store *st, const char *id_hash,
+    int64_t expires, const char **error_r)
+{
+	if (!store_is_hex_token(id_hash))
+		return 1;
+	return st->ops->portal_session_touch(st, id_hash, expires, error_r);
+}
+
+int
+store_portal_session_del(struct store *st, const char *id_hash,
+    const char **error_r)
+{
+	if (!store_is_hex_token(id_hash))
+		return 1;
+	return st->ops->portal_session_del(st, id_hash, error_r);
+}
+
+int
+store_portal_session_del_account(struct store *st, const char *account,
+    const char *keep_hash, const char **error_r)
+{
+	if (!store_is_key(account, STORE_SESSION_ACCOUNT_MAX))
+		return store_bad_arg(st, "account", error_r);
+	if (keep_hash != NULL && !store_is_hex_token(keep_hash))
+		keep_hash = NULL;
+	return st->ops->portal_session_del_account(st, account, keep_hash,
+	    error_r);
+}
+
+#define STORE_NAME_MAX	64	/* admin and token names */
+
+int
+store_api_token_add(struct store *st, const char *name, const char *hash,
+    int64_t created, const char **error_r)
+{
+	if (!store_is_key(name, STORE_NAME_MAX))
+		return store_bad_arg(st, "token name", error_r);
+	if (!store_is_hex_token(hash))
+		return store_bad_arg(st, "token hash", error_r);
+	return st->ops->api_token_add(st, name, hash, created, error_r);
+}
+
+int
+store_api_token_get(struct store *st, const char *name, char *hash_r,
+    const char **error_r)
+{
+	*hash_r = '\0';
+	if (!store_is_key(name, STORE_NAME_MAX))
+		return 1;
+	return st->ops->api_token_get(st, name, hash_r, error_r);
+}
+
+int
+store_api_token_del(struct store *st, const char *name, const char **error_r)
+{
+	char quoted[STORE_QUOTE_SIZE];
+
+	if (!store_is_key(name, STORE_NAME_MAX)) {
+		store_set_error(st, error_r, STORE_ERR_NO_TOKEN,
+		    store_quote(quoted, sizeof(quoted), name));
+		return 1;
+	}
+	return st->ops->api_token_del(st, name, error_r);
+}
+
+int
+store_api_token_list(struct store *st, struct str *out, const char **error_r)
+{
+	return st->ops->api_token_list(st, out, error_r);
+}
+
+int
+store_admin_add(struct store *st, const char *name, const char *password_hash,
+    int64_t created, const char **error_r)
+{
+	const char *reason;
+
+	if (!store_is_key(name, STORE_NAME_MAX))
+		return store_bad_arg(st, "admin name", error_r);
+	if ((reason = store_check_hash(password_hash)) != NULL) {
+		store_set_error(st, error_r, "%s", reason);
+		return -1;
+	}
+	return st->ops->admin_add(st, name, password_hash, created, error_r);
+}
+
+int
+store_admin_set_password(struct store *st, const char *name,
+    const char *password_hash, const char **error_r)
+{
+	char quoted[STORE_QUOTE_SIZE];
+	const char *reason;
+
+	if ((reason = store_check_hash(password_hash)) != NULL) {
+		store_set_error(st, error_r, "%s", reason);
+		return -1;
+	}
+	if (!store_is_key(name, STORE_NAME_MAX)) {
+		store_set_error(st, error_r, STORE_ERR_NO_ADMIN,
+		    store_quote(quoted, sizeof(quoted), name));
+		return 1;
+	}
+	return st->ops->admin_set_password(st, name, password_hash, error_r);
+}
+
+int
+store_admin_get(struct store *st, const char *name, char **hash_r,
+    const char **error_r)
+{
+	*hash_r = NULL;
+	if (!store_is_key(name, STORE_NAME_MAX))
+		return 1;
+	return st->ops->admin_get(st, name, hash_r, error_r);
+}
+
+int
+store_admin_del(struct store *st, const char *name, const char **error_r)
+{
+	char quoted[STORE_QUOTE_SIZE];
+
+	if (!store_is_key(name, STORE_NAME_MAX)) {
+		store_set_error(st, error_r, STORE_ERR_NO_ADMIN,
+		    store_quote(quoted, sizeof(quoted), name));
+		return 1;
+	}
+	return st->ops->admin_del(st, name, error_r);
+}
+
+int
+store_admin_list(struct store *st, struct str *out, const char **error_r)
+{
+	return st->ops->admin_list(st, out, error_r);
+}
+
+/* mailbox: the canonical account; node and session: the holder's. */
+static int
+store_lock_args(const char *mailbox, const char *node, const char *session)
+{
+	return store_is_key(mailbox, STORE_ADDRESS_MAX) &&
+	    store_is_key(node, 255) && store_is_key(session, 64);
+}
+
+int
+store_pop3_lock_take(struct store *st, const char *mailbox, const char *node,
+    const char *session, int64_t now, int64_t expires, const char **error_r)
+{
+	if (!store_lock_args(mailbox, node, session))
+		return store_bad_arg(st, "POP3 lock", error_r);
+	return st->ops->pop3_lock_take(st, mailbox, node, session, now,
+	    expires, error_r);
+}
+
+int
+store_pop3_lock_refresh(struct store *st, const char *mailbox,
+    const char *node, const char *session, int64_t expires,
+    const char **error_r)
+{
+	if (!store_lock_args(mailbox, node, session))
+		return store_bad_arg(st, "POP3 lock", error_r);
+	return st->ops->pop3_lock_refresh(st, mailbox, node, session, expires,
+	    error_r);
+}
+
+int
+store_pop3_lock_release(struct store *st, const char *mailbox,
+    const char *node, const char *session, const char **error_r)
+{
+	if (!store_lock_args(mailbox, node, session))
+		return store_bad_arg(st, "POP3 lock", error_r);
+	return st->ops->pop3_lock_release(st, mailbox, node, session, error_r);
+}
+
+int
+store_popbsmtp_set(struct store *st, const char *client, const char *account,
+    int64_t until, const char **error_r)
+{
+	if (!store_is_key(client, 64) ||
+	    !store_is_key(account, STORE_ADDRESS_MAX))
+		return store_bad_arg(st, "POP-before-SMTP window", error_r);
+	return st->ops->popbsmtp_set(st, client, account, until, error_r);
+}
+
+int
+store_popbsmtp_get(struct store *st, const char *client, int64_t now,
+    char **account_r, const char **error_r)
+{
+	*account_r = NULL;
+	if (!store_is_key(client, 64))
+		return 1;
+	return st->ops->popbsmtp_get(st, client, now, account_r, error_r);
+}
+
+int
+store_expire(struct store *st, int64_t now, const char **error_r)
+{
+	return st->ops->expire(st, now, error_r);
+}

@@ -234,4 +234,97 @@ int store_throttle_fail(struct store *st, const char *key, int64_t now,
 int store_throttle_clear(struct store *st, const char *key,
     const char **error_r);
 
+/* ---- state shared by the nodes (schema step 5) ----------------------- */
+
+/*
+ * Settings page sessions. The store never sees a session id: the caller
+ * passes its SHA-256 (64 hex digits), so a copy of the database does not
+ * log anybody in. account is a canonical address or "admin:NAME". A row
+ * ends at expires (the caller moves it on with each use, up to a hard
+ * limit from created). get: 1 when there is none or it has expired (an
+ * expired row is deleted then). del: 1 if there was none.
+ * del_account: every session of account but keep_hash's (NULL: all).
+ */
+#define STORE_SESSION_ACCOUNT_MAX	(STORE_ADDRESS_MAX + 16)
+#define STORE_HEX_TOKEN_LEN		64
+
+struct store_portal_session {
+	char	 account[STORE_SESSION_ACCOUNT_MAX + 1];
+	char	 csrf[STORE_HEX_TOKEN_LEN + 1];
+	int64_t	 created;
+	int64_t	 expires;
+};
+int store_portal_session_add(struct store *st, const char *id_hash,
+    const char *account, const char *csrf, int64_t created, int64_t expires,
+    const char **error_r);
+int store_portal_session_get(struct store *st, const char *id_hash,
+    int64_t now, struct store_portal_session *s_r, const char **error_r);
+int store_portal_session_touch(struct store *st, const char *id_hash,
+    int64_t expires, const char **error_r);
+int store_portal_session_del(struct store *st, const char *id_hash,
+    const char **error_r);
+int store_portal_session_del_account(struct store *st, const char *account,
+    const char *keep_hash, const char **error_r);
+
+/*
+ * The JSON API's bearer tokens (src/portal/api_token.h): the name and
+ * the SHA-256 (64 hex) of the whole token. add: -1 "already exists".
+ * get: 1 none; hash_r has room for 65 bytes. del: 1 none (error set).
+ * list: "NAME\tHASH\tCREATED\n" lines sorted by name.
+ */
+int store_api_token_add(struct store *st, const char *name, const char *hash,
+    int64_t created, const char **error_r);
+int store_api_token_get(struct store *st, const char *name, char *hash_r,
+    const char **error_r);
+int store_api_token_del(struct store *st, const char *name,
+    const char **error_r);
+int store_api_token_list(struct store *st, struct str *out,
+    const char **error_r);
+
+/*
+ * The admin pages' accounts (src/portal/admin_users.h), crypt(3) hashes.
+ * add: -1 "already exists". set_password, del: 1 none (error set).
+ * get: 1 none; on 0 the caller frees *hash_r. list: "NAME\tHASH\tCREATED\n"
+ * sorted by name.
+ */
+int store_admin_add(struct store *st, const char *name,
+    const char *password_hash, int64_t created, const char **error_r);
+int store_admin_set_password(struct store *st, const char *name,
+    const char *password_hash, const char **error_r);
+int store_admin_get(struct store *st, const char *name, char **hash_r,
+    const char **error_r);
+int store_admin_del(struct store *st, const char *name, const char **error_r);
+int store_admin_list(struct store *st, struct str *out, const char **error_r);
+
+/*
+ * POP3's one session per mailbox (RFC 1939 section 4) across nodes: a
+ * lease row (mailbox, node, session, expires). take: 0 taken (also when
+ * the holder's lease has expired: a node that died does not lock a
+ * mailbox for ever), 1 held by a live lease, in one atomic statement.
+ * refresh: move expires on; 1 if the lease is no longer ours. release: 1
+ * if it was not ours.
+ */
+int store_pop3_lock_take(struct store *st, const char *mailbox,
+    const char *node, const char *session, int64_t now, int64_t expires,
+    const char **error_r);
+int store_pop3_lock_refresh(struct store *st, const char *mailbox,
+    const char *node, const char *session, int64_t expires,
+    const char **error_r);
+int store_pop3_lock_release(struct store *st, const char *mailbox,
+    const char *node, const char *session, const char **error_r);
+
+/*
+ * POP-before-SMTP windows: a POP3 login from client opens one for
+ * account until a time (the last login from an address owns it). get:
+ * 1 when no window is open at now; on 0 the caller frees *account_r.
+ */
+int store_popbsmtp_set(struct store *st, const char *client,
+    const char *account, int64_t until, const char **error_r);
+int store_popbsmtp_get(struct store *st, const char *client, int64_t now,
+    char **account_r, const char **error_r);
+
+/* Delete what has expired at now: portal sessions, POP3 leases,
+ * POP-before-SMTP windows (the periodic sweep). */
+int store_expire(struct store *st, int64_t now, const char **error_r);
+
 #endif

@@ -101,6 +101,41 @@ struct store_ops {
 	int (*throttle_clear)(struct store *, const char *, const char **);
 
 	int (*schema_version)(struct store *, int *, const char **);
+
+	/* shared state (schema step 5, store.h); arguments checked */
+	int (*portal_session_add)(struct store *, const char *, const char *,
+	    const char *, int64_t, int64_t, const char **);
+	int (*portal_session_get)(struct store *, const char *, int64_t,
+	    struct store_portal_session *, const char **);
+	int (*portal_session_touch)(struct store *, const char *, int64_t,
+	    const char **);
+	int (*portal_session_del)(struct store *, const char *, const char **);
+	int (*portal_session_del_account)(struct store *, const char *,
+	    const char *, const char **);
+	int (*api_token_add)(struct store *, const char *, const char *,
+	    int64_t, const char **);
+	int (*api_token_get)(struct store *, const char *, char *,
+	    const char **);
+	int (*api_token_del)(struct store *, const char *, const char **);
+	int (*api_token_list)(struct store *, struct str *, const char **);
+	int (*admin_add)(struct store *, const char *, const char *, int64_t,
+	    const char **);
+	int (*admin_set_password)(struct store *, const char *, const char *,
+	    const char **);
+	int (*admin_get)(struct store *, const char *, char **, const char **);
+	int (*admin_del)(struct store *, const char *, const char **);
+	int (*admin_list)(struct store *, struct str *, const char **);
+	int (*pop3_lock_take)(struct store *, const char *, const char *,
+	    const char *, int64_t, int64_t, const char **);
+	int (*pop3_lock_refresh)(struct store *, const char *, const char *,
+	    const char *, int64_t, const char **);
+	int (*pop3_lock_release)(struct store *, const char *, const char *,
+	    const char *, const char **);
+	int (*popbsmtp_set)(struct store *, const char *, const char *,
+	    int64_t, const char **);
+	int (*popbsmtp_get)(struct store *, const char *, int64_t, char **,
+	    const char **);
+	int (*expire)(struct store *, int64_t, const char **);
 };
 
 struct store {
@@ -119,6 +154,10 @@ struct store {
 #define STORE_ERR_NO_ALIAS	"no such alias '%s'"
 #define STORE_ERR_ALIAS_EXISTS	"alias '%s' already exists"
 #define STORE_ERR_IS_ACCOUNT	"'%s' is already an account"
+#define STORE_ERR_TOKEN_EXISTS	"API token '%s' already exists"
+#define STORE_ERR_NO_TOKEN	"no such API token '%s'"
+#define STORE_ERR_ADMIN_EXISTS	"admin '%s' already exists"
+#define STORE_ERR_NO_ADMIN	"no such admin '%s'"
 
 /* Set the handle's error text and *error_r to it. */
 void store_set_error(struct store *st, const char **error_r,

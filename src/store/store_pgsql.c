@@ -115,6 +115,27 @@ static const char *const store_pgsql_migrations[] = {
 	"  locked_until BIGINT NOT NULL DEFAULT 0);",
 	/* 4: per-account trusted relay name suffixes (docs/policy.md) */
 	"ALTER TABLE account_limits ADD COLUMN relay_names TEXT;",
+	/* 5: settings page sessions, API token hashes, admin accounts,
+	 * POP3 mailbox leases, POP-before-SMTP windows. */
+	"CREATE TABLE portal_sessions ("
+	"  id_hash TEXT PRIMARY KEY, account TEXT NOT NULL,"
+	"  csrf TEXT NOT NULL, created BIGINT NOT NULL,"
+	"  expires BIGINT NOT NULL);"
+	"CREATE INDEX portal_sessions_account ON portal_sessions(account);"
+	"CREATE INDEX portal_sessions_expires ON portal_sessions(expires);"
+	"CREATE TABLE api_tokens ("
+	"  name TEXT PRIMARY KEY, hash TEXT NOT NULL,"
+	"  created BIGINT NOT NULL);"
+	"CREATE TABLE admin_users ("
+	"  name TEXT PRIMARY KEY, password_hash TEXT NOT NULL,"
+	"  created BIGINT NOT NULL);"
+	"CREATE TABLE pop3_locks ("
+	"  mailbox TEXT PRIMARY KEY, node TEXT NOT NULL,"
+	"  session TEXT NOT NULL, expires BIGINT NOT NULL);"
+	"CREATE TABLE pop_before_smtp ("
+	"  client TEXT PRIMARY KEY, account TEXT NOT NULL,"
+	"  expires BIGINT NOT NULL);"
+	"CREATE INDEX pop_before_smtp_expires ON pop_before_smtp(expires);",
 };
 #define STORE_PGSQL_VERSION \
 	((int)(sizeof(store_pgsql_migrations) / sizeof(store_pgsql_migrations[0])))
@@ -1426,6 +1447,360 @@ store_pgsql_throttle_clear(struct store *st, const char *key,
 	    &p, "throttle clear", NULL, error_r);
 }
 
+/* ---- state shared by the nodes (schema step 5) ----------------------- */
+
+/* The first column of the first row into buf (or a copy): 0, 1 no row. */
+static int
+store_pgsql_get_text(struct store_pgsql *sp, const char *sql,
+    const struct store_pgsql_params *p, const char *what, char *buf,
+    size_t size, char **copy_r, const char **error_r)
+{
+	PGresult *res;
+	int ret = 1;
+
+	if (store_pgsql_ready(sp, error_r) < 0)
+		return -1;
+	if ((res = store_pgsql_exec(sp, sql, p, what, error_r)) == NULL)
+		return -1;
+	if (PQntuples(res) > 0) {
+		if (buf != NULL)
+			xstrlcpy(buf, PQgetvalue(res, 0, 0), size);
+		if (copy_r != NULL)
+			*copy_r = xstrdup(PQgetvalue(res, 0, 0));
+		ret = 0;
+	}
+	PQclear(res);
+	return ret;
+}
+
+static int
+store_pgsql_portal_session_add(struct store *st, const char *id_hash,
+    const char *account, const char *csrf, int64_t created, int64_t expires,
+    const char **error_r)
+{
+	struct store_pgsql_params p = { .n = 0 };
+
+	store_pgsql_text(&p, id_hash);
+	store_pgsql_text(&p, account);
+	store_pgsql_text(&p, csrf);
+	store_pgsql_int(&p, created);
+	store_pgsql_int(&p, expires);
+	return store_pgsql_change(store_pgsql_handle(st), "INSERT INTO"
+	    " portal_sessions (id_hash, account, csrf, created, expires)"
+	    " VALUES ($1, $2, $3, $4, $5)", &p, "session add", error_r) < 0 ?
+	    -1 : 0;
+}
+
+static int
+store_pgsql_portal_session_del(struct store *st, const char *id_hash,
+    const char **error_r)
+{
+	struct store_pgsql_params p = { .n = 0 };
+
+	store_pgsql_text(&p, id_hash);
+	return store_pgsql_change(store_pgsql_handle(st), "DELETE FROM"
+	    " portal_sessions WHERE id_hash = $1", &p, "session delete",
+	    error_r);
+}
+
+static int
+store_pgsql_portal_session_get(struct store *st, const char *id_hash,
+    int64_t now, struct store_portal_session *s_r, const char **error_r)
+{
+	struct store_pgsql *sp = store_pgsql_handle(st);
+	struct store_pgsql_params p = { .n = 0 };
+	PGresult *res;
+	int ret = 1;
+
+	if (store_pgsql_ready(sp, error_r) < 0)
+		return -1;
+	store_pgsql_text(&p, id_hash);
+	res = store_pgsql_exec(sp, "SELECT account, csrf, created, expires"
+	    " FROM portal_sessions WHERE id_hash = $1", &p, "session look-up",
+	    error_r);
+	if (res == NULL)
+		return -1;
+	if (PQntuples(res) > 0) {
+		xstrlcpy(s_r->account, PQgetvalue(res, 0, 0),
+		    sizeof(s_r->account));
+		xstrlcpy(s_r->csrf, PQgetvalue(res, 0, 1), sizeof(s_r->csrf));
+		s_r->created = store_pgsql_value(res, 0, 2);
+		s_r->expires = store_pgsql_value(res, 0, 3);
+		ret = 0;
+	}
+	PQclear(res);
+	if (ret == 0 && s_r->expires <= now) {
+		/* lazily: the periodic sweep gets the ones never asked for */
+		if (store_pgsql_portal_session_del(st, id_hash, error_r) < 0)
+			return -1;
+		memset(s_r, 0, sizeof(*s_r));
+		ret = 1;
+	}
+	return ret;
+}
+
+static int
+store_pgsql_portal_session_touch(struct store *st, const char *id_hash,
+    int64_t expires, const char **error_r)
+{
+	struct store_pgsql_params p = { .n = 0 };
+
+	store_pgsql_text(&p, id_hash);
+	store_pgsql_int(&p, expires);
+	/* never backwards, whichever node touched it last */
+	return store_pgsql_change(store_pgsql_handle(st), "UPDATE"
+	    " portal_sessions SET expires = greatest(expires, $2::bigint)"
+	    " WHERE id_hash = $1", &p, "session touch", error_r);
+}
+
+static int
+store_pgsql_portal_session_del_account(struct store *st, const char *account,
+    const char *keep_hash, const char **error_r)
+{
+	struct store_pgsql_params p = { .n = 0 };
+
+	store_pgsql_text(&p, account);
+	store_pgsql_text(&p, keep_hash);
+	return store_pgsql_change(store_pgsql_handle(st), "DELETE FROM"
+	    " portal_sessions WHERE account = $1"
+	    " AND ($2::text IS NULL OR id_hash <> $2::text)", &p,
+	    "session delete", error_r) < 0 ? -1 : 0;
+}
+
+/* A change keyed by a name: 1 (nothing changed) with the error of
+ * fmt, a literal; for an insert of a new name, -1 then. */
+#define STORE_PGSQL_NAMED(sp, r, fmt, name, error_r) do {		\
+	if ((r) == 1)							\
+		store_set_error(&(sp)->st, (error_r), fmt, (name));	\
+} while (0)
+
+static int
+store_pgsql_api_token_add(struct store *st, const char *name,
+    const char *hash, int64_t created, const char **error_r)
+{
+	struct store_pgsql *sp = store_pgsql_handle(st);
+	struct store_pgsql_params p = { .n = 0 };
+	int r;
+
+	store_pgsql_text(&p, name);
+	store_pgsql_text(&p, hash);
+	store_pgsql_int(&p, created);
+	r = store_pgsql_change(sp, "INSERT INTO api_tokens (name, hash,"
+	    " created) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING", &p,
+	    "token add", error_r);
+	STORE_PGSQL_NAMED(sp, r, STORE_ERR_TOKEN_EXISTS, name, error_r);
+	return r == 0 ? 0 : -1;
+}
+
+static int
+store_pgsql_api_token_get(struct store *st, const char *name, char *hash_r,
+    const char **error_r)
+{
+	struct store_pgsql_params p = { .n = 0 };
+
+	store_pgsql_text(&p, name);
+	return store_pgsql_get_text(store_pgsql_handle(st), "SELECT hash FROM"
+	    " api_tokens WHERE name = $1", &p, "token look-up", hash_r,
+	    STORE_HEX_TOKEN_LEN + 1, NULL, error_r);
+}
+
+static int
+store_pgsql_api_token_del(struct store *st, const char *name,
+    const char **error_r)
+{
+	struct store_pgsql *sp = store_pgsql_handle(st);
+	struct store_pgsql_params p = { .n = 0 };
+	int r;
+
+	store_pgsql_text(&p, name);
+	r = store_pgsql_change(sp, "DELETE FROM api_tokens WHERE name = $1",
+	    &p, "token delete", error_r);
+	STORE_PGSQL_NAMED(sp, r, STORE_ERR_NO_TOKEN, name, error_r);
+	return r;
+}
+
+static int
+store_pgsql_api_token_list(struct store *st, struct str *out,
+    const char **error_r)
+{
+	return store_pgsql_list_query(store_pgsql_handle(st), "SELECT name,"
+	    " hash, created FROM api_tokens ORDER BY name", NULL, 0,
+	    "token list", out, error_r);
+}
+
+static int
+store_pgsql_admin_add(struct store *st, const char *name,
+    const char *password_hash, int64_t created, const char **error_r)
+{
+	struct store_pgsql *sp = store_pgsql_handle(st);
+	struct store_pgsql_params p = { .n = 0 };
+	int r;
+
+	store_pgsql_text(&p, name);
+	store_pgsql_text(&p, password_hash);
+	store_pgsql_int(&p, created);
+	r = store_pgsql_change(sp, "INSERT INTO admin_users (name,"
+	    " password_hash, created) VALUES ($1, $2, $3)"
+	    " ON CONFLICT (name) DO NOTHING", &p, "admin add", error_r);
+	STORE_PGSQL_NAMED(sp, r, STORE_ERR_ADMIN_EXISTS, name, error_r);
+	return r == 0 ? 0 : -1;
+}
+
+static int
+store_pgsql_admin_set_password(struct store *st, const char *name,
+    const char *password_hash, const char **error_r)
+{
+	struct store_pgsql *sp = store_pgsql_handle(st);
+	struct store_pgsql_params p = { .n = 0 };
+	int r;
+
+	store_pgsql_text(&p, name);
+	store_pgsql_text(&p, password_hash);
+	r = store_pgsql_change(sp, "UPDATE admin_users SET password_hash = $2"
+	    " WHERE name = $1", &p, "admin passwd", error_r);
+	STORE_PGSQL_NAMED(sp, r, STORE_ERR_NO_ADMIN, name, error_r);
+	return r;
+}
+
+static int
+store_pgsql_admin_get(struct store *st, const char *name, char **hash_r,
+    const char **error_r)
+{
+	struct store_pgsql_params p = { .n = 0 };
+
+	store_pgsql_text(&p, name);
+	return store_pgsql_get_text(store_pgsql_handle(st), "SELECT"
+	    " password_hash FROM admin_users WHERE name = $1", &p,
+	    "admin look-up", NULL, 0, hash_r, error_r);
+}
+
+static int
+store_pgsql_admin_del(struct store *st, const char *name,
+    const char **error_r)
+{
+	struct store_pgsql *sp = store_pgsql_handle(st);
+	struct store_pgsql_params p = { .n = 0 };
+	int r;
+
+	store_pgsql_text(&p, name);
+	r = store_pgsql_change(sp, "DELETE FROM admin_users WHERE name = $1",
+	    &p, "admin delete", error_r);
+	STORE_PGSQL_NAMED(sp, r, STORE_ERR_NO_ADMIN, name, error_r);
+	return r;
+}
+
+static int
+store_pgsql_admin_list(struct store *st, struct str *out,
+    const char **error_r)
+{
+	return store_pgsql_list_query(store_pgsql_handle(st), "SELECT name,"
+	    " password_hash, created FROM admin_users ORDER BY name", NULL, 0,
+	    "admin list", out, error_r);
+}
+
+/*
+ * One statement: a new row, or the row of a lease that has run out. Two
+ * nodes racing for a free mailbox: the second INSERT waits on the first's
+ * index entry, then finds a live lease and changes nothing.
+ */
+static int
+store_pgsql_pop3_lock_take(struct store *st, const char *mailbox,
+    const char *node, const char *session, int64_t now, int64_t expires,
+    const char **error_r)
+{
+	struct store_pgsql_params p = { .n = 0 };
+
+	store_pgsql_text(&p, mailbox);
+	store_pgsql_text(&p, node);
+	store_pgsql_text(&p, session);
+	store_pgsql_int(&p, now);
+	store_pgsql_int(&p, expires);
+	return store_pgsql_change(store_pgsql_handle(st), "INSERT INTO"
+	    " pop3_locks (mailbox, node, session, expires)"
+	    " VALUES ($1, $2, $3, $5)"
+	    " ON CONFLICT (mailbox) DO UPDATE SET node = EXCLUDED.node,"
+	    " session = EXCLUDED.session, expires = EXCLUDED.expires"
+	    " WHERE pop3_locks.expires <= $4::bigint", &p, "pop3 lock",
+	    error_r);
+}
+
+static int
+store_pgsql_pop3_lock_refresh(struct store *st, const char *mailbox,
+    const char *node, const char *session, int64_t expires,
+    const char **error_r)
+{
+	struct store_pgsql_params p = { .n = 0 };
+
+	store_pgsql_text(&p, mailbox);
+	store_pgsql_text(&p, node);
+	store_pgsql_text(&p, session);
+	store_pgsql_int(&p, expires);
+	return store_pgsql_change(store_pgsql_handle(st), "UPDATE pop3_locks"
+	    " SET expires = $4 WHERE mailbox = $1 AND node = $2"
+	    " AND session = $3", &p, "pop3 lock refresh", error_r);
+}
+
+static int
+store_pgsql_pop3_lock_release(struct store *st, const char *mailbox,
+    const char *node, const char *session, const char **error_r)
+{
+	struct store_pgsql_params p = { .n = 0 };
+
+	store_pgsql_text(&p, mailbox);
+	store_pgsql_text(&p, node);
+	store_pgsql_text(&p, session);
+	return store_pgsql_change(store_pgsql_handle(st), "DELETE FROM"
+	    " pop3_locks WHERE mailbox = $1 AND node = $2 AND session = $3",
+	    &p, "pop3 unlock", error_r);
+}
+
+static int
+store_pgsql_popbsmtp_set(struct store *st, const char *client,
+    const char *account, int64_t until, const char **error_r)
+{
+	struct store_pgsql_params p = { .n = 0 };
+
+	store_pgsql_text(&p, client);
+	store_pgsql_text(&p, account);
+	store_pgsql_int(&p, until);
+	return store_pgsql_change(store_pgsql_handle(st), "INSERT INTO"
+	    " pop_before_smtp (client, account, expires) VALUES ($1, $2, $3)"
+	    " ON CONFLICT (client) DO UPDATE SET account = EXCLUDED.account,"
+	    " expires = EXCLUDED.expires", &p, "pop-before-smtp", error_r) < 0 ?
+	    -1 : 0;
+}
+
+static int
+store_pgsql_popbsmtp_get(struct store *st, const char *client, int64_t now,
+    char **account_r, const char **error_r)
+{
+	struct store_pgsql_params p = { .n = 0 };
+
+	store_pgsql_text(&p, client);
+	store_pgsql_int(&p, now);
+	return store_pgsql_get_text(store_pgsql_handle(st), "SELECT account"
+	    " FROM pop_before_smtp WHERE client = $1 AND expires > $2", &p,
+	    "pop-before-smtp look-up", NULL, 0, account_r, error_r);
+}
+
+static int
+store_pgsql_expire(struct store *st, int64_t now, const char **error_r)
+{
+	static const char *const sql[] = {
+		"DELETE FROM portal_sessions WHERE expires <= $1",
+		"DELETE FROM pop3_locks WHERE expires <= $1",
+		"DELETE FROM pop_before_smtp WHERE expires <= $1",
+	};
+	struct store_pgsql_params p = { .n = 0 };
+
+	store_pgsql_int(&p, now);
+	for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]); i++)
+		if (store_pgsql_change(store_pgsql_handle(st), sql[i], &p,
+		    "expire", error_r) < 0)
+			return -1;
+	return 0;
+}
+
 const struct store_ops store_pgsql_ops = {
 	.scheme = "postgresql",
 	.open = store_pgsql_open,
@@ -1463,4 +1838,24 @@ const struct store_ops store_pgsql_ops = {
 	.throttle_fail = store_pgsql_throttle_fail,
 	.throttle_clear = store_pgsql_throttle_clear,
 	.schema_version = store_pgsql_schema_version,
+	.portal_session_add = store_pgsql_portal_session_add,
+	.portal_session_get = store_pgsql_portal_session_get,
+	.portal_session_touch = store_pgsql_portal_session_touch,
+	.portal_session_del = store_pgsql_portal_session_del,
+	.portal_session_del_account = store_pgsql_portal_session_del_account,
+	.api_token_add = store_pgsql_api_token_add,
+	.api_token_get = store_pgsql_api_token_get,
+	.api_token_del = store_pgsql_api_token_del,
+	.api_token_list = store_pgsql_api_token_list,
+	.admin_add = store_pgsql_admin_add,
+	.admin_set_password = store_pgsql_admin_set_password,
+	.admin_get = store_pgsql_admin_get,
+	.admin_del = store_pgsql_admin_del,
+	.admin_list = store_pgsql_admin_list,
+	.pop3_lock_take = store_pgsql_pop3_lock_take,
+	.pop3_lock_refresh = store_pgsql_pop3_lock_refresh,
+	.pop3_lock_release = store_pgsql_pop3_lock_release,
+	.popbsmtp_set = store_pgsql_popbsmtp_set,
+	.popbsmtp_get = store_pgsql_popbsmtp_get,
+	.expire = store_pgsql_expire,
 };

@@ -104,6 +104,29 @@ static const char *const store_sqlite_migrations[] = {
 	"  locked_until INTEGER NOT NULL DEFAULT 0);",
 	/* 4: per-account trusted relay name suffixes (docs/policy.md) */
 	"ALTER TABLE account_limits ADD COLUMN relay_names TEXT;",
+	/* 5: what the nodes share beyond accounts and policy
+	 * (store_sqlite_shared.c): settings page sessions (by the SHA-256
+	 * of the id), the API's token hashes, the admin pages' accounts,
+	 * POP3 mailbox leases and POP-before-SMTP windows. */
+	"CREATE TABLE portal_sessions ("
+	"  id_hash TEXT PRIMARY KEY, account TEXT NOT NULL,"
+	"  csrf TEXT NOT NULL, created INTEGER NOT NULL,"
+	"  expires INTEGER NOT NULL);"
+	"CREATE INDEX portal_sessions_account ON portal_sessions(account);"
+	"CREATE INDEX portal_sessions_expires ON portal_sessions(expires);"
+	"CREATE TABLE api_tokens ("
+	"  name TEXT PRIMARY KEY, hash TEXT NOT NULL,"
+	"  created INTEGER NOT NULL);"
+	"CREATE TABLE admin_users ("
+	"  name TEXT PRIMARY KEY, password_hash TEXT NOT NULL,"
+	"  created INTEGER NOT NULL);"
+	"CREATE TABLE pop3_locks ("
+	"  mailbox TEXT PRIMARY KEY, node TEXT NOT NULL,"
+	"  session TEXT NOT NULL, expires INTEGER NOT NULL);"
+	"CREATE TABLE pop_before_smtp ("
+	"  client TEXT PRIMARY KEY, account TEXT NOT NULL,"
+	"  expires INTEGER NOT NULL);"
+	"CREATE INDEX pop_before_smtp_expires ON pop_before_smtp(expires);",
 };
 #define STORE_SQLITE_VERSION \
 	((int)(sizeof(store_sqlite_migrations) / sizeof(store_sqlite_migrations[0])))
@@ -1033,4 +1056,24 @@ const struct store_ops store_sqlite_ops = {
 	.throttle_fail = store_sqlite_throttle_fail,
 	.throttle_clear = store_sqlite_throttle_clear,
 	.schema_version = store_sqlite_version,
+	.portal_session_add = store_sqlite_portal_session_add,
+	.portal_session_get = store_sqlite_portal_session_get,
+	.portal_session_touch = store_sqlite_portal_session_touch,
+	.portal_session_del = store_sqlite_portal_session_del,
+	.portal_session_del_account = store_sqlite_portal_session_del_account,
+	.api_token_add = store_sqlite_api_token_add,
+	.api_token_get = store_sqlite_api_token_get,
+	.api_token_del = store_sqlite_api_token_del,
+	.api_token_list = store_sqlite_api_token_list,
+	.admin_add = store_sqlite_admin_add,
+	.admin_set_password = store_sqlite_admin_set_password,
+	.admin_get = store_sqlite_admin_get,
+	.admin_del = store_sqlite_admin_del,
+	.admin_list = store_sqlite_admin_list,
+	.pop3_lock_take = store_sqlite_pop3_lock_take,
+	.pop3_lock_refresh = store_sqlite_pop3_lock_refresh,
+	.pop3_lock_release = store_sqlite_pop3_lock_release,
+	.popbsmtp_set = store_sqlite_popbsmtp_set,
+	.popbsmtp_get = store_sqlite_popbsmtp_get,
+	.expire = store_sqlite_expire,
 };

@@ -41,4 +41,41 @@ int store_sqlite_throttle_fail(struct store *, const char *, int64_t,
     int64_t, int64_t, int64_t, int64_t *, int64_t *, const char **);
 int store_sqlite_throttle_clear(struct store *, const char *, const char **);
 
+/* store_sqlite_shared.c: schema step 5 */
+int store_sqlite_portal_session_add(struct store *, const char *,
+    const char *, const char *, int64_t, int64_t, const char **);
+int store_sqlite_portal_session_get(struct store *, const char *, int64_t,
+    struct store_portal_session *, const char **);
+int store_sqlite_portal_session_touch(struct store *, const char *, int64_t,
+    const char **);
+int store_sqlite_portal_session_del(struct store *, const char *,
+    const char **);
+int store_sqlite_portal_session_del_account(struct store *, const char *,
+    const char *, const char **);
+int store_sqlite_api_token_add(struct store *, const char *, const char *,
+    int64_t, const char **);
+int store_sqlite_api_token_get(struct store *, const char *, char *,
+    const char **);
+int store_sqlite_api_token_del(struct store *, const char *, const char **);
+int store_sqlite_api_token_list(struct store *, struct str *, const char **);
+int store_sqlite_admin_add(struct store *, const char *, const char *,
+    int64_t, const char **);
+int store_sqlite_admin_set_password(struct store *, const char *,
+    const char *, const char **);
+int store_sqlite_admin_get(struct store *, const char *, char **,
+    const char **);
+int store_sqlite_admin_del(struct store *, const char *, const char **);
+int store_sqlite_admin_list(struct store *, struct str *, const char **);
+int store_sqlite_pop3_lock_take(struct store *, const char *, const char *,
+    const char *, int64_t, int64_t, const char **);
+int store_sqlite_pop3_lock_refresh(struct store *, const char *,
+    const char *, const char *, int64_t, const char **);
+int store_sqlite_pop3_lock_release(struct store *, const char *,
+    const char *, const char *, const char **);
+int store_sqlite_popbsmtp_set(struct store *, const char *, const char *,
+    int64_t, const char **);
+int store_sqlite_popbsmtp_get(struct store *, const char *, int64_t, char **,
+    const char **);
+int store_sqlite_expire(struct store *, int64_t, const char **);
+
 #endif

@@ -28,7 +28,22 @@ enum op {
 	NOTICE, EVENT_ADD, EVENT_LIST,
 	SUB_ADD, SUB_FIND, SUB_LIST_ALL,
 	THR_FAIL, THR_GET, THR_CLEAR,
+	SES_ADD, SES_GET, SES_TOUCH, SES_DEL, SES_DEL_ACC, EXPIRE,
+	TOK_ADD, TOK_GET, TOK_DEL, TOK_LIST,
+	ADM_ADD, ADM_PW, ADM_GET, ADM_DEL, ADM_LIST,
+	LOCK_TAKE, LOCK_REFRESH, LOCK_RELEASE, PBS_SET, PBS_GET,
 };
+
+/* session id hashes and a CSRF token: 64 hex digits */
+#define HX(c)	c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c \
+		c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c
+#define H_A	HX("a")
+#define H_B	HX("b")
+#define H_C	HX("c")
+#define CSRF	HX("f")
+#define HASH2	"$y$j9T$abc$def"
+/* POP3 leases are taken for this long from the row's time */
+#define LEASE	300
 
 struct row {
 	enum op		 op;
@@ -168,12 +183,180 @@ static const struct row rows[] = {
 	{ ALI_LIST, NULL, NULL, 0, 0, NULL, "" },
 	{ ALI_DEL, "info@example.jp", NULL, 0, 1,
 	    "no such alias 'info@example.jp'", NULL },
+	/* portal sessions: created at n, expiring at n + 100 */
+	{ SES_ADD, H_A, "taro@example.jp", 1000, 0, NULL, NULL },
+	{ SES_ADD, H_B, "taro@example.jp", 1000, 0, NULL, NULL },
+	{ SES_ADD, H_C, "admin:desk", 1000, 0, NULL, NULL },
+	{ SES_ADD, "not-hex", "taro@example.jp", 1000, -1,
+	    "invalid portal session", NULL },
+	{ SES_GET, H_A, NULL, 1050, 0, NULL,
+	    "taro@example.jp " CSRF " 1000 1100" },
+	{ SES_TOUCH, H_A, NULL, 1200, 0, NULL, NULL },
+	{ SES_TOUCH, H_A, NULL, 1150, 0, NULL, NULL },	/* never back */
+	{ SES_GET, H_A, NULL, 1150, 0, NULL,
+	    "taro@example.jp " CSRF " 1000 1200" },
+	{ SES_TOUCH, HX("0"), NULL, 1200, 1, NULL, NULL },
+	/* expired: refused, and the row is gone (a later time finds
+	 * nothing either) */
+	{ SES_GET, H_B, NULL, 1100, 1, NULL, "" },
+	{ SES_DEL, H_B, NULL, 0, 1, NULL, NULL },
+	{ SES_ADD, H_B, "taro@example.jp", 1000, 0, NULL, NULL },
+	{ SES_DEL_ACC, "taro@example.jp", H_A, 0, 0, NULL, NULL },
+	{ SES_GET, H_B, NULL, 1000, 1, NULL, "" },
+	{ SES_GET, H_A, NULL, 1000, 0, NULL,
+	    "taro@example.jp " CSRF " 1000 1200" },
+	{ SES_GET, "nothex", NULL, 1000, 1, NULL, "" },
+	{ SES_DEL, H_A, NULL, 0, 0, NULL, NULL },
+	{ SES_GET, H_A, NULL, 1000, 1, NULL, "" },
+	{ SES_GET, H_C, NULL, 1000, 0, NULL,
+	    "admin:desk " CSRF " 1000 1100" },
+	{ SES_ADD, H_A, "taro@example.jp", 1000, 0, NULL, NULL },
+	{ SES_DEL_ACC, "taro@example.jp", NULL, 0, 0, NULL, NULL },
+	{ SES_GET, H_A, NULL, 1000, 1, NULL, "" },
+	/* the sweep deletes what has expired, asked for or not */
+	{ EXPIRE, NULL, NULL, 1100, 0, NULL, NULL },
+	{ SES_GET, H_C, NULL, 0, 1, NULL, "" },
+	/* API tokens */
+	{ TOK_ADD, "mypage", H_A, 5, 0, NULL, NULL },
+	{ TOK_ADD, "mypage", H_B, 5, -1,
+	    "API token 'mypage' already exists", NULL },
+	{ TOK_ADD, "other", H_B, 6, 0, NULL, NULL },
+	{ TOK_ADD, "bad", "1234", 6, -1, "invalid token hash", NULL },
+	{ TOK_GET, "mypage", NULL, 0, 0, NULL, H_A },
+	{ TOK_GET, "nobody", NULL, 0, 1, NULL, "" },
+	{ TOK_LIST, NULL, NULL, 0, 0, NULL,
+	    "mypage\t" H_A "\t5\nother\t" H_B "\t6\n" },
+	{ TOK_DEL, "mypage", NULL, 0, 0, NULL, NULL },
+	{ TOK_DEL, "mypage", NULL, 0, 1, "no such API token 'mypage'", NULL },
+	{ TOK_GET, "mypage", NULL, 0, 1, NULL, "" },
+	{ TOK_LIST, NULL, NULL, 0, 0, NULL, "other\t" H_B "\t6\n" },
+	/* admin accounts */
+	{ ADM_ADD, "desk", NULL, 7, 0, NULL, NULL },
+	{ ADM_ADD, "desk", NULL, 7, -1, "admin 'desk' already exists", NULL },
+	{ ADM_GET, "desk", NULL, 0, 0, NULL, HASH1 },
+	{ ADM_GET, "nobody", NULL, 0, 1, NULL, "" },
+	{ ADM_PW, "nobody", NULL, 0, 1, "no such admin 'nobody'", NULL },
+	{ ADM_PW, "desk", NULL, 0, 0, NULL, NULL },
+	{ ADM_GET, "desk", NULL, 0, 0, NULL, HASH2 },
+	{ ADM_LIST, NULL, NULL, 0, 0, NULL, "desk\t" HASH2 "\t7\n" },
+	{ ADM_DEL, "desk", NULL, 0, 0, NULL, NULL },
+	{ ADM_DEL, "desk", NULL, 0, 1, "no such admin 'desk'", NULL },
+	{ ADM_LIST, NULL, NULL, 0, 0, NULL, "" },
+	/* POP3 leases ("node#session"), LEASE seconds from n */
+	{ LOCK_TAKE, "taro@example.jp", "a:1#1", 1000, 0, NULL, NULL },
+	{ LOCK_TAKE, "taro@example.jp", "b:2#1", 1000, 1, NULL, NULL },
+	{ LOCK_TAKE, "taro@example.jp", "a:1#2", 1100, 1, NULL, NULL },
+	{ LOCK_TAKE, "hanako@example.jp", "b:2#1", 1100, 0, NULL, NULL },
+	{ LOCK_REFRESH, "taro@example.jp", "a:1#1", 1200, 0, NULL, NULL },
+	{ LOCK_TAKE, "taro@example.jp", "b:2#1", 1400, 1, NULL, NULL },
+	{ LOCK_REFRESH, "taro@example.jp", "b:2#1", 1400, 1, NULL, NULL },
+	{ LOCK_RELEASE, "taro@example.jp", "b:2#1", 0, 1, NULL, NULL },
+	/* a:1 died: its lease ran out at 1500, and b:2 takes it over */
+	{ LOCK_TAKE, "taro@example.jp", "b:2#1", 1500, 0, NULL, NULL },
+	{ LOCK_REFRESH, "taro@example.jp", "a:1#1", 1500, 1, NULL, NULL },
+	{ LOCK_RELEASE, "taro@example.jp", "a:1#1", 0, 1, NULL, NULL },
+	{ LOCK_RELEASE, "taro@example.jp", "b:2#1", 0, 0, NULL, NULL },
+	{ LOCK_TAKE, "taro@example.jp", "a:1#2", 1500, 0, NULL, NULL },
+	{ LOCK_TAKE, "taro@example.jp", "bad node#1", 1500, -1,
+	    "invalid POP3 lock", NULL },
+	/* the sweep frees leases that ran out (hanako's, at 1400) */
+	{ EXPIRE, NULL, NULL, 1400, 0, NULL, NULL },
+	{ LOCK_RELEASE, "hanako@example.jp", "b:2#1", 0, 1, NULL, NULL },
+	{ LOCK_RELEASE, "taro@example.jp", "a:1#2", 0, 0, NULL, NULL },
+	/* POP-before-SMTP windows: open until n */
+	{ PBS_SET, "192.0.2.9", "taro@example.jp", 2000, 0, NULL, NULL },
+	{ PBS_GET, "192.0.2.9", NULL, 1999, 0, NULL, "taro@example.jp" },
+	{ PBS_GET, "192.0.2.9", NULL, 2000, 1, NULL, "" },
+	{ PBS_GET, "192.0.2.8", NULL, 1000, 1, NULL, "" },
+	{ PBS_SET, "192.0.2.9", "hanako@example.jp", 3000, 0, NULL, NULL },
+	{ PBS_GET, "192.0.2.9", NULL, 2500, 0, NULL, "hanako@example.jp" },
+	{ EXPIRE, NULL, NULL, 3000, 0, NULL, NULL },
+	{ PBS_GET, "192.0.2.9", NULL, 0, 1, NULL, "" },
 };
 
 static const struct store_counter counters[] = {
 	{ "d:2026-11-23", -1, 3 },
 	{ "h:2026-11-23T10", 2, -1 },
 };
+
+/* Rows of schema step 5 (portal sessions, tokens, admins, leases). */
+static int
+run_shared_row(struct store *st, const struct row *r, struct str *out,
+    const char **error)
+{
+	struct store_portal_session ses;
+	char node[64] = "", hash[STORE_HEX_TOKEN_LEN + 1], *text = NULL;
+	const char *session = "";
+	int ret;
+
+	if (r->b != NULL && strchr(r->b, '#') != NULL) {
+		(void)snprintf(node, sizeof(node), "%.*s",
+		    (int)strcspn(r->b, "#"), r->b);
+		session = strchr(r->b, '#') + 1;
+	}
+	switch (r->op) {
+	case SES_ADD:
+		return store_portal_session_add(st, r->a, r->b, CSRF, r->n,
+		    r->n + 100, error);
+	case SES_GET:
+		if ((ret = store_portal_session_get(st, r->a, r->n, &ses,
+		    error)) == 0)
+			str_printf(out, "%s %s %lld %lld", ses.account,
+			    ses.csrf, (long long)ses.created,
+			    (long long)ses.expires);
+		return ret;
+	case SES_TOUCH:
+		return store_portal_session_touch(st, r->a, r->n, error);
+	case SES_DEL:
+		return store_portal_session_del(st, r->a, error);
+	case SES_DEL_ACC:
+		return store_portal_session_del_account(st, r->a, r->b,
+		    error);
+	case EXPIRE:
+		return store_expire(st, r->n, error);
+	case TOK_ADD:
+		return store_api_token_add(st, r->a, r->b, r->n, error);
+	case TOK_GET:
+		if ((ret = store_api_token_get(st, r->a, hash, error)) == 0)
+			str_append(out, hash);
+		return ret;
+	case TOK_DEL:
+		return store_api_token_del(st, r->a, error);
+	case TOK_LIST:
+		return store_api_token_list(st, out, error);
+	case ADM_ADD:
+		return store_admin_add(st, r->a, HASH1, r->n, error);
+	case ADM_PW:
+		return store_admin_set_password(st, r->a, HASH2, error);
+	case ADM_GET:
+		if ((ret = store_admin_get(st, r->a, &text, error)) == 0)
+			str_append(out, text);
+		free(text);
+		return ret;
+	case ADM_DEL:
+		return store_admin_del(st, r->a, error);
+	case ADM_LIST:
+		return store_admin_list(st, out, error);
+	case LOCK_TAKE:
+		return store_pop3_lock_take(st, r->a, node, session, r->n,
+		    r->n + LEASE, error);
+	case LOCK_REFRESH:
+		return store_pop3_lock_refresh(st, r->a, node, session,
+		    r->n + LEASE, error);
+	case LOCK_RELEASE:
+		return store_pop3_lock_release(st, r->a, node, session, error);
+	case PBS_SET:
+		return store_popbsmtp_set(st, r->a, r->b, r->n, error);
+	case PBS_GET:
+		if ((ret = store_popbsmtp_get(st, r->a, r->n, &text,
+		    error)) == 0)
+			str_append(out, text);
+		free(text);
+		return ret;
+	default:
+		return -2;
+	}
+}
 
 static int
 run_row(struct store *st, const struct row *r, struct str *out,
@@ -304,6 +487,8 @@ run_row(struct store *st, const struct row *r, struct str *out,
 		return ret;
 	case THR_CLEAR:
 		return store_throttle_clear(st, r->a, error);
+	default:
+		return run_shared_row(st, r, out, error);
 	}
 	return -2;
 }
@@ -324,7 +509,7 @@ test_backend(const char *uri)
 	}
 	UNIT_CHECK_INT(store_init_schema(st, &error), 0);
 	UNIT_CHECK_INT(store_schema_version(st, &version, &error), 0);
-	UNIT_CHECK_INT(version, 4);
+	UNIT_CHECK_INT(version, 5);
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		const struct row *r = &rows[i];
 		struct str out;
