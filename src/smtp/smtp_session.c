@@ -41,6 +41,7 @@
 #include "../core/config.h"
 #include "../core/conn.h"
 #include "../core/log.h"
+#include "../core/metrics.h"
 #include "../core/proxy.h"
 #include "../core/server.h"
 #include "../core/str.h"
@@ -134,6 +135,7 @@ struct smtp_session {
 
 	/* DATA */
 	int			 spool_fd;
+	uint64_t		 commit_start;	/* metrics: commit round trip */
 	struct evbuffer		*out;
 	struct event		*data_timer;
 	size_t			 data_size;
@@ -260,6 +262,7 @@ static void
 smtp_greet(struct smtp_session *s)
 {
 	if (server_ip_acquire(s->conf, (struct sockaddr *)&s->client) < 0) {
+		metrics_conn_refused((int)s->lc->role, METRICS_CONN_PER_IP);
 		smtp_reply(s, "421 4.7.0 %s Too many connections from your "
 		    "address, try again later", s->conf->hostname);
 		smtp_enter_state(s, SMTP_STATE_QUIT);
@@ -719,6 +722,7 @@ smtp_check_mail(struct smtp_session *s, const char *args)
 	 * 530 comes from smtp_popbsmtp_reply. */
 	if (smtp_is_submission(s) && s->account == NULL &&
 	    !s->conf->pop_before_smtp) {
+		metrics_refused(METRICS_REFUSE_AUTH_REQUIRED);
 		smtp_reply(s, "530 5.7.0 Authentication required: log in with "
 		    "your mail address and password (SMTP AUTH)%s",
 		    s->tls ? "" : " after STARTTLS");
@@ -847,6 +851,7 @@ smtp_proceed_mail(struct smtp_session *s, const char *args)
 		return;
 	}
 	if (ma.has_size && ma.size > s->conf->message_size_limit) {
+		metrics_refused(METRICS_REFUSE_SIZE);
 		smtp_reply(s, "552 5.3.4 Message size exceeds fixed limit of "
 		    "%zu bytes", s->conf->message_size_limit);
 		smtp_mail_args_deinit(&ma);
@@ -893,12 +898,14 @@ smtp_check_rcpt(struct smtp_session *s, const char *args)
 	}
 	if (s->env.rcpt_count >= (size_t)s->conf->smtp_max_recipients) {
 		/* RFC 5321 4.5.3.1.10: 452, the client sends the rest later */
+		metrics_refused(METRICS_REFUSE_RECIPIENTS);
 		smtp_reply(s, "452 4.5.3 Too many recipients (at most %d per "
 		    "message)", s->conf->smtp_max_recipients);
 		return -1;
 	}
 	if (s->pol_rcpts_msg >= 0 &&
 	    (int64_t)s->env.rcpt_count >= s->pol_rcpts_msg) {
+		metrics_refused(METRICS_REFUSE_RECIPIENTS);
 		smtp_reply(s, "452 4.5.3 Too many recipients for one message "
 		    "from this account (at most %lld)",
 		    (long long)s->pol_rcpts_msg);
@@ -907,6 +914,7 @@ smtp_check_rcpt(struct smtp_session *s, const char *args)
 	if (s->pol_rcpts_left >= 0 &&
 	    (int64_t)s->env.rcpt_count >= s->pol_rcpts_left) {
 		/* the day's (or hour's) recipients are used up */
+		metrics_refused(METRICS_REFUSE_LIMIT);
 		smtp_reply(s, "%s", str_c(&s->pol_rcpt_reply));
 		return -1;
 	}
@@ -940,6 +948,7 @@ smtp_rcpt_reply(struct msg *m, void *arg)
 		break;
 	case BE_RCPT_REMOTE:
 		if (s->account == NULL) {
+			metrics_refused(METRICS_REFUSE_RELAY);
 			smtp_reply(s, "550 5.7.1 <%s>: Relay access denied", rcpt);
 			smtp_error(s);
 			break;
@@ -950,6 +959,7 @@ smtp_rcpt_reply(struct msg *m, void *arg)
 		smtp_reply(s, "250 2.1.5 Ok");
 		break;
 	case BE_RCPT_UNKNOWN:
+		metrics_refused(METRICS_REFUSE_UNKNOWN_USER);
 		smtp_reply(s, "550 5.1.1 <%s>: Recipient address rejected: "
 		    "user unknown", rcpt);
 		smtp_error(s);
@@ -1351,11 +1361,14 @@ smtp_commit_reply(struct msg *m, void *arg)
 		    s->account != NULL ? " account=" : "",
 		    s->account != NULL ? s->account : "");
 		smtp_reply(s, "250 2.0.0 Ok: queued as %s", s->env.id);
+		metrics_accepted((int)s->lc->role, s->commit_start);
 	} else if (answer != NULL)
 		smtp_reply(s, "%s", answer);
-	else
+	else {
+		metrics_refused(METRICS_REFUSE_TEMPFAIL);
 		smtp_reply(s, "451 4.3.0 Temporary failure: message not "
 		    "queued, try again later");
+	}
 	smtp_txn_reset(s);
 	smtp_enter_state(s, SMTP_STATE_READY);
 	smtp_process(s);
@@ -1385,6 +1398,9 @@ smtp_data_done(struct smtp_session *s)
 	s->spool_fd = -1;
 	if (s->data_error != DATA_OK) {
 		smtp_abort_spool(s);
+		metrics_refused(s->data_error == DATA_TOO_BIG ?
+		    METRICS_REFUSE_SIZE : s->data_error == DATA_IO ?
+		    METRICS_REFUSE_TEMPFAIL : METRICS_REFUSE_CONTENT);
 		switch (s->data_error) {
 		case DATA_BARE_LF:
 			smtp_reply(s, "550 5.6.0 Message refused: bare LF in "
@@ -1414,6 +1430,7 @@ smtp_data_done(struct smtp_session *s)
 		smtp_enter_state(s, SMTP_STATE_READY);
 		return;
 	}
+	s->commit_start = metrics_now_us();
 	msg_init(&m, BE_SPOOL_COMMIT, 0);
 	msg_add_str(&m, s->env.id);
 	msg_add_str(&m, s->account);
@@ -1753,6 +1770,7 @@ smtp_free(struct smtp_session *s)
 	if (s->counted_ip)
 		server_ip_release((struct sockaddr *)&s->client);
 	server_conn_release();
+	metrics_conn_close((int)s->lc->role);
 	smtp_txn_reset(s);
 	envelope_deinit(&s->env);
 	conn_proxy_free(&s->proxy);
@@ -1799,12 +1817,14 @@ smtp_session_new(struct server_loop *loop, const struct listen_conf *lc,
 		close(fd);
 		log_warnx("max_connections (%d) reached, connection refused",
 		    loop->conf->max_connections);
+		metrics_conn_refused((int)lc->role, METRICS_CONN_MAX);
 		return;
 	}
 	s = xcalloc(1, sizeof(*s));
 	s->loop = loop;
 	s->conf = loop->conf;
 	s->lc = lc;
+	metrics_conn_open((int)lc->role);
 	s->spool_fd = -1;
 	envelope_init(&s->env);
 	snprintf(s->id, sizeof(s->id), "%02X%06lX", loop->index & 0xff,
