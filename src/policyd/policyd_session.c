@@ -16,6 +16,7 @@
 #include "../core/be_proto.h"
 #include "../core/config.h"
 #include "../core/log.h"
+#include "../core/metrics.h"
 #include "../core/server.h"
 #include "../core/xmalloc.h"
 #include "policyd_parse.h"
@@ -41,6 +42,7 @@ policyd_free(struct policyd_session *s)
 	policyd_request_clear(&s->r);
 	bufferevent_free(s->bev);
 	server_conn_release();
+	metrics_conn_close(LISTEN_POLICY);
 	log_info("policy disconnect client=%s", s->addr);
 	free(s);
 }
@@ -169,9 +171,11 @@ policyd_session_new(struct server_loop *loop, const struct listen_conf *lc,
 	(void)lc;
 	(void)salen;
 	if (server_conn_acquire(loop->conf) < 0) {
+		metrics_conn_refused(LISTEN_POLICY, METRICS_CONN_MAX);
 		close(fd);
 		return;
 	}
+	metrics_conn_open(LISTEN_POLICY);
 	s = xcalloc(1, sizeof(*s));
 	s->loop = loop;
 	policyd_request_init(&s->r);

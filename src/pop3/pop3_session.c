@@ -38,6 +38,7 @@
 #include "../core/config.h"
 #include "../core/conn.h"
 #include "../core/log.h"
+#include "../core/metrics.h"
 #include "../core/proxy.h"
 #include "../core/server.h"
 #include "../core/str.h"
@@ -262,6 +263,7 @@ static void
 pop3_greet(struct pop3_session *s)
 {
 	if (server_ip_acquire(s->conf, (struct sockaddr *)&s->client) < 0) {
+		metrics_conn_refused((int)s->lc->role, METRICS_CONN_PER_IP);
 		pop3_reply(s, "-ERR [SYS/TEMP] Too many connections from your "
 		    "address, try again later");
 		pop3_enter_state(s, POP3_STATE_QUIT);
@@ -1458,6 +1460,7 @@ pop3_free(struct pop3_session *s)
 	if (s->counted_ip)
 		server_ip_release((struct sockaddr *)&s->client);
 	server_conn_release();
+	metrics_conn_close((int)s->lc->role);
 	if (s->retr_fd != -1)
 		close(s->retr_fd);
 	conn_proxy_free(&s->proxy);
@@ -1492,12 +1495,14 @@ pop3_session_new(struct server_loop *loop, const struct listen_conf *lc,
 		close(fd);
 		log_warnx("max_connections (%d) reached, connection refused",
 		    loop->conf->max_connections);
+		metrics_conn_refused((int)lc->role, METRICS_CONN_MAX);
 		return;
 	}
 	s = xcalloc(1, sizeof(*s));
 	s->loop = loop;
 	s->conf = loop->conf;
 	s->lc = lc;
+	metrics_conn_open((int)lc->role);
 	s->fd = fd;
 	s->retr_fd = -1;
 	snprintf(s->id, sizeof(s->id), "%02X%06lX", loop->index & 0xff,
