@@ -14,6 +14,7 @@
 #include "../core/channel.h"
 #include "../core/config.h"
 #include "../core/log.h"
+#include "../core/metrics.h"
 #include "../core/xmalloc.h"
 #include "../store/store.h"
 #include "backend.h"
@@ -120,6 +121,7 @@ be_worker_store(struct be_worker *w)
 	if (w->store != NULL)
 		return w->store;
 	w->store = store_open(w->conf->store, &error);
+	metrics_store_up(w->store != NULL);
 	if (w->store == NULL) {
 		log_warnx("backend: store %s: %s", w->conf->store, error);
 		return NULL;

@@ -12,6 +12,7 @@
 #include "../core/be_proto.h"
 #include "../core/config.h"
 #include "../core/log.h"
+#include "../core/metrics.h"
 #include "../core/xmalloc.h"
 #include "../policy/policy.h"
 #include "../store/password.h"
@@ -48,6 +49,7 @@ be_auth(struct be_worker *w, struct msg *req, struct msg *reply)
 	uint32_t result;
 	int64_t delay = 0, locked = 0;
 	int r = -1;
+	uint64_t start = metrics_now_us();
 
 	if (msg_get_str(req, &service) < 0 || msg_get_str(req, &mech) < 0 ||
 	    msg_get_str(req, &user) < 0 || msg_get_str(req, &pass) < 0 ||
@@ -98,6 +100,7 @@ be_auth(struct be_worker *w, struct msg *req, struct msg *reply)
 	else if (result == BE_AUTH_OK)
 		policy_auth_ok(w->conf, st, a.address);
 reply:
+	metrics_auth_be(service, result, start);
 	msg_add_u32(reply, result);
 	msg_add_str(reply, result == BE_AUTH_OK ? a.address : NULL);
 	msg_add_str(reply, result == BE_AUTH_SUSPENDED ? a.suspend_reason :

@@ -34,6 +34,7 @@
 #include "../core/be_proto.h"
 #include "../core/config.h"
 #include "../core/log.h"
+#include "../core/metrics.h"
 #include "../core/str.h"
 #include "../core/xmalloc.h"
 #include "../pop3/apop.h"
@@ -666,6 +667,7 @@ be_apop(struct be_worker *w, struct msg *req, struct msg *reply)
 	struct store *st;
 	uint32_t result;
 	int r;
+	uint64_t start = metrics_now_us();
 
 	if (msg_get_str(req, &user) < 0 || msg_get_str(req, &timestamp) < 0 ||
 	    msg_get_str(req, &digest) < 0 || msg_get_str(req, &client) < 0 ||
@@ -673,6 +675,7 @@ be_apop(struct be_worker *w, struct msg *req, struct msg *reply)
 	    digest == NULL || client == NULL)
 		return -1;
 	if ((st = be_worker_store(w)) == NULL) {
+		metrics_auth(METRICS_SVC_APOP, METRICS_AUTH_TEMPFAIL, start);
 		msg_add_u32(reply, BE_AUTH_TEMPFAIL);
 		msg_add_str(reply, NULL);
 		msg_add_str(reply, NULL);
@@ -714,6 +717,7 @@ be_apop(struct be_worker *w, struct msg *req, struct msg *reply)
 	else if (result == BE_AUTH_OK)
 		policy_auth_ok(w->conf, st, a.address);
 	free(canon);
+	metrics_auth_be("apop", result, start);
 	msg_add_u32(reply, result);
 	msg_add_str(reply, result == BE_AUTH_OK ? a.address : NULL);
 	msg_add_str(reply, result == BE_AUTH_SUSPENDED ? a.suspend_reason :

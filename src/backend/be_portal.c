@@ -22,6 +22,7 @@
 #include "../core/be_proto.h"
 #include "../core/config.h"
 #include "../core/log.h"
+#include "../core/metrics.h"
 #include "../core/str.h"
 #include "../core/xmalloc.h"
 #include "../policy/policy.h"
@@ -338,6 +339,7 @@ be_portal_login(struct be_worker *w, struct store *st, const char *client,
 	struct account a;
 	char *canon;
 	int have_a;
+	uint64_t start = metrics_now_us();
 
 	if (user == NULL || pass == NULL || *user == '\0') {
 		o->result = BE_PORTAL_REFUSED;
@@ -348,6 +350,7 @@ be_portal_login(struct be_worker *w, struct store *st, const char *client,
 	canon = be_portal_lower(user);
 	if (be_portal_check_password(w, st, canon, pass, client, o, &a,
 	    &have_a) == 0) {
+		metrics_auth(METRICS_SVC_PORTAL, METRICS_AUTH_OK, start);
 		policy_auth_ok(w->conf, st, a.address);
 		if (be_portal_session_new(w->conf, a.address, id, csrf) < 0) {
 			o->result = BE_PORTAL_TEMPFAIL;
@@ -359,9 +362,11 @@ be_portal_login(struct be_worker *w, struct store *st, const char *client,
 			log_info("portal login account=%s client=%s",
 			    a.address, client);
 		}
-	} else
+	} else {
+		metrics_auth_name("portal", o->message, start);
 		log_info("portal login failed user=%.64s client=%s result=%s",
 		    be_portal_printable(canon), client, o->message);
+	}
 	if (have_a)
 		account_deinit(&a);
 	free(canon);

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "be_proto.h"
 #include "config.h"
 #include "log.h"
 #include "metrics.h"
@@ -268,6 +269,19 @@ metrics_auth_name(const char *svc, const char *result, uint64_t start_us)
 	if (s >= 0 && r >= 0)
 		metrics_auth((enum metrics_service)s,
 		    (enum metrics_auth_result)r, start_us);
+}
+
+void
+metrics_auth_be(const char *svc, unsigned be_result, uint64_t start_us)
+{
+	static const char *const words[] = {
+		[BE_AUTH_OK] = "ok", [BE_AUTH_FAIL] = "fail",
+		[BE_AUTH_SUSPENDED] = "suspended",
+		[BE_AUTH_TEMPFAIL] = "tempfail", [BE_AUTH_LOCKED] = "locked",
+	};
+
+	if (be_result < sizeof(words) / sizeof(words[0]))
+		metrics_auth_name(svc, words[be_result], start_us);
 }
 
 void

@@ -110,6 +110,9 @@ void metrics_auth(enum metrics_service svc, enum metrics_auth_result r,
 void metrics_auth_name(const char *svc, const char *result,
     uint64_t start_us);
 
+/* The same with a BE_AUTH_* result of be_proto.h. */
+void metrics_auth_be(const char *svc, unsigned be_result, uint64_t start_us);
+
 /* A message was queued (250 after DATA) on a listener of role; the
  * commit round trip (BE_SPOOL_COMMIT) started at start_us. */
 void metrics_accepted(int role, uint64_t start_us);
