@@ -9,6 +9,7 @@
 
 #include "../core/config.h"
 #include "../core/log.h"
+#include "../core/metrics.h"
 #include "../core/xmalloc.h"
 #include "../store/store.h"
 #include "fcrdns.h"
@@ -300,6 +301,8 @@ policy_mail(const struct config *conf, struct store *st, const char *account,
 
 	account_deinit(&a);
 	if (suspended) {
+		metrics_refused(METRICS_REFUSE_SUSPENDED);
+		metrics_country(r->country, 0);
 		r->verdict = POLICY_REJECT;
 		str_clear(&r->reply);
 		str_append(&r->reply, "550 5.7.1 This account is suspended; "
@@ -360,6 +363,8 @@ policy_mail(const struct config *conf, struct store *st, const char *account,
 			    conf->overseas_permission_days);
 			policy_event(st, account, "overseas_refused", client,
 			    r->country, NULL);
+			metrics_refused(METRICS_REFUSE_OVERSEAS);
+			metrics_country(r->country, 0);
 			return 0;
 		}
 	}
@@ -381,6 +386,8 @@ policy_mail(const struct config *conf, struct store *st, const char *account,
 			    sender, account);
 			policy_event(st, account, "sender_refused", client,
 			    r->country, sender);
+			metrics_refused(METRICS_REFUSE_ALIGNMENT);
+			metrics_country(r->country, 0);
 			return 0;
 		}
 	}
@@ -409,6 +416,8 @@ policy_mail(const struct config *conf, struct store *st, const char *account,
 			policy_limit_event(st, account, client, r->country,
 			    pc.what[i], "message", pc.c[i].period,
 			    pc.c[i].max_msgs);
+			metrics_refused(METRICS_REFUSE_LIMIT);
+			metrics_country(r->country, 0);
 			return 0;
 		}
 		if (pc.c[i].max_rcpts < 0)
@@ -421,6 +430,8 @@ policy_mail(const struct config *conf, struct store *st, const char *account,
 			policy_limit_event(st, account, client, r->country,
 			    pc.what[i], "recipient", pc.c[i].period,
 			    pc.c[i].max_rcpts);
+			metrics_refused(METRICS_REFUSE_LIMIT);
+			metrics_country(r->country, 0);
 			return 0;
 		}
 		if (r->rcpts_left < 0 || left < r->rcpts_left) {
@@ -431,6 +442,7 @@ policy_mail(const struct config *conf, struct store *st, const char *account,
 	}
 	r->verdict = POLICY_OK;
 	str_clear(&r->reply);
+	metrics_country(r->country, 1);
 	return 0;
 }
 
@@ -456,6 +468,7 @@ policy_commit(const struct config *conf, struct store *st,
 	}
 	if (check_from && conf->sender_alignment && !p.any_sender) {
 		if (nfrom == 0) {
+			metrics_refused(METRICS_REFUSE_ALIGNMENT);
 			str_printf(reply, "550 5.7.1 The message has no From "
 			    "header; it must show your address (%s)", account);
 			return POLICY_REJECT;
@@ -474,6 +487,7 @@ policy_commit(const struct config *conf, struct store *st,
 				    "aliases", from[i], account);
 				policy_event(st, account, "sender_refused",
 				    client, country, from[i]);
+				metrics_refused(METRICS_REFUSE_ALIGNMENT);
 				return POLICY_REJECT;
 			}
 		}
@@ -505,6 +519,7 @@ policy_commit(const struct config *conf, struct store *st,
 		policy_limit_event(st, account, client, country, pc.what[over],
 		    msgs ? "message" : "recipient", c->period, msgs ?
 		    c->max_msgs : c->max_rcpts);
+		metrics_refused(METRICS_REFUSE_LIMIT);
 		return POLICY_TEMPFAIL;
 	}
 	return POLICY_OK;
