@@ -48,6 +48,7 @@
 
 #include "../core/config.h"
 #include "../core/log.h"
+#include "../core/metrics.h"
 #include "../core/str.h"
 #include "../core/xmalloc.h"
 #include "../mta/mta.h"
@@ -492,6 +493,17 @@ queue_record_permfail(struct queue_attempt *a, size_t idx, const char *dsn,
 	queue_journal_failure(a, idx, s);
 }
 
+/* Metrics: one recipient's attempt ended (an LMTP recipient has a
+ * mailbox: local). */
+static void
+queue_metrics_result(const struct queue_attempt *a, size_t idx,
+    enum metrics_delivery_result r)
+{
+	metrics_delivery(a->env.rcpts[idx].mailbox != NULL ?
+	    METRICS_DELIVERY_LOCAL : METRICS_DELIVERY_REMOTE, r,
+	    metrics_queue_id_ms(a->id));
+}
+
 static void
 queue_log_result(const struct queue_attempt *a, size_t idx,
     const char *relay, const char *status, const char *dsn, const char *text,
@@ -742,6 +754,7 @@ queue_expire(struct queue_attempt *a, int64_t now)
 		queue_journal_failure(a, i, s);
 		queue_log_result(a, i, s->remote, "bounced", s->dsn,
 		    str_c(&text), now);
+		queue_metrics_result(a, i, METRICS_BOUNCED);
 	}
 	str_deinit(&text);
 }
@@ -851,6 +864,7 @@ queue_deliver_maildir(struct queue_attempt *a, size_t i, int64_t now)
 		log_warnx("id=%s deliver rcpt=%s mailbox=%s status=deferred "
 		    "error=\"%s\"", a->id, abuf, mbuf, error);
 		queue_record_tempfail(a, i, "4.3.0", NULL, error, 0, now);
+		queue_metrics_result(a, i, METRICS_DEFERRED);
 		return;
 	}
 	log_info("id=%s deliver rcpt=%s mailbox=%s status=delivered "
@@ -858,6 +872,7 @@ queue_deliver_maildir(struct queue_attempt *a, size_t i, int64_t now)
 	free(name);
 	queue_journal(a, i, "delivered");
 	a->st[i].status = QUEUE_RCPT_DONE;
+	queue_metrics_result(a, i, METRICS_DELIVERED);
 }
 
 /* Does the message have bytes above 127 (for BODY=8BITMIME)? */
@@ -1081,18 +1096,21 @@ queue_job_result(struct mta_job *job, int64_t *next_r, int *last_r)
 				a->st[idx].status = QUEUE_RCPT_DONE;
 				queue_log_result(a, idx, relay, "sent",
 				    r->status, r->reply, now);
+				queue_metrics_result(a, idx, METRICS_DELIVERED);
 				break;
 			case MTA_PERMFAIL:
 				queue_record_permfail(a, idx, r->status,
 				    relay, r->reply, r->reply_smtp, now);
 				queue_log_result(a, idx, relay, "bounced",
 				    r->status, r->reply, now);
+				queue_metrics_result(a, idx, METRICS_BOUNCED);
 				break;
 			default:
 				queue_record_tempfail(a, idx, r->status,
 				    relay, r->reply, r->reply_smtp, now);
 				queue_log_result(a, idx, relay, "deferred",
 				    r->status, r->reply, now);
+				queue_metrics_result(a, idx, METRICS_DEFERRED);
 				break;
 			}
 		}
@@ -1223,6 +1241,24 @@ queue_find(struct queue *q, const char *id)
 	return NULL;
 }
 
+/* The queue's gauges for the metrics: messages known and the arrival of
+ * the oldest, from its ID. Called with q->mutex held. */
+static void
+queue_metrics_gauges(struct queue *q)
+{
+	struct queue_entry *e;
+	uint64_t oldest = 0, ms;
+	int64_t n = 0;
+
+	for (e = q->all; e != NULL; e = e->next) {
+		n++;
+		ms = metrics_queue_id_ms(e->id);
+		if (ms != 0 && (oldest == 0 || ms < oldest))
+			oldest = ms;
+	}
+	metrics_queue(n, (int64_t)oldest);
+}
+
 /* Called with q->mutex held; e is not on the ready list. */
 static void
 queue_unlink(struct queue *q, struct queue_entry *e)
@@ -1233,6 +1269,7 @@ queue_unlink(struct queue *q, struct queue_entry *e)
 		q->all = e->next;
 	if (e->next != NULL)
 		e->next->prev = e->prev;
+	queue_metrics_gauges(q);
 }
 
 /* Called with q->mutex held. */
@@ -1278,6 +1315,7 @@ queue_notify_locked(struct queue *q, const char *id, int force)
 	if (q->all != NULL)
 		q->all->prev = e;
 	q->all = e;
+	queue_metrics_gauges(q);
 	queue_make_ready(q, e);
 }
 
@@ -1492,17 +1530,30 @@ queue_control_path(const char *spool_dir)
 	return xasprintf("%s/%s", spool_dir, QUEUE_CONTROL_SOCKET);
 }
 
-/* On the mta loop thread: "flush" or "flush ID". */
+/* On the mta loop thread: "flush", "flush ID", or "status" (answered to
+ * the sender's address: sekisho status, cli_status.c). */
 static void
 queue_control_read(int fd, void *arg)
 {
 	struct queue *q = arg;
+	struct sockaddr_un from;
+	socklen_t fromlen = sizeof(from);
 	char buf[128];
 	ssize_t n;
 
-	while ((n = recv(fd, buf, sizeof(buf) - 1, MSG_DONTWAIT)) >= 0) {
+	while ((n = recvfrom(fd, buf, sizeof(buf) - 1, MSG_DONTWAIT,
+	    (struct sockaddr *)&from, &fromlen)) >= 0) {
 		buf[n] = '\0';
-		if (strcmp(buf, "flush") == 0) {
+		if (strcmp(buf, "status") == 0) {
+			struct str st = STR_INIT;
+
+			metrics_status(&st);
+			if (fromlen <= sizeof(sa_family_t) || sendto(fd,
+			    str_c(&st), st.len, MSG_DONTWAIT,
+			    (struct sockaddr *)&from, fromlen) < 0)
+				log_warn("queue control: status not sent");
+			str_deinit(&st);
+		} else if (strcmp(buf, "flush") == 0) {
 			log_info("queue control flush all");
 			queue_flush(q, NULL);
 		} else if (strncmp(buf, "flush ", 6) == 0 &&
@@ -1511,6 +1562,7 @@ queue_control_read(int fd, void *arg)
 			queue_flush(q, buf + 6);
 		} else
 			log_warnx("queue control: unknown message ignored");
+		fromlen = sizeof(from);
 	}
 }
 
