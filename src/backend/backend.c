@@ -61,6 +61,7 @@ static be_handler *const be_handlers[BE_TYPE_COUNT] = {
 	[BE_APOP] = be_apop,
 	[BE_POPBSMTP] = be_popbsmtp,
 	[BE_PORTAL] = be_portal,
+	[BE_SPOOL_SPACE] = be_spool_space,
 };
 
 struct queue *

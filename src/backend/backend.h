@@ -41,6 +41,7 @@ int be_rcpt(struct be_worker *w, struct msg *req, struct msg *reply);
 int be_spool_open(struct be_worker *w, struct msg *req, struct msg *reply);
 int be_spool_commit(struct be_worker *w, struct msg *req, struct msg *reply);
 int be_spool_abort(struct be_worker *w, struct msg *req, struct msg *reply);
+int be_spool_space(struct be_worker *w, struct msg *req, struct msg *reply);
 int be_policy_mail(struct be_worker *w, struct msg *req, struct msg *reply);
 int be_policy_postfix(struct be_worker *w, struct msg *req,
     struct msg *reply);

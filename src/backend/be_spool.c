@@ -4,6 +4,7 @@
  * opens a spool path. Commit parses the envelope back first, so nothing
  * the queue cannot read is ever acknowledged.
  */
+#include <inttypes.h>
 #include <string.h>
 
 #include "../core/be_proto.h"
@@ -16,6 +17,49 @@
 #include "../store/store.h"
 #include "backend.h"
 
+/* RFC 5321 4.5.3.1.9 / RFC 3463 4.3.1: the mail system is full. */
+#define BE_SPOOL_FULL	"452 4.3.1 Insufficient system storage, try again " \
+	"later"
+
+/*
+ * queue_minfree with want more bytes to come: 1 room, 0 full (logged),
+ * -1 unknown (logged). Nothing is acknowledged that would eat into the
+ * floor, which is kept for what is already queued (bounces, journals).
+ */
+static int
+be_spool_room(struct be_worker *w, const char *id, uint64_t want)
+{
+	uint64_t avail;
+	const char *error;
+	int r;
+
+	r = spool_space(w->conf->spool_dir, w->conf->queue_minfree, want,
+	    &avail, &error);
+	if (r < 0)
+		log_warnx("id=%s spool space: %s", id, error);
+	else if (r == 0)
+		log_warnx("id=%s spool full avail=%" PRIu64 " minfree=%zu "
+		    "size=%" PRIu64 " result=refused", id, avail,
+		    w->conf->queue_minfree, want);
+	return r;
+}
+
+int
+be_spool_space(struct be_worker *w, struct msg *req, struct msg *reply)
+{
+	uint64_t size;
+	int r;
+
+	if (msg_get_u64(req, &size) < 0 || msg_end(req) < 0)
+		return -1;
+	r = be_spool_room(w, "-", size);
+	msg_add_u32(reply, r > 0 ? 0 : r == 0 ? 2 : 1);
+	msg_add_str(reply, r > 0 ? NULL : r == 0 ? BE_SPOOL_FULL :
+	    "451 4.3.0 Temporary failure checking the queue's free space, "
+	    "try again later");
+	return 0;
+}
+
 int
 be_spool_open(struct be_worker *w, struct msg *req, struct msg *reply)
 {
@@ -24,6 +68,12 @@ be_spool_open(struct be_worker *w, struct msg *req, struct msg *reply)
 
 	if (msg_get_str(req, &id) < 0 || msg_end(req) < 0 || id == NULL)
 		return -1;
+	/* A session that passed MAIL before the disk filled. */
+	if (be_spool_room(w, id, 0) == 0) {
+		msg_add_u32(reply, 2);
+		msg_add_str(reply, BE_SPOOL_FULL);
+		return 0;
+	}
 	if (spool_open_incoming(w->conf->spool_dir, id, &fd, &error) < 0) {
 		log_warnx("id=%s spool open: %s", id, error);
 		msg_add_u32(reply, 1);

@@ -14,7 +14,8 @@
  * BE_RCPT      str address
  *          ->  u32 be_rcpt_result, str mailbox (local account or NULL)
  * BE_SPOOL_OPEN  str queue id
- *          ->  u32 0 ok / 1 temporary failure, str error; fd: the new
+ *          ->  u32 0 ok / 1 temporary failure / 2 spool below
+ *              queue_minfree, str error; fd: the new
  *              incoming/ID file, to which the session writes the envelope
  *              (envelope.h text form) and then the message
  * BE_SPOOL_COMMIT str queue id, then for a submission with an account
@@ -39,6 +40,10 @@
  *              queue_id (Postfix's policy request attributes)
  *          ->  str action ("DUNNO", or "550 5.7.1 ..." / "451 4.7.1 ...")
  * BE_SPOOL_ABORT str queue id  -> u32 0
+ * BE_SPOOL_SPACE u64 size the client announced (RFC 1870 SIZE; 0: none)
+ *          ->  u32 0 room / 1 temporary failure / 2 not enough (below
+ *              queue_minfree after size), str the SMTP reply when not 0.
+ *              Asked at MAIL when queue_minfree or SIZE is set.
  *
  * POP3 (src/backend/be_mailbox.c). A handle names one open mailbox; only
  * one exists per account at a time (the POP3 lock, RFC 1939 4).
@@ -89,6 +94,7 @@ enum be_type {
 	BE_APOP,
 	BE_POPBSMTP,
 	BE_PORTAL,
+	BE_SPOOL_SPACE,
 	BE_TYPE_COUNT,
 	BE_FAIL = 0xffff,
 };

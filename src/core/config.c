@@ -30,6 +30,7 @@
 #include "config.h"
 #include "log.h"
 #include "str.h"
+#include "tls.h"
 #include "xmalloc.h"
 #include "../mta/mta_route.h"
 
@@ -134,8 +135,7 @@ static const struct config_def config_defs[] = {
 	    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
 	    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305",
 	    0, NULL,
-	    "OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are "
-	    "OpenSSL's defaults)."),
+	    "OpenSSL cipher list for TLS 1.2 (TLS 1.3: tls_ciphersuites)."),
 	ROW_NUM(workers, CONFIG_INT, "0", 0, 64,
 	    "Number of session event loops; 0 means one per CPU core."),
 	ROW_NUM(backend_threads, CONFIG_INT, "4", 1, 64,
@@ -295,6 +295,20 @@ static const struct config_def config_defs[] = {
 	ROW_STR(admin_users_file, "", CONFIG_F_EMPTY_OK, NULL,
 	    "File of the admin pages' accounts (sekisho admin); empty: no "
 	    "admin pages."),
+	/* spool free-space floor (docs/delivery.md) and TLS (docs/tls.md) */
+	ROW_NUM(queue_minfree, CONFIG_SIZE, "100M", 0, 1024 * GIB,
+	    "Free space kept on spool_dir's file system: below it MAIL is "
+	    "answered 452 4.3.1; 0: no floor."),
+	ROW_STR(tls_ciphersuites,
+	    "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:"
+	    "TLS_AES_128_GCM_SHA256", 0, tls_check_ciphersuites,
+	    "OpenSSL cipher suite list for TLS 1.3."),
+	ROW_STR(tls_groups, "X25519:P-256:X448:P-384:P-521", 0,
+	    tls_check_groups,
+	    "Key exchange groups (ECDHE curves), most preferred first."),
+	ROW_STRLIST(tls_sni, "", tls_check_sni,
+	    "Another certificate for a server name the client asks for "
+	    "(SNI): NAME CERT KEY, NAME a host name or *.domain."),
 };
 
 #define CONFIG_NDEFS	nitems(config_defs)

@@ -144,6 +144,13 @@ struct config {
 	int	 portal_session_timeout;	/* seconds idle */
 	char	*api_tokens_file;		/* "" = no JSON API */
 	char	*admin_users_file;		/* "" = no admin pages */
+
+	/* spool free-space floor and TLS details (docs/tls.md) */
+	size_t	 queue_minfree;			/* bytes, 0 = off */
+	char	*tls_ciphersuites;		/* TLS 1.3 suites */
+	char	*tls_groups;			/* key exchange groups */
+	char	**tls_sni;			/* "NAME CERT KEY" */
+	size_t	 tls_sni_count;
 };
 
 /*

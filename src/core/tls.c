@@ -1,14 +1,37 @@
 /*
- * tls: server context with the configured chain, key, protocol floor
- * and TLS 1.2 cipher list.
+ * tls: the server contexts. One default context with tls_cert/tls_key,
+ * and one more per tls_sni line, chosen by the name the client sends
+ * (RFC 6066 3); every context gets the same protocol floor, cipher
+ * lists, groups and options, so a name picks a certificate and nothing
+ * else. The SNI contexts hang off the default one (ex_data), so
+ * SSL_CTX_free of what tls_server_ctx returns frees them all and a
+ * reload is one call.
  */
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/err.h>
 
 #include "config.h"
 #include "log.h"
 #include "tls.h"
+#include "xmalloc.h"
+
+/* The names of one tls_sni line and the context of its certificate. */
+struct tls_sni_entry {
+	char	*name;		/* "mail.example.jp" or "*.example.jp" */
+	SSL_CTX	*ctx;
+};
+
+struct tls_sni_table {
+	struct tls_sni_entry *entries;
+	size_t	 count;
+};
+
+static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
+static int tls_sni_index = -1;
 
 static const char *
 tls_error(const char *what)
@@ -23,8 +46,165 @@ tls_error(const char *what)
 	return buf;
 }
 
-SSL_CTX *
-tls_server_ctx(const struct config *conf, const char **error_r)
+static void
+tls_sni_table_free(struct tls_sni_table *t)
+{
+	size_t i;
+
+	if (t == NULL)
+		return;
+	for (i = 0; i < t->count; i++) {
+		free(t->entries[i].name);
+		SSL_CTX_free(t->entries[i].ctx);
+	}
+	free(t->entries);
+	free(t);
+}
+
+/* ex_data free callback: the default context takes its SNI table along. */
+static void
+tls_sni_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx,
+    long argl, void *argp)
+{
+	(void)parent;
+	(void)ad;
+	(void)idx;
+	(void)argl;
+	(void)argp;
+	tls_sni_table_free(ptr);
+}
+
+static void
+tls_init_once(void)
+{
+	tls_sni_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL,
+	    tls_sni_ex_free);
+}
+
+/* Host name syntax (letters, digits, '-', '.'), optionally "*." first. */
+static int
+tls_sni_name_ok(const char *name)
+{
+	size_t n;
+
+	if (strncmp(name, "*.", 2) == 0)
+		name += 2;
+	n = strlen(name);
+	return n > 0 && n <= 253 && name[0] != '.' && name[n - 1] != '.' &&
+	    strstr(name, "..") == NULL &&
+	    strspn(name, "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.") == n;
+}
+
+/*
+ * "NAME CERT KEY" into three allocated strings; -1 with why filled when
+ * the line is not that.
+ */
+static int
+tls_sni_split(const char *value, char **name_r, char **cert_r, char **key_r,
+    struct str *why)
+{
+	const char *ws = " \t";
+	char *copy = xstrdup(value), *save = NULL, *f[4];
+	int n = 0;
+
+	for (char *p = strtok_r(copy, ws, &save); p != NULL && n < 4;
+	    p = strtok_r(NULL, ws, &save))
+		f[n++] = p;
+	if (n != 3) {
+		str_printf(why, "expected 'NAME CERT KEY', got %d field%s", n,
+		    n == 1 ? "" : "s");
+		goto fail;
+	}
+	if (!tls_sni_name_ok(f[0])) {
+		str_append(why, "bad server name (a host name or *.domain)");
+		goto fail;
+	}
+	if (f[1][0] != '/' || f[2][0] != '/') {
+		str_append(why, "CERT and KEY must be absolute paths");
+		goto fail;
+	}
+	*name_r = xstrdup(f[0]);
+	*cert_r = xstrdup(f[1]);
+	*key_r = xstrdup(f[2]);
+	free(copy);
+	return 0;
+fail:
+	free(copy);
+	return -1;
+}
+
+int
+tls_check_sni(const char *value, struct str *why)
+{
+	char *name, *cert, *key;
+
+	if (tls_sni_split(value, &name, &cert, &key, why) < 0)
+		return -1;
+	free(name);
+	free(cert);
+	free(key);
+	return 0;
+}
+
+/*
+ * The cipher lists and groups are checked by the library that uses
+ * them, on a throwaway context, so check-config catches a typo instead
+ * of the daemon's start.
+ */
+static int
+tls_check_with(const char *value, struct str *why, const char *what,
+    int (*set)(SSL_CTX *, const char *))
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	int ok;
+
+	if (ctx == NULL) {
+		str_printf(why, "%s", tls_error("SSL_CTX_new"));
+		return -1;
+	}
+	ok = set(ctx, value) == 1;
+	SSL_CTX_free(ctx);
+	if (!ok) {
+		ERR_clear_error();
+		str_printf(why, "OpenSSL does not accept '%s' as %s", value,
+		    what);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+tls_set_groups(SSL_CTX *ctx, const char *value)
+{
+	return (int)SSL_CTX_set1_groups_list(ctx, value);
+}
+
+int
+tls_check_ciphers(const char *value, struct str *why)
+{
+	return tls_check_with(value, why, "a TLS 1.2 cipher list",
+	    SSL_CTX_set_cipher_list);
+}
+
+int
+tls_check_ciphersuites(const char *value, struct str *why)
+{
+	return tls_check_with(value, why, "a TLS 1.3 cipher suite list",
+	    SSL_CTX_set_ciphersuites);
+}
+
+int
+tls_check_groups(const char *value, struct str *why)
+{
+	return tls_check_with(value, why, "a list of groups",
+	    tls_set_groups);
+}
+
+/* One context: the common settings and one certificate chain and key. */
+static SSL_CTX *
+tls_ctx_new(const struct config *conf, const char *cert, const char *key,
+    const char **error_r)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 
@@ -32,10 +212,15 @@ tls_server_ctx(const struct config *conf, const char **error_r)
 		*error_r = tls_error("SSL_CTX_new");
 		return NULL;
 	}
-	SSL_CTX_set_min_proto_version(ctx,
+	/* Nothing below TLS 1.2 (RFC 8996 retired 1.0 and 1.1). */
+	if (SSL_CTX_set_min_proto_version(ctx,
 	    strcmp(conf->tls_min_protocol, "TLSv1.3") == 0 ?
-	    TLS1_3_VERSION : TLS1_2_VERSION);
-	/* No compression (CRIME), no client renegotiation, our order. */
+	    TLS1_3_VERSION : TLS1_2_VERSION) != 1) {
+		*error_r = tls_error("tls_min_protocol");
+		goto fail;
+	}
+	/* No compression (CRIME), no renegotiation (a client could make
+	 * us do the expensive half again and again), our order. */
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION |
 	    SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
@@ -43,13 +228,22 @@ tls_server_ctx(const struct config *conf, const char **error_r)
 		*error_r = tls_error("tls_ciphers");
 		goto fail;
 	}
-	if (SSL_CTX_use_certificate_chain_file(ctx, conf->tls_cert) != 1) {
-		*error_r = tls_error(conf->tls_cert);
+	if (SSL_CTX_set_ciphersuites(ctx, conf->tls_ciphersuites) != 1) {
+		*error_r = tls_error("tls_ciphersuites");
 		goto fail;
 	}
-	if (SSL_CTX_use_PrivateKey_file(ctx, conf->tls_key,
-	    SSL_FILETYPE_PEM) != 1) {
-		*error_r = tls_error(conf->tls_key);
+	if (SSL_CTX_set1_groups_list(ctx, conf->tls_groups) != 1) {
+		*error_r = tls_error("tls_groups");
+		goto fail;
+	}
+	/* The chain file: server certificate first, then intermediates,
+	 * all sent to the client (RFC 8446 4.4.2). */
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
+		*error_r = tls_error(cert);
+		goto fail;
+	}
+	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+		*error_r = tls_error(key);
 		goto fail;
 	}
 	if (SSL_CTX_check_private_key(ctx) != 1) {
@@ -58,6 +252,100 @@ tls_server_ctx(const struct config *conf, const char **error_r)
 	}
 	return ctx;
 fail:
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+/* RFC 6125 6.4.3: a "*." name stands for exactly one more label. */
+static int
+tls_sni_match(const char *pattern, const char *name)
+{
+	const char *dot;
+
+	if (strncmp(pattern, "*.", 2) != 0)
+		return strcasecmp(pattern, name) == 0;
+	if ((dot = strchr(name, '.')) == NULL || dot == name)
+		return 0;
+	return strcasecmp(pattern + 1, dot) == 0;
+}
+
+/* RFC 6066 3: an unknown name gets the default certificate, not an
+ * alert; a client that checks names then decides for itself. */
+static int
+tls_servername(SSL *ssl, int *alert, void *arg)
+{
+	const struct tls_sni_table *t = arg;
+	const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+	size_t i;
+
+	(void)alert;
+	if (name == NULL || t == NULL)
+		return SSL_TLSEXT_ERR_NOACK;
+	for (i = 0; i < t->count; i++)
+		if (tls_sni_match(t->entries[i].name, name)) {
+			if (SSL_set_SSL_CTX(ssl, t->entries[i].ctx) == NULL)
+				return SSL_TLSEXT_ERR_ALERT_FATAL;
+			return SSL_TLSEXT_ERR_OK;
+		}
+	return SSL_TLSEXT_ERR_OK;
+}
+
+SSL_CTX *
+tls_server_ctx(const struct config *conf, const char **error_r)
+{
+	struct tls_sni_table *t;
+	struct str why = STR_INIT;
+	static __thread char ebuf[512];
+	SSL_CTX *ctx;
+	char *cert, *key;
+	size_t i;
+
+	pthread_once(&tls_once, tls_init_once);
+	if (tls_sni_index < 0) {
+		*error_r = "tls: no ex_data index";
+		return NULL;
+	}
+	if ((ctx = tls_ctx_new(conf, conf->tls_cert, conf->tls_key,
+	    error_r)) == NULL)
+		return NULL;
+	if (conf->tls_sni_count == 0)
+		return ctx;
+
+	t = xcalloc(1, sizeof(*t));
+	t->entries = xcalloc(conf->tls_sni_count, sizeof(*t->entries));
+	/* Owned by ctx from here: freed with it on every path. */
+	if (SSL_CTX_set_ex_data(ctx, tls_sni_index, t) != 1) {
+		tls_sni_table_free(t);
+		*error_r = tls_error("SSL_CTX_set_ex_data");
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	for (i = 0; i < conf->tls_sni_count; i++) {
+		struct tls_sni_entry *e = &t->entries[t->count];
+
+		str_clear(&why);
+		if (tls_sni_split(conf->tls_sni[i], &e->name, &cert, &key,
+		    &why) < 0) {
+			snprintf(ebuf, sizeof(ebuf), "tls_sni: %s",
+			    str_c(&why));
+			*error_r = ebuf;
+			goto fail;
+		}
+		e->ctx = tls_ctx_new(conf, cert, key, error_r);
+		free(cert);
+		free(key);
+		if (e->ctx == NULL) {
+			free(e->name);
+			goto fail;
+		}
+		t->count++;
+	}
+	SSL_CTX_set_tlsext_servername_callback(ctx, tls_servername);
+	SSL_CTX_set_tlsext_servername_arg(ctx, t);
+	str_deinit(&why);
+	return ctx;
+fail:
+	str_deinit(&why);
 	SSL_CTX_free(ctx);
 	return NULL;
 }

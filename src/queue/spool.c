@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "../core/log.h"
@@ -341,6 +342,29 @@ spool_abort(const char *spool_dir, const char *id)
 	if (unlink(path) < 0 && errno != ENOENT)
 		log_warn("id=%s spool abort unlink", id);
 	free(path);
+}
+
+int
+spool_space(const char *spool_dir, uint64_t minfree, uint64_t want,
+    uint64_t *avail_r, const char **error_r)
+{
+	struct statvfs sv;
+	uint64_t avail;
+
+	*avail_r = UINT64_MAX;
+	if (minfree == 0 && want == 0)
+		return 1;
+	if (statvfs(spool_dir, &sv) < 0) {
+		*error_r = spool_errno_error("cannot statvfs spool_dir");
+		return -1;
+	}
+	/* f_bavail: what an unprivileged writer may still use (the root
+	 * reserve of ext4 is not ours to fill). */
+	avail = (uint64_t)sv.f_bavail * (uint64_t)sv.f_frsize;
+	*avail_r = avail;
+	if (avail < minfree || want > avail - minfree)
+		return 0;
+	return 1;
 }
 
 int

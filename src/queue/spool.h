@@ -12,6 +12,8 @@
 #ifndef SEKISHO_SPOOL_H
 #define SEKISHO_SPOOL_H
 
+#include <stdint.h>
+
 #include "envelope.h"
 
 /* Create spool_dir/{incoming,queue} if missing (mode 0700). */
@@ -53,6 +55,15 @@ int spool_read_envelope(int fd, struct envelope *env, size_t *offset_r,
 int spool_commit(const char *spool_dir, const char *id, const char **error_r);
 /* Remove incoming/ID (never acknowledged). */
 void spool_abort(const char *spool_dir, const char *id);
+
+/*
+ * Free space for a new message (queue_minfree, RFC 1870 SIZE): 1 when the
+ * space left on spool_dir's file system after want bytes is at least
+ * minfree, 0 when not, -1 when it cannot be told. *avail_r is the space
+ * available (UINT64_MAX when not looked up: minfree and want both 0).
+ */
+int spool_space(const char *spool_dir, uint64_t minfree, uint64_t want,
+    uint64_t *avail_r, const char **error_r);
 
 /* Remove everything in incoming/ (at start: nothing there was acked). */
 int spool_purge_incoming(const char *spool_dir, const char **error_r);

@@ -791,7 +791,7 @@ smtp_policy_mail_reply(struct msg *m, void *arg)
 	smtp_process(s);
 }
 
-static void smtp_proceed_mail(struct smtp_session *, const char *);
+static void smtp_mail_step(struct smtp_session *, const char *, int);
 
 /*
  * POP-before-SMTP (legacy, off by default; docs/pop3.md): a submission
@@ -822,14 +822,50 @@ smtp_popbsmtp_reply(struct msg *m, void *arg)
 		s->popbsmtp = 1;
 		log_info("session=%s popbsmtp=yes client=%s account=%s", s->id,
 		    s->addr, s->account);
-		smtp_proceed_mail(s, args);
+		smtp_mail_step(s, args, 1);
 	}
+	free(args);
+	smtp_process(s);
+}
+
+/* The back side's answer on free spool space (queue_minfree, SIZE). */
+static void
+smtp_spool_space_reply(struct msg *m, void *arg)
+{
+	struct smtp_session *s = arg;
+	const char *reply = NULL;
+	uint32_t result = 1;
+	char *args = s->mail_args;
+
+	s->req = NULL;
+	s->mail_args = NULL;
+	if (m == NULL || msg_get_u32(m, &result) < 0 ||
+	    msg_get_str(m, &reply) < 0 || msg_end(m) < 0)
+		result = 1, reply = NULL;
+	if (result == 0 && args != NULL)
+		smtp_mail_step(s, args, 1);
+	else if (reply != NULL)
+		smtp_reply(s, "%s", reply);
+	else
+		smtp_reply(s, "451 4.3.0 Temporary failure checking the "
+		    "queue's free space, try again later");
 	free(args);
 	smtp_process(s);
 }
 
 static void
 smtp_proceed_mail(struct smtp_session *s, const char *args)
+{
+	smtp_mail_step(s, args, 0);
+}
+
+/*
+ * MAIL after its syntax: the spool's free space first (unless
+ * space_checked), then POP-before-SMTP or the sending policy; each
+ * back-side answer comes back here with the original arguments.
+ */
+static void
+smtp_mail_step(struct smtp_session *s, const char *args, int space_checked)
 {
 	struct smtp_mail_args ma;
 	struct msg m;
@@ -855,6 +891,19 @@ smtp_proceed_mail(struct smtp_session *s, const char *args)
 		smtp_reply(s, "552 5.3.4 Message size exceeds fixed limit of "
 		    "%zu bytes", s->conf->message_size_limit);
 		smtp_mail_args_deinit(&ma);
+		return;
+	}
+	/* RFC 1870 6.1 and queue_minfree: say 452 now rather than take a
+	 * message there is no room for. */
+	if (!space_checked && (s->conf->queue_minfree > 0 || ma.has_size)) {
+		struct msg sm;
+
+		msg_init(&sm, BE_SPOOL_SPACE, 0);
+		msg_add_u64(&sm, ma.has_size ? (uint64_t)ma.size : 0);
+		smtp_mail_args_deinit(&ma);
+		free(s->mail_args);
+		s->mail_args = xstrdup(args);
+		smtp_request(s, &sm, smtp_spool_space_reply);
 		return;
 	}
 	if (smtp_is_submission(s) && s->account == NULL) {
@@ -1270,9 +1319,12 @@ smtp_spool_open_reply(struct msg *m, void *arg)
 		result = 1;
 	if (result == 0 && m != NULL)
 		s->spool_fd = msg_take_fd(m);
-	if (result != 0 || s->spool_fd == -1) {
+	if (result == 2 && error != NULL && strncmp(error, "452 ", 4) == 0)
+		smtp_reply(s, "%s", error);	/* below queue_minfree */
+	else if (result != 0 || s->spool_fd == -1)
 		smtp_reply(s, "451 4.3.0 Temporary failure: cannot queue the "
 		    "message now, try again later");
+	if (result != 0 || s->spool_fd == -1) {
 		smtp_txn_reset(s);
 		smtp_enter_state(s, SMTP_STATE_READY);
 		smtp_process(s);
@@ -1422,6 +1474,10 @@ smtp_data_done(struct smtp_session *s)
 			    "limit of %zu bytes", s->conf->message_size_limit);
 			break;
 		default:
+			/* ENOSPC, EIO: logged at the write; the partial file
+			 * is removed by the abort above. */
+			log_warnx("id=%s not queued client=%s reason=spool-write "
+			    "incoming=removed", s->env.id, s->addr);
 			smtp_reply(s, "451 4.3.0 Temporary failure writing the "
 			    "message, try again later");
 			break;
