@@ -13,9 +13,9 @@
 #include "core/log.h"
 #include "core/server.h"
 #include "core/str.h"
+#include "core/version.h"
 #include "policy/policy.h"
 
-#define SEKISHO_VERSION		"0.1.0"
 #define SEKISHO_DEFAULT_CONF	"/etc/sekisho/sekisho.conf"
 
 /* The operator's commands that take the loaded config: one row each. */
@@ -36,6 +36,7 @@ static const struct main_cmd main_cmds[] = {
 	{ "store", cli_store },
 	{ "api-token", cli_api_token },
 	{ "admin", cli_admin },
+	{ "status", cli_status },
 };
 
 static void
@@ -49,6 +50,7 @@ usage(FILE *fp)
 	    "  config defaults        print every key with its default\n"
 	    "  config print           print the effective configuration\n"
 	    "  config markdown        print the reference (docs/config.md)\n"
+	    "  config man             print the manual page sekisho.conf(5)\n"
 	    "  version\n"
 	    "\n"
 	    "The config file is -c FILE, else $SEKISHO_CONFIG, else %s.\n\n",
@@ -61,6 +63,7 @@ usage(FILE *fp)
 	cli_store_usage();
 	cli_api_usage();
 	cli_admin_usage();
+	cli_status_usage();
 }
 
 static enum log_level
@@ -179,6 +182,11 @@ main(int argc, char **argv)
 			config_print_markdown(stdout);
 			return 0;
 		}
+		if (strcmp(what, "man") == 0) {
+			config_print_man(stdout, SEKISHO_VERSION,
+			    SEKISHO_RELEASE_DATE);
+			return 0;
+		}
 		if (strcmp(what, "print") == 0) {
 			if ((conf = main_load(path)) == NULL)
 				return 1;
@@ -186,7 +194,8 @@ main(int argc, char **argv)
 			config_free(&conf);
 			return 0;
 		}
-		fprintf(stderr, "usage: sekisho config defaults|print|markdown\n");
+		fprintf(stderr, "usage: sekisho config "
+		    "defaults|print|markdown|man\n");
 		return 2;
 	}
 	if (strcmp(cmd, "version") == 0) {

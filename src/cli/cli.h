@@ -45,4 +45,8 @@ void cli_api_usage(void);
 int cli_admin(const struct config *conf, int argc, char **argv);
 void cli_admin_usage(void);
 
+/* status: ask the running daemon (cli_status.c); LSB exit codes */
+int cli_status(const struct config *conf, int argc, char **argv);
+void cli_status_usage(void);
+
 #endif

@@ -119,6 +119,7 @@ struct config {
 	int	 pop3_timeout;			/* seconds */
 	int	 pop_before_smtp;		/* bool */
 	int	 pop_before_smtp_window;	/* seconds */
+	int	 pop3_lock_lease;		/* seconds, multi-node lock */
 	char	*apop_secret_key;		/* key file sealing APOP secrets */
 
 	/* outbound delivery (docs/delivery.md) */
@@ -175,6 +176,8 @@ void config_free(struct config **conf);
 void config_print_defaults(FILE *fp);
 /* The reference in Markdown (docs/config.md is this output). */
 void config_print_markdown(FILE *fp);
+/* The same as the manual page sekisho.conf(5) (man/sekisho.conf.5). */
+void config_print_man(FILE *fp, const char *version, const char *date);
 /* The effective values of conf, as a valid config file. */
 void config_print(FILE *fp, const struct config *conf);
 
