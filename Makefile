@@ -90,11 +90,30 @@ cppcheck:
 docs/config.md: build/sekisho
 	build/sekisho config markdown > $@
 
+# generated from the config table too (tests/e2e/test_install.py checks it)
+man/sekisho.conf.5: build/sekisho
+	build/sekisho config man > $@
+
 # --- install -----------------------------------------------------------
+# Never touches /etc: the example config goes with the documentation
+# (the operator copies it to /etc/sekisho/sekisho.conf). The unit names
+# PREFIX/sbin/sekisho.
+UNITDIR	?= $(PREFIX)/lib/systemd/system
+DOCDIR	:= $(PREFIX)/share/doc/sekisho
+MANDIR	:= $(PREFIX)/share/man
+
 install: build/sekisho
-	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/doc/sekisho
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(DOCDIR) \
+	    $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(UNITDIR)
 	install -m 0755 build/sekisho $(DESTDIR)$(PREFIX)/sbin/sekisho
-	install -m 0644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/sekisho/
+	install -m 0644 man/sekisho.8 $(DESTDIR)$(MANDIR)/man8/sekisho.8
+	install -m 0644 man/sekisho.conf.5 $(DESTDIR)$(MANDIR)/man5/sekisho.conf.5
+	sed 's|@PREFIX@|$(PREFIX)|g' contrib/sekisho.service \
+	    > $(DESTDIR)$(UNITDIR)/sekisho.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/sekisho.service
+	install -m 0644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
+	build/sekisho config defaults > $(DESTDIR)$(DOCDIR)/sekisho.conf.example
+	chmod 0644 $(DESTDIR)$(DOCDIR)/sekisho.conf.example
 
 clean:
 	rm -rf build build-asan build-fuzz
