@@ -473,11 +473,12 @@ metrics_render(struct str *out)
 			str_printf(out, "sekisho_connections_total{role=\"%s\"} "
 			    "%" PRIu64 "\n", config_role_name(role),
 			    metrics_get(&m->conn_total[role]));
-	metrics_head(out, "sekisho_connections", "gauge",
+	/* Not "sekisho_connections": the counter's family is that name. */
+	metrics_head(out, "sekisho_connections_open", "gauge",
 	    "Connections open now, by listener role.");
 	for (role = 0; role < METRICS_ROLES; role++)
 		if (metrics_role_named(role))
-			str_printf(out, "sekisho_connections{role=\"%s\"} "
+			str_printf(out, "sekisho_connections_open{role=\"%s\"} "
 			    "%" PRId64 "\n", config_role_name(role),
 			    metrics_get(&m->conn_now[role]));
 	metrics_head(out, "sekisho_connections_refused_total", "counter",

@@ -111,8 +111,8 @@ test_counts(void)
 	UNIT_CHECK(has_line(t, "# TYPE sekisho_connections_total counter"));
 	UNIT_CHECK(has_line(t,
 	    "sekisho_connections_total{role=\"submission\"} 2"));
-	UNIT_CHECK(has_line(t, "sekisho_connections{role=\"submission\"} 1"));
-	UNIT_CHECK(has_line(t, "sekisho_connections{role=\"mx\"} 0"));
+	UNIT_CHECK(has_line(t, "sekisho_connections_open{role=\"submission\"} 1"));
+	UNIT_CHECK(has_line(t, "sekisho_connections_open{role=\"mx\"} 0"));
 	UNIT_CHECK(has_line(t, "sekisho_connections_refused_total{role=\"mx\","
 	    "reason=\"per_ip\"} 1"));
 	UNIT_CHECK(has_line(t, "sekisho_auth_total{service=\"smtp\","
