@@ -10,9 +10,12 @@
  * the size as sent, with CRLF line ends: the ",W=" of the name (written
  * at delivery, Dovecot's convention), else counted from the file.
  *
- * XXX: the lock (one session per mailbox) and the POP-before-SMTP table
- * live in this process's memory: right for one node; the multi-node
- * issue moves both to the shared store.
+ * The one-session lock (RFC 1939 4) is a lease in the store, shared by
+ * every node: taken at open, renewed by the keeper thread while the
+ * session lives (be_keeper.c), checked again before QUIT deletes
+ * anything, and given back at close; a node that dies leaves leases that
+ * run out after pop3_lock_lease. POP-before-SMTP windows are store rows
+ * too, so a POP3 login at one node opens the window at all of them.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -42,11 +45,11 @@
 #include "../queue/spool.h"
 #include "../policy/policy.h"
 #include "../store/store.h"
+#include "be_keeper.h"
 #include "backend.h"
 
 #define BE_MBOX_MAX_MESSAGES	1000000
 #define BE_UID_MAX		70	/* RFC 1939 7, UIDL */
-#define BE_POPBSMTP_MAX		65536	/* remembered addresses */
 #define BE_UPDATE_BATCH_MAX	8192	/* indexes in one BE_POP3_UPDATE */
 
 struct be_mbox {
@@ -56,6 +59,8 @@ struct be_mbox {
 	char		**files;	/* "new/NAME" or "cur/NAME" */
 	uint32_t	 count;
 	uint8_t		*marked;	/* for deletion at QUIT */
+	char		 session[24];	/* the lease's session: the handle */
+	int		 lost;		/* the lease was lost: no commit */
 	int		 busy;		/* requests running on it */
 	int		 closing;	/* free when no longer busy */
 	struct be_mbox	*next;
@@ -64,17 +69,6 @@ struct be_mbox {
 static pthread_mutex_t be_mbox_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct be_mbox *be_mboxes;
 static uint64_t be_mbox_serial;
-
-struct be_popbsmtp {
-	char			*client;
-	char			*account;
-	time_t			 until;
-	struct be_popbsmtp	*next;
-};
-
-static pthread_mutex_t be_popbsmtp_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct be_popbsmtp *be_popbsmtp_list;
-static size_t be_popbsmtp_count;
 
 /* One message while listing. */
 struct be_entry {
@@ -133,84 +127,97 @@ be_mbox_put(struct be_mbox *mb)
 	pthread_mutex_unlock(&be_mbox_lock);
 }
 
+/* ---- the lease ------------------------------------------------------- */
+
+void
+be_mailbox_renew(struct store *st, int64_t expires)
+{
+	struct be_lease {
+		char	*account;
+		char	 session[24];
+		uint64_t handle;
+	} *list = NULL;
+	size_t n = 0;
+	const char *error;
+
+	/* Copied out: no store call is made with the lock held. */
+	pthread_mutex_lock(&be_mbox_lock);
+	for (struct be_mbox *mb = be_mboxes; mb != NULL; mb = mb->next) {
+		if (mb->closing || mb->lost)
+			continue;
+		list = xreallocarray(list, n + 1, sizeof(*list));
+		list[n].account = xstrdup(mb->account);
+		xstrlcpy(list[n].session, mb->session, sizeof(list[n].session));
+		list[n++].handle = mb->handle;
+	}
+	pthread_mutex_unlock(&be_mbox_lock);
+	for (size_t i = 0; i < n; i++) {
+		int r = store_pop3_lock_refresh(st, list[i].account,
+		    be_keeper_node(), list[i].session, expires, &error);
+
+		if (r < 0)
+			log_warnx("pop3: mailbox %s: lease not renewed: %s",
+			    list[i].account, error);
+		else if (r == 1) {
+			log_warnx("pop3: mailbox %s: lease lost (it ran out "
+			    "and another session took the mailbox)",
+			    list[i].account);
+			pthread_mutex_lock(&be_mbox_lock);
+			for (struct be_mbox *mb = be_mboxes; mb != NULL;
+			    mb = mb->next)
+				if (mb->handle == list[i].handle)
+					mb->lost = 1;
+			pthread_mutex_unlock(&be_mbox_lock);
+		}
+		free(list[i].account);
+	}
+	free(list);
+}
+
 /* ---- POP-before-SMTP ------------------------------------------------- */
 
 static void
-be_popbsmtp_prune_locked(time_t now)
-{
-	struct be_popbsmtp **pp = &be_popbsmtp_list;
-
-	while (*pp != NULL) {
-		struct be_popbsmtp *p = *pp;
-
-		if (p->until > now) {
-			pp = &p->next;
-			continue;
-		}
-		*pp = p->next;
-		free(p->client);
-		free(p->account);
-		free(p);
-		be_popbsmtp_count--;
-	}
-}
-
-static void
-be_popbsmtp_record(const struct config *conf, const char *client,
+be_popbsmtp_record(struct be_worker *w, struct store *st, const char *client,
     const char *account)
 {
-	time_t now = time(NULL);
-	struct be_popbsmtp *p;
+	const char *error;
 
-	pthread_mutex_lock(&be_popbsmtp_lock);
-	be_popbsmtp_prune_locked(now);
-	for (p = be_popbsmtp_list; p != NULL; p = p->next)
-		if (strcmp(p->client, client) == 0)
-			break;
-	if (p == NULL && be_popbsmtp_count >= BE_POPBSMTP_MAX) {
-		pthread_mutex_unlock(&be_popbsmtp_lock);
-		log_warnx("pop-before-smtp: %d addresses open, client=%s not "
-		    "recorded", BE_POPBSMTP_MAX, client);
+	/* The last login from an address owns its window. */
+	if (store_popbsmtp_set(st, client, account, policy_now() +
+	    w->conf->pop_before_smtp_window, &error) < 0) {
+		log_warnx("pop-before-smtp: client=%s account=%s not "
+		    "recorded: %s", client, account, error);
 		return;
 	}
-	if (p == NULL) {
-		p = xcalloc(1, sizeof(*p));
-		p->client = xstrdup(client);
-		p->next = be_popbsmtp_list;
-		be_popbsmtp_list = p;
-		be_popbsmtp_count++;
-	}
-	/* The last login from an address owns its window. */
-	free(p->account);
-	p->account = xstrdup(account);
-	p->until = now + conf->pop_before_smtp_window;
-	pthread_mutex_unlock(&be_popbsmtp_lock);
 	log_info("pop-before-smtp open client=%s account=%s window=%ds",
-	    client, account, conf->pop_before_smtp_window);
+	    client, account, w->conf->pop_before_smtp_window);
 }
 
+/* Answers 0 open (with the account), 1 none, 2 the store cannot say
+ * now: the session answers that with a temporary failure. */
 int
 be_popbsmtp(struct be_worker *w, struct msg *req, struct msg *reply)
 {
-	const char *client;
+	const char *client, *error;
 	char *account = NULL;
+	struct store *st;
+	uint32_t result = 1;
 
 	if (msg_get_str(req, &client) < 0 || msg_end(req) < 0 ||
 	    client == NULL)
 		return -1;
 	if (w->conf->pop_before_smtp) {
-		pthread_mutex_lock(&be_popbsmtp_lock);
-		be_popbsmtp_prune_locked(time(NULL));
-		for (struct be_popbsmtp *p = be_popbsmtp_list; p != NULL;
-		    p = p->next)
-			if (strcmp(p->client, client) == 0) {
-				account = xstrdup(p->account);
-				break;
-			}
-		pthread_mutex_unlock(&be_popbsmtp_lock);
+		int r = -1;
+
+		if ((st = be_worker_store(w)) != NULL &&
+		    (r = store_popbsmtp_get(st, client, policy_now(), &account,
+		    &error)) < 0)
+			log_warnx("pop-before-smtp: look-up client=%s: %s",
+			    client, error);
+		result = r == 0 ? 0 : r == 1 ? 1 : 2;
 	}
-	msg_add_u32(reply, account != NULL ? 0 : 1);
-	msg_add_str(reply, account);
+	msg_add_u32(reply, result);
+	msg_add_str(reply, result == 0 ? account : NULL);
 	free(account);
 	return 0;
 }
@@ -407,27 +414,40 @@ out:
 
 /* ---- requests -------------------------------------------------------- */
 
+static void
+be_pop3_open_fail(struct msg *reply, uint32_t result)
+{
+	msg_add_u32(reply, result);
+	msg_add_u64(reply, 0);
+	msg_add_u32(reply, 0);
+}
+
 int
 be_pop3_open(struct be_worker *w, struct msg *req, struct msg *reply)
 {
 	const char *account, *client, *error = "?";
-	struct be_mbox *mb, *other;
+	struct be_mbox *mb;
+	struct store *st;
 	char *path;
-	int fd = -1;
+	int fd = -1, r;
 
 	if (msg_get_str(req, &account) < 0 || msg_get_str(req, &client) < 0 ||
 	    msg_end(req) < 0 || account == NULL || client == NULL)
 		return -1;
+	be_keeper_start(w->conf);
+	/* The store down is a temporary failure, never "in use". */
+	if ((st = be_worker_store(w)) == NULL) {
+		be_pop3_open_fail(reply, BE_POP3_TEMPFAIL);
+		return 0;
+	}
 	/* The login succeeded (the session asks only then): that is what
 	 * opens a POP-before-SMTP window, even if the mailbox is busy. */
 	if (w->conf->pop_before_smtp)
-		be_popbsmtp_record(w->conf, client, account);
+		be_popbsmtp_record(w, st, client, account);
 	if ((path = maildir_path(w->conf->maildir_root, account)) == NULL) {
 		log_warnx("pop3: account %s has no usable Maildir path",
 		    account);
-		msg_add_u32(reply, BE_POP3_TEMPFAIL);
-		msg_add_u64(reply, 0);
-		msg_add_u32(reply, 0);
+		be_pop3_open_fail(reply, BE_POP3_TEMPFAIL);
 		return 0;
 	}
 	mb = xcalloc(1, sizeof(*mb));
@@ -435,33 +455,34 @@ be_pop3_open(struct be_worker *w, struct msg *req, struct msg *reply)
 	mb->path = path;
 	mb->busy = 1;
 	pthread_mutex_lock(&be_mbox_lock);
-	for (other = be_mboxes; other != NULL; other = other->next)
-		if (strcmp(other->account, account) == 0 && !other->closing)
-			break;
-	if (other == NULL) {
-		mb->handle = ++be_mbox_serial;
-		mb->next = be_mboxes;
-		be_mboxes = mb;
-	}
+	mb->handle = ++be_mbox_serial;
 	pthread_mutex_unlock(&be_mbox_lock);
-	if (other != NULL) {
+	(void)snprintf(mb->session, sizeof(mb->session), "%llu",
+	    (unsigned long long)mb->handle);
+	r = store_pop3_lock_take(st, account, be_keeper_node(), mb->session,
+	    policy_now(), policy_now() + w->conf->pop3_lock_lease, &error);
+	if (r != 0) {
+		if (r < 0)
+			log_warnx("pop3: mailbox %s: lock: %s", account, error);
 		be_mbox_free(mb);
-		msg_add_u32(reply, BE_POP3_IN_USE);
-		msg_add_u64(reply, 0);
-		msg_add_u32(reply, 0);
+		be_pop3_open_fail(reply, r == 1 ? BE_POP3_IN_USE :
+		    BE_POP3_TEMPFAIL);
 		return 0;
 	}
 	if (be_mbox_scan(mb, &fd, &error) < 0) {
 		log_warnx("pop3: mailbox %s: %s", account, error);
-		pthread_mutex_lock(&be_mbox_lock);
-		mb->closing = 1;
-		pthread_mutex_unlock(&be_mbox_lock);
-		be_mbox_put(mb);
-		msg_add_u32(reply, BE_POP3_TEMPFAIL);
-		msg_add_u64(reply, 0);
-		msg_add_u32(reply, 0);
+		if (store_pop3_lock_release(st, account, be_keeper_node(),
+		    mb->session, &error) < 0)
+			log_warnx("pop3: mailbox %s: unlock: %s", account,
+			    error);
+		be_mbox_free(mb);
+		be_pop3_open_fail(reply, BE_POP3_TEMPFAIL);
 		return 0;
 	}
+	pthread_mutex_lock(&be_mbox_lock);
+	mb->next = be_mboxes;
+	be_mboxes = mb;
+	pthread_mutex_unlock(&be_mbox_lock);
 	msg_add_u32(reply, BE_POP3_OK);
 	msg_add_u64(reply, mb->handle);
 	msg_add_u32(reply, mb->count);
@@ -553,6 +574,31 @@ be_mbox_commit(struct be_mbox *mb, uint32_t *deleted_r)
 	return ret;
 }
 
+/* Renew mb's lease now: 0 still ours, -1 lost or not known (logged). */
+static int
+be_mbox_lease_check(struct be_worker *w, struct be_mbox *mb)
+{
+	const char *error;
+	struct store *st;
+	int r, lost;
+
+	pthread_mutex_lock(&be_mbox_lock);
+	lost = mb->lost;
+	pthread_mutex_unlock(&be_mbox_lock);
+	if (lost)
+		return -1;
+	if ((st = be_worker_store(w)) == NULL)
+		return -1;
+	r = store_pop3_lock_refresh(st, mb->account, be_keeper_node(),
+	    mb->session, policy_now() + w->conf->pop3_lock_lease, &error);
+	if (r < 0)
+		log_warnx("pop3: mailbox %s: lease: %s", mb->account, error);
+	else if (r == 1)
+		log_warnx("pop3: mailbox %s: lease lost; nothing deleted",
+		    mb->account);
+	return r == 0 ? 0 : -1;
+}
+
 int
 be_pop3_update(struct be_worker *w, struct msg *req, struct msg *reply)
 {
@@ -562,7 +608,6 @@ be_pop3_update(struct be_worker *w, struct msg *req, struct msg *reply)
 	uint32_t *idx;
 	int ret = 0;
 
-	(void)w;
 	if (msg_get_u64(req, &handle) < 0 || msg_get_u32(req, &commit) < 0 ||
 	    msg_get_u32(req, &n) < 0 || n > BE_UPDATE_BATCH_MAX)
 		return -1;
@@ -588,7 +633,9 @@ be_pop3_update(struct be_worker *w, struct msg *req, struct msg *reply)
 			mb->marked[index] = 1;
 	}
 	free(idx);
-	if (commit)
+	/* Delete only while the mailbox is still ours: a lease that ran
+	 * out (this node cut off from the store) may be another node's. */
+	if (commit && (ret = be_mbox_lease_check(w, mb)) == 0)
 		ret = be_mbox_commit(mb, &deleted);
 	msg_add_u32(reply, ret == 0 ? BE_POP3_OK : BE_POP3_TEMPFAIL);
 	msg_add_u32(reply, deleted);
@@ -600,9 +647,11 @@ int
 be_pop3_close(struct be_worker *w, struct msg *req, struct msg *reply)
 {
 	struct be_mbox *mb;
+	struct store *st;
+	char *account = NULL, session[24] = "";
+	const char *error;
 	uint64_t handle;
 
-	(void)w;
 	if (msg_get_u64(req, &handle) < 0 || msg_end(req) < 0)
 		return -1;
 	/* Nothing marked is deleted: only a commit (QUIT) deletes. */
@@ -612,10 +661,18 @@ be_pop3_close(struct be_worker *w, struct msg *req, struct msg *reply)
 			break;
 	if (mb != NULL) {
 		mb->closing = 1;
+		account = xstrdup(mb->account);
+		xstrlcpy(session, mb->session, sizeof(session));
 		if (mb->busy == 0)
 			be_mbox_remove_locked(mb);
 	}
 	pthread_mutex_unlock(&be_mbox_lock);
+	/* Given back at once; if the store is down now, it runs out. */
+	if (account != NULL && (st = be_worker_store(w)) != NULL &&
+	    store_pop3_lock_release(st, account, be_keeper_node(), session,
+	    &error) < 0)
+		log_warnx("pop3: mailbox %s: unlock: %s", account, error);
+	free(account);
 	msg_add_u32(reply, 0);
 	return 0;
 }

@@ -4,20 +4,23 @@
  * checks the session and its CSRF token, asks the store and the policy,
  * and answers with key/value pairs the page is drawn from.
  *
- * Sessions are random 32-byte IDs made here, kept in memory on the back
- * side with an idle expiry (portal_session_timeout) and a hard one of
- * PORTAL_SESSION_MAX_AGE. XXX: not in the store, so they do not survive
- * a restart and are not shared between nodes; the multi-node issue
- * moves them into the store.
+ * Sessions are random 32-byte IDs made here and kept in the store, so a
+ * login at one node is good at every node and survives a restart. The
+ * store holds only the SHA-256 of the id (a copy of the database logs
+ * nobody in), the account, the session's CSRF token and its expiry: idle
+ * (portal_session_timeout), moved on with each request, up to a hard
+ * PORTAL_SESSION_MAX_AGE from the login. Expired rows are deleted when
+ * looked up and by the keeper's sweep (be_keeper.c); logout deletes the
+ * row. The API's tokens and the admins are in the store as well.
  */
 #include <ctype.h>
 #include <dirent.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 
 #include <jansson.h>
+#include <openssl/evp.h>
 
 #include "../core/be_proto.h"
 #include "../core/config.h"
@@ -31,9 +34,9 @@
 #include "../pop3/apop.h"
 #include "../store/password.h"
 #include "../store/store.h"
+#include "be_keeper.h"
 #include "backend.h"
 
-#define PORTAL_SESSIONS_MAX	 8192
 #define PORTAL_SESSION_MAX_AGE	 (12 * 3600)
 #define PORTAL_TOKEN_HEX	 64		/* 32 random bytes */
 #define PORTAL_HISTORY_DAYS	 7
@@ -43,19 +46,6 @@
 #define PORTAL_ARGS_MAX		 16
 
 #define be_portal_nitems(a)	(sizeof(a) / sizeof((a)[0]))
-
-struct be_portal_session {
-	char	 id[PORTAL_TOKEN_HEX + 1];
-	char	 csrf[PORTAL_TOKEN_HEX + 1];
-	char	*account;
-	int64_t	 created;
-	int64_t	 last;
-	struct be_portal_session *next;
-};
-
-static pthread_mutex_t be_portal_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct be_portal_session *be_portal_sessions;
-static size_t be_portal_nsessions;
 
 struct be_portal_args {
 	const char	*key[PORTAL_ARGS_MAX];
@@ -139,118 +129,108 @@ be_portal_token_eq(const char *a, const char *b)
 	return d == 0;
 }
 
-static void
-be_portal_session_unlink(struct be_portal_session **pp)
+/* What the store keeps of a session id: its SHA-256 in hex. */
+static int
+be_portal_id_hash(const char *id, char hash[PORTAL_TOKEN_HEX + 1])
 {
-	struct be_portal_session *s = *pp;
+	static const char digits[] = "0123456789abcdef";
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
 
-	*pp = s->next;
-	free(s->account);
-	free(s);
-	be_portal_nsessions--;
+	if (EVP_Digest(id, strlen(id), md, &mdlen, EVP_sha256(), NULL) != 1 ||
+	    mdlen != PORTAL_TOKEN_HEX / 2)
+		return -1;
+	for (size_t i = 0; i < mdlen; i++) {
+		hash[2 * i] = digits[md[i] >> 4];
+		hash[2 * i + 1] = digits[md[i] & 15];
+	}
+	hash[PORTAL_TOKEN_HEX] = '\0';
+	return 0;
 }
 
-/* Drop expired sessions; with account set, also every session of it
- * but keep (a password change ends the others). Lock held. */
-static void
-be_portal_sweep(const struct config *conf, int64_t now, const char *account,
-    const char *keep)
+/* When a session used at now ends: idle timeout, within the hard age. */
+static int64_t
+be_portal_expires(const struct config *conf, int64_t created, int64_t now)
 {
-	struct be_portal_session **pp = &be_portal_sessions;
+	int64_t idle = now + conf->portal_session_timeout;
+	int64_t hard = created + PORTAL_SESSION_MAX_AGE;
 
-	while (*pp != NULL) {
-		struct be_portal_session *s = *pp;
-
-		if (now - s->last > conf->portal_session_timeout ||
-		    now - s->created > PORTAL_SESSION_MAX_AGE ||
-		    (account != NULL && strcmp(s->account, account) == 0 &&
-		    (keep == NULL || strcmp(s->id, keep) != 0)))
-			be_portal_session_unlink(pp);
-		else
-			pp = &s->next;
-	}
+	return idle < hard ? idle : hard;
 }
 
 static int
-be_portal_session_new(const struct config *conf, const char *account,
-    char *id, char *csrf)
+be_portal_session_new(struct be_worker *w, struct store *st,
+    const char *account, char *id, char *csrf)
 {
-	struct be_portal_session *s;
+	char hash[PORTAL_TOKEN_HEX + 1];
+	const char *error;
 	int64_t now = policy_now();
 
+	be_keeper_start(w->conf);	/* the sweep of expired sessions */
 	if (be_portal_token(id, PORTAL_TOKEN_HEX + 1) < 0 ||
-	    be_portal_token(csrf, PORTAL_TOKEN_HEX + 1) < 0)
+	    be_portal_token(csrf, PORTAL_TOKEN_HEX + 1) < 0 ||
+	    be_portal_id_hash(id, hash) < 0)
 		return -1;
-	s = xcalloc(1, sizeof(*s));
-	xstrlcpy(s->id, id, sizeof(s->id));
-	xstrlcpy(s->csrf, csrf, sizeof(s->csrf));
-	s->account = xstrdup(account);
-	s->created = s->last = now;
-	pthread_mutex_lock(&be_portal_lock);
-	be_portal_sweep(conf, now, NULL, NULL);
-	while (be_portal_nsessions >= PORTAL_SESSIONS_MAX) {
-		struct be_portal_session **pp = &be_portal_sessions;
-
-		while ((*pp)->next != NULL)
-			pp = &(*pp)->next;
-		be_portal_session_unlink(pp);	/* the oldest */
+	if (store_portal_session_add(st, hash, account, csrf, now,
+	    be_portal_expires(w->conf, now, now), &error) < 0) {
+		log_warnx("portal: session of %s: %s", account, error);
+		return -1;
 	}
-	s->next = be_portal_sessions;
-	be_portal_sessions = s;
-	be_portal_nsessions++;
-	pthread_mutex_unlock(&be_portal_lock);
 	return 0;
 }
 
 /*
- * Find a live session; copies its account and CSRF token out (the
- * record may go away as soon as the lock is released). 1 = none.
+ * Find a live session and move its expiry on; copies its account and
+ * CSRF token out. 1 = none (or expired), -1 = the store cannot say.
  */
 static int
-be_portal_session_get(const struct config *conf, const char *id,
+be_portal_session_get(struct be_worker *w, struct store *st, const char *id,
     char **account_r, char *csrf)
 {
-	struct be_portal_session *s;
-	int64_t now = policy_now();
-	int r = 1;
+	struct store_portal_session s;
+	char hash[PORTAL_TOKEN_HEX + 1];
+	const char *error;
+	int64_t now = policy_now(), expires;
+	int r;
 
-	if (id == NULL || strlen(id) != PORTAL_TOKEN_HEX)
+	if (id == NULL || strlen(id) != PORTAL_TOKEN_HEX ||
+	    be_portal_id_hash(id, hash) < 0)
 		return 1;
-	pthread_mutex_lock(&be_portal_lock);
-	be_portal_sweep(conf, now, NULL, NULL);
-	for (s = be_portal_sessions; s != NULL; s = s->next) {
-		if (!be_portal_token_eq(s->id, id))
-			continue;
-		s->last = now;
-		*account_r = xstrdup(s->account);
-		xstrlcpy(csrf, s->csrf, PORTAL_TOKEN_HEX + 1);
-		r = 0;
-		break;
+	if ((r = store_portal_session_get(st, hash, now, &s, &error)) != 0) {
+		if (r < 0)
+			log_warnx("portal: session look-up: %s", error);
+		return r;
 	}
-	pthread_mutex_unlock(&be_portal_lock);
-	return r;
+	expires = be_portal_expires(w->conf, s.created, now);
+	if (expires > s.expires &&
+	    store_portal_session_touch(st, hash, expires, &error) < 0)
+		log_warnx("portal: session of %s not extended: %s", s.account,
+		    error);
+	*account_r = xstrdup(s.account);
+	xstrlcpy(csrf, s.csrf, PORTAL_TOKEN_HEX + 1);
+	return 0;
 }
 
 /* End session id, or with account set every session of the account
- * but id. */
+ * but id (NULL: all of them), at every node. */
 static void
-be_portal_session_end(const struct config *conf, const char *id,
-    const char *account)
+be_portal_session_end(struct store *st, const char *id, const char *account)
 {
-	struct be_portal_session **pp;
+	char hash[PORTAL_TOKEN_HEX + 1];
+	const char *error;
+	int have = id != NULL && strlen(id) == PORTAL_TOKEN_HEX &&
+	    be_portal_id_hash(id, hash) == 0;
+	int r;
 
-	pthread_mutex_lock(&be_portal_lock);
-	if (account != NULL) {
-		be_portal_sweep(conf, policy_now(), account, id);
-		id = NULL;
-	}
-	for (pp = &be_portal_sessions; id != NULL && *pp != NULL;
-	    pp = &(*pp)->next)
-		if (be_portal_token_eq((*pp)->id, id)) {
-			be_portal_session_unlink(pp);
-			break;
-		}
-	pthread_mutex_unlock(&be_portal_lock);
+	if (account != NULL)
+		r = store_portal_session_del_account(st, account, have ? hash :
+		    NULL, &error);
+	else if (have)
+		r = store_portal_session_del(st, hash, &error);
+	else
+		return;
+	if (r < 0)
+		log_warnx("portal: ending sessions: %s", error);
 }
 
 /* Client text made safe for a log line, in place. */
@@ -352,7 +332,7 @@ be_portal_login(struct be_worker *w, struct store *st, const char *client,
 	    &have_a) == 0) {
 		metrics_auth(METRICS_SVC_PORTAL, METRICS_AUTH_OK, start);
 		policy_auth_ok(w->conf, st, a.address);
-		if (be_portal_session_new(w->conf, a.address, id, csrf) < 0) {
+		if (be_portal_session_new(w, st, a.address, id, csrf) < 0) {
 			o->result = BE_PORTAL_TEMPFAIL;
 			o->message = "tempfail";
 		} else {
@@ -572,7 +552,7 @@ be_portal_password(struct be_worker *w, struct store *st, const char *account,
 	}
 	free(hash);
 	/* Whoever else holds a session (a thief, say) is logged out. */
-	be_portal_session_end(w->conf, id, account);
+	be_portal_session_end(st, id, account);
 	log_info("portal password changed account=%s client=%s", account,
 	    client);
 out:
@@ -768,10 +748,14 @@ be_portal_api(struct be_worker *w, struct store *st, const char *client,
 	int r = 0;
 
 	if (token == NULL || action == NULL || address == NULL ||
-	    (r = api_token_check(w->conf->api_tokens_file, token, name,
-	    &error)) != 1) {
-		if (r < 0)
+	    (r = api_token_check(st, token, name, &error)) != 1) {
+		if (r < 0) {
+			/* the store down: try again, not "revoked" */
 			log_warnx("portal api: %s", error);
+			o->result = BE_PORTAL_TEMPFAIL;
+			o->message = "tempfail";
+			return;
+		}
 		log_info("portal api refused client=%s (no valid token)",
 		    client);
 		o->result = BE_PORTAL_NOSESSION;
@@ -845,8 +829,7 @@ be_portal_admin_login(struct be_worker *w, struct store *st,
 	int64_t locked = 0;
 	int r = 1, ok = 0;
 
-	if (name == NULL || pass == NULL || api_token_name_ok(name) < 0 ||
-	    *w->conf->admin_users_file == '\0') {
+	if (name == NULL || pass == NULL || api_token_name_ok(name) < 0) {
 		o->result = BE_PORTAL_REFUSED;
 		o->message = "fail";
 		be_portal_put_i64(o, "delay", 0);
@@ -860,9 +843,15 @@ be_portal_admin_login(struct be_worker *w, struct store *st,
 		free(key);
 		return;
 	}
-	r = admin_users_get(w->conf->admin_users_file, name, &hash, &error);
-	if (r < 0)
+	r = admin_users_get(st, name, &hash, &error);
+	if (r < 0) {
+		/* the store down is not a wrong password */
 		log_warnx("portal: admin users: %s", error);
+		o->result = BE_PORTAL_TEMPFAIL;
+		o->message = "tempfail";
+		free(key);
+		return;
+	}
 	if (r == 0)
 		ok = password_verify(pass, hash, &error) == 1;
 	free(hash);
@@ -872,7 +861,7 @@ be_portal_admin_login(struct be_worker *w, struct store *st,
 		be_portal_put_i64(o, "delay", policy_auth_fail(w->conf, st, key,
 		    client, "admin"));
 		log_info("portal admin login failed client=%s", client);
-	} else if (be_portal_session_new(w->conf, key, id, csrf) < 0) {
+	} else if (be_portal_session_new(w, st, key, id, csrf) < 0) {
 		o->result = BE_PORTAL_TEMPFAIL;
 		o->message = "tempfail";
 	} else {
@@ -1174,7 +1163,7 @@ be_portal_admin(struct be_worker *w, struct store *st, const char *op,
 		goto out;
 	}
 	if (strcmp(op, "admin_logout") == 0) {
-		be_portal_session_end(w->conf, sid, NULL);
+		be_portal_session_end(st, sid, NULL);
 		goto out;
 	}
 	if (canon == NULL || (r = store_account_get(st, canon, &a,
@@ -1360,6 +1349,7 @@ be_portal(struct be_worker *w, struct msg *req, struct msg *reply)
 	const char *error0;
 	uint32_t n;
 	size_t k;
+	int r;
 
 	if (msg_get_str(req, &op) < 0 || msg_get_str(req, &client) < 0 ||
 	    msg_get_str(req, &sid) < 0 || msg_get_str(req, &csrf_in) < 0 ||
@@ -1402,8 +1392,13 @@ be_portal(struct be_worker *w, struct msg *req, struct msg *reply)
 	}
 	/* An admin's session is good for admin pages only, and the other
 	 * way round. */
-	if (be_portal_session_get(w->conf, sid, &account, csrf) != 0 ||
-	    be_portal_is_admin(account) != be_portal_ops[k].admin) {
+	r = be_portal_session_get(w, st, sid, &account, csrf);
+	if (r < 0) {
+		o.result = BE_PORTAL_TEMPFAIL;	/* not "log in again" */
+		o.message = "tempfail";
+		goto reply;
+	}
+	if (r != 0 || be_portal_is_admin(account) != be_portal_ops[k].admin) {
 		o.result = BE_PORTAL_NOSESSION;
 		goto reply;
 	}
@@ -1417,9 +1412,16 @@ be_portal(struct be_worker *w, struct msg *req, struct msg *reply)
 		char *hash = NULL;
 
 		/* A deleted admin's sessions end at their next request. */
-		if (admin_users_get(w->conf->admin_users_file, account +
-		    sizeof(PORTAL_ADMIN_PREFIX) - 1, &hash, &error0) != 0) {
-			be_portal_session_end(w->conf, NULL, account);
+		r = admin_users_get(st, account + sizeof(PORTAL_ADMIN_PREFIX) -
+		    1, &hash, &error0);
+		if (r < 0) {
+			log_warnx("portal: admin users: %s", error0);
+			o.result = BE_PORTAL_TEMPFAIL;
+			o.message = "tempfail";
+			goto reply;
+		}
+		if (r != 0) {
+			be_portal_session_end(st, NULL, account);
 			o.result = BE_PORTAL_NOSESSION;
 			goto reply;
 		}
@@ -1431,7 +1433,8 @@ be_portal(struct be_worker *w, struct msg *req, struct msg *reply)
 	/* A suspension ends every session at its next request. */
 	struct account a;
 	const char *error;
-	int r = store_account_get(st, account, &a, &error);
+
+	r = store_account_get(st, account, &a, &error);
 
 	if (r != 0 || a.suspended) {
 		if (r == 0) {
@@ -1442,7 +1445,7 @@ be_portal(struct be_worker *w, struct msg *req, struct msg *reply)
 			o.result = BE_PORTAL_TEMPFAIL;
 			o.message = "tempfail";
 		} else {
-			be_portal_session_end(w->conf, NULL, account);
+			be_portal_session_end(st, NULL, account);
 			o.result = BE_PORTAL_NOSESSION;
 			o.message = r == 0 ? "suspended" : NULL;
 		}
@@ -1459,7 +1462,7 @@ be_portal(struct be_worker *w, struct msg *req, struct msg *reply)
 	else if (strcmp(op, "password") == 0)
 		be_portal_password(w, st, account, sid, client, &args, &o);
 	else if (strcmp(op, "logout") == 0)
-		be_portal_session_end(w->conf, sid, NULL);
+		be_portal_session_end(st, sid, NULL);
 	else if (strcmp(op, "apop_on") == 0 || strcmp(op, "apop_off") == 0)
 		be_portal_apop(w, st, account, client,
 		    strcmp(op, "apop_on") == 0, &args, &o);

@@ -41,7 +41,7 @@ void cli_store_usage(void);
 /* api-token add|del|list (cli_api.c) */
 int cli_api_token(const struct config *conf, int argc, char **argv);
 void cli_api_usage(void);
-/* admin add|del|passwd (cli_api.c) */
+/* admin add|del|passwd|list (cli_api.c) */
 int cli_admin(const struct config *conf, int argc, char **argv);
 void cli_admin_usage(void);
 

@@ -4,7 +4,10 @@
  *   store migrate            create or upgrade the schema, print its version
  *   store copy [--from URI] --to URI
  *                            move one node's data (SQLite) into another
- *                            store (PostgreSQL), for going multi-node
+ *                            store (PostgreSQL), for going multi-node:
+ *                            accounts and policy, history, admins and
+ *                            API tokens; not what is transient (sessions,
+ *                            POP3 leases, POP-before-SMTP windows)
  *
  * copy goes through the store interface, so it works between any two
  * backends. It refuses a target that already has domains: a copy is not
@@ -25,7 +28,7 @@
 
 struct cli_store_counts {
 	long	domains, accounts, suspended, aliases, apop, limits, overseas;
-	long	events, submissions;
+	long	events, submissions, admins, tokens;
 };
 
 static int
@@ -53,11 +56,10 @@ cli_store_usage(void)
 	    "  store copy [--from URI] --to URI\n"
 	    "        copy domains, accounts (password hashes, suspension),\n"
 	    "        aliases, APOP secrets, limits, overseas permissions, "
-	    "events\n"
-	    "        and the submission log from one store (default: the "
-	    "configured\n"
-	    "        one) into an empty one, e.g. --from "
-	    "sqlite:/var/lib/sekisho/sekisho.db\n"
+	    "events,\n"
+	    "        the submission log, admins and API tokens from one store\n"
+	    "        (default: the configured one) into an empty one, e.g.\n"
+	    "        --from sqlite:/var/lib/sekisho/sekisho.db\n"
 	    "        --to 'postgresql:host=db1 dbname=sekisho user=sekisho'\n"
 	    "\n");
 }
@@ -250,6 +252,41 @@ cli_store_copy_event(void *arg, char *line)
 	return 0;
 }
 
+/* "NAME\tHASH\tCREATED" of an admin or an API token. */
+static int
+cli_store_copy_named(struct cli_store_copy *c, char *line, int admin)
+{
+	char *f[3];
+	const char *error;
+	int r;
+
+	if (cli_store_split(line, f, 3) != 3)
+		return cli_store_err(admin ? "admin" : "API token",
+		    "bad listing line");
+	r = admin ? store_admin_add(c->to, f[0], f[1],
+	    strtoll(f[2], NULL, 10), &error) : store_api_token_add(c->to,
+	    f[0], f[1], strtoll(f[2], NULL, 10), &error);
+	if (r != 0)
+		return cli_store_err(f[0], error);
+	if (admin)
+		c->n.admins++;
+	else
+		c->n.tokens++;
+	return 0;
+}
+
+static int
+cli_store_copy_admin(void *arg, char *line)
+{
+	return cli_store_copy_named(arg, line, 1);
+}
+
+static int
+cli_store_copy_token(void *arg, char *line)
+{
+	return cli_store_copy_named(arg, line, 0);
+}
+
 static int
 cli_store_copy_submission(void *arg, char *line)
 {
@@ -332,6 +369,20 @@ cli_store_list_submissions(struct cli_store_copy *c, struct str *out,
 }
 
 static int
+cli_store_list_admins(struct cli_store_copy *c, struct str *out,
+    const char **error_r)
+{
+	return store_admin_list(c->from, out, error_r);
+}
+
+static int
+cli_store_list_tokens(struct cli_store_copy *c, struct str *out,
+    const char **error_r)
+{
+	return store_api_token_list(c->from, out, error_r);
+}
+
+static int
 cli_store_copy(const struct config *conf, int argc, char **argv)
 {
 	struct cli_store_copy c;
@@ -380,7 +431,11 @@ cli_store_copy(const struct config *conf, int argc, char **argv)
 		    cli_store_copy_list(&c, "events", cli_store_list_events,
 		    cli_store_copy_event) < 0 ||
 		    cli_store_copy_list(&c, "submissions",
-		    cli_store_list_submissions, cli_store_copy_submission) < 0;
+		    cli_store_list_submissions, cli_store_copy_submission) < 0 ||
+		    cli_store_copy_list(&c, "admins", cli_store_list_admins,
+		    cli_store_copy_admin) < 0 ||
+		    cli_store_copy_list(&c, "API tokens", cli_store_list_tokens,
+		    cli_store_copy_token) < 0;
 	str_deinit(&existing);
 	store_close(&c.from);
 	store_close(&c.to);
@@ -388,11 +443,14 @@ cli_store_copy(const struct config *conf, int argc, char **argv)
 		return 1;
 	printf("copied %ld domains, %ld accounts (%ld suspended), %ld "
 	    "aliases, %ld APOP secrets, %ld limit overrides, %ld overseas "
-	    "permissions, %ld events, %ld submissions\n", c.n.domains,
-	    c.n.accounts, c.n.suspended, c.n.aliases, c.n.apop, c.n.limits,
-	    c.n.overseas, c.n.events, c.n.submissions);
+	    "permissions, %ld events, %ld submissions, %ld admins, %ld API "
+	    "tokens\n", c.n.domains, c.n.accounts, c.n.suspended, c.n.aliases,
+	    c.n.apop, c.n.limits, c.n.overseas, c.n.events, c.n.submissions,
+	    c.n.admins, c.n.tokens);
 	printf("not copied: today's send counters, authentication "
-	    "throttling and notices sent (they start afresh)\n");
+	    "throttling and notices sent (they start afresh); settings page "
+	    "sessions, POP3 locks and POP-before-SMTP windows (users log in "
+	    "again)\n");
 	return 0;
 }
 

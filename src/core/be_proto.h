@@ -59,13 +59,14 @@
  *          ->  u32 be_pop3_result, u32 deleted. Marks the indexes; with
  *              commit = 1 (QUIT) unlinks every marked message and fsyncs
  *              the folders before answering.
- * BE_POP3_CLOSE u64 handle -> u32 0. Releases the lock; deletes nothing.
+ * BE_POP3_CLOSE u64 handle -> u32 0. Releases the lock (a lease in the
+ *              store, shared by the nodes); deletes nothing.
  * BE_APOP      str user, str timestamp (the greeting's), str digest,
  *              str client address
  *          ->  as BE_AUTH (the same throttling applies)
  * BE_POPBSMTP  str client address
- *          ->  u32 0 a POP-before-SMTP window is open / 1 none,
- *              str account (or NULL)
+ *          ->  u32 0 a POP-before-SMTP window is open / 1 none / 2 the
+ *              store cannot say now (answer 4xx), str account (or NULL)
  *
  * Settings page (src/backend/be_portal.c).
  * BE_PORTAL    str op ("login", "status", "overseas_on", "overseas_off",

@@ -292,12 +292,6 @@ static const struct config_def config_defs[] = {
 	    "listener only (a demo)."),
 	ROW_NUM(portal_session_timeout, CONFIG_DURATION, "30m", 60, DAY,
 	    "Idle time after which a settings page login ends."),
-	ROW_STR(api_tokens_file, "", CONFIG_F_EMPTY_OK, NULL,
-	    "File of the JSON API's hashed bearer tokens (sekisho "
-	    "api-token); empty: no API."),
-	ROW_STR(admin_users_file, "", CONFIG_F_EMPTY_OK, NULL,
-	    "File of the admin pages' accounts (sekisho admin); empty: no "
-	    "admin pages."),
 	/* spool free-space floor (docs/delivery.md) and TLS (docs/tls.md) */
 	ROW_NUM(queue_minfree, CONFIG_SIZE, "100M", 0, 1024 * GIB,
 	    "Free space kept on spool_dir's file system: below it MAIL is "
@@ -1292,12 +1286,30 @@ config_find(const char *key, size_t *index_r)
 	return NULL;
 }
 
+/* Keys that are gone, and what replaced them: an upgrade says so
+ * instead of "unknown key". */
+static const struct {
+	const char	*name;
+	const char	*instead;
+} config_removed[] = {
+	{ "api_tokens_file", "API tokens are in the store now, shared by "
+	    "every node: 'sekisho api-token add NAME' (docs/portal.md)" },
+	{ "admin_users_file", "admins are in the store now, shared by every "
+	    "node: 'sekisho admin add NAME' (docs/portal.md)" },
+};
+
 static void
 config_unknown_key(struct config_loader *ld, const char *key)
 {
 	const char *best = NULL;
 	size_t i, d, bestd = 3;
 
+	for (i = 0; i < nitems(config_removed); i++)
+		if (strcmp(key, config_removed[i].name) == 0) {
+			config_error(ld, ld->line, "'%s' was removed: %s", key,
+			    config_removed[i].instead);
+			return;
+		}
 	for (i = 0; i < CONFIG_NDEFS; i++) {
 		d = config_distance(key, config_defs[i].name);
 		if (d < bestd) {

@@ -143,8 +143,6 @@ struct config {
 	/* settings page (docs/portal.md) */
 	enum auth_without_tls portal_plain_http;
 	int	 portal_session_timeout;	/* seconds idle */
-	char	*api_tokens_file;		/* "" = no JSON API */
-	char	*admin_users_file;		/* "" = no admin pages */
 
 	/* spool free-space floor and TLS details (docs/tls.md) */
 	size_t	 queue_minfree;			/* bytes, 0 = off */

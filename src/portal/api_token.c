@@ -1,26 +1,22 @@
 /*
- * api_token: bearer tokens of the JSON API, hashed in a file (see
+ * api_token: bearer tokens of the JSON API, hashed in the store (see
  * api_token.h).
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include "../core/str.h"
 #include "../core/xmalloc.h"
+#include "../store/store.h"
 #include "api_token.h"
-#include "portal_file.h"
 
 #define API_TOKEN_SECRET_HEX	64
-#define API_TOKEN_FILE_MAX	(1024 * 1024)
 
 static void
 api_token_hex(const unsigned char *raw, size_t n, char *hex)
@@ -62,152 +58,87 @@ api_token_name_ok(const char *name)
 	return 0;
 }
 
-/* A line's fields; 0 when it has a name and a hash. */
-static int
-api_token_fields(char *line, char **name, char **hash, char **created)
-{
-	char *save = NULL;
-
-	*name = strtok_r(line, " \t", &save);
-	*hash = *name != NULL ? strtok_r(NULL, " \t", &save) : NULL;
-	*created = *hash != NULL ? strtok_r(NULL, " \t", &save) : NULL;
-	return *name != NULL && *hash != NULL && strlen(*hash) == 64 ? 0 : -1;
-}
-
 int
-api_token_check(const char *path, const char *token, char *name_r,
+api_token_check(struct store *st, const char *token, char *name_r,
     const char **error_r)
 {
-	struct str text = STR_INIT;
-	char want[65], *p, *line, *name, *hash, *created;
+	char want[65], have[STORE_HEX_TOKEN_LEN + 1];
+	char name[API_TOKEN_NAME_MAX + 1];
 	const char *dot = strchr(token, '.');
-	int found = 0;
+	size_t nlen;
+	int r;
 
-	if (portal_file_read(path, "api_tokens_file", API_TOKEN_FILE_MAX, &text, error_r) < 0) {
-		str_deinit(&text);
-		return -1;
-	}
-	if (dot == NULL || (size_t)(dot - token) > API_TOKEN_NAME_MAX ||
-	    strlen(dot + 1) != API_TOKEN_SECRET_HEX ||
-	    api_token_sha256(token, want) < 0) {
-		str_deinit(&text);
+	if (dot == NULL || (nlen = (size_t)(dot - token)) == 0 ||
+	    nlen > API_TOKEN_NAME_MAX ||
+	    strlen(dot + 1) != API_TOKEN_SECRET_HEX)
 		return 0;
-	}
-	p = text.s;
-	while (p != NULL && (line = strsep(&p, "\n")) != NULL) {
-		if (api_token_fields(line, &name, &hash, &created) < 0 ||
-		    strlen(name) != (size_t)(dot - token) ||
-		    strncmp(name, token, (size_t)(dot - token)) != 0)
-			continue;
-		unsigned char d = 0;
-
-		/* constant time over the hash */
-		for (size_t i = 0; i < 64; i++)
-			d |= (unsigned char)(hash[i] ^ want[i]);
-		if (d == 0) {
-			xstrlcpy(name_r, name, API_TOKEN_NAME_MAX + 1);
-			found = 1;
-		}
-		break;
-	}
-	str_deinit(&text);
-	return found;
+	memcpy(name, token, nlen);
+	name[nlen] = '\0';
+	if (api_token_name_ok(name) < 0 || api_token_sha256(token, want) < 0)
+		return 0;
+	if ((r = store_api_token_get(st, name, have, error_r)) != 0)
+		return r < 0 ? -1 : 0;
+	/* constant time over the hash */
+	if (strlen(have) != 64 || CRYPTO_memcmp(have, want, 64) != 0)
+		return 0;
+	xstrlcpy(name_r, name, API_TOKEN_NAME_MAX + 1);
+	return 1;
 }
 
 int
-api_token_add(const char *path, const char *name, char *token_r, size_t len,
+api_token_add(struct store *st, const char *name, char *token_r, size_t len,
     const char **error_r)
 {
-	struct str text = STR_INIT, copy = STR_INIT;
 	unsigned char raw[API_TOKEN_SECRET_HEX / 2];
 	char secret[API_TOKEN_SECRET_HEX + 1], hash[65];
-	char *p, *line, *n, *h, *c;
-	int r = -1;
 
 	if (api_token_name_ok(name) < 0) {
 		*error_r = "a token name is 1 to 32 of a-z, 0-9 and -";
 		return -1;
 	}
-	if (portal_file_read(path, "api_tokens_file", API_TOKEN_FILE_MAX, &text, error_r) < 0)
-		goto out;
-	str_append(&copy, str_c(&text));
-	p = copy.s;
-	while (p != NULL && (line = strsep(&p, "\n")) != NULL)
-		if (api_token_fields(line, &n, &h, &c) == 0 &&
-		    strcmp(n, name) == 0) {
-			*error_r = "a token of that name exists";
-			goto out;
-		}
 	if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw)) {
 		*error_r = "getrandom failed";
-		goto out;
+		return -1;
 	}
 	api_token_hex(raw, sizeof(raw), secret);
+	OPENSSL_cleanse(raw, sizeof(raw));
 	if ((size_t)snprintf(token_r, len, "%s.%s", name, secret) >= len ||
 	    api_token_sha256(token_r, hash) < 0) {
 		*error_r = "token too long";
-		goto out;
-	}
-	if (text.len > 0 && text.s[text.len - 1] != '\n')
-		str_append_c(&text, '\n');
-	str_printf(&text, "%s %s %lld\n", name, hash, (long long)time(NULL));
-	r = portal_file_replace(path, &text, error_r);
-out:
-	str_deinit(&text);
-	str_deinit(&copy);
-	return r;
-}
-
-int
-api_token_del(const char *path, const char *name, const char **error_r)
-{
-	struct str text = STR_INIT, out = STR_INIT;
-	char *p, *line, *n, *h, *c;
-	int found = 0, r = -1;
-
-	if (portal_file_read(path, "api_tokens_file", API_TOKEN_FILE_MAX, &text, error_r) < 0)
-		goto done;
-	p = text.s;
-	while (p != NULL && (line = strsep(&p, "\n")) != NULL) {
-		if (*line == '\0')
-			continue;
-		char *keep = xstrdup(line);
-
-		if (api_token_fields(line, &n, &h, &c) == 0 &&
-		    strcmp(n, name) == 0)
-			found = 1;
-		else {
-			str_append(&out, keep);
-			str_append_c(&out, '\n');
-		}
-		free(keep);
-	}
-	if (!found) {
-		*error_r = "no such token";
-		r = 1;
-		goto done;
-	}
-	r = portal_file_replace(path, &out, error_r);
-done:
-	str_deinit(&text);
-	str_deinit(&out);
-	return r;
-}
-
-int
-api_token_list(const char *path, const char **error_r)
-{
-	struct str text = STR_INIT;
-	char *p, *line, *n, *h, *c;
-
-	if (portal_file_read(path, "api_tokens_file", API_TOKEN_FILE_MAX, &text, error_r) < 0) {
-		str_deinit(&text);
 		return -1;
 	}
-	p = text.s;
-	while (p != NULL && (line = strsep(&p, "\n")) != NULL)
-		if (api_token_fields(line, &n, &h, &c) == 0)
-			printf("%s\t%s\n", n, c != NULL ? c : "");
-	str_deinit(&text);
+	OPENSSL_cleanse(secret, sizeof(secret));
+	return store_api_token_add(st, name, hash, (int64_t)time(NULL),
+	    error_r) < 0 ? -1 : 0;
+}
+
+int
+api_token_del(struct store *st, const char *name, const char **error_r)
+{
+	return store_api_token_del(st, name, error_r);
+}
+
+int
+api_token_list(struct store *st, struct str *out, const char **error_r)
+{
+	struct str rows = STR_INIT;
+	char *p, *line;
+
+	if (store_api_token_list(st, &rows, error_r) < 0) {
+		str_deinit(&rows);
+		return -1;
+	}
+	/* NAME HASH CREATED: the hash is nobody's business here */
+	p = rows.s;
+	while (p != NULL && (line = strsep(&p, "\n")) != NULL) {
+		char *hash = strchr(line, '\t');
+		char *created = hash != NULL ? strchr(hash + 1, '\t') : NULL;
+
+		if (created == NULL)
+			continue;
+		*hash = '\0';
+		str_printf(out, "%s\t%s\n", line, created + 1);
+	}
+	str_deinit(&rows);
 	return 0;
 }

@@ -812,7 +812,11 @@ smtp_popbsmtp_reply(struct msg *m, void *arg)
 	if (m == NULL || msg_get_u32(m, &result) < 0 ||
 	    msg_get_str(m, &account) < 0 || msg_end(m) < 0)
 		result = 1;
-	if (result != 0 || account == NULL || args == NULL) {
+	if (result == 2) {
+		/* the store cannot say now: not a refusal (be_mailbox.c) */
+		smtp_reply(s, "451 4.3.0 Temporary failure checking "
+		    "POP-before-SMTP, try again later");
+	} else if (result != 0 || account == NULL || args == NULL) {
 		smtp_reply(s, "530 5.7.0 Authentication required: log in with "
 		    "your mail address and password (SMTP AUTH)%s",
 		    s->tls ? "" : " after STARTTLS");

@@ -14,6 +14,7 @@ change, and the plain-HTTP demo listener.
 """
 import email
 import email.message
+import hashlib
 import http.client
 import poplib
 import json
@@ -22,6 +23,7 @@ import re
 import shutil
 import smtplib
 import socket
+import sqlite3
 import ssl
 import subprocess
 import time
@@ -147,7 +149,7 @@ UNTIL_RE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d JST$")
 
 def test_subscriber_overseas_on_extend_off_in_browser(portal_daemon,
                                                        client_tls, tmp_path):
-    d = portal_daemon(extra=[f"admin_users_file = {tmp_path / 'admins'}"])
+    d = portal_daemon()
     d.cli("admin", "add", "desk", input=ADMIN_PW + "\n")
     state, shots = tmp_path / "state.json", tmp_path / "screenshots"
     shots.mkdir()
@@ -450,8 +452,8 @@ def test_plain_http_demo_listener(portal_daemon):
 # --- the JSON API ---------------------------------------------------------------
 
 @pytest.fixture
-def api_daemon(portal_daemon, tmp_path):
-    d = portal_daemon(extra=[f"api_tokens_file = {tmp_path / 'tokens'}"])
+def api_daemon(portal_daemon):
+    d = portal_daemon()
     d.token = d.cli("api-token", "add", "mypage").stdout.strip()
     assert re.fullmatch(r"mypage\.[0-9a-f]{64}", d.token)
     return d
@@ -493,10 +495,13 @@ def test_api_tokens_required_and_revocable(api_daemon):
     assert status == 401
     status, out = api(d, "GET", ALICE, token=d.token)
     assert status == 200 and out["account"] == ALICE
-    # the file keeps only a hash
-    tokens = (d.dir.parent / "tokens").read_text()
-    assert d.token.split(".")[1] not in tokens
-    assert "mypage\t" in d.cli("api-token", "list").stdout
+    # the store keeps only a hash of the token
+    with sqlite3.connect(d.dir / "sekisho.db") as db:
+        rows = db.execute("SELECT name, hash FROM api_tokens").fetchall()
+    assert rows == [("mypage",
+                     hashlib.sha256(d.token.encode()).hexdigest())]
+    listing = d.cli("api-token", "list").stdout
+    assert listing.startswith("mypage\t") and rows[0][1] not in listing
     d.cli("api-token", "del", "mypage")
     status, out = api(d, "GET", ALICE, token=d.token)
     assert status == 401 and "revoked" in out["error"]
@@ -603,8 +608,8 @@ def test_api_off_without_tokens_file(portal_daemon):
 
 
 @pytest.fixture
-def admin_daemon(portal_daemon, tmp_path):
-    d = portal_daemon(extra=[f"admin_users_file = {tmp_path / 'admins'}"])
+def admin_daemon(portal_daemon):
+    d = portal_daemon()
     d.cli("admin", "add", "desk", input=ADMIN_PW + "\n")
     return d
 
@@ -721,8 +726,13 @@ def test_admin_cli(admin_daemon, tmp_path):
     d.cli("admin", "passwd", "desk", input="other-Secret-8\n")
     assert admin_login(d)[1] == 401
     assert admin_login(d, password="other-Secret-8")[1] == 303
-    text = (tmp_path / "admins").read_text()
-    assert text.startswith("desk $y$") and "other-Secret-8" not in text
+    with sqlite3.connect(d.dir / "sekisho.db") as db:
+        rows = db.execute("SELECT name, password_hash FROM admin_users"
+                          ).fetchall()
+    assert len(rows) == 1 and rows[0][0] == "desk"
+    assert rows[0][1].startswith("$y$") and "other-Secret-8" not in rows[0][1]
+    listing = d.cli("admin", "list").stdout
+    assert listing.startswith("desk\t") and "$y$" not in listing
     assert d.cli("admin", "del", "nobody", check=False).returncode == 1
 
 

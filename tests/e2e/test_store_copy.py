@@ -1,6 +1,6 @@
 """`sekisho store migrate` and `sekisho store copy` (issue 7): a single
 node's SQLite store moved into PostgreSQL, and a node on the copy serving
-the same accounts, permissions, limits and history."""
+the same accounts, permissions, limits, history, admins and API tokens."""
 import sqlite3
 
 import pytest
@@ -56,6 +56,8 @@ def test_copy_sqlite_to_postgresql(make_daemon, pg_cluster, tmp_path,
     with pytest.raises(Exception):
         send_from(src, US4, client_tls)          # an event
     src.cli("user", "suspend", BOB, "--reason", "spam report 9")
+    src.cli("admin", "add", "desk", input="desk-Secret-7\n")
+    token = src.cli("api-token", "add", "mypage").stdout.strip()
     src.stop()
 
     db = pg_cluster.create_db()
@@ -67,7 +69,7 @@ def test_copy_sqlite_to_postgresql(make_daemon, pg_cluster, tmp_path,
     assert out.startswith(
         "copied 1 domains, 2 accounts (1 suspended), 1 aliases, "
         "1 APOP secrets, 1 limit overrides, 1 overseas permissions, "
-        f"{events} events, 1 submissions\n"), out
+        f"{events} events, 1 submissions, 1 admins, 1 API tokens\n"), out
 
     # the same rows, hashes and sealed secrets included
     for sql in ("SELECT address, password_hash, suspended, suspend_reason,"
@@ -77,7 +79,9 @@ def test_copy_sqlite_to_postgresql(make_daemon, pg_cluster, tmp_path,
                 "SELECT queue_id, time, account, ip, country, rcpts, size"
                 " FROM submissions",
                 "SELECT time, account, type, ip, country, detail FROM"
-                " events ORDER BY id"):
+                " events ORDER BY id",
+                "SELECT name, password_hash, created FROM admin_users",
+                "SELECT name, hash, created FROM api_tokens"):
         want = "".join("|".join("" if v is None else str(v) for v in row)
                        + "\n" for row in lite.execute(sql))
         assert pg_cluster.psql(sql, db=db) == want, sql
@@ -99,6 +103,12 @@ def test_copy_sqlite_to_postgresql(make_daemon, pg_cluster, tmp_path,
     send_from(node, JP4, client_tls, frm="info@example.jp")
     node.cli("user", "apop", "disable", ALICE)     # it had one
     assert qid
+    # the admin and the token came along (the token itself is not in
+    # either store, only its hash)
+    assert node.cli("admin", "list").stdout.startswith("desk\t")
+    assert node.cli("api-token", "list").stdout.startswith("mypage\t")
+    assert token.split(".")[1] not in pg_cluster.psql(
+        "SELECT name, hash FROM api_tokens", db=db)
 
 
 def test_copy_usage_errors(make_daemon):

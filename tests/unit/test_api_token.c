@@ -1,14 +1,16 @@
 /*
- * Unit tests of the JSON API's token file: names, add, check (the right
- * token, a changed one, another name's secret), del, and that only a hash
- * is stored.
+ * Unit tests of the JSON API's tokens in the store: names, add, check
+ * (the right token, a changed one, another name's secret), del, list, and
+ * that only a hash is stored.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "core/str.h"
 #include "portal/api_token.h"
+#include "store/store.h"
 #include "unit.h"
 
 static void
@@ -29,60 +31,71 @@ test_names(void)
 }
 
 static void
-test_file(void)
+test_store(void)
 {
-	char path[] = "/tmp/test_api_token.XXXXXX", t1[128], t2[128];
-	char name[API_TOKEN_NAME_MAX + 1], bad[128];
+	char dir[] = "/tmp/test_api_token.XXXXXX", uri[320], path[300];
+	char t1[128], t2[128], name[API_TOKEN_NAME_MAX + 1], bad[128];
+	char hash[STORE_HEX_TOKEN_LEN + 1];
+	struct str list = STR_INIT;
 	const char *error = NULL;
-	int fd = mkstemp(path);
+	struct store *st;
 
-	UNIT_CHECK(fd >= 0);
-	close(fd);
-	UNIT_CHECK_INT(api_token_add(path, "one", t1, sizeof(t1), &error), 0);
-	UNIT_CHECK_INT(api_token_add(path, "two", t2, sizeof(t2), &error), 0);
-	UNIT_CHECK_INT(api_token_add(path, "one", bad, sizeof(bad), &error),
+	UNIT_CHECK(mkdtemp(dir) != NULL);
+	(void)snprintf(path, sizeof(path), "%s/store.db", dir);
+	(void)snprintf(uri, sizeof(uri), "sqlite:%s", path);
+	st = store_open(uri, &error);
+	UNIT_CHECK(st != NULL);
+	if (st == NULL)
+		return;
+	UNIT_CHECK_INT(store_init_schema(st, &error), 0);
+	UNIT_CHECK_INT(api_token_add(st, "one", t1, sizeof(t1), &error), 0);
+	UNIT_CHECK_INT(api_token_add(st, "two", t2, sizeof(t2), &error), 0);
+	UNIT_CHECK_INT(api_token_add(st, "one", bad, sizeof(bad), &error),
+	    -1);
+	UNIT_CHECK_STR(error, "API token 'one' already exists");
+	UNIT_CHECK_INT(api_token_add(st, "Bad", bad, sizeof(bad), &error),
 	    -1);
 	UNIT_CHECK_INT(strlen(t1), 4 + 64);
 	UNIT_CHECK(strncmp(t1, "one.", 4) == 0);
 
-	UNIT_CHECK_INT(api_token_check(path, t1, name, &error), 1);
+	UNIT_CHECK_INT(api_token_check(st, t1, name, &error), 1);
 	UNIT_CHECK_STR(name, "one");
-	UNIT_CHECK_INT(api_token_check(path, t2, name, &error), 1);
+	UNIT_CHECK_INT(api_token_check(st, t2, name, &error), 1);
 	UNIT_CHECK_STR(name, "two");
 	/* a changed secret, another name's secret, junk */
 	snprintf(bad, sizeof(bad), "%s", t1);
 	bad[10] = bad[10] == 'a' ? 'b' : 'a';
-	UNIT_CHECK_INT(api_token_check(path, bad, name, &error), 0);
+	UNIT_CHECK_INT(api_token_check(st, bad, name, &error), 0);
 	snprintf(bad, sizeof(bad), "two.%s", t1 + 4);
-	UNIT_CHECK_INT(api_token_check(path, bad, name, &error), 0);
-	UNIT_CHECK_INT(api_token_check(path, "one", name, &error), 0);
-	UNIT_CHECK_INT(api_token_check(path, "", name, &error), 0);
+	UNIT_CHECK_INT(api_token_check(st, bad, name, &error), 0);
+	UNIT_CHECK_INT(api_token_check(st, "one", name, &error), 0);
+	UNIT_CHECK_INT(api_token_check(st, "", name, &error), 0);
+	UNIT_CHECK_INT(api_token_check(st, ".x", name, &error), 0);
 
-	/* only the hash is in the file */
-	FILE *fp = fopen(path, "r");
-	char text[1024];
-	size_t n = fp != NULL ? fread(text, 1, sizeof(text) - 1, fp) : 0;
+	/* only the hash is in the store */
+	UNIT_CHECK_INT(store_api_token_get(st, "one", hash, &error), 0);
+	UNIT_CHECK_INT(strlen(hash), 64);
+	UNIT_CHECK(strstr(t1, hash) == NULL);
+	UNIT_CHECK_INT(api_token_list(st, &list, &error), 0);
+	UNIT_CHECK(strncmp(str_c(&list), "one\t", 4) == 0);
+	UNIT_CHECK(strstr(str_c(&list), hash) == NULL);
+	UNIT_CHECK(strstr(str_c(&list), "\ntwo\t") != NULL);
 
-	text[n] = '\0';
-	if (fp != NULL)
-		fclose(fp);
-	UNIT_CHECK(strstr(text, t1 + 4) == NULL);
-	UNIT_CHECK(strncmp(text, "one ", 4) == 0);
-
-	UNIT_CHECK_INT(api_token_del(path, "one", &error), 0);
-	UNIT_CHECK_INT(api_token_check(path, t1, name, &error), 0);
-	UNIT_CHECK_INT(api_token_check(path, t2, name, &error), 1);
-	UNIT_CHECK_INT(api_token_del(path, "one", &error), 1);
-	unlink(path);
-	/* no file yet: nothing matches; no path: an error */
-	UNIT_CHECK_INT(api_token_check(path, t2, name, &error), 0);
-	UNIT_CHECK_INT(api_token_check("", t2, name, &error), -1);
+	UNIT_CHECK_INT(api_token_del(st, "one", &error), 0);
+	UNIT_CHECK_INT(api_token_check(st, t1, name, &error), 0);
+	UNIT_CHECK_INT(api_token_check(st, t2, name, &error), 1);
+	UNIT_CHECK_INT(api_token_del(st, "one", &error), 1);
+	UNIT_CHECK_STR(error, "no such API token 'one'");
+	str_deinit(&list);
+	store_close(&st);
+	(void)unlink(path);
+	(void)rmdir(dir);
 }
 
 int
 main(void)
 {
 	test_names();
-	test_file();
+	test_store();
 	UNIT_END();
 }
