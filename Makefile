@@ -27,7 +27,7 @@ FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 REL_CFLAGS := $(BASEFLAGS) -O2 -g -fstack-protector-strong -D_FORTIFY_SOURCE=2
 REL_OBJ	:= $(SRC_LIB:%.c=build/%.o)
 
-all: build/sekisho
+all: build/sekisho build/sekisho-loadgen
 
 build/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -38,6 +38,12 @@ build/libsekisho.a: $(REL_OBJ)
 
 build/sekisho: build/src/main.o build/libsekisho.a
 	$(CC) $(REL_CFLAGS) -o $@ $^ $(LIBS)
+
+# the benchmark's load generator (bench/README.md): stands alone, no src/
+LOADGEN_LIBS := $(shell pkg-config --libs libevent_openssl libevent openssl) -lpthread
+build/sekisho-loadgen: bench/loadgen.c
+	@mkdir -p build
+	$(CC) $(REL_CFLAGS) -o $@ $< $(LOADGEN_LIBS)
 
 # --- ASan + UBSan test build -------------------------------------------
 SAN	:= -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
