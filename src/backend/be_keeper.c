@@ -24,7 +24,11 @@
 #define BE_KEEPER_SWEEP_EVERY	60	/* seconds between sweeps */
 
 static pthread_mutex_t be_keeper_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t be_keeper_wake;
 static int be_keeper_started;
+static int be_keeper_stopping;
+static pid_t be_keeper_pid;
+static pthread_t be_keeper_thread;
 static pthread_once_t be_keeper_node_once = PTHREAD_ONCE_INIT;
 static char be_keeper_node_name[300];
 /* Copied from the config: the thread outlives nothing it does not own. */
@@ -60,6 +64,24 @@ be_keeper_tick(void)
 	return t < 1 ? 1 : t > 60 ? 60 : t;
 }
 
+/* Sleep one tick; 1 when the process is exiting. */
+static int
+be_keeper_wait(void)
+{
+	struct timespec until;
+	int stop;
+
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += be_keeper_tick();
+	pthread_mutex_lock(&be_keeper_lock);
+	while (!be_keeper_stopping && pthread_cond_timedwait(&be_keeper_wake,
+	    &be_keeper_lock, &until) == 0)
+		;
+	stop = be_keeper_stopping;
+	pthread_mutex_unlock(&be_keeper_lock);
+	return stop;
+}
+
 static void *
 be_keeper_main(void *arg)
 {
@@ -68,8 +90,7 @@ be_keeper_main(void *arg)
 	int warned = 0;
 
 	(void)arg;
-	for (;;) {
-		(void)sleep((unsigned)be_keeper_tick());
+	while (!be_keeper_wait()) {
 		if (be_keeper_store == NULL &&
 		    (be_keeper_store = store_open(be_keeper_store_uri,
 		    &error)) == NULL) {
@@ -90,20 +111,46 @@ be_keeper_main(void *arg)
 	return NULL;
 }
 
+/*
+ * At exit: stop the thread and close its store before the libraries'
+ * destructors run (libpq's GSSAPI and OpenSSL tear down state a query
+ * in flight would use). Registered with atexit() after the libraries
+ * were loaded, so it runs first. A child forked after the start has no
+ * such thread: only the process that started it stops it.
+ */
+static void
+be_keeper_stop(void)
+{
+	if (getpid() != be_keeper_pid)
+		return;
+	pthread_mutex_lock(&be_keeper_lock);
+	be_keeper_stopping = 1;
+	pthread_cond_signal(&be_keeper_wake);
+	pthread_mutex_unlock(&be_keeper_lock);
+	(void)pthread_join(be_keeper_thread, NULL);
+	store_close(&be_keeper_store);
+	free(be_keeper_store_uri);
+	be_keeper_store_uri = NULL;
+}
+
 /* The lock held. */
 static void
 be_keeper_init(const struct config *conf)
 {
-	pthread_attr_t attr;
-	pthread_t thread;
+	pthread_condattr_t ca;
 
 	be_keeper_store_uri = xstrdup(conf->store);
 	be_keeper_lease = conf->pop3_lock_lease;
-	if (pthread_attr_init(&attr) != 0 ||
-	    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) != 0 ||
-	    pthread_create(&thread, &attr, be_keeper_main, NULL) != 0)
+	if (pthread_condattr_init(&ca) != 0 ||
+	    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
+	    pthread_cond_init(&be_keeper_wake, &ca) != 0)
+		fatalx("keeper: cannot make its condition variable");
+	(void)pthread_condattr_destroy(&ca);
+	be_keeper_pid = getpid();
+	if (pthread_create(&be_keeper_thread, NULL, be_keeper_main, NULL) != 0)
 		fatalx("keeper: cannot start its thread");
-	(void)pthread_attr_destroy(&attr);
+	if (atexit(be_keeper_stop) != 0)
+		fatalx("keeper: cannot register its stop");
 	log_debug("keeper: node %s, POP3 lease %ds renewed every %ds",
 	    be_keeper_node(), be_keeper_lease, be_keeper_tick());
 }

@@ -1,6 +1,9 @@
 """Several nodes, one state (issue 7): two sekisho nodes share one
 PostgreSQL (a throwaway cluster, pg.py) behind a real HAProxy that passes
-the client address on with PROXY v2 (`send-proxy-v2`).
+the client address on with PROXY v2 (`send-proxy-v2`). Shared: limits,
+permissions, suspensions, and (the second half of this file) settings page
+sessions, API tokens and admins, the POP3 one-session lock and the
+POP-before-SMTP windows.
 
 HAProxy's frontends:
   lb      round robin over both nodes
@@ -13,6 +16,8 @@ address of a client abroad. `plain` shows the real (loopback) address of
 the client passing through. Nothing leaves loopback.
 """
 import concurrent.futures
+import hashlib
+import poplib
 import re
 import smtplib
 import socket
@@ -27,17 +32,18 @@ from conftest import ALICE, ALICE_PW, BOB, Daemon, free_port, wait_for
 from geodata import JP4, US4, geo_config_line
 from pg import PgCluster, pg_cluster  # noqa: F401 (fixture)
 from test_policy import ProxySMTP, message, send_from
+from test_portal import ADMIN_PW, Web, admin_login, api
 
 HAPROXY = "/usr/sbin/haproxy"
 
 
 class HAProxy:
-    def __init__(self, directory, nodes):
+    def __init__(self, directory, nodes, port="submission_proxy"):
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.ports = {name: free_port() for name in ("lb", "a", "b",
                                                      "plain")}
-        servers = {n: f"127.0.0.1:{d.ports['submission_proxy']}"
+        servers = {n: f"127.0.0.1:{d.ports[port]}"
                    for n, d in nodes.items()}
         # as in docs/deployment.md: health checks that speak PROXY v2
         # too, and a refused connection tried again on the other node
@@ -325,5 +331,253 @@ def test_database_restart_while_idle_is_invisible(make_daemon, tmp_path,
         for _ in range(8):
             send_from(a, JP4, client_tls)
         assert "re-established" in a.log()
+    finally:
+        pg.destroy()
+
+
+# --- state that was per node: portal sessions, tokens, POP3 ------------------
+
+LEASE = 3       # pop3_lock_lease of the test nodes, in seconds
+
+
+def make_shared_nodes(make_daemon, tmp_path, store):
+    """Two nodes on one store with a settings page, POP3S (direct, and
+    behind a PROXY header) and POP-before-SMTP on; d.portal_port."""
+    listeners = Daemon.DEFAULT_LISTENERS + (
+        ("submission_proxy", "submission", True),
+        ("pop3s", "pop3s", False),
+        ("pop3s_proxy", "pop3s", True))
+    geo = geo_config_line(tmp_path / "geo")
+    nodes = []
+    for name in ("a", "b"):
+        port = free_port()
+        # the portal listener is not in `listeners`: the fixture waits
+        # for a log line per probe, which evhttp does not write
+        d = make_daemon(name=name, store=store, proxy=True,
+                        listeners=listeners, accounts=name == "a",
+                        extra=[geo, "portal_url = https://mail.example.jp/",
+                               f"listen = portal 127.0.0.1:{port}",
+                               f"pop3_lock_lease = {LEASE}s",
+                               "pop_before_smtp = yes"])
+        d.portal_port = port
+        wait_for(lambda: _accepts(port), 20, "the portal port")
+        nodes.append(d)
+    return nodes
+
+
+def _accepts(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), 1).close()
+        return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def shared(make_daemon, tmp_path, pg_cluster):
+    db = pg_cluster.create_db()
+    a, b = make_shared_nodes(make_daemon, tmp_path, pg_cluster.store(db))
+    a.db = b.db = db
+    return a, b
+
+
+def logged_in(w):
+    status, _, page = w.request("GET", "/")
+    return status == 200 and ALICE in page and 'id="login"' not in page
+
+
+def test_portal_session_works_at_the_other_node(shared, pg_cluster):
+    a, b = shared
+    wa = Web(a.portal_port)
+    assert wa.login()[0] == 303
+    sid = wa.cookies["sid"]
+    # the cookie made at A, used at B directly
+    wb = Web(b.portal_port)
+    wb.cookies = dict(wa.cookies)
+    assert logged_in(wb)
+    # the store has a hash of the id, never the id
+    rows = pg_cluster.psql("SELECT id_hash, account FROM portal_sessions",
+                           db=a.db)
+    assert rows == f"{hashlib.sha256(sid.encode()).hexdigest()}|{ALICE}\n"
+    assert sid not in rows
+    # logged out at B: the cookie is refused at A
+    _, _, page = wb.request("GET", "/")
+    status, _, _ = wb.request("POST", "/logout", {"csrf": wb.csrf(page)})
+    assert status == 303
+    wa.cookies["sid"] = sid
+    assert not logged_in(wa)
+    assert pg_cluster.psql("SELECT count(*) FROM portal_sessions",
+                           db=a.db) == "0\n"
+
+
+def test_portal_session_survives_a_restart(shared):
+    a, b = shared
+    w = Web(a.portal_port)
+    assert w.login()[0] == 303
+    a.stop()
+    a.start()
+    wait_for(lambda: _accepts(a.portal_port), 20, "the portal port")
+    assert logged_in(w)
+    # and a node killed outright, too
+    a.kill9()
+    a.start()
+    wait_for(lambda: _accepts(a.portal_port), 20, "the portal port")
+    assert logged_in(w)
+
+
+def test_api_token_and_admin_at_both_nodes(shared):
+    a, b = shared
+    token = a.cli("api-token", "add", "mypage").stdout.strip()
+    for d in (a, b):
+        status, out = api(d, "GET", ALICE, token=token)
+        assert status == 200 and out["account"] == ALICE, (d.dir, out)
+    # permission set through B's API, seen in A's CLI
+    status, _ = api(b, "POST", ALICE + "/overseas", {"action": "on"},
+                    token=token)
+    assert status == 200
+    assert "allowed until" in a.cli("overseas", "status", ALICE).stdout
+    # revoked on B: refused at both
+    b.cli("api-token", "del", "mypage")
+    for d in (a, b):
+        status, out = api(d, "GET", ALICE, token=token)
+        assert status == 401 and "revoked" in out["error"], out
+    # an admin added on one node logs in at the other
+    b.cli("admin", "add", "desk", input=ADMIN_PW + "\n")
+    assert admin_login(a)[1] == 303
+    a.cli("admin", "del", "desk")
+    assert admin_login(b)[1] == 401
+
+
+def pop3_login(d, port="pop3s", user=ALICE, password=ALICE_PW, tls=None):
+    """A logged-in poplib client, or the poplib.error_proto raised."""
+    p = poplib.POP3_SSL("127.0.0.1", d.ports[port], timeout=15,
+                        context=tls)
+    try:
+        p.user(user)
+        p.pass_(password)
+    except poplib.error_proto:
+        p.close()
+        raise
+    return p
+
+
+def pop3_refusal(d, tls):
+    """The -ERR text of a login that fails, or None when it succeeds."""
+    try:
+        pop3_login(d, tls=tls).quit()
+        return None
+    except poplib.error_proto as e:
+        return e.args[0]
+
+
+def test_pop3_lock_across_nodes(shared, client_tls):
+    a, b = shared
+    p = pop3_login(a, tls=client_tls)
+    assert pop3_refusal(b, client_tls).startswith(b"-ERR [IN-USE]")
+    # held past its lease while idle: the keeper renews it
+    time.sleep(LEASE + 2)
+    assert pop3_refusal(b, client_tls).startswith(b"-ERR [IN-USE]")
+    p.stat()
+    p.quit()
+    # given back at QUIT: B logs in at once
+    q = pop3_login(b, tls=client_tls)
+    assert pop3_refusal(a, client_tls).startswith(b"-ERR [IN-USE]")
+    q.quit()
+
+
+def test_pop3_lock_of_a_killed_node_expires(shared, client_tls):
+    a, b = shared
+    p = pop3_login(a, tls=client_tls)
+    assert pop3_refusal(b, client_tls).startswith(b"-ERR [IN-USE]")
+    killed = time.monotonic()
+    a.kill9()
+    p.close()
+    # A renews no more: its lease runs out and B takes the mailbox
+    wait_for(lambda: pop3_refusal(b, client_tls) is None, LEASE + 10,
+             "the dead node's lease to run out")
+    assert time.monotonic() - killed < LEASE + 10
+
+
+class ProxyPOP3(poplib.POP3_SSL):
+    """POP3S through HAProxy's accept-proxy frontend, claiming `source`
+    in a PROXY v1 header (HAProxy sends the node a v2 one)."""
+
+    def __init__(self, source, port, context):
+        self.source = source
+        super().__init__("127.0.0.1", port, timeout=15, context=context)
+
+    def _create_socket(self, timeout):
+        sock = socket.create_connection((self.host, self.port), timeout)
+        sock.sendall(f"PROXY TCP4 {self.source} 192.0.2.1 40000 995\r\n"
+                     .encode())
+        return self.context.wrap_socket(sock, server_hostname=self.host)
+
+
+def submit_without_auth(port, source, client_tls):
+    """MAIL without AUTH through HAProxy from source: the reply code."""
+    s = ProxySMTP(source, port, client_tls)
+    try:
+        s.ehlo()
+        s.starttls(context=client_tls)
+        s.ehlo()
+        code, text = s.mail(ALICE)
+        if code != 250:
+            return code
+        assert s.rcpt(BOB)[0] == 250
+        code, _ = s.data(message())
+        return code
+    finally:
+        try:
+            s.quit()
+        except smtplib.SMTPException:
+            pass
+
+
+def test_pop_before_smtp_across_nodes(shared, client_tls, tmp_path):
+    a, b = shared
+    smtp_lb = HAProxy(tmp_path / "haproxy-smtp", {"a": a, "b": b})
+    pop_lb = HAProxy(tmp_path / "haproxy-pop", {"a": a, "b": b},
+                     port="pop3s_proxy")
+    try:
+        assert submit_without_auth(smtp_lb.ports["b"], JP4,
+                                   client_tls) == 530
+        # a POP3 login at A from JP4 (as HAProxy tells A)...
+        p = ProxyPOP3(JP4, pop_lb.ports["a"], client_tls)
+        p.user(ALICE)
+        p.pass_(ALICE_PW)
+        p.quit()
+        a.wait_log(rf"pop-before-smtp open client={re.escape(JP4)} "
+                   rf"account={re.escape(ALICE)}")
+        # ...opens the window at B, for that address only
+        mark = b.log_mark()
+        assert submit_without_auth(smtp_lb.ports["b"], JP4,
+                                   client_tls) == 250
+        b.wait_log(rf"popbsmtp=yes client={re.escape(JP4)} "
+                   rf"account={re.escape(ALICE)}", since=mark)
+        assert submit_without_auth(smtp_lb.ports["b"], US4,
+                                   client_tls) == 530
+    finally:
+        pop_lb.stop()
+        smtp_lb.stop()
+
+
+def test_store_down_is_temporary_for_pop3_and_portal(make_daemon, tmp_path,
+                                                     client_tls):
+    pg = PgCluster()
+    try:
+        a, b = make_shared_nodes(make_daemon, tmp_path, pg.store())
+        w = Web(a.portal_port)
+        assert w.login()[0] == 303
+        pg.stop()
+        # never "in use", never "log in again": try later
+        err = pop3_refusal(b, client_tls)
+        assert err is not None and err.startswith(b"-ERR [SYS/TEMP]"), err
+        status, _, page = w.request("GET", "/")
+        assert status != 200 or 'id="login"' not in page, page[:2000]
+        assert submit_without_auth(b.ports["submission_proxy"], JP4,
+                                   client_tls) == 451
+        pg.start()
+        wait_for(lambda: logged_in(w), 30, "the session after the restart")
+        pop3_login(b, tls=client_tls).quit()
     finally:
         pg.destroy()
