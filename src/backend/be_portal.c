@@ -166,7 +166,6 @@ be_portal_session_new(struct be_worker *w, struct store *st,
 	const char *error;
 	int64_t now = policy_now();
 
-	be_keeper_start(w->conf);	/* the sweep of expired sessions */
 	if (be_portal_token(id, PORTAL_TOKEN_HEX + 1) < 0 ||
 	    be_portal_token(csrf, PORTAL_TOKEN_HEX + 1) < 0 ||
 	    be_portal_id_hash(id, hash) < 0)
@@ -1373,6 +1372,8 @@ be_portal(struct be_worker *w, struct msg *req, struct msg *reply)
 	memset(&o, 0, sizeof(o));
 	str_init(&o.pairs);
 	o.result = BE_PORTAL_OK;
+	/* the periodic sweep of expired sessions, also after a restart */
+	be_keeper_start(w->conf);
 	if ((st = be_worker_store(w)) == NULL) {
 		o.result = BE_PORTAL_TEMPFAIL;
 		o.message = "tempfail";
