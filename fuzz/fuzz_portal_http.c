@@ -1,0 +1,224 @@
+/*
+ * fuzz_portal_http: raw HTTP requests to the settings page and its JSON
+ * API, through the real portal code (portal_listen on a loopback socket,
+ * plain HTTP as portal_plain_http = loopback allows): the request line and
+ * headers (evhttp), cookies, query strings, urlencoded forms of the
+ * subscriber and admin pages, and JSON bodies of /api/v1/ (jansson and
+ * our checks of their keys and values). The back side is a stub on the
+ * same loop that answers every BE_PORTAL request with a fixed reply.
+ *
+ * Input: one byte choosing the stub's answer (be_portal_result, modulo),
+ * then the bytes the client sends (one or more pipelined requests); the
+ * client then half-closes. Whatever the server answers must start with
+ * "HTTP/" and the connection must end (no hang on a half-closed client).
+ */
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "core/be_client.h"
+#include "core/be_proto.h"
+#include "core/channel.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "core/server.h"
+#include "portal/portal.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* Tokens the pages expect back: 32 hex digits (PORTAL_TOKEN_LEN). */
+#define FUZZ_TOKEN	"0123456789abcdef0123456789abcdef"
+
+static struct {
+	struct event_base	*base;
+	struct config		*conf;
+	struct server_loop	 loop;
+	struct listen_conf	 lc;
+	struct channel		*stub;
+	struct portal		*portal;
+	struct sockaddr_in	 addr;
+	uint32_t		 answer;	/* be_portal_result to send */
+} fz;
+
+struct fuzz_client {
+	int	 fd;
+	int	 done;
+	size_t	 got;
+	char	 head[8];
+};
+
+static void
+fuzz_stub_cb(struct channel *ch, struct msg *m, void *arg)
+{
+	static const char *const kv[][2] = {
+		{ "session", FUZZ_TOKEN }, { "csrf", FUZZ_TOKEN },
+		{ "account", "alice@example.jp" }, { "admin", "desk" },
+		{ "json", "{\"account\": \"alice@example.jp\"}" },
+		{ "until", "1900000000" }, { "overseas_until", "0" },
+		{ "reset", "1900000000" }, { "reason", "<b>spam</b>" },
+		{ "queue", "0123456789ABCDEF0123" }, { "msgs", "3" },
+		{ "msgs_limit", "500" }, { "rcpts", "7" },
+		{ "rcpts_limit", "1000" }, { "overseas", "1" },
+		{ "overseas_days", "7" }, { "suspended", "0" }, { "apop", "1" },
+		{ "delay", "0" },
+	};
+	struct msg r;
+	uint32_t n = sizeof(kv) / sizeof(kv[0]);
+
+	(void)arg;
+	if (m == NULL)
+		return;
+	if (m->type != BE_PORTAL) {
+		msg_init(&r, BE_FAIL, m->id);
+		channel_send(ch, &r);
+		return;
+	}
+	msg_init(&r, BE_PORTAL, m->id);
+	msg_add_u32(&r, fz.answer);
+	msg_add_str(&r, fz.answer == BE_PORTAL_REFUSED ? "fail" : NULL);
+	msg_add_u32(&r, n);
+	for (uint32_t i = 0; i < n; i++) {
+		msg_add_str(&r, kv[i][0]);
+		msg_add_str(&r, kv[i][1]);
+	}
+	channel_send(ch, &r);
+}
+
+static void
+fuzz_init(void)
+{
+	socklen_t len = sizeof(fz.addr);
+	int fds[2], lfd, one = 1;
+
+	log_init("fuzz", 1, LOG_LEVEL_WARN);
+	fz.base = event_base_new();
+	fz.conf = config_defaults();
+	fz.conf->portal_plain_http = AUTH_WITHOUT_TLS_LOOPBACK;
+	if (fz.base == NULL || channel_pair(fds) < 0)
+		abort();
+	fz.stub = channel_new(fz.base, fds[1], fuzz_stub_cb, NULL);
+	fz.loop.base = fz.base;
+	fz.loop.be = be_client_new(fz.base, fds[0]);
+	fz.loop.conf = fz.conf;
+	fz.loop.tls = NULL;
+
+	if ((lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0)) < 0)
+		abort();
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	fz.addr.sin_family = AF_INET;
+	fz.addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(lfd, (struct sockaddr *)&fz.addr, sizeof(fz.addr)) < 0 ||
+	    listen(lfd, 16) < 0 ||
+	    getsockname(lfd, (struct sockaddr *)&fz.addr, &len) < 0)
+		abort();
+	fz.lc.role = LISTEN_PORTAL;
+	fz.lc.host = "127.0.0.1";
+	fz.lc.port = "0";
+	fz.lc.proxy = 0;
+	{
+		const char *error;
+
+		if ((fz.portal = portal_listen(&fz.loop, &fz.lc, lfd,
+		    &error)) == NULL)
+			abort();
+	}
+}
+
+static void
+fuzz_client_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct fuzz_client *c = arg;
+	char buf[16384];
+	ssize_t n;
+
+	(void)what;
+	for (;;) {
+		n = read(fd, buf, sizeof(buf));
+		if (n > 0) {
+			/* Only the start is checked: the status line. */
+			for (ssize_t i = 0; i < n && c->got < sizeof(c->head);
+			    i++)
+				c->head[c->got++] = buf[i];
+			continue;
+		}
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		c->done = 1;	/* EOF or reset: the server closed */
+		event_base_loopbreak(fz.base);
+		return;
+	}
+}
+
+static void
+fuzz_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	event_base_loopbreak(fz.base);
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct fuzz_client c = { .fd = -1 };
+	struct event *rev, *tev;
+	const uint8_t *p;
+	size_t left;
+	int rounds;
+
+	if (fz.base == NULL)
+		fuzz_init();
+	if (size < 1)
+		return 0;
+	fz.answer = data[0] % (BE_PORTAL_TEMPFAIL + 1);
+	p = data + 1;
+	left = size - 1;
+
+	if ((c.fd = socket(AF_INET, SOCK_STREAM, 0)) < 0 ||
+	    connect(c.fd, (struct sockaddr *)&fz.addr, sizeof(fz.addr)) < 0)
+		abort();
+	/* Loopback buffers take a request of the sizes fuzzed (-max_len);
+	 * what they do not take is cut, as a client that gave up. */
+	fcntl(c.fd, F_SETFL, O_NONBLOCK);
+	while (left > 0) {
+		ssize_t n = write(c.fd, p, left);
+
+		if (n <= 0)
+			break;
+		p += n;
+		left -= (size_t)n;
+	}
+	shutdown(c.fd, SHUT_WR);
+
+	rev = event_new(fz.base, c.fd, EV_READ | EV_PERSIST,
+	    fuzz_client_read, &c);
+	tev = evtimer_new(fz.base, fuzz_timeout, NULL);
+	event_add(rev, NULL);
+	/* evhttp closes on EOF after its answers; 5 s is a hang. */
+	event_add(tev, &(struct timeval){ 5, 0 });
+	while (!c.done && event_pending(tev, EV_TIMEOUT, NULL))
+		event_base_loop(fz.base, EVLOOP_ONCE);
+	if (!c.done)
+		abort();	/* the server kept a half-closed client */
+	event_free(rev);
+	event_free(tev);
+	close(c.fd);
+	/* Let the server side free the connection before the next input
+	 * (and before a leak check). */
+	for (rounds = 0; rounds < 4; rounds++)
+		event_base_loop(fz.base, EVLOOP_NONBLOCK);
+	/* evhttp answers in the request's version, even "HTTP/0.1". */
+	if (c.got > 0 && (c.got < 5 || memcmp(c.head, "HTTP/", 5) != 0))
+		abort();
+	return 0;
+}
