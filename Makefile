@@ -11,7 +11,7 @@ PREFIX	?= /usr/local
 DESTDIR	?=
 CC	?= cc
 
-LIBS	:= $(shell pkg-config --libs libevent_openssl libevent_pthreads libevent openssl sqlite3 libmaxminddb libcares libpq jansson) -lcrypt -lpthread -lm
+LIBS	:= $(shell pkg-config --libs libevent_openssl libevent_pthreads libevent openssl sqlite3 libmaxminddb libcares libpq jansson libsystemd) -lcrypt -lpthread -lm
 WARN	:= -Wall -Wextra -Wformat=2 -Wshadow -Wmissing-prototypes \
 	   -Wstrict-prototypes -Wpointer-arith -Wvla -Wundef \
 	   -Wnull-dereference -Werror

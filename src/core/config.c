@@ -306,6 +306,22 @@ static const struct config_def config_defs[] = {
 	ROW_STRLIST(tls_sni, "", tls_check_sni,
 	    "Another certificate for a server name the client asks for "
 	    "(SNI): NAME CERT KEY, NAME a host name or *.domain."),
+	/* processes and privileges (docs/security.md) */
+	ROW_STR(user, "sekisho", 0, NULL,
+	    "User the back side runs as (store, spool, Maildirs); not root."),
+	ROW_STR(group, "sekisho", 0, NULL,
+	    "Group the back side runs as."),
+	ROW_STR(session_user, "sekisho-session", 0, NULL,
+	    "User the session processes (network input) run as; not root, "
+	    "not user."),
+	ROW_STR(session_group, "sekisho-session", 0, NULL,
+	    "Group the session processes run as."),
+	ROW_STR(session_chroot, "/var/lib/sekisho/empty", 0,
+	    config_check_abs_path,
+	    "Empty root-owned directory the session processes are "
+	    "chrooted to."),
+	ROW_NUM(shutdown_timeout, CONFIG_DURATION, "30s", 1, HOUR,
+	    "Time open sessions get to finish at a stop or reload."),
 };
 
 #define CONFIG_NDEFS	nitems(config_defs)

@@ -150,6 +150,14 @@ struct config {
 	char	*tls_groups;			/* key exchange groups */
 	char	**tls_sni;			/* "NAME CERT KEY" */
 	size_t	 tls_sni_count;
+
+	/* processes and privileges (docs/security.md) */
+	char	*user;				/* back side */
+	char	*group;
+	char	*session_user;			/* session processes */
+	char	*session_group;
+	char	*session_chroot;		/* empty, root-owned */
+	int	 shutdown_timeout;		/* seconds */
 };
 
 /*
