@@ -19,23 +19,37 @@
 #include "../store/store.h"
 #include "backend.h"
 
+/*
+ * One session loop's channel. Each queued job holds a reference, and the
+ * dispatcher one while it polls it; the descriptor is closed when the
+ * last goes, so a worker never writes to a number reused meanwhile.
+ */
+struct be_chan {
+	int			 fd;
+	unsigned		 id;		/* for logs */
+	pthread_mutex_t		 send_lock;
+	int			 refs;		/* under backend.lock */
+	int			 dead;		/* peer gone; under send_lock */
+	struct be_chan		*next;		/* pending addition */
+};
+
 struct be_job {
 	struct msg	 m;
-	int		 chan;		/* index into fds */
+	struct be_chan	*chan;
 	struct be_job	*next;
 };
 
 struct backend {
-	const struct config	*conf;
-	int			*fds;
-	pthread_mutex_t		*send_lock;	/* per channel */
-	int			 nfds;
-	int			 wake[2];	/* stop the dispatcher */
+	const struct config	*conf;		/* under lock; see be_work */
+	int			 wake[2];	/* dispatcher: look again */
 
 	pthread_mutex_t		 lock;
 	pthread_cond_t		 cond;
 	struct be_job		*head, *tail;
 	int			 stopping;
+	int			 dispatch_stop;
+	struct be_chan		*adds;		/* channels to start polling */
+	unsigned		 chan_ids;
 
 	pthread_rwlock_t	 geo_lock;
 	struct geo		*geo;
@@ -102,7 +116,13 @@ be_geo_lookup(struct be_worker *w, const char *client,
 int
 backend_reload_geo(struct backend *be, const char **error_r)
 {
-	struct geo *g = geo_open(be->conf, error_r), *old;
+	const struct config *conf;
+
+	pthread_mutex_lock(&be->lock);
+	conf = be->conf;
+	pthread_mutex_unlock(&be->lock);
+
+	struct geo *g = geo_open(conf, error_r), *old;
 
 	if (g == NULL)
 		return -1;
@@ -134,6 +154,7 @@ static void
 backend_push(struct backend *be, struct be_job *job)
 {
 	pthread_mutex_lock(&be->lock);
+	job->chan->refs++;
 	if (be->tail != NULL)
 		be->tail->next = job;
 	else
@@ -143,51 +164,126 @@ backend_push(struct backend *be, struct be_job *job)
 	pthread_mutex_unlock(&be->lock);
 }
 
+static void
+backend_chan_unref(struct backend *be, struct be_chan *ch)
+{
+	int last;
+
+	pthread_mutex_lock(&be->lock);
+	last = --ch->refs == 0;
+	pthread_mutex_unlock(&be->lock);
+	if (!last)
+		return;
+	close(ch->fd);
+	pthread_mutex_destroy(&ch->send_lock);
+	free(ch);
+}
+
+static void
+backend_wake(struct backend *be)
+{
+	/* A full pipe already says "look again". */
+	if (write(be->wake[1], "x", 1) < 0 && errno != EAGAIN)
+		log_warn("backend: wake");
+}
+
+/*
+ * The dispatcher: polls every live channel and the wake pipe, queues
+ * what arrives. A channel at EOF is a session process gone: it leaves
+ * the poll set, and replies still owed to it are dropped.
+ */
 static void *
 backend_dispatch(void *arg)
 {
 	struct backend *be = arg;
-	struct pollfd *pfd = xcalloc((size_t)be->nfds + 1, sizeof(*pfd));
+	struct be_chan **chans = NULL;
+	struct pollfd *pfd = NULL;
+	size_t n = 0, cap = 0;
 
-	for (int i = 0; i < be->nfds; i++) {
-		pfd[i].fd = be->fds[i];
-		pfd[i].events = POLLIN;
-	}
-	pfd[be->nfds].fd = be->wake[0];
-	pfd[be->nfds].events = POLLIN;
 	for (;;) {
-		if (poll(pfd, (nfds_t)be->nfds + 1, -1) < 0) {
+		/* new channels, or the end */
+		pthread_mutex_lock(&be->lock);
+		int stop = be->dispatch_stop;
+
+		while (be->adds != NULL) {
+			struct be_chan *ch = be->adds;
+
+			be->adds = ch->next;
+			if (n == cap) {
+				cap = cap == 0 ? 16 : cap * 2;
+				chans = xreallocarray(chans, cap,
+				    sizeof(*chans));
+			}
+			chans[n++] = ch;
+		}
+		pthread_mutex_unlock(&be->lock);
+		if (stop)
+			break;
+		pfd = xreallocarray(pfd, n + 1, sizeof(*pfd));
+		for (size_t i = 0; i < n; i++) {
+			pfd[i].fd = chans[i]->fd;
+			pfd[i].events = POLLIN;
+			pfd[i].revents = 0;
+		}
+		pfd[n].fd = be->wake[0];
+		pfd[n].events = POLLIN;
+		pfd[n].revents = 0;
+		if (poll(pfd, (nfds_t)n + 1, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			fatal("backend: poll");
 		}
-		if (pfd[be->nfds].revents != 0)
-			break;
-		for (int i = 0; i < be->nfds; i++) {
+		if (pfd[n].revents != 0) {
+			char buf[64];
+
+			while (read(be->wake[0], buf, sizeof(buf)) > 0)
+				;
+		}
+		for (size_t i = 0; i < n; i++) {
 			if (pfd[i].revents == 0)
 				continue;
-			for (int n = 0; n < 64; n++) {
+			for (int k = 0; k < 64; k++) {
 				struct be_job *job = xcalloc(1, sizeof(*job));
 				int r = channel_recv(pfd[i].fd, &job->m);
 
 				if (r <= 0) {
 					free(job);
 					if (r < 0)
-						pfd[i].fd = -1;	/* loop gone */
+						pfd[i].fd = -1;	/* gone */
 					break;
 				}
-				job->chan = i;
+				job->chan = chans[i];
 				backend_push(be, job);
 			}
 		}
+		/* drop the channels whose session process is gone */
+		size_t kept = 0;
+
+		for (size_t i = 0; i < n; i++) {
+			if (pfd[i].fd != -1) {
+				chans[kept++] = chans[i];
+				continue;
+			}
+			log_debug("backend: channel %u closed by its session "
+			    "process", chans[i]->id);
+			pthread_mutex_lock(&chans[i]->send_lock);
+			chans[i]->dead = 1;
+			pthread_mutex_unlock(&chans[i]->send_lock);
+			backend_chan_unref(be, chans[i]);
+		}
+		n = kept;
 	}
+	for (size_t i = 0; i < n; i++)
+		backend_chan_unref(be, chans[i]);
+	free(chans);
 	free(pfd);
 	return NULL;
 }
 
 static void
-backend_run_job(struct backend *be, struct be_worker *w, struct be_job *job)
+backend_run_job(struct be_worker *w, struct be_job *job)
 {
+	struct be_chan *ch = job->chan;
 	struct msg reply;
 	be_handler *h = NULL;
 
@@ -200,10 +296,12 @@ backend_run_job(struct backend *be, struct be_worker *w, struct be_job *job)
 		msg_deinit(&reply);
 		msg_init(&reply, BE_FAIL, job->m.id);
 	}
-	pthread_mutex_lock(&be->send_lock[job->chan]);
-	if (channel_send_blocking(be->fds[job->chan], &reply) < 0)
-		log_warn("backend: reply to loop %d", job->chan);
-	pthread_mutex_unlock(&be->send_lock[job->chan]);
+	pthread_mutex_lock(&ch->send_lock);
+	if (ch->dead)
+		msg_deinit(&reply);
+	else if (channel_send_blocking(ch->fd, &reply) < 0 && !ch->dead)
+		log_warn("backend: reply on channel %u", ch->id);
+	pthread_mutex_unlock(&ch->send_lock);
 }
 
 static void *
@@ -225,13 +323,54 @@ backend_work(void *arg)
 		be->head = job->next;
 		if (be->head == NULL)
 			be->tail = NULL;
+		/* A reload swaps be->conf; a job runs with one config from
+		 * its start to its end (old ones are never freed). */
+		w->conf = be->conf;
 		pthread_mutex_unlock(&be->lock);
-		backend_run_job(be, w, job);
+		backend_run_job(w, job);
+		backend_chan_unref(be, job->chan);
 		msg_deinit(&job->m);
 		free(job);
 	}
 	store_close(&w->store);
 	return NULL;
+}
+
+int
+backend_add_channel(struct backend *be, int fd)
+{
+	struct be_chan *ch = xcalloc(1, sizeof(*ch));
+	unsigned id;
+
+	ch->fd = fd;
+	ch->refs = 1;		/* the dispatcher's */
+	pthread_mutex_init(&ch->send_lock, NULL);
+	pthread_mutex_lock(&be->lock);
+	id = ch->id = ++be->chan_ids;
+	ch->next = be->adds;
+	be->adds = ch;
+	pthread_mutex_unlock(&be->lock);
+	/* ch may be gone already: its session process may have died */
+	backend_wake(be);
+	return (int)id;
+}
+
+void
+backend_reload(struct backend *be, const struct config *conf)
+{
+	const char *error;
+
+	pthread_mutex_lock(&be->lock);
+	be->conf = conf;
+	pthread_mutex_unlock(&be->lock);
+	/* The country database can change under a running daemon (a new
+	 * GeoLite2 file); sessions go on. */
+	if (backend_reload_geo(be, &error) < 0)
+		log_warnx("SIGHUP: geo database not reloaded, keeping the old "
+		    "one: %s", error);
+	else
+		log_info("SIGHUP: geo database reloaded (%s)",
+		    conf->geo_database);
 }
 
 struct backend *
@@ -241,22 +380,17 @@ backend_start(const struct config *conf, struct queue *q, const int *fds,
 	struct backend *be = xcalloc(1, sizeof(*be));
 
 	be->conf = conf;
-	be->nfds = nfds;
-	be->fds = xcalloc((size_t)nfds, sizeof(int));
-	be->send_lock = xcalloc((size_t)nfds, sizeof(pthread_mutex_t));
-	for (int i = 0; i < nfds; i++) {
-		be->fds[i] = fds[i];
-		pthread_mutex_init(&be->send_lock[i], NULL);
-	}
 	pthread_mutex_init(&be->lock, NULL);
 	pthread_cond_init(&be->cond, NULL);
 	pthread_rwlock_init(&be->geo_lock, NULL);
 	if ((be->geo = geo_open(conf, error_r)) == NULL)
 		return NULL;
-	if (pipe2(be->wake, O_CLOEXEC) < 0) {
+	if (pipe2(be->wake, O_CLOEXEC | O_NONBLOCK) < 0) {
 		*error_r = "pipe failed";
 		return NULL;
 	}
+	for (int i = 0; i < nfds; i++)
+		backend_add_channel(be, fds[i]);
 	be->nworkers = conf->backend_threads;
 	be->workers = xcalloc((size_t)be->nworkers, sizeof(*be->workers));
 	be->threads = xcalloc((size_t)be->nworkers, sizeof(*be->threads));
@@ -282,8 +416,12 @@ backend_stop(struct backend **bep)
 
 	if (be == NULL)
 		return;
-	if (write(be->wake[1], "x", 1) < 0)
-		log_warn("backend: wake");
+	/* No new request; the ones queued are still answered (a commit in
+	 * flight finishes), then the workers end. */
+	pthread_mutex_lock(&be->lock);
+	be->dispatch_stop = 1;
+	pthread_mutex_unlock(&be->lock);
+	backend_wake(be);
 	pthread_join(be->dispatcher, NULL);
 	pthread_mutex_lock(&be->lock);
 	be->stopping = 1;
@@ -291,16 +429,16 @@ backend_stop(struct backend **bep)
 	pthread_mutex_unlock(&be->lock);
 	for (int i = 0; i < be->nworkers; i++)
 		pthread_join(be->threads[i], NULL);
-	for (int i = 0; i < be->nfds; i++) {
-		close(be->fds[i]);
-		pthread_mutex_destroy(&be->send_lock[i]);
+	while (be->adds != NULL) {
+		struct be_chan *ch = be->adds;
+
+		be->adds = ch->next;
+		backend_chan_unref(be, ch);
 	}
 	close(be->wake[0]);
 	close(be->wake[1]);
 	geo_close(&be->geo);
 	pthread_rwlock_destroy(&be->geo_lock);
-	free(be->fds);
-	free(be->send_lock);
 	free(be->workers);
 	free(be->threads);
 	free(be);

@@ -4,10 +4,11 @@
  * fsync) on a pool of worker threads, so no session loop ever blocks.
  *
  * Session loops talk to it only through channels (be_proto.h): one
- * SOCK_SEQPACKET pair per loop. A dispatcher thread reads requests from
- * every channel and queues them; workers run the handler for the type
- * and send the reply back on the same channel. Moving this side into its
- * own process later keeps all of this: the channels are already sockets.
+ * SOCK_SEQPACKET pair per session process. A dispatcher thread reads
+ * requests from every channel and queues them; workers run the handler
+ * for the type and send the reply back on the same channel. It runs in
+ * its own process as `user` (docs/security.md); channels come and go
+ * with the session processes the master starts.
  */
 #ifndef SEKISHO_BACKEND_H
 #define SEKISHO_BACKEND_H
@@ -75,8 +76,22 @@ struct store *be_worker_store(struct be_worker *w);
  */
 struct backend *backend_start(const struct config *conf, struct queue *q,
     const int *fds, int nfds, const char **error_r);
+/* Stop reading requests, answer those queued (a commit in flight ends),
+ * stop the workers, close every channel. */
 void backend_stop(struct backend **be);
 /* SIGHUP: open the geo database again; on error the old one stays. */
 int backend_reload_geo(struct backend *be, const char **error_r);
+/*
+ * Serve one more channel end (taken over): a new session process. Its
+ * EOF removes it; replies owed to it are then dropped. Returns its id
+ * (for logs). Any thread.
+ */
+int backend_add_channel(struct backend *be, int fd);
+/*
+ * SIGHUP: jobs started from now on see conf (which must outlive the
+ * backend: old configs are never freed, a job may hold one); the geo
+ * database is opened again from it (on error the old one stays, logged).
+ */
+void backend_reload(struct backend *be, const struct config *conf);
 
 #endif
