@@ -11,6 +11,7 @@
 #include "cli/cli.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "core/privsep.h"
 #include "core/server.h"
 #include "core/str.h"
 #include "core/version.h"
@@ -102,7 +103,7 @@ main_serve(const char *path, int argc, char **argv)
 {
 	struct config *conf;
 	const char *error;
-	int foreground = 0;
+	int foreground = 0, r;
 
 	for (int i = 0; i < argc; i++) {
 		if (strcmp(argv[i], "-f") == 0)
@@ -113,14 +114,19 @@ main_serve(const char *path, int argc, char **argv)
 			return 2;
 		}
 	}
-	if ((conf = main_load(path)) == NULL)
+	/* SIGHUP reads the file again, after daemon() left the directory */
+	char *abs = realpath(path, NULL);
+
+	conf = main_load(abs != NULL ? abs : path);
+	free(abs);
+	if (conf == NULL)
 		return 1;
 	log_init("sekisho", foreground, main_log_level(conf->log_level));
 	if (!foreground && daemon(0, 0) < 0) {
 		perror("sekisho: daemon");
 		return 1;
 	}
-	if (server_run(conf, &error) < 0) {
+	if ((r = server_run(conf, &error)) < 0) {
 		log_warnx("cannot start: %s", error);
 		if (!foreground)
 			fprintf(stderr, "sekisho: cannot start: %s\n", error);
@@ -128,13 +134,14 @@ main_serve(const char *path, int argc, char **argv)
 		return 1;
 	}
 	config_free(&conf);
-	return 0;
+	return r == 0 ? 0 : 1;
 }
 
 int
 main(int argc, char **argv)
 {
 	const char *path = getenv("SEKISHO_CONFIG");
+	const char *error;
 	struct config *conf;
 	int i = 1, r;
 
@@ -218,6 +225,13 @@ main(int argc, char **argv)
 	}
 	if ((conf = main_load(path)) == NULL)
 		return 1;
+	/* Run as root, the tools work as the daemon's user: what they make
+	 * (the database, Maildirs, key files) the daemon can write. */
+	if (privsep_cli_drop(conf, &error) < 0) {
+		fprintf(stderr, "sekisho: %s\n", error);
+		config_free(&conf);
+		return 1;
+	}
 	r = mc->fn(conf, argc - i, argv + i);
 	config_free(&conf);
 	return r;

@@ -1,22 +1,39 @@
 /*
- * server: listeners, session loops, the back side and signals
- * (see server.h and docs/architecture.md).
+ * server: the daemon's processes, their listeners and the connection
+ * counts they share (see server.h, docs/security.md and
+ * docs/architecture.md).
+ *
+ *   master (root)      binds, reads keys, prepares files, forks, waits
+ *   back side (user)   queue, dispatcher, workers: store, spool, Maildir
+ *   session processes  (session_user, chrooted) one event loop each
+ *
+ * The master talks to the back side over a control channel (struct msg
+ * on SOCK_SEQPACKET): new session channels (SCM_RIGHTS), a reloaded
+ * config (a memfd), stop. Session processes get signals: SIGTERM stop,
+ * SIGUSR1 retire (after a reload: no new connections, finish, exit).
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <event2/thread.h>
+#include <systemd/sd-daemon.h>
 
 #include "../backend/backend.h"
 #include "../queue/queue.h"
@@ -32,40 +49,135 @@
 #include "log.h"
 #include "metrics.h"
 #include "metrics_http.h"
+#include "privsep.h"
 #include "server.h"
 #include "tls.h"
 #include "xmalloc.h"
 
-/* ---- connection limits ------------------------------------------- */
+#define SERVER_SLOTS		256	/* session processes at once */
+#define SERVER_CONFIG_MAX	(1024 * 1024)
+#define SERVER_PAUSE_MS		250	/* listeners off after EMFILE */
 
-static atomic_int server_conn_total;
+static uint64_t
+server_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ---- connection limits, in memory shared by the processes ---------- */
+
+/*
+ * One entry per (client address, session process): the per-address
+ * count is the sum over processes, and a dead process's entries can be
+ * dropped whole. Open addressing with linear probing on the address
+ * only, so every process's entry of an address is on one probe run.
+ */
+struct server_ip_ent {
+	uint8_t		 key[17];	/* key[0]: 4 or 6; 0 = free */
+	uint8_t		 pad;
+	uint16_t	 slot;
+	int32_t		 count;
+};
+
+struct server_shm {
+	pthread_mutex_t	 lock;		/* process-shared, robust */
+	int		 total;
+	int		 slot_conns[SERVER_SLOTS];
+	size_t		 cap;		/* entries, a power of two */
+	size_t		 used;
+	struct server_ip_ent ent[];
+};
+
+static struct server_shm *server_shm;
+static int server_slot;		/* this process's */
+
+static void
+server_limits_init(int max_connections)
+{
+	pthread_mutexattr_t a;
+	size_t cap = 1024, size;
+	void *p;
+
+	while (cap < 2 * (size_t)max_connections)
+		cap <<= 1;
+	size = sizeof(struct server_shm) + cap * sizeof(struct server_ip_ent);
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		fatal("mmap connection counts (%zu bytes)", size);
+	server_shm = p;
+	server_shm->cap = cap;
+	pthread_mutexattr_init(&a);
+	pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+	/* A process killed while holding it must not stop the others. */
+	pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+	if (pthread_mutex_init(&server_shm->lock, &a) != 0)
+		fatalx("connection counts: pthread_mutex_init failed");
+	pthread_mutexattr_destroy(&a);
+}
+
+static struct server_shm *
+server_shm_lock(const struct config *conf)
+{
+	int r;
+
+	/* A tool or test without the daemon's master: a private table. */
+	if (server_shm == NULL)
+		server_limits_init(conf != NULL ? conf->max_connections : 1);
+	r = pthread_mutex_lock(&server_shm->lock);
+	/* Its holder died; the master resets that process's slot. */
+	if (r == EOWNERDEAD)
+		pthread_mutex_consistent(&server_shm->lock);
+	else if (r != 0)
+		fatalx("connection counts: lock failed (%d)", r);
+	return server_shm;
+}
+
+static void
+server_shm_unlock(void)
+{
+	pthread_mutex_unlock(&server_shm->lock);
+}
 
 int
 server_conn_acquire(const struct config *conf)
 {
-	if (atomic_fetch_add(&server_conn_total, 1) >= conf->max_connections) {
-		atomic_fetch_sub(&server_conn_total, 1);
-		return -1;
+	struct server_shm *sh = server_shm_lock(conf);
+	int r = 0;
+
+	if (sh->total >= conf->max_connections)
+		r = -1;
+	else {
+		sh->total++;
+		sh->slot_conns[server_slot]++;
 	}
-	return 0;
+	server_shm_unlock();
+	return r;
 }
 
 void
 server_conn_release(void)
 {
-	atomic_fetch_sub(&server_conn_total, 1);
+	struct server_shm *sh = server_shm_lock(NULL);
+
+	sh->total--;
+	sh->slot_conns[server_slot]--;
+	server_shm_unlock();
 }
 
-#define IP_BUCKETS	4096
+/* Sessions open in this process. */
+static int
+server_conn_mine(void)
+{
+	struct server_shm *sh = server_shm_lock(NULL);
+	int n = sh->slot_conns[server_slot];
 
-struct ip_count {
-	uint8_t		 key[17];
-	int		 count;
-	struct ip_count	*next;
-};
-
-static pthread_mutex_t ip_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct ip_count *ip_bucket[IP_BUCKETS];
+	server_shm_unlock();
+	return n;
+}
 
 static void
 server_ip_key(const struct sockaddr *sa, uint8_t key[17])
@@ -90,41 +202,90 @@ server_ip_key(const struct sockaddr *sa, uint8_t key[17])
 	}
 }
 
-static unsigned
-server_ip_hash(const uint8_t key[17])
+static size_t
+server_ip_home(const struct server_shm *sh, const uint8_t key[17])
 {
 	unsigned h = 2166136261u;
 
 	for (int i = 0; i < 17; i++)
 		h = (h ^ key[i]) * 16777619u;
-	return h % IP_BUCKETS;
+	return h & (sh->cap - 1);
+}
+
+/* Remove entry i, moving later entries of its probe run back into the
+ * hole (no tombstones). The lock held. */
+static void
+server_ip_delete(struct server_shm *sh, size_t i)
+{
+	size_t mask = sh->cap - 1, j = i;
+
+	for (;;) {
+		memset(&sh->ent[i], 0, sizeof(sh->ent[i]));
+		for (;;) {
+			j = (j + 1) & mask;
+			if (sh->ent[j].key[0] == 0) {
+				sh->used--;
+				return;
+			}
+			size_t k = server_ip_home(sh, sh->ent[j].key);
+
+			/* stays if its home is cyclically in (i, j] */
+			if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
+				continue;
+			sh->ent[i] = sh->ent[j];
+			i = j;
+			break;
+		}
+	}
 }
 
 int
 server_ip_acquire(const struct config *conf, const struct sockaddr *sa)
 {
+	static uint64_t full_logged;
+	struct server_ip_ent *mine = NULL, *hole = NULL;
 	uint8_t key[17];
-	struct ip_count *c;
-	int r = 0;
+	int sum = 0, r = 0;
 
 	server_ip_key(sa, key);
-	unsigned h = server_ip_hash(key);
+	if (key[0] == 0)
+		return 0;	/* not an IP client: not counted */
 
-	pthread_mutex_lock(&ip_lock);
-	for (c = ip_bucket[h]; c != NULL; c = c->next)
-		if (memcmp(c->key, key, 17) == 0)
+	struct server_shm *sh = server_shm_lock(conf);
+	size_t i = server_ip_home(sh, key);
+
+	/* at least one entry is always free, so this ends */
+	for (;; i = (i + 1) & (sh->cap - 1)) {
+		struct server_ip_ent *e = &sh->ent[i];
+
+		if (e->key[0] == 0) {
+			hole = e;
 			break;
-	if (c == NULL) {
-		c = xcalloc(1, sizeof(*c));
-		memcpy(c->key, key, 17);
-		c->next = ip_bucket[h];
-		ip_bucket[h] = c;
+		}
+		if (memcmp(e->key, key, 17) != 0)
+			continue;
+		sum += e->count;
+		if (e->slot == server_slot)
+			mine = e;
 	}
-	if (c->count >= conf->max_connections_per_ip)
+	if (sum >= conf->max_connections_per_ip)
 		r = -1;
-	else
-		c->count++;
-	pthread_mutex_unlock(&ip_lock);
+	else if (mine != NULL)
+		mine->count++;
+	else if (sh->used + 2 > sh->cap) {
+		r = -1;
+		if (server_now_ms() - full_logged > 10000) {
+			full_logged = server_now_ms();
+			log_warnx("connection table full (%zu addresses): raise "
+			    "max_connections and restart", sh->used);
+		}
+	} else {
+		memcpy(hole->key, key, 17);
+		hole->slot = (uint16_t)server_slot;
+		hole->count = 1;
+		sh->used++;
+	}
+	server_shm_unlock();
 	return r;
 }
 
@@ -132,24 +293,48 @@ void
 server_ip_release(const struct sockaddr *sa)
 {
 	uint8_t key[17];
-	struct ip_count **pp;
 
 	server_ip_key(sa, key);
-	unsigned h = server_ip_hash(key);
+	if (key[0] == 0)
+		return;
 
-	pthread_mutex_lock(&ip_lock);
-	for (pp = &ip_bucket[h]; *pp != NULL; pp = &(*pp)->next) {
-		struct ip_count *c = *pp;
+	struct server_shm *sh = server_shm_lock(NULL);
+	size_t i = server_ip_home(sh, key);
 
-		if (memcmp(c->key, key, 17) != 0)
+	for (; sh->ent[i].key[0] != 0; i = (i + 1) & (sh->cap - 1)) {
+		struct server_ip_ent *e = &sh->ent[i];
+
+		if (e->slot != server_slot || memcmp(e->key, key, 17) != 0)
 			continue;
-		if (--c->count <= 0) {
-			*pp = c->next;
-			free(c);
-		}
+		if (--e->count <= 0)
+			server_ip_delete(sh, i);
 		break;
 	}
-	pthread_mutex_unlock(&ip_lock);
+	server_shm_unlock();
+}
+
+/* The master, once the process of slot is dead: its counts go. */
+static void
+server_limits_reset_slot(int slot)
+{
+	struct server_shm *sh = server_shm_lock(NULL);
+	int removed;
+
+	sh->total -= sh->slot_conns[slot];
+	sh->slot_conns[slot] = 0;
+	/* a deletion may move an entry of slot backwards past i: again
+	 * until a pass removes nothing */
+	do {
+		removed = 0;
+		for (size_t i = 0; i < sh->cap; i++) {
+			while (sh->ent[i].key[0] != 0 &&
+			    sh->ent[i].slot == slot) {
+				server_ip_delete(sh, i);
+				removed = 1;
+			}
+		}
+	} while (removed);
+	server_shm_unlock();
 }
 
 const char *
@@ -197,21 +382,6 @@ server_addr_is_loopback(const struct sockaddr *sa)
 }
 
 /* ---- listeners --------------------------------------------------- */
-
-struct server_listener {
-	const struct listen_conf *lc;
-	int			  fd;	/* bound, one per loop */
-	struct evconnlistener	 *evl;
-	struct server_loop	 *loop;
-	struct portal		 *portal;	/* role portal: evhttp instead */
-};
-
-struct server_thread {
-	struct server_loop	 loop;
-	pthread_t		 thread;
-	struct server_listener	*listeners;
-	size_t			 nlisteners;
-};
 
 static int
 server_bind_one(const struct listen_conf *lc, int family, const char *host,
@@ -295,24 +465,32 @@ server_bind(const struct listen_conf *lc, int reuseport, const char **error_r)
 	    AF_INET6 : AF_INET, lc->host, reuseport, error_r);
 }
 
+
 /*
  * SO_REUSEPORT would let a second daemon (or anything else of the same
  * user) share a port silently. A bind without it first fails if anyone
- * holds the port, as every other mail server's start would.
+ * holds the port, as every other mail server's start would. A daemon
+ * just killed may still be going for a moment: a busy port is tried
+ * again for up to 3 s.
  */
 static int
 server_probe(const struct listen_conf *lc, const char **error_r)
 {
 	static __thread char ebuf[300];
-	int fd = server_bind(lc, 0, error_r);
+	int fd;
 
-	if (fd < 0) {
-		if (errno == EADDRINUSE) {
+	for (int tries = 0;; tries++) {
+		if ((fd = server_bind(lc, 0, error_r)) >= 0)
+			break;
+		if (errno != EADDRINUSE)
+			return -1;
+		if (tries >= 30) {
 			snprintf(ebuf, sizeof(ebuf), "%s (is another sekisho "
 			    "or mail server running?)", *error_r);
 			*error_r = ebuf;
+			return -1;
 		}
-		return -1;
+		usleep(100 * 1000);
 	}
 	close(fd);
 	return 0;
@@ -332,6 +510,66 @@ static server_session_fn *const server_session_new[] = {
 	[LISTEN_METRICS] = metrics_http_session_new,
 };
 
+/* ---- a session process ------------------------------------------- */
+
+struct server_sproc;
+
+struct server_listener {
+	const struct listen_conf *lc;
+	struct evconnlistener	 *evl;
+	struct portal		 *portal;	/* role portal: evhttp instead */
+	struct server_sproc	 *sp;
+};
+
+struct server_sproc {
+	struct server_loop	 loop;
+	struct server_listener	*l;
+	size_t			 nl;
+	int			 closed;	/* listeners gone */
+	int			 paused;	/* EMFILE: off for a moment */
+	uint64_t		 pause_logged;
+	unsigned		 pauses;	/* since the last log line */
+	uint64_t		 deadline;	/* then SERVER_STOP_ALL */
+	uint64_t		 final;		/* then exit anyway */
+	struct event		*ev_check;
+	struct event		*ev_resume;
+	struct event		*ev_sig[3];
+};
+
+void
+server_drain_add(struct server_loop *loop, struct server_drain *d,
+    server_drain_cb *cb, void *arg)
+{
+	d->cb = cb;
+	d->arg = arg;
+	d->prev = NULL;
+	d->next = loop->drains;
+	if (loop->drains != NULL)
+		loop->drains->prev = d;
+	loop->drains = d;
+}
+
+void
+server_drain_del(struct server_loop *loop, struct server_drain *d)
+{
+	if (d->cb == NULL)
+		return;
+	if (d->prev != NULL)
+		d->prev->next = d->next;
+	else
+		loop->drains = d->next;
+	if (d->next != NULL)
+		d->next->prev = d->prev;
+	d->cb = NULL;
+	d->prev = d->next = NULL;
+}
+
+int
+server_loop_stopping(const struct server_loop *loop)
+{
+	return loop->stopping;
+}
+
 static void
 server_on_accept(struct evconnlistener *evl, evutil_socket_t fd,
     struct sockaddr *sa, int salen, void *arg)
@@ -346,59 +584,872 @@ server_on_accept(struct evconnlistener *evl, evutil_socket_t fd,
 	if (fn == NULL)
 		fatalx("listener role %s has no session type",
 		    config_role_name(l->lc->role));
-	fn(l->loop, l->lc, fd, sa, (socklen_t)salen);
+	fn(&l->sp->loop, l->lc, fd, sa, (socklen_t)salen);
 }
 
 static void
-server_on_accept_error(struct evconnlistener *evl, void *arg)
+server_listeners_enable(struct server_sproc *sp, int on)
 {
-	(void)evl;
-	(void)arg;
-	/* EMFILE and friends: the listener keeps going; say it once. */
-	log_warn("accept");
+	for (size_t i = 0; i < sp->nl; i++) {
+		if (sp->l[i].evl == NULL)
+			continue;
+		if (on)
+			evconnlistener_enable(sp->l[i].evl);
+		else
+			evconnlistener_disable(sp->l[i].evl);
+	}
 }
 
-static void *
-server_loop_main(void *arg)
+static void
+server_on_resume(evutil_socket_t fd, short what, void *arg)
 {
-	struct server_thread *t = arg;
+	struct server_sproc *sp = arg;
 
-	event_base_dispatch(t->loop.base);
-	return NULL;
+	(void)fd;
+	(void)what;
+	sp->paused = 0;
+	if (!sp->closed)
+		server_listeners_enable(sp, 1);
+}
+
+/*
+ * Out of descriptors (EMFILE, ENFILE) or kernel memory: accepting again
+ * at once would spin on the same error. The listeners rest for a moment
+ * (connections wait in the backlog), sessions already open go on, and
+ * the condition is logged once per 10 s with how often it happened.
+ */
+static void
+server_on_accept_error(struct evconnlistener *evl, void *arg)
+{
+	struct server_listener *l = arg;
+	struct server_sproc *sp = l->sp;
+	int e = EVUTIL_SOCKET_ERROR();
+	uint64_t now = server_now_ms();
+
+	(void)evl;
+	if (e != EMFILE && e != ENFILE && e != ENOBUFS && e != ENOMEM) {
+		log_warnx("accept: %s", strerror(e));
+		return;
+	}
+	sp->pauses++;
+	if (sp->pause_logged == 0 || now - sp->pause_logged >= 10000) {
+		log_warnx("accept: %s: listeners paused for %d ms (%u times "
+		    "since the last report)", strerror(e), SERVER_PAUSE_MS,
+		    sp->pauses);
+		sp->pause_logged = now;
+		sp->pauses = 0;
+	}
+	if (sp->paused)
+		return;
+	sp->paused = 1;
+	server_listeners_enable(sp, 0);
+	struct timeval tv = { 0, SERVER_PAUSE_MS * 1000 };
+
+	evtimer_add(sp->ev_resume, &tv);
+}
+
+static void
+server_sproc_close_listeners(struct server_sproc *sp, int portal_too)
+{
+	sp->closed = 1;
+	for (size_t i = 0; i < sp->nl; i++) {
+		/* this process's copy of the socket: the others go on */
+		if (sp->l[i].evl != NULL)
+			evconnlistener_free(sp->l[i].evl);
+		sp->l[i].evl = NULL;
+		if (portal_too)
+			portal_free(&sp->l[i].portal);
+	}
+}
+
+static void
+server_sproc_drain(struct server_sproc *sp, int level)
+{
+	struct server_drain *d, *next;
+
+	if (level <= sp->loop.stopping)
+		return;
+	sp->loop.stopping = level;
+	for (d = sp->loop.drains; d != NULL; d = next) {
+		next = d->next;
+		d->cb(d->arg);
+	}
+}
+
+static void
+server_on_check(evutil_socket_t fd, short what, void *arg)
+{
+	struct server_sproc *sp = arg;
+	uint64_t now = server_now_ms();
+	int n = server_conn_mine();
+
+	(void)fd;
+	(void)what;
+	if (n == 0) {
+		event_base_loopbreak(sp->loop.base);
+		return;
+	}
+	if (now >= sp->deadline && sp->loop.stopping < SERVER_STOP_ALL) {
+		log_info("session process: shutdown_timeout over, %d "
+		    "session(s) still open: closing the idle ones", n);
+		server_sproc_drain(sp, SERVER_STOP_ALL);
+		sp->final = now + 2000;
+		return;
+	}
+	if (sp->final != 0 && now >= sp->final) {
+		log_info("session process: %d session(s) still busy at the "
+		    "end of shutdown_timeout: closed", n);
+		event_base_loopbreak(sp->loop.base);
+	}
+}
+
+/*
+ * SIGTERM/SIGINT: stop at once (no new connection; idle sessions told
+ * 421); SIGUSR1: retire after a reload (no new connection; sessions go
+ * on until they end or shutdown_timeout passes).
+ */
+static void
+server_on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct server_sproc *sp = arg;
+	int first = !sp->closed;
+
+	(void)what;
+	if (first) {
+		struct timeval tv = { 0, 100 * 1000 };
+
+		sp->deadline = server_now_ms() +
+		    (uint64_t)sp->loop.conf->shutdown_timeout * 1000;
+		event_add(sp->ev_check, &tv);
+	}
+	if (sig == SIGUSR1) {
+		if (first)
+			server_sproc_close_listeners(sp, 0);
+		return;
+	}
+	server_sproc_close_listeners(sp, 1);
+	server_sproc_drain(sp, SERVER_STOP_IDLE);
+}
+
+struct server_master;
+static void server_session_main(struct server_master *, int, int, int)
+    __attribute__((noreturn));
+
+/* ---- the master's state ------------------------------------------ */
+
+struct server_child {
+	pid_t		 pid;		/* 0: slot free */
+	int		 set;		/* listener set it serves */
+	int		 gen;		/* configuration generation */
+	int		 retiring;	/* told to finish (SIGUSR1) */
+	uint64_t	 started;
+	uint64_t	 delay;		/* before the next restart, ms */
+	uint64_t	 restart_at;	/* pending restart when != 0 */
+};
+
+struct server_master {
+	const struct config	*conf;		/* in effect */
+	const struct config	*boot;		/* the start's: listen */
+	struct config		**confs;	/* reloaded, freed at exit */
+	size_t			 nconfs;
+	SSL_CTX			*tls;
+	int			 nsets;		/* session processes */
+	size_t			 nl;		/* listeners per set */
+	int			*fds;		/* nsets * nl, bound */
+	int			 ctl;		/* to the back side */
+	pid_t			 back;
+	pid_t			 pid;
+	int			 gen;
+	unsigned		 spawns;	/* session processes started */
+	int			 stopping;
+	int			 root;
+	struct privsep_id	 user;
+	struct privsep_id	 session;
+	struct server_child	 child[SERVER_SLOTS];
+};
+
+enum server_ctl_type {
+	SERVER_CTL_READY = 1,	/* back -> master: u32 ok, str error */
+	SERVER_CTL_CHANNEL,	/* u32 slot; fd: a session channel's end */
+	SERVER_CTL_RELOAD,	/* str path; fd: memfd with the file's text */
+	SERVER_CTL_STOP,
+};
+
+static enum log_level
+server_log_level(const char *name)
+{
+	if (strcmp(name, "debug") == 0)
+		return LOG_LEVEL_DEBUG;
+	if (strcmp(name, "warn") == 0)
+		return LOG_LEVEL_WARN;
+	return LOG_LEVEL_INFO;
+}
+
+/* A child: only the signals it handles itself, none blocked. */
+static void
+server_child_signals(void)
+{
+	sigset_t none;
+
+	signal(SIGHUP, SIG_DFL);
+	signal(SIGCHLD, SIG_DFL);
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+/* Die with the master: a kill -9 of it is a kill -9 of the daemon. Set
+ * after any uid change, which clears it. */
+static void
+server_child_tie(pid_t master)
+{
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != master)
+		_exit(1);
+}
+
+/* ---- a session process's life ------------------------------------ */
+
+static void
+server_session_main(struct server_master *m, int slot, int set, int chfd)
+{
+	struct server_sproc sp;
+	const struct config *conf = m->conf;
+	const char *error;
+	static const int sigs[3] = { SIGTERM, SIGINT, SIGUSR1 };
+
+	prctl(PR_SET_NAME, "sekisho-session");
+	close(m->ctl);
+	for (int i = 0; i < m->nsets; i++)
+		for (size_t j = 0; i != set && j < m->nl; j++)
+			close(m->fds[(size_t)i * m->nl + j]);
+	if (privsep_confine(conf->session_chroot, &m->session, &error) < 0)
+		fatalx("session process: %s", error);
+	server_child_tie(m->pid);
+	server_child_signals();
+	server_slot = slot;
+
+	memset(&sp, 0, sizeof(sp));
+	sp.loop.index = slot;
+	sp.loop.conf = conf;
+	sp.loop.tls = m->tls;
+	/* session ids of a restarted process must not repeat its
+	 * predecessor's: each start gets its own range of the serial */
+	sp.loop.sessions = ((unsigned long)m->spawns & 0xff) << 16;
+	if ((sp.loop.base = event_base_new()) == NULL)
+		fatalx("event_base_new failed");
+	sp.loop.be = be_client_new(sp.loop.base, chfd);
+	sp.nl = m->nl;
+	sp.l = xcalloc(m->nl, sizeof(*sp.l));
+	for (size_t j = 0; j < m->nl; j++) {
+		struct server_listener *l = &sp.l[j];
+		int fd = m->fds[(size_t)set * m->nl + j];
+
+		l->lc = &m->boot->listen[j];
+		l->sp = &sp;
+		/* The settings page is served by evhttp, which accepts on
+		 * the socket itself. */
+		if (l->lc->role == LISTEN_PORTAL) {
+			l->portal = portal_listen(&sp.loop, l->lc, fd, &error);
+			if (l->portal == NULL)
+				fatalx("session process: %s", error);
+			continue;
+		}
+		l->evl = evconnlistener_new(sp.loop.base, server_on_accept, l,
+		    LEV_OPT_CLOSE_ON_FREE, -1, fd);
+		if (l->evl == NULL)
+			fatalx("evconnlistener_new failed");
+		evconnlistener_set_error_cb(l->evl, server_on_accept_error);
+	}
+	sp.ev_check = event_new(sp.loop.base, -1, EV_PERSIST, server_on_check,
+	    &sp);
+	sp.ev_resume = evtimer_new(sp.loop.base, server_on_resume, &sp);
+	for (int i = 0; i < 3; i++) {
+		sp.ev_sig[i] = evsignal_new(sp.loop.base, sigs[i],
+		    server_on_signal, &sp);
+		if (sp.ev_sig[i] == NULL || evsignal_add(sp.ev_sig[i], NULL) < 0)
+			fatalx("session process: cannot catch signal %d",
+			    sigs[i]);
+	}
+	if (sp.ev_check == NULL || sp.ev_resume == NULL)
+		fatalx("session process: out of memory");
+
+	event_base_dispatch(sp.loop.base);
+
+	/* Sessions still open are dropped with the process; nothing they
+	 * had not been told "250" for is lost. */
+	server_sproc_close_listeners(&sp, 1);
+	for (int i = 0; i < 3; i++)
+		event_free(sp.ev_sig[i]);
+	event_free(sp.ev_check);
+	event_free(sp.ev_resume);
+	free(sp.l);
+	exit(0);
+}
+
+/* ---- the back side process --------------------------------------- */
+
+/* The config text of a reload, from its memfd. NULL on error (logged). */
+static struct config *
+server_back_config(const char *path, int fd)
+{
+	struct str text = STR_INIT, errors = STR_INIT;
+	struct config *conf = NULL;
+	char buf[8192];
+	ssize_t n;
+
+	if (lseek(fd, 0, SEEK_SET) < 0)
+		log_warn("SIGHUP: config memfd");
+	while ((n = read(fd, buf, sizeof(buf))) > 0 &&
+	    text.len <= SERVER_CONFIG_MAX)
+		str_append_n(&text, buf, (size_t)n);
+	if (n < 0)
+		log_warn("SIGHUP: config memfd");
+	else if (config_load_buffer(path, text.s != NULL ? text.s : "",
+	    text.len, &conf, &errors) < 0)
+		log_warnx("SIGHUP: back side cannot use the config: %s",
+		    str_c(&errors));
+	str_deinit(&text);
+	str_deinit(&errors);
+	return conf;
+}
+
+static void
+server_back_main(struct server_master *m, int ctl)
+{
+	const struct config *conf = m->conf;
+	struct backend *be = NULL;
+	struct queue *q = NULL;
+	const char *error = NULL;
+	struct msg r;
+
+	prctl(PR_SET_NAME, "sekisho-back");
+	for (size_t i = 0; i < (size_t)m->nsets * m->nl; i++)
+		close(m->fds[i]);
+	SSL_CTX_free(m->tls);
+	m->tls = NULL;
+	if (m->root && privsep_drop(&m->user, 1, &error) < 0)
+		fatalx("back side: %s", error);
+	server_child_tie(m->pid);
+	/* Only the master tells it what to do: a SIGTERM meant for the
+	 * whole group (systemd, ^C) must not stop it before the sessions. */
+	signal(SIGCHLD, SIG_DFL);
+	if ((q = queue_start(conf, &error)) != NULL &&
+	    (be = backend_start(conf, q, NULL, 0, &error)) == NULL)
+		queue_stop(&q);
+	msg_init(&r, SERVER_CTL_READY, 0);
+	msg_add_u32(&r, be != NULL);
+	msg_add_str(&r, be != NULL ? NULL : error);
+	if (channel_send_blocking(ctl, &r) < 0 || be == NULL)
+		exit(1);
+
+	for (;;) {
+		struct pollfd pfd = { .fd = ctl, .events = POLLIN };
+		struct msg cm;
+		int rr, stop = 0;
+
+		if (poll(&pfd, 1, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			fatal("back side: poll");
+		}
+		while ((rr = channel_recv(ctl, &cm)) == 1) {
+			int fd = msg_take_fd(&cm);
+			const char *path = NULL;
+			struct config *nc;
+
+			switch (cm.type) {
+			case SERVER_CTL_CHANNEL:
+				if (fd == -1)
+					break;
+				backend_add_channel(be, fd);
+				fd = -1;
+				break;
+			case SERVER_CTL_RELOAD:
+				/* old configs stay: a job may hold one */
+				if (fd != -1 &&
+				    msg_get_str(&cm, &path) == 0 &&
+				    path != NULL &&
+				    (nc = server_back_config(path, fd)) != NULL) {
+					log_set_level(server_log_level(
+					    nc->log_level));
+					backend_reload(be, nc);
+				}
+				break;
+			case SERVER_CTL_STOP:
+				stop = 1;
+				break;
+			default:
+				log_warnx("back side: control message %u "
+				    "ignored", cm.type);
+			}
+			if (fd != -1)
+				close(fd);
+			msg_deinit(&cm);
+		}
+		if (rr < 0 || stop)
+			break;	/* told to, or the master is gone */
+	}
+	backend_stop(&be);
+	queue_stop(&q);
+	exit(0);
+}
+
+/* ---- the master -------------------------------------------------- */
+
+static int
+server_free_slot(const struct server_master *m)
+{
+	for (int s = 0; s < SERVER_SLOTS; s++)
+		if (m->child[s].pid == 0 && m->child[s].restart_at == 0)
+			return s;
+	return -1;
+}
+
+/* A new session process for set on slot, with the config in effect. */
+static int
+server_spawn(struct server_master *m, int slot, int set)
+{
+	struct server_child *c = &m->child[slot];
+	struct msg cm;
+	int pair[2];
+	pid_t pid;
+
+	if (channel_pair(pair) < 0) {
+		log_warn("session process: socketpair");
+		return -1;
+	}
+	/* the back side's end first: the session may ask at once */
+	msg_init(&cm, SERVER_CTL_CHANNEL, 0);
+	msg_add_u32(&cm, (uint32_t)slot);
+	msg_add_fd(&cm, pair[1]);
+	if (channel_send_blocking(m->ctl, &cm) < 0) {
+		log_warn("session process: channel to the back side");
+		close(pair[0]);
+		return -1;
+	}
+	server_limits_reset_slot(slot);
+	m->spawns++;
+	if ((pid = fork()) < 0) {
+		log_warn("session process: fork");
+		close(pair[0]);
+		return -1;
+	}
+	if (pid == 0)
+		server_session_main(m, slot, set, pair[0]);
+	close(pair[0]);
+	c->pid = pid;
+	c->set = set;
+	c->gen = m->gen;
+	c->retiring = 0;
+	c->started = server_now_ms();
+	c->restart_at = 0;
+	log_info("session process %ld started slot=%d generation=%d",
+	    (long)pid, slot, m->gen);
+	return 0;
+}
+
+static void
+server_describe_exit(int status, char *buf, size_t len)
+{
+	if (WIFSIGNALED(status))
+		snprintf(buf, len, "exited on signal %d", WTERMSIG(status));
+	else
+		snprintf(buf, len, "exited with status %d",
+		    WEXITSTATUS(status));
+}
+
+/*
+ * Collect dead children. A session process that was not told to go is
+ * restarted on its slot, at most once a second, backing off to 30 s
+ * while each one dies young. Returns 1 if the back side died.
+ */
+static int
+server_reap(struct server_master *m, int *back_status_r)
+{
+	char how[64];
+	int status, back_dead = 0;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		server_describe_exit(status, how, sizeof(how));
+		if (pid == m->back) {
+			m->back = 0;
+			*back_status_r = status;
+			back_dead = 1;
+			if (!m->stopping)
+				log_warnx("back side process %ld %s", (long)pid,
+				    how);
+			continue;
+		}
+		int s;
+
+		for (s = 0; s < SERVER_SLOTS; s++)
+			if (m->child[s].pid == pid)
+				break;
+		if (s == SERVER_SLOTS)
+			continue;
+		struct server_child *c = &m->child[s];
+		uint64_t now = server_now_ms();
+
+		c->pid = 0;
+		server_limits_reset_slot(s);
+		if (c->retiring || m->stopping) {
+			log_info("session process %ld finished (%s)", (long)pid,
+			    how);
+			continue;
+		}
+		c->delay = now - c->started < 10000 ?
+		    (c->delay == 0 ? 1000 : c->delay * 2) : 1000;
+		if (c->delay > 30000)
+			c->delay = 30000;
+		c->restart_at = c->started + c->delay > now ?
+		    c->started + c->delay : now;
+		log_warnx("session process %ld %s: restarting it in %llu ms",
+		    (long)pid, how,
+		    (unsigned long long)(c->restart_at - now));
+	}
+	return back_dead;
+}
+
+static void
+server_restarts(struct server_master *m)
+{
+	uint64_t now = server_now_ms();
+
+	for (int s = 0; s < SERVER_SLOTS; s++) {
+		struct server_child *c = &m->child[s];
+
+		if (c->restart_at == 0 || c->restart_at > now)
+			continue;
+		c->restart_at = 0;
+		if (server_spawn(m, s, c->set) < 0)
+			c->restart_at = now + 1000;
+	}
+}
+
+/* ms until the next pending restart, at most max. */
+static uint64_t
+server_next_wait(const struct server_master *m, uint64_t max)
+{
+	uint64_t now = server_now_ms(), w = max;
+
+	for (int s = 0; s < SERVER_SLOTS; s++) {
+		uint64_t at = m->child[s].restart_at;
+
+		if (at != 0)
+			w = at <= now ? 0 : (at - now < w ? at - now : w);
+	}
+	return w;
+}
+
+/* Wait for a signal of set, at most ms. The signal, or 0. */
+static int
+server_wait(const sigset_t *set, uint64_t ms)
+{
+	struct timespec ts = { (time_t)(ms / 1000),
+	    (long)(ms % 1000) * 1000000 };
+	int sig = sigtimedwait(set, NULL, &ts);
+
+	return sig < 0 ? 0 : sig;
+}
+
+static int
+server_alive(const struct server_master *m)
+{
+	int n = 0;
+
+	for (int s = 0; s < SERVER_SLOTS; s++)
+		n += m->child[s].pid != 0;
+	return n;
+}
+
+static void
+server_signal_sessions(struct server_master *m, int sig)
+{
+	for (int s = 0; s < SERVER_SLOTS; s++)
+		if (m->child[s].pid != 0)
+			kill(m->child[s].pid, sig);
+}
+
+/*
+ * The stop: the listeners close (the master's copies, and each session
+ * process its own), sessions get shutdown_timeout to finish, then the
+ * back side answers what it was asked (a commit in flight ends) and
+ * stops the queue. Returns the back side's exit status.
+ */
+static int
+server_stop(struct server_master *m, const sigset_t *sigs)
+{
+	int back_status = 0;
+	uint64_t deadline;
+
+	m->stopping = 1;
+	sd_notify(0, "STOPPING=1");
+	for (size_t i = 0; i < (size_t)m->nsets * m->nl; i++)
+		close(m->fds[i]);
+	m->nsets = 0;
+	server_signal_sessions(m, SIGTERM);
+	deadline = server_now_ms() +
+	    (uint64_t)m->conf->shutdown_timeout * 1000 + 5000;
+	while (server_alive(m) > 0) {
+		server_reap(m, &back_status);
+		if (server_alive(m) == 0)
+			break;
+		if (server_now_ms() > deadline) {
+			log_warnx("session processes still running after "
+			    "shutdown_timeout: killed");
+			server_signal_sessions(m, SIGKILL);
+			deadline = UINT64_MAX;
+		}
+		server_wait(sigs, 200);
+	}
+	if (m->back != 0) {
+		struct msg cm;
+
+		msg_init(&cm, SERVER_CTL_STOP, 0);
+		if (channel_send_blocking(m->ctl, &cm) < 0)
+			kill(m->back, SIGTERM);
+		deadline = server_now_ms() + 60000;
+		while (m->back != 0) {
+			server_reap(m, &back_status);
+			if (m->back == 0)
+				break;
+			if (server_now_ms() > deadline) {
+				log_warnx("back side still running 60 s after "
+				    "the stop: killed");
+				kill(m->back, SIGKILL);
+				deadline = UINT64_MAX;
+			}
+			server_wait(sigs, 200);
+		}
+	}
+	return back_status;
+}
+
+/* Read the config file (root may read a file user cannot). */
+static int
+server_read_file(const char *path, struct str *text, const char **error_r)
+{
+	static char ebuf[512];
+	char buf[8192];
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0) {
+		snprintf(ebuf, sizeof(ebuf), "%s: cannot open: %s", path,
+		    strerror(errno));
+		*error_r = ebuf;
+		return -1;
+	}
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		if (text->len + (size_t)n > SERVER_CONFIG_MAX) {
+			close(fd);
+			snprintf(ebuf, sizeof(ebuf), "%s: larger than %d "
+			    "bytes", path, SERVER_CONFIG_MAX);
+			*error_r = ebuf;
+			return -1;
+		}
+		str_append_n(text, buf, (size_t)n);
+	}
+	close(fd);
+	if (n < 0) {
+		snprintf(ebuf, sizeof(ebuf), "%s: read: %s", path,
+		    strerror(errno));
+		*error_r = ebuf;
+		return -1;
+	}
+	return 0;
+}
+
+static int
+server_listen_same(const struct config *a, const struct config *b)
+{
+	if (a->listen_count != b->listen_count)
+		return 0;
+	for (size_t i = 0; i < a->listen_count; i++) {
+		const struct listen_conf *x = &a->listen[i], *y = &b->listen[i];
+
+		if (x->role != y->role || x->proxy != y->proxy ||
+		    strcmp(x->host, y->host) != 0 ||
+		    strcmp(x->port, y->port) != 0)
+			return 0;
+	}
+	return 1;
+}
+
+static void
+server_keep_str(char **newv, const char *oldv, const char *key)
+{
+	if (strcmp(*newv, oldv) == 0)
+		return;
+	log_warnx("SIGHUP: %s changed: needs a restart; %s stays in effect",
+	    key, oldv);
+	free(*newv);
+	*newv = xstrdup(oldv);
+}
+
+static void
+server_keep_int(int *newv, int oldv, const char *key)
+{
+	if (*newv == oldv)
+		return;
+	log_warnx("SIGHUP: %s changed: needs a restart; %d stays in effect",
+	    key, oldv);
+	*newv = oldv;
+}
+
+/* What a running daemon cannot change: the old value stays, said so. */
+static void
+server_keep_restart_keys(const struct config *old, struct config *nc)
+{
+	if (!server_listen_same(old, nc))
+		log_warnx("SIGHUP: listen changed: needs a restart; the old "
+		    "listeners stay");
+	server_keep_int(&nc->workers, old->workers, "workers");
+	server_keep_int(&nc->backend_threads, old->backend_threads,
+	    "backend_threads");
+	server_keep_str(&nc->store, old->store, "store");
+	server_keep_str(&nc->spool_dir, old->spool_dir, "spool_dir");
+	server_keep_str(&nc->maildir_root, old->maildir_root, "maildir_root");
+	server_keep_str(&nc->timezone, old->timezone, "timezone");
+	server_keep_str(&nc->user, old->user, "user");
+	server_keep_str(&nc->group, old->group, "group");
+	server_keep_str(&nc->session_user, old->session_user, "session_user");
+	server_keep_str(&nc->session_group, old->session_group,
+	    "session_group");
+	server_keep_str(&nc->session_chroot, old->session_chroot,
+	    "session_chroot");
+}
+
+/*
+ * SIGHUP. A config with errors is refused whole (each FILE:LINE logged)
+ * and the old one stays. Else: a new SSL_CTX (certificates read again),
+ * the back side gets the text (in a memfd: it cannot read a root-only
+ * file) and swaps, a new generation of session processes starts with
+ * it, and the old generation stops accepting and finishes its sessions.
+ */
+static void
+server_reload(struct server_master *m)
+{
+	struct str text = STR_INIT, errors = STR_INIT;
+	struct config *nc = NULL;
+	const char *error, *path = m->conf->path;
+	SSL_CTX *tls;
+	struct timespec ts;
+	int fd;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
+	    (unsigned long long)ts.tv_sec * 1000000ULL +
+	    (unsigned long long)ts.tv_nsec / 1000);
+	log_info("SIGHUP: reading %s", path);
+	if (server_read_file(path, &text, &error) < 0) {
+		log_warnx("SIGHUP: %s; the old configuration stays in effect",
+		    error);
+		goto out;
+	}
+	if (config_load_buffer(path, text.s != NULL ? text.s : "", text.len,
+	    &nc, &errors) < 0) {
+		char *save = NULL;
+
+		for (char *line = errors.s != NULL ?
+		    strtok_r(errors.s, "\n", &save) : NULL; line != NULL;
+		    line = strtok_r(NULL, "\n", &save))
+			log_warnx("SIGHUP: %s", line);
+		log_warnx("SIGHUP: config not reloaded: the old configuration "
+		    "stays in effect");
+		goto out;
+	}
+	server_keep_restart_keys(m->conf, nc);
+	if ((tls = tls_server_ctx(nc, &error)) == NULL) {
+		log_warnx("SIGHUP: %s: config not reloaded: the old "
+		    "configuration stays in effect", error);
+		config_free(&nc);
+		goto out;
+	}
+
+	/* the back side: geo, trusted networks, limits, ... */
+	if ((fd = memfd_create("sekisho.conf", MFD_CLOEXEC)) < 0 ||
+	    write(fd, text.s, text.len) != (ssize_t)text.len) {
+		log_warn("SIGHUP: memfd for the back side");
+		if (fd >= 0)
+			close(fd);
+	} else {
+		struct msg cm;
+
+		msg_init(&cm, SERVER_CTL_RELOAD, 0);
+		msg_add_str(&cm, path);
+		msg_add_fd(&cm, fd);
+		if (channel_send_blocking(m->ctl, &cm) < 0)
+			log_warn("SIGHUP: config to the back side");
+	}
+
+	/* the sessions: a new generation, the old one retires */
+	int old_gen = m->gen;
+
+	m->confs = xreallocarray(m->confs, m->nconfs + 1, sizeof(*m->confs));
+	m->confs[m->nconfs++] = nc;
+	m->conf = nc;
+	SSL_CTX_free(m->tls);
+	m->tls = tls;
+	log_set_level(server_log_level(nc->log_level));
+	m->gen++;
+	for (int set = 0; set < m->nsets; set++) {
+		int slot = server_free_slot(m);
+
+		if (slot < 0 || server_spawn(m, slot, set) < 0) {
+			log_warnx("SIGHUP: no session process for listener "
+			    "set %d (too many still finishing)", set);
+			continue;
+		}
+	}
+	for (int s = 0; s < SERVER_SLOTS; s++) {
+		struct server_child *c = &m->child[s];
+
+		if (c->gen > old_gen || c->retiring)
+			continue;
+		c->restart_at = 0;	/* the new generation has it */
+		if (c->pid == 0)
+			continue;
+		c->retiring = 1;
+		kill(c->pid, SIGUSR1);
+	}
+	log_info("SIGHUP: configuration reloaded (generation %d)", m->gen);
+	metrics_reloaded(m->conf);
+out:
+	sd_notify(0, "READY=1");
+	str_deinit(&text);
+	str_deinit(&errors);
 }
 
 /* ---- run --------------------------------------------------------- */
 
-int
-server_run(const struct config *conf, const char **error_r)
+static int
+server_prepare(struct server_master *m, const struct config *conf,
+    const char **error_r)
 {
-	struct server_thread *threads;
-	struct backend *be;
-	struct queue *q;
+	static char ebuf[300];
 	struct store *st;
-	SSL_CTX *tls;
-	sigset_t sigs;
-	int nloops = conf->workers;
-	int sig;
 
-	metrics_init(conf);	/* shared memory: before any fork */
-	if (nloops <= 0) {
-		long n = sysconf(_SC_NPROCESSORS_ONLN);
-
-		nloops = n > 0 ? (int)n : 1;
-	}
-	if (evthread_use_pthreads() < 0) {
-		*error_r = "libevent without thread support";
-		return -1;
-	}
-	/* Signals are taken by sigwait in this thread only. */
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-	signal(SIGPIPE, SIG_IGN);
-
+	m->root = privsep_root();
+	if (m->root) {
+		if (privsep_lookup(conf->user, conf->group, &m->user,
+		    error_r) < 0 ||
+		    privsep_lookup(conf->session_user, conf->session_group,
+		    &m->session, error_r) < 0)
+			return -1;
+		/* Same uid: a session process could ptrace the back side. */
+		if (m->user.uid == m->session.uid) {
+			snprintf(ebuf, sizeof(ebuf), "session_user must "
+			    "differ from user (both %s)", conf->user);
+			*error_r = ebuf;
+			return -1;
+		}
+		if (privsep_prepare_dirs(conf, &m->user, error_r) < 0)
+			return -1;
+	} else
+		log_warnx("not started as root: every process runs as uid %ld "
+		    "with no chroot (docs/security.md)", (long)getuid());
 	if (spool_init(conf->spool_dir, error_r) < 0)
 		return -1;
 	if ((st = store_open(conf->store, error_r)) == NULL)
@@ -408,114 +1459,184 @@ server_run(const struct config *conf, const char **error_r)
 		return -1;
 	}
 	store_close(&st);
-	if ((tls = tls_server_ctx(conf, error_r)) == NULL)
+	if (m->root && privsep_prepare_files(conf, &m->user, error_r) < 0)
 		return -1;
+	return 0;
+}
 
+static int
+server_start_back(struct server_master *m, const char **error_r)
+{
+	static char ebuf[512];
+	int pair[2], status = 0;
+
+	if (channel_pair(pair) < 0) {
+		*error_r = "socketpair failed";
+		return -1;
+	}
+	if ((m->back = fork()) < 0) {
+		*error_r = "fork failed";
+		return -1;
+	}
+	if (m->back == 0) {
+		close(pair[0]);
+		server_back_main(m, pair[1]);
+	}
+	close(pair[1]);
+	m->ctl = pair[0];
+	/* until it says it runs (the queue scanned, workers started) */
+	for (;;) {
+		struct pollfd pfd = { .fd = m->ctl, .events = POLLIN };
+		struct msg r;
+		uint32_t ok = 0;
+		const char *err = NULL;
+		int rr;
+
+		if (poll(&pfd, 1, 1000) < 0 && errno != EINTR) {
+			*error_r = "poll failed";
+			return -1;
+		}
+		if ((rr = channel_recv(m->ctl, &r)) == 0) {
+			if (waitpid(m->back, &status, WNOHANG) == m->back) {
+				m->back = 0;
+				*error_r = "the back side process died at start";
+				return -1;
+			}
+			continue;
+		}
+		if (rr < 0) {
+			waitpid(m->back, &status, 0);
+			m->back = 0;
+			*error_r = "the back side process died at start";
+			return -1;
+		}
+		if (r.type != SERVER_CTL_READY || msg_get_u32(&r, &ok) < 0 ||
+		    msg_get_str(&r, &err) < 0) {
+			msg_deinit(&r);
+			*error_r = "the back side process sent nonsense";
+			return -1;
+		}
+		if (!ok) {
+			snprintf(ebuf, sizeof(ebuf), "%s",
+			    err != NULL ? err : "back side failed");
+			*error_r = ebuf;
+			msg_deinit(&r);
+			waitpid(m->back, &status, 0);
+			m->back = 0;
+			return -1;
+		}
+		msg_deinit(&r);
+		return 0;
+	}
+}
+
+int
+server_run(const struct config *conf, const char **error_r)
+{
+	static struct server_master m;
+	sigset_t sigs;
+	time_t now;
+	struct tm tm;
+	int nloops = conf->workers, failed = 0, back_status = 0;
+
+	metrics_init(conf);	/* shared memory: before any fork */
+	if (nloops <= 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+		nloops = n > 0 ? (int)n : 1;
+	}
+	if (nloops > SERVER_SLOTS / 2)
+		nloops = SERVER_SLOTS / 2;
+	if (evthread_use_pthreads() < 0) {
+		*error_r = "libevent without thread support";
+		return -1;
+	}
+	/* The master takes its signals with sigtimedwait; children unblock
+	 * what they handle. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	/* Nothing the daemon makes is for others to read. */
+	umask(027);
+	/* The zone's rules are read now: a chrooted session process could
+	 * not read /usr/share/zoneinfo later. */
+	tzset();
+	now = time(NULL);
+	localtime_r(&now, &tm);
+
+	m.conf = conf;
+	m.boot = conf;
+	m.pid = getpid();
+	m.nsets = nloops;
+	m.nl = conf->listen_count;
+	m.ctl = -1;
+	if (server_prepare(&m, conf, error_r) < 0)
+		return -1;
+	if ((m.tls = tls_server_ctx(conf, error_r)) == NULL)
+		return -1;
 	for (size_t j = 0; j < conf->listen_count; j++)
 		if (server_probe(&conf->listen[j], error_r) < 0)
 			return -1;
-	threads = xcalloc((size_t)nloops, sizeof(*threads));
-	int *be_fds = xcalloc((size_t)nloops, sizeof(int));
-
-	for (int i = 0; i < nloops; i++) {
-		struct server_thread *t = &threads[i];
-		int pair[2];
-
-		t->loop.index = i;
-		t->loop.conf = conf;
-		t->loop.tls = tls;
-		if ((t->loop.base = event_base_new()) == NULL)
-			fatalx("event_base_new failed");
-		if (channel_pair(pair) < 0)
-			fatal("socketpair");
-		t->loop.be = be_client_new(t->loop.base, pair[0]);
-		be_fds[i] = pair[1];
-		t->nlisteners = conf->listen_count;
-		t->listeners = xcalloc(conf->listen_count,
-		    sizeof(*t->listeners));
-		for (size_t j = 0; j < conf->listen_count; j++) {
-			struct server_listener *l = &t->listeners[j];
-
-			l->lc = &conf->listen[j];
-			l->loop = &t->loop;
-			if ((l->fd = server_bind(l->lc, 1, error_r)) < 0)
+	/* Every set is bound now, by root; they outlive the processes
+	 * that use them, so a restart or a reload loses no connection
+	 * waiting in a backlog. */
+	m.fds = xcalloc((size_t)nloops * m.nl + 1, sizeof(int));
+	for (int i = 0; i < nloops; i++)
+		for (size_t j = 0; j < m.nl; j++)
+			if ((m.fds[(size_t)i * m.nl + j] = server_bind(
+			    &conf->listen[j], 1, error_r)) < 0)
 				return -1;
-			/* The settings page is served by evhttp, which
-			 * accepts on the socket itself. */
-			if (l->lc->role == LISTEN_PORTAL) {
-				l->portal = portal_listen(&t->loop, l->lc,
-				    l->fd, error_r);
-				if (l->portal == NULL)
-					return -1;
-				continue;
-			}
-			l->evl = evconnlistener_new(t->loop.base,
-			    server_on_accept, l, LEV_OPT_CLOSE_ON_FREE, -1,
-			    l->fd);
-			if (l->evl == NULL)
-				fatalx("evconnlistener_new failed");
-			evconnlistener_set_error_cb(l->evl,
-			    server_on_accept_error);
-		}
-	}
-	if ((q = queue_start(conf, error_r)) == NULL)
+	server_limits_init(conf->max_connections);
+
+	if (server_start_back(&m, error_r) < 0)
 		return -1;
-	if ((be = backend_start(conf, q, be_fds, nloops, error_r)) == NULL)
-		return -1;
-	free(be_fds);
+	for (int i = 0; i < nloops; i++)
+		if (server_spawn(&m, i, i) < 0)
+			m.child[i].restart_at = server_now_ms() + 1000;
 	for (size_t j = 0; j < conf->listen_count; j++)
 		log_info("listening role=%s addr=%s port=%s%s",
 		    config_role_name(conf->listen[j].role),
 		    conf->listen[j].host, conf->listen[j].port,
 		    conf->listen[j].proxy ? " proxy=yes" : "");
-	for (int i = 0; i < nloops; i++)
-		if (pthread_create(&threads[i].thread, NULL, server_loop_main,
-		    &threads[i]) != 0)
-			fatalx("cannot start session loop");
-	log_info("sekisho started loops=%d backend_threads=%d hostname=%s",
-	    nloops, conf->backend_threads, conf->hostname);
+	log_info("sekisho started loops=%d backend_threads=%d hostname=%s "
+	    "user=%s session_user=%s", nloops, conf->backend_threads,
+	    conf->hostname, m.root ? conf->user : "(not root)",
+	    m.root ? conf->session_user : "(not root)");
+	sd_notify(0, "READY=1");
 
 	for (;;) {
-		if (sigwait(&sigs, &sig) != 0)
-			continue;
-		if (sig == SIGHUP) {
-			const char *gerr;
+		int sig = server_wait(&sigs, server_next_wait(&m, 1000));
 
-			/* The country database can change under a running
-			 * daemon (a new GeoLite2 file); sessions go on. XXX:
-			 * the rest of the config reloads with the hardening
-			 * issue. */
-			if (backend_reload_geo(be, &gerr) < 0)
-				log_warnx("SIGHUP: geo database not reloaded, "
-				    "keeping the old one: %s", gerr);
-			else {
-				log_info("SIGHUP: geo database reloaded (%s)",
-				    conf->geo_database);
-				metrics_reloaded(conf);
-			}
-			continue;
+		if (server_reap(&m, &back_status)) {
+			failed = 1;
+			break;
 		}
-		break;
-	}
-	log_info("stopping on signal %d", sig);
-	for (int i = 0; i < nloops; i++)
-		event_base_loopbreak(threads[i].loop.base);
-	for (int i = 0; i < nloops; i++)
-		pthread_join(threads[i].thread, NULL);
-	backend_stop(&be);
-	queue_stop(&q);
-	for (int i = 0; i < nloops; i++) {
-		for (size_t j = 0; j < threads[i].nlisteners; j++) {
-			if (threads[i].listeners[j].evl != NULL)
-				evconnlistener_free(threads[i].listeners[j].evl);
-			portal_free(&threads[i].listeners[j].portal);
+		if (sig == SIGTERM || sig == SIGINT) {
+			log_info("stopping on signal %d", sig);
+			break;
 		}
-		free(threads[i].listeners);
+		if (sig == SIGHUP)
+			server_reload(&m);
+		server_restarts(&m);
 	}
-	/* Sessions still open are dropped with their loops; nothing they
-	 * had not been told "250" for is lost. */
-	free(threads);
-	SSL_CTX_free(tls);
+	if (failed)
+		log_warnx("the back side is gone: stopping the session "
+		    "processes (a service manager restarts the daemon)");
+	back_status = server_stop(&m, &sigs) | back_status;
+	SSL_CTX_free(m.tls);
+	free(m.fds);
+	close(m.ctl);
+	for (size_t i = 0; i < m.nconfs; i++)
+		config_free(&m.confs[i]);
+	free(m.confs);
+	if (failed || back_status != 0) {
+		log_warnx("stopped after a failure");
+		return 1;
+	}
 	log_info("stopped");
 	return 0;
 }

@@ -24,6 +24,7 @@
 
 struct policyd_session {
 	struct server_loop	*loop;
+	struct server_drain	 drain;		/* told when the daemon stops */
 	struct bufferevent	*bev;
 	struct be_req		*req;
 	struct policyd_request	 r;
@@ -41,6 +42,7 @@ policyd_free(struct policyd_session *s)
 		be_req_cancel(s->req);
 	policyd_request_clear(&s->r);
 	bufferevent_free(s->bev);
+	server_drain_del(s->loop, &s->drain);
 	server_conn_release();
 	metrics_conn_close(LISTEN_POLICY);
 	log_info("policy disconnect client=%s", s->addr);
@@ -63,7 +65,23 @@ policyd_answer(struct msg *m, void *arg)
 	bufferevent_write(s->bev, action, strlen(action));
 	bufferevent_write(s->bev, "\n\n", 2);
 	policyd_request_clear(&s->r);
+	/* the daemon stops: Postfix asks its next one elsewhere */
+	if (server_loop_stopping(s->loop))
+		s->closing = 1;
 	policyd_process(s);
+}
+
+static void
+policyd_drain(void *arg)
+{
+	struct policyd_session *s = arg;
+
+	/* an answer being worked on is sent first (policyd_answer) */
+	if (s->req != NULL || s->closing)
+		return;
+	s->closing = 1;
+	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+		policyd_free(s);
 }
 
 static void
@@ -178,6 +196,7 @@ policyd_session_new(struct server_loop *loop, const struct listen_conf *lc,
 	metrics_conn_open(LISTEN_POLICY);
 	s = xcalloc(1, sizeof(*s));
 	s->loop = loop;
+	server_drain_add(loop, &s->drain, policyd_drain, s);
 	policyd_request_init(&s->r);
 	server_addr_str(sa, s->addr, sizeof(s->addr));
 	s->bev = bufferevent_socket_new(loop->base, fd, BEV_OPT_CLOSE_ON_FREE);

@@ -100,6 +100,7 @@ struct pop3_open_ctx {
 struct pop3_session {
 	char			 id[24];	/* session id for logs */
 	struct server_loop	*loop;
+	struct server_drain	 drain;		/* told when the daemon stops */
 	const struct config	*conf;
 	const struct listen_conf *lc;
 	int			 fd;
@@ -1334,6 +1335,40 @@ pop3_get_line(struct pop3_session *s, struct str *line)
 	return 1;
 }
 
+/*
+ * The daemon stops (server.h): a session idle between commands before
+ * login (or after it, once time is up) is told so and closed; nothing
+ * marked is deleted without QUIT (RFC 1939 6).
+ */
+static void
+pop3_stop_idle(struct pop3_session *s)
+{
+	int level = server_loop_stopping(s->loop);
+
+	if (level == SERVER_STOP_NONE || s->req != NULL ||
+	    s->delayed_reply != NULL ||
+	    (s->state != POP3_STATE_AUTHORIZATION &&
+	    s->state != POP3_STATE_TRANSACTION) ||
+	    (s->state == POP3_STATE_TRANSACTION && level < SERVER_STOP_ALL))
+		return;
+	pop3_reply(s, "-ERR [SYS/TEMP] Service shutting down, closing "
+	    "connection");
+	pop3_enter_state(s, POP3_STATE_QUIT);
+	bufferevent_disable(s->bev, EV_READ);
+	bufferevent_set_timeouts(s->bev, NULL, &(struct timeval){ 10, 0 });
+}
+
+static void
+pop3_drain(void *arg)
+{
+	struct pop3_session *s = arg;
+
+	/* a complete line already read is answered first */
+	if (s->bev != NULL && s->req == NULL && s->delayed_reply == NULL &&
+	    evbuffer_get_length(bufferevent_get_input(s->bev)) == 0)
+		pop3_stop_idle(s);
+}
+
 static void
 pop3_process(struct pop3_session *s)
 {
@@ -1346,8 +1381,10 @@ pop3_process(struct pop3_session *s)
 			break;
 		int r = pop3_get_line(s, &line);
 
-		if (r == 0)
+		if (r == 0) {
+			pop3_stop_idle(s);
 			break;
+		}
 		if (r < 0)
 			continue;
 		if (s->state == POP3_STATE_SASL)
@@ -1457,6 +1494,7 @@ pop3_free(struct pop3_session *s)
 		pop3_close_handle(s->loop->be, s->handle);
 	pop3_logout_log(s);
 	log_info("session=%s disconnect client=%s", s->id, s->addr);
+	server_drain_del(s->loop, &s->drain);
 	if (s->counted_ip)
 		server_ip_release((struct sockaddr *)&s->client);
 	server_conn_release();
@@ -1503,6 +1541,7 @@ pop3_session_new(struct server_loop *loop, const struct listen_conf *lc,
 	s->conf = loop->conf;
 	s->lc = lc;
 	metrics_conn_open((int)lc->role);
+	server_drain_add(loop, &s->drain, pop3_drain, s);
 	s->fd = fd;
 	s->retr_fd = -1;
 	snprintf(s->id, sizeof(s->id), "%02X%06lX", loop->index & 0xff,

@@ -84,6 +84,7 @@ enum smtp_auth_mech { AUTH_MECH_PLAIN, AUTH_MECH_LOGIN };
 struct smtp_session {
 	char			 id[24];	/* session id for logs */
 	struct server_loop	*loop;
+	struct server_drain	 drain;		/* told when the daemon stops */
 	const struct config	*conf;
 	const struct listen_conf *lc;
 	int			 fd;
@@ -138,6 +139,7 @@ struct smtp_session {
 	uint64_t		 commit_start;	/* metrics: commit round trip */
 	struct evbuffer		*out;
 	struct event		*data_timer;
+	struct event		*cmd_timer;	/* smtp_timeout per line */
 	size_t			 data_size;
 	enum smtp_data_error	 data_error;
 	int			 data_prev_crlf;
@@ -209,6 +211,15 @@ smtp_reply(struct smtp_session *s, const char *fmt, ...)
 		    smtp_state_names[s->state], str_c(&line));
 	str_append(&line, "\r\n");
 	bufferevent_write(s->bev, line.s, line.len);
+	/*
+	 * The client now has smtp_timeout for its next whole line: a
+	 * deadline, not an idle timer, so a client sending a byte now and
+	 * then (slowloris) is cut too. Not during DATA (its own timer).
+	 */
+	if (s->cmd_timer != NULL && s->state != SMTP_STATE_QUIT &&
+	    strncmp(line.s, "354", 3) != 0)
+		event_add(s->cmd_timer, &(struct timeval){
+		    s->conf->smtp_timeout, 0 });
 	str_deinit(&line);
 }
 
@@ -317,6 +328,8 @@ smtp_tls_done(struct smtp_session *s)
 	xfree(&s->helo);
 	s->esmtp = 0;
 	smtp_enter_state(s, SMTP_STATE_HELO);
+	event_add(s->cmd_timer, &(struct timeval){ s->conf->smtp_timeout,
+	    0 });
 	smtp_process(s);
 }
 
@@ -632,6 +645,7 @@ smtp_auth_step(struct smtp_session *s, const char *answer)
 	struct str dec = STR_INIT;
 	const char *authz, *authc, *pass;
 
+	evtimer_del(s->cmd_timer);
 	if (strcmp(answer, "*") == 0) {
 		smtp_enter_state(s, SMTP_STATE_READY);
 		xfree(&s->auth_user);
@@ -1297,6 +1311,31 @@ smtp_data_read(struct smtp_session *s)
 	}
 }
 
+/* No whole command line within smtp_timeout of our last reply. */
+static void
+smtp_cmd_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	(void)fd;
+	(void)what;
+	if (s->state == SMTP_STATE_QUIT || s->state == SMTP_STATE_DATA)
+		return;		/* closing already, or DATA's own timer */
+	log_info("session=%s timeout client=%s state=%s after %d s without "
+	    "a whole command line", s->id, s->addr,
+	    smtp_state_names[s->state], s->conf->smtp_timeout);
+	if (s->state == SMTP_STATE_PROXY || s->state == SMTP_STATE_TLS) {
+		smtp_free(s);
+		return;
+	}
+	/* RFC 5321 4.5.3.2: say why before closing */
+	smtp_enter_state(s, SMTP_STATE_QUIT);
+	smtp_reply(s, "421 4.4.2 %s Timeout, closing connection",
+	    s->conf->hostname);
+	bufferevent_disable(s->bev, EV_READ);
+	bufferevent_set_timeouts(s->bev, NULL, &(struct timeval){ 10, 0 });
+}
+
 static void
 smtp_data_timeout(evutil_socket_t fd, short what, void *arg)
 {
@@ -1611,6 +1650,7 @@ smtp_command(struct smtp_session *s, const char *line, size_t len)
 	enum smtp_cmd cmd;
 	const char *args;
 
+	evtimer_del(s->cmd_timer);
 	switch (smtp_parse_command(line, len, &cmd, &args)) {
 	case SMTP_PARSE_OK:
 		break;
@@ -1696,6 +1736,39 @@ smtp_get_line(struct smtp_session *s, struct str *line)
 	return 1;
 }
 
+/*
+ * The daemon stops (server.h): a session idle between commands, outside
+ * a transaction (or in one, once time is up), is told so and closed
+ * (RFC 5321 3.8).
+ */
+static void
+smtp_stop_idle(struct smtp_session *s)
+{
+	int level = server_loop_stopping(s->loop);
+
+	if (level == SERVER_STOP_NONE || s->req != NULL || s->delaying ||
+	    (s->state != SMTP_STATE_HELO && s->state != SMTP_STATE_READY &&
+	    s->state != SMTP_STATE_MAIL && s->state != SMTP_STATE_RCPT) ||
+	    (s->in_txn && level < SERVER_STOP_ALL))
+		return;
+	smtp_reply(s, "421 4.3.2 %s Service shutting down, closing "
+	    "connection", s->conf->hostname);
+	smtp_enter_state(s, SMTP_STATE_QUIT);
+	bufferevent_disable(s->bev, EV_READ);
+	bufferevent_set_timeouts(s->bev, NULL, &(struct timeval){ 10, 0 });
+}
+
+static void
+smtp_drain(void *arg)
+{
+	struct smtp_session *s = arg;
+
+	/* a complete line already read is answered first */
+	if (s->bev != NULL && s->req == NULL && !s->delaying &&
+	    evbuffer_get_length(bufferevent_get_input(s->bev)) == 0)
+		smtp_stop_idle(s);
+}
+
 static void
 smtp_process(struct smtp_session *s)
 {
@@ -1716,8 +1789,10 @@ smtp_process(struct smtp_session *s)
 			break;
 		int r = smtp_get_line(s, &line);
 
-		if (r == 0)
+		if (r == 0) {
+			smtp_stop_idle(s);
 			break;
+		}
 		if (r < 0)
 			continue;
 		if (s->state == SMTP_STATE_AUTH)
@@ -1827,6 +1902,7 @@ smtp_free(struct smtp_session *s)
 	    (s->spool_fd != -1 && s->in_txn))
 		smtp_abort_spool(s);
 	log_info("session=%s disconnect client=%s", s->id, s->addr);
+	server_drain_del(s->loop, &s->drain);
 	if (s->counted_ip)
 		server_ip_release((struct sockaddr *)&s->client);
 	server_conn_release();
@@ -1843,6 +1919,8 @@ smtp_free(struct smtp_session *s)
 		evbuffer_free(s->out);
 	if (s->data_timer != NULL)
 		event_free(s->data_timer);
+	if (s->cmd_timer != NULL)
+		event_free(s->cmd_timer);
 	if (s->delay_timer != NULL)
 		event_free(s->delay_timer);
 	str_deinit(&s->delayed_reply);
@@ -1886,6 +1964,7 @@ smtp_session_new(struct server_loop *loop, const struct listen_conf *lc,
 	s->lc = lc;
 	metrics_conn_open((int)lc->role);
 	s->spool_fd = -1;
+	server_drain_add(loop, &s->drain, smtp_drain, s);
 	envelope_init(&s->env);
 	snprintf(s->id, sizeof(s->id), "%02X%06lX", loop->index & 0xff,
 	    ++loop->sessions & 0xffffff);
@@ -1898,9 +1977,11 @@ smtp_session_new(struct server_loop *loop, const struct listen_conf *lc,
 	s->out = evbuffer_new();
 	s->data_timer = evtimer_new(base, smtp_data_timeout, s);
 	s->delay_timer = evtimer_new(base, smtp_delay_done, s);
+	s->cmd_timer = evtimer_new(base, smtp_cmd_timeout, s);
 	s->pol_rcpts_left = -1;
 	s->pol_rcpts_msg = -1;
-	if (s->out == NULL || s->data_timer == NULL || s->delay_timer == NULL)
+	if (s->out == NULL || s->data_timer == NULL || s->delay_timer == NULL ||
+	    s->cmd_timer == NULL)
 		fatalx("smtp: out of memory for a session");
 
 	if (lc->proxy && cidr_match(s->conf->proxy_trusted,

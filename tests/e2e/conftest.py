@@ -11,6 +11,7 @@ test errors if its log shows a sanitizer report.
 """
 import atexit
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -24,7 +25,10 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-BUILT_SEKISHO = REPO / "build-asan" / "sekisho"
+# SEKISHO_E2E_BINARY: another build to test (e.g. one not yet in the tree's
+# build-asan, while others' tests use that).
+BUILT_SEKISHO = Path(os.environ.get("SEKISHO_E2E_BINARY") or
+                     REPO / "build-asan" / "sekisho")
 
 
 def _snapshot(binary):
@@ -94,6 +98,64 @@ def domestic_lines(*networks):
     if "trusted_networks" not in known_keys():
         return []
     return [f"trusted_networks = {n}" for n in networks]
+
+
+# --- the daemon's users --------------------------------------------------
+# Run as root (as the suite is), the daemon drops to these users
+# (docs/security.md): its files and the test's directories must be theirs.
+DAEMON_USER = "sekisho"
+
+
+def daemon_ids():
+    """(uid, gid) the daemon's back side and the CLI run as, or None when
+    the tests do not run as root (then everything runs as the caller)."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        pw = pwd.getpwnam(DAEMON_USER)
+    except KeyError:
+        return None
+    return pw.pw_uid, pw.pw_gid
+
+
+def give_to_daemon(path):
+    """Make a directory the test made the daemon's user's (it writes
+    there: the database, the spool, key files the CLI creates)."""
+    ids = daemon_ids()
+    if ids is not None:
+        os.chown(path, *ids)
+
+
+_tmp_root = None
+
+
+def _e2e_tmp_root():
+    """This session's base for tmp_path: traversable (0711) so that the
+    daemon's users can reach what is below. pytest's own base,
+    /tmp/pytest-of-root, is 0700 and pytest sets it back at every session
+    start, which would cut off running daemons of a concurrent session."""
+    global _tmp_root
+    if _tmp_root is None:
+        _tmp_root = Path(tempfile.mkdtemp(prefix="sekisho-tmp-"))
+        _tmp_root.chmod(0o711)
+    return _tmp_root
+
+
+@pytest.fixture
+def tmp_path(request):
+    """pytest's tmp_path, moved where the daemon's user can work: a fresh
+    directory, owned by that user, private (0700)."""
+    name = re.sub(r"\W", "_", request.node.name)[:30]
+    d = Path(tempfile.mkdtemp(prefix=name + "-", dir=_e2e_tmp_root()))
+    d.chmod(0o700)
+    give_to_daemon(d)
+    return d
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Keep the directories of a failed run for a look; else remove."""
+    if _tmp_root is not None and exitstatus == 0:
+        shutil.rmtree(_tmp_root, ignore_errors=True)
 
 
 def sanitizer_env():
@@ -195,11 +257,13 @@ class Daemon:
                  workers=2, store=None):
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
+        give_to_daemon(self.dir)    # the database and spool are made here
         self.conf = self.dir / "sekisho.conf"
         self.log_path = self.dir / "sekisho.log"
         self.spool = self.dir / "spool"
         self.maildir_root = self.dir / "mail"
         self.proc = None
+        self.preexec = None     # run in the daemon's process before exec
         self.ports = {}
         listeners = list(listeners or self.DEFAULT_LISTENERS)
         if proxy:
@@ -218,6 +282,11 @@ class Daemon:
         ]
         self.tail = [f"proxy_trusted = {net}" for net in proxy_trusted] \
             if proxy else []
+        # a stop waits for open sessions at most this long (the default
+        # 30 s would outlast STOP_TIMEOUT)
+        if "shutdown_timeout" in known_keys() and \
+                not any(x.startswith("shutdown_timeout") for x in extra):
+            self.tail.append("shutdown_timeout = 10s")
         self.tail += list(extra)
         self.write_conf()
 
@@ -270,7 +339,8 @@ class Daemon:
             self.proc = subprocess.Popen(
                 [str(SEKISHO), "-c", str(self.conf), "serve", "-f"],
                 stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
-                env=sanitizer_env(), cwd=str(self.dir))
+                env=sanitizer_env(), cwd=str(self.dir),
+                preexec_fn=self.preexec, start_new_session=True)
         finally:
             logf.close()
         deadline = time.monotonic() + START_TIMEOUT
@@ -291,6 +361,11 @@ class Daemon:
                         pytest.fail(f"port {name} {port} never accepted:"
                                     f"\n{self.log()}")
                     time.sleep(0.05)
+        # Ports accept as soon as the first session process runs; the
+        # daemon has started when it says so (every process is up).
+        while "sekisho started" not in self.log_since(mark) and \
+                time.monotonic() < deadline and self.proc.poll() is None:
+            time.sleep(0.02)
         # The probes above are sessions too: let them be logged and gone,
         # so that what a test reads after start() is its own doing.
         # (Bounded, and not an error: a role that logs no "disconnect"
@@ -315,7 +390,12 @@ class Daemon:
             return None
 
     def kill9(self):
-        self.proc.send_signal(signal.SIGKILL)
+        """kill -9 of the whole daemon at once: the master, the back side
+        and the session processes (its own process group)."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         self.proc.wait(timeout=STOP_TIMEOUT)
 
     def restart(self):
