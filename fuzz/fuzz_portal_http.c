@@ -204,8 +204,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    fuzz_client_read, &c);
 	tev = evtimer_new(fz.base, fuzz_timeout, NULL);
 	event_add(rev, NULL);
-	/* evhttp closes on EOF after its answers; 5 s is a hang. */
-	event_add(tev, &(struct timeval){ 5, 0 });
+	/* evhttp closes on EOF after its answers; 20 s is a hang (the
+	 * fuzzer's own -timeout usually reports it first). */
+	event_add(tev, &(struct timeval){ 20, 0 });
 	while (!c.done && event_pending(tev, EV_TIMEOUT, NULL))
 		event_base_loop(fz.base, EVLOOP_ONCE);
 	if (!c.done)
