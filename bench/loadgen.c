@@ -205,6 +205,7 @@ struct loadgen_conn {
 	struct bufferevent	*bev;
 	struct loadgen_conn	*next;		/* idle/slow list */
 	int			 tls_on;
+	int			 connected;
 	int			 probe;
 	int			 closed;
 	/* replies expected, in order (pipelining) */
@@ -359,6 +360,7 @@ loadgen_aux(struct loadgen_stats *st, double v)
 
 static void loadgen_read_cb(struct bufferevent *, void *);
 static void loadgen_event_cb(struct bufferevent *, short, void *);
+static void loadgen_push(struct loadgen_conn *, enum conn_stage);
 
 static void
 loadgen_set_timeout(struct loadgen_conn *c, int on)
@@ -393,6 +395,10 @@ loadgen_conn_new(struct loadgen_thread *t)
 	loadgen_set_timeout(c, 1);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	c->t_connect = loadgen_now();
+	/* Expected before the connect completes: libevent may report the
+	 * greeting (readable) before the connection (writable). */
+	if (opts.mode != MODE_POLICY)
+		loadgen_push(c, ST_GREET);
 	t->active++;
 	if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&opts.ss,
 	    (int)opts.sslen) < 0) {
@@ -1123,6 +1129,7 @@ loadgen_read_cb(struct bufferevent *bev, void *arg)
 	char *line;
 	size_t len;
 
+	c->connected = 1;
 	while (!c->closed) {
 		if (opts.mode == MODE_POP3 && loadgen_peek(c) == ST_RETR_BODY) {
 			if (!loadgen_pop3_body(c, in))
@@ -1176,13 +1183,13 @@ loadgen_event_cb(struct bufferevent *bev, short what, void *arg)
 				loadgen_pop3_login(c);
 			return;
 		}
+		c->connected = 1;
 		if (opts.mode == MODE_POLICY) {
 			if (c->t->budget == 0)
 				loadgen_conn_end(c, NULL);
 			else
 				loadgen_policy_send(c);
-		} else
-			loadgen_push(c, ST_GREET);
+		}
 		return;
 	}
 	if (what & BEV_EVENT_TIMEOUT)
@@ -1211,9 +1218,9 @@ loadgen_event_cb(struct bufferevent *bev, short what, void *arg)
 			return;
 		}
 	}
-	/* nothing expected yet: the connection (or implicit TLS) failed */
+	/* not connected yet: the connection (or implicit TLS) failed */
 	snprintf(kind, sizeof(kind), "%s:%s",
-	    s == ST_DONE ? "connect" : loadgen_stage_names[s], why);
+	    !c->connected ? "connect" : loadgen_stage_names[s], why);
 	loadgen_conn_end(c, kind);
 }
 
