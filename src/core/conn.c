@@ -5,6 +5,8 @@
 #include <string.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <unistd.h>
 
 #include <event2/bufferevent.h>
@@ -141,10 +143,18 @@ conn_tls_bev(struct event_base *base, SSL_CTX *ctx, int fd, SSL **ssl_r)
 {
 	struct bufferevent *bev;
 	SSL *ssl = SSL_new(ctx);
+	int one = 1;
 
 	*ssl_r = NULL;
 	if (ssl == NULL)
 		return NULL;
+	/*
+	 * Each write becomes its own TLS record and segment: a reply's
+	 * status line and then its body (POP3 RETR) or several pipelined
+	 * replies. With Nagle the second waits for the ACK of the first,
+	 * which the client delays (40 ms on Linux): docs/performance.md.
+	 */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	bev = bufferevent_openssl_socket_new(base, fd, ssl,
 	    BUFFEREVENT_SSL_ACCEPTING, 0);
 	if (bev == NULL) {
