@@ -112,6 +112,7 @@ struct queue_attempt {
 	int			 force;
 	pthread_mutex_t		 mutex;
 	int			 pending;	/* jobs out */
+	size_t			 unjournaled;	/* 1 + delivered, not journaled */
 };
 
 struct queue_done {
@@ -825,6 +826,8 @@ queue_attempt_finish(struct queue_attempt *a, int64_t *next_r)
 	 */
 	if (unlink(a->path) < 0) {
 		log_warn("id=%s queue unlink", a->id);
+		if (a->unjournaled > 0)
+			queue_journal(a, a->unjournaled - 1, "delivered");
 		return QUEUE_RETRY;
 	}
 	dir = xasprintf("%s/queue", a->c->spool_dir);
@@ -849,6 +852,16 @@ queue_due(const struct queue_attempt *a, size_t i, int64_t now)
 	return a->force || s->next_try <= now;
 }
 
+/* Is every recipient but idx delivered (or otherwise finished)? */
+static int
+queue_others_done(const struct queue_attempt *a, size_t idx)
+{
+	for (size_t j = 0; j < a->env.rcpt_count; j++)
+		if (j != idx && a->st[j].status != QUEUE_RCPT_DONE)
+			return 0;
+	return 1;
+}
+
 static void
 queue_deliver_maildir(struct queue_attempt *a, size_t i, int64_t now)
 {
@@ -870,8 +883,19 @@ queue_deliver_maildir(struct queue_attempt *a, size_t i, int64_t now)
 	log_info("id=%s deliver rcpt=%s mailbox=%s status=delivered "
 	    "maildir=%s", a->id, abuf, mbuf, name);
 	free(name);
-	queue_journal(a, i, "delivered");
 	a->st[i].status = QUEUE_RCPT_DONE;
+	/*
+	 * The last recipient: the message is removed next
+	 * (queue_attempt_finish), so its journal line would be written,
+	 * fsync'd and deleted at once: two fsyncs of eight per message
+	 * (docs/performance.md). A crash before the removal delivers this
+	 * recipient again, as one being delivered at a crash always may
+	 * (docs/architecture.md); a failed removal journals it then.
+	 */
+	if (!a->io_error && queue_others_done(a, i))
+		a->unjournaled = i + 1;
+	else
+		queue_journal(a, i, "delivered");
 	queue_metrics_result(a, i, METRICS_DELIVERED);
 }
 
