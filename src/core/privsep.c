@@ -317,11 +317,64 @@ privsep_own_one(const char *path, const struct stat *st, int flag,
 	return 0;
 }
 
+/* Everything under path, path included, to id, nothing for others. */
+static int
+privsep_walk(const char *path, const struct privsep_id *id,
+    const char **error_r)
+{
+	privsep_walk_id = id;
+	privsep_walk_errno = 0;
+	if (nftw(path, privsep_own_one, 32, FTW_PHYS) < 0)
+		privsep_walk_errno = errno;
+	if (privsep_walk_errno != 0) {
+		errno = privsep_walk_errno;
+		*error_r = privsep_err("cannot give to the daemon's user", path);
+		return -1;
+	}
+	log_info("privsep: %s now belongs to %s:%s", path, id->user,
+	    id->group);
+	return 0;
+}
+
+/*
+ * A directory made by root under a top that is already id's (spool_dir
+ * given to the user by hand, then incoming/ and queue/ made by a start as
+ * root): walk it. One level only: below that the daemon makes everything
+ * as id itself.
+ */
+static int
+privsep_own_children(const char *path, const struct privsep_id *id,
+    const char **error_r)
+{
+	struct dirent *de;
+	DIR *d;
+	int r = 0;
+
+	if ((d = opendir(path)) == NULL) {
+		*error_r = privsep_err("cannot open", path);
+		return -1;
+	}
+	while (r == 0 && (de = readdir(d)) != NULL) {
+		struct stat st;
+		char *child;
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		child = xasprintf("%s/%s", path, de->d_name);
+		if (lstat(child, &st) == 0 && S_ISDIR(st.st_mode) &&
+		    (st.st_uid != id->uid || st.st_gid != id->gid))
+			r = privsep_walk(child, id, error_r);
+		free(child);
+	}
+	closedir(d);
+	return r;
+}
+
 /*
  * path and what is under it owned by id, nothing for others. The walk
  * runs when the top is not id's yet (the first start after a version
- * that ran as root); else only the top is set, so a large maildir_root
- * is not walked at every start.
+ * that ran as root); else only the top and the directories right under
+ * it are checked, so a large maildir_root is not walked at every start.
  */
 static int
 privsep_own_tree(const char *path, const struct privsep_id *id,
@@ -339,21 +392,8 @@ privsep_own_tree(const char *path, const struct privsep_id *id,
 		*error_r = privsep_ebuf;
 		return -1;
 	}
-	if (st.st_uid != id->uid) {
-		privsep_walk_id = id;
-		privsep_walk_errno = 0;
-		if (nftw(path, privsep_own_one, 32, FTW_PHYS) < 0)
-			privsep_walk_errno = errno;
-		if (privsep_walk_errno != 0) {
-			errno = privsep_walk_errno;
-			*error_r = privsep_err("cannot give to the daemon's user",
-			    path);
-			return -1;
-		}
-		log_info("privsep: %s now belongs to %s:%s", path, id->user,
-		    id->group);
-		return 0;
-	}
+	if (st.st_uid != id->uid)
+		return privsep_walk(path, id, error_r);
 	if (st.st_gid != id->gid && chown(path, id->uid, id->gid) < 0) {
 		*error_r = privsep_err("chown", path);
 		return -1;
@@ -362,7 +402,7 @@ privsep_own_tree(const char *path, const struct privsep_id *id,
 		*error_r = privsep_err("chmod", path);
 		return -1;
 	}
-	return 0;
+	return privsep_own_children(path, id, error_r);
 }
 
 /* A file the daemon reads or rewrites: id's, mode at most 0600. */

@@ -131,6 +131,23 @@ def test_tools_run_as_root_work_as_the_daemons_user(make_daemon):
     d.wait_files(BOB, 1)
 
 
+def test_a_spool_given_to_the_user_by_hand_gets_its_subdirectories(
+        make_daemon):
+    # The quick start's way: the operator makes spool_dir and gives it to
+    # sekisho; the first start as root makes incoming/ and queue/ in it.
+    uid, gid = ids("sekisho")
+    d = make_daemon(start=False)
+    d.spool.mkdir(exist_ok=True)
+    os.chown(d.spool, uid, gid)
+    os.chmod(d.spool, 0o750)
+    d.start()
+    for sub in ("incoming", "queue"):
+        st = os.stat(d.spool / sub)
+        assert (st.st_uid, st.st_gid) == (uid, gid), sub
+    qid = mx_send(d.ports["mx"], BOB, b"Subject: x\r\n\r\ny\r\n")
+    d.wait_message(BOB, qid)
+
+
 def start_fails(d, needle):
     r = subprocess.run([str(SEKISHO), "-c", str(d.conf), "serve", "-f"],
                        capture_output=True, text=True, timeout=60,
