@@ -397,6 +397,16 @@ class Daemon:
         except ProcessLookupError:
             pass
         self.proc.wait(timeout=STOP_TIMEOUT)
+        # The master is reaped; its session processes may still hold the
+        # listening sockets for a moment and take a connection as they die.
+        # Dead means every process of the group is gone.
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(self.proc.pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.02)
 
     def restart(self):
         self.kill9()
