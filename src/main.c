@@ -11,6 +11,7 @@
 #include "cli/cli.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "core/mem.h"
 #include "core/privsep.h"
 #include "core/server.h"
 #include "core/str.h"
@@ -114,6 +115,9 @@ main_serve(const char *path, int argc, char **argv)
 			return 2;
 		}
 	}
+	/* Before the config is read: checking it builds an SSL_CTX, and
+	 * OpenSSL's allocator can only be set before its first allocation. */
+	mem_init();
 	/* SIGHUP reads the file again, after daemon() left the directory */
 	char *abs = realpath(path, NULL);
 

@@ -322,6 +322,14 @@ static const struct config_def config_defs[] = {
 	    "chrooted to."),
 	ROW_NUM(shutdown_timeout, CONFIG_DURATION, "30s", 1, HOUR,
 	    "Time open sessions get to finish at a stop or reload."),
+	/* out of memory (docs/security.md) */
+	ROW_NUM(session_memory_limit, CONFIG_SIZE, "1G", 0, 1024 * GIB,
+	    "Data size cap (RLIMIT_DATA) of each session process: near it "
+	    "new connections are refused (SMTP 421 4.3.2) until memory is "
+	    "back; 0: none. The default is over ten times what "
+	    "max_connections busy TLS sessions take (tens of KB each), and "
+	    "keeps a process fed by hostile clients from taking the host's "
+	    "memory; not applied in an AddressSanitizer build."),
 };
 
 #define CONFIG_NDEFS	nitems(config_defs)

@@ -158,6 +158,9 @@ struct config {
 	char	*session_group;
 	char	*session_chroot;		/* empty, root-owned */
 	int	 shutdown_timeout;		/* seconds */
+
+	/* out of memory (docs/security.md) */
+	size_t	 session_memory_limit;		/* bytes, 0 = none */
 };
 
 /*

@@ -31,6 +31,7 @@ struct config;
 enum metrics_conn_refusal {
 	METRICS_CONN_MAX,	/* max_connections reached */
 	METRICS_CONN_PER_IP,	/* max_connections_per_ip reached */
+	METRICS_CONN_MEMORY,	/* low on memory (mem.h) */
 	METRICS_CONN_REFUSAL_COUNT
 };
 

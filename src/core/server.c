@@ -47,6 +47,7 @@
 #include "channel.h"
 #include "config.h"
 #include "log.h"
+#include "mem.h"
 #include "metrics.h"
 #include "metrics_http.h"
 #include "privsep.h"
@@ -57,6 +58,7 @@
 #define SERVER_SLOTS		256	/* session processes at once */
 #define SERVER_CONFIG_MAX	(1024 * 1024)
 #define SERVER_PAUSE_MS		250	/* listeners off after EMFILE */
+#define SERVER_MEM_CHECK_MS	1000	/* while low: take the reserve back */
 
 static uint64_t
 server_now_ms(void)
@@ -533,6 +535,7 @@ struct server_sproc {
 	uint64_t		 final;		/* then exit anyway */
 	struct event		*ev_check;
 	struct event		*ev_resume;
+	struct event		*ev_mem;
 	struct event		*ev_sig[3];
 };
 
@@ -570,6 +573,40 @@ server_loop_stopping(const struct server_loop *loop)
 	return loop->stopping;
 }
 
+/*
+ * What a connection is told while the process is low on memory: one
+ * static line written to the new socket, nothing allocated (no
+ * bufferevent, no TLS). RFC 3463 X.3.2: system not accepting network
+ * messages. Implicit TLS (465, 995) cannot be spoken to without a
+ * handshake, the policy protocol has no greeting and the metrics
+ * listener's client sends first: closed.
+ */
+static const char *const server_low_memory_line[] = {
+	[LISTEN_MX] = "421 4.3.2 Service not available, low on memory, "
+	    "try again later\r\n",
+	[LISTEN_SUBMISSION] = "421 4.3.2 Service not available, low on "
+	    "memory, try again later\r\n",
+	[LISTEN_POP3] = "-ERR [SYS/TEMP] low on memory, try again later\r\n",
+};
+
+static void
+server_refuse_low_memory(const struct listen_conf *lc, int fd)
+{
+	const char *line = NULL;
+
+	if ((size_t)lc->role < sizeof(server_low_memory_line) /
+	    sizeof(server_low_memory_line[0]))
+		line = server_low_memory_line[lc->role];
+	/* Best effort: the socket is new, the write will not block. */
+	if (line != NULL && write(fd, line, strlen(line)) < 0)
+		log_debug("low memory refusal: write failed");
+	close(fd);
+	/* the reason was logged once, with "memory low" */
+	log_debug("low on memory: connection refused role=%s",
+	    config_role_name(lc->role));
+	metrics_conn_refused((int)lc->role, METRICS_CONN_MEMORY);
+}
+
 static void
 server_on_accept(struct evconnlistener *evl, evutil_socket_t fd,
     struct sockaddr *sa, int salen, void *arg)
@@ -578,6 +615,11 @@ server_on_accept(struct evconnlistener *evl, evutil_socket_t fd,
 	server_session_fn *fn = NULL;
 
 	(void)evl;
+	/* the reserve is gone: sessions already open may need the rest */
+	if (mem_low()) {
+		server_refuse_low_memory(l->lc, fd);
+		return;
+	}
 	if ((size_t)l->lc->role < sizeof(server_session_new) /
 	    sizeof(server_session_new[0]))
 		fn = server_session_new[l->lc->role];
@@ -585,6 +627,18 @@ server_on_accept(struct evconnlistener *evl, evutil_socket_t fd,
 		fatalx("listener role %s has no session type",
 		    config_role_name(l->lc->role));
 	fn(&l->sp->loop, l->lc, fd, sa, (socklen_t)salen);
+}
+
+/* While low on memory: try to take the reserve back (logged when it
+ * works, and new connections are served again). */
+static void
+server_on_mem_check(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	if (mem_low())
+		mem_recover();
 }
 
 static void
@@ -824,6 +878,11 @@ server_session_main(struct server_master *m, int slot, int set, int chfd)
 			close(m->fds[(size_t)i * m->nl + j]);
 	if (privsep_confine(conf->session_chroot, &m->session, &error) < 0)
 		fatalx("session process: %s", error);
+	/* the reserve inside the cap: it is what the cap leaves to give */
+	mem_process_init("session process",
+	    mem_reserve_size(conf->session_memory_limit));
+	if (mem_limit(conf->session_memory_limit, &error) < 0)
+		fatal("session process: %s", error);
 	server_child_tie(m->pid);
 	server_child_signals();
 	server_slot = slot;
@@ -863,6 +922,8 @@ server_session_main(struct server_master *m, int slot, int set, int chfd)
 	sp.ev_check = event_new(sp.loop.base, -1, EV_PERSIST, server_on_check,
 	    &sp);
 	sp.ev_resume = evtimer_new(sp.loop.base, server_on_resume, &sp);
+	sp.ev_mem = event_new(sp.loop.base, -1, EV_PERSIST,
+	    server_on_mem_check, &sp);
 	for (int i = 0; i < 3; i++) {
 		sp.ev_sig[i] = evsignal_new(sp.loop.base, sigs[i],
 		    server_on_signal, &sp);
@@ -870,8 +931,12 @@ server_session_main(struct server_master *m, int slot, int set, int chfd)
 			fatalx("session process: cannot catch signal %d",
 			    sigs[i]);
 	}
-	if (sp.ev_check == NULL || sp.ev_resume == NULL)
+	if (sp.ev_check == NULL || sp.ev_resume == NULL || sp.ev_mem == NULL)
 		fatalx("session process: out of memory");
+	struct timeval mtv = { SERVER_MEM_CHECK_MS / 1000,
+	    (SERVER_MEM_CHECK_MS % 1000) * 1000 };
+
+	event_add(sp.ev_mem, &mtv);
 
 	event_base_dispatch(sp.loop.base);
 
@@ -882,6 +947,7 @@ server_session_main(struct server_master *m, int slot, int set, int chfd)
 		event_free(sp.ev_sig[i]);
 	event_free(sp.ev_check);
 	event_free(sp.ev_resume);
+	event_free(sp.ev_mem);
 	free(sp.l);
 	exit(0);
 }
@@ -929,6 +995,7 @@ server_back_main(struct server_master *m, int ctl)
 	m->tls = NULL;
 	if (m->root && privsep_drop(&m->user, 1, &error) < 0)
 		fatalx("back side: %s", error);
+	mem_process_init("back side", MEM_RESERVE_MIN);
 	server_child_tie(m->pid);
 	/* Only the master tells it what to do: a SIGTERM meant for the
 	 * whole group (systemd, ^C) must not stop it before the sessions. */
@@ -1539,6 +1606,11 @@ server_run(const struct config *conf, const char **error_r)
 	struct tm tm;
 	int nloops = conf->workers, failed = 0, back_status = 0;
 
+	/* before any libevent or OpenSSL object exists */
+	mem_init();
+	if (conf->session_memory_limit != 0 && mem_limit_supported() < 0)
+		log_warnx("session_memory_limit is not applied: an "
+		    "AddressSanitizer build (its shadow memory counts)");
 	metrics_init(conf);	/* shared memory: before any fork */
 	if (nloops <= 0) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);

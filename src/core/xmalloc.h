@@ -1,6 +1,8 @@
 /*
- * xmalloc: allocation that cannot fail. Out of memory is an environment
- * failure: log and exit, so the parent restarts the worker (tmux, OpenSMTPD).
+ * xmalloc: allocation that cannot fail. The first failure in a process
+ * releases its reserve and is tried again (mem.h); out of memory with no
+ * reserve left is an environment failure: log and exit, so the parent
+ * restarts the worker (tmux, OpenSMTPD). docs/security.md, "Out of memory".
  */
 #ifndef SEKISHO_XMALLOC_H
 #define SEKISHO_XMALLOC_H
