@@ -138,12 +138,34 @@ conn_linger_close(struct event_base *base, int fd)
 	event_add(*evp, &(struct timeval){ CONN_LINGER_SECONDS, 0 });
 }
 
+/*
+ * Replies that depend on the back side (RCPT, the end of DATA, RETR) go
+ * out one by one as the answers come. With Nagle's algorithm a reply
+ * sent while the previous one is unacknowledged waits for that ACK,
+ * which a pipelining client delays by 40 ms on Linux: one message per
+ * 40 ms per session (docs/performance.md). Replies written in one
+ * callback still leave in one segment: the bufferevent gathers them.
+ */
+void
+conn_nodelay(int fd)
+{
+	int one = 1;
+
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+struct bufferevent *
+conn_plain_bev(struct event_base *base, int fd)
+{
+	conn_nodelay(fd);
+	return bufferevent_socket_new(base, fd, 0);
+}
+
 struct bufferevent *
 conn_tls_bev(struct event_base *base, SSL_CTX *ctx, int fd, SSL **ssl_r)
 {
 	struct bufferevent *bev;
 	SSL *ssl = SSL_new(ctx);
-	int one = 1;
 
 	*ssl_r = NULL;
 	if (ssl == NULL)
@@ -154,7 +176,7 @@ conn_tls_bev(struct event_base *base, SSL_CTX *ctx, int fd, SSL **ssl_r)
 	 * replies. With Nagle the second waits for the ACK of the first,
 	 * which the client delays (40 ms on Linux): docs/performance.md.
 	 */
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	conn_nodelay(fd);
 	bev = bufferevent_openssl_socket_new(base, fd, ssl,
 	    BUFFEREVENT_SSL_ACCEPTING, 0);
 	if (bev == NULL) {

@@ -33,6 +33,13 @@ struct conn_proxy *conn_proxy_read(struct event_base *base, int fd,
 /* Cancel a reader whose callback has not run. */
 void conn_proxy_free(struct conn_proxy **p);
 
+/* TCP_NODELAY on a session's socket (why: conn.c). */
+void conn_nodelay(int fd);
+
+/* A plain session's bufferevent on fd (not closed on free), with
+ * TCP_NODELAY. NULL on failure. */
+struct bufferevent *conn_plain_bev(struct event_base *base, int fd);
+
 /*
  * An accepting TLS bufferevent on fd. The socket stays the caller's (no
  * BEV_OPT_CLOSE_ON_FREE) and so does *ssl_r: SSL_free it after

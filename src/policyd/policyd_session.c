@@ -15,6 +15,7 @@
 #include "../core/be_client.h"
 #include "../core/be_proto.h"
 #include "../core/config.h"
+#include "../core/conn.h"
 #include "../core/log.h"
 #include "../core/metrics.h"
 #include "../core/server.h"
@@ -199,6 +200,7 @@ policyd_session_new(struct server_loop *loop, const struct listen_conf *lc,
 	server_drain_add(loop, &s->drain, policyd_drain, s);
 	policyd_request_init(&s->r);
 	server_addr_str(sa, s->addr, sizeof(s->addr));
+	conn_nodelay(fd);
 	s->bev = bufferevent_socket_new(loop->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (s->bev == NULL)
 		fatalx("policy: out of memory for a session");

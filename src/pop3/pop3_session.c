@@ -330,7 +330,7 @@ pop3_client_ready(struct pop3_session *s)
 		pop3_tls_start(s);
 		return;
 	}
-	s->bev = bufferevent_socket_new(s->loop->base, s->fd, 0);
+	s->bev = conn_plain_bev(s->loop->base, s->fd);
 	if (s->bev == NULL)
 		fatalx("pop3: out of memory for a session");
 	bufferevent_setcb(s->bev, pop3_on_read, pop3_on_write, pop3_on_event,

@@ -344,7 +344,7 @@ smtp_client_ready(struct smtp_session *s)
 		smtp_tls_start(s);
 		return;
 	}
-	s->bev = bufferevent_socket_new(s->loop->base, s->fd, 0);
+	s->bev = conn_plain_bev(s->loop->base, s->fd);
 	if (s->bev == NULL)
 		fatalx("smtp: out of memory for a session");
 	bufferevent_setcb(s->bev, smtp_on_read, smtp_on_write, smtp_on_event,
