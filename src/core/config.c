@@ -326,7 +326,7 @@ static const struct config_def config_defs[] = {
 	ROW_NUM(session_memory_limit, CONFIG_SIZE, "1G", 0, 1024 * GIB,
 	    "Data size cap (RLIMIT_DATA) of each session process: near it "
 	    "new connections are refused (SMTP 421 4.3.2) until memory is "
-	    "back; 0: none. The default is over ten times what "
+	    "back; 0: none (under 8M: 8M). The default is over ten times what "
 	    "max_connections busy TLS sessions take (tens of KB each), and "
 	    "keeps a process fed by hostile clients from taking the host's "
 	    "memory; not applied in an AddressSanitizer build."),

@@ -301,6 +301,8 @@ mem_limit(size_t limit, const char **error_r)
 
 	if (limit == 0 || mem_limit_supported() < 0)
 		return 0;
+	if (limit < MEM_LIMIT_MIN)
+		limit = MEM_LIMIT_MIN;
 	if (getrlimit(RLIMIT_DATA, &rl) < 0) {
 		*error_r = "getrlimit(RLIMIT_DATA) failed";
 		return -1;

@@ -23,6 +23,8 @@
 
 #define MEM_RESERVE_MIN		((size_t)1024 * 1024)
 #define MEM_RESERVE_MAX		((size_t)4 * 1024 * 1024)
+/* Below this a session process could not even start its loop. */
+#define MEM_LIMIT_MIN		((size_t)8 * 1024 * 1024)
 
 /*
  * Once, first thing in the master, before any libevent or OpenSSL object
@@ -73,8 +75,9 @@ int mem_recover(void);
 int mem_limit_supported(void);
 
 /*
- * Caps this process's data (RLIMIT_DATA, soft and hard) at limit bytes;
- * 0 leaves it as it is. -1 with error_r when setrlimit fails.
+ * Caps this process's data (RLIMIT_DATA, soft and hard) at limit bytes,
+ * at least MEM_LIMIT_MIN; 0 leaves it as it is. -1 with error_r when
+ * setrlimit fails.
  */
 int mem_limit(size_t limit, const char **error_r);
 

@@ -1611,6 +1611,11 @@ server_run(const struct config *conf, const char **error_r)
 	if (conf->session_memory_limit != 0 && mem_limit_supported() < 0)
 		log_warnx("session_memory_limit is not applied: an "
 		    "AddressSanitizer build (its shadow memory counts)");
+	else if (conf->session_memory_limit != 0 &&
+	    conf->session_memory_limit < MEM_LIMIT_MIN)
+		log_warnx("session_memory_limit %zu is too small for a session "
+		    "process: %zu is used", conf->session_memory_limit,
+		    MEM_LIMIT_MIN);
 	metrics_init(conf);	/* shared memory: before any fork */
 	if (nloops <= 0) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
