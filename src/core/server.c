@@ -878,7 +878,8 @@ server_session_main(struct server_master *m, int slot, int set, int chfd)
 			close(m->fds[(size_t)i * m->nl + j]);
 	if (privsep_confine(conf->session_chroot, &m->session, &error) < 0)
 		fatalx("session process: %s", error);
-	/* the reserve inside the cap: it is what the cap leaves to give */
+	/* the reserve first: it counts in the cap, which it must not
+	 * find full */
 	mem_process_init("session process",
 	    mem_reserve_size(conf->session_memory_limit));
 	if (mem_limit(conf->session_memory_limit, &error) < 0)
@@ -1606,7 +1607,8 @@ server_run(const struct config *conf, const char **error_r)
 	struct tm tm;
 	int nloops = conf->workers, failed = 0, back_status = 0;
 
-	/* before any libevent or OpenSSL object exists */
+	/* main did it before reading the config (it builds an SSL_CTX);
+	 * for any other caller, before the first libevent object */
 	mem_init();
 	if (conf->session_memory_limit != 0 && mem_limit_supported() < 0)
 		log_warnx("session_memory_limit is not applied: an "
