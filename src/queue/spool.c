@@ -13,6 +13,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,8 +56,8 @@ spool_errno_error(const char *what)
 	return buf;
 }
 
-int
-spool_fsync_dir(const char *path)
+static int
+spool_fsync_dir_now(const char *path)
 {
 	int fd, ret, saved;
 
@@ -65,6 +68,116 @@ spool_fsync_dir(const char *path)
 	close(fd);
 	errno = saved;
 	return ret;
+}
+
+/*
+ * Group commit of directory fsyncs. Under load many threads make a
+ * rename or unlink in the same directory (queue/, a busy Maildir's new/)
+ * and each needs it on disk before it may answer. One fsync started
+ * after a change covers it, so a thread takes a ticket after its change
+ * and waits until a fsync that began after that ticket has finished:
+ * the first waiter runs it for everyone who came before, the others
+ * sleep. Fewer journal commits, nothing weaker: nobody returns before a
+ * fsync that started after its own change. A slot is one directory at
+ * a time; a thread whose directory's slot is taken by another
+ * directory simply fsyncs on its own.
+ */
+#define SPOOL_SYNC_SLOTS	64
+
+struct spool_sync {
+	pthread_mutex_t		 mutex;
+	pthread_cond_t		 cond;
+	char			 path[PATH_MAX];	/* "" when idle */
+	uint64_t		 ticket;	/* last ticket handed out */
+	uint64_t		 done;		/* tickets <= done are durable */
+	uint64_t		 failed;	/* tickets <= failed failed */
+	int			 error;		/* errno of that failure */
+	int			 running;	/* a fsync is under way */
+	unsigned		 users;		/* threads in this slot */
+};
+
+static struct spool_sync spool_syncs[SPOOL_SYNC_SLOTS];
+static _Atomic uint64_t spool_sync_asked, spool_sync_done;
+static pthread_once_t spool_syncs_once = PTHREAD_ONCE_INIT;
+
+static void
+spool_syncs_init(void)
+{
+	for (size_t i = 0; i < SPOOL_SYNC_SLOTS; i++) {
+		pthread_mutex_init(&spool_syncs[i].mutex, NULL);
+		pthread_cond_init(&spool_syncs[i].cond, NULL);
+	}
+}
+
+int
+spool_fsync_dir(const char *path)
+{
+	struct spool_sync *g;
+	uint64_t h = 1469598103934665603ULL, my, target;
+	int ret, saved = 0;
+
+	spool_sync_asked++;
+	if (strlen(path) >= sizeof(g->path)) {
+		spool_sync_done++;
+		return spool_fsync_dir_now(path);
+	}
+	for (const char *p = path; *p != '\0'; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;	/* FNV-1a */
+	pthread_once(&spool_syncs_once, spool_syncs_init);
+	g = &spool_syncs[h % SPOOL_SYNC_SLOTS];
+
+	pthread_mutex_lock(&g->mutex);
+	if (g->users > 0 && strcmp(g->path, path) != 0) {
+		pthread_mutex_unlock(&g->mutex);
+		spool_sync_done++;
+		return spool_fsync_dir_now(path);
+	}
+	if (g->users++ == 0)
+		xstrlcpy(g->path, path, sizeof(g->path));
+	my = ++g->ticket;
+	for (;;) {
+		if (g->failed >= my) {
+			/* the fsync meant for us failed: so do we */
+			ret = -1;
+			saved = g->error;
+			break;
+		}
+		if (g->done >= my) {
+			ret = 0;
+			break;
+		}
+		if (g->running) {
+			pthread_cond_wait(&g->cond, &g->mutex);
+			continue;
+		}
+		g->running = 1;
+		target = g->ticket;
+		pthread_mutex_unlock(&g->mutex);
+		spool_sync_done++;
+		ret = spool_fsync_dir_now(path);
+		saved = errno;
+		pthread_mutex_lock(&g->mutex);
+		g->running = 0;
+		if (ret == 0)
+			g->done = target;
+		else {
+			g->failed = target;
+			g->error = saved;
+		}
+		pthread_cond_broadcast(&g->cond);
+	}
+	if (--g->users == 0)
+		g->path[0] = '\0';
+	pthread_mutex_unlock(&g->mutex);
+	errno = saved;
+	return ret;
+}
+
+void
+spool_fsync_dir_stats(uint64_t *asked_r, uint64_t *done_r)
+{
+	*asked_r = spool_sync_asked;
+	*done_r = spool_sync_done;
 }
 
 /* mkdir that accepts an existing directory; 1 if it was created. */
@@ -318,12 +431,13 @@ spool_commit(const char *spool_dir, const char *id, const char **error_r)
 			log_warn("id=%s spool commit undo failed", id);
 		goto out;
 	}
-	/* Not needed for the promise, but keeps a stale incoming/ name
-	 * from coming back after a crash (it would only be purged). */
-	dir = xasprintf("%s/incoming", spool_dir);
-	if (spool_fsync_dir(dir) < 0)
-		log_warn("id=%s spool fsync incoming", id);
-	free(dir);
+	/*
+	 * incoming/ is not fsync'd: the promise needs only the new name.
+	 * A journaling file system commits a rename as one change anyway,
+	 * and where the old name could come back after a crash it is a
+	 * second link to a queued file, which spool_purge_incoming removes
+	 * at the next start without touching the one in queue/.
+	 */
 	ret = 0;
 out:
 	free(from);

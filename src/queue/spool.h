@@ -72,8 +72,11 @@ int spool_purge_incoming(const char *spool_dir, const char **error_r);
 /* write() all of buf, retrying short writes and EINTR; -1 with errno. */
 int spool_write_full(int fd, const void *buf, size_t len);
 /* fsync a directory, so names created or removed in it are durable;
- * -1 with errno. */
+ * -1 with errno. Thread-safe; concurrent callers for one directory share
+ * one fsync that started after all of their changes (group commit). */
 int spool_fsync_dir(const char *path);
+/* Since start: directory fsyncs asked for, and fsyncs made for them. */
+void spool_fsync_dir_stats(uint64_t *asked_r, uint64_t *done_r);
 /* "what: strerror(errno)" in a thread-local buffer, valid until the next
  * call in this thread: for error_r after a failed system call. */
 const char *spool_errno_error(const char *what);

@@ -1,0 +1,99 @@
+/*
+ * test_spool_sync: the group commit of directory fsyncs (spool.c).
+ * Threads that each create a file and then ask for the directory to be
+ * durable must all be answered 0, and on a real disk they share fsyncs.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "queue/spool.h"
+#include "unit.h"
+
+#define THREADS	8
+#define ROUNDS	100
+
+static char dir[256];
+static int failures[THREADS];
+
+static void *
+worker(void *arg)
+{
+	int idx = (int)(intptr_t)arg;
+	char path[320];
+
+	for (int i = 0; i < ROUNDS; i++) {
+		snprintf(path, sizeof(path), "%s/f%d.%d", dir, idx, i);
+		int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+
+		if (fd < 0 || close(fd) < 0 || spool_fsync_dir(dir) != 0)
+			failures[idx]++;
+	}
+	return NULL;
+}
+
+static void
+test_concurrent(void)
+{
+	pthread_t t[THREADS];
+	uint64_t asked0, done0, asked, done;
+
+	spool_fsync_dir_stats(&asked0, &done0);
+	for (int i = 0; i < THREADS; i++)
+		pthread_create(&t[i], NULL, worker, (void *)(intptr_t)i);
+	for (int i = 0; i < THREADS; i++)
+		pthread_join(t[i], NULL);
+	for (int i = 0; i < THREADS; i++)
+		UNIT_CHECK_INT(failures[i], 0);
+	spool_fsync_dir_stats(&asked, &done);
+	UNIT_CHECK(asked - asked0 == THREADS * ROUNDS);
+	/* eight threads in a loop on one directory: some share */
+	UNIT_CHECK(done - done0 < asked - asked0);
+	UNIT_CHECK(done - done0 > 0);
+	fprintf(stderr, "test_spool_sync: %llu fsyncs for %llu requests\n",
+	    (unsigned long long)(done - done0),
+	    (unsigned long long)(asked - asked0));
+}
+
+static void
+test_errors(void)
+{
+	char path[320];
+
+	errno = 0;
+	UNIT_CHECK_INT(spool_fsync_dir("/nonexistent-sekisho/dir"), -1);
+	UNIT_CHECK_INT(errno, ENOENT);
+	/* a file is not a directory: every caller gets the error */
+	snprintf(path, sizeof(path), "%s/f0.0", dir);
+	errno = 0;
+	UNIT_CHECK_INT(spool_fsync_dir(path), -1);
+	UNIT_CHECK_INT(errno, ENOTDIR);
+	/* and the directory itself still works afterwards */
+	UNIT_CHECK_INT(spool_fsync_dir(dir), 0);
+}
+
+int
+main(void)
+{
+	char cmd[300];
+
+	/* on the build's disk, not a tmpfs: fsync must take a moment */
+	snprintf(dir, sizeof(dir), "build-asan/test-spool-sync.%ld",
+	    (long)getpid());
+	if (mkdir(dir, 0700) < 0) {
+		perror(dir);
+		return 1;
+	}
+	test_concurrent();
+	test_errors();
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", dir);
+	UNIT_END();
+}
