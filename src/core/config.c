@@ -329,7 +329,7 @@ static const struct config_def config_defs[] = {
 	    "back; 0: none (under 8M: 8M). The default is over ten times what "
 	    "max_connections busy TLS sessions take (tens of KB each), and "
 	    "keeps a process fed by hostile clients from taking the host's "
-	    "memory; not applied in an AddressSanitizer build."),
+	    "memory; not applied in an ASan (test) build."),
 };
 
 #define CONFIG_NDEFS	nitems(config_defs)

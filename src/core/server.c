@@ -1611,8 +1611,8 @@ server_run(const struct config *conf, const char **error_r)
 	 * for any other caller, before the first libevent object */
 	mem_init();
 	if (conf->session_memory_limit != 0 && mem_limit_supported() < 0)
-		log_warnx("session_memory_limit is not applied: an "
-		    "AddressSanitizer build (its shadow memory counts)");
+		log_warnx("session_memory_limit is not applied: an ASan "
+		    "build (its shadow memory counts)");
 	else if (conf->session_memory_limit != 0 &&
 	    conf->session_memory_limit < MEM_LIMIT_MIN)
 		log_warnx("session_memory_limit %zu is too small for a session "
