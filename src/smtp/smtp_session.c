@@ -1150,7 +1150,12 @@ smtp_data_add(struct smtp_session *s, const char *p, size_t n)
 		s->data_error = DATA_TOO_BIG;
 		return;
 	}
-	evbuffer_add(s->out, p, n);
+	/* Out of memory even after the reserve (src/core/mem.c): the
+	 * message is incomplete, so it must not get its 250. */
+	if (evbuffer_add(s->out, p, n) < 0) {
+		s->data_error = DATA_IO;
+		return;
+	}
 	if (evbuffer_get_length(s->out) >= 65536 && smtp_data_flush(s) < 0)
 		s->data_error = DATA_IO;
 }
@@ -1391,11 +1396,13 @@ smtp_spool_open_reply(struct msg *m, void *arg)
 		return;
 	}
 	smtp_received(s, &head);
-	evbuffer_add(s->out, head.s, head.len);
-	str_deinit(&head);
-
 	s->data_size = 0;
 	s->data_error = DATA_OK;
+	/* the envelope and Received: the file is worthless without them */
+	if (evbuffer_add(s->out, head.s, head.len) < 0)
+		s->data_error = DATA_IO;
+	str_deinit(&head);
+
 	s->data_prev_crlf = 1;
 	s->data_in_headers = 1;
 	s->data_seen_msgid = 0;
