@@ -83,7 +83,8 @@ be_auth(struct be_worker *w, struct msg *req, struct msg *reply)
 			(void)password_verify(pass, be_dummy_hash, &error);
 		result = BE_AUTH_FAIL;
 	} else {
-		int ok = password_verify(pass, a.password_hash, &error);
+		int ok = password_verify_cached(pass, a.password_hash,
+		    w->conf->auth_cache_ttl, &error);
 
 		if (ok < 0)
 			log_warnx("backend: account %s: password hash "

@@ -330,6 +330,12 @@ static const struct config_def config_defs[] = {
 	    "max_connections busy TLS sessions take (tens of KB each), and "
 	    "keeps a process fed by hostile clients from taking the host's "
 	    "memory; not applied in an ASan (test) build."),
+	/* speed (docs/performance.md) */
+	ROW_NUM(auth_cache_ttl, CONFIG_DURATION, "5m", 0, DAY,
+	    "A password that logged in is recognised again for this long "
+	    "without the slow hash (yescrypt) being computed; only successes "
+	    "are remembered, by a keyed digest, and a changed password is "
+	    "never taken for the old one. 0: hash at every login."),
 };
 
 #define CONFIG_NDEFS	nitems(config_defs)

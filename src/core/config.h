@@ -161,6 +161,9 @@ struct config {
 
 	/* out of memory (docs/security.md) */
 	size_t	 session_memory_limit;		/* bytes, 0 = none */
+
+	/* speed (docs/performance.md) */
+	int	 auth_cache_ttl;		/* seconds, 0 = off */
 };
 
 /*

@@ -5,6 +5,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "store/password.h"
 #include "unit.h"
@@ -148,11 +149,68 @@ test_check_hash(void)
 	UNIT_CHECK_INT(password_check_hash("secret", &error), -1);
 }
 
+/* auth_cache_ttl: successes remembered, failures and new hashes not */
+static void
+test_cache(void)
+{
+	const char *error = NULL;
+	uint64_t h0, m0, h, m;
+	char *hash = password_hash("correct horse", &error);
+	char *other = password_hash("correct horse", &error);
+
+	UNIT_CHECK(hash != NULL && other != NULL);
+	if (hash == NULL || other == NULL)
+		return;
+	password_cache_stats(&h0, &m0);
+	UNIT_CHECK_INT(password_verify_cached("correct horse", hash, 300,
+	    &error), 1);
+	password_cache_stats(&h, &m);
+	UNIT_CHECK(h == h0 && m == m0 + 1);
+	UNIT_CHECK_INT(password_verify_cached("correct horse", hash, 300,
+	    &error), 1);
+	password_cache_stats(&h, &m);
+	UNIT_CHECK(h == h0 + 1);
+	/* a wrong password is hashed every time and never remembered */
+	UNIT_CHECK_INT(password_verify_cached("wrong horse", hash, 300,
+	    &error), 0);
+	UNIT_CHECK_INT(password_verify_cached("wrong horse", hash, 300,
+	    &error), 0);
+	password_cache_stats(&h, &m);
+	UNIT_CHECK(h == h0 + 1 && m == m0 + 3);
+	/* the same password under a new hash (a password change) is a
+	 * miss, and the old entry does not vouch for it */
+	UNIT_CHECK_INT(password_verify_cached("correct horse", other, 300,
+	    &error), 1);
+	password_cache_stats(&h, &m);
+	UNIT_CHECK(h == h0 + 1 && m == m0 + 4);
+	/* ttl 0: plain password_verify, the cache is not looked at */
+	UNIT_CHECK_INT(password_verify_cached("correct horse", hash, 0,
+	    &error), 1);
+	password_cache_stats(&h, &m);
+	UNIT_CHECK(h == h0 + 1 && m == m0 + 4);
+	/* an entry expires */
+	UNIT_CHECK_INT(password_verify_cached("correct horse", other, 1,
+	    &error), 1);	/* a hit: remembered above for 300 s */
+	free(hash);
+	hash = password_hash("battery staple", &error);
+	UNIT_CHECK_INT(password_verify_cached("battery staple", hash, 1,
+	    &error), 1);
+	sleep(2);
+	password_cache_stats(&h0, &m0);
+	UNIT_CHECK_INT(password_verify_cached("battery staple", hash, 1,
+	    &error), 1);
+	password_cache_stats(&h, &m);
+	UNIT_CHECK(h == h0 && m == m0 + 1);
+	free(hash);
+	free(other);
+}
+
 int
 main(void)
 {
 	test_verify_table();
 	test_hash_roundtrip();
 	test_check_hash();
+	test_cache();
 	UNIT_END();
 }
