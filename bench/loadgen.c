@@ -111,6 +111,8 @@ struct loadgen_opts {
 	double			 interval;
 	const char		*payload;
 	const char		*ready_file;
+	int			 ramp;		/* sessions awaiting greeting */
+	double			 max_time;	/* then start nothing new */
 };
 
 struct loadgen_kind {
@@ -158,6 +160,10 @@ struct loadgen_thread {
 	long			 pending;	/* idle/slow: not yet greeted */
 	int			 holding;
 	int			 deadline_hit;
+	int			 greeting;	/* smtp/pop3: not yet greeted */
+	int			 max_time_hit;
+	long			 not_started;	/* work left at --max-time */
+	struct event		*max_time_ev;
 	struct loadgen_conn	*conns;		/* idle/slow: all, linked */
 	char			*body;		/* smtp: shared message body */
 	size_t			 body_len;
@@ -208,6 +214,7 @@ struct loadgen_conn {
 	int			 connected;
 	int			 probe;
 	int			 closed;
+	int			 ungreeted;	/* counted in t->greeting */
 	/* replies expected, in order (pipelining) */
 	enum conn_stage		 ring[STAGE_RING];
 	int			 rhead, rcount;
@@ -242,6 +249,7 @@ static pthread_mutex_t loadgen_ready_lock = PTHREAD_MUTEX_INITIALIZER;
 static int loadgen_threads_ready;
 
 static void loadgen_session_start(struct loadgen_thread *);
+static void loadgen_greeted(struct loadgen_conn *, int);
 static void loadgen_conn_end(struct loadgen_conn *, const char *);
 static void loadgen_smtp_next(struct loadgen_conn *);
 static void loadgen_idle_launch(struct loadgen_thread *);
@@ -399,6 +407,10 @@ loadgen_conn_new(struct loadgen_thread *t)
 	 * greeting (readable) before the connection (writable). */
 	if (opts.mode != MODE_POLICY)
 		loadgen_push(c, ST_GREET);
+	if (opts.mode == MODE_SMTP || opts.mode == MODE_POP3) {
+		c->ungreeted = 1;
+		t->greeting++;
+	}
 	t->active++;
 	if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&opts.ss,
 	    (int)opts.sslen) < 0) {
@@ -659,6 +671,7 @@ loadgen_smtp_reply(struct loadgen_conn *c, enum conn_stage s, int code)
 			loadgen_session_fail(c, s, code);
 			return;
 		}
+		loadgen_greeted(c, 1);
 		loadgen_smtp_ehlo(c);
 		break;
 	case ST_EHLO:
@@ -853,6 +866,7 @@ loadgen_pop3_reply(struct loadgen_conn *c, const char *line, size_t len)
 	}
 	switch (s) {
 	case ST_GREET:
+		loadgen_greeted(c, 1);
 		if (opts.tls == TLS_STARTTLS && !c->tls_on) {
 			loadgen_send(c, "STLS\r\n");
 			loadgen_push(c, ST_STARTTLS);
@@ -1256,6 +1270,7 @@ loadgen_conn_end(struct loadgen_conn *c, const char *why)
 	if (c->closed)
 		return;
 	c->closed = 1;
+	loadgen_greeted(c, 0);
 	if (why != NULL) {
 		snprintf(kind, sizeof(kind), "%s", why);
 		switch (opts.mode) {
@@ -1310,6 +1325,23 @@ loadgen_conn_end(struct loadgen_conn *c, const char *why)
 	loadgen_session_start(t);
 }
 
+/*
+ * A session got its greeting (or ended before). With --ramp, at most that
+ * many sessions wait for their greeting at once: a burst of C connects
+ * at the start would overflow a server's small listen backlog
+ * (OpenSMTPD's is 5) and measure that instead of its throughput.
+ */
+static void
+loadgen_greeted(struct loadgen_conn *c, int start_more)
+{
+	if (!c->ungreeted)
+		return;
+	c->ungreeted = 0;
+	c->t->greeting--;
+	if (start_more && opts.ramp > 0)
+		loadgen_session_start(c->t);
+}
+
 /* Start sessions until the concurrency or the work runs out; stop the
  * loop when everything is done. */
 static void
@@ -1318,6 +1350,9 @@ loadgen_session_start(struct loadgen_thread *t)
 	struct loadgen_conn *c;
 
 	while (t->active < t->conc) {
+		if (opts.ramp > 0 && t->greeting >= opts.ramp &&
+		    (opts.mode == MODE_SMTP || opts.mode == MODE_POP3))
+			break;
 		if (opts.mode == MODE_POP3) {
 			if (t->sessions_left == 0)
 				break;
@@ -1418,6 +1453,22 @@ loadgen_idle_launch(struct loadgen_thread *t)
 		event_base_loopexit(t->base, NULL);
 }
 
+/* --max-time: nothing new starts; what is under way finishes. */
+static void
+loadgen_max_time_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct loadgen_thread *t = arg;
+
+	(void)fd;
+	(void)what;
+	t->max_time_hit = 1;
+	t->not_started += t->budget + t->sessions_left;
+	t->budget = 0;
+	t->sessions_left = 0;
+	if (t->active == 0)
+		event_base_loopexit(t->base, NULL);
+}
+
 static void
 loadgen_deadline_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -1458,6 +1509,12 @@ loadgen_thread_main(void *arg)
 
 	t->deadline_ev = evtimer_new(t->base, loadgen_deadline_cb, t);
 	evtimer_add(t->deadline_ev, &tv);
+	if (opts.max_time > 0) {
+		struct timeval mt = loadgen_tv(opts.max_time);
+
+		t->max_time_ev = evtimer_new(t->base, loadgen_max_time_cb, t);
+		evtimer_add(t->max_time_ev, &mt);
+	}
 	if (opts.mode == MODE_IDLE || opts.mode == MODE_SLOW)
 		loadgen_idle_launch(t);
 	else
@@ -1526,7 +1583,8 @@ static void
 loadgen_report(struct loadgen_thread *ts, double elapsed)
 {
 	struct loadgen_stats all;
-	int deadline_hit = 0;
+	int deadline_hit = 0, max_time_hit = 0;
+	long not_started = 0;
 
 	memset(&all, 0, sizeof(all));
 	for (int i = 0; i < opts.threads; i++) {
@@ -1554,6 +1612,9 @@ loadgen_report(struct loadgen_thread *ts, double elapsed)
 				loadgen_kind_add(all.answers,
 				    s->answers[j].name, s->answers[j].n);
 		}
+		if (ts[i].max_time_hit)
+			max_time_hit = 1;
+		not_started += ts[i].not_started;
 		if (ts[i].deadline_hit) {
 			deadline_hit = 1;
 			/* work never started or never finished */
@@ -1583,6 +1644,8 @@ loadgen_report(struct loadgen_thread *ts, double elapsed)
 	    all.nlat > 0 ? all.lat[all.nlat - 1] : 0.0);
 	printf(",\"deadline_hit\":%s,\"threads\":%d,\"concurrency\":%d",
 	    deadline_hit ? "true" : "false", opts.threads, opts.concurrency);
+	printf(",\"max_time_hit\":%s,\"not_started\":%ld,\"ramp\":%d",
+	    max_time_hit ? "true" : "false", not_started, opts.ramp);
 	printf(",\"bytes_out\":%ld,\"bytes_in\":%ld", all.bytes_out,
 	    all.bytes_in);
 	switch (opts.mode) {
@@ -1631,6 +1694,8 @@ loadgen_usage(void)
 "modes: smtp pop3 policy idle slow\n"
 "common: -H HOST (127.0.0.1) -p PORT -c CONCURRENCY (10) -j THREADS (1)\n"
 "        --deadline S (600) --timeout S (60) --allow-remote\n"
+"        --max-time S (start nothing new after S; not an error)\n"
+"        --ramp N (smtp, pop3: at most N sessions awaiting greeting)\n"
 "        --starttls | --tls\n"
 "smtp:   --from ADDR --to ADDR [--to ...] --messages N --size BYTES\n"
 "        --per-session M (1) --auth USER:PASS --pipelining --helo NAME\n"
@@ -1777,7 +1842,8 @@ enum {
 	OPT_PER_SESSION, OPT_PIPELINING, OPT_HELO, OPT_USER, OPT_USERS,
 	OPT_ROUNDS, OPT_DELE, OPT_REQUESTS, OPT_CLIENT, OPT_RECIPIENT,
 	OPT_SENDER, OPT_STATE, OPT_CONNECTIONS, OPT_HOLD, OPT_PROBE,
-	OPT_INTERVAL, OPT_PAYLOAD, OPT_READY, OPT_STLS,
+	OPT_INTERVAL, OPT_PAYLOAD, OPT_READY, OPT_STLS, OPT_MAX_TIME,
+	OPT_RAMP,
 };
 
 static const struct option loadgen_longopts[] = {
@@ -1786,6 +1852,8 @@ static const struct option loadgen_longopts[] = {
 	{ "concurrency", required_argument, NULL, 'c' },
 	{ "threads", required_argument, NULL, 'j' },
 	{ "deadline", required_argument, NULL, OPT_DEADLINE },
+	{ "max-time", required_argument, NULL, OPT_MAX_TIME },
+	{ "ramp", required_argument, NULL, OPT_RAMP },
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 	{ "allow-remote", no_argument, NULL, OPT_ALLOW_REMOTE },
 	{ "starttls", no_argument, NULL, OPT_STARTTLS },
@@ -1869,6 +1937,13 @@ loadgen_parse(int argc, char **argv)
 			break;
 		case OPT_DEADLINE:
 			opts.deadline = loadgen_secs(optarg, "--deadline");
+			break;
+		case OPT_MAX_TIME:
+			opts.max_time = loadgen_secs(optarg, "--max-time");
+			break;
+		case OPT_RAMP:
+			opts.ramp = (int)loadgen_num(optarg, "--ramp", 1,
+			    100000);
 			break;
 		case OPT_TIMEOUT:
 			opts.timeout = loadgen_secs(optarg, "--timeout");

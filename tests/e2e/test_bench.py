@@ -212,6 +212,89 @@ def test_connection_refused_is_bounded():
     assert out["errors"] == {"connect:refused": 7}
 
 
+@needs_sink
+def test_max_time_stops_starting_work_and_is_not_an_error(tmp_path):
+    """--max-time (bench/run's bound on one repetition): what was started
+    is finished and counted, the rest is reported as not started."""
+    sink = Sink(tmp_path)
+    try:
+        out = loadgen("smtp", sink.port, "--from", "lg@example.org", "--to",
+                      "a@example.org", "--messages", 10_000_000, "-c", 4,
+                      "--per-session", 3, "--max-time", 1)
+        assert out["max_time_hit"] is True and out["errors"] == {}, out
+        assert out["ok"] > 0 and out["ok"] % 3 == 0, out  # whole sessions
+        assert out["ok"] + out["not_started"] == 10_000_000, out
+        time.sleep(0.5)
+        assert len(list(sink.dump.iterdir())) == out["ok"]
+    finally:
+        sink.close()
+
+
+def test_ramp_bounds_sessions_waiting_for_their_greeting():
+    """--ramp N: never more than N connections waiting for a greeting,
+    which a server with a small listen backlog (OpenSMTPD's is 5) needs."""
+    import socket
+    import threading
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(64)
+    port = lsock.getsockname()[1]
+    state = {"waiting": 0, "most": 0, "greeted": 0}
+    lock = threading.Lock()
+
+    def serve(conn):
+        with conn:
+            with lock:
+                state["waiting"] += 1
+                state["most"] = max(state["most"], state["waiting"])
+            time.sleep(0.1)             # a slow greeting
+            with lock:
+                state["waiting"] -= 1
+                state["greeted"] += 1
+            f = conn.makefile("rwb")
+            f.write(b"220 slow ESMTP\r\n")
+            f.flush()
+            for line in f:
+                cmd = line[:4].upper()
+                if cmd == b"QUIT":
+                    f.write(b"221 bye\r\n")
+                    f.flush()
+                    return
+                f.write(b"354 go\r\n" if cmd == b"DATA" else
+                        b"250 ok\r\n")
+                f.flush()
+                if cmd == b"DATA":
+                    for body in f:
+                        if body == b".\r\n":
+                            break
+                    f.write(b"250 queued\r\n")
+                    f.flush()
+
+    def accept_loop():
+        while True:
+            try:
+                conn, _ = lsock.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept_loop, daemon=True).start()
+    try:
+        out = loadgen("smtp", port, "--from", "lg@example.org", "--to",
+                      "a@example.org", "--messages", 24, "-c", 12,
+                      "--ramp", 3)
+        assert out["ok"] == 24 and out["ramp"] == 3, out
+        assert state["greeted"] == 24
+        assert 1 <= state["most"] <= 3, state
+        # and without it all twelve wait at once
+        state.update(most=0, greeted=0)
+        out = loadgen("smtp", port, "--from", "lg@example.org", "--to",
+                      "a@example.org", "--messages", 12, "-c", 12)
+        assert out["ok"] == 12 and state["most"] > 3, state
+    finally:
+        lsock.close()
+
+
 # --- bench/run --quick, one workload at a time -----------------------------
 
 PEERS = {
