@@ -132,6 +132,7 @@ struct pop3_session {
 
 	/* the open mailbox */
 	int			 have_handle;
+	int			 quit_ok;	/* QUIT's deletions all done */
 	uint64_t		 handle;
 	struct pop3_msg		*msgs;
 	uint32_t		 nmsgs;
@@ -862,6 +863,44 @@ pop3_logout_log(struct pop3_session *s)
 	xfree(&s->account);
 }
 
+/*
+ * QUIT's answer waits until the back side has given the mailbox back
+ * (the store's lease): a client that logs in again at once, here or at
+ * another node, must not find it "[IN-USE]" by its own last session.
+ */
+static void
+pop3_quit_closed(struct msg *m, void *arg)
+{
+	struct pop3_session *s = arg;
+
+	(void)m;
+	s->req = NULL;
+	s->quit = 1;
+	if (s->quit_ok)
+		pop3_reply(s, "+OK sekisho POP3 server signing off (%u "
+		    "message%s deleted)", s->deleted, s->deleted == 1 ? "" :
+		    "s");
+	else
+		pop3_reply(s, "-ERR [SYS/TEMP] Some deleted messages were not "
+		    "removed; they will be there next time");
+	pop3_logout_log(s);
+	pop3_enter_state(s, POP3_STATE_QUIT);
+	if (s->eof)
+		pop3_free(s);
+}
+
+static void
+pop3_quit_close(struct pop3_session *s, int ok)
+{
+	struct msg m;
+
+	s->quit_ok = ok;
+	s->have_handle = 0;
+	msg_init(&m, BE_POP3_CLOSE, 0);
+	msg_add_u64(&m, s->handle);
+	pop3_request(s, &m, pop3_quit_closed);
+}
+
 static void
 pop3_update_reply(struct msg *m, void *arg)
 {
@@ -877,18 +916,11 @@ pop3_update_reply(struct msg *m, void *arg)
 		pop3_update_send(s);	/* more batches to send */
 		return;
 	}
-	s->quit = 1;
-	if (result == BE_POP3_OK)
-		pop3_reply(s, "+OK sekisho POP3 server signing off (%u "
-		    "message%s deleted)", s->deleted, s->deleted == 1 ? "" :
-		    "s");
-	else
-		pop3_reply(s, "-ERR [SYS/TEMP] Some deleted messages were not "
-		    "removed; they will be there next time");
-	pop3_logout_log(s);
-	pop3_enter_state(s, POP3_STATE_QUIT);
-	if (s->eof)
-		pop3_free(s);
+	if (s->eof) {
+		pop3_free(s);		/* which gives the mailbox back */
+		return;
+	}
+	pop3_quit_close(s, result == BE_POP3_OK);
 }
 
 /* RFC 1939 6: QUIT's deletions, sent in batches; the last commits. */
@@ -927,11 +959,7 @@ pop3_proceed_quit(struct pop3_session *s, const struct pop3_command *c)
 	(void)pop3_total(s, &n);
 	if (n == s->nmsgs) {
 		/* nothing deleted */
-		s->quit = 1;
-		pop3_reply(s, "+OK sekisho POP3 server signing off (0 messages "
-		    "deleted)");
-		pop3_logout_log(s);
-		pop3_enter_state(s, POP3_STATE_QUIT);
+		pop3_quit_close(s, 1);
 		return;
 	}
 	s->update_pos = 0;
