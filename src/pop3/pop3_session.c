@@ -1202,17 +1202,23 @@ pop3_stream(struct pop3_session *s)
 			pop3_stream_end(s, &buf);
 			done = 1;
 		}
-		for (ssize_t i = 0; i < n && !done; i++) {
-			char ch = in[i];
+		for (size_t i = 0; i < (size_t)n && !done; i++) {
+			const char *nl;
+			size_t run;
 
-			if (s->line_len == 0 && ch == '.')
+			if (s->line_len == 0 && in[i] == '.')
 				str_append_c(&buf, '.');
-			if (ch != '\n') {
-				str_append_c(&buf, ch);
-				s->line_len++;
-				s->prev_cr = ch == '\r';
-				continue;
+			/* the rest of the line as one run, not byte by byte */
+			nl = memchr(in + i, '\n', (size_t)n - i);
+			run = nl != NULL ? (size_t)(nl - (in + i)) : (size_t)n - i;
+			if (run > 0) {
+				str_append_n(&buf, in + i, run);
+				s->line_len += run;
+				s->prev_cr = in[i + run - 1] == '\r';
+				i += run;
 			}
+			if (nl == NULL)
+				break;
 			if (!s->prev_cr)
 				str_append_c(&buf, '\r');
 			str_append_c(&buf, '\n');
