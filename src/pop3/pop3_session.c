@@ -147,6 +147,11 @@ struct pop3_session {
 	int			 prev_cr;
 	uint64_t		 retr_bytes;
 	int			 retr_is_top;
+	/* the next message's descriptor, asked for while this one streams */
+	struct be_req		*pre_req;	/* in flight */
+	uint32_t		 pre_index;
+	int			 pre_fd;	/* arrived, -1 if none */
+	int			 pre_want;	/* RETR waits for pre_req */
 
 	uint32_t		 update_pos;	/* QUIT: next index to send */
 
@@ -1074,38 +1079,28 @@ pop3_proceed_noop(struct pop3_session *s, const struct pop3_command *c)
 	pop3_reply(s, "+OK");
 }
 
-static void
-pop3_retr_reply(struct msg *m, void *arg)
-{
-	struct pop3_session *s = arg;
-	uint32_t result = BE_POP3_TEMPFAIL;
-	int fd = -1;
+static void pop3_prefetch(struct pop3_session *, uint32_t);
 
-	s->req = NULL;
+/* A BE_POP3_RETR reply: its result and descriptor (-1 if none). */
+static uint32_t
+pop3_retr_result(struct msg *m, int *fd_r)
+{
+	uint32_t result = BE_POP3_TEMPFAIL;
+
+	*fd_r = -1;
 	if (m != NULL && (msg_get_u32(m, &result) < 0 || msg_end(m) < 0))
 		result = BE_POP3_TEMPFAIL;
 	if (result == BE_POP3_OK && m != NULL)
-		fd = msg_take_fd(m);
-	if (s->eof) {
-		if (fd >= 0)
-			close(fd);
-		pop3_free(s);
-		return;
-	}
-	if (result == BE_POP3_OK && fd < 0)
+		*fd_r = msg_take_fd(m);
+	if (result == BE_POP3_OK && *fd_r < 0)
 		result = BE_POP3_TEMPFAIL;
-	if (result == BE_POP3_GONE) {
-		pop3_reply(s, "-ERR Message %u was removed by another "
-		    "program", s->retr_index + 1);
-		pop3_process(s);
-		return;
-	}
-	if (result != BE_POP3_OK) {
-		pop3_reply(s, "-ERR [SYS/TEMP] Cannot read message %u now, "
-		    "try again later", s->retr_index + 1);
-		pop3_process(s);
-		return;
-	}
+	return result;
+}
+
+/* The "+OK" and the start of streaming, once the descriptor is here. */
+static void
+pop3_retr_begin(struct pop3_session *s, int fd)
+{
 	s->retr_fd = fd;
 	s->in_headers = 1;
 	s->body_lines = 0;
@@ -1119,8 +1114,101 @@ pop3_retr_reply(struct msg *m, void *arg)
 		    (unsigned long long)s->msgs[s->retr_index].size);
 	pop3_enter_state(s, POP3_STATE_RETR);
 	bufferevent_setwatermark(s->bev, EV_WRITE, POP3_STREAM_LOW, 0);
+	/* clients fetch in order: have the next one ready (W2 in
+	 * docs/performance.md: a back-side round trip per message) */
+	if (!s->retr_is_top)
+		pop3_prefetch(s, s->retr_index + 1);
+}
+
+static void
+pop3_retr_done(struct pop3_session *s, uint32_t result, int fd)
+{
+	if (s->eof) {
+		if (fd >= 0)
+			close(fd);
+		pop3_free(s);
+		return;
+	}
+	if (result == BE_POP3_GONE) {
+		pop3_reply(s, "-ERR Message %u was removed by another "
+		    "program", s->retr_index + 1);
+		pop3_process(s);
+		return;
+	}
+	if (result != BE_POP3_OK) {
+		pop3_reply(s, "-ERR [SYS/TEMP] Cannot read message %u now, "
+		    "try again later", s->retr_index + 1);
+		pop3_process(s);
+		return;
+	}
+	pop3_retr_begin(s, fd);
 	if (pop3_stream(s) == 1)
 		pop3_process(s);
+}
+
+static void
+pop3_retr_reply(struct msg *m, void *arg)
+{
+	struct pop3_session *s = arg;
+	uint32_t result;
+	int fd;
+
+	s->req = NULL;
+	result = pop3_retr_result(m, &fd);
+	pop3_retr_done(s, result, fd);
+}
+
+/*
+ * The prefetched descriptor. If a RETR already waits for it (pre_want,
+ * and s->req is this request, so the session counts as busy) it goes on
+ * as after its own request; else it is kept for the RETR to come. A
+ * failed prefetch is forgotten: that RETR then asks again, and gets the
+ * error (or the file) from its own request.
+ */
+static void
+pop3_prefetch_reply(struct msg *m, void *arg)
+{
+	struct pop3_session *s = arg;
+	uint32_t result;
+	int fd;
+
+	s->pre_req = NULL;
+	result = pop3_retr_result(m, &fd);
+	if (s->pre_want) {
+		s->pre_want = 0;
+		s->req = NULL;
+		pop3_retr_done(s, result, fd);
+		return;
+	}
+	if (result == BE_POP3_OK && !s->eof)
+		s->pre_fd = fd;
+	else if (fd >= 0)
+		close(fd);
+}
+
+static void
+pop3_prefetch_drop(struct pop3_session *s)
+{
+	if (s->pre_fd >= 0)
+		close(s->pre_fd);
+	s->pre_fd = -1;
+}
+
+static void
+pop3_prefetch(struct pop3_session *s, uint32_t index)
+{
+	struct msg m;
+
+	if (s->pre_req != NULL || index >= s->nmsgs ||
+	    s->msgs[index].deleted || s->eof)
+		return;
+	pop3_prefetch_drop(s);
+	s->pre_index = index;
+	msg_init(&m, BE_POP3_RETR, 0);
+	msg_add_u64(&m, s->handle);
+	msg_add_u32(&m, index);
+	s->pre_req = be_client_request(s->loop->be, &m, pop3_prefetch_reply,
+	    s);
 }
 
 static void
@@ -1140,6 +1228,28 @@ pop3_retr_request(struct pop3_session *s, uint32_t num, int64_t top)
 static void
 pop3_proceed_retr(struct pop3_session *s, const struct pop3_command *c)
 {
+	uint32_t index = c->num[0] - 1;
+	int fd;
+
+	if (s->pre_fd >= 0 && s->pre_index == index) {
+		/* no round trip; the write callback streams it */
+		fd = s->pre_fd;
+		s->pre_fd = -1;
+		s->retr_index = index;
+		s->retr_is_top = 0;
+		s->top_lines = -1;
+		pop3_retr_begin(s, fd);
+		return;
+	}
+	if (s->pre_req != NULL && s->pre_index == index) {
+		s->retr_index = index;
+		s->retr_is_top = 0;
+		s->top_lines = -1;
+		s->pre_want = 1;
+		s->req = s->pre_req;	/* busy until it comes */
+		return;
+	}
+	pop3_prefetch_drop(s);
 	pop3_retr_request(s, c->num[0], -1);
 }
 
@@ -1522,6 +1632,9 @@ pop3_free(struct pop3_session *s)
 		s->open_ctx->s = NULL;	/* its reply releases the lock */
 	else if (s->req != NULL)
 		be_req_cancel(s->req);
+	if (s->pre_req != NULL && s->pre_req != s->req)
+		be_req_cancel(s->pre_req);
+	pop3_prefetch_drop(s);
 	/* A dropped connection (no QUIT) deletes nothing: the back side
 	 * only forgets what was marked (RFC 1939 6). */
 	if (s->have_handle)
@@ -1578,6 +1691,7 @@ pop3_session_new(struct server_loop *loop, const struct listen_conf *lc,
 	server_drain_add(loop, &s->drain, pop3_drain, s);
 	s->fd = fd;
 	s->retr_fd = -1;
+	s->pre_fd = -1;
 	snprintf(s->id, sizeof(s->id), "%02X%06lX", loop->index & 0xff,
 	    ++loop->sessions & 0xffffff);
 	if ((size_t)salen > sizeof(s->peer))

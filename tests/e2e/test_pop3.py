@@ -284,3 +284,36 @@ def test_large_message_streams(pop3d, client_tls):
     resp, lines, octets = p.retr(1)
     assert b"\r\n".join(lines) + b"\r\n" == crlf(data)
     p.quit()
+
+
+def test_retr_in_any_order_with_the_next_one_prefetched(pop3d, client_tls):
+    """The session asks for message N+1's file while N streams: whatever
+    order the client uses, each RETR gives that message's own bytes, and
+    a message deleted meanwhile is refused."""
+    files = []
+    have = len(pop3d.files(ALICE))
+    for i in range(5):
+        mx_send(pop3d.ports["mx"], ALICE,
+                message(f"order {i}", [f"body of message {i}".encode()]))
+        pop3d.wait_files(ALICE, have + i + 1)
+    files = pop3d.files(ALICE)
+    want = [crlf(f.read_bytes()) for f in files]
+    p = stls_login(pop3d, client_tls)
+
+    def retr(n):
+        resp, lines, _ = p.retr(n)
+        assert resp.startswith(b"+OK")
+        return b"\r\n".join(lines) + b"\r\n"
+
+    assert retr(1) == want[0]
+    assert retr(2) == want[1]       # the prefetched one
+    assert retr(4) == want[3]       # skips the prefetched 3
+    p.dele(5)                       # the prefetched one, deleted
+    with pytest.raises(poplib.error_proto):
+        p.retr(5)
+    assert retr(3) == want[2]
+    p.top(1, 0)                     # TOP does not disturb it
+    assert retr(4) == want[3]
+    assert retr(1) == want[0]
+    p.quit()
+    assert len(pop3d.files(ALICE)) == 4
