@@ -58,6 +58,7 @@ struct backend {
 	pthread_t		*threads;
 	struct be_worker	*workers;
 	int			 nworkers;
+	struct be_worker	 inline_w;	/* the dispatcher's own */
 };
 
 static be_handler *const be_handlers[BE_TYPE_COUNT] = {
@@ -148,6 +149,20 @@ be_worker_store(struct be_worker *w)
 		return NULL;
 	}
 	return w->store;
+}
+
+/*
+ * Requests the dispatcher answers itself instead of handing them to a
+ * worker: short, no store, no fsync. Handing over costs two thread
+ * switches, which for a POP3 RETR (open a file, pass its descriptor)
+ * was most of the work (W2 in docs/performance.md).
+ */
+static void backend_run_job(struct be_worker *, struct be_job *);
+
+static int
+backend_inline(uint32_t type)
+{
+	return type == BE_POP3_RETR;
 }
 
 static void
@@ -253,6 +268,16 @@ backend_dispatch(void *arg)
 					break;
 				}
 				job->chan = chans[i];
+				if (backend_inline(job->m.type)) {
+					pthread_mutex_lock(&be->lock);
+					be->inline_w.conf = be->conf;
+					pthread_mutex_unlock(&be->lock);
+					/* the channel is ours while we poll it */
+					backend_run_job(&be->inline_w, job);
+					msg_deinit(&job->m);
+					free(job);
+					continue;
+				}
 				backend_push(be, job);
 			}
 		}
@@ -404,6 +429,10 @@ backend_start(const struct config *conf, struct queue *q, const int *fds,
 		if (pthread_create(&be->threads[i], NULL, backend_work, w) != 0)
 			fatalx("backend: cannot start worker thread");
 	}
+	be->inline_w.conf = conf;
+	be->inline_w.queue = q;
+	be->inline_w.index = -1;
+	be->inline_w.backend = be;
 	if (pthread_create(&be->dispatcher, NULL, backend_dispatch, be) != 0)
 		fatalx("backend: cannot start dispatcher thread");
 	return be;
