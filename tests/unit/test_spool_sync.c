@@ -83,8 +83,20 @@ main(void)
 {
 	char cmd[300];
 
-	/* on the build's disk, not a tmpfs: fsync must take a moment */
-	snprintf(dir, sizeof(dir), "build-asan/test-spool-sync.%ld",
+	/* beside this program, on the build's disk rather than a tmpfs
+	 * (fsync must take a moment); the harness runs us elsewhere */
+	char exe[200];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	char *slash;
+
+	if (n <= 0) {
+		perror("/proc/self/exe");
+		return 1;
+	}
+	exe[n] = '\0';
+	if ((slash = strrchr(exe, '/')) != NULL)
+		*slash = '\0';
+	snprintf(dir, sizeof(dir), "%s/test-spool-sync.%ld", exe,
 	    (long)getpid());
 	if (mkdir(dir, 0700) < 0) {
 		perror(dir);
