@@ -166,6 +166,31 @@ def sanitizer_env():
     return env
 
 
+def proc_status(pid):
+    """/proc/PID/status as {field: [words]}."""
+    fields = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            fields[key] = value.split()
+    return fields
+
+
+def children(ppid):
+    """{pid: command name} of ppid's children."""
+    kids = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            st = proc_status(entry)
+        except OSError:
+            continue
+        if st.get("PPid") == [str(ppid)]:
+            kids[int(entry)] = st["Name"][0]
+    return kids
+
+
 def free_port():
     """A loopback port that was free a moment ago (bind 0, then close)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

@@ -23,7 +23,8 @@ from pathlib import Path
 import pytest
 
 import conftest
-from conftest import ALICE, BOB, BOB_PW, RawSMTP, wait_for
+from conftest import (ALICE, BOB, BOB_PW, RawSMTP, children, proc_status,
+                      wait_for)
 
 RELEASE = Path(__file__).resolve().parents[2] / "build" / "sekisho"
 LIMIT = 16 * 1024 * 1024        # session_memory_limit
@@ -44,29 +45,10 @@ def release_binary(monkeypatch):
     monkeypatch.setattr(conftest, "SEKISHO", conftest._snapshot(RELEASE))
 
 
-def proc_status(pid):
-    fields = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            key, _, value = line.partition(":")
-            fields[key] = value.split()
-    return fields
-
-
 def processes(d):
     """{pid: name} of the daemon's children (back side, session
     processes)."""
-    kids = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            st = proc_status(entry)
-        except OSError:
-            continue
-        if st.get("PPid") == [str(d.proc.pid)]:
-            kids[int(entry)] = st["Name"][0]
-    return kids
+    return children(d.proc.pid)
 
 
 def rx_queue(server_port, client_port):

@@ -17,8 +17,9 @@ import time
 
 import pytest
 
-from conftest import (ALICE, BOB, SEKISHO, RawSMTP, daemon_ids,
-                      dot_stuff, mx_send, sanitizer_env, wait_for)
+from conftest import (ALICE, BOB, SEKISHO, RawSMTP, children, daemon_ids,
+                      dot_stuff, mx_send, proc_status, sanitizer_env,
+                      wait_for)
 
 pytestmark = pytest.mark.skipif(
     daemon_ids() is None,
@@ -27,32 +28,8 @@ pytestmark = pytest.mark.skipif(
 CHROOT = "/var/lib/sekisho/empty"     # session_chroot's default
 
 
-def proc_status(pid):
-    fields = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            key, _, value = line.partition(":")
-            fields[key] = value.split()
-    return fields
-
-
 def ids(name):
     return pwd.getpwnam(name).pw_uid, grp.getgrnam(name).gr_gid
-
-
-def children(ppid):
-    """{pid: command name} of ppid's children."""
-    kids = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            st = proc_status(entry)
-        except OSError:
-            continue
-        if st.get("PPid") == [str(ppid)]:
-            kids[int(entry)] = st["Name"][0]
-    return kids
 
 
 def roles(d):
