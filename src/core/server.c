@@ -60,6 +60,8 @@
 #define SERVER_PAUSE_MS		250	/* listeners off after EMFILE */
 #define SERVER_MEM_CHECK_MS	1000	/* while low: take the reserve back */
 
+static void server_mem_check_arm(struct event *);
+
 static uint64_t
 server_now_ms(void)
 {
@@ -618,6 +620,7 @@ server_on_accept(struct evconnlistener *evl, evutil_socket_t fd,
 	/* the reserve is gone: sessions already open may need the rest */
 	if (mem_low()) {
 		server_refuse_low_memory(l->lc, fd);
+		server_mem_check_arm(l->sp->ev_mem);
 		return;
 	}
 	if ((size_t)l->lc->role < sizeof(server_session_new) /
@@ -629,16 +632,31 @@ server_on_accept(struct evconnlistener *evl, evutil_socket_t fd,
 	fn(&l->sp->loop, l->lc, fd, sa, (socklen_t)salen);
 }
 
-/* While low on memory: try to take the reserve back (logged when it
- * works, and new connections are served again). */
+/*
+ * While low on memory: try to take the reserve back once a second (logged
+ * when it works, and new connections are served again). Armed by the
+ * first connection refused, so a process with memory to spare has no
+ * timer waking it.
+ */
+static void
+server_mem_check_arm(struct event *ev)
+{
+	struct timeval tv = { SERVER_MEM_CHECK_MS / 1000,
+	    (SERVER_MEM_CHECK_MS % 1000) * 1000 };
+
+	if (!evtimer_pending(ev, NULL))
+		evtimer_add(ev, &tv);
+}
+
 static void
 server_on_mem_check(evutil_socket_t fd, short what, void *arg)
 {
+	struct event *ev = arg;
+
 	(void)fd;
 	(void)what;
-	(void)arg;
-	if (mem_low())
-		mem_recover();
+	if (mem_low() && mem_recover() == 0)
+		server_mem_check_arm(ev);
 }
 
 static void
@@ -923,8 +941,8 @@ server_session_main(struct server_master *m, int slot, int set, int chfd)
 	sp.ev_check = event_new(sp.loop.base, -1, EV_PERSIST, server_on_check,
 	    &sp);
 	sp.ev_resume = evtimer_new(sp.loop.base, server_on_resume, &sp);
-	sp.ev_mem = event_new(sp.loop.base, -1, EV_PERSIST,
-	    server_on_mem_check, &sp);
+	sp.ev_mem = evtimer_new(sp.loop.base, server_on_mem_check,
+	    event_self_cbarg());
 	for (int i = 0; i < 3; i++) {
 		sp.ev_sig[i] = evsignal_new(sp.loop.base, sigs[i],
 		    server_on_signal, &sp);
@@ -934,10 +952,6 @@ server_session_main(struct server_master *m, int slot, int set, int chfd)
 	}
 	if (sp.ev_check == NULL || sp.ev_resume == NULL || sp.ev_mem == NULL)
 		fatalx("session process: out of memory");
-	struct timeval mtv = { SERVER_MEM_CHECK_MS / 1000,
-	    (SERVER_MEM_CHECK_MS % 1000) * 1000 };
-
-	event_add(sp.ev_mem, &mtv);
 
 	event_base_dispatch(sp.loop.base);
 
