@@ -1173,13 +1173,12 @@ pop3_prefetch_reply(struct msg *m, void *arg)
 	int fd;
 
 	s->pre_req = NULL;
-	result = pop3_retr_result(m, &fd);
 	if (s->pre_want) {
 		s->pre_want = 0;
-		s->req = NULL;
-		pop3_retr_done(s, result, fd);
+		pop3_retr_reply(m, s);	/* s->req was this request */
 		return;
 	}
+	result = pop3_retr_result(m, &fd);
 	if (result == BE_POP3_OK && !s->eof)
 		s->pre_fd = fd;
 	else if (fd >= 0)
