@@ -47,7 +47,9 @@ build/sekisho-loadgen: bench/loadgen.c
 
 # --- ASan + UBSan test build -------------------------------------------
 SAN	:= -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
-ASAN_CFLAGS := $(BASEFLAGS) -O1 -g $(SAN)
+# SEKISHO_TEST_HOOKS: test-only entry points (server.c's SIGUSR2 channel
+# for the hostile-session test); never in the release build.
+ASAN_CFLAGS := $(BASEFLAGS) -O1 -g $(SAN) -DSEKISHO_TEST_HOOKS
 ASAN_OBJ := $(SRC_LIB:%.c=build-asan/%.o)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=build-asan/tests/%)
 

@@ -26,6 +26,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1078,6 +1079,76 @@ server_back_main(struct server_master *m, int ctl)
 
 /* ---- the master -------------------------------------------------- */
 
+#ifdef SEKISHO_TEST_HOOKS
+/*
+ * Test build only (make asan): on SIGUSR2 the master makes one more
+ * session channel, hands the back side its end exactly as for a session
+ * process (SERVER_CTL_CHANNEL), and sends the other end by SCM_RIGHTS to
+ * the datagram socket named by SEKISHO_TEST_CHANNEL. The hostile-session
+ * test (tests/e2e/test_seam.py) speaks the seam on it as a compromised
+ * session process would. The release build has none of this.
+ */
+static void
+server_test_channel(struct server_master *m)
+{
+	const char *path = getenv("SEKISHO_TEST_CHANNEL");
+	struct sockaddr_un sun;
+	struct msghdr mh;
+	struct iovec iov;
+	union {
+		struct cmsghdr hdr;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} cbuf;
+	struct msg cm;
+	char one = 'c';
+	int pair[2], s;
+
+	if (path == NULL || strlen(path) >= sizeof(sun.sun_path)) {
+		log_warnx("test hook: SEKISHO_TEST_CHANNEL unset or too long");
+		return;
+	}
+	if (channel_pair(pair) < 0) {
+		log_warn("test hook: socketpair");
+		return;
+	}
+	msg_init(&cm, SERVER_CTL_CHANNEL, 0);
+	msg_add_u32(&cm, (uint32_t)SERVER_SLOTS);
+	msg_add_fd(&cm, pair[1]);
+	if (channel_send_blocking(m->ctl, &cm) < 0) {
+		log_warn("test hook: channel to the back side");
+		close(pair[0]);
+		return;
+	}
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	memcpy(sun.sun_path, path, strlen(path));
+	memset(&mh, 0, sizeof(mh));
+	memset(&cbuf, 0, sizeof(cbuf));
+	iov.iov_base = &one;
+	iov.iov_len = 1;
+	mh.msg_name = &sun;
+	mh.msg_namelen = sizeof(sun);
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	mh.msg_control = cbuf.buf;
+	mh.msg_controllen = sizeof(cbuf.buf);
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &pair[0], sizeof(int));
+	if ((s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0 ||
+	    sendmsg(s, &mh, 0) < 0)
+		log_warn("test hook: send to %s", path);
+	else
+		log_info("test hook: a back-side channel handed to %s", path);
+	if (s >= 0)
+		close(s);
+	close(pair[0]);
+}
+#endif
+
 static int
 server_free_slot(const struct server_master *m)
 {
@@ -1651,6 +1722,9 @@ server_run(const struct config *conf, const char **error_r)
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGHUP);
 	sigaddset(&sigs, SIGCHLD);
+#ifdef SEKISHO_TEST_HOOKS
+	sigaddset(&sigs, SIGUSR2);
+#endif
 	sigprocmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	/* Nothing the daemon makes is for others to read. */
@@ -1714,6 +1788,10 @@ server_run(const struct config *conf, const char **error_r)
 		}
 		if (sig == SIGHUP)
 			server_reload(&m);
+#ifdef SEKISHO_TEST_HOOKS
+		if (sig == SIGUSR2)
+			server_test_channel(&m);
+#endif
 		server_restarts(&m);
 	}
 	if (failed)

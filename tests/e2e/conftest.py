@@ -364,7 +364,8 @@ class Daemon:
             self.proc = subprocess.Popen(
                 [str(SEKISHO), "-c", str(self.conf), "serve", "-f"],
                 stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
-                env=sanitizer_env(), cwd=str(self.dir),
+                env=dict(sanitizer_env(), SEKISHO_TEST_CHANNEL=str(
+                    self.dir / "test-channel.sock")), cwd=str(self.dir),
                 preexec_fn=self.preexec, start_new_session=True)
         finally:
             logf.close()
