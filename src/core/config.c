@@ -257,6 +257,19 @@ static const struct config_def config_defs[] = {
 	    mta_route_check_auth_file,
 	    "File (0600) with 'USER PASSWORD' for SMTP AUTH PLAIN to "
 	    "relayhost; empty: no AUTH."),
+	/* relayhost TLS (docs/delivery.md "Relayhost login"); with
+	 * relayhost_auth_file set, TLS is required and verified */
+	ROW_ENUM(relayhost_tls, CONFIG_ENUM, "starttls",
+	    WORDS("starttls", "implicit"),
+	    "TLS to relayhost: starttls (RFC 3207), or implicit (TLS from the "
+	    "connect, e.g. port 465, RFC 8314)."),
+	ROW_BOOL(relayhost_tls_verify, "yes",
+	    "With relayhost_auth_file: verify relayhost's certificate and "
+	    "name; 'no' only for a loopback relayhost."),
+	ROW_STR(relayhost_tls_ca_file, "", CONFIG_F_EMPTY_OK,
+	    mta_route_check_auth_file,
+	    "PEM CA certificate(s) trusted for relayhost instead of the "
+	    "system store; empty: the system store."),
 	ROW_STRLIST(transport, "", mta_route_check_transport,
 	    "Per-domain route: DOMAIN NEXTHOP [tls=require], NEXTHOP "
 	    "[host]:port, host[:port] (MX) or lmtp:..."),
@@ -1487,6 +1500,25 @@ config_check_listen(struct config_loader *ld)
 	str_deinit(&b);
 }
 
+/* relayhost_tls_verify = no: only for a relayhost on loopback, where no
+ * one else can sit between (docs/delivery.md "Relayhost login"). */
+static void
+config_check_relayhost(struct config_loader *ld)
+{
+	struct str why = STR_INIT;
+	size_t idx, ridx;
+
+	if (config_find("relayhost_tls_verify", &idx) == NULL ||
+	    config_find("relayhost", &ridx) == NULL)
+		fatalx("config: no relayhost rows");
+	if (ld->conf->relayhost_tls_verify || ld->bad[idx] || ld->bad[ridx])
+		return;
+	if (!mta_route_check_verify_off(ld->conf->relayhost, &why))
+		config_error(ld, ld->set_line[idx], "relayhost_tls_verify: %s",
+		    str_c(&why));
+	str_deinit(&why);
+}
+
 int
 config_load_buffer(const char *name, const char *buf, size_t len,
     struct config **conf_r, struct str *errors)
@@ -1533,6 +1565,7 @@ config_load_buffer(const char *name, const char *buf, size_t len,
 	free(copy);
 
 	config_check_listen(&ld);
+	config_check_relayhost(&ld);
 	for (i = 0; i < CONFIG_NDEFS; i++)
 		free(ld.item_lines[i]);
 	if (ld.nerrors > 0) {

@@ -45,6 +45,8 @@ struct cidr {
 };
 
 enum auth_without_tls { AUTH_WITHOUT_TLS_NEVER, AUTH_WITHOUT_TLS_LOOPBACK };
+/* word order of the relayhost_tls row */
+enum relayhost_tls { RELAYHOST_TLS_STARTTLS, RELAYHOST_TLS_IMPLICIT };
 
 /* What the policy does with a public address the geo database lacks. */
 enum geo_unknown_action { GEO_UNKNOWN_REFUSE, GEO_UNKNOWN_ALLOW };
@@ -126,6 +128,9 @@ struct config {
 	char	*outbound_helo;			/* "" = hostname */
 	char	*relayhost;			/* "" = MX look-up */
 	char	*relayhost_auth_file;		/* "" = no SMTP AUTH */
+	enum relayhost_tls relayhost_tls;	/* how TLS starts */
+	int	 relayhost_tls_verify;		/* bool; "no": loopback only */
+	char	*relayhost_tls_ca_file;		/* "" = system CA store */
 	char	**transport;			/* "DOMAIN NEXTHOP [tls=..]" */
 	size_t	 transport_count;
 	char	*local_delivery;		/* maildir | lmtp:... */

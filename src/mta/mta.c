@@ -36,6 +36,7 @@
 #include <event2/event.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -151,7 +152,8 @@ struct mta {
 	struct mta_dest		*dests;
 	int			 nconns;
 
-	SSL_CTX			*ssl_ctx;
+	SSL_CTX			*ssl_ctx;	/* opportunistic: no checks */
+	SSL_CTX			*relay_ctx;	/* relayhost login: verifies */
 	ares_channel		 ares;
 	int			 ares_ok;
 	struct event		*ares_timer;
@@ -419,6 +421,24 @@ static void
 mta_conn_drop(struct mta_conn *c, const char *status, const char *why)
 {
 	mta_conn_drop_perm(c, 0, status, why);
+}
+
+/*
+ * The relayhost connection cannot be secured (no STARTTLS, STARTTLS
+ * refused, handshake or certificate failure): one line with the
+ * reason, then as any failed address: the next one, or the job is
+ * deferred with status. The login and the mail are never sent.
+ */
+static void
+mta_conn_tls_refuse(struct mta_conn *c, const char *status, const char *why)
+{
+	char rbuf[512];
+
+	log_printable(rbuf, sizeof(rbuf), why, strlen(why));
+	log_warnx("id=%s mta relayhost tls failed relay=%s dsn=%s "
+	    "reason=\"%s\"", c->job != NULL ? c->job->id : "-",
+	    c->peer != NULL ? c->peer : "-", status, rbuf);
+	mta_conn_drop(c, status, why);
 }
 
 static void mta_conn_read(struct bufferevent *bev, void *arg);
@@ -711,7 +731,19 @@ mta_conn_auth(struct mta_conn *c)
 	struct str plain = STR_INIT, b64 = STR_INIT;
 	const char *user, *password;
 
+	/* Never in the clear, never to a server that was not verified
+	 * (mta_conn_ready and the handshake see to it; this is the last
+	 * line). */
+	if (!c->tls || c->ssl == NULL || (c->dest->nh.verify &&
+	    SSL_get_verify_result(c->ssl) != X509_V_OK)) {
+		mta_conn_tls_refuse(c, "4.7.4", "no verified TLS for the login");
+		return;
+	}
 	mta_routes_auth(c->m->routes, &user, &password);
+	if (user == NULL || password == NULL) {
+		mta_conn_drop(c, "4.7.0", "no relayhost login");
+		return;
+	}
 	if (!(c->ehlo.ext & MTA_EXT_AUTH_PLAIN)) {
 		mta_conn_set_fail(c, 0, "4.7.0",
 		    "relayhost does not offer AUTH PLAIN");
@@ -742,6 +774,11 @@ mta_conn_ready(struct mta_conn *c)
 		mta_conn_printf(c, "STARTTLS");
 		return;
 	}
+	if (!c->tls && c->dest->nh.auth) {
+		mta_conn_tls_refuse(c, "4.7.4", "relayhost does not offer "
+		    "STARTTLS: the login needs TLS");
+		return;
+	}
 	if (!c->tls && c->dest->nh.tls == MTA_TLS_REQUIRE) {
 		mta_conn_drop(c, "4.7.4",
 		    "TLS is required, but the server does not offer STARTTLS");
@@ -758,6 +795,41 @@ mta_conn_ready(struct mta_conn *c)
 	mta_conn_start_tx(c);
 }
 
+/*
+ * The relayhost login's TLS: the name to verify is the configured
+ * relayhost host (not an MX name DNS gave: DNS is not authenticated),
+ * RFC 6125 rules by OpenSSL, an address literal against the
+ * certificate's IP addresses.
+ */
+static int
+mta_conn_tls_verify_setup(struct mta_conn *c)
+{
+	const char *host = c->dest->nh.host;
+	X509_VERIFY_PARAM *vp = SSL_get0_param(c->ssl);
+	unsigned char buf[16];
+
+	if (host == NULL)
+		return -1;
+	if (!c->dest->nh.verify) {
+		/* relayhost_tls_verify = no, loopback only */
+		SSL_set_verify(c->ssl, SSL_VERIFY_NONE, NULL);
+		return 0;
+	}
+	if (inet_pton(AF_INET, host, buf) == 1 ||
+	    inet_pton(AF_INET6, host, buf) == 1) {
+		if (X509_VERIFY_PARAM_set1_ip_asc(vp, host) != 1)
+			return -1;
+	} else {
+		X509_VERIFY_PARAM_set_hostflags(vp,
+		    X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+		if (SSL_set1_host(c->ssl, host) != 1 ||
+		    SSL_set_tlsext_host_name(c->ssl, host) != 1)
+			return -1;
+	}
+	SSL_set_verify(c->ssl, SSL_VERIFY_PEER, NULL);
+	return 0;
+}
+
 static int
 mta_conn_starttls(struct mta_conn *c)
 {
@@ -769,11 +841,22 @@ mta_conn_starttls(struct mta_conn *c)
 	 * follow the 220 in the clear. */
 	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
 		return -1;
-	if ((c->ssl = SSL_new(c->m->ssl_ctx)) == NULL)
-		return -1;
-	if (a->name != NULL && inet_pton(AF_INET, a->name, buf) != 1 &&
-	    inet_pton(AF_INET6, a->name, buf) != 1)
-		SSL_set_tlsext_host_name(c->ssl, a->name);
+	if (c->dest->nh.auth) {
+		if (c->m->relay_ctx == NULL ||
+		    (c->ssl = SSL_new(c->m->relay_ctx)) == NULL)
+			return -1;
+		if (mta_conn_tls_verify_setup(c) < 0) {
+			SSL_free(c->ssl);
+			c->ssl = NULL;
+			return -1;
+		}
+	} else {
+		if ((c->ssl = SSL_new(c->m->ssl_ctx)) == NULL)
+			return -1;
+		if (a->name != NULL && inet_pton(AF_INET, a->name, buf) != 1 &&
+		    inet_pton(AF_INET6, a->name, buf) != 1)
+			SSL_set_tlsext_host_name(c->ssl, a->name);
+	}
 	tls = bufferevent_openssl_filter_new(c->m->base, c->bev, c->ssl,
 	    BUFFEREVENT_SSL_CONNECTING,
 	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
@@ -835,6 +918,15 @@ mta_conn_reply(struct mta_conn *c)
 		mta_conn_ready(c);
 		break;
 	case MTA_S_STARTTLS:
+		if (r->code != 220 && c->dest->nh.auth) {
+			struct str why = STR_INIT;
+
+			mta_reply_oneline(r, &line, 400);
+			str_printf(&why, "STARTTLS refused: %s", str_c(&line));
+			mta_conn_tls_refuse(c, "4.7.4", str_c(&why));
+			str_deinit(&why);
+			break;
+		}
 		if (r->code != 220) {
 			if (c->dest->nh.tls == MTA_TLS_REQUIRE) {
 				mta_reply_oneline(r, &line, 400);
@@ -846,8 +938,13 @@ mta_conn_reply(struct mta_conn *c)
 			mta_conn_ready(c);
 			break;
 		}
-		if (mta_conn_starttls(c) < 0)
-			mta_conn_drop(c, "4.7.0", "STARTTLS failed");
+		if (mta_conn_starttls(c) < 0) {
+			if (c->dest->nh.auth)
+				mta_conn_tls_refuse(c, "4.7.0",
+				    "STARTTLS failed");
+			else
+				mta_conn_drop(c, "4.7.0", "STARTTLS failed");
+		}
 		break;
 	case MTA_S_AUTH:
 		if (r->code != 235) {
@@ -948,13 +1045,60 @@ mta_conn_event(struct bufferevent *bev, short what, void *arg)
 	(void)bev;
 	if (what & BEV_EVENT_CONNECTED) {
 		if (c->state == MTA_S_TLS_HANDSHAKE) {
+			if (c->dest->nh.auth && c->dest->nh.verify &&
+			    (SSL_get0_peer_certificate(c->ssl) == NULL ||
+			    SSL_get_verify_result(c->ssl) != X509_V_OK)) {
+				/* not reached with SSL_VERIFY_PEER */
+				mta_conn_tls_refuse(c, "4.7.5",
+				    "certificate not verified");
+				return;
+			}
 			c->tls = 1;
 			log_debug("mta tls dest=%s relay=%s version=%s",
 			    c->dest->key, c->peer, SSL_get_version(c->ssl));
+			if (c->dest->nh.tls_implicit) {
+				/* RFC 8314 3.3: the greeting comes over
+				 * TLS */
+				mta_conn_enter(c, MTA_S_GREETING);
+				return;
+			}
 			mta_conn_send_ehlo(c);
 			return;
 		}
+		if (c->dest->nh.tls_implicit) {
+			if (mta_conn_starttls(c) < 0) {
+				if (c->dest->nh.auth)
+					mta_conn_tls_refuse(c, "4.7.0",
+					    "cannot start TLS");
+				else
+					mta_conn_drop(c, "4.7.0",
+					    "cannot start TLS");
+			}
+			return;
+		}
 		mta_conn_enter(c, MTA_S_GREETING);
+		return;
+	}
+	if (c->state == MTA_S_TLS_HANDSHAKE && c->dest->nh.auth) {
+		long v = c->ssl != NULL ? SSL_get_verify_result(c->ssl) :
+		    X509_V_OK;
+
+		if (v != X509_V_OK)
+			snprintf(buf, sizeof(buf), "certificate verify failed: "
+			    "%s", X509_verify_cert_error_string(v));
+		else if ((what & BEV_EVENT_ERROR) &&
+		    (e = bufferevent_get_openssl_error(c->bev)) != 0) {
+			char ebuf[160];
+
+			ERR_error_string_n(e, ebuf, sizeof(ebuf));
+			snprintf(buf, sizeof(buf), "TLS handshake failed: %s",
+			    ebuf);
+		} else
+			snprintf(buf, sizeof(buf), "TLS handshake failed: %s",
+			    (what & BEV_EVENT_TIMEOUT) ? "timeout" :
+			    (what & BEV_EVENT_EOF) ? "connection closed by "
+			    "the server" : "connection error");
+		mta_conn_tls_refuse(c, "4.7.5", buf);
 		return;
 	}
 	if (what & BEV_EVENT_TIMEOUT)
@@ -1638,6 +1782,43 @@ mta_thread(void *arg)
 	return NULL;
 }
 
+/*
+ * The context for the relayhost login: the peer's chain is verified
+ * against relayhost_tls_ca_file, or the system store (the name is set
+ * per connection, mta_conn_tls_verify_setup).
+ */
+static int
+mta_relay_ctx_new(struct mta *m, const struct config *conf,
+    const char **error_r)
+{
+	static __thread char errbuf[512];
+	const char *ca = conf->relayhost_tls_ca_file;
+	const char *reason;
+
+	if ((m->relay_ctx = SSL_CTX_new(TLS_client_method())) == NULL) {
+		*error_r = "mta: SSL_CTX_new failed";
+		return -1;
+	}
+	SSL_CTX_set_min_proto_version(m->relay_ctx, TLS1_2_VERSION);
+	SSL_CTX_set_verify(m->relay_ctx, SSL_VERIFY_PEER, NULL);
+	if (ca != NULL && ca[0] != '\0') {
+		if (SSL_CTX_load_verify_locations(m->relay_ctx, ca, NULL) == 1)
+			return 0;
+		reason = ERR_reason_error_string(ERR_get_error());
+		snprintf(errbuf, sizeof(errbuf), "relayhost_tls_ca_file %s: "
+		    "%s", ca, reason != NULL ? reason : "cannot load");
+		ERR_clear_error();
+		*error_r = errbuf;
+		return -1;
+	}
+	if (SSL_CTX_set_default_verify_paths(m->relay_ctx) != 1) {
+		ERR_clear_error();
+		*error_r = "mta: cannot load the system CA store";
+		return -1;
+	}
+	return 0;
+}
+
 struct mta *
 mta_start(const struct config *conf, const struct mta_routes *routes,
     int ctl_fd, void (*ctl_cb)(int, void *), void *ctl_arg,
@@ -1673,6 +1854,10 @@ mta_start(const struct config *conf, const struct mta_routes *routes,
 	 */
 	SSL_CTX_set_verify(m->ssl_ctx, SSL_VERIFY_NONE, NULL);
 	SSL_CTX_set_min_proto_version(m->ssl_ctx, TLS1_2_VERSION);
+	if (conf->relayhost_auth_file != NULL &&
+	    conf->relayhost_auth_file[0] != '\0' &&
+	    mta_relay_ctx_new(m, conf, error_r) < 0)
+		goto fail;
 	if (mta_ares_init(m, conf, error_r) < 0)
 		goto fail;
 	if ((m->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
@@ -1770,6 +1955,8 @@ mta_stop(struct mta **mp)
 		close(m->efd);
 	if (m->ssl_ctx != NULL)
 		SSL_CTX_free(m->ssl_ctx);
+	if (m->relay_ctx != NULL)
+		SSL_CTX_free(m->relay_ctx);
 	if (m->base != NULL)
 		event_base_free(m->base);
 	free(m->helo);

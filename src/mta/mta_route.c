@@ -209,11 +209,12 @@ mta_nexthop_key(const struct mta_nexthop *nh)
 
 	if (nh->path != NULL)
 		return xasprintf("%s:%s", proto, nh->path);
-	if (nh->mx)
-		return xasprintf("%s:mx:%s:%d%s", proto, nh->host, nh->port,
-		    nh->tls == MTA_TLS_REQUIRE ? ":tls" : "");
-	return xasprintf("%s:[%s]:%d%s", proto, nh->host, nh->port,
-	    nh->tls == MTA_TLS_REQUIRE ? ":tls" : "");
+	/* The relayhost login is in the key: a transport row to the same
+	 * host never shares (or sets up) an authenticated connection. */
+	return xasprintf("%s:%s%s%s:%d%s%s%s", proto, nh->mx ? "mx:" : "[",
+	    nh->host, nh->mx ? "" : "]", nh->port,
+	    nh->tls == MTA_TLS_REQUIRE ? ":tls" : "",
+	    nh->tls_implicit ? ":implicit" : "", nh->auth ? ":auth" : "");
 }
 
 /* "DOMAIN NEXTHOP [opts]" */
@@ -343,6 +344,50 @@ bad:
 	return -1;
 }
 
+int
+mta_route_host_is_loopback(const char *host)
+{
+	unsigned char a[16];
+
+	if (strcasecmp(host, "localhost") == 0)
+		return 1;
+	if (inet_pton(AF_INET, host, a) == 1)
+		return a[0] == 127;
+	if (inet_pton(AF_INET6, host, a) == 1) {
+		static const unsigned char one[16] = { [15] = 1 };
+
+		return memcmp(a, one, sizeof(one)) == 0;
+	}
+	return 0;
+}
+
+int
+mta_route_check_verify_off(const char *relayhost, struct str *why)
+{
+	struct mta_nexthop nh;
+	struct str ignored = STR_INIT;
+	int ok;
+
+	if (relayhost == NULL || relayhost[0] == '\0') {
+		str_append(why, "'no' is only allowed with a loopback "
+		    "relayhost, and relayhost is not set");
+		return 0;
+	}
+	if (mta_nexthop_parse(relayhost, &nh, &ignored) < 0) {
+		/* relayhost's own line says what is wrong with it */
+		str_deinit(&ignored);
+		return 1;
+	}
+	str_deinit(&ignored);
+	ok = nh.host != NULL && mta_route_host_is_loopback(nh.host);
+	if (!ok)
+		str_printf(why, "'no' is only allowed with a loopback "
+		    "relayhost (127.0.0.0/8, ::1, localhost), not %s",
+		    nh.host != NULL ? nh.host : relayhost);
+	mta_nexthop_deinit(&nh);
+	return ok;
+}
+
 /* "USER PASSWORD" on the first line; the password may hold blanks. */
 static int
 mta_routes_read_auth(struct mta_routes *r, const char *path,
@@ -402,6 +447,8 @@ mta_routes_new(const struct config *conf, const char **error_r)
 		if (mta_nexthop_parse(conf->relayhost, &r->relay, &why) < 0)
 			goto bad;
 		r->have_relay = 1;
+		r->relay.tls_implicit =
+		    conf->relayhost_tls == RELAYHOST_TLS_IMPLICIT;
 	}
 	if (conf->local_delivery != NULL &&
 	    strcmp(conf->local_delivery, "maildir") != 0) {
@@ -418,7 +465,14 @@ mta_routes_new(const struct config *conf, const char **error_r)
 			mta_routes_free(&r);
 			return NULL;
 		}
+		/* The login goes only over TLS, verified unless the
+		 * relayhost is on loopback and the check is turned off
+		 * (check-config refuses it elsewhere). */
 		r->relay.auth = 1;
+		r->relay.tls = MTA_TLS_REQUIRE;
+		r->relay.verify = conf->relayhost_tls_verify ||
+		    r->relay.host == NULL ||
+		    !mta_route_host_is_loopback(r->relay.host);
 	}
 	str_deinit(&why);
 	return r;

@@ -34,7 +34,10 @@ struct mta_nexthop {
 	int		 port;
 	int		 mx;		/* look up MX records of host */
 	enum mta_tls	 tls;
-	int		 auth;		/* SMTP AUTH with the relayhost login */
+	int		 auth;		/* SMTP AUTH with the relayhost login:
+					 * TLS required, never in clear */
+	int		 tls_implicit;	/* TLS from the connect (RFC 8314) */
+	int		 verify;	/* verify the certificate against host */
 };
 
 /* "NEXTHOP [tls=...]" into nh (zeroed first); -1 with the reason in
@@ -52,6 +55,11 @@ int mta_route_check_relayhost(const char *value, struct str *why);
 int mta_route_check_auth_file(const char *value, struct str *why);
 int mta_route_check_local(const char *value, struct str *why);
 int mta_route_check_dns_server(const char *value, struct str *why);
+/* relayhost_tls_verify = no is allowed for this relayhost value: 1 when
+ * its host is loopback (127.0.0.0/8, ::1, localhost), else 0 and why. */
+int mta_route_check_verify_off(const char *relayhost, struct str *why);
+/* host is 127.0.0.0/8, ::1 or "localhost" */
+int mta_route_host_is_loopback(const char *host);
 
 struct mta_routes;
 
