@@ -12,7 +12,9 @@
  * preferences, RFC 5321 5.1) until a server greets it, says EHLO (LHLO
  * for LMTP, RFC 2033 4.1), upgrades with STARTTLS when offered
  * (RFC 3207; required with tls=require), authenticates to a relayhost
- * (RFC 4954 PLAIN), then runs transactions: MAIL, RCPT..., DATA, sent
+ * (RFC 4954 PLAIN) only over TLS that verified the relayhost's
+ * certificate and name (or implicit TLS, RFC 8314; docs/delivery.md
+ * "Relayhost login"), then runs transactions: MAIL, RCPT..., DATA, sent
  * together when the server offers PIPELINING (RFC 2920 3.1), the
  * message dot-stuffed from the spool file (RFC 5321 4.5.2). Between
  * transactions it stays open a short while for the next job.

@@ -3,7 +3,9 @@
  *
  *   transport = DOMAIN NEXTHOP [tls=require|may]   per-domain override;
  *                                     ".example.net" matches subdomains
- *   relayhost = NEXTHOP [tls=...]     all other non-local mail
+ *   relayhost = NEXTHOP [tls=...]     all other non-local mail; with
+ *                                     relayhost_auth_file: TLS required
+ *                                     and verified (auth, verify)
  *   local_delivery = maildir | lmtp:[HOST]:PORT | lmtp:/SOCKET
  *   otherwise the recipient's domain by MX (RFC 5321 5.1) on port 25
  *
