@@ -6,10 +6,13 @@ trusts, it must see no AUTH and no message, and the message stays queued
 (deferred, 4.7.x, the reason in the log). With the right certificate from
 the test CA (relayhost_tls_ca_file) it gets the login and the message."""
 import base64
+import shutil
 import socket
 import ssl
 import subprocess
+import tempfile
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -27,7 +30,7 @@ def _openssl(*args):
     subprocess.run(["openssl", *args], check=True, capture_output=True)
 
 
-class TestCA:
+class RelayCA:
     """A CA made with the openssl CLI, issuing leaf certificates."""
 
     def __init__(self, directory, name="Sekisho Test Relay CA"):
@@ -256,7 +259,7 @@ def relays():
 
 @pytest.fixture(scope="module")
 def ca(tmp_path_factory):
-    return TestCA(tmp_path_factory.mktemp("relay-ca"))
+    return RelayCA(tmp_path_factory.mktemp("relay-ca"))
 
 
 def daemon_file(d, name, text, mode=0o600):
@@ -512,3 +515,57 @@ def test_bad_ca_file_is_reported(make_daemon, relays):
         logf.close()
     assert p.returncode != 0
     assert f"relayhost_tls_ca_file {bad}" in d.log(), d.log()[-2000:]
+
+
+# --- a real relay: Postfix with Dovecot SASL -------------------------------
+
+def test_postfix_relay_with_test_ca(make_daemon, ca, tmp_path, request):
+    """Interoperation: Debian's Postfix as the relayhost, its certificate
+    from the test CA, AUTH checked by Dovecot, AUTH only after TLS
+    (smtpd_tls_auth_only). The message arrives with ESMTPSA."""
+    if shutil.which("postfix") is None or shutil.which("dovecot") is None:
+        pytest.skip("postfix or dovecot not installed")
+    from mta_peers import DovecotAuth, PrivatePostfix
+    # where Postfix's unprivileged processes can read them
+    leaf = ca.issue("127.0.0.1", "IP:127.0.0.1")
+    pub = Path(tempfile.mkdtemp(prefix="sekisho-test-relaycert-",
+                                dir="/tmp"))
+    pub.chmod(0o755)
+    cert, key = pub / "cert.pem", pub / "key.pem"
+    shutil.copy(leaf[0], cert)
+    shutil.copy(leaf[1], key)
+    cert.chmod(0o644)
+    key.chmod(0o644)
+    request.addfinalizer(lambda: shutil.rmtree(pub, ignore_errors=True))
+    with DovecotAuth(tmp_path, {RELAY_USER: RELAY_PW}) as auth:
+        pf = PrivatePostfix(tmp_path, sasl_port=auth.port,
+                            mailbox=("peer.test", "carol"), extra=[
+                                f"smtpd_tls_cert_file = {cert}",
+                                f"smtpd_tls_key_file = {key}",
+                                "smtpd_tls_security_level = may",
+                                "smtpd_tls_auth_only = yes",
+                                "smtpd_sasl_authenticated_header = yes",
+                            ])
+        # smtpd's TLS wants its PRNG/session-cache manager
+        with open(pf.etc / "master.cf", "a") as f:
+            f.write("tlsmgr    unix  - - n 1000? 1 tlsmgr\n")
+        with pf:
+            deliver_via_postfix(make_daemon, ca, pf)
+
+
+def deliver_via_postfix(make_daemon, ca, pf):
+    relay = type("Relay", (), {"port": pf.port})()
+    d = relay_daemon(make_daemon, relay,
+                     more=[f"relayhost_tls_ca_file = {ca.cert}"])
+    qid = submit(d, [CAROL], subject="to-postfix-relay")
+    d.wait_log(rf"id={qid} deliver rcpt={CAROL} relay=\S+ status=sent",
+               timeout=30)
+    wait_for(lambda: pf.maildir.is_dir() and any(pf.maildir.iterdir()),
+             30, "the message in Postfix's Maildir")
+    data = next(pf.maildir.iterdir()).read_bytes()
+    assert f"id {qid}".encode() in data
+    assert b"with ESMTPSA" in data, data[:800]
+    assert f"Authenticated sender: {RELAY_USER}".encode() in data, \
+        data[:800]
+    assert f"sasl_username={RELAY_USER}" in pf.log.read_text()
+    assert RELAY_PW not in d.log()
