@@ -623,15 +623,17 @@ be_portal_status_body(struct be_portal_ctx *c, const char *account,
 	be_portal_page(m, BE_PORTAL_SUBS, text.s, offset, PORTAL_STATUS_PAGE,
 	    NULL);
 	str_truncate(&text, 0);
-	/* XXX: the admin_ rows are filtered after the limit: a page may
-	 * show fewer rows than it could; they are rare for one account. */
+	/* The abuse desk's actions show on the admin pages only. XXX: they
+	 * are filtered after the limit: a subscriber's page may show fewer
+	 * rows than it could; they are rare for one account. */
 	if (store_event_list(c->st, account, now - PORTAL_HISTORY_DAYS * 86400,
 	    (int)(offset + PORTAL_STATUS_PAGE + 1) * 2, &text, &error) < 0) {
 		log_warnx("portal: events of %s: %s", account, error);
 		str_truncate(&text, 0);
 	}
 	be_portal_page(m, BE_PORTAL_EVENTS, text.s, offset,
-	    PORTAL_STATUS_PAGE, be_portal_not_admin_event);
+	    PORTAL_STATUS_PAGE, c->admin != NULL ? NULL :
+	    be_portal_not_admin_event);
 	str_deinit(&text);
 	return 0;
 }
@@ -911,7 +913,7 @@ be_portal_api_history(struct store *st, const char *account, int64_t since,
 	int more = 0;
 
 	json_object_set_new(doc, "account", json_string(account));
-	if (store_event_list(st, account, since, (int)(offset + page + 1) * 2,
+	if (store_event_list(st, account, since, (int)(offset + page + 1),
 	    &text, &error) == 0) {
 		size_t skipped = 0, shown = 0;
 
@@ -921,7 +923,7 @@ be_portal_api_history(struct store *st, const char *account, int64_t since,
 			json_t *row;
 
 			if (be_portal_event_row(lines[i], &e, when,
-			    sizeof(when)) < 0 || !be_portal_not_admin_event(&e))
+			    sizeof(when)) < 0)
 				continue;
 			if (skipped++ < offset)
 				continue;
