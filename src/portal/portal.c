@@ -2316,7 +2316,7 @@ portal_admin_post(struct portal_req *pr, const char *path,
 			portal_login_page(pr, 403, "Forbidden",
 			    portal_t(pr, T_MSG_CSRF), NULL, NULL);
 		else if (user == NULL || pass == NULL ||
-		    portal_name_ok(user) < 0)
+		    strlen(user) > PORTAL_USER_MAX || portal_name_ok(user) < 0)
 			portal_login_page(pr, 400, "Bad Request",
 			    portal_t(pr, user != NULL && pass != NULL ?
 			    T_BAD_NAME : T_MSG_FAIL), NULL, NULL);
