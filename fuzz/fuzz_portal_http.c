@@ -5,7 +5,8 @@
  * headers (evhttp), cookies, query strings, urlencoded forms of the
  * subscriber and admin pages, and JSON bodies of /api/v1/ (jansson and
  * our checks of their keys and values). The back side is a stub on the
- * same loop that answers every BE_PORTAL request with a fixed reply.
+ * same loop that answers every portal request type (BE_PORTAL_*,
+ * BE_ADMIN_*, BE_API_*) with a fixed typed reply of that type.
  *
  * Input: one byte choosing the stub's answer (be_portal_result, modulo),
  * then the bytes the client sends (one or more pipelined requests); the
@@ -32,6 +33,7 @@
 #include "core/log.h"
 #include "core/server.h"
 #include "portal/portal.h"
+#include "portal/portal_rows.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -57,38 +59,137 @@ struct fuzz_client {
 };
 
 static void
+fuzz_stub_status(struct msg *r)
+{
+	struct portal_sub sub = { 1900000000, "2030-03-17 12:00 JST",
+	    "alice@example.jp", "192.0.2.1", "JP", "TLSv1.3", 3, 1,
+	    "0123456789ABCDEF0123", "<x@y>" };
+	struct portal_event ev = { 1900000000, "2030-03-17 12:00 JST",
+	    "alice@example.jp", "overseas_refused", "192.0.2.1", "US",
+	    "<b>From</b>" };
+
+	msg_add_str(r, "alice@example.jp");
+	msg_add_u32(r, 1);
+	msg_add_str(r, "2030-03-17 12:00 JST");
+	msg_add_u32(r, 7);
+	for (int i = 0; i < 8; i++)
+		msg_add_i64(r, i * 100);
+	msg_add_str(r, "2030-03-17 00:00 JST");
+	msg_add_u32(r, 1);
+	msg_add_u32(r, 1);
+	msg_add_str(r, "info@example.jp");
+	msg_add_u32(r, 1);
+	msg_add_u32(r, 1);
+	portal_rows_sub_pack(r, &sub);
+	msg_add_u32(r, 1);
+	msg_add_u32(r, 0);
+	portal_rows_event_pack(r, &ev);
+}
+
+/* The body of an OK answer to each request type (be_proto.h). */
+static void
+fuzz_stub_body(struct msg *r, uint32_t type)
+{
+	struct portal_top top = { "alice@example.jp", 3, 7 };
+	struct portal_refused ref = { "auth_locked_ip", "CN", 4 };
+	struct portal_account_row acct = { "alice@example.jp", 0 };
+
+	switch (type) {
+	case BE_PORTAL_LOGIN:
+	case BE_ADMIN_LOGIN:
+		msg_add_str(r, FUZZ_TOKEN);
+		msg_add_str(r, type == BE_ADMIN_LOGIN ? "desk" :
+		    "alice@example.jp");
+		return;
+	case BE_PORTAL_STATUS:
+		fuzz_stub_status(r);
+		return;
+	case BE_PORTAL_OVERSEAS_ON:
+	case BE_PORTAL_OVERSEAS_OFF:
+		msg_add_str(r, type == BE_PORTAL_OVERSEAS_ON ?
+		    "2030-03-17 12:00 JST" : NULL);
+		return;
+	case BE_API_GET:
+	case BE_API_OVERSEAS:
+	case BE_API_LIMITS:
+	case BE_API_HISTORY:
+		msg_add_str(r, "{\"account\": \"alice@example.jp\"}");
+		return;
+	case BE_PORTAL_PASSWORD:
+	case BE_PORTAL_APOP_ON:
+	case BE_PORTAL_APOP_OFF:
+	case BE_PORTAL_LOGOUT:
+		return;
+	default:
+		break;
+	}
+	msg_add_str(r, "desk");
+	switch (type) {
+	case BE_ADMIN_SEARCH:
+		msg_add_u32(r, 1);
+		msg_add_i64(r, 5);
+		msg_add_u32(r, 1);
+		msg_add_u32(r, 0);
+		portal_rows_top_pack(r, &top);
+		msg_add_u32(r, 1);
+		msg_add_u32(r, 1);
+		portal_rows_refused_pack(r, &ref);
+		msg_add_u32(r, 1);
+		msg_add_u32(r, 1);
+		portal_rows_account_pack(r, &acct);
+		return;
+	case BE_ADMIN_ACCOUNT:
+		msg_add_u32(r, 0);
+		fuzz_stub_status(r);
+		return;
+	case BE_ADMIN_AUDIT: {
+		struct portal_event ev = { 1900000000, "2030-03-17 12:00 JST",
+		    "alice@example.jp", "admin_suspend", "192.0.2.1", NULL,
+		    "by desk: <spam>" };
+
+		msg_add_u32(r, 1);
+		msg_add_u32(r, 1);
+		portal_rows_event_pack(r, &ev);
+		return;
+	}
+	case BE_ADMIN_TRACE: {
+		struct portal_sub sub = { 1900000000, "2030-03-17 12:00 JST",
+		    "alice@example.jp", "192.0.2.1", "JP", NULL, 3, 0,
+		    "0123456789ABCDEF0123", NULL };
+
+		msg_add_u32(r, 1);
+		msg_add_u32(r, 0);
+		portal_rows_sub_pack(r, &sub);
+		return;
+	}
+	default:
+		return;
+	}
+}
+
+static void
 fuzz_stub_cb(struct channel *ch, struct msg *m, void *arg)
 {
-	static const char *const kv[][2] = {
-		{ "session", FUZZ_TOKEN }, { "csrf", FUZZ_TOKEN },
-		{ "account", "alice@example.jp" }, { "admin", "desk" },
-		{ "json", "{\"account\": \"alice@example.jp\"}" },
-		{ "until", "1900000000" }, { "overseas_until", "0" },
-		{ "reset", "1900000000" }, { "reason", "<b>spam</b>" },
-		{ "queue", "0123456789ABCDEF0123" }, { "msgs", "3" },
-		{ "msgs_limit", "500" }, { "rcpts", "7" },
-		{ "rcpts_limit", "1000" }, { "overseas", "1" },
-		{ "overseas_days", "7" }, { "suspended", "0" }, { "apop", "1" },
-		{ "delay", "0" },
-	};
 	struct msg r;
-	uint32_t n = sizeof(kv) / sizeof(kv[0]);
 
 	(void)arg;
 	if (m == NULL)
 		return;
-	if (m->type != BE_PORTAL) {
+	if (m->type < BE_PORTAL_LOGIN || m->type > BE_API_HISTORY) {
 		msg_init(&r, BE_FAIL, m->id);
 		channel_send(ch, &r);
 		return;
 	}
-	msg_init(&r, BE_PORTAL, m->id);
+	/* HEAD, then the CSRF token and the body when OK */
+	msg_init(&r, m->type, m->id);
 	msg_add_u32(&r, fz.answer);
 	msg_add_str(&r, fz.answer == BE_PORTAL_REFUSED ? "fail" : NULL);
-	msg_add_u32(&r, n);
-	for (uint32_t i = 0; i < n; i++) {
-		msg_add_str(&r, kv[i][0]);
-		msg_add_str(&r, kv[i][1]);
+	msg_add_i64(&r, 0);
+	msg_add_str(&r, "2030-03-17 12:00 JST");
+	msg_add_str(&r, "<b>spam</b>");
+	if (fz.answer == BE_PORTAL_OK) {
+		msg_add_str(&r, FUZZ_TOKEN);
+		fuzz_stub_body(&r, m->type);
 	}
 	channel_send(ch, &r);
 }

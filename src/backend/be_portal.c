@@ -1,8 +1,12 @@
 /*
- * be_portal: the back side of the settings page (src/portal/). The HTTP
- * side sends one BE_PORTAL request per operation (be_proto.h); this file
- * checks the session and its CSRF token, asks the store and the policy,
- * and answers with key/value pairs the page is drawn from.
+ * be_portal: the back side of the settings page, the admin pages and the
+ * JSON API (src/portal/). The HTTP side sends one request type per
+ * operation (BE_PORTAL_*, BE_ADMIN_*, BE_API_* in be_proto.h); the table
+ * be_portal_ops says which role each needs, and the dispatcher checks it
+ * from the session record in the store (or the API token), never from
+ * what the request says. Replies are fixed typed fields; rows are packed
+ * by portal_rows.c; lists are paged and every reply is checked against
+ * MSG_MAX_LEN before it is sent.
  *
  * Sessions are random 32-byte IDs made here and kept in the store, so a
  * login at one node is good at every node and survives a restart. The
@@ -31,6 +35,8 @@
 #include "../policy/policy.h"
 #include "../portal/admin_users.h"
 #include "../portal/api_token.h"
+#include "../portal/portal_rows.h"
+#include "../portal/portal_util.h"
 #include "../pop3/apop.h"
 #include "../store/password.h"
 #include "../store/store.h"
@@ -43,59 +49,73 @@
 #define PORTAL_HISTORY_ROWS	 20
 #define PORTAL_PASSWORD_MIN	 8
 #define PORTAL_PASSWORD_MAX	 200
-#define PORTAL_ARGS_MAX		 16
+#define PORTAL_USER_MAX		 320	/* a login name as typed */
+#define PORTAL_SECRET_MAX	 1024	/* a password as typed */
+#define PORTAL_QUERY_MAX	 254
+#define PORTAL_TRACE_KEYS	 32	/* of each kind per request */
+#define PORTAL_ADMIN_PREFIX	"admin:"	/* never in an address */
+#define PORTAL_OFFSET_MAX	 10000	/* rows skipped by a page */
+/* room kept in a reply for its fixed fields (HEAD, STATUS's scalars) */
+#define PORTAL_FIXED_MAX	 4096
 
 #define be_portal_nitems(a)	(sizeof(a) / sizeof((a)[0]))
 
-struct be_portal_args {
-	const char	*key[PORTAL_ARGS_MAX];
-	const char	*val[PORTAL_ARGS_MAX];
-	size_t		 n;
-};
+/*
+ * The biggest replies, by construction (portal_rows.h): a status carries
+ * up to 50 aliases and a page of 20 submissions and 20 events; an admin
+ * account page the same and a reason; the audit page 50 events; a
+ * search 10 top senders, 20 refusal tallies and 50 accounts.
+ * 50 * 275 + 20 * 892 + 20 * 708 + 4096 = 49846 < 65536.
+ */
+_Static_assert(PORTAL_ALIASES_MAX * PORTAL_STR_COST(PORTAL_ACCOUNT_MAX) +
+    8 + PORTAL_STATUS_PAGE * PORTAL_ROW_SUB_MAX + 8 +
+    PORTAL_STATUS_PAGE * PORTAL_ROW_EVENT_MAX + PORTAL_FIXED_MAX <
+    MSG_MAX_LEN, "a status reply fits one message");
+_Static_assert(PORTAL_LIST_MAX(PORTAL_ROW_EVENT_MAX) + PORTAL_FIXED_MAX <
+    MSG_MAX_LEN, "an audit page fits one message");
+_Static_assert(PORTAL_LIST_MAX(PORTAL_ROW_SUB_MAX) + PORTAL_FIXED_MAX <
+    MSG_MAX_LEN, "a trace page fits one message");
+_Static_assert(PORTAL_LIST_MAX(PORTAL_ROW_TOP_MAX) +
+    PORTAL_LIST_MAX(PORTAL_ROW_REFUSED_MAX) +
+    PORTAL_LIST_MAX(PORTAL_ROW_ACCOUNT_MAX) + PORTAL_FIXED_MAX <
+    MSG_MAX_LEN, "a search page fits one message");
 
-/* The reply is built in two parts: result and message, then pairs. */
+/* The reply: HEAD (be_proto.h), then the body when the result is OK. */
 struct be_portal_out {
 	uint32_t	 result;
 	const char	*message;
-	struct str	 pairs;		/* key NUL value NUL ... */
-	uint32_t	 npairs;
+	int64_t		 delay;
+	char		 until[64];	/* "" = none */
+	char		*reason;	/* NULL = none */
+	const char	*csrf;		/* the session's, for the forms */
+	struct msg	 body;		/* fields after the CSRF token */
 };
 
-static const char *
-be_portal_arg(const struct be_portal_args *a, const char *key)
+/* One request, once the dispatcher has checked its role. */
+struct be_portal_ctx {
+	struct be_worker	*w;
+	struct store		*st;
+	struct msg		*req;
+	const char		*client;
+	const char		*sid;
+	const char		*account;	/* from the session record */
+	const char		*admin;		/* its name, admin pages */
+	char			 token_name[API_TOKEN_NAME_MAX + 1];
+	const char		*api_account;	/* the API's target */
+	struct be_portal_out	*o;
+};
+
+static void
+be_portal_fail(struct be_portal_out *o, uint32_t result, const char *message)
 {
-	for (size_t i = 0; i < a->n; i++)
-		if (strcmp(a->key[i], key) == 0)
-			return a->val[i];
-	return NULL;
+	o->result = result;
+	o->message = message;
 }
 
 static void
-be_portal_put(struct be_portal_out *o, const char *key, const char *val)
+be_portal_until(struct be_portal_out *o, int64_t t)
 {
-	str_append(&o->pairs, key);
-	str_append_c(&o->pairs, '\0');
-	str_append(&o->pairs, val != NULL ? val : "");
-	str_append_c(&o->pairs, '\0');
-	o->npairs++;
-}
-
-static void
-be_portal_put_i64(struct be_portal_out *o, const char *key, int64_t v)
-{
-	char buf[32];
-
-	snprintf(buf, sizeof(buf), "%lld", (long long)v);
-	be_portal_put(o, key, buf);
-}
-
-static void
-be_portal_put_time(struct be_portal_out *o, const char *key, int64_t t)
-{
-	char buf[64];
-
-	policy_format_time(t, buf, sizeof(buf));
-	be_portal_put(o, key, buf);
+	policy_format_time(t, o->until, sizeof(o->until));
 }
 
 static int
@@ -268,9 +288,8 @@ be_portal_check_password(struct be_worker *w, struct store *st,
 
 	*have_a = 0;
 	if (policy_auth_check(w->conf, st, account, client, &locked) == 1) {
-		o->result = BE_PORTAL_REFUSED;
-		o->message = "locked";
-		be_portal_put_time(o, "until", locked);
+		be_portal_fail(o, BE_PORTAL_REFUSED, "locked");
+		be_portal_until(o, locked);
 		return 1;
 	}
 	r = store_account_get(st, account, a, &error);
@@ -294,278 +313,499 @@ be_portal_check_password(struct be_worker *w, struct store *st,
 		int64_t delay = policy_auth_fail(w->conf, st, account, client,
 		    "portal");
 
-		o->result = BE_PORTAL_REFUSED;
-		o->message = "fail";
-		be_portal_put_i64(o, "delay", delay);
+		be_portal_fail(o, BE_PORTAL_REFUSED, "fail");
+		o->delay = delay;
 		return 1;
 	}
 	if (a->suspended) {
-		o->result = BE_PORTAL_REFUSED;
-		o->message = "suspended";
-		be_portal_put(o, "reason", a->suspend_reason);
+		be_portal_fail(o, BE_PORTAL_REFUSED, "suspended");
+		free(o->reason);
+		o->reason = a->suspend_reason != NULL ?
+		    xstrdup(a->suspend_reason) : NULL;
 		return 1;
 	}
 	return 0;
 }
 
-static void
-be_portal_login(struct be_worker *w, struct store *st, const char *client,
-    const struct be_portal_args *args, struct be_portal_out *o)
+/* ---- rows from the store ------------------------------------------------ */
+
+/*
+ * The store's lines (store.h) cut into typed rows: the store writes no
+ * TAB or line end inside a value (store_sqlite_policy.c, store_pgsql.c),
+ * and this is the one place each line form is read.
+ * submission: QUEUE_ID MESSAGE_ID TIME ACCOUNT IP COUNTRY TLS RCPTS SIZE
+ * OVERSEAS; event: TIME ACCOUNT TYPE IP COUNTRY DETAIL.
+ */
+static size_t
+be_portal_cols(char *line, char **col, size_t max)
 {
-	const char *user = be_portal_arg(args, "user");
-	const char *pass = be_portal_arg(args, "password");
+	size_t n = 0;
+
+	for (char *p = line, *f; n < max && (f = strsep(&p, "\t")) != NULL;)
+		col[n++] = f;
+	return n;
+}
+
+static const char *
+be_portal_or_null(const char *s)
+{
+	return s != NULL && *s != '\0' ? s : NULL;
+}
+
+static int
+be_portal_sub_row(char *line, struct portal_sub *r, char *when, size_t len)
+{
+	char *c[10];
+
+	if (be_portal_cols(line, c, 10) != 10 || *c[0] == '\0')
+		return -1;
+	memset(r, 0, sizeof(*r));
+	r->queue_id = c[0];
+	r->message_id = be_portal_or_null(c[1]);
+	r->time = strtoll(c[2], NULL, 10);
+	policy_format_time(r->time, when, len);
+	r->when = when;
+	r->account = c[3];
+	r->ip = c[4];
+	r->country = c[5];
+	r->tls = be_portal_or_null(c[6]);
+	r->rcpts = (uint32_t)strtoul(c[7], NULL, 10);
+	r->overseas = strcmp(c[9], "1") == 0;
+	return 0;
+}
+
+static int
+be_portal_event_row(char *line, struct portal_event *r, char *when,
+    size_t len)
+{
+	char *c[6];
+
+	if (be_portal_cols(line, c, 6) != 6)
+		return -1;
+	memset(r, 0, sizeof(*r));
+	r->time = strtoll(c[0], NULL, 10);
+	policy_format_time(r->time, when, len);
+	r->when = when;
+	r->account = be_portal_or_null(c[1]);
+	r->type = c[2];
+	r->ip = be_portal_or_null(c[3]);
+	r->country = be_portal_or_null(c[4]);
+	r->detail = be_portal_or_null(c[5]);
+	return 0;
+}
+
+/* The non-empty lines of text (newest last), in place. */
+static size_t
+be_portal_lines(char *text, char ***lines_r)
+{
+	char **lines = NULL, *p = text, *line;
+	size_t n = 0;
+
+	while (p != NULL && (line = strsep(&p, "\n")) != NULL) {
+		if (*line == '\0')
+			continue;
+		lines = xreallocarray(lines, n + 1, sizeof(*lines));
+		lines[n++] = line;
+	}
+	*lines_r = lines;
+	return n;
+}
+
+enum be_portal_kind { BE_PORTAL_SUBS, BE_PORTAL_EVENTS };
+
+/*
+ * One page of lines (newest last) as a LIST: the page skips the offset
+ * newest rows and shows up to page rows, oldest first; more when older
+ * rows are left. keep (or NULL) filters event lines by type.
+ */
+static void
+be_portal_page(struct msg *m, enum be_portal_kind kind, char *text,
+    uint32_t offset, uint32_t page, int (*keep)(const struct portal_event *))
+{
+	char **lines, **shown = NULL, when[64];
+	size_t n = be_portal_lines(text, &lines), ns = 0, skipped = 0;
+	int more = 0;
+
+	for (size_t i = n; i-- > 0;) {	/* newest first */
+		if (keep != NULL) {
+			struct portal_event e;
+			char *copy = xstrdup(lines[i]);
+			int ok = be_portal_event_row(copy, &e, when,
+			    sizeof(when)) == 0 && keep(&e);
+
+			free(copy);
+			if (!ok)
+				continue;
+		}
+		if (skipped < offset) {
+			skipped++;
+			continue;
+		}
+		if (ns == page) {
+			more = 1;
+			break;
+		}
+		shown = xreallocarray(shown, ns + 1, sizeof(*shown));
+		shown[ns++] = lines[i];
+	}
+	/* rows that do not parse are left out; count them first */
+	size_t good = 0;
+	for (size_t i = 0; i < ns; i++) {
+		char *copy = xstrdup(shown[i]);
+		struct portal_sub s;
+		struct portal_event e;
+
+		if ((kind == BE_PORTAL_SUBS ? be_portal_sub_row(copy, &s, when,
+		    sizeof(when)) : be_portal_event_row(copy, &e, when,
+		    sizeof(when))) == 0)
+			good++;
+		free(copy);
+	}
+	msg_add_u32(m, (uint32_t)good);
+	msg_add_u32(m, (uint32_t)more);
+	for (size_t i = ns; i-- > 0;) {	/* oldest first */
+		struct portal_sub s;
+		struct portal_event e;
+
+		if (kind == BE_PORTAL_SUBS) {
+			if (be_portal_sub_row(shown[i], &s, when,
+			    sizeof(when)) == 0)
+				portal_rows_sub_pack(m, &s);
+		} else if (be_portal_event_row(shown[i], &e, when,
+		    sizeof(when)) == 0)
+			portal_rows_event_pack(m, &e);
+	}
+	free(shown);
+	free(lines);
+}
+
+/* The abuse desk's actions show on the admin pages only. */
+static int
+be_portal_not_admin_event(const struct portal_event *e)
+{
+	return strncmp(e->type, "admin_", 6) != 0;
+}
+
+static int
+be_portal_admin_event(const struct portal_event *e)
+{
+	return strncmp(e->type, "admin_", 6) == 0;
+}
+
+/* ---- subscriber requests ---------------------------------------------- */
+
+static int
+be_portal_login(struct be_portal_ctx *c)
+{
+	struct be_portal_out *o = c->o;
+	const char *user, *pass;
 	char id[PORTAL_TOKEN_HEX + 1], csrf[PORTAL_TOKEN_HEX + 1];
 	struct account a;
 	char *canon;
 	int have_a;
 	uint64_t start = metrics_now_us();
 
-	if (user == NULL || pass == NULL || *user == '\0') {
-		o->result = BE_PORTAL_REFUSED;
-		o->message = "fail";
-		be_portal_put_i64(o, "delay", 0);
-		return;
+	if (portal_rows_get_str(c->req, PORTAL_USER_MAX, &user) < 0 ||
+	    portal_rows_get_str(c->req, PORTAL_SECRET_MAX, &pass) < 0 ||
+	    msg_end(c->req) < 0)
+		return -1;
+	/* no control character in a name (issue 13 item 9) */
+	if (user == NULL || pass == NULL || *user == '\0' ||
+	    portal_name_ok(user) < 0) {
+		be_portal_fail(o, BE_PORTAL_REFUSED, "fail");
+		return 0;
 	}
 	canon = be_portal_lower(user);
-	if (be_portal_check_password(w, st, canon, pass, client, o, &a,
-	    &have_a) == 0) {
+	if (be_portal_check_password(c->w, c->st, canon, pass, c->client, o,
+	    &a, &have_a) == 0) {
 		metrics_auth(METRICS_SVC_PORTAL, METRICS_AUTH_OK, start);
-		policy_auth_ok(w->conf, st, a.address);
-		if (be_portal_session_new(w, st, a.address, id, csrf) < 0) {
-			o->result = BE_PORTAL_TEMPFAIL;
-			o->message = "tempfail";
-		} else {
-			be_portal_put(o, "session", id);
-			be_portal_put(o, "csrf", csrf);
-			be_portal_put(o, "account", a.address);
+		policy_auth_ok(c->w->conf, c->st, a.address);
+		if (be_portal_session_new(c->w, c->st, a.address, id,
+		    csrf) < 0)
+			be_portal_fail(o, BE_PORTAL_TEMPFAIL, "tempfail");
+		else {
+			msg_add_str(&o->body, id);
+			portal_rows_add_str(&o->body, a.address,
+			    PORTAL_ACCOUNT_MAX);
 			log_info("portal login account=%s client=%s",
-			    a.address, client);
+			    a.address, c->client);
 		}
 	} else {
 		metrics_auth_name("portal", o->message, start);
 		log_info("portal login failed user=%.64s client=%s result=%s",
-		    be_portal_printable(canon), client, o->message);
+		    be_portal_printable(canon), c->client, o->message);
 	}
 	if (have_a)
 		account_deinit(&a);
 	free(canon);
-}
-
-/* Tab-separated store lines as repeated pairs; fields picks and orders
- * the columns; column time_col (unix time) is formatted. */
-static void
-be_portal_put_lines(struct be_portal_out *o, const char *key,
-    const char *text, const int *fields, size_t nfields, int time_col)
-{
-	struct str row = STR_INIT;
-	const char *line = text;
-
-	while (*line != '\0') {
-		const char *end = strchr(line, '\n');
-		const char *col[12];
-		size_t ncol = 0, len;
-
-		if (end == NULL)
-			end = line + strlen(line);
-		if (end == line) {	/* an empty line */
-			line = *end == '\0' ? end : end + 1;
-			continue;
-		}
-		char *copy = xstrndup(line, (size_t)(end - line));
-
-		for (char *p = copy, *f; ncol < 12 &&
-		    (f = strsep(&p, "\t")) != NULL;)
-			col[ncol++] = f;
-		str_truncate(&row, 0);
-		for (size_t i = 0; i < nfields; i++) {
-			int c = fields[i];
-
-			if (i > 0)
-				str_append(&row, "\t");
-			if ((size_t)c >= ncol)
-				continue;
-			if (c == time_col) {
-				char when[64];
-
-				policy_format_time(strtoll(col[c], NULL, 10),
-				    when, sizeof(when));
-				str_append(&row, when);
-			} else
-				str_append(&row, col[c]);
-		}
-		len = row.len;
-		if (len > 0 && ncol > 0)
-			be_portal_put(o, key, str_c(&row));
-		free(copy);
-		line = *end == '\0' ? end : end + 1;
-	}
-	str_deinit(&row);
+	return 0;
 }
 
 static void
-be_portal_limit_pair(struct be_portal_out *o, struct store *st,
-    const char *account, char kind, int64_t now, const char *mkey,
-    const char *rkey)
+be_portal_count(struct store *st, const char *account, char kind,
+    int64_t now, int64_t *msgs_r, int64_t *rcpts_r)
 {
 	char period[32];
-	int64_t msgs = 0, rcpts = 0;
 	const char *error;
 
+	*msgs_r = *rcpts_r = 0;
 	policy_period(kind, now, period, sizeof(period));
-	if (store_count_get(st, account, period, &msgs, &rcpts, &error) < 0)
+	if (store_count_get(st, account, period, msgs_r, rcpts_r, &error) < 0)
 		log_warnx("portal: counts of %s: %s", account, error);
-	if (mkey != NULL)
-		be_portal_put_i64(o, mkey, msgs);
-	be_portal_put_i64(o, rkey, rcpts);
 }
 
-static void
-be_portal_status(struct be_worker *w, struct store *st, const char *account,
-    struct be_portal_out *o)
+/* STATUS (be_proto.h) of account into o's body; -1 the store failed. */
+static int
+be_portal_status_body(struct be_portal_ctx *c, const char *account,
+    uint32_t offset)
 {
-	/* submission line: QUEUE_ID MESSAGE_ID TIME ACCOUNT IP COUNTRY TLS
-	 * RCPTS SIZE OVERSEAS; event: TIME ACCOUNT TYPE IP COUNTRY DETAIL */
-	static const int sub_fields[] = { 2, 4, 5, 7, 9, 0 };
-	static const int ev_fields[] = { 0, 2, 3, 4, 5 };
+	struct msg *m = &c->o->body;
 	struct account_policy pol;
 	struct policy_limits lim;
 	struct str text = STR_INIT;
 	const char *error;
-	int64_t now = policy_now();
+	char when[64], *sealed = NULL;
+	int64_t now = policy_now(), msgs, rcpts, hour, abroad, dummy;
+	uint32_t n = 0;
 
-	if (store_policy_get(st, account, &pol, &error) != 0 ||
-	    policy_limits(w->conf, st, account, &lim, &error) < 0) {
-		o->result = BE_PORTAL_TEMPFAIL;
-		o->message = "tempfail";
-		return;
-	}
-	be_portal_put(o, "account", account);
-	be_portal_put(o, "overseas", pol.overseas_until > now ? "1" : "0");
-	if (pol.overseas_until > now)
-		be_portal_put_time(o, "overseas_until", pol.overseas_until);
-	be_portal_put_i64(o, "overseas_days",
-	    w->conf->overseas_permission_days);
-	be_portal_limit_pair(o, st, account, 'd', now, "msgs", "rcpts");
-	be_portal_limit_pair(o, st, account, 'h', now, NULL, "rcpts_hour");
-	be_portal_limit_pair(o, st, account, 'o', now, NULL, "rcpts_abroad");
-	be_portal_put_i64(o, "msgs_limit", lim.msgs_day);
-	be_portal_put_i64(o, "rcpts_limit", lim.rcpts_day);
-	be_portal_put_i64(o, "rcpts_hour_limit", lim.rcpts_hour);
-	be_portal_put_i64(o, "rcpts_abroad_limit", lim.overseas_rcpts_day);
-	be_portal_put_time(o, "reset", policy_period_end('d', now));
-	be_portal_put_time(o, "reset_hour", policy_period_end('h', now));
-	char *sealed = NULL;
-
-	be_portal_put(o, "apop", store_apop_get(st, account, &sealed,
-	    &error) == 0 ? "1" : "0");
+	if (store_policy_get(c->st, account, &pol, &error) != 0 ||
+	    policy_limits(c->w->conf, c->st, account, &lim, &error) < 0)
+		return -1;
+	portal_rows_add_str(m, account, PORTAL_ACCOUNT_MAX);
+	msg_add_u32(m, pol.overseas_until > now);
+	if (pol.overseas_until > now) {
+		policy_format_time(pol.overseas_until, when, sizeof(when));
+		portal_rows_add_str(m, when, PORTAL_WHEN_MAX);
+	} else
+		msg_add_str(m, NULL);
+	msg_add_u32(m, (uint32_t)c->w->conf->overseas_permission_days);
+	be_portal_count(c->st, account, 'd', now, &msgs, &rcpts);
+	be_portal_count(c->st, account, 'h', now, &dummy, &hour);
+	be_portal_count(c->st, account, 'o', now, &dummy, &abroad);
+	msg_add_i64(m, msgs);
+	msg_add_i64(m, rcpts);
+	msg_add_i64(m, hour);
+	msg_add_i64(m, abroad);
+	msg_add_i64(m, lim.msgs_day);
+	msg_add_i64(m, lim.rcpts_day);
+	msg_add_i64(m, lim.rcpts_hour);
+	msg_add_i64(m, lim.overseas_rcpts_day);
+	policy_format_time(policy_period_end('d', now), when, sizeof(when));
+	portal_rows_add_str(m, when, PORTAL_WHEN_MAX);
+	msg_add_u32(m, store_apop_get(c->st, account, &sealed, &error) == 0);
 	free(sealed);
 	/* the addresses the account may send as (sender alignment) */
-	if (store_alias_list(st, account, &text, &error) == 0) {
-		char *p = text.s, *line;
-		int n = 0;
+	char **lines = NULL;
+	size_t nl = 0;
 
-		while (p != NULL && (line = strsep(&p, "\n")) != NULL &&
-		    n < 50) {
-			line[strcspn(line, "\t")] = '\0';
-			if (*line != '\0') {
-				be_portal_put(o, "alias", line);
-				n++;
-			}
+	if (store_alias_list(c->st, account, &text, &error) == 0)
+		nl = be_portal_lines(text.s, &lines);
+	for (size_t i = 0; i < nl; i++)
+		lines[i][strcspn(lines[i], "\t")] = '\0';
+	for (size_t i = 0; i < nl && n < PORTAL_ALIASES_MAX; i++)
+		if (*lines[i] != '\0')
+			n++;
+	msg_add_u32(m, n);
+	for (size_t i = 0, k = 0; i < nl && k < n; i++)
+		if (*lines[i] != '\0') {
+			portal_rows_add_str(m, lines[i], PORTAL_ACCOUNT_MAX);
+			k++;
 		}
-	}
+	free(lines);
 	str_truncate(&text, 0);
 
-	if (store_submission_list(st, account,
-	    now - PORTAL_HISTORY_DAYS * 86400, PORTAL_HISTORY_ROWS, &text,
-	    &error) < 0)
+	if (store_submission_list(c->st, account,
+	    now - PORTAL_HISTORY_DAYS * 86400, (int)(offset +
+	    PORTAL_STATUS_PAGE + 1), &text, &error) < 0) {
 		log_warnx("portal: submissions of %s: %s", account, error);
-	else
-		be_portal_put_lines(o, "sub", str_c(&text), sub_fields,
-		    be_portal_nitems(sub_fields), 2);
-	str_truncate(&text, 0);
-	if (store_event_list(st, account, now - PORTAL_HISTORY_DAYS * 86400,
-	    PORTAL_HISTORY_ROWS, &text, &error) < 0)
-		log_warnx("portal: events of %s: %s", account, error);
-	else
-		be_portal_put_lines(o, "ev", str_c(&text), ev_fields,
-		    be_portal_nitems(ev_fields), 0);
-	str_deinit(&text);
-}
-
-static void
-be_portal_overseas(struct be_worker *w, struct store *st, const char *account,
-    int on, struct be_portal_out *o)
-{
-	int64_t now = policy_now();
-	int64_t until = on ? now +
-	    (int64_t)w->conf->overseas_permission_days * 86400 : 0;
-	const char *error;
-
-	if (store_overseas_set(st, account, until, &error) != 0) {
-		log_warnx("portal: overseas %s: %s", account, error);
-		o->result = BE_PORTAL_TEMPFAIL;
-		o->message = "tempfail";
-		return;
+		str_truncate(&text, 0);
 	}
-	log_info("portal overseas account=%s %s", account,
-	    on ? "on" : "off");
-	if (on)
-		be_portal_put_time(o, "overseas_until", until);
+	be_portal_page(m, BE_PORTAL_SUBS, text.s, offset, PORTAL_STATUS_PAGE,
+	    NULL);
+	str_truncate(&text, 0);
+	/* The abuse desk's actions show on the admin pages only. XXX: they
+	 * are filtered after the limit: a subscriber's page may show fewer
+	 * rows than it could; they are rare for one account. */
+	if (store_event_list(c->st, account, now - PORTAL_HISTORY_DAYS * 86400,
+	    (int)(offset + PORTAL_STATUS_PAGE + 1) * 2, &text, &error) < 0) {
+		log_warnx("portal: events of %s: %s", account, error);
+		str_truncate(&text, 0);
+	}
+	be_portal_page(m, BE_PORTAL_EVENTS, text.s, offset,
+	    PORTAL_STATUS_PAGE, c->admin != NULL ? NULL :
+	    be_portal_not_admin_event);
+	str_deinit(&text);
+	return 0;
 }
 
-static void
-be_portal_password(struct be_worker *w, struct store *st, const char *account,
-    const char *id, const char *client, const struct be_portal_args *args,
-    struct be_portal_out *o)
+static int
+be_portal_get_offset(struct msg *req, uint32_t *offset_r)
 {
-	const char *cur = be_portal_arg(args, "current");
-	const char *new = be_portal_arg(args, "new");
+	if (msg_get_u32(req, offset_r) < 0 || *offset_r > PORTAL_OFFSET_MAX)
+		return -1;
+	return 0;
+}
+
+static int
+be_portal_status(struct be_portal_ctx *c)
+{
+	uint32_t offset;
+
+	if (be_portal_get_offset(c->req, &offset) < 0 || msg_end(c->req) < 0)
+		return -1;
+	if (be_portal_status_body(c, c->account, offset) < 0)
+		be_portal_fail(c->o, BE_PORTAL_TEMPFAIL, "tempfail");
+	return 0;
+}
+
+static int
+be_portal_overseas(struct be_portal_ctx *c, int on)
+{
+	int64_t until = on ? policy_now() +
+	    (int64_t)c->w->conf->overseas_permission_days * 86400 : 0;
 	const char *error;
+	char when[64];
+
+	if (msg_end(c->req) < 0)
+		return -1;
+	if (store_overseas_set(c->st, c->account, until, &error) != 0) {
+		log_warnx("portal: overseas %s: %s", c->account, error);
+		be_portal_fail(c->o, BE_PORTAL_TEMPFAIL, "tempfail");
+		return 0;
+	}
+	log_info("portal overseas account=%s %s", c->account,
+	    on ? "on" : "off");
+	if (on) {
+		policy_format_time(until, when, sizeof(when));
+		portal_rows_add_str(&c->o->body, when, PORTAL_WHEN_MAX);
+	} else
+		msg_add_str(&c->o->body, NULL);
+	return 0;
+}
+
+static int
+be_portal_overseas_on(struct be_portal_ctx *c)
+{
+	return be_portal_overseas(c, 1);
+}
+
+static int
+be_portal_overseas_off(struct be_portal_ctx *c)
+{
+	return be_portal_overseas(c, 0);
+}
+
+static int
+be_portal_password(struct be_portal_ctx *c)
+{
+	struct be_portal_out *o = c->o;
+	const char *cur, *new, *error;
 	struct account a;
 	char *hash;
 	int have_a;
 
-	if (cur == NULL || new == NULL) {
-		o->result = BE_PORTAL_REFUSED;
-		o->message = "fail";
-		be_portal_put_i64(o, "delay", 0);
-		return;
-	}
+	if (portal_rows_get_str(c->req, PORTAL_SECRET_MAX, &cur) < 0 ||
+	    portal_rows_get_str(c->req, PORTAL_SECRET_MAX, &new) < 0 ||
+	    msg_end(c->req) < 0 || cur == NULL || new == NULL)
+		return -1;
 	/* Re-authentication: the current password, throttled as a login. */
-	if (be_portal_check_password(w, st, account, cur, client, o, &a,
-	    &have_a) != 0)
+	if (be_portal_check_password(c->w, c->st, c->account, cur, c->client,
+	    o, &a, &have_a) != 0)
 		goto out;
 	if (strlen(new) < PORTAL_PASSWORD_MIN ||
 	    strlen(new) > PORTAL_PASSWORD_MAX) {
-		o->result = BE_PORTAL_REFUSED;
-		o->message = "badnew";
+		be_portal_fail(o, BE_PORTAL_REFUSED, "badnew");
 		goto out;
 	}
 	if ((hash = password_hash(new, &error)) == NULL ||
-	    store_account_set_password(st, account, hash, &error) != 0) {
-		log_warnx("portal: password of %s: %s", account, error);
-		o->result = BE_PORTAL_TEMPFAIL;
-		o->message = "tempfail";
+	    store_account_set_password(c->st, c->account, hash, &error) != 0) {
+		log_warnx("portal: password of %s: %s", c->account, error);
+		be_portal_fail(o, BE_PORTAL_TEMPFAIL, "tempfail");
 		free(hash);
 		goto out;
 	}
 	free(hash);
 	/* Whoever else holds a session (a thief, say) is logged out. */
-	be_portal_session_end(st, id, account);
-	log_info("portal password changed account=%s client=%s", account,
-	    client);
+	be_portal_session_end(c->st, c->sid, c->account);
+	log_info("portal password changed account=%s client=%s", c->account,
+	    c->client);
 out:
 	if (have_a)
 		account_deinit(&a);
+	return 0;
+}
+
+/*
+ * APOP (RFC 1939 7) on or off. On needs the current password (as a
+ * password change) and a separate APOP password, sealed under
+ * apop_secret_key before it reaches the store (src/pop3/apop.h).
+ */
+static int
+be_portal_apop_on(struct be_portal_ctx *c)
+{
+	struct be_portal_out *o = c->o;
+	const char *cur, *secret;
+	unsigned char key[APOP_KEY_LEN];
+	struct str sealed = STR_INIT;
+	const char *error = NULL;
+	struct account a;
+	int have_a;
+
+	if (portal_rows_get_str(c->req, PORTAL_SECRET_MAX, &cur) < 0 ||
+	    portal_rows_get_str(c->req, PORTAL_SECRET_MAX, &secret) < 0 ||
+	    msg_end(c->req) < 0 || cur == NULL || secret == NULL)
+		return -1;
+	if (be_portal_check_password(c->w, c->st, c->account, cur, c->client,
+	    o, &a, &have_a) != 0)
+		goto out;
+	/* The login password as APOP secret would put it, MD5-guessable,
+	 * on the wire: refused here (the CLI only warns). */
+	if (strlen(secret) < PORTAL_PASSWORD_MIN ||
+	    strlen(secret) > APOP_SECRET_MAX ||
+	    password_verify(secret, a.password_hash, &error) == 1) {
+		be_portal_fail(o, BE_PORTAL_REFUSED, "badapop");
+		goto out;
+	}
+	if (apop_key_load(c->w->conf->apop_secret_key, 1, key, &error) < 0 ||
+	    apop_seal(key, a.address, secret, &sealed, &error) < 0 ||
+	    store_apop_set(c->st, a.address, str_c(&sealed), &error) != 0) {
+		log_warnx("portal: apop on %s: %s", c->account, error);
+		be_portal_fail(o, BE_PORTAL_TEMPFAIL, "tempfail");
+	} else
+		log_info("portal apop on account=%s", c->account);
+	explicit_bzero(key, sizeof(key));
+out:
+	str_deinit(&sealed);
+	if (have_a)
+		account_deinit(&a);
+	return 0;
+}
+
+static int
+be_portal_apop_off(struct be_portal_ctx *c)
+{
+	const char *error;
+
+	if (msg_end(c->req) < 0)
+		return -1;
+	if (store_apop_clear(c->st, c->account, &error) < 0) {
+		log_warnx("portal: apop off %s: %s", c->account, error);
+		be_portal_fail(c->o, BE_PORTAL_TEMPFAIL, "tempfail");
+	} else
+		log_info("portal apop off account=%s", c->account);
+	return 0;
+}
+
+static int
+be_portal_logout(struct be_portal_ctx *c)
+{
+	if (msg_end(c->req) < 0)
+		return -1;
+	be_portal_session_end(c->st, c->sid, NULL);
+	return 0;
 }
 
 /* ---- the JSON API (docs/portal.md) ------------------------------------ */
-
-static json_t *
-be_portal_json_limit(int64_t v)
-{
-	return json_integer(v);
-}
 
 /* The API's account document; 1 = no such account. */
 static int
@@ -576,9 +816,8 @@ be_portal_api_doc(struct be_worker *w, struct store *st, const char *address,
 	struct account_policy pol;
 	struct policy_limits lim;
 	const char *error;
-	char period[32], when[64];
-	int64_t now = policy_now(), msgs = 0, rcpts = 0, hour = 0, abroad = 0;
-	int64_t dummy = 0;
+	char when[64];
+	int64_t now = policy_now(), msgs, rcpts, hour, abroad, dummy;
 	int r;
 
 	if ((r = store_account_get(st, address, &a, &error)) != 0)
@@ -588,20 +827,21 @@ be_portal_api_doc(struct be_worker *w, struct store *st, const char *address,
 		account_deinit(&a);
 		return -1;
 	}
-	policy_period('d', now, period, sizeof(period));
-	(void)store_count_get(st, a.address, period, &msgs, &rcpts, &error);
-	policy_period('h', now, period, sizeof(period));
-	(void)store_count_get(st, a.address, period, &dummy, &hour, &error);
-	policy_period('o', now, period, sizeof(period));
-	(void)store_count_get(st, a.address, period, &dummy, &abroad, &error);
+	be_portal_count(st, a.address, 'd', now, &msgs, &rcpts);
+	be_portal_count(st, a.address, 'h', now, &dummy, &hour);
+	be_portal_count(st, a.address, 'o', now, &dummy, &abroad);
 
 	json_t *doc = json_object(), *o = json_object(), *l = json_object(),
 	    *t = json_object();
+	char reason[PORTAL_REASON_MAX + 1];
 
 	json_object_set_new(doc, "account", json_string(a.address));
 	json_object_set_new(doc, "suspended", json_boolean(a.suspended));
+	if (a.suspend_reason != NULL)
+		xstrlcpy(reason, a.suspend_reason, portal_rows_cut_len(
+		    a.suspend_reason, PORTAL_REASON_MAX) + 1);
 	json_object_set_new(doc, "suspend_reason", a.suspend_reason != NULL ?
-	    json_string(a.suspend_reason) : json_null());
+	    json_string(reason) : json_null());
 	json_object_set_new(o, "allowed", json_boolean(pol.overseas_until >
 	    now));
 	if (pol.overseas_until > now) {
@@ -616,16 +856,15 @@ be_portal_api_doc(struct be_worker *w, struct store *st, const char *address,
 	json_object_set_new(o, "days", json_integer(
 	    w->conf->overseas_permission_days));
 	json_object_set_new(doc, "overseas", o);
-	json_object_set_new(l, "messages_per_day",
-	    be_portal_json_limit(lim.msgs_day));
+	json_object_set_new(l, "messages_per_day", json_integer(lim.msgs_day));
 	json_object_set_new(l, "recipients_per_day",
-	    be_portal_json_limit(lim.rcpts_day));
+	    json_integer(lim.rcpts_day));
 	json_object_set_new(l, "recipients_per_hour",
-	    be_portal_json_limit(lim.rcpts_hour));
+	    json_integer(lim.rcpts_hour));
 	json_object_set_new(l, "recipients_per_message",
-	    be_portal_json_limit(lim.rcpts_msg));
+	    json_integer(lim.rcpts_msg));
 	json_object_set_new(l, "overseas_recipients_per_day",
-	    be_portal_json_limit(lim.overseas_rcpts_day));
+	    json_integer(lim.overseas_rcpts_day));
 	json_object_set_new(doc, "limits", l);
 	json_object_set_new(t, "messages", json_integer(msgs));
 	json_object_set_new(t, "recipients", json_integer(rcpts));
@@ -641,77 +880,142 @@ be_portal_api_doc(struct be_worker *w, struct store *st, const char *address,
 	return 0;
 }
 
-/* Store lines ("A\tB\t...") as an array of objects with these keys;
- * the key "time" is a number. */
+/* A string field of the API, cut as a reply row would be. */
 static json_t *
-be_portal_api_rows(const char *text, const char *const *keys, size_t nkeys)
+be_portal_json_str(const char *s, size_t max)
 {
-	json_t *arr = json_array();
-	char *copy = xstrdup(text), *p = copy, *line;
+	char *copy;
+	json_t *j;
 
-	while ((line = strsep(&p, "\n")) != NULL) {
-		json_t *row;
-		char *f;
-		size_t i = 0;
-
-		if (*line == '\0')
-			continue;
-		row = json_object();
-		while ((f = strsep(&line, "\t")) != NULL && i < nkeys) {
-			if (keys[i] == NULL)
-				;	/* a column the API does not show */
-			else if (strcmp(keys[i], "time") == 0 ||
-			    strcmp(keys[i], "recipients") == 0)
-				json_object_set_new(row, keys[i],
-				    json_integer(strtoll(f, NULL, 10)));
-			else if (strcmp(keys[i], "overseas") == 0)
-				json_object_set_new(row, keys[i],
-				    json_boolean(strcmp(f, "1") == 0));
-			else
-				json_object_set_new(row, keys[i],
-				    *f != '\0' ? json_string(f) : json_null());
-			i++;
-		}
-		json_array_append_new(arr, row);
-	}
+	if (s == NULL || *s == '\0')
+		return json_null();
+	copy = xstrndup(s, portal_rows_cut_len(s, max));
+	j = json_stringn(copy, strlen(copy));
 	free(copy);
-	return arr;
+	return j != NULL ? j : json_null();	/* not UTF-8 */
 }
 
+/*
+ * A page of history: the newest rows after offset, up to page of each
+ * list. A Message-ID or a detail is at most 255 bytes and JSON escapes
+ * a byte to at most 6, so a row is at most about 4 KiB: the caller still
+ * checks the text's size and asks for a smaller page when it is over.
+ */
 static json_t *
 be_portal_api_history(struct store *st, const char *account, int64_t since,
-    int limit)
+    uint32_t offset, uint32_t page)
 {
-	static const char *const ev_keys[] = { "time", NULL, "type", "ip",
-	    "country", "detail" };
-	static const char *const sub_keys[] = { "queue_id", "message_id",
-	    "time", NULL, "ip", "country", "tls", "recipients", NULL,
-	    "overseas" };
 	struct str text = STR_INIT;
 	const char *error;
-	json_t *doc = json_object();
+	json_t *doc = json_object(), *evs = json_array(), *subs = json_array();
+	char **lines, when[64];
+	size_t n;
+	int more = 0;
 
 	json_object_set_new(doc, "account", json_string(account));
-	if (store_event_list(st, account, since, limit, &text, &error) == 0)
-		json_object_set_new(doc, "events", be_portal_api_rows(
-		    str_c(&text), ev_keys, be_portal_nitems(ev_keys)));
+	if (store_event_list(st, account, since, (int)(offset + page + 1),
+	    &text, &error) == 0) {
+		size_t skipped = 0, shown = 0;
+
+		n = be_portal_lines(text.s, &lines);
+		for (size_t i = n; i-- > 0;) {
+			struct portal_event e;
+			json_t *row;
+
+			if (be_portal_event_row(lines[i], &e, when,
+			    sizeof(when)) < 0)
+				continue;
+			if (skipped++ < offset)
+				continue;
+			if (shown == page) {
+				more = 1;
+				break;
+			}
+			row = json_object();
+			json_object_set_new(row, "time", json_integer(e.time));
+			json_object_set_new(row, "type", be_portal_json_str(
+			    e.type, PORTAL_TYPE_MAX));
+			json_object_set_new(row, "ip", be_portal_json_str(e.ip,
+			    PORTAL_IP_MAX));
+			json_object_set_new(row, "country", be_portal_json_str(
+			    e.country, PORTAL_COUNTRY_MAX));
+			json_object_set_new(row, "detail", be_portal_json_str(
+			    e.detail, PORTAL_DETAIL_MAX));
+			json_array_insert_new(evs, 0, row);
+			shown++;
+		}
+		free(lines);
+	}
 	str_truncate(&text, 0);
-	if (store_submission_list(st, account, since, limit, &text,
-	    &error) == 0)
-		json_object_set_new(doc, "submissions", be_portal_api_rows(
-		    str_c(&text), sub_keys, be_portal_nitems(sub_keys)));
+	if (store_submission_list(st, account, since, (int)(offset + page + 1),
+	    &text, &error) == 0) {
+		size_t shown = 0;
+
+		n = be_portal_lines(text.s, &lines);
+		for (size_t i = n, k = 0; i-- > 0; k++) {
+			struct portal_sub s;
+			json_t *row;
+
+			if (k < offset)
+				continue;
+			if (shown == page) {
+				more = 1;
+				break;
+			}
+			if (be_portal_sub_row(lines[i], &s, when,
+			    sizeof(when)) < 0)
+				continue;
+			row = json_object();
+			json_object_set_new(row, "queue_id", be_portal_json_str(
+			    s.queue_id, PORTAL_QUEUE_ID_MAX));
+			json_object_set_new(row, "message_id",
+			    be_portal_json_str(s.message_id, PORTAL_MSGID_MAX));
+			json_object_set_new(row, "time", json_integer(s.time));
+			json_object_set_new(row, "ip", be_portal_json_str(s.ip,
+			    PORTAL_IP_MAX));
+			json_object_set_new(row, "country", be_portal_json_str(
+			    s.country, PORTAL_COUNTRY_MAX));
+			json_object_set_new(row, "tls", be_portal_json_str(
+			    s.tls, PORTAL_TLS_MAX));
+			json_object_set_new(row, "recipients",
+			    json_integer(s.rcpts));
+			json_object_set_new(row, "overseas",
+			    json_boolean(s.overseas));
+			json_array_insert_new(subs, 0, row);
+			shown++;
+		}
+		free(lines);
+	}
 	str_deinit(&text);
+	json_object_set_new(doc, "events", evs);
+	json_object_set_new(doc, "submissions", subs);
+	json_object_set_new(doc, "offset", json_integer(offset));
+	json_object_set_new(doc, "more", json_boolean(more));
+	json_object_set_new(doc, "next_offset", more ?
+	    json_integer(offset + page) : json_null());
 	return doc;
 }
 
-/* Limits from the request: a number, or "default" for the config's. */
+static const char *const be_portal_limit_names[5] = { "messages_per_day",
+    "recipients_per_day", "recipients_per_hour", "recipients_per_message",
+    "overseas_recipients_per_day" };
+
+/* Five limits from a request: -2 unchanged, -1 the default, or 0 ..
+ * 10000000. */
 static int
-be_portal_api_limits(struct store *st, const char *account,
-    const struct be_portal_args *args, const char **error_r)
+be_portal_get_limits(struct msg *req, int64_t v[5])
 {
-	static const char *const names[] = { "messages_per_day",
-	    "recipients_per_day", "recipients_per_hour",
-	    "recipients_per_message", "overseas_recipients_per_day" };
+	for (size_t i = 0; i < 5; i++)
+		if (msg_get_i64(req, &v[i]) < 0 || v[i] < -2 ||
+		    v[i] > 10000000)
+			return -1;
+	return 0;
+}
+
+static int
+be_portal_set_limits(struct store *st, const char *account,
+    const int64_t v[5], const char **error_r)
+{
 	struct account_policy pol;
 	int64_t *fields[5];
 	int r;
@@ -723,88 +1027,129 @@ be_portal_api_limits(struct store *st, const char *account,
 	fields[2] = &pol.limit_rcpts_hour;
 	fields[3] = &pol.limit_rcpts_msg;
 	fields[4] = &pol.limit_overseas_rcpts_day;
-	for (size_t i = 0; i < be_portal_nitems(names); i++) {
-		const char *v = be_portal_arg(args, names[i]);
-
-		if (v != NULL)
-			*fields[i] = strcmp(v, "default") == 0 ? -1 :
-			    strtoll(v, NULL, 10);
-	}
+	for (size_t i = 0; i < 5; i++)
+		if (v[i] != -2)
+			*fields[i] = v[i];
 	return store_policy_set_limits(st, account, &pol, error_r);
 }
 
+/* The answer of an API call: r 0 with doc, 1 no account, -1 failed. */
 static void
-be_portal_api(struct be_worker *w, struct store *st, const char *client,
-    const struct be_portal_args *args, struct be_portal_out *o)
+be_portal_api_answer(struct be_portal_ctx *c, int r, json_t *doc,
+    const char *action, const char *error)
 {
-	const char *token = be_portal_arg(args, "token");
-	const char *action = be_portal_arg(args, "action");
-	const char *address = be_portal_arg(args, "account");
-	const char *error = NULL, *since_s = be_portal_arg(args, "since");
-	char name[API_TOKEN_NAME_MAX + 1], *canon = NULL, *text;
-	json_t *doc = NULL;
-	int64_t now = policy_now();
-	int r = 0;
+	char *text;
 
-	if (token == NULL || action == NULL || address == NULL ||
-	    (r = api_token_check(st, token, name, &error)) != 1) {
-		if (r < 0) {
-			/* the store down: try again, not "revoked" */
-			log_warnx("portal api: %s", error);
-			o->result = BE_PORTAL_TEMPFAIL;
-			o->message = "tempfail";
-			return;
-		}
-		log_info("portal api refused client=%s (no valid token)",
-		    client);
-		o->result = BE_PORTAL_NOSESSION;
-		return;
-	}
-	canon = be_portal_lower(address);
-	r = 0;
-	if (strcmp(action, "overseas_on") == 0 ||
-	    strcmp(action, "overseas_off") == 0) {
-		int on = strcmp(action, "overseas_on") == 0;
-
-		r = store_overseas_set(st, canon, on ? now +
-		    (int64_t)w->conf->overseas_permission_days * 86400 : 0,
-		    &error);
-	} else if (strcmp(action, "limits") == 0)
-		r = be_portal_api_limits(st, canon, args, &error);
-	if (r == 0 && strcmp(action, "history") == 0) {
-		struct account a;
-
-		if ((r = store_account_get(st, canon, &a, &error)) == 0) {
-			account_deinit(&a);
-			doc = be_portal_api_history(st, canon, since_s != NULL ?
-			    now - strtoll(since_s, NULL, 10) :
-			    now - PORTAL_HISTORY_DAYS * 86400, 200);
-		}
-	} else if (r == 0)
-		r = be_portal_api_doc(w, st, canon, &doc);
-	if (r == 1) {
-		o->result = BE_PORTAL_REFUSED;
-		o->message = "noaccount";
-	} else if (r < 0) {
-		log_warnx("portal api: %s: %s", canon, error);
-		o->result = BE_PORTAL_TEMPFAIL;
-		o->message = "tempfail";
-	} else {
-		text = json_dumps(doc, JSON_COMPACT);
-		be_portal_put(o, "json", text);
+	if (r == 1)
+		be_portal_fail(c->o, BE_PORTAL_REFUSED, "noaccount");
+	else if (r < 0 || doc == NULL) {
+		log_warnx("portal api: %s: %s", c->api_account,
+		    error != NULL ? error : "failed");
+		be_portal_fail(c->o, BE_PORTAL_TEMPFAIL, "tempfail");
+	} else if ((text = json_dumps(doc, JSON_COMPACT)) == NULL ||
+	    strlen(text) > MSG_MAX_LEN - PORTAL_FIXED_MAX) {
 		free(text);
-		if (strcmp(action, "get") != 0 &&
-		    strcmp(action, "history") != 0)
+		be_portal_fail(c->o, BE_PORTAL_TEMPFAIL, "tempfail");
+	} else {
+		msg_add_str(&c->o->body, text);
+		free(text);
+		if (action != NULL)
 			log_info("portal api token=%s client=%s account=%s "
-			    "action=%s", name, client, canon, action);
+			    "action=%s", c->token_name, c->client,
+			    c->api_account, action);
 	}
 	json_decref(doc);
-	free(canon);
+}
+
+static int
+be_portal_api_get(struct be_portal_ctx *c)
+{
+	json_t *doc = NULL;
+	int r;
+
+	if (msg_end(c->req) < 0)
+		return -1;
+	r = be_portal_api_doc(c->w, c->st, c->api_account, &doc);
+	be_portal_api_answer(c, r, doc, NULL, NULL);
+	return 0;
+}
+
+static int
+be_portal_api_overseas(struct be_portal_ctx *c)
+{
+	const char *error = NULL;
+	json_t *doc = NULL;
+	uint32_t on;
+	int r;
+
+	if (msg_get_u32(c->req, &on) < 0 || on > 1 || msg_end(c->req) < 0)
+		return -1;
+	r = store_overseas_set(c->st, c->api_account, on ? policy_now() +
+	    (int64_t)c->w->conf->overseas_permission_days * 86400 : 0,
+	    &error);
+	if (r == 0)
+		r = be_portal_api_doc(c->w, c->st, c->api_account, &doc);
+	be_portal_api_answer(c, r, doc, on ? "overseas_on" : "overseas_off",
+	    error);
+	return 0;
+}
+
+static int
+be_portal_api_limits(struct be_portal_ctx *c)
+{
+	const char *error = NULL;
+	json_t *doc = NULL;
+	int64_t v[5];
+	int r;
+
+	if (be_portal_get_limits(c->req, v) < 0 || msg_end(c->req) < 0)
+		return -1;
+	r = be_portal_set_limits(c->st, c->api_account, v, &error);
+	if (r == 0)
+		r = be_portal_api_doc(c->w, c->st, c->api_account, &doc);
+	be_portal_api_answer(c, r, doc, "limits", error);
+	return 0;
+}
+
+static int
+be_portal_api_history_req(struct be_portal_ctx *c)
+{
+	struct account a;
+	const char *error = NULL;
+	json_t *doc = NULL;
+	int64_t since;
+	uint32_t offset, page;
+	int r;
+
+	if (msg_get_i64(c->req, &since) < 0 ||
+	    be_portal_get_offset(c->req, &offset) < 0 ||
+	    msg_get_u32(c->req, &page) < 0 || msg_end(c->req) < 0 ||
+	    since <= 0 || since > 400LL * 86400 || page == 0 ||
+	    page > PORTAL_API_PAGE)
+		return -1;
+	if ((r = store_account_get(c->st, c->api_account, &a, &error)) == 0) {
+		account_deinit(&a);
+		/* the page is made smaller until its text fits a reply */
+		for (;;) {
+			char *text;
+			size_t len;
+
+			doc = be_portal_api_history(c->st, c->api_account,
+			    policy_now() - since, offset, page);
+			text = json_dumps(doc, JSON_COMPACT);
+			len = text != NULL ? strlen(text) : 0;
+			free(text);
+			if (len <= MSG_MAX_LEN - PORTAL_FIXED_MAX || page == 1)
+				break;
+			json_decref(doc);
+			page /= 2;
+		}
+	}
+	be_portal_api_answer(c, r, doc, NULL, error);
+	return 0;
 }
 
 /* ---- the admin pages (docs/portal.md) ---------------------------------- */
-
-#define PORTAL_ADMIN_PREFIX	"admin:"	/* never in an address */
 
 static int
 be_portal_is_admin(const char *account)
@@ -815,82 +1160,82 @@ be_portal_is_admin(const char *account)
 
 /* An admin's login: the admin file, with the throttling of every login
  * keyed "admin:NAME". */
-static void
-be_portal_admin_login(struct be_worker *w, struct store *st,
-    const char *client, const struct be_portal_args *args,
-    struct be_portal_out *o)
+static int
+be_portal_admin_login(struct be_portal_ctx *c)
 {
-	const char *name = be_portal_arg(args, "user");
-	const char *pass = be_portal_arg(args, "password");
+	struct be_portal_out *o = c->o;
+	const char *name, *pass;
 	char id[PORTAL_TOKEN_HEX + 1], csrf[PORTAL_TOKEN_HEX + 1], *key;
 	char *hash = NULL;
 	const char *error;
 	int64_t locked = 0;
 	int r = 1, ok = 0;
 
+	if (portal_rows_get_str(c->req, PORTAL_USER_MAX, &name) < 0 ||
+	    portal_rows_get_str(c->req, PORTAL_SECRET_MAX, &pass) < 0 ||
+	    msg_end(c->req) < 0)
+		return -1;
 	if (name == NULL || pass == NULL || api_token_name_ok(name) < 0) {
-		o->result = BE_PORTAL_REFUSED;
-		o->message = "fail";
-		be_portal_put_i64(o, "delay", 0);
-		return;
+		be_portal_fail(o, BE_PORTAL_REFUSED, "fail");
+		return 0;
 	}
 	key = xasprintf(PORTAL_ADMIN_PREFIX "%s", name);
-	if (policy_auth_check(w->conf, st, key, client, &locked) == 1) {
-		o->result = BE_PORTAL_REFUSED;
-		o->message = "locked";
-		be_portal_put_time(o, "until", locked);
+	if (policy_auth_check(c->w->conf, c->st, key, c->client,
+	    &locked) == 1) {
+		be_portal_fail(o, BE_PORTAL_REFUSED, "locked");
+		be_portal_until(o, locked);
 		free(key);
-		return;
+		return 0;
 	}
-	r = admin_users_get(st, name, &hash, &error);
+	r = admin_users_get(c->st, name, &hash, &error);
 	if (r < 0) {
 		/* the store down is not a wrong password */
 		log_warnx("portal: admin users: %s", error);
-		o->result = BE_PORTAL_TEMPFAIL;
-		o->message = "tempfail";
+		be_portal_fail(o, BE_PORTAL_TEMPFAIL, "tempfail");
 		free(key);
-		return;
+		return 0;
 	}
 	if (r == 0)
 		ok = password_verify(pass, hash, &error) == 1;
 	free(hash);
 	if (!ok) {
-		o->result = BE_PORTAL_REFUSED;
-		o->message = "fail";
-		be_portal_put_i64(o, "delay", policy_auth_fail(w->conf, st, key,
-		    client, "admin"));
-		log_info("portal admin login failed client=%s", client);
-	} else if (be_portal_session_new(w, st, key, id, csrf) < 0) {
-		o->result = BE_PORTAL_TEMPFAIL;
-		o->message = "tempfail";
-	} else {
-		policy_auth_ok(w->conf, st, key);
-		be_portal_put(o, "session", id);
-		be_portal_put(o, "csrf", csrf);
-		log_info("portal admin login admin=%s client=%s", name, client);
+		be_portal_fail(o, BE_PORTAL_REFUSED, "fail");
+		o->delay = policy_auth_fail(c->w->conf, c->st, key, c->client,
+		    "admin");
+		log_info("portal admin login failed client=%s", c->client);
+	} else if (be_portal_session_new(c->w, c->st, key, id, csrf) < 0)
+		be_portal_fail(o, BE_PORTAL_TEMPFAIL, "tempfail");
+	else {
+		policy_auth_ok(c->w->conf, c->st, key);
+		msg_add_str(&o->body, id);
+		msg_add_str(&o->body, name);
+		log_info("portal admin login admin=%s client=%s", name,
+		    c->client);
 	}
 	free(key);
+	return 0;
 }
 
 /* The audit log is the events table: type "admin_...", the account
  * acted on, the admin's address, "by NAME: what" as detail. */
 static void
-be_portal_audit(struct store *st, const char *admin, const char *type,
-    const char *account, const char *client, const char *what)
+be_portal_audit(struct be_portal_ctx *c, const char *type,
+    const char *account, const char *what)
 {
 	struct str detail = STR_INIT;
 
-	str_printf(&detail, "by %s", admin + sizeof(PORTAL_ADMIN_PREFIX) - 1);
+	str_printf(&detail, "by %s", c->admin);
 	if (what != NULL && *what != '\0')
 		str_printf(&detail, ": %.200s", what);
-	policy_event(st, account, type, client, NULL, str_c(&detail));
-	log_info("portal admin=%s action=%s account=%s client=%s",
-	    admin + sizeof(PORTAL_ADMIN_PREFIX) - 1, type, account, client);
+	policy_event(c->st, account, type, c->client, NULL, str_c(&detail));
+	log_info("portal admin=%s action=%s account=%s client=%s", c->admin,
+	    type, account, c->client);
 	str_deinit(&detail);
 }
 
 struct be_portal_tally {
 	char	*key;
+	char	*key2;
 	int64_t	 a, b;
 };
 
@@ -898,10 +1243,13 @@ static int
 be_portal_tally_cmp(const void *x, const void *y)
 {
 	const struct be_portal_tally *p = x, *q = y;
+	int d;
 
 	if (p->b != q->b)
 		return p->b < q->b ? 1 : -1;
-	return strcmp(p->key, q->key);
+	if ((d = strcmp(p->key, q->key)) != 0)
+		return d;
+	return strcmp(p->key2, q->key2);
 }
 
 /*
@@ -911,98 +1259,19 @@ be_portal_tally_cmp(const void *x, const void *y)
  * a store query when there are millions.
  */
 static void
-be_portal_admin_dashboard(struct be_worker *w, struct store *st,
-    const char *list, struct be_portal_out *o)
+be_portal_admin_dashboard(struct be_portal_ctx *c, char **accts, size_t na)
 {
+	struct msg *m = &c->o->body;
 	struct be_portal_tally *t = NULL;
-	struct str text = STR_INIT, row = STR_INIT;
+	struct str text = STR_INIT;
 	size_t n = 0, cap = 0;
-	char period[32], *copy, *p, *line, *qdir;
+	char period[32], **lines, *qdir;
 	int64_t now = policy_now(), day_start;
 	const char *error;
 	DIR *d;
 
-	policy_period('d', now, period, sizeof(period));
-	copy = p = xstrdup(list);
-	while ((line = strsep(&p, "\n")) != NULL) {
-		int64_t msgs = 0, rcpts = 0;
-		size_t alen = strcspn(line, "\t");
-
-		if (alen == 0)
-			continue;
-		line[alen] = '\0';
-		if (store_count_get(st, line, period, &msgs, &rcpts,
-		    &error) < 0 || (msgs == 0 && rcpts == 0))
-			continue;
-		if (n == cap) {
-			cap = cap ? cap * 2 : 64;
-			t = xreallocarray(t, cap, sizeof(*t));
-		}
-		t[n].key = xstrdup(line);
-		t[n].a = msgs;
-		t[n++].b = rcpts;
-	}
-	free(copy);
-	if (n > 0)
-		qsort(t, n, sizeof(*t), be_portal_tally_cmp);
-	for (size_t i = 0; i < n; i++) {
-		if (i < 10) {
-			str_truncate(&row, 0);
-			str_printf(&row, "%s\t%lld\t%lld", t[i].key,
-			    (long long)t[i].a, (long long)t[i].b);
-			be_portal_put(o, "top", str_c(&row));
-		}
-		free(t[i].key);
-	}
-	n = 0;
-
-	/* refusals since local midnight, by type and country */
-	day_start = policy_period_end('d', now) - 86400;
-	if (store_event_list(st, NULL, day_start, 100000, &text, &error) == 0) {
-		p = text.s;
-		while (p != NULL && (line = strsep(&p, "\n")) != NULL) {
-			char *f[6];
-			size_t nf = 0, i;
-
-			for (char *q = line, *x; nf < 6 &&
-			    (x = strsep(&q, "\t")) != NULL;)
-				f[nf++] = x;
-			if (nf < 5 || strncmp(f[2], "admin_", 6) == 0)
-				continue;
-			str_truncate(&row, 0);
-			str_printf(&row, "%s\t%s", f[2], *f[4] != '\0' ?
-			    f[4] : "-");
-			for (i = 0; i < n; i++)
-				if (strcmp(t[i].key, str_c(&row)) == 0)
-					break;
-			if (i == n) {
-				if (n == cap) {
-					cap = cap ? cap * 2 : 64;
-					t = xreallocarray(t, cap, sizeof(*t));
-				}
-				t[n].key = xstrdup(str_c(&row));
-				t[n].a = 0;
-				t[n++].b = 0;
-			}
-			t[i].b++;
-		}
-	}
-	if (n > 0)
-		qsort(t, n, sizeof(*t), be_portal_tally_cmp);
-	for (size_t i = 0; i < n; i++) {
-		if (i < 20) {
-			str_truncate(&row, 0);
-			str_printf(&row, "%s\t%lld", t[i].key,
-			    (long long)t[i].b);
-			be_portal_put(o, "refused", str_c(&row));
-		}
-		free(t[i].key);
-	}
-	free(t);
-
 	/* messages waiting in the queue */
-	qdir = xasprintf("%s/queue", w->conf->spool_dir);
-	n = 0;
+	qdir = xasprintf("%s/queue", c->w->conf->spool_dir);
 	if ((d = opendir(qdir)) != NULL) {
 		struct dirent *de;
 
@@ -1013,473 +1282,692 @@ be_portal_admin_dashboard(struct be_worker *w, struct store *st,
 		closedir(d);
 	}
 	free(qdir);
-	be_portal_put_i64(o, "queue", (int64_t)n);
-	str_deinit(&text);
-	str_deinit(&row);
-}
+	msg_add_i64(m, (int64_t)n);
+	n = 0;
 
-static void
-be_portal_admin_search(struct be_worker *w, struct store *st,
-    const struct be_portal_args *args, struct be_portal_out *o)
-{
-	const char *q = be_portal_arg(args, "q"), *error;
-	struct str text = STR_INIT;
-	char *p, *line;
-	int n = 0;
+	policy_period('d', now, period, sizeof(period));
+	for (size_t i = 0; i < na; i++) {
+		int64_t msgs = 0, rcpts = 0;
+		char *acct = xstrndup(accts[i], strcspn(accts[i], "\t"));
 
-	if (store_account_list(st, NULL, &text, &error) < 0) {
-		o->result = BE_PORTAL_TEMPFAIL;
-		o->message = "tempfail";
-		str_deinit(&text);
-		return;
-	}
-	if (q == NULL || *q == '\0')
-		be_portal_admin_dashboard(w, st, str_c(&text), o);
-	p = text.s;
-	while (p != NULL && (line = strsep(&p, "\n")) != NULL && n < 100) {
-		if (*line == '\0' || (q != NULL && *q != '\0' &&
-		    strcasestr(line, q) == NULL))
+		if (*acct == '\0' || store_count_get(c->st, acct, period,
+		    &msgs, &rcpts, &error) < 0 || (msgs == 0 && rcpts == 0)) {
+			free(acct);
 			continue;
-		be_portal_put(o, "row", line);
-		n++;
+		}
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			t = xreallocarray(t, cap, sizeof(*t));
+		}
+		t[n].key = acct;
+		t[n].key2 = xstrdup("");
+		t[n].a = msgs;
+		t[n++].b = rcpts;
 	}
+	if (n > 0)
+		qsort(t, n, sizeof(*t), be_portal_tally_cmp);
+	msg_add_u32(m, (uint32_t)(n < 10 ? n : 10));
+	msg_add_u32(m, n > 10);
+	for (size_t i = 0; i < n; i++) {
+		if (i < 10) {
+			struct portal_top r = { t[i].key, t[i].a, t[i].b };
+
+			portal_rows_top_pack(m, &r);
+		}
+		free(t[i].key);
+		free(t[i].key2);
+	}
+	n = 0;
+
+	/* refusals since local midnight, by type and country */
+	day_start = policy_period_end('d', now) - 86400;
+	if (store_event_list(c->st, NULL, day_start, 100000, &text,
+	    &error) == 0) {
+		size_t nl = be_portal_lines(text.s, &lines);
+		char when[64];
+
+		for (size_t k = 0; k < nl; k++) {
+			struct portal_event e;
+			const char *country;
+			size_t i;
+
+			if (be_portal_event_row(lines[k], &e, when,
+			    sizeof(when)) < 0 ||
+			    strncmp(e.type, "admin_", 6) == 0)
+				continue;
+			country = e.country != NULL ? e.country : "-";
+			for (i = 0; i < n; i++)
+				if (strcmp(t[i].key, e.type) == 0 &&
+				    strcmp(t[i].key2, country) == 0)
+					break;
+			if (i == n) {
+				if (n == cap) {
+					cap = cap ? cap * 2 : 64;
+					t = xreallocarray(t, cap, sizeof(*t));
+				}
+				t[n].key = xstrdup(e.type);
+				t[n].key2 = xstrdup(country);
+				t[n].a = 0;
+				t[n++].b = 0;
+			}
+			t[i].b++;
+		}
+		free(lines);
+	}
+	if (n > 0)
+		qsort(t, n, sizeof(*t), be_portal_tally_cmp);
+	msg_add_u32(m, (uint32_t)(n < 20 ? n : 20));
+	msg_add_u32(m, n > 20);
+	for (size_t i = 0; i < n; i++) {
+		if (i < 20) {
+			struct portal_refused r = { t[i].key, t[i].key2,
+			    t[i].b };
+
+			portal_rows_refused_pack(m, &r);
+		}
+		free(t[i].key);
+		free(t[i].key2);
+	}
+	free(t);
 	str_deinit(&text);
 }
 
-static void
-be_portal_admin_audit(struct store *st, struct be_portal_out *o)
+static int
+be_portal_admin_search(struct be_portal_ctx *c)
 {
-	static const int fields[] = { 0, 1, 2, 3, 5 };
-	struct str text = STR_INIT, mine = STR_INIT;
-	const char *error;
-	char *p, *line;
+	struct msg *m = &c->o->body;
+	const char *q, *error;
+	struct str text = STR_INIT;
+	char **lines;
+	uint32_t offset;
+	size_t nl, n = 0, skipped = 0, k;
+	int more = 0;
 
-	if (store_event_list(st, NULL, policy_now() - 30 * 86400, 5000, &text,
-	    &error) < 0) {
-		o->result = BE_PORTAL_TEMPFAIL;
-		o->message = "tempfail";
+	if (portal_rows_get_str(c->req, PORTAL_QUERY_MAX, &q) < 0 ||
+	    be_portal_get_offset(c->req, &offset) < 0 || msg_end(c->req) < 0)
+		return -1;
+	if (store_account_list(c->st, NULL, &text, &error) < 0) {
+		be_portal_fail(c->o, BE_PORTAL_TEMPFAIL, "tempfail");
 		str_deinit(&text);
-		return;
+		return 0;
 	}
-	p = text.s;
-	while (p != NULL && (line = strsep(&p, "\n")) != NULL) {
-		char *t = strchr(line, '\t');
+	nl = be_portal_lines(text.s, &lines);
+	msg_add_u32(m, q == NULL || *q == '\0');
+	if (q == NULL || *q == '\0') {
+		char **copy = xreallocarray(NULL, nl + 1, sizeof(*copy));
 
-		t = t != NULL ? strchr(t + 1, '\t') : NULL;
-		if (t != NULL && strncmp(t + 1, "admin_", 6) == 0) {
-			str_append(&mine, line);
-			str_append_c(&mine, '\n');
-		}
+		/* the dashboard cuts its own copies */
+		for (k = 0; k < nl; k++)
+			copy[k] = lines[k];
+		be_portal_admin_dashboard(c, copy, nl);
+		free(copy);
 	}
-	be_portal_put_lines(o, "row", str_c(&mine), fields,
-	    be_portal_nitems(fields), 0);
+	/* the matching accounts: count the page first */
+	size_t first = 0, last = 0;
+
+	for (k = 0; k < nl; k++) {
+		if (q != NULL && *q != '\0' && strcasestr(lines[k], q) == NULL)
+			continue;
+		if (skipped < offset) {
+			skipped++;
+			first = k + 1;
+			continue;
+		}
+		if (n == PORTAL_PAGE_MAX) {
+			more = 1;
+			break;
+		}
+		n++;
+		last = k + 1;
+	}
+	msg_add_u32(m, (uint32_t)n);
+	msg_add_u32(m, (uint32_t)more);
+	for (k = first; k < last; k++) {
+		struct portal_account_row r;
+		char *tab;
+
+		if (q != NULL && *q != '\0' && strcasestr(lines[k], q) == NULL)
+			continue;
+		tab = strchr(lines[k], '\t');
+		if (tab != NULL)
+			*tab++ = '\0';
+		r.address = lines[k];
+		r.suspended = tab != NULL && strncmp(tab, "1", 1) == 0;
+		portal_rows_account_pack(m, &r);
+	}
+	free(lines);
 	str_deinit(&text);
-	str_deinit(&mine);
+	return 0;
+}
+
+static int
+be_portal_admin_audit(struct be_portal_ctx *c)
+{
+	struct str text = STR_INIT;
+	const char *error;
+	uint32_t offset;
+
+	if (be_portal_get_offset(c->req, &offset) < 0 || msg_end(c->req) < 0)
+		return -1;
+	if (store_event_list(c->st, NULL, policy_now() - 30 * 86400, 5000,
+	    &text, &error) < 0) {
+		be_portal_fail(c->o, BE_PORTAL_TEMPFAIL, "tempfail");
+		str_deinit(&text);
+		return 0;
+	}
+	be_portal_page(&c->o->body, BE_PORTAL_EVENTS, text.s, offset,
+	    PORTAL_AUDIT_PAGE, be_portal_admin_event);
+	str_deinit(&text);
+	return 0;
 }
 
 /*
  * Our submissions named by a spam report: the HTTP side extracted the
  * queue IDs and Message-IDs (trace.h: parsing the report is parsing
- * outside input, so it is done there); each found row is one "row":
- * TIME ACCOUNT IP COUNTRY RECIPIENTS OVERSEAS QUEUE_ID MESSAGE_ID.
+ * outside input, so it is done there); one row per submission found,
+ * up to a page.
  */
-static void
-be_portal_admin_trace(struct store *st, const struct be_portal_args *args,
-    struct be_portal_out *o)
+static int
+be_portal_admin_trace(struct be_portal_ctx *c)
 {
-	static const int fields[] = { 2, 3, 4, 5, 7, 9, 0, 1 };
-	const char *lists[2] = { be_portal_arg(args, "qids"),
-	    be_portal_arg(args, "mids") };
+	const char *keys[2][PORTAL_TRACE_KEYS];
+	uint32_t nk[2];
 	struct str found = STR_INIT, text = STR_INIT;
 	const char *error;
+	char **lines;
+	size_t nl;
 
 	for (int k = 0; k < 2; k++) {
-		char *copy, *p, *key;
+		if (msg_get_u32(c->req, &nk[k]) < 0 ||
+		    nk[k] > PORTAL_TRACE_KEYS)
+			return -1;
+		for (uint32_t i = 0; i < nk[k]; i++)
+			if (portal_rows_get_str(c->req, k == 0 ?
+			    PORTAL_QUEUE_ID_MAX : PORTAL_MSGID_MAX,
+			    &keys[k][i]) < 0 || keys[k][i] == NULL)
+				return -1;
+	}
+	if (msg_end(c->req) < 0)
+		return -1;
+	for (int k = 0; k < 2; k++)
+		for (uint32_t i = 0; i < nk[k]; i++) {
+			char *t, *line;
 
-		if (lists[k] == NULL)
-			continue;
-		copy = p = xstrdup(lists[k]);
-		while ((key = strsep(&p, "\n")) != NULL) {
-			if (*key == '\0')
+			if (*keys[k][i] == '\0')
 				continue;
 			str_truncate(&text, 0);
-			if (store_submission_find(st, k == 0 ? key : NULL,
-			    k == 1 ? key : NULL, &text, &error) != 0)
+			if (store_submission_find(c->st, k == 0 ? keys[k][i] :
+			    NULL, k == 1 ? keys[k][i] : NULL, &text,
+			    &error) != 0)
 				continue;
 			/* one row per submission, whichever key found it */
-			char *t = text.s, *line;
-
+			t = text.s;
 			while ((line = strsep(&t, "\n")) != NULL) {
 				size_t idlen = strcspn(line, "\t");
+				struct str mark = STR_INIT;
 
 				if (*line == '\0' || idlen == 0)
 					continue;
-				char *id = xstrndup(line, idlen);
-				struct str mark = STR_INIT;
-
-				str_printf(&mark, "\n%s\t", id);
-				if (strstr(str_c(&found), str_c(&mark)) == NULL) {
+				str_append_c(&mark, '\n');
+				str_append_n(&mark, line, idlen);
+				str_append_c(&mark, '\t');
+				if (strstr(str_c(&found), str_c(&mark)) ==
+				    NULL) {
 					str_append_c(&found, '\n');
 					str_append(&found, line);
 				}
 				str_deinit(&mark);
-				free(id);
 			}
 		}
-		free(copy);
+	/* shown newest last, as found; a page at most */
+	nl = be_portal_lines(found.s, &lines);
+	{
+		size_t from = nl > PORTAL_PAGE_MAX ? nl - PORTAL_PAGE_MAX : 0;
+		size_t good = 0;
+		char when[64];
+
+		for (size_t i = from; i < nl; i++) {
+			struct portal_sub s;
+			char *copy = xstrdup(lines[i]);
+
+			good += be_portal_sub_row(copy, &s, when,
+			    sizeof(when)) == 0;
+			free(copy);
+		}
+		msg_add_u32(&c->o->body, (uint32_t)good);
+		msg_add_u32(&c->o->body, from > 0);
+		for (size_t i = from; i < nl; i++) {
+			struct portal_sub s;
+
+			if (be_portal_sub_row(lines[i], &s, when,
+			    sizeof(when)) == 0)
+				portal_rows_sub_pack(&c->o->body, &s);
+		}
 	}
-	be_portal_put_lines(o, "row", str_c(&found), fields,
-	    be_portal_nitems(fields), 2);
+	free(lines);
+	log_info("portal admin=%s action=trace client=%s", c->admin,
+	    c->client);
 	str_deinit(&found);
 	str_deinit(&text);
+	return 0;
 }
 
-static void
-be_portal_admin(struct be_worker *w, struct store *st, const char *op,
-    const char *admin, const char *sid, const char *client,
-    const struct be_portal_args *args, struct be_portal_out *o)
+/* The account an admin acts on: parsed, canonical, existing. 0 ok (in
+ * canon_r), 1 answered (no such account / tempfail), -1 malformed. */
+static int
+be_portal_admin_target(struct be_portal_ctx *c, char **canon_r)
 {
-	const char *target = be_portal_arg(args, "account");
-	const char *reason = be_portal_arg(args, "reason");
-	const char *error = NULL;
-	char *canon = target != NULL ? be_portal_lower(target) : NULL;
+	const char *target, *error;
 	struct account a;
-	int r = 0;
+	int r;
 
-	be_portal_put(o, "admin", admin + sizeof(PORTAL_ADMIN_PREFIX) - 1);
-	if (strcmp(op, "admin_search") == 0) {
-		be_portal_admin_search(w, st, args, o);
-		goto out;
-	}
-	if (strcmp(op, "admin_audit") == 0) {
-		be_portal_admin_audit(st, o);
-		goto out;
-	}
-	if (strcmp(op, "admin_trace") == 0) {
-		be_portal_admin_trace(st, args, o);
-		log_info("portal admin=%s action=trace client=%s",
-		    admin + sizeof(PORTAL_ADMIN_PREFIX) - 1, client);
-		goto out;
-	}
-	if (strcmp(op, "admin_logout") == 0) {
-		be_portal_session_end(st, sid, NULL);
-		goto out;
-	}
-	if (canon == NULL || (r = store_account_get(st, canon, &a,
-	    &error)) != 0) {
-		o->result = r < 0 ? BE_PORTAL_TEMPFAIL : BE_PORTAL_REFUSED;
-		o->message = r < 0 ? "tempfail" : "noaccount";
-		goto out;
+	*canon_r = NULL;
+	if (portal_rows_get_str(c->req, STORE_ADDRESS_MAX, &target) < 0 ||
+	    target == NULL)
+		return -1;
+	*canon_r = be_portal_lower(target);
+	if ((r = store_account_get(c->st, *canon_r, &a, &error)) != 0) {
+		be_portal_fail(c->o, r < 0 ? BE_PORTAL_TEMPFAIL :
+		    BE_PORTAL_REFUSED, r < 0 ? "tempfail" : "noaccount");
+		return 1;
 	}
 	account_deinit(&a);
-	if (strcmp(op, "admin_suspend") == 0 ||
-	    strcmp(op, "admin_resume") == 0) {
-		int on = strcmp(op, "admin_suspend") == 0;
-
-		if (on && (reason == NULL || *reason == '\0' ||
-		    strlen(reason) > 200 || strpbrk(reason, "\r\n\t") != NULL)) {
-			o->result = BE_PORTAL_REFUSED;
-			o->message = "badreason";
-			goto out;
-		}
-		r = store_account_set_suspended(st, canon, on, on ? reason :
-		    NULL, &error);
-		if (r == 0)
-			be_portal_audit(st, admin, on ? "admin_suspend" :
-			    "admin_resume", canon, client, on ? reason : NULL);
-	} else if (strcmp(op, "admin_overseas_on") == 0 ||
-	    strcmp(op, "admin_overseas_off") == 0) {
-		int on = strcmp(op, "admin_overseas_on") == 0;
-		int64_t until = on ? policy_now() +
-		    (int64_t)w->conf->overseas_permission_days * 86400 : 0;
-
-		r = store_overseas_set(st, canon, until, &error);
-		if (r == 0)
-			be_portal_audit(st, admin, on ? "admin_overseas_on" :
-			    "admin_overseas_off", canon, client, NULL);
-	} else if (strcmp(op, "admin_limits") == 0) {
-		static const char *const names[] = { "messages_per_day",
-		    "recipients_per_day", "recipients_per_hour",
-		    "recipients_per_message", "overseas_recipients_per_day" };
-		struct str what = STR_INIT;
-
-		for (size_t i = 0; i < be_portal_nitems(names); i++) {
-			const char *v = be_portal_arg(args, names[i]);
-			char *end;
-
-			if (v == NULL || *v == '\0')
-				continue;
-			if (strcmp(v, "default") != 0 &&
-			    (strtoll(v, &end, 10) < 0 || *end != '\0' ||
-			    strlen(v) > 8)) {
-				o->result = BE_PORTAL_REFUSED;
-				o->message = "badlimit";
-				str_deinit(&what);
-				goto out;
-			}
-			str_printf(&what, "%s%s=%s", what.len > 0 ? " " : "",
-			    names[i], v);
-		}
-		r = be_portal_api_limits(st, canon, args, &error);
-		if (r == 0)
-			be_portal_audit(st, admin, "admin_limits", canon,
-			    client, str_c(&what));
-		str_deinit(&what);
-	} else if (strcmp(op, "admin_account") != 0)
-		r = -1;
-	if (r != 0) {
-		log_warnx("portal: admin %s %s: %s", op, canon,
-		    error != NULL ? error : "failed");
-		o->result = BE_PORTAL_TEMPFAIL;
-		o->message = "tempfail";
-		goto out;
-	}
-	if (strcmp(op, "admin_account") == 0) {
-		if (store_account_get(st, canon, &a, &error) == 0) {
-			be_portal_put(o, "suspended", a.suspended ? "1" : "0");
-			if (a.suspend_reason != NULL)
-				be_portal_put(o, "reason", a.suspend_reason);
-			account_deinit(&a);
-		}
-		be_portal_status(w, st, canon, o);
-	}
-out:
-	free(canon);
+	return 0;
 }
+
+static int
+be_portal_admin_account(struct be_portal_ctx *c)
+{
+	struct account a;
+	const char *error;
+	char *canon;
+	uint32_t offset;
+	int r;
+
+	if ((r = be_portal_admin_target(c, &canon)) < 0 ||
+	    be_portal_get_offset(c->req, &offset) < 0 ||
+	    msg_end(c->req) < 0) {
+		free(canon);
+		return -1;
+	}
+	if (r == 0 && (r = store_account_get(c->st, canon, &a,
+	    &error)) == 0) {
+		msg_add_u32(&c->o->body, a.suspended ? 1 : 0);
+		if (a.suspend_reason != NULL)
+			c->o->reason = xstrdup(a.suspend_reason);
+		account_deinit(&a);
+		if (be_portal_status_body(c, canon, offset) < 0)
+			be_portal_fail(c->o, BE_PORTAL_TEMPFAIL, "tempfail");
+	} else if (r < 0)
+		be_portal_fail(c->o, BE_PORTAL_TEMPFAIL, "tempfail");
+	free(canon);
+	return 0;
+}
+
+/* After an admin's change: 0 done, else a tempfail. */
+static void
+be_portal_admin_result(struct be_portal_ctx *c, const char *what,
+    const char *canon, int r, const char *error)
+{
+	if (r != 0) {
+		log_warnx("portal: admin %s %s: %s", what, canon,
+		    error != NULL ? error : "failed");
+		be_portal_fail(c->o, BE_PORTAL_TEMPFAIL, "tempfail");
+	}
+}
+
+static int
+be_portal_admin_suspend(struct be_portal_ctx *c)
+{
+	const char *reason, *error = NULL;
+	char *canon;
+	int r;
+
+	if ((r = be_portal_admin_target(c, &canon)) < 0 ||
+	    portal_rows_get_str(c->req, PORTAL_REASON_MAX, &reason) < 0 ||
+	    msg_end(c->req) < 0) {
+		free(canon);
+		return -1;
+	}
+	if (r == 0) {
+		if (reason == NULL || *reason == '\0' || strlen(reason) > 200 ||
+		    strpbrk(reason, "\r\n\t") != NULL)
+			be_portal_fail(c->o, BE_PORTAL_REFUSED, "badreason");
+		else {
+			r = store_account_set_suspended(c->st, canon, 1, reason,
+			    &error);
+			if (r == 0)
+				be_portal_audit(c, "admin_suspend", canon,
+				    reason);
+			be_portal_admin_result(c, "suspend", canon, r, error);
+		}
+	}
+	free(canon);
+	return 0;
+}
+
+static int
+be_portal_admin_simple(struct be_portal_ctx *c, const char *type)
+{
+	const char *error = NULL;
+	char *canon;
+	int r;
+
+	if ((r = be_portal_admin_target(c, &canon)) < 0 ||
+	    msg_end(c->req) < 0) {
+		free(canon);
+		return -1;
+	}
+	if (r == 0) {
+		if (strcmp(type, "admin_resume") == 0)
+			r = store_account_set_suspended(c->st, canon, 0, NULL,
+			    &error);
+		else
+			r = store_overseas_set(c->st, canon,
+			    strcmp(type, "admin_overseas_on") == 0 ?
+			    policy_now() + (int64_t)
+			    c->w->conf->overseas_permission_days * 86400 : 0,
+			    &error);
+		if (r == 0)
+			be_portal_audit(c, type, canon, NULL);
+		be_portal_admin_result(c, type, canon, r, error);
+	}
+	free(canon);
+	return 0;
+}
+
+static int
+be_portal_admin_resume(struct be_portal_ctx *c)
+{
+	return be_portal_admin_simple(c, "admin_resume");
+}
+
+static int
+be_portal_admin_overseas_on(struct be_portal_ctx *c)
+{
+	return be_portal_admin_simple(c, "admin_overseas_on");
+}
+
+static int
+be_portal_admin_overseas_off(struct be_portal_ctx *c)
+{
+	return be_portal_admin_simple(c, "admin_overseas_off");
+}
+
+static int
+be_portal_admin_limits(struct be_portal_ctx *c)
+{
+	const char *error = NULL;
+	struct str what = STR_INIT;
+	char *canon;
+	int64_t v[5];
+	int r;
+
+	if ((r = be_portal_admin_target(c, &canon)) < 0 ||
+	    be_portal_get_limits(c->req, v) < 0 || msg_end(c->req) < 0) {
+		free(canon);
+		return -1;
+	}
+	if (r == 0) {
+		for (size_t i = 0; i < 5; i++) {
+			if (v[i] == -2)
+				continue;
+			str_printf(&what, "%s%s=", what.len > 0 ? " " : "",
+			    be_portal_limit_names[i]);
+			if (v[i] == -1)
+				str_append(&what, "default");
+			else
+				str_printf(&what, "%lld", (long long)v[i]);
+		}
+		r = be_portal_set_limits(c->st, canon, v, &error);
+		if (r == 0)
+			be_portal_audit(c, "admin_limits", canon, str_c(&what));
+		be_portal_admin_result(c, "limits", canon, r, error);
+	}
+	str_deinit(&what);
+	free(canon);
+	return 0;
+}
+
+static int
+be_portal_admin_logout(struct be_portal_ctx *c)
+{
+	if (msg_end(c->req) < 0)
+		return -1;
+	be_portal_session_end(c->st, c->sid, NULL);
+	return 0;
+}
+
+/* ---- the dispatcher ------------------------------------------------------ */
+
+enum be_portal_role {
+	BE_ROLE_NONE,		/* a login: no session yet */
+	BE_ROLE_SUBSCRIBER,	/* a subscriber's session */
+	BE_ROLE_ADMIN,		/* an admin's session */
+	BE_ROLE_API,		/* a bearer token */
+};
+
+/* Which role each request needs, and whether it changes something (and
+ * so needs the session's CSRF token). */
+static const struct be_portal_op {
+	uint32_t		 type;
+	enum be_portal_role	 role;
+	int			 csrf;
+	int			(*fn)(struct be_portal_ctx *);
+} be_portal_ops[] = {
+	{ BE_PORTAL_LOGIN, BE_ROLE_NONE, 0, be_portal_login },
+	{ BE_PORTAL_STATUS, BE_ROLE_SUBSCRIBER, 0, be_portal_status },
+	{ BE_PORTAL_OVERSEAS_ON, BE_ROLE_SUBSCRIBER, 1, be_portal_overseas_on },
+	{ BE_PORTAL_OVERSEAS_OFF, BE_ROLE_SUBSCRIBER, 1,
+	  be_portal_overseas_off },
+	{ BE_PORTAL_PASSWORD, BE_ROLE_SUBSCRIBER, 1, be_portal_password },
+	{ BE_PORTAL_APOP_ON, BE_ROLE_SUBSCRIBER, 1, be_portal_apop_on },
+	{ BE_PORTAL_APOP_OFF, BE_ROLE_SUBSCRIBER, 1, be_portal_apop_off },
+	{ BE_PORTAL_LOGOUT, BE_ROLE_SUBSCRIBER, 1, be_portal_logout },
+	{ BE_ADMIN_LOGIN, BE_ROLE_NONE, 0, be_portal_admin_login },
+	{ BE_ADMIN_SEARCH, BE_ROLE_ADMIN, 0, be_portal_admin_search },
+	{ BE_ADMIN_ACCOUNT, BE_ROLE_ADMIN, 0, be_portal_admin_account },
+	{ BE_ADMIN_AUDIT, BE_ROLE_ADMIN, 0, be_portal_admin_audit },
+	{ BE_ADMIN_TRACE, BE_ROLE_ADMIN, 1, be_portal_admin_trace },
+	{ BE_ADMIN_SUSPEND, BE_ROLE_ADMIN, 1, be_portal_admin_suspend },
+	{ BE_ADMIN_RESUME, BE_ROLE_ADMIN, 1, be_portal_admin_resume },
+	{ BE_ADMIN_OVERSEAS_ON, BE_ROLE_ADMIN, 1, be_portal_admin_overseas_on },
+	{ BE_ADMIN_OVERSEAS_OFF, BE_ROLE_ADMIN, 1,
+	  be_portal_admin_overseas_off },
+	{ BE_ADMIN_LIMITS, BE_ROLE_ADMIN, 1, be_portal_admin_limits },
+	{ BE_ADMIN_LOGOUT, BE_ROLE_ADMIN, 1, be_portal_admin_logout },
+	{ BE_API_GET, BE_ROLE_API, 0, be_portal_api_get },
+	{ BE_API_OVERSEAS, BE_ROLE_API, 0, be_portal_api_overseas },
+	{ BE_API_LIMITS, BE_ROLE_API, 0, be_portal_api_limits },
+	{ BE_API_HISTORY, BE_ROLE_API, 0, be_portal_api_history_req },
+};
 
 /*
- * APOP (RFC 1939 7) on or off. On needs the current password (as a
- * password change) and a separate APOP password, sealed under
- * apop_secret_key before it reaches the store (src/pop3/apop.h).
+ * The role of a page request, from the session record in the store. 0
+ * the handler may run; 1 answered (no session, wrong role, no CSRF
+ * token, suspended, tempfail). account_r is the record's account.
  */
-static void
-be_portal_apop(struct be_worker *w, struct store *st, const char *account,
-    const char *client, int on, const struct be_portal_args *args,
-    struct be_portal_out *o)
+static int
+be_portal_session_role(struct be_portal_ctx *c, const struct be_portal_op *op,
+    const char *csrf_in, char **account_r, char *csrf)
 {
-	const char *cur = be_portal_arg(args, "current");
-	const char *secret = be_portal_arg(args, "apop");
-	unsigned char key[APOP_KEY_LEN];
-	struct str sealed = STR_INIT;
-	const char *error = NULL;
+	struct be_portal_out *o = c->o;
+	const char *error;
 	struct account a;
-	int have_a, r;
+	int r;
 
-	if (!on) {
-		r = store_apop_clear(st, account, &error);
+	r = be_portal_session_get(c->w, c->st, c->sid, account_r, csrf);
+	if (r < 0) {
+		be_portal_fail(o, BE_PORTAL_TEMPFAIL, "tempfail");
+		return 1;
+	}
+	/* An admin's session is good for admin requests only, and the
+	 * other way round. */
+	if (r != 0 || be_portal_is_admin(*account_r) !=
+	    (op->role == BE_ROLE_ADMIN)) {
+		if (r == 0)
+			log_warnx("portal: request type %u refused for the "
+			    "session of %s client=%s (wrong role)", op->type,
+			    *account_r, c->client);
+		be_portal_fail(o, BE_PORTAL_NOSESSION, NULL);
+		return 1;
+	}
+	if (op->csrf && !be_portal_token_eq(csrf, csrf_in)) {
+		log_warnx("portal: request type %u without a valid CSRF token "
+		    "account=%s client=%s", op->type, *account_r, c->client);
+		be_portal_fail(o, BE_PORTAL_CSRF, NULL);
+		return 1;
+	}
+	if (op->role == BE_ROLE_ADMIN) {
+		char *hash = NULL;
+
+		/* A deleted admin's sessions end at their next request. */
+		r = admin_users_get(c->st, *account_r +
+		    sizeof(PORTAL_ADMIN_PREFIX) - 1, &hash, &error);
+		free(hash);
 		if (r < 0) {
-			log_warnx("portal: apop off %s: %s", account, error);
-			o->result = BE_PORTAL_TEMPFAIL;
-			o->message = "tempfail";
-		} else
-			log_info("portal apop off account=%s", account);
-		return;
+			log_warnx("portal: admin users: %s", error);
+			be_portal_fail(o, BE_PORTAL_TEMPFAIL, "tempfail");
+			return 1;
+		}
+		if (r != 0) {
+			be_portal_session_end(c->st, NULL, *account_r);
+			be_portal_fail(o, BE_PORTAL_NOSESSION, NULL);
+			return 1;
+		}
+		c->admin = *account_r + sizeof(PORTAL_ADMIN_PREFIX) - 1;
+		return 0;
 	}
-	if (cur == NULL || secret == NULL) {
-		o->result = BE_PORTAL_REFUSED;
-		o->message = "fail";
-		be_portal_put_i64(o, "delay", 0);
-		return;
+	/* A suspension ends every session at its next request. */
+	r = store_account_get(c->st, *account_r, &a, &error);
+	if (r != 0 || a.suspended) {
+		if (r == 0) {
+			o->reason = a.suspend_reason != NULL ?
+			    xstrdup(a.suspend_reason) : NULL;
+			account_deinit(&a);
+		}
+		if (r < 0)
+			be_portal_fail(o, BE_PORTAL_TEMPFAIL, "tempfail");
+		else {
+			be_portal_session_end(c->st, NULL, *account_r);
+			be_portal_fail(o, BE_PORTAL_NOSESSION, r == 0 ?
+			    "suspended" : NULL);
+		}
+		return 1;
 	}
-	if (be_portal_check_password(w, st, account, cur, client, o, &a,
-	    &have_a) != 0)
-		goto out;
-	/* The login password as APOP secret would put it, MD5-guessable,
-	 * on the wire: refused here (the CLI only warns). */
-	if (strlen(secret) < PORTAL_PASSWORD_MIN ||
-	    strlen(secret) > APOP_SECRET_MAX ||
-	    password_verify(secret, a.password_hash, &error) == 1) {
-		o->result = BE_PORTAL_REFUSED;
-		o->message = "badapop";
-		goto out;
-	}
-	if (apop_key_load(w->conf->apop_secret_key, 1, key, &error) < 0 ||
-	    apop_seal(key, a.address, secret, &sealed, &error) < 0 ||
-	    store_apop_set(st, a.address, str_c(&sealed), &error) != 0) {
-		log_warnx("portal: apop on %s: %s", account, error);
-		o->result = BE_PORTAL_TEMPFAIL;
-		o->message = "tempfail";
-	} else
-		log_info("portal apop on account=%s", account);
-	explicit_bzero(key, sizeof(key));
-out:
-	str_deinit(&sealed);
-	if (have_a)
-		account_deinit(&a);
+	account_deinit(&a);
+	return 0;
 }
 
-/* Which operations change something and so need the CSRF token, and
- * which need an admin's session. */
-static const struct {
-	const char	*name;
-	int		 csrf;
-	int		 admin;
-} be_portal_ops[] = {
-	{ "login", 0, 0 },
-	{ "status", 0, 0 },
-	{ "overseas_on", 1, 0 },
-	{ "overseas_off", 1, 0 },
-	{ "password", 1, 0 },
-	{ "logout", 1, 0 },
-	{ "api", 0, 0 },	/* a bearer token instead of a session */
-	{ "admin_login", 0, 1 },
-	{ "admin_search", 0, 1 },
-	{ "admin_account", 0, 1 },
-	{ "admin_audit", 0, 1 },
-	{ "admin_suspend", 1, 1 },
-	{ "admin_resume", 1, 1 },
-	{ "admin_overseas_on", 1, 1 },
-	{ "admin_overseas_off", 1, 1 },
-	{ "admin_limits", 1, 1 },
-	{ "admin_logout", 1, 1 },
-	{ "admin_trace", 1, 1 },
-	{ "apop_on", 1, 0 },
-	{ "apop_off", 1, 0 },
-};
+/* HEAD, then (when OK) the CSRF token and the body; an oversize reply
+ * becomes a TEMPFAIL (it cannot happen by construction: see the
+ * _Static_asserts above; this keeps the back side up if it did). */
+static void
+be_portal_reply(struct msg *reply, const struct be_portal_out *o, int ok)
+{
+	size_t start = reply->buf.len;
+
+	msg_add_u32(reply, o->result);
+	msg_add_str(reply, o->message);
+	msg_add_i64(reply, o->delay);
+	msg_add_str(reply, o->until[0] != '\0' ? o->until : NULL);
+	portal_rows_add_str(reply, o->reason, PORTAL_REASON_MAX);
+	if (!ok)
+		return;
+	msg_add_str(reply, o->csrf);
+	str_append_n(&reply->buf, o->body.buf.s + MSG_HDR_LEN,
+	    o->body.buf.len - MSG_HDR_LEN);
+	if (reply->buf.len > MSG_MAX_LEN) {
+		log_warnx("portal: reply to request type %u too large (%zu "
+		    "bytes): answered tempfail", reply->type, reply->buf.len);
+		str_truncate(&reply->buf, start);
+		msg_add_u32(reply, BE_PORTAL_TEMPFAIL);
+		msg_add_str(reply, "tempfail");
+		msg_add_i64(reply, 0);
+		msg_add_str(reply, NULL);
+		msg_add_str(reply, NULL);
+	}
+}
 
 int
 be_portal(struct be_worker *w, struct msg *req, struct msg *reply)
 {
-	const char *op, *client, *sid, *csrf_in;
-	char csrf[PORTAL_TOKEN_HEX + 1], *account = NULL;
-	struct be_portal_args args;
+	const struct be_portal_op *op = NULL;
+	struct be_portal_ctx c;
 	struct be_portal_out o;
-	struct store *st;
-	const char *error0;
-	uint32_t n;
-	size_t k;
-	int r;
+	const char *csrf_in = NULL, *token = NULL, *error;
+	char csrf[PORTAL_TOKEN_HEX + 1], *account = NULL;
+	int r, ret = 0;
 
-	if (msg_get_str(req, &op) < 0 || msg_get_str(req, &client) < 0 ||
-	    msg_get_str(req, &sid) < 0 || msg_get_str(req, &csrf_in) < 0 ||
-	    msg_get_u32(req, &n) < 0 || op == NULL || client == NULL ||
-	    n > PORTAL_ARGS_MAX)
+	for (size_t k = 0; k < be_portal_nitems(be_portal_ops); k++)
+		if (be_portal_ops[k].type == req->type)
+			op = &be_portal_ops[k];
+	if (op == NULL)
 		return -1;
-	args.n = n;
-	for (uint32_t i = 0; i < n; i++)
-		if (msg_get_str(req, &args.key[i]) < 0 ||
-		    msg_get_str(req, &args.val[i]) < 0 ||
-		    args.key[i] == NULL || args.val[i] == NULL)
-			return -1;
-	if (msg_end(req) < 0)
-		return -1;
-	for (k = 0; k < be_portal_nitems(be_portal_ops); k++)
-		if (strcmp(be_portal_ops[k].name, op) == 0)
-			break;
-	if (k == be_portal_nitems(be_portal_ops))
-		return -1;
-
+	memset(&c, 0, sizeof(c));
 	memset(&o, 0, sizeof(o));
-	str_init(&o.pairs);
+	c.w = w;
+	c.req = req;
+	c.o = &o;
+	if (portal_rows_get_str(req, PORTAL_IP_MAX, &c.client) < 0 ||
+	    c.client == NULL)
+		return -1;
+	if (op->role == BE_ROLE_SUBSCRIBER || op->role == BE_ROLE_ADMIN) {
+		if (portal_rows_get_str(req, PORTAL_TOKEN_HEX, &c.sid) < 0 ||
+		    portal_rows_get_str(req, PORTAL_TOKEN_HEX, &csrf_in) < 0)
+			return -1;
+	} else if (op->role == BE_ROLE_API) {
+		if (portal_rows_get_str(req, 256, &token) < 0 ||
+		    portal_rows_get_str(req, STORE_ADDRESS_MAX,
+		    &c.api_account) < 0 || token == NULL ||
+		    c.api_account == NULL)
+			return -1;
+	}
+	msg_init(&o.body, 0, 0);
 	o.result = BE_PORTAL_OK;
 	/* the periodic sweep of expired sessions, also after a restart */
 	be_keeper_start(w->conf);
-	if ((st = be_worker_store(w)) == NULL) {
-		o.result = BE_PORTAL_TEMPFAIL;
-		o.message = "tempfail";
+	if ((c.st = be_worker_store(w)) == NULL) {
+		be_portal_fail(&o, BE_PORTAL_TEMPFAIL, "tempfail");
 		goto reply;
 	}
-	if (strcmp(op, "login") == 0) {
-		be_portal_login(w, st, client, &args, &o);
-		goto reply;
-	}
-	if (strcmp(op, "api") == 0) {
-		be_portal_api(w, st, client, &args, &o);
-		goto reply;
-	}
-	if (strcmp(op, "admin_login") == 0) {
-		be_portal_admin_login(w, st, client, &args, &o);
-		goto reply;
-	}
-	/* An admin's session is good for admin pages only, and the other
-	 * way round. */
-	r = be_portal_session_get(w, st, sid, &account, csrf);
-	if (r < 0) {
-		o.result = BE_PORTAL_TEMPFAIL;	/* not "log in again" */
-		o.message = "tempfail";
-		goto reply;
-	}
-	if (r != 0 || be_portal_is_admin(account) != be_portal_ops[k].admin) {
-		o.result = BE_PORTAL_NOSESSION;
-		goto reply;
-	}
-	if (be_portal_ops[k].csrf && !be_portal_token_eq(csrf, csrf_in)) {
-		log_warnx("portal: %s without a valid CSRF token account=%s "
-		    "client=%s", op, account, client);
-		o.result = BE_PORTAL_CSRF;
-		goto reply;
-	}
-	if (be_portal_ops[k].admin) {
-		char *hash = NULL;
+	if (op->role == BE_ROLE_API) {
+		char *canon;
 
-		/* A deleted admin's sessions end at their next request. */
-		r = admin_users_get(st, account + sizeof(PORTAL_ADMIN_PREFIX) -
-		    1, &hash, &error0);
+		r = api_token_check(c.st, token, c.token_name, &error);
 		if (r < 0) {
-			log_warnx("portal: admin users: %s", error0);
-			o.result = BE_PORTAL_TEMPFAIL;
-			o.message = "tempfail";
+			/* the store down: try again, not "revoked" */
+			log_warnx("portal api: %s", error);
+			be_portal_fail(&o, BE_PORTAL_TEMPFAIL, "tempfail");
 			goto reply;
 		}
-		if (r != 0) {
-			be_portal_session_end(st, NULL, account);
-			o.result = BE_PORTAL_NOSESSION;
+		if (r != 1) {
+			log_info("portal api refused client=%s (no valid "
+			    "token)", c.client);
+			be_portal_fail(&o, BE_PORTAL_NOSESSION, NULL);
 			goto reply;
 		}
-		free(hash);
-		be_portal_put(&o, "csrf", csrf);
-		be_portal_admin(w, st, op, account, sid, client, &args, &o);
+		canon = be_portal_lower(c.api_account);
+		c.api_account = canon;
+		ret = op->fn(&c);
+		free(canon);
 		goto reply;
 	}
-	/* A suspension ends every session at its next request. */
-	struct account a;
-	const char *error;
-
-	r = store_account_get(st, account, &a, &error);
-
-	if (r != 0 || a.suspended) {
-		if (r == 0) {
-			be_portal_put(&o, "reason", a.suspend_reason);
-			account_deinit(&a);
-		}
-		if (r < 0) {
-			o.result = BE_PORTAL_TEMPFAIL;
-			o.message = "tempfail";
-		} else {
-			be_portal_session_end(st, NULL, account);
-			o.result = BE_PORTAL_NOSESSION;
-			o.message = r == 0 ? "suspended" : NULL;
-		}
-		goto reply;
+	if (op->role != BE_ROLE_NONE) {
+		if (be_portal_session_role(&c, op, csrf_in, &account,
+		    csrf) != 0)
+			goto reply;
+		c.account = account;
+		o.csrf = csrf;
+		if (op->role == BE_ROLE_ADMIN)
+			msg_add_str(&o.body, c.admin);
 	}
-	account_deinit(&a);
-	be_portal_put(&o, "csrf", csrf);
-	if (strcmp(op, "status") == 0)
-		be_portal_status(w, st, account, &o);
-	else if (strcmp(op, "overseas_on") == 0)
-		be_portal_overseas(w, st, account, 1, &o);
-	else if (strcmp(op, "overseas_off") == 0)
-		be_portal_overseas(w, st, account, 0, &o);
-	else if (strcmp(op, "password") == 0)
-		be_portal_password(w, st, account, sid, client, &args, &o);
-	else if (strcmp(op, "logout") == 0)
-		be_portal_session_end(st, sid, NULL);
-	else if (strcmp(op, "apop_on") == 0 || strcmp(op, "apop_off") == 0)
-		be_portal_apop(w, st, account, client,
-		    strcmp(op, "apop_on") == 0, &args, &o);
+	ret = op->fn(&c);
 reply:
-	msg_add_u32(reply, o.result);
-	msg_add_str(reply, o.message);
-	msg_add_u32(reply, o.npairs);
-	for (size_t off = 0; off < o.pairs.len;) {
-		const char *key = o.pairs.s + off;
-		const char *val = key + strlen(key) + 1;
-
-		msg_add_str(reply, key);
-		msg_add_str(reply, val);
-		off = (size_t)(val + strlen(val) + 1 - o.pairs.s);
-	}
-	str_deinit(&o.pairs);
+	if (ret == 0)
+		be_portal_reply(reply, &o, o.result == BE_PORTAL_OK);
+	msg_deinit(&o.body);
+	free(o.reason);
 	free(account);
-	return 0;
+	return ret;
 }

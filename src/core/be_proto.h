@@ -68,14 +68,69 @@
  *          ->  u32 0 a POP-before-SMTP window is open / 1 none / 2 the
  *              store cannot say now (answer 4xx), str account (or NULL)
  *
- * Settings page (src/backend/be_portal.c).
- * BE_PORTAL    str op ("login", "status", "overseas_on", "overseas_off",
- *              "password", "logout"), str client address, str session id
- *              (NULL for login), str CSRF token from the form (NULL for
- *              reads), u32 n (<= 16), n x (str key, str value)
- *          ->  u32 be_portal_result, str message ("fail", "locked",
- *              "suspended", "badnew", "tempfail" or NULL), u32 n,
- *              n x (str key, str value); keys may repeat (rows)
+ * Settings page, admin pages and JSON API (src/backend/be_portal.c, rows
+ * in src/portal/portal_rows.h). One request type per operation; the role
+ * (subscriber, admin, API token) is checked by the back side from its own
+ * session record in the store, never from what the request says. Every
+ * string a request carries is bounded by the HTTP side before it is sent
+ * (docs/portal.md "Bounds"); the back side refuses a longer one (BE_FAIL).
+ * Page requests (BE_PORTAL_* but LOGIN, BE_ADMIN_* but LOGIN) start with
+ *              SESSION = str client address, str session id (the cookie),
+ *              str CSRF token from the form (NULL for reads)
+ * the logins with  str client address, str user, str password
+ * and the API calls with  API = str client address, str bearer token,
+ *              str account acted on.
+ * Every reply starts with
+ *              HEAD = u32 be_portal_result, str message ("fail", "locked",
+ *              "suspended", "badnew", "badapop", "badreason", "badlimit",
+ *              "noaccount", "tempfail" or NULL), i64 delay in ms before
+ *              answering a failed password, str end of the lock (text) or
+ *              NULL, str suspension reason or NULL
+ * and, only when the result is BE_PORTAL_OK, goes on with str CSRF token
+ * of the session (NULL for logins and API calls) and the body below.
+ * A LIST is u32 n (<= PORTAL_PAGE_MAX), u32 more (1: rows after this
+ * page), n rows of one kind (portal_rows.h): SUB (submission), EVENT,
+ * TOP, REFUSED, ACCOUNT. A reply is checked against MSG_MAX_LEN before it
+ * is sent: an oversize one is answered BE_PORTAL_TEMPFAIL instead.
+ *
+ * BE_PORTAL_LOGIN  user, password  -> HEAD, str session id, str account
+ * BE_PORTAL_STATUS SESSION, u32 offset (page of both lists)
+ *          ->  HEAD, STATUS = str account, u32 overseas, str overseas end
+ *              (text) or NULL, u32 overseas days, i64 msgs, i64 rcpts,
+ *              i64 rcpts this hour, i64 rcpts abroad, i64 msgs limit,
+ *              i64 rcpts limit, i64 rcpts/hour limit, i64 abroad limit,
+ *              str counts reset (text), u32 apop on, u32 n (<= 50) x str
+ *              alias, LIST of SUB, LIST of EVENT
+ * BE_PORTAL_OVERSEAS_ON, BE_PORTAL_OVERSEAS_OFF  SESSION
+ *          ->  HEAD, str overseas end (text) or NULL
+ * BE_PORTAL_PASSWORD  SESSION, str current, str new  -> HEAD
+ * BE_PORTAL_APOP_ON   SESSION, str current password, str APOP secret
+ *          ->  HEAD
+ * BE_PORTAL_APOP_OFF, BE_PORTAL_LOGOUT  SESSION  -> HEAD
+ * BE_ADMIN_LOGIN   user, password  -> HEAD, str session id, str admin
+ * The other admin replies start with str admin (the name) after HEAD.
+ * BE_ADMIN_SEARCH  SESSION, str query (empty: dashboard too), u32 offset
+ *          ->  HEAD, str admin, u32 dashboard, [when 1: i64 queue size,
+ *              LIST of TOP, LIST of REFUSED], LIST of ACCOUNT
+ * BE_ADMIN_ACCOUNT SESSION, str account, u32 offset
+ *          ->  HEAD, str admin, u32 suspended, STATUS (reason in HEAD)
+ * BE_ADMIN_AUDIT   SESSION, u32 offset  -> HEAD, str admin, LIST of EVENT
+ * BE_ADMIN_TRACE   SESSION, u32 n (<= 32) x str queue id, u32 n (<= 32)
+ *              x str Message-ID  -> HEAD, str admin, LIST of SUB
+ * BE_ADMIN_SUSPEND SESSION, str account, str reason  -> HEAD, str admin
+ * BE_ADMIN_RESUME, BE_ADMIN_OVERSEAS_ON, BE_ADMIN_OVERSEAS_OFF
+ *              SESSION, str account  -> HEAD, str admin
+ * BE_ADMIN_LIMITS  SESSION, str account, 5 x i64 (messages/day,
+ *              recipients/day, recipients/hour, recipients/message,
+ *              overseas recipients/day; -2 unchanged, -1 the default)
+ *          ->  HEAD, str admin
+ * BE_ADMIN_LOGOUT  SESSION  -> HEAD, str admin
+ * BE_API_GET       API  -> HEAD, str JSON document
+ * BE_API_OVERSEAS  API, u32 on  -> HEAD, str JSON document
+ * BE_API_LIMITS    API, 5 x i64 as BE_ADMIN_LIMITS  -> HEAD, str JSON
+ * BE_API_HISTORY   API, i64 since (seconds back), u32 offset, u32 page
+ *              size (<= PORTAL_API_PAGE)  -> HEAD, str JSON (a page of
+ *              events and submissions, "more", "next_offset")
  */
 #ifndef SEKISHO_BE_PROTO_H
 #define SEKISHO_BE_PROTO_H
@@ -94,8 +149,30 @@ enum be_type {
 	BE_POP3_CLOSE,
 	BE_APOP,
 	BE_POPBSMTP,
-	BE_PORTAL,
 	BE_SPOOL_SPACE,
+	BE_PORTAL_LOGIN,
+	BE_PORTAL_STATUS,
+	BE_PORTAL_OVERSEAS_ON,
+	BE_PORTAL_OVERSEAS_OFF,
+	BE_PORTAL_PASSWORD,
+	BE_PORTAL_APOP_ON,
+	BE_PORTAL_APOP_OFF,
+	BE_PORTAL_LOGOUT,
+	BE_ADMIN_LOGIN,
+	BE_ADMIN_SEARCH,
+	BE_ADMIN_ACCOUNT,
+	BE_ADMIN_AUDIT,
+	BE_ADMIN_TRACE,
+	BE_ADMIN_SUSPEND,
+	BE_ADMIN_RESUME,
+	BE_ADMIN_OVERSEAS_ON,
+	BE_ADMIN_OVERSEAS_OFF,
+	BE_ADMIN_LIMITS,
+	BE_ADMIN_LOGOUT,
+	BE_API_GET,
+	BE_API_OVERSEAS,
+	BE_API_LIMITS,
+	BE_API_HISTORY,
 	BE_TYPE_COUNT,
 	BE_FAIL = 0xffff,
 };

@@ -1,8 +1,11 @@
 /*
  * portal: the settings page over HTTPS (see portal.h and docs/portal.md).
  *
- * Every page is drawn here from the key/value answer of one BE_PORTAL
- * request; every value is HTML-escaped. Security: server-side sessions
+ * Every page is drawn here from the typed answer of one request to the
+ * back side (BE_PORTAL_*, BE_ADMIN_*, BE_API_* in be_proto.h; rows in
+ * portal_rows.h); every value is HTML-escaped. Every form field and
+ * query parameter is bounded here before it becomes a request (413 or
+ * 400 otherwise), so a request always fits one seam message. Security: server-side sessions
  * (random IDs from the back side) in a cookie `Secure; HttpOnly;
  * SameSite=Strict`, a CSRF token in every POST form (the session's, or
  * for the login form a random one also kept in a cookie), a
@@ -35,6 +38,7 @@
 #include "../core/xmalloc.h"
 #include "../policy/trace.h"
 #include "portal.h"
+#include "portal_rows.h"
 #include "portal_util.h"
 
 #define PORTAL_MAX_HEADERS	8192
@@ -42,6 +46,14 @@
 #define PORTAL_TIMEOUT		60	/* seconds per request */
 #define PORTAL_TOKEN_LEN	64	/* hex digits of a session/CSRF token */
 #define PORTAL_PAIRS_MAX	256
+/* Bounds of what a client sends (docs/portal.md "Bounds"): a form field
+ * or query parameter, a login name, a password. */
+#define PORTAL_FIELD_MAX	1024
+#define PORTAL_USER_MAX		320
+#define PORTAL_SECRET_MAX	1024
+#define PORTAL_QUERY_MAX	254
+#define PORTAL_PAGE_NUM_MAX	200	/* ?page= */
+#define PORTAL_TRACE_KEYS	32
 
 struct portal {
 	struct server_loop	*loop;
@@ -65,12 +77,26 @@ struct portal_req {
 	const char		*method;
 	char			 path[64];
 	portal_done_fn		*done;
-	/* the back side's answer */
+	uint32_t		 be_type;	/* the request sent */
+	uint32_t		 page;		/* ?page= of a list */
+	/* the back side's answer: scalars by name, rows typed (pointing
+	 * into rbuf, the reply's bytes) */
 	uint32_t		 result;
 	char			*message;
 	char			*keys[PORTAL_PAIRS_MAX];
 	char			*vals[PORTAL_PAIRS_MAX];
 	size_t			 npairs;
+	struct str		 rbuf;
+	struct portal_sub	 subs[PORTAL_PAGE_MAX];
+	uint32_t		 nsubs, more_subs;
+	struct portal_event	 evs[PORTAL_PAGE_MAX];
+	uint32_t		 nevs, more_evs;
+	struct portal_top	 tops[PORTAL_PAGE_MAX];
+	uint32_t		 ntops, more_tops;
+	struct portal_refused	 refused[PORTAL_PAGE_MAX];
+	uint32_t		 nrefused, more_refused;
+	struct portal_account_row accts[PORTAL_PAGE_MAX];
+	uint32_t		 naccts, more_accts;
 	int			 status;	/* HTTP status sent, for the log */
 };
 
@@ -184,6 +210,9 @@ enum portal_text {
 	T_MSG_APOP_OFF,
 	T_MSG_BADAPOP,
 	T_ALIASES,
+	T_MORE,
+	T_TOO_LONG,
+	T_BAD_NAME,
 };
 
 static const char *const portal_texts[][2] = {
@@ -344,6 +373,10 @@ static const char *const portal_texts[][2] = {
 	    "password." },
 	[T_ALIASES] = { "このアカウントで差出人に使えるアドレス: ",
 	    "Addresses this account may send as: " },
+	[T_MORE] = { "さらに古い記録", "Older entries" },
+	[T_TOO_LONG] = { "入力が長すぎます。", "An entry is too long." },
+	[T_BAD_NAME] = { "メールアドレスに使えない文字が含まれています。",
+	    "The address contains characters that are not allowed." },
 };
 
 /* The ?msg= codes a redirect may carry, and what they show. */
@@ -425,6 +458,30 @@ portal_req_clear(struct portal_req *pr)
 	pr->npairs = 0;
 	free(pr->message);
 	pr->message = NULL;
+	str_deinit(&pr->rbuf);
+	pr->nsubs = pr->nevs = pr->ntops = pr->nrefused = pr->naccts = 0;
+	pr->more_subs = pr->more_evs = pr->more_tops = pr->more_refused =
+	    pr->more_accts = 0;
+}
+
+/* A scalar of the answer, by name (page code reads them with
+ * portal_val); NULL values are not set. */
+static void
+portal_set(struct portal_req *pr, const char *key, const char *val)
+{
+	if (val == NULL || pr->npairs == PORTAL_PAIRS_MAX)
+		return;
+	pr->keys[pr->npairs] = xstrdup(key);
+	pr->vals[pr->npairs++] = xstrdup(val);
+}
+
+static void
+portal_set_num(struct portal_req *pr, const char *key, long long v)
+{
+	char buf[32];
+
+	snprintf(buf, sizeof(buf), "%lld", v);
+	portal_set(pr, key, buf);
 }
 
 static void
@@ -651,53 +708,105 @@ portal_count_row(struct portal_req *pr, struct str *b, const char *id,
 	str_append(b, "</td></tr>\n");
 }
 
-/* Rows of the answer's repeated key as table rows (tab-separated). */
-static int
-portal_rows(struct portal_req *pr, struct str *b, const char *key,
-    int type_col, int flag_col)
+/* ---- rows (typed, portal_rows.h) ---------------------------------------- */
+
+static void
+portal_td(struct str *b, const char *s)
 {
-	int n = 0;
+	str_append(b, "<td>");
+	portal_html_escape(b, s != NULL ? s : "");
+	str_append(b, "</td>");
+}
 
-	for (size_t i = 0; i < pr->npairs; i++) {
-		if (strcmp(pr->keys[i], key) != 0)
-			continue;
-		char *copy, *p, *f;
-		int col = 0;
+static void
+portal_td_flag(struct portal_req *pr, struct str *b, int on)
+{
+	str_append(b, "<td>");
+	if (on) {
+		str_append(b, "<span class=\"flag\">");
+		portal_text_esc(b, pr, T_YES);
+		str_append(b, "</span>");
+	}
+	str_append(b, "</td>");
+}
 
-		/* the abuse desk's actions show on the admin pages only */
-		if (type_col >= 0 && !pr->admin &&
-		    strstr(pr->vals[i], "\tadmin_") != NULL)
-			continue;
-		copy = p = xstrdup(pr->vals[i]);
+/* An event's type as the subscriber reads it. */
+static void
+portal_td_type(struct portal_req *pr, struct str *b, const char *type)
+{
+	str_append(b, "<td>");
+	if (strcmp(type, "overseas_refused") == 0)
+		portal_text_esc(b, pr, T_EV_OVERSEAS);
+	else if (strcmp(type, "limit_reached") == 0)
+		portal_text_esc(b, pr, T_EV_LIMIT);
+	else if (strncmp(type, "auth_locked", 11) == 0)
+		portal_text_esc(b, pr, T_EV_LOCKED);
+	else
+		portal_html_escape(b, type);
+	str_append(b, "</td>");
+}
+
+/* Submissions: time, IP, country, recipients, abroad, queue ID; with
+ * trace, also the account first and the Message-ID last. */
+static int
+portal_draw_subs(struct portal_req *pr, struct str *b, int trace)
+{
+	for (uint32_t i = 0; i < pr->nsubs; i++) {
+		const struct portal_sub *r = &pr->subs[i];
 
 		str_append(b, "<tr>");
-		while ((f = strsep(&p, "\t")) != NULL) {
-			str_append(b, "<td>");
-			if (col == type_col) {
-				if (strcmp(f, "overseas_refused") == 0)
-					portal_text_esc(b, pr, T_EV_OVERSEAS);
-				else if (strcmp(f, "limit_reached") == 0)
-					portal_text_esc(b, pr, T_EV_LIMIT);
-				else if (strncmp(f, "auth_locked", 11) == 0)
-					portal_text_esc(b, pr, T_EV_LOCKED);
-				else
-					portal_html_escape(b, f);
-			} else if (col == flag_col) {
-				if (strcmp(f, "1") == 0) {
-					str_append(b, "<span class=\"flag\">");
-					portal_text_esc(b, pr, T_YES);
-					str_append(b, "</span>");
-				}
-			} else
-				portal_html_escape(b, f);
-			str_append(b, "</td>");
-			col++;
-		}
+		portal_td(b, r->when);
+		if (trace)
+			portal_td(b, r->account);
+		portal_td(b, r->ip);
+		portal_td(b, r->country);
+		str_printf(b, "<td>%u</td>", r->rcpts);
+		portal_td_flag(pr, b, r->overseas == 1);
+		portal_td(b, r->queue_id);
+		if (trace)
+			portal_td(b, r->message_id);
 		str_append(b, "</tr>\n");
-		free(copy);
-		n++;
 	}
-	return n;
+	return (int)pr->nsubs;
+}
+
+/* Events: time, what, IP, country, detail; the audit log shows the
+ * account and the raw type instead, and no country. */
+static int
+portal_draw_events(struct portal_req *pr, struct str *b, int audit)
+{
+	for (uint32_t i = 0; i < pr->nevs; i++) {
+		const struct portal_event *r = &pr->evs[i];
+
+		str_append(b, "<tr>");
+		portal_td(b, r->when);
+		if (audit) {
+			portal_td(b, r->account);
+			portal_td(b, r->type);
+		} else
+			portal_td_type(pr, b, r->type);
+		portal_td(b, r->ip);
+		if (!audit)
+			portal_td(b, r->country);
+		portal_td(b, r->detail);
+		str_append(b, "</tr>\n");
+	}
+	return (int)pr->nevs;
+}
+
+/* A link to the next page of a list, when the back side has more. */
+static void
+portal_more_link(struct portal_req *pr, struct str *b, const char *base,
+    int more)
+{
+	if (!more)
+		return;
+	str_append(b, "<p><a id=\"more\" href=\"");
+	portal_html_escape(b, base);
+	str_printf(b, "%spage=%u\">", strchr(base, '?') != NULL ? "&" : "?",
+	    pr->page + 1);
+	portal_text_esc(b, pr, T_MORE);
+	str_append(b, "</a></p>\n");
 }
 
 static void
@@ -850,14 +959,15 @@ portal_main_page(struct portal_req *pr)
 	str_append(&b, "</h2>\n");
 	portal_table_head(pr, &b, "submissions", sub_cols,
 	    portal_nitems(sub_cols));
-	rows = portal_rows(pr, &b, "sub", -1, 4);
+	rows = portal_draw_subs(pr, &b, 0);
 	portal_table_end(pr, &b, rows);
 	str_append(&b, "<h2>");
 	portal_text_esc(&b, pr, T_EVENTS);
 	str_append(&b, "</h2>\n");
 	portal_table_head(pr, &b, "events", ev_cols, portal_nitems(ev_cols));
-	rows = portal_rows(pr, &b, "ev", 1, -1);
+	rows = portal_draw_events(pr, &b, 0);
 	portal_table_end(pr, &b, rows);
+	portal_more_link(pr, &b, "/", pr->more_subs || pr->more_evs);
 	str_append(&b, "<p>");
 	portal_text_esc(&b, pr, T_NOT_ME);
 	str_append(&b, "</p>\n");
@@ -923,53 +1033,283 @@ portal_main_page(struct portal_req *pr)
 
 /* ---- talking to the back side ------------------------------------------ */
 
+/* A LIST (be_proto.h): u32 n, u32 more, then n rows read by fn. */
+#define PORTAL_READ_LIST(m, rows, n, more, fn) do {			\
+	if (msg_get_u32((m), &(n)) < 0 || (n) > PORTAL_PAGE_MAX ||	\
+	    msg_get_u32((m), &(more)) < 0)				\
+		return -1;						\
+	for (uint32_t i_ = 0; i_ < (n); i_++)				\
+		if (fn((m), &(rows)[i_]) < 0)				\
+			return -1;					\
+} while (0)
+
+static int
+portal_read_str(struct portal_req *pr, struct msg *m, const char *key,
+    size_t max)
+{
+	const char *s;
+
+	if (portal_rows_get_str(m, max, &s) < 0)
+		return -1;
+	portal_set(pr, key, s);
+	return 0;
+}
+
+static int
+portal_read_i64(struct portal_req *pr, struct msg *m, const char *key)
+{
+	int64_t v;
+
+	if (msg_get_i64(m, &v) < 0)
+		return -1;
+	portal_set_num(pr, key, v);
+	return 0;
+}
+
+static int
+portal_read_u32(struct portal_req *pr, struct msg *m, const char *key)
+{
+	uint32_t v;
+
+	if (msg_get_u32(m, &v) < 0)
+		return -1;
+	portal_set_num(pr, key, v);
+	return 0;
+}
+
+/* STATUS (be_proto.h). */
+static int
+portal_read_status(struct portal_req *pr, struct msg *m)
+{
+	static const char *const nums[] = { "msgs", "rcpts", "rcpts_hour",
+	    "rcpts_abroad", "msgs_limit", "rcpts_limit", "rcpts_hour_limit",
+	    "rcpts_abroad_limit" };
+	uint32_t n;
+
+	if (portal_read_str(pr, m, "account", PORTAL_ACCOUNT_MAX) < 0 ||
+	    portal_read_u32(pr, m, "overseas") < 0 ||
+	    portal_read_str(pr, m, "overseas_until", PORTAL_WHEN_MAX) < 0 ||
+	    portal_read_u32(pr, m, "overseas_days") < 0)
+		return -1;
+	for (size_t i = 0; i < portal_nitems(nums); i++)
+		if (portal_read_i64(pr, m, nums[i]) < 0)
+			return -1;
+	if (portal_read_str(pr, m, "reset", PORTAL_WHEN_MAX) < 0 ||
+	    portal_read_u32(pr, m, "apop") < 0 || msg_get_u32(m, &n) < 0 ||
+	    n > PORTAL_ALIASES_MAX)
+		return -1;
+	for (uint32_t i = 0; i < n; i++)
+		if (portal_read_str(pr, m, "alias", PORTAL_ACCOUNT_MAX) < 0)
+			return -1;
+	PORTAL_READ_LIST(m, pr->subs, pr->nsubs, pr->more_subs,
+	    portal_rows_sub_unpack);
+	PORTAL_READ_LIST(m, pr->evs, pr->nevs, pr->more_evs,
+	    portal_rows_event_unpack);
+	return 0;
+}
+
+/* The body of an OK answer to the request pr->be_type sent. */
+static int
+portal_read_body(struct portal_req *pr, struct msg *m)
+{
+	uint32_t dash;
+
+	switch (pr->be_type) {
+	case BE_PORTAL_LOGIN:
+		return portal_read_str(pr, m, "session", PORTAL_TOKEN_LEN) < 0 ||
+		    portal_read_str(pr, m, "account", PORTAL_ACCOUNT_MAX) < 0 ?
+		    -1 : 0;
+	case BE_ADMIN_LOGIN:
+		return portal_read_str(pr, m, "session", PORTAL_TOKEN_LEN) < 0 ||
+		    portal_read_str(pr, m, "admin", PORTAL_ACCOUNT_MAX) < 0 ?
+		    -1 : 0;
+	case BE_PORTAL_STATUS:
+		return portal_read_status(pr, m);
+	case BE_PORTAL_OVERSEAS_ON:
+	case BE_PORTAL_OVERSEAS_OFF:
+		return portal_read_str(pr, m, "overseas_until",
+		    PORTAL_WHEN_MAX);
+	case BE_PORTAL_PASSWORD:
+	case BE_PORTAL_APOP_ON:
+	case BE_PORTAL_APOP_OFF:
+	case BE_PORTAL_LOGOUT:
+		return 0;
+	case BE_API_GET:
+	case BE_API_OVERSEAS:
+	case BE_API_LIMITS:
+	case BE_API_HISTORY:
+		return portal_read_str(pr, m, "json", MSG_MAX_LEN);
+	default:
+		break;
+	}
+	/* the admin requests: the admin's name first */
+	if (portal_read_str(pr, m, "admin", PORTAL_ACCOUNT_MAX) < 0)
+		return -1;
+	switch (pr->be_type) {
+	case BE_ADMIN_SEARCH:
+		if (msg_get_u32(m, &dash) < 0 || dash > 1)
+			return -1;
+		if (dash) {
+			if (portal_read_i64(pr, m, "queue") < 0)
+				return -1;
+			PORTAL_READ_LIST(m, pr->tops, pr->ntops, pr->more_tops,
+			    portal_rows_top_unpack);
+			PORTAL_READ_LIST(m, pr->refused, pr->nrefused,
+			    pr->more_refused, portal_rows_refused_unpack);
+		}
+		PORTAL_READ_LIST(m, pr->accts, pr->naccts, pr->more_accts,
+		    portal_rows_account_unpack);
+		return 0;
+	case BE_ADMIN_ACCOUNT:
+		return portal_read_u32(pr, m, "suspended") < 0 ? -1 :
+		    portal_read_status(pr, m);
+	case BE_ADMIN_AUDIT:
+		PORTAL_READ_LIST(m, pr->evs, pr->nevs, pr->more_evs,
+		    portal_rows_event_unpack);
+		return 0;
+	case BE_ADMIN_TRACE:
+		PORTAL_READ_LIST(m, pr->subs, pr->nsubs, pr->more_subs,
+		    portal_rows_sub_unpack);
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+/* HEAD (be_proto.h), then the CSRF token and the body when OK. */
+static int
+portal_read(struct portal_req *pr, struct msg *m)
+{
+	const char *message;
+	int64_t delay;
+
+	if (msg_get_u32(m, &pr->result) < 0 ||
+	    portal_rows_get_str(m, 64, &message) < 0 ||
+	    msg_get_i64(m, &delay) < 0 ||
+	    portal_read_str(pr, m, "until", PORTAL_WHEN_MAX) < 0 ||
+	    portal_read_str(pr, m, "reason", PORTAL_REASON_MAX) < 0)
+		return -1;
+	pr->message = message != NULL ? xstrdup(message) : NULL;
+	portal_set_num(pr, "delay", delay);
+	if (pr->result != BE_PORTAL_OK)
+		return msg_end(m);
+	if (portal_read_str(pr, m, "csrf", PORTAL_TOKEN_LEN) < 0 ||
+	    portal_read_body(pr, m) < 0)
+		return -1;
+	return msg_end(m);
+}
+
 static void
 portal_on_be(struct msg *reply, void *arg)
 {
 	struct portal_req *pr = arg;
-	const char *message, *k, *v;
-	uint32_t n;
 
 	portal_req_clear(pr);
-	if (reply == NULL || msg_get_u32(reply, &pr->result) < 0 ||
-	    msg_get_str(reply, &message) < 0 || msg_get_u32(reply, &n) < 0 ||
-	    n > PORTAL_PAIRS_MAX) {
+	if (reply == NULL || reply->type != pr->be_type ||
+	    portal_read(pr, reply) < 0) {
+		portal_req_clear(pr);
 		pr->result = BE_PORTAL_TEMPFAIL;
-		message = "tempfail";
-		n = 0;
-	}
-	pr->message = message != NULL ? xstrdup(message) : NULL;
-	for (uint32_t i = 0; i < n; i++) {
-		if (msg_get_str(reply, &k) < 0 || msg_get_str(reply, &v) < 0 ||
-		    k == NULL || v == NULL) {
-			pr->result = BE_PORTAL_TEMPFAIL;
-			break;
-		}
-		pr->keys[pr->npairs] = xstrdup(k);
-		pr->vals[pr->npairs] = xstrdup(v);
-		pr->npairs++;
+		pr->message = xstrdup("tempfail");
+	} else {
+		/* the rows point into the reply's bytes: keep them */
+		pr->rbuf = reply->buf;
+		str_init(&reply->buf);
 	}
 	pr->done(pr);
 }
 
-/* Ask the back side; done runs with the answer in pr. pairs: n key,
- * value pointers (valid until this returns). */
+/* Start a page request (be_proto.h SESSION): the client, the session
+ * cookie, the form's CSRF token (a bad one is sent as none). */
 static void
-portal_ask(struct portal_req *pr, const char *op, const char *csrf,
-    const char *const *pairs, uint32_t n, portal_done_fn *done)
+portal_req_session(struct portal_req *pr, struct msg *m, uint32_t type,
+    const char *csrf)
+{
+	msg_init(m, type, 0);
+	pr->be_type = type;
+	msg_add_str(m, pr->client);
+	msg_add_str(m, pr->have_sid ? pr->sid : NULL);
+	msg_add_str(m, csrf != NULL && strlen(csrf) == PORTAL_TOKEN_LEN ?
+	    csrf : NULL);
+}
+
+/* Send m (every field bounded by the caller); done runs with the
+ * answer in pr. */
+static void
+portal_go(struct portal_req *pr, struct msg *m, portal_done_fn *done)
+{
+	pr->done = done;
+	be_client_request(pr->p->loop->be, m, portal_on_be, pr);
+}
+
+/* A request with the session and nothing else. */
+static void
+portal_ask(struct portal_req *pr, uint32_t type, const char *csrf,
+    portal_done_fn *done)
 {
 	struct msg m;
 
-	msg_init(&m, BE_PORTAL, 0);
-	msg_add_str(&m, op);
+	portal_req_session(pr, &m, type, csrf);
+	portal_go(pr, &m, done);
+}
+
+/* A login (user and password bounded by the caller). */
+static void
+portal_ask_login(struct portal_req *pr, uint32_t type, const char *user,
+    const char *pass, portal_done_fn *done)
+{
+	struct msg m;
+
+	msg_init(&m, type, 0);
+	pr->be_type = type;
 	msg_add_str(&m, pr->client);
-	msg_add_str(&m, pr->have_sid ? pr->sid : NULL);
-	msg_add_str(&m, csrf);
-	msg_add_u32(&m, n);
-	for (uint32_t i = 0; i < 2 * n; i++)
-		msg_add_str(&m, pairs[i]);
-	pr->done = done;
-	be_client_request(pr->p->loop->be, &m, portal_on_be, pr);
+	msg_add_str(&m, user);
+	msg_add_str(&m, pass);
+	portal_go(pr, &m, done);
+}
+
+/* An answer to a field over its bound: 413 and a page that says so;
+ * the session process goes on. */
+static void
+portal_too_long(struct portal_req *pr)
+{
+	struct str b = STR_INIT;
+
+	portal_page_begin(pr, &b);
+	portal_notice(&b, "error", portal_t(pr, T_TOO_LONG), NULL);
+	str_append(&b, "<p><a href=\"/\">");
+	portal_text_esc(&b, pr, T_TITLE);
+	str_append(&b, "</a></p>\n");
+	portal_page_end(pr, &b, 413, "Payload Too Large");
+}
+
+/* ?page=N of a list: 0 and the number, -1 if malformed (400 sent). */
+static int
+portal_page_param(struct portal_req *pr)
+{
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(pr->req);
+	const char *q = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
+	struct evkeyvalq qs;
+	const char *v;
+	int r = 0;
+
+	pr->page = 0;
+	TAILQ_INIT(&qs);
+	if (q != NULL && evhttp_parse_query_str(q, &qs) == 0 &&
+	    (v = evhttp_find_header(&qs, "page")) != NULL) {
+		char *end;
+		unsigned long n = strtoul(v, &end, 10);
+
+		if (*v < '0' || *v > '9' || *end != '\0' ||
+		    n > PORTAL_PAGE_NUM_MAX)
+			r = -1;
+		else
+			pr->page = (uint32_t)n;
+	}
+	evhttp_clear_headers(&qs);
+	if (r < 0)
+		portal_send(pr, 400, "Bad Request",
+		    "text/plain; charset=utf-8", "bad page\n", 9);
+	return r;
 }
 
 /* A failed password is answered after the throttling delay. */
@@ -1236,13 +1576,13 @@ portal_api(struct portal_req *pr, const char *path)
 	const char *auth = evhttp_find_header(
 	    evhttp_request_get_input_headers(pr->req), "Authorization");
 	int post = evhttp_request_get_command(pr->req) == EVHTTP_REQ_POST;
-	const char *args[16], *action, *rest, *slash;
-	char *address = NULL, *enc, nums[5][24], since[24];
-	uint32_t n = 0;
+	const char *action, *rest, *slash;
+	char *address = NULL, *enc;
 	json_t *body = NULL;
+	struct msg m;
 
 	if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0 ||
-	    auth[7] == '\0') {
+	    auth[7] == '\0' || strlen(auth + 7) > 256) {
 		portal_api_error(pr, 401, "Unauthorized",
 		    "an Authorization: Bearer token is required");
 		return;
@@ -1277,20 +1617,21 @@ portal_api(struct portal_req *pr, const char *path)
 		    post ? "use GET here" : "use POST here");
 		return;
 	}
-	if (address == NULL || strlen(address) > 254) {
+	/* no control character in an address (it goes into logs) */
+	if (address == NULL || *address == '\0' || strlen(address) > 254 ||
+	    portal_name_ok(address) < 0) {
 		free(address);
 		portal_api_error(pr, 400, "Bad Request", "bad address");
 		return;
 	}
-	args[n * 2] = "token";
-	args[n++ * 2 + 1] = auth + 7;
-	args[n * 2] = "account";
-	args[n++ * 2 + 1] = address;
 	if (post && (body = portal_api_body(pr)) == NULL) {
 		free(address);
 		return;
 	}
-	if (strcmp(action, "overseas") == 0) {
+	if (strcmp(action, "get") == 0) {
+		msg_init(&m, BE_API_GET, 0);
+		pr->be_type = BE_API_GET;
+	} else if (strcmp(action, "overseas") == 0) {
 		const char *a = json_string_value(json_object_get(body,
 		    "action"));
 
@@ -1301,8 +1642,8 @@ portal_api(struct portal_req *pr, const char *path)
 			    "{\"action\": \"on\" | \"extend\" | \"off\"}");
 			goto out;
 		}
-		action = strcmp(a, "off") == 0 ? "overseas_off" :
-		    "overseas_on";
+		msg_init(&m, BE_API_OVERSEAS, 0);
+		pr->be_type = BE_API_OVERSEAS;
 	} else if (strcmp(action, "limits") == 0) {
 		const char *key;
 		json_t *v;
@@ -1324,42 +1665,75 @@ portal_api(struct portal_req *pr, const char *path)
 				portal_api_error(pr, 400, "Bad Request", msg);
 				goto out;
 			}
-			if (json_is_null(v))
-				xstrlcpy(nums[i], "default", sizeof(nums[i]));
-			else
-				snprintf(nums[i], sizeof(nums[i]), "%lld",
-				    (long long)json_integer_value(v));
-			args[n * 2] = limit_keys[i];
-			args[n++ * 2 + 1] = nums[i];
 		}
-	} else if (strcmp(action, "history") == 0) {
+		msg_init(&m, BE_API_LIMITS, 0);
+		pr->be_type = BE_API_LIMITS;
+	} else {
 		const char *q = evhttp_uri_get_query(
 		    evhttp_request_get_evhttp_uri(pr->req));
+		static const struct {
+			const char	*name;
+			long long	 min, max, dflt;
+			const char	*error;
+		} params[3] = {
+			{ "since", 1, 400LL * 86400, 7 * 86400,
+			  "since: seconds, 1 to 400 days" },
+			{ "offset", 0, 10000, 0, "offset: 0 to 10000" },
+			{ "limit", 1, PORTAL_API_PAGE, PORTAL_API_PAGE,
+			  "limit: 1 to 50" },
+		};
+		long long val[3];
 		struct evkeyvalq qs;
-		const char *s;
 
 		TAILQ_INIT(&qs);
-		if (q != NULL && evhttp_parse_query_str(q, &qs) == 0 &&
-		    (s = evhttp_find_header(&qs, "since")) != NULL) {
+		if (q != NULL && evhttp_parse_query_str(q, &qs) < 0) {
+			portal_api_error(pr, 400, "Bad Request",
+			    "bad query string");
+			goto out;
+		}
+		for (size_t i = 0; i < 3; i++) {
+			const char *s = evhttp_find_header(&qs,
+			    params[i].name);
 			char *end;
-			long long v = strtoll(s, &end, 10);
 
-			if (*s == '\0' || *end != '\0' || v <= 0 ||
-			    v > 400LL * 86400) {
+			val[i] = params[i].dflt;
+			if (s == NULL)
+				continue;
+			val[i] = strtoll(s, &end, 10);
+			if (*s == '\0' || *end != '\0' ||
+			    val[i] < params[i].min || val[i] > params[i].max) {
 				evhttp_clear_headers(&qs);
 				portal_api_error(pr, 400, "Bad Request",
-				    "since: seconds, 1 to 400 days");
+				    params[i].error);
 				goto out;
 			}
-			snprintf(since, sizeof(since), "%lld", v);
-			args[n * 2] = "since";
-			args[n++ * 2 + 1] = since;
 		}
 		evhttp_clear_headers(&qs);
+		msg_init(&m, BE_API_HISTORY, 0);
+		pr->be_type = BE_API_HISTORY;
+		msg_add_str(&m, pr->client);
+		msg_add_str(&m, auth + 7);
+		msg_add_str(&m, address);
+		msg_add_i64(&m, val[0]);
+		msg_add_u32(&m, (uint32_t)val[1]);
+		msg_add_u32(&m, (uint32_t)val[2]);
+		portal_go(pr, &m, portal_api_done);
+		goto out;
 	}
-	args[n * 2] = "action";
-	args[n++ * 2 + 1] = action;
-	portal_ask(pr, "api", NULL, args, n, portal_api_done);
+	msg_add_str(&m, pr->client);
+	msg_add_str(&m, auth + 7);
+	msg_add_str(&m, address);
+	if (pr->be_type == BE_API_OVERSEAS)
+		msg_add_u32(&m, strcmp(json_string_value(json_object_get(body,
+		    "action")), "off") != 0);
+	else if (pr->be_type == BE_API_LIMITS)
+		for (size_t i = 0; i < portal_nitems(limit_keys); i++) {
+			json_t *v = json_object_get(body, limit_keys[i]);
+
+			msg_add_i64(&m, v == NULL ? -2 : json_is_null(v) ? -1 :
+			    (int64_t)json_integer_value(v));
+		}
+	portal_go(pr, &m, portal_api_done);
 out:
 	json_decref(body);
 	free(address);
@@ -1480,14 +1854,27 @@ portal_admin_search_done(struct portal_req *pr)
 		str_append(&b, "</h3>\n");
 		portal_table_head(pr, &b, "top", top_cols,
 		    portal_nitems(top_cols));
-		portal_table_end(pr, &b, portal_rows(pr, &b, "top", -1, -1));
+		for (uint32_t i = 0; i < pr->ntops; i++) {
+			str_append(&b, "<tr>");
+			portal_td(&b, pr->tops[i].account);
+			str_printf(&b, "<td>%lld</td><td>%lld</td></tr>\n",
+			    (long long)pr->tops[i].msgs,
+			    (long long)pr->tops[i].rcpts);
+		}
+		portal_table_end(pr, &b, (int)pr->ntops);
 		str_append(&b, "<h3>");
 		portal_text_esc(&b, pr, T_REFUSED);
 		str_append(&b, "</h3>\n");
 		portal_table_head(pr, &b, "refused", ref_cols,
 		    portal_nitems(ref_cols));
-		portal_table_end(pr, &b, portal_rows(pr, &b, "refused", 0,
-		    -1));
+		for (uint32_t i = 0; i < pr->nrefused; i++) {
+			str_append(&b, "<tr>");
+			portal_td_type(pr, &b, pr->refused[i].type);
+			portal_td(&b, pr->refused[i].country);
+			str_printf(&b, "<td>%lld</td></tr>\n",
+			    (long long)pr->refused[i].count);
+		}
+		portal_table_end(pr, &b, (int)pr->nrefused);
 	}
 	str_append(&b, "<h2>");
 	portal_text_esc(&b, pr, T_SEARCH);
@@ -1504,28 +1891,31 @@ portal_admin_search_done(struct portal_req *pr)
 	str_append(&b, "</th><th>");
 	portal_text_esc(&b, pr, T_STATUS);
 	str_append(&b, "</th></tr>\n");
-	for (size_t i = 0; i < pr->npairs; i++) {
-		const char *v = pr->vals[i], *tab;
-		char *addr, *enc;
+	for (uint32_t i = 0; i < pr->naccts; i++) {
+		const char *addr = pr->accts[i].address;
+		char *enc = evhttp_uriencode(addr, -1, 0);
 
-		if (strcmp(pr->keys[i], "row") != 0 ||
-		    (tab = strchr(v, '\t')) == NULL)
-			continue;
-		addr = xstrndup(v, (size_t)(tab - v));
-		enc = evhttp_uriencode(addr, -1, 0);
 		str_append(&b, "<tr><td><a href=\"/admin/account?a=");
 		portal_html_escape(&b, enc != NULL ? enc : "");
 		str_append(&b, "\">");
 		portal_html_escape(&b, addr);
 		str_append(&b, "</a></td><td>");
-		portal_text_esc(&b, pr, strcmp(tab + 1, "1") == 0 ?
+		portal_text_esc(&b, pr, pr->accts[i].suspended == 1 ?
 		    T_SUSPENDED : T_ACTIVE);
 		str_append(&b, "</td></tr>\n");
 		free(enc);
-		free(addr);
 		n++;
 	}
 	portal_table_end(pr, &b, n);
+	{
+		char *enc = evhttp_uriencode(q != NULL ? q : "", -1, 0);
+		struct str base = STR_INIT;
+
+		str_printf(&base, "/admin/?q=%s", enc != NULL ? enc : "");
+		portal_more_link(pr, &b, str_c(&base), pr->more_accts);
+		str_deinit(&base);
+		free(enc);
+	}
 	free(q);
 	portal_page_end(pr, &b, 200, "OK");
 }
@@ -1656,14 +2046,25 @@ portal_admin_account_done(struct portal_req *pr)
 	str_append(&b, "</h2>\n");
 	portal_table_head(pr, &b, "submissions", sub_cols,
 	    portal_nitems(sub_cols));
-	rows = portal_rows(pr, &b, "sub", -1, 4);
+	rows = portal_draw_subs(pr, &b, 0);
 	portal_table_end(pr, &b, rows);
 	str_append(&b, "<h2>");
 	portal_text_esc(&b, pr, T_EVENTS);
 	str_append(&b, "</h2>\n");
 	portal_table_head(pr, &b, "events", ev_cols, portal_nitems(ev_cols));
-	rows = portal_rows(pr, &b, "ev", 1, -1);
+	rows = portal_draw_events(pr, &b, 0);
 	portal_table_end(pr, &b, rows);
+	{
+		char *enc = evhttp_uriencode(account, -1, 0);
+		struct str base = STR_INIT;
+
+		str_printf(&base, "/admin/account?a=%s", enc != NULL ? enc :
+		    "");
+		portal_more_link(pr, &b, str_c(&base), pr->more_subs ||
+		    pr->more_evs);
+		str_deinit(&base);
+		free(enc);
+	}
 	portal_page_end(pr, &b, 200, "OK");
 }
 
@@ -1682,8 +2083,9 @@ portal_admin_audit_done(struct portal_req *pr)
 	portal_text_esc(&b, pr, T_AUDIT);
 	str_append(&b, "</h2>\n");
 	portal_table_head(pr, &b, "audit-log", cols, portal_nitems(cols));
-	rows = portal_rows(pr, &b, "row", -1, -1);
+	rows = portal_draw_events(pr, &b, 1);
 	portal_table_end(pr, &b, rows);
+	portal_more_link(pr, &b, "/admin/audit", pr->more_evs);
 	portal_page_end(pr, &b, 200, "OK");
 }
 
@@ -1707,7 +2109,7 @@ portal_admin_trace_page(struct portal_req *pr, int with_results)
 		str_append(&b, "</p>\n");
 		portal_table_head(pr, &b, "trace-results", cols,
 		    portal_nitems(cols));
-		rows = portal_rows(pr, &b, "row", -1, 5);
+		rows = portal_draw_subs(pr, &b, 1);
 		str_append(&b, "</table>\n");
 		if (rows == 0)
 			portal_notice(&b, "error", portal_t(pr, T_TRACE_NONE),
@@ -1814,7 +2216,8 @@ portal_admin_logout_done(struct portal_req *pr)
 static void
 portal_admin_get(struct portal_req *pr, const char *path)
 {
-	char *arg;
+	struct msg m;
+	char *arg = NULL;
 
 	if (!pr->have_sid && (strcmp(path, "/admin/") == 0 ||
 	    strcmp(path, "/admin") == 0 || strcmp(path, "/admin/account") == 0 ||
@@ -1824,36 +2227,70 @@ portal_admin_get(struct portal_req *pr, const char *path)
 		return;
 	}
 	if (strcmp(path, "/admin/") == 0 || strcmp(path, "/admin") == 0) {
-		const char *args[2] = { "q", NULL };
-
+		if (portal_page_param(pr) < 0)
+			return;
 		arg = portal_query_param(pr, "q");
-		args[1] = arg != NULL ? arg : "";
-		portal_ask(pr, "admin_search", NULL, args, 1,
-		    portal_admin_search_done);
+		if (arg != NULL && strlen(arg) > PORTAL_QUERY_MAX) {
+			free(arg);
+			portal_too_long(pr);
+			return;
+		}
+		portal_req_session(pr, &m, BE_ADMIN_SEARCH, NULL);
+		msg_add_str(&m, arg != NULL ? arg : "");
+		msg_add_u32(&m, pr->page * PORTAL_PAGE_MAX);
+		portal_go(pr, &m, portal_admin_search_done);
 	} else if (strcmp(path, "/admin/account") == 0) {
-		const char *args[2] = { "account", NULL };
-
+		if (portal_page_param(pr) < 0)
+			return;
 		arg = portal_query_param(pr, "a");
-		args[1] = arg != NULL ? arg : "";
-		portal_ask(pr, "admin_account", NULL, args, 1,
-		    portal_admin_account_done);
+		if (arg != NULL && strlen(arg) > PORTAL_QUERY_MAX) {
+			free(arg);
+			portal_too_long(pr);
+			return;
+		}
+		portal_req_session(pr, &m, BE_ADMIN_ACCOUNT, NULL);
+		msg_add_str(&m, arg != NULL ? arg : "");
+		msg_add_u32(&m, pr->page * PORTAL_STATUS_PAGE);
+		portal_go(pr, &m, portal_admin_account_done);
 	} else if (strcmp(path, "/admin/audit") == 0) {
-		arg = NULL;
-		portal_ask(pr, "admin_audit", NULL, NULL, 0,
-		    portal_admin_audit_done);
+		if (portal_page_param(pr) < 0)
+			return;
+		portal_req_session(pr, &m, BE_ADMIN_AUDIT, NULL);
+		msg_add_u32(&m, pr->page * PORTAL_AUDIT_PAGE);
+		portal_go(pr, &m, portal_admin_audit_done);
 	} else if (strcmp(path, "/admin/trace") == 0) {
 		/* the form needs the session's CSRF token: any admin read
 		 * gives it; no address contains a space */
-		const char *args[2] = { "q", " " };
-
-		arg = NULL;
-		portal_ask(pr, "admin_search", NULL, args, 1,
-		    portal_admin_trace_form_done);
+		portal_req_session(pr, &m, BE_ADMIN_SEARCH, NULL);
+		msg_add_str(&m, " ");
+		msg_add_u32(&m, 0);
+		portal_go(pr, &m, portal_admin_trace_form_done);
 	} else {
 		portal_not_found(pr);
 		return;
 	}
 	free(arg);
+}
+
+/* A limit of the admin form: "" unchanged (-2), "default" (-1), or a
+ * whole number of at most 8 digits. -1 if malformed. */
+static int
+portal_limit_field(const char *v, int64_t *v_r)
+{
+	char *end;
+
+	if (v == NULL || *v == '\0') {
+		*v_r = -2;
+		return 0;
+	}
+	if (strcmp(v, "default") == 0) {
+		*v_r = -1;
+		return 0;
+	}
+	if (*v < '0' || *v > '9' || strlen(v) > 8)
+		return -1;
+	*v_r = strtoll(v, &end, 10);
+	return *end == '\0' ? 0 : -1;
 }
 
 static void
@@ -1864,6 +2301,7 @@ portal_admin_post(struct portal_req *pr, const char *path,
 	    "recipients_per_day", "recipients_per_hour",
 	    "recipients_per_message", "overseas_recipients_per_day" };
 	const char *csrf = evhttp_find_header(f, "csrf");
+	struct msg m;
 
 	if (strcmp(path, "/admin/login") == 0) {
 		const char *user = evhttp_find_header(f, "user");
@@ -1871,94 +2309,118 @@ portal_admin_post(struct portal_req *pr, const char *path,
 		const char *hdr = evhttp_find_header(
 		    evhttp_request_get_input_headers(pr->req), "Cookie");
 		char pre[PORTAL_TOKEN_LEN + 1];
-		const char *args[4] = { "user", user, "password", pass };
 
 		if (csrf == NULL || strlen(csrf) != PORTAL_TOKEN_LEN ||
 		    portal_cookie_get(hdr, "pre", pre, sizeof(pre)) != 0 ||
 		    strcmp(pre, csrf) != 0)
 			portal_login_page(pr, 403, "Forbidden",
 			    portal_t(pr, T_MSG_CSRF), NULL, NULL);
-		else if (user == NULL || pass == NULL)
+		else if (user == NULL || pass == NULL ||
+		    strlen(user) > PORTAL_USER_MAX || portal_name_ok(user) < 0)
 			portal_login_page(pr, 400, "Bad Request",
-			    portal_t(pr, T_MSG_FAIL), NULL, NULL);
+			    portal_t(pr, user != NULL && pass != NULL ?
+			    T_BAD_NAME : T_MSG_FAIL), NULL, NULL);
 		else {
 			pr->have_sid = 0;
-			portal_ask(pr, "admin_login", NULL, args, 2,
+			portal_ask_login(pr, BE_ADMIN_LOGIN, user, pass,
 			    portal_admin_login_done);
 		}
 	} else if (strcmp(path, "/admin/logout") == 0)
-		portal_ask(pr, "admin_logout", csrf, NULL, 0,
-		    portal_admin_logout_done);
+		portal_ask(pr, BE_ADMIN_LOGOUT, csrf, portal_admin_logout_done);
 	else if (strcmp(path, "/admin/trace") == 0) {
 		/* The report is outside input: parsed here, on the session
-		 * side; the back side gets only the identifiers. */
+		 * side; the back side gets only the identifiers, at most
+		 * PORTAL_TRACE_KEYS of each, cut as the store keeps them. */
 		const char *report = evhttp_find_header(f, "report");
 		struct trace_keys k;
-		struct str qids = STR_INIT, mids = STR_INIT, shown = STR_INIT;
-		const char *args[4];
+		struct str shown = STR_INIT;
+		uint32_t nq = 0, nm = 0;
 
 		memset(&k, 0, sizeof(k));
 		if (report != NULL)
 			trace_extract(report, strlen(report), &k);
-		/* (bounded: the request must fit one seam message) */
-		for (size_t i = 0; i < k.nqueue_ids && qids.len < 8192; i++) {
-			str_printf(&qids, "%s\n", k.queue_ids[i]);
+		portal_req_session(pr, &m, BE_ADMIN_TRACE, csrf);
+		for (size_t i = 0; i < k.nqueue_ids; i++)
+			if (strlen(k.queue_ids[i]) <= PORTAL_QUEUE_ID_MAX &&
+			    nq < PORTAL_TRACE_KEYS)
+				nq++;
+		msg_add_u32(&m, nq);
+		for (size_t i = 0, n = 0; i < k.nqueue_ids && n < nq; i++) {
+			if (strlen(k.queue_ids[i]) > PORTAL_QUEUE_ID_MAX)
+				continue;
+			msg_add_str(&m, k.queue_ids[i]);
 			str_printf(&shown, "%s%s", shown.len > 0 ? " " : "",
 			    k.queue_ids[i]);
+			n++;
 		}
-		for (size_t i = 0; i < k.nmsgids && mids.len < 16384; i++) {
-			str_printf(&mids, "%.1000s\n", k.msgids[i]);
-			str_printf(&shown, "%s%s", shown.len > 0 ? " " : "",
+		nm = k.nmsgids < PORTAL_TRACE_KEYS ? (uint32_t)k.nmsgids :
+		    PORTAL_TRACE_KEYS;
+		msg_add_u32(&m, nm);
+		for (size_t i = 0; i < nm; i++) {
+			portal_rows_add_str(&m, k.msgids[i], PORTAL_MSGID_MAX);
+			str_printf(&shown, "%s%.255s", shown.len > 0 ? " " : "",
 			    k.msgids[i]);
 		}
 		trace_keys_free(&k);
-		args[0] = "qids";
-		args[1] = str_c(&qids);
-		args[2] = "mids";
-		args[3] = str_c(&mids);
 		pr->target = str_steal(&shown);
 		if (pr->target == NULL)
 			pr->target = xstrdup("");
-		portal_ask(pr, "admin_trace", csrf, args, 2,
-		    portal_admin_trace_done);
-		str_deinit(&qids);
-		str_deinit(&mids);
+		portal_go(pr, &m, portal_admin_trace_done);
 	}
 	else if (strcmp(path, "/admin/account") == 0) {
 		const char *account = evhttp_find_header(f, "a");
 		const char *what = evhttp_find_header(f, "do");
-		const char *args[16];
-		char op[32];
-		uint32_t n = 0;
+		const char *reason = evhttp_find_header(f, "reason");
+		int64_t lim[5];
+		uint32_t type;
 
 		if (account == NULL || what == NULL ||
-		    (strcmp(what, "suspend") != 0 &&
-		    strcmp(what, "resume") != 0 &&
-		    strcmp(what, "overseas_on") != 0 &&
-		    strcmp(what, "overseas_off") != 0 &&
-		    strcmp(what, "limits") != 0)) {
+		    strlen(account) > PORTAL_QUERY_MAX) {
 			portal_send(pr, 400, "Bad Request",
 			    "text/plain; charset=utf-8", "bad form\n", 9);
 			return;
 		}
-		snprintf(op, sizeof(op), "admin_%s", what);
-		args[n * 2] = "account";
-		args[n++ * 2 + 1] = account;
-		if (evhttp_find_header(f, "reason") != NULL) {
-			args[n * 2] = "reason";
-			args[n++ * 2 + 1] = evhttp_find_header(f, "reason");
-		}
-		for (size_t i = 0; i < portal_nitems(limit_keys); i++) {
-			const char *v = evhttp_find_header(f, limit_keys[i]);
-
-			if (v != NULL && *v != '\0') {
-				args[n * 2] = limit_keys[i];
-				args[n++ * 2 + 1] = v;
-			}
+		if (strcmp(what, "suspend") == 0)
+			type = BE_ADMIN_SUSPEND;
+		else if (strcmp(what, "resume") == 0)
+			type = BE_ADMIN_RESUME;
+		else if (strcmp(what, "overseas_on") == 0)
+			type = BE_ADMIN_OVERSEAS_ON;
+		else if (strcmp(what, "overseas_off") == 0)
+			type = BE_ADMIN_OVERSEAS_OFF;
+		else if (strcmp(what, "limits") == 0)
+			type = BE_ADMIN_LIMITS;
+		else {
+			portal_send(pr, 400, "Bad Request",
+			    "text/plain; charset=utf-8", "bad form\n", 9);
+			return;
 		}
 		/* the target, to come back to its page */
 		pr->target = xstrdup(account);
-		portal_ask(pr, op, csrf, args, n, portal_admin_change_done);
+		if (type == BE_ADMIN_SUSPEND && (reason == NULL ||
+		    strlen(reason) > 200)) {
+			pr->result = BE_PORTAL_REFUSED;
+			pr->message = xstrdup("badreason");
+			portal_admin_change_done(pr);
+			return;
+		}
+		if (type == BE_ADMIN_LIMITS)
+			for (size_t i = 0; i < portal_nitems(limit_keys); i++)
+				if (portal_limit_field(evhttp_find_header(f,
+				    limit_keys[i]), &lim[i]) < 0) {
+					pr->result = BE_PORTAL_REFUSED;
+					pr->message = xstrdup("badlimit");
+					portal_admin_change_done(pr);
+					return;
+				}
+		portal_req_session(pr, &m, type, csrf);
+		msg_add_str(&m, account);
+		if (type == BE_ADMIN_SUSPEND)
+			msg_add_str(&m, reason);
+		else if (type == BE_ADMIN_LIMITS)
+			for (size_t i = 0; i < portal_nitems(limit_keys); i++)
+				msg_add_i64(&m, lim[i]);
+		portal_go(pr, &m, portal_admin_change_done);
 	} else
 		portal_not_found(pr);
 }
@@ -2005,6 +2467,16 @@ portal_on_post(struct portal_req *pr, const char *path)
 		    "bad form\n", 9);
 		return;
 	}
+	/* Every field is bounded before it becomes a request (only the
+	 * trace form's pasted report is longer: it is parsed here). */
+	for (struct evkeyval *kv = TAILQ_FIRST(&f); kv != NULL;
+	    kv = TAILQ_NEXT(kv, next))
+		if (strlen(kv->value) > PORTAL_FIELD_MAX &&
+		    !(pr->admin && strcmp(kv->key, "report") == 0)) {
+			evhttp_clear_headers(&f);
+			portal_too_long(pr);
+			return;
+		}
 	csrf = evhttp_find_header(&f, "csrf");
 	if (pr->admin) {
 		portal_admin_post(pr, path, &f);
@@ -2017,7 +2489,6 @@ portal_on_post(struct portal_req *pr, const char *path)
 		const char *hdr = evhttp_find_header(
 		    evhttp_request_get_input_headers(pr->req), "Cookie");
 		char pre[PORTAL_TOKEN_LEN + 1];
-		const char *args[4] = { "user", user, "password", pass };
 
 		if (csrf == NULL || strlen(csrf) != PORTAL_TOKEN_LEN ||
 		    portal_cookie_get(hdr, "pre", pre, sizeof(pre)) != 0 ||
@@ -2027,9 +2498,15 @@ portal_on_post(struct portal_req *pr, const char *path)
 		} else if (user == NULL || pass == NULL)
 			portal_login_page(pr, 400, "Bad Request",
 			    portal_t(pr, T_MSG_FAIL), NULL, NULL);
+		else if (strlen(user) > PORTAL_USER_MAX ||
+		    portal_name_ok(user) < 0)
+			/* a control character (TAB, LF...) or a name no
+			 * address has: refused here, never logged */
+			portal_login_page(pr, 400, "Bad Request",
+			    portal_t(pr, T_BAD_NAME), NULL, NULL);
 		else {
 			pr->have_sid = 0;
-			portal_ask(pr, "login", NULL, args, 2,
+			portal_ask_login(pr, BE_PORTAL_LOGIN, user, pass,
 			    portal_login_done);
 		}
 	} else if (strcmp(path, "/overseas") == 0) {
@@ -2040,26 +2517,29 @@ portal_on_post(struct portal_req *pr, const char *path)
 			portal_send(pr, 400, "Bad Request",
 			    "text/plain; charset=utf-8", "bad action\n", 11);
 		else
-			portal_ask(pr, on ? "overseas_on" : "overseas_off",
-			    csrf, NULL, 0, portal_overseas_done);
+			portal_ask(pr, on ? BE_PORTAL_OVERSEAS_ON :
+			    BE_PORTAL_OVERSEAS_OFF, csrf, portal_overseas_done);
 	} else if (strcmp(path, "/password") == 0) {
 		const char *cur = evhttp_find_header(&f, "current");
 		const char *new = evhttp_find_header(&f, "new");
 		const char *new2 = evhttp_find_header(&f, "new2");
-		const char *args[4] = { "current", cur, "new", new };
+		struct msg m;
 
 		if (cur == NULL || new == NULL || new2 == NULL ||
 		    strcmp(new, new2) != 0)
 			portal_redirect(pr, "/?msg=mismatch");
-		else
-			portal_ask(pr, "password", csrf, args, 2,
-			    portal_password_done);
+		else {
+			portal_req_session(pr, &m, BE_PORTAL_PASSWORD, csrf);
+			msg_add_str(&m, cur);
+			msg_add_str(&m, new);
+			portal_go(pr, &m, portal_password_done);
+		}
 	} else if (strcmp(path, "/apop") == 0) {
 		const char *action = evhttp_find_header(&f, "action");
 		const char *cur = evhttp_find_header(&f, "current");
 		const char *apop = evhttp_find_header(&f, "apop");
 		const char *apop2 = evhttp_find_header(&f, "apop2");
-		const char *args[4] = { "current", cur, "apop", apop };
+		struct msg m;
 		int on = action != NULL && strcmp(action, "on") == 0;
 
 		if (action == NULL || (!on && strcmp(action, "off") != 0))
@@ -2071,11 +2551,16 @@ portal_on_post(struct portal_req *pr, const char *path)
 		else {
 			/* the message code after the redirect */
 			pr->target = xstrdup(on ? "apop_on" : "apop_off");
-			portal_ask(pr, on ? "apop_on" : "apop_off", csrf,
-			    on ? args : NULL, on ? 2 : 0, portal_apop_done);
+			portal_req_session(pr, &m, on ? BE_PORTAL_APOP_ON :
+			    BE_PORTAL_APOP_OFF, csrf);
+			if (on) {
+				msg_add_str(&m, cur);
+				msg_add_str(&m, apop);
+			}
+			portal_go(pr, &m, portal_apop_done);
 		}
 	} else if (strcmp(path, "/logout") == 0)
-		portal_ask(pr, "logout", csrf, NULL, 0, portal_logout_done);
+		portal_ask(pr, BE_PORTAL_LOGOUT, csrf, portal_logout_done);
 	else
 		portal_not_found(pr);
 	evhttp_clear_headers(&f);
@@ -2150,8 +2635,13 @@ portal_on_request(struct evhttp_request *req, void *arg)
 		portal_not_found(pr);
 	else if (!pr->have_sid)
 		portal_login_page(pr, 200, "OK", NULL, NULL, NULL);
-	else
-		portal_ask(pr, "status", NULL, NULL, 0, portal_status_done);
+	else if (portal_page_param(pr) == 0) {
+		struct msg m;
+
+		portal_req_session(pr, &m, BE_PORTAL_STATUS, NULL);
+		msg_add_u32(&m, pr->page * PORTAL_STATUS_PAGE);
+		portal_go(pr, &m, portal_status_done);
+	}
 }
 
 /* ---- TLS and the listener ---------------------------------------------- */

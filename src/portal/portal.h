@@ -3,8 +3,9 @@
  * providers' notices) over HTTPS, one evhttp server per session loop on
  * that loop's socket of a `portal` listener. HTTP parsing is libevent's;
  * TLS is bufferevent_openssl with the daemon's SSL_CTX. Like every
- * session, it never opens the store: each operation is one BE_PORTAL
- * request (be_proto.h), answered by src/backend/be_portal.c.
+ * session, it never opens the store: each operation is one request of
+ * its own type (BE_PORTAL_*, BE_ADMIN_*, BE_API_* in be_proto.h),
+ * answered by src/backend/be_portal.c.
  */
 #ifndef SEKISHO_PORTAL_H
 #define SEKISHO_PORTAL_H

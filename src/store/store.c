@@ -665,11 +665,55 @@ store_count_get(struct store *st, const char *address, const char *period,
 	return st->ops->count_get(st, key, period, msgs_r, rcpts_r, error_r);
 }
 
+/*
+ * Free text from outside is cut when it is stored (docs/policy.md
+ * "Stored lengths"): at most max bytes, at a UTF-8 character boundary,
+ * control characters (< 0x20, 0x7f) made '?', so a row read back has no
+ * TAB or line end inside a field and a page or reply built from rows has
+ * a known size. NULL stays NULL. The result is in buf (max + 1 bytes).
+ */
+static const char *
+store_text_cut(const char *s, char *buf, size_t max)
+{
+	size_t len;
+
+	if (s == NULL)
+		return NULL;
+	len = strnlen(s, max + 1);
+	if (len > max) {
+		len = max;
+		while (len > 0 && ((unsigned char)s[len] & 0xc0) == 0x80)
+			len--;
+	}
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		buf[i] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+	}
+	buf[len] = '\0';
+	return buf;
+}
+
 int
 store_event_add(struct store *st, const struct store_event *e,
     const char **error_r)
 {
-	return st->ops->event_add(st, e, error_r);
+	char account[STORE_EVENT_ACCOUNT_MAX + 1], type[STORE_EVENT_TYPE_MAX + 1];
+	char ip[STORE_EVENT_IP_MAX + 1], country[STORE_EVENT_COUNTRY_MAX + 1];
+	char detail[STORE_EVENT_DETAIL_MAX + 1];
+	struct store_event cut = {
+		.time = e->time,
+		.account = store_text_cut(e->account, account,
+		    STORE_EVENT_ACCOUNT_MAX),
+		.type = store_text_cut(e->type, type, STORE_EVENT_TYPE_MAX),
+		.ip = store_text_cut(e->ip, ip, STORE_EVENT_IP_MAX),
+		.country = store_text_cut(e->country, country,
+		    STORE_EVENT_COUNTRY_MAX),
+		.detail = store_text_cut(e->detail, detail,
+		    STORE_EVENT_DETAIL_MAX),
+	};
+
+	return st->ops->event_add(st, &cut, error_r);
 }
 
 int
@@ -697,14 +741,27 @@ int
 store_submission_add(struct store *st, const struct store_submission *s,
     const char **error_r)
 {
-	return st->ops->submission_add(st, s, error_r);
+	char msgid[STORE_MSGID_MAX + 1], ip[STORE_EVENT_IP_MAX + 1];
+	char country[STORE_EVENT_COUNTRY_MAX + 1], tls[STORE_TLS_MAX + 1];
+	struct store_submission cut = *s;
+
+	cut.message_id = store_text_cut(s->message_id, msgid, STORE_MSGID_MAX);
+	cut.ip = store_text_cut(s->ip, ip, STORE_EVENT_IP_MAX);
+	cut.country = store_text_cut(s->country, country,
+	    STORE_EVENT_COUNTRY_MAX);
+	cut.tls = store_text_cut(s->tls, tls, STORE_TLS_MAX);
+	return st->ops->submission_add(st, &cut, error_r);
 }
 
 int
 store_submission_find(struct store *st, const char *queue_id,
     const char *message_id, struct str *out, const char **error_r)
 {
-	return st->ops->submission_find(st, queue_id, message_id, out, error_r);
+	char msgid[STORE_MSGID_MAX + 1];
+
+	/* found as it was stored: cut the same way */
+	return st->ops->submission_find(st, queue_id, store_text_cut(
+	    message_id, msgid, STORE_MSGID_MAX), out, error_r);
 }
 
 int

@@ -176,7 +176,16 @@ int store_count_get(struct store *st, const char *address, const char *period,
     int64_t *msgs_r, int64_t *rcpts_r, const char **error_r);
 
 /* Events: refusals, limits reached, throttling; kept by address so they
- * outlive the account. */
+ * outlive the account. Text fields are cut when stored to these lengths
+ * (bytes, UTF-8-safely; control characters stored as '?'): see
+ * docs/policy.md "Stored lengths". */
+#define STORE_EVENT_ACCOUNT_MAX	(STORE_ADDRESS_MAX + 16)
+#define STORE_EVENT_TYPE_MAX	40
+#define STORE_EVENT_IP_MAX	64
+#define STORE_EVENT_COUNTRY_MAX	8
+#define STORE_EVENT_DETAIL_MAX	200
+#define STORE_MSGID_MAX		255	/* a submission's Message-ID */
+#define STORE_TLS_MAX		128	/* its TLS description */
 struct store_event {
 	int64_t		 time;
 	const char	*account;	/* may be NULL (an IP lock) */

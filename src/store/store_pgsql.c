@@ -414,8 +414,15 @@ store_pgsql_rows(PGresult *res, int reverse, struct str *out)
 		for (int c = 0; c < cols; c++) {
 			if (c > 0)
 				str_append_c(out, '\t');
-			if (!PQgetisnull(res, r, c))
-				str_append(out, PQgetvalue(res, r, c));
+			if (!PQgetisnull(res, r, c)) {
+				const char *v = PQgetvalue(res, r, c);
+
+				/* a TAB or line end inside a value would cut
+				 * the row differently (a forged row) */
+				for (; *v != '\0'; v++)
+					str_append_c(out, *v == '\t' ||
+					    *v == '\n' || *v == '\r' ? ' ' : *v);
+			}
 		}
 		str_append_c(out, '\n');
 	}

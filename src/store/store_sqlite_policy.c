@@ -347,7 +347,12 @@ sp_rows(struct store *st, sqlite3_stmt *stmt, int ncol, struct str *out,
 		for (int c = 0; c < ncol; c++) {
 			if (c > 0)
 				str_append_c(&rows[nrows], '\t');
-			str_append(&rows[nrows], sp_col_text(stmt, c));
+			/* a TAB or line end inside a value would cut the
+			 * row differently (a forged row) */
+			for (const char *v = sp_col_text(stmt, c); *v != '\0';
+			    v++)
+				str_append_c(&rows[nrows], *v == '\t' ||
+				    *v == '\n' || *v == '\r' ? ' ' : *v);
 		}
 		str_append_c(&rows[nrows], '\n');
 		nrows++;

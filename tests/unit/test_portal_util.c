@@ -1,9 +1,11 @@
 /*
  * Unit tests of the settings page helpers: HTML escaping, Cookie header
- * parsing, language choice from Accept-Language.
+ * parsing, language choice from Accept-Language, login names, and the
+ * rows that cross the seam (portal_rows.h).
  */
 #include <stdlib.h>
 
+#include "portal/portal_rows.h"
 #include "portal/portal_util.h"
 #include "unit.h"
 
@@ -94,11 +96,68 @@ test_lang(void)
 	}
 }
 
+static void
+test_name(void)
+{
+	UNIT_CHECK_INT(portal_name_ok("alice@example.jp"), 0);
+	UNIT_CHECK_INT(portal_name_ok("日本@example.jp"), 0);
+	UNIT_CHECK_INT(portal_name_ok("a\nb"), -1);
+	UNIT_CHECK_INT(portal_name_ok("a\tb"), -1);
+	UNIT_CHECK_INT(portal_name_ok("a\rb"), -1);
+	UNIT_CHECK_INT(portal_name_ok("a\x7f"), -1);
+	UNIT_CHECK_INT(portal_name_ok("\x01"), -1);
+}
+
+/* A row packed and read back is the same row; strings over their bound
+ * are cut at a character boundary; a reader refuses an over-long one. */
+static void
+test_rows(void)
+{
+	char big[1000];
+	struct portal_event e = { 42, "2026-12-06 10:00 JST", "a@b.jp",
+	    "sender_refused", "192.0.2.1", "US", big }, got;
+	struct msg m, in;
+
+	/* "あ" is 3 bytes: 255 is not a boundary after 85 of them + "x" */
+	memset(big, 0, sizeof(big));
+	big[0] = 'x';
+	for (size_t i = 0; i < 300; i++)
+		memcpy(big + 1 + 3 * i, "あ", 3);
+	UNIT_CHECK_INT(portal_rows_cut_len(big, PORTAL_DETAIL_MAX), 253);
+	UNIT_CHECK_INT(portal_rows_cut_len("short", 255), 5);
+
+	msg_init(&m, 7, 1);
+	portal_rows_event_pack(&m, &e);
+	UNIT_CHECK_INT(msg_seal(&m), 0);
+	UNIT_CHECK_INT(msg_from_wire(&in, m.buf.s, m.buf.len, -1), 0);
+	UNIT_CHECK_INT(portal_rows_event_unpack(&in, &got), 0);
+	UNIT_CHECK_INT(msg_end(&in), 0);
+	UNIT_CHECK_INT(got.time, 42);
+	UNIT_CHECK_STR(got.type, "sender_refused");
+	UNIT_CHECK_STR(got.country, "US");
+	UNIT_CHECK_INT(strlen(got.detail), 253);
+	UNIT_CHECK(strncmp(got.detail, big, 253) == 0);
+	msg_deinit(&in);
+	msg_deinit(&m);
+
+	/* a reader refuses a string over the bound (a forged reply) */
+	msg_init(&m, 7, 1);
+	msg_add_i64(&m, 1);
+	msg_add_str(&m, big);		/* "when" of 901 bytes */
+	UNIT_CHECK_INT(msg_seal(&m), 0);
+	UNIT_CHECK_INT(msg_from_wire(&in, m.buf.s, m.buf.len, -1), 0);
+	UNIT_CHECK_INT(portal_rows_event_unpack(&in, &got), -1);
+	msg_deinit(&in);
+	msg_deinit(&m);
+}
+
 int
 main(void)
 {
 	test_escape();
 	test_cookie();
 	test_lang();
+	test_name();
+	test_rows();
 	UNIT_END();
 }

@@ -616,6 +616,52 @@ test_two_handles(struct store *st)
 	str_deinit(&out);
 }
 
+/* Free text is cut when stored (docs/portal.md "Stored lengths"): a
+ * huge detail or Message-ID, control characters made '?', so a row read
+ * back is one line with its fields in place. */
+static void
+test_stored_cut(struct store *st)
+{
+	char *huge = malloc(30001), *id = malloc(2001);
+	struct store_event e = { .time = 100, .account = "a@example.jp",
+	    .type = "sender_refused", .ip = "192.0.2.1", .country = "US" };
+	struct store_submission sub = { .queue_id = "0123456789ABCDEF0123",
+	    .time = 100, .account = "a@example.jp", .ip = "192.0.2.1",
+	    .country = "US", .rcpts = 1, .size = 10 };
+	struct str out = STR_INIT;
+	const char *error;
+	char *tab;
+
+	memset(huge, 'f', 30000);
+	huge[30000] = '\0';
+	memcpy(huge, "x\n1\tforged\tadmin_suspend\t", 25);
+	memset(id, 'i', 2000);
+	id[2000] = '\0';
+	e.detail = huge;
+	sub.message_id = id;
+	UNIT_CHECK_INT(store_event_add(st, &e, &error), 0);
+	UNIT_CHECK_INT(store_submission_add(st, &sub, &error), 0);
+	UNIT_CHECK_INT(store_event_list(st, "a@example.jp", 0, 10, &out,
+	    &error), 0);
+	/* one line: TIME ACCOUNT TYPE IP COUNTRY DETAIL(200) */
+	UNIT_CHECK(strchr(out.s, '\n') == out.s + out.len - 1);
+	tab = strrchr(out.s, '\t');
+	UNIT_CHECK(tab != NULL && out.s + out.len - 1 - (tab + 1) ==
+	    STORE_EVENT_DETAIL_MAX);
+	UNIT_CHECK(tab != NULL && strncmp(tab + 1, "x?1?forged?", 11) == 0);
+	str_truncate(&out, 0);
+	UNIT_CHECK_INT(store_submission_list(st, "a@example.jp", 0, 10, &out,
+	    &error), 0);
+	UNIT_CHECK(strstr(out.s, "\t") != NULL &&
+	    strcspn(strchr(out.s, '\t') + 1, "\t") == STORE_MSGID_MAX);
+	/* found by the Message-ID as sent (cut the same way) */
+	str_truncate(&out, 0);
+	UNIT_CHECK_INT(store_submission_find(st, NULL, id, &out, &error), 0);
+	str_deinit(&out);
+	free(huge);
+	free(id);
+}
+
 int
 main(void)
 {
@@ -647,6 +693,7 @@ main(void)
 	test_accounts(st);
 	test_aliases(st);
 	test_two_handles(st);
+	test_stored_cut(st);
 	store_close(&st);
 	UNIT_CHECK(st == NULL);
 	store_close(&st);
