@@ -330,7 +330,7 @@ be_portal_login(struct be_worker *w, struct store *st, const char *client,
 	if (be_portal_check_password(w, st, canon, pass, client, o, &a,
 	    &have_a) == 0) {
 		metrics_auth(METRICS_SVC_PORTAL, METRICS_AUTH_OK, start);
-		policy_auth_ok(w->conf, st, a.address);
+		policy_auth_ok(w->conf, st, a.address, client);
 		if (be_portal_session_new(w, st, a.address, id, csrf) < 0) {
 			o->result = BE_PORTAL_TEMPFAIL;
 			o->message = "tempfail";
@@ -864,7 +864,7 @@ be_portal_admin_login(struct be_worker *w, struct store *st,
 		o->result = BE_PORTAL_TEMPFAIL;
 		o->message = "tempfail";
 	} else {
-		policy_auth_ok(w->conf, st, key);
+		policy_auth_ok(w->conf, st, key, client);
 		be_portal_put(o, "session", id);
 		be_portal_put(o, "csrf", csrf);
 		log_info("portal admin login admin=%s client=%s", name, client);

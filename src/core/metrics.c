@@ -103,7 +103,7 @@ static const char *const metrics_refusal_names[METRICS_REFUSAL_COUNT] = {
 };
 static const char *const metrics_conn_refusal_names[
     METRICS_CONN_REFUSAL_COUNT] = { "max_connections", "per_ip",
-    "memory" };
+    "memory", "not_allowed" };
 static const char *const metrics_kind_names[METRICS_DELIVERY_KIND_COUNT] = {
 	"local", "remote",
 };
