@@ -23,6 +23,7 @@ import pytest
 import conftest
 from conftest import (ALICE, ALICE_PW, BOB, Daemon, RawSMTP, children,
                       wait_for)
+from pg import pg_cluster  # noqa: F401 (fixture)
 from seam import Fields, SeamChannel
 from test_pop3 import POP3_LISTENERS
 from test_proxy import proxy_v1, proxy_v2
@@ -189,8 +190,12 @@ def test_back_side_refuses_control_names_from_a_session(make_daemon):
 
 # ---- item 10: no lock-out by strangers --------------------------------
 
-@pytest.mark.parametrize("family", [4, 6])
-def test_stranger_cannot_lock_owner_out(make_daemon, client_tls, family):
+@pytest.mark.parametrize("family,backend", [(4, "sqlite"), (6, "sqlite"),
+                                            (4, "postgresql")])
+def test_stranger_cannot_lock_owner_out(make_daemon, client_tls, family,
+                                        backend, request):
+    store = {} if backend == "sqlite" else {
+        "store": request.getfixturevalue("pg_cluster").store()}
     usual, stranger, new, usual_again = {
         4: (USUAL, STRANGER, NEW, USUAL),
         # the owner's /64, a stranger, another /64 of the same /48;
@@ -198,7 +203,7 @@ def test_stranger_cannot_lock_owner_out(make_daemon, client_tls, family):
         6: ("2001:db8:1:2::10", "2001:db8:bad::7", "2001:db8:1:3::5",
             "2001:db8:1:2:ffff::99")}[family]
     d = make_daemon(proxy=True, listeners=SUB_PROXY, extra=HOME + [
-        "auth_fail_delay = 0s", "auth_max_failures_per_ip = 100"])
+        "auth_fail_delay = 0s", "auth_max_failures_per_ip = 100"], **store)
     # the subscriber logs in from home as usual
     assert auth_plain(d, client_tls, ALICE, ALICE_PW, usual) == 235
     # a stranger guesses 20 times: the account locks
