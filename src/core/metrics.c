@@ -483,8 +483,9 @@ metrics_render(struct str *out)
 			    "%" PRId64 "\n", config_role_name(role),
 			    metrics_get(&m->conn_now[role]));
 	metrics_head(out, "sekisho_connections_refused_total", "counter",
-	    "Connections refused by a connection limit or for want of "
-	    "memory, by role and reason.");
+	    "Connections refused by a connection limit, for want of "
+	    "memory or (policy) from outside policy_clients, by role and "
+	    "reason.");
 	for (role = 0; role < METRICS_ROLES; role++)
 		if (metrics_role_named(role))
 			for (j = 0; j < METRICS_CONN_REFUSAL_COUNT; j++)

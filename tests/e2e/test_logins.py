@@ -22,9 +22,10 @@ import pytest
 
 import conftest
 from conftest import (ALICE, ALICE_PW, BOB, Daemon, RawSMTP, children,
-                      wait_for)
+                      free_port, wait_for)
 from pg import pg_cluster  # noqa: F401 (fixture)
 from seam import Fields, SeamChannel
+from test_metrics import scrape
 from test_pop3 import POP3_LISTENERS
 from test_proxy import proxy_v1, proxy_v2
 
@@ -343,14 +344,29 @@ def policy_ask(port):
         return data
 
 
+def _scrape_ok(port):
+    try:
+        return scrape(port)
+    except OSError:
+        return None
+
+
 def test_policy_listener_serves_only_policy_clients(make_daemon):
     listeners = Daemon.DEFAULT_LISTENERS + (("policy", "policy", False),)
+    mport = free_port()
     # 127.0.0.1 is not listed: closed at once, nothing answered
     d = make_daemon(listeners=listeners, extra=HOME + [
-        "policy_clients = 10.0.0.0/8", "policy_clients = ::1"])
+        "policy_clients = 10.0.0.0/8", "policy_clients = ::1",
+        f"listen = metrics 127.0.0.1:{mport}"])
+    key = ("sekisho_connections_refused_total",
+           (("reason", "not_allowed"), ("role", "policy")))
+    # (the fixture's start probe was refused too)
+    before = wait_for(lambda: _scrape_ok(mport), 20,
+                      "the metrics listener")[1][key]
     assert policy_ask(d.ports["policy"]) == b""
     d.wait_log(r"policy client=127\.0\.0\.1 refused: not in policy_clients")
     assert "policy postfix state=" not in d.log()
+    assert _scrape_ok(mport)[1][key] == before + 1
     # listed (the default, loopback): served
     d2 = make_daemon(listeners=listeners, extra=HOME)
     answer = policy_ask(d2.ports["policy"])

@@ -2,6 +2,8 @@
  * test_log: log_escape() (issue 13: outside text never forges a log
  * line) and the login-name check every login path asks.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -105,11 +107,40 @@ test_client_key(void)
 	    "unknown");
 }
 
+static void
+test_client_key_sockaddr(void)
+{
+	struct sockaddr_in6 a6 = { .sin6_family = AF_INET6 }, b6 = a6;
+	struct sockaddr_in a4 = { .sin_family = AF_INET };
+	uint8_t ka[17], kb[17];
+
+	/* two addresses of one /64: one key; of two /64s: two */
+	inet_pton(AF_INET6, "2001:db8:1:2::1", &a6.sin6_addr);
+	inet_pton(AF_INET6, "2001:db8:1:2:ffff::9", &b6.sin6_addr);
+	cidr_client_key((struct sockaddr *)&a6, 64, ka);
+	cidr_client_key((struct sockaddr *)&b6, 64, kb);
+	UNIT_CHECK_INT(ka[0], 6);
+	UNIT_CHECK(memcmp(ka, kb, 17) == 0);
+	cidr_client_key((struct sockaddr *)&b6, 128, kb);
+	UNIT_CHECK(memcmp(ka, kb, 17) != 0);
+	inet_pton(AF_INET6, "2001:db8:1:3::1", &b6.sin6_addr);
+	cidr_client_key((struct sockaddr *)&b6, 64, kb);
+	UNIT_CHECK(memcmp(ka, kb, 17) != 0);
+	/* an IPv4-mapped address is the IPv4 client */
+	inet_pton(AF_INET6, "::ffff:192.0.2.7", &a6.sin6_addr);
+	inet_pton(AF_INET, "192.0.2.7", &a4.sin_addr);
+	cidr_client_key((struct sockaddr *)&a6, 64, ka);
+	cidr_client_key((struct sockaddr *)&a4, 64, kb);
+	UNIT_CHECK_INT(ka[0], 4);
+	UNIT_CHECK(memcmp(ka, kb, 17) == 0);
+}
+
 int
 main(void)
 {
 	test_escape();
 	test_login_name();
 	test_client_key();
+	test_client_key_sockaddr();
 	UNIT_END();
 }
