@@ -452,3 +452,24 @@ def test_inherited_descriptors_closed(make_daemon, tmp_path, monkeypatch):
     # the daemon works
     with RawSMTP(d.ports["mx"]) as c:
         assert c.cmd("EHLO x.example.org")[0] == 250
+
+
+def test_events_store_escaped_text(make_daemon, client_tls):
+    """A refused header From with control bytes and bad UTF-8 is stored
+    in the events table (what `sekisho events` and the admin pages show)
+    and logged escaped."""
+    d = make_daemon()
+    with smtp_tls(d, client_tls) as c:
+        assert c.cmd("AUTH PLAIN " + plain(ALICE, ALICE_PW))[0] == 235
+        assert c.cmd(f"MAIL FROM:<{ALICE}>")[0] == 250
+        assert c.cmd(f"RCPT TO:<{BOB}>")[0] == 250
+        assert c.cmd("DATA")[0] == 354
+        c.send(b"From: <\"x\x01\x1b[2Jy\xff\"@evil.example>\r\nTo: " +
+               BOB.encode() + b"\r\nSubject: hi\r\n\r\nhello\r\n.\r\n")
+        code, lines = c.reply()
+        assert code == 550, lines
+    out = d.cli("events", ALICE).stdout
+    assert "sender_refused" in out, out
+    assert "\\x01\\x1b[2Jy\\xff" in out, out
+    assert "\x01" not in out and "\x1b" not in out
+    no_raw(d)
