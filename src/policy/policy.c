@@ -663,10 +663,14 @@ policy_auth_check(const struct config *conf, struct store *st,
 		else if (locked > now && locked > *until_r) {
 			/* A stranger's failures lock the account, but not
 			 * against its owner where the owner logs in. */
+			char e_name[128], e_key[128];
+
 			if (policy_auth_trusted(conf, st, account, ckey, now))
 				log_info("policy auth account=%s client=%s: "
-				    "account locked, but not from an address "
-				    "it logged in from lately", account, ckey);
+				    "account locked, not here: it logged in "
+				    "from this client lately", log_escape(e_name,
+				    sizeof(e_name), account), log_escape(e_key,
+				    sizeof(e_key), ckey));
 			else
 				*until_r = locked;
 		}

@@ -219,8 +219,8 @@ def test_stranger_cannot_lock_owner_out(make_daemon, client_tls, family,
     assert auth_plain(d, client_tls, ALICE, "guess", usual_again) == 535
     # from the usual address (IPv6: its /64), the owner gets in
     assert auth_plain(d, client_tls, ALICE, ALICE_PW, usual_again) == 235
-    d.wait_log(r"account locked, but not from an address it logged in "
-               r"from lately")
+    d.wait_log(r"account locked, not here: it logged in from this client "
+               r"lately")
 
 
 def test_trusted_addresses_off_locks_everyone(make_daemon, client_tls):
