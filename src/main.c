@@ -2,6 +2,7 @@
  * sekisho: one binary, subcommands. "serve" runs the daemon; the others
  * are the operator's tools (check-config, config, user, domain).
  */
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,6 +100,43 @@ main_load(const char *path)
 	return conf;
 }
 
+/*
+ * Close every descriptor the daemon inherited above stderr (a shell's, a
+ * service manager's or a parent's left open without FD_CLOEXEC): else
+ * every process, the chrooted session processes included, keeps it
+ * open. No listener is inherited (no socket activation: the master
+ * opens its own). Before anything opens a descriptor of its own.
+ */
+static void
+main_close_inherited(void)
+{
+	if (close_range(3, ~0U, 0) == 0)
+		return;
+	/* an older kernel: walk /proc (opendir's own descriptor spared) */
+	DIR *d = opendir("/proc/self/fd");
+
+	if (d == NULL) {
+		for (int fd = 3; fd < 1024; fd++)
+			(void)close(fd);
+		return;
+	}
+	int mine = dirfd(d);
+	struct dirent *e;
+	int fds[1024];
+	size_t n = 0;
+
+	while ((e = readdir(d)) != NULL && n < sizeof(fds) / sizeof(fds[0])) {
+		char *end;
+		long fd = strtol(e->d_name, &end, 10);
+
+		if (*end == '\0' && end != e->d_name && fd > 2 && fd != mine)
+			fds[n++] = (int)fd;
+	}
+	closedir(d);
+	for (size_t i = 0; i < n; i++)
+		(void)close(fds[i]);
+}
+
 static int
 main_serve(const char *path, int argc, char **argv)
 {
@@ -115,6 +153,7 @@ main_serve(const char *path, int argc, char **argv)
 			return 2;
 		}
 	}
+	main_close_inherited();
 	/* Before the config is read: checking it builds an SSL_CTX, and
 	 * OpenSSL's allocator can only be set before its first allocation. */
 	mem_init();

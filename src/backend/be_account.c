@@ -99,7 +99,7 @@ be_auth(struct be_worker *w, struct msg *req, struct msg *reply)
 	if (result == BE_AUTH_FAIL)
 		delay = policy_auth_fail(w->conf, st, canon, client, service);
 	else if (result == BE_AUTH_OK)
-		policy_auth_ok(w->conf, st, a.address);
+		policy_auth_ok(w->conf, st, a.address, client);
 reply:
 	metrics_auth_be(service, result, start);
 	msg_add_u32(reply, result);

@@ -772,7 +772,7 @@ be_apop(struct be_worker *w, struct msg *req, struct msg *reply)
 	if (result == BE_AUTH_FAIL)
 		delay = policy_auth_fail(w->conf, st, canon, client, "apop");
 	else if (result == BE_AUTH_OK)
-		policy_auth_ok(w->conf, st, a.address);
+		policy_auth_ok(w->conf, st, a.address, client);
 	free(canon);
 	metrics_auth_be("apop", result, start);
 	msg_add_u32(reply, result);

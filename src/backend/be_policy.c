@@ -244,8 +244,13 @@ be_policy_postfix(struct be_worker *w, struct msg *req, struct msg *reply)
 		}
 	} else
 		str_append(&answer, "DUNNO");
+	char e_state[64], e_account[256], e_client[128];
+
+	/* what Postfix sent, escaped (issue 13) */
 	log_info("policy postfix state=%s account=%s client=%s country=%s "
-	    "rcpts=%u action=\"%s\"", state, account, client, r.country, rcpts,
+	    "rcpts=%u action=\"%s\"", log_escape(e_state, sizeof(e_state),
+	    state), log_escape(e_account, sizeof(e_account), account),
+	    log_escape(e_client, sizeof(e_client), client), r.country, rcpts,
 	    str_c(&answer));
 	msg_add_str(reply, str_c(&answer));
 	policy_mail_result_deinit(&r);

@@ -519,7 +519,7 @@ be_portal_login(struct be_portal_ctx *c)
 	if (be_portal_check_password(c->w, c->st, canon, pass, c->client, o,
 	    &a, &have_a) == 0) {
 		metrics_auth(METRICS_SVC_PORTAL, METRICS_AUTH_OK, start);
-		policy_auth_ok(c->w->conf, c->st, a.address);
+		policy_auth_ok(c->w->conf, c->st, a.address, c->client);
 		if (be_portal_session_new(c->w, c->st, a.address, id,
 		    csrf) < 0)
 			be_portal_fail(o, BE_PORTAL_TEMPFAIL, "tempfail");
@@ -1206,7 +1206,7 @@ be_portal_admin_login(struct be_portal_ctx *c)
 	} else if (be_portal_session_new(c->w, c->st, key, id, csrf) < 0)
 		be_portal_fail(o, BE_PORTAL_TEMPFAIL, "tempfail");
 	else {
-		policy_auth_ok(c->w->conf, c->st, key);
+		policy_auth_ok(c->w->conf, c->st, key, c->client);
 		msg_add_str(&o->body, id);
 		msg_add_str(&o->body, name);
 		log_info("portal admin login admin=%s client=%s", name,

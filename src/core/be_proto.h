@@ -10,7 +10,8 @@
  *          ->  u32 be_auth_result, str account (canonical, NULL unless OK),
  *              str reason (suspension reason or NULL), u32 delay in ms
  *              to wait before answering a failure (throttling), i64 end
- *              of the lock (BE_AUTH_LOCKED) or 0
+ *              of the lock (BE_AUTH_LOCKED) or 0. A user with a control
+ *              character is BE_AUTH_LOCKED with end 0, looked up nowhere
  * BE_RCPT      str address
  *          ->  u32 be_rcpt_result, str mailbox (local account or NULL)
  * BE_SPOOL_OPEN  str queue id

@@ -349,6 +349,19 @@ static const struct config_def config_defs[] = {
 	    "without the slow hash (yescrypt) being computed; only successes "
 	    "are remembered, by a keyed digest, and a changed password is "
 	    "never taken for the old one. 0: hash at every login."),
+	/* clients by network, lock-out and the policy listener (issue 13:
+	 * docs/security.md, docs/policy.md) */
+	ROW_NUM(ipv6_client_prefix, CONFIG_INT, "64", 32, 128,
+	    "An IPv6 client counts by its first this many bits (its /64 "
+	    "network by default) for max_connections_per_ip and login "
+	    "throttling; IPv4 clients count by address."),
+	ROW_NUM(auth_trusted_address_days, CONFIG_INT, "30", 0, 365,
+	    "An account's lock does not refuse the right password from an "
+	    "address (IPv6: its ipv6_client_prefix network) where the account "
+	    "logged in within this many days; 0: the lock refuses everyone."),
+	ROW_LIST(policy_clients, CONFIG_CIDR, "127.0.0.0/8\n::1",
+	    "Networks allowed to query the Postfix policy listener; others "
+	    "are closed at once."),
 };
 
 #define CONFIG_NDEFS	nitems(config_defs)
@@ -844,6 +857,70 @@ cidr_contains(const struct cidr *net, const uint8_t *addr)
 		return 1;
 	uint8_t mask = (uint8_t)(0xff << (8 - rest));
 	return (net->addr[full] & mask) == (addr[full] & mask);
+}
+
+/* Clear the bits of a 16-byte IPv6 address after prefix. */
+static void
+cidr_mask6(uint8_t a[16], int prefix)
+{
+	for (int i = 0; i < 16; i++) {
+		int bits = prefix - i * 8;
+
+		a[i] &= bits >= 8 ? 0xff : bits <= 0 ? 0 :
+		    (uint8_t)(0xff << (8 - bits));
+	}
+}
+
+void
+cidr_client_key(const struct sockaddr *sa, int v6_prefix, uint8_t key_r[17])
+{
+	memset(key_r, 0, 17);
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const void *)sa;
+
+		key_r[0] = 4;
+		memcpy(key_r + 1, &s4->sin_addr, 4);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const void *)sa;
+
+		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+			key_r[0] = 4;
+			memcpy(key_r + 1, s6->sin6_addr.s6_addr + 12, 4);
+		} else {
+			key_r[0] = 6;
+			memcpy(key_r + 1, &s6->sin6_addr, 16);
+			cidr_mask6(key_r + 1, v6_prefix);
+		}
+	}
+}
+
+const char *
+cidr_client_text(const char *addr, int v6_prefix, char *buf, size_t len)
+{
+	uint8_t a[16];
+	char text[INET6_ADDRSTRLEN];
+
+	if (len == 0)
+		return buf;
+	if (strchr(addr, ':') == NULL || inet_pton(AF_INET6, addr, a) != 1) {
+		snprintf(buf, len, "%s", addr);
+		return buf;
+	}
+	if (IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)(const void *)a)) {
+		if (inet_ntop(AF_INET, a + 12, text, sizeof(text)) == NULL)
+			snprintf(text, sizeof(text), "%s", addr);
+		snprintf(buf, len, "%s", text);
+		return buf;
+	}
+	if (v6_prefix < 128)
+		cidr_mask6(a, v6_prefix);
+	if (inet_ntop(AF_INET6, a, text, sizeof(text)) == NULL)
+		snprintf(text, sizeof(text), "%s", addr);
+	if (v6_prefix < 128)
+		snprintf(buf, len, "%s/%d", text, v6_prefix);
+	else
+		snprintf(buf, len, "%s", text);
+	return buf;
 }
 
 /* Clear the host bits; returns 1 if any was set. */

@@ -169,6 +169,12 @@ struct config {
 
 	/* speed (docs/performance.md) */
 	int	 auth_cache_ttl;		/* seconds, 0 = off */
+
+	/* clients by network, lock-out, policy listener (issue 13) */
+	int	 ipv6_client_prefix;		/* bits, 32..128 */
+	int	 auth_trusted_address_days;	/* 0 = off */
+	struct cidr *policy_clients;		/* who may ask policyd */
+	size_t	 policy_clients_count;
 };
 
 /*
@@ -210,5 +216,19 @@ int cidr_parse(const char *text, struct cidr *out);
 /* 1 if the socket address is inside one of the networks. */
 int cidr_match(const struct cidr *list, size_t count,
     const struct sockaddr *sa);
+
+/*
+ * The key a client counts under (connection limits, login throttling,
+ * trusted login addresses): IPv4 and IPv4-mapped IPv6 by address, IPv6
+ * by its first v6_prefix bits (ipv6_client_prefix). cidr_client_key:
+ * key_r[0] is 4 or 6, 0 when sa is no IP address; the address bits
+ * follow, host bits cleared. cidr_client_text: the same for a printable
+ * address, as "192.0.2.7" or "2001:db8:1:2::/64" (a /128 without the
+ * suffix); text that is no address is copied as is. Returns buf.
+ */
+void cidr_client_key(const struct sockaddr *sa, int v6_prefix,
+    uint8_t key_r[17]);
+const char *cidr_client_text(const char *addr, int v6_prefix, char *buf,
+    size_t len);
 
 #endif

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,10 +39,110 @@ log_debug_enabled(void)
 	return log_level >= LOG_LEVEL_DEBUG;
 }
 
+/*
+ * Length of the valid UTF-8 character at s (at most n bytes) that may be
+ * shown as is, or 0: a byte below 0x20, 0x7f, an overlong form, a
+ * surrogate, past U+10FFFF, C1 controls and the line and paragraph
+ * separators are not shown.
+ */
+static size_t
+log_utf8_len(const unsigned char *s, size_t n)
+{
+	uint32_t cp;
+	size_t len;
+
+	if (s[0] >= 0x20 && s[0] < 0x7f)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+		len = 2;
+		cp = s[0] & 0x1f;
+	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+		len = 3;
+		cp = s[0] & 0x0f;
+	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+		len = 4;
+		cp = s[0] & 0x07;
+	} else
+		return 0;
+	if (len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+	    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) ||
+	    (cp >= 0x80 && cp < 0xa0) || cp == 0x2028 || cp == 0x2029)
+		return 0;
+	return len;
+}
+
+/* log_escape(), and with keep_backslash the last line of log_vwrite
+ * (whose text holds escapes made before). */
+static void
+log_escape_n(char *buf, size_t len, const char *src, size_t srclen,
+    int keep_backslash)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *u = (const unsigned char *)src;
+	size_t o = 0, i = 0, total = 0, reserve;
+
+	while (i < srclen) {
+		size_t n = log_utf8_len(u + i, srclen - i);
+
+		if (n == 1 && u[i] == '\\' && !keep_backslash)
+			n = 0;
+		total += n > 0 ? n : 4;
+		i += n > 0 ? n : 1;
+	}
+	/* all of it fits: only the NUL after; else "..." too */
+	reserve = total + 1 <= len ? 1 : 4;
+	i = 0;
+	while (i < srclen) {
+		size_t n = log_utf8_len(u + i, srclen - i);
+		size_t need;
+
+		if (n == 1 && u[i] == '\\' && !keep_backslash)
+			n = 0;
+		need = n > 0 ? n : 4;
+		if (o + need + reserve > len) {
+			if (o + 4 <= len) {
+				memcpy(buf + o, "...", 3);
+				o += 3;
+			}
+			break;
+		}
+		if (n > 0) {
+			memcpy(buf + o, u + i, n);
+			o += n;
+			i += n;
+		} else {
+			buf[o++] = '\\';
+			buf[o++] = 'x';
+			buf[o++] = hex[u[i] >> 4];
+			buf[o++] = hex[u[i] & 15];
+			i++;
+		}
+	}
+	buf[o] = '\0';
+}
+
+char *
+log_escape(char *buf, size_t len, const char *src)
+{
+	if (len == 0)
+		return buf;
+	if (src == NULL)
+		src = "-";
+	log_escape_n(buf, len, src, strlen(src), 0);
+	return buf;
+}
+
 static void
 log_vwrite(int prio, const char *fmt, va_list ap, int with_errno)
 {
-	char msg[4096];
+	char msg[4096], safe[4096];
 	int saved = errno;
 	int n;
 
@@ -51,6 +152,21 @@ log_vwrite(int prio, const char *fmt, va_list ap, int with_errno)
 	if (with_errno && (size_t)n < sizeof(msg))
 		snprintf(msg + n, sizeof(msg) - (size_t)n, ": %s",
 		    strerror(saved));
+	/* The last line: whatever a caller forgot to escape cannot start a
+	 * line or hide in an invalid byte sequence. */
+	size_t mlen = strlen(msg);
+
+	for (size_t i = 0; i < mlen; ) {
+		size_t c = log_utf8_len((const unsigned char *)msg + i,
+		    mlen - i);
+
+		if (c == 0) {
+			log_escape_n(safe, sizeof(safe), msg, mlen, 1);
+			memcpy(msg, safe, strlen(safe) + 1);
+			break;
+		}
+		i += c;
+	}
 	if (!log_stderr) {
 		syslog(prio, "%s", msg);
 		return;

@@ -4,7 +4,10 @@
  *
  *   log_info("id=%s smtp auth user=%s result=ok", id, user);
  *
- * Client text must pass through log_printable() before it is logged.
+ * Text from outside (clients, session processes, remote servers) must
+ * pass through log_escape() (or log_printable()) before it is logged.
+ * As a last line, every line is written with control bytes and invalid
+ * UTF-8 shown as \xHH (so no outside text can start a line of its own).
  */
 #ifndef SEKISHO_LOG_H
 #define SEKISHO_LOG_H
@@ -34,5 +37,16 @@ void fatalx(const char *fmt, ...)
  * Returns buf.
  */
 char *log_printable(char *buf, size_t len, const char *src, size_t srclen);
+
+/*
+ * The same for text that may be UTF-8 (names, subjects, reasons): valid
+ * UTF-8 is kept as is; control bytes (below 0x20, 0x7f, the C1 range,
+ * U+2028/U+2029), a backslash and bytes that are not valid UTF-8 become
+ * \xHH, one per byte; cut at a character boundary with "..." when too
+ * long. src NULL is "-". Returns buf (at least "" when len > 0).
+ */
+char *log_escape(char *buf, size_t len, const char *src);
+/* Bytes log_escape() needs at most for srclen bytes of input. */
+#define LOG_ESCAPE_MAX(srclen)	((srclen) * 4 + 1)
 
 #endif

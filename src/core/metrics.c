@@ -103,7 +103,7 @@ static const char *const metrics_refusal_names[METRICS_REFUSAL_COUNT] = {
 };
 static const char *const metrics_conn_refusal_names[
     METRICS_CONN_REFUSAL_COUNT] = { "max_connections", "per_ip",
-    "memory" };
+    "memory", "not_allowed" };
 static const char *const metrics_kind_names[METRICS_DELIVERY_KIND_COUNT] = {
 	"local", "remote",
 };
@@ -483,8 +483,9 @@ metrics_render(struct str *out)
 			    "%" PRId64 "\n", config_role_name(role),
 			    metrics_get(&m->conn_now[role]));
 	metrics_head(out, "sekisho_connections_refused_total", "counter",
-	    "Connections refused by a connection limit or for want of "
-	    "memory, by role and reason.");
+	    "Connections refused by a connection limit, for want of "
+	    "memory or (policy) from outside policy_clients, by role and "
+	    "reason.");
 	for (role = 0; role < METRICS_ROLES; role++)
 		if (metrics_role_named(role))
 			for (j = 0; j < METRICS_CONN_REFUSAL_COUNT; j++)

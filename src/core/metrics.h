@@ -32,6 +32,7 @@ enum metrics_conn_refusal {
 	METRICS_CONN_MAX,	/* max_connections reached */
 	METRICS_CONN_PER_IP,	/* max_connections_per_ip reached */
 	METRICS_CONN_MEMORY,	/* low on memory (mem.h) */
+	METRICS_CONN_NOT_ALLOWED, /* policy listener: not in policy_clients */
 	METRICS_CONN_REFUSAL_COUNT
 };
 

@@ -184,27 +184,15 @@ server_conn_mine(void)
 	return n;
 }
 
+/* ipv6_client_prefix of this process (set by server_ip_acquire, which
+ * always comes before the release of the same client). */
+static int server_ip_prefix = 64;
+
+/* An IPv6 client counts by its network (issue 13), IPv4 by address. */
 static void
 server_ip_key(const struct sockaddr *sa, uint8_t key[17])
 {
-	memset(key, 0, 17);
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
-
-		key[0] = 4;
-		memcpy(key + 1, &s4->sin_addr, 4);
-	} else if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 =
-		    (const struct sockaddr_in6 *)sa;
-
-		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
-			key[0] = 4;
-			memcpy(key + 1, s6->sin6_addr.s6_addr + 12, 4);
-		} else {
-			key[0] = 6;
-			memcpy(key + 1, &s6->sin6_addr, 16);
-		}
-	}
+	cidr_client_key(sa, server_ip_prefix, key);
 }
 
 static size_t
@@ -252,6 +240,7 @@ server_ip_acquire(const struct config *conf, const struct sockaddr *sa)
 	uint8_t key[17];
 	int sum = 0, r = 0;
 
+	server_ip_prefix = conf->ipv6_client_prefix;
 	server_ip_key(sa, key);
 	if (key[0] == 0)
 		return 0;	/* not an IP client: not counted */

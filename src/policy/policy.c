@@ -7,6 +7,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include <arpa/inet.h>
+
 #include "../core/config.h"
 #include "../core/log.h"
 #include "../core/metrics.h"
@@ -106,22 +108,45 @@ policy_mail_result_deinit(struct policy_mail_result *r)
 	str_deinit(&r->rcpt_reply);
 }
 
+/* Outside text as events store it and logs show it: log_escape()d (no
+ * control byte or invalid UTF-8 reaches a row, a page or a log line).
+ * NULL stays NULL. */
+static char *
+policy_escape_dup(const char *s)
+{
+	char *e;
+
+	if (s == NULL)
+		return NULL;
+	e = xmalloc(LOG_ESCAPE_MAX(strlen(s)));
+	return log_escape(e, LOG_ESCAPE_MAX(strlen(s)), s);
+}
+
 void
 policy_event(struct store *st, const char *account, const char *type,
     const char *client, const char *country, const char *detail)
 {
+	char *e_account = policy_escape_dup(account);
+	char *e_client = policy_escape_dup(client);
+	char *e_country = policy_escape_dup(country);
+	char *e_detail = policy_escape_dup(detail);
 	struct store_event e = {
-		.time = policy_now(), .account = account, .type = type,
-		.ip = client, .country = country, .detail = detail,
+		.time = policy_now(), .account = e_account, .type = type,
+		.ip = e_client, .country = e_country, .detail = e_detail,
 	};
 	const char *error;
 
 	if (store_event_add(st, &e, &error) < 0)
 		log_warnx("policy: cannot record event %s for %s: %s", type,
-		    account != NULL ? account : "-", error);
+		    e_account != NULL ? e_account : "-", error);
 	log_info("event type=%s account=%s client=%s country=%s detail=\"%s\"",
-	    type, account != NULL ? account : "-", client != NULL ? client :
-	    "-", country != NULL ? country : "-", detail != NULL ? detail : "");
+	    type, e_account != NULL ? e_account : "-", e_client != NULL ?
+	    e_client : "-", e_country != NULL ? e_country : "-",
+	    e_detail != NULL ? e_detail : "");
+	free(e_account);
+	free(e_client);
+	free(e_country);
+	free(e_detail);
 }
 
 /* An account override (-1: default) over the config default (0: none). */
@@ -546,11 +571,58 @@ policy_uncount(const struct config *conf, struct store *st,
 
 /* ---- authentication throttling ------------------------------------- */
 
+int
+policy_login_name_ok(const char *name)
+{
+	if (name == NULL)
+		return 0;
+	for (const unsigned char *p = (const unsigned char *)name; *p != '\0';
+	    p++)
+		if (*p < 0x20 || *p == 0x7f)
+			return 0;
+	return 1;
+}
+
+const char *
+policy_client_key(const struct config *conf, const char *client, char *buf,
+    size_t len)
+{
+	return cidr_client_text(client != NULL ? client : "-",
+	    conf->ipv6_client_prefix, buf, len);
+}
+
 static void
 policy_key(struct str *key, const char *kind, const char *value)
 {
 	str_clear(key);
 	str_printf(key, "%s:%s", kind, value);
+}
+
+/* Since when a success makes an address trusted; 0: the feature is off. */
+static int64_t
+policy_trusted_since(const struct config *conf, int64_t now)
+{
+	if (conf->auth_trusted_address_days <= 0)
+		return 0;
+	return now - (int64_t)conf->auth_trusted_address_days * 86400;
+}
+
+/* 1 when the name logged in from this client key lately (its lock does
+ * not refuse it there), 0 when not or unknown (the lock holds). */
+static int
+policy_auth_trusted(const struct config *conf, struct store *st,
+    const char *name, const char *ckey, int64_t now)
+{
+	int64_t since = policy_trusted_since(conf, now);
+	const char *error;
+	int r;
+
+	if (since == 0)
+		return 0;
+	r = store_trusted_get(st, name, ckey, since, &error);
+	if (r < 0)
+		log_warnx("policy: trusted address look-up: %s", error);
+	return r == 0;
 }
 
 int
@@ -559,11 +631,25 @@ policy_auth_check(const struct config *conf, struct store *st,
 {
 	struct str key = STR_INIT;
 	int64_t now = policy_now(), failures, locked;
-	const char *error;
+	const char *error = NULL;
+	char ckey[INET6_ADDRSTRLEN + 8];
 	int ret = 0;
 
 	*until_r = 0;
-	policy_key(&key, "ip", client);
+	if (account != NULL && !policy_login_name_ok(account)) {
+		/* Only a session process that skipped its own check sends
+		 * this (issue 13): refused, the password never looked at,
+		 * nothing counted under the name. */
+		char e_name[128], e_client[128];
+
+		log_warnx("policy auth refused client=%s name=%s: control "
+		    "character in a login name", log_escape(e_client,
+		    sizeof(e_client), client), log_escape(e_name,
+		    sizeof(e_name), account));
+		return 1;
+	}
+	policy_client_key(conf, client, ckey, sizeof(ckey));
+	policy_key(&key, "ip", ckey);
 	if (store_throttle_get(st, str_c(&key), now, conf->auth_fail_window,
 	    &failures, &locked, &error) < 0)
 		ret = -1;
@@ -574,8 +660,20 @@ policy_auth_check(const struct config *conf, struct store *st,
 		if (store_throttle_get(st, str_c(&key), now,
 		    conf->auth_fail_window, &failures, &locked, &error) < 0)
 			ret = -1;
-		else if (locked > now && locked > *until_r)
-			*until_r = locked;
+		else if (locked > now && locked > *until_r) {
+			/* A stranger's failures lock the account, but not
+			 * against its owner where the owner logs in. */
+			char e_name[128], e_key[128];
+
+			if (policy_auth_trusted(conf, st, account, ckey, now))
+				log_info("policy auth account=%s client=%s: "
+				    "account locked, not here: it logged in "
+				    "from this client lately", log_escape(e_name,
+				    sizeof(e_name), account), log_escape(e_key,
+				    sizeof(e_key), ckey));
+			else
+				*until_r = locked;
+		}
 	}
 	str_deinit(&key);
 	if (ret < 0)
@@ -590,8 +688,12 @@ policy_auth_fail(const struct config *conf, struct store *st,
 	struct str key = STR_INIT, detail = STR_INIT;
 	int64_t now = policy_now(), f_ip = 0, f_acct = 0, locked = 0, delay;
 	const char *error;
+	char ckey[INET6_ADDRSTRLEN + 8];
 
-	policy_key(&key, "ip", client);
+	if (account != NULL && !policy_login_name_ok(account))
+		account = NULL;	/* counted against the address only */
+	policy_client_key(conf, client, ckey, sizeof(ckey));
+	policy_key(&key, "ip", ckey);
 	if (store_throttle_fail(st, str_c(&key), now, conf->auth_fail_window,
 	    conf->auth_max_failures_per_ip, conf->auth_lock_time, &f_ip,
 	    &locked, &error) < 0)
@@ -600,7 +702,7 @@ policy_auth_fail(const struct config *conf, struct store *st,
 	    f_ip == conf->auth_max_failures_per_ip) {
 		str_printf(&detail, "%s: %lld failed logins from this address",
 		    service, (long long)f_ip);
-		policy_event(st, account, "auth_locked_ip", client, NULL,
+		policy_event(st, account, "auth_locked_ip", ckey, NULL,
 		    str_c(&detail));
 	}
 	if (account != NULL && *account != '\0') {
@@ -635,14 +737,21 @@ policy_auth_fail(const struct config *conf, struct store *st,
 
 void
 policy_auth_ok(const struct config *conf, struct store *st,
-    const char *account)
+    const char *account, const char *client)
 {
 	struct str key = STR_INIT;
 	const char *error;
+	int64_t now = policy_now(), since = policy_trusted_since(conf, now);
+	char ckey[INET6_ADDRSTRLEN + 8];
 
-	(void)conf;
 	policy_key(&key, "acct", account);
 	if (store_throttle_clear(st, str_c(&key), &error) < 0)
 		log_warnx("policy: throttle clear: %s", error);
 	str_deinit(&key);
+	if (since == 0 || client == NULL)
+		return;
+	policy_client_key(conf, client, ckey, sizeof(ckey));
+	if (store_trusted_seen(st, account, ckey, now, since,
+	    POLICY_TRUSTED_MAX, &error) < 0)
+		log_warnx("policy: trusted address: %s", error);
 }

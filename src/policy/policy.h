@@ -13,8 +13,10 @@
  *    address or aliases;
  *  - suspension: a suspended account is refused here too (it may have been
  *    suspended after it logged in);
- *  - authentication throttling: failures per address and per account,
- *    a growing delay, then a lock that refuses even the right password.
+ *  - authentication throttling: failures per address (an IPv6 client by
+ *    its network) and per account, a growing delay, then a lock; an
+ *    address's lock refuses even the right password, an account's lock
+ *    not from where the account logged in lately (docs/security.md).
  *
  * Times come from policy_now(), the system clock plus a test-only offset
  * (environment SEKISHO_CLOCK_OFFSET, seconds; see docs/policy.md).
@@ -102,19 +104,43 @@ int policy_limits(const struct config *conf, struct store *st,
     const char *account, struct policy_limits *l, const char **error_r);
 
 /*
- * Authentication throttling. check: before verifying a password;
- * returns 1 when the address or the account is locked (*until_r: when
- * it ends), 0 to go on, -1 on store errors (go on: an unreachable store
- * must not lock everyone out). fail: after a failure; returns the delay
- * in milliseconds to wait before answering, and records a lock event.
- * ok: after a success (clears the account's count).
+ * 1 if name may be a login name: no control character (a byte below
+ * 0x20, or 0x7f). Every login path asks before anything else, on the
+ * session side (to answer a normal failed login) and again in
+ * policy_auth_check on the back side; the name is then never logged raw
+ * nor stored.
+ */
+int policy_login_name_ok(const char *name);
+
+/*
+ * The key a client counts under for throttling and trusted addresses:
+ * an IPv4 address as is, an IPv6 one as its ipv6_client_prefix network
+ * ("2001:db8:1:2::/64"). client: a printable address.
+ */
+const char *policy_client_key(const struct config *conf, const char *client,
+    char *buf, size_t len);
+
+/* Most trusted login addresses remembered per name (newest kept). */
+#define POLICY_TRUSTED_MAX	16
+
+/*
+ * Authentication throttling, by client key (above) and by name. check:
+ * before verifying a password; returns 1 to refuse without looking at
+ * the password: the address is locked, or the account is and the
+ * client key is not one the name logged in from within
+ * auth_trusted_address_days (*until_r: when the lock ends), or the name
+ * fails policy_login_name_ok (*until_r 0); 0 to go on, -1 on store
+ * errors (go on: an unreachable store must not lock everyone out).
+ * fail: after a failure; returns the delay in milliseconds to wait
+ * before answering, and records a lock event. ok: after a success
+ * (clears the name's count, remembers the client key as trusted).
  */
 int policy_auth_check(const struct config *conf, struct store *st,
     const char *account, const char *client, int64_t *until_r);
 int64_t policy_auth_fail(const struct config *conf, struct store *st,
     const char *account, const char *client, const char *service);
 void policy_auth_ok(const struct config *conf, struct store *st,
-    const char *account);
+    const char *account, const char *client);
 
 /* Record an event (errors are logged, not returned). */
 void policy_event(struct store *st, const char *account, const char *type,

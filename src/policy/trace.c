@@ -30,12 +30,11 @@ trace_add(char **list, size_t *n, char *value)
 	list[(*n)++] = value;
 }
 
-static int
+static size_t
 trace_name_is(const char *field, size_t len, const char *name)
 {
-	size_t n = strlen(name);
-
-	return len > n && strncasecmp(field, name, n) == 0 && field[n] == ':';
+	/* "Message-ID :" too (RFC 5322 obs-optional, smtp_header.h) */
+	return smtp_header_field(field, len, name);
 }
 
 /* In an unfolded Received field: ours has "(sekisho)" and "id ID". */
@@ -121,8 +120,10 @@ trace_scan(const char *text, size_t len, struct trace_keys *k, int depth)
 			if (trace_name_is(f, field.len, "Received"))
 				trace_received(f, field.len, k);
 			else if (trace_name_is(f, field.len, "Message-ID")) {
-				char *m = smtp_header_msgid(f + 11,
-				    field.len - 11);
+				size_t b = trace_name_is(f, field.len,
+				    "Message-ID");
+				char *m = smtp_header_msgid(f + b,
+				    field.len - b);
 
 				if (m != NULL)
 					trace_add(k->msgids, &k->nmsgids, m);

@@ -189,6 +189,19 @@ policyd_session_new(struct server_loop *loop, const struct listen_conf *lc,
 
 	(void)lc;
 	(void)salen;
+	/* Only the listed networks may ask (policy_clients: an answer
+	 * spends an account's quota and may send a notice). The address is
+	 * the socket's own: this listener takes no PROXY header. */
+	if (!cidr_match(loop->conf->policy_clients,
+	    loop->conf->policy_clients_count, sa)) {
+		char addr[64];
+
+		metrics_conn_refused(LISTEN_POLICY, METRICS_CONN_NOT_ALLOWED);
+		log_warnx("policy client=%s refused: not in policy_clients",
+		    server_addr_str(sa, addr, sizeof(addr)));
+		close(fd);
+		return;
+	}
 	if (server_conn_acquire(loop->conf) < 0) {
 		metrics_conn_refused(LISTEN_POLICY, METRICS_CONN_MAX);
 		close(fd);

@@ -44,6 +44,7 @@
 #include "../core/str.h"
 #include "../core/tls.h"
 #include "../core/xmalloc.h"
+#include "../policy/policy.h"
 #include "../smtp/smtp_parse.h"
 #include "apop.h"
 #include "pop3_parse.h"
@@ -627,6 +628,25 @@ pop3_auth_reply(struct msg *m, void *arg)
 	pop3_process(s);
 }
 
+/* A name with a control character is no login name (issue 13): a
+ * normal failure, the name escaped in the log. 1 when refused. */
+static int
+pop3_login_name_refused(struct pop3_session *s, const char *user)
+{
+	char name[128];
+
+	if (policy_login_name_ok(user))
+		return 0;
+	log_info("session=%s pop3 login client=%s user=%s mechanism=%s "
+	    "result=fail reason=name", s->id, s->addr, log_escape(name,
+	    sizeof(name), user), pop3_mech_names[s->mech]);
+	if (user == s->user)
+		xfree(&s->user);
+	pop3_enter_state(s, POP3_STATE_AUTHORIZATION);
+	pop3_login_refused(s, 0, "-ERR [AUTH] Authentication failed");
+	return 1;
+}
+
 /*
  * Authentication goes to the back side, which (policy issue) applies
  * the per-IP and per-account throttling of SMTP AUTH to service "pop3"
@@ -637,6 +657,8 @@ pop3_auth_verify(struct pop3_session *s, const char *user, const char *pass)
 {
 	struct msg m;
 
+	if (pop3_login_name_refused(s, user))
+		return;
 	if (user != s->user) {
 		free(s->user);
 		s->user = xstrdup(user);
@@ -702,6 +724,8 @@ pop3_proceed_apop(struct pop3_session *s, const struct pop3_command *c)
 	s->mech = MECH_APOP;
 	free(s->user);
 	s->user = xstrndup(c->arg, c->arg1_len);
+	if (pop3_login_name_refused(s, s->user))
+		return;
 	msg_init(&m, BE_APOP, 0);
 	msg_add_str(&m, s->user);
 	msg_add_str(&m, str_c(&s->timestamp));

@@ -5,6 +5,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "../core/str.h"
 #include "../core/xmalloc.h"
@@ -175,4 +176,16 @@ smtp_header_msgid(const char *value, size_t len)
 		if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f)
 			return NULL;
 	return xstrndup(lt + 1, (size_t)(gt - lt - 1));
+}
+
+size_t
+smtp_header_field(const char *line, size_t len, const char *name)
+{
+	size_t n = strlen(name), i;
+
+	if (len <= n || strncasecmp(line, name, n) != 0)
+		return 0;
+	for (i = n; i < len && (line[i] == ' ' || line[i] == '\t'); i++)
+		;
+	return i < len && line[i] == ':' ? i + 1 : 0;
 }

@@ -25,6 +25,15 @@
 int smtp_header_addresses(const char *value, size_t len, char ***addrs_r);
 void smtp_header_addresses_free(char **addrs, int n);
 
+/*
+ * If line (a header field's first line) is the field called name, the
+ * offset of its body (just after the colon), else 0. Case-insensitive,
+ * and white space between the name and the colon is allowed (RFC 5322
+ * 4.5.3 obs-optional: "From :" is a From field), so a second From cannot
+ * hide from a check by a space.
+ */
+size_t smtp_header_field(const char *line, size_t len, const char *name);
+
 /* The msg-id of a Message-ID field body without the angle brackets
  * (caller frees), or NULL when there is none. */
 char *smtp_header_msgid(const char *value, size_t len);

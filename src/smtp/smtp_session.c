@@ -47,6 +47,7 @@
 #include "../core/str.h"
 #include "../core/tls.h"
 #include "../core/xmalloc.h"
+#include "../policy/policy.h"
 #include "../queue/envelope.h"
 #include "smtp_header.h"
 #include "smtp_parse.h"
@@ -626,6 +627,19 @@ smtp_auth_verify(struct smtp_session *s, const char *user, const char *pass)
 {
 	struct msg m;
 
+	/* A name with a control character is no login name (issue 13):
+	 * a normal failure, the name escaped in the log. */
+	if (!policy_login_name_ok(user)) {
+		char name[128];
+
+		smtp_enter_state(s, SMTP_STATE_READY);
+		log_info("session=%s smtp auth client=%s user=%s result=fail "
+		    "reason=name", s->id, s->addr, log_escape(name,
+		    sizeof(name), user));
+		smtp_reply(s, "535 5.7.8 Authentication credentials invalid");
+		smtp_error(s);
+		return;
+	}
 	free(s->auth_user);
 	s->auth_user = xstrdup(user);
 	msg_init(&m, BE_AUTH, 0);
@@ -1191,12 +1205,12 @@ smtp_data_end_headers(struct smtp_session *s)
 	str_deinit(&add);
 }
 
-static int
+/* The offset of the field's body when line is that field, else 0
+ * ("From :" included: smtp_header.h). */
+static size_t
 smtp_header_is(const char *line, size_t len, const char *name)
 {
-	size_t n = strlen(name);
-
-	return len > n && strncasecmp(line, name, n) == 0 && line[n] == ':';
+	return smtp_header_field(line, len, name);
 }
 
 /* One content line (without its line end), already unstuffed. */
@@ -1219,19 +1233,23 @@ smtp_data_line(struct smtp_session *s, const char *line, size_t len)
 				str_append_n(&s->data_from, line, len);
 			else if (!cont)
 				s->data_in_from = 0;
-			if (smtp_header_is(line, len, "From")) {
+			size_t body;
+
+			if ((body = smtp_header_is(line, len, "From")) > 0) {
 				/* more than one From is kept whole: every
 				 * address in it must be the account's */
 				if (s->data_from.len > 0)
 					str_append_c(&s->data_from, ',');
-				str_append_n(&s->data_from, line + 5, len - 5);
+				str_append_n(&s->data_from, line + body,
+				    len - body);
 				s->data_in_from = 1;
 			}
-			if (smtp_header_is(line, len, "Message-ID")) {
+			if ((body = smtp_header_is(line, len,
+			    "Message-ID")) > 0) {
 				s->data_seen_msgid = 1;
 				if (s->data_msgid == NULL)
 					s->data_msgid = smtp_header_msgid(
-					    line + 11, len - 11);
+					    line + body, len - body);
 			}
 			if (smtp_header_is(line, len, "Date"))
 				s->data_seen_date = 1;

@@ -802,6 +802,23 @@ store_throttle_clear(struct store *st, const char *key, const char **error_r)
 	return st->ops->throttle_clear(st, key, error_r);
 }
 
+/* ---- trusted login addresses (schema step 6) ------------------------- */
+
+int
+store_trusted_seen(struct store *st, const char *name, const char *client,
+    int64_t now, int64_t since, int keep, const char **error_r)
+{
+	return st->ops->trusted_seen(st, name, client, now, since,
+	    keep > 0 ? keep : 1, error_r);
+}
+
+int
+store_trusted_get(struct store *st, const char *name, const char *client,
+    int64_t since, const char **error_r)
+{
+	return st->ops->trusted_get(st, name, client, since, error_r);
+}
+
 /* ---- state shared by the nodes (schema step 5) ----------------------- */
 
 /* A SHA-256 or a random token: 64 lower-case hex digits. */

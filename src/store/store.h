@@ -243,6 +243,20 @@ int store_throttle_fail(struct store *st, const char *key, int64_t now,
 int store_throttle_clear(struct store *st, const char *key,
     const char **error_r);
 
+/*
+ * Trusted login addresses (schema step 6, docs/security.md): where a
+ * login name last logged in, by client key (policy.c: an address, an
+ * IPv6 network). seen: record a success at now, keep the newest `keep`
+ * rows of the name, and drop every row (any name) older than since.
+ * get: 0 when the name logged in from client at or after since, 1 when
+ * not, -1 on errors. name: an account or "admin:NAME"; bound, never
+ * looked at.
+ */
+int store_trusted_seen(struct store *st, const char *name, const char *client,
+    int64_t now, int64_t since, int keep, const char **error_r);
+int store_trusted_get(struct store *st, const char *name, const char *client,
+    int64_t since, const char **error_r);
+
 /* ---- state shared by the nodes (schema step 5) ----------------------- */
 
 /*

@@ -99,6 +99,11 @@ struct store_ops {
 	int (*throttle_fail)(struct store *, const char *, int64_t, int64_t,
 	    int64_t, int64_t, int64_t *, int64_t *, const char **);
 	int (*throttle_clear)(struct store *, const char *, const char **);
+	/* trusted login addresses (schema step 6) */
+	int (*trusted_seen)(struct store *, const char *, const char *,
+	    int64_t, int64_t, int, const char **);
+	int (*trusted_get)(struct store *, const char *, const char *,
+	    int64_t, const char **);
 
 	int (*schema_version)(struct store *, int *, const char **);
 

@@ -136,6 +136,12 @@ static const char *const store_pgsql_migrations[] = {
 	"  client TEXT PRIMARY KEY, account TEXT NOT NULL,"
 	"  expires BIGINT NOT NULL);"
 	"CREATE INDEX pop_before_smtp_expires ON pop_before_smtp(expires);",
+	/* 6: where each login name logged in lately (issue 13) */
+	"CREATE TABLE auth_trusted ("
+	"  name TEXT NOT NULL, client TEXT NOT NULL,"
+	"  last_ok BIGINT NOT NULL,"
+	"  PRIMARY KEY (name, client));"
+	"CREATE INDEX auth_trusted_last_ok ON auth_trusted(last_ok);",
 };
 #define STORE_PGSQL_VERSION \
 	((int)(sizeof(store_pgsql_migrations) / sizeof(store_pgsql_migrations[0])))
@@ -1454,6 +1460,66 @@ store_pgsql_throttle_clear(struct store *st, const char *key,
 	    &p, "throttle clear", NULL, error_r);
 }
 
+/* ---- trusted login addresses (schema step 6) ------------------------- */
+
+static int
+store_pgsql_trusted_seen(struct store *st, const char *name,
+    const char *client, int64_t now, int64_t since, int keep,
+    const char **error_r)
+{
+	struct store_pgsql *sp = store_pgsql_handle(st);
+	struct store_pgsql_params p = { .n = 0 };
+
+	if (store_pgsql_begin(sp, error_r) < 0)
+		return -1;
+	store_pgsql_text(&p, name);
+	store_pgsql_text(&p, client);
+	store_pgsql_int(&p, now);
+	if (store_pgsql_run(sp, "INSERT INTO auth_trusted (name, client,"
+	    " last_ok) VALUES ($1, $2, $3::bigint) ON CONFLICT (name, client)"
+	    " DO UPDATE SET last_ok = greatest(auth_trusted.last_ok,"
+	    " EXCLUDED.last_ok)", &p, "trusted address", NULL, error_r) < 0)
+		return store_pgsql_rollback(sp, -1);
+	p.n = 0;
+	store_pgsql_text(&p, name);
+	store_pgsql_int(&p, keep);
+	if (store_pgsql_run(sp, "DELETE FROM auth_trusted WHERE name = $1"
+	    " AND client NOT IN (SELECT client FROM auth_trusted"
+	    " WHERE name = $1 ORDER BY last_ok DESC, client"
+	    " LIMIT $2::bigint)", &p, "trusted address", NULL, error_r) < 0)
+		return store_pgsql_rollback(sp, -1);
+	p.n = 0;
+	store_pgsql_int(&p, since);
+	if (store_pgsql_run(sp, "DELETE FROM auth_trusted"
+	    " WHERE last_ok < $1::bigint", &p, "trusted address", NULL,
+	    error_r) < 0 || store_pgsql_commit(sp, error_r) < 0)
+		return store_pgsql_rollback(sp, -1);
+	return 0;
+}
+
+static int
+store_pgsql_trusted_get(struct store *st, const char *name,
+    const char *client, int64_t since, const char **error_r)
+{
+	struct store_pgsql *sp = store_pgsql_handle(st);
+	struct store_pgsql_params p = { .n = 0 };
+	PGresult *res;
+	int ret;
+
+	if (store_pgsql_ready(sp, error_r) < 0)
+		return -1;
+	store_pgsql_text(&p, name);
+	store_pgsql_text(&p, client);
+	store_pgsql_int(&p, since);
+	if ((res = store_pgsql_exec(sp, "SELECT 1 FROM auth_trusted"
+	    " WHERE name = $1 AND client = $2 AND last_ok >= $3::bigint", &p,
+	    "trusted address", error_r)) == NULL)
+		return -1;
+	ret = PQntuples(res) > 0 ? 0 : 1;
+	PQclear(res);
+	return ret;
+}
+
 /* ---- state shared by the nodes (schema step 5) ----------------------- */
 
 /* The first column of the first row into buf (or a copy): 0, 1 no row. */
@@ -1844,6 +1910,8 @@ const struct store_ops store_pgsql_ops = {
 	.throttle_get = store_pgsql_throttle_get,
 	.throttle_fail = store_pgsql_throttle_fail,
 	.throttle_clear = store_pgsql_throttle_clear,
+	.trusted_seen = store_pgsql_trusted_seen,
+	.trusted_get = store_pgsql_trusted_get,
 	.schema_version = store_pgsql_schema_version,
 	.portal_session_add = store_pgsql_portal_session_add,
 	.portal_session_get = store_pgsql_portal_session_get,

@@ -129,6 +129,15 @@ static const char *const store_sqlite_migrations[] = {
 	"  client TEXT PRIMARY KEY, account TEXT NOT NULL,"
 	"  expires INTEGER NOT NULL);"
 	"CREATE INDEX pop_before_smtp_expires ON pop_before_smtp(expires);",
+	/* 6: where each login name logged in lately (policy.c, issue 13):
+	 * an account's lock does not refuse its owner from there. Keyed by
+	 * the name's text like the throttling rows (admins are no account);
+	 * bounded per name and by age when a success is recorded. */
+	"CREATE TABLE auth_trusted ("
+	"  name TEXT NOT NULL, client TEXT NOT NULL,"
+	"  last_ok INTEGER NOT NULL,"
+	"  PRIMARY KEY (name, client));"
+	"CREATE INDEX auth_trusted_last_ok ON auth_trusted(last_ok);",
 };
 #define STORE_SQLITE_VERSION \
 	((int)(sizeof(store_sqlite_migrations) / sizeof(store_sqlite_migrations[0])))
@@ -1148,6 +1157,8 @@ const struct store_ops store_sqlite_ops = {
 	.throttle_get = store_sqlite_throttle_get,
 	.throttle_fail = store_sqlite_throttle_fail,
 	.throttle_clear = store_sqlite_throttle_clear,
+	.trusted_seen = store_sqlite_trusted_seen,
+	.trusted_get = store_sqlite_trusted_get,
 	.schema_version = store_sqlite_version,
 	.portal_session_add = store_sqlite_portal_session_add,
 	.portal_session_get = store_sqlite_portal_session_get,

@@ -40,6 +40,10 @@ int store_sqlite_throttle_get(struct store *, const char *, int64_t, int64_t,
 int store_sqlite_throttle_fail(struct store *, const char *, int64_t,
     int64_t, int64_t, int64_t, int64_t *, int64_t *, const char **);
 int store_sqlite_throttle_clear(struct store *, const char *, const char **);
+int store_sqlite_trusted_seen(struct store *, const char *, const char *,
+    int64_t, int64_t, int, const char **);
+int store_sqlite_trusted_get(struct store *, const char *, const char *,
+    int64_t, const char **);
 
 /* store_sqlite_shared.c: schema step 5 */
 int store_sqlite_portal_session_add(struct store *, const char *,

@@ -579,3 +579,64 @@ store_sqlite_throttle_clear(struct store *st, const char *key,
 	sqlite3_finalize(stmt);
 	return r < 0 ? -1 : 0;
 }
+
+/* ---- trusted login addresses (schema step 6) ------------------------- */
+
+int
+store_sqlite_trusted_seen(struct store *st, const char *name,
+    const char *client, int64_t now, int64_t since, int keep,
+    const char **error_r)
+{
+	static const char *const sql[] = {
+		"INSERT INTO auth_trusted (name, client, last_ok)"
+		" VALUES (?1, ?2, ?3) ON CONFLICT (name, client)"
+		" DO UPDATE SET last_ok = max(last_ok, excluded.last_ok)",
+		/* the newest `keep` of the name stay */
+		"DELETE FROM auth_trusted WHERE name = ?1 AND client NOT IN"
+		" (SELECT client FROM auth_trusted WHERE name = ?1"
+		" ORDER BY last_ok DESC, client LIMIT ?5)",
+		"DELETE FROM auth_trusted WHERE last_ok < ?4",
+	};
+
+	if (sp_exec(st, "BEGIN IMMEDIATE", error_r) < 0)
+		return -1;
+	for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]); i++) {
+		sqlite3_stmt *stmt = sp_prepare(st, sql[i], error_r);
+		int r;
+
+		if (stmt == NULL)
+			return sp_rollback(st, -1);
+		/* ?N numbers each value; one a statement lacks is refused
+		 * (SQLITE_RANGE) and nothing else happens */
+		sp_bind_text(stmt, 1, name);
+		sp_bind_text(stmt, 2, client);
+		(void)sqlite3_bind_int64(stmt, 3, now);
+		(void)sqlite3_bind_int64(stmt, 4, since);
+		(void)sqlite3_bind_int(stmt, 5, keep);
+		r = sp_step(st, stmt, "trusted address", error_r);
+		sqlite3_finalize(stmt);
+		if (r < 0)
+			return sp_rollback(st, -1);
+	}
+	if (sp_exec(st, "COMMIT", error_r) < 0)
+		return sp_rollback(st, -1);
+	return 0;
+}
+
+int
+store_sqlite_trusted_get(struct store *st, const char *name,
+    const char *client, int64_t since, const char **error_r)
+{
+	sqlite3_stmt *stmt = sp_prepare(st, "SELECT 1 FROM auth_trusted"
+	    " WHERE name = ?1 AND client = ?2 AND last_ok >= ?3", error_r);
+	int r;
+
+	if (stmt == NULL)
+		return -1;
+	sp_bind_text(stmt, 1, name);
+	sp_bind_text(stmt, 2, client);
+	(void)sqlite3_bind_int64(stmt, 3, since);
+	r = sp_step(st, stmt, "trusted address", error_r);
+	sqlite3_finalize(stmt);
+	return r < 0 ? -1 : r == 1 ? 0 : 1;
+}

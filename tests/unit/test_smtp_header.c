@@ -37,9 +37,38 @@ static const struct {
 	{ "<alice@example.jp", 1, { "alice@example.jp" } },
 };
 
+/* Which line is which field (smtp_header_field): the body's offset. */
+static const struct {
+	const char	*line;
+	const char	*name;
+	size_t		 body;
+} field_rows[] = {
+	{ "From: a@example.jp", "From", 5 },
+	{ "from:a@example.jp", "From", 5 },
+	{ "FROM: a@example.jp", "From", 5 },
+	/* RFC 5322 4.5.3 obs-optional: white space before the colon */
+	{ "From : b@evil.example", "From", 6 },
+	{ "From\t: b@evil.example", "From", 6 },
+	{ "From \t  : b@evil.example", "From", 9 },
+	{ "Message-ID : <x@y>", "Message-ID", 12 },
+	/* not From */
+	{ "Fromage: brie", "From", 0 },
+	{ "From", "From", 0 },
+	{ "From ", "From", 0 },
+	{ "From x: a@b", "From", 0 },
+	{ "Reply-To: a@b", "From", 0 },
+	{ " From: a@b", "From", 0 },
+	{ "", "From", 0 },
+};
+
 int
 main(void)
 {
+	for (size_t i = 0; i < sizeof(field_rows) / sizeof(field_rows[0]);
+	    i++)
+		UNIT_CHECK_INT(smtp_header_field(field_rows[i].line,
+		    strlen(field_rows[i].line), field_rows[i].name),
+		    field_rows[i].body);
 	for (size_t i = 0; i < sizeof(from_rows) / sizeof(from_rows[0]); i++) {
 		char **a;
 		int n = smtp_header_addresses(from_rows[i].in,

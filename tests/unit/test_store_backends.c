@@ -493,6 +493,8 @@ run_row(struct store *st, const struct row *r, struct str *out,
 	return -2;
 }
 
+static void test_trusted(struct store *st);
+
 static void
 test_backend(const char *uri)
 {
@@ -509,7 +511,7 @@ test_backend(const char *uri)
 	}
 	UNIT_CHECK_INT(store_init_schema(st, &error), 0);
 	UNIT_CHECK_INT(store_schema_version(st, &version, &error), 0);
-	UNIT_CHECK_INT(version, 5);
+	UNIT_CHECK_INT(version, 6);
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		const struct row *r = &rows[i];
 		struct str out;
@@ -530,7 +532,54 @@ test_backend(const char *uri)
 		}
 		str_deinit(&out);
 	}
+	test_trusted(st);
 	store_close(&st);
+}
+
+/* Trusted login addresses (schema step 6): the same in both. */
+static void
+test_trusted(struct store *st)
+{
+	const char *error = NULL;
+	char client[32];
+
+	UNIT_CHECK_INT(store_trusted_get(st, "t@example.jp", "192.0.2.7", 0,
+	    &error), 1);
+	UNIT_CHECK_INT(store_trusted_seen(st, "t@example.jp", "192.0.2.7",
+	    1000, 0, 3, &error), 0);
+	UNIT_CHECK_INT(store_trusted_get(st, "t@example.jp", "192.0.2.7",
+	    1000, &error), 0);
+	/* too old for the window, another name, another client */
+	UNIT_CHECK_INT(store_trusted_get(st, "t@example.jp", "192.0.2.7",
+	    1001, &error), 1);
+	UNIT_CHECK_INT(store_trusted_get(st, "u@example.jp", "192.0.2.7", 0,
+	    &error), 1);
+	UNIT_CHECK_INT(store_trusted_get(st, "t@example.jp",
+	    "2001:db8::/64", 0, &error), 1);
+	/* again: the time moves on, no second row */
+	UNIT_CHECK_INT(store_trusted_seen(st, "t@example.jp", "192.0.2.7",
+	    2000, 0, 3, &error), 0);
+	UNIT_CHECK_INT(store_trusted_get(st, "t@example.jp", "192.0.2.7",
+	    2000, &error), 0);
+	/* the newest 3 of a name stay */
+	for (int i = 1; i <= 4; i++) {
+		snprintf(client, sizeof(client), "198.51.100.%d", i);
+		UNIT_CHECK_INT(store_trusted_seen(st, "t@example.jp", client,
+		    2000 + i, 0, 3, &error), 0);
+	}
+	UNIT_CHECK_INT(store_trusted_get(st, "t@example.jp", "192.0.2.7", 0,
+	    &error), 1);
+	UNIT_CHECK_INT(store_trusted_get(st, "t@example.jp", "198.51.100.1",
+	    0, &error), 1);
+	UNIT_CHECK_INT(store_trusted_get(st, "t@example.jp", "198.51.100.4",
+	    0, &error), 0);
+	/* rows older than the window go, whoever's */
+	UNIT_CHECK_INT(store_trusted_seen(st, "v@example.jp", "192.0.2.8",
+	    9000, 5000, 3, &error), 0);
+	UNIT_CHECK_INT(store_trusted_get(st, "t@example.jp", "198.51.100.4",
+	    0, &error), 1);
+	UNIT_CHECK_INT(store_trusted_get(st, "v@example.jp", "192.0.2.8",
+	    5000, &error), 0);
 }
 
 int
