@@ -400,3 +400,20 @@ def test_long_header_from_is_refused_clearly(daemon, client_tls):
         assert code == 250, resp
     daemon.wait_files(BOB, 1)
     same_processes(daemon, before)
+
+
+def test_overlong_login_is_refused_before_the_back_side(daemon, client_tls):
+    """A password longer than any account's is answered 501 5.5.2 by the
+    session itself, and the same session logs in normally afterwards."""
+    import base64
+    before = set(children(daemon.proc.pid))
+    with smtplib.SMTP("127.0.0.1", daemon.ports["submission"],
+                      timeout=30) as s:
+        s.ehlo("client.example.jp")
+        s.starttls(context=client_tls)
+        s.ehlo("client.example.jp")
+        blob = base64.b64encode(f"\0{ALICE}\0{'p' * 1400}".encode())
+        code, resp = s.docmd("AUTH", "PLAIN " + blob.decode())
+        assert code == 501 and resp.startswith(b"5.5.2"), resp
+        s.login(ALICE, ALICE_PW)
+    same_processes(daemon, before)
