@@ -124,7 +124,6 @@ struct pop3_session {
 	int			 skip_line;
 	int			 tls;
 	struct str		 tls_info;
-	struct str		 timestamp;	/* APOP: the back side's */
 
 	enum pop3_mech		 mech;
 	char			*user;		/* USER / LOGIN name */
@@ -300,9 +299,6 @@ pop3_greet_reply(struct msg *m, void *arg)
 	if (m != NULL && (msg_get_str(m, &ts) < 0 || msg_end(m) < 0 ||
 	    (ts != NULL && strlen(ts) > APOP_TIMESTAMP_MAX)))
 		ts = NULL;
-	str_clear(&s->timestamp);
-	if (ts != NULL)
-		str_append(&s->timestamp, ts);
 	pop3_enter_state(s, POP3_STATE_AUTHORIZATION);
 	/* Without one (the back side failed it) APOP cannot succeed; the
 	 * other logins can. */
@@ -1710,7 +1706,6 @@ pop3_free(struct pop3_session *s)
 	conn_linger_close(s->loop->base, s->fd);
 	pop3_free_mailbox(s);
 	str_deinit(&s->tls_info);
-	str_deinit(&s->timestamp);
 	free(s->delayed_reply);
 	free(s->user);
 	free(s);
