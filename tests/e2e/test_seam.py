@@ -417,3 +417,28 @@ def test_overlong_login_is_refused_before_the_back_side(daemon, client_tls):
         assert code == 501 and resp.startswith(b"5.5.2"), resp
         s.login(ALICE, ALICE_PW)
     same_processes(daemon, before)
+
+
+@pytest.mark.sekisho(extra=["max_connections = 20"])
+def test_session_records_per_channel_are_bounded(daemon):
+    """A channel holds at most max_connections + 64 session records; past
+    that a request that would make one more is refused, the ones it has
+    still work, ending one makes room, and other channels and real
+    clients are not affected."""
+    before = set(children(daemon.proc.pid))
+    cap = 20 + 64
+    with SeamChannel(daemon) as ch:
+        for n in range(1, cap + 1):
+            assert rcpt(ch, n, ALICE) == (0, ALICE), n
+        assert refused(ch.request("BE_RCPT", Fields().u64(cap + 1)
+                                  .str(ALICE)))
+        assert rcpt(ch, 1, ALICE) == (0, ALICE)
+        mx_send(daemon.ports["mx"], BOB, b"Subject: x\r\n\r\nhi\r\n")
+        rep = ch.request("BE_SESSION_END", Fields().u64(1))
+        assert rep is not None and not rep.failed
+        assert rcpt(ch, cap + 1, ALICE) == (0, ALICE)
+        with SeamChannel(daemon) as other:
+            assert rcpt(other, 1, ALICE) == (0, ALICE)
+    daemon.wait_files(BOB, 1)
+    assert "sessions on the channel already" in daemon.log()
+    same_processes(daemon, before)
