@@ -4,10 +4,12 @@
  * opens a spool path. Commit parses the envelope back first, so nothing
  * the queue cannot read is ever acknowledged.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../core/be_proto.h"
@@ -86,6 +88,29 @@ be_spool_drop(struct be_worker *w, const char *id)
 		spool_abort(w->conf->spool_dir, id);
 }
 
+/*
+ * 1 if queue/ID exists: a message already queued. The session chooses
+ * the queue id; committing incoming/ID would rename over it and so
+ * replace another session's queued message.
+ * XXX: spool_commit's rename(2) could use RENAME_NOREPLACE and close
+ * the window between this check and the rename; a real collision
+ * needs the same millisecond and 32 random bits.
+ */
+static int
+be_spool_queued(struct be_worker *w, const char *id)
+{
+	char *path;
+	struct stat st;
+	int r;
+
+	if (!queue_id_valid(id))
+		return 0;
+	path = xasprintf("%s/queue/%s", w->conf->spool_dir, id);
+	r = lstat(path, &st) == 0 || errno != ENOENT;
+	free(path);
+	return r;
+}
+
 int
 be_spool_open(struct be_worker *w, struct msg *req, struct msg *reply)
 {
@@ -99,6 +124,14 @@ be_spool_open(struct be_worker *w, struct msg *req, struct msg *reply)
 		return -1;
 	__atomic_store_n(&be_spool_last_dir, w->conf->spool_dir,
 	    __ATOMIC_RELEASE);
+	if (be_spool_queued(w, id)) {
+		log_warnx("id=%s backend: channel=%u session=%llu "
+		    "refused=spool_open reason=\"queue id already queued\"",
+		    id, w->chan, (unsigned long long)sess);
+		msg_add_u32(reply, 1);
+		msg_add_str(reply, "queue id in use");
+		return 0;
+	}
 	/* A session that passed MAIL before the disk filled. */
 	if (be_spool_room(w, id, 0) == 0) {
 		msg_add_u32(reply, 2);
@@ -163,6 +196,8 @@ be_spool_envelope_check(struct be_worker *w, uint64_t sess, const char *id,
 	close(fd);
 	if (strcmp(env.id, id) != 0)
 		*why_r = "envelope id is not the file name", ret = -1;
+	else if (be_spool_queued(w, id))
+		*why_r = "queue id already queued", ret = -1;
 	else if ((env.auth == NULL) != (t->account == NULL) ||
 	    (env.auth != NULL && strcmp(env.auth, t->account) != 0))
 		*why_r = "envelope account is not the session's", ret = -1;

@@ -38,7 +38,9 @@
  *              queue_minfree, str error; fd: the new
  *              incoming/ID file, to which the session writes the envelope
  *              (envelope.h text form) and then the message. The record
- *              keeps the id; one still open from before is removed.
+ *              keeps the id; one still open from before is removed. An
+ *              id already in queue/ is refused (1): committing it would
+ *              replace another message.
  * BE_SPOOL_COMMIT u64 session, str queue id (the one the session opened),
  *              u64 size, str client address, str TLS description, str
  *              Message-ID, u32 n (<= 32), n x str header From address

@@ -37,7 +37,8 @@ import time
 
 import pytest
 
-from conftest import ALICE, ALICE_PW, BOB, BOB_PW, HOSTNAME, wait_for
+from conftest import (ALICE, ALICE_PW, BOB, BOB_PW, HOSTNAME, free_port,
+                      wait_for)
 from seam import BE_FAIL
 from test_pop3 import POP3_LISTENERS, deliver, stls_login
 from test_pop3_apop import APOP_PW, enable_apop
@@ -442,3 +443,34 @@ def test_session_records_per_channel_are_bounded(daemon):
     daemon.wait_files(BOB, 1)
     assert "sessions on the channel already" in daemon.log()
     same_processes(daemon, before)
+
+
+@pytest.fixture
+def held(make_daemon):
+    """Mail to other domains goes to a relayhost that refuses
+    connections: it stays in queue/, deferred."""
+    return make_daemon(extra=[f"relayhost = [127.0.0.1]:{free_port()}",
+                              "queue_retry_min = 1h"])
+
+
+def test_a_queued_message_cannot_be_replaced(held, client_tls):
+    """The session chooses the queue id; a session that opens and commits
+    the id of a message already queued (another client's) is refused, and
+    that message stays as it was."""
+    before = set(children(held.proc.pid))
+    with submission(held, client_tls) as s:
+        s.sendmail(ALICE, ["carol@example.net"],
+                   f"From: <{ALICE}>\r\nSubject: held\r\n\r\nmine\r\n")
+    m = held.wait_log(r"id=([0-9A-F]{20}) queued client=")
+    qid = m.group(1)
+    path = held.spool / "queue" / qid
+    wait_for(path.exists, 10, "the message in queue/")
+    original = path.read_bytes()
+    with SeamChannel(held) as ch:
+        assert rcpt(ch, 1, ALICE) == (0, ALICE)
+        rep = ch.request("BE_SPOOL_OPEN", Fields().u64(1).str(qid))
+        close_fd(rep)
+        assert rep is not None and not rep.failed and rep.u32() == 1
+    assert path.read_bytes() == original
+    assert 'refused=spool_open reason="queue id already queued"' in held.log()
+    same_processes(held, before)
