@@ -9,6 +9,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -20,6 +21,7 @@
 #include "../policy/policy.h"
 #include "../queue/queue.h"
 #include "../queue/spool.h"
+#include "../smtp/smtp_header.h"
 #include "../store/store.h"
 #include "backend.h"
 #include "be_session.h"
@@ -159,12 +161,95 @@ be_spool_open(struct be_worker *w, struct msg *req, struct msg *reply)
 	return 0;
 }
 
-/* At most this many header From addresses are checked (RFC 5322 allows a
- * list; more than a few is not a subscriber's message). */
-#define BE_SPOOL_MAX_FROM	32
-
 #define BE_SPOOL_FORGED	"554 5.7.0 Message refused: its envelope does " \
 	"not match the transaction"
+
+/* The header section read back for From (more: no usable From), and the
+ * From field text kept (the session refuses more than 4096 octets). */
+#define BE_SPOOL_HEADER_MAX	(256 * 1024)
+#define BE_SPOOL_FROM_MAX	8192
+
+/* "From:" or "From :" (RFC 5322 4.5.3, obsolete but legal). */
+static int
+be_spool_is_from(const char *p, size_t len)
+{
+	size_t i = 4;
+
+	if (len < 5 || strncasecmp(p, "From", 4) != 0)
+		return 0;
+	while (i < len && (p[i] == ' ' || p[i] == '\t'))
+		i++;
+	return i < len && p[i] == ':';
+}
+
+/*
+ * The header From addresses of the spool file fd whose message starts at
+ * offset, read by the back side itself (never taken from the session):
+ * the count (0: none), or -1 when there is no usable From (more than
+ * SMTP_HEADER_MAX_ADDRS addresses, a field longer than BE_SPOOL_FROM_MAX,
+ * a header section longer than BE_SPOOL_HEADER_MAX, a read error).
+ */
+static int
+be_spool_header_from(int fd, size_t offset, char ***from_r)
+{
+	struct str head = STR_INIT, from = STR_INIT;
+	char buf[8192];
+	off_t off = (off_t)offset;
+	int in_from = 0, ret = -1, complete = 0;
+	ssize_t n;
+
+	*from_r = NULL;
+	while (head.len < BE_SPOOL_HEADER_MAX) {
+		if ((n = pread(fd, buf, sizeof(buf), off)) < 0) {
+			if (errno == EINTR)
+				continue;
+			goto out;
+		}
+		if (n == 0) {
+			complete = 1;	/* a message without a body */
+			break;
+		}
+		str_append_n(&head, buf, (size_t)n);
+		off += n;
+		if (memmem(head.s, head.len, "\n\r\n", 3) != NULL ||
+		    memmem(head.s, head.len, "\n\n", 2) != NULL) {
+			complete = 1;
+			break;
+		}
+	}
+	if (!complete)
+		goto out;
+	for (const char *p = str_c(&head), *end = p + head.len; p < end;) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t len = nl != NULL ? (size_t)(nl - p) : (size_t)(end - p);
+
+		if (len > 0 && p[len - 1] == '\r')
+			len--;
+		if (len == 0)
+			break;			/* the end of the header section */
+		if (p[0] == ' ' || p[0] == '\t') {
+			if (in_from)
+				str_append_n(&from, p, len);
+		} else if ((in_from = be_spool_is_from(p, len)) != 0) {
+			const char *colon = memchr(p, ':', len);
+
+			if (from.len > 0)
+				str_append_c(&from, ',');
+			str_append_n(&from, colon + 1,
+			    len - (size_t)(colon + 1 - p));
+		}
+		if (from.len > BE_SPOOL_FROM_MAX)
+			goto out;
+		if (nl == NULL)
+			break;
+		p = nl + 1;
+	}
+	ret = smtp_header_addresses(str_c(&from), from.len, from_r);
+out:
+	str_deinit(&head);
+	str_deinit(&from);
+	return ret;
+}
 
 /*
  * The envelope the session wrote, against what the back side decided
@@ -175,7 +260,8 @@ be_spool_open(struct be_worker *w, struct msg *req, struct msg *reply)
  */
 static int
 be_spool_envelope_check(struct be_worker *w, uint64_t sess, const char *id,
-    const struct be_session_txn *t, uint32_t *rcpts_r, const char **why_r)
+    const struct be_session_txn *t, uint32_t *rcpts_r, char ***from_r,
+    int *nfrom_r, const char **why_r)
 {
 	struct envelope env;
 	const char *error;
@@ -193,6 +279,10 @@ be_spool_envelope_check(struct be_worker *w, uint64_t sess, const char *id,
 		*why_r = "unreadable envelope";
 		return corrupt ? -1 : -2;
 	}
+	/* A submission's header From, for alignment: read here. */
+	*from_r = NULL;
+	*nfrom_r = t->account != NULL ? be_spool_header_from(fd, offset,
+	    from_r) : 0;
 	close(fd);
 	if (strcmp(env.id, id) != 0)
 		*why_r = "envelope id is not the file name", ret = -1;
@@ -214,6 +304,11 @@ be_spool_envelope_check(struct be_worker *w, uint64_t sess, const char *id,
 			*why_r = "recipient not accepted", ret = -1;
 	*rcpts_r = (uint32_t)env.rcpt_count;
 	envelope_deinit(&env);
+	if (ret < 0 && *nfrom_r > 0) {
+		smtp_header_addresses_free(*from_r, *nfrom_r);
+		*from_r = NULL;
+		*nfrom_r = 0;
+	}
 	return ret;
 }
 
@@ -221,25 +316,20 @@ int
 be_spool_commit(struct be_worker *w, struct msg *req, struct msg *reply)
 {
 	const char *id, *client, *tls, *msgid, *error, *why = "?";
-	const char *from[BE_SPOOL_MAX_FROM], *account;
-	uint32_t rcpts = 0, nfrom;
+	const char *account;
+	uint32_t rcpts = 0;
 	uint64_t size, sess;
 	struct str answer = STR_INIT;
 	struct be_session_txn t;
 	enum policy_verdict v = POLICY_OK;
 	struct store *st = NULL;
-	int r;
+	char **from = NULL;
+	int r, nfrom = 0;
 
 	if (msg_get_u64(req, &sess) < 0 || msg_get_str(req, &id) < 0 ||
 	    msg_get_u64(req, &size) < 0 || msg_get_str(req, &client) < 0 ||
 	    msg_get_str(req, &tls) < 0 || msg_get_str(req, &msgid) < 0 ||
-	    msg_get_u32(req, &nfrom) < 0 || id == NULL || client == NULL ||
-	    nfrom > BE_SPOOL_MAX_FROM)
-		return -1;
-	for (uint32_t i = 0; i < nfrom; i++)
-		if (msg_get_str(req, &from[i]) < 0 || from[i] == NULL)
-			return -1;
-	if (msg_end(req) < 0)
+	    msg_end(req) < 0 || id == NULL || client == NULL)
 		return -1;
 	/* Only the file this session opened, and only once. */
 	if (!be_session_spool_take(w->chan, sess, id)) {
@@ -250,7 +340,8 @@ be_spool_commit(struct be_worker *w, struct msg *req, struct msg *reply)
 	}
 	(void)be_session_txn(w->chan, sess, &t);
 	account = t.account;
-	r = be_spool_envelope_check(w, sess, id, &t, &rcpts, &why);
+	r = be_spool_envelope_check(w, sess, id, &t, &rcpts, &from, &nfrom,
+	    &why);
 	/* the transaction ends here, whatever comes of it */
 	be_session_txn_reset(w->chan, sess);
 	if (r < 0) {
@@ -278,9 +369,14 @@ be_spool_commit(struct be_worker *w, struct msg *req, struct msg *reply)
 			str_append(&answer, "451 4.3.0 Temporary failure: "
 			    "account database unavailable, try again later");
 		} else
+			/* too many or unusable: none, and the policy refuses
+			 * for want of a From it can check */
 			v = policy_commit(w->conf, st, account, client,
-			    t.country, t.overseas, rcpts, 1, from, nfrom,
-			    &answer);
+			    t.country, t.overseas, rcpts, 1,
+			    (const char *const *)from,
+			    nfrom > 0 ? (size_t)nfrom : 0, &answer);
+		if (nfrom > 0)
+			smtp_header_addresses_free(from, nfrom);
 		if (v != POLICY_OK) {
 			spool_abort(w->conf->spool_dir, id);
 			msg_add_u32(reply, v == POLICY_REJECT ? 2 : 1);

@@ -43,7 +43,7 @@
  *              replace another message.
  * BE_SPOOL_COMMIT u64 session, str queue id (the one the session opened),
  *              u64 size, str client address, str TLS description, str
- *              Message-ID, u32 n (<= 32), n x str header From address
+ *              Message-ID
  *          ->  u32 0 ok / 1 temporary failure / 2 refused, str reply
  *              (the full SMTP reply when not ok). The back side parses
  *              the envelope back before committing: a session cannot
@@ -54,8 +54,10 @@
  *              country and the from-abroad flag are the record's, the
  *              recipient count the envelope's. With an account (a
  *              submission) the policy must have answered MAIL; it
- *              checks header From alignment and takes the send counts
- *              first (policy_commit). The transaction is then forgotten.
+ *              checks header From alignment (the From read back from
+ *              the file by the back side: at most 32 addresses, 8192
+ *              octets) and takes the send counts first (policy_commit).
+ *              The transaction is then forgotten.
  * BE_POLICY_MAIL u64 session, str sender, str client address
  *          ->  u32 policy_verdict, str reply, str country,
  *              u32 overseas, i64 recipients left (-1: no limit),

@@ -86,8 +86,9 @@ enum smtp_auth_mech { AUTH_MECH_PLAIN, AUTH_MECH_LOGIN };
  * never outgrows a 64 KiB seam message, whatever the client sends).
  * A login name longer than any account, or a password longer than any
  * the store takes, is refused here with 501; a header From longer than
- * SMTP_FROM_MAX octets in a submission is refused with 554 5.6.0 (its
- * addresses go to the back side for alignment); the Message-ID, only
+ * SMTP_FROM_MAX octets in a submission is refused with 554 5.6.0 (a
+ * clear answer; the back side reads the From itself at commit and
+ * finds no usable one in it); the Message-ID, only
  * logged with the submission, is cut to SMTP_MSGID_MAX octets.
  */
 #define SMTP_AUTH_USER_MAX	512
@@ -1598,8 +1599,8 @@ smtp_data_done(struct smtp_session *s)
 		return;
 	}
 	if (s->account != NULL && s->data_from_long) {
-		/* Its addresses could not all be checked (nor carried to
-		 * the back side): refused, the session goes on. */
+		/* Its addresses could not all be checked: refused, the
+		 * session goes on. */
 		smtp_abort_spool(s);
 		metrics_refused(METRICS_REFUSE_CONTENT);
 		smtp_reply(s, "554 5.6.0 Message refused: the header From is "
@@ -1620,23 +1621,8 @@ smtp_data_done(struct smtp_session *s)
 	msg_add_str(&m, s->addr);
 	msg_add_str(&m, s->tls ? str_c(&s->tls_info) : NULL);
 	msg_add_str(&m, s->data_msgid);
-	if (s->account != NULL) {
-		char **from;
-		int n = smtp_header_addresses(str_c(&s->data_from),
-		    s->data_from.len, &from);
-
-		if (n < 0) {
-			/* too many to check: the back side sees none and
-			 * refuses the message for want of a usable From */
-			n = 0;
-			from = NULL;
-		}
-		msg_add_u32(&m, (uint32_t)n);
-		for (int i = 0; i < n; i++)
-			msg_add_str(&m, from[i]);
-		smtp_header_addresses_free(from, n);
-	} else
-		msg_add_u32(&m, 0);
+	/* the header From is read back from the spool file by the back side
+	 * itself, for alignment */
 	smtp_request(s, &m, smtp_commit_reply);
 }
 

@@ -79,7 +79,7 @@ def queue_id():
     return f"{int(time.time() * 1000):012X}{secrets.randbits(32):08X}"
 
 
-def spool_write(ch, sess, qid, sender, rcpts, auth_=None):
+def spool_write(ch, sess, qid, sender, rcpts, auth_=None, header_from=None):
     """BE_SPOOL_OPEN for sess, then write an envelope naming rcpts
     [(address, mailbox)] and a small message to the descriptor."""
     rep = ch.request("BE_SPOOL_OPEN", Fields().u64(sess).str(qid))
@@ -93,19 +93,17 @@ def spool_write(ch, sess, qid, sender, rcpts, auth_=None):
     env += [f"client {CLIENT}", "helo hostile.example", "protocol ESMTP",
             "smtputf8 0"]
     env += [f"rcpt {a}\t{m or ''}" for a, m in rcpts]
-    body = (f"From: <{sender}>\r\nSubject: forged {qid}\r\n\r\n"
-            f"hostile session\r\n")
+    body = (f"From: <{header_from or sender}>\r\nSubject: forged {qid}"
+            f"\r\n\r\nhostile session\r\n")
     data = ("\n".join(env) + "\n\n" + body).encode()
     os.write(rep.fd, data)
     os.close(rep.fd)
     return len(body)
 
 
-def commit(ch, sess, qid, size, froms=()):
+def commit(ch, sess, qid, size):
     f = Fields().u64(sess).str(qid).u64(size).str(CLIENT).str(None) \
-        .str(None).u32(len(froms))
-    for a in froms:
-        f.str(a)
+        .str(None)
     return ch.request("BE_SPOOL_COMMIT", f)
 
 
@@ -155,14 +153,14 @@ def test_commit_only_what_the_back_side_accepted(daemon):
         assert rcpt(ch, 4, ALICE) == (0, ALICE)
         qid = queue_id()
         size = spool_write(ch, 4, qid, ALICE, [(ALICE, ALICE)], auth_=ALICE)
-        rep = commit(ch, 4, qid, size, froms=[ALICE])
+        rep = commit(ch, 4, qid, size)
         assert rep is not None and rep.u32() == 2
 
         # an account at all, in a session that authenticated none
         assert rcpt(ch, 5, ALICE) == (0, ALICE)
         qid = queue_id()
         size = spool_write(ch, 5, qid, ALICE, [(ALICE, ALICE)], auth_=ALICE)
-        rep = commit(ch, 5, qid, size, froms=[ALICE])
+        rep = commit(ch, 5, qid, size)
         assert rep is not None and rep.u32() == 2
 
         # a normal client is served meanwhile
@@ -474,3 +472,29 @@ def test_a_queued_message_cannot_be_replaced(held, client_tls):
     assert path.read_bytes() == original
     assert 'refused=spool_open reason="queue id already queued"' in held.log()
     same_processes(held, before)
+
+
+def test_header_from_is_read_by_the_back_side(daemon):
+    """A submission's header From is read back from the spool file by the
+    back side: a session that authenticated alice cannot commit a message
+    whose From is bob's by not reporting it; with alice's From it is
+    queued."""
+    before = set(children(daemon.proc.pid))
+    with SeamChannel(daemon) as ch:
+        assert auth(ch, 1, ALICE, ALICE_PW) == (0, ALICE)
+        for header_from, want in ((BOB, 2), (f"{BOB}>, <{ALICE}", 2),
+                                  (ALICE, 0)):
+            rep = ch.request("BE_POLICY_MAIL", Fields().u64(1).str(ALICE)
+                             .str(CLIENT))
+            assert rep is not None and not rep.failed and rep.u32() == 0
+            assert rcpt(ch, 1, BOB) == (0, BOB)
+            qid = queue_id()
+            size = spool_write(ch, 1, qid, ALICE, [(BOB, BOB)], auth_=ALICE,
+                               header_from=header_from)
+            rep = commit(ch, 1, qid, size)
+            assert rep is not None and not rep.failed
+            assert rep.u32() == want, (header_from, rep.str())
+    daemon.wait_files(BOB, 1)
+    time.sleep(0.5)
+    assert len(daemon.files(BOB)) == 1
+    same_processes(daemon, before)
