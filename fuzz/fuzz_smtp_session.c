@@ -65,6 +65,14 @@ fuzz_stub_cb(struct channel *ch, struct msg *m, void *arg)
 	(void)arg;
 	if (m == NULL)
 		return;
+	/* Every request but these acts for a session: its number first
+	 * (be_proto.h), never 0 (be_client_session counts from 1). */
+	if (m->type != BE_SPOOL_SPACE) {
+		uint64_t sess = 0;
+
+		if (msg_get_u64(m, &sess) < 0 || sess == 0)
+			abort();
+	}
 	msg_init(&r, m->type, m->id);
 	switch (m->type) {
 	case BE_AUTH:
@@ -91,6 +99,7 @@ fuzz_stub_cb(struct channel *ch, struct msg *m, void *arg)
 		msg_add_str(&r, NULL);
 		break;
 	case BE_SPOOL_ABORT:
+	case BE_SESSION_END:
 		msg_add_u32(&r, 0);
 		break;
 	case BE_POLICY_MAIL:

@@ -18,6 +18,7 @@
 #include "../core/xmalloc.h"
 #include "../store/store.h"
 #include "backend.h"
+#include "be_session.h"
 
 /*
  * One session loop's channel. Each queued job holds a reference, and the
@@ -99,6 +100,8 @@ static be_handler *const be_handlers[BE_TYPE_COUNT] = {
 	[BE_API_OVERSEAS] = be_portal,
 	[BE_API_LIMITS] = be_portal,
 	[BE_API_HISTORY] = be_portal,
+	[BE_SESSION_END] = be_session_end_req,
+	[BE_APOP_TIMESTAMP] = be_apop_timestamp,
 };
 
 struct queue *
@@ -211,6 +214,9 @@ backend_chan_unref(struct backend *be, struct be_chan *ch)
 	pthread_mutex_unlock(&be->lock);
 	if (!last)
 		return;
+	/* No job of the channel is left: its sessions' records go, and
+	 * with them their POP3 locks and spool files (be_session.h). */
+	be_session_drop_channel(ch->id);
 	close(ch->fd);
 	pthread_mutex_destroy(&ch->send_lock);
 	free(ch);
@@ -337,6 +343,7 @@ backend_run_job(struct be_worker *w, struct be_job *job)
 	if (job->m.type < BE_TYPE_COUNT)
 		h = be_handlers[job->m.type];
 	msg_init(&reply, job->m.type, job->m.id);
+	w->chan = ch->id;
 	if (h == NULL || h(w, &job->m, &reply) < 0) {
 		log_warnx("backend: malformed request type %u dropped",
 		    job->m.type);

@@ -29,6 +29,10 @@ struct be_worker {
 	struct store		*store;		/* opened lazily, per thread */
 	int			 index;
 	struct backend		*backend;
+	/* The channel of the job being run (set per job by the
+	 * dispatcher): with a request's session number, the key of the
+	 * back side's own session record (be_session.h). */
+	unsigned		 chan;
 };
 
 /* Returns 0 and fills reply (already msg_init'ed with the request's type
@@ -53,6 +57,19 @@ int be_pop3_close(struct be_worker *w, struct msg *req, struct msg *reply);
 int be_apop(struct be_worker *w, struct msg *req, struct msg *reply);
 int be_popbsmtp(struct be_worker *w, struct msg *req, struct msg *reply);
 int be_portal(struct be_worker *w, struct msg *req, struct msg *reply);
+int be_apop_timestamp(struct be_worker *w, struct msg *req,
+    struct msg *reply);
+int be_session_end_req(struct be_worker *w, struct msg *req,
+    struct msg *reply);
+
+/* A channel gone: its session's mailbox is given up (the lease released
+ * by the keeper thread), its spool file removed. Any thread. */
+void be_mailbox_abandon(uint64_t handle);
+void be_spool_abandon(const char *id);
+/* BE_SESSION_END: close the mailbox now (the lease given back). */
+void be_mailbox_close_handle(struct be_worker *w, uint64_t handle);
+/* BE_SESSION_END, a second BE_SPOOL_OPEN: remove an incoming file. */
+void be_spool_drop(struct be_worker *w, const char *id);
 
 /* The queue a notice or bounce is committed to (may be NULL in tests). */
 struct queue *be_worker_queue(struct be_worker *w);

@@ -18,6 +18,7 @@
 #include "../store/password.h"
 #include "../store/store.h"
 #include "backend.h"
+#include "be_session.h"
 
 static pthread_once_t be_dummy_once = PTHREAD_ONCE_INIT;
 static char *be_dummy_hash;
@@ -49,9 +50,10 @@ be_auth(struct be_worker *w, struct msg *req, struct msg *reply)
 	uint32_t result;
 	int64_t delay = 0, locked = 0;
 	int r = -1;
-	uint64_t start = metrics_now_us();
+	uint64_t start = metrics_now_us(), sess;
 
-	if (msg_get_str(req, &service) < 0 || msg_get_str(req, &mech) < 0 ||
+	if (be_session_begin(w, req, &sess) < 0 ||
+	    msg_get_str(req, &service) < 0 || msg_get_str(req, &mech) < 0 ||
 	    msg_get_str(req, &user) < 0 || msg_get_str(req, &pass) < 0 ||
 	    msg_get_str(req, &client) < 0 || msg_end(req) < 0 ||
 	    service == NULL || user == NULL || pass == NULL || client == NULL)
@@ -98,8 +100,11 @@ be_auth(struct be_worker *w, struct msg *req, struct msg *reply)
 	}
 	if (result == BE_AUTH_FAIL)
 		delay = policy_auth_fail(w->conf, st, canon, client, service);
-	else if (result == BE_AUTH_OK)
+	else if (result == BE_AUTH_OK) {
 		policy_auth_ok(w->conf, st, a.address, client);
+		/* the only way a session gets an account: our own OK */
+		be_session_set_account(w->chan, sess, a.address);
+	}
 reply:
 	metrics_auth_be(service, result, start);
 	msg_add_u32(reply, result);
@@ -122,8 +127,10 @@ be_rcpt(struct be_worker *w, struct msg *req, struct msg *reply)
 	struct store *st;
 	int local = 0, r;
 	uint32_t result;
+	uint64_t sess;
 
-	if (msg_get_str(req, &address) < 0 || msg_end(req) < 0 ||
+	if (be_session_begin(w, req, &sess) < 0 ||
+	    msg_get_str(req, &address) < 0 || msg_end(req) < 0 ||
 	    address == NULL)
 		return -1;
 	if ((st = be_worker_store(w)) == NULL) {
@@ -145,6 +152,21 @@ be_rcpt(struct be_worker *w, struct msg *req, struct msg *reply)
 		result = BE_RCPT_LOCAL;
 	else
 		result = local ? BE_RCPT_UNKNOWN : BE_RCPT_REMOTE;
+	/* What a commit may name: a local mailbox, or a remote address
+	 * for an authenticated session (relaying is theirs only). */
+	if (result == BE_RCPT_LOCAL && mailbox == NULL)
+		result = BE_RCPT_TEMPFAIL;
+	if (result == BE_RCPT_LOCAL || result == BE_RCPT_REMOTE) {
+		char *account = result == BE_RCPT_REMOTE ?
+		    be_session_account(w->chan, sess) : NULL;
+
+		if ((result == BE_RCPT_LOCAL || account != NULL) &&
+		    be_session_rcpt_add(w->chan, sess, address,
+		    result == BE_RCPT_LOCAL ? mailbox : NULL,
+		    (size_t)w->conf->smtp_max_recipients) < 0)
+			result = BE_RCPT_TEMPFAIL;
+		free(account);
+	}
 	msg_add_u32(reply, result);
 	msg_add_str(reply, result == BE_RCPT_LOCAL ? mailbox : NULL);
 	free(mailbox);

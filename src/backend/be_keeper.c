@@ -27,6 +27,7 @@ static pthread_mutex_t be_keeper_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t be_keeper_wake;
 static int be_keeper_started;
 static int be_keeper_stopping;
+static int be_keeper_poked;		/* work now: leases to give back */
 static pid_t be_keeper_pid;
 static pthread_t be_keeper_thread;
 static pthread_once_t be_keeper_node_once = PTHREAD_ONCE_INIT;
@@ -74,9 +75,11 @@ be_keeper_wait(void)
 	clock_gettime(CLOCK_MONOTONIC, &until);
 	until.tv_sec += be_keeper_tick();
 	pthread_mutex_lock(&be_keeper_lock);
-	while (!be_keeper_stopping && pthread_cond_timedwait(&be_keeper_wake,
-	    &be_keeper_lock, &until) == 0)
+	while (!be_keeper_stopping && !be_keeper_poked &&
+	    pthread_cond_timedwait(&be_keeper_wake, &be_keeper_lock,
+	    &until) == 0)
 		;
+	be_keeper_poked = 0;
 	stop = be_keeper_stopping;
 	pthread_mutex_unlock(&be_keeper_lock);
 	return stop;
@@ -153,6 +156,16 @@ be_keeper_init(const struct config *conf)
 		fatalx("keeper: cannot register its stop");
 	log_debug("keeper: node %s, POP3 lease %ds renewed every %ds",
 	    be_keeper_node(), be_keeper_lease, be_keeper_tick());
+}
+
+void
+be_keeper_poke(void)
+{
+	pthread_mutex_lock(&be_keeper_lock);
+	be_keeper_poked = 1;
+	if (be_keeper_started)
+		pthread_cond_signal(&be_keeper_wake);
+	pthread_mutex_unlock(&be_keeper_lock);
 }
 
 void

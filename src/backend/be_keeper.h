@@ -21,6 +21,9 @@ struct store;
 /* Start the thread once per process; later calls do nothing. */
 void be_keeper_start(const struct config *conf);
 
+/* Wake the thread now (be_mailbox_abandon: leases to give back). */
+void be_keeper_poke(void);
+
 /* This node's name in leases: "HOSTNAME:PID", unique per running
  * daemon (two nodes on one host differ by pid). */
 const char *be_keeper_node(void);

@@ -46,6 +46,7 @@
 #include "../policy/policy.h"
 #include "../store/store.h"
 #include "be_keeper.h"
+#include "be_session.h"
 #include "backend.h"
 
 #define BE_MBOX_MAX_MESSAGES	1000000
@@ -129,6 +130,68 @@ be_mbox_put(struct be_mbox *mb)
 
 /* ---- the lease ------------------------------------------------------- */
 
+/* Leases of mailboxes whose channel closed, for the keeper to give back
+ * (be_mailbox_abandon runs where no store is at hand). */
+struct be_release {
+	char			*account;
+	char			 session[24];
+	struct be_release	*next;
+};
+
+static struct be_release *be_releases;
+
+static void
+be_mailbox_release_pending(struct store *st)
+{
+	struct be_release *list;
+	const char *error;
+
+	pthread_mutex_lock(&be_mbox_lock);
+	list = be_releases;
+	be_releases = NULL;
+	pthread_mutex_unlock(&be_mbox_lock);
+	while (list != NULL) {
+		struct be_release *r = list;
+
+		list = r->next;
+		if (store_pop3_lock_release(st, r->account, be_keeper_node(),
+		    r->session, &error) < 0)
+			log_warnx("pop3: mailbox %s: unlock: %s", r->account,
+			    error);
+		else
+			log_info("pop3: mailbox %s: lock given back (its "
+			    "session process is gone)", r->account);
+		free(r->account);
+		free(r);
+	}
+}
+
+void
+be_mailbox_abandon(uint64_t handle)
+{
+	struct be_mbox *mb;
+	int found = 0;
+
+	pthread_mutex_lock(&be_mbox_lock);
+	for (mb = be_mboxes; mb != NULL; mb = mb->next)
+		if (mb->handle == handle && !mb->closing) {
+			struct be_release *r = xcalloc(1, sizeof(*r));
+
+			r->account = xstrdup(mb->account);
+			xstrlcpy(r->session, mb->session, sizeof(r->session));
+			r->next = be_releases;
+			be_releases = r;
+			mb->closing = 1;
+			if (mb->busy == 0)
+				be_mbox_remove_locked(mb);
+			found = 1;
+			break;
+		}
+	pthread_mutex_unlock(&be_mbox_lock);
+	if (found)
+		be_keeper_poke();
+}
+
 void
 be_mailbox_renew(struct store *st, int64_t expires)
 {
@@ -140,6 +203,7 @@ be_mailbox_renew(struct store *st, int64_t expires)
 	size_t n = 0;
 	const char *error;
 
+	be_mailbox_release_pending(st);
 	/* Copied out: no store call is made with the lock held. */
 	pthread_mutex_lock(&be_mbox_lock);
 	for (struct be_mbox *mb = be_mboxes; mb != NULL; mb = mb->next) {
@@ -202,8 +266,10 @@ be_popbsmtp(struct be_worker *w, struct msg *req, struct msg *reply)
 	char *account = NULL;
 	struct store *st;
 	uint32_t result = 1;
+	uint64_t sess;
 
-	if (msg_get_str(req, &client) < 0 || msg_end(req) < 0 ||
+	if (be_session_begin(w, req, &sess) < 0 ||
+	    msg_get_str(req, &client) < 0 || msg_end(req) < 0 ||
 	    client == NULL)
 		return -1;
 	if (w->conf->pop_before_smtp) {
@@ -215,7 +281,12 @@ be_popbsmtp(struct be_worker *w, struct msg *req, struct msg *reply)
 			log_warnx("pop-before-smtp: look-up client=%s: %s",
 			    client, error);
 		result = r == 0 ? 0 : r == 1 ? 1 : 2;
+		if (result == 0 && account == NULL)
+			result = 2;
 	}
+	/* A match is a login of the back side's own. */
+	if (result == 0)
+		be_session_set_account(w->chan, sess, account);
 	msg_add_u32(reply, result);
 	msg_add_str(reply, result == 0 ? account : NULL);
 	free(account);
@@ -418,22 +489,58 @@ static void
 be_pop3_open_fail(struct msg *reply, uint32_t result)
 {
 	msg_add_u32(reply, result);
-	msg_add_u64(reply, 0);
 	msg_add_u32(reply, 0);
 }
+
+/* A request refused for its session's record (logged). */
+static int
+be_pop3_refuse(struct be_worker *w, uint64_t sess, const char *what,
+    const char *why)
+{
+	log_warnx("backend: channel=%u session=%llu refused=%s reason=%s",
+	    w->chan, (unsigned long long)sess, what, why);
+	return -1;
+}
+
+static int
+be_pop3_open_account(struct be_worker *w, struct msg *reply, uint64_t sess,
+    const char *account, const char *client);
 
 int
 be_pop3_open(struct be_worker *w, struct msg *req, struct msg *reply)
 {
-	const char *account, *client, *error = "?";
+	const char *client;
+	uint64_t sess, handle;
+	char *account;
+	int r;
+
+	if (msg_get_u64(req, &sess) < 0 || msg_get_str(req, &client) < 0 ||
+	    msg_end(req) < 0 || client == NULL)
+		return -1;
+	/* The mailbox of the account the back side authenticated for this
+	 * session, never one the request names. */
+	if ((account = be_session_account(w->chan, sess)) == NULL)
+		return be_pop3_refuse(w, sess, "pop3_open",
+		    "not-authenticated");
+	if (be_session_mbox(w->chan, sess, &handle) == 0) {
+		free(account);
+		return be_pop3_refuse(w, sess, "pop3_open", "already-open");
+	}
+	r = be_pop3_open_account(w, reply, sess, account, client);
+	free(account);
+	return r;
+}
+
+static int
+be_pop3_open_account(struct be_worker *w, struct msg *reply, uint64_t sess,
+    const char *account, const char *client)
+{
+	const char *error = "?";
 	struct be_mbox *mb;
 	struct store *st;
 	char *path;
 	int fd = -1, r;
 
-	if (msg_get_str(req, &account) < 0 || msg_get_str(req, &client) < 0 ||
-	    msg_end(req) < 0 || account == NULL || client == NULL)
-		return -1;
 	be_keeper_start(w->conf);
 	/* The store down is a temporary failure, never "in use". */
 	if ((st = be_worker_store(w)) == NULL) {
@@ -483,8 +590,17 @@ be_pop3_open(struct be_worker *w, struct msg *req, struct msg *reply)
 	mb->next = be_mboxes;
 	be_mboxes = mb;
 	pthread_mutex_unlock(&be_mbox_lock);
+	/* The session's one mailbox; if it ended meanwhile (or opened one
+	 * in parallel), the lock goes back at once. */
+	if (be_session_mbox_set(w->chan, sess, mb->handle) < 0) {
+		uint64_t handle = mb->handle;
+
+		close(fd);
+		be_mbox_put(mb);
+		be_mailbox_close_handle(w, handle);
+		return be_pop3_refuse(w, sess, "pop3_open", "session-gone");
+	}
 	msg_add_u32(reply, BE_POP3_OK);
-	msg_add_u64(reply, mb->handle);
 	msg_add_u32(reply, mb->count);
 	msg_add_fd(reply, fd);
 	be_mbox_put(mb);
@@ -495,14 +611,15 @@ int
 be_pop3_retr(struct be_worker *w, struct msg *req, struct msg *reply)
 {
 	struct be_mbox *mb;
-	uint64_t handle;
+	uint64_t handle, sess;
 	uint32_t index;
 	int fd = -1, dirfd;
 
-	(void)w;
-	if (msg_get_u64(req, &handle) < 0 || msg_get_u32(req, &index) < 0 ||
+	if (msg_get_u64(req, &sess) < 0 || msg_get_u32(req, &index) < 0 ||
 	    msg_end(req) < 0)
 		return -1;
+	if (be_session_mbox(w->chan, sess, &handle) < 0)
+		return be_pop3_refuse(w, sess, "pop3_retr", "no-mailbox");
 	if ((mb = be_mbox_get(handle)) == NULL) {
 		msg_add_u32(reply, BE_POP3_TEMPFAIL);
 		return 0;
@@ -603,12 +720,12 @@ int
 be_pop3_update(struct be_worker *w, struct msg *req, struct msg *reply)
 {
 	struct be_mbox *mb;
-	uint64_t handle;
+	uint64_t handle, sess;
 	uint32_t commit, n, index, deleted = 0;
 	uint32_t *idx;
 	int ret = 0;
 
-	if (msg_get_u64(req, &handle) < 0 || msg_get_u32(req, &commit) < 0 ||
+	if (msg_get_u64(req, &sess) < 0 || msg_get_u32(req, &commit) < 0 ||
 	    msg_get_u32(req, &n) < 0 || n > BE_UPDATE_BATCH_MAX)
 		return -1;
 	idx = xcalloc(n + 1, sizeof(*idx));
@@ -620,6 +737,10 @@ be_pop3_update(struct be_worker *w, struct msg *req, struct msg *reply)
 	if (msg_end(req) < 0) {
 		free(idx);
 		return -1;
+	}
+	if (be_session_mbox(w->chan, sess, &handle) < 0) {
+		free(idx);
+		return be_pop3_refuse(w, sess, "pop3_update", "no-mailbox");
 	}
 	if ((mb = be_mbox_get(handle)) == NULL) {
 		free(idx);
@@ -646,14 +767,24 @@ be_pop3_update(struct be_worker *w, struct msg *req, struct msg *reply)
 int
 be_pop3_close(struct be_worker *w, struct msg *req, struct msg *reply)
 {
+	uint64_t handle, sess;
+
+	if (msg_get_u64(req, &sess) < 0 || msg_end(req) < 0)
+		return -1;
+	if (be_session_mbox_take(w->chan, sess, &handle) == 0)
+		be_mailbox_close_handle(w, handle);
+	msg_add_u32(reply, 0);
+	return 0;
+}
+
+void
+be_mailbox_close_handle(struct be_worker *w, uint64_t handle)
+{
 	struct be_mbox *mb;
 	struct store *st;
 	char *account = NULL, session[24] = "";
 	const char *error;
-	uint64_t handle;
 
-	if (msg_get_u64(req, &handle) < 0 || msg_end(req) < 0)
-		return -1;
 	/* Nothing marked is deleted: only a commit (QUIT) deletes. */
 	pthread_mutex_lock(&be_mbox_lock);
 	for (mb = be_mboxes; mb != NULL; mb = mb->next)
@@ -673,8 +804,6 @@ be_pop3_close(struct be_worker *w, struct msg *req, struct msg *reply)
 	    &error) < 0)
 		log_warnx("pop3: mailbox %s: unlock: %s", account, error);
 	free(account);
-	msg_add_u32(reply, 0);
-	return 0;
 }
 
 /* ---- APOP ------------------------------------------------------------ */
@@ -719,19 +848,25 @@ be_apop_verify(struct be_worker *w, struct store *st, const char *address,
 int
 be_apop(struct be_worker *w, struct msg *req, struct msg *reply)
 {
-	const char *user, *timestamp, *digest, *client, *error;
+	const char *user, *digest, *client, *error;
 	struct account a;
 	struct store *st;
 	uint32_t result;
 	int r;
-	uint64_t start = metrics_now_us();
+	uint64_t start = metrics_now_us(), sess;
+	char *timestamp;
 
-	if (msg_get_str(req, &user) < 0 || msg_get_str(req, &timestamp) < 0 ||
+	if (msg_get_u64(req, &sess) < 0 || msg_get_str(req, &user) < 0 ||
 	    msg_get_str(req, &digest) < 0 || msg_get_str(req, &client) < 0 ||
-	    msg_end(req) < 0 || user == NULL || timestamp == NULL ||
-	    digest == NULL || client == NULL)
+	    msg_end(req) < 0 || user == NULL || digest == NULL ||
+	    client == NULL)
 		return -1;
+	/* The timestamp the back side issued for this session's greeting:
+	 * a digest made for another greeting never matches. */
+	if ((timestamp = be_session_apop_timestamp(w->chan, sess)) == NULL)
+		return be_pop3_refuse(w, sess, "apop", "no-timestamp-issued");
 	if ((st = be_worker_store(w)) == NULL) {
+		free(timestamp);
 		metrics_auth(METRICS_SVC_APOP, METRICS_AUTH_TEMPFAIL, start);
 		msg_add_u32(reply, BE_AUTH_TEMPFAIL);
 		msg_add_str(reply, NULL);
@@ -771,9 +906,12 @@ be_apop(struct be_worker *w, struct msg *req, struct msg *reply)
 	}
 	if (result == BE_AUTH_FAIL)
 		delay = policy_auth_fail(w->conf, st, canon, client, "apop");
-	else if (result == BE_AUTH_OK)
+	else if (result == BE_AUTH_OK) {
 		policy_auth_ok(w->conf, st, a.address, client);
+		be_session_set_account(w->chan, sess, a.address);
+	}
 	free(canon);
+	free(timestamp);
 	metrics_auth_be("apop", result, start);
 	msg_add_u32(reply, result);
 	msg_add_str(reply, result == BE_AUTH_OK ? a.address : NULL);
@@ -783,5 +921,24 @@ be_apop(struct be_worker *w, struct msg *req, struct msg *reply)
 	msg_add_i64(reply, locked);
 	if (r == 0)
 		account_deinit(&a);
+	return 0;
+}
+
+int
+be_apop_timestamp(struct be_worker *w, struct msg *req, struct msg *reply)
+{
+	struct str ts = STR_INIT;
+	uint64_t sess;
+
+	if (be_session_begin(w, req, &sess) < 0 || msg_end(req) < 0)
+		return -1;
+	/* RFC 1939 7: unique per greeting, and unpredictable. */
+	apop_timestamp(&ts, w->conf->hostname);
+	if (be_session_set_apop_timestamp(w->chan, sess, str_c(&ts)) < 0) {
+		str_deinit(&ts);
+		return -1;
+	}
+	msg_add_str(reply, str_c(&ts));
+	str_deinit(&ts);
 	return 0;
 }

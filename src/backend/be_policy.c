@@ -22,6 +22,7 @@
 #include "../smtp/smtp_parse.h"
 #include "../store/store.h"
 #include "backend.h"
+#include "be_session.h"
 
 /* RFC 2047 B-encoded UTF-8 word for a header. */
 static void
@@ -142,16 +143,26 @@ be_policy_notice(struct be_worker *w, const char *account, const char *client,
 int
 be_policy_mail(struct be_worker *w, struct msg *req, struct msg *reply)
 {
-	const char *account, *sender, *client;
+	const char *sender, *client;
 	struct policy_mail_result r;
 	struct sockaddr_storage ss;
 	struct geo_result geo;
 	struct store *st;
+	char *account;
+	uint64_t sess;
 
-	if (msg_get_str(req, &account) < 0 || msg_get_str(req, &sender) < 0 ||
-	    msg_get_str(req, &client) < 0 || msg_end(req) < 0 ||
-	    account == NULL || sender == NULL || client == NULL)
+	if (be_session_begin(w, req, &sess) < 0 ||
+	    msg_get_str(req, &sender) < 0 || msg_get_str(req, &client) < 0 ||
+	    msg_end(req) < 0 || sender == NULL || client == NULL)
 		return -1;
+	/* The account is the one the back side authenticated here. */
+	be_session_txn_reset(w->chan, sess);
+	if ((account = be_session_account(w->chan, sess)) == NULL) {
+		log_warnx("backend: channel=%u session=%llu refused=policy_mail "
+		    "reason=not-authenticated", w->chan,
+		    (unsigned long long)sess);
+		return -1;
+	}
 	policy_mail_result_init(&r);
 	if ((st = be_worker_store(w)) == NULL) {
 		r.verdict = POLICY_TEMPFAIL;
@@ -165,6 +176,11 @@ be_policy_mail(struct be_worker *w, struct msg *req, struct msg *reply)
 		if (r.notify)
 			be_policy_notice(w, account, client, r.country);
 	}
+	/* What the commit will use: decided here, kept here. */
+	if (r.verdict == POLICY_OK)
+		be_session_set_policy(w->chan, sess, sender, r.country,
+		    r.overseas);
+	free(account);
 	msg_add_u32(reply, (uint32_t)r.verdict);
 	msg_add_str(reply, r.verdict == POLICY_OK ? NULL : str_c(&r.reply));
 	msg_add_str(reply, r.country);

@@ -22,6 +22,7 @@ struct be_req {
 struct be_client {
 	struct channel	*ch;
 	uint64_t	 next_id;
+	uint64_t	 next_session;
 	struct be_req	*bucket[BE_BUCKETS];
 };
 
@@ -113,4 +114,10 @@ be_req_cancel(struct be_req *r)
 	/* Freed when its reply arrives; the reply is then ignored. */
 	r->cb = NULL;
 	r->arg = NULL;
+}
+
+uint64_t
+be_client_session(struct be_client *c)
+{
+	return ++c->next_session;
 }

@@ -24,5 +24,8 @@ void be_client_free(struct be_client **c);
 struct be_req *be_client_request(struct be_client *c, struct msg *m,
     be_reply_cb *cb, void *arg);
 void be_req_cancel(struct be_req *r);
+/* A new session number for requests that act for a session (be_proto.h:
+ * the first field), unique within this channel. */
+uint64_t be_client_session(struct be_client *c);
 
 #endif

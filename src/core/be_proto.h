@@ -5,69 +5,110 @@
  * A reply has the request's type and id. When the back side cannot parse
  * a request it replies BE_FAIL, and the client's callback gets NULL.
  *
- * BE_AUTH      str service, str mechanism, str user, str password,
- *              str client address
+ * Sessions (issue 13, src/backend/be_session.c). A request that acts
+ * for a session starts with u64 session: a number the session process
+ * chose, unique within its channel (be_client_session). The back side
+ * keys its own record by (its channel id, that number) and checks every
+ * such request against the record, never against what the request
+ * says: the account (set only by its own OK to BE_AUTH / BE_APOP or a
+ * BE_POPBSMTP match), the APOP timestamp it issued, the recipients it
+ * accepted, the policy's answer to MAIL, the spool file and the mailbox
+ * the session opened. A request refused for want of a record (no login,
+ * no mailbox open, too many sessions on the channel) gets BE_FAIL.
+ *
+ * BE_SESSION_END u64 session -> u32 0. The session ended: its record
+ *              goes, an open spool file is removed, an open mailbox is
+ *              closed (its lock given back; nothing deleted). A channel
+ *              that closes does the same for all its sessions.
+ * BE_AUTH      u64 session, str service, str mechanism, str user, str
+ *              password, str client address
  *          ->  u32 be_auth_result, str account (canonical, NULL unless OK),
  *              str reason (suspension reason or NULL), u32 delay in ms
  *              to wait before answering a failure (throttling), i64 end
- *              of the lock (BE_AUTH_LOCKED) or 0. A user with a control
- *              character is BE_AUTH_LOCKED with end 0, looked up nowhere
- * BE_RCPT      str address
- *          ->  u32 be_rcpt_result, str mailbox (local account or NULL)
- * BE_SPOOL_OPEN  str queue id
+ *              of the lock (BE_AUTH_LOCKED) or 0. OK sets the record's
+ *              account. A user with a control character is
+ *              BE_AUTH_LOCKED with end 0, looked up nowhere.
+ * BE_RCPT      u64 session, str address
+ *          ->  u32 be_rcpt_result, str mailbox (local account or NULL).
+ *              The record keeps (address, mailbox) of a LOCAL answer,
+ *              and of a REMOTE one when the session is authenticated
+ *              (at most smtp_max_recipients, the oldest forgotten
+ *              first): the only recipients a commit may name.
+ * BE_SPOOL_OPEN  u64 session, str queue id
  *          ->  u32 0 ok / 1 temporary failure / 2 spool below
  *              queue_minfree, str error; fd: the new
  *              incoming/ID file, to which the session writes the envelope
- *              (envelope.h text form) and then the message
- * BE_SPOOL_COMMIT str queue id, then for a submission with an account
- *              (else NULL and zeros): str account, u32 recipients,
- *              u64 size, u32 overseas (1: sent from abroad under a
- *              permission), str client address, str country, str TLS
- *              description, str Message-ID, u32 n, n x str header From
- *              address
+ *              (envelope.h text form) and then the message. The record
+ *              keeps the id; one still open from before is removed. An
+ *              id already in queue/ is refused (1): committing it would
+ *              replace another message.
+ * BE_SPOOL_COMMIT u64 session, str queue id (the one the session opened),
+ *              u64 size, str client address, str TLS description, str
+ *              Message-ID
  *          ->  u32 0 ok / 1 temporary failure / 2 refused, str reply
  *              (the full SMTP reply when not ok). The back side parses
  *              the envelope back before committing: a session cannot
- *              commit a file the queue would not understand. For a
- *              submission it checks header From alignment and takes the
- *              send counts first (policy_commit).
- * BE_POLICY_MAIL str account, str sender, str client address
+ *              commit a file the queue would not understand, nor one
+ *              whose envelope names a recipient it did not accept for
+ *              the session, another account, or (a submission) another
+ *              sender than the policy was asked about. The account, the
+ *              country and the from-abroad flag are the record's, the
+ *              recipient count the envelope's. With an account (a
+ *              submission) the policy must have answered MAIL; it
+ *              checks header From alignment (the From read back from
+ *              the file by the back side: at most 32 addresses, 8192
+ *              octets) and takes the send counts first (policy_commit).
+ *              The transaction is then forgotten.
+ * BE_POLICY_MAIL u64 session, str sender, str client address
  *          ->  u32 policy_verdict, str reply, str country,
  *              u32 overseas, i64 recipients left (-1: no limit),
  *              i64 recipients per message (-1: no limit), str the reply
- *              once the recipients left are used
+ *              once the recipients left are used. For the record's
+ *              account (BE_FAIL without one); an OK starts a new
+ *              transaction in the record (sender, country, overseas).
  * BE_POLICY_POSTFIX str protocol_state, str sasl_username, str
  *              client_address, str sender, u32 recipient_count, str
  *              queue_id (Postfix's policy request attributes)
  *          ->  str action ("DUNNO", or "550 5.7.1 ..." / "451 4.7.1 ...")
- * BE_SPOOL_ABORT str queue id  -> u32 0
+ *              No session: Postfix is the authority here.
+ * BE_SPOOL_ABORT u64 session, str queue id  -> u32 0. Only the session's
+ *              own open spool file is removed.
  * BE_SPOOL_SPACE u64 size the client announced (RFC 1870 SIZE; 0: none)
  *          ->  u32 0 room / 1 temporary failure / 2 not enough (below
  *              queue_minfree after size), str the SMTP reply when not 0.
  *              Asked at MAIL when queue_minfree or SIZE is set.
  *
- * POP3 (src/backend/be_mailbox.c). A handle names one open mailbox; only
- * one exists per account at a time (the POP3 lock, RFC 1939 4).
- * BE_POP3_OPEN str account (after a successful login), str client address
- *          ->  u32 be_pop3_result, u64 handle, u32 count; fd (when OK): a
+ * POP3 (src/backend/be_mailbox.c). A session opens at most one mailbox,
+ * its record's account's; only one session holds an account's mailbox
+ * at a time (the POP3 lock, RFC 1939 4).
+ * BE_APOP_TIMESTAMP u64 session
+ *          ->  str the APOP timestamp for the greeting ("<...@host>",
+ *              RFC 1939 7), issued and kept by the back side
+ * BE_POP3_OPEN u64 session, str client address
+ *          ->  u32 be_pop3_result, u32 count; fd (when OK): a
  *              memfd with one "UID SIZE\n" line per message, in message
- *              number order (SIZE with CRLF line ends). Records the
- *              POP-before-SMTP window when pop_before_smtp is on.
- * BE_POP3_RETR u64 handle, u32 index (message number - 1)
+ *              number order (SIZE with CRLF line ends). The mailbox of
+ *              the record's account (BE_FAIL when not logged in or one
+ *              is open already). Records the POP-before-SMTP window when
+ *              pop_before_smtp is on.
+ * BE_POP3_RETR u64 session, u32 index (message number - 1)
  *          ->  u32 be_pop3_result; fd (when OK): the message file, read
  *              only, LF line ends
- * BE_POP3_UPDATE u64 handle, u32 commit, u32 n, n x u32 index (n <= 8192)
+ * BE_POP3_UPDATE u64 session, u32 commit, u32 n, n x u32 index (n <= 8192)
  *          ->  u32 be_pop3_result, u32 deleted. Marks the indexes; with
  *              commit = 1 (QUIT) unlinks every marked message and fsyncs
  *              the folders before answering.
- * BE_POP3_CLOSE u64 handle -> u32 0. Releases the lock (a lease in the
+ * BE_POP3_CLOSE u64 session -> u32 0. Releases the lock (a lease in the
  *              store, shared by the nodes); deletes nothing.
- * BE_APOP      str user, str timestamp (the greeting's), str digest,
- *              str client address
- *          ->  as BE_AUTH (the same throttling applies)
- * BE_POPBSMTP  str client address
+ * BE_APOP      u64 session, str user, str digest, str client address
+ *          ->  as BE_AUTH (the same throttling applies). The digest is
+ *              checked against the timestamp in the record (BE_FAIL when
+ *              none was issued): a digest made for another greeting
+ *              never matches.
+ * BE_POPBSMTP  u64 session, str client address
  *          ->  u32 0 a POP-before-SMTP window is open / 1 none / 2 the
- *              store cannot say now (answer 4xx), str account (or NULL)
+ *              store cannot say now (answer 4xx), str account (or NULL).
+ *              0 sets the record's account.
  *
  * Settings page, admin pages and JSON API (src/backend/be_portal.c, rows
  * in src/portal/portal_rows.h). One request type per operation; the role
@@ -174,6 +215,8 @@ enum be_type {
 	BE_API_OVERSEAS,
 	BE_API_LIMITS,
 	BE_API_HISTORY,
+	BE_SESSION_END,
+	BE_APOP_TIMESTAMP,
 	BE_TYPE_COUNT,
 	BE_FAIL = 0xffff,
 };

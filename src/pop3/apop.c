@@ -36,9 +36,9 @@ apop_timestamp(struct str *out, const char *hostname)
 	struct timespec ts;
 	uint32_t rnd;
 
-	/* The counter is per thread in practice (one loop per thread); the
-	 * random part keeps two loops' greetings in one microsecond apart
-	 * and makes the timestamp unpredictable. */
+	/* Called by the back side's worker threads (BE_APOP_TIMESTAMP):
+	 * the counter is atomic; the random part makes the timestamp
+	 * unpredictable. */
 	clock_gettime(CLOCK_REALTIME, &ts);
 	arc4random_buf(&rnd, sizeof(rnd));
 	str_clear(out);

@@ -1,6 +1,7 @@
 /*
- * apop: RFC 1939 section 7 APOP. The greeting's timestamp (session
- * side), the digest check, and the sealing of APOP secrets at rest (back
+ * apop: RFC 1939 section 7 APOP. The greeting's timestamp (issued by
+ * the back side, BE_APOP_TIMESTAMP, and kept in its record of the
+ * session), the digest check, and the sealing of APOP secrets at rest (back
  * side and CLI only: they read the key file; session code never calls
  * apop_key_load).
  *

@@ -96,6 +96,7 @@ struct pop3_session;
 struct pop3_open_ctx {
 	struct pop3_session	*s;
 	struct be_client	*be;
+	uint64_t		 be_session;
 };
 
 struct pop3_session {
@@ -118,12 +119,12 @@ struct pop3_session {
 	enum pop3_state		 state;
 	struct be_req		*req;		/* pending back-side request */
 	struct pop3_open_ctx	*open_ctx;	/* when req is the OPEN */
+	uint64_t		 be_session;	/* number on the seam */
 	int			 eof;
 	int			 errors;
 	int			 skip_line;
 	int			 tls;
 	struct str		 tls_info;
-	struct str		 timestamp;	/* APOP (RFC 1939 7) */
 
 	enum pop3_mech		 mech;
 	char			*user;		/* USER / LOGIN name */
@@ -131,10 +132,9 @@ struct pop3_session {
 	struct event		*delay_timer;	/* a failed login's delay */
 	char			*delayed_reply;
 
-	/* the open mailbox */
+	/* the open mailbox (the back side knows it by be_session) */
 	int			 have_handle;
 	int			 quit_ok;	/* QUIT's deletions all done */
-	uint64_t		 handle;
 	struct pop3_msg		*msgs;
 	uint32_t		 nmsgs;
 
@@ -226,9 +226,32 @@ pop3_error(struct pop3_session *s)
 	return -1;
 }
 
+/*
+ * Start a request that acts for this session: its number first. Every
+ * field after it comes from one command line (POP3_LINE_MAX) or is a
+ * number, so no request outgrows a seam message (issue 13).
+ */
+static void
+pop3_msg_init(struct pop3_session *s, struct msg *m, uint32_t type)
+{
+	msg_init(m, type, 0);
+	msg_add_u64(m, s->be_session);
+}
+
 static void
 pop3_request(struct pop3_session *s, struct msg *m, be_reply_cb *cb)
 {
+	if (m->buf.len > MSG_MAX_LEN) {
+		/* cannot happen (see pop3_msg_init); should it, the back
+		 * side fails an empty request and the callback answers a
+		 * temporary failure */
+		uint32_t type = m->type;
+
+		log_warnx("session=%s back-side request type %u too large "
+		    "(%zu octets), not sent", s->id, type, m->buf.len);
+		msg_deinit(m);
+		msg_init(m, type, 0);
+	}
 	s->req = be_client_request(s->loop->be, m, cb, s);
 }
 
@@ -268,8 +291,31 @@ pop3_total(const struct pop3_session *s, uint32_t *count_r)
 /* ---- greeting, PROXY, TLS ---------------------------------------- */
 
 static void
+pop3_greet_reply(struct msg *m, void *arg)
+{
+	struct pop3_session *s = arg;
+	const char *ts = NULL;
+
+	s->req = NULL;
+	if (m != NULL && (msg_get_str(m, &ts) < 0 || msg_end(m) < 0 ||
+	    (ts != NULL && strlen(ts) > APOP_TIMESTAMP_MAX)))
+		ts = NULL;
+	pop3_enter_state(s, POP3_STATE_AUTHORIZATION);
+	/* Without one (the back side failed it) APOP cannot succeed; the
+	 * other logins can. */
+	if (ts != NULL)
+		pop3_reply(s, "+OK sekisho POP3 server ready %s", ts);
+	else
+		pop3_reply(s, "+OK sekisho POP3 server ready");
+	pop3_set_timeouts(s);
+	pop3_process(s);
+}
+
+static void
 pop3_greet(struct pop3_session *s)
 {
+	struct msg m;
+
 	if (server_ip_acquire(s->conf, (struct sockaddr *)&s->client) < 0) {
 		metrics_conn_refused((int)s->lc->role, METRICS_CONN_PER_IP);
 		pop3_reply(s, "-ERR [SYS/TEMP] Too many connections from your "
@@ -278,12 +324,11 @@ pop3_greet(struct pop3_session *s)
 		return;
 	}
 	s->counted_ip = 1;
-	/* RFC 1939 7: a timestamp unique to this greeting, for APOP. */
-	apop_timestamp(&s->timestamp, s->conf->hostname);
-	pop3_enter_state(s, POP3_STATE_AUTHORIZATION);
-	pop3_reply(s, "+OK sekisho POP3 server ready %s",
-	    str_c(&s->timestamp));
-	pop3_set_timeouts(s);
+	/* RFC 1939 7: a timestamp unique to this greeting, for APOP,
+	 * issued and kept by the back side: a digest captured elsewhere
+	 * cannot be replayed here, even by this process. */
+	pop3_msg_init(s, &m, BE_APOP_TIMESTAMP);
+	pop3_request(s, &m, pop3_greet_reply);
 }
 
 static void
@@ -425,12 +470,12 @@ pop3_read_listing(struct pop3_session *s, int fd, uint32_t count)
 }
 
 static void
-pop3_close_handle(struct be_client *be, uint64_t handle)
+pop3_close_handle(struct be_client *be, uint64_t be_session)
 {
 	struct msg m;
 
 	msg_init(&m, BE_POP3_CLOSE, 0);
-	msg_add_u64(&m, handle);
+	msg_add_u64(&m, be_session);
 	(void)be_client_request(be, &m, NULL, NULL);
 }
 
@@ -440,19 +485,18 @@ pop3_open_reply(struct msg *m, void *arg)
 	struct pop3_open_ctx *ctx = arg;
 	struct pop3_session *s = ctx->s;
 	uint32_t result = BE_POP3_TEMPFAIL, count = 0, total_n;
-	uint64_t handle = 0, total;
+	uint64_t total;
 	int fd = -1;
 
 	if (m != NULL && (msg_get_u32(m, &result) < 0 ||
-	    msg_get_u64(m, &handle) < 0 || msg_get_u32(m, &count) < 0 ||
-	    msg_end(m) < 0))
+	    msg_get_u32(m, &count) < 0 || msg_end(m) < 0))
 		result = BE_POP3_TEMPFAIL;
 	if (result == BE_POP3_OK && m != NULL)
 		fd = msg_take_fd(m);
 	if (s == NULL) {
 		/* The session went first: give the lock back. */
 		if (result == BE_POP3_OK)
-			pop3_close_handle(ctx->be, handle);
+			pop3_close_handle(ctx->be, ctx->be_session);
 		if (fd >= 0)
 			close(fd);
 		free(ctx);
@@ -461,10 +505,8 @@ pop3_open_reply(struct msg *m, void *arg)
 	free(ctx);
 	s->open_ctx = NULL;
 	s->req = NULL;
-	if (result == BE_POP3_OK) {
+	if (result == BE_POP3_OK)
 		s->have_handle = 1;
-		s->handle = handle;
-	}
 	if (result == BE_POP3_OK && (fd < 0 ||
 	    pop3_read_listing(s, fd, count) < 0)) {
 		log_warnx("session=%s pop3 mailbox %s: bad listing", s->id,
@@ -494,7 +536,7 @@ pop3_open_reply(struct msg *m, void *arg)
 		break;
 	default:
 		if (s->have_handle) {
-			pop3_close_handle(s->loop->be, s->handle);
+			pop3_close_handle(s->loop->be, s->be_session);
 			s->have_handle = 0;
 		}
 		xfree(&s->account);
@@ -514,9 +556,11 @@ pop3_open_mailbox(struct pop3_session *s)
 
 	ctx->s = s;
 	ctx->be = s->loop->be;
+	ctx->be_session = s->be_session;
 	s->open_ctx = ctx;
-	msg_init(&m, BE_POP3_OPEN, 0);
-	msg_add_str(&m, s->account);
+	/* The back side opens the mailbox of the account it authenticated
+	 * for this session; the request names none. */
+	pop3_msg_init(s, &m, BE_POP3_OPEN);
 	msg_add_str(&m, s->addr);
 	s->req = be_client_request(s->loop->be, &m, pop3_open_reply, ctx);
 }
@@ -663,7 +707,7 @@ pop3_auth_verify(struct pop3_session *s, const char *user, const char *pass)
 		free(s->user);
 		s->user = xstrdup(user);
 	}
-	msg_init(&m, BE_AUTH, 0);
+	pop3_msg_init(s, &m, BE_AUTH);
 	msg_add_str(&m, "pop3");
 	msg_add_str(&m, pop3_mech_names[s->mech]);
 	msg_add_str(&m, user);
@@ -726,9 +770,9 @@ pop3_proceed_apop(struct pop3_session *s, const struct pop3_command *c)
 	s->user = xstrndup(c->arg, c->arg1_len);
 	if (pop3_login_name_refused(s, s->user))
 		return;
-	msg_init(&m, BE_APOP, 0);
+	/* the back side checks against the timestamp it issued */
+	pop3_msg_init(s, &m, BE_APOP);
 	msg_add_str(&m, s->user);
-	msg_add_str(&m, str_c(&s->timestamp));
 	msg_add_str(&m, c->arg2);
 	msg_add_str(&m, s->addr);
 	pop3_request(s, &m, pop3_auth_reply);
@@ -925,8 +969,7 @@ pop3_quit_close(struct pop3_session *s, int ok)
 
 	s->quit_ok = ok;
 	s->have_handle = 0;
-	msg_init(&m, BE_POP3_CLOSE, 0);
-	msg_add_u64(&m, s->handle);
+	pop3_msg_init(s, &m, BE_POP3_CLOSE);
 	pop3_request(s, &m, pop3_quit_closed);
 }
 
@@ -964,8 +1007,7 @@ pop3_update_send(struct pop3_session *s)
 			idx[n++] = s->update_pos;
 		s->update_pos++;
 	}
-	msg_init(&m, BE_POP3_UPDATE, 0);
-	msg_add_u64(&m, s->handle);
+	pop3_msg_init(s, &m, BE_POP3_UPDATE);
 	msg_add_u32(&m, s->update_pos >= s->nmsgs ? 1 : 0);
 	msg_add_u32(&m, n);
 	for (uint32_t i = 0; i < n; i++)
@@ -1227,8 +1269,7 @@ pop3_prefetch(struct pop3_session *s, uint32_t index)
 		return;
 	pop3_prefetch_drop(s);
 	s->pre_index = index;
-	msg_init(&m, BE_POP3_RETR, 0);
-	msg_add_u64(&m, s->handle);
+	pop3_msg_init(s, &m, BE_POP3_RETR);
 	msg_add_u32(&m, index);
 	s->pre_req = be_client_request(s->loop->be, &m, pop3_prefetch_reply,
 	    s);
@@ -1242,8 +1283,7 @@ pop3_retr_request(struct pop3_session *s, uint32_t num, int64_t top)
 	s->retr_index = num - 1;
 	s->retr_is_top = top >= 0;
 	s->top_lines = top;
-	msg_init(&m, BE_POP3_RETR, 0);
-	msg_add_u64(&m, s->handle);
+	pop3_msg_init(s, &m, BE_POP3_RETR);
 	msg_add_u32(&m, s->retr_index);
 	pop3_request(s, &m, pop3_retr_reply);
 }
@@ -1661,7 +1701,16 @@ pop3_free(struct pop3_session *s)
 	/* A dropped connection (no QUIT) deletes nothing: the back side
 	 * only forgets what was marked (RFC 1939 6). */
 	if (s->have_handle)
-		pop3_close_handle(s->loop->be, s->handle);
+		pop3_close_handle(s->loop->be, s->be_session);
+	{
+		struct msg m;
+
+		/* The back side drops its record (and a mailbox still open
+		 * by an OPEN in flight). */
+		msg_init(&m, BE_SESSION_END, 0);
+		msg_add_u64(&m, s->be_session);
+		(void)be_client_request(s->loop->be, &m, NULL, NULL);
+	}
 	pop3_logout_log(s);
 	log_info("session=%s disconnect client=%s", s->id, s->addr);
 	server_drain_del(s->loop, &s->drain);
@@ -1681,7 +1730,6 @@ pop3_free(struct pop3_session *s)
 	conn_linger_close(s->loop->base, s->fd);
 	pop3_free_mailbox(s);
 	str_deinit(&s->tls_info);
-	str_deinit(&s->timestamp);
 	free(s->delayed_reply);
 	free(s->user);
 	free(s);
@@ -1708,6 +1756,7 @@ pop3_session_new(struct server_loop *loop, const struct listen_conf *lc,
 	}
 	s = xcalloc(1, sizeof(*s));
 	s->loop = loop;
+	s->be_session = be_client_session(loop->be);
 	s->conf = loop->conf;
 	s->lc = lc;
 	metrics_conn_open((int)lc->role);

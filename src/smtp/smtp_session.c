@@ -82,6 +82,21 @@ enum smtp_data_error {
 
 enum smtp_auth_mech { AUTH_MECH_PLAIN, AUTH_MECH_LOGIN };
 
+/*
+ * Bounds on what goes into a back-side request (issue 13: a request
+ * never outgrows a 64 KiB seam message, whatever the client sends).
+ * A login name longer than any account, or a password longer than any
+ * the store takes, is refused here with 501; a header From longer than
+ * SMTP_FROM_MAX octets in a submission is refused with 554 5.6.0 (a
+ * clear answer; the back side reads the From itself at commit and
+ * finds no usable one in it); the Message-ID, only
+ * logged with the submission, is cut to SMTP_MSGID_MAX octets.
+ */
+#define SMTP_AUTH_USER_MAX	512
+#define SMTP_AUTH_PASS_MAX	1024
+#define SMTP_FROM_MAX		4096
+#define SMTP_MSGID_MAX		250
+
 struct smtp_session {
 	char			 id[24];	/* session id for logs */
 	struct server_loop	*loop;
@@ -101,6 +116,8 @@ struct smtp_session {
 
 	enum smtp_state		 state;
 	struct be_req		*req;		/* pending back-side request */
+	uint64_t		 be_session;	/* number on the seam */
+	int			 be_used;	/* a request named it */
 	int			 eof;
 	int			 errors;
 	int			 skip_line;	/* discarding an over-long line */
@@ -129,8 +146,6 @@ struct smtp_session {
 	int			 mail_pending_utf8;
 
 	/* the sending policy's answer to MAIL (submissions) */
-	char			 pol_country[16];
-	int			 pol_overseas;
 	int64_t			 pol_rcpts_left;	/* -1: no limit */
 	int64_t			 pol_rcpts_msg;		/* -1: no limit */
 	struct str		 pol_rcpt_reply;
@@ -151,6 +166,7 @@ struct smtp_session {
 	size_t			 data_skip_len;	/* bytes of an over-long line */
 	struct str		 data_from;	/* From field bodies */
 	int			 data_in_from;	/* continuation lines follow */
+	int			 data_from_long; /* over SMTP_FROM_MAX */
 	char			*data_msgid;
 };
 
@@ -251,10 +267,9 @@ smtp_txn_reset(struct smtp_session *s)
 	str_clear(&s->data_hdr);
 	str_clear(&s->data_from);
 	s->data_in_from = 0;
+	s->data_from_long = 0;
 	xfree(&s->data_msgid);
 	xfree(&s->mail_pending);
-	s->pol_country[0] = '\0';
-	s->pol_overseas = 0;
 	s->pol_rcpts_left = -1;
 	s->pol_rcpts_msg = -1;
 	str_clear(&s->pol_rcpt_reply);
@@ -262,9 +277,30 @@ smtp_txn_reset(struct smtp_session *s)
 		evtimer_del(s->data_timer);
 }
 
+/* Start a request that acts for this session: its number first. */
+static void
+smtp_msg_init(struct smtp_session *s, struct msg *m, uint32_t type)
+{
+	msg_init(m, type, 0);
+	msg_add_u64(m, s->be_session);
+	s->be_used = 1;
+}
+
 static void
 smtp_request(struct smtp_session *s, struct msg *m, be_reply_cb *cb)
 {
+	if (m->buf.len > MSG_MAX_LEN) {
+		/* Every field is bounded before it is added; should one
+		 * slip through, the back side gets an empty request of the
+		 * type, fails it, and the callback answers a temporary
+		 * failure: never a message the seam cannot carry. */
+		uint32_t type = m->type;
+
+		log_warnx("session=%s back-side request type %u too large "
+		    "(%zu octets), not sent", s->id, type, m->buf.len);
+		msg_deinit(m);
+		msg_init(m, type, 0);
+	}
 	s->req = be_client_request(s->loop->be, m, cb, s);
 }
 
@@ -627,6 +663,16 @@ smtp_auth_verify(struct smtp_session *s, const char *user, const char *pass)
 {
 	struct msg m;
 
+	if (strlen(user) > SMTP_AUTH_USER_MAX ||
+	    strlen(pass) > SMTP_AUTH_PASS_MAX) {
+		smtp_enter_state(s, SMTP_STATE_READY);
+		xfree(&s->auth_user);
+		smtp_reply(s, "501 5.5.2 Authentication refused: user name or "
+		    "password too long (at most %d and %d octets)",
+		    SMTP_AUTH_USER_MAX, SMTP_AUTH_PASS_MAX);
+		smtp_error(s);
+		return;
+	}
 	/* A name with a control character is no login name (issue 13):
 	 * a normal failure, the name escaped in the log. */
 	if (!policy_login_name_ok(user)) {
@@ -642,7 +688,7 @@ smtp_auth_verify(struct smtp_session *s, const char *user, const char *pass)
 	}
 	free(s->auth_user);
 	s->auth_user = xstrdup(user);
-	msg_init(&m, BE_AUTH, 0);
+	smtp_msg_init(s, &m, BE_AUTH);
 	msg_add_str(&m, "smtp");
 	msg_add_str(&m, s->auth_mech == AUTH_MECH_PLAIN ? "PLAIN" : "LOGIN");
 	msg_add_str(&m, user);
@@ -808,9 +854,10 @@ smtp_policy_mail_reply(struct msg *m, void *arg)
 	}
 	smtp_mail_accept(s, sender, s->mail_pending_utf8);
 	free(sender);
-	xstrlcpy(s->pol_country, country != NULL ? country : "",
-	    sizeof(s->pol_country));
-	s->pol_overseas = overseas != 0;
+	/* country and overseas are the back side's to keep (it uses its
+	 * own record at commit) */
+	(void)country;
+	(void)overseas;
 	s->pol_rcpts_left = left;
 	s->pol_rcpts_msg = per_msg;
 	str_clear(&s->pol_rcpt_reply);
@@ -945,7 +992,7 @@ smtp_mail_step(struct smtp_session *s, const char *args, int space_checked)
 		smtp_mail_args_deinit(&ma);
 		free(s->mail_args);
 		s->mail_args = xstrdup(args);
-		msg_init(&pm, BE_POPBSMTP, 0);
+		smtp_msg_init(s, &pm, BE_POPBSMTP);
 		msg_add_str(&pm, s->addr);
 		smtp_request(s, &pm, smtp_popbsmtp_reply);
 		return;
@@ -961,8 +1008,7 @@ smtp_mail_step(struct smtp_session *s, const char *args, int space_checked)
 	free(s->mail_pending);
 	s->mail_pending = xstrdup(ma.address);
 	s->mail_pending_utf8 = ma.smtputf8;
-	msg_init(&m, BE_POLICY_MAIL, 0);
-	msg_add_str(&m, s->account);
+	smtp_msg_init(s, &m, BE_POLICY_MAIL);
 	msg_add_str(&m, ma.address);
 	msg_add_str(&m, s->addr);
 	smtp_mail_args_deinit(&ma);
@@ -1078,7 +1124,7 @@ smtp_proceed_rcpt(struct smtp_session *s, const char *args)
 		return;
 	}
 	s->rcpt_pending = xstrdup(ra.address);
-	msg_init(&m, BE_RCPT, 0);
+	smtp_msg_init(s, &m, BE_RCPT);
 	msg_add_str(&m, ra.address);
 	smtp_rcpt_args_deinit(&ra);
 	smtp_request(s, &m, smtp_rcpt_reply);
@@ -1213,6 +1259,23 @@ smtp_header_is(const char *line, size_t len, const char *name)
 	return smtp_header_field(line, len, name);
 }
 
+/* Keep From field text, at most SMTP_FROM_MAX octets (beyond: marked,
+ * and a submission is refused at the end of DATA). */
+static void
+smtp_data_from_add(struct smtp_session *s, const char *sep, const char *p,
+    size_t n)
+{
+	size_t seplen = strlen(sep);
+
+	if (s->data_from_long || s->data_from.len + seplen + n >
+	    SMTP_FROM_MAX) {
+		s->data_from_long = 1;
+		return;
+	}
+	str_append(&s->data_from, sep);
+	str_append_n(&s->data_from, p, n);
+}
+
 /* One content line (without its line end), already unstuffed. */
 static void
 smtp_data_line(struct smtp_session *s, const char *line, size_t len)
@@ -1230,7 +1293,7 @@ smtp_data_line(struct smtp_session *s, const char *line, size_t len)
 				smtp_data_add(s, "\r\n", 2);
 		} else {
 			if (cont && s->data_in_from)
-				str_append_n(&s->data_from, line, len);
+				smtp_data_from_add(s, "", line, len);
 			else if (!cont)
 				s->data_in_from = 0;
 			size_t body;
@@ -1238,10 +1301,8 @@ smtp_data_line(struct smtp_session *s, const char *line, size_t len)
 			if ((body = smtp_header_is(line, len, "From")) > 0) {
 				/* more than one From is kept whole: every
 				 * address in it must be the account's */
-				if (s->data_from.len > 0)
-					str_append_c(&s->data_from, ',');
-				str_append_n(&s->data_from, line + body,
-				    len - body);
+				smtp_data_from_add(s, s->data_from.len > 0 ?
+				    "," : "", line + body, len - body);
 				s->data_in_from = 1;
 			}
 			if ((body = smtp_header_is(line, len,
@@ -1458,7 +1519,7 @@ smtp_proceed_data(struct smtp_session *s, const char *args)
 	struct msg m;
 
 	(void)args;
-	msg_init(&m, BE_SPOOL_OPEN, 0);
+	smtp_msg_init(s, &m, BE_SPOOL_OPEN);
 	msg_add_str(&m, s->env.id);
 	smtp_request(s, &m, smtp_spool_open_reply);
 }
@@ -1499,7 +1560,7 @@ smtp_abort_spool(struct smtp_session *s)
 {
 	struct msg m;
 
-	msg_init(&m, BE_SPOOL_ABORT, 0);
+	smtp_msg_init(s, &m, BE_SPOOL_ABORT);
 	msg_add_str(&m, s->env.id);
 	(void)be_client_request(s->loop->be, &m, NULL, NULL);
 }
@@ -1554,34 +1615,31 @@ smtp_data_done(struct smtp_session *s)
 		smtp_enter_state(s, SMTP_STATE_READY);
 		return;
 	}
+	if (s->account != NULL && s->data_from_long) {
+		/* Its addresses could not all be checked: refused, the
+		 * session goes on. */
+		smtp_abort_spool(s);
+		metrics_refused(METRICS_REFUSE_CONTENT);
+		smtp_reply(s, "554 5.6.0 Message refused: the header From is "
+		    "longer than %d octets", SMTP_FROM_MAX);
+		smtp_txn_reset(s);
+		smtp_enter_state(s, SMTP_STATE_READY);
+		return;
+	}
+	/* Only logged with the submission: cut, not refused. */
+	if (s->data_msgid != NULL && strlen(s->data_msgid) > SMTP_MSGID_MAX)
+		s->data_msgid[SMTP_MSGID_MAX] = '\0';
 	s->commit_start = metrics_now_us();
-	msg_init(&m, BE_SPOOL_COMMIT, 0);
+	/* The account, recipients, country and from-abroad flag are the
+	 * back side's own record of this session (be_proto.h). */
+	smtp_msg_init(s, &m, BE_SPOOL_COMMIT);
 	msg_add_str(&m, s->env.id);
-	msg_add_str(&m, s->account);
-	msg_add_u32(&m, (uint32_t)s->env.rcpt_count);
 	msg_add_u64(&m, (uint64_t)s->data_size);
-	msg_add_u32(&m, (uint32_t)s->pol_overseas);
 	msg_add_str(&m, s->addr);
-	msg_add_str(&m, s->pol_country);
 	msg_add_str(&m, s->tls ? str_c(&s->tls_info) : NULL);
 	msg_add_str(&m, s->data_msgid);
-	if (s->account != NULL) {
-		char **from;
-		int n = smtp_header_addresses(str_c(&s->data_from),
-		    s->data_from.len, &from);
-
-		if (n < 0) {
-			/* too many to check: the back side sees none and
-			 * refuses the message for want of a usable From */
-			n = 0;
-			from = NULL;
-		}
-		msg_add_u32(&m, (uint32_t)n);
-		for (int i = 0; i < n; i++)
-			msg_add_str(&m, from[i]);
-		smtp_header_addresses_free(from, n);
-	} else
-		msg_add_u32(&m, 0);
+	/* the header From is read back from the spool file by the back side
+	 * itself, for alignment */
 	smtp_request(s, &m, smtp_commit_reply);
 }
 
@@ -1926,6 +1984,14 @@ smtp_free(struct smtp_session *s)
 	if (s->state == SMTP_STATE_DATA ||
 	    (s->spool_fd != -1 && s->in_txn))
 		smtp_abort_spool(s);
+	if (s->be_used) {
+		struct msg m;
+
+		/* The back side drops its record of the session. */
+		msg_init(&m, BE_SESSION_END, 0);
+		msg_add_u64(&m, s->be_session);
+		(void)be_client_request(s->loop->be, &m, NULL, NULL);
+	}
 	log_info("session=%s disconnect client=%s", s->id, s->addr);
 	server_drain_del(s->loop, &s->drain);
 	if (s->counted_ip)
@@ -1985,6 +2051,7 @@ smtp_session_new(struct server_loop *loop, const struct listen_conf *lc,
 	}
 	s = xcalloc(1, sizeof(*s));
 	s->loop = loop;
+	s->be_session = be_client_session(loop->be);
 	s->conf = loop->conf;
 	s->lc = lc;
 	metrics_conn_open((int)lc->role);
