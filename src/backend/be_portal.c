@@ -511,7 +511,7 @@ be_portal_login(struct be_portal_ctx *c)
 		return -1;
 	/* no control character in a name (issue 13 item 9) */
 	if (user == NULL || pass == NULL || *user == '\0' ||
-	    portal_name_ok(user) < 0) {
+	    !str_login_name_ok(user)) {
 		be_portal_fail(o, BE_PORTAL_REFUSED, "fail");
 		return 0;
 	}

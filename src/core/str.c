@@ -117,3 +117,15 @@ str_steal(struct str *s)
 	str_init(s);
 	return p;
 }
+
+int
+str_login_name_ok(const char *name)
+{
+	if (name == NULL)
+		return 0;
+	for (const unsigned char *p = (const unsigned char *)name; *p != '\0';
+	    p++)
+		if (*p < 0x20 || *p == 0x7f)
+			return 0;
+	return 1;
+}

@@ -32,4 +32,9 @@ const char *str_c(const struct str *s);
 /* Hand the buffer to the caller (xfree it); s is left empty. */
 char *str_steal(struct str *s);
 
+/* 1 when name may be a login name: not NULL and no control character
+ * (bytes under 0x20, 0x7f). One rule for every login path, session side
+ * and back side alike (docs/policy.md "Login names"). */
+int str_login_name_ok(const char *name);
+
 #endif

@@ -571,17 +571,6 @@ policy_uncount(const struct config *conf, struct store *st,
 
 /* ---- authentication throttling ------------------------------------- */
 
-int
-policy_login_name_ok(const char *name)
-{
-	if (name == NULL)
-		return 0;
-	for (const unsigned char *p = (const unsigned char *)name; *p != '\0';
-	    p++)
-		if (*p < 0x20 || *p == 0x7f)
-			return 0;
-	return 1;
-}
 
 const char *
 policy_client_key(const struct config *conf, const char *client, char *buf,
@@ -636,7 +625,7 @@ policy_auth_check(const struct config *conf, struct store *st,
 	int ret = 0;
 
 	*until_r = 0;
-	if (account != NULL && !policy_login_name_ok(account)) {
+	if (account != NULL && !str_login_name_ok(account)) {
 		/* Only a session process that skipped its own check sends
 		 * this (issue 13): refused, the password never looked at,
 		 * nothing counted under the name. */
@@ -690,7 +679,7 @@ policy_auth_fail(const struct config *conf, struct store *st,
 	const char *error;
 	char ckey[INET6_ADDRSTRLEN + 8];
 
-	if (account != NULL && !policy_login_name_ok(account))
+	if (account != NULL && !str_login_name_ok(account))
 		account = NULL;	/* counted against the address only */
 	policy_client_key(conf, client, ckey, sizeof(ckey));
 	policy_key(&key, "ip", ckey);

@@ -103,14 +103,6 @@ void policy_uncount(const struct config *conf, struct store *st,
 int policy_limits(const struct config *conf, struct store *st,
     const char *account, struct policy_limits *l, const char **error_r);
 
-/*
- * 1 if name may be a login name: no control character (a byte below
- * 0x20, or 0x7f). Every login path asks before anything else, on the
- * session side (to answer a normal failed login) and again in
- * policy_auth_check on the back side; the name is then never logged raw
- * nor stored.
- */
-int policy_login_name_ok(const char *name);
 
 /*
  * The key a client counts under for throttling and trusted addresses:
@@ -129,7 +121,7 @@ const char *policy_client_key(const struct config *conf, const char *client,
  * the password: the address is locked, or the account is and the
  * client key is not one the name logged in from within
  * auth_trusted_address_days (*until_r: when the lock ends), or the name
- * fails policy_login_name_ok (*until_r 0); 0 to go on, -1 on store
+ * fails str_login_name_ok (*until_r 0); 0 to go on, -1 on store
  * errors (go on: an unreachable store must not lock everyone out).
  * fail: after a failure; returns the delay in milliseconds to wait
  * before answering, and records a lock event. ok: after a success

@@ -679,7 +679,7 @@ pop3_login_name_refused(struct pop3_session *s, const char *user)
 {
 	char name[128];
 
-	if (policy_login_name_ok(user))
+	if (str_login_name_ok(user))
 		return 0;
 	log_info("session=%s pop3 login client=%s user=%s mechanism=%s "
 	    "result=fail reason=name", s->id, s->addr, log_escape(name,

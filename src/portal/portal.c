@@ -1619,7 +1619,7 @@ portal_api(struct portal_req *pr, const char *path)
 	}
 	/* no control character in an address (it goes into logs) */
 	if (address == NULL || *address == '\0' || strlen(address) > 254 ||
-	    portal_name_ok(address) < 0) {
+	    !str_login_name_ok(address)) {
 		free(address);
 		portal_api_error(pr, 400, "Bad Request", "bad address");
 		return;
@@ -2316,7 +2316,7 @@ portal_admin_post(struct portal_req *pr, const char *path,
 			portal_login_page(pr, 403, "Forbidden",
 			    portal_t(pr, T_MSG_CSRF), NULL, NULL);
 		else if (user == NULL || pass == NULL ||
-		    strlen(user) > PORTAL_USER_MAX || portal_name_ok(user) < 0)
+		    strlen(user) > PORTAL_USER_MAX || !str_login_name_ok(user))
 			portal_login_page(pr, 400, "Bad Request",
 			    portal_t(pr, user != NULL && pass != NULL ?
 			    T_BAD_NAME : T_MSG_FAIL), NULL, NULL);
@@ -2499,7 +2499,7 @@ portal_on_post(struct portal_req *pr, const char *path)
 			portal_login_page(pr, 400, "Bad Request",
 			    portal_t(pr, T_MSG_FAIL), NULL, NULL);
 		else if (strlen(user) > PORTAL_USER_MAX ||
-		    portal_name_ok(user) < 0)
+		    !str_login_name_ok(user))
 			/* a control character (TAB, LF...) or a name no
 			 * address has: refused here, never logged */
 			portal_login_page(pr, 400, "Bad Request",

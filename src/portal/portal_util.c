@@ -120,12 +120,3 @@ portal_lang_from_accept(const char *accept)
 	return best_en > 0 && best_en > best_ja ? PORTAL_EN : PORTAL_JA;
 }
 
-int
-portal_name_ok(const char *name)
-{
-	for (const unsigned char *c = (const unsigned char *)name; *c != '\0';
-	    c++)
-		if (*c < 0x20 || *c == 0x7f)
-			return -1;
-	return 0;
-}

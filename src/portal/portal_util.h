@@ -26,8 +26,5 @@ int portal_cookie_get(const char *header, const char *name, char *buf,
  * (also for NULL or an unparsable header). */
 enum portal_lang portal_lang_from_accept(const char *accept);
 
-/* 0 if a login name has no control character (< 0x20 or 0x7f: TAB, LF,
- * CR...), else -1 (issue 13 item 9: a name goes into logs and rows). */
-int portal_name_ok(const char *name);
 
 #endif

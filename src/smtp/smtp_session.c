@@ -675,7 +675,7 @@ smtp_auth_verify(struct smtp_session *s, const char *user, const char *pass)
 	}
 	/* A name with a control character is no login name (issue 13):
 	 * a normal failure, the name escaped in the log. */
-	if (!policy_login_name_ok(user)) {
+	if (!str_login_name_ok(user)) {
 		char name[128];
 
 		smtp_enter_state(s, SMTP_STATE_READY);

@@ -173,15 +173,17 @@ def test_back_side_refuses_control_names_from_a_session(make_daemon):
     name = f"{ALICE}\n{FORGED}\tx"
     with SeamChannel(d) as ch:
         for i in range(6):
-            rep = ch.request("BE_AUTH", Fields().u64(1).str("smtp").str("PLAIN")
-                             .str(name).str(ALICE_PW if i % 2 else "wrong")
+            rep = ch.request("BE_AUTH", Fields().u64(1).str("smtp")
+                             .str("PLAIN").str(name)
+                             .str(ALICE_PW if i % 2 else "wrong")
                              .str("198.51.100.9"))
             assert rep is not None and not rep.failed
             result, account = rep.u32(), rep.str()
             assert result != BE_AUTH_OK and account is None
         # the real name with its password from that address: not locked
-        rep = ch.request("BE_AUTH", Fields().u64(1).str("smtp").str("PLAIN")
-                         .str(ALICE).str(ALICE_PW).str("198.51.100.9"))
+        rep = ch.request("BE_AUTH", Fields().u64(1).str("smtp")
+                         .str("PLAIN").str(ALICE).str(ALICE_PW)
+                         .str("198.51.100.9"))
         assert rep.u32() == BE_AUTH_OK and rep.str() == ALICE
     d.wait_log(r"policy auth refused client=198\.51\.100\.9 name=")
     events = d.cli("events").stdout

@@ -76,14 +76,14 @@ test_escape(void)
 static void
 test_login_name(void)
 {
-	UNIT_CHECK_INT(policy_login_name_ok("alice@example.jp"), 1);
-	UNIT_CHECK_INT(policy_login_name_ok("\xe5\xb1\xb1@example.jp"), 1);
-	UNIT_CHECK_INT(policy_login_name_ok("a\nb@example.jp"), 0);
-	UNIT_CHECK_INT(policy_login_name_ok("a\tb@example.jp"), 0);
-	UNIT_CHECK_INT(policy_login_name_ok("a\rb"), 0);
-	UNIT_CHECK_INT(policy_login_name_ok("a\x7f"), 0);
-	UNIT_CHECK_INT(policy_login_name_ok("a\x01"), 0);
-	UNIT_CHECK_INT(policy_login_name_ok(NULL), 0);
+	UNIT_CHECK_INT(str_login_name_ok("alice@example.jp"), 1);
+	UNIT_CHECK_INT(str_login_name_ok("\xe5\xb1\xb1@example.jp"), 1);
+	UNIT_CHECK_INT(str_login_name_ok("a\nb@example.jp"), 0);
+	UNIT_CHECK_INT(str_login_name_ok("a\tb@example.jp"), 0);
+	UNIT_CHECK_INT(str_login_name_ok("a\rb"), 0);
+	UNIT_CHECK_INT(str_login_name_ok("a\x7f"), 0);
+	UNIT_CHECK_INT(str_login_name_ok("a\x01"), 0);
+	UNIT_CHECK_INT(str_login_name_ok(NULL), 0);
 }
 
 static void

@@ -99,13 +99,13 @@ test_lang(void)
 static void
 test_name(void)
 {
-	UNIT_CHECK_INT(portal_name_ok("alice@example.jp"), 0);
-	UNIT_CHECK_INT(portal_name_ok("日本@example.jp"), 0);
-	UNIT_CHECK_INT(portal_name_ok("a\nb"), -1);
-	UNIT_CHECK_INT(portal_name_ok("a\tb"), -1);
-	UNIT_CHECK_INT(portal_name_ok("a\rb"), -1);
-	UNIT_CHECK_INT(portal_name_ok("a\x7f"), -1);
-	UNIT_CHECK_INT(portal_name_ok("\x01"), -1);
+	UNIT_CHECK_INT(str_login_name_ok("alice@example.jp"), 1);
+	UNIT_CHECK_INT(str_login_name_ok("日本@example.jp"), 1);
+	UNIT_CHECK_INT(str_login_name_ok("a\nb"), 0);
+	UNIT_CHECK_INT(str_login_name_ok("a\tb"), 0);
+	UNIT_CHECK_INT(str_login_name_ok("a\rb"), 0);
+	UNIT_CHECK_INT(str_login_name_ok("a\x7f"), 0);
+	UNIT_CHECK_INT(str_login_name_ok("\x01"), 0);
 }
 
 /* A row packed and read back is the same row; strings over their bound
