@@ -94,9 +94,8 @@ be_spool_drop(struct be_worker *w, const char *id)
  * 1 if queue/ID exists: a message already queued. The session chooses
  * the queue id; committing incoming/ID would rename over it and so
  * replace another session's queued message.
- * XXX: spool_commit's rename(2) could use RENAME_NOREPLACE and close
- * the window between this check and the rename; a real collision
- * needs the same millisecond and 32 random bits.
+ * spool_commit's rename uses RENAME_NOREPLACE too, which closes the
+ * window between this check and the rename.
  */
 static int
 be_spool_queued(struct be_worker *w, const char *id)

@@ -410,9 +410,13 @@ spool_commit(const char *spool_dir, const char *id, const char **error_r)
 		goto out;
 	}
 	close(fd);
-	if (rename(from, to) < 0) {
-		*error_r = spool_errno_error(
-		    "cannot move spool file into queue");
+	/* Never over a queued message: the session chose the id (docs/
+	 * security.md). A file system without RENAME_NOREPLACE (EINVAL)
+	 * keeps the back side's check before the commit. */
+	if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) < 0 &&
+	    (errno != EINVAL || rename(from, to) < 0)) {
+		*error_r = errno == EEXIST ? "queue id already queued" :
+		    spool_errno_error("cannot move spool file into queue");
 		goto out;
 	}
 	dir = xasprintf("%s/queue", spool_dir);

@@ -313,6 +313,23 @@ test_spool_incoming_check(void)
 	UNIT_CHECK_INT(spool_check_incoming(spool, env.id, &error), 0);
 	UNIT_CHECK_INT(spool_commit(spool, env.id, &error), 0);
 	UNIT_CHECK(exists(path_of("spool/queue/%s", env.id)));
+
+	/* A second file under a queued id never replaces the queued one
+	 * (the session chooses ids: docs/security.md). */
+	UNIT_CHECK_INT(spool_open_incoming(spool, env.id, &fd, &error), 0);
+	UNIT_CHECK_INT(spool_write_full(fd, head.s, head.len), 0);
+	UNIT_CHECK_INT(spool_write_full(fd, "other\r\n", 7), 0);
+	close(fd);
+	struct stat before, after;
+
+	UNIT_CHECK_INT(stat(path_of("spool/queue/%s", env.id), &before), 0);
+	UNIT_CHECK_INT(spool_commit(spool, env.id, &error), -1);
+	UNIT_CHECK_STR(error, "queue id already queued");
+	UNIT_CHECK_INT(stat(path_of("spool/queue/%s", env.id), &after), 0);
+	UNIT_CHECK(before.st_ino == after.st_ino &&
+	    before.st_size == after.st_size);
+	spool_abort(spool, env.id);
+
 	UNIT_CHECK_INT(spool_open_incoming(spool, "../x", &fd, &error), -1);
 	UNIT_CHECK_STR(error, "bad queue id");
 
