@@ -140,8 +140,9 @@ be_client_request(struct be_client *c, struct msg *m, be_reply_cb *cb,
 	if (channel_send(c->ch, m) < 0) {
 		/* Too large (a field a client chose) or the channel failed:
 		 * the caller's temporary failure, never an exit. */
-		log_warnx("be_client: request type=%u size=%zu not sent, "
-		    "failed", type, size);
+		log_warnx("be_client: request type=%u size=%zu not sent "
+		    "(over %u bytes, or the channel failed): failed", type,
+		    size, (unsigned)MSG_MAX_LEN);
 		r->next = c->failed;
 		c->failed = r;
 		event_active(c->ev_failed, EV_TIMEOUT, 0);

@@ -252,9 +252,7 @@ int
 channel_send(struct channel *ch, struct msg *m)
 {
 	if (msg_seal(m) < 0) {
-		log_warnx("channel: message type=%u size=%zu over %u bytes, "
-		    "not sent", m->type, m->buf.len, (unsigned)MSG_MAX_LEN);
-		msg_deinit(m);
+		msg_deinit(m);		/* the caller logs it, knowing why */
 		return -1;
 	}
 	if (ch->head == NULL) {

@@ -25,8 +25,8 @@ struct channel *channel_new(struct event_base *base, int fd, channel_cb *cb,
 void channel_free(struct channel **ch);
 /*
  * Seal and send m, queueing it if the socket is full. m is consumed
- * (left deinited). 0 sent or queued; -1 (logged with the type and size)
- * when m is over MSG_MAX_LEN or the socket failed: nothing was sent and
+ * (left deinited). 0 sent or queued; -1 when m is over MSG_MAX_LEN (the
+ * caller logs it) or the socket failed (logged): nothing was sent and
  * the caller fails what it was doing. A size that clients influence
  * must never end a process (issue 13).
  */
