@@ -1,0 +1,130 @@
+"""The channel between a session process and the back side, and what the
+processes share, attacked from a session process (issue 13, items 3-6).
+
+A test program is handed a real back-side channel the way a session
+process is (tests/e2e/seam.py): it floods it without reading, or sends a
+datagram over the size of a message; the back side closes that channel or
+drops the datagram, and goes on serving everybody else. A session process
+made to scribble over the shared memory (test build hook) dies, and the
+master lives. A client that floods during a login delay does not fill the
+session process's memory.
+"""
+import os
+import select
+import signal
+import smtplib
+import socket
+import threading
+import time
+
+from conftest import (BOB, BOB_PW, HOSTNAME, RawSMTP, children, mx_send,
+                      proc_status, wait_for)
+from seam import HDR, Fields, SeamChannel, be_type
+
+FLOOD = 20000
+
+
+def pids(d, name):
+    return sorted(p for p, n in children(d.proc.pid).items() if n == name)
+
+
+def back_pid(d):
+    found = pids(d, "sekisho-back")
+    assert len(found) == 1, children(d.proc.pid)
+    return found[0]
+
+
+def smtp_served(port):
+    """A whole SMTP transaction to a local mailbox from a normal client;
+    returns the seconds it took."""
+    start = time.monotonic()
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as c:
+        c.ehlo("client.example.org")
+        c.sendmail("sender@example.org", [BOB],
+                   b"Subject: meanwhile\r\n\r\nhi\r\n")
+    return time.monotonic() - start
+
+
+def test_flood_without_reading_closes_only_that_channel(daemon):
+    """20,000 requests and not one reply read: the back side never waits
+    on that channel; it closes it when it goes over its cap, and a normal
+    client is served meanwhile."""
+    back = back_pid(daemon)
+    master = daemon.proc.pid
+    mark = daemon.log_mark()
+    took = {}
+
+    with SeamChannel(daemon) as ch:
+        req = HDR.pack(be_type("BE_RCPT"), 0, 0)
+        body = bytes(Fields().str(BOB).b)
+        sent, closed = 0, False
+        client = None
+        deadline = time.monotonic() + 120
+        while sent < FLOOD and time.monotonic() < deadline:
+            data = HDR.pack(be_type("BE_RCPT"), HDR.size + len(body),
+                            sent + 1) + body
+            try:
+                if not ch.send_raw(data):
+                    select.select([], [ch.sock], [], 0.2)
+                    continue
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+                break
+            sent += 1
+            if sent == 2000 and client is None:
+                # a normal client while the flood goes on
+                client = threading.Thread(target=lambda: took.update(
+                    t=smtp_served(daemon.ports["mx"])))
+                client.start()
+        assert req  # (the header format is the one seam.py speaks)
+        # the channel ends: EOF after the replies already written
+        got_eof = closed
+        end = time.monotonic() + 60
+        while not got_eof and time.monotonic() < end:
+            try:
+                rep = ch.recv(timeout=5)
+            except EOFError:
+                got_eof = True
+                break
+            if rep is not None and rep.fd is not None:
+                os.close(rep.fd)
+        assert got_eof, f"channel still open after {sent} requests"
+        if client is not None:
+            client.join(60)
+    assert "t" in took, "the normal client was not served"
+    assert took["t"] < 5.0, f"a normal client waited {took['t']:.1f} s"
+    daemon.wait_log(r"backend: channel \d+ closed: over its cap of \d+ "
+                    r"outstanding requests", since=mark)
+    # the back side and the master are the same processes, and serve
+    assert daemon.proc.poll() is None and daemon.proc.pid == master
+    assert back_pid(daemon) == back
+    assert smtp_served(daemon.ports["mx"]) < 5.0
+    with SeamChannel(daemon) as ch2:
+        rep = ch2.request("BE_RCPT", Fields().str(BOB))
+        assert rep is not None and not rep.failed
+
+
+def test_oversized_datagram_is_dropped(daemon):
+    """A datagram of 200 KB whose header lies about its length, and one of
+    60 KB with a lying header: dropped; the back side lives and the same
+    channel still gets answers."""
+    back = back_pid(daemon)
+    mark = daemon.log_mark()
+    with SeamChannel(daemon) as ch:
+        try:
+            ch.sock.setsockopt(socket.SOL_SOCKET, 32, 1 << 20)  # SNDBUFFORCE
+        except OSError:
+            ch.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+        ch.sock.setblocking(True)
+        big = HDR.pack(be_type("BE_RCPT"), 64, 1) + b"A" * (200 * 1024)
+        ch.sock.send(big)
+        lying = HDR.pack(be_type("BE_RCPT"), 64, 2) + b"B" * (60 * 1024)
+        ch.sock.send(lying)
+        ch.sock.setblocking(False)
+        rep = ch.request("BE_RCPT", Fields().str(BOB))
+        assert rep is not None and not rep.failed
+    daemon.wait_log(r"channel: truncated message", since=mark)
+    daemon.wait_log(r"channel: malformed message", since=mark)
+    assert back_pid(daemon) == back
+    assert daemon.proc.poll() is None
+    assert smtp_served(daemon.ports["mx"]) < 5.0
