@@ -17,6 +17,8 @@ import socket
 import threading
 import time
 
+import pytest
+
 from conftest import (BOB, BOB_PW, HOSTNAME, RawSMTP, children, mx_send,
                       proc_status, wait_for)
 from seam import HDR, Fields, SeamChannel, be_type
@@ -128,3 +130,51 @@ def test_oversized_datagram_is_dropped(daemon):
     assert back_pid(daemon) == back
     assert daemon.proc.poll() is None
     assert smtp_served(daemon.ports["mx"]) < 5.0
+
+
+def per_ip_limit_holds(port, limit):
+    """limit connections are greeted, one more is refused with 421 4.7.0,
+    and once they are gone a new one is greeted again."""
+    held = [RawSMTP(port) for _ in range(limit)]
+    try:
+        with RawSMTP(port, greet=False) as extra:
+            code, lines = extra.reply()
+            assert code == 421 and lines[0].startswith("421 4.7.0"), lines
+        for c in held:
+            assert c.cmd("NOOP")[0] == 250
+    finally:
+        for c in held:
+            c.close()
+
+    def fresh():
+        with RawSMTP(port, greet=False) as c:
+            return c.reply()[0] == 220
+    wait_for(fresh, 10, "a new connection to be greeted with 220")
+
+
+@pytest.mark.sekisho(extra=["max_connections_per_ip = 3"])
+def test_scribbled_shared_memory_does_not_reach_the_master(daemon):
+    """A session process writes garbage over all it shares with the master
+    (the connection table with a capacity of 2^40 and huge counts, the
+    lock, the metrics) and dies: the master (root) lives, the same
+    process; a new session process serves SMTP; the per-address limit
+    works afterwards."""
+    master = daemon.proc.pid
+    back = back_pid(daemon)
+    per_ip_limit_holds(daemon.ports["mx"], 3)
+    before = pids(daemon, "sekisho-session")
+    victim = before[0]
+    mark = daemon.log_mark()
+    os.kill(victim, signal.SIGUSR2)
+    daemon.wait_log(rf"session process {victim} exited on signal "
+                    rf"{int(signal.SIGABRT)}", since=mark)
+    wait_for(lambda: len(pids(daemon, "sekisho-session")) == len(before)
+             and victim not in pids(daemon, "sekisho-session"), 15,
+             "the session process to be restarted")
+    assert daemon.proc.poll() is None and daemon.proc.pid == master
+    assert back_pid(daemon) == back
+    # every session process serves (each accepts in turn: a few tries)
+    for _ in range(4):
+        assert smtp_served(daemon.ports["mx"]) < 5.0
+    per_ip_limit_holds(daemon.ports["mx"], 3)
+    assert "dropped (a session process wrote over" in daemon.log_since(mark)
