@@ -1828,6 +1828,20 @@ smtp_on_read(struct bufferevent *bev, void *arg)
 		    evbuffer_get_length(bufferevent_get_input(s->bev)));
 		return;
 	}
+	if (!s->eof && conn_input_wait(s->bev, s->req != NULL || s->delaying,
+	    s->conf->smtp_line_length_limit) < 0) {
+		/* as if the client had gone: freed once the wait is over */
+		log_info("session=%s client=%s cut: %zu bytes of input while "
+		    "waiting", s->id, s->addr, evbuffer_get_length(
+		    bufferevent_get_input(s->bev)));
+		smtp_reply(s, "421 4.7.0 %s Too much input while waiting, "
+		    "closing connection", s->conf->hostname);
+		bufferevent_disable(s->bev, EV_READ);
+		evbuffer_drain(bufferevent_get_input(s->bev),
+		    evbuffer_get_length(bufferevent_get_input(s->bev)));
+		s->eof = 1;
+		return;
+	}
 	smtp_process(s);
 }
 

@@ -14,6 +14,7 @@ import select
 import signal
 import smtplib
 import socket
+import ssl
 import threading
 import time
 
@@ -178,3 +179,153 @@ def test_scribbled_shared_memory_does_not_reach_the_master(daemon):
         assert smtp_served(daemon.ports["mx"]) < 5.0
     per_ip_limit_holds(daemon.ports["mx"], 3)
     assert "dropped (a session process wrote over" in daemon.log_since(mark)
+
+
+FLOOD_BYTES = 50 * 1024 * 1024
+RSS_GROWTH_MAX = 24 * 1024 * 1024   # the flood is 50 MiB; a bound, not a fit
+DELAY_LISTENERS = (("mx", "mx", False), ("submissions", "submissions", False),
+                   ("pop3s", "pop3s", False))
+
+
+def rss(pid):
+    return int(proc_status(pid)["VmRSS"][0]) * 1024
+
+
+def session_rss(d):
+    return {p: rss(p) for p in pids(d, "sekisho-session")}
+
+
+def tls_client(port, ctx):
+    raw = socket.create_connection(("127.0.0.1", port), timeout=15)
+    return ctx.wrap_socket(raw, server_hostname=HOSTNAME)
+
+
+def read_until(sock, token, timeout=15.0):
+    data = b""
+    deadline = time.monotonic() + timeout
+    while token not in data and time.monotonic() < deadline:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def flood(sock, total=FLOOD_BYTES, stall=3.0, limit=60.0):
+    """Send up to total bytes of pipelined junk commands; stop when the
+    server stops reading (a send blocks for stall seconds) or cuts us.
+    Returns (bytes sent, why it stopped)."""
+    chunk = b"NOOP\r\n" * (64 * 1024 // 6)
+    sent = 0
+    sock.settimeout(stall)
+    deadline = time.monotonic() + limit
+    while sent < total and time.monotonic() < deadline:
+        try:
+            sent += sock.send(chunk)
+        except (socket.timeout, TimeoutError):
+            return sent, "not read"
+        except (OSError, ssl.SSLError):
+            return sent, "cut"
+    return sent, "all sent"
+
+
+def rest_of(sock, timeout=20.0):
+    """What the server still sends before it closes (errors end it)."""
+    sock.settimeout(timeout)
+    data = b""
+    try:
+        while True:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    except (OSError, ssl.SSLError):
+        pass
+    return data
+
+
+def check_flood_bounded(d, before_rss, sent, why, tail):
+    """The flood was not held in memory, and everything goes on."""
+    # stopped reading, or cut (a cut session's socket is read and
+    # discarded for a moment before it closes: conn_linger_close)
+    assert why in ("not read", "cut") or b"Too much input" in tail, \
+        (sent, why, tail[-300:])
+    after = session_rss(d)
+    assert set(after) == set(before_rss), "a session process died"
+    growth = max(after[p] - before_rss[p] for p in after)
+    assert growth < RSS_GROWTH_MAX, f"a session process grew {growth} bytes"
+    mark_ok = smtp_served(d.ports["mx"]) < 10.0
+    assert mark_ok
+    with RawSMTP(d.ports["mx"], greet=False) as c:
+        code, lines = c.reply()
+        assert code == 220, lines      # not 421 4.3.2 (low on memory)
+
+
+def delay_daemon(make_daemon):
+    return make_daemon(listeners=DELAY_LISTENERS,
+                       extra=["auth_fail_delay = 5s",
+                              "auth_fail_delay_max = 5s"])
+
+
+def test_smtp_flood_during_login_delay(make_daemon, client_tls):
+    """A wrong AUTH PLAIN password over SMTP, then 50 MiB of pipelined
+    junk during the failure's delay: the session stops reading and cuts
+    the client (421 4.7.0); the session process does not grow and
+    serves new clients."""
+    d = delay_daemon(make_daemon)
+    master = d.proc.pid
+    before = session_rss(d)
+    mark = d.log_mark()
+    with tls_client(d.ports["submissions"], client_tls) as s:
+        assert read_until(s, b"\r\n").startswith(b"220")
+        s.sendall(b"EHLO flood.example.org\r\n")
+        assert b"250 " in read_until(s, b"250 ")
+        import base64
+        cred = base64.b64encode(b"\0" + BOB.encode() + b"\0wrong-password")
+        s.sendall(b"AUTH PLAIN " + cred + b"\r\n")
+        time.sleep(1.0)     # answered by the back side: the delay runs
+        sent, why = flood(s)
+        tail = rest_of(s)
+    check_flood_bounded(d, before, sent, why, tail)
+    assert b"421 4.7.0" in tail, tail[-300:]
+    d.wait_log(r"cut: \d+ bytes of input while waiting", since=mark)
+    assert d.proc.poll() is None and d.proc.pid == master
+
+
+def test_pop3_flood_during_login_delay(make_daemon, client_tls):
+    """The same over POP3: a wrong PASS, then a flood during the delay:
+    -ERR and cut, bounded memory, new clients served."""
+    d = delay_daemon(make_daemon)
+    master = d.proc.pid
+    before = session_rss(d)
+    mark = d.log_mark()
+    with tls_client(d.ports["pop3s"], client_tls) as s:
+        assert read_until(s, b"\r\n").startswith(b"+OK")
+        s.sendall(b"USER " + BOB.encode() + b"\r\n")
+        assert read_until(s, b"\r\n").startswith(b"+OK")
+        s.sendall(b"PASS wrong-password\r\n")
+        time.sleep(1.0)     # answered by the back side: the delay runs
+        sent, why = flood(s)
+        tail = rest_of(s)
+    check_flood_bounded(d, before, sent, why, tail)
+    assert b"-ERR Too much input while waiting" in tail, tail[-300:]
+    d.wait_log(r"cut: \d+ bytes of input while waiting", since=mark)
+    assert d.proc.poll() is None and d.proc.pid == master
+
+
+def test_pipelining_still_answered_in_order(daemon):
+    """RFC 2920: a pipelined transaction sent in one write while the
+    session waits on the back side is still answered, in order."""
+    with RawSMTP(daemon.ports["mx"]) as c:
+        assert c.cmd("EHLO client.example.org")[0] == 250
+        rcpts = "".join(f"RCPT TO:<{BOB}>\r\n" for _ in range(50))
+        c.send(("MAIL FROM:<sender@example.org>\r\n" + rcpts +
+                "DATA\r\n").encode())
+        assert c.reply()[0] == 250
+        for _ in range(50):
+            assert c.reply()[0] == 250
+        assert c.reply()[0] == 354
+        c.send(b"Subject: pipelined\r\n\r\nhi\r\n.\r\nQUIT\r\n")
+        assert c.reply()[0] == 250
+        assert c.reply()[0] == 221
+    daemon.wait_files(BOB, 1)
