@@ -67,6 +67,7 @@ struct be_chan {
 	/* under send_lock */
 	int			 dead;		/* dropped: nothing goes out */
 	const char		*drop_why;	/* a worker asks the dispatcher */
+	char			 why[96];	/* backend_chan_account's */
 	struct be_out		*ohead, *otail;	/* replies not written yet */
 	unsigned		 outstanding;	/* requests not yet answered */
 	size_t			 bytes;		/* requests + queued replies */
@@ -367,20 +368,19 @@ backend_chan_flush(struct be_chan *ch)
 static const char *
 backend_chan_account(struct be_chan *ch, const struct msg *m, unsigned cap)
 {
-	static __thread char why[128];
 	const char *r = NULL;
 
 	pthread_mutex_lock(&ch->send_lock);
 	ch->outstanding++;
 	ch->bytes += m->buf.len;
 	if (ch->outstanding > cap) {
-		snprintf(why, sizeof(why), "over its cap of %u outstanding "
-		    "requests", cap);
-		r = why;
+		snprintf(ch->why, sizeof(ch->why), "over its cap of %u "
+		    "outstanding requests", cap);
+		r = ch->why;
 	} else if (ch->bytes > BE_CHAN_MAX_BYTES) {
-		snprintf(why, sizeof(why), "over its cap of %u bytes held",
-		    (unsigned)BE_CHAN_MAX_BYTES);
-		r = why;
+		snprintf(ch->why, sizeof(ch->why), "over its cap of %u bytes "
+		    "held", (unsigned)BE_CHAN_MAX_BYTES);
+		r = ch->why;
 	}
 	pthread_mutex_unlock(&ch->send_lock);
 	return r;
@@ -404,6 +404,7 @@ backend_dispatch(void *arg)
 
 	for (;;) {
 		unsigned chan_cap;
+		int timeout = -1;
 
 		/* new channels, or the end */
 		pthread_mutex_lock(&be->lock);
@@ -438,13 +439,14 @@ backend_dispatch(void *arg)
 			if (chans[i]->drop_why != NULL) {
 				drop[i] = chans[i]->drop_why;
 				pfd[i].fd = -1;
+				timeout = 0;	/* drop it now */
 			}
 			pthread_mutex_unlock(&chans[i]->send_lock);
 		}
 		pfd[n].fd = be->wake[0];
 		pfd[n].events = POLLIN;
 		pfd[n].revents = 0;
-		if (poll(pfd, (nfds_t)n + 1, -1) < 0) {
+		if (poll(pfd, (nfds_t)n + 1, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			fatal("backend: poll");
