@@ -9,6 +9,7 @@ made to scribble over the shared memory (test build hook) dies, and the
 master lives. A client that floods during a login delay does not fill the
 session process's memory.
 """
+import base64
 import os
 import select
 import signal
@@ -20,8 +21,8 @@ import time
 
 import pytest
 
-from conftest import (BOB, BOB_PW, HOSTNAME, RawSMTP, children, mx_send,
-                      proc_status, wait_for)
+from conftest import (BOB, HOSTNAME, RawSMTP, children, proc_status,
+                      wait_for)
 from seam import HDR, Fields, SeamChannel, be_type
 
 FLOOD = 20000
@@ -58,7 +59,6 @@ def test_flood_without_reading_closes_only_that_channel(daemon):
     took = {}
 
     with SeamChannel(daemon) as ch:
-        req = HDR.pack(be_type("BE_RCPT"), 0, 0)
         body = bytes(Fields().str(BOB).b)
         sent, closed = 0, False
         client = None
@@ -79,7 +79,6 @@ def test_flood_without_reading_closes_only_that_channel(daemon):
                 client = threading.Thread(target=lambda: took.update(
                     t=smtp_served(daemon.ports["mx"])))
                 client.start()
-        assert req  # (the header format is the one seam.py speaks)
         # the channel ends: EOF after the replies already written
         got_eof = closed
         end = time.monotonic() + 60
@@ -254,8 +253,7 @@ def check_flood_bounded(d, before_rss, sent, why, tail):
     assert set(after) == set(before_rss), "a session process died"
     growth = max(after[p] - before_rss[p] for p in after)
     assert growth < RSS_GROWTH_MAX, f"a session process grew {growth} bytes"
-    mark_ok = smtp_served(d.ports["mx"]) < 10.0
-    assert mark_ok
+    assert smtp_served(d.ports["mx"]) < 10.0
     with RawSMTP(d.ports["mx"], greet=False) as c:
         code, lines = c.reply()
         assert code == 220, lines      # not 421 4.3.2 (low on memory)
@@ -280,7 +278,6 @@ def test_smtp_flood_during_login_delay(make_daemon, client_tls):
         assert read_until(s, b"\r\n").startswith(b"220")
         s.sendall(b"EHLO flood.example.org\r\n")
         assert b"250 " in read_until(s, b"250 ")
-        import base64
         cred = base64.b64encode(b"\0" + BOB.encode() + b"\0wrong-password")
         s.sendall(b"AUTH PLAIN " + cred + b"\r\n")
         time.sleep(1.0)     # answered by the back side: the delay runs
