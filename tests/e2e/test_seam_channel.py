@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from conftest import (BOB, HOSTNAME, RawSMTP, children, proc_status,
+from conftest import (BOB, BOB_PW, HOSTNAME, RawSMTP, children, proc_status,
                       wait_for)
 from seam import HDR, Fields, SeamChannel, be_type
 
@@ -104,6 +104,31 @@ def test_flood_without_reading_closes_only_that_channel(daemon):
     with SeamChannel(daemon) as ch2:
         rep = ch2.request("BE_RCPT", Fields().str(BOB))
         assert rep is not None and not rep.failed
+
+
+def test_channel_not_read_does_not_block_others(daemon, client_tls):
+    """A session process that stops reading its replies, below the cap
+    (3,000 requests): no worker waits on it. A normal client's
+    transaction and an AUTH login are served meanwhile (the audit saw a
+    normal AUTH go from 0.1 s to 19 s), and the channel stays open, its
+    replies all there once it reads again."""
+    n = 3000
+    with SeamChannel(daemon) as ch:
+        for _ in range(n):
+            ch.send("BE_RCPT", Fields().str(BOB))
+        time.sleep(1.0)     # the back side has answered what it could
+        assert smtp_served(daemon.ports["mx"]) < 5.0
+        start = time.monotonic()
+        with smtplib.SMTP_SSL("127.0.0.1", daemon.ports["submissions"],
+                              context=client_tls, timeout=30) as s:
+            s.login(BOB, BOB_PW)
+        assert time.monotonic() - start < 5.0
+        got = 0
+        while got < n:
+            rep = ch.recv(timeout=10)
+            assert rep is not None, f"only {got} of {n} replies"
+            assert not rep.failed
+            got += 1
 
 
 def test_oversized_datagram_is_dropped(daemon):
