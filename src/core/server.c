@@ -400,10 +400,15 @@ server_ip_ent_valid(const struct server_ip_ent *e)
 static void
 server_limits_reset_slot(int slot)
 {
-	struct server_shm *sh = server_shm_lock(NULL);
-	struct server_ip_ent *keep;
+	/* the master's own copy of the entries kept, made once */
+	static struct server_ip_ent *keep;
+	struct server_shm *sh;
 	size_t nkeep = 0, bad = 0;
 	long long total = 0;
+
+	if (keep == NULL)
+		keep = xcalloc(server_shm_cap, sizeof(*keep));
+	sh = server_shm_lock(NULL);
 
 	if (slot >= 0 && slot < SERVER_SLOTS)
 		server_slot_live[slot] = 0;
@@ -418,7 +423,6 @@ server_limits_reset_slot(int slot)
 		total += v;
 	}
 	sh->total = (int)(total > server_shm_max ? server_shm_max : total);
-	keep = xcalloc(server_shm_cap, sizeof(*keep));
 	for (size_t i = 0; i < server_shm_cap; i++) {
 		struct server_ip_ent e = sh->ent[i];
 
@@ -431,9 +435,7 @@ server_limits_reset_slot(int slot)
 	}
 	memset(sh->ent, 0, server_shm_cap * sizeof(sh->ent[0]));
 	for (size_t k = 0; k < nkeep; k++) {
-		size_t i = server_ip_home(keep[k].key);
-
-		size_t n = 0;
+		size_t i = server_ip_home(keep[k].key), n = 0;
 
 		/* bounded: a session process may write meanwhile */
 		while (sh->ent[i].key[0] != 0 && n++ < server_shm_cap)
@@ -445,7 +447,6 @@ server_limits_reset_slot(int slot)
 	}
 	sh->used = nkeep;
 	server_shm_unlock();
-	free(keep);
 	if (bad > 0)
 		log_warnx("connection counts: %zu entries no session process "
 		    "could have made dropped (a session process wrote over "
