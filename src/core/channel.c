@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -74,6 +75,35 @@ channel_try_send(int fd, struct msg *m)
 	}
 }
 
+/*
+ * Whether to log a dropped datagram: a peer that sends nothing else must
+ * not fill the log, so at most CHANNEL_LOG_BURST lines per second per
+ * thread (the back side's dispatcher is one), the rest only counted.
+ */
+#define CHANNEL_LOG_BURST	10
+
+static int
+channel_log_dropped(void)
+{
+	static __thread time_t second;
+	static __thread unsigned n, skipped;
+	time_t now = time(NULL);
+
+	if (now != second) {
+		if (skipped > 0)
+			log_warnx("channel: %u more malformed or truncated "
+			    "messages dropped", skipped);
+		second = now;
+		n = skipped = 0;
+	}
+	if (n < CHANNEL_LOG_BURST) {
+		n++;
+		return 1;
+	}
+	skipped++;
+	return 0;
+}
+
 int
 channel_recv(int fd, struct msg *m)
 {
@@ -121,12 +151,15 @@ channel_recv(int fd, struct msg *m)
 		 * holds nothing (as for 0 and -1 everywhere here). */
 		if (rfd != -1)
 			close(rfd);
-		log_warnx("channel: truncated message (over %u bytes) dropped",
-		    (unsigned)MSG_MAX_LEN);
+		if (channel_log_dropped())
+			log_warnx("channel: truncated message (over %u bytes) "
+			    "dropped", (unsigned)MSG_MAX_LEN);
 		return 0;
 	}
 	if (msg_from_wire(m, buf, (size_t)n, rfd) < 0) {
-		log_warnx("channel: malformed message (%zd bytes) dropped", n);
+		if (channel_log_dropped())
+			log_warnx("channel: malformed message (%zd bytes) "
+			    "dropped", n);
 		msg_deinit(m);
 		return 0;
 	}
