@@ -24,6 +24,7 @@ import pytest
 from conftest import (BOB, BOB_PW, HOSTNAME, RawSMTP, children, proc_status,
                       wait_for)
 from seam import HDR, Fields, SeamChannel, be_type
+from test_portal import Web, portal_daemon  # noqa: F401 (a fixture)
 
 FLOOD = 20000
 
@@ -358,3 +359,25 @@ def test_pipelining_still_answered_in_order(daemon):
         assert c.reply()[0] == 250
         assert c.reply()[0] == 221
     daemon.wait_files(BOB, 1)
+
+
+def test_oversized_form_field_fails_cleanly(portal_daemon):
+    """An unauthenticated POST with a 100 KB field makes a request over
+    the seam's 64 KiB: it fails as a temporary failure (the page says
+    so), and no process exits (issue 13, item 1: it was a fatal)."""
+    d = portal_daemon()
+    master, back = d.proc.pid, back_pid(d)
+    sessions = pids(d, "sekisho-session")
+    mark = d.log_mark()
+    w = Web(d.portal_port)
+    _, _, page = w.request("GET", "/")
+    status, _, _ = w.request("POST", "/login", {
+        "csrf": Web.csrf(page), "user": "a" * (100 * 1024),
+        "password": "x" * (100 * 1024)})
+    assert status in (400, 413, 500, 503), status
+    # the same process serves the next request
+    status, _, _ = w.request("GET", "/")
+    assert status == 200
+    assert pids(d, "sekisho-session") == sessions
+    assert back_pid(d) == back and d.proc.pid == master
+    assert "fatal" not in d.log_since(mark)
