@@ -24,7 +24,10 @@ import pytest
 from conftest import (BOB, BOB_PW, HOSTNAME, RawSMTP, children, proc_status,
                       wait_for)
 from seam import HDR, Fields, SeamChannel, be_type
-from test_portal import Web, portal_daemon  # noqa: F401 (a fixture)
+import test_portal
+from test_portal import Web
+
+portal_daemon = test_portal.portal_daemon      # the fixture, shared
 
 FLOOD = 20000
 
