@@ -165,6 +165,7 @@ struct smtp_cmd_def {
 
 static void smtp_process(struct smtp_session *);
 static void smtp_free(struct smtp_session *);
+static void smtp_abort_spool(struct smtp_session *);
 static void smtp_on_read(struct bufferevent *, void *);
 static void smtp_on_write(struct bufferevent *, void *);
 static void smtp_on_event(struct bufferevent *, short, void *);
@@ -1471,6 +1472,8 @@ smtp_commit_reply(struct msg *m, void *arg)
 		smtp_reply(s, "451 4.3.0 Temporary failure: message not "
 		    "queued, try again later");
 	}
+	if (m == NULL)
+		smtp_abort_spool(s);	/* never committed (e.g. not sent) */
 	smtp_txn_reset(s);
 	smtp_enter_state(s, SMTP_STATE_READY);
 	smtp_process(s);

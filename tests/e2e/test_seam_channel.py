@@ -384,3 +384,32 @@ def test_oversized_form_field_fails_cleanly(portal_daemon):
     assert pids(d, "sekisho-session") == sessions
     assert back_pid(d) == back and d.proc.pid == master
     assert "fatal" not in d.log_since(mark)
+
+
+def test_long_folded_from_fails_cleanly(daemon, client_tls):
+    """A subscriber's message whose From header is folded over thousands
+    of lines (more than the seam's 64 KiB of addresses): refused with a
+    clear reply, the session process goes on (issue 13, item 1: it was a
+    fatal that took every open SMTP transaction of that process)."""
+    sessions = pids(daemon, "sekisho-session")
+    master, back = daemon.proc.pid, back_pid(daemon)
+    # 32 addresses (the most a From is checked with), each a local part
+    # of 2,400 bytes folded over 30 lines: 77 KB of From addresses
+    local = ".\r\n ".join("x" * 79 for _ in range(30))
+    addrs = ",\r\n ".join(f"{local}{i:02d}@example.org" for i in range(32))
+    msg = (f"From: {addrs}\r\nTo: {BOB}\r\nSubject: long From\r\n\r\n"
+           "hi\r\n").encode()
+    with smtplib.SMTP_SSL("127.0.0.1", daemon.ports["submissions"],
+                          context=client_tls, timeout=30) as s:
+        s.login(BOB, BOB_PW)
+        with pytest.raises(smtplib.SMTPDataError) as e:
+            s.sendmail(BOB, [BOB], msg)
+        assert 400 <= e.value.smtp_code < 600
+        # the same session goes on
+        assert s.noop()[0] == 250
+    # and its spool file is not left behind
+    wait_for(lambda: not any((daemon.spool / "incoming").iterdir()), 10,
+             "the refused message's spool file to go")
+    assert pids(daemon, "sekisho-session") == sessions
+    assert back_pid(daemon) == back and daemon.proc.pid == master
+    assert smtp_served(daemon.ports["mx"]) < 5.0
