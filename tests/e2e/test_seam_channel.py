@@ -21,8 +21,8 @@ import time
 
 import pytest
 
-from conftest import (BOB, BOB_PW, HOSTNAME, RawSMTP, children, proc_status,
-                      wait_for)
+from conftest import (ALICE, ALICE_PW, BOB, BOB_PW, HOSTNAME, RawSMTP,
+                      children, proc_status, wait_for)
 from seam import HDR, Fields, SeamChannel, be_type
 import test_portal
 from test_portal import Web
@@ -133,6 +133,30 @@ def test_channel_not_read_does_not_block_others(daemon, client_tls):
             assert rep is not None, f"only {got} of {n} replies"
             assert not rep.failed
             got += 1
+
+
+def test_reply_over_the_seam_size_fails_that_request(daemon):
+    """A reply the back side cannot fit in 64 KiB (a refused sender of
+    65,000 bytes quoted back in the 553) fails that request (BE_FAIL,
+    logged) instead of stopping the daemon; the channel and the back side
+    go on."""
+    back = back_pid(daemon)
+    mark = daemon.log_mark()
+    sender = "s" * 65400 + "@example.org"
+    with SeamChannel(daemon) as ch:
+        # a session that logged in first, as a real one would
+        rep = ch.request("BE_AUTH", Fields().str("smtp").str("PLAIN")
+                         .str(ALICE).str(ALICE_PW).str("127.0.0.1"))
+        assert rep is not None and not rep.failed
+        rep = ch.request("BE_POLICY_MAIL", Fields().str(ALICE).str(sender)
+                         .str("127.0.0.1"))
+        assert rep is not None and rep.failed
+        rep = ch.request("BE_RCPT", Fields().str(BOB))
+        assert rep is not None and not rep.failed
+    daemon.wait_log(r"backend: reply type=\d+ size=\d+ to request \d+ on "
+                    r"channel \d+ over 65536 bytes: failed", since=mark)
+    assert back_pid(daemon) == back and daemon.proc.poll() is None
+    assert smtp_served(daemon.ports["mx"]) < 5.0
 
 
 def test_oversized_datagram_is_dropped(daemon):
