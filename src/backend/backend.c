@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -21,17 +22,57 @@
 #include "be_session.h"
 
 /*
+ * What one channel may hold on the back side. A session has at most one
+ * request in flight (it reads no command while one is pending; a portal
+ * connection one per HTTP request), so a session process's outstanding
+ * requests (queued, running, or answered but not yet written to its
+ * socket) are at most its sessions: a few thousand is far above any
+ * real one, and max_connections raises it. More is a session process
+ * flooding the back side or not reading its replies: its channel is
+ * closed (the master restarts it) before it takes the workers' time or
+ * the back side's memory. The bytes and descriptors held for one channel
+ * are bounded the same way (a request or reply is up to MSG_MAX_LEN; a
+ * RETR reply carries a descriptor).
+ */
+#define BE_CHAN_MIN_CAP		4096
+#define BE_CHAN_MAX_BYTES	(16 * 1024 * 1024)
+#define BE_CHAN_MAX_FDS		256
+
+/* A reply the socket had no room for, sealed. */
+struct be_out {
+	struct msg	 m;
+	struct be_out	*next;
+};
+
+/*
  * One session loop's channel. Each queued job holds a reference, and the
  * dispatcher one while it polls it; the descriptor is closed when the
  * last goes, so a worker never writes to a number reused meanwhile.
+ * Workers never wait on the socket: a reply that does not fit now is
+ * queued, and the dispatcher writes it when poll says POLLOUT.
  */
 struct be_chan {
 	int			 fd;
 	unsigned		 id;		/* for logs */
 	pthread_mutex_t		 send_lock;
 	int			 refs;		/* under backend.lock */
-	int			 dead;		/* peer gone; under send_lock */
 	struct be_chan		*next;		/* pending addition */
+
+	/* under backend.lock: its jobs, and its place in the round of
+	 * channels with jobs (workers take one job per channel in turn,
+	 * so a flood on one channel does not delay the others) */
+	struct be_job		*jhead, *jtail;
+	struct be_chan		*rnext;
+	int			 in_ring;
+
+	/* under send_lock */
+	int			 dead;		/* dropped: nothing goes out */
+	const char		*drop_why;	/* a worker asks the dispatcher */
+	char			 why[96];	/* backend_chan_account's */
+	struct be_out		*ohead, *otail;	/* replies not written yet */
+	unsigned		 outstanding;	/* requests not yet answered */
+	size_t			 bytes;		/* requests + queued replies */
+	unsigned		 nfds;		/* descriptors in queued replies */
 };
 
 struct be_job {
@@ -46,7 +87,7 @@ struct backend {
 
 	pthread_mutex_t		 lock;
 	pthread_cond_t		 cond;
-	struct be_job		*head, *tail;
+	struct be_chan		*rhead, *rtail;	/* channels with jobs */
 	int			 stopping;
 	int			 dispatch_stop;
 	struct be_chan		*adds;		/* channels to start polling */
@@ -193,15 +234,71 @@ backend_inline(uint32_t type)
 static void
 backend_push(struct backend *be, struct be_job *job)
 {
+	struct be_chan *ch = job->chan;
+
 	pthread_mutex_lock(&be->lock);
-	job->chan->refs++;
-	if (be->tail != NULL)
-		be->tail->next = job;
+	ch->refs++;
+	if (ch->jtail != NULL)
+		ch->jtail->next = job;
 	else
-		be->head = job;
-	be->tail = job;
+		ch->jhead = job;
+	ch->jtail = job;
+	if (!ch->in_ring) {
+		ch->in_ring = 1;
+		ch->rnext = NULL;
+		if (be->rtail != NULL)
+			be->rtail->rnext = ch;
+		else
+			be->rhead = ch;
+		be->rtail = ch;
+	}
 	pthread_cond_signal(&be->cond);
 	pthread_mutex_unlock(&be->lock);
+}
+
+/* The next job, one channel after another. backend.lock held; NULL if
+ * none. */
+static struct be_job *
+backend_pop(struct backend *be)
+{
+	struct be_chan *ch = be->rhead;
+	struct be_job *job;
+
+	if (ch == NULL)
+		return NULL;
+	be->rhead = ch->rnext;
+	if (be->rhead == NULL)
+		be->rtail = NULL;
+	job = ch->jhead;
+	ch->jhead = job->next;
+	if (ch->jhead == NULL) {
+		ch->jtail = NULL;
+		ch->in_ring = 0;
+	} else {
+		ch->rnext = NULL;
+		if (be->rtail != NULL)
+			be->rtail->rnext = ch;
+		else
+			be->rhead = ch;
+		be->rtail = ch;
+	}
+	job->next = NULL;
+	return job;
+}
+
+/* Replies not written yet. send_lock held. */
+static void
+backend_chan_clear_out(struct be_chan *ch)
+{
+	while (ch->ohead != NULL) {
+		struct be_out *o = ch->ohead;
+
+		ch->ohead = o->next;
+		msg_deinit(&o->m);
+		free(o);
+	}
+	ch->otail = NULL;
+	ch->nfds = 0;
 }
 
 static void
@@ -217,6 +314,7 @@ backend_chan_unref(struct backend *be, struct be_chan *ch)
 	/* No job of the channel is left: its sessions' records go, and
 	 * with them their POP3 locks and spool files (be_session.h). */
 	be_session_drop_channel(ch->id);
+	backend_chan_clear_out(ch);
 	close(ch->fd);
 	pthread_mutex_destroy(&ch->send_lock);
 	free(ch);
@@ -231,23 +329,117 @@ backend_wake(struct backend *be)
 }
 
 /*
+ * The one place a channel is dropped (its session process closed it,
+ * or it went over its cap, or its socket failed): no reply goes out any
+ * more, its queued jobs are skipped, and the session process sees EOF
+ * now (shutdown), although the descriptor stays open until the last job
+ * holding it ends. The dispatcher's reference goes.
+ */
+static void
+backend_chan_drop(struct backend *be, struct be_chan *ch, const char *why)
+{
+	if (why == NULL)
+		log_debug("backend: channel %u closed by its session process",
+		    ch->id);
+	else
+		log_warnx("backend: channel %u closed: %s", ch->id, why);
+	pthread_mutex_lock(&ch->send_lock);
+	ch->dead = 1;
+	backend_chan_clear_out(ch);
+	pthread_mutex_unlock(&ch->send_lock);
+	(void)shutdown(ch->fd, SHUT_RDWR);
+	backend_chan_unref(be, ch);
+}
+
+/*
+ * Write the queued replies the socket takes now (the dispatcher, on
+ * POLLOUT). -1 when the socket failed: the channel is to be dropped.
+ */
+static int
+backend_chan_flush(struct be_chan *ch)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&ch->send_lock);
+	while (ch->ohead != NULL && !ch->dead) {
+		struct be_out *o = ch->ohead;
+		int r = channel_try_send(ch->fd, &o->m);
+
+		if (r == 1)
+			break;
+		if (r < 0 && (errno == EPIPE || errno == ECONNRESET ||
+		    errno == ENOTCONN)) {
+			ret = -1;
+			break;
+		}
+		if (r < 0)
+			log_warn("backend: reply type=%u on channel %u dropped",
+			    o->m.type, ch->id);
+		ch->ohead = o->next;
+		if (ch->ohead == NULL)
+			ch->otail = NULL;
+		ch->bytes -= o->m.buf.len;
+		if (o->m.fd != -1)
+			ch->nfds--;
+		ch->outstanding--;
+		msg_deinit(&o->m);
+		free(o);
+	}
+	pthread_mutex_unlock(&ch->send_lock);
+	return ret;
+}
+
+/*
+ * A request arrived on ch: count it against the channel's caps. NULL if
+ * it fits, else why the channel is to be closed.
+ */
+static const char *
+backend_chan_account(struct be_chan *ch, const struct msg *m, unsigned cap)
+{
+	const char *r = NULL;
+
+	pthread_mutex_lock(&ch->send_lock);
+	ch->outstanding++;
+	ch->bytes += m->buf.len;
+	if (ch->outstanding > cap) {
+		snprintf(ch->why, sizeof(ch->why), "over its cap of %u "
+		    "outstanding requests", cap);
+		r = ch->why;
+	} else if (ch->bytes > BE_CHAN_MAX_BYTES) {
+		snprintf(ch->why, sizeof(ch->why), "over its cap of %u bytes "
+		    "held", (unsigned)BE_CHAN_MAX_BYTES);
+		r = ch->why;
+	}
+	pthread_mutex_unlock(&ch->send_lock);
+	return r;
+}
+
+/*
  * The dispatcher: polls every live channel and the wake pipe, queues
- * what arrives. A channel at EOF is a session process gone: it leaves
- * the poll set, and replies still owed to it are dropped.
+ * what arrives, writes the replies that did not fit. A channel at EOF is
+ * a session process gone: it leaves the poll set, and replies still owed
+ * to it are dropped. It never blocks on a channel: every socket is
+ * non-blocking and polled.
  */
 static void *
 backend_dispatch(void *arg)
 {
 	struct backend *be = arg;
 	struct be_chan **chans = NULL;
+	const char **drop = NULL;
 	struct pollfd *pfd = NULL;
 	size_t n = 0, cap = 0;
 
 	for (;;) {
+		unsigned chan_cap;
+		int timeout = -1;
+
 		/* new channels, or the end */
 		pthread_mutex_lock(&be->lock);
 		int stop = be->dispatch_stop;
 
+		chan_cap = be->conf->max_connections > BE_CHAN_MIN_CAP / 2 ?
+		    2 * (unsigned)be->conf->max_connections : BE_CHAN_MIN_CAP;
 		while (be->adds != NULL) {
 			struct be_chan *ch = be->adds;
 
@@ -263,15 +455,26 @@ backend_dispatch(void *arg)
 		if (stop)
 			break;
 		pfd = xreallocarray(pfd, n + 1, sizeof(*pfd));
+		drop = xreallocarray(drop, n + 1, sizeof(*drop));
 		for (size_t i = 0; i < n; i++) {
 			pfd[i].fd = chans[i]->fd;
 			pfd[i].events = POLLIN;
 			pfd[i].revents = 0;
+			drop[i] = NULL;
+			pthread_mutex_lock(&chans[i]->send_lock);
+			if (chans[i]->ohead != NULL)
+				pfd[i].events |= POLLOUT;
+			if (chans[i]->drop_why != NULL) {
+				drop[i] = chans[i]->drop_why;
+				pfd[i].fd = -1;
+				timeout = 0;	/* drop it now */
+			}
+			pthread_mutex_unlock(&chans[i]->send_lock);
 		}
 		pfd[n].fd = be->wake[0];
 		pfd[n].events = POLLIN;
 		pfd[n].revents = 0;
-		if (poll(pfd, (nfds_t)n + 1, -1) < 0) {
+		if (poll(pfd, (nfds_t)n + 1, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			fatal("backend: poll");
@@ -283,7 +486,14 @@ backend_dispatch(void *arg)
 				;
 		}
 		for (size_t i = 0; i < n; i++) {
-			if (pfd[i].revents == 0)
+			if (pfd[i].fd == -1 || pfd[i].revents == 0)
+				continue;
+			if ((pfd[i].revents & POLLOUT) != 0 &&
+			    backend_chan_flush(chans[i]) < 0) {
+				pfd[i].fd = -1;		/* gone */
+				continue;
+			}
+			if ((pfd[i].revents & ~POLLOUT) == 0)
 				continue;
 			for (int k = 0; k < 64; k++) {
 				struct be_job *job = xcalloc(1, sizeof(*job));
@@ -293,6 +503,14 @@ backend_dispatch(void *arg)
 					free(job);
 					if (r < 0)
 						pfd[i].fd = -1;	/* gone */
+					break;
+				}
+				drop[i] = backend_chan_account(chans[i],
+				    &job->m, chan_cap);
+				if (drop[i] != NULL) {
+					msg_deinit(&job->m);
+					free(job);
+					pfd[i].fd = -1;
 					break;
 				}
 				job->chan = chans[i];
@@ -309,7 +527,8 @@ backend_dispatch(void *arg)
 				backend_push(be, job);
 			}
 		}
-		/* drop the channels whose session process is gone */
+		/* drop the channels whose session process is gone, or that
+		 * went over a cap */
 		size_t kept = 0;
 
 		for (size_t i = 0; i < n; i++) {
@@ -317,20 +536,71 @@ backend_dispatch(void *arg)
 				chans[kept++] = chans[i];
 				continue;
 			}
-			log_debug("backend: channel %u closed by its session "
-			    "process", chans[i]->id);
-			pthread_mutex_lock(&chans[i]->send_lock);
-			chans[i]->dead = 1;
-			pthread_mutex_unlock(&chans[i]->send_lock);
-			backend_chan_unref(be, chans[i]);
+			backend_chan_drop(be, chans[i], drop[i]);
 		}
 		n = kept;
 	}
 	for (size_t i = 0; i < n; i++)
 		backend_chan_unref(be, chans[i]);
 	free(chans);
+	free(drop);
 	free(pfd);
 	return NULL;
+}
+
+/*
+ * Queue or send a sealed reply on ch; never waits. A reply the socket
+ * has no room for waits in the channel's queue for the dispatcher.
+ */
+static void
+backend_reply(struct backend *be, struct be_chan *ch, struct msg *reply)
+{
+	int wake = 0;
+
+	pthread_mutex_lock(&ch->send_lock);
+	if (ch->dead) {
+		msg_deinit(reply);
+		pthread_mutex_unlock(&ch->send_lock);
+		return;
+	}
+	if (ch->ohead == NULL) {
+		int r = channel_try_send(ch->fd, reply);
+
+		if (r != 1) {
+			if (r < 0)
+				log_warn("backend: reply type=%u on channel %u",
+				    reply->type, ch->id);
+			ch->outstanding--;
+			msg_deinit(reply);
+			pthread_mutex_unlock(&ch->send_lock);
+			return;
+		}
+		wake = 1;	/* the dispatcher polls for POLLOUT now */
+	}
+	struct be_out *o = xcalloc(1, sizeof(*o));
+
+	o->m = *reply;
+	reply->fd = -1;
+	str_init(&reply->buf);
+	if (ch->otail != NULL)
+		ch->otail->next = o;
+	else
+		ch->ohead = o;
+	ch->otail = o;
+	ch->bytes += o->m.buf.len;
+	if (o->m.fd != -1)
+		ch->nfds++;
+	if (ch->drop_why == NULL && ch->bytes > BE_CHAN_MAX_BYTES) {
+		ch->drop_why = "over its cap of bytes held (replies not read)";
+		wake = 1;
+	} else if (ch->drop_why == NULL && ch->nfds > BE_CHAN_MAX_FDS) {
+		ch->drop_why = "over its cap of descriptors held (replies not "
+		    "read)";
+		wake = 1;
+	}
+	pthread_mutex_unlock(&ch->send_lock);
+	if (wake)
+		backend_wake(be);
 }
 
 static void
@@ -339,7 +609,14 @@ backend_run_job(struct be_worker *w, struct be_job *job)
 	struct be_chan *ch = job->chan;
 	struct msg reply;
 	be_handler *h = NULL;
+	int dead;
 
+	pthread_mutex_lock(&ch->send_lock);
+	dead = ch->dead;
+	ch->bytes -= job->m.buf.len;
+	pthread_mutex_unlock(&ch->send_lock);
+	if (dead)
+		return;		/* dropped: its queued jobs are skipped */
 	if (job->m.type < BE_TYPE_COUNT)
 		h = be_handlers[job->m.type];
 	msg_init(&reply, job->m.type, job->m.id);
@@ -350,12 +627,17 @@ backend_run_job(struct be_worker *w, struct be_job *job)
 		msg_deinit(&reply);
 		msg_init(&reply, BE_FAIL, job->m.id);
 	}
-	pthread_mutex_lock(&ch->send_lock);
-	if (ch->dead)
+	if (msg_seal(&reply) < 0) {
+		/* never an exit: that request fails, the others go on */
+		log_warnx("backend: reply type=%u size=%zu to request %llu on "
+		    "channel %u over %u bytes: failed", reply.type,
+		    reply.buf.len, (unsigned long long)job->m.id, ch->id,
+		    (unsigned)MSG_MAX_LEN);
 		msg_deinit(&reply);
-	else if (channel_send_blocking(ch->fd, &reply) < 0 && !ch->dead)
-		log_warn("backend: reply on channel %u", ch->id);
-	pthread_mutex_unlock(&ch->send_lock);
+		msg_init(&reply, BE_FAIL, job->m.id);
+		(void)msg_seal(&reply);
+	}
+	backend_reply(w->backend, ch, &reply);
 }
 
 static void *
@@ -366,17 +648,14 @@ backend_work(void *arg)
 
 	for (;;) {
 		pthread_mutex_lock(&be->lock);
-		while (be->head == NULL && !be->stopping)
+		while (be->rhead == NULL && !be->stopping)
 			pthread_cond_wait(&be->cond, &be->lock);
-		if (be->head == NULL) {
+		struct be_job *job = backend_pop(be);
+
+		if (job == NULL) {
 			pthread_mutex_unlock(&be->lock);
 			break;
 		}
-		struct be_job *job = be->head;
-
-		be->head = job->next;
-		if (be->head == NULL)
-			be->tail = NULL;
 		/* A reload swaps be->conf; a job runs with one config from
 		 * its start to its end (old ones are never freed). */
 		w->conf = be->conf;

@@ -4,6 +4,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include <event2/event.h>
+
 #include "be_client.h"
 #include "be_proto.h"
 #include "channel.h"
@@ -24,6 +26,10 @@ struct be_client {
 	uint64_t	 next_id;
 	uint64_t	 next_session;
 	struct be_req	*bucket[BE_BUCKETS];
+	/* requests that could not be sent: failed from the loop, never
+	 * from inside be_client_request (its caller is mid-way) */
+	struct event	*ev_failed;
+	struct be_req	*failed;
 };
 
 static struct be_req *
@@ -62,6 +68,24 @@ be_client_on_msg(struct channel *ch, struct msg *m, void *arg)
 	free(r);
 }
 
+/* The requests that were never sent get NULL, as for BE_FAIL. */
+static void
+be_client_on_failed(evutil_socket_t fd, short what, void *arg)
+{
+	struct be_client *c = arg;
+
+	(void)fd;
+	(void)what;
+	while (c->failed != NULL) {
+		struct be_req *r = c->failed;
+
+		c->failed = r->next;
+		if (r->cb != NULL)
+			r->cb(NULL, r->arg);
+		free(r);
+	}
+}
+
 struct be_client *
 be_client_new(struct event_base *base, int fd)
 {
@@ -69,6 +93,9 @@ be_client_new(struct event_base *base, int fd)
 
 	c->next_id = 1;
 	c->ch = channel_new(base, fd, be_client_on_msg, c);
+	c->ev_failed = event_new(base, -1, 0, be_client_on_failed, c);
+	if (c->ev_failed == NULL)
+		fatalx("be_client: event_new failed");
 	return c;
 }
 
@@ -80,6 +107,13 @@ be_client_free(struct be_client **cp)
 	if (c == NULL)
 		return;
 	channel_free(&c->ch);
+	event_free(c->ev_failed);
+	while (c->failed != NULL) {
+		struct be_req *r = c->failed;
+
+		c->failed = r->next;
+		free(r);
+	}
 	for (size_t i = 0; i < BE_BUCKETS; i++) {
 		while (c->bucket[i] != NULL) {
 			struct be_req *r = c->bucket[i];
@@ -97,14 +131,26 @@ be_client_request(struct be_client *c, struct msg *m, be_reply_cb *cb,
     void *arg)
 {
 	struct be_req *r = xcalloc(1, sizeof(*r));
+	uint32_t type = m->type;
+	size_t size = m->buf.len;
 
 	r->id = c->next_id++;
 	r->cb = cb;
 	r->arg = arg;
+	m->id = r->id;
+	if (channel_send(c->ch, m) < 0) {
+		/* Too large (a field a client chose) or the channel failed:
+		 * the caller's temporary failure, never an exit. */
+		log_warnx("be_client: request type=%u size=%zu not sent "
+		    "(over %u bytes, or the channel failed): failed", type,
+		    size, (unsigned)MSG_MAX_LEN);
+		r->next = c->failed;
+		c->failed = r;
+		event_active(c->ev_failed, EV_TIMEOUT, 0);
+		return r;
+	}
 	r->next = c->bucket[r->id % BE_BUCKETS];
 	c->bucket[r->id % BE_BUCKETS] = r;
-	m->id = r->id;
-	channel_send(c->ch, m);
 	return r;
 }
 

@@ -14,7 +14,9 @@ struct event_base;
 struct be_client;
 struct be_req;
 
-/* reply is NULL when the back side failed the request. */
+/* reply is NULL when the back side failed the request, or when it could
+ * not be sent (over MSG_MAX_LEN: logged with its type and size); the
+ * callback then runs from the loop, never inside be_client_request. */
 typedef void be_reply_cb(struct msg *reply, void *arg);
 
 struct be_client *be_client_new(struct event_base *base, int fd);

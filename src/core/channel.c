@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -36,9 +37,8 @@ channel_pair(int fds[2])
 	    SOCK_CLOEXEC, 0, fds);
 }
 
-/* 0 sent, 1 would block, -1 error */
-static int
-channel_sendmsg(int fd, struct msg *m)
+int
+channel_try_send(int fd, struct msg *m)
 {
 	struct msghdr mh;
 	struct iovec iov;
@@ -73,6 +73,35 @@ channel_sendmsg(int fd, struct msg *m)
 			return 1;
 		return -1;
 	}
+}
+
+/*
+ * Whether to log a dropped datagram: a peer that sends nothing else must
+ * not fill the log, so at most CHANNEL_LOG_BURST lines per second per
+ * thread (the back side's dispatcher is one), the rest only counted.
+ */
+#define CHANNEL_LOG_BURST	10
+
+static int
+channel_log_dropped(void)
+{
+	static __thread time_t second;
+	static __thread unsigned n, skipped;
+	time_t now = time(NULL);
+
+	if (now != second) {
+		if (skipped > 0)
+			log_warnx("channel: %u more malformed or truncated "
+			    "messages dropped", skipped);
+		second = now;
+		n = skipped = 0;
+	}
+	if (n < CHANNEL_LOG_BURST) {
+		n++;
+		return 1;
+	}
+	skipped++;
+	return 0;
 }
 
 int
@@ -117,9 +146,20 @@ channel_recv(int fd, struct msg *m)
 				close(f);	/* one fd per message */
 		}
 	}
-	if ((mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0 ||
-	    msg_from_wire(m, buf, (size_t)n, rfd) < 0) {
-		log_warnx("channel: malformed message (%zd bytes) dropped", n);
+	if ((mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0) {
+		/* over MSG_MAX_LEN: the kernel cut it, the rest is gone. m
+		 * holds nothing (as for 0 and -1 everywhere here). */
+		if (rfd != -1)
+			close(rfd);
+		if (channel_log_dropped())
+			log_warnx("channel: truncated message (over %u bytes) "
+			    "dropped", (unsigned)MSG_MAX_LEN);
+		return 0;
+	}
+	if (msg_from_wire(m, buf, (size_t)n, rfd) < 0) {
+		if (channel_log_dropped())
+			log_warnx("channel: malformed message (%zd bytes) "
+			    "dropped", n);
 		msg_deinit(m);
 		return 0;
 	}
@@ -131,10 +171,13 @@ channel_send_blocking(int fd, struct msg *m)
 {
 	int r;
 
-	if (msg_seal(m) < 0)
-		fatalx("channel: message type %u too large (%zu bytes)",
-		    m->type, m->buf.len);
-	while ((r = channel_sendmsg(fd, m)) == 1) {
+	if (msg_seal(m) < 0) {
+		log_warnx("channel: message type=%u size=%zu over %u bytes, "
+		    "not sent", m->type, m->buf.len, (unsigned)MSG_MAX_LEN);
+		msg_deinit(m);
+		return -1;
+	}
+	while ((r = channel_try_send(fd, m)) == 1) {
 		struct pollfd pfd = { .fd = fd, .events = POLLOUT };
 
 		if (poll(&pfd, 1, 1000) < 0 && errno != EINTR)
@@ -182,7 +225,7 @@ channel_on_write(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	while (ch->head != NULL) {
 		struct channel_out *o = ch->head;
-		int r = channel_sendmsg(fd, &o->m);
+		int r = channel_try_send(fd, &o->m);
 
 		if (r == 1)
 			return;
@@ -238,23 +281,25 @@ channel_free(struct channel **chp)
 	*chp = NULL;
 }
 
-void
+int
 channel_send(struct channel *ch, struct msg *m)
 {
-	if (msg_seal(m) < 0)
-		fatalx("channel: message type %u too large (%zu bytes)",
-		    m->type, m->buf.len);
+	if (msg_seal(m) < 0) {
+		msg_deinit(m);		/* the caller logs it, knowing why */
+		return -1;
+	}
 	if (ch->head == NULL) {
-		int r = channel_sendmsg(ch->fd, m);
+		int r = channel_try_send(ch->fd, m);
 
 		if (r == 0) {
 			msg_deinit(m);
-			return;
+			return 0;
 		}
 		if (r < 0) {
-			log_warn("channel: send");
+			log_warn("channel: send type=%u size=%zu", m->type,
+			    m->buf.len);
 			msg_deinit(m);
-			return;
+			return -1;
 		}
 	}
 	struct channel_out *o = xcalloc(1, sizeof(*o));
@@ -268,4 +313,5 @@ channel_send(struct channel *ch, struct msg *m)
 		ch->head = o;
 	ch->tail = o;
 	event_add(ch->ev_write, NULL);
+	return 0;
 }

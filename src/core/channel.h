@@ -23,13 +23,28 @@ int channel_pair(int fds[2]);
 struct channel *channel_new(struct event_base *base, int fd, channel_cb *cb,
     void *arg);
 void channel_free(struct channel **ch);
-/* Seal and send m, queueing it if the socket is full. m is consumed
- * (left deinited). A message too large to seal is a bug: fatal. */
-void channel_send(struct channel *ch, struct msg *m);
+/*
+ * Seal and send m, queueing it if the socket is full. m is consumed
+ * (left deinited). 0 sent or queued; -1 when m is over MSG_MAX_LEN (the
+ * caller logs it) or the socket failed (logged): nothing was sent and
+ * the caller fails what it was doing. A size that clients influence
+ * must never end a process (issue 13).
+ */
+int channel_send(struct channel *ch, struct msg *m);
 
-/* Blocking helpers for back-side threads (fd may be non-blocking; these
- * wait with poll). send: 0 or -1. recv: 1 a message, 0 nothing now
- * (EAGAIN), -1 peer closed or error. m is consumed by send. */
+/*
+ * One try at sending an already sealed m (msg_seal): 0 sent, 1 the
+ * socket is full now, -1 error (errno). m is not consumed. For a caller
+ * with its own output queue (the back side's dispatcher, backend.c).
+ */
+int channel_try_send(int fd, struct msg *m);
+
+/* Blocking helpers for the master's control channel to the back side (fd
+ * may be non-blocking; these wait with poll). send: 0 or -1 (also when m
+ * is too large, logged). recv: 1 a message, 0 nothing now (EAGAIN, or a
+ * malformed or truncated datagram dropped and logged), -1 peer closed or
+ * error. m is consumed by send. Never used towards a session process:
+ * the back side never waits on one (backend.c). */
 int channel_send_blocking(int fd, struct msg *m);
 int channel_recv(int fd, struct msg *m);
 

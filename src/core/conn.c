@@ -11,6 +11,7 @@
 
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
+#include <event2/buffer.h>
 #include <event2/event.h>
 
 #include "conn.h"
@@ -97,6 +98,21 @@ conn_proxy_free(struct conn_proxy **pp)
 	event_free(p->ev);
 	free(p);
 	*pp = NULL;
+}
+
+int
+conn_input_wait(struct bufferevent *bev, int waiting, size_t line_max)
+{
+	size_t bound = CONN_WAIT_INPUT_MAX + line_max;
+
+	if (!waiting) {
+		/* reading a command or DATA: the line limits bound it */
+		bufferevent_setwatermark(bev, EV_READ, 0, 0);
+		return 0;
+	}
+	bufferevent_setwatermark(bev, EV_READ, 0, bound);
+	return evbuffer_get_length(bufferevent_get_input(bev)) >= bound ?
+	    -1 : 0;
 }
 
 #define CONN_LINGER_SECONDS	2

@@ -50,6 +50,22 @@ struct bufferevent *conn_tls_bev(struct event_base *base, SSL_CTX *ctx,
     int fd, SSL **ssl_r);
 
 /*
+ * Input while a session reads no command (issue 13): a back-side
+ * request or a failed login's delay is pending, or a POP3 RETR is being
+ * sent. Pipelined commands (RFC 2920) are kept and answered in order
+ * afterwards, but libevent would go on filling the input buffer without
+ * end, so while waiting reading stops at CONN_WAIT_INPUT_MAX plus the
+ * protocol's line limit (a read high-watermark; TCP then holds the
+ * client back), and a client that reaches it is to be cut: no real
+ * client has that much in flight unanswered. Call it from the read
+ * callback with whether the session waits; -1: cut the client (answer
+ * if the protocol allows, read no more, free the session when what it
+ * waits for is done).
+ */
+#define CONN_WAIT_INPUT_MAX	(64 * 1024)
+int conn_input_wait(struct bufferevent *bev, int waiting, size_t line_max);
+
+/*
  * Close a session's socket without losing its last reply. Closing a
  * socket that still has unread input makes the kernel send RST, and a
  * RST can destroy the reply the client has not read yet ("421 too many

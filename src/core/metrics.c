@@ -67,7 +67,15 @@ struct metrics_region {
 	struct metrics_hist delivery_time[METRICS_DELIVERY_KIND_COUNT];
 };
 
+/*
+ * Every process that counts writes the region, session processes too, so
+ * its readers (the back side renders it) trust no bound in it (issue
+ * 13): array sizes are the compile-time ones, a listener line is copied
+ * and ended, and the daemon's pid and start time, which the master sets
+ * before it forks, are read from this process's own copies.
+ */
 static struct metrics_region *metrics_r;
+static int64_t metrics_pid, metrics_start;	/* not in the region */
 
 /* Bucket bounds in microseconds and as the "le" label; the last is +Inf.
  * Short: a back-side round trip or a password hash. Long: a message's
@@ -149,8 +157,10 @@ metrics_init(const struct config *conf)
 		/* Fresh anonymous memory is zero: every counter starts at 0. */
 		metrics_r = p;
 		metrics_r->magic = METRICS_MAGIC;
-		metrics_r->pid = (int64_t)getpid();
-		metrics_r->start_time = (int64_t)time(NULL);
+		metrics_pid = (int64_t)getpid();
+		metrics_start = (int64_t)time(NULL);
+		metrics_r->pid = metrics_pid;
+		metrics_r->start_time = metrics_start;
 		metrics_set(&metrics_r->store_up, -1);
 	}
 	metrics_set_listeners(conf);
@@ -461,7 +471,7 @@ metrics_render(struct str *out)
 	metrics_head(out, "sekisho_start_time_seconds", "gauge",
 	    "When the daemon started, in seconds since the epoch.");
 	str_printf(out, "sekisho_start_time_seconds %" PRId64 "\n",
-	    m->start_time);
+	    metrics_start);
 	metrics_head(out, "sekisho_last_reload_time_seconds", "gauge",
 	    "When the last successful reload (SIGHUP) happened; 0 if none.");
 	str_printf(out, "sekisho_last_reload_time_seconds %" PRId64 "\n",
@@ -608,12 +618,12 @@ metrics_status(struct str *out)
 
 	if (m == NULL)
 		return;
-	up = now > m->start_time ? now - m->start_time : 0;
+	up = now > metrics_start ? now - metrics_start : 0;
 	for (role = 0; role < METRICS_ROLES; role++)
 		conns += metrics_get(&m->conn_now[role]);
-	str_printf(out, "pid: %" PRId64 "\n", m->pid);
+	str_printf(out, "pid: %" PRId64 "\n", metrics_pid);
 	str_printf(out, "version: %s\n", SEKISHO_VERSION);
-	metrics_time(when, sizeof(when), m->start_time);
+	metrics_time(when, sizeof(when), metrics_start);
 	str_printf(out, "started: %s\n", when);
 	str_printf(out, "uptime: %" PRId64 "d %02" PRId64 ":%02" PRId64
 	    ":%02" PRId64 "\n", up / 86400, up / 3600 % 24, up / 60 % 60,
@@ -637,3 +647,12 @@ metrics_status(struct str *out)
 	metrics_time(when, sizeof(when), metrics_get(&m->reload_time));
 	str_printf(out, "last reload: %s\n", when);
 }
+
+#ifdef SEKISHO_TEST_HOOKS
+void
+metrics_test_scribble(void)
+{
+	if (metrics_r != NULL)
+		memset(metrics_r, 0xff, sizeof(*metrics_r));
+}
+#endif

@@ -143,4 +143,10 @@ void metrics_status(struct str *out);
 /* Unix milliseconds in a queue ID (12 hex digits first); 0 if not one. */
 uint64_t metrics_queue_id_ms(const char *id);
 
+#ifdef SEKISHO_TEST_HOOKS
+/* Test build: write garbage over the shared region (a session process
+ * acting as a compromised one; server.c's SIGUSR2 hook). Signal-safe. */
+void metrics_test_scribble(void);
+#endif
+
 #endif

@@ -14,11 +14,13 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,22 +89,42 @@ struct server_ip_ent {
 	int32_t		 count;
 };
 
+/*
+ * The mapping is written by every session process, so nothing in it is
+ * trusted by the master (root) or by another process (issue 13): the
+ * bounds used to walk it (the table's capacity, the mapping's size) live
+ * in each process's own memory, set by the master before it forks; every
+ * index read from it is checked against them; every loop over it is
+ * bounded by them; and the lock is a plain word, not a pthread mutex
+ * (glibc's robust mutex keeps list pointers and a kind, with priority
+ * inheritance or ceilings, in the mutex itself, which the master would
+ * act on). A session process that writes garbage over the mapping can at
+ * worst spoil the counts until the master repairs them when a session
+ * process dies (server_limits_reset_slot).
+ */
 struct server_shm {
-	pthread_mutex_t	 lock;		/* process-shared, robust */
+	_Atomic int	 lock;		/* 0 free, else the holder's pid */
 	int		 total;
 	int		 slot_conns[SERVER_SLOTS];
-	size_t		 cap;		/* entries, a power of two */
 	size_t		 used;
 	struct server_ip_ent ent[];
 };
 
 static struct server_shm *server_shm;
+static size_t server_shm_cap;		/* entries, a power of two */
+static size_t server_shm_size;		/* bytes mapped */
+static int server_shm_max;		/* max_connections at the start */
 static int server_slot;		/* this process's */
+/* the master's: which slots have a live session process */
+static uint8_t server_slot_live[SERVER_SLOTS];
+
+/* A lock held longer than this is taken over (its holder died, or is
+ * stopped, or is a session process that keeps it to hurt the others). */
+#define SERVER_SHM_LOCK_MS	500
 
 static void
 server_limits_init(int max_connections)
 {
-	pthread_mutexattr_t a;
 	size_t cap = 1024, size;
 	void *p;
 
@@ -114,37 +136,59 @@ server_limits_init(int max_connections)
 	if (p == MAP_FAILED)
 		fatal("mmap connection counts (%zu bytes)", size);
 	server_shm = p;
-	server_shm->cap = cap;
-	pthread_mutexattr_init(&a);
-	pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
-	/* A process killed while holding it must not stop the others. */
-	pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
-	if (pthread_mutex_init(&server_shm->lock, &a) != 0)
-		fatalx("connection counts: pthread_mutex_init failed");
-	pthread_mutexattr_destroy(&a);
+	server_shm_cap = cap;
+	server_shm_size = size;
+	server_shm_max = max_connections;
 }
 
 static struct server_shm *
 server_shm_lock(const struct config *conf)
 {
-	int r;
+	static uint64_t stolen_logged;
+	struct server_shm *sh;
+	int me = (int)getpid();
+	uint64_t start = 0;
 
 	/* A tool or test without the daemon's master: a private table. */
 	if (server_shm == NULL)
 		server_limits_init(conf != NULL ? conf->max_connections : 1);
-	r = pthread_mutex_lock(&server_shm->lock);
-	/* Its holder died; the master resets that process's slot. */
-	if (r == EOWNERDEAD)
-		pthread_mutex_consistent(&server_shm->lock);
-	else if (r != 0)
-		fatalx("connection counts: lock failed (%d)", r);
-	return server_shm;
+	sh = server_shm;
+	for (unsigned spins = 0;; spins++) {
+		int holder = 0;
+
+		if (atomic_compare_exchange_strong(&sh->lock, &holder, me))
+			return sh;
+		if (holder == me)
+			return sh;	/* garbage that happens to be us */
+		if (spins < 100)
+			continue;
+		if (start == 0)
+			start = server_now_ms();
+		/* a holder that is no process, or gone: free */
+		if (holder <= 0 || (kill(holder, 0) < 0 && errno == ESRCH) ||
+		    server_now_ms() - start > SERVER_SHM_LOCK_MS) {
+			if (atomic_compare_exchange_strong(&sh->lock, &holder,
+			    me)) {
+				if (server_now_ms() - stolen_logged > 10000) {
+					stolen_logged = server_now_ms();
+					log_warnx("connection counts: lock of "
+					    "process %d taken over", holder);
+				}
+				return sh;
+			}
+			continue;
+		}
+		nanosleep(&(struct timespec){ 0, 100000 }, NULL);
+	}
 }
 
 static void
 server_shm_unlock(void)
 {
-	pthread_mutex_unlock(&server_shm->lock);
+	int me = (int)getpid();
+
+	/* not ours any more if it was taken over: leave it */
+	atomic_compare_exchange_strong(&server_shm->lock, &me, 0);
 }
 
 int
@@ -153,11 +197,13 @@ server_conn_acquire(const struct config *conf)
 	struct server_shm *sh = server_shm_lock(conf);
 	int r = 0;
 
-	if (sh->total >= conf->max_connections)
+	/* saturating: the numbers may be garbage a session process wrote */
+	if (sh->total >= conf->max_connections || sh->total < 0)
 		r = -1;
 	else {
 		sh->total++;
-		sh->slot_conns[server_slot]++;
+		if (sh->slot_conns[server_slot] < INT_MAX)
+			sh->slot_conns[server_slot]++;
 	}
 	server_shm_unlock();
 	return r;
@@ -168,8 +214,10 @@ server_conn_release(void)
 {
 	struct server_shm *sh = server_shm_lock(NULL);
 
-	sh->total--;
-	sh->slot_conns[server_slot]--;
+	if (sh->total > 0)
+		sh->total--;
+	if (sh->slot_conns[server_slot] > 0)
+		sh->slot_conns[server_slot]--;
 	server_shm_unlock();
 }
 
@@ -196,31 +244,33 @@ server_ip_key(const struct sockaddr *sa, uint8_t key[17])
 }
 
 static size_t
-server_ip_home(const struct server_shm *sh, const uint8_t key[17])
+server_ip_home(const uint8_t key[17])
 {
 	unsigned h = 2166136261u;
 
 	for (int i = 0; i < 17; i++)
 		h = (h ^ key[i]) * 16777619u;
-	return h & (sh->cap - 1);
+	return h & (server_shm_cap - 1);
 }
 
 /* Remove entry i, moving later entries of its probe run back into the
- * hole (no tombstones). The lock held. */
+ * hole (no tombstones). The lock held. Bounded by the capacity: a table
+ * written full by a session process cannot make it loop. */
 static void
 server_ip_delete(struct server_shm *sh, size_t i)
 {
-	size_t mask = sh->cap - 1, j = i;
+	size_t mask = server_shm_cap - 1, j = i, steps = 0;
 
 	for (;;) {
 		memset(&sh->ent[i], 0, sizeof(sh->ent[i]));
 		for (;;) {
 			j = (j + 1) & mask;
-			if (sh->ent[j].key[0] == 0) {
-				sh->used--;
+			if (sh->ent[j].key[0] == 0 || ++steps > mask) {
+				if (sh->used > 0)
+					sh->used--;
 				return;
 			}
-			size_t k = server_ip_home(sh, sh->ent[j].key);
+			size_t k = server_ip_home(sh->ent[j].key);
 
 			/* stays if its home is cyclically in (i, j] */
 			if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
@@ -238,7 +288,8 @@ server_ip_acquire(const struct config *conf, const struct sockaddr *sa)
 	static uint64_t full_logged;
 	struct server_ip_ent *mine = NULL, *hole = NULL;
 	uint8_t key[17];
-	int sum = 0, r = 0;
+	long long sum = 0;
+	int r = 0;
 
 	server_ip_prefix = conf->ipv6_client_prefix;
 	server_ip_key(sa, key);
@@ -246,10 +297,12 @@ server_ip_acquire(const struct config *conf, const struct sockaddr *sa)
 		return 0;	/* not an IP client: not counted */
 
 	struct server_shm *sh = server_shm_lock(conf);
-	size_t i = server_ip_home(sh, key);
+	size_t i = server_ip_home(key);
 
-	/* at least one entry is always free, so this ends */
-	for (;; i = (i + 1) & (sh->cap - 1)) {
+	/* at least one entry is free, unless a session process wrote over
+	 * the table: then at most one pass */
+	for (size_t n = 0; n < server_shm_cap;
+	    n++, i = (i + 1) & (server_shm_cap - 1)) {
 		struct server_ip_ent *e = &sh->ent[i];
 
 		if (e->key[0] == 0) {
@@ -258,15 +311,15 @@ server_ip_acquire(const struct config *conf, const struct sockaddr *sa)
 		}
 		if (memcmp(e->key, key, 17) != 0)
 			continue;
-		sum += e->count;
+		sum += e->count > 0 ? e->count : 0;
 		if (e->slot == server_slot)
 			mine = e;
 	}
 	if (sum >= conf->max_connections_per_ip)
 		r = -1;
 	else if (mine != NULL)
-		mine->count++;
-	else if (sh->used + 2 > sh->cap) {
+		mine->count += mine->count < INT32_MAX;
+	else if (hole == NULL || sh->used + 2 > server_shm_cap) {
 		r = -1;
 		if (server_now_ms() - full_logged > 10000) {
 			full_logged = server_now_ms();
@@ -293,9 +346,10 @@ server_ip_release(const struct sockaddr *sa)
 		return;
 
 	struct server_shm *sh = server_shm_lock(NULL);
-	size_t i = server_ip_home(sh, key);
+	size_t i = server_ip_home(key);
 
-	for (; sh->ent[i].key[0] != 0; i = (i + 1) & (sh->cap - 1)) {
+	for (size_t n = 0; n < server_shm_cap && sh->ent[i].key[0] != 0;
+	    n++, i = (i + 1) & (server_shm_cap - 1)) {
 		struct server_ip_ent *e = &sh->ent[i];
 
 		if (e->slot != server_slot || memcmp(e->key, key, 17) != 0)
@@ -307,29 +361,116 @@ server_ip_release(const struct sockaddr *sa)
 	server_shm_unlock();
 }
 
-/* The master, once the process of slot is dead: its counts go. */
+/* An entry a session process could have made: a real address key, a
+ * slot with a live process, a count within the limits. */
+static int
+server_ip_ent_valid(const struct server_ip_ent *e)
+{
+	static const uint8_t zero[12];
+
+	if (e->key[0] == 4) {
+		if (memcmp(e->key + 5, zero, 12) != 0)
+			return 0;
+	} else if (e->key[0] != 6)
+		return 0;
+	return e->slot < SERVER_SLOTS && server_slot_live[e->slot] &&
+	    e->count > 0 && e->count <= server_shm_max;
+}
+
+/*
+ * The master, once the process of slot is dead (or before one starts on
+ * it): its counts go. The mapping may hold anything a session process
+ * wrote, so the master reads it only within its own bounds and rebuilds
+ * it: the counts of slots without a live process are zeroed, the others
+ * kept within [0, max_connections], the total is their sum, and the
+ * table keeps only the entries a live process could have made, placed
+ * again by their hash. Garbage can spoil counts, never the master.
+ */
 static void
 server_limits_reset_slot(int slot)
 {
-	struct server_shm *sh = server_shm_lock(NULL);
-	int removed;
+	/* the master's own copy of the entries kept, made once */
+	static struct server_ip_ent *keep;
+	struct server_shm *sh;
+	size_t nkeep = 0, bad = 0;
+	long long total = 0;
 
-	sh->total -= sh->slot_conns[slot];
-	sh->slot_conns[slot] = 0;
-	/* a deletion may move an entry of slot backwards past i: again
-	 * until a pass removes nothing */
-	do {
-		removed = 0;
-		for (size_t i = 0; i < sh->cap; i++) {
-			while (sh->ent[i].key[0] != 0 &&
-			    sh->ent[i].slot == slot) {
-				server_ip_delete(sh, i);
-				removed = 1;
-			}
-		}
-	} while (removed);
+	if (keep == NULL)
+		keep = xcalloc(server_shm_cap, sizeof(*keep));
+	sh = server_shm_lock(NULL);
+
+	if (slot >= 0 && slot < SERVER_SLOTS)
+		server_slot_live[slot] = 0;
+	for (int s = 0; s < SERVER_SLOTS; s++) {
+		int v = sh->slot_conns[s];
+
+		if (!server_slot_live[s] || v < 0)
+			v = 0;
+		else if (v > server_shm_max)
+			v = server_shm_max;
+		sh->slot_conns[s] = v;
+		total += v;
+	}
+	sh->total = (int)(total > server_shm_max ? server_shm_max : total);
+	for (size_t i = 0; i < server_shm_cap; i++) {
+		struct server_ip_ent e = sh->ent[i];
+
+		if (e.key[0] == 0)
+			continue;
+		if (server_ip_ent_valid(&e) && nkeep + 1 < server_shm_cap)
+			keep[nkeep++] = e;
+		else if (e.slot != slot)
+			bad++;
+	}
+	memset(sh->ent, 0, server_shm_cap * sizeof(sh->ent[0]));
+	for (size_t k = 0; k < nkeep; k++) {
+		size_t i = server_ip_home(keep[k].key), n = 0;
+
+		/* bounded: a session process may write meanwhile */
+		while (sh->ent[i].key[0] != 0 && n++ < server_shm_cap)
+			i = (i + 1) & (server_shm_cap - 1);
+		if (sh->ent[i].key[0] != 0)
+			continue;
+		sh->ent[i] = keep[k];
+		sh->ent[i].pad = 0;
+	}
+	sh->used = nkeep;
 	server_shm_unlock();
+	if (bad > 0)
+		log_warnx("connection counts: %zu entries no session process "
+		    "could have made dropped (a session process wrote over "
+		    "the shared table)", bad);
 }
+
+/* The master: a session process now runs on slot. */
+static void
+server_limits_live(int slot)
+{
+	server_slot_live[slot] = 1;
+}
+
+#ifdef SEKISHO_TEST_HOOKS
+/*
+ * Test build only: a session process that gets SIGUSR2 writes garbage
+ * over everything it shares with the master and the back side (as a
+ * compromised one could), then aborts. The master must live on
+ * (tests/e2e/test_seam_channel.py).
+ */
+static void
+server_test_scribble(int sig)
+{
+	(void)sig;
+	if (server_shm != NULL) {
+		memset(server_shm, 0xff, server_shm_size);
+		server_shm->used = (size_t)1 << 40;
+		server_shm->total = INT32_MAX;
+		for (size_t i = 0; i < server_shm_cap; i++)
+			server_shm->ent[i].count = INT32_MAX;
+	}
+	metrics_test_scribble();
+	abort();
+}
+#endif
 
 const char *
 server_addr_str(const struct sockaddr *sa, char *buf, size_t len)
@@ -895,6 +1036,9 @@ server_session_main(struct server_master *m, int slot, int set, int chfd)
 	server_child_tie(m->pid);
 	server_child_signals();
 	server_slot = slot;
+#ifdef SEKISHO_TEST_HOOKS
+	signal(SIGUSR2, server_test_scribble);
+#endif
 
 	memset(&sp, 0, sizeof(sp));
 	sp.loop.index = slot;
@@ -1179,6 +1323,7 @@ server_spawn(struct server_master *m, int slot, int set)
 	if (pid == 0)
 		server_session_main(m, slot, set, pair[0]);
 	close(pair[0]);
+	server_limits_live(slot);
 	c->pid = pid;
 	c->set = set;
 	c->gen = m->gen;

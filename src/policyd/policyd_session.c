@@ -154,8 +154,25 @@ bad:
 static void
 policyd_on_read(struct bufferevent *bev, void *arg)
 {
-	(void)bev;
-	policyd_process(arg);
+	struct policyd_session *s = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+
+	/* Postfix waits for each answer: input while one is pending (or
+	 * while closing) is bounded, then cut (conn.h) */
+	if (!s->eof && conn_input_wait(bev, s->req != NULL || s->closing,
+	    POLICYD_MAX_LINE) < 0) {
+		log_warnx("policy client=%s cut: %zu bytes of input while "
+		    "waiting", s->addr, evbuffer_get_length(in));
+		bufferevent_disable(bev, EV_READ);
+		evbuffer_drain(in, evbuffer_get_length(in));
+		if (s->req == NULL) {
+			policyd_free(s);
+			return;
+		}
+		s->eof = 1;	/* freed when the answer comes */
+		return;
+	}
+	policyd_process(s);
 }
 
 static void

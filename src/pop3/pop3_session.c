@@ -1619,6 +1619,21 @@ pop3_on_read(struct bufferevent *bev, void *arg)
 		    evbuffer_get_length(bufferevent_get_input(s->bev)));
 		return;
 	}
+	if (!s->eof && conn_input_wait(s->bev, s->req != NULL ||
+	    s->delayed_reply != NULL || s->state == POP3_STATE_RETR,
+	    POP3_LINE_MAX) < 0) {
+		/* as if the client had gone: freed once the wait is over */
+		log_info("session=%s client=%s cut: %zu bytes of input while "
+		    "waiting", s->id, s->addr, evbuffer_get_length(
+		    bufferevent_get_input(s->bev)));
+		pop3_reply(s, "-ERR Too much input while waiting, closing "
+		    "connection");
+		bufferevent_disable(s->bev, EV_READ);
+		evbuffer_drain(bufferevent_get_input(s->bev),
+		    evbuffer_get_length(bufferevent_get_input(s->bev)));
+		s->eof = 1;
+		return;
+	}
 	pop3_process(s);
 }
 

@@ -182,6 +182,7 @@ struct smtp_cmd_def {
 
 static void smtp_process(struct smtp_session *);
 static void smtp_free(struct smtp_session *);
+static void smtp_abort_spool(struct smtp_session *);
 static void smtp_on_read(struct bufferevent *, void *);
 static void smtp_on_write(struct bufferevent *, void *);
 static void smtp_on_event(struct bufferevent *, short, void *);
@@ -1550,6 +1551,8 @@ smtp_commit_reply(struct msg *m, void *arg)
 		smtp_reply(s, "451 4.3.0 Temporary failure: message not "
 		    "queued, try again later");
 	}
+	if (m == NULL)
+		smtp_abort_spool(s);	/* never committed (e.g. not sent) */
 	smtp_txn_reset(s);
 	smtp_enter_state(s, SMTP_STATE_READY);
 	smtp_process(s);
@@ -1902,6 +1905,20 @@ smtp_on_read(struct bufferevent *bev, void *arg)
 	if (s->state == SMTP_STATE_QUIT) {
 		evbuffer_drain(bufferevent_get_input(s->bev),
 		    evbuffer_get_length(bufferevent_get_input(s->bev)));
+		return;
+	}
+	if (!s->eof && conn_input_wait(s->bev, s->req != NULL || s->delaying,
+	    s->conf->smtp_line_length_limit) < 0) {
+		/* as if the client had gone: freed once the wait is over */
+		log_info("session=%s client=%s cut: %zu bytes of input while "
+		    "waiting", s->id, s->addr, evbuffer_get_length(
+		    bufferevent_get_input(s->bev)));
+		smtp_reply(s, "421 4.7.0 %s Too much input while waiting, "
+		    "closing connection", s->conf->hostname);
+		bufferevent_disable(s->bev, EV_READ);
+		evbuffer_drain(bufferevent_get_input(s->bev),
+		    evbuffer_get_length(bufferevent_get_input(s->bev)));
+		s->eof = 1;
 		return;
 	}
 	smtp_process(s);
