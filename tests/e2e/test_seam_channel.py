@@ -63,7 +63,7 @@ def test_flood_without_reading_closes_only_that_channel(daemon):
     took = {}
 
     with SeamChannel(daemon) as ch:
-        body = bytes(Fields().str(BOB).b)
+        body = bytes(Fields().u64(1).str(BOB).b)
         sent, closed = 0, False
         client = None
         deadline = time.monotonic() + 120
@@ -106,7 +106,7 @@ def test_flood_without_reading_closes_only_that_channel(daemon):
     assert back_pid(daemon) == back
     assert smtp_served(daemon.ports["mx"]) < 5.0
     with SeamChannel(daemon) as ch2:
-        rep = ch2.request("BE_RCPT", Fields().str(BOB))
+        rep = ch2.request("BE_RCPT", Fields().u64(1).str(BOB))
         assert rep is not None and not rep.failed
 
 
@@ -119,7 +119,7 @@ def test_channel_not_read_does_not_block_others(daemon, client_tls):
     n = 3000
     with SeamChannel(daemon) as ch:
         for _ in range(n):
-            ch.send("BE_RCPT", Fields().str(BOB))
+            ch.send("BE_RCPT", Fields().u64(1).str(BOB))
         time.sleep(1.0)     # the back side has answered what it could
         assert smtp_served(daemon.ports["mx"]) < 5.0
         start = time.monotonic()
@@ -145,13 +145,13 @@ def test_reply_over_the_seam_size_fails_that_request(daemon):
     sender = "s" * 65400 + "@example.org"
     with SeamChannel(daemon) as ch:
         # a session that logged in first, as a real one would
-        rep = ch.request("BE_AUTH", Fields().str("smtp").str("PLAIN")
-                         .str(ALICE).str(ALICE_PW).str("127.0.0.1"))
+        rep = ch.request("BE_AUTH", Fields().u64(1).str("smtp")
+                         .str("PLAIN").str(ALICE).str(ALICE_PW).str("127.0.0.1"))
         assert rep is not None and not rep.failed
-        rep = ch.request("BE_POLICY_MAIL", Fields().str(ALICE).str(sender)
+        rep = ch.request("BE_POLICY_MAIL", Fields().u64(1).str(sender)
                          .str("127.0.0.1"))
         assert rep is not None and rep.failed
-        rep = ch.request("BE_RCPT", Fields().str(BOB))
+        rep = ch.request("BE_RCPT", Fields().u64(1).str(BOB))
         assert rep is not None and not rep.failed
     daemon.wait_log(r"backend: reply type=\d+ size=\d+ to request \d+ on "
                     r"channel \d+ over 65536 bytes: failed", since=mark)
@@ -176,13 +176,13 @@ def test_oversized_datagram_is_dropped(daemon):
         lying = HDR.pack(be_type("BE_RCPT"), 64, 2) + b"B" * (60 * 1024)
         ch.sock.send(lying)
         ch.sock.setblocking(False)
-        rep = ch.request("BE_RCPT", Fields().str(BOB))
+        rep = ch.request("BE_RCPT", Fields().u64(1).str(BOB))
         assert rep is not None and not rep.failed
         # thousands of malformed ones: dropped, and they do not fill the
         # log (a few lines a second, the rest counted)
         for i in range(5000):
             ch.send_raw(HDR.pack(be_type("BE_RCPT"), 999, i) + b"x" * 40)
-        rep = ch.request("BE_RCPT", Fields().str(BOB))
+        rep = ch.request("BE_RCPT", Fields().u64(1).str(BOB))
         assert rep is not None and not rep.failed
     daemon.wait_log(r"channel: truncated message", since=mark)
     daemon.wait_log(r"channel: malformed message", since=mark)
