@@ -1383,15 +1383,17 @@ server_test_channel(struct server_master *m)
 }
 
 /*
- * Test build only: with SEKISHO_TEST_KEYS_CHANNEL set, SIGUSR2 also
- * makes a channel to the current key process, as for a session process,
- * and sends its end to that datagram socket (tests/e2e/test_keys.py
- * speaks to the key process as a compromised session process would).
+ * Test build only: when a datagram socket named SEKISHO_TEST_CHANNEL
+ * plus "-keys" exists, SIGUSR2 also makes a channel to the current key
+ * process, as for a session process, and sends its end there
+ * (tests/e2e/test_keys.py speaks to the key process as a compromised
+ * session process would).
  */
 static void
 server_test_keys_channel(struct server_master *m)
 {
-	const char *path = getenv("SEKISHO_TEST_KEYS_CHANNEL");
+	const char *base = getenv("SEKISHO_TEST_CHANNEL");
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	struct sockaddr_un sun;
 	struct msghdr mh;
 	struct iovec iov;
@@ -1403,8 +1405,9 @@ server_test_keys_channel(struct server_master *m)
 	char one = 'k';
 	int pair[2], s;
 
-	if (path == NULL || strlen(path) >= sizeof(sun.sun_path) ||
-	    m->kp_cur < 0)
+	if (base == NULL || m->kp_cur < 0 ||
+	    snprintf(path, sizeof(path), "%s-keys", base) >= (int)sizeof(path) ||
+	    access(path, F_OK) < 0)
 		return;
 	if (channel_pair(pair) < 0)
 		return;

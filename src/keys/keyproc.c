@@ -450,6 +450,27 @@ keyproc_reply(int fd, struct msg *m)
 	return r < 0 ? -1 : 0;
 }
 
+/* One line a second at most: a hostile session could ask in a loop. */
+static void
+keyproc_log_refusal(uint32_t type, uint32_t key, uint32_t alg,
+    const char *why)
+{
+	static time_t last;
+	static unsigned long more;
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	if (last != 0 && ts.tv_sec == last) {
+		more++;
+		return;
+	}
+	last = ts.tv_sec;
+	log_warnx("key process: request refused type=%u key=%u alg=%u "
+	    "reason=\"%s\" refused_since_last_line=%lu", type, key, alg, why,
+	    more);
+	more = 0;
+}
+
 static int
 keyproc_request(struct keyproc *kp, int fd, struct msg *m)
 {
@@ -483,8 +504,7 @@ keyproc_request(struct keyproc *kp, int fd, struct msg *m)
 		msg_add_u32(&r, 0);
 		msg_add_str(&r, why);
 		kp->refused++;
-		log_warnx("key process: request refused type=%u key=%u "
-		    "alg=%u reason=\"%s\"", m->type, key, alg, why);
+		keyproc_log_refusal(m->type, key, alg, why);
 	}
 	OPENSSL_cleanse(data, sizeof(data));
 	return keyproc_reply(fd, &r);
