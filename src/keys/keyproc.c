@@ -471,42 +471,52 @@ keyproc_log_refusal(uint32_t type, uint32_t key, uint32_t alg,
 	more = 0;
 }
 
-static int
-keyproc_request(struct keyproc *kp, int fd, struct msg *m)
+int
+keyproc_answer(EVP_PKEY *const *keys, size_t n, struct msg *m,
+    struct msg *reply_r)
 {
 	static unsigned char data[KEYS_DATA_MAX], sig[KEYS_DATA_MAX + 16];
 	uint32_t key = 0, alg = 0;
 	const char *hex = NULL, *why = NULL;
 	size_t len = 0, siglen = 0;
-	struct msg r;
 
 	if (m->type != KEYS_REQ_SIGN)
 		why = "unknown request";
 	else if (msg_get_u32(m, &key) < 0 || msg_get_u32(m, &alg) < 0 ||
 	    msg_get_str(m, &hex) < 0 || msg_end(m) < 0 || hex == NULL)
 		why = "malformed request";
-	else if (key >= kp->n)
+	else if (key >= n)
 		why = "no such key";
 	else if (keys_unhex(hex, data, sizeof(data), &len) < 0)
 		why = "bad data";
 	else
-		why = keyproc_sign(kp->keys[key], alg, data, len, sig, &siglen);
-	msg_init(&r, KEYS_REP_SIGN, m->id);
+		why = keyproc_sign(keys[key], alg, data, len, sig, &siglen);
+	msg_init(reply_r, KEYS_REP_SIGN, m->id);
+	OPENSSL_cleanse(data, sizeof(data));
 	if (why == NULL) {
 		struct str out = STR_INIT;
 
 		keys_hex(&out, sig, siglen);
-		msg_add_u32(&r, 1);
-		msg_add_str(&r, str_c(&out));
+		msg_add_u32(reply_r, 1);
+		msg_add_str(reply_r, str_c(&out));
 		str_deinit(&out);
-		kp->served++;
-	} else {
-		msg_add_u32(&r, 0);
-		msg_add_str(&r, why);
-		kp->refused++;
-		keyproc_log_refusal(m->type, key, alg, why);
+		return 1;
 	}
-	OPENSSL_cleanse(data, sizeof(data));
+	msg_add_u32(reply_r, 0);
+	msg_add_str(reply_r, why);
+	keyproc_log_refusal(m->type, key, alg, why);
+	return 0;
+}
+
+static int
+keyproc_request(struct keyproc *kp, int fd, struct msg *m)
+{
+	struct msg r;
+
+	if (keyproc_answer(kp->keys, kp->n, m, &r))
+		kp->served++;
+	else
+		kp->refused++;
 	return keyproc_reply(fd, &r);
 }
 

@@ -102,6 +102,14 @@ void keys_pubs_free(struct keys_pubs *pubs);
  * master closed ctl and no channel is left.
  */
 void keyproc_main(int ctl) __attribute__((noreturn));
+/*
+ * One request m from a session channel: its reply (KEYS_REP_SIGN, the
+ * request's id) in reply_r, 1 signed or 0 refused (the reason in the
+ * reply). Never exits on any input (fuzz/fuzz_keys.c).
+ */
+struct msg;
+int keyproc_answer(EVP_PKEY *const *keys, size_t n, struct msg *m,
+    struct msg *reply_r);
 
 /* ---- a session process (keys_client.c) --------------------------- */
 
