@@ -1133,6 +1133,7 @@ server_keys_main(struct server_master *m, int ctl)
 	server_keys_close_ctls(m);
 	if (privsep_confine(m->conf->session_chroot, &m->user, &error) < 0)
 		fatalx("key process: %s", error);
+	mem_process_init("key process", MEM_RESERVE_MIN);
 	server_child_tie(m->pid);
 	server_child_signals();
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
