@@ -585,24 +585,18 @@ keyproc_main(int ctl)
 			keyproc_on_ctl(&kp);
 		/* backwards: a closed channel takes the last one's place */
 		for (size_t i = kp.nch; i >= 1; i--) {
-			short ev = kp.pfd[i].revents;
-			int rr = 1;
+			struct msg m;
+			int rr;
 
-			if (ev == 0)
+			if (kp.pfd[i].revents == 0)
 				continue;
 			kp.pfd[i].revents = 0;
-			/* a few each: one busy channel does not starve the
-			 * others */
-			for (int k = 0; k < 8; k++) {
-				struct msg m;
-
-				if ((rr = channel_recv(kp.pfd[i].fd, &m)) != 1)
-					break;
+			/* one request a channel a round: a channel that asks
+			 * in a loop gets its turn like every other, no more */
+			if ((rr = channel_recv(kp.pfd[i].fd, &m)) == 1) {
 				if (keyproc_request(&kp, kp.pfd[i].fd, &m) < 0)
 					rr = -2;
 				msg_deinit(&m);
-				if (rr == -2)
-					break;
 			}
 			if (rr == -1)
 				keyproc_close(&kp, i, "peer gone");
