@@ -3,8 +3,11 @@
  * counts they share (see server.h, docs/security.md and
  * docs/architecture.md).
  *
- *   master (root)      binds, reads keys, prepares files, forks, waits
+ *   master (root)      binds, reads key files, prepares files, forks, waits
  *   back side (user)   queue, dispatcher, workers: store, spool, Maildir
+ *   key process (user, chrooted) the TLS private keys; signs for the
+ *                      session processes (src/keys/keys.h), one per
+ *                      configuration generation
  *   session processes  (session_user, chrooted) one event loop each
  *
  * The master talks to the back side over a control channel (struct msg
@@ -39,6 +42,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "../backend/backend.h"
+#include "../keys/keys.h"
 #include "../queue/queue.h"
 #include "../queue/spool.h"
 #include "../pop3/pop3_session.h"
@@ -62,6 +66,8 @@
 #define SERVER_CONFIG_MAX	(1024 * 1024)
 #define SERVER_PAUSE_MS		250	/* listeners off after EMFILE */
 #define SERVER_MEM_CHECK_MS	1000	/* while low: take the reserve back */
+#define SERVER_KEYPROCS		16	/* key processes at once (generations) */
+#define SERVER_KEYS_DEATHS	3	/* key process deaths in a minute: stop */
 
 static void server_mem_check_arm(struct event *);
 
@@ -937,6 +943,7 @@ server_on_signal(evutil_socket_t sig, short what, void *arg)
 struct server_master;
 static void server_session_main(struct server_master *, int, int, int)
     __attribute__((noreturn));
+static void server_keys_close_ctls(struct server_master *);
 
 /* ---- the master's state ------------------------------------------ */
 
@@ -948,6 +955,14 @@ struct server_child {
 	uint64_t	 started;
 	uint64_t	 delay;		/* before the next restart, ms */
 	uint64_t	 restart_at;	/* pending restart when != 0 */
+};
+
+/* A key process: the current generation's, or one still serving the
+ * session processes of an older one (its ctl closed). */
+struct server_keyproc {
+	pid_t		 pid;		/* 0: entry free */
+	int		 ctl;		/* -1 once retired */
+	int		 gen;
 };
 
 struct server_master {
@@ -969,6 +984,12 @@ struct server_master {
 	struct privsep_id	 user;
 	struct privsep_id	 session;
 	struct server_child	 child[SERVER_SLOTS];
+	struct server_keyproc	 kp[SERVER_KEYPROCS];
+	int			 kp_cur;	/* in kp[], -1: none */
+	struct keys_blob	*blob;		/* its key files' bytes */
+	int			 kp_child_fd;	/* for the session being forked */
+	uint64_t		 kp_deaths[SERVER_KEYS_DEATHS];
+	int			 kp_dead;	/* the current one died */
 };
 
 enum server_ctl_type {
@@ -1022,6 +1043,8 @@ server_session_main(struct server_master *m, int slot, int set, int chfd)
 
 	prctl(PR_SET_NAME, "sekisho-session");
 	close(m->ctl);
+	server_keys_close_ctls(m);
+	keys_client_attach(m->kp_child_fd);
 	for (int i = 0; i < m->nsets; i++)
 		for (size_t j = 0; i != set && j < m->nl; j++)
 			close(m->fds[(size_t)i * m->nl + j]);
@@ -1140,6 +1163,7 @@ server_back_main(struct server_master *m, int ctl)
 	prctl(PR_SET_NAME, "sekisho-back");
 	for (size_t i = 0; i < (size_t)m->nsets * m->nl; i++)
 		close(m->fds[i]);
+	server_keys_close_ctls(m);
 	SSL_CTX_free(m->tls);
 	m->tls = NULL;
 	if (m->root && privsep_drop(&m->user, 1, &error) < 0)
@@ -1208,6 +1232,217 @@ server_back_main(struct server_master *m, int ctl)
 	backend_stop(&be);
 	queue_stop(&q);
 	exit(0);
+}
+
+/* ---- the key process --------------------------------------------- */
+
+/* A child: the key processes' control sockets are the master's only. */
+static void
+server_keys_close_ctls(struct server_master *m)
+{
+	for (int k = 0; k < SERVER_KEYPROCS; k++)
+		if (m->kp[k].pid != 0 && m->kp[k].ctl != -1) {
+			close(m->kp[k].ctl);
+			m->kp[k].ctl = -1;
+		}
+}
+
+/*
+ * The key process: chrooted like a session process but as `user`, not
+ * session_user, so that no session process may ptrace it; not dumpable,
+ * so that the back side (same uid) cannot either; no_new_privs, no fork.
+ */
+static void __attribute__((noreturn))
+server_keys_main(struct server_master *m, int ctl)
+{
+	const char *error;
+
+	prctl(PR_SET_NAME, "sekisho-keys");
+	if (m->fds != NULL)
+		for (size_t i = 0; i < (size_t)m->nsets * m->nl; i++)
+			close(m->fds[i]);
+	if (m->ctl != -1)
+		close(m->ctl);
+	server_keys_close_ctls(m);
+	if (privsep_confine(m->conf->session_chroot, &m->user, &error) < 0)
+		fatalx("key process: %s", error);
+	mem_process_init("key process", MEM_RESERVE_MIN);
+	server_child_tie(m->pid);
+	server_child_signals();
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		fatal("key process: prctl dumpable");
+	keyproc_main(ctl);
+}
+
+/*
+ * Fork a key process and hand it blob: its entry in m->kp, with the
+ * public keys in pubs_r; -1 with error_r (it is gone again).
+ */
+static int
+server_keys_start(struct server_master *m, const struct keys_blob *blob,
+    struct keys_pubs *pubs_r, const char **error_r)
+{
+	int k, pair[2];
+	pid_t pid;
+
+	for (k = 0; k < SERVER_KEYPROCS && m->kp[k].pid != 0; k++)
+		;
+	if (k == SERVER_KEYPROCS) {
+		*error_r = "keys: too many key processes (older generations "
+		    "still finishing)";
+		return -1;
+	}
+	if (channel_pair(pair) < 0) {
+		*error_r = "keys: socketpair failed";
+		return -1;
+	}
+	if ((pid = fork()) < 0) {
+		close(pair[0]);
+		close(pair[1]);
+		*error_r = "keys: fork failed";
+		return -1;
+	}
+	if (pid == 0) {
+		close(pair[0]);
+		server_keys_main(m, pair[1]);
+	}
+	close(pair[1]);
+	if (keys_blob_send(blob, pair[0], pubs_r, error_r) < 0) {
+		close(pair[0]);
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		return -1;
+	}
+	m->kp[k].pid = pid;
+	m->kp[k].ctl = pair[0];
+	m->kp[k].gen = m->gen;
+	return k;
+}
+
+/* No new channels for k: it ends when its session processes have. */
+static void
+server_keys_retire(struct server_master *m, int k)
+{
+	if (k < 0 || m->kp[k].pid == 0 || m->kp[k].ctl == -1)
+		return;
+	close(m->kp[k].ctl);
+	m->kp[k].ctl = -1;
+}
+
+/*
+ * One generation's keys: read the key files of conf (root may), start a
+ * key process with them, build the SSL_CTX from the certificates and
+ * the public keys it answers. The master never parses a private key.
+ */
+static int
+server_keys_load(struct server_master *m, const struct config *conf,
+    SSL_CTX **tls_r, int *kp_r, struct keys_blob **blob_r,
+    const char **error_r)
+{
+	struct keys_blob *blob = NULL;
+	struct keys_pubs pubs = { 0, NULL };
+	SSL_CTX *tls;
+	char **paths;
+	size_t n;
+	int k, r;
+
+	if (tls_key_files(conf, &paths, &n, error_r) < 0)
+		return -1;
+	r = keys_blob_load(paths, n, &blob, error_r);
+	tls_key_files_free(paths, n);
+	if (r < 0)
+		return -1;
+	if ((k = server_keys_start(m, blob, &pubs, error_r)) < 0) {
+		keys_blob_free(&blob);
+		return -1;
+	}
+	tls = tls_server_ctx(conf, &pubs, error_r);
+	keys_pubs_free(&pubs);
+	if (tls == NULL) {
+		kill(m->kp[k].pid, SIGKILL);
+		server_keys_retire(m, k);
+		keys_blob_free(&blob);
+		return -1;
+	}
+	*tls_r = tls;
+	*kp_r = k;
+	*blob_r = blob;
+	return 0;
+}
+
+/* A dead child that was a key process: 1, else 0. */
+static int
+server_keys_reaped(struct server_master *m, pid_t pid, const char *how)
+{
+	for (int k = 0; k < SERVER_KEYPROCS; k++) {
+		if (m->kp[k].pid != pid)
+			continue;
+		m->kp[k].pid = 0;
+		if (m->kp[k].ctl != -1)
+			close(m->kp[k].ctl);
+		m->kp[k].ctl = -1;
+		if (k == m->kp_cur && !m->stopping) {
+			log_warnx("key process %ld %s", (long)pid, how);
+			m->kp_cur = -1;
+			m->kp_dead = 1;
+		} else
+			log_info("key process %ld finished (%s)", (long)pid,
+			    how);
+		return 1;
+	}
+	return 0;
+}
+
+static void server_new_generation(struct server_master *, const char *);
+
+/*
+ * The current key process died: a new one from the same key bytes, and
+ * a new generation of session processes with channels to it (the old
+ * one retires; a STARTTLS in a session it still has fails). Three deaths
+ * in a minute is a crash loop: -1, and the daemon stops.
+ */
+static int
+server_keys_restart(struct server_master *m)
+{
+	struct keys_pubs pubs = { 0, NULL };
+	uint64_t now = server_now_ms();
+	const char *error;
+	int k;
+
+	m->kp_dead = 0;
+	memmove(&m->kp_deaths[0], &m->kp_deaths[1],
+	    sizeof(m->kp_deaths) - sizeof(m->kp_deaths[0]));
+	m->kp_deaths[SERVER_KEYS_DEATHS - 1] = now;
+	if (m->kp_deaths[0] != 0 && now - m->kp_deaths[0] < 60000) {
+		log_warnx("key process died %d times in a minute: stopping",
+		    SERVER_KEYS_DEATHS);
+		return -1;
+	}
+	if ((k = server_keys_start(m, m->blob, &pubs, &error)) < 0) {
+		log_warnx("key process: cannot restart it: %s: stopping",
+		    error);
+		return -1;
+	}
+	keys_pubs_free(&pubs);
+	m->kp_cur = k;
+	server_new_generation(m, "key process restarted");
+	return 0;
+}
+
+/* At the stop, once no session process is left. */
+static void
+server_keys_stop(struct server_master *m)
+{
+	for (int k = 0; k < SERVER_KEYPROCS; k++) {
+		if (m->kp[k].pid == 0)
+			continue;
+		server_keys_retire(m, k);
+		kill(m->kp[k].pid, SIGTERM);
+		waitpid(m->kp[k].pid, NULL, 0);
+		m->kp[k].pid = 0;
+	}
+	m->kp_cur = -1;
+	keys_blob_free(&m->blob);
 }
 
 /* ---- the master -------------------------------------------------- */
@@ -1280,6 +1515,70 @@ server_test_channel(struct server_master *m)
 		close(s);
 	close(pair[0]);
 }
+
+/*
+ * Test build only: when a datagram socket named SEKISHO_TEST_CHANNEL
+ * plus "-keys" exists, SIGUSR2 also makes a channel to the current key
+ * process, as for a session process, and sends its end there
+ * (tests/e2e/test_keys.py speaks to the key process as a compromised
+ * session process would).
+ */
+static void
+server_test_keys_channel(struct server_master *m)
+{
+	const char *base = getenv("SEKISHO_TEST_CHANNEL");
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	struct sockaddr_un sun;
+	struct msghdr mh;
+	struct iovec iov;
+	union {
+		struct cmsghdr hdr;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} cbuf;
+	struct msg cm;
+	char one = 'k';
+	int pair[2], s;
+
+	if (base == NULL || m->kp_cur < 0 ||
+	    snprintf(path, sizeof(path), "%s-keys", base) >= (int)sizeof(path) ||
+	    access(path, F_OK) < 0)
+		return;
+	if (channel_pair(pair) < 0)
+		return;
+	msg_init(&cm, KEYS_CTL_CHANNEL, 0);
+	msg_add_fd(&cm, pair[1]);
+	if (channel_send_blocking(m->kp[m->kp_cur].ctl, &cm) < 0) {
+		close(pair[0]);
+		return;
+	}
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	memcpy(sun.sun_path, path, strlen(path));
+	memset(&mh, 0, sizeof(mh));
+	memset(&cbuf, 0, sizeof(cbuf));
+	iov.iov_base = &one;
+	iov.iov_len = 1;
+	mh.msg_name = &sun;
+	mh.msg_namelen = sizeof(sun);
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	mh.msg_control = cbuf.buf;
+	mh.msg_controllen = sizeof(cbuf.buf);
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &pair[0], sizeof(int));
+	if ((s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0 ||
+	    sendmsg(s, &mh, 0) < 0)
+		log_warn("test hook: send to %s", path);
+	else
+		log_info("test hook: a key-process channel handed to %s", path);
+	if (s >= 0)
+		close(s);
+	close(pair[0]);
+}
 #endif
 
 static int
@@ -1297,11 +1596,28 @@ server_spawn(struct server_master *m, int slot, int set)
 {
 	struct server_child *c = &m->child[slot];
 	struct msg cm;
-	int pair[2];
+	int pair[2], kpair[2];
 	pid_t pid;
 
+	/* its channel to the key process: its only way to a signature */
+	if (m->kp_cur < 0) {
+		log_warnx("session process: no key process (restarting)");
+		return -1;
+	}
+	if (channel_pair(kpair) < 0) {
+		log_warn("session process: socketpair");
+		return -1;
+	}
+	msg_init(&cm, KEYS_CTL_CHANNEL, 0);
+	msg_add_fd(&cm, kpair[1]);
+	if (channel_send_blocking(m->kp[m->kp_cur].ctl, &cm) < 0) {
+		log_warn("session process: channel to the key process");
+		close(kpair[0]);
+		return -1;
+	}
 	if (channel_pair(pair) < 0) {
 		log_warn("session process: socketpair");
+		close(kpair[0]);
 		return -1;
 	}
 	/* the back side's end first: the session may ask at once */
@@ -1311,19 +1627,24 @@ server_spawn(struct server_master *m, int slot, int set)
 	if (channel_send_blocking(m->ctl, &cm) < 0) {
 		log_warn("session process: channel to the back side");
 		close(pair[0]);
+		close(kpair[0]);
 		return -1;
 	}
 	server_limits_reset_slot(slot);
 	m->spawns++;
+	m->kp_child_fd = kpair[0];
 	if ((pid = fork()) < 0) {
 		log_warn("session process: fork");
 		close(pair[0]);
+		close(kpair[0]);
 		return -1;
 	}
 	if (pid == 0)
 		server_session_main(m, slot, set, pair[0]);
 	close(pair[0]);
 	server_limits_live(slot);
+	close(kpair[0]);
+	m->kp_child_fd = -1;
 	c->pid = pid;
 	c->set = set;
 	c->gen = m->gen;
@@ -1370,6 +1691,8 @@ server_reap(struct server_master *m, int *back_status_r)
 		}
 		int s;
 
+		if (server_keys_reaped(m, pid, how))
+			continue;
 		for (s = 0; s < SERVER_SLOTS; s++)
 			if (m->child[s].pid == pid)
 				break;
@@ -1510,6 +1833,7 @@ server_stop(struct server_master *m, const sigset_t *sigs)
 			server_wait(sigs, 200);
 		}
 	}
+	server_keys_stop(m);
 	return back_status;
 }
 
@@ -1609,6 +1933,39 @@ server_keep_restart_keys(const struct config *old, struct config *nc)
 }
 
 /*
+ * A new generation of session processes with the config, SSL_CTX and
+ * key process in effect; the old one retires (no new connections,
+ * sessions finish).
+ */
+static void
+server_new_generation(struct server_master *m, const char *why)
+{
+	int old_gen = m->gen;
+
+	m->gen++;
+	for (int set = 0; set < m->nsets; set++) {
+		int slot = server_free_slot(m);
+
+		if (slot < 0 || server_spawn(m, slot, set) < 0) {
+			log_warnx("%s: no session process for listener "
+			    "set %d (too many still finishing)", why, set);
+			continue;
+		}
+	}
+	for (int s = 0; s < SERVER_SLOTS; s++) {
+		struct server_child *c = &m->child[s];
+
+		if (c->gen > old_gen || c->retiring)
+			continue;
+		c->restart_at = 0;	/* the new generation has it */
+		if (c->pid == 0)
+			continue;
+		c->retiring = 1;
+		kill(c->pid, SIGUSR1);
+	}
+}
+
+/*
  * SIGHUP. A config with errors is refused whole (each FILE:LINE logged)
  * and the old one stays. Else: a new SSL_CTX (certificates read again),
  * the back side gets the text (in a memfd: it cannot read a root-only
@@ -1621,9 +1978,10 @@ server_reload(struct server_master *m)
 	struct str text = STR_INIT, errors = STR_INIT;
 	struct config *nc = NULL;
 	const char *error, *path = m->conf->path;
+	struct keys_blob *blob = NULL;
 	SSL_CTX *tls;
 	struct timespec ts;
-	int fd;
+	int fd, kp;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
@@ -1648,7 +2006,8 @@ server_reload(struct server_master *m)
 		goto out;
 	}
 	server_keep_restart_keys(m->conf, nc);
-	if ((tls = tls_server_ctx(nc, &error)) == NULL) {
+	/* keys and certificates read again, by a new key process */
+	if (server_keys_load(m, nc, &tls, &kp, &blob, &error) < 0) {
 		log_warnx("SIGHUP: %s: config not reloaded: the old "
 		    "configuration stays in effect", error);
 		config_free(&nc);
@@ -1671,36 +2030,19 @@ server_reload(struct server_master *m)
 			log_warn("SIGHUP: config to the back side");
 	}
 
-	/* the sessions: a new generation, the old one retires */
-	int old_gen = m->gen;
-
+	/* the sessions: a new generation, the old one retires; the old
+	 * key process serves the old one's sessions until they end */
 	m->confs = xreallocarray(m->confs, m->nconfs + 1, sizeof(*m->confs));
 	m->confs[m->nconfs++] = nc;
 	m->conf = nc;
 	SSL_CTX_free(m->tls);
 	m->tls = tls;
+	server_keys_retire(m, m->kp_cur);
+	m->kp_cur = kp;
+	keys_blob_free(&m->blob);
+	m->blob = blob;
 	log_set_level(server_log_level(nc->log_level));
-	m->gen++;
-	for (int set = 0; set < m->nsets; set++) {
-		int slot = server_free_slot(m);
-
-		if (slot < 0 || server_spawn(m, slot, set) < 0) {
-			log_warnx("SIGHUP: no session process for listener "
-			    "set %d (too many still finishing)", set);
-			continue;
-		}
-	}
-	for (int s = 0; s < SERVER_SLOTS; s++) {
-		struct server_child *c = &m->child[s];
-
-		if (c->gen > old_gen || c->retiring)
-			continue;
-		c->restart_at = 0;	/* the new generation has it */
-		if (c->pid == 0)
-			continue;
-		c->retiring = 1;
-		kill(c->pid, SIGUSR1);
-	}
+	server_new_generation(m, "SIGHUP");
 	log_info("SIGHUP: configuration reloaded (generation %d)", m->gen);
 	metrics_reloaded(m->conf);
 out:
@@ -1877,7 +2219,12 @@ server_run(const struct config *conf, const char **error_r)
 	m.ctl = -1;
 	if (server_prepare(&m, conf, error_r) < 0)
 		return -1;
-	if ((m.tls = tls_server_ctx(conf, error_r)) == NULL)
+	m.kp_cur = -1;
+	m.kp_child_fd = -1;
+	for (int k = 0; k < SERVER_KEYPROCS; k++)
+		m.kp[k].ctl = -1;
+	if (server_keys_load(&m, conf, &m.tls, &m.kp_cur, &m.blob,
+	    error_r) < 0)
 		return -1;
 	for (size_t j = 0; j < conf->listen_count; j++)
 		if (server_probe(&conf->listen[j], error_r) < 0)
@@ -1923,12 +2270,18 @@ server_run(const struct config *conf, const char **error_r)
 		if (sig == SIGHUP)
 			server_reload(&m);
 #ifdef SEKISHO_TEST_HOOKS
-		if (sig == SIGUSR2)
+		if (sig == SIGUSR2) {
 			server_test_channel(&m);
+			server_test_keys_channel(&m);
+		}
 #endif
+		if (m.kp_dead && server_keys_restart(&m) < 0) {
+			failed = 1;
+			break;
+		}
 		server_restarts(&m);
 	}
-	if (failed)
+	if (failed && m.back == 0)
 		log_warnx("the back side is gone: stopping the session "
 		    "processes (a service manager restarts the daemon)");
 	back_status = server_stop(&m, &sigs) | back_status;

@@ -14,6 +14,7 @@
 
 #include <openssl/err.h>
 
+#include "../keys/keys.h"
 #include "config.h"
 #include "log.h"
 #include "tls.h"
@@ -201,12 +202,19 @@ tls_check_groups(const char *value, struct str *why)
 	    tls_set_groups);
 }
 
-/* One context: the common settings and one certificate chain and key. */
+/*
+ * One context: the common settings, one certificate chain and the key
+ * object of key index (keys.h): its public half, its private operation
+ * a request to the key process. No private key is ever in a context.
+ */
 static SSL_CTX *
-tls_ctx_new(const struct config *conf, const char *cert, const char *key,
-    const char **error_r)
+tls_ctx_new(const struct config *conf, const char *cert,
+    const struct keys_pubs *pubs, uint32_t index, const char **error_r)
 {
+	static __thread char ebuf[600];
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	EVP_PKEY *pkey;
+	int ok;
 
 	if (ctx == NULL) {
 		*error_r = tls_error("SSL_CTX_new");
@@ -242,12 +250,19 @@ tls_ctx_new(const struct config *conf, const char *cert, const char *key,
 		*error_r = tls_error(cert);
 		goto fail;
 	}
-	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
-		*error_r = tls_error(key);
+	if ((pkey = keys_client_pkey((const unsigned char *)pubs->der[index].s,
+	    pubs->der[index].len, index, error_r)) == NULL)
 		goto fail;
-	}
-	if (SSL_CTX_check_private_key(ctx) != 1) {
-		*error_r = tls_error("key does not match certificate");
+	/* libssl compares it with the certificate's public key */
+	ok = SSL_CTX_use_PrivateKey(ctx, pkey) == 1 &&
+	    SSL_CTX_check_private_key(ctx) == 1;
+	EVP_PKEY_free(pkey);
+	if (!ok) {
+		ERR_clear_error();
+		snprintf(ebuf, sizeof(ebuf), "%s: the key (%s) does not match "
+		    "the certificate", cert, index == 0 ? "tls_key" :
+		    "its tls_sni line's");
+		*error_r = ebuf;
 		goto fail;
 	}
 	return ctx;
@@ -290,8 +305,50 @@ tls_servername(SSL *ssl, int *alert, void *arg)
 	return SSL_TLSEXT_ERR_OK;
 }
 
+int
+tls_key_files(const struct config *conf, char ***paths_r, size_t *n_r,
+    const char **error_r)
+{
+	static __thread char ebuf[512];
+	struct str why = STR_INIT;
+	size_t n = 0;
+	char **paths = xcalloc(conf->tls_sni_count + 1, sizeof(*paths));
+
+	paths[n++] = xstrdup(conf->tls_key);
+	for (size_t i = 0; i < conf->tls_sni_count; i++) {
+		char *name, *cert, *key;
+
+		str_clear(&why);
+		if (tls_sni_split(conf->tls_sni[i], &name, &cert, &key,
+		    &why) < 0) {
+			snprintf(ebuf, sizeof(ebuf), "tls_sni: %s",
+			    str_c(&why));
+			*error_r = ebuf;
+			str_deinit(&why);
+			tls_key_files_free(paths, n);
+			return -1;
+		}
+		free(name);
+		free(cert);
+		paths[n++] = key;
+	}
+	str_deinit(&why);
+	*paths_r = paths;
+	*n_r = n;
+	return 0;
+}
+
+void
+tls_key_files_free(char **paths, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(paths[i]);
+	free(paths);
+}
+
 SSL_CTX *
-tls_server_ctx(const struct config *conf, const char **error_r)
+tls_server_ctx(const struct config *conf, const struct keys_pubs *pubs,
+    const char **error_r)
 {
 	struct tls_sni_table *t;
 	struct str why = STR_INIT;
@@ -305,7 +362,11 @@ tls_server_ctx(const struct config *conf, const char **error_r)
 		*error_r = "tls: no ex_data index";
 		return NULL;
 	}
-	if ((ctx = tls_ctx_new(conf, conf->tls_cert, conf->tls_key,
+	if (pubs->n != conf->tls_sni_count + 1) {
+		*error_r = "tls: the key process holds another set of keys";
+		return NULL;
+	}
+	if ((ctx = tls_ctx_new(conf, conf->tls_cert, pubs, 0,
 	    error_r)) == NULL)
 		return NULL;
 	if (conf->tls_sni_count == 0)
@@ -331,7 +392,8 @@ tls_server_ctx(const struct config *conf, const char **error_r)
 			*error_r = ebuf;
 			goto fail;
 		}
-		e->ctx = tls_ctx_new(conf, cert, key, error_r);
+		e->ctx = tls_ctx_new(conf, cert, pubs, (uint32_t)(i + 1),
+		    error_r);
 		free(cert);
 		free(key);
 		if (e->ctx == NULL) {

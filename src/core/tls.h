@@ -1,7 +1,9 @@
 /*
- * tls: the server TLS context (OpenSSL 3). Built once at start by the
- * side that may read the key; session code gets only the SSL_CTX to make
- * SSL objects from, never the key file.
+ * tls: the server TLS context (OpenSSL 3). Built by the master at start
+ * and on reload from the certificates and the public halves of the keys
+ * the key process holds (src/keys/keys.h): session code gets the SSL_CTX
+ * to make SSL objects from, and it holds no private key, only key
+ * objects whose private operation is a request to the key process.
  */
 #ifndef SEKISHO_TLS_H
 #define SEKISHO_TLS_H
@@ -11,15 +13,26 @@
 #include "str.h"
 
 struct config;
+struct keys_pubs;
 
 /*
- * The server context for conf: tls_cert/tls_key and the common settings
- * (tls_min_protocol, tls_ciphers, tls_ciphersuites, tls_groups), with one
- * more context per tls_sni line chosen by the client's server name.
- * SSL_CTX_free of the result frees the SNI contexts too. Reads the key
- * files: call where they may be read (at start, or on reload).
+ * The key files of conf in key-index order (keys.h): tls_key, then the
+ * key of each tls_sni line. Free with tls_key_files_free.
  */
-SSL_CTX *tls_server_ctx(const struct config *conf, const char **error_r);
+int tls_key_files(const struct config *conf, char ***paths_r, size_t *n_r,
+    const char **error_r);
+void tls_key_files_free(char **paths, size_t n);
+
+/*
+ * The server context for conf: tls_cert and the common settings
+ * (tls_min_protocol, tls_ciphers, tls_ciphersuites, tls_groups), with one
+ * more context per tls_sni line chosen by the client's server name; the
+ * key of each is made from pubs (the key process's answer for
+ * tls_key_files), and must match its certificate. SSL_CTX_free of the
+ * result frees the SNI contexts too. Reads the certificate files.
+ */
+SSL_CTX *tls_server_ctx(const struct config *conf,
+    const struct keys_pubs *pubs, const char **error_r);
 
 /* Config checks (config.c rows): 0, or -1 with the reason in why. */
 int tls_check_sni(const char *value, struct str *why);	/* NAME CERT KEY */
