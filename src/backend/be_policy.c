@@ -341,10 +341,10 @@ be_policy_postfix(struct be_worker *w, struct msg *req, struct msg *reply)
 	    "rcpts=%u counted=%s action=\"%s\"", log_escape(e_state,
 	    sizeof(e_state), state), log_escape(e_account, sizeof(e_account),
 	    account), log_escape(e_client, sizeof(e_client), client),
-	    r.country, rcpts, r.verdict != POLICY_OK ||
-	    strcmp(str_c(&answer), "DUNNO") != 0 ? "no" : seen ? "earlier" :
+	    r.country, rcpts, strcmp(str_c(&answer), "DUNNO") != 0 ? "no" :
 	    at_rcpt ? (w->conf->policy_count_state == POLICY_COUNT_RCPT ?
-	    "rcpt" : "no") : at_eom ? "message" : "no", str_c(&answer));
+	    "rcpt" : "no") : at_eom ? (seen ? "earlier" : "message") : "no",
+	    str_c(&answer));
 	msg_add_str(reply, str_c(&answer));
 	policy_mail_result_deinit(&r);
 	str_deinit(&answer);

@@ -162,7 +162,8 @@ static const struct config_def config_defs[] = {
 	 * listener's counting (docs/policy.md) */
 	ROW_NUM(smtp_recipient_overshoot_limit, CONFIG_INT, "1000", 0, 1000000,
 	    "RCPTs refused over a recipient limit in one transaction before "
-	    "each further one counts as an error (smtp_max_errors)."),
+	    "each further one counts as an error (smtp_max_errors); 0: "
+	    "each one does."),
 	/* Word order is enum policy_count_state order. */
 	ROW_ENUM(policy_count_state, CONFIG_ENUM, "rcpt",
 	    WORDS("rcpt", "end-of-message"),
