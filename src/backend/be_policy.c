@@ -4,6 +4,7 @@
  * mailbox when a submission from abroad was refused in their name
  * (PRODUCT.md: at most once per account, country and day).
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -193,16 +194,69 @@ be_policy_mail(struct be_worker *w, struct msg *req, struct msg *reply)
 }
 
 /*
- * Postfix's check_policy_service (docs/policy.md): before END-OF-MESSAGE
- * the overseas rule, sender alignment and used-up limits; at
- * END-OF-MESSAGE (or DATA) the same again plus the atomic count of
- * recipient_count. Mail without sasl_username is not a submission:
- * DUNNO, Postfix's own restrictions decide.
+ * The messages the Postfix listener counted at RCPT (policy_count_state
+ * = rcpt), by account and Postfix's "instance" attribute (one per
+ * message, the same in each of its requests): the message is counted at
+ * its first recipient answered DUNNO, not again at the next ones or at
+ * END-OF-MESSAGE. XXX: memory of this back side only, the newest
+ * BE_POLICY_INSTANCES: a message whose requests go to two nodes, or one
+ * with that many others between its RCPT and END-OF-MESSAGE, counts its
+ * message (not its recipients) twice: too strict, never too lenient.
+ */
+#define BE_POLICY_INSTANCES	4096
+
+static pthread_mutex_t be_policy_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *be_policy_instances[BE_POLICY_INSTANCES];
+static size_t be_policy_next;
+
+static int
+be_policy_instance_seen(const char *account, const char *instance)
+{
+	struct str key = STR_INIT;
+	int seen = 0;
+
+	if (*instance == '\0')
+		return 0;	/* XXX: each request its own message */
+	str_printf(&key, "%s\n%s", account, instance);
+	pthread_mutex_lock(&be_policy_lock);
+	for (size_t i = 0; i < BE_POLICY_INSTANCES && !seen; i++)
+		seen = be_policy_instances[i] != NULL &&
+		    strcmp(be_policy_instances[i], str_c(&key)) == 0;
+	pthread_mutex_unlock(&be_policy_lock);
+	str_deinit(&key);
+	return seen;
+}
+
+static void
+be_policy_instance_add(const char *account, const char *instance)
+{
+	struct str key = STR_INIT;
+
+	if (*instance == '\0')
+		return;
+	str_printf(&key, "%s\n%s", account, instance);
+	pthread_mutex_lock(&be_policy_lock);
+	free(be_policy_instances[be_policy_next]);
+	be_policy_instances[be_policy_next] = xstrdup(str_c(&key));
+	be_policy_next = (be_policy_next + 1) % BE_POLICY_INSTANCES;
+	pthread_mutex_unlock(&be_policy_lock);
+	str_deinit(&key);
+}
+
+/*
+ * Postfix's check_policy_service (docs/policy.md): in every state the
+ * overseas rule, sender alignment and used-up limits; the count is
+ * taken where policy_count_state says: rcpt (default), each recipient
+ * answered DUNNO at RCPT and the message at its first (instance), and
+ * at END-OF-MESSAGE whatever was not counted at RCPT (Postfix asks only
+ * there); end-of-message, recipient_count at END-OF-MESSAGE only. Mail
+ * without sasl_username is not a submission: DUNNO, Postfix's own
+ * restrictions decide.
  */
 int
 be_policy_postfix(struct be_worker *w, struct msg *req, struct msg *reply)
 {
-	const char *state, *user, *client, *sender, *qid;
+	const char *state, *user, *client, *sender, *qid, *instance;
 	struct policy_mail_result r;
 	struct sockaddr_storage ss;
 	struct geo_result geo;
@@ -210,12 +264,14 @@ be_policy_postfix(struct be_worker *w, struct msg *req, struct msg *reply)
 	struct store *st;
 	uint32_t rcpts;
 	char *account;
+	int at_rcpt, at_eom, seen;
 
 	if (msg_get_str(req, &state) < 0 || msg_get_str(req, &user) < 0 ||
 	    msg_get_str(req, &client) < 0 || msg_get_str(req, &sender) < 0 ||
 	    msg_get_u32(req, &rcpts) < 0 || msg_get_str(req, &qid) < 0 ||
-	    msg_end(req) < 0 || state == NULL || user == NULL ||
-	    client == NULL || sender == NULL || qid == NULL)
+	    msg_get_str(req, &instance) < 0 || msg_end(req) < 0 ||
+	    state == NULL || user == NULL || client == NULL ||
+	    sender == NULL || qid == NULL || instance == NULL)
 		return -1;
 	if (*user == '\0') {
 		msg_add_str(reply, "DUNNO");
@@ -230,7 +286,15 @@ be_policy_postfix(struct be_worker *w, struct msg *req, struct msg *reply)
 	for (char *c = account; *c != '\0'; c++)
 		if (*c >= 'A' && *c <= 'Z')
 			*c = (char)(*c - 'A' + 'a');
+	at_rcpt = strcmp(state, "RCPT") == 0;
+	at_eom = strcmp(state, "END-OF-MESSAGE") == 0;
+	seen = w->conf->policy_count_state == POLICY_COUNT_RCPT &&
+	    be_policy_instance_seen(account, instance);
 	policy_mail_result_init(&r);
+	/* counted at an earlier RCPT: its own message and recipients do
+	 * not stop it now */
+	r.msg_counted = seen;
+	r.rcpts_counted = seen && !at_rcpt;
 	be_geo_lookup(w, client, &ss, &geo);
 	(void)policy_mail(w->conf, st, account, sender, client,
 	    ss.ss_family != 0 ? (struct sockaddr *)&ss : NULL, &geo, &r);
@@ -238,11 +302,21 @@ be_policy_postfix(struct be_worker *w, struct msg *req, struct msg *reply)
 		be_policy_notice(w, account, client, r.country);
 	if (r.verdict != POLICY_OK)
 		str_append(&answer, str_c(&r.reply));
-	else if (strcmp(state, "END-OF-MESSAGE") == 0) {
+	else if (at_rcpt &&
+	    w->conf->policy_count_state == POLICY_COUNT_RCPT) {
+		/* this recipient, and the message at its first */
+		if (policy_count(w->conf, st, account, client, r.country,
+		    r.overseas, seen ? 0 : 1, 1, &answer) == POLICY_OK) {
+			str_clear(&answer);
+			str_append(&answer, "DUNNO");
+			if (!seen)
+				be_policy_instance_add(account, instance);
+		}
+	} else if (at_eom) {
 		/* The header From is not in the protocol: only the
 		 * envelope is aligned here. */
-		if (policy_commit(w->conf, st, account, client, r.country,
-		    r.overseas, rcpts, 0, NULL, 0, &answer) == POLICY_OK) {
+		if (seen || policy_count(w->conf, st, account, client,
+		    r.country, r.overseas, 1, rcpts, &answer) == POLICY_OK) {
 			struct store_submission sub = {
 				.queue_id = qid, .time = policy_now(),
 				.account = account, .ip = client,
@@ -264,9 +338,12 @@ be_policy_postfix(struct be_worker *w, struct msg *req, struct msg *reply)
 
 	/* what Postfix sent, escaped (issue 13) */
 	log_info("policy postfix state=%s account=%s client=%s country=%s "
-	    "rcpts=%u action=\"%s\"", log_escape(e_state, sizeof(e_state),
-	    state), log_escape(e_account, sizeof(e_account), account),
-	    log_escape(e_client, sizeof(e_client), client), r.country, rcpts,
+	    "rcpts=%u counted=%s action=\"%s\"", log_escape(e_state,
+	    sizeof(e_state), state), log_escape(e_account, sizeof(e_account),
+	    account), log_escape(e_client, sizeof(e_client), client),
+	    r.country, rcpts, strcmp(str_c(&answer), "DUNNO") != 0 ? "no" :
+	    at_rcpt ? (w->conf->policy_count_state == POLICY_COUNT_RCPT ?
+	    "rcpt" : "no") : at_eom ? (seen ? "earlier" : "message") : "no",
 	    str_c(&answer));
 	msg_add_str(reply, str_c(&answer));
 	policy_mail_result_deinit(&r);

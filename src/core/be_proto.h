@@ -68,9 +68,11 @@
  *              transaction in the record (sender, country, overseas).
  * BE_POLICY_POSTFIX str protocol_state, str sasl_username, str
  *              client_address, str sender, u32 recipient_count, str
- *              queue_id (Postfix's policy request attributes)
+ *              queue_id, str instance (Postfix's policy request
+ *              attributes; "" when absent)
  *          ->  str action ("DUNNO", or "550 5.7.1 ..." / "451 4.7.1 ...")
- *              No session: Postfix is the authority here.
+ *              No session: Postfix is the authority here. Counts at
+ *              RCPT or END-OF-MESSAGE per policy_count_state.
  * BE_SPOOL_ABORT u64 session, str queue id  -> u32 0. Only the session's
  *              own open spool file is removed.
  * BE_SPOOL_SPACE u64 size the client announced (RFC 1870 SIZE; 0: none)

@@ -158,6 +158,17 @@ static const struct config_def config_defs[] = {
 	    "Most RCPT TO accepted in one transaction."),
 	ROW_NUM(smtp_max_errors, CONFIG_INT, "10", 1, 1000,
 	    "Bad commands allowed in a session before it is closed."),
+	/* issue 14: recipients over a limit, and the Postfix policy
+	 * listener's counting (docs/policy.md) */
+	ROW_NUM(smtp_recipient_overshoot_limit, CONFIG_INT, "1000", 0, 1000000,
+	    "RCPTs refused over a recipient limit in one transaction before "
+	    "each further one counts as an error (smtp_max_errors); 0: "
+	    "each one does."),
+	/* Word order is enum policy_count_state order. */
+	ROW_ENUM(policy_count_state, CONFIG_ENUM, "rcpt",
+	    WORDS("rcpt", "end-of-message"),
+	    "Where the policy listener counts a submission: rcpt (each "
+	    "recipient answered DUNNO) or end-of-message (what was accepted)."),
 	ROW_NUM(smtp_timeout, CONFIG_DURATION, "300s", 1, HOUR,
 	    "Time allowed for each SMTP command (RFC 5321 4.5.3.2.7)."),
 	ROW_NUM(smtp_data_timeout, CONFIG_DURATION, "600s", 1, DAY,

@@ -50,6 +50,8 @@ enum relayhost_tls { RELAYHOST_TLS_STARTTLS, RELAYHOST_TLS_IMPLICIT };
 
 /* What the policy does with a public address the geo database lacks. */
 enum geo_unknown_action { GEO_UNKNOWN_REFUSE, GEO_UNKNOWN_ALLOW };
+/* Where the Postfix policy listener counts a submission (docs/policy.md). */
+enum policy_count_state { POLICY_COUNT_RCPT, POLICY_COUNT_EOM };
 
 struct config {
 	char	*path;			/* file it was read from */
@@ -82,6 +84,8 @@ struct config {
 	size_t	 message_size_limit;		/* bytes */
 	int	 smtp_max_recipients;
 	int	 smtp_max_errors;
+	int	 smtp_recipient_overshoot_limit;
+	enum policy_count_state policy_count_state;
 	int	 smtp_timeout;			/* seconds, per command */
 	int	 smtp_data_timeout;		/* seconds, for all of DATA */
 	enum auth_without_tls submission_auth_without_tls;

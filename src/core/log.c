@@ -139,6 +139,21 @@ log_escape(char *buf, size_t len, const char *src)
 	return buf;
 }
 
+/* The UTC offset of tm as "+09:00" ("Z" is not used: the offset is the
+ * point, even when it is zero). */
+static void
+log_zone(const struct tm *tm, char *buf, size_t len)
+{
+	char z[16];
+
+	if (strftime(z, sizeof(z), "%z", tm) != 5 ||
+	    (z[0] != '+' && z[0] != '-')) {
+		snprintf(buf, len, "+00:00");
+		return;
+	}
+	snprintf(buf, len, "%.3s:%.2s", z, z + 3);
+}
+
 static void
 log_vwrite(int prio, const char *fmt, va_list ap, int with_errno)
 {
@@ -172,15 +187,19 @@ log_vwrite(int prio, const char *fmt, va_list ap, int with_errno)
 		return;
 	}
 
-	char stamp[64];
+	char stamp[64], zone[8];
 	struct timespec ts;
 	struct tm tm;
 
+	/* RFC 3339 with the zone's offset (2026-12-06T08:10:29.883+09:00):
+	 * logs of several machines are put side by side. The zone is the
+	 * configured timezone (TZ, its rules read before any chroot). */
 	clock_gettime(CLOCK_REALTIME, &ts);
 	localtime_r(&ts.tv_sec, &tm);
 	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+	log_zone(&tm, zone, sizeof(zone));
 	pthread_mutex_lock(&log_mutex);
-	fprintf(stderr, "%s.%03ld %s%s\n", stamp, ts.tv_nsec / 1000000,
+	fprintf(stderr, "%s.%03ld%s %s%s\n", stamp, ts.tv_nsec / 1000000, zone,
 	    prio == LOG_ERR ? "fatal: " : prio == LOG_WARNING ? "warn: " : "",
 	    msg);
 	fflush(stderr);

@@ -434,7 +434,8 @@ policy_mail(const struct config *conf, struct store *st, const char *account,
 			log_warnx("policy: %s: %s", account, error);
 			return -1;
 		}
-		if (pc.c[i].max_msgs >= 0 && msgs >= pc.c[i].max_msgs) {
+		if (pc.c[i].max_msgs >= 0 &&
+		    msgs - (r->msg_counted ? 1 : 0) >= pc.c[i].max_msgs) {
 			r->verdict = POLICY_TEMPFAIL;
 			policy_limit_reply(&r->reply, pc.what[i], "message",
 			    pc.c[i].max_msgs, pc.kind[i], now);
@@ -445,7 +446,7 @@ policy_mail(const struct config *conf, struct store *st, const char *account,
 			metrics_country(r->country, 0);
 			return 0;
 		}
-		if (pc.c[i].max_rcpts < 0)
+		if (pc.c[i].max_rcpts < 0 || r->rcpts_counted)
 			continue;
 		left = pc.c[i].max_rcpts - rcpts;
 		if (left <= 0) {
@@ -471,6 +472,53 @@ policy_mail(const struct config *conf, struct store *st, const char *account,
 	return 0;
 }
 
+/* policy_commit()'s and policy_count()'s counting, p read already. */
+static enum policy_verdict
+policy_count_with(const struct config *conf, struct store *st,
+    const struct account_policy *p, const char *account, const char *client,
+    const char *country, int overseas, int64_t msgs, int64_t rcpts,
+    struct str *reply)
+{
+	struct policy_limits l;
+	struct policy_counters pc;
+	const char *error;
+	size_t over = 0;
+	int r;
+
+	policy_limits_of(conf, p, &l);
+	int64_t now = policy_now();
+
+	policy_counters(conf, p, &l, overseas, now, &pc);
+	r = store_count_add(st, account, pc.c, pc.n, msgs, rcpts, &over,
+	    &error);
+	if (r < 0) {
+		log_warnx("policy: count %s: %s", account, error);
+		str_append(reply, "451 4.3.0 Temporary failure counting the "
+		    "message, try again later");
+		return POLICY_TEMPFAIL;
+	}
+	if (r == 1) {
+		int is_msgs = pc.c[over].max_msgs >= 0;
+		struct store_counter *c = &pc.c[over];
+		int64_t got_m = 0, got_r = 0;
+
+		/* Which of the two limits of the counter was passed. */
+		(void)store_count_get(st, account, c->period, &got_m, &got_r,
+		    &error);
+		if (is_msgs && got_m + msgs <= c->max_msgs)
+			is_msgs = 0;
+		policy_limit_reply(reply, pc.what[over], is_msgs ? "message"
+		    : "recipient", is_msgs ? c->max_msgs : c->max_rcpts,
+		    pc.kind[over], now);
+		policy_limit_event(st, account, client, country, pc.what[over],
+		    is_msgs ? "message" : "recipient", c->period, is_msgs ?
+		    c->max_msgs : c->max_rcpts);
+		metrics_refused(METRICS_REFUSE_LIMIT);
+		return POLICY_TEMPFAIL;
+	}
+	return POLICY_OK;
+}
+
 enum policy_verdict
 policy_commit(const struct config *conf, struct store *st,
     const char *account, const char *client, const char *country,
@@ -478,11 +526,7 @@ policy_commit(const struct config *conf, struct store *st,
     size_t nfrom, struct str *reply)
 {
 	struct account_policy p;
-	struct policy_limits l;
-	struct policy_counters pc;
 	const char *error;
-	size_t over = 0;
-	int r;
 
 	str_clear(reply);
 	if (store_policy_get(st, account, &p, &error) != 0) {
@@ -517,37 +561,27 @@ policy_commit(const struct config *conf, struct store *st,
 			}
 		}
 	}
-	policy_limits_of(conf, &p, &l);
-	int64_t now = policy_now();
+	return policy_count_with(conf, st, &p, account, client, country,
+	    overseas, 1, rcpts, reply);
+}
 
-	policy_counters(conf, &p, &l, overseas, now, &pc);
-	r = store_count_add(st, account, pc.c, pc.n, 1, rcpts, &over, &error);
-	if (r < 0) {
-		log_warnx("policy: count %s: %s", account, error);
-		str_append(reply, "451 4.3.0 Temporary failure counting the "
-		    "message, try again later");
+enum policy_verdict
+policy_count(const struct config *conf, struct store *st,
+    const char *account, const char *client, const char *country,
+    int overseas, int64_t msgs, int64_t rcpts, struct str *reply)
+{
+	struct account_policy p;
+	const char *error;
+
+	str_clear(reply);
+	if (store_policy_get(st, account, &p, &error) != 0) {
+		log_warnx("policy: %s: %s", account, error);
+		str_append(reply, "451 4.3.0 Temporary failure checking the "
+		    "sending policy, try again later");
 		return POLICY_TEMPFAIL;
 	}
-	if (r == 1) {
-		int msgs = pc.c[over].max_msgs >= 0;
-		struct store_counter *c = &pc.c[over];
-		int64_t got_m = 0, got_r = 0;
-
-		/* Which of the two limits of the counter was passed. */
-		(void)store_count_get(st, account, c->period, &got_m, &got_r,
-		    &error);
-		if (msgs && got_m + 1 <= c->max_msgs)
-			msgs = 0;
-		policy_limit_reply(reply, pc.what[over], msgs ? "message" :
-		    "recipient", msgs ? c->max_msgs : c->max_rcpts,
-		    pc.kind[over], now);
-		policy_limit_event(st, account, client, country, pc.what[over],
-		    msgs ? "message" : "recipient", c->period, msgs ?
-		    c->max_msgs : c->max_rcpts);
-		metrics_refused(METRICS_REFUSE_LIMIT);
-		return POLICY_TEMPFAIL;
-	}
-	return POLICY_OK;
+	return policy_count_with(conf, st, &p, account, client, country,
+	    overseas, msgs, rcpts, reply);
 }
 
 void

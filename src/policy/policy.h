@@ -72,6 +72,12 @@ struct policy_mail_result {
 	int64_t		 rcpts_left;	/* -1: no limit */
 	int64_t		 rcpts_msg;	/* -1: no limit */
 	struct str	 rcpt_reply;	/* the reply once rcpts_left is used */
+	/* Set by the caller before policy_mail (the Postfix listener's
+	 * rcpt counting): this message is in the message count already,
+	 * so its own recipients may follow; its recipients are too, so
+	 * no recipient limit is checked again. */
+	int		 msg_counted;
+	int		 rcpts_counted;
 };
 
 void policy_mail_result_init(struct policy_mail_result *r);
@@ -96,6 +102,14 @@ enum policy_verdict policy_commit(const struct config *conf, struct store *st,
     const char *account, const char *client, const char *country,
     int overseas, int64_t rcpts, int check_from, const char *const *from,
     size_t nfrom, struct str *reply);
+/*
+ * The atomic check-and-count alone: msgs messages (0 or 1) and rcpts
+ * recipients against every limit of the account. POLICY_OK: counted;
+ * POLICY_TEMPFAIL with the reply naming the limit (or a store error).
+ */
+enum policy_verdict policy_count(const struct config *conf, struct store *st,
+    const char *account, const char *client, const char *country,
+    int overseas, int64_t msgs, int64_t rcpts, struct str *reply);
 void policy_uncount(const struct config *conf, struct store *st,
     const char *account, int overseas, int64_t rcpts);
 

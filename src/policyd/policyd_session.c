@@ -85,20 +85,48 @@ policyd_drain(void *arg)
 		policyd_free(s);
 }
 
-static void
-policyd_ask(struct policyd_session *s)
+/* The attributes passed on to the back side, in BE_POLICY_POSTFIX order. */
+static const char *const policyd_passed[] = {
+	"protocol_state", "sasl_username", "client_address", "sender",
+	"recipient_count", "queue_id", "instance",
+};
+
+/* 0 when asked; -1 with *error_r when an attribute sekisho reads is
+ * malformed (any other may hold what it likes: it is ignored). */
+static int
+policyd_ask(struct policyd_session *s, const char **error_r)
 {
+	const char *count = policyd_get(&s->r, "recipient_count");
+	unsigned long n = 0;
+	char *end;
 	struct msg m;
 
+	for (size_t i = 0; i < sizeof(policyd_passed) /
+	    sizeof(policyd_passed[0]); i++)
+		for (const char *c = policyd_get(&s->r, policyd_passed[i]);
+		    *c != '\0'; c++)
+			if ((unsigned char)*c < 0x20 || *c == 0x7f) {
+				*error_r = "control character in a value";
+				return -1;
+			}
+	if (*count != '\0') {
+		n = strtoul(count, &end, 10);
+		if (*count < '0' || *count > '9' || *end != '\0' ||
+		    n > 1000000) {
+			*error_r = "bad recipient_count";
+			return -1;
+		}
+	}
 	msg_init(&m, BE_POLICY_POSTFIX, 0);
 	msg_add_str(&m, policyd_get(&s->r, "protocol_state"));
 	msg_add_str(&m, policyd_get(&s->r, "sasl_username"));
 	msg_add_str(&m, policyd_get(&s->r, "client_address"));
 	msg_add_str(&m, policyd_get(&s->r, "sender"));
-	msg_add_u32(&m, (uint32_t)strtoul(policyd_get(&s->r,
-	    "recipient_count"), NULL, 10));
+	msg_add_u32(&m, (uint32_t)n);
 	msg_add_str(&m, policyd_get(&s->r, "queue_id"));
+	msg_add_str(&m, policyd_get(&s->r, "instance"));
 	s->req = be_client_request(s->loop->be, &m, policyd_answer, s);
+	return 0;
 }
 
 static void
@@ -125,27 +153,31 @@ policyd_process(struct policyd_session *s)
 		evbuffer_remove(in, line, n);
 		evbuffer_drain(in, 1);
 		line[n] = '\0';
-		int r = memchr(line, '\0', n) != NULL ? -1 :
-		    policyd_parse_line(&s->r, line, n, &error);
+		int r = policyd_parse_line(&s->r, line, n, &error);
 
 		free(line);
-		if (r < 0) {
-			if (error == NULL)
-				error = "NUL in request";
+		if (r < 0)
 			goto bad;
-		}
 		if (r == 1) {
-			if (s->r.n == 0)
+			if (s->r.lines == 0)
 				continue;	/* stray empty line */
-			policyd_ask(s);
+			if (policyd_ask(s, &error) < 0)
+				goto bad;
 		}
 		continue;
 bad:
-		/* Not Postfix, or a broken one: say so once, then close. */
-		log_warnx("policy client=%s bad request: %s", s->addr, error);
-		bufferevent_write(s->bev, "action=DEFER_IF_PERMIT bad policy "
-		    "request\n\n", 41);
+		/* Not Postfix, or a broken one. SMTPD_POLICY_README: the
+		 * server logs and closes, with no reply (Postfix then
+		 * retries, and at last answers its own default action). */
+		log_warnx("policy client=%s bad request: %s: closing",
+		    s->addr, error);
 		s->closing = 1;
+		bufferevent_disable(s->bev, EV_READ);
+		if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
+			policyd_free(s);
+			return;
+		}
+		/* an earlier answer goes first: policyd_on_write frees */
 	}
 	if (s->eof && s->req == NULL)
 		policyd_free(s);

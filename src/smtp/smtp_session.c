@@ -149,6 +149,7 @@ struct smtp_session {
 	int64_t			 pol_rcpts_left;	/* -1: no limit */
 	int64_t			 pol_rcpts_msg;		/* -1: no limit */
 	struct str		 pol_rcpt_reply;
+	int			 rcpt_over;	/* RCPTs refused over a limit */
 
 	/* DATA */
 	int			 spool_fd;
@@ -176,6 +177,7 @@ struct smtp_session {
 struct smtp_cmd_def {
 	enum smtp_cmd	 cmd;
 	int		 flags;
+	/* 0: proceed; 1: answered, no error; -1: answered, an error */
 	int		(*check)(struct smtp_session *, const char *);
 	void		(*proceed)(struct smtp_session *, const char *);
 };
@@ -274,6 +276,7 @@ smtp_txn_reset(struct smtp_session *s)
 	s->pol_rcpts_left = -1;
 	s->pol_rcpts_msg = -1;
 	str_clear(&s->pol_rcpt_reply);
+	s->rcpt_over = 0;
 	if (s->data_timer != NULL)
 		evtimer_del(s->data_timer);
 }
@@ -1016,6 +1019,25 @@ smtp_mail_step(struct smtp_session *s, const char *args, int space_checked)
 	smtp_request(s, &m, smtp_policy_mail_reply);
 }
 
+/*
+ * A recipient refused for being one too many (RFC 5321 4.5.3.1.8, 3.3):
+ * the client sends DATA for the ones accepted and the rest later, so the
+ * refusal is no error until smtp_recipient_overshoot_limit of them in one
+ * transaction (Postfix's smtpd_recipient_overshoot_limit). Mailing-list
+ * software pipelines hundreds; counting each as an error ended the
+ * session with 421 before DATA, and the message never went.
+ */
+static int
+smtp_rcpt_overshoot(struct smtp_session *s)
+{
+	if (s->rcpt_over < s->conf->smtp_recipient_overshoot_limit) {
+		s->rcpt_over++;
+		return 1;	/* answered; not an error */
+	}
+	return -1;
+}
+
+/* 0: go on; 1: answered (no error); -1: answered, an error. */
 static int
 smtp_check_rcpt(struct smtp_session *s, const char *args)
 {
@@ -1024,12 +1046,14 @@ smtp_check_rcpt(struct smtp_session *s, const char *args)
 		smtp_reply(s, "503 5.5.1 Need MAIL command first");
 		return -1;
 	}
+	/* Refused here, the excess never reaches the back side: its record
+	 * of the session's recipients (be_session.c) holds the accepted. */
 	if (s->env.rcpt_count >= (size_t)s->conf->smtp_max_recipients) {
 		/* RFC 5321 4.5.3.1.10: 452, the client sends the rest later */
 		metrics_refused(METRICS_REFUSE_RECIPIENTS);
 		smtp_reply(s, "452 4.5.3 Too many recipients (at most %d per "
 		    "message)", s->conf->smtp_max_recipients);
-		return -1;
+		return smtp_rcpt_overshoot(s);
 	}
 	if (s->pol_rcpts_msg >= 0 &&
 	    (int64_t)s->env.rcpt_count >= s->pol_rcpts_msg) {
@@ -1037,14 +1061,15 @@ smtp_check_rcpt(struct smtp_session *s, const char *args)
 		smtp_reply(s, "452 4.5.3 Too many recipients for one message "
 		    "from this account (at most %lld)",
 		    (long long)s->pol_rcpts_msg);
-		return -1;
+		return smtp_rcpt_overshoot(s);
 	}
 	if (s->pol_rcpts_left >= 0 &&
 	    (int64_t)s->env.rcpt_count >= s->pol_rcpts_left) {
-		/* the day's (or hour's) recipients are used up */
+		/* the day's (or hour's) recipients are used up: the ones
+		 * accepted may still go, as above */
 		metrics_refused(METRICS_REFUSE_LIMIT);
 		smtp_reply(s, "%s", str_c(&s->pol_rcpt_reply));
-		return -1;
+		return smtp_rcpt_overshoot(s);
 	}
 	return 0;
 }
@@ -1735,6 +1760,7 @@ smtp_command(struct smtp_session *s, const char *line, size_t len)
 	const struct smtp_cmd_def *def = NULL;
 	enum smtp_cmd cmd;
 	const char *args;
+	int r;
 
 	evtimer_del(s->cmd_timer);
 	switch (smtp_parse_command(line, len, &cmd, &args)) {
@@ -1769,8 +1795,9 @@ smtp_command(struct smtp_session *s, const char *line, size_t len)
 		smtp_error(s);
 		return;
 	}
-	if (def->check != NULL && def->check(s, args) < 0) {
-		if (s->state != SMTP_STATE_QUIT)
+	if (def->check != NULL && (r = def->check(s, args)) != 0) {
+		/* 1: refused, but no client error (smtp_rcpt_overshoot) */
+		if (r < 0 && s->state != SMTP_STATE_QUIT)
 			smtp_error(s);
 		return;
 	}

@@ -6,6 +6,7 @@ auth service and the client address from a PROXY header
 documentation addresses. The same accounts exist in sekisho's store, where
 the permission and the counts live.
 """
+import re
 import shutil
 import smtplib
 import socket
@@ -168,3 +169,223 @@ def test_postfix_daily_limit(chain):
     code, text = submit(pf, JP4)
     assert code == 451, text
     assert "Daily recipient limit (1)" in text
+
+
+# --- issue 14: the protocol as Postfix defines it, and where it counts ---
+
+def submit_to(pf, source, rcpts):
+    """One submission through Postfix to rcpts; (code, text) of the first
+    refused RCPT, else of DATA (what a user's client shows)."""
+    s = ProxiedSMTP(source, pf.port)
+    try:
+        s.ehlo()
+        s.login(ALICE, PF_PW)
+        code, text = s.mail(ALICE)
+        assert code == 250, text
+        first_refusal = None
+        accepted = 0
+        for r in rcpts:
+            code, text = s.rcpt(r)
+            if code == 250:
+                accepted += 1
+            elif first_refusal is None:
+                first_refusal = (code, text.decode())
+        if accepted == 0:
+            return first_refusal
+        code, text = s.data(b"From: " + ALICE.encode() +
+                            b"\r\nSubject: via postfix\r\n\r\nhi\r\n")
+        return first_refusal or (code, text.decode())
+    finally:
+        s.close()
+
+
+def sent_today(d):
+    out = d.cli("limits", "show", ALICE).stdout
+    m = re.search(r"messages_per_day: .*\(sent today: (\d+)\)", out)
+    r = re.search(r"recipients_per_day: .*\(sent today: (\d+)\)", out)
+    assert m and r, out
+    return int(m.group(1)), int(r.group(1))
+
+
+@pytest.fixture(scope="module")
+def rcpt_only_peers(tmp_path_factory):
+    """Postfix asking only from smtpd_recipient_restrictions: the usual
+    set-up (Postfix's SMTPD_POLICY_README), and docs/policy.md's main.cf
+    for policy_count_state = rcpt."""
+    tmp = tmp_path_factory.mktemp("peers_rcpt")
+    relay = PolicyRelay()
+    policy = f"inet:127.0.0.1:{relay.port}"
+    with relay, DovecotAuth(tmp, {ALICE: PF_PW}) as auth, PrivatePostfix(
+            tmp, sasl_port=auth.port, extra=[
+                "smtpd_upstream_proxy_protocol = haproxy",
+                "smtpd_recipient_restrictions = "
+                "permit_mynetworks, "
+                f"check_policy_service {policy}, "
+                "permit_sasl_authenticated, reject",
+                "mynetworks =",
+                "smtpd_policy_service_reuse_count_limit = 1"]) as pf:
+        yield relay, pf
+
+
+def policy_daemon_for(make_daemon, tmp_path, relay, *extra):
+    listeners = Daemon.DEFAULT_LISTENERS + (("policy", "policy", False),)
+    d = make_daemon(listeners=listeners,
+                    extra=[geo_config_line(tmp_path / "geo"),
+                           "portal_url = https://mail.example.jp/settings",
+                           *extra])
+    relay.target = d.ports["policy"]
+    return d
+
+
+def test_postfix_rcpt_only_reaches_daily_limit(make_daemon, tmp_path,
+                                               rcpt_only_peers):
+    """policy_count_state = rcpt (the default): each recipient answered
+    DUNNO is counted, the message once (Postfix's instance)."""
+    relay, pf = rcpt_only_peers
+    d = policy_daemon_for(make_daemon, tmp_path, relay)
+    d.cli("limits", "set", ALICE, "recipients_per_day=3")
+    code, text = submit_to(pf, JP4, [BOB, "carol@example.org"])
+    assert code == 250, text
+    assert sent_today(d) == (1, 2)
+    # the third recipient passes, the fourth reaches the limit: the
+    # message goes to the one accepted
+    code, text = submit_to(pf, JP4, ["dave@example.org", BOB])
+    assert code == 451 and "Daily recipient limit (3)" in text, text
+    assert sent_today(d) == (2, 3)
+    code, text = submit_to(pf, JP4, [BOB])
+    assert code == 451 and "Daily recipient limit (3)" in text, text
+    assert sent_today(d) == (2, 3)
+    assert "limit_reached" in d.cli("events", ALICE).stdout
+
+
+def test_postfix_rcpt_only_message_limit(make_daemon, tmp_path,
+                                         rcpt_only_peers):
+    relay, pf = rcpt_only_peers
+    d = policy_daemon_for(make_daemon, tmp_path, relay)
+    d.cli("limits", "set", ALICE, "messages_per_day=1")
+    # the last message allowed keeps all its recipients
+    code, text = submit_to(pf, JP4, [BOB, "carol@example.org"])
+    assert code == 250, text
+    code, text = submit_to(pf, JP4, [BOB])
+    assert code == 451 and "Daily message limit (1)" in text, text
+    assert sent_today(d) == (1, 2)
+
+
+def test_postfix_rcpt_only_end_of_message_state_counts_nothing(
+        make_daemon, tmp_path, rcpt_only_peers):
+    """Why the key exists: with end-of-message and a Postfix that never
+    asks at END-OF-MESSAGE, no limit is ever reached (issue 14)."""
+    relay, pf = rcpt_only_peers
+    d = policy_daemon_for(make_daemon, tmp_path, relay,
+                          "policy_count_state = end-of-message")
+    d.cli("limits", "set", ALICE, "recipients_per_day=1")
+    for _ in range(2):
+        code, text = submit_to(pf, JP4, [BOB])
+        assert code == 250, text
+    assert sent_today(d) == (0, 0)
+
+
+def test_postfix_end_of_message_state(make_daemon, tmp_path, peers):
+    """policy_count_state = end-of-message with check_policy_service in
+    smtpd_end_of_data_restrictions: recipient_count of each accepted
+    message, counted once (not at RCPT too)."""
+    relay, pf = peers
+    d = policy_daemon_for(make_daemon, tmp_path, relay,
+                          "policy_count_state = end-of-message")
+    d.cli("limits", "set", ALICE, "recipients_per_day=3")
+    code, text = submit_to(pf, JP4, [BOB, "carol@example.org"])
+    assert code == 250, text
+    assert sent_today(d) == (1, 2)
+    # 2 more would pass the limit: refused at the end of DATA
+    code, text = submit_to(pf, JP4, [BOB, "carol@example.org"])
+    assert code == 451 and "Daily recipient limit (3)" in text, text
+    assert sent_today(d) == (1, 2)
+    code, text = submit_to(pf, JP4, [BOB])
+    assert code == 250, text
+    code, text = submit_to(pf, JP4, [BOB])
+    assert code == 451 and "Daily recipient limit (3)" in text, text
+    assert sent_today(d) == (2, 3)
+
+
+# --- the listener with a raw socket --------------------------------------
+
+@pytest.fixture
+def listener(make_daemon, tmp_path):
+    listeners = Daemon.DEFAULT_LISTENERS + (("policy", "policy", False),)
+    return make_daemon(listeners=listeners,
+                       extra=[geo_config_line(tmp_path / "geo")])
+
+
+def ask(port, lines, sock=None):
+    s = sock or socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(("\n".join(lines) + "\n\n").encode())
+    data = b""
+    while not data.endswith(b"\n\n"):
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return s, data.decode()
+
+
+def request(state="RCPT", user=ALICE, client=JP4, *more):
+    return ["request=smtpd_access_policy", f"protocol_state={state}",
+            "protocol_name=ESMTP", f"sasl_username={user}",
+            f"client_address={client}", f"sender={ALICE}",
+            f"recipient={BOB}", "recipient_count=0",
+            "instance=123.4567.89ab.0", *more]
+
+
+def test_listener_vendor_attributes(listener):
+    """Names are any text without '=', NUL or newline, and unknown ones
+    are ignored (SMTPD_POLICY_README): answered as without them, on one
+    connection for several requests."""
+    port = listener.ports["policy"]
+    vendor = ["x-custom=1", "X_Vendor=a", "vendor.flag=yes",
+              "ccert_subject=CN=a=b", "policy_context=",
+              "x-tab=a\tb", "Some Name=with spaces"]
+    s, answer = ask(port, vendor + request())
+    assert answer == "action=DUNNO\n\n"
+    # from abroad: sekisho's refusal, so the request was read, not
+    # dismissed
+    s, answer = ask(port, request("RCPT", ALICE, US4) + vendor, sock=s)
+    assert answer.startswith("action=550 5.7.1 ") and \
+        "seen from US" in answer and answer.endswith("\n\n"), answer
+    s.close()
+
+
+@pytest.mark.parametrize("bad", [
+    b"no equals sign\n",
+    b"=value\n",
+    b"x-long=" + b"a" * 5000 + b"\n",
+    b"sender=a\x00b\n",
+    b"x-custom\x00=1\n",
+    b"sasl_username=alice@example.jp\nsasl_username=bob@example.jp\n",
+    b"sasl_username=alice\x01@example.jp\n",
+], ids=["no-eq", "empty-name", "over-long", "nul-value", "nul-name",
+        "twice", "control-char"])
+def test_listener_malformed_closed_without_reply(listener, bad):
+    """A malformed request: logged, closed, no reply (before: an
+    'action=DEFER_IF_PERMIT bad policy request' without its line end)."""
+    port = listener.ports["policy"]
+    mark = listener.log_mark()
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(b"request=smtpd_access_policy\nprotocol_state=RCPT\n" + bad +
+              b"client_address=192.0.2.10\n\n")
+    got = b""
+    while True:
+        try:
+            chunk = s.recv(4096)
+        except ConnectionResetError:    # closed with our bytes unread
+            break
+        if not chunk:
+            break
+        got += chunk
+    s.close()
+    assert got == b""
+    listener.wait_log(r"policy client=127\.0\.0\.1 bad request: .*: closing",
+                      since=mark)
+    # the listener still answers the next client
+    s, answer = ask(port, request())
+    assert answer == "action=DUNNO\n\n"
+    s.close()

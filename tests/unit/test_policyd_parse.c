@@ -15,14 +15,21 @@ static const struct {
 	{ "sasl_username=alice@example.jp", 0 },
 	{ "client_address=2001:db8::7", 0 },
 	{ "sender=", 0 },				/* null sender */
-	{ "ccert_subject=CN=a=b", 0 },			/* '=' in value */
+	{ "ccert_subject=CN=a=b", 0 },			/* ignored */
+	/* SMTPD_POLICY_README: a name is any text without '=', NUL or
+	 * newline; one sekisho does not read is ignored (issue 14) */
+	{ "x-custom=1", 0 },
+	{ "X_Vendor=a", 0 },
+	{ "vendor.flag=yes", 0 },
+	{ "Bad=x", 0 },
+	{ "a b=x", 0 },
+	{ "x=a\tb", 0 },				/* ignored value */
+	{ "instance=1a2b.5f0e.7c2d.0", 0 },
+	{ "recipient=bob@example.jp", 0 },
 	{ "\r", 1 },
 	{ "", 1 },
 	{ "novalue", -1 },
 	{ "=x", -1 },
-	{ "Bad=x", -1 },
-	{ "a b=x", -1 },
-	{ "x=a\tb", -1 },
 };
 
 int
@@ -42,13 +49,30 @@ main(void)
 	}
 	UNIT_CHECK_STR(policyd_get(&r, "protocol_state"), "RCPT");
 	UNIT_CHECK_STR(policyd_get(&r, "sender"), "");
-	UNIT_CHECK_STR(policyd_get(&r, "ccert_subject"), "CN=a=b");
+	UNIT_CHECK_STR(policyd_get(&r, "instance"), "1a2b.5f0e.7c2d.0");
+	UNIT_CHECK_STR(policyd_get(&r, "recipient"), "bob@example.jp");
+	UNIT_CHECK_STR(policyd_get(&r, "ccert_subject"), "");
+	UNIT_CHECK_STR(policyd_get(&r, "x-custom"), "");
 	UNIT_CHECK_STR(policyd_get(&r, "missing"), "");
-	/* a duplicate is refused */
+	/* a duplicate of a name sekisho reads is refused; of another, not */
 	UNIT_CHECK_INT(policyd_parse_line(&r, "sender=x", 8, &error), -1);
+	UNIT_CHECK_INT(policyd_parse_line(&r, "x-custom=2", 10, &error), 0);
+	/* a NUL anywhere, an over-long line */
+	UNIT_CHECK_INT(policyd_parse_line(&r, "x-a=b\0c", 7, &error), -1);
+	UNIT_CHECK_STR(error, "NUL in request");
+	UNIT_CHECK_INT(policyd_parse_line(&r, "\0=b", 3, &error), -1);
+	{
+		char big[POLICYD_MAX_LINE + 2];
+
+		memset(big, 'a', sizeof(big));
+		big[1] = '=';
+		UNIT_CHECK_INT(policyd_parse_line(&r, big, sizeof(big),
+		    &error), -1);
+		UNIT_CHECK_STR(error, "line too long");
+	}
 	policyd_request_clear(&r);
-	/* at most POLICYD_MAX_ATTRS */
-	for (int i = 0; i < POLICYD_MAX_ATTRS; i++) {
+	/* at most POLICYD_MAX_LINES attributes, known or not */
+	for (int i = 0; i < POLICYD_MAX_LINES; i++) {
 		char line[32];
 
 		snprintf(line, sizeof(line), "a%d=v", i);
@@ -56,6 +80,10 @@ main(void)
 		    &error), 0);
 	}
 	UNIT_CHECK_INT(policyd_parse_line(&r, "z=v", 3, &error), -1);
+	policyd_request_clear(&r);
+	/* cleared: a new request may have them again */
+	UNIT_CHECK_INT(policyd_parse_line(&r, "sender=x", 8, &error), 0);
+	UNIT_CHECK_STR(policyd_get(&r, "sender"), "x");
 	policyd_request_clear(&r);
 	UNIT_END();
 }
