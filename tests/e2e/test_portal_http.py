@@ -173,6 +173,17 @@ def test_transfer_codings(plain):
     refused(got, 501, 400)
 
 
+@pytest.mark.parametrize("method", [b"HEAD", b"TRACE", b"OPTIONS", b"PUT",
+                                    b"DELETE"])
+def test_other_methods_with_a_body_closed(plain, method):
+    """evhttp reads no body for HEAD and TRACE: a method the page does not
+    serve is answered once (evhttp's 501) and the connection closed, so
+    a body after it is never read as a request."""
+    got = raw(plain, method + b" / HTTP/1.1\r\nHost: x\r\n"
+              b"Content-Length: %d\r\n\r\n" % len(SMUGGLED) + SMUGGLED)
+    refused(got, 501, 405, 400)
+
+
 def test_equal_content_lengths_count_as_one(plain):
     """RFC 9112 6.3 allows it: two equal Content-Length lines frame the
     body as one would; the form post is served like any other."""
