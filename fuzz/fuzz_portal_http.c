@@ -2,7 +2,8 @@
  * fuzz_portal_http: raw HTTP requests to the settings page and its JSON
  * API, through the real portal code (portal_listen on a loopback socket,
  * plain HTTP as portal_plain_http = loopback allows): the request line and
- * headers (evhttp), cookies, query strings, urlencoded forms of the
+ * headers (evhttp) and the framing check of them (portal_http_framing:
+ * Content-Length, Transfer-Encoding, header names), cookies, query strings, urlencoded forms of the
  * subscriber and admin pages, and JSON bodies of /api/v1/ (jansson and
  * our checks of their keys and values). The back side is a stub on the
  * same loop that answers every portal request type (BE_PORTAL_*,

@@ -141,9 +141,7 @@ enum portal_text {
 	T_EVENTS,
 	T_WHAT,
 	T_DETAIL,
-	T_EV_OVERSEAS,
-	T_EV_LIMIT,
-	T_EV_LOCKED,
+	T_TYPE,
 	T_PW_TITLE,
 	T_PW_CURRENT,
 	T_PW_NEW,
@@ -264,11 +262,7 @@ static const char *const portal_texts[][2] = {
 	    "Refused attempts and login locks (7 days)" },
 	[T_WHAT] = { "内容", "What" },
 	[T_DETAIL] = { "詳細", "Detail" },
-	[T_EV_OVERSEAS] = { "海外からの送信をお断り",
-	    "Refused: sent from abroad" },
-	[T_EV_LIMIT] = { "送信数の上限に到達", "Sending limit reached" },
-	[T_EV_LOCKED] = { "ログイン失敗が多いため一時ロック",
-	    "Locked after failed logins" },
+	[T_TYPE] = { "種類", "Type" },
 	[T_PW_TITLE] = { "パスワード変更", "Change password" },
 	[T_PW_CURRENT] = { "現在のパスワード", "Current password" },
 	[T_PW_NEW] = { "新しいパスワード（8文字以上）",
@@ -575,7 +569,9 @@ portal_page_begin(struct portal_req *pr, struct str *b)
 	portal_text_esc(b, pr, T_TITLE);
 	str_append(b, "</title>\n<link rel=\"stylesheet\" "
 	    "href=\"/static/portal.css\">\n</head>\n<body>\n<nav><a "
-	    "id=\"lang\" href=\"/?lang=");
+	    "id=\"lang\" href=\"");
+	/* the admin pages' link stays on the admin pages */
+	str_append(b, pr->admin ? "/admin/?lang=" : "/?lang=");
 	str_append(b, pr->lang == PORTAL_EN ? "ja" : "en");
 	str_append(b, "\">");
 	portal_text_esc(b, pr, T_OTHER_LANG);
@@ -730,19 +726,15 @@ portal_td_flag(struct portal_req *pr, struct str *b, int on)
 	str_append(b, "</td>");
 }
 
-/* An event's type as the subscriber reads it. */
+/* An event's type as people read it in the page's language (the table
+ * in portal_util.c); a type not in it escaped as it is. */
 static void
 portal_td_type(struct portal_req *pr, struct str *b, const char *type)
 {
+	const char *text = portal_event_text(type, pr->lang);
+
 	str_append(b, "<td>");
-	if (strcmp(type, "overseas_refused") == 0)
-		portal_text_esc(b, pr, T_EV_OVERSEAS);
-	else if (strcmp(type, "limit_reached") == 0)
-		portal_text_esc(b, pr, T_EV_LIMIT);
-	else if (strncmp(type, "auth_locked", 11) == 0)
-		portal_text_esc(b, pr, T_EV_LOCKED);
-	else
-		portal_html_escape(b, type);
+	portal_html_escape(b, text != NULL ? text : type);
 	str_append(b, "</td>");
 }
 
@@ -771,7 +763,8 @@ portal_draw_subs(struct portal_req *pr, struct str *b, int trace)
 }
 
 /* Events: time, what, IP, country, detail; the audit log shows the
- * account and the raw type instead, and no country. */
+ * account and the raw type (what operators grep for) instead, no
+ * country, and what the type means last. */
 static int
 portal_draw_events(struct portal_req *pr, struct str *b, int audit)
 {
@@ -789,6 +782,8 @@ portal_draw_events(struct portal_req *pr, struct str *b, int audit)
 		if (!audit)
 			portal_td(b, r->country);
 		portal_td(b, r->detail);
+		if (audit)
+			portal_td_type(pr, b, r->type);
 		str_append(b, "</tr>\n");
 	}
 	return (int)pr->nevs;
@@ -2071,8 +2066,8 @@ portal_admin_account_done(struct portal_req *pr)
 static void
 portal_admin_audit_done(struct portal_req *pr)
 {
-	static const enum portal_text cols[] = { T_TIME, T_ACCOUNT, T_WHAT,
-	    T_IP, T_DETAIL };
+	static const enum portal_text cols[] = { T_TIME, T_ACCOUNT, T_TYPE,
+	    T_IP, T_DETAIL, T_WHAT };
 	struct str b = STR_INIT;
 	int rows;
 
@@ -2566,6 +2561,30 @@ portal_on_post(struct portal_req *pr, const char *path)
 	evhttp_clear_headers(&f);
 }
 
+/*
+ * A request whose framing readers could disagree on (RFC 9112 6.3: two
+ * Content-Lengths, Content-Length with Transfer-Encoding, ...): evhttp
+ * has framed it its own way (the first Content-Length, or chunked), so
+ * what follows on the connection may be a request smuggled past a proxy.
+ * Answer the status and close: nothing after it on this connection is
+ * ever read (docs/portal.md "HTTP framing").
+ */
+static void
+portal_refuse_framing(struct portal_req *pr, int code, const char *why)
+{
+	char body[128];
+	const char *reason = code == 501 ? "Not Implemented" : code == 411 ?
+	    "Length Required" : "Bad Request";
+	int n = snprintf(body, sizeof(body), "%d %s: %s\n", code, reason, why);
+
+	log_info("portal client=%s refused request status=%d reason=\"%s\"",
+	    pr->client, code, why);
+	evhttp_add_header(evhttp_request_get_output_headers(pr->req),
+	    "Connection", "close");
+	portal_send(pr, code, reason, "text/plain; charset=utf-8", body,
+	    n > 0 && (size_t)n < sizeof(body) ? (size_t)n : 0);
+}
+
 static void
 portal_on_request(struct evhttp_request *req, void *arg)
 {
@@ -2582,6 +2601,8 @@ portal_on_request(struct evhttp_request *req, void *arg)
 	char lang[8];
 	struct evkeyvalq q;
 	const char *ql = NULL;
+	const char *why;
+	int code;
 
 	pr->p = p;
 	pr->req = req;
@@ -2598,6 +2619,10 @@ portal_on_request(struct evhttp_request *req, void *arg)
 	for (char *c = pr->path; *c != '\0'; c++)
 		if (*c <= ' ' || *c > '~')
 			*c = '?';
+	if (portal_http_framing(in, &code, &why) < 0) {
+		portal_refuse_framing(pr, code, why);
+		return;
+	}
 
 	/* Language: ?lang= (kept in a cookie), the cookie, then
 	 * Accept-Language; Japanese by default. */

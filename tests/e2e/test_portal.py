@@ -210,6 +210,12 @@ def test_subscriber_overseas_on_extend_off_in_browser(portal_daemon,
     assert out["message"] == "Done." or out["message"] == "実行しました。"
     assert "spam report 42" in out["status"]
     assert "admin_suspend" in out["audit"] and "by desk" in out["audit"]
+    # the audit log says what the type means, in the page's language
+    assert "利用停止（管理者）" in out["audit"] or \
+        "Suspended (administrator)" in out["audit"], out["audit"]
+    # the language link stays on the admin pages (issue 14)
+    assert out["lang_url"].startswith("/admin/"), out
+    assert out["lang_admin"] == "desk", out
     out = browser(d, "status", state, shots)
     assert out["account"] is None
     assert out["message"] == "This account is suspended."

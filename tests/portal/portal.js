@@ -102,6 +102,12 @@ async function main() {
     await shot('admin-account.png');
     await page.click('#audit');
     out.audit = await text(page, '#audit-log');
+    // the language link keeps the desk on the admin pages, logged in,
+    // with the event types in the other language (issue 14)
+    await Promise.all([page.waitForNavigation(), page.click('#lang')]);
+    out.lang_url = new URL(page.url()).pathname;
+    out.lang_html = await page.getAttribute('html', 'lang');
+    out.lang_admin = await text(page, '#admin');
   } else if (phase === 'logout') {
     await page.goto(base + '/');
     await Promise.all([page.waitForNavigation(), page.click('#logout')]);

@@ -1,9 +1,13 @@
 /*
  * Unit tests of the settings page helpers: HTML escaping, Cookie header
- * parsing, language choice from Accept-Language, login names, and the
- * rows that cross the seam (portal_rows.h).
+ * parsing, language choice from Accept-Language, login names, the
+ * rows that cross the seam (portal_rows.h), the HTTP framing check and
+ * the event texts.
  */
+#include <stdarg.h>
 #include <stdlib.h>
+
+#include <event2/http.h>
 
 #include "portal/portal_rows.h"
 #include "portal/portal_util.h"
@@ -151,6 +155,80 @@ test_rows(void)
 	msg_deinit(&m);
 }
 
+/* Header lines as evhttp keeps them: "Name: value" pairs. */
+static int
+framing(int *code_r, const char **why_r, ...)
+{
+	struct evkeyvalq h;
+	va_list ap;
+	const char *k;
+	int r;
+
+	TAILQ_INIT(&h);
+	va_start(ap, why_r);
+	while ((k = va_arg(ap, const char *)) != NULL)
+		evhttp_add_header(&h, k, va_arg(ap, const char *));
+	va_end(ap);
+	r = portal_http_framing(&h, code_r, why_r);
+	evhttp_clear_headers(&h);
+	return r;
+}
+
+static void
+test_framing(void)
+{
+	int code;
+	const char *why;
+
+	UNIT_CHECK_INT(framing(&code, &why, "Host", "x", (char *)NULL), 0);
+	UNIT_CHECK_INT(framing(&code, &why, "Content-Length", "5",
+	    (char *)NULL), 0);
+	/* equal duplicates count as one */
+	UNIT_CHECK_INT(framing(&code, &why, "Content-Length", "5",
+	    "content-length", "05", (char *)NULL), 0);
+	UNIT_CHECK_INT(framing(&code, &why, "Content-Length", "5",
+	    "Content-Length", "6", (char *)NULL), -1);
+	UNIT_CHECK_INT(code, 400);
+	UNIT_CHECK_STR(why, "Content-Lengths differ");
+	for (size_t i = 0; i < 9; i++) {
+		static const char *const bad[] = { "+5", "-5", "0x5", "5,5",
+		    "5, 6", "5 5", "", "1234567890123456789", "5\t" };
+
+		UNIT_CHECK_INT(framing(&code, &why, "Content-Length", bad[i],
+		    (char *)NULL), -1);
+		UNIT_CHECK_INT(code, 400);
+	}
+	UNIT_CHECK_INT(framing(&code, &why, "Transfer-Encoding", "chunked",
+	    "Content-Length", "5", (char *)NULL), -1);
+	UNIT_CHECK_INT(code, 400);
+	UNIT_CHECK_INT(framing(&code, &why, "Transfer-Encoding", "Chunked",
+	    (char *)NULL), -1);
+	UNIT_CHECK_INT(code, 411);
+	UNIT_CHECK_INT(framing(&code, &why, "Transfer-Encoding",
+	    "gzip, chunked", (char *)NULL), -1);
+	UNIT_CHECK_INT(code, 501);
+	UNIT_CHECK_INT(framing(&code, &why, "Transfer-Encoding", "chunked",
+	    "Transfer-Encoding", "chunked", (char *)NULL), -1);
+	UNIT_CHECK_INT(code, 501);
+	UNIT_CHECK_INT(framing(&code, &why, "Content-Length ", "5",
+	    (char *)NULL), -1);
+	UNIT_CHECK_INT(code, 400);
+	UNIT_CHECK_INT(framing(&code, &why, "X-A", "a\x01b", (char *)NULL), -1);
+	UNIT_CHECK_INT(framing(&code, &why, "X-A", "caf\xc3\xa9\tok",
+	    (char *)NULL), 0);
+}
+
+static void
+test_event_text(void)
+{
+	UNIT_CHECK_STR(portal_event_text("overseas_refused", PORTAL_EN),
+	    "Refused: sent from abroad");
+	UNIT_CHECK_STR(portal_event_text("limits_changed", PORTAL_JA),
+	    "送信数の上限を変更（運用者）");
+	UNIT_CHECK(portal_event_text("overseas_refusedx", PORTAL_JA) == NULL);
+	UNIT_CHECK(portal_event_text("", PORTAL_EN) == NULL);
+}
+
 int
 main(void)
 {
@@ -159,5 +237,7 @@ main(void)
 	test_lang();
 	test_name();
 	test_rows();
+	test_framing();
+	test_event_text();
 	UNIT_END();
 }
