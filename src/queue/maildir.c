@@ -245,6 +245,18 @@ out:
 	return ret;
 }
 
+void
+maildir_return_path(const char *sender, struct str *out)
+{
+	const char *p;
+
+	str_append(out, "Return-Path: <");
+	for (p = sender != NULL ? sender : ""; *p != '\0'; p++)
+		str_append_c(out, (unsigned char)*p < 0x20 || *p == 0x7f ||
+		    *p == '<' || *p == '>' ? '?' : *p);
+	str_append(out, ">\r\n");
+}
+
 /* The host part of a unique name; '/' and ':' are encoded as the
  * Maildir specification asks. */
 static void

@@ -16,9 +16,16 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "../core/str.h"
+
 /* Path of the Maildir of mailbox (caller frees); NULL if the address
  * cannot be a safe path (no '@', '/', leading '.', empty parts). */
 char *maildir_path(const char *root, const char *mailbox);
+
+/* "Return-Path: <sender>" CRLF into out (RFC 5321 4.4; "<>" for the
+ * null sender). Bytes that cannot be in a header line (controls) become
+ * '?', so an envelope can never add a header of its own. */
+void maildir_return_path(const char *sender, struct str *out);
 
 /*
  * Deliver the message read from fd starting at offset (CRLF text) to
