@@ -46,6 +46,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../core/config.h"
@@ -59,6 +60,11 @@
 #define MTA_BODY_CHUNK	(64 * 1024)
 #define MTA_BODY_HIGH	(256 * 1024)	/* output buffered while sending */
 #define MTA_REPLY_MAX	(MTA_REPLY_LINE_MAX * MTA_REPLY_LINES)
+/* A destination whose STARTTLS handshake failed is tried in plaintext
+ * for this long (opportunistic TLS only), remembered for at most this
+ * many destinations (the oldest is forgotten first). */
+#define MTA_TLS_FALLBACK_TIME	(4 * 3600)
+#define MTA_TLS_FALLBACK_MAX	1024
 
 enum mta_state {
 	MTA_S_RESOLVE,
@@ -164,6 +170,13 @@ struct mta {
 		struct event	*ev;
 		struct mta_sock	*next;
 	}			*ares_socks;
+
+	/* destinations whose TLS handshake failed: plaintext until */
+	struct mta_tls_fallback {
+		char		*key;
+		time_t		 until;		/* CLOCK_MONOTONIC seconds */
+	}			*tls_fallback;
+	size_t			 tls_fallback_count;
 
 	const struct mta_routes	*routes;
 	char			*helo;
@@ -335,6 +348,64 @@ mta_dest_push(struct mta_dest *d, struct mta_job *job)
 	else
 		d->wait_head = job;
 	d->wait_tail = job;
+}
+
+/* --- the STARTTLS fallback ------------------------------------------ */
+
+static time_t
+mta_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+/* Index of key in the fallback table (expired entries go first), or -1. */
+static ssize_t
+mta_tls_fallback_find(struct mta *m, const char *key)
+{
+	time_t now = mta_now();
+	size_t i;
+
+	for (i = 0; i < m->tls_fallback_count;) {
+		if (m->tls_fallback[i].until <= now) {
+			free(m->tls_fallback[i].key);
+			m->tls_fallback[i] =
+			    m->tls_fallback[--m->tls_fallback_count];
+			continue;
+		}
+		if (strcmp(m->tls_fallback[i].key, key) == 0)
+			return (ssize_t)i;
+		i++;
+	}
+	return -1;
+}
+
+/* Remember that key's handshake failed: plaintext for a while. */
+static void
+mta_tls_fallback_add(struct mta *m, const char *key)
+{
+	ssize_t i = mta_tls_fallback_find(m, key);
+	size_t j, oldest = 0;
+
+	if (i < 0) {
+		if (m->tls_fallback_count == MTA_TLS_FALLBACK_MAX) {
+			for (j = 1; j < m->tls_fallback_count; j++)
+				if (m->tls_fallback[j].until <
+				    m->tls_fallback[oldest].until)
+					oldest = j;
+			free(m->tls_fallback[oldest].key);
+			m->tls_fallback[oldest] =
+			    m->tls_fallback[--m->tls_fallback_count];
+		}
+		if (m->tls_fallback == NULL)
+			m->tls_fallback = xcalloc(MTA_TLS_FALLBACK_MAX,
+			    sizeof(*m->tls_fallback));
+		i = (ssize_t)m->tls_fallback_count++;
+		m->tls_fallback[i].key = xstrdup(key);
+	}
+	m->tls_fallback[i].until = mta_now() + MTA_TLS_FALLBACK_TIME;
 }
 
 /* --- connection plumbing --------------------------------------------- */
@@ -771,6 +842,17 @@ static void
 mta_conn_ready(struct mta_conn *c)
 {
 	if (!c->tls && (c->ehlo.ext & MTA_EXT_STARTTLS) &&
+	    c->dest->nh.path == NULL && !c->dest->nh.auth &&
+	    c->dest->nh.tls != MTA_TLS_REQUIRE &&
+	    mta_tls_fallback_find(c->m, c->dest->key) >= 0) {
+		/* the handshake failed lately: opportunistic, in the
+		 * clear (mta_conn_tls_failed) */
+		log_info("id=%s mta starttls skipped dest=%s relay=%s "
+		    "reason=\"handshake failed lately\"",
+		    c->job != NULL ? c->job->id : "-", c->dest->key, c->peer);
+		c->ehlo.ext &= ~MTA_EXT_STARTTLS;
+	}
+	if (!c->tls && (c->ehlo.ext & MTA_EXT_STARTTLS) &&
 	    c->dest->nh.path == NULL) {
 		mta_conn_enter(c, MTA_S_STARTTLS);
 		mta_conn_printf(c, "STARTTLS");
@@ -1037,12 +1119,78 @@ mta_conn_write(struct bufferevent *bev, void *arg)
 		mta_conn_body_fill(c);
 }
 
+/*
+ * A STARTTLS handshake failed (after the 220). Opportunistic TLS
+ * (RFC 7435): the destination's next connections go in plaintext for
+ * MTA_TLS_FALLBACK_TIME, as Postfix does; never with tls=require, nor
+ * for the relayhost login (it needs verified TLS, and fails before
+ * this) nor implicit TLS. This attempt still fails (the connection is
+ * unusable), and the job goes on to the next address or is deferred.
+ */
+static void
+mta_conn_tls_failed(struct mta_conn *c, const char *why)
+{
+	char rbuf[512];
+
+	if (c->dest->nh.auth || c->dest->nh.tls == MTA_TLS_REQUIRE ||
+	    c->dest->nh.tls_implicit || c->dest->nh.proto != MTA_PROTO_SMTP)
+		return;
+	mta_tls_fallback_add(c->m, c->dest->key);
+	log_printable(rbuf, sizeof(rbuf), why, strlen(why));
+	log_warnx("id=%s mta starttls failed dest=%s relay=%s "
+	    "reason=\"%s\": next attempt in plaintext",
+	    c->job != NULL ? c->job->id : "-", c->dest->key,
+	    c->peer != NULL ? c->peer : "-", rbuf);
+}
+
+/*
+ * Why the connection ended, for the log and the DSN. An errno is
+ * printed only when there is one: a peer that closes (also in the middle
+ * of a reply, or without a TLS close_notify) leaves errno 0, which
+ * strerror would turn into "Success".
+ */
+static void
+mta_conn_event_text(struct mta_conn *c, short what, int err, char *buf,
+    size_t size)
+{
+	const char *state = mta_state_names[c->state];
+	const char *mid = "";
+	unsigned long e = 0;
+	char ebuf[160];
+
+	if (c->bev != NULL &&
+	    evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+		mid = " in the middle of a reply";
+	if (c->ssl != NULL && c->bev != NULL)
+		e = bufferevent_get_openssl_error(c->bev);
+	if (what & BEV_EVENT_TIMEOUT)
+		snprintf(buf, size, "timeout in state %s", state);
+	else if (c->state == MTA_S_TLS_HANDSHAKE && e != 0) {
+		ERR_error_string_n(e, ebuf, sizeof(ebuf));
+		snprintf(buf, size, "TLS handshake failed: %s", ebuf);
+	} else if (c->state == MTA_S_TLS_HANDSHAKE)
+		snprintf(buf, size, "TLS handshake failed: %s",
+		    (what & BEV_EVENT_EOF) || err == 0 ? "connection closed "
+		    "by the remote" : evutil_socket_error_to_string(err));
+	else if ((what & BEV_EVENT_EOF) || (err == 0 && e == 0))
+		snprintf(buf, size, "connection closed by the remote%s in "
+		    "state %s", mid, state);
+	else if (e != 0) {
+		ERR_error_string_n(e, ebuf, sizeof(ebuf));
+		snprintf(buf, size, "TLS error%s in state %s: %s", mid, state,
+		    ebuf);
+	} else
+		snprintf(buf, size, "%s%s in state %s",
+		    evutil_socket_error_to_string(err), mid, state);
+}
+
 static void
 mta_conn_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct mta_conn *c = arg;
 	char buf[256];
 	unsigned long e;
+	int err = EVUTIL_SOCKET_ERROR();
 
 	(void)bev;
 	if (what & BEV_EVENT_CONNECTED) {
@@ -1103,22 +1251,9 @@ mta_conn_event(struct bufferevent *bev, short what, void *arg)
 		mta_conn_tls_refuse(c, "4.7.5", buf);
 		return;
 	}
-	if (what & BEV_EVENT_TIMEOUT)
-		snprintf(buf, sizeof(buf), "timeout in state %s",
-		    mta_state_names[c->state]);
-	else if (what & BEV_EVENT_EOF)
-		snprintf(buf, sizeof(buf), "connection closed by the server "
-		    "in state %s", mta_state_names[c->state]);
-	else if (c->state == MTA_S_TLS_HANDSHAKE &&
-	    (e = bufferevent_get_openssl_error(c->bev)) != 0) {
-		char ebuf[160];
-
-		ERR_error_string_n(e, ebuf, sizeof(ebuf));
-		snprintf(buf, sizeof(buf), "TLS handshake failed: %s", ebuf);
-	} else
-		snprintf(buf, sizeof(buf), "%s in state %s",
-		    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()),
-		    mta_state_names[c->state]);
+	mta_conn_event_text(c, what, err, buf, sizeof(buf));
+	if (c->state == MTA_S_TLS_HANDSHAKE)
+		mta_conn_tls_failed(c, buf);
 	if (c->state == MTA_S_CONNECT || c->state == MTA_S_GREETING)
 		mta_conn_drop(c, "4.4.1", buf);
 	else
@@ -1938,6 +2073,9 @@ mta_stop(struct mta **mp)
 		job->done(job, job->done_arg);
 	}
 	m->in_head = m->in_tail = NULL;
+	while (m->tls_fallback_count > 0)
+		free(m->tls_fallback[--m->tls_fallback_count].key);
+	xfree(&m->tls_fallback);
 	/* run the deferred frees */
 	if (m->base != NULL)
 		event_base_loop(m->base, EVLOOP_NONBLOCK);

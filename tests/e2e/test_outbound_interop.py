@@ -1,0 +1,166 @@
+"""Interoperability of outbound and final delivery with peers as they are
+(issue 14): a remote whose TLS stack breaks after its 220 to STARTTLS, a
+remote without 8BITMIME, Return-Path at final delivery (Maildir, a DSN,
+Dovecot's LMTP, POP3 sizes), a remote that closes in the middle of a
+reply."""
+import email
+import email.policy
+import re
+import time
+
+import pytest
+
+from conftest import ALICE, BOB, BOB_PW, wait_for
+from outbound_peer import ScriptedPeer
+from test_outbound import PEER_DOMAIN, dsn_of, outbound_conf, status_fields, \
+    submit
+from test_outbound_peers import dovecot  # noqa: F401 (fixture)
+from test_pop3 import POP3_LISTENERS, pop3s_login
+
+RCPT = f"bob@{PEER_DOMAIN}"
+EHLO_TLS = ("PIPELINING", "8BITMIME", "SIZE 10000000", "ENHANCEDSTATUSCODES",
+            "STARTTLS")
+
+
+@pytest.fixture
+def tls_breaker():
+    p = ScriptedPeer(ehlo_lines=EHLO_TLS, starttls=lambda n: "break")
+    yield p
+    p.close()
+
+
+def test_starttls_handshake_failure_next_attempt_plaintext(make_daemon,
+                                                            tls_breaker):
+    peer = tls_breaker
+    d = make_daemon(extra=outbound_conf(peer))
+    qid = submit(d, [RCPT], subject="tls-fallback")
+    msgs = peer.wait_messages(1, timeout=40)
+    assert msgs[0][1] == [RCPT]
+    # the first attempt: STARTTLS, a broken handshake, deferred with the
+    # TLS reason and the fallback logged
+    log = d.log()
+    assert re.search(rf"id={qid} mta starttls failed dest=\S+ relay=\S+ "
+                     r"reason=\"TLS handshake failed: [^\"]+\": next "
+                     r"attempt in plaintext", log), log
+    assert re.search(rf"id={qid} deliver rcpt={RCPT} relay=\S+ "
+                     r"status=deferred .*dsn=4\.4\.2 reply=\"TLS handshake "
+                     r"failed", log), log
+    d.wait_log(rf"id={qid} deliver rcpt={RCPT} relay=\S+ status=sent")
+    assert peer.starttls_count == 1
+    # the connection that delivered never said STARTTLS
+    delivering = [s for s in peer.sessions if any(
+        c.startswith("MAIL FROM") for c in s)]
+    assert len(delivering) == 1
+    assert not any(c.upper() == "STARTTLS" for c in delivering[0])
+    assert re.search(rf"id={qid} mta starttls skipped dest=\S+", d.log())
+
+
+def test_starttls_handshake_failure_tls_require_never_plaintext(
+        make_daemon, tls_breaker):
+    peer = tls_breaker
+    d = make_daemon(extra=outbound_conf(
+        peer, f"transport = {PEER_DOMAIN} [127.0.0.1]:{peer.port} "
+        "tls=require"))
+    qid = submit(d, [RCPT], subject="tls-required")
+    wait_for(lambda: peer.starttls_count >= 3, 40,
+             f"three STARTTLS attempts; log:\n{d.log()[-3000:]}")
+    d.wait_log(rf"id={qid} deliver rcpt={RCPT} relay=\S+ status=deferred")
+    assert not peer.messages
+    assert not any(c.startswith("MAIL") for c in peer.commands)
+    assert "next attempt in plaintext" not in d.log()
+    assert "starttls skipped" not in d.log()
+
+
+def test_starttls_454_still_goes_on_in_plaintext(make_daemon):
+    peer = ScriptedPeer(ehlo_lines=EHLO_TLS,
+                        starttls=lambda n: "454 4.7.0 TLS not available")
+    try:
+        d = make_daemon(extra=outbound_conf(peer))
+        qid = submit(d, [RCPT], subject="tls-454")
+        peer.wait_messages(1, timeout=40)
+        d.wait_log(rf"id={qid} deliver rcpt={RCPT} relay=\S+ status=sent")
+        assert "next attempt in plaintext" not in d.log()
+    finally:
+        peer.close()
+
+
+# --- a remote that closes in the middle of a reply ------------------------
+
+def test_close_in_the_middle_of_a_reply_is_reported_as_such(make_daemon):
+    peer = ScriptedPeer(
+        data_reply=lambda n, r: "!close:250-2.0.0 Ok, queued but")
+    try:
+        d = make_daemon(extra=outbound_conf(peer, "queue_lifetime = 4s"))
+        qid = submit(d, [RCPT], subject="mid-reply")
+        (report,) = dsn_of(d)
+        _, groups = status_fields(report)
+        diag = groups[0]["Diagnostic-Code"]
+        assert "connection closed by the remote in the middle of a reply " \
+            "in state dot" in diag, diag
+        assert "Success" not in diag
+        log = d.log()
+        assert re.search(rf"id={qid} mta connection lost relay=\S+ "
+                         r"state=dot error=\"connection closed by the remote "
+                         r"in the middle of a reply in state dot\"", log), log
+        assert "Success" not in log
+        # the DSN, delivered here, has the null Return-Path
+        (f,) = d.files(ALICE)
+        assert f.read_bytes().startswith(b"Return-Path: <>\n")
+    finally:
+        peer.close()
+
+
+# --- Return-Path at final delivery -----------------------------------------
+
+def test_return_path_first_in_maildir_and_pop3_sizes(make_daemon,
+                                                     client_tls):
+    d = make_daemon(listeners=POP3_LISTENERS,
+                    extra=["submission_auth_without_tls = loopback"])
+    qid = submit(d, [BOB], subject="return-path", body="hello bob\r\n")
+    data = d.wait_message(BOB, qid).read_bytes()
+    first, rest = data.split(b"\n", 1)
+    assert first == f"Return-Path: <{ALICE}>".encode()
+    # the Received header stays the first trace header after it
+    assert rest.startswith(b"Received: from ")
+    assert data.count(b"Return-Path:") == 1
+    # POP3 sizes are the file's, with CRLF line ends
+    pop = pop3s_login(d, client_tls, BOB, BOB_PW)
+    _, listing, _ = pop.list()
+    size = int(listing[0].split()[1])
+    _, lines, _ = pop.retr(1)
+    assert lines[0] == f"Return-Path: <{ALICE}>".encode()
+    assert size == len(b"\r\n".join(lines) + b"\r\n")
+    assert size == len(data.replace(b"\n", b"\r\n"))
+    _, top, _ = pop.top(1, 0)
+    assert top[0] == lines[0]
+    pop.quit()
+
+
+def test_return_path_null_for_a_bounce(make_daemon):
+    peer = ScriptedPeer(rcpt_reply=lambda n, r: "550 5.1.1 no such user")
+    try:
+        d = make_daemon(extra=outbound_conf(peer))
+        submit(d, [RCPT], subject="bounce-rp")
+        (f,) = d.wait_files(ALICE, 1)
+        data = f.read_bytes()
+        assert data.startswith(b"Return-Path: <>\nReceived: ")
+        assert data.count(b"\nReturn-Path:") == 0
+    finally:
+        peer.close()
+
+
+def test_return_path_over_lmtp_to_dovecot(make_daemon, dovecot):  # noqa
+    port, base = dovecot
+    d = make_daemon(extra=[
+        "submission_auth_without_tls = loopback",
+        f"local_delivery = lmtp:[127.0.0.1]:{port}",
+    ])
+    qid = submit(d, ["bob@example.jp"], subject="lmtp-rp")
+    d.wait_log(rf"id={qid} deliver rcpt=bob@example\.jp relay=\S+ "
+               r"status=sent", timeout=30)
+    newdir = base / "mail" / "example.jp" / "bob" / "Maildir" / "new"
+    wait_for(lambda: newdir.is_dir() and list(newdir.iterdir()), 30,
+             "the message in Dovecot's Maildir")
+    data = list(newdir.iterdir())[0].read_bytes()
+    assert data.startswith(f"Return-Path: <{ALICE}>\n".encode()), data[:300]
+    assert data.count(b"Return-Path:") == 1, data[:600]
