@@ -52,6 +52,7 @@
 #include "../core/config.h"
 #include "../core/log.h"
 #include "../core/xmalloc.h"
+#include "../queue/mime7.h"
 #include "../smtp/smtp_parse.h"
 #include "mta.h"
 #include "mta_reply.h"
@@ -126,6 +127,8 @@ struct mta_conn {
 	size_t			 tx_lmtp_next;	/* LMTP: next rcpt's reply */
 	int			 tx_dirty;	/* RSET needed before MAIL */
 	off_t			 body_off;
+	struct str		 conv;		/* the 7-bit form, when used */
+	int			 conv_on;
 	int			 body_bol;	/* at a line start */
 	int			 body_last_lf;
 	struct mta_reply	 reply;
@@ -535,6 +538,8 @@ mta_conn_tx_end(struct mta_conn *c)
 	struct mta_job *job = c->job;
 
 	c->job = NULL;
+	str_deinit(&c->conv);
+	c->conv_on = 0;
 	if (job != NULL)
 		mta_job_done(job);
 	if (c->bev == NULL) {
@@ -588,7 +593,8 @@ mta_conn_send_step(struct mta_conn *c, size_t step)
 
 		evbuffer_add_printf(out, "MAIL FROM:<%s>", job->sender);
 		if (c->ehlo.ext & MTA_EXT_SIZE)
-			evbuffer_add_printf(out, " SIZE=%zu", job->size);
+			evbuffer_add_printf(out, " SIZE=%zu", c->conv_on ?
+			    c->conv.len : job->size);
 		if (job->eightbit && (c->ehlo.ext & MTA_EXT_8BITMIME))
 			evbuffer_add_printf(out, " BODY=8BITMIME");
 		if (job->smtputf8 && (c->ehlo.ext & MTA_EXT_SMTPUTF8))
@@ -598,6 +604,61 @@ mta_conn_send_step(struct mta_conn *c, size_t step)
 		mta_conn_printf(c, "RCPT TO:<%s>", job->rcpts[step - 1].address);
 	else
 		mta_conn_printf(c, "DATA");
+}
+
+/*
+ * RFC 6152 3: an 8-bit message to a server without 8BITMIME goes as
+ * 7-bit MIME (src/queue/mime7.c), converted in memory from the spool
+ * file. 0, or -1 when it cannot be converted (the job has failed).
+ * XXX: the conversion runs on the loop, in one go: a few milliseconds
+ * a megabyte, bounded by the message size limit.
+ */
+static int
+mta_conn_convert(struct mta_conn *c)
+{
+	struct mta_job *job = c->job;
+	struct str why = STR_INIT;
+	const char *error;
+	char *buf;
+	size_t got = 0;
+	ssize_t n;
+
+	str_clear(&c->conv);
+	c->conv_on = 0;
+	if (!job->eightbit || (c->ehlo.ext & MTA_EXT_8BITMIME))
+		return 0;
+	buf = xmalloc(job->size + 1);
+	while (got < job->size) {
+		n = pread(job->fd, buf + got, job->size - got,
+		    job->offset + (off_t)got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			free(buf);
+			log_warn("id=%s mta cannot read spool file", job->id);
+			mta_job_fail_all(job, MTA_TEMPFAIL, "4.3.0",
+			    "cannot read the spool file", 0);
+			return -1;
+		}
+		got += (size_t)n;
+	}
+	if (mime7_convert(buf, job->size, &c->conv, &error) < 0) {
+		free(buf);
+		str_clear(&c->conv);
+		str_printf(&why, "the message has 8-bit data, the server does "
+		    "not offer 8BITMIME, and it cannot be made 7-bit MIME: %s",
+		    error);
+		log_info("id=%s mta 7bit conversion failed relay=%s "
+		    "reason=\"%s\"", job->id, c->peer, error);
+		mta_job_fail_all(job, MTA_PERMFAIL, "5.6.3", str_c(&why), 0);
+		str_deinit(&why);
+		return -1;
+	}
+	free(buf);
+	c->conv_on = 1;
+	log_info("id=%s mta converted to 7bit relay=%s size=%zu converted=%zu",
+	    job->id, c->peer, job->size, c->conv.len);
+	return 0;
 }
 
 static void
@@ -631,6 +692,19 @@ mta_conn_start_tx(struct mta_conn *c)
 		mta_conn_printf(c, "RSET");
 		return;
 	}
+	if (mta_conn_convert(c) < 0) {
+		mta_conn_tx_end(c);
+		return;
+	}
+	if (c->conv_on && (c->ehlo.ext & MTA_EXT_SIZE) && c->ehlo.size > 0 &&
+	    c->conv.len > c->ehlo.size) {
+		snprintf(buf, sizeof(buf), "message size %zu (7-bit MIME) "
+		    "exceeds the server's limit %llu", c->conv.len,
+		    c->ehlo.size);
+		mta_job_fail_all(job, MTA_PERMFAIL, "5.3.4", buf, 0);
+		mta_conn_tx_end(c);
+		return;
+	}
 	c->tx_step = 0;
 	c->tx_sent = 0;
 	c->tx_accepted = 0;
@@ -653,7 +727,8 @@ mta_conn_body_fill(struct mta_conn *c)
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 	struct mta_job *job = c->job;
 	char buf[MTA_BODY_CHUNK];
-	off_t end = job->offset + (off_t)job->size;
+	off_t end = job->offset + (off_t)(c->conv_on ? c->conv.len :
+	    job->size);
 	ssize_t n;
 	size_t i, run;
 
@@ -662,7 +737,12 @@ mta_conn_body_fill(struct mta_conn *c)
 
 		if (want > sizeof(buf))
 			want = sizeof(buf);
-		n = pread(job->fd, buf, want, c->body_off);
+		if (c->conv_on) {
+			memcpy(buf, c->conv.s + (c->body_off - job->offset),
+			    want);
+			n = (ssize_t)want;
+		} else
+			n = pread(job->fd, buf, want, c->body_off);
 		if (n <= 0) {
 			if (n < 0 && errno == EINTR)
 				continue;
@@ -685,7 +765,7 @@ mta_conn_body_fill(struct mta_conn *c)
 		c->body_last_lf = buf[n - 1] == '\n';
 	}
 	if (c->body_off >= end) {
-		if (job->size > 0 && !c->body_last_lf)
+		if (end > job->offset && !c->body_last_lf)
 			evbuffer_add(out, "\r\n", 2);
 		evbuffer_add(out, ".\r\n", 3);
 		mta_conn_enter(c, MTA_S_DOT);
@@ -1669,6 +1749,8 @@ mta_conn_free(struct mta_conn *c)
 	mta_conn_clear_addrs(c);
 	xfree(&c->fail_text);
 	xfree(&c->peer);
+	str_deinit(&c->conv);
+	c->conv_on = 0;
 	mta_reply_deinit(&c->reply);
 	if (event_base_once(m->base, -1, EV_TIMEOUT, mta_conn_reap, c,
 	    &zero) < 0)
