@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import ALICE, BOB, BOB_PW, wait_for
+from conftest import ALICE, ALICE_PW, BOB, BOB_PW, wait_for
 from outbound_peer import ScriptedPeer
 from test_outbound import PEER_DOMAIN, dsn_of, outbound_conf, status_fields, \
     submit
@@ -164,3 +164,117 @@ def test_return_path_over_lmtp_to_dovecot(make_daemon, dovecot):  # noqa
     data = list(newdir.iterdir())[0].read_bytes()
     assert data.startswith(f"Return-Path: <{ALICE}>\n".encode()), data[:300]
     assert data.count(b"Return-Path:") == 1, data[:600]
+
+
+# --- 8-bit to a server without 8BITMIME ------------------------------------
+
+NO_8BITMIME = ("PIPELINING", "SIZE 10000000", "ENHANCEDSTATUSCODES")
+TEXT = ("関所を通る 8-bit の本文です。café = naïve\n"
+        + "長い行" * 100 + "\n-- \nsig\n")
+BLOB = bytes(range(0x80, 0x100)) * 3 + b"\x01\x02 \t"
+
+
+def eightbit_plain():
+    return ("From: alice@example.jp\r\nTo: bob@peer.test\r\n"
+            "Subject: eightbit plain\r\nMIME-Version: 1.0\r\n"
+            "Content-Type: text/plain; charset=utf-8\r\n"
+            "Content-Transfer-Encoding: 8bit\r\n\r\n"
+            + TEXT.replace("\n", "\r\n")).encode()
+
+
+def eightbit_multipart():
+    blob = b"\r\n".join(BLOB[i:i + 60] for i in range(0, len(BLOB), 60))
+    return (b"From: alice@example.jp\r\nTo: bob@peer.test\r\n"
+            b"Subject: eightbit multipart\r\nMIME-Version: 1.0\r\n"
+            b"Content-Type: multipart/mixed; boundary=\"=_b1\"\r\n\r\n"
+            b"preamble\r\n--=_b1\r\n"
+            b"Content-Type: text/plain; charset=utf-8\r\n"
+            b"Content-Transfer-Encoding: 8bit\r\n\r\n"
+            + TEXT.replace("\n", "\r\n").encode() +
+            b"\r\n--=_b1\r\nContent-Type: application/octet-stream\r\n"
+            b"Content-Disposition: attachment; filename=blob.bin\r\n"
+            b"Content-Transfer-Encoding: 8bit\r\n\r\n" + blob +
+            b"\r\n--=_b1--\r\n"), blob
+
+
+def send_raw(daemon, data, rcpt=RCPT):
+    import smtplib
+    with smtplib.SMTP("127.0.0.1", daemon.ports["submission"],
+                      timeout=30) as s:
+        s.ehlo("client.example.jp")
+        s.login(ALICE, ALICE_PW)
+        s.sendmail(ALICE, [rcpt], data, mail_options=["BODY=8BITMIME"])
+
+
+def assert_7bit(data):
+    assert all(b < 0x80 for b in data), \
+        [hex(b) for b in data if b >= 0x80][:10]
+    assert max(len(ln) for ln in data.split(b"\r\n")) <= 998
+
+
+@pytest.fixture
+def peer_7bit():
+    p = ScriptedPeer(ehlo_lines=NO_8BITMIME)
+    yield p
+    p.close()
+
+
+def test_8bit_text_to_a_7bit_server_arrives_quoted_printable(make_daemon,
+                                                             peer_7bit):
+    d = make_daemon(extra=outbound_conf(peer_7bit))
+    send_raw(d, eightbit_plain())
+    (_, _, data), = peer_7bit.wait_messages(1, timeout=40)
+    assert_7bit(data)
+    assert not any("BODY=8BITMIME" in c for c in peer_7bit.commands)
+    msg = email.message_from_bytes(data, policy=email.policy.default)
+    assert msg["Content-Transfer-Encoding"] == "quoted-printable"
+    assert msg.get_all("Content-Transfer-Encoding") == ["quoted-printable"]
+    assert msg.get_content().replace("\r\n", "\n") == TEXT
+    assert re.search(r"id=\S+ mta converted to 7bit relay=\S+ size=\d+ "
+                     r"converted=\d+", d.log())
+
+
+def test_8bit_multipart_to_a_7bit_server_decodes_equal(make_daemon,
+                                                       peer_7bit):
+    d = make_daemon(extra=outbound_conf(peer_7bit))
+    sent, blob = eightbit_multipart()
+    send_raw(d, sent)
+    (_, _, data), = peer_7bit.wait_messages(1, timeout=40)
+    assert_7bit(data)
+    msg = email.message_from_bytes(data, policy=email.policy.default)
+    text, att = list(msg.iter_parts())
+    assert text["Content-Transfer-Encoding"] == "quoted-printable"
+    assert text.get_content().replace("\r\n", "\n") == TEXT
+    assert att["Content-Transfer-Encoding"] == "base64"
+    assert att.get_content() == blob
+    assert att.get_filename() == "blob.bin"
+
+
+def test_8bit_to_an_8bitmime_server_arrives_unchanged(make_daemon):
+    peer = ScriptedPeer()       # offers 8BITMIME
+    try:
+        d = make_daemon(extra=outbound_conf(peer))
+        sent, _ = eightbit_multipart()
+        send_raw(d, sent)
+        (_, _, data), = peer.wait_messages(1, timeout=40)
+        assert data.split(b"\r\n", 1)[0].startswith(b"Received: ")
+        # (submission adds Message-ID and Date to the header section)
+        assert data.split(b"\r\n\r\n", 1)[1] == \
+            sent.split(b"\r\n\r\n", 1)[1]
+        assert any("BODY=8BITMIME" in c for c in peer.commands)
+        assert "converted to 7bit" not in d.log()
+    finally:
+        peer.close()
+
+
+def test_8bit_that_cannot_be_converted_bounces_with_the_reason(
+        make_daemon, peer_7bit):
+    d = make_daemon(extra=outbound_conf(peer_7bit))
+    send_raw(d, b"From: alice@example.jp\r\nSubject: broken\r\n"
+             b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed\r\n\r\n"
+             b"\xe9\xe9\r\n")
+    (report,) = dsn_of(d)
+    _, groups = status_fields(report)
+    assert groups[0]["Status"] == "5.6.3"
+    assert "does not offer 8BITMIME" in groups[0]["Diagnostic-Code"]
+    assert not peer_7bit.messages
