@@ -635,7 +635,13 @@ mta_conn_convert(struct mta_conn *c)
 			continue;
 		if (n <= 0) {
 			free(buf);
-			log_warn("id=%s mta cannot read spool file", job->id);
+			/* n == 0 leaves errno as it was: no "Success" */
+			if (n < 0)
+				log_warn("id=%s mta cannot read spool file",
+				    job->id);
+			else
+				log_warnx("id=%s mta cannot read spool file: "
+				    "it ends early", job->id);
 			mta_job_fail_all(job, MTA_TEMPFAIL, "4.3.0",
 			    "cannot read the spool file", 0);
 			return -1;
@@ -746,7 +752,12 @@ mta_conn_body_fill(struct mta_conn *c)
 		if (n <= 0) {
 			if (n < 0 && errno == EINTR)
 				continue;
-			log_warn("id=%s mta cannot read spool file", job->id);
+			if (n < 0)
+				log_warn("id=%s mta cannot read spool file",
+				    job->id);
+			else
+				log_warnx("id=%s mta cannot read spool file: "
+				    "it ends early", job->id);
 			mta_conn_drop(c, "4.3.0", "cannot read the spool file");
 			return;
 		}
@@ -1243,6 +1254,14 @@ mta_conn_event_text(struct mta_conn *c, short what, int err, char *buf,
 		mid = " in the middle of a reply";
 	if (c->ssl != NULL && c->bev != NULL)
 		e = bufferevent_get_openssl_error(c->bev);
+	/* a TLS peer that closed without close_notify: closed, all the
+	 * same (OpenSSL 3) */
+	if (e != 0 && ERR_GET_LIB(e) == ERR_LIB_SSL &&
+	    ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING &&
+	    c->state != MTA_S_TLS_HANDSHAKE) {
+		e = 0;
+		err = 0;
+	}
 	if (what & BEV_EVENT_TIMEOUT)
 		snprintf(buf, size, "timeout in state %s", state);
 	else if (c->state == MTA_S_TLS_HANDSHAKE && e != 0) {
@@ -1381,7 +1400,8 @@ mta_conn_connect(struct mta_conn *c, const struct mta_addr *a)
 	    (int)a->len) < 0) {
 		char buf[128];
 
-		snprintf(buf, sizeof(buf), "connect: %s", strerror(errno));
+		snprintf(buf, sizeof(buf), "connect: %s", errno != 0 ?
+		    strerror(errno) : "cannot start the connection");
 		bufferevent_free(c->bev);
 		c->bev = NULL;
 		mta_conn_set_fail(c, 0, "4.4.1", buf);

@@ -5,9 +5,11 @@ complete transaction is recorded in `messages` (sender, rcpts, data).
 
 `starttls(n)` (n: STARTTLS commands seen before) answers STARTTLS: a reply
 line, or "break" for a 220 followed by bytes that are no TLS record and a
-close (a broken TLS stack); add "STARTTLS" to ehlo_lines to offer it. A
-data reply "!close:TEXT" sends TEXT (no line end) and closes: a connection
-that ends in the middle of a reply. `sessions` holds each connection's
+close (a broken TLS stack), or "tls" for a 220 and a real handshake with
+tls_context; add "STARTTLS" to ehlo_lines to offer it. A data reply
+"!close:TEXT" sends TEXT (no line end) and closes: a connection that ends
+in the middle of a reply; "!abort:TEXT" the same without a TLS
+close_notify (the TCP connection just ends). `sessions` holds each connection's
 commands."""
 import asyncio
 import threading
@@ -18,7 +20,7 @@ class ScriptedPeer:
     def __init__(self, rcpt_reply=None, data_reply=None, data_delay=0.0,
                  ehlo_lines=("PIPELINING", "8BITMIME", "SIZE 10000000",
                              "ENHANCEDSTATUSCODES"), host="127.0.0.1",
-                 port=0, starttls=None):
+                 port=0, starttls=None, tls_context=None):
         self.rcpt_reply = rcpt_reply or (lambda n, rcpt: "250 2.1.5 Ok")
         self.data_reply = data_reply or (lambda n, rcpts: "250 2.0.0 Ok")
         self.data_delay = data_delay
@@ -31,6 +33,7 @@ class ScriptedPeer:
         self.commands = []
         self.sessions = []          # [commands] per connection
         self.starttls = starttls
+        self.tls_context = tls_context
         self.starttls_count = 0
         self.lock = threading.Lock()
         self.loop = asyncio.new_event_loop()
@@ -83,6 +86,11 @@ class ScriptedPeer:
                         writer.write(b"garbage, not a TLS record\r\n")
                         await writer.drain()
                         break
+                    if reply == "tls":
+                        send("220 2.0.0 Ready to start TLS")
+                        await writer.drain()
+                        await writer.start_tls(self.tls_context)
+                        continue
                     send(reply)
                 elif verb == "HELO":
                     send("250 peer.test")
@@ -125,6 +133,11 @@ class ScriptedPeer:
                     if reply.startswith("!close:"):
                         writer.write(reply[7:].encode())
                         await writer.drain()
+                        break
+                    if reply.startswith("!abort:"):
+                        writer.write(reply[7:].encode())
+                        await writer.drain()
+                        writer.transport.abort()
                         break
                     if reply.startswith("2"):
                         with self.lock:

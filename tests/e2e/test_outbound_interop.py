@@ -6,6 +6,7 @@ reply."""
 import email
 import email.policy
 import re
+import ssl
 import time
 
 import pytest
@@ -106,6 +107,34 @@ def test_close_in_the_middle_of_a_reply_is_reported_as_such(make_daemon):
         # the DSN, delivered here, has the null Return-Path
         (f,) = d.files(ALICE)
         assert f.read_bytes().startswith(b"Return-Path: <>\n")
+    finally:
+        peer.close()
+
+
+def test_tls_peer_that_drops_mid_reply_is_reported_as_closed(make_daemon,
+                                                             tls_cert):
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(str(tls_cert[0]), str(tls_cert[1]))
+    peer = ScriptedPeer(ehlo_lines=EHLO_TLS, starttls=lambda n: "tls",
+                        tls_context=ctx,
+                        data_reply=lambda n, r: "!abort:250-2.0.0 Ok, but")
+    try:
+        d = make_daemon(extra=outbound_conf(peer))
+        qid = submit(d, [RCPT], subject="tls-mid-reply")
+        line = d.wait_log(rf"id={qid} mta connection lost relay=\S+ "
+                          r"state=dot error=\"[^\"]*\"")
+        log = d.log()
+        m = re.search(rf"id={qid} mta connection lost relay=\S+ state=dot "
+                      r"error=\"([^\"]*)\"", log)
+        assert m, line
+        assert m.group(1).startswith("connection closed by the remote"), \
+            m.group(1)
+        assert "in state dot" in m.group(1)
+        assert "Success" not in log
+        assert re.search(rf"id={qid} deliver rcpt={RCPT} relay=\S+ "
+                         r"status=deferred .*reply=\"connection closed by "
+                         r"the remote", log), log
+        assert re.search(r"mta connected dest=\S+ relay=\S+ tls=yes", log)
     finally:
         peer.close()
 
