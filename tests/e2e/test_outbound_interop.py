@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from conftest import ALICE, ALICE_PW, BOB, BOB_PW, wait_for
+from conftest import ALICE, ALICE_PW, BOB, BOB_PW, mx_send, split_received, \
+    wait_for
 from outbound_peer import ScriptedPeer
 from test_outbound import PEER_DOMAIN, dsn_of, outbound_conf, status_fields, \
     submit
@@ -163,6 +164,25 @@ def test_return_path_first_in_maildir_and_pop3_sizes(make_daemon,
     _, top, _ = pop.top(1, 0)
     assert top[0] == lines[0]
     pop.quit()
+
+
+def test_a_return_path_of_the_client_is_not_kept(make_daemon):
+    d = make_daemon()
+    sent = (b"Return-Path: <evil@example.net>\r\n"
+            b"From: sender@example.org\r\nTo: bob@example.jp\r\n"
+            b"RETURN-PATH:\r\n <evil2@example.net>\r\n"
+            b"Subject: forged return path\r\n"
+            b"X-Return-Path: kept\r\nReturn-Path-Note: kept too\r\n\r\n"
+            b"Return-Path: <in-the-body@example.net>\r\n")
+    qid = mx_send(d.ports["mx"], BOB, sent)
+    data = d.wait_message(BOB, qid).read_bytes()
+    assert data.startswith(b"Return-Path: <sender@example.org>\nReceived: ")
+    _, rest = split_received(data)
+    assert rest == (b"From: sender@example.org\nTo: bob@example.jp\n"
+                    b"Subject: forged return path\n"
+                    b"X-Return-Path: kept\nReturn-Path-Note: kept too\n\n"
+                    b"Return-Path: <in-the-body@example.net>\n")
+    assert b"evil" not in data
 
 
 def test_return_path_null_for_a_bounce(make_daemon):
