@@ -11,13 +11,17 @@
  * loop), walks the address list (MX preference order, random among equal
  * preferences, RFC 5321 5.1) until a server greets it, says EHLO (LHLO
  * for LMTP, RFC 2033 4.1), upgrades with STARTTLS when offered
- * (RFC 3207; required with tls=require), authenticates to a relayhost
+ * (RFC 3207; required with tls=require; after a failed handshake the
+ * destination goes in plaintext for a while, mta_conn_tls_failed),
+ * authenticates to a relayhost
  * (RFC 4954 PLAIN) only over TLS that verified the relayhost's
  * certificate and name (or implicit TLS, RFC 8314; docs/delivery.md
  * "Relayhost login"), then runs transactions: MAIL, RCPT..., DATA, sent
  * together when the server offers PIPELINING (RFC 2920 3.1), the
- * message dot-stuffed from the spool file (RFC 5321 4.5.2). Between
- * transactions it stays open a short while for the next job.
+ * message dot-stuffed from the spool file (RFC 5321 4.5.2), or made
+ * 7-bit MIME first for a server without 8BITMIME (RFC 6152 3,
+ * mta_conn_convert). Between transactions it stays open a short while
+ * for the next job.
  *
  * Every recipient of a job ends with a result: SENT, TEMPFAIL (4xx,
  * connection and DNS trouble) or PERMFAIL (5xx, NXDOMAIN, null MX,
