@@ -11,13 +11,17 @@
  * loop), walks the address list (MX preference order, random among equal
  * preferences, RFC 5321 5.1) until a server greets it, says EHLO (LHLO
  * for LMTP, RFC 2033 4.1), upgrades with STARTTLS when offered
- * (RFC 3207; required with tls=require), authenticates to a relayhost
+ * (RFC 3207; required with tls=require; after a failed handshake the
+ * destination goes in plaintext for a while, mta_conn_tls_failed),
+ * authenticates to a relayhost
  * (RFC 4954 PLAIN) only over TLS that verified the relayhost's
  * certificate and name (or implicit TLS, RFC 8314; docs/delivery.md
  * "Relayhost login"), then runs transactions: MAIL, RCPT..., DATA, sent
  * together when the server offers PIPELINING (RFC 2920 3.1), the
- * message dot-stuffed from the spool file (RFC 5321 4.5.2). Between
- * transactions it stays open a short while for the next job.
+ * message dot-stuffed from the spool file (RFC 5321 4.5.2), or made
+ * 7-bit MIME first for a server without 8BITMIME (RFC 6152 3,
+ * mta_conn_convert). Between transactions it stays open a short while
+ * for the next job.
  *
  * Every recipient of a job ends with a result: SENT, TEMPFAIL (4xx,
  * connection and DNS trouble) or PERMFAIL (5xx, NXDOMAIN, null MX,
@@ -46,11 +50,13 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../core/config.h"
 #include "../core/log.h"
 #include "../core/xmalloc.h"
+#include "../queue/mime7.h"
 #include "../smtp/smtp_parse.h"
 #include "mta.h"
 #include "mta_reply.h"
@@ -59,6 +65,11 @@
 #define MTA_BODY_CHUNK	(64 * 1024)
 #define MTA_BODY_HIGH	(256 * 1024)	/* output buffered while sending */
 #define MTA_REPLY_MAX	(MTA_REPLY_LINE_MAX * MTA_REPLY_LINES)
+/* A destination whose STARTTLS handshake failed is tried in plaintext
+ * for this long (opportunistic TLS only), remembered for at most this
+ * many destinations (the oldest is forgotten first). */
+#define MTA_TLS_FALLBACK_TIME	(4 * 3600)
+#define MTA_TLS_FALLBACK_MAX	1024
 
 enum mta_state {
 	MTA_S_RESOLVE,
@@ -120,6 +131,8 @@ struct mta_conn {
 	size_t			 tx_lmtp_next;	/* LMTP: next rcpt's reply */
 	int			 tx_dirty;	/* RSET needed before MAIL */
 	off_t			 body_off;
+	struct str		 conv;		/* the 7-bit form, when used */
+	int			 conv_on;
 	int			 body_bol;	/* at a line start */
 	int			 body_last_lf;
 	struct mta_reply	 reply;
@@ -164,6 +177,13 @@ struct mta {
 		struct event	*ev;
 		struct mta_sock	*next;
 	}			*ares_socks;
+
+	/* destinations whose TLS handshake failed: plaintext until */
+	struct mta_tls_fallback {
+		char		*key;
+		time_t		 until;		/* CLOCK_MONOTONIC seconds */
+	}			*tls_fallback;
+	size_t			 tls_fallback_count;
 
 	const struct mta_routes	*routes;
 	char			*helo;
@@ -337,6 +357,64 @@ mta_dest_push(struct mta_dest *d, struct mta_job *job)
 	d->wait_tail = job;
 }
 
+/* --- the STARTTLS fallback ------------------------------------------ */
+
+static time_t
+mta_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+/* Index of key in the fallback table (expired entries go first), or -1. */
+static ssize_t
+mta_tls_fallback_find(struct mta *m, const char *key)
+{
+	time_t now = mta_now();
+	size_t i;
+
+	for (i = 0; i < m->tls_fallback_count;) {
+		if (m->tls_fallback[i].until <= now) {
+			free(m->tls_fallback[i].key);
+			m->tls_fallback[i] =
+			    m->tls_fallback[--m->tls_fallback_count];
+			continue;
+		}
+		if (strcmp(m->tls_fallback[i].key, key) == 0)
+			return (ssize_t)i;
+		i++;
+	}
+	return -1;
+}
+
+/* Remember that key's handshake failed: plaintext for a while. */
+static void
+mta_tls_fallback_add(struct mta *m, const char *key)
+{
+	ssize_t i = mta_tls_fallback_find(m, key);
+	size_t j, oldest = 0;
+
+	if (i < 0) {
+		if (m->tls_fallback_count == MTA_TLS_FALLBACK_MAX) {
+			for (j = 1; j < m->tls_fallback_count; j++)
+				if (m->tls_fallback[j].until <
+				    m->tls_fallback[oldest].until)
+					oldest = j;
+			free(m->tls_fallback[oldest].key);
+			m->tls_fallback[oldest] =
+			    m->tls_fallback[--m->tls_fallback_count];
+		}
+		if (m->tls_fallback == NULL)
+			m->tls_fallback = xcalloc(MTA_TLS_FALLBACK_MAX,
+			    sizeof(*m->tls_fallback));
+		i = (ssize_t)m->tls_fallback_count++;
+		m->tls_fallback[i].key = xstrdup(key);
+	}
+	m->tls_fallback[i].until = mta_now() + MTA_TLS_FALLBACK_TIME;
+}
+
 /* --- connection plumbing --------------------------------------------- */
 
 static void
@@ -464,6 +542,8 @@ mta_conn_tx_end(struct mta_conn *c)
 	struct mta_job *job = c->job;
 
 	c->job = NULL;
+	str_deinit(&c->conv);
+	c->conv_on = 0;
 	if (job != NULL)
 		mta_job_done(job);
 	if (c->bev == NULL) {
@@ -517,7 +597,8 @@ mta_conn_send_step(struct mta_conn *c, size_t step)
 
 		evbuffer_add_printf(out, "MAIL FROM:<%s>", job->sender);
 		if (c->ehlo.ext & MTA_EXT_SIZE)
-			evbuffer_add_printf(out, " SIZE=%zu", job->size);
+			evbuffer_add_printf(out, " SIZE=%zu", c->conv_on ?
+			    c->conv.len : job->size);
 		if (job->eightbit && (c->ehlo.ext & MTA_EXT_8BITMIME))
 			evbuffer_add_printf(out, " BODY=8BITMIME");
 		if (job->smtputf8 && (c->ehlo.ext & MTA_EXT_SMTPUTF8))
@@ -527,6 +608,67 @@ mta_conn_send_step(struct mta_conn *c, size_t step)
 		mta_conn_printf(c, "RCPT TO:<%s>", job->rcpts[step - 1].address);
 	else
 		mta_conn_printf(c, "DATA");
+}
+
+/*
+ * RFC 6152 3: an 8-bit message to a server without 8BITMIME goes as
+ * 7-bit MIME (src/queue/mime7.c), converted in memory from the spool
+ * file. 0, or -1 when it cannot be converted (the job has failed).
+ * XXX: the conversion runs on the loop, in one go: a few milliseconds
+ * a megabyte, bounded by the message size limit.
+ */
+static int
+mta_conn_convert(struct mta_conn *c)
+{
+	struct mta_job *job = c->job;
+	struct str why = STR_INIT;
+	const char *error;
+	char *buf;
+	size_t got = 0;
+	ssize_t n;
+
+	str_clear(&c->conv);
+	c->conv_on = 0;
+	if (!job->eightbit || (c->ehlo.ext & MTA_EXT_8BITMIME))
+		return 0;
+	buf = xmalloc(job->size + 1);
+	while (got < job->size) {
+		n = pread(job->fd, buf + got, job->size - got,
+		    job->offset + (off_t)got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			free(buf);
+			/* n == 0 leaves errno as it was: no "Success" */
+			if (n < 0)
+				log_warn("id=%s mta cannot read spool file",
+				    job->id);
+			else
+				log_warnx("id=%s mta cannot read spool file: "
+				    "it ends early", job->id);
+			mta_job_fail_all(job, MTA_TEMPFAIL, "4.3.0",
+			    "cannot read the spool file", 0);
+			return -1;
+		}
+		got += (size_t)n;
+	}
+	if (mime7_convert(buf, job->size, &c->conv, &error) < 0) {
+		free(buf);
+		str_clear(&c->conv);
+		str_printf(&why, "the message has 8-bit data, the server does "
+		    "not offer 8BITMIME, and it cannot be made 7-bit MIME: %s",
+		    error);
+		log_info("id=%s mta 7bit conversion failed relay=%s "
+		    "reason=\"%s\"", job->id, c->peer, error);
+		mta_job_fail_all(job, MTA_PERMFAIL, "5.6.3", str_c(&why), 0);
+		str_deinit(&why);
+		return -1;
+	}
+	free(buf);
+	c->conv_on = 1;
+	log_info("id=%s mta converted to 7bit relay=%s size=%zu converted=%zu",
+	    job->id, c->peer, job->size, c->conv.len);
+	return 0;
 }
 
 static void
@@ -560,6 +702,19 @@ mta_conn_start_tx(struct mta_conn *c)
 		mta_conn_printf(c, "RSET");
 		return;
 	}
+	if (mta_conn_convert(c) < 0) {
+		mta_conn_tx_end(c);
+		return;
+	}
+	if (c->conv_on && (c->ehlo.ext & MTA_EXT_SIZE) && c->ehlo.size > 0 &&
+	    c->conv.len > c->ehlo.size) {
+		snprintf(buf, sizeof(buf), "message size %zu (7-bit MIME) "
+		    "exceeds the server's limit %llu", c->conv.len,
+		    c->ehlo.size);
+		mta_job_fail_all(job, MTA_PERMFAIL, "5.3.4", buf, 0);
+		mta_conn_tx_end(c);
+		return;
+	}
 	c->tx_step = 0;
 	c->tx_sent = 0;
 	c->tx_accepted = 0;
@@ -582,7 +737,8 @@ mta_conn_body_fill(struct mta_conn *c)
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 	struct mta_job *job = c->job;
 	char buf[MTA_BODY_CHUNK];
-	off_t end = job->offset + (off_t)job->size;
+	off_t end = job->offset + (off_t)(c->conv_on ? c->conv.len :
+	    job->size);
 	ssize_t n;
 	size_t i, run;
 
@@ -591,11 +747,21 @@ mta_conn_body_fill(struct mta_conn *c)
 
 		if (want > sizeof(buf))
 			want = sizeof(buf);
-		n = pread(job->fd, buf, want, c->body_off);
+		if (c->conv_on) {
+			memcpy(buf, c->conv.s + (c->body_off - job->offset),
+			    want);
+			n = (ssize_t)want;
+		} else
+			n = pread(job->fd, buf, want, c->body_off);
 		if (n <= 0) {
 			if (n < 0 && errno == EINTR)
 				continue;
-			log_warn("id=%s mta cannot read spool file", job->id);
+			if (n < 0)
+				log_warn("id=%s mta cannot read spool file",
+				    job->id);
+			else
+				log_warnx("id=%s mta cannot read spool file: "
+				    "it ends early", job->id);
 			mta_conn_drop(c, "4.3.0", "cannot read the spool file");
 			return;
 		}
@@ -614,7 +780,7 @@ mta_conn_body_fill(struct mta_conn *c)
 		c->body_last_lf = buf[n - 1] == '\n';
 	}
 	if (c->body_off >= end) {
-		if (job->size > 0 && !c->body_last_lf)
+		if (end > job->offset && !c->body_last_lf)
 			evbuffer_add(out, "\r\n", 2);
 		evbuffer_add(out, ".\r\n", 3);
 		mta_conn_enter(c, MTA_S_DOT);
@@ -770,6 +936,17 @@ mta_conn_auth(struct mta_conn *c)
 static void
 mta_conn_ready(struct mta_conn *c)
 {
+	if (!c->tls && (c->ehlo.ext & MTA_EXT_STARTTLS) &&
+	    c->dest->nh.path == NULL && !c->dest->nh.auth &&
+	    c->dest->nh.tls != MTA_TLS_REQUIRE &&
+	    mta_tls_fallback_find(c->m, c->dest->key) >= 0) {
+		/* the handshake failed lately: opportunistic, in the
+		 * clear (mta_conn_tls_failed) */
+		log_info("id=%s mta starttls skipped dest=%s relay=%s "
+		    "reason=\"handshake failed lately\"",
+		    c->job != NULL ? c->job->id : "-", c->dest->key, c->peer);
+		c->ehlo.ext &= ~MTA_EXT_STARTTLS;
+	}
 	if (!c->tls && (c->ehlo.ext & MTA_EXT_STARTTLS) &&
 	    c->dest->nh.path == NULL) {
 		mta_conn_enter(c, MTA_S_STARTTLS);
@@ -1037,12 +1214,86 @@ mta_conn_write(struct bufferevent *bev, void *arg)
 		mta_conn_body_fill(c);
 }
 
+/*
+ * A STARTTLS handshake failed (after the 220). Opportunistic TLS
+ * (RFC 7435): the destination's next connections go in plaintext for
+ * MTA_TLS_FALLBACK_TIME, as Postfix does; never with tls=require, nor
+ * for the relayhost login (it needs verified TLS, and fails before
+ * this) nor implicit TLS. This attempt still fails (the connection is
+ * unusable), and the job goes on to the next address or is deferred.
+ */
+static void
+mta_conn_tls_failed(struct mta_conn *c, const char *why)
+{
+	char rbuf[512];
+
+	if (c->dest->nh.auth || c->dest->nh.tls == MTA_TLS_REQUIRE ||
+	    c->dest->nh.tls_implicit || c->dest->nh.proto != MTA_PROTO_SMTP)
+		return;
+	mta_tls_fallback_add(c->m, c->dest->key);
+	log_printable(rbuf, sizeof(rbuf), why, strlen(why));
+	log_warnx("id=%s mta starttls failed dest=%s relay=%s "
+	    "reason=\"%s\": next attempt in plaintext",
+	    c->job != NULL ? c->job->id : "-", c->dest->key,
+	    c->peer != NULL ? c->peer : "-", rbuf);
+}
+
+/*
+ * Why the connection ended, for the log and the DSN. An errno is
+ * printed only when there is one: a peer that closes (also in the middle
+ * of a reply, or without a TLS close_notify) leaves errno 0, which
+ * strerror would turn into "Success".
+ */
+static void
+mta_conn_event_text(struct mta_conn *c, short what, int err, char *buf,
+    size_t size)
+{
+	const char *state = mta_state_names[c->state];
+	const char *mid = "";
+	unsigned long e = 0;
+	char ebuf[160];
+
+	if (c->bev != NULL &&
+	    evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+		mid = " in the middle of a reply";
+	if (c->ssl != NULL && c->bev != NULL)
+		e = bufferevent_get_openssl_error(c->bev);
+	/* a TLS peer that closed without close_notify: closed, all the
+	 * same (OpenSSL 3) */
+	if (e != 0 && ERR_GET_LIB(e) == ERR_LIB_SSL &&
+	    ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING &&
+	    c->state != MTA_S_TLS_HANDSHAKE) {
+		e = 0;
+		err = 0;
+	}
+	if (what & BEV_EVENT_TIMEOUT)
+		snprintf(buf, size, "timeout in state %s", state);
+	else if (c->state == MTA_S_TLS_HANDSHAKE && e != 0) {
+		ERR_error_string_n(e, ebuf, sizeof(ebuf));
+		snprintf(buf, size, "TLS handshake failed: %s", ebuf);
+	} else if (c->state == MTA_S_TLS_HANDSHAKE)
+		snprintf(buf, size, "TLS handshake failed: %s",
+		    (what & BEV_EVENT_EOF) || err == 0 ? "connection closed "
+		    "by the remote" : evutil_socket_error_to_string(err));
+	else if ((what & BEV_EVENT_EOF) || (err == 0 && e == 0))
+		snprintf(buf, size, "connection closed by the remote%s in "
+		    "state %s", mid, state);
+	else if (e != 0) {
+		ERR_error_string_n(e, ebuf, sizeof(ebuf));
+		snprintf(buf, size, "TLS error%s in state %s: %s", mid, state,
+		    ebuf);
+	} else
+		snprintf(buf, size, "%s%s in state %s",
+		    evutil_socket_error_to_string(err), mid, state);
+}
+
 static void
 mta_conn_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct mta_conn *c = arg;
 	char buf[256];
 	unsigned long e;
+	int err = EVUTIL_SOCKET_ERROR();
 
 	(void)bev;
 	if (what & BEV_EVENT_CONNECTED) {
@@ -1103,22 +1354,9 @@ mta_conn_event(struct bufferevent *bev, short what, void *arg)
 		mta_conn_tls_refuse(c, "4.7.5", buf);
 		return;
 	}
-	if (what & BEV_EVENT_TIMEOUT)
-		snprintf(buf, sizeof(buf), "timeout in state %s",
-		    mta_state_names[c->state]);
-	else if (what & BEV_EVENT_EOF)
-		snprintf(buf, sizeof(buf), "connection closed by the server "
-		    "in state %s", mta_state_names[c->state]);
-	else if (c->state == MTA_S_TLS_HANDSHAKE &&
-	    (e = bufferevent_get_openssl_error(c->bev)) != 0) {
-		char ebuf[160];
-
-		ERR_error_string_n(e, ebuf, sizeof(ebuf));
-		snprintf(buf, sizeof(buf), "TLS handshake failed: %s", ebuf);
-	} else
-		snprintf(buf, sizeof(buf), "%s in state %s",
-		    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()),
-		    mta_state_names[c->state]);
+	mta_conn_event_text(c, what, err, buf, sizeof(buf));
+	if (c->state == MTA_S_TLS_HANDSHAKE)
+		mta_conn_tls_failed(c, buf);
 	if (c->state == MTA_S_CONNECT || c->state == MTA_S_GREETING)
 		mta_conn_drop(c, "4.4.1", buf);
 	else
@@ -1166,7 +1404,8 @@ mta_conn_connect(struct mta_conn *c, const struct mta_addr *a)
 	    (int)a->len) < 0) {
 		char buf[128];
 
-		snprintf(buf, sizeof(buf), "connect: %s", strerror(errno));
+		snprintf(buf, sizeof(buf), "connect: %s", errno != 0 ?
+		    strerror(errno) : "cannot start the connection");
 		bufferevent_free(c->bev);
 		c->bev = NULL;
 		mta_conn_set_fail(c, 0, "4.4.1", buf);
@@ -1534,6 +1773,8 @@ mta_conn_free(struct mta_conn *c)
 	mta_conn_clear_addrs(c);
 	xfree(&c->fail_text);
 	xfree(&c->peer);
+	str_deinit(&c->conv);
+	c->conv_on = 0;
 	mta_reply_deinit(&c->reply);
 	if (event_base_once(m->base, -1, EV_TIMEOUT, mta_conn_reap, c,
 	    &zero) < 0)
@@ -1938,6 +2179,9 @@ mta_stop(struct mta **mp)
 		job->done(job, job->done_arg);
 	}
 	m->in_head = m->in_tail = NULL;
+	while (m->tls_fallback_count > 0)
+		free(m->tls_fallback[--m->tls_fallback_count].key);
+	xfree(&m->tls_fallback);
 	/* run the deferred frees */
 	if (m->base != NULL)
 		event_base_loop(m->base, EVLOOP_NONBLOCK);

@@ -12,6 +12,7 @@
  * Errors returned in error_r may point to a thread-local buffer
  * (spool_errno_error): use them before the next call in the thread.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -39,8 +40,17 @@ struct maildir_writer {
 	int	 pending_cr;	/* a CR ended the last input chunk */
 	long long lines;	/* LFs written: each is CRLF for POP3 */
 	size_t	 len;
+	/* dropping Return-Path fields of the message's own header */
+	int	 in_header;	/* still in the header section */
+	int	 bol;		/* at a line start */
+	int	 skip;		/* in a Return-Path field */
+	size_t	 held;		/* bytes of "Return-Path:" matched */
+	char	 hold[16];	/* those bytes, as they came */
 	char	 buf[MAILDIR_CHUNK];
 };
+
+#define MAILDIR_RP	"return-path:"
+#define MAILDIR_RP_LEN	(sizeof(MAILDIR_RP) - 1)
 
 /* The parts of local@domain, each safe as one path component. */
 static int
@@ -202,6 +212,66 @@ maildir_convert(struct maildir_writer *w, const char *in, size_t len)
 	return 0;
 }
 
+/*
+ * The message's header section without its Return-Path fields (and
+ * their continuation lines): the final delivery adds the one that
+ * counts (RFC 5321 4.4), so a client cannot make a message with a
+ * second one, or one that comes first. Postfix drops them too
+ * (message_drop_headers). The start of a line is held back until it is
+ * known not to be "Return-Path:".
+ */
+static int
+maildir_filter(struct maildir_writer *w, const char *in, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		char c = in[i];
+
+		if (!w->in_header)
+			break;
+		if (w->bol && w->skip) {
+			if (c == ' ' || c == '\t') {
+				w->bol = 0;
+				continue;
+			}
+			w->skip = 0;
+		}
+		if (w->skip) {
+			w->bol = c == '\n';
+			continue;
+		}
+		if (w->bol && w->held == 0 && (c == '\r' || c == '\n')) {
+			w->in_header = 0;	/* the empty line */
+			if (maildir_convert(w, in + i, 1) < 0)
+				return -1;
+			w->bol = c == '\n';
+			continue;
+		}
+		if (w->bol && w->held < MAILDIR_RP_LEN &&
+		    tolower((unsigned char)c) == MAILDIR_RP[w->held]) {
+			w->hold[w->held] = c;
+			if (++w->held == MAILDIR_RP_LEN) {
+				w->held = 0;
+				w->skip = 1;
+				w->bol = 0;
+			}
+			continue;
+		}
+		if (w->held > 0) {
+			if (maildir_convert(w, w->hold, w->held) < 0)
+				return -1;
+			w->held = 0;
+		}
+		if (maildir_convert(w, &c, 1) < 0)
+			return -1;
+		w->bol = c == '\n';
+	}
+	if (i < len && maildir_convert(w, in + i, len - i) < 0)
+		return -1;
+	return 0;
+}
+
 static int
 maildir_copy(struct maildir_writer *w, const char *prepend, int fd,
     off_t offset, const char **error_r)
@@ -227,11 +297,16 @@ maildir_copy(struct maildir_writer *w, const char *prepend, int fd,
 		if (n == 0)
 			break;
 		offset += n;
-		if (maildir_convert(w, chunk, (size_t)n) < 0) {
+		if (maildir_filter(w, chunk, (size_t)n) < 0) {
 			*error_r = spool_errno_error("cannot write Maildir "
 			    "file");
 			goto out;
 		}
+	}
+	/* a held line start at the very end (no body, no line end) */
+	if (w->held > 0 && maildir_convert(w, w->hold, w->held) < 0) {
+		*error_r = spool_errno_error("cannot write Maildir file");
+		goto out;
 	}
 	if ((w->pending_cr && maildir_put(w, '\r') < 0) ||
 	    maildir_flush(w) < 0) {
@@ -243,6 +318,18 @@ maildir_copy(struct maildir_writer *w, const char *prepend, int fd,
 out:
 	free(chunk);
 	return ret;
+}
+
+void
+maildir_return_path(const char *sender, struct str *out)
+{
+	const char *p;
+
+	str_append(out, "Return-Path: <");
+	for (p = sender != NULL ? sender : ""; *p != '\0'; p++)
+		str_append_c(out, (unsigned char)*p < 0x20 || *p == 0x7f ||
+		    *p == '<' || *p == '>' ? '?' : *p);
+	str_append(out, ">\r\n");
 }
 
 /* The host part of a unique name; '/' and ':' are encoded as the
@@ -313,6 +400,10 @@ maildir_deliver(const char *root, const char *mailbox, const char *host,
 	w->pending_cr = 0;
 	w->lines = 0;
 	w->len = 0;
+	w->in_header = 1;
+	w->bol = 1;
+	w->skip = 0;
+	w->held = 0;
 	if (maildir_copy(w, prepend, fd, offset, error_r) < 0)
 		goto fail;
 	if (fsync(out) < 0) {

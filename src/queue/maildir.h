@@ -16,14 +16,22 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "../core/str.h"
+
 /* Path of the Maildir of mailbox (caller frees); NULL if the address
  * cannot be a safe path (no '@', '/', leading '.', empty parts). */
 char *maildir_path(const char *root, const char *mailbox);
 
+/* "Return-Path: <sender>" CRLF into out (RFC 5321 4.4; "<>" for the
+ * null sender). Bytes that cannot be in a header line (controls) become
+ * '?', so an envelope can never add a header of its own. */
+void maildir_return_path(const char *sender, struct str *out);
+
 /*
  * Deliver the message read from fd starting at offset (CRLF text) to
  * the mailbox. If prepend is not NULL it is written first (CRLF text,
- * converted the same way). On success returns 0 and, when name_r is not
+ * converted the same way). Return-Path fields in the message's header
+ * section are left out (prepend has the one that counts). On success returns 0 and, when name_r is not
  * NULL, the file's base name in new/ (caller frees). -1 on error; a
  * failed delivery leaves nothing in new/ (tmp/ file removed).
  */

@@ -866,20 +866,26 @@ static void
 queue_deliver_maildir(struct queue_attempt *a, size_t i, int64_t now)
 {
 	const struct envelope_rcpt *r = &a->env.rcpts[i];
+	struct str rp = STR_INIT;
 	char abuf[256], mbuf[256];
 	const char *error;
 	char *name;
 
 	log_printable(abuf, sizeof(abuf), r->address, strlen(r->address));
 	log_printable(mbuf, sizeof(mbuf), r->mailbox, strlen(r->mailbox));
+	/* RFC 5321 4.4: final delivery adds Return-Path (<> for bounces
+	 * and notices), before our Received header. */
+	maildir_return_path(a->env.sender, &rp);
 	if (maildir_deliver(a->c->maildir_root, r->mailbox, a->c->hostname,
-	    NULL, a->fd, (off_t)a->offset, &name, &error) < 0) {
+	    str_c(&rp), a->fd, (off_t)a->offset, &name, &error) < 0) {
+		str_deinit(&rp);
 		log_warnx("id=%s deliver rcpt=%s mailbox=%s status=deferred "
 		    "error=\"%s\"", a->id, abuf, mbuf, error);
 		queue_record_tempfail(a, i, "4.3.0", NULL, error, 0, now);
 		queue_metrics_result(a, i, METRICS_DEFERRED);
 		return;
 	}
+	str_deinit(&rp);
 	log_info("id=%s deliver rcpt=%s mailbox=%s status=delivered "
 	    "maildir=%s", a->id, abuf, mbuf, name);
 	free(name);

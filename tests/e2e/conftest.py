@@ -252,8 +252,19 @@ def client_tls(tls_cert):
     return ctx
 
 
+def strip_return_path(data):
+    """A delivered file without its first line `Return-Path: <...>` (RFC
+    5321 4.4, added at final delivery); data as it is when it has none
+    (a message as a remote peer received it)."""
+    if data.startswith(b"Return-Path: <"):
+        return data.split(b"\n", 1)[1]
+    return data
+
+
 def split_received(data):
-    """(the first Received header with its continuation lines, the rest)."""
+    """(the first Received header with its continuation lines, the rest),
+    after the Return-Path line of a delivered file."""
+    data = strip_return_path(data)
     assert data.startswith(b"Received: "), data[:200]
     lines = data.split(b"\n")
     n = 1
@@ -494,7 +505,7 @@ class Daemon:
         def find():
             for f in self.files(address):
                 data = f.read_bytes()
-                if data.startswith(b"Received:") and \
+                if strip_return_path(data).startswith(b"Received:") and \
                         received_id(data) == queue_id:
                     return f
             return None

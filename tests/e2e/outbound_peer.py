@@ -1,7 +1,16 @@
 """A scripted SMTP peer for the outbound tests: an asyncio server on
 127.0.0.1 in a background thread. `script(attempt, rcpt)` decides the RCPT
 reply and `data_reply(attempt, rcpts)` the reply after the data; every
-complete transaction is recorded in `messages` (sender, rcpts, data)."""
+complete transaction is recorded in `messages` (sender, rcpts, data).
+
+`starttls(n)` (n: STARTTLS commands seen before) answers STARTTLS: a reply
+line, or "break" for a 220 followed by bytes that are no TLS record and a
+close (a broken TLS stack), or "tls" for a 220 and a real handshake with
+tls_context; add "STARTTLS" to ehlo_lines to offer it. A data reply
+"!close:TEXT" sends TEXT (no line end) and closes: a connection that ends
+in the middle of a reply; "!abort:TEXT" the same without a TLS
+close_notify (the TCP connection just ends). `sessions` holds each connection's
+commands."""
 import asyncio
 import threading
 import time
@@ -11,7 +20,7 @@ class ScriptedPeer:
     def __init__(self, rcpt_reply=None, data_reply=None, data_delay=0.0,
                  ehlo_lines=("PIPELINING", "8BITMIME", "SIZE 10000000",
                              "ENHANCEDSTATUSCODES"), host="127.0.0.1",
-                 port=0):
+                 port=0, starttls=None, tls_context=None):
         self.rcpt_reply = rcpt_reply or (lambda n, rcpt: "250 2.1.5 Ok")
         self.data_reply = data_reply or (lambda n, rcpts: "250 2.0.0 Ok")
         self.data_delay = data_delay
@@ -22,6 +31,10 @@ class ScriptedPeer:
         self.transactions = 0       # DATA finished, whatever the reply
         self.data_started = 0
         self.commands = []
+        self.sessions = []          # [commands] per connection
+        self.starttls = starttls
+        self.tls_context = tls_context
+        self.starttls_count = 0
         self.lock = threading.Lock()
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
@@ -43,6 +56,9 @@ class ScriptedPeer:
 
         send("220 peer.test ESMTP scripted")
         sender, rcpts = None, []
+        session = []
+        with self.lock:
+            self.sessions.append(session)
         try:
             while True:
                 line = await reader.readline()
@@ -51,12 +67,31 @@ class ScriptedPeer:
                 cmd = line.decode("utf-8", "replace").rstrip("\r\n")
                 with self.lock:
                     self.commands.append(cmd)
+                    session.append(cmd)
                 verb = cmd.split(" ", 1)[0].upper()
                 if verb in ("EHLO", "LHLO"):
                     lines = ["peer.test"] + self.ehlo_lines
                     for i, ln in enumerate(lines):
                         sep = " " if i == len(lines) - 1 else "-"
                         send(f"250{sep}{ln}")
+                elif verb == "STARTTLS" and self.starttls is not None:
+                    with self.lock:
+                        n = self.starttls_count
+                        self.starttls_count += 1
+                    reply = self.starttls(n)
+                    if reply == "break":
+                        send("220 2.0.0 Ready to start TLS")
+                        await writer.drain()
+                        await reader.read(1)     # the ClientHello
+                        writer.write(b"garbage, not a TLS record\r\n")
+                        await writer.drain()
+                        break
+                    if reply == "tls":
+                        send("220 2.0.0 Ready to start TLS")
+                        await writer.drain()
+                        await writer.start_tls(self.tls_context)
+                        continue
+                    send(reply)
                 elif verb == "HELO":
                     send("250 peer.test")
                 elif verb == "MAIL":
@@ -95,6 +130,15 @@ class ScriptedPeer:
                         n = self.transactions
                         self.transactions += 1
                     reply = self.data_reply(n, list(rcpts))
+                    if reply.startswith("!close:"):
+                        writer.write(reply[7:].encode())
+                        await writer.drain()
+                        break
+                    if reply.startswith("!abort:"):
+                        writer.write(reply[7:].encode())
+                        await writer.drain()
+                        writer.transport.abort()
+                        break
                     if reply.startswith("2"):
                         with self.lock:
                             self.messages.append((sender, list(rcpts),

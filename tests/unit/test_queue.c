@@ -444,6 +444,35 @@ test_maildir_deliver(void)
 	name = NULL;
 	close(fd);
 
+	/* Return-Path fields of the header section are left out; a
+	 * field that only starts like one, and the body, stay. */
+	str_clear(&msg);
+	str_clear(&want);
+	str_append(&msg, "Return-Path: <x@example.net>\r\nSubject: a\r\n"
+	    "RETURN-PATH:\r\n\t<y@example.net>\r\nReturn-Pathy: k\r\nRe\r\n"
+	    "\r\nReturn-Path: <in-body>\r\n");
+	write_file(path_of("rp.msg"), msg.s, msg.len);
+	fd = open(path_of("rp.msg"), O_RDONLY);
+	UNIT_CHECK_INT(maildir_deliver(root, "rp@example.jp", "mx",
+	    "Return-Path: <>\r\n", fd, 0, &name, &error), 0);
+	read_file(path_of("mail/example.jp/rp/Maildir/new/%s", name), &got);
+	UNIT_CHECK_STR(str_c(&got), "Return-Path: <>\nSubject: a\n"
+	    "Return-Pathy: k\nRe\n\nReturn-Path: <in-body>\n");
+	free(name);
+	name = NULL;
+	close(fd);
+	str_clear(&msg);
+	str_append(&msg, "Return-P");	/* held at the very end */
+	write_file(path_of("rp2.msg"), msg.s, msg.len);
+	fd = open(path_of("rp2.msg"), O_RDONLY);
+	UNIT_CHECK_INT(maildir_deliver(root, "rp@example.jp", "mx", NULL,
+	    fd, 0, &name, &error), 0);
+	read_file(path_of("mail/example.jp/rp/Maildir/new/%s", name), &got);
+	UNIT_CHECK_STR(str_c(&got), "Return-P");
+	free(name);
+	name = NULL;
+	close(fd);
+
 	/* Larger than one read chunk, with a CRLF split across the
 	 * 64 KiB boundary and a CR at the very end of a chunk. */
 	str_clear(&msg);
@@ -501,7 +530,8 @@ test_maildir_deliver(void)
 }
 
 static const char body[] = "Subject: test\r\n\r\nhello\r\n";
-static const char body_lf[] = "Received: by mx\nSubject: test\n\nhello\n";
+static const char body_lf[] = "Return-Path: <alice@example.jp>\n"
+    "Received: by mx\nSubject: test\n\nhello\n";
 
 static void
 check_one_delivery(const char *local, const char *domain)
