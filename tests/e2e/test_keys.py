@@ -326,6 +326,9 @@ def test_key_process_crash_loop_stops_the_daemon(keyd):
     for _ in range(3):
         kp = wait_for(lambda: pids_named(d, "sekisho-keys"), 10,
                       "a key process")
+        # killed once it runs: one killed while it starts stops the
+        # daemon too, but for another reason ("cannot restart it")
+        d.wait_log(rf"key process {kp[0]} started keys=")
         os.kill(kp[0], signal.SIGKILL)
         wait_for(lambda: kp[0] not in pids_named(d, "sekisho-keys") or
                  not d.running(), 10, "the key process gone")
