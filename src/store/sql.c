@@ -133,7 +133,6 @@ sql_prepare_lock(struct sql_db *db, const char *query, enum sql_row_lock lock,
 	}
 	if ((s = db->drv->prepare(db, query, lock, error_r)) == NULL)
 		return NULL;
-	db->prepares++;
 	s->db = db;
 	s->query = query;
 	s->lock = lock;

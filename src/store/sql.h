@@ -71,7 +71,8 @@ struct sql_stmt *sql_prepare(struct sql_db *db, const char *query,
     const char **error_r);
 struct sql_stmt *sql_prepare_lock(struct sql_db *db, const char *query,
     enum sql_row_lock lock, const char **error_r);
-/* How many statements this connection has prepared (tests). */
+/* How many times the database prepared a statement for this handle
+ * (tests: a kept statement is prepared once per connection). */
 unsigned int sql_prepare_count(const struct sql_db *db);
 
 /* Parameters are numbered from 1. Text must stay valid until the next

@@ -162,7 +162,7 @@ sql_pgsql_type_name(enum sql_type type)
  * (PostgreSQL then refuses the query). The number of parameters is the
  * highest N.
  */
-static char *
+char *
 sql_pgsql_rewrite(const char *query, enum sql_row_lock lock, int *nparams_r)
 {
 	struct str out;

@@ -42,7 +42,7 @@ struct sql_db {
 	const struct sql_driver	*drv;
 	struct str		 error;
 	int			 unique_violation;	/* of the last step */
-	unsigned int		 prepares;
+	unsigned int		 prepares;	/* by the database */
 	struct sql_stmt		*cache[SQL_CACHE_BUCKETS];
 };
 
@@ -52,6 +52,12 @@ struct sql_stmt {
 	enum sql_row_lock	 lock;
 	struct sql_stmt		*next;	/* in its cache bucket */
 };
+
+/* PostgreSQL's text of a query: ?N as $N outside string literals and
+ * quoted names, the row lock's clause appended; *nparams_r the highest N.
+ * The caller frees it. */
+char *sql_pgsql_rewrite(const char *query, enum sql_row_lock lock,
+    int *nparams_r);
 
 /* For drivers' open failures, where there is no handle yet: a per-thread
  * buffer, valid until the next sql_open in that thread. */

@@ -178,6 +178,7 @@ sql_sqlite_prepare(struct sql_db *db, const char *query,
 	}
 	st = xcalloc(1, sizeof(*st));
 	st->stmt = stmt;
+	ss->db.prepares++;
 	return &st->s;
 }
 
