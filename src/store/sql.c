@@ -153,6 +153,12 @@ sql_prepare_count(const struct sql_db *db)
 	return db->prepares;
 }
 
+int
+sql_param_count(struct sql_stmt *stmt)
+{
+	return stmt->db->drv->param_count(stmt);
+}
+
 void
 sql_bind_int64(struct sql_stmt *stmt, int n, int64_t value)
 {

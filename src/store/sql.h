@@ -75,6 +75,8 @@ struct sql_stmt *sql_prepare_lock(struct sql_db *db, const char *query,
  * (tests: a kept statement is prepared once per connection). */
 unsigned int sql_prepare_count(const struct sql_db *db);
 
+/* The highest ?N of the statement's query. */
+int sql_param_count(struct sql_stmt *stmt);
 /* Parameters are numbered from 1. Text must stay valid until the next
  * sql_step; NULL binds SQL NULL. */
 void sql_bind_int64(struct sql_stmt *stmt, int n, int64_t value);

@@ -249,6 +249,12 @@ sql_pgsql_finalize(struct sql_stmt *s)
 	free(st);
 }
 
+static int
+sql_pgsql_param_count(struct sql_stmt *s)
+{
+	return sql_pgsql_stmt(s)->nparams;
+}
+
 static void
 sql_pgsql_bind_int64(struct sql_stmt *s, int n, int64_t value)
 {
@@ -578,6 +584,7 @@ const struct sql_driver sql_driver_pgsql = {
 	.type_name = sql_pgsql_type_name,
 	.prepare = sql_pgsql_prepare,
 	.finalize = sql_pgsql_finalize,
+	.param_count = sql_pgsql_param_count,
 	.bind_int64 = sql_pgsql_bind_int64,
 	.bind_text = sql_pgsql_bind_text,
 	.step = sql_pgsql_step,

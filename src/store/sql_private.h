@@ -22,6 +22,7 @@ struct sql_driver {
 	struct sql_stmt *(*prepare)(struct sql_db *db, const char *query,
 	    enum sql_row_lock lock, const char **error_r);
 	void (*finalize)(struct sql_stmt *stmt);
+	int (*param_count)(struct sql_stmt *stmt);
 	void (*bind_int64)(struct sql_stmt *stmt, int n, int64_t value);
 	void (*bind_text)(struct sql_stmt *stmt, int n, const char *value);
 	int (*step)(struct sql_stmt *stmt, const char **error_r);

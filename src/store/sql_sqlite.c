@@ -189,6 +189,12 @@ sql_sqlite_finalize(struct sql_stmt *s)
 	free(s);
 }
 
+static int
+sql_sqlite_param_count(struct sql_stmt *s)
+{
+	return sqlite3_bind_parameter_count(sql_sqlite_stmt(s)->stmt);
+}
+
 static void
 sql_sqlite_bind_int64(struct sql_stmt *s, int n, int64_t value)
 {
@@ -446,6 +452,7 @@ const struct sql_driver sql_driver_sqlite = {
 	.type_name = sql_sqlite_type_name,
 	.prepare = sql_sqlite_prepare,
 	.finalize = sql_sqlite_finalize,
+	.param_count = sql_sqlite_param_count,
 	.bind_int64 = sql_sqlite_bind_int64,
 	.bind_text = sql_sqlite_bind_text,
 	.step = sql_sqlite_step,

@@ -89,8 +89,10 @@ store_tx_begin(struct store *st, enum sql_tx tx, const char **error_r)
 {
 	if (st->in_read && tx == SQL_TX_READ)
 		return 0;
+	store_read_end(st);	/* a write ends the read snapshot */
 	return sql_begin(st->db, tx, error_r);
 }
+
 
 int
 store_tx_end(struct store *st, enum sql_tx tx, int ret, const char **error_r)
@@ -134,6 +136,13 @@ store_stmt_v(struct store *st, const char *query, enum sql_row_lock lock,
 
 	if (stmt == NULL)
 		return NULL;
+	/* a caller's types that do not match its query are a bug: refuse
+	 * rather than bind the wrong values */
+	if ((size_t)sql_param_count(stmt) != strlen(types)) {
+		(void)store_set_error(st, error_r, -1, "store: query takes %d "
+		    "values, given %zu", sql_param_count(stmt), strlen(types));
+		return NULL;
+	}
 	for (int i = 0; types[i] != '\0'; i++) {
 		switch (types[i]) {
 		case 'i':
@@ -174,6 +183,7 @@ store_change(struct store *st, const char *query, const char **error_r,
 	int64_t changed = 0;
 	va_list ap;
 
+	store_read_end(st);	/* a write ends the read snapshot */
 	va_start(ap, types);
 	stmt = store_stmt_v(st, query, SQL_LOCK_NONE, error_r, types, ap);
 	va_end(ap);

@@ -58,8 +58,9 @@ const char *store_driver_name(const struct store *st);
 
 /*
  * Several reads in one read transaction (one snapshot; on SQLite one lock
- * pair, not one per statement): the Postfix policy's hot path. Between
- * begin and end only reads may be called. end also after a failure.
+ * pair, not one per statement): the Postfix policy's hot path. A write
+ * called in between ends the read transaction first (the reads after it
+ * stand alone). end also after a failure; ending none is fine.
  */
 int store_read_begin(struct store *st, const char **error_r);
 void store_read_end(struct store *st);

@@ -102,7 +102,7 @@ store_policy_set_limits(struct store *st, const char *address,
 
 	if (store_policy_key(st, address, key, error_r) != 0)
 		return 1;
-	r = store_change(st, query, error_r, "tllllllit", key,
+	r = store_change(st, query, error_r, "tlllllit", key,
 	    p->limit_msgs_day, p->limit_rcpts_day, p->limit_rcpts_hour,
 	    p->limit_rcpts_msg, p->limit_overseas_rcpts_day,
 	    (int64_t)(p->any_sender ? 1 : 0), p->relay_names);
