@@ -54,6 +54,16 @@ test_rewrite(void)
 	}
 }
 
+/* The kept statement of a query; the case ends when there is none. */
+#define TEST_PREPARE(db, s, q, lock) do {				\
+	(s) = sql_prepare_lock((db), (q), (lock), &error);		\
+	UNIT_CHECK((s) != NULL);					\
+	if ((s) == NULL) {						\
+		fprintf(stderr, "prepare: %s\n", error);		\
+		return;							\
+	}								\
+} while (0)
+
 static const char q_insert[] = "INSERT INTO sql_test (k, v) VALUES (?1, ?2)";
 static const char q_get[] = "SELECT v, n FROM sql_test WHERE k = ?1";
 static const char q_literal[] =
@@ -80,13 +90,12 @@ test_driver(const char *uri)
 	    " n INTEGER)", &error), 0);
 
 	/* bind, step, changes; a NULL column */
-	s = sql_prepare(db, q_insert, &error);
-	UNIT_CHECK(s != NULL);
+	TEST_PREPARE(db, s, q_insert, SQL_LOCK_NONE);
 	sql_bind_text(s, 1, "a");
 	sql_bind_text(s, 2, "one");
 	UNIT_CHECK_INT(sql_run(s, &changed, &error), 0);
 	UNIT_CHECK_INT(changed, 1);
-	s = sql_prepare(db, q_get, &error);
+	TEST_PREPARE(db, s, q_get, SQL_LOCK_NONE);
 	sql_bind_text(s, 1, "a");
 	UNIT_CHECK_INT(sql_step(s, &error), 1);
 	UNIT_CHECK_STR(sql_col_text(s, 0), "one");
@@ -96,20 +105,19 @@ test_driver(const char *uri)
 	sql_reset(s);
 
 	/* a '?1' inside a literal is text, not a parameter */
-	s = sql_prepare(db, q_literal, &error);
-	UNIT_CHECK(s != NULL);
+	TEST_PREPARE(db, s, q_literal, SQL_LOCK_NONE);
 	sql_bind_text(s, 1, "a");
 	UNIT_CHECK_INT(sql_step(s, &error), 1);
 	UNIT_CHECK_INT(sql_col_int64(s, 0), 1);
 	sql_reset(s);
 
 	/* a unique violation says so; a NOT NULL one does not */
-	s = sql_prepare(db, q_insert, &error);
+	TEST_PREPARE(db, s, q_insert, SQL_LOCK_NONE);
 	sql_bind_text(s, 1, "a");
 	sql_bind_text(s, 2, "again");
 	UNIT_CHECK_INT(sql_run(s, NULL, &error), -1);
 	UNIT_CHECK(sql_unique_violation(db));
-	s = sql_prepare(db, q_insert, &error);
+	TEST_PREPARE(db, s, q_insert, SQL_LOCK_NONE);
 	sql_bind_text(s, 1, "b");
 	sql_bind_null(s, 2);
 	UNIT_CHECK_INT(sql_run(s, NULL, &error), -1);
@@ -120,7 +128,7 @@ test_driver(const char *uri)
 	/* kept: the same query again and again is prepared no more */
 	before = sql_prepare_count(db);
 	for (int i = 0; i < 5; i++) {
-		s = sql_prepare(db, q_get, &error);
+		TEST_PREPARE(db, s, q_get, SQL_LOCK_NONE);
 		sql_bind_text(s, 1, "a");
 		UNIT_CHECK_INT(sql_step(s, &error), 1);
 		sql_reset(s);
@@ -130,19 +138,18 @@ test_driver(const char *uri)
 	/* a write transaction rolled back leaves nothing */
 	UNIT_CHECK_INT(sql_begin(db, SQL_TX_WRITE, &error), 0);
 	UNIT_CHECK_INT(sql_lock_name(db, 7001, &error), 0);
-	s = sql_prepare(db, q_insert, &error);
+	TEST_PREPARE(db, s, q_insert, SQL_LOCK_NONE);
 	sql_bind_text(s, 1, "c");
 	sql_bind_text(s, 2, "three");
 	UNIT_CHECK_INT(sql_run(s, NULL, &error), 0);
 	UNIT_CHECK_INT(sql_rollback(db, 0), 0);
-	s = sql_prepare(db, q_get, &error);
+	TEST_PREPARE(db, s, q_get, SQL_LOCK_NONE);
 	sql_bind_text(s, 1, "c");
 	UNIT_CHECK_INT(sql_step(s, &error), 0);
 	sql_reset(s);
 	/* a row lock reads like the plain query */
 	UNIT_CHECK_INT(sql_begin(db, SQL_TX_WRITE, &error), 0);
-	s = sql_prepare_lock(db, q_get, SQL_LOCK_UPDATE, &error);
-	UNIT_CHECK(s != NULL);
+	TEST_PREPARE(db, s, q_get, SQL_LOCK_UPDATE);
 	sql_bind_text(s, 1, "a");
 	UNIT_CHECK_INT(sql_step(s, &error), 1);
 	UNIT_CHECK_STR(sql_col_text(s, 0), "one");
@@ -172,37 +179,37 @@ test_pgsql_reconnect(const char *uri)
 	UNIT_CHECK(db != NULL && killer != NULL);
 	if (db == NULL || killer == NULL)
 		return;
-	s = sql_prepare(db, q_pid, &error);
+	TEST_PREPARE(db, s, q_pid, SQL_LOCK_NONE);
 	UNIT_CHECK_INT(sql_step(s, &error), 1);
 	pid = sql_col_int64(s, 0);
 	sql_reset(s);
-	s = sql_prepare(db, q_get, &error);
+	TEST_PREPARE(db, s, q_get, SQL_LOCK_NONE);
 	sql_bind_text(s, 1, "a");
 	UNIT_CHECK_INT(sql_step(s, &error), 1);
 	sql_reset(s);
 	before = sql_prepare_count(db);
 
-	s = sql_prepare(killer, q_kill, &error);
+	TEST_PREPARE(killer, s, q_kill, SQL_LOCK_NONE);
 	sql_bind_int64(s, 1, pid);
 	UNIT_CHECK_INT(sql_step(s, &error), 1);
 	sql_reset(s);
 	usleep(200 * 1000);	/* the backend exits */
 
-	s = sql_prepare(db, q_get, &error);
+	TEST_PREPARE(db, s, q_get, SQL_LOCK_NONE);
 	sql_bind_text(s, 1, "a");
 	UNIT_CHECK_INT(sql_step(s, &error), 1);
 	UNIT_CHECK_STR(sql_col_text(s, 0), "one");
 	sql_reset(s);
 	/* prepared again, once, on the new connection */
 	UNIT_CHECK_INT(sql_prepare_count(db), before + 1);
-	s = sql_prepare(db, q_pid, &error);
+	TEST_PREPARE(db, s, q_pid, SQL_LOCK_NONE);
 	UNIT_CHECK_INT(sql_step(s, &error), 1);
 	pid2 = sql_col_int64(s, 0);
 	sql_reset(s);
 	UNIT_CHECK(pid2 != pid);
 	/* and a transaction after it */
 	UNIT_CHECK_INT(sql_begin(db, SQL_TX_READ, &error), 0);
-	s = sql_prepare(db, q_get, &error);
+	TEST_PREPARE(db, s, q_get, SQL_LOCK_NONE);
 	sql_bind_text(s, 1, "a");
 	UNIT_CHECK_INT(sql_step(s, &error), 1);
 	sql_reset(s);
