@@ -169,7 +169,7 @@ cli_admin_set(struct store *st, const char *cmd, const char *name)
 
 /* NAME CREATED: never show the hash */
 static int
-cli_admin_list_row(const struct store_admin_row *row, void *context)
+cli_admin_list_row(const struct store_name_row *row, void *context)
 {
 	(void)context;
 	printf("%s\t%lld\n", row->name, (long long)row->created);

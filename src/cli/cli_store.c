@@ -206,12 +206,12 @@ cli_store_copy_event(const struct store_event *row, void *context)
 }
 
 static int
-cli_store_copy_admin(const struct store_admin_row *row, void *context)
+cli_store_copy_admin(const struct store_name_row *row, void *context)
 {
 	struct cli_store_copy *c = context;
 	const char *error;
 
-	if (store_admin_add(c->to, row->name, row->password_hash,
+	if (store_admin_add(c->to, row->name, row->hash,
 	    row->created, &error) != 0)
 		return cli_store_err(row->name, error);
 	c->n.admins++;
@@ -219,7 +219,7 @@ cli_store_copy_admin(const struct store_admin_row *row, void *context)
 }
 
 static int
-cli_store_copy_token(const struct store_api_token_row *row, void *context)
+cli_store_copy_token(const struct store_name_row *row, void *context)
 {
 	struct cli_store_copy *c = context;
 	const char *error;

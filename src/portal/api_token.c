@@ -106,7 +106,7 @@ api_token_del(struct store *st, const char *name, const char **error_r)
 
 /* NAME CREATED: the hash is nobody's business here */
 static int
-api_token_list_row(const struct store_api_token_row *row, void *context)
+api_token_list_row(const struct store_name_row *row, void *context)
 {
 	str_printf(context, "%s\t%lld\n", row->name, (long long)row->created);
 	return 0;

@@ -228,6 +228,36 @@ store_query_text(struct store *st, const char *query, char **text_r,
 }
 
 int
+store_added(struct store *st, int r, const char *what, const char *name,
+    const char **error_r)
+{
+	if (r == 1 || (r < 0 && sql_unique_violation(st->db)))
+		return store_set_error(st, error_r, -1,
+		    "%s '%s' already exists", what, name);
+	return r < 0 ? -1 : 0;
+}
+
+int
+store_each_row(struct sql_stmt *stmt, store_row_fn *row, void *cb,
+    void *context, size_t *n_r, const char **error_r)
+{
+	size_t n = 0;
+	int r;
+
+	if (stmt == NULL)
+		return -1;
+	while ((r = sql_step(stmt, error_r)) == 1) {
+		n++;
+		if (row(stmt, cb, context) < 0)
+			break;
+	}
+	sql_reset(stmt);
+	if (n_r != NULL)
+		*n_r = n;
+	return r == 0 ? 0 : -1;
+}
+
+int
 store_name_ok(const char *name)
 {
 	size_t n;

@@ -336,34 +336,29 @@ int store_portal_session_del_account(struct store *st, const char *account,
  * get: 1 none; hash_r has room for 65 bytes. del: 1 none (error set).
  * list: sorted by name. Names: store_name_ok().
  */
-struct store_api_token_row {
+/* A row of either list: the name, its hash (of the token; the admin's
+ * crypt(3) password hash) and when it was made. */
+struct store_name_row {
 	const char	*name;
 	const char	*hash;
 	int64_t		 created;
 };
-typedef int store_api_token_cb(const struct store_api_token_row *row,
-    void *context);
+typedef int store_name_cb(const struct store_name_row *row, void *context);
 int store_api_token_add(struct store *st, const char *name, const char *hash,
     int64_t created, const char **error_r);
 int store_api_token_get(struct store *st, const char *name, char *hash_r,
     const char **error_r);
 int store_api_token_del(struct store *st, const char *name,
     const char **error_r);
-int store_api_token_list(struct store *st, store_api_token_cb *cb,
-    void *context, const char **error_r);
+int store_api_token_list(struct store *st, store_name_cb *cb, void *context,
+    const char **error_r);
 
 /*
  * The admin pages' accounts (src/portal/admin_users.h), crypt(3) hashes.
  * add: -1 "already exists". set_password, del: 1 none (error set).
  * get: 1 none; on 0 the caller frees *hash_r. list: sorted by name.
- * Names: store_name_ok().
+ * Names: store_name_ok(). list: rows as store_name_row.
  */
-struct store_admin_row {
-	const char	*name;
-	const char	*password_hash;
-	int64_t		 created;
-};
-typedef int store_admin_cb(const struct store_admin_row *row, void *context);
 int store_admin_add(struct store *st, const char *name,
     const char *password_hash, int64_t created, const char **error_r);
 int store_admin_set_password(struct store *st, const char *name,
@@ -371,7 +366,7 @@ int store_admin_set_password(struct store *st, const char *name,
 int store_admin_get(struct store *st, const char *name, char **hash_r,
     const char **error_r);
 int store_admin_del(struct store *st, const char *name, const char **error_r);
-int store_admin_list(struct store *st, store_admin_cb *cb, void *context,
+int store_admin_list(struct store *st, store_name_cb *cb, void *context,
     const char **error_r);
 
 /*

@@ -35,13 +35,8 @@ store_domain_add(struct store *st, const char *domain, const char **error_r)
 	if (store_domain_canonical(domain, key, sizeof(key), &reason) < 0)
 		return store_set_error(st, error_r, -1, "invalid domain '%s': "
 		    "%s", store_quote(quoted, sizeof(quoted), domain), reason);
-	if (store_change(st, query, error_r, "t", key) < 0) {
-		if (sql_unique_violation(st->db))
-			(void)store_set_error(st, error_r, -1,
-			    STORE_ERR_DOMAIN_EXISTS, key);
-		return -1;
-	}
-	return 0;
+	return store_added(st, store_change(st, query, error_r, "t", key),
+	    "domain", key, error_r);
 }
 
 /* In the write transaction: refuses while the domain is used. */
@@ -105,21 +100,20 @@ store_domain_exists(struct store *st, const char *domain, const char **error_r)
 	    error_r);
 }
 
+static int
+store_domain_row(struct sql_stmt *stmt, void *cb, void *context)
+{
+	return ((store_domain_cb *)cb)(sql_col_text(stmt, 0), context);
+}
+
 int
 store_domain_list(struct store *st, store_domain_cb *cb, void *context,
     const char **error_r)
 {
 	static const char query[] = "SELECT name FROM domains ORDER BY name";
-	struct sql_stmt *stmt = sql_prepare(st->db, query, error_r);
-	int r;
 
-	if (stmt == NULL)
-		return -1;
-	while ((r = sql_step(stmt, error_r)) == 1)
-		if (cb(sql_col_text(stmt, 0), context) < 0)
-			break;
-	sql_reset(stmt);
-	return r == 0 ? 0 : -1;
+	return store_each_row(sql_prepare(st->db, query, error_r),
+	    store_domain_row, (void *)cb, context, NULL, error_r);
 }
 
 /* ---- accounts ------------------------------------------------------- */
@@ -164,14 +158,9 @@ store_account_add_tx(struct store *st, const char *address,
 
 	if (store_new_name(st, address, 0, &domain_id, error_r) < 0)
 		return -1;
-	if (store_change(st, query, error_r, "titi", address, domain_id,
-	    password_hash, (int64_t)time(NULL)) < 0) {
-		if (sql_unique_violation(st->db))
-			(void)store_set_error(st, error_r, -1,
-			    STORE_ERR_ACCOUNT_EXISTS, address);
-		return -1;
-	}
-	return 0;
+	return store_added(st, store_change(st, query, error_r, "titi",
+	    address, domain_id, password_hash, (int64_t)time(NULL)),
+	    "account", address, error_r);
 }
 
 int
@@ -294,13 +283,11 @@ store_account_get(struct store *st, const char *address, struct account *a,
 /*
  * A listing of all rows, or of those of the id that key names (found by
  * lookup): the id is bound as ?1 of by_id. 1 when key names nothing.
- * Each row to row_cb (two columns).
  */
 static int
 store_pair_list(struct store *st, const char *all, const char *by_id,
-    const char *lookup, const char *key,
-    int (*row_cb)(struct sql_stmt *stmt, void *cb, void *context),
-    void *cb, void *context, const char **error_r)
+    const char *lookup, const char *key, store_row_fn *row, void *cb,
+    void *context, const char **error_r)
 {
 	struct sql_stmt *stmt;
 	int64_t id = 0;
@@ -313,13 +300,7 @@ store_pair_list(struct store *st, const char *all, const char *by_id,
 		stmt = sql_prepare(st->db, all, error_r);
 	else
 		stmt = store_stmt(st, by_id, SQL_LOCK_NONE, error_r, "i", id);
-	if (stmt == NULL)
-		return -1;
-	while ((r = sql_step(stmt, error_r)) == 1)
-		if (row_cb(stmt, cb, context) < 0)
-			break;
-	sql_reset(stmt);
-	return r == 0 ? 0 : -1;
+	return store_each_row(stmt, row, cb, context, NULL, error_r);
 }
 
 static int
@@ -376,14 +357,8 @@ store_alias_add_tx(struct store *st, const char *alias, const char *target,
 	if (r != 0)
 		return r < 0 ? -1 : store_set_error(st, error_r, -1,
 		    STORE_ERR_NO_ACCOUNT, target);
-	if (store_change(st, query, error_r, "tii", alias, domain_id,
-	    account_id) < 0) {
-		if (sql_unique_violation(st->db))
-			(void)store_set_error(st, error_r, -1,
-			    STORE_ERR_ALIAS_EXISTS, alias);
-		return -1;
-	}
-	return 0;
+	return store_added(st, store_change(st, query, error_r, "tii", alias,
+	    domain_id, account_id), "alias", alias, error_r);
 }
 
 int

@@ -41,6 +41,53 @@ store_policy_limit(struct sql_stmt *stmt, int col)
 	return sql_col_is_null(stmt, col) ? -1 : sql_col_int64(stmt, col);
 }
 
+/*
+ * A one-row read of the account address names (?1 its key, and ?2 text2
+ * when given), the row given to fill. 1 with "no such account".
+ */
+static int
+store_policy_read(struct store *st, const char *address, const char *query,
+    const char *text2, void (*fill)(struct sql_stmt *, void *), void *out,
+    const char **error_r)
+{
+	char key[STORE_ADDRESS_MAX + 1];
+	struct sql_stmt *stmt;
+	int r;
+
+	if (store_policy_key(st, address, key, error_r) != 0)
+		return 1;
+	if (text2 == NULL)
+		stmt = store_stmt(st, query, SQL_LOCK_NONE, error_r, "t", key);
+	else
+		stmt = store_stmt(st, query, SQL_LOCK_NONE, error_r, "tt", key,
+		    text2);
+	if (stmt == NULL)
+		return -1;
+	if ((r = sql_step(stmt, error_r)) == 1)
+		fill(stmt, out);
+	sql_reset(stmt);
+	if (r == 0)
+		return store_set_error(st, error_r, 1, STORE_ERR_NO_ACCOUNT,
+		    key);
+	return r < 0 ? -1 : 0;
+}
+
+static void
+store_policy_fill(struct sql_stmt *stmt, void *out)
+{
+	struct account_policy *p = out;
+
+	p->overseas_until = sql_col_int64(stmt, 0);
+	p->limit_msgs_day = store_policy_limit(stmt, 1);
+	p->limit_rcpts_day = store_policy_limit(stmt, 2);
+	p->limit_rcpts_hour = store_policy_limit(stmt, 3);
+	p->limit_rcpts_msg = store_policy_limit(stmt, 4);
+	p->limit_overseas_rcpts_day = store_policy_limit(stmt, 5);
+	p->any_sender = sql_col_int64(stmt, 6) != 0;
+	xstrlcpy(p->relay_names, sql_col_text(stmt, 7),
+	    sizeof(p->relay_names));
+}
+
 int
 store_policy_get(struct store *st, const char *address,
     struct account_policy *p, const char **error_r)
@@ -51,31 +98,9 @@ store_policy_get(struct store *st, const char *address,
 	    " coalesce(l.relay_names, '')"
 	    " FROM accounts a LEFT JOIN account_limits l"
 	    " ON l.account_id = a.id WHERE a.address = ?1";
-	char key[STORE_ADDRESS_MAX + 1];
-	struct sql_stmt *stmt;
-	int r;
 
-	if (store_policy_key(st, address, key, error_r) != 0)
-		return 1;
-	if ((stmt = store_stmt(st, query, SQL_LOCK_NONE, error_r, "t",
-	    key)) == NULL)
-		return -1;
-	if ((r = sql_step(stmt, error_r)) == 1) {
-		p->overseas_until = sql_col_int64(stmt, 0);
-		p->limit_msgs_day = store_policy_limit(stmt, 1);
-		p->limit_rcpts_day = store_policy_limit(stmt, 2);
-		p->limit_rcpts_hour = store_policy_limit(stmt, 3);
-		p->limit_rcpts_msg = store_policy_limit(stmt, 4);
-		p->limit_overseas_rcpts_day = store_policy_limit(stmt, 5);
-		p->any_sender = sql_col_int64(stmt, 6) != 0;
-		xstrlcpy(p->relay_names, sql_col_text(stmt, 7),
-		    sizeof(p->relay_names));
-	}
-	sql_reset(stmt);
-	if (r == 0)
-		return store_set_error(st, error_r, 1, STORE_ERR_NO_ACCOUNT,
-		    key);
-	return r < 0 ? -1 : 0;
+	return store_policy_read(st, address, query, NULL, store_policy_fill,
+	    p, error_r);
 }
 
 int
@@ -200,6 +225,15 @@ store_count_add(struct store *st, const char *address,
 	return store_tx_end(st, SQL_TX_WRITE, r, error_r);
 }
 
+static void
+store_count_fill(struct sql_stmt *stmt, void *out)
+{
+	int64_t *v = out;
+
+	v[0] = sql_col_int64(stmt, 0);
+	v[1] = sql_col_int64(stmt, 1);
+}
+
 int
 store_count_get(struct store *st, const char *address, const char *period,
     int64_t *msgs_r, int64_t *rcpts_r, const char **error_r)
@@ -208,25 +242,13 @@ store_count_get(struct store *st, const char *address, const char *period,
 	    "SELECT c.msgs, c.rcpts FROM accounts a"
 	    " LEFT JOIN send_counters c ON c.account_id = a.id"
 	    " AND c.period = ?2 WHERE a.address = ?1";
-	char key[STORE_ADDRESS_MAX + 1];
-	struct sql_stmt *stmt;
-	int r;
+	int64_t v[2] = { 0, 0 };
+	int r = store_policy_read(st, address, query, period, store_count_fill,
+	    v, error_r);
 
-	*msgs_r = *rcpts_r = 0;
-	if (store_policy_key(st, address, key, error_r) != 0)
-		return 1;
-	if ((stmt = store_stmt(st, query, SQL_LOCK_NONE, error_r, "tt", key,
-	    period)) == NULL)
-		return -1;
-	if ((r = sql_step(stmt, error_r)) == 1) {
-		*msgs_r = sql_col_int64(stmt, 0);
-		*rcpts_r = sql_col_int64(stmt, 1);
-	}
-	sql_reset(stmt);
-	if (r == 0)
-		return store_set_error(st, error_r, 1, STORE_ERR_NO_ACCOUNT,
-		    key);
-	return r < 0 ? -1 : 0;
+	*msgs_r = v[0];
+	*rcpts_r = v[1];
+	return r;
 }
 
 int
@@ -249,6 +271,21 @@ store_event_add(struct store *st, const struct store_event *e,
 	    -1 : 0;
 }
 
+static int
+store_event_row(struct sql_stmt *stmt, void *cb, void *context)
+{
+	struct store_event row = {
+		.time = sql_col_int64(stmt, 0),
+		.account = sql_col_text(stmt, 1),
+		.type = sql_col_text(stmt, 2),
+		.ip = sql_col_text(stmt, 3),
+		.country = sql_col_text(stmt, 4),
+		.detail = sql_col_text(stmt, 5),
+	};
+
+	return ((store_event_cb *)cb)(&row, context);
+}
+
 int
 store_event_list(struct store *st, const char *account, int64_t since,
     int limit, store_event_cb *cb, void *context, const char **error_r)
@@ -267,7 +304,6 @@ store_event_list(struct store *st, const char *account, int64_t since,
 	char key[STORE_ADDRESS_MAX + 1];
 	int64_t max = limit > 0 ? limit : 1000;
 	struct sql_stmt *stmt;
-	int r;
 
 	if (account != NULL) {
 		if (store_lookup_key(account, key) != 0)
@@ -277,23 +313,8 @@ store_event_list(struct store *st, const char *account, int64_t since,
 	} else
 		stmt = store_stmt(st, all, SQL_LOCK_NONE, error_r, "ii", since,
 		    max);
-	if (stmt == NULL)
-		return -1;
-	while ((r = sql_step(stmt, error_r)) == 1) {
-		struct store_event row = {
-			.time = sql_col_int64(stmt, 0),
-			.account = sql_col_text(stmt, 1),
-			.type = sql_col_text(stmt, 2),
-			.ip = sql_col_text(stmt, 3),
-			.country = sql_col_text(stmt, 4),
-			.detail = sql_col_text(stmt, 5),
-		};
-
-		if (cb(&row, context) < 0)
-			break;
-	}
-	sql_reset(stmt);
-	return r == 0 ? 0 : -1;
+	return store_each_row(stmt, store_event_row, (void *)cb, context,
+	    NULL, error_r);
 }
 
 int
@@ -327,34 +348,23 @@ store_submission_add(struct store *st, const struct store_submission *s,
 	    (int64_t)(s->overseas ? 1 : 0)) < 0 ? -1 : 0;
 }
 
-/* Rows of a submissions query to cb: -1 error or stopped, else the
- * number of rows. */
 static int
-store_submission_rows(struct sql_stmt *stmt, store_submission_cb *cb,
-    void *context, const char **error_r)
+store_submission_row(struct sql_stmt *stmt, void *cb, void *context)
 {
-	int r, n = 0;
+	struct store_submission row = {
+		.queue_id = sql_col_text(stmt, 0),
+		.message_id = sql_col_text(stmt, 1),
+		.time = sql_col_int64(stmt, 2),
+		.account = sql_col_text(stmt, 3),
+		.ip = sql_col_text(stmt, 4),
+		.country = sql_col_text(stmt, 5),
+		.tls = sql_col_text(stmt, 6),
+		.rcpts = sql_col_int64(stmt, 7),
+		.size = sql_col_int64(stmt, 8),
+		.overseas = sql_col_int64(stmt, 9) != 0,
+	};
 
-	while ((r = sql_step(stmt, error_r)) == 1) {
-		struct store_submission row = {
-			.queue_id = sql_col_text(stmt, 0),
-			.message_id = sql_col_text(stmt, 1),
-			.time = sql_col_int64(stmt, 2),
-			.account = sql_col_text(stmt, 3),
-			.ip = sql_col_text(stmt, 4),
-			.country = sql_col_text(stmt, 5),
-			.tls = sql_col_text(stmt, 6),
-			.rcpts = sql_col_int64(stmt, 7),
-			.size = sql_col_int64(stmt, 8),
-			.overseas = sql_col_int64(stmt, 9) != 0,
-		};
-
-		n++;
-		if (cb(&row, context) < 0)
-			break;
-	}
-	sql_reset(stmt);
-	return r == 0 ? n : -1;
+	return ((store_submission_cb *)cb)(&row, context);
 }
 
 #define STORE_SUBMISSION_COLS \
@@ -373,15 +383,12 @@ store_submission_find(struct store *st, const char *queue_id,
 	    " ORDER BY time DESC, queue_id DESC LIMIT 100) s"
 	    " ORDER BY time, queue_id";
 	char msgid[STORE_MSGID_MAX + 1];
-	struct sql_stmt *stmt;
-	int n;
+	size_t n = 0;
 
 	/* found as it was stored: cut the same way */
-	if ((stmt = store_stmt(st, query, SQL_LOCK_NONE, error_r, "tt",
-	    queue_id, store_text_cut(message_id, msgid,
-	    STORE_MSGID_MAX))) == NULL)
-		return -1;
-	if ((n = store_submission_rows(stmt, cb, context, error_r)) < 0)
+	if (store_each_row(store_stmt(st, query, SQL_LOCK_NONE, error_r, "tt",
+	    queue_id, store_text_cut(message_id, msgid, STORE_MSGID_MAX)),
+	    store_submission_row, (void *)cb, context, &n, error_r) < 0)
 		return -1;
 	return n == 0 ? 1 : 0;
 }
@@ -414,7 +421,6 @@ store_submission_list(struct store *st, const char *account, int64_t since,
 	} else	/* all accounts: store copy */
 		stmt = store_stmt(st, all, SQL_LOCK_NONE, error_r, "ii", since,
 		    max);
-	if (stmt == NULL)
-		return -1;
-	return store_submission_rows(stmt, cb, context, error_r) < 0 ? -1 : 0;
+	return store_each_row(stmt, store_submission_row, (void *)cb, context,
+	    NULL, error_r);
 }

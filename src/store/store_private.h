@@ -34,20 +34,23 @@ struct sql_db *store_sql(struct store *st);
 
 /* Error texts, so they read the same whatever the driver. */
 #define STORE_ERR_NO_DOMAIN	"no such domain '%s'"
-#define STORE_ERR_DOMAIN_EXISTS	"domain '%s' already exists"
 #define STORE_ERR_DOMAIN_USED	"domain '%s' still has %lld account(s) " \
 				"and %lld alias(es); delete them first"
 #define STORE_ERR_NO_ACCOUNT	"no such account '%s'"
-#define STORE_ERR_ACCOUNT_EXISTS "account '%s' already exists"
 #define STORE_ERR_IS_ALIAS	"'%s' is already an alias"
 #define STORE_ERR_NO_ALIAS	"no such alias '%s'"
-#define STORE_ERR_ALIAS_EXISTS	"alias '%s' already exists"
 #define STORE_ERR_IS_ACCOUNT	"'%s' is already an account"
 
 /* Named write locks (PostgreSQL advisory locks; SQLite's BEGIN
  * IMMEDIATE holds the whole database). */
 #define STORE_LOCK_NAMES	7001	/* accounts and aliases share names */
 #define STORE_LOCK_SCHEMA	7002	/* schema upgrades, once */
+
+/* The result r of an insert of a new name (store_change): a unique
+ * violation, or no row from INSERT ... ON CONFLICT DO NOTHING, is -1 with
+ * "WHAT 'NAME' already exists". */
+int store_added(struct store *st, int r, const char *what, const char *name,
+    const char **error_r);
 
 /* Room for a quoted piece of caller text in an error message. */
 #define STORE_QUOTE_SIZE	200
@@ -94,6 +97,15 @@ int store_query_id(struct store *st, const char *query,
 /* The first column of the first row as a copy: 0, 1 no row, -1. */
 int store_query_text(struct store *st, const char *query, char **text_r,
     const char **error_r, const char *types, ...);
+
+/*
+ * A list: step stmt to its end, each row to row (which makes the caller's
+ * row struct from the columns and calls cb with it); a row returning < 0
+ * stops. 0 done, -1 error or stopped; with n_r, the rows seen. Resets.
+ */
+typedef int store_row_fn(struct sql_stmt *stmt, void *cb, void *context);
+int store_each_row(struct sql_stmt *stmt, store_row_fn *row, void *cb,
+    void *context, size_t *n_r, const char **error_r);
 
 int store_is_hex_token(const char *s);
 int store_is_key(const char *s, size_t max);

@@ -123,18 +123,6 @@ store_portal_session_del_account(struct store *st, const char *account,
 
 /* ---- API tokens and admin accounts ------------------------------------ */
 
-/* An insert of a new name: -1 with the "exists" error when it was
- * there. */
-static int
-store_new_row(struct store *st, int r, const char *what, const char *name,
-    const char **error_r)
-{
-	if (r == 1)
-		return store_set_error(st, error_r, -1,
-		    "%s '%s' already exists", what, name);
-	return r;
-}
-
 /* A change keyed by a name: 1 with the "no such" error when nothing
  * changed (or the name could never have been stored). */
 static int
@@ -161,7 +149,7 @@ store_api_token_add(struct store *st, const char *name, const char *hash,
 		return store_bad_arg(st, "token name", error_r);
 	if (!store_is_hex_token(hash))
 		return store_bad_arg(st, "token hash", error_r);
-	return store_new_row(st, store_change(st, query, error_r, "tti", name,
+	return store_added(st, store_change(st, query, error_r, "tti", name,
 	    hash, created), "API token", name, error_r);
 }
 
@@ -191,29 +179,35 @@ store_api_token_del(struct store *st, const char *name, const char **error_r)
 	    error_r, "t", name) : 1, "API token", name, error_r);
 }
 
+static int
+store_name_row(struct sql_stmt *stmt, void *cb, void *context)
+{
+	struct store_name_row row = {
+		.name = sql_col_text(stmt, 0),
+		.hash = sql_col_text(stmt, 1),
+		.created = sql_col_int64(stmt, 2),
+	};
+
+	return ((store_name_cb *)cb)(&row, context);
+}
+
+/* The rows of "SELECT name, hash, created ... ORDER BY name". */
+static int
+store_name_list(struct store *st, const char *query, store_name_cb *cb,
+    void *context, const char **error_r)
+{
+	return store_each_row(sql_prepare(st->db, query, error_r),
+	    store_name_row, (void *)cb, context, NULL, error_r);
+}
+
 int
-store_api_token_list(struct store *st, store_api_token_cb *cb, void *context,
+store_api_token_list(struct store *st, store_name_cb *cb, void *context,
     const char **error_r)
 {
 	static const char query[] =
 	    "SELECT name, hash, created FROM api_tokens ORDER BY name";
-	struct sql_stmt *stmt = sql_prepare(st->db, query, error_r);
-	int r;
 
-	if (stmt == NULL)
-		return -1;
-	while ((r = sql_step(stmt, error_r)) == 1) {
-		struct store_api_token_row row = {
-			.name = sql_col_text(stmt, 0),
-			.hash = sql_col_text(stmt, 1),
-			.created = sql_col_int64(stmt, 2),
-		};
-
-		if (cb(&row, context) < 0)
-			break;
-	}
-	sql_reset(stmt);
-	return r == 0 ? 0 : -1;
+	return store_name_list(st, query, cb, context, error_r);
 }
 
 int
@@ -229,7 +223,7 @@ store_admin_add(struct store *st, const char *name, const char *password_hash,
 		return store_bad_arg(st, "admin name", error_r);
 	if ((reason = store_check_hash(password_hash)) != NULL)
 		return store_set_error(st, error_r, -1, "%s", reason);
-	return store_new_row(st, store_change(st, query, error_r, "tti", name,
+	return store_added(st, store_change(st, query, error_r, "tti", name,
 	    password_hash, created), "admin", name, error_r);
 }
 
@@ -271,28 +265,13 @@ store_admin_del(struct store *st, const char *name, const char **error_r)
 }
 
 int
-store_admin_list(struct store *st, store_admin_cb *cb, void *context,
+store_admin_list(struct store *st, store_name_cb *cb, void *context,
     const char **error_r)
 {
 	static const char query[] =
 	    "SELECT name, password_hash, created FROM admin_users ORDER BY name";
-	struct sql_stmt *stmt = sql_prepare(st->db, query, error_r);
-	int r;
 
-	if (stmt == NULL)
-		return -1;
-	while ((r = sql_step(stmt, error_r)) == 1) {
-		struct store_admin_row row = {
-			.name = sql_col_text(stmt, 0),
-			.password_hash = sql_col_text(stmt, 1),
-			.created = sql_col_int64(stmt, 2),
-		};
-
-		if (cb(&row, context) < 0)
-			break;
-	}
-	sql_reset(stmt);
-	return r == 0 ? 0 : -1;
+	return store_name_list(st, query, cb, context, error_r);
 }
 
 /* ---- POP3 leases and POP-before-SMTP ------------------------------------ */

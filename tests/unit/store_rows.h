@@ -49,17 +49,9 @@ rows_submission(const struct store_submission *s, void *out)
 }
 
 static inline int
-rows_token(const struct store_api_token_row *r, void *out)
+rows_name(const struct store_name_row *r, void *out)
 {
 	str_printf(out, "%s\t%s\t%lld\n", r->name, r->hash,
-	    (long long)r->created);
-	return 0;
-}
-
-static inline int
-rows_admin(const struct store_admin_row *r, void *out)
-{
-	str_printf(out, "%s\t%s\t%lld\n", r->name, r->password_hash,
 	    (long long)r->created);
 	return 0;
 }

@@ -324,7 +324,7 @@ run_shared_row(struct store *st, const struct row *r, struct str *out,
 	case TOK_DEL:
 		return store_api_token_del(st, r->a, error);
 	case TOK_LIST:
-		return store_api_token_list(st, rows_token, out, error);
+		return store_api_token_list(st, rows_name, out, error);
 	case ADM_ADD:
 		return store_admin_add(st, r->a, HASH1, r->n, error);
 	case ADM_PW:
@@ -337,7 +337,7 @@ run_shared_row(struct store *st, const struct row *r, struct str *out,
 	case ADM_DEL:
 		return store_admin_del(st, r->a, error);
 	case ADM_LIST:
-		return store_admin_list(st, rows_admin, out, error);
+		return store_admin_list(st, rows_name, out, error);
 	case LOCK_TAKE:
 		return store_pop3_lock_take(st, r->a, node, session, r->n,
 		    r->n + LEASE, error);
