@@ -248,10 +248,16 @@ be_policy_postfix(struct be_worker *w, struct msg *req, struct msg *reply)
 	if (r.verdict != POLICY_OK)
 		str_append(&answer, str_c(&r.reply));
 	else if (strcmp(state, "END-OF-MESSAGE") == 0) {
-		/* The header From is not in the protocol: only the
-		 * envelope is aligned here. */
-		if (policy_commit(w->conf, st, account, client, r.country,
-		    r.overseas, rcpts, 0, NULL, 0, &answer) == POLICY_OK) {
+		int counted;
+
+		/* The count and the submission log in one write
+		 * transaction: one commit (store.h). The header From is not
+		 * in the protocol: only the envelope is aligned here. */
+		(void)store_write_begin(st, &error);
+		counted = policy_commit(w->conf, st, account, client,
+		    r.country, r.overseas, rcpts, 0, NULL, 0, &answer) ==
+		    POLICY_OK;
+		if (counted) {
 			struct store_submission sub = {
 				.queue_id = qid, .time = policy_now(),
 				.account = account, .ip = client,
@@ -265,6 +271,12 @@ be_policy_postfix(struct be_worker *w, struct msg *req, struct msg *reply)
 			    store_submission_add(st, &sub, &error) < 0)
 				log_warnx("policy: submission log %s: %s", qid,
 				    error);
+		}
+		if (store_write_end(st, 0, &error) < 0) {
+			log_warnx("policy: count %s: %s", account, error);
+			str_clear(&answer);
+			str_append(&answer, "451 4.3.0 Temporary failure "
+			    "counting the message, try again later");
 		}
 	} else
 		str_append(&answer, "DUNNO");

@@ -464,11 +464,20 @@ sql_pgsql_begin(struct sql_db *db, enum sql_tx tx, const char **error_r)
 	return r;
 }
 
+static void sql_pgsql_rollback(struct sql_db *db);
+
 static int
 sql_pgsql_commit(struct sql_db *db, const char **error_r)
 {
-	return sql_pgsql_command(sql_pgsql_db(db), "COMMIT", "commit",
-	    error_r);
+	struct sql_pgsql *sp = sql_pgsql_db(db);
+
+	/* COMMIT of a failed transaction "succeeds" as a ROLLBACK */
+	if (PQtransactionStatus(sp->conn) == PQTRANS_INERROR) {
+		sql_pgsql_rollback(db);
+		return sql_set_error(db, error_r, "postgresql: commit: the "
+		    "transaction failed; nothing was kept");
+	}
+	return sql_pgsql_command(sp, "COMMIT", "commit", error_r);
 }
 
 static void

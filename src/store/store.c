@@ -87,16 +87,21 @@ store_sql(struct store *st)
 int
 store_tx_begin(struct store *st, enum sql_tx tx, const char **error_r)
 {
-	if (st->in_read && tx == SQL_TX_READ)
-		return 0;
+	if (st->in_write || (st->in_read && tx == SQL_TX_READ))
+		return 0;	/* part of the caller's transaction */
 	store_read_end(st);	/* a write ends the read snapshot */
 	return sql_begin(st->db, tx, error_r);
 }
 
-
 int
 store_tx_end(struct store *st, enum sql_tx tx, int ret, const char **error_r)
 {
+	if (st->in_write) {
+		/* the caller's store_write_end commits, or undoes it all */
+		if (ret < 0)
+			st->write_failed = 1;
+		return ret;
+	}
 	if (st->in_read && tx == SQL_TX_READ)
 		return ret;
 	if (ret < 0 || tx == SQL_TX_READ)
@@ -104,6 +109,37 @@ store_tx_end(struct store *st, enum sql_tx tx, int ret, const char **error_r)
 	if (sql_commit(st->db, error_r) < 0)
 		return sql_rollback(st->db, -1);
 	return ret;
+}
+
+int
+store_write_begin(struct store *st, const char **error_r)
+{
+	if (st->in_write)
+		return 0;
+	store_read_end(st);
+	if (sql_begin(st->db, SQL_TX_WRITE, error_r) < 0)
+		return -1;
+	st->in_write = 1;
+	st->write_failed = 0;
+	return 0;
+}
+
+int
+store_write_end(struct store *st, int ok, const char **error_r)
+{
+	if (!st->in_write)
+		return ok < 0 ? -1 : 0;
+	st->in_write = 0;
+	if (ok < 0 || st->write_failed) {
+		(void)sql_rollback(st->db, -1);
+		if (ok >= 0)
+			*error_r = "a write of the transaction failed; "
+			    "nothing was kept";
+		return -1;
+	}
+	if (sql_commit(st->db, error_r) < 0)
+		return sql_rollback(st->db, -1);
+	return 0;
 }
 
 int
@@ -187,8 +223,11 @@ store_change(struct store *st, const char *query, const char **error_r,
 	va_start(ap, types);
 	stmt = store_stmt_v(st, query, SQL_LOCK_NONE, error_r, types, ap);
 	va_end(ap);
-	if (stmt == NULL || sql_run(stmt, &changed, error_r) < 0)
+	if (stmt == NULL || sql_run(stmt, &changed, error_r) < 0) {
+		if (st->in_write)
+			st->write_failed = 1;
 		return -1;
+	}
 	return changed > 0 ? 0 : 1;
 }
 

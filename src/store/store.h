@@ -66,6 +66,17 @@ int store_read_begin(struct store *st, const char **error_r);
 void store_read_end(struct store *st);
 
 /*
+ * Several writes in one write transaction (one commit: one fsync with
+ * SQLite): the counted END-OF-MESSAGE, its count and its submission log.
+ * Calls in between join it (their own transactions become part of it);
+ * end commits when ok >= 0 and none of them failed, else undoes them all
+ * (-1). A count over its limit changes nothing and does not undo the
+ * others (the event it records stays).
+ */
+int store_write_begin(struct store *st, const char **error_r);
+int store_write_end(struct store *st, int ok, const char **error_r);
+
+/*
  * The one rule for the names of admins and API tokens: 1 to
  * STORE_NAME_MAX of a-z, 0-9 and '-' (they appear in URLs, log lines and
  * the token text "NAME.SECRET"). 1 when name is acceptable.
@@ -256,6 +267,8 @@ struct store_submission {
 	int64_t		 size;
 	int		 overseas;
 };
+/* A queue id logged already keeps its first row (0: Postfix may ask
+ * twice; inside store_write_begin a failed insert would undo the count). */
 int store_submission_add(struct store *st, const struct store_submission *s,
     const char **error_r);
 /* Rows matching the queue id or the Message-ID (either may be NULL),

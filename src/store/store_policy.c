@@ -219,9 +219,10 @@ store_count_add(struct store *st, const char *address,
 	if (store_tx_begin(st, SQL_TX_WRITE, error_r) < 0)
 		return -1;
 	r = store_count_add_tx(st, key, c, n, msgs, rcpts, over_r, error_r);
-	/* over a limit: nothing changed, roll back */
+	/* over a limit: nothing changed, roll back (inside the caller's
+	 * transaction there is nothing of ours to undo) */
 	if (r == 1)
-		return sql_rollback(st->db, 1);
+		return st->in_write ? 1 : sql_rollback(st->db, 1);
 	return store_tx_end(st, SQL_TX_WRITE, r, error_r);
 }
 
@@ -336,7 +337,8 @@ store_submission_add(struct store *st, const struct store_submission *s,
 	static const char query[] =
 	    "INSERT INTO submissions (queue_id, message_id, time, account,"
 	    " ip, country, tls, rcpts, size, overseas)"
-	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+	    " ON CONFLICT (queue_id) DO NOTHING";
 	char msgid[STORE_MSGID_MAX + 1], ip[STORE_EVENT_IP_MAX + 1];
 	char country[STORE_EVENT_COUNTRY_MAX + 1], tls[STORE_TLS_MAX + 1];
 

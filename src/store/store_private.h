@@ -27,6 +27,8 @@ struct store {
 	struct sql_db	*db;
 	struct str	 error;		/* the handle-owned error text */
 	int		 in_read;	/* inside store_read_begin() */
+	int		 in_write;	/* inside store_write_begin() */
+	int		 write_failed;	/* a write in it failed */
 };
 
 /* The handle's SQL connection (tests of the SQL layer). */

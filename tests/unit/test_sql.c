@@ -19,6 +19,7 @@
 #include "store/store.h"
 #include "store/store_private.h"
 #include "unit.h"
+#include "store_rows.h"
 
 static void
 test_rewrite(void)
@@ -252,6 +253,83 @@ test_store_kept(const char *uri)
 	store_close(&st);
 }
 
+/*
+ * The counted END-OF-MESSAGE: the count and the submission log in one
+ * write transaction. Both kept on success; a count over its limit keeps
+ * the rest; a failed write undoes all of it.
+ */
+static void
+test_store_write(const char *uri)
+{
+	const char *error = NULL;
+	struct store *st = store_open(uri, &error);
+	struct store_counter c = { "d:2026-12-06", 2, -1 };
+	struct store_submission sub = {
+		.queue_id = "00000000000000000W01", .time = 100,
+		.account = "w@kept.example", .ip = "192.0.2.1", .rcpts = 1,
+	};
+	struct str out = STR_INIT;
+	int64_t msgs = -1, rcpts = -1;
+	size_t over = 99;
+
+	UNIT_CHECK(st != NULL);
+	if (st == NULL)
+		return;
+	UNIT_CHECK_INT(store_init_schema(st, &error), 0);
+	(void)store_domain_add(st, "kept.example", &error);
+	(void)store_account_add(st, "w@kept.example", "$2y$x", &error);
+
+	/* counted and logged, one commit */
+	UNIT_CHECK_INT(store_write_begin(st, &error), 0);
+	UNIT_CHECK_INT(store_count_add(st, "w@kept.example", &c, 1, 1, 1,
+	    &over, &error), 0);
+	UNIT_CHECK_INT(store_submission_add(st, &sub, &error), 0);
+	UNIT_CHECK_INT(store_write_end(st, 0, &error), 0);
+	UNIT_CHECK_INT(store_count_get(st, "w@kept.example", c.period, &msgs,
+	    &rcpts, &error), 0);
+	UNIT_CHECK_INT(msgs, 1);
+	UNIT_CHECK_INT(store_submission_find(st, sub.queue_id, NULL,
+	    rows_submission, &out, &error), 0);
+	/* the same queue id again keeps its first row */
+	UNIT_CHECK_INT(store_submission_add(st, &sub, &error), 0);
+
+	/* the caller gives up: nothing of it stays */
+	UNIT_CHECK_INT(store_write_begin(st, &error), 0);
+	UNIT_CHECK_INT(store_count_add(st, "w@kept.example", &c, 1, 1, 1,
+	    &over, &error), 0);
+	UNIT_CHECK_INT(store_write_end(st, -1, &error), -1);
+	UNIT_CHECK_INT(store_count_get(st, "w@kept.example", c.period, &msgs,
+	    &rcpts, &error), 0);
+	UNIT_CHECK_INT(msgs, 1);
+
+	/* a failed write inside undoes the count too */
+	UNIT_CHECK_INT(store_write_begin(st, &error), 0);
+	UNIT_CHECK_INT(store_count_add(st, "w@kept.example", &c, 1, 1, 1,
+	    &over, &error), 0);
+	UNIT_CHECK_INT(store_count_add(st, "nobody@kept.example", &c, 1, 1,
+	    1, &over, &error), -1);
+	UNIT_CHECK_INT(store_write_end(st, 0, &error), -1);
+	UNIT_CHECK_INT(store_count_get(st, "w@kept.example", c.period, &msgs,
+	    &rcpts, &error), 0);
+	UNIT_CHECK_INT(msgs, 1);
+
+	/* over the limit: not counted, the notice beside it stays */
+	UNIT_CHECK_INT(store_count_add(st, "w@kept.example", &c, 1, 1, 1,
+	    &over, &error), 0);
+	UNIT_CHECK_INT(store_write_begin(st, &error), 0);
+	UNIT_CHECK_INT(store_count_add(st, "w@kept.example", &c, 1, 1, 1,
+	    &over, &error), 1);
+	UNIT_CHECK_INT(over, 0);
+	UNIT_CHECK_INT(store_notice_once(st, "limit:w", 100, &error), 0);
+	UNIT_CHECK_INT(store_write_end(st, 0, &error), 0);
+	UNIT_CHECK_INT(store_notice_once(st, "limit:w", 100, &error), 1);
+	UNIT_CHECK_INT(store_count_get(st, "w@kept.example", c.period, &msgs,
+	    &rcpts, &error), 0);
+	UNIT_CHECK_INT(msgs, 2);
+	str_deinit(&out);
+	store_close(&st);
+}
+
 int
 main(void)
 {
@@ -263,6 +341,7 @@ main(void)
 	snprintf(uri, sizeof(uri), "sqlite:%s/sql.db", dir);
 	test_driver(uri);
 	test_store_kept(uri);
+	test_store_write(uri);
 	snprintf(uri, sizeof(uri), "%s/sql.db", dir);
 	(void)unlink(uri);
 	snprintf(uri, sizeof(uri), "%s/sql.db-wal", dir);
@@ -274,6 +353,7 @@ main(void)
 		test_driver(pg);
 		test_pgsql_reconnect(pg);
 		test_store_kept(pg);
+		test_store_write(pg);
 	} else
 		printf("postgresql: not tested (SEKISHO_TEST_PGSQL unset)\n");
 	UNIT_END();

@@ -4,7 +4,8 @@
  * backend: SQLite always, and PostgreSQL when SEKISHO_TEST_PGSQL holds
  * a store URI of an empty database ("postgresql:host=... dbname=...";
  * tests/e2e/test_store_backends.py sets it with a throwaway cluster).
- * Backends must read the same to their callers (store_impl.h).
+ * Both drivers must read the same to their callers (each query is written
+ * once, over sql.h).
  */
 #include <stdio.h>
 #include <stdlib.h>
