@@ -19,6 +19,7 @@
  * (sql.h: row locks, named advisory locks).
  */
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,7 @@
  * database that drops packets would otherwise hold every worker for
  * connect_timeout on every request. */
 #define SQL_PGSQL_RETRY_MS		1000
+#define SQL_PGSQL_SLOW_MS		100	/* a reconnect that failed slowly */
 #define SQL_PGSQL_SQLSTATE_UNIQUE	"23505"
 
 struct sql_pgsql {
@@ -121,11 +123,32 @@ sql_pgsql_now_ms(void)
  * most once per SQL_PGSQL_RETRY_MS. The kept statements are prepared
  * again on the new connection as they are used (gen).
  */
+/*
+ * An idle connection the server has ended (a restart, a failover,
+ * pg_terminate_backend) has its end of file waiting on the socket: read
+ * it now, so the connection is made again before a statement is sent on
+ * it rather than after (a write sent on a dead connection cannot be sent
+ * again: it may have been done).
+ */
+static void
+sql_pgsql_check_idle(struct sql_pgsql *sp)
+{
+	struct pollfd pfd = { .fd = PQsocket(sp->conn), .events = POLLIN };
+
+	if (pfd.fd < 0 || PQtransactionStatus(sp->conn) != PQTRANS_IDLE)
+		return;
+	if (poll(&pfd, 1, 0) > 0 && (!PQconsumeInput(sp->conn) ||
+	    PQstatus(sp->conn) != CONNECTION_OK))
+		log_debug("store: postgresql connection found closed");
+}
+
 static int
 sql_pgsql_ready(struct sql_pgsql *sp, const char **error_r)
 {
 	int64_t now;
 
+	if (PQstatus(sp->conn) == CONNECTION_OK)
+		sql_pgsql_check_idle(sp);
 	if (PQstatus(sp->conn) == CONNECTION_OK)
 		return 0;
 	now = sql_pgsql_now_ms();
@@ -136,7 +159,11 @@ sql_pgsql_ready(struct sql_pgsql *sp, const char **error_r)
 	if (PQstatus(sp->conn) != CONNECTION_OK) {
 		(void)sql_pgsql_message(PQerrorMessage(sp->conn),
 		    sp->down_why, sizeof(sp->down_why));
-		sp->retry_after = sql_pgsql_now_ms() + SQL_PGSQL_RETRY_MS;
+		/* only a slow failure (a timeout) is worth not repeating: a
+		 * refused connection is tried again at the next call */
+		if (sql_pgsql_now_ms() - now >= SQL_PGSQL_SLOW_MS)
+			sp->retry_after = sql_pgsql_now_ms() +
+			    SQL_PGSQL_RETRY_MS;
 		return sql_pgsql_fail(sp, "reconnect", sp->down_why, error_r);
 	}
 	sp->retry_after = 0;
