@@ -19,3 +19,20 @@ def test_same_results_on_sqlite_and_postgresql(pg_cluster):
     assert r.returncode == 0, r.stdout + r.stderr
     assert "backend sqlite\nbackend postgresql\n" in r.stdout, r.stdout
     assert " 0 failed" in r.stdout + r.stderr
+
+
+STORE_PROGRAM = REPO / "build-asan" / "tests" / "test_store"
+
+
+def test_store_tests_on_postgresql_too(pg_cluster):
+    """tests/unit/test_store.c's calls (domains, accounts, aliases, two
+    handles, stored lengths) on a fresh PostgreSQL database as well as
+    on SQLite: one set of assertions for both drivers (issue 15)."""
+    assert STORE_PROGRAM.exists(), f"{STORE_PROGRAM} missing: run make asan"
+    env = sanitizer_env()
+    env["SEKISHO_TEST_PGSQL"] = pg_cluster.store()
+    r = subprocess.run([str(STORE_PROGRAM)], capture_output=True,
+                       text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "backend sqlite\nbackend postgresql\n" in r.stdout, r.stdout
+    assert " 0 failed" in r.stdout + r.stderr

@@ -13,6 +13,7 @@
 #include <sqlite3.h>
 
 #include "core/str.h"
+#include "store/sql.h"
 #include "store/store.h"
 #include "unit.h"
 #include "store_rows.h"
@@ -192,23 +193,24 @@ test_open_errors(void)
 	    strstr(error, "file is not a database") != NULL);
 }
 
-/* One number from the database, read behind the store's back. */
+/* One number from the database, read behind the store's back (a
+ * connection of its own, either driver). */
 static long long
 test_count(const char *sql)
 {
-	sqlite3 *db;
-	sqlite3_stmt *stmt;
+	const char *error;
+	struct sql_db *db = sql_open(test_uri, &error);
+	struct sql_stmt *stmt;
 	long long n = -1;
 
-	if (sqlite3_open_v2(test_db, &db, SQLITE_OPEN_READONLY, NULL) !=
-	    SQLITE_OK)
+	if (db == NULL)
 		return -1;
-	if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) == SQLITE_OK) {
-		if (sqlite3_step(stmt) == SQLITE_ROW)
-			n = sqlite3_column_int64(stmt, 0);
-		sqlite3_finalize(stmt);
+	if ((stmt = sql_prepare(db, sql, &error)) != NULL) {
+		if (sql_step(stmt, &error) == 1)
+			n = sql_col_int64(stmt, 0);
+		sql_reset(stmt);
 	}
-	sqlite3_close(db);
+	sql_close(&db);
 	return n;
 }
 
@@ -698,6 +700,28 @@ main(void)
 	store_close(&st);
 	UNIT_CHECK(st == NULL);
 	store_close(&st);
+	printf("backend sqlite\n");
+
+	/* the same calls on PostgreSQL (an empty database): all but the
+	 * file's own facts */
+	if (getenv("SEKISHO_TEST_PGSQL") != NULL &&
+	    *getenv("SEKISHO_TEST_PGSQL") != '\0') {
+		snprintf(test_uri, sizeof(test_uri), "%s",
+		    getenv("SEKISHO_TEST_PGSQL"));
+		st = store_open(test_uri, &error);
+		UNIT_CHECK(st != NULL);
+		if (st != NULL) {
+			UNIT_CHECK_INT(store_init_schema(st, &error), 0);
+			test_domains(st);
+			test_accounts(st);
+			test_aliases(st);
+			test_two_handles(st);
+			test_stored_cut(st);
+			store_close(&st);
+			printf("backend postgresql\n");
+		}
+	} else
+		printf("postgresql: not tested (SEKISHO_TEST_PGSQL unset)\n");
 
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", test_dir);
 	if (system(cmd) != 0)
