@@ -231,20 +231,32 @@ store_change(struct store *st, const char *query, const char **error_r,
 	return changed > 0 ? 0 : 1;
 }
 
-int
-store_query_id(struct store *st, const char *query, enum sql_row_lock lock,
-    const char *key, int64_t *id_r, const char **error_r)
+/* The first column of stmt's first row, as a number or a copy: 0, 1
+ * no row, -1 error. */
+static int
+store_first(struct sql_stmt *stmt, int64_t *id_r, char **text_r,
+    const char **error_r)
 {
-	struct sql_stmt *stmt = store_stmt(st, query, lock, error_r, "t",
-	    key);
 	int r;
 
 	if (stmt == NULL)
 		return -1;
-	if ((r = sql_step(stmt, error_r)) == 1)
-		*id_r = sql_col_int64(stmt, 0);
+	if ((r = sql_step(stmt, error_r)) == 1) {
+		if (id_r != NULL)
+			*id_r = sql_col_int64(stmt, 0);
+		if (text_r != NULL)
+			*text_r = xstrdup(sql_col_text(stmt, 0));
+	}
 	sql_reset(stmt);
 	return r < 0 ? -1 : r == 1 ? 0 : 1;
+}
+
+int
+store_query_id(struct store *st, const char *query, enum sql_row_lock lock,
+    const char *key, int64_t *id_r, const char **error_r)
+{
+	return store_first(store_stmt(st, query, lock, error_r, "t", key), id_r,
+	    NULL, error_r);
 }
 
 int
@@ -253,17 +265,11 @@ store_query_text(struct store *st, const char *query, char **text_r,
 {
 	struct sql_stmt *stmt;
 	va_list ap;
-	int r;
 
 	va_start(ap, types);
 	stmt = store_stmt_v(st, query, SQL_LOCK_NONE, error_r, types, ap);
 	va_end(ap);
-	if (stmt == NULL)
-		return -1;
-	if ((r = sql_step(stmt, error_r)) == 1)
-		*text_r = xstrdup(sql_col_text(stmt, 0));
-	sql_reset(stmt);
-	return r < 0 ? -1 : r == 1 ? 0 : 1;
+	return store_first(stmt, NULL, text_r, error_r);
 }
 
 int
