@@ -248,16 +248,12 @@ be_policy_postfix(struct be_worker *w, struct msg *req, struct msg *reply)
 	if (r.verdict != POLICY_OK)
 		str_append(&answer, str_c(&r.reply));
 	else if (strcmp(state, "END-OF-MESSAGE") == 0) {
-		int counted;
-
 		/* The count and the submission log in one write
 		 * transaction: one commit (store.h). The header From is not
 		 * in the protocol: only the envelope is aligned here. */
 		(void)store_write_begin(st, &error);
-		counted = policy_commit(w->conf, st, account, client,
-		    r.country, r.overseas, rcpts, 0, NULL, 0, &answer) ==
-		    POLICY_OK;
-		if (counted) {
+		if (policy_commit(w->conf, st, account, client, r.country,
+		    r.overseas, rcpts, 0, NULL, 0, &answer) == POLICY_OK) {
 			struct store_submission sub = {
 				.queue_id = qid, .time = policy_now(),
 				.account = account, .ip = client,
