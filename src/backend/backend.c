@@ -646,6 +646,11 @@ backend_work(void *arg)
 	struct be_worker *w = arg;
 	struct backend *be = w->backend;
 
+	/* The store now, not at the first request: opening it (SQLite's
+	 * pragmas, a PostgreSQL connection) took most of the first
+	 * request's 40 ms (docs/performance.md W5). A store down now is
+	 * opened again at the next request, as before. */
+	(void)be_worker_store(w);
 	for (;;) {
 		pthread_mutex_lock(&be->lock);
 		while (be->rhead == NULL && !be->stopping)

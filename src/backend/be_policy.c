@@ -149,6 +149,7 @@ be_policy_mail(struct be_worker *w, struct msg *req, struct msg *reply)
 	struct sockaddr_storage ss;
 	struct geo_result geo;
 	struct store *st;
+	const char *error;
 	char *account;
 	uint64_t sess;
 
@@ -171,9 +172,12 @@ be_policy_mail(struct be_worker *w, struct msg *req, struct msg *reply)
 		    "database unavailable, try again later");
 	} else {
 		be_geo_lookup(w, client, &ss, &geo);
+		/* its reads in one read transaction (store.h) */
+		(void)store_read_begin(st, &error);
 		(void)policy_mail(w->conf, st, account, sender, client,
 		    ss.ss_family != 0 ? (struct sockaddr *)&ss : NULL, &geo,
 		    &r);
+		store_read_end(st);
 		if (r.notify)
 			be_policy_notice(w, account, client, r.country);
 	}
@@ -262,6 +266,7 @@ be_policy_postfix(struct be_worker *w, struct msg *req, struct msg *reply)
 	struct geo_result geo;
 	struct str answer = STR_INIT;
 	struct store *st;
+	const char *error;
 	uint32_t rcpts;
 	char *account;
 	int at_rcpt, at_eom, seen;
@@ -296,8 +301,12 @@ be_policy_postfix(struct be_worker *w, struct msg *req, struct msg *reply)
 	r.msg_counted = seen;
 	r.rcpts_counted = seen && !at_rcpt;
 	be_geo_lookup(w, client, &ss, &geo);
+	/* its reads in one read transaction, with the connection's kept
+	 * statements (store.h): the hot path of a Postfix policy request */
+	(void)store_read_begin(st, &error);
 	(void)policy_mail(w->conf, st, account, sender, client,
 	    ss.ss_family != 0 ? (struct sockaddr *)&ss : NULL, &geo, &r);
+	store_read_end(st);
 	if (r.notify)
 		be_policy_notice(w, account, client, r.country);
 	if (r.verdict != POLICY_OK)
@@ -313,8 +322,10 @@ be_policy_postfix(struct be_worker *w, struct msg *req, struct msg *reply)
 				be_policy_instance_add(account, instance);
 		}
 	} else if (at_eom) {
-		/* The header From is not in the protocol: only the
-		 * envelope is aligned here. */
+		/* The count and the submission log in one write
+		 * transaction: one commit (store.h). The header From is not
+		 * in the protocol: only the envelope is aligned here. */
+		(void)store_write_begin(st, &error);
 		if (seen || policy_count(w->conf, st, account, client,
 		    r.country, r.overseas, 1, rcpts, &answer) == POLICY_OK) {
 			struct store_submission sub = {
@@ -323,7 +334,6 @@ be_policy_postfix(struct be_worker *w, struct msg *req, struct msg *reply)
 				.country = r.country, .rcpts = rcpts,
 				.overseas = r.overseas,
 			};
-			const char *error;
 
 			str_clear(&answer);
 			str_append(&answer, "DUNNO");
@@ -331,6 +341,12 @@ be_policy_postfix(struct be_worker *w, struct msg *req, struct msg *reply)
 			    store_submission_add(st, &sub, &error) < 0)
 				log_warnx("policy: submission log %s: %s", qid,
 				    error);
+		}
+		if (store_write_end(st, 0, &error) < 0) {
+			log_warnx("policy: count %s: %s", account, error);
+			str_clear(&answer);
+			str_append(&answer, "451 4.3.0 Temporary failure "
+			    "counting the message, try again later");
 		}
 	} else
 		str_append(&answer, "DUNNO");

@@ -330,113 +330,107 @@ be_portal_check_password(struct be_worker *w, struct store *st,
 /* ---- rows from the store ------------------------------------------------ */
 
 /*
- * The store's lines (store.h) cut into typed rows: the store writes no
- * TAB or line end inside a value (store_sqlite_policy.c, store_pgsql.c),
- * and this is the one place each line form is read.
- * submission: QUEUE_ID MESSAGE_ID TIME ACCOUNT IP COUNTRY TLS RCPTS SIZE
- * OVERSEAS; event: TIME ACCOUNT TYPE IP COUNTRY DETAIL.
+ * The rows of one store list (store.h hands them to a callback, its
+ * pointers valid during the call only), copied as the seam's typed rows
+ * (portal_rows.h), newest last. An empty text is "none" (NULL).
  */
-static size_t
-be_portal_cols(char *line, char **col, size_t max)
-{
-	size_t n = 0;
+struct be_portal_rows {
+	struct portal_sub	*subs;
+	struct portal_event	*events;
+	size_t			 n;
+	char			**strs;	/* every copy, freed together */
+	size_t			 nstrs;
+};
 
-	for (char *p = line, *f; n < max && (f = strsep(&p, "\t")) != NULL;)
-		col[n++] = f;
-	return n;
+static const char *
+be_portal_rows_str(struct be_portal_rows *rs, const char *s, int empty_null)
+{
+	if (s == NULL || (empty_null && *s == '\0'))
+		return NULL;
+	rs->strs = xreallocarray(rs->strs, rs->nstrs + 1, sizeof(*rs->strs));
+	return rs->strs[rs->nstrs++] = xstrdup(s);
 }
 
 static const char *
-be_portal_or_null(const char *s)
+be_portal_rows_when(struct be_portal_rows *rs, int64_t time)
 {
-	return s != NULL && *s != '\0' ? s : NULL;
+	char when[64];
+
+	policy_format_time(time, when, sizeof(when));
+	return be_portal_rows_str(rs, when, 0);
 }
 
 static int
-be_portal_sub_row(char *line, struct portal_sub *r, char *when, size_t len)
+be_portal_rows_sub(const struct store_submission *s, void *context)
 {
-	char *c[10];
+	struct be_portal_rows *rs = context;
+	struct portal_sub *r;
 
-	if (be_portal_cols(line, c, 10) != 10 || *c[0] == '\0')
-		return -1;
+	if (*s->queue_id == '\0')
+		return 0;
+	rs->subs = xreallocarray(rs->subs, rs->n + 1, sizeof(*rs->subs));
+	r = &rs->subs[rs->n++];
 	memset(r, 0, sizeof(*r));
-	r->queue_id = c[0];
-	r->message_id = be_portal_or_null(c[1]);
-	r->time = strtoll(c[2], NULL, 10);
-	policy_format_time(r->time, when, len);
-	r->when = when;
-	r->account = c[3];
-	r->ip = c[4];
-	r->country = c[5];
-	r->tls = be_portal_or_null(c[6]);
-	r->rcpts = (uint32_t)strtoul(c[7], NULL, 10);
-	r->overseas = strcmp(c[9], "1") == 0;
+	r->queue_id = be_portal_rows_str(rs, s->queue_id, 0);
+	r->message_id = be_portal_rows_str(rs, s->message_id, 1);
+	r->time = s->time;
+	r->when = be_portal_rows_when(rs, s->time);
+	r->account = be_portal_rows_str(rs, s->account, 0);
+	r->ip = be_portal_rows_str(rs, s->ip, 0);
+	r->country = be_portal_rows_str(rs, s->country, 0);
+	r->tls = be_portal_rows_str(rs, s->tls, 1);
+	r->rcpts = s->rcpts < 0 ? 0 : s->rcpts > UINT32_MAX ? UINT32_MAX :
+	    (uint32_t)s->rcpts;
+	r->overseas = s->overseas != 0;
 	return 0;
 }
 
 static int
-be_portal_event_row(char *line, struct portal_event *r, char *when,
-    size_t len)
+be_portal_rows_event(const struct store_event *e, void *context)
 {
-	char *c[6];
+	struct be_portal_rows *rs = context;
+	struct portal_event *r;
 
-	if (be_portal_cols(line, c, 6) != 6)
-		return -1;
+	rs->events = xreallocarray(rs->events, rs->n + 1, sizeof(*rs->events));
+	r = &rs->events[rs->n++];
 	memset(r, 0, sizeof(*r));
-	r->time = strtoll(c[0], NULL, 10);
-	policy_format_time(r->time, when, len);
-	r->when = when;
-	r->account = be_portal_or_null(c[1]);
-	r->type = c[2];
-	r->ip = be_portal_or_null(c[3]);
-	r->country = be_portal_or_null(c[4]);
-	r->detail = be_portal_or_null(c[5]);
+	r->time = e->time;
+	r->when = be_portal_rows_when(rs, e->time);
+	r->account = be_portal_rows_str(rs, e->account, 1);
+	r->type = be_portal_rows_str(rs, e->type, 0);
+	r->ip = be_portal_rows_str(rs, e->ip, 1);
+	r->country = be_portal_rows_str(rs, e->country, 1);
+	r->detail = be_portal_rows_str(rs, e->detail, 1);
 	return 0;
 }
 
-/* The non-empty lines of text (newest last), in place. */
-static size_t
-be_portal_lines(char *text, char ***lines_r)
+static void
+be_portal_rows_free(struct be_portal_rows *rs)
 {
-	char **lines = NULL, *p = text, *line;
-	size_t n = 0;
-
-	while (p != NULL && (line = strsep(&p, "\n")) != NULL) {
-		if (*line == '\0')
-			continue;
-		lines = xreallocarray(lines, n + 1, sizeof(*lines));
-		lines[n++] = line;
-	}
-	*lines_r = lines;
-	return n;
+	for (size_t i = 0; i < rs->nstrs; i++)
+		free(rs->strs[i]);
+	free(rs->strs);
+	free(rs->subs);
+	free(rs->events);
+	memset(rs, 0, sizeof(*rs));
 }
-
-enum be_portal_kind { BE_PORTAL_SUBS, BE_PORTAL_EVENTS };
 
 /*
- * One page of lines (newest last) as a LIST: the page skips the offset
+ * One page of rows (newest last) as a LIST: the page skips the offset
  * newest rows and shows up to page rows, oldest first; more when older
- * rows are left. keep (or NULL) filters event lines by type.
+ * rows are left. keep (or NULL) filters events by type.
  */
 static void
-be_portal_page(struct msg *m, enum be_portal_kind kind, char *text,
+be_portal_page(struct msg *m, const struct be_portal_rows *rs,
     uint32_t offset, uint32_t page, int (*keep)(const struct portal_event *))
 {
-	char **lines, **shown = NULL, when[64];
-	size_t n = be_portal_lines(text, &lines), ns = 0, skipped = 0;
+	size_t *shown = NULL, ns = 0, skipped = 0;
 	int more = 0;
 
-	for (size_t i = n; i-- > 0;) {	/* newest first */
-		if (keep != NULL) {
-			struct portal_event e;
-			char *copy = xstrdup(lines[i]);
-			int ok = be_portal_event_row(copy, &e, when,
-			    sizeof(when)) == 0 && keep(&e);
-
-			free(copy);
-			if (!ok)
-				continue;
-		}
+	for (size_t i = rs->n; i-- > 0;) {	/* newest first */
+		if (keep != NULL && rs->events != NULL &&
+		    !keep(&rs->events[i]))
+			continue;
 		if (skipped < offset) {
 			skipped++;
 			continue;
@@ -446,39 +440,18 @@ be_portal_page(struct msg *m, enum be_portal_kind kind, char *text,
 			break;
 		}
 		shown = xreallocarray(shown, ns + 1, sizeof(*shown));
-		shown[ns++] = lines[i];
+		shown[ns++] = i;
 	}
-	/* rows that do not parse are left out; count them first */
-	size_t good = 0;
-	for (size_t i = 0; i < ns; i++) {
-		char *copy = xstrdup(shown[i]);
-		struct portal_sub s;
-		struct portal_event e;
-
-		if ((kind == BE_PORTAL_SUBS ? be_portal_sub_row(copy, &s, when,
-		    sizeof(when)) : be_portal_event_row(copy, &e, when,
-		    sizeof(when))) == 0)
-			good++;
-		free(copy);
-	}
-	msg_add_u32(m, (uint32_t)good);
+	msg_add_u32(m, (uint32_t)ns);
 	msg_add_u32(m, (uint32_t)more);
 	for (size_t i = ns; i-- > 0;) {	/* oldest first */
-		struct portal_sub s;
-		struct portal_event e;
-
-		if (kind == BE_PORTAL_SUBS) {
-			if (be_portal_sub_row(shown[i], &s, when,
-			    sizeof(when)) == 0)
-				portal_rows_sub_pack(m, &s);
-		} else if (be_portal_event_row(shown[i], &e, when,
-		    sizeof(when)) == 0)
-			portal_rows_event_pack(m, &e);
+		if (rs->subs != NULL)
+			portal_rows_sub_pack(m, &rs->subs[shown[i]]);
+		else
+			portal_rows_event_pack(m, &rs->events[shown[i]]);
 	}
 	free(shown);
-	free(lines);
 }
-
 /* The abuse desk's actions show on the admin pages only. */
 static int
 be_portal_not_admin_event(const struct portal_event *e)
@@ -554,6 +527,25 @@ be_portal_count(struct store *st, const char *account, char kind,
 		log_warnx("portal: counts of %s: %s", account, error);
 }
 
+/* The first aliases of an account (the status page shows a few). */
+struct be_portal_aliases {
+	char	*names[PORTAL_ALIASES_MAX];
+	size_t	 n;
+};
+
+static int
+be_portal_alias_row(const struct store_alias_row *row, void *context)
+{
+	struct be_portal_aliases *al = context;
+
+	if (*row->alias == '\0')
+		return 0;
+	if (al->n == PORTAL_ALIASES_MAX)
+		return -1;
+	al->names[al->n++] = xstrdup(row->alias);
+	return 0;
+}
+
 /* STATUS (be_proto.h) of account into o's body; -1 the store failed. */
 static int
 be_portal_status_body(struct be_portal_ctx *c, const char *account,
@@ -562,11 +554,10 @@ be_portal_status_body(struct be_portal_ctx *c, const char *account,
 	struct msg *m = &c->o->body;
 	struct account_policy pol;
 	struct policy_limits lim;
-	struct str text = STR_INIT;
+	struct be_portal_rows rows = { .n = 0 };
 	const char *error;
 	char when[64], *sealed = NULL;
 	int64_t now = policy_now(), msgs, rcpts, hour, abroad, dummy;
-	uint32_t n = 0;
 
 	if (store_policy_get(c->st, account, &pol, &error) != 0 ||
 	    policy_limits(c->w->conf, c->st, account, &lim, &error) < 0)
@@ -595,46 +586,36 @@ be_portal_status_body(struct be_portal_ctx *c, const char *account,
 	msg_add_u32(m, store_apop_get(c->st, account, &sealed, &error) == 0);
 	free(sealed);
 	/* the addresses the account may send as (sender alignment) */
-	char **lines = NULL;
-	size_t nl = 0;
+	struct be_portal_aliases al = { .n = 0 };
 
-	if (store_alias_list(c->st, account, &text, &error) == 0)
-		nl = be_portal_lines(text.s, &lines);
-	for (size_t i = 0; i < nl; i++)
-		lines[i][strcspn(lines[i], "\t")] = '\0';
-	for (size_t i = 0; i < nl && n < PORTAL_ALIASES_MAX; i++)
-		if (*lines[i] != '\0')
-			n++;
-	msg_add_u32(m, n);
-	for (size_t i = 0, k = 0; i < nl && k < n; i++)
-		if (*lines[i] != '\0') {
-			portal_rows_add_str(m, lines[i], PORTAL_ACCOUNT_MAX);
-			k++;
-		}
-	free(lines);
-	str_truncate(&text, 0);
+	(void)store_alias_list(c->st, account, be_portal_alias_row, &al,
+	    &error);
+	msg_add_u32(m, (uint32_t)al.n);
+	for (size_t i = 0; i < al.n; i++) {
+		portal_rows_add_str(m, al.names[i], PORTAL_ACCOUNT_MAX);
+		free(al.names[i]);
+	}
 
 	if (store_submission_list(c->st, account,
 	    now - PORTAL_HISTORY_DAYS * 86400, (int)(offset +
-	    PORTAL_STATUS_PAGE + 1), &text, &error) < 0) {
+	    PORTAL_STATUS_PAGE + 1), be_portal_rows_sub, &rows, &error) < 0) {
 		log_warnx("portal: submissions of %s: %s", account, error);
-		str_truncate(&text, 0);
+		be_portal_rows_free(&rows);
 	}
-	be_portal_page(m, BE_PORTAL_SUBS, text.s, offset, PORTAL_STATUS_PAGE,
-	    NULL);
-	str_truncate(&text, 0);
+	be_portal_page(m, &rows, offset, PORTAL_STATUS_PAGE, NULL);
+	be_portal_rows_free(&rows);
 	/* The abuse desk's actions show on the admin pages only. XXX: they
 	 * are filtered after the limit: a subscriber's page may show fewer
 	 * rows than it could; they are rare for one account. */
 	if (store_event_list(c->st, account, now - PORTAL_HISTORY_DAYS * 86400,
-	    (int)(offset + PORTAL_STATUS_PAGE + 1) * 2, &text, &error) < 0) {
+	    (int)(offset + PORTAL_STATUS_PAGE + 1) * 2, be_portal_rows_event,
+	    &rows, &error) < 0) {
 		log_warnx("portal: events of %s: %s", account, error);
-		str_truncate(&text, 0);
+		be_portal_rows_free(&rows);
 	}
-	be_portal_page(m, BE_PORTAL_EVENTS, text.s, offset,
-	    PORTAL_STATUS_PAGE, c->admin != NULL ? NULL :
-	    be_portal_not_admin_event);
-	str_deinit(&text);
+	be_portal_page(m, &rows, offset, PORTAL_STATUS_PAGE,
+	    c->admin != NULL ? NULL : be_portal_not_admin_event);
+	be_portal_rows_free(&rows);
 	return 0;
 }
 
@@ -905,26 +886,20 @@ static json_t *
 be_portal_api_history(struct store *st, const char *account, int64_t since,
     uint32_t offset, uint32_t page)
 {
-	struct str text = STR_INIT;
+	struct be_portal_rows rows = { .n = 0 };
 	const char *error;
 	json_t *doc = json_object(), *evs = json_array(), *subs = json_array();
-	char **lines, when[64];
-	size_t n;
 	int more = 0;
 
 	json_object_set_new(doc, "account", json_string(account));
 	if (store_event_list(st, account, since, (int)(offset + page + 1),
-	    &text, &error) == 0) {
+	    be_portal_rows_event, &rows, &error) == 0) {
 		size_t skipped = 0, shown = 0;
 
-		n = be_portal_lines(text.s, &lines);
-		for (size_t i = n; i-- > 0;) {
-			struct portal_event e;
+		for (size_t i = rows.n; i-- > 0;) {
+			const struct portal_event *e = &rows.events[i];
 			json_t *row;
 
-			if (be_portal_event_row(lines[i], &e, when,
-			    sizeof(when)) < 0)
-				continue;
 			if (skipped++ < offset)
 				continue;
 			if (shown == page) {
@@ -932,28 +907,26 @@ be_portal_api_history(struct store *st, const char *account, int64_t since,
 				break;
 			}
 			row = json_object();
-			json_object_set_new(row, "time", json_integer(e.time));
+			json_object_set_new(row, "time", json_integer(e->time));
 			json_object_set_new(row, "type", be_portal_json_str(
-			    e.type, PORTAL_TYPE_MAX));
-			json_object_set_new(row, "ip", be_portal_json_str(e.ip,
+			    e->type, PORTAL_TYPE_MAX));
+			json_object_set_new(row, "ip", be_portal_json_str(e->ip,
 			    PORTAL_IP_MAX));
 			json_object_set_new(row, "country", be_portal_json_str(
-			    e.country, PORTAL_COUNTRY_MAX));
+			    e->country, PORTAL_COUNTRY_MAX));
 			json_object_set_new(row, "detail", be_portal_json_str(
-			    e.detail, PORTAL_DETAIL_MAX));
+			    e->detail, PORTAL_DETAIL_MAX));
 			json_array_insert_new(evs, 0, row);
 			shown++;
 		}
-		free(lines);
 	}
-	str_truncate(&text, 0);
+	be_portal_rows_free(&rows);
 	if (store_submission_list(st, account, since, (int)(offset + page + 1),
-	    &text, &error) == 0) {
+	    be_portal_rows_sub, &rows, &error) == 0) {
 		size_t shown = 0;
 
-		n = be_portal_lines(text.s, &lines);
-		for (size_t i = n, k = 0; i-- > 0; k++) {
-			struct portal_sub s;
+		for (size_t i = rows.n, k = 0; i-- > 0; k++) {
+			const struct portal_sub *sb = &rows.subs[i];
 			json_t *row;
 
 			if (k < offset)
@@ -962,31 +935,29 @@ be_portal_api_history(struct store *st, const char *account, int64_t since,
 				more = 1;
 				break;
 			}
-			if (be_portal_sub_row(lines[i], &s, when,
-			    sizeof(when)) < 0)
-				continue;
 			row = json_object();
 			json_object_set_new(row, "queue_id", be_portal_json_str(
-			    s.queue_id, PORTAL_QUEUE_ID_MAX));
+			    sb->queue_id, PORTAL_QUEUE_ID_MAX));
 			json_object_set_new(row, "message_id",
-			    be_portal_json_str(s.message_id, PORTAL_MSGID_MAX));
-			json_object_set_new(row, "time", json_integer(s.time));
-			json_object_set_new(row, "ip", be_portal_json_str(s.ip,
-			    PORTAL_IP_MAX));
+			    be_portal_json_str(sb->message_id,
+			    PORTAL_MSGID_MAX));
+			json_object_set_new(row, "time",
+			    json_integer(sb->time));
+			json_object_set_new(row, "ip", be_portal_json_str(
+			    sb->ip, PORTAL_IP_MAX));
 			json_object_set_new(row, "country", be_portal_json_str(
-			    s.country, PORTAL_COUNTRY_MAX));
+			    sb->country, PORTAL_COUNTRY_MAX));
 			json_object_set_new(row, "tls", be_portal_json_str(
-			    s.tls, PORTAL_TLS_MAX));
+			    sb->tls, PORTAL_TLS_MAX));
 			json_object_set_new(row, "recipients",
-			    json_integer(s.rcpts));
+			    json_integer(sb->rcpts));
 			json_object_set_new(row, "overseas",
-			    json_boolean(s.overseas));
+			    json_boolean(sb->overseas));
 			json_array_insert_new(subs, 0, row);
 			shown++;
 		}
-		free(lines);
 	}
-	str_deinit(&text);
+	be_portal_rows_free(&rows);
 	json_object_set_new(doc, "events", evs);
 	json_object_set_new(doc, "submissions", subs);
 	json_object_set_new(doc, "offset", json_integer(offset));
@@ -1175,7 +1146,7 @@ be_portal_admin_login(struct be_portal_ctx *c)
 	    portal_rows_get_str(c->req, PORTAL_SECRET_MAX, &pass) < 0 ||
 	    msg_end(c->req) < 0)
 		return -1;
-	if (name == NULL || pass == NULL || api_token_name_ok(name) < 0) {
+	if (name == NULL || pass == NULL || !store_name_ok(name)) {
 		be_portal_fail(o, BE_PORTAL_REFUSED, "fail");
 		return 0;
 	}
@@ -1233,6 +1204,12 @@ be_portal_audit(struct be_portal_ctx *c, const char *type,
 	str_deinit(&detail);
 }
 
+/* Every account, for the admin search and the dashboard. */
+struct be_portal_accounts {
+	struct portal_account_row	*rows;
+	size_t				 n;
+};
+
 struct be_portal_tally {
 	char	*key;
 	char	*key2;
@@ -1259,13 +1236,14 @@ be_portal_tally_cmp(const void *x, const void *y)
  * a store query when there are millions.
  */
 static void
-be_portal_admin_dashboard(struct be_portal_ctx *c, char **accts, size_t na)
+be_portal_admin_dashboard(struct be_portal_ctx *c,
+    const struct be_portal_accounts *accts)
 {
 	struct msg *m = &c->o->body;
 	struct be_portal_tally *t = NULL;
-	struct str text = STR_INIT;
+	struct be_portal_rows rows = { .n = 0 };
 	size_t n = 0, cap = 0;
-	char period[32], **lines, *qdir;
+	char period[32], *qdir;
 	int64_t now = policy_now(), day_start;
 	const char *error;
 	DIR *d;
@@ -1286,9 +1264,9 @@ be_portal_admin_dashboard(struct be_portal_ctx *c, char **accts, size_t na)
 	n = 0;
 
 	policy_period('d', now, period, sizeof(period));
-	for (size_t i = 0; i < na; i++) {
+	for (size_t i = 0; i < accts->n; i++) {
 		int64_t msgs = 0, rcpts = 0;
-		char *acct = xstrndup(accts[i], strcspn(accts[i], "\t"));
+		char *acct = xstrdup(accts->rows[i].address);
 
 		if (*acct == '\0' || store_count_get(c->st, acct, period,
 		    &msgs, &rcpts, &error) < 0 || (msgs == 0 && rcpts == 0)) {
@@ -1321,23 +1299,18 @@ be_portal_admin_dashboard(struct be_portal_ctx *c, char **accts, size_t na)
 
 	/* refusals since local midnight, by type and country */
 	day_start = policy_period_end('d', now) - 86400;
-	if (store_event_list(c->st, NULL, day_start, 100000, &text,
-	    &error) == 0) {
-		size_t nl = be_portal_lines(text.s, &lines);
-		char when[64];
-
-		for (size_t k = 0; k < nl; k++) {
-			struct portal_event e;
+	if (store_event_list(c->st, NULL, day_start, 100000,
+	    be_portal_rows_event, &rows, &error) == 0) {
+		for (size_t k = 0; k < rows.n; k++) {
+			const struct portal_event *e = &rows.events[k];
 			const char *country;
 			size_t i;
 
-			if (be_portal_event_row(lines[k], &e, when,
-			    sizeof(when)) < 0 ||
-			    strncmp(e.type, "admin_", 6) == 0)
+			if (strncmp(e->type, "admin_", 6) == 0)
 				continue;
-			country = e.country != NULL ? e.country : "-";
+			country = e->country != NULL ? e->country : "-";
 			for (i = 0; i < n; i++)
-				if (strcmp(t[i].key, e.type) == 0 &&
+				if (strcmp(t[i].key, e->type) == 0 &&
 				    strcmp(t[i].key2, country) == 0)
 					break;
 			if (i == n) {
@@ -1345,15 +1318,15 @@ be_portal_admin_dashboard(struct be_portal_ctx *c, char **accts, size_t na)
 					cap = cap ? cap * 2 : 64;
 					t = xreallocarray(t, cap, sizeof(*t));
 				}
-				t[n].key = xstrdup(e.type);
+				t[n].key = xstrdup(e->type);
 				t[n].key2 = xstrdup(country);
 				t[n].a = 0;
 				t[n++].b = 0;
 			}
 			t[i].b++;
 		}
-		free(lines);
 	}
+	be_portal_rows_free(&rows);
 	if (n > 0)
 		qsort(t, n, sizeof(*t), be_portal_tally_cmp);
 	msg_add_u32(m, (uint32_t)(n < 20 ? n : 20));
@@ -1369,44 +1342,57 @@ be_portal_admin_dashboard(struct be_portal_ctx *c, char **accts, size_t na)
 		free(t[i].key2);
 	}
 	free(t);
-	str_deinit(&text);
+}
+
+static int
+be_portal_account_row(const struct store_account_row *row, void *context)
+{
+	struct be_portal_accounts *accts = context;
+	struct portal_account_row *r;
+
+	accts->rows = xreallocarray(accts->rows, accts->n + 1,
+	    sizeof(*accts->rows));
+	r = &accts->rows[accts->n++];
+	r->address = xstrdup(row->address);
+	r->suspended = row->suspended != 0;
+	return 0;
+}
+
+static void
+be_portal_accounts_free(struct be_portal_accounts *accts)
+{
+	for (size_t i = 0; i < accts->n; i++)
+		free((char *)accts->rows[i].address);
+	free(accts->rows);
+	memset(accts, 0, sizeof(*accts));
 }
 
 static int
 be_portal_admin_search(struct be_portal_ctx *c)
 {
 	struct msg *m = &c->o->body;
+	struct be_portal_accounts accts = { .n = 0 };
 	const char *q, *error;
-	struct str text = STR_INIT;
-	char **lines;
 	uint32_t offset;
-	size_t nl, n = 0, skipped = 0, k;
-	int more = 0;
+	size_t n = 0, skipped = 0, k, first = 0, last = 0;
+	int more = 0, all;
 
 	if (portal_rows_get_str(c->req, PORTAL_QUERY_MAX, &q) < 0 ||
 	    be_portal_get_offset(c->req, &offset) < 0 || msg_end(c->req) < 0)
 		return -1;
-	if (store_account_list(c->st, NULL, &text, &error) < 0) {
+	if (store_account_list(c->st, NULL, be_portal_account_row, &accts,
+	    &error) < 0) {
 		be_portal_fail(c->o, BE_PORTAL_TEMPFAIL, "tempfail");
-		str_deinit(&text);
+		be_portal_accounts_free(&accts);
 		return 0;
 	}
-	nl = be_portal_lines(text.s, &lines);
-	msg_add_u32(m, q == NULL || *q == '\0');
-	if (q == NULL || *q == '\0') {
-		char **copy = xreallocarray(NULL, nl + 1, sizeof(*copy));
-
-		/* the dashboard cuts its own copies */
-		for (k = 0; k < nl; k++)
-			copy[k] = lines[k];
-		be_portal_admin_dashboard(c, copy, nl);
-		free(copy);
-	}
+	all = q == NULL || *q == '\0';
+	msg_add_u32(m, all);
+	if (all)
+		be_portal_admin_dashboard(c, &accts);
 	/* the matching accounts: count the page first */
-	size_t first = 0, last = 0;
-
-	for (k = 0; k < nl; k++) {
-		if (q != NULL && *q != '\0' && strcasestr(lines[k], q) == NULL)
+	for (k = 0; k < accts.n; k++) {
+		if (!all && strcasestr(accts.rows[k].address, q) == NULL)
 			continue;
 		if (skipped < offset) {
 			skipped++;
@@ -1422,42 +1408,31 @@ be_portal_admin_search(struct be_portal_ctx *c)
 	}
 	msg_add_u32(m, (uint32_t)n);
 	msg_add_u32(m, (uint32_t)more);
-	for (k = first; k < last; k++) {
-		struct portal_account_row r;
-		char *tab;
-
-		if (q != NULL && *q != '\0' && strcasestr(lines[k], q) == NULL)
-			continue;
-		tab = strchr(lines[k], '\t');
-		if (tab != NULL)
-			*tab++ = '\0';
-		r.address = lines[k];
-		r.suspended = tab != NULL && strncmp(tab, "1", 1) == 0;
-		portal_rows_account_pack(m, &r);
-	}
-	free(lines);
-	str_deinit(&text);
+	for (k = first; k < last; k++)
+		if (all || strcasestr(accts.rows[k].address, q) != NULL)
+			portal_rows_account_pack(m, &accts.rows[k]);
+	be_portal_accounts_free(&accts);
 	return 0;
 }
 
 static int
 be_portal_admin_audit(struct be_portal_ctx *c)
 {
-	struct str text = STR_INIT;
+	struct be_portal_rows rows = { .n = 0 };
 	const char *error;
 	uint32_t offset;
 
 	if (be_portal_get_offset(c->req, &offset) < 0 || msg_end(c->req) < 0)
 		return -1;
 	if (store_event_list(c->st, NULL, policy_now() - 30 * 86400, 5000,
-	    &text, &error) < 0) {
+	    be_portal_rows_event, &rows, &error) < 0) {
 		be_portal_fail(c->o, BE_PORTAL_TEMPFAIL, "tempfail");
-		str_deinit(&text);
+		be_portal_rows_free(&rows);
 		return 0;
 	}
-	be_portal_page(&c->o->body, BE_PORTAL_EVENTS, text.s, offset,
-	    PORTAL_AUDIT_PAGE, be_portal_admin_event);
-	str_deinit(&text);
+	be_portal_page(&c->o->body, &rows, offset, PORTAL_AUDIT_PAGE,
+	    be_portal_admin_event);
+	be_portal_rows_free(&rows);
 	return 0;
 }
 
@@ -1467,15 +1442,26 @@ be_portal_admin_audit(struct be_portal_ctx *c)
  * outside input, so it is done there); one row per submission found,
  * up to a page.
  */
+/* A submission found by a trace, once whichever key found it. */
+static int
+be_portal_trace_row(const struct store_submission *s, void *context)
+{
+	struct be_portal_rows *rs = context;
+
+	for (size_t i = 0; i < rs->n; i++)
+		if (strcmp(rs->subs[i].queue_id, s->queue_id) == 0)
+			return 0;
+	return be_portal_rows_sub(s, context);
+}
+
 static int
 be_portal_admin_trace(struct be_portal_ctx *c)
 {
 	const char *keys[2][PORTAL_TRACE_KEYS];
+	struct be_portal_rows rows = { .n = 0 };
 	uint32_t nk[2];
-	struct str found = STR_INIT, text = STR_INIT;
 	const char *error;
-	char **lines;
-	size_t nl;
+	size_t from;
 
 	for (int k = 0; k < 2; k++) {
 		if (msg_get_u32(c->req, &nk[k]) < 0 ||
@@ -1491,64 +1477,21 @@ be_portal_admin_trace(struct be_portal_ctx *c)
 		return -1;
 	for (int k = 0; k < 2; k++)
 		for (uint32_t i = 0; i < nk[k]; i++) {
-			char *t, *line;
-
 			if (*keys[k][i] == '\0')
 				continue;
-			str_truncate(&text, 0);
-			if (store_submission_find(c->st, k == 0 ? keys[k][i] :
-			    NULL, k == 1 ? keys[k][i] : NULL, &text,
-			    &error) != 0)
-				continue;
-			/* one row per submission, whichever key found it */
-			t = text.s;
-			while ((line = strsep(&t, "\n")) != NULL) {
-				size_t idlen = strcspn(line, "\t");
-				struct str mark = STR_INIT;
-
-				if (*line == '\0' || idlen == 0)
-					continue;
-				str_append_c(&mark, '\n');
-				str_append_n(&mark, line, idlen);
-				str_append_c(&mark, '\t');
-				if (strstr(str_c(&found), str_c(&mark)) ==
-				    NULL) {
-					str_append_c(&found, '\n');
-					str_append(&found, line);
-				}
-				str_deinit(&mark);
-			}
+			(void)store_submission_find(c->st, k == 0 ?
+			    keys[k][i] : NULL, k == 1 ? keys[k][i] : NULL,
+			    be_portal_trace_row, &rows, &error);
 		}
 	/* shown newest last, as found; a page at most */
-	nl = be_portal_lines(found.s, &lines);
-	{
-		size_t from = nl > PORTAL_PAGE_MAX ? nl - PORTAL_PAGE_MAX : 0;
-		size_t good = 0;
-		char when[64];
-
-		for (size_t i = from; i < nl; i++) {
-			struct portal_sub s;
-			char *copy = xstrdup(lines[i]);
-
-			good += be_portal_sub_row(copy, &s, when,
-			    sizeof(when)) == 0;
-			free(copy);
-		}
-		msg_add_u32(&c->o->body, (uint32_t)good);
-		msg_add_u32(&c->o->body, from > 0);
-		for (size_t i = from; i < nl; i++) {
-			struct portal_sub s;
-
-			if (be_portal_sub_row(lines[i], &s, when,
-			    sizeof(when)) == 0)
-				portal_rows_sub_pack(&c->o->body, &s);
-		}
-	}
-	free(lines);
+	from = rows.n > PORTAL_PAGE_MAX ? rows.n - PORTAL_PAGE_MAX : 0;
+	msg_add_u32(&c->o->body, (uint32_t)(rows.n - from));
+	msg_add_u32(&c->o->body, from > 0);
+	for (size_t i = from; i < rows.n; i++)
+		portal_rows_sub_pack(&c->o->body, &rows.subs[i]);
+	be_portal_rows_free(&rows);
 	log_info("portal admin=%s action=trace client=%s", c->admin,
 	    c->client);
-	str_deinit(&found);
-	str_deinit(&text);
 	return 0;
 }
 

@@ -167,30 +167,24 @@ cli_admin_set(struct store *st, const char *cmd, const char *name)
 	return 0;
 }
 
+/* NAME CREATED: never show the hash */
+static int
+cli_admin_list_row(const struct store_name_row *row, void *context)
+{
+	(void)context;
+	printf("%s\t%lld\n", row->name, (long long)row->created);
+	return 0;
+}
+
 static int
 cli_admin_list(struct store *st)
 {
-	struct str out = STR_INIT;
 	const char *error;
-	char *p, *line;
 
-	if (store_admin_list(st, &out, &error) < 0) {
+	if (store_admin_list(st, cli_admin_list_row, NULL, &error) < 0) {
 		fprintf(stderr, "sekisho: admin list: %s\n", error);
-		str_deinit(&out);
 		return 1;
 	}
-	/* NAME HASH CREATED: never show the hash */
-	p = out.s;
-	while (p != NULL && (line = strsep(&p, "\n")) != NULL) {
-		char *hash = strchr(line, '\t');
-		char *created = hash != NULL ? strchr(hash + 1, '\t') : NULL;
-
-		if (created == NULL)
-			continue;
-		*hash = '\0';
-		printf("%s\t%s\n", line, created + 1);
-	}
-	str_deinit(&out);
 	return 0;
 }
 

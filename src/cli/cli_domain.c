@@ -101,13 +101,20 @@ cli_domain_del(struct store *st, char **argv)
 }
 
 static int
+cli_domain_list_row(const char *domain, void *context)
+{
+	str_printf(context, "%s\n", domain);
+	return 0;
+}
+
+static int
 cli_domain_list(struct store *st, char **argv)
 {
 	struct str out = STR_INIT;
 	const char *error;
 
 	(void)argv;
-	if (store_domain_list(st, &out, &error) != 0) {
+	if (store_domain_list(st, cli_domain_list_row, &out, &error) != 0) {
 		str_deinit(&out);
 		return cli_domain_fail(error);
 	}

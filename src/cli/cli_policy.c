@@ -337,9 +337,9 @@ cli_policy_since(const char *s)
 }
 
 static void
-cli_policy_print_time(const char *unix_text)
+cli_policy_print_time(int64_t unix_time)
 {
-	time_t t = (time_t)strtoll(unix_text, NULL, 10);
+	time_t t = (time_t)unix_time;
 	struct tm tm;
 	char buf[64];
 
@@ -348,38 +348,43 @@ cli_policy_print_time(const char *unix_text)
 	fputs(buf, stdout);
 }
 
-/* Print tab-separated rows, with the time column (index tcol) readable. */
-static void
-cli_policy_rows(const struct str *rows, int tcol)
+/* An event: TIME ACCOUNT TYPE IP COUNTRY DETAIL, tab-separated (the
+ * store cut control characters when it stored them). */
+static int
+cli_policy_event_row(const struct store_event *e, void *context)
 {
-	const char *p = str_c(rows);
+	(void)context;
+	cli_policy_print_time(e->time);
+	printf("\t%s\t%s\t%s\t%s\t%s\n", e->account, e->type, e->ip,
+	    e->country, e->detail);
+	return 0;
+}
 
-	while (*p != '\0') {
-		const char *nl = strchr(p, '\n');
-		size_t n = nl != NULL ? (size_t)(nl - p) : strlen(p);
-		char *line = xstrndup(p, n), *rest = line, *f;
-		int col = 0;
+/* The key a trace looks up, printed once before its first row. */
+struct cli_policy_trace {
+	const char	*what;
+	const char	*key;
+	int		 printed;
+};
 
-		/* strsep keeps empty columns (strtok would merge them) */
-		for (; (f = strsep(&rest, "\t")) != NULL; col++) {
-			if (col > 0)
-				putchar('\t');
-			if (col == tcol)
-				cli_policy_print_time(f);
-			else
-				fputs(f, stdout);
-		}
-		putchar('\n');
-		free(line);
-		p += n + (nl != NULL);
-	}
+/* A submission found by a trace, as "key: value" lines. */
+static int
+cli_policy_trace_row(const struct store_submission *s, void *context)
+{
+	(void)context;
+	printf("queue_id: %s\naccount: %s\ntime: ", s->queue_id, s->account);
+	cli_policy_print_time(s->time);
+	printf("\nclient: %s\ncountry: %s%s\ntls: %s\nrecipients: %lld\n"
+	    "size: %lld\nmessage_id: %s\n\n", s->ip, s->country,
+	    s->overseas ? " (sent from abroad under a permission)" : "",
+	    s->tls, (long long)s->rcpts, (long long)s->size, s->message_id);
+	return 0;
 }
 
 int
 cli_events(const struct config *conf, int argc, char **argv)
 {
 	const char *address = NULL, *error;
-	struct str out = STR_INIT;
 	struct store *st;
 	int64_t since = 0;
 	int limit = 100;
@@ -403,21 +408,32 @@ cli_events(const struct config *conf, int argc, char **argv)
 	}
 	if ((st = cli_policy_store(conf)) == NULL)
 		return 1;
-	if (store_event_list(st, address, since, limit, &out, &error) < 0) {
+	if (store_event_list(st, address, since, limit, cli_policy_event_row,
+	    NULL, &error) < 0) {
 		fprintf(stderr, "sekisho: %s\n", error);
 		store_close(&st);
 		return 1;
 	}
-	cli_policy_rows(&out, 0);
-	str_deinit(&out);
 	store_close(&st);
 	return 0;
+}
+
+static int
+cli_policy_trace_head(const struct store_submission *s, void *context)
+{
+	struct cli_policy_trace *head = context;
+
+	if (!head->printed)
+		printf("# %s %s: found\n", head->what, head->key);
+	head->printed = 1;
+	return cli_policy_trace_row(s, NULL);
 }
 
 int
 cli_trace(const struct config *conf, int argc, char **argv)
 {
-	struct str text = STR_INIT, out = STR_INIT;
+	struct str text = STR_INIT;
+	struct cli_policy_trace head;
 	struct trace_keys k;
 	struct store *st;
 	const char *error;
@@ -458,47 +474,23 @@ cli_trace(const struct config *conf, int argc, char **argv)
 		    k.msgids[i - k.nqueue_ids];
 		int r;
 
-		str_clear(&out);
-		r = store_submission_find(st, qid, mid, &out, &error);
+		head.what = qid != NULL ? "queue id" : "message-id";
+		head.key = qid != NULL ? qid : mid;
+		head.printed = 0;
+		/* the header line first, then the rows */
+		r = store_submission_find(st, qid, mid, cli_policy_trace_head,
+		    &head, &error);
 		if (r < 0) {
 			fprintf(stderr, "sekisho: %s\n", error);
 			continue;
 		}
-		printf("# %s %s: %s\n", qid != NULL ? "queue id" :
-		    "message-id", qid != NULL ? qid : mid, r == 0 ?
-		    "found" : "no submission recorded");
 		if (r != 0)
-			continue;
-		found = 1;
-		/* queue_id message_id time account ip country tls rcpts size
-		 * overseas */
-		const char *p = str_c(&out);
-
-		while (*p != '\0') {
-			const char *nl = strchr(p, '\n');
-			size_t len = nl != NULL ? (size_t)(nl - p) : strlen(p);
-			char *line = xstrndup(p, len), *f[10] = { 0 };
-			char *rest = line, *t;
-			int c = 0;
-
-			while (c < 10 && (t = strsep(&rest, "\t")) != NULL)
-				f[c++] = t;
-			if (c >= 10) {
-				printf("queue_id: %s\naccount: %s\ntime: ",
-				    f[0], f[3]);
-				cli_policy_print_time(f[2]);
-				printf("\nclient: %s\ncountry: %s%s\n"
-				    "tls: %s\nrecipients: %s\nsize: %s\n"
-				    "message_id: %s\n\n", f[4], f[5],
-				    strcmp(f[9], "1") == 0 ?
-				    " (sent from abroad under a permission)" :
-				    "", f[6], f[7], f[8], f[1]);
-			}
-			free(line);
-			p += len + (nl != NULL);
-		}
+			printf("# %s %s: no submission recorded\n",
+			    qid != NULL ? "queue id" : "message-id",
+			    qid != NULL ? qid : mid);
+		else
+			found = 1;
 	}
-	str_deinit(&out);
 	trace_keys_free(&k);
 	store_close(&st);
 	return found ? 0 : 1;

@@ -24,8 +24,6 @@
 #include "../store/store.h"
 #include "cli.h"
 
-#define CLI_STORE_FIELDS_MAX	10
-
 struct cli_store_counts {
 	long	domains, accounts, suspended, aliases, apop, limits, overseas;
 	long	events, submissions, admins, tokens;
@@ -100,50 +98,11 @@ cli_store_migrate(const struct config *conf)
 	return 0;
 }
 
-/*
- * Split a listing line in place at tabs into at most n fields (the last
- * takes the rest). Returns the number of fields.
- */
-static int
-cli_store_split(char *line, char **f, int n)
-{
-	int i = 0;
-
-	f[i++] = line;
-	while (i < n) {
-		char *tab = strchr(f[i - 1], '\t');
-
-		if (tab == NULL)
-			break;
-		*tab = '\0';
-		f[i++] = tab + 1;
-	}
-	return i;
-}
-
-/* A listing's empty field was NULL in the database. */
+/* A row's empty text was NULL in the database. */
 static const char *
 cli_store_null(const char *s)
 {
 	return *s == '\0' ? NULL : s;
-}
-
-/* Call fn on each "\n"-terminated line of out (modified in place). */
-static int
-cli_store_lines(struct str *out, int (*fn)(void *, char *), void *arg)
-{
-	char *p = out->s, *nl;
-
-	if (p == NULL)
-		return 0;
-	for (; *p != '\0'; p = nl + 1) {
-		if ((nl = strchr(p, '\n')) == NULL)
-			break;
-		*nl = '\0';
-		if (fn(arg, p) < 0)
-			return -1;
-	}
-	return 0;
 }
 
 struct cli_store_copy {
@@ -152,30 +111,29 @@ struct cli_store_copy {
 };
 
 static int
-cli_store_copy_domain(void *arg, char *line)
+cli_store_copy_domain(const char *domain, void *context)
 {
-	struct cli_store_copy *c = arg;
+	struct cli_store_copy *c = context;
 	const char *error;
 
-	if (store_domain_add(c->to, line, &error) < 0)
+	if (store_domain_add(c->to, domain, &error) < 0)
 		return cli_store_err("domain", error);
 	c->n.domains++;
 	return 0;
 }
 
 static int
-cli_store_copy_account(void *arg, char *line)
+cli_store_copy_account(const struct store_account_row *row, void *context)
 {
-	struct cli_store_copy *c = arg;
+	struct cli_store_copy *c = context;
+	const char *address = row->address, *error;
 	struct account a;
 	struct account_policy p;
-	char *f[2], *sealed = NULL;
-	const char *error;
+	char *sealed = NULL;
 	int r, suspended;
 
-	(void)cli_store_split(line, f, 2);
-	if ((r = store_account_get(c->from, f[0], &a, &error)) != 0)
-		return cli_store_err(f[0], r < 0 ? error :
+	if ((r = store_account_get(c->from, address, &a, &error)) != 0)
+		return cli_store_err(address, r < 0 ? error :
 		    "vanished during the copy");
 	r = store_account_add(c->to, a.address, a.password_hash, &error);
 	if (r == 0 && a.suspended)
@@ -184,211 +142,174 @@ cli_store_copy_account(void *arg, char *line)
 	suspended = a.suspended;
 	account_deinit(&a);
 	if (r != 0)
-		return cli_store_err(f[0], error);
+		return cli_store_err(address, error);
 	c->n.accounts++;
 	c->n.suspended += suspended;
 
 	/* APOP secrets stay sealed: the key file moves with the config. */
-	if ((r = store_apop_get(c->from, f[0], &sealed, &error)) < 0)
-		return cli_store_err(f[0], error);
+	if ((r = store_apop_get(c->from, address, &sealed, &error)) < 0)
+		return cli_store_err(address, error);
 	if (r == 0) {
-		r = store_apop_set(c->to, f[0], sealed, &error);
+		r = store_apop_set(c->to, address, sealed, &error);
 		free(sealed);
 		if (r != 0)
-			return cli_store_err(f[0], error);
+			return cli_store_err(address, error);
 		c->n.apop++;
 	}
 
-	if (store_policy_get(c->from, f[0], &p, &error) != 0 ||
-	    store_policy_set_limits(c->to, f[0], &p, &error) != 0)
-		return cli_store_err(f[0], error);
+	if (store_policy_get(c->from, address, &p, &error) != 0 ||
+	    store_policy_set_limits(c->to, address, &p, &error) != 0)
+		return cli_store_err(address, error);
 	if (p.limit_msgs_day >= 0 || p.limit_rcpts_day >= 0 ||
 	    p.limit_rcpts_hour >= 0 || p.limit_rcpts_msg >= 0 ||
 	    p.limit_overseas_rcpts_day >= 0 || p.any_sender)
 		c->n.limits++;
 	if (p.overseas_until > 0) {
-		if (store_overseas_set(c->to, f[0], p.overseas_until,
+		if (store_overseas_set(c->to, address, p.overseas_until,
 		    &error) != 0)
-			return cli_store_err(f[0], error);
+			return cli_store_err(address, error);
 		c->n.overseas++;
 	}
 	return 0;
 }
 
 static int
-cli_store_copy_alias(void *arg, char *line)
+cli_store_copy_alias(const struct store_alias_row *row, void *context)
 {
-	struct cli_store_copy *c = arg;
-	char *f[2];
+	struct cli_store_copy *c = context;
 	const char *error;
 
-	if (cli_store_split(line, f, 2) != 2)
-		return cli_store_err("alias", "bad listing line");
-	if (store_alias_add(c->to, f[0], f[1], &error) != 0)
-		return cli_store_err(f[0], error);
+	if (store_alias_add(c->to, row->alias, row->target, &error) != 0)
+		return cli_store_err(row->alias, error);
 	c->n.aliases++;
 	return 0;
 }
 
 static int
-cli_store_copy_event(void *arg, char *line)
+cli_store_copy_event(const struct store_event *row, void *context)
 {
-	struct cli_store_copy *c = arg;
-	struct store_event e;
-	char *f[6];
+	struct cli_store_copy *c = context;
+	struct store_event e = {
+		.time = row->time,
+		.account = cli_store_null(row->account),
+		.type = row->type,
+		.ip = cli_store_null(row->ip),
+		.country = cli_store_null(row->country),
+		.detail = cli_store_null(row->detail),
+	};
 	const char *error;
 
-	if (cli_store_split(line, f, 6) != 6)
-		return cli_store_err("event", "bad listing line");
-	e.time = strtoll(f[0], NULL, 10);
-	e.account = cli_store_null(f[1]);
-	e.type = f[2];
-	e.ip = cli_store_null(f[3]);
-	e.country = cli_store_null(f[4]);
-	e.detail = cli_store_null(f[5]);
 	if (store_event_add(c->to, &e, &error) < 0)
 		return cli_store_err("event", error);
 	c->n.events++;
 	return 0;
 }
 
-/* "NAME\tHASH\tCREATED" of an admin or an API token. */
 static int
-cli_store_copy_named(struct cli_store_copy *c, char *line, int admin)
+cli_store_copy_admin(const struct store_name_row *row, void *context)
 {
-	char *f[3];
+	struct cli_store_copy *c = context;
 	const char *error;
-	int r;
 
-	if (cli_store_split(line, f, 3) != 3)
-		return cli_store_err(admin ? "admin" : "API token",
-		    "bad listing line");
-	r = admin ? store_admin_add(c->to, f[0], f[1],
-	    strtoll(f[2], NULL, 10), &error) : store_api_token_add(c->to,
-	    f[0], f[1], strtoll(f[2], NULL, 10), &error);
-	if (r != 0)
-		return cli_store_err(f[0], error);
-	if (admin)
-		c->n.admins++;
-	else
-		c->n.tokens++;
+	if (store_admin_add(c->to, row->name, row->hash,
+	    row->created, &error) != 0)
+		return cli_store_err(row->name, error);
+	c->n.admins++;
 	return 0;
 }
 
 static int
-cli_store_copy_admin(void *arg, char *line)
+cli_store_copy_token(const struct store_name_row *row, void *context)
 {
-	return cli_store_copy_named(arg, line, 1);
-}
-
-static int
-cli_store_copy_token(void *arg, char *line)
-{
-	return cli_store_copy_named(arg, line, 0);
-}
-
-static int
-cli_store_copy_submission(void *arg, char *line)
-{
-	struct cli_store_copy *c = arg;
-	struct store_submission s;
-	char *f[CLI_STORE_FIELDS_MAX];
+	struct cli_store_copy *c = context;
 	const char *error;
 
-	if (cli_store_split(line, f, CLI_STORE_FIELDS_MAX) !=
-	    CLI_STORE_FIELDS_MAX)
-		return cli_store_err("submission", "bad listing line");
-	s.queue_id = f[0];
-	s.message_id = cli_store_null(f[1]);
-	s.time = strtoll(f[2], NULL, 10);
-	s.account = f[3];
-	s.ip = cli_store_null(f[4]);
-	s.country = cli_store_null(f[5]);
-	s.tls = cli_store_null(f[6]);
-	s.rcpts = strtoll(f[7], NULL, 10);
-	s.size = strtoll(f[8], NULL, 10);
-	s.overseas = strtol(f[9], NULL, 10) != 0;
+	if (store_api_token_add(c->to, row->name, row->hash, row->created,
+	    &error) != 0)
+		return cli_store_err(row->name, error);
+	c->n.tokens++;
+	return 0;
+}
+
+static int
+cli_store_copy_submission(const struct store_submission *row, void *context)
+{
+	struct cli_store_copy *c = context;
+	struct store_submission s = *row;
+	const char *error;
+
+	s.message_id = cli_store_null(row->message_id);
+	s.ip = cli_store_null(row->ip);
+	s.country = cli_store_null(row->country);
+	s.tls = cli_store_null(row->tls);
 	if (store_submission_add(c->to, &s, &error) < 0)
 		return cli_store_err(s.queue_id, error);
 	c->n.submissions++;
 	return 0;
 }
 
-/* One listing from the source, each line copied by fn. */
+/* A listing of the source failed: its own error (-1 from a callback
+ * has been reported already, and left error alone). */
 static int
-cli_store_copy_list(struct cli_store_copy *c, const char *what,
-    int (*list)(struct cli_store_copy *, struct str *, const char **),
-    int (*fn)(void *, char *))
+cli_store_listed(const char *what, int r, const char *error)
 {
-	struct str out = STR_INIT;
-	const char *error;
-	int r;
-
-	if (list(c, &out, &error) != 0) {
-		str_deinit(&out);
-		return cli_store_err(what, error);
-	}
-	r = cli_store_lines(&out, fn, c);
-	str_deinit(&out);
-	return r;
+	if (r == 0)
+		return 0;
+	if (error != NULL)
+		(void)cli_store_err(what, error);
+	return -1;
 }
 
+/* Every table that moves, in the order the foreign keys need. */
 static int
-cli_store_list_domains(struct cli_store_copy *c, struct str *out,
-    const char **error_r)
+cli_store_copy_all(struct cli_store_copy *c)
 {
-	return store_domain_list(c->from, out, error_r);
+	const char *error = NULL;
+
+	if (cli_store_listed("domains", store_domain_list(c->from,
+	    cli_store_copy_domain, c, &error), error) < 0)
+		return -1;
+	error = NULL;
+	if (cli_store_listed("accounts", store_account_list(c->from, NULL,
+	    cli_store_copy_account, c, &error), error) < 0)
+		return -1;
+	error = NULL;
+	if (cli_store_listed("aliases", store_alias_list(c->from, NULL,
+	    cli_store_copy_alias, c, &error), error) < 0)
+		return -1;
+	error = NULL;
+	if (cli_store_listed("events", store_event_list(c->from, NULL, 0,
+	    INT_MAX, cli_store_copy_event, c, &error), error) < 0)
+		return -1;
+	error = NULL;
+	if (cli_store_listed("submissions", store_submission_list(c->from,
+	    NULL, 0, INT_MAX, cli_store_copy_submission, c, &error),
+	    error) < 0)
+		return -1;
+	error = NULL;
+	if (cli_store_listed("admins", store_admin_list(c->from,
+	    cli_store_copy_admin, c, &error), error) < 0)
+		return -1;
+	error = NULL;
+	return cli_store_listed("API tokens", store_api_token_list(c->from,
+	    cli_store_copy_token, c, &error), error);
 }
 
+/* The target has a domain already. */
 static int
-cli_store_list_accounts(struct cli_store_copy *c, struct str *out,
-    const char **error_r)
+cli_store_any_domain(const char *domain, void *context)
 {
-	return store_account_list(c->from, NULL, out, error_r);
-}
-
-static int
-cli_store_list_aliases(struct cli_store_copy *c, struct str *out,
-    const char **error_r)
-{
-	return store_alias_list(c->from, NULL, out, error_r);
-}
-
-static int
-cli_store_list_events(struct cli_store_copy *c, struct str *out,
-    const char **error_r)
-{
-	return store_event_list(c->from, NULL, 0, INT_MAX, out, error_r);
-}
-
-static int
-cli_store_list_submissions(struct cli_store_copy *c, struct str *out,
-    const char **error_r)
-{
-	return store_submission_list(c->from, NULL, 0, INT_MAX, out, error_r);
-}
-
-static int
-cli_store_list_admins(struct cli_store_copy *c, struct str *out,
-    const char **error_r)
-{
-	return store_admin_list(c->from, out, error_r);
-}
-
-static int
-cli_store_list_tokens(struct cli_store_copy *c, struct str *out,
-    const char **error_r)
-{
-	return store_api_token_list(c->from, out, error_r);
+	(void)domain;
+	*(int *)context = 1;
+	return -1;
 }
 
 static int
 cli_store_copy(const struct config *conf, int argc, char **argv)
 {
 	struct cli_store_copy c;
-	struct str existing = STR_INIT;
-	const char *from = conf->store, *to = NULL, *error;
-	int r;
+	const char *from = conf->store, *to = NULL, *error = NULL;
+	int r, existing = 0;
 
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--from") == 0 && i + 1 < argc)
@@ -416,27 +337,14 @@ cli_store_copy(const struct config *conf, int argc, char **argv)
 		store_close(&c.from);
 		return 1;
 	}
-	if (store_domain_list(c.to, &existing, &error) < 0)
+	if (store_domain_list(c.to, cli_store_any_domain, &existing,
+	    &error) < 0 && !existing)
 		r = cli_store_fail("target", error);
-	else if (existing.len > 0)
+	else if (existing)
 		r = cli_store_fail("target", "not empty (it has domains); "
 		    "copy into a new database");
 	else
-		r = cli_store_copy_list(&c, "domains", cli_store_list_domains,
-		    cli_store_copy_domain) < 0 ||
-		    cli_store_copy_list(&c, "accounts",
-		    cli_store_list_accounts, cli_store_copy_account) < 0 ||
-		    cli_store_copy_list(&c, "aliases", cli_store_list_aliases,
-		    cli_store_copy_alias) < 0 ||
-		    cli_store_copy_list(&c, "events", cli_store_list_events,
-		    cli_store_copy_event) < 0 ||
-		    cli_store_copy_list(&c, "submissions",
-		    cli_store_list_submissions, cli_store_copy_submission) < 0 ||
-		    cli_store_copy_list(&c, "admins", cli_store_list_admins,
-		    cli_store_copy_admin) < 0 ||
-		    cli_store_copy_list(&c, "API tokens", cli_store_list_tokens,
-		    cli_store_copy_token) < 0;
-	str_deinit(&existing);
+		r = cli_store_copy_all(&c) < 0;
 	store_close(&c.from);
 	store_close(&c.to);
 	if (r != 0)

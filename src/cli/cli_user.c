@@ -353,24 +353,25 @@ cli_user_del(struct store *st, const struct cli_user_args *args)
 }
 
 static int
+cli_user_list_row(const struct store_account_row *row, void *context)
+{
+	str_printf(context, "%s%s\n", row->address,
+	    row->suspended ? " (suspended)" : "");
+	return 0;
+}
+
+static int
 cli_user_list(struct store *st, const struct cli_user_args *args)
 {
 	struct str out = STR_INIT;
-	const char *error, *line, *tab, *nl;
+	const char *error;
 
-	if (store_account_list(st, args->npos > 0 ? args->pos[0] : NULL, &out,
-	    &error) != 0) {
+	if (store_account_list(st, args->npos > 0 ? args->pos[0] : NULL,
+	    cli_user_list_row, &out, &error) != 0) {
 		str_deinit(&out);
 		return cli_user_fail(error);
 	}
-	/* "address\tsuspended\n" rows. */
-	for (line = str_c(&out); (nl = strchr(line, '\n')) != NULL;
-	    line = nl + 1) {
-		if ((tab = memchr(line, '\t', (size_t)(nl - line))) == NULL)
-			continue;
-		printf("%.*s%s\n", (int)(tab - line), line,
-		    tab[1] == '1' ? " (suspended)" : "");
-	}
+	fputs(str_c(&out), stdout);
 	str_deinit(&out);
 	return 0;
 }
@@ -394,14 +395,24 @@ cli_user_iso_time(int64_t t, char *buf, size_t size)
 	buf[n - 2] = ':';
 }
 
+/* ", alias" per alias; the first without its comma */
+static int
+cli_user_show_alias(const struct store_alias_row *row, void *context)
+{
+	struct str *out = context;
+
+	str_printf(out, "%s%s", out->len == 0 ? " " : ", ", row->alias);
+	return 0;
+}
+
 static int
 cli_user_show(struct store *st, const struct cli_user_args *args)
 {
 	struct str out = STR_INIT;
 	struct account a;
-	const char *error, *line, *tab, *nl;
+	const char *error;
 	char created[64];
-	int ret, first = 1;
+	int ret;
 
 	if ((ret = store_account_get(st, args->pos[0], &a, &error)) != 0) {
 		if (ret < 0)
@@ -410,7 +421,8 @@ cli_user_show(struct store *st, const struct cli_user_args *args)
 		    args->pos[0]);
 		return 1;
 	}
-	if (store_alias_list(st, a.address, &out, &error) != 0) {
+	if (store_alias_list(st, a.address, cli_user_show_alias, &out,
+	    &error) != 0) {
 		account_deinit(&a);
 		str_deinit(&out);
 		return cli_user_fail(error);
@@ -424,15 +436,7 @@ cli_user_show(struct store *st, const struct cli_user_args *args)
 		printf("suspended: yes (%s)\n", a.suspend_reason);
 	else
 		printf("suspended: yes\n");
-	printf("aliases:");
-	for (line = str_c(&out); (nl = strchr(line, '\n')) != NULL;
-	    line = nl + 1) {
-		if ((tab = memchr(line, '\t', (size_t)(nl - line))) == NULL)
-			continue;
-		printf("%s%.*s", first ? " " : ", ", (int)(tab - line), line);
-		first = 0;
-	}
-	printf("\n");
+	printf("aliases:%s\n", str_c(&out));
 	account_deinit(&a);
 	str_deinit(&out);
 	return 0;
@@ -474,21 +478,24 @@ cli_user_alias_del(struct store *st, const struct cli_user_args *args)
 	    cli_user_fail(error);
 }
 
+/* "alias target\n": addresses have no spaces */
+static int
+cli_user_alias_row(const struct store_alias_row *row, void *context)
+{
+	str_printf(context, "%s %s\n", row->alias, row->target);
+	return 0;
+}
+
 static int
 cli_user_alias_list(struct store *st, const struct cli_user_args *args)
 {
 	struct str out = STR_INIT;
 	const char *error;
 
-	if (store_alias_list(st, args->npos > 0 ? args->pos[0] : NULL, &out,
-	    &error) != 0) {
+	if (store_alias_list(st, args->npos > 0 ? args->pos[0] : NULL,
+	    cli_user_alias_row, &out, &error) != 0) {
 		str_deinit(&out);
 		return cli_user_fail(error);
-	}
-	/* "alias\ttarget\n" -> "alias target\n": addresses have no spaces. */
-	for (size_t i = 0; i < out.len; i++) {
-		if (out.s[i] == '\t')
-			out.s[i] = ' ';
 	}
 	fputs(str_c(&out), stdout);
 	str_deinit(&out);

@@ -14,7 +14,7 @@ admin_users_get(struct store *st, const char *name, char **hash_r,
     const char **error_r)
 {
 	*hash_r = NULL;
-	if (api_token_name_ok(name) < 0)
+	if (!store_name_ok(name))
 		return 1;
 	return store_admin_get(st, name, hash_r, error_r);
 }
@@ -23,7 +23,7 @@ int
 admin_users_set(struct store *st, const char *name, const char *hash,
     char mode, const char **error_r)
 {
-	if (api_token_name_ok(name) < 0) {
+	if (!store_name_ok(name)) {
 		*error_r = "an admin name is 1 to 32 of a-z, 0-9 and -";
 		return -1;
 	}

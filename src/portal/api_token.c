@@ -45,20 +45,6 @@ api_token_sha256(const char *s, char hex[65])
 }
 
 int
-api_token_name_ok(const char *name)
-{
-	size_t n = strlen(name);
-
-	if (n == 0 || n > API_TOKEN_NAME_MAX)
-		return -1;
-	for (size_t i = 0; i < n; i++)
-		if (!((name[i] >= 'a' && name[i] <= 'z') ||
-		    (name[i] >= '0' && name[i] <= '9') || name[i] == '-'))
-			return -1;
-	return 0;
-}
-
-int
 api_token_check(struct store *st, const char *token, char *name_r,
     const char **error_r)
 {
@@ -74,7 +60,7 @@ api_token_check(struct store *st, const char *token, char *name_r,
 		return 0;
 	memcpy(name, token, nlen);
 	name[nlen] = '\0';
-	if (api_token_name_ok(name) < 0 || api_token_sha256(token, want) < 0)
+	if (!store_name_ok(name) || api_token_sha256(token, want) < 0)
 		return 0;
 	if ((r = store_api_token_get(st, name, have, error_r)) != 0)
 		return r < 0 ? -1 : 0;
@@ -92,7 +78,7 @@ api_token_add(struct store *st, const char *name, char *token_r, size_t len,
 	unsigned char raw[API_TOKEN_SECRET_HEX / 2];
 	char secret[API_TOKEN_SECRET_HEX + 1], hash[65];
 
-	if (api_token_name_ok(name) < 0) {
+	if (!store_name_ok(name)) {
 		*error_r = "a token name is 1 to 32 of a-z, 0-9 and -";
 		return -1;
 	}
@@ -118,27 +104,16 @@ api_token_del(struct store *st, const char *name, const char **error_r)
 	return store_api_token_del(st, name, error_r);
 }
 
+/* NAME CREATED: the hash is nobody's business here */
+static int
+api_token_list_row(const struct store_name_row *row, void *context)
+{
+	str_printf(context, "%s\t%lld\n", row->name, (long long)row->created);
+	return 0;
+}
+
 int
 api_token_list(struct store *st, struct str *out, const char **error_r)
 {
-	struct str rows = STR_INIT;
-	char *p, *line;
-
-	if (store_api_token_list(st, &rows, error_r) < 0) {
-		str_deinit(&rows);
-		return -1;
-	}
-	/* NAME HASH CREATED: the hash is nobody's business here */
-	p = rows.s;
-	while (p != NULL && (line = strsep(&p, "\n")) != NULL) {
-		char *hash = strchr(line, '\t');
-		char *created = hash != NULL ? strchr(hash + 1, '\t') : NULL;
-
-		if (created == NULL)
-			continue;
-		*hash = '\0';
-		str_printf(out, "%s\t%s\n", line, created + 1);
-	}
-	str_deinit(&rows);
-	return 0;
+	return store_api_token_list(st, api_token_list_row, out, error_r);
 }

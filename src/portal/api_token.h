@@ -14,12 +14,11 @@
 
 #include "../core/str.h"
 
-struct store;
+#include "../store/store.h"
 
-#define API_TOKEN_NAME_MAX	32
-
-/* 0 if name is 1..32 of [a-z0-9-], else -1. */
-int api_token_name_ok(const char *name);
+/* A token's name: store_name_ok(), the one rule for admin and token
+ * names. */
+#define API_TOKEN_NAME_MAX	STORE_NAME_MAX
 
 /*
  * 1 if token is in the store (its name into name_r, at least

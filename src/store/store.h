@@ -1,7 +1,8 @@
 /*
- * store: the account store behind one small interface. Implementations
- * are store_<impl>.c (store_sqlite.c, store_pgsql.c) and are chosen by
- * the URI scheme given to store_open():
+ * store: the account store. Each query is written once (store_account.c,
+ * store_policy.c, store_shared.c, store_schema.c) over the SQL layer of
+ * sql.h, whose driver (sql_sqlite.c, sql_pgsql.c) is chosen by the URI
+ * scheme given to store_open():
  *   "sqlite:/var/lib/sekisho/sekisho.db"
  *   "postgresql:host=db1 dbname=sekisho user=sekisho" (libpq conninfo,
  *   or "postgresql://..." as a libpq URI): several nodes share one.
@@ -20,6 +21,11 @@
  * Returns: 0 ok, -1 error with *error_r set (a static or handle-owned
  * string valid until the next call on the handle), 1 "not found" where
  * the function says so.
+ *
+ * Lists hand each row, as a struct of its kind, to a callback; its
+ * pointers are valid during the call only. A callback returns 0 to go
+ * on, or -1 to stop: the list function then returns -1 and leaves
+ * *error_r alone (the callback says why).
  */
 #ifndef SEKISHO_STORE_H
 #define SEKISHO_STORE_H
@@ -47,6 +53,36 @@ void account_deinit(struct account *a);
 
 struct store *store_open(const char *uri, const char **error_r);
 void store_close(struct store **st);
+/* "sqlite" or "postgresql" */
+const char *store_driver_name(const struct store *st);
+
+/*
+ * Several reads in one read transaction (one snapshot; on SQLite one lock
+ * pair, not one per statement): the Postfix policy's hot path. A write
+ * called in between ends the read transaction first (the reads after it
+ * stand alone). end also after a failure; ending none is fine.
+ */
+int store_read_begin(struct store *st, const char **error_r);
+void store_read_end(struct store *st);
+
+/*
+ * Several writes in one write transaction (one commit: one fsync with
+ * SQLite): the counted END-OF-MESSAGE, its count and its submission log.
+ * Calls in between join it (their own transactions become part of it);
+ * end commits when ok >= 0 and none of them failed, else undoes them all
+ * (-1). A count over its limit changes nothing and does not undo the
+ * others (the event it records stays).
+ */
+int store_write_begin(struct store *st, const char **error_r);
+int store_write_end(struct store *st, int ok, const char **error_r);
+
+/*
+ * The one rule for the names of admins and API tokens: 1 to
+ * STORE_NAME_MAX of a-z, 0-9 and '-' (they appear in URLs, log lines and
+ * the token text "NAME.SECRET"). 1 when name is acceptable.
+ */
+#define STORE_NAME_MAX	32
+int store_name_ok(const char *name);
 
 /*
  * Check a new address (or domain) and write its canonical form into buf
@@ -71,8 +107,10 @@ int store_domain_add(struct store *st, const char *domain, const char **error_r)
 int store_domain_del(struct store *st, const char *domain, const char **error_r);
 /* 0 = local domain, 1 = not ours. */
 int store_domain_exists(struct store *st, const char *domain, const char **error_r);
-/* Appends one domain per line ("\n"-terminated) to out. */
-int store_domain_list(struct store *st, struct str *out, const char **error_r);
+/* Every domain, sorted. */
+typedef int store_domain_cb(const char *domain, void *context);
+int store_domain_list(struct store *st, store_domain_cb *cb, void *context,
+    const char **error_r);
 
 /* Accounts. The domain must exist, and the address must not be an
  * alias. del, set_password, set_suspended: 1 if no such account (error
@@ -88,10 +126,16 @@ int store_account_set_suspended(struct store *st, const char *address,
 /* 1 = no such account. On 0 the caller owns *a (account_deinit). */
 int store_account_get(struct store *st, const char *address,
     struct account *a, const char **error_r);
-/* Appends "address\tsuspended(0|1)\n" lines, sorted by address; domain
- * may be NULL for all; 1 if that domain does not exist (error set). */
-int store_account_list(struct store *st, const char *domain, struct str *out,
-    const char **error_r);
+/* Accounts sorted by address; domain may be NULL for all; 1 if that
+ * domain does not exist (error set). */
+struct store_account_row {
+	const char	*address;
+	int		 suspended;
+};
+typedef int store_account_cb(const struct store_account_row *row,
+    void *context);
+int store_account_list(struct store *st, const char *domain,
+    store_account_cb *cb, void *context, const char **error_r);
 
 /* Aliases: an address that delivers to (and may be sent from by) an
  * account. alias's domain must be local; target must be an account;
@@ -99,10 +143,15 @@ int store_account_list(struct store *st, const char *domain, struct str *out,
 int store_alias_add(struct store *st, const char *alias, const char *target,
     const char **error_r);
 int store_alias_del(struct store *st, const char *alias, const char **error_r);
-/* Appends "alias\ttarget\n" lines sorted by alias; target NULL for all;
- * 1 if target is not an account (error set). */
-int store_alias_list(struct store *st, const char *target, struct str *out,
-    const char **error_r);
+/* Aliases sorted by alias; target NULL for all; 1 if target is not an
+ * account (error set). */
+struct store_alias_row {
+	const char	*alias;
+	const char	*target;
+};
+typedef int store_alias_cb(const struct store_alias_row *row, void *context);
+int store_alias_list(struct store *st, const char *target, store_alias_cb *cb,
+    void *context, const char **error_r);
 
 /*
  * Resolve a recipient address to the account that receives it: the
@@ -196,10 +245,11 @@ struct store_event {
 };
 int store_event_add(struct store *st, const struct store_event *e,
     const char **error_r);
-/* Appends "TIME\tACCOUNT\tTYPE\tIP\tCOUNTRY\tDETAIL\n" lines, newest
- * last; account NULL = all; at most limit lines (the newest). */
+/* Events since a time, newest last; account NULL = all; at most limit
+ * rows (the newest). A row's NULL texts are "". */
+typedef int store_event_cb(const struct store_event *row, void *context);
 int store_event_list(struct store *st, const char *account, int64_t since,
-    int limit, struct str *out, const char **error_r);
+    int limit, store_event_cb *cb, void *context, const char **error_r);
 /* 0 the first time key is seen (the caller acts), 1 after that. */
 int store_notice_once(struct store *st, const char *key, int64_t time,
     const char **error_r);
@@ -217,17 +267,21 @@ struct store_submission {
 	int64_t		 size;
 	int		 overseas;
 };
+/* A queue id logged already keeps its first row (0: Postfix may ask
+ * twice; inside store_write_begin a failed insert would undo the count). */
 int store_submission_add(struct store *st, const struct store_submission *s,
     const char **error_r);
-/* Appends "QUEUE_ID\tMESSAGE_ID\tTIME\tACCOUNT\tIP\tCOUNTRY\tTLS\tRCPTS\t
- * SIZE\tOVERSEAS\n" for rows matching the queue id or the Message-ID
- * (either may be NULL). 1 = none. */
+/* Rows matching the queue id or the Message-ID (either may be NULL),
+ * newest last. 1 = none. A row's NULL texts are "". */
+typedef int store_submission_cb(const struct store_submission *row,
+    void *context);
 int store_submission_find(struct store *st, const char *queue_id,
-    const char *message_id, struct str *out, const char **error_r);
-/* The account's submissions since a time, same line form, newest last;
- * account NULL = all accounts. */
+    const char *message_id, store_submission_cb *cb, void *context,
+    const char **error_r);
+/* The account's submissions since a time, newest last; account NULL = all
+ * accounts; at most limit rows (the newest). */
 int store_submission_list(struct store *st, const char *account, int64_t since,
-    int limit, struct str *out, const char **error_r);
+    int limit, store_submission_cb *cb, void *context, const char **error_r);
 
 /*
  * Authentication throttling, by key ("ip:192.0.2.7", "acct:a@b").
@@ -293,22 +347,30 @@ int store_portal_session_del_account(struct store *st, const char *account,
  * The JSON API's bearer tokens (src/portal/api_token.h): the name and
  * the SHA-256 (64 hex) of the whole token. add: -1 "already exists".
  * get: 1 none; hash_r has room for 65 bytes. del: 1 none (error set).
- * list: "NAME\tHASH\tCREATED\n" lines sorted by name.
+ * list: sorted by name. Names: store_name_ok().
  */
+/* A row of either list: the name, its hash (of the token; the admin's
+ * crypt(3) password hash) and when it was made. */
+struct store_name_row {
+	const char	*name;
+	const char	*hash;
+	int64_t		 created;
+};
+typedef int store_name_cb(const struct store_name_row *row, void *context);
 int store_api_token_add(struct store *st, const char *name, const char *hash,
     int64_t created, const char **error_r);
 int store_api_token_get(struct store *st, const char *name, char *hash_r,
     const char **error_r);
 int store_api_token_del(struct store *st, const char *name,
     const char **error_r);
-int store_api_token_list(struct store *st, struct str *out,
+int store_api_token_list(struct store *st, store_name_cb *cb, void *context,
     const char **error_r);
 
 /*
  * The admin pages' accounts (src/portal/admin_users.h), crypt(3) hashes.
  * add: -1 "already exists". set_password, del: 1 none (error set).
- * get: 1 none; on 0 the caller frees *hash_r. list: "NAME\tHASH\tCREATED\n"
- * sorted by name.
+ * get: 1 none; on 0 the caller frees *hash_r. list: sorted by name.
+ * Names: store_name_ok(). list: rows as store_name_row.
  */
 int store_admin_add(struct store *st, const char *name,
     const char *password_hash, int64_t created, const char **error_r);
@@ -317,7 +379,8 @@ int store_admin_set_password(struct store *st, const char *name,
 int store_admin_get(struct store *st, const char *name, char **hash_r,
     const char **error_r);
 int store_admin_del(struct store *st, const char *name, const char **error_r);
-int store_admin_list(struct store *st, struct str *out, const char **error_r);
+int store_admin_list(struct store *st, store_name_cb *cb, void *context,
+    const char **error_r);
 
 /*
  * POP3's one session per mailbox (RFC 1939 section 4) across nodes: a

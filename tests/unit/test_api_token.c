@@ -20,14 +20,15 @@ test_names(void)
 		const char *name;
 		int ok;
 	} rows[] = {
-		{ "mypage", 0 }, { "a", 0 }, { "my-page-2", 0 },
-		{ "", -1 }, { "My", -1 }, { "a.b", -1 }, { "a b", -1 },
-		{ "abcdefghijabcdefghijabcdefghijab", 0 },	/* 32 */
-		{ "abcdefghijabcdefghijabcdefghijabc", -1 },	/* 33 */
+		{ "mypage", 1 }, { "a", 1 }, { "my-page-2", 1 },
+		{ "", 0 }, { "My", 0 }, { "a.b", 0 }, { "a b", 0 },
+		{ "abcdefghijabcdefghijabcdefghijab", 1 },	/* 32 */
+		{ "abcdefghijabcdefghijabcdefghijabc", 0 },	/* 33 */
+		{ "caf\xc3\xa9", 0 }, { "a\tb", 0 }, { "a_b", 0 },
 	};
 
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
-		UNIT_CHECK_INT(api_token_name_ok(rows[i].name), rows[i].ok);
+		UNIT_CHECK_INT(store_name_ok(rows[i].name), rows[i].ok);
 }
 
 static void

@@ -21,6 +21,7 @@
 #include "store/password.h"
 #include "store/store.h"
 #include "unit.h"
+#include "store_rows.h"
 
 static char test_dir[] = "/tmp/sekisho-test-policy-XXXXXX";
 static char store_uri[256];
@@ -258,7 +259,7 @@ test_limits(struct store *st)
 	/* the event was recorded once */
 	struct str ev = STR_INIT;
 
-	store_event_list(st, "carol@example.jp", 0, 100, &ev, &error);
+	store_event_list(st, "carol@example.jp", 0, 100, rows_event, &ev, &error);
 	UNIT_CHECK(strstr(str_c(&ev), "limit_reached") != NULL);
 	str_deinit(&ev);
 }

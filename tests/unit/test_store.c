@@ -13,8 +13,10 @@
 #include <sqlite3.h>
 
 #include "core/str.h"
+#include "store/sql.h"
 #include "store/store.h"
 #include "unit.h"
+#include "store_rows.h"
 
 #define HASH1 "$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1"
 #define HASH2 "$y$j9T$abcdefghijklmnopqrstu.$7uryFExhLbAhrpK1WytVzeNObCUVaK3VoKccP3fJEIB"
@@ -191,23 +193,24 @@ test_open_errors(void)
 	    strstr(error, "file is not a database") != NULL);
 }
 
-/* One number from the database, read behind the store's back. */
+/* One number from the database, read behind the store's back (a
+ * connection of its own, either driver). */
 static long long
 test_count(const char *sql)
 {
-	sqlite3 *db;
-	sqlite3_stmt *stmt;
+	const char *error;
+	struct sql_db *db = sql_open(test_uri, &error);
+	struct sql_stmt *stmt;
 	long long n = -1;
 
-	if (sqlite3_open_v2(test_db, &db, SQLITE_OPEN_READONLY, NULL) !=
-	    SQLITE_OK)
+	if (db == NULL)
 		return -1;
-	if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) == SQLITE_OK) {
-		if (sqlite3_step(stmt) == SQLITE_ROW)
-			n = sqlite3_column_int64(stmt, 0);
-		sqlite3_finalize(stmt);
+	if ((stmt = sql_prepare(db, sql, &error)) != NULL) {
+		if (sql_step(stmt, &error) == 1)
+			n = sql_col_int64(stmt, 0);
+		sql_reset(stmt);
 	}
-	sqlite3_close(db);
+	sql_close(&db);
 	return n;
 }
 
@@ -308,7 +311,7 @@ test_domains(struct store *st)
 	UNIT_CHECK_INT(store_domain_exists(st, "exa mple.jp", &error), 1);
 	UNIT_CHECK_INT(store_domain_exists(st, "", &error), 1);
 
-	UNIT_CHECK_INT(store_domain_list(st, &out, &error), 0);
+	UNIT_CHECK_INT(store_domain_list(st, rows_domain, &out, &error), 0);
 	UNIT_CHECK_STR(str_c(&out), "a.example.jp\nexample.jp\nexample.net\n");
 
 	UNIT_CHECK_INT(store_domain_del(st, "A.Example.JP", &error), 0);
@@ -420,15 +423,15 @@ test_accounts(struct store *st)
 	UNIT_CHECK_STR(error, "no such account 'nobody@example.net'");
 
 	/* Lists. */
-	UNIT_CHECK_INT(store_account_list(st, NULL, &out, &error), 0);
+	UNIT_CHECK_INT(store_account_list(st, NULL, rows_account, &out, &error), 0);
 	UNIT_CHECK_STR(str_c(&out), "bob@example.net\t1\nhanako@example.jp\t0\n"
 	    "taro.yamada@example.jp\t0\n");
 	str_clear(&out);
-	UNIT_CHECK_INT(store_account_list(st, "EXAMPLE.jp", &out, &error), 0);
+	UNIT_CHECK_INT(store_account_list(st, "EXAMPLE.jp", rows_account, &out, &error), 0);
 	UNIT_CHECK_STR(str_c(&out), "hanako@example.jp\t0\n"
 	    "taro.yamada@example.jp\t0\n");
 	str_clear(&out);
-	UNIT_CHECK_INT(store_account_list(st, "example.com", &out, &error), 1);
+	UNIT_CHECK_INT(store_account_list(st, "example.com", rows_account, &out, &error), 1);
 	UNIT_CHECK_STR(error, "no such domain 'example.com'");
 	UNIT_CHECK_STR(str_c(&out), "");
 
@@ -491,20 +494,20 @@ test_aliases(struct store *st)
 	    &error), -1);
 	UNIT_CHECK_STR(error, "'info@example.jp' is already an alias");
 
-	UNIT_CHECK_INT(store_alias_list(st, NULL, &out, &error), 0);
+	UNIT_CHECK_INT(store_alias_list(st, NULL, rows_alias, &out, &error), 0);
 	UNIT_CHECK_STR(str_c(&out), "info@example.jp\thanako@example.jp\n"
 	    "taro@example.net\ttaro.yamada@example.jp\n"
 	    "yamada@example.jp\ttaro.yamada@example.jp\n");
 	str_clear(&out);
-	UNIT_CHECK_INT(store_alias_list(st, "Taro.Yamada@example.jp", &out,
+	UNIT_CHECK_INT(store_alias_list(st, "Taro.Yamada@example.jp", rows_alias, &out,
 	    &error), 0);
 	UNIT_CHECK_STR(str_c(&out), "taro@example.net\ttaro.yamada@example.jp\n"
 	    "yamada@example.jp\ttaro.yamada@example.jp\n");
 	str_clear(&out);
-	UNIT_CHECK_INT(store_alias_list(st, "bob@example.net", &out, &error),
+	UNIT_CHECK_INT(store_alias_list(st, "bob@example.net", rows_alias, &out, &error),
 	    0);
 	UNIT_CHECK_STR(str_c(&out), "");
-	UNIT_CHECK_INT(store_alias_list(st, "nobody@example.net", &out,
+	UNIT_CHECK_INT(store_alias_list(st, "nobody@example.net", rows_alias, &out,
 	    &error), 1);
 	UNIT_CHECK_STR(error, "no such account 'nobody@example.net'");
 
@@ -567,7 +570,7 @@ test_aliases(struct store *st)
 	    &local, &error), 1);
 	UNIT_CHECK_INT(local, 1);
 	str_clear(&out);
-	UNIT_CHECK_INT(store_alias_list(st, NULL, &out, &error), 0);
+	UNIT_CHECK_INT(store_alias_list(st, NULL, rows_alias, &out, &error), 0);
 	UNIT_CHECK_STR(str_c(&out), "info@example.jp\thanako@example.jp\n");
 	/* Gone from the table, not only hidden by a join. */
 	UNIT_CHECK_INT(test_count("SELECT count(*) FROM aliases"), 1);
@@ -607,7 +610,7 @@ test_two_handles(struct store *st)
 	UNIT_CHECK_INT(a.suspended, 1);
 	UNIT_CHECK_STR(a.suspend_reason, "test");
 	account_deinit(&a);
-	UNIT_CHECK_INT(store_account_list(st2, "two.example", &out, &error), 0);
+	UNIT_CHECK_INT(store_account_list(st2, "two.example", rows_account, &out, &error), 0);
 	UNIT_CHECK_STR(str_c(&out), "u@two.example\t1\n");
 	UNIT_CHECK_INT(store_account_del(st2, "u@two.example", &error), 0);
 	UNIT_CHECK_INT(store_domain_del(st, "two.example", &error), 0);
@@ -641,7 +644,7 @@ test_stored_cut(struct store *st)
 	sub.message_id = id;
 	UNIT_CHECK_INT(store_event_add(st, &e, &error), 0);
 	UNIT_CHECK_INT(store_submission_add(st, &sub, &error), 0);
-	UNIT_CHECK_INT(store_event_list(st, "a@example.jp", 0, 10, &out,
+	UNIT_CHECK_INT(store_event_list(st, "a@example.jp", 0, 10, rows_event, &out,
 	    &error), 0);
 	/* one line: TIME ACCOUNT TYPE IP COUNTRY DETAIL(200) */
 	UNIT_CHECK(strchr(out.s, '\n') == out.s + out.len - 1);
@@ -650,13 +653,13 @@ test_stored_cut(struct store *st)
 	    STORE_EVENT_DETAIL_MAX);
 	UNIT_CHECK(tab != NULL && strncmp(tab + 1, "x?1?forged?", 11) == 0);
 	str_truncate(&out, 0);
-	UNIT_CHECK_INT(store_submission_list(st, "a@example.jp", 0, 10, &out,
+	UNIT_CHECK_INT(store_submission_list(st, "a@example.jp", 0, 10, rows_submission, &out,
 	    &error), 0);
 	UNIT_CHECK(strstr(out.s, "\t") != NULL &&
 	    strcspn(strchr(out.s, '\t') + 1, "\t") == STORE_MSGID_MAX);
 	/* found by the Message-ID as sent (cut the same way) */
 	str_truncate(&out, 0);
-	UNIT_CHECK_INT(store_submission_find(st, NULL, id, &out, &error), 0);
+	UNIT_CHECK_INT(store_submission_find(st, NULL, id, rows_submission, &out, &error), 0);
 	str_deinit(&out);
 	free(huge);
 	free(id);
@@ -697,6 +700,28 @@ main(void)
 	store_close(&st);
 	UNIT_CHECK(st == NULL);
 	store_close(&st);
+	printf("backend sqlite\n");
+
+	/* the same calls on PostgreSQL (an empty database): all but the
+	 * file's own facts */
+	if (getenv("SEKISHO_TEST_PGSQL") != NULL &&
+	    *getenv("SEKISHO_TEST_PGSQL") != '\0') {
+		snprintf(test_uri, sizeof(test_uri), "%s",
+		    getenv("SEKISHO_TEST_PGSQL"));
+		st = store_open(test_uri, &error);
+		UNIT_CHECK(st != NULL);
+		if (st != NULL) {
+			UNIT_CHECK_INT(store_init_schema(st, &error), 0);
+			test_domains(st);
+			test_accounts(st);
+			test_aliases(st);
+			test_two_handles(st);
+			test_stored_cut(st);
+			store_close(&st);
+			printf("backend postgresql\n");
+		}
+	} else
+		printf("postgresql: not tested (SEKISHO_TEST_PGSQL unset)\n");
 
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", test_dir);
 	if (system(cmd) != 0)

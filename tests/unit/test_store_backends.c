@@ -4,7 +4,8 @@
  * backend: SQLite always, and PostgreSQL when SEKISHO_TEST_PGSQL holds
  * a store URI of an empty database ("postgresql:host=... dbname=...";
  * tests/e2e/test_store_backends.py sets it with a throwaway cluster).
- * Backends must read the same to their callers (store_impl.h).
+ * Both drivers must read the same to their callers (each query is written
+ * once, over sql.h).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include "core/str.h"
 #include "store/store.h"
 #include "unit.h"
+#include "store_rows.h"
 
 #define HASH1 "$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1"
 
@@ -323,7 +325,7 @@ run_shared_row(struct store *st, const struct row *r, struct str *out,
 	case TOK_DEL:
 		return store_api_token_del(st, r->a, error);
 	case TOK_LIST:
-		return store_api_token_list(st, out, error);
+		return store_api_token_list(st, rows_name, out, error);
 	case ADM_ADD:
 		return store_admin_add(st, r->a, HASH1, r->n, error);
 	case ADM_PW:
@@ -336,7 +338,7 @@ run_shared_row(struct store *st, const struct row *r, struct str *out,
 	case ADM_DEL:
 		return store_admin_del(st, r->a, error);
 	case ADM_LIST:
-		return store_admin_list(st, out, error);
+		return store_admin_list(st, rows_name, out, error);
 	case LOCK_TAKE:
 		return store_pop3_lock_take(st, r->a, node, session, r->n,
 		    r->n + LEASE, error);
@@ -382,7 +384,7 @@ run_row(struct store *st, const struct row *r, struct str *out,
 	case DOM_EXISTS:
 		return store_domain_exists(st, r->a, error);
 	case DOM_LIST:
-		return store_domain_list(st, out, error);
+		return store_domain_list(st, rows_domain, out, error);
 	case ACC_ADD:
 		return store_account_add(st, r->a, HASH1, error);
 	case ACC_DEL:
@@ -402,13 +404,13 @@ run_row(struct store *st, const struct row *r, struct str *out,
 		}
 		return ret;
 	case ACC_LIST:
-		return store_account_list(st, r->a, out, error);
+		return store_account_list(st, r->a, rows_account, out, error);
 	case ALI_ADD:
 		return store_alias_add(st, r->a, r->b, error);
 	case ALI_DEL:
 		return store_alias_del(st, r->a, error);
 	case ALI_LIST:
-		return store_alias_list(st, r->a, out, error);
+		return store_alias_list(st, r->a, rows_alias, out, error);
 	case RESOLVE:
 		ret = store_resolve_recipient(st, r->a, &text, &local, error);
 		if (ret == 0)
@@ -466,13 +468,13 @@ run_row(struct store *st, const struct row *r, struct str *out,
 	case EVENT_ADD:
 		return store_event_add(st, &e, error);
 	case EVENT_LIST:
-		return store_event_list(st, r->a, r->n, 100, out, error);
+		return store_event_list(st, r->a, r->n, 100, rows_event, out, error);
 	case SUB_ADD:
 		return store_submission_add(st, &s, error);
 	case SUB_FIND:
-		return store_submission_find(st, r->a, r->b, out, error);
+		return store_submission_find(st, r->a, r->b, rows_submission, out, error);
 	case SUB_LIST_ALL:
-		return store_submission_list(st, NULL, 0, 100, out, error);
+		return store_submission_list(st, NULL, 0, 100, rows_submission, out, error);
 	case THR_FAIL:
 		if ((ret = store_throttle_fail(st, r->a, r->n, 60, 3, 300, &x,
 		    &y, error)) == 0)

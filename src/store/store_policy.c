@@ -1,0 +1,428 @@
+/*
+ * store_policy: the sending-policy state (store.h, PRODUCT.md "Rules"):
+ * overseas permission, limit overrides, send counters, events, notices
+ * and the submission log, each query written once for both drivers.
+ *
+ * The check-and-count of a send limit is one write transaction that
+ * locks the account's row first (sql.h: SQLite's BEGIN IMMEDIATE holds
+ * the database; PostgreSQL FOR NO KEY UPDATE, so the counters' foreign
+ * keys still only need a key-share lock): every submission of one
+ * account, on any node, counts in turn and reads the counters as the one
+ * before it left them.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/xmalloc.h"
+#include "sql.h"
+#include "store.h"
+#include "store_private.h"
+
+static const char store_sql_account_id[] =
+    "SELECT id FROM accounts WHERE address = ?1";
+
+/* The canonical key of an account address, or 1 with the "no such
+ * account" error (a name we could never have stored is not an account). */
+static int
+store_policy_key(struct store *st, const char *address,
+    char key[STORE_ADDRESS_MAX + 1], const char **error_r)
+{
+	char quoted[STORE_QUOTE_SIZE];
+
+	if (store_lookup_key(address, key) == 0)
+		return 0;
+	return store_set_error(st, error_r, 1, STORE_ERR_NO_ACCOUNT,
+	    store_quote(quoted, sizeof(quoted), address));
+}
+
+static int64_t
+store_policy_limit(struct sql_stmt *stmt, int col)
+{
+	return sql_col_is_null(stmt, col) ? -1 : sql_col_int64(stmt, col);
+}
+
+/*
+ * A one-row read of the account address names (?1 its key, and ?2 text2
+ * when given), the row given to fill. 1 with "no such account".
+ */
+static int
+store_policy_read(struct store *st, const char *address, const char *query,
+    const char *text2, void (*fill)(struct sql_stmt *, void *), void *out,
+    const char **error_r)
+{
+	char key[STORE_ADDRESS_MAX + 1];
+	struct sql_stmt *stmt;
+	int r;
+
+	if (store_policy_key(st, address, key, error_r) != 0)
+		return 1;
+	if (text2 == NULL)
+		stmt = store_stmt(st, query, SQL_LOCK_NONE, error_r, "t", key);
+	else
+		stmt = store_stmt(st, query, SQL_LOCK_NONE, error_r, "tt", key,
+		    text2);
+	if (stmt == NULL)
+		return -1;
+	if ((r = sql_step(stmt, error_r)) == 1)
+		fill(stmt, out);
+	sql_reset(stmt);
+	if (r == 0)
+		return store_set_error(st, error_r, 1, STORE_ERR_NO_ACCOUNT,
+		    key);
+	return r < 0 ? -1 : 0;
+}
+
+static void
+store_policy_fill(struct sql_stmt *stmt, void *out)
+{
+	struct account_policy *p = out;
+
+	p->overseas_until = sql_col_int64(stmt, 0);
+	p->limit_msgs_day = store_policy_limit(stmt, 1);
+	p->limit_rcpts_day = store_policy_limit(stmt, 2);
+	p->limit_rcpts_hour = store_policy_limit(stmt, 3);
+	p->limit_rcpts_msg = store_policy_limit(stmt, 4);
+	p->limit_overseas_rcpts_day = store_policy_limit(stmt, 5);
+	p->any_sender = sql_col_int64(stmt, 6) != 0;
+	xstrlcpy(p->relay_names, sql_col_text(stmt, 7),
+	    sizeof(p->relay_names));
+}
+
+int
+store_policy_get(struct store *st, const char *address,
+    struct account_policy *p, const char **error_r)
+{
+	static const char query[] =
+	    "SELECT a.overseas_until, l.msgs_day, l.rcpts_day, l.rcpts_hour,"
+	    " l.rcpts_msg, l.overseas_rcpts_day, coalesce(l.any_sender, 0),"
+	    " coalesce(l.relay_names, '')"
+	    " FROM accounts a LEFT JOIN account_limits l"
+	    " ON l.account_id = a.id WHERE a.address = ?1";
+
+	return store_policy_read(st, address, query, NULL, store_policy_fill,
+	    p, error_r);
+}
+
+int
+store_policy_set_limits(struct store *st, const char *address,
+    const struct account_policy *p, const char **error_r)
+{
+	static const char query[] =
+	    "INSERT INTO account_limits (account_id, msgs_day, rcpts_day,"
+	    " rcpts_hour, rcpts_msg, overseas_rcpts_day, any_sender,"
+	    " relay_names)"
+	    " SELECT id, CAST(?2 AS BIGINT), CAST(?3 AS BIGINT),"
+	    " CAST(?4 AS BIGINT), CAST(?5 AS BIGINT), CAST(?6 AS BIGINT),"
+	    " CAST(?7 AS INTEGER), CAST(?8 AS TEXT)"
+	    " FROM accounts WHERE address = ?1"
+	    " ON CONFLICT (account_id) DO UPDATE SET"
+	    " msgs_day = excluded.msgs_day, rcpts_day = excluded.rcpts_day,"
+	    " rcpts_hour = excluded.rcpts_hour,"
+	    " rcpts_msg = excluded.rcpts_msg,"
+	    " overseas_rcpts_day = excluded.overseas_rcpts_day,"
+	    " any_sender = excluded.any_sender,"
+	    " relay_names = excluded.relay_names";
+	char key[STORE_ADDRESS_MAX + 1];
+	int r;
+
+	if (store_policy_key(st, address, key, error_r) != 0)
+		return 1;
+	r = store_change(st, query, error_r, "tlllllit", key,
+	    p->limit_msgs_day, p->limit_rcpts_day, p->limit_rcpts_hour,
+	    p->limit_rcpts_msg, p->limit_overseas_rcpts_day,
+	    (int64_t)(p->any_sender ? 1 : 0), p->relay_names);
+	if (r == 1)
+		(void)store_set_error(st, error_r, 1, STORE_ERR_NO_ACCOUNT,
+		    key);
+	return r;
+}
+
+int
+store_overseas_set(struct store *st, const char *address, int64_t until,
+    const char **error_r)
+{
+	static const char query[] =
+	    "UPDATE accounts SET overseas_until = ?2 WHERE address = ?1";
+	char key[STORE_ADDRESS_MAX + 1];
+	int r;
+
+	if (store_policy_key(st, address, key, error_r) != 0)
+		return 1;
+	if ((r = store_change(st, query, error_r, "ti", key, until)) == 1)
+		(void)store_set_error(st, error_r, 1, STORE_ERR_NO_ACCOUNT,
+		    key);
+	return r;
+}
+
+static int
+store_count_add_tx(struct store *st, const char *address,
+    const struct store_counter *c, size_t n, int64_t msgs, int64_t rcpts,
+    size_t *over_r, const char **error_r)
+{
+	static const char read[] =
+	    "SELECT msgs, rcpts FROM send_counters"
+	    " WHERE account_id = ?1 AND period = ?2";
+	static const char add[] =
+	    "INSERT INTO send_counters (account_id, period, msgs, rcpts)"
+	    " VALUES (?1, ?2,"
+	    " CASE WHEN CAST(?3 AS BIGINT) > 0 THEN CAST(?3 AS BIGINT) ELSE 0 END,"
+	    " CASE WHEN CAST(?4 AS BIGINT) > 0 THEN CAST(?4 AS BIGINT) ELSE 0 END)"
+	    " ON CONFLICT (account_id, period) DO UPDATE SET"
+	    " msgs = CASE WHEN send_counters.msgs + CAST(?3 AS BIGINT) > 0"
+	    " THEN send_counters.msgs + CAST(?3 AS BIGINT) ELSE 0 END,"
+	    " rcpts = CASE WHEN send_counters.rcpts + CAST(?4 AS BIGINT) > 0"
+	    " THEN send_counters.rcpts + CAST(?4 AS BIGINT) ELSE 0 END";
+	struct sql_stmt *stmt;
+	int64_t id;
+	int r;
+
+	r = store_query_id(st, store_sql_account_id, SQL_LOCK_NO_KEY_UPDATE,
+	    address, &id, error_r);
+	if (r != 0)
+		return r < 0 ? -1 : store_set_error(st, error_r, -1,
+		    STORE_ERR_NO_ACCOUNT, address);
+	for (size_t i = 0; (msgs > 0 || rcpts > 0) && i < n; i++) {
+		int64_t m = 0, rc = 0;
+
+		if ((stmt = store_stmt(st, read, SQL_LOCK_NONE, error_r, "it",
+		    id, c[i].period)) == NULL ||
+		    (r = sql_step(stmt, error_r)) < 0)
+			return -1;
+		if (r == 1) {
+			m = sql_col_int64(stmt, 0);
+			rc = sql_col_int64(stmt, 1);
+		}
+		sql_reset(stmt);
+		if ((c[i].max_msgs >= 0 && m + msgs > c[i].max_msgs) ||
+		    (c[i].max_rcpts >= 0 && rc + rcpts > c[i].max_rcpts)) {
+			*over_r = i;
+			return 1;
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		if (store_change(st, add, error_r, "itii", id, c[i].period,
+		    msgs, rcpts) < 0)
+			return -1;
+	return 0;
+}
+
+int
+store_count_add(struct store *st, const char *address,
+    const struct store_counter *c, size_t n, int64_t msgs, int64_t rcpts,
+    size_t *over_r, const char **error_r)
+{
+	char key[STORE_ADDRESS_MAX + 1];
+	int r;
+
+	if (store_policy_key(st, address, key, error_r) != 0)
+		return -1;
+	if (store_tx_begin(st, SQL_TX_WRITE, error_r) < 0)
+		return -1;
+	r = store_count_add_tx(st, key, c, n, msgs, rcpts, over_r, error_r);
+	/* over a limit: nothing changed, roll back (inside the caller's
+	 * transaction there is nothing of ours to undo) */
+	if (r == 1)
+		return st->in_write ? 1 : sql_rollback(st->db, 1);
+	return store_tx_end(st, SQL_TX_WRITE, r, error_r);
+}
+
+static void
+store_count_fill(struct sql_stmt *stmt, void *out)
+{
+	int64_t *v = out;
+
+	v[0] = sql_col_int64(stmt, 0);
+	v[1] = sql_col_int64(stmt, 1);
+}
+
+int
+store_count_get(struct store *st, const char *address, const char *period,
+    int64_t *msgs_r, int64_t *rcpts_r, const char **error_r)
+{
+	static const char query[] =
+	    "SELECT c.msgs, c.rcpts FROM accounts a"
+	    " LEFT JOIN send_counters c ON c.account_id = a.id"
+	    " AND c.period = ?2 WHERE a.address = ?1";
+	int64_t v[2] = { 0, 0 };
+	int r = store_policy_read(st, address, query, period, store_count_fill,
+	    v, error_r);
+
+	*msgs_r = v[0];
+	*rcpts_r = v[1];
+	return r;
+}
+
+int
+store_event_add(struct store *st, const struct store_event *e,
+    const char **error_r)
+{
+	static const char query[] =
+	    "INSERT INTO events (time, account, type, ip, country, detail)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+	char account[STORE_EVENT_ACCOUNT_MAX + 1], type[STORE_EVENT_TYPE_MAX + 1];
+	char ip[STORE_EVENT_IP_MAX + 1], country[STORE_EVENT_COUNTRY_MAX + 1];
+	char detail[STORE_EVENT_DETAIL_MAX + 1];
+
+	return store_change(st, query, error_r, "ittttt", e->time,
+	    store_text_cut(e->account, account, STORE_EVENT_ACCOUNT_MAX),
+	    store_text_cut(e->type, type, STORE_EVENT_TYPE_MAX),
+	    store_text_cut(e->ip, ip, STORE_EVENT_IP_MAX),
+	    store_text_cut(e->country, country, STORE_EVENT_COUNTRY_MAX),
+	    store_text_cut(e->detail, detail, STORE_EVENT_DETAIL_MAX)) < 0 ?
+	    -1 : 0;
+}
+
+static int
+store_event_row(struct sql_stmt *stmt, void *cb, void *context)
+{
+	struct store_event row = {
+		.time = sql_col_int64(stmt, 0),
+		.account = sql_col_text(stmt, 1),
+		.type = sql_col_text(stmt, 2),
+		.ip = sql_col_text(stmt, 3),
+		.country = sql_col_text(stmt, 4),
+		.detail = sql_col_text(stmt, 5),
+	};
+
+	return ((store_event_cb *)cb)(&row, context);
+}
+
+int
+store_event_list(struct store *st, const char *account, int64_t since,
+    int limit, store_event_cb *cb, void *context, const char **error_r)
+{
+	/* the newest `limit`, shown oldest first */
+	static const char by_account[] =
+	    "SELECT time, account, type, ip, country, detail FROM"
+	    " (SELECT id, time, account, type, ip, country, detail"
+	    " FROM events WHERE account = ?1 AND time >= ?2"
+	    " ORDER BY time DESC, id DESC LIMIT ?3) e ORDER BY time, id";
+	static const char all[] =
+	    "SELECT time, account, type, ip, country, detail FROM"
+	    " (SELECT id, time, account, type, ip, country, detail"
+	    " FROM events WHERE time >= ?1"
+	    " ORDER BY time DESC, id DESC LIMIT ?2) e ORDER BY time, id";
+	char key[STORE_ADDRESS_MAX + 1];
+	int64_t max = limit > 0 ? limit : 1000;
+	struct sql_stmt *stmt;
+
+	if (account != NULL) {
+		if (store_lookup_key(account, key) != 0)
+			return 0;	/* nothing recorded for such a name */
+		stmt = store_stmt(st, by_account, SQL_LOCK_NONE, error_r,
+		    "tii", key, since, max);
+	} else
+		stmt = store_stmt(st, all, SQL_LOCK_NONE, error_r, "ii", since,
+		    max);
+	return store_each_row(stmt, store_event_row, (void *)cb, context,
+	    NULL, error_r);
+}
+
+int
+store_notice_once(struct store *st, const char *key, int64_t time,
+    const char **error_r)
+{
+	/* One row inserted: first seen, on whichever node. */
+	static const char query[] =
+	    "INSERT INTO notices (key, time) VALUES (?1, ?2)"
+	    " ON CONFLICT (key) DO NOTHING";
+
+	return store_change(st, query, error_r, "ti", key, time);
+}
+
+int
+store_submission_add(struct store *st, const struct store_submission *s,
+    const char **error_r)
+{
+	static const char query[] =
+	    "INSERT INTO submissions (queue_id, message_id, time, account,"
+	    " ip, country, tls, rcpts, size, overseas)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+	    " ON CONFLICT (queue_id) DO NOTHING";
+	char msgid[STORE_MSGID_MAX + 1], ip[STORE_EVENT_IP_MAX + 1];
+	char country[STORE_EVENT_COUNTRY_MAX + 1], tls[STORE_TLS_MAX + 1];
+
+	return store_change(st, query, error_r, "ttittttiii", s->queue_id,
+	    store_text_cut(s->message_id, msgid, STORE_MSGID_MAX), s->time,
+	    s->account, store_text_cut(s->ip, ip, STORE_EVENT_IP_MAX),
+	    store_text_cut(s->country, country, STORE_EVENT_COUNTRY_MAX),
+	    store_text_cut(s->tls, tls, STORE_TLS_MAX), s->rcpts, s->size,
+	    (int64_t)(s->overseas ? 1 : 0)) < 0 ? -1 : 0;
+}
+
+static int
+store_submission_row(struct sql_stmt *stmt, void *cb, void *context)
+{
+	struct store_submission row = {
+		.queue_id = sql_col_text(stmt, 0),
+		.message_id = sql_col_text(stmt, 1),
+		.time = sql_col_int64(stmt, 2),
+		.account = sql_col_text(stmt, 3),
+		.ip = sql_col_text(stmt, 4),
+		.country = sql_col_text(stmt, 5),
+		.tls = sql_col_text(stmt, 6),
+		.rcpts = sql_col_int64(stmt, 7),
+		.size = sql_col_int64(stmt, 8),
+		.overseas = sql_col_int64(stmt, 9) != 0,
+	};
+
+	return ((store_submission_cb *)cb)(&row, context);
+}
+
+#define STORE_SUBMISSION_COLS \
+	"queue_id, message_id, time, account, ip, country, tls, rcpts," \
+	" size, overseas"
+
+int
+store_submission_find(struct store *st, const char *queue_id,
+    const char *message_id, store_submission_cb *cb, void *context,
+    const char **error_r)
+{
+	static const char query[] =
+	    "SELECT " STORE_SUBMISSION_COLS " FROM"
+	    " (SELECT " STORE_SUBMISSION_COLS " FROM submissions"
+	    " WHERE queue_id = ?1 OR message_id = ?2"
+	    " ORDER BY time DESC, queue_id DESC LIMIT 100) s"
+	    " ORDER BY time, queue_id";
+	char msgid[STORE_MSGID_MAX + 1];
+	size_t n = 0;
+
+	/* found as it was stored: cut the same way */
+	if (store_each_row(store_stmt(st, query, SQL_LOCK_NONE, error_r, "tt",
+	    queue_id, store_text_cut(message_id, msgid, STORE_MSGID_MAX)),
+	    store_submission_row, (void *)cb, context, &n, error_r) < 0)
+		return -1;
+	return n == 0 ? 1 : 0;
+}
+
+int
+store_submission_list(struct store *st, const char *account, int64_t since,
+    int limit, store_submission_cb *cb, void *context, const char **error_r)
+{
+	static const char by_account[] =
+	    "SELECT " STORE_SUBMISSION_COLS " FROM"
+	    " (SELECT " STORE_SUBMISSION_COLS " FROM submissions"
+	    " WHERE account = ?1 AND time >= ?2"
+	    " ORDER BY time DESC, queue_id DESC LIMIT ?3) s"
+	    " ORDER BY time, queue_id";
+	static const char all[] =
+	    "SELECT " STORE_SUBMISSION_COLS " FROM"
+	    " (SELECT " STORE_SUBMISSION_COLS " FROM submissions"
+	    " WHERE time >= ?1"
+	    " ORDER BY time DESC, queue_id DESC LIMIT ?2) s"
+	    " ORDER BY time, queue_id";
+	char key[STORE_ADDRESS_MAX + 1];
+	int64_t max = limit > 0 ? limit : 1000;
+	struct sql_stmt *stmt;
+
+	if (account != NULL) {
+		if (store_lookup_key(account, key) != 0)
+			return 0;
+		stmt = store_stmt(st, by_account, SQL_LOCK_NONE, error_r,
+		    "tii", key, since, max);
+	} else	/* all accounts: store copy */
+		stmt = store_stmt(st, all, SQL_LOCK_NONE, error_r, "ii", since,
+		    max);
+	return store_each_row(stmt, store_submission_row, (void *)cb, context,
+	    NULL, error_r);
+}
