@@ -51,7 +51,7 @@
 #include "../core/config.h"
 #include "../core/log.h"
 #include "../core/xmalloc.h"
-#include "../smtp/smtp_parse.h"
+#include "../core/base64.h"
 #include "mta.h"
 #include "mta_reply.h"
 

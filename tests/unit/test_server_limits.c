@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "core/config.h"
-#include "core/server.h"
+#include "daemon/server.h"
 #include "unit.h"
 
 static struct sockaddr_in

@@ -17,12 +17,12 @@
 
 #include <stddef.h>
 
+#include "../core/be_proto.h"	/* APOP_TIMESTAMP_MAX */
 #include "../core/str.h"
 
 #define APOP_DIGEST_LEN		32	/* hex digits of MD5 */
 #define APOP_KEY_LEN		32	/* AES-256 */
 #define APOP_SECRET_MAX		256	/* octets of a secret */
-#define APOP_TIMESTAMP_MAX	300
 
 /* A new greeting timestamp "<pid.clock@hostname>" (RFC 1939 7), unique
  * per greeting; replaces out's content. */
