@@ -14,7 +14,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "daemon/privsep.h"
-#include "daemon/server.h"
+#include "daemon/master.h"
 #include "core/str.h"
 #include "core/version.h"
 #include "policy/policy.h"
@@ -169,7 +169,7 @@ main_serve(const char *path, int argc, char **argv)
 		perror("sekisho: daemon");
 		return 1;
 	}
-	if ((r = server_run(conf, &error)) < 0) {
+	if ((r = master_run(conf, &error)) < 0) {
 		log_warnx("cannot start: %s", error);
 		if (!foreground)
 			fprintf(stderr, "sekisho: cannot start: %s\n", error);

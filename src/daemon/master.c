@@ -1,19 +1,22 @@
 /*
- * server: the daemon's processes, their listeners and the connection
- * counts they share (see server.h, docs/security.md and
- * docs/architecture.md).
+ * master: the daemon's first process (see master.h, docs/security.md and
+ * docs/architecture.md). It stays root and network-silent:
  *
  *   master (root)      binds, reads key files, prepares files, forks, waits
- *   back side (user)   queue, dispatcher, workers: store, spool, Maildir
+ *   back side (user)   back_proc.c: queue, dispatcher, workers: store,
+ *                      spool, Maildir
  *   key process (user, chrooted) the TLS private keys; signs for the
  *                      session processes (src/keys/keys.h), one per
  *                      configuration generation
- *   session processes  (session_user, chrooted) one event loop each
+ *   session processes  (session_user, chrooted) server.c: one event loop
+ *                      each
  *
- * The master talks to the back side over a control channel (struct msg
- * on SOCK_SEQPACKET): new session channels (SCM_RIGHTS), a reloaded
- * config (a memfd), stop. Session processes get signals: SIGTERM stop,
- * SIGUSR1 retire (after a reload: no new connections, finish, exit).
+ * Each child is confined here, between the fork and its own start. The
+ * master talks to the back side over a control channel (back_proc.h):
+ * new session channels (SCM_RIGHTS), a reloaded config (a memfd), stop.
+ * Session processes get signals: SIGTERM stop, SIGUSR1 retire (after a
+ * reload: no new connections, finish, exit). The connection counts they
+ * share are limits.c's.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -41,38 +44,27 @@
 #include <event2/thread.h>
 #include <systemd/sd-daemon.h>
 
-#include "../backend/backend.h"
-#include "../keys/keys.h"
-#include "../queue/queue.h"
-#include "../queue/spool.h"
-#include "../pop3/pop3_session.h"
-#include "../policyd/policyd_session.h"
-#include "../portal/portal.h"
-#include "../smtp/smtp_session.h"
-#include "../store/store.h"
-#include "../core/be_client.h"
 #include "../core/channel.h"
 #include "../core/config.h"
 #include "../core/log.h"
 #include "../core/mem.h"
 #include "../core/metrics.h"
-#include "../core/metrics_http.h"
-#include "privsep.h"
-#include "server.h"
 #include "../core/tls.h"
 #include "../core/xmalloc.h"
+#include "../keys/keys.h"
+#include "../queue/spool.h"
+#include "../store/store.h"
+#include "back_proc.h"
+#include "limits.h"
+#include "master.h"
+#include "privsep.h"
+#include "server.h"
 
-#define SERVER_SLOTS		256	/* session processes at once */
-#define SERVER_CONFIG_MAX	(1024 * 1024)
-#define SERVER_PAUSE_MS		250	/* listeners off after EMFILE */
-#define SERVER_MEM_CHECK_MS	1000	/* while low: take the reserve back */
-#define SERVER_KEYPROCS		16	/* key processes at once (generations) */
-#define SERVER_KEYS_DEATHS	3	/* key process deaths in a minute: stop */
-
-static void server_mem_check_arm(struct event *);
+#define MASTER_KEYPROCS		16	/* key processes at once (generations) */
+#define MASTER_KEYS_DEATHS	3	/* key process deaths in a minute: stop */
 
 static uint64_t
-server_now_ms(void)
+master_now_ms(void)
 {
 	struct timespec ts;
 
@@ -80,452 +72,10 @@ server_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* ---- connection limits, in memory shared by the processes ---------- */
-
-/*
- * One entry per (client address, session process): the per-address
- * count is the sum over processes, and a dead process's entries can be
- * dropped whole. Open addressing with linear probing on the address
- * only, so every process's entry of an address is on one probe run.
- */
-struct server_ip_ent {
-	uint8_t		 key[17];	/* key[0]: 4 or 6; 0 = free */
-	uint8_t		 pad;
-	uint16_t	 slot;
-	int32_t		 count;
-};
-
-/*
- * The mapping is written by every session process, so nothing in it is
- * trusted by the master (root) or by another process (issue 13): the
- * bounds used to walk it (the table's capacity, the mapping's size) live
- * in each process's own memory, set by the master before it forks; every
- * index read from it is checked against them; every loop over it is
- * bounded by them; and the lock is a plain word, not a pthread mutex
- * (glibc's robust mutex keeps list pointers and a kind, with priority
- * inheritance or ceilings, in the mutex itself, which the master would
- * act on). A session process that writes garbage over the mapping can at
- * worst spoil the counts until the master repairs them when a session
- * process dies (server_limits_reset_slot).
- */
-struct server_shm {
-	_Atomic int	 lock;		/* 0 free, else the holder's pid */
-	int		 total;
-	int		 slot_conns[SERVER_SLOTS];
-	size_t		 used;
-	struct server_ip_ent ent[];
-};
-
-static struct server_shm *server_shm;
-static size_t server_shm_cap;		/* entries, a power of two */
-static size_t server_shm_size;		/* bytes mapped */
-static int server_shm_max;		/* max_connections at the start */
-static int server_slot;		/* this process's */
-/* the master's: which slots have a live session process */
-static uint8_t server_slot_live[SERVER_SLOTS];
-
-/* A lock held longer than this is taken over (its holder died, or is
- * stopped, or is a session process that keeps it to hurt the others). */
-#define SERVER_SHM_LOCK_MS	500
-
-static void
-server_limits_init(int max_connections)
-{
-	size_t cap = 1024, size;
-	void *p;
-
-	while (cap < 2 * (size_t)max_connections)
-		cap <<= 1;
-	size = sizeof(struct server_shm) + cap * sizeof(struct server_ip_ent);
-	p = mmap(NULL, size, PROT_READ | PROT_WRITE,
-	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED)
-		fatal("mmap connection counts (%zu bytes)", size);
-	server_shm = p;
-	server_shm_cap = cap;
-	server_shm_size = size;
-	server_shm_max = max_connections;
-}
-
-static struct server_shm *
-server_shm_lock(const struct config *conf)
-{
-	static uint64_t stolen_logged;
-	struct server_shm *sh;
-	int me = (int)getpid();
-	uint64_t start = 0;
-
-	/* A tool or test without the daemon's master: a private table. */
-	if (server_shm == NULL)
-		server_limits_init(conf != NULL ? conf->max_connections : 1);
-	sh = server_shm;
-	for (unsigned spins = 0;; spins++) {
-		int holder = 0;
-
-		if (atomic_compare_exchange_strong(&sh->lock, &holder, me))
-			return sh;
-		if (holder == me)
-			return sh;	/* garbage that happens to be us */
-		if (spins < 100)
-			continue;
-		if (start == 0)
-			start = server_now_ms();
-		/* a holder that is no process, or gone: free */
-		if (holder <= 0 || (kill(holder, 0) < 0 && errno == ESRCH) ||
-		    server_now_ms() - start > SERVER_SHM_LOCK_MS) {
-			if (atomic_compare_exchange_strong(&sh->lock, &holder,
-			    me)) {
-				if (server_now_ms() - stolen_logged > 10000) {
-					stolen_logged = server_now_ms();
-					log_warnx("connection counts: lock of "
-					    "process %d taken over", holder);
-				}
-				return sh;
-			}
-			continue;
-		}
-		nanosleep(&(struct timespec){ 0, 100000 }, NULL);
-	}
-}
-
-static void
-server_shm_unlock(void)
-{
-	int me = (int)getpid();
-
-	/* not ours any more if it was taken over: leave it */
-	atomic_compare_exchange_strong(&server_shm->lock, &me, 0);
-}
-
-int
-server_conn_acquire(const struct config *conf)
-{
-	struct server_shm *sh = server_shm_lock(conf);
-	int r = 0;
-
-	/* saturating: the numbers may be garbage a session process wrote */
-	if (sh->total >= conf->max_connections || sh->total < 0)
-		r = -1;
-	else {
-		sh->total++;
-		if (sh->slot_conns[server_slot] < INT_MAX)
-			sh->slot_conns[server_slot]++;
-	}
-	server_shm_unlock();
-	return r;
-}
-
-void
-server_conn_release(void)
-{
-	struct server_shm *sh = server_shm_lock(NULL);
-
-	if (sh->total > 0)
-		sh->total--;
-	if (sh->slot_conns[server_slot] > 0)
-		sh->slot_conns[server_slot]--;
-	server_shm_unlock();
-}
-
-/* Sessions open in this process. */
-static int
-server_conn_mine(void)
-{
-	struct server_shm *sh = server_shm_lock(NULL);
-	int n = sh->slot_conns[server_slot];
-
-	server_shm_unlock();
-	return n;
-}
-
-/* ipv6_client_prefix of this process (set by server_ip_acquire, which
- * always comes before the release of the same client). */
-static int server_ip_prefix = 64;
-
-/* An IPv6 client counts by its network (issue 13), IPv4 by address. */
-static void
-server_ip_key(const struct sockaddr *sa, uint8_t key[17])
-{
-	cidr_client_key(sa, server_ip_prefix, key);
-}
-
-static size_t
-server_ip_home(const uint8_t key[17])
-{
-	unsigned h = 2166136261u;
-
-	for (int i = 0; i < 17; i++)
-		h = (h ^ key[i]) * 16777619u;
-	return h & (server_shm_cap - 1);
-}
-
-/* Remove entry i, moving later entries of its probe run back into the
- * hole (no tombstones). The lock held. Bounded by the capacity: a table
- * written full by a session process cannot make it loop. */
-static void
-server_ip_delete(struct server_shm *sh, size_t i)
-{
-	size_t mask = server_shm_cap - 1, j = i, steps = 0;
-
-	for (;;) {
-		memset(&sh->ent[i], 0, sizeof(sh->ent[i]));
-		for (;;) {
-			j = (j + 1) & mask;
-			if (sh->ent[j].key[0] == 0 || ++steps > mask) {
-				if (sh->used > 0)
-					sh->used--;
-				return;
-			}
-			size_t k = server_ip_home(sh->ent[j].key);
-
-			/* stays if its home is cyclically in (i, j] */
-			if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
-				continue;
-			sh->ent[i] = sh->ent[j];
-			i = j;
-			break;
-		}
-	}
-}
-
-int
-server_ip_acquire(const struct config *conf, const struct sockaddr *sa)
-{
-	static uint64_t full_logged;
-	struct server_ip_ent *mine = NULL, *hole = NULL;
-	uint8_t key[17];
-	long long sum = 0;
-	int r = 0;
-
-	server_ip_prefix = conf->ipv6_client_prefix;
-	server_ip_key(sa, key);
-	if (key[0] == 0)
-		return 0;	/* not an IP client: not counted */
-
-	struct server_shm *sh = server_shm_lock(conf);
-	size_t i = server_ip_home(key);
-
-	/* at least one entry is free, unless a session process wrote over
-	 * the table: then at most one pass */
-	for (size_t n = 0; n < server_shm_cap;
-	    n++, i = (i + 1) & (server_shm_cap - 1)) {
-		struct server_ip_ent *e = &sh->ent[i];
-
-		if (e->key[0] == 0) {
-			hole = e;
-			break;
-		}
-		if (memcmp(e->key, key, 17) != 0)
-			continue;
-		sum += e->count > 0 ? e->count : 0;
-		if (e->slot == server_slot)
-			mine = e;
-	}
-	if (sum >= conf->max_connections_per_ip)
-		r = -1;
-	else if (mine != NULL)
-		mine->count += mine->count < INT32_MAX;
-	else if (hole == NULL || sh->used + 2 > server_shm_cap) {
-		r = -1;
-		if (server_now_ms() - full_logged > 10000) {
-			full_logged = server_now_ms();
-			log_warnx("connection table full (%zu addresses): raise "
-			    "max_connections and restart", sh->used);
-		}
-	} else {
-		memcpy(hole->key, key, 17);
-		hole->slot = (uint16_t)server_slot;
-		hole->count = 1;
-		sh->used++;
-	}
-	server_shm_unlock();
-	return r;
-}
-
-void
-server_ip_release(const struct sockaddr *sa)
-{
-	uint8_t key[17];
-
-	server_ip_key(sa, key);
-	if (key[0] == 0)
-		return;
-
-	struct server_shm *sh = server_shm_lock(NULL);
-	size_t i = server_ip_home(key);
-
-	for (size_t n = 0; n < server_shm_cap && sh->ent[i].key[0] != 0;
-	    n++, i = (i + 1) & (server_shm_cap - 1)) {
-		struct server_ip_ent *e = &sh->ent[i];
-
-		if (e->slot != server_slot || memcmp(e->key, key, 17) != 0)
-			continue;
-		if (--e->count <= 0)
-			server_ip_delete(sh, i);
-		break;
-	}
-	server_shm_unlock();
-}
-
-/* An entry a session process could have made: a real address key, a
- * slot with a live process, a count within the limits. */
-static int
-server_ip_ent_valid(const struct server_ip_ent *e)
-{
-	static const uint8_t zero[12];
-
-	if (e->key[0] == 4) {
-		if (memcmp(e->key + 5, zero, 12) != 0)
-			return 0;
-	} else if (e->key[0] != 6)
-		return 0;
-	return e->slot < SERVER_SLOTS && server_slot_live[e->slot] &&
-	    e->count > 0 && e->count <= server_shm_max;
-}
-
-/*
- * The master, once the process of slot is dead (or before one starts on
- * it): its counts go. The mapping may hold anything a session process
- * wrote, so the master reads it only within its own bounds and rebuilds
- * it: the counts of slots without a live process are zeroed, the others
- * kept within [0, max_connections], the total is their sum, and the
- * table keeps only the entries a live process could have made, placed
- * again by their hash. Garbage can spoil counts, never the master.
- */
-static void
-server_limits_reset_slot(int slot)
-{
-	/* the master's own copy of the entries kept, made once */
-	static struct server_ip_ent *keep;
-	struct server_shm *sh;
-	size_t nkeep = 0, bad = 0;
-	long long total = 0;
-
-	if (keep == NULL)
-		keep = xcalloc(server_shm_cap, sizeof(*keep));
-	sh = server_shm_lock(NULL);
-
-	if (slot >= 0 && slot < SERVER_SLOTS)
-		server_slot_live[slot] = 0;
-	for (int s = 0; s < SERVER_SLOTS; s++) {
-		int v = sh->slot_conns[s];
-
-		if (!server_slot_live[s] || v < 0)
-			v = 0;
-		else if (v > server_shm_max)
-			v = server_shm_max;
-		sh->slot_conns[s] = v;
-		total += v;
-	}
-	sh->total = (int)(total > server_shm_max ? server_shm_max : total);
-	for (size_t i = 0; i < server_shm_cap; i++) {
-		struct server_ip_ent e = sh->ent[i];
-
-		if (e.key[0] == 0)
-			continue;
-		if (server_ip_ent_valid(&e) && nkeep + 1 < server_shm_cap)
-			keep[nkeep++] = e;
-		else if (e.slot != slot)
-			bad++;
-	}
-	memset(sh->ent, 0, server_shm_cap * sizeof(sh->ent[0]));
-	for (size_t k = 0; k < nkeep; k++) {
-		size_t i = server_ip_home(keep[k].key), n = 0;
-
-		/* bounded: a session process may write meanwhile */
-		while (sh->ent[i].key[0] != 0 && n++ < server_shm_cap)
-			i = (i + 1) & (server_shm_cap - 1);
-		if (sh->ent[i].key[0] != 0)
-			continue;
-		sh->ent[i] = keep[k];
-		sh->ent[i].pad = 0;
-	}
-	sh->used = nkeep;
-	server_shm_unlock();
-	if (bad > 0)
-		log_warnx("connection counts: %zu entries no session process "
-		    "could have made dropped (a session process wrote over "
-		    "the shared table)", bad);
-}
-
-/* The master: a session process now runs on slot. */
-static void
-server_limits_live(int slot)
-{
-	server_slot_live[slot] = 1;
-}
-
-#ifdef SEKISHO_TEST_HOOKS
-/*
- * Test build only: a session process that gets SIGUSR2 writes garbage
- * over everything it shares with the master and the back side (as a
- * compromised one could), then aborts. The master must live on
- * (tests/e2e/test_seam_channel.py).
- */
-static void
-server_test_scribble(int sig)
-{
-	(void)sig;
-	if (server_shm != NULL) {
-		memset(server_shm, 0xff, server_shm_size);
-		server_shm->used = (size_t)1 << 40;
-		server_shm->total = INT32_MAX;
-		for (size_t i = 0; i < server_shm_cap; i++)
-			server_shm->ent[i].count = INT32_MAX;
-	}
-	metrics_test_scribble();
-	abort();
-}
-#endif
-
-const char *
-server_addr_str(const struct sockaddr *sa, char *buf, size_t len)
-{
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
-
-		if (inet_ntop(AF_INET, &s4->sin_addr, buf, (socklen_t)len))
-			return buf;
-	} else if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 =
-		    (const struct sockaddr_in6 *)sa;
-
-		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
-			if (inet_ntop(AF_INET, s6->sin6_addr.s6_addr + 12, buf,
-			    (socklen_t)len))
-				return buf;
-		} else if (inet_ntop(AF_INET6, &s6->sin6_addr, buf,
-		    (socklen_t)len))
-			return buf;
-	}
-	xstrlcpy(buf, "unknown", len);
-	return buf;
-}
-
-int
-server_addr_is_loopback(const struct sockaddr *sa)
-{
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
-
-		return (ntohl(s4->sin_addr.s_addr) >> 24) == 127;
-	}
-	if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 =
-		    (const struct sockaddr_in6 *)sa;
-
-		if (IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr))
-			return 1;
-		return IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) &&
-		    s6->sin6_addr.s6_addr[12] == 127;
-	}
-	return 0;
-}
-
 /* ---- listeners --------------------------------------------------- */
 
 static int
-server_bind_one(const struct listen_conf *lc, int family, const char *host,
+master_bind_one(const struct listen_conf *lc, int family, const char *host,
     int reuseport, const char **error_r)
 {
 	static __thread char ebuf[256];
@@ -590,19 +140,19 @@ badaddr:
 }
 
 static int
-server_bind(const struct listen_conf *lc, int reuseport, const char **error_r)
+master_bind(const struct listen_conf *lc, int reuseport, const char **error_r)
 {
 	if (strcmp(lc->host, "*") == 0) {
-		int fd = server_bind_one(lc, AF_INET6, NULL, reuseport,
+		int fd = master_bind_one(lc, AF_INET6, NULL, reuseport,
 		    error_r);
 
 		/* no IPv6 on this host: all IPv4 addresses */
 		if (fd < 0 && errno == EAFNOSUPPORT)
-			fd = server_bind_one(lc, AF_INET, NULL, reuseport,
+			fd = master_bind_one(lc, AF_INET, NULL, reuseport,
 			    error_r);
 		return fd;
 	}
-	return server_bind_one(lc, strchr(lc->host, ':') != NULL ?
+	return master_bind_one(lc, strchr(lc->host, ':') != NULL ?
 	    AF_INET6 : AF_INET, lc->host, reuseport, error_r);
 }
 
@@ -615,13 +165,13 @@ server_bind(const struct listen_conf *lc, int reuseport, const char **error_r)
  * again for up to 3 s.
  */
 static int
-server_probe(const struct listen_conf *lc, const char **error_r)
+master_probe(const struct listen_conf *lc, const char **error_r)
 {
 	static __thread char ebuf[300];
 	int fd;
 
 	for (int tries = 0;; tries++) {
-		if ((fd = server_bind(lc, 0, error_r)) >= 0)
+		if ((fd = master_bind(lc, 0, error_r)) >= 0)
 			break;
 		if (errno != EADDRINUSE)
 			return -1;
@@ -637,317 +187,12 @@ server_probe(const struct listen_conf *lc, const char **error_r)
 	return 0;
 }
 
-/* Who serves a connection on a listener of each role: one row a role. */
-typedef void server_session_fn(struct server_loop *, const struct listen_conf *,
-    int, const struct sockaddr *, socklen_t);
-
-static server_session_fn *const server_session_new[] = {
-	[LISTEN_MX] = smtp_session_new,
-	[LISTEN_SUBMISSION] = smtp_session_new,
-	[LISTEN_SUBMISSIONS] = smtp_session_new,
-	[LISTEN_POP3] = pop3_session_new,
-	[LISTEN_POP3S] = pop3_session_new,
-	[LISTEN_POLICY] = policyd_session_new,
-	[LISTEN_METRICS] = metrics_http_session_new,
-};
-
-/* ---- a session process ------------------------------------------- */
-
-struct server_sproc;
-
-struct server_listener {
-	const struct listen_conf *lc;
-	struct evconnlistener	 *evl;
-	struct portal		 *portal;	/* role portal: evhttp instead */
-	struct server_sproc	 *sp;
-};
-
-struct server_sproc {
-	struct server_loop	 loop;
-	struct server_listener	*l;
-	size_t			 nl;
-	int			 closed;	/* listeners gone */
-	int			 paused;	/* EMFILE: off for a moment */
-	uint64_t		 pause_logged;
-	unsigned		 pauses;	/* since the last log line */
-	uint64_t		 deadline;	/* then SERVER_STOP_ALL */
-	uint64_t		 final;		/* then exit anyway */
-	struct event		*ev_check;
-	struct event		*ev_resume;
-	struct event		*ev_mem;
-	struct event		*ev_sig[3];
-};
-
-void
-server_drain_add(struct server_loop *loop, struct server_drain *d,
-    server_drain_cb *cb, void *arg)
-{
-	d->cb = cb;
-	d->arg = arg;
-	d->prev = NULL;
-	d->next = loop->drains;
-	if (loop->drains != NULL)
-		loop->drains->prev = d;
-	loop->drains = d;
-}
-
-void
-server_drain_del(struct server_loop *loop, struct server_drain *d)
-{
-	if (d->cb == NULL)
-		return;
-	if (d->prev != NULL)
-		d->prev->next = d->next;
-	else
-		loop->drains = d->next;
-	if (d->next != NULL)
-		d->next->prev = d->prev;
-	d->cb = NULL;
-	d->prev = d->next = NULL;
-}
-
-int
-server_loop_stopping(const struct server_loop *loop)
-{
-	return loop->stopping;
-}
-
-/*
- * What a connection is told while the process is low on memory: one
- * static line written to the new socket, nothing allocated (no
- * bufferevent, no TLS). RFC 3463 X.3.2: system not accepting network
- * messages. Implicit TLS (465, 995) cannot be spoken to without a
- * handshake, the policy protocol has no greeting and the metrics
- * listener's client sends first: closed.
- */
-static const char *const server_low_memory_line[] = {
-	[LISTEN_MX] = "421 4.3.2 Service not available, low on memory, "
-	    "try again later\r\n",
-	[LISTEN_SUBMISSION] = "421 4.3.2 Service not available, low on "
-	    "memory, try again later\r\n",
-	[LISTEN_POP3] = "-ERR [SYS/TEMP] low on memory, try again later\r\n",
-};
-
-static void
-server_refuse_low_memory(const struct listen_conf *lc, int fd)
-{
-	const char *line = NULL;
-
-	if ((size_t)lc->role < sizeof(server_low_memory_line) /
-	    sizeof(server_low_memory_line[0]))
-		line = server_low_memory_line[lc->role];
-	/* Best effort: the socket is new, the write will not block. */
-	if (line != NULL && write(fd, line, strlen(line)) < 0)
-		log_debug("low memory refusal: write failed");
-	close(fd);
-	/* the reason was logged once, with "memory low" */
-	log_debug("low on memory: connection refused role=%s",
-	    config_role_name(lc->role));
-	metrics_conn_refused((int)lc->role, METRICS_CONN_MEMORY);
-}
-
-static void
-server_on_accept(struct evconnlistener *evl, evutil_socket_t fd,
-    struct sockaddr *sa, int salen, void *arg)
-{
-	struct server_listener *l = arg;
-	server_session_fn *fn = NULL;
-
-	(void)evl;
-	/* the reserve is gone: sessions already open may need the rest */
-	if (mem_low()) {
-		server_refuse_low_memory(l->lc, fd);
-		server_mem_check_arm(l->sp->ev_mem);
-		return;
-	}
-	if ((size_t)l->lc->role < sizeof(server_session_new) /
-	    sizeof(server_session_new[0]))
-		fn = server_session_new[l->lc->role];
-	if (fn == NULL)
-		fatalx("listener role %s has no session type",
-		    config_role_name(l->lc->role));
-	fn(&l->sp->loop, l->lc, fd, sa, (socklen_t)salen);
-}
-
-/*
- * While low on memory: try to take the reserve back once a second (logged
- * when it works, and new connections are served again). Armed by the
- * first connection refused, so a process with memory to spare has no
- * timer waking it.
- */
-static void
-server_mem_check_arm(struct event *ev)
-{
-	struct timeval tv = { SERVER_MEM_CHECK_MS / 1000,
-	    (SERVER_MEM_CHECK_MS % 1000) * 1000 };
-
-	if (!evtimer_pending(ev, NULL))
-		evtimer_add(ev, &tv);
-}
-
-static void
-server_on_mem_check(evutil_socket_t fd, short what, void *arg)
-{
-	struct event *ev = arg;
-
-	(void)fd;
-	(void)what;
-	if (mem_low() && mem_recover() == 0)
-		server_mem_check_arm(ev);
-}
-
-static void
-server_listeners_enable(struct server_sproc *sp, int on)
-{
-	for (size_t i = 0; i < sp->nl; i++) {
-		if (sp->l[i].evl == NULL)
-			continue;
-		if (on)
-			evconnlistener_enable(sp->l[i].evl);
-		else
-			evconnlistener_disable(sp->l[i].evl);
-	}
-}
-
-static void
-server_on_resume(evutil_socket_t fd, short what, void *arg)
-{
-	struct server_sproc *sp = arg;
-
-	(void)fd;
-	(void)what;
-	sp->paused = 0;
-	if (!sp->closed)
-		server_listeners_enable(sp, 1);
-}
-
-/*
- * Out of descriptors (EMFILE, ENFILE) or kernel memory: accepting again
- * at once would spin on the same error. The listeners rest for a moment
- * (connections wait in the backlog), sessions already open go on, and
- * the condition is logged once per 10 s with how often it happened.
- */
-static void
-server_on_accept_error(struct evconnlistener *evl, void *arg)
-{
-	struct server_listener *l = arg;
-	struct server_sproc *sp = l->sp;
-	int e = EVUTIL_SOCKET_ERROR();
-	uint64_t now = server_now_ms();
-
-	(void)evl;
-	if (e != EMFILE && e != ENFILE && e != ENOBUFS && e != ENOMEM) {
-		log_warnx("accept: %s", strerror(e));
-		return;
-	}
-	sp->pauses++;
-	if (sp->pause_logged == 0 || now - sp->pause_logged >= 10000) {
-		log_warnx("accept: %s: listeners paused for %d ms (%u times "
-		    "since the last report)", strerror(e), SERVER_PAUSE_MS,
-		    sp->pauses);
-		sp->pause_logged = now;
-		sp->pauses = 0;
-	}
-	if (sp->paused)
-		return;
-	sp->paused = 1;
-	server_listeners_enable(sp, 0);
-	struct timeval tv = { 0, SERVER_PAUSE_MS * 1000 };
-
-	evtimer_add(sp->ev_resume, &tv);
-}
-
-static void
-server_sproc_close_listeners(struct server_sproc *sp, int portal_too)
-{
-	sp->closed = 1;
-	for (size_t i = 0; i < sp->nl; i++) {
-		/* this process's copy of the socket: the others go on */
-		if (sp->l[i].evl != NULL)
-			evconnlistener_free(sp->l[i].evl);
-		sp->l[i].evl = NULL;
-		if (portal_too)
-			portal_free(&sp->l[i].portal);
-	}
-}
-
-static void
-server_sproc_drain(struct server_sproc *sp, int level)
-{
-	struct server_drain *d, *next;
-
-	if (level <= sp->loop.stopping)
-		return;
-	sp->loop.stopping = level;
-	for (d = sp->loop.drains; d != NULL; d = next) {
-		next = d->next;
-		d->cb(d->arg);
-	}
-}
-
-static void
-server_on_check(evutil_socket_t fd, short what, void *arg)
-{
-	struct server_sproc *sp = arg;
-	uint64_t now = server_now_ms();
-	int n = server_conn_mine();
-
-	(void)fd;
-	(void)what;
-	if (n == 0) {
-		event_base_loopbreak(sp->loop.base);
-		return;
-	}
-	if (now >= sp->deadline && sp->loop.stopping < SERVER_STOP_ALL) {
-		log_info("session process: shutdown_timeout over, %d "
-		    "session(s) still open: closing the idle ones", n);
-		server_sproc_drain(sp, SERVER_STOP_ALL);
-		sp->final = now + 2000;
-		return;
-	}
-	if (sp->final != 0 && now >= sp->final) {
-		log_info("session process: %d session(s) still busy at the "
-		    "end of shutdown_timeout: closed", n);
-		event_base_loopbreak(sp->loop.base);
-	}
-}
-
-/*
- * SIGTERM/SIGINT: stop at once (no new connection; idle sessions told
- * 421); SIGUSR1: retire after a reload (no new connection; sessions go
- * on until they end or shutdown_timeout passes).
- */
-static void
-server_on_signal(evutil_socket_t sig, short what, void *arg)
-{
-	struct server_sproc *sp = arg;
-	int first = !sp->closed;
-
-	(void)what;
-	if (first) {
-		struct timeval tv = { 0, 100 * 1000 };
-
-		sp->deadline = server_now_ms() +
-		    (uint64_t)sp->loop.conf->shutdown_timeout * 1000;
-		event_add(sp->ev_check, &tv);
-	}
-	if (sig == SIGUSR1) {
-		if (first)
-			server_sproc_close_listeners(sp, 0);
-		return;
-	}
-	server_sproc_close_listeners(sp, 1);
-	server_sproc_drain(sp, SERVER_STOP_IDLE);
-}
-
-struct server_master;
-static void server_session_main(struct server_master *, int, int, int)
-    __attribute__((noreturn));
-static void server_keys_close_ctls(struct server_master *);
+struct master;
+static void master_keys_close_ctls(struct master *);
 
 /* ---- the master's state ------------------------------------------ */
 
-struct server_child {
+struct master_child {
 	pid_t		 pid;		/* 0: slot free */
 	int		 set;		/* listener set it serves */
 	int		 gen;		/* configuration generation */
@@ -959,13 +204,13 @@ struct server_child {
 
 /* A key process: the current generation's, or one still serving the
  * session processes of an older one (its ctl closed). */
-struct server_keyproc {
+struct master_keyproc {
 	pid_t		 pid;		/* 0: entry free */
 	int		 ctl;		/* -1 once retired */
 	int		 gen;
 };
 
-struct server_master {
+struct master {
 	const struct config	*conf;		/* in effect */
 	const struct config	*boot;		/* the start's: listen */
 	struct config		**confs;	/* reloaded, freed at exit */
@@ -983,35 +228,18 @@ struct server_master {
 	int			 root;
 	struct privsep_id	 user;
 	struct privsep_id	 session;
-	struct server_child	 child[SERVER_SLOTS];
-	struct server_keyproc	 kp[SERVER_KEYPROCS];
+	struct master_child	 child[LIMITS_SLOTS];
+	struct master_keyproc	 kp[MASTER_KEYPROCS];
 	int			 kp_cur;	/* in kp[], -1: none */
 	struct keys_blob	*blob;		/* its key files' bytes */
 	int			 kp_child_fd;	/* for the session being forked */
-	uint64_t		 kp_deaths[SERVER_KEYS_DEATHS];
+	uint64_t		 kp_deaths[MASTER_KEYS_DEATHS];
 	int			 kp_dead;	/* the current one died */
 };
 
-enum server_ctl_type {
-	SERVER_CTL_READY = 1,	/* back -> master: u32 ok, str error */
-	SERVER_CTL_CHANNEL,	/* u32 slot; fd: a session channel's end */
-	SERVER_CTL_RELOAD,	/* str path; fd: memfd with the file's text */
-	SERVER_CTL_STOP,
-};
-
-static enum log_level
-server_log_level(const char *name)
-{
-	if (strcmp(name, "debug") == 0)
-		return LOG_LEVEL_DEBUG;
-	if (strcmp(name, "warn") == 0)
-		return LOG_LEVEL_WARN;
-	return LOG_LEVEL_INFO;
-}
-
 /* A child: only the signals it handles itself, none blocked. */
 static void
-server_child_signals(void)
+master_child_signals(void)
 {
 	sigset_t none;
 
@@ -1025,26 +253,26 @@ server_child_signals(void)
 /* Die with the master: a kill -9 of it is a kill -9 of the daemon. Set
  * after any uid change, which clears it. */
 static void
-server_child_tie(pid_t master)
+master_child_tie(pid_t master)
 {
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != master)
 		_exit(1);
 }
 
-/* ---- a session process's life ------------------------------------ */
+/* ---- starting a session process ---------------------------------- */
 
-static void
-server_session_main(struct server_master *m, int slot, int set, int chfd)
+/* The child of a fork for a session process: confined, then its loop
+ * (server.c). */
+static void __attribute__((noreturn))
+master_session_start(struct master *m, int slot, int set, int chfd)
 {
-	struct server_sproc sp;
+	struct server_start st;
 	const struct config *conf = m->conf;
 	const char *error;
-	static const int sigs[3] = { SIGTERM, SIGINT, SIGUSR1 };
 
 	prctl(PR_SET_NAME, "sekisho-session");
 	close(m->ctl);
-	server_keys_close_ctls(m);
-	keys_client_attach(m->kp_child_fd);
+	master_keys_close_ctls(m);
 	for (int i = 0; i < m->nsets; i++)
 		for (size_t j = 0; i != set && j < m->nl; j++)
 			close(m->fds[(size_t)i * m->nl + j]);
@@ -1056,191 +284,58 @@ server_session_main(struct server_master *m, int slot, int set, int chfd)
 	    mem_reserve_size(conf->session_memory_limit));
 	if (mem_limit(conf->session_memory_limit, &error) < 0)
 		fatal("session process: %s", error);
-	server_child_tie(m->pid);
-	server_child_signals();
-	server_slot = slot;
+	master_child_tie(m->pid);
+	master_child_signals();
+	limits_set_slot(slot);
 #ifdef SEKISHO_TEST_HOOKS
-	signal(SIGUSR2, server_test_scribble);
+	signal(SIGUSR2, limits_test_scribble);
 #endif
 
-	memset(&sp, 0, sizeof(sp));
-	sp.loop.index = slot;
-	sp.loop.conf = conf;
-	sp.loop.tls = m->tls;
-	/* session ids of a restarted process must not repeat its
-	 * predecessor's: each start gets its own range of the serial */
-	sp.loop.sessions = ((unsigned long)m->spawns & 0xff) << 16;
-	if ((sp.loop.base = event_base_new()) == NULL)
-		fatalx("event_base_new failed");
-	sp.loop.be = be_client_new(sp.loop.base, chfd);
-	sp.nl = m->nl;
-	sp.l = xcalloc(m->nl, sizeof(*sp.l));
-	for (size_t j = 0; j < m->nl; j++) {
-		struct server_listener *l = &sp.l[j];
-		int fd = m->fds[(size_t)set * m->nl + j];
-
-		l->lc = &m->boot->listen[j];
-		l->sp = &sp;
-		/* The settings page is served by evhttp, which accepts on
-		 * the socket itself. */
-		if (l->lc->role == LISTEN_PORTAL) {
-			l->portal = portal_listen(&sp.loop, l->lc, fd, &error);
-			if (l->portal == NULL)
-				fatalx("session process: %s", error);
-			continue;
-		}
-		l->evl = evconnlistener_new(sp.loop.base, server_on_accept, l,
-		    LEV_OPT_CLOSE_ON_FREE, -1, fd);
-		if (l->evl == NULL)
-			fatalx("evconnlistener_new failed");
-		evconnlistener_set_error_cb(l->evl, server_on_accept_error);
-	}
-	sp.ev_check = event_new(sp.loop.base, -1, EV_PERSIST, server_on_check,
-	    &sp);
-	sp.ev_resume = evtimer_new(sp.loop.base, server_on_resume, &sp);
-	sp.ev_mem = evtimer_new(sp.loop.base, server_on_mem_check,
-	    event_self_cbarg());
-	for (int i = 0; i < 3; i++) {
-		sp.ev_sig[i] = evsignal_new(sp.loop.base, sigs[i],
-		    server_on_signal, &sp);
-		if (sp.ev_sig[i] == NULL || evsignal_add(sp.ev_sig[i], NULL) < 0)
-			fatalx("session process: cannot catch signal %d",
-			    sigs[i]);
-	}
-	if (sp.ev_check == NULL || sp.ev_resume == NULL || sp.ev_mem == NULL)
-		fatalx("session process: out of memory");
-
-	event_base_dispatch(sp.loop.base);
-
-	/* Sessions still open are dropped with the process; nothing they
-	 * had not been told "250" for is lost. */
-	server_sproc_close_listeners(&sp, 1);
-	for (int i = 0; i < 3; i++)
-		event_free(sp.ev_sig[i]);
-	event_free(sp.ev_check);
-	event_free(sp.ev_resume);
-	event_free(sp.ev_mem);
-	free(sp.l);
-	exit(0);
+	memset(&st, 0, sizeof(st));
+	st.conf = conf;
+	st.boot = m->boot;
+	st.tls = m->tls;
+	st.slot = slot;
+	st.spawns = m->spawns;
+	st.fds = &m->fds[(size_t)set * m->nl];
+	st.nl = m->nl;
+	st.channel = chfd;
+	st.keys = m->kp_child_fd;
+	server_session_main(&st);
 }
 
-/* ---- the back side process --------------------------------------- */
+/* ---- starting the back side --------------------------------------- */
 
-/* The config text of a reload, from its memfd. NULL on error (logged). */
-static struct config *
-server_back_config(const char *path, int fd)
+/* The child of a fork for the back side: as `user`, then its loop
+ * (back_proc.c). */
+static void __attribute__((noreturn))
+master_back_start(struct master *m, int ctl)
 {
-	struct str text = STR_INIT, errors = STR_INIT;
-	struct config *conf = NULL;
-	char buf[8192];
-	ssize_t n;
-
-	if (lseek(fd, 0, SEEK_SET) < 0)
-		log_warn("SIGHUP: config memfd");
-	while ((n = read(fd, buf, sizeof(buf))) > 0 &&
-	    text.len <= SERVER_CONFIG_MAX)
-		str_append_n(&text, buf, (size_t)n);
-	if (n < 0)
-		log_warn("SIGHUP: config memfd");
-	else if (config_load_buffer(path, text.s != NULL ? text.s : "",
-	    text.len, &conf, &errors) < 0)
-		log_warnx("SIGHUP: back side cannot use the config: %s",
-		    str_c(&errors));
-	str_deinit(&text);
-	str_deinit(&errors);
-	return conf;
-}
-
-static void
-server_back_main(struct server_master *m, int ctl)
-{
-	const struct config *conf = m->conf;
-	struct backend *be = NULL;
-	struct queue *q = NULL;
 	const char *error = NULL;
-	struct msg r;
 
 	prctl(PR_SET_NAME, "sekisho-back");
 	for (size_t i = 0; i < (size_t)m->nsets * m->nl; i++)
 		close(m->fds[i]);
-	server_keys_close_ctls(m);
+	master_keys_close_ctls(m);
 	SSL_CTX_free(m->tls);
 	m->tls = NULL;
 	if (m->root && privsep_drop(&m->user, 1, &error) < 0)
 		fatalx("back side: %s", error);
 	mem_process_init("back side", MEM_RESERVE_MIN);
-	server_child_tie(m->pid);
+	master_child_tie(m->pid);
 	/* Only the master tells it what to do: a SIGTERM meant for the
 	 * whole group (systemd, ^C) must not stop it before the sessions. */
 	signal(SIGCHLD, SIG_DFL);
-	if ((q = queue_start(conf, &error)) != NULL &&
-	    (be = backend_start(conf, q, NULL, 0, &error)) == NULL)
-		queue_stop(&q);
-	msg_init(&r, SERVER_CTL_READY, 0);
-	msg_add_u32(&r, be != NULL);
-	msg_add_str(&r, be != NULL ? NULL : error);
-	if (channel_send_blocking(ctl, &r) < 0 || be == NULL)
-		exit(1);
-
-	for (;;) {
-		struct pollfd pfd = { .fd = ctl, .events = POLLIN };
-		struct msg cm;
-		int rr, stop = 0;
-
-		if (poll(&pfd, 1, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			fatal("back side: poll");
-		}
-		while ((rr = channel_recv(ctl, &cm)) == 1) {
-			int fd = msg_take_fd(&cm);
-			const char *path = NULL;
-			struct config *nc;
-
-			switch (cm.type) {
-			case SERVER_CTL_CHANNEL:
-				if (fd == -1)
-					break;
-				backend_add_channel(be, fd);
-				fd = -1;
-				break;
-			case SERVER_CTL_RELOAD:
-				/* old configs stay: a job may hold one */
-				if (fd != -1 &&
-				    msg_get_str(&cm, &path) == 0 &&
-				    path != NULL &&
-				    (nc = server_back_config(path, fd)) != NULL) {
-					log_set_level(server_log_level(
-					    nc->log_level));
-					backend_reload(be, nc);
-				}
-				break;
-			case SERVER_CTL_STOP:
-				stop = 1;
-				break;
-			default:
-				log_warnx("back side: control message %u "
-				    "ignored", cm.type);
-			}
-			if (fd != -1)
-				close(fd);
-			msg_deinit(&cm);
-		}
-		if (rr < 0 || stop)
-			break;	/* told to, or the master is gone */
-	}
-	backend_stop(&be);
-	queue_stop(&q);
-	exit(0);
+	back_proc_main(m->conf, ctl);
 }
 
 /* ---- the key process --------------------------------------------- */
 
 /* A child: the key processes' control sockets are the master's only. */
 static void
-server_keys_close_ctls(struct server_master *m)
+master_keys_close_ctls(struct master *m)
 {
-	for (int k = 0; k < SERVER_KEYPROCS; k++)
+	for (int k = 0; k < MASTER_KEYPROCS; k++)
 		if (m->kp[k].pid != 0 && m->kp[k].ctl != -1) {
 			close(m->kp[k].ctl);
 			m->kp[k].ctl = -1;
@@ -1253,7 +348,7 @@ server_keys_close_ctls(struct server_master *m)
  * so that the back side (same uid) cannot either; no_new_privs, no fork.
  */
 static void __attribute__((noreturn))
-server_keys_main(struct server_master *m, int ctl)
+master_keys_main(struct master *m, int ctl)
 {
 	const char *error;
 
@@ -1263,12 +358,12 @@ server_keys_main(struct server_master *m, int ctl)
 			close(m->fds[i]);
 	if (m->ctl != -1)
 		close(m->ctl);
-	server_keys_close_ctls(m);
+	master_keys_close_ctls(m);
 	if (privsep_confine(m->conf->session_chroot, &m->user, &error) < 0)
 		fatalx("key process: %s", error);
 	mem_process_init("key process", MEM_RESERVE_MIN);
-	server_child_tie(m->pid);
-	server_child_signals();
+	master_child_tie(m->pid);
+	master_child_signals();
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		fatal("key process: prctl dumpable");
 	keyproc_main(ctl);
@@ -1279,15 +374,15 @@ server_keys_main(struct server_master *m, int ctl)
  * public keys in pubs_r; -1 with error_r (it is gone again).
  */
 static int
-server_keys_start(struct server_master *m, const struct keys_blob *blob,
+master_keys_start(struct master *m, const struct keys_blob *blob,
     struct keys_pubs *pubs_r, const char **error_r)
 {
 	int k, pair[2];
 	pid_t pid;
 
-	for (k = 0; k < SERVER_KEYPROCS && m->kp[k].pid != 0; k++)
+	for (k = 0; k < MASTER_KEYPROCS && m->kp[k].pid != 0; k++)
 		;
-	if (k == SERVER_KEYPROCS) {
+	if (k == MASTER_KEYPROCS) {
 		*error_r = "keys: too many key processes (older generations "
 		    "still finishing)";
 		return -1;
@@ -1304,7 +399,7 @@ server_keys_start(struct server_master *m, const struct keys_blob *blob,
 	}
 	if (pid == 0) {
 		close(pair[0]);
-		server_keys_main(m, pair[1]);
+		master_keys_main(m, pair[1]);
 	}
 	close(pair[1]);
 	if (keys_blob_send(blob, pair[0], pubs_r, error_r) < 0) {
@@ -1321,7 +416,7 @@ server_keys_start(struct server_master *m, const struct keys_blob *blob,
 
 /* No new channels for k: it ends when its session processes have. */
 static void
-server_keys_retire(struct server_master *m, int k)
+master_keys_retire(struct master *m, int k)
 {
 	if (k < 0 || m->kp[k].pid == 0 || m->kp[k].ctl == -1)
 		return;
@@ -1335,7 +430,7 @@ server_keys_retire(struct server_master *m, int k)
  * the public keys it answers. The master never parses a private key.
  */
 static int
-server_keys_load(struct server_master *m, const struct config *conf,
+master_keys_load(struct master *m, const struct config *conf,
     SSL_CTX **tls_r, int *kp_r, struct keys_blob **blob_r,
     const char **error_r)
 {
@@ -1352,7 +447,7 @@ server_keys_load(struct server_master *m, const struct config *conf,
 	tls_key_files_free(paths, n);
 	if (r < 0)
 		return -1;
-	if ((k = server_keys_start(m, blob, &pubs, error_r)) < 0) {
+	if ((k = master_keys_start(m, blob, &pubs, error_r)) < 0) {
 		keys_blob_free(&blob);
 		return -1;
 	}
@@ -1360,7 +455,7 @@ server_keys_load(struct server_master *m, const struct config *conf,
 	keys_pubs_free(&pubs);
 	if (tls == NULL) {
 		kill(m->kp[k].pid, SIGKILL);
-		server_keys_retire(m, k);
+		master_keys_retire(m, k);
 		keys_blob_free(&blob);
 		return -1;
 	}
@@ -1372,9 +467,9 @@ server_keys_load(struct server_master *m, const struct config *conf,
 
 /* A dead child that was a key process: 1, else 0. */
 static int
-server_keys_reaped(struct server_master *m, pid_t pid, const char *how)
+master_keys_reaped(struct master *m, pid_t pid, const char *how)
 {
-	for (int k = 0; k < SERVER_KEYPROCS; k++) {
+	for (int k = 0; k < MASTER_KEYPROCS; k++) {
 		if (m->kp[k].pid != pid)
 			continue;
 		m->kp[k].pid = 0;
@@ -1393,7 +488,7 @@ server_keys_reaped(struct server_master *m, pid_t pid, const char *how)
 	return 0;
 }
 
-static void server_new_generation(struct server_master *, const char *);
+static void master_new_generation(struct master *, const char *);
 
 /*
  * The current key process died: a new one from the same key bytes, and
@@ -1402,41 +497,41 @@ static void server_new_generation(struct server_master *, const char *);
  * in a minute is a crash loop: -1, and the daemon stops.
  */
 static int
-server_keys_restart(struct server_master *m)
+master_keys_restart(struct master *m)
 {
 	struct keys_pubs pubs = { 0, NULL };
-	uint64_t now = server_now_ms();
+	uint64_t now = master_now_ms();
 	const char *error;
 	int k;
 
 	m->kp_dead = 0;
 	memmove(&m->kp_deaths[0], &m->kp_deaths[1],
 	    sizeof(m->kp_deaths) - sizeof(m->kp_deaths[0]));
-	m->kp_deaths[SERVER_KEYS_DEATHS - 1] = now;
+	m->kp_deaths[MASTER_KEYS_DEATHS - 1] = now;
 	if (m->kp_deaths[0] != 0 && now - m->kp_deaths[0] < 60000) {
 		log_warnx("key process died %d times in a minute: stopping",
-		    SERVER_KEYS_DEATHS);
+		    MASTER_KEYS_DEATHS);
 		return -1;
 	}
-	if ((k = server_keys_start(m, m->blob, &pubs, &error)) < 0) {
+	if ((k = master_keys_start(m, m->blob, &pubs, &error)) < 0) {
 		log_warnx("key process: cannot restart it: %s: stopping",
 		    error);
 		return -1;
 	}
 	keys_pubs_free(&pubs);
 	m->kp_cur = k;
-	server_new_generation(m, "key process restarted");
+	master_new_generation(m, "key process restarted");
 	return 0;
 }
 
 /* At the stop, once no session process is left. */
 static void
-server_keys_stop(struct server_master *m)
+master_keys_stop(struct master *m)
 {
-	for (int k = 0; k < SERVER_KEYPROCS; k++) {
+	for (int k = 0; k < MASTER_KEYPROCS; k++) {
 		if (m->kp[k].pid == 0)
 			continue;
-		server_keys_retire(m, k);
+		master_keys_retire(m, k);
 		kill(m->kp[k].pid, SIGTERM);
 		waitpid(m->kp[k].pid, NULL, 0);
 		m->kp[k].pid = 0;
@@ -1451,13 +546,13 @@ server_keys_stop(struct server_master *m)
 /*
  * Test build only (make asan): on SIGUSR2 the master makes one more
  * session channel, hands the back side its end exactly as for a session
- * process (SERVER_CTL_CHANNEL), and sends the other end by SCM_RIGHTS to
+ * process (BACK_PROC_CTL_CHANNEL), and sends the other end by SCM_RIGHTS to
  * the datagram socket named by SEKISHO_TEST_CHANNEL. The hostile-session
  * test (tests/e2e/test_seam.py) speaks the seam on it as a compromised
  * session process would. The release build has none of this.
  */
 static void
-server_test_channel(struct server_master *m)
+master_test_channel(struct master *m)
 {
 	const char *path = getenv("SEKISHO_TEST_CHANNEL");
 	struct sockaddr_un sun;
@@ -1479,8 +574,8 @@ server_test_channel(struct server_master *m)
 		log_warn("test hook: socketpair");
 		return;
 	}
-	msg_init(&cm, SERVER_CTL_CHANNEL, 0);
-	msg_add_u32(&cm, (uint32_t)SERVER_SLOTS);
+	msg_init(&cm, BACK_PROC_CTL_CHANNEL, 0);
+	msg_add_u32(&cm, (uint32_t)LIMITS_SLOTS);
 	msg_add_fd(&cm, pair[1]);
 	if (channel_send_blocking(m->ctl, &cm) < 0) {
 		log_warn("test hook: channel to the back side");
@@ -1524,7 +619,7 @@ server_test_channel(struct server_master *m)
  * session process would).
  */
 static void
-server_test_keys_channel(struct server_master *m)
+master_test_keys_channel(struct master *m)
 {
 	const char *base = getenv("SEKISHO_TEST_CHANNEL");
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
@@ -1582,9 +677,9 @@ server_test_keys_channel(struct server_master *m)
 #endif
 
 static int
-server_free_slot(const struct server_master *m)
+master_free_slot(const struct master *m)
 {
-	for (int s = 0; s < SERVER_SLOTS; s++)
+	for (int s = 0; s < LIMITS_SLOTS; s++)
 		if (m->child[s].pid == 0 && m->child[s].restart_at == 0)
 			return s;
 	return -1;
@@ -1592,9 +687,9 @@ server_free_slot(const struct server_master *m)
 
 /* A new session process for set on slot, with the config in effect. */
 static int
-server_spawn(struct server_master *m, int slot, int set)
+master_spawn(struct master *m, int slot, int set)
 {
-	struct server_child *c = &m->child[slot];
+	struct master_child *c = &m->child[slot];
 	struct msg cm;
 	int pair[2], kpair[2];
 	pid_t pid;
@@ -1621,7 +716,7 @@ server_spawn(struct server_master *m, int slot, int set)
 		return -1;
 	}
 	/* the back side's end first: the session may ask at once */
-	msg_init(&cm, SERVER_CTL_CHANNEL, 0);
+	msg_init(&cm, BACK_PROC_CTL_CHANNEL, 0);
 	msg_add_u32(&cm, (uint32_t)slot);
 	msg_add_fd(&cm, pair[1]);
 	if (channel_send_blocking(m->ctl, &cm) < 0) {
@@ -1630,7 +725,7 @@ server_spawn(struct server_master *m, int slot, int set)
 		close(kpair[0]);
 		return -1;
 	}
-	server_limits_reset_slot(slot);
+	limits_reset_slot(slot);
 	m->spawns++;
 	m->kp_child_fd = kpair[0];
 	if ((pid = fork()) < 0) {
@@ -1640,16 +735,16 @@ server_spawn(struct server_master *m, int slot, int set)
 		return -1;
 	}
 	if (pid == 0)
-		server_session_main(m, slot, set, pair[0]);
+		master_session_start(m, slot, set, pair[0]);
 	close(pair[0]);
-	server_limits_live(slot);
+	limits_live(slot);
 	close(kpair[0]);
 	m->kp_child_fd = -1;
 	c->pid = pid;
 	c->set = set;
 	c->gen = m->gen;
 	c->retiring = 0;
-	c->started = server_now_ms();
+	c->started = master_now_ms();
 	c->restart_at = 0;
 	log_info("session process %ld started slot=%d generation=%d",
 	    (long)pid, slot, m->gen);
@@ -1657,7 +752,7 @@ server_spawn(struct server_master *m, int slot, int set)
 }
 
 static void
-server_describe_exit(int status, char *buf, size_t len)
+master_describe_exit(int status, char *buf, size_t len)
 {
 	if (WIFSIGNALED(status))
 		snprintf(buf, len, "exited on signal %d", WTERMSIG(status));
@@ -1672,14 +767,14 @@ server_describe_exit(int status, char *buf, size_t len)
  * while each one dies young. Returns 1 if the back side died.
  */
 static int
-server_reap(struct server_master *m, int *back_status_r)
+master_reap(struct master *m, int *back_status_r)
 {
 	char how[64];
 	int status, back_dead = 0;
 	pid_t pid;
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		server_describe_exit(status, how, sizeof(how));
+		master_describe_exit(status, how, sizeof(how));
 		if (pid == m->back) {
 			m->back = 0;
 			*back_status_r = status;
@@ -1691,18 +786,18 @@ server_reap(struct server_master *m, int *back_status_r)
 		}
 		int s;
 
-		if (server_keys_reaped(m, pid, how))
+		if (master_keys_reaped(m, pid, how))
 			continue;
-		for (s = 0; s < SERVER_SLOTS; s++)
+		for (s = 0; s < LIMITS_SLOTS; s++)
 			if (m->child[s].pid == pid)
 				break;
-		if (s == SERVER_SLOTS)
+		if (s == LIMITS_SLOTS)
 			continue;
-		struct server_child *c = &m->child[s];
-		uint64_t now = server_now_ms();
+		struct master_child *c = &m->child[s];
+		uint64_t now = master_now_ms();
 
 		c->pid = 0;
-		server_limits_reset_slot(s);
+		limits_reset_slot(s);
 		if (c->retiring || m->stopping) {
 			log_info("session process %ld finished (%s)", (long)pid,
 			    how);
@@ -1722,28 +817,28 @@ server_reap(struct server_master *m, int *back_status_r)
 }
 
 static void
-server_restarts(struct server_master *m)
+master_restarts(struct master *m)
 {
-	uint64_t now = server_now_ms();
+	uint64_t now = master_now_ms();
 
-	for (int s = 0; s < SERVER_SLOTS; s++) {
-		struct server_child *c = &m->child[s];
+	for (int s = 0; s < LIMITS_SLOTS; s++) {
+		struct master_child *c = &m->child[s];
 
 		if (c->restart_at == 0 || c->restart_at > now)
 			continue;
 		c->restart_at = 0;
-		if (server_spawn(m, s, c->set) < 0)
+		if (master_spawn(m, s, c->set) < 0)
 			c->restart_at = now + 1000;
 	}
 }
 
 /* ms until the next pending restart, at most max. */
 static uint64_t
-server_next_wait(const struct server_master *m, uint64_t max)
+master_next_wait(const struct master *m, uint64_t max)
 {
-	uint64_t now = server_now_ms(), w = max;
+	uint64_t now = master_now_ms(), w = max;
 
-	for (int s = 0; s < SERVER_SLOTS; s++) {
+	for (int s = 0; s < LIMITS_SLOTS; s++) {
 		uint64_t at = m->child[s].restart_at;
 
 		if (at != 0)
@@ -1754,7 +849,7 @@ server_next_wait(const struct server_master *m, uint64_t max)
 
 /* Wait for a signal of set, at most ms. The signal, or 0. */
 static int
-server_wait(const sigset_t *set, uint64_t ms)
+master_wait(const sigset_t *set, uint64_t ms)
 {
 	struct timespec ts = { (time_t)(ms / 1000),
 	    (long)(ms % 1000) * 1000000 };
@@ -1764,19 +859,19 @@ server_wait(const sigset_t *set, uint64_t ms)
 }
 
 static int
-server_alive(const struct server_master *m)
+master_alive(const struct master *m)
 {
 	int n = 0;
 
-	for (int s = 0; s < SERVER_SLOTS; s++)
+	for (int s = 0; s < LIMITS_SLOTS; s++)
 		n += m->child[s].pid != 0;
 	return n;
 }
 
 static void
-server_signal_sessions(struct server_master *m, int sig)
+master_signal_sessions(struct master *m, int sig)
 {
-	for (int s = 0; s < SERVER_SLOTS; s++)
+	for (int s = 0; s < LIMITS_SLOTS; s++)
 		if (m->child[s].pid != 0)
 			kill(m->child[s].pid, sig);
 }
@@ -1788,7 +883,7 @@ server_signal_sessions(struct server_master *m, int sig)
  * stops the queue. Returns the back side's exit status.
  */
 static int
-server_stop(struct server_master *m, const sigset_t *sigs)
+master_stop(struct master *m, const sigset_t *sigs)
 {
 	int back_status = 0;
 	uint64_t deadline;
@@ -1798,48 +893,48 @@ server_stop(struct server_master *m, const sigset_t *sigs)
 	for (size_t i = 0; i < (size_t)m->nsets * m->nl; i++)
 		close(m->fds[i]);
 	m->nsets = 0;
-	server_signal_sessions(m, SIGTERM);
-	deadline = server_now_ms() +
+	master_signal_sessions(m, SIGTERM);
+	deadline = master_now_ms() +
 	    (uint64_t)m->conf->shutdown_timeout * 1000 + 5000;
-	while (server_alive(m) > 0) {
-		server_reap(m, &back_status);
-		if (server_alive(m) == 0)
+	while (master_alive(m) > 0) {
+		master_reap(m, &back_status);
+		if (master_alive(m) == 0)
 			break;
-		if (server_now_ms() > deadline) {
+		if (master_now_ms() > deadline) {
 			log_warnx("session processes still running after "
 			    "shutdown_timeout: killed");
-			server_signal_sessions(m, SIGKILL);
+			master_signal_sessions(m, SIGKILL);
 			deadline = UINT64_MAX;
 		}
-		server_wait(sigs, 200);
+		master_wait(sigs, 200);
 	}
 	if (m->back != 0) {
 		struct msg cm;
 
-		msg_init(&cm, SERVER_CTL_STOP, 0);
+		msg_init(&cm, BACK_PROC_CTL_STOP, 0);
 		if (channel_send_blocking(m->ctl, &cm) < 0)
 			kill(m->back, SIGTERM);
-		deadline = server_now_ms() + 60000;
+		deadline = master_now_ms() + 60000;
 		while (m->back != 0) {
-			server_reap(m, &back_status);
+			master_reap(m, &back_status);
 			if (m->back == 0)
 				break;
-			if (server_now_ms() > deadline) {
+			if (master_now_ms() > deadline) {
 				log_warnx("back side still running 60 s after "
 				    "the stop: killed");
 				kill(m->back, SIGKILL);
 				deadline = UINT64_MAX;
 			}
-			server_wait(sigs, 200);
+			master_wait(sigs, 200);
 		}
 	}
-	server_keys_stop(m);
+	master_keys_stop(m);
 	return back_status;
 }
 
 /* Read the config file (root may read a file user cannot). */
 static int
-server_read_file(const char *path, struct str *text, const char **error_r)
+master_read_file(const char *path, struct str *text, const char **error_r)
 {
 	static char ebuf[512];
 	char buf[8192];
@@ -1853,10 +948,10 @@ server_read_file(const char *path, struct str *text, const char **error_r)
 		return -1;
 	}
 	while ((n = read(fd, buf, sizeof(buf))) > 0) {
-		if (text->len + (size_t)n > SERVER_CONFIG_MAX) {
+		if (text->len + (size_t)n > CONFIG_TEXT_MAX) {
 			close(fd);
 			snprintf(ebuf, sizeof(ebuf), "%s: larger than %d "
-			    "bytes", path, SERVER_CONFIG_MAX);
+			    "bytes", path, CONFIG_TEXT_MAX);
 			*error_r = ebuf;
 			return -1;
 		}
@@ -1873,7 +968,7 @@ server_read_file(const char *path, struct str *text, const char **error_r)
 }
 
 static int
-server_listen_same(const struct config *a, const struct config *b)
+master_listen_same(const struct config *a, const struct config *b)
 {
 	if (a->listen_count != b->listen_count)
 		return 0;
@@ -1889,7 +984,7 @@ server_listen_same(const struct config *a, const struct config *b)
 }
 
 static void
-server_keep_str(char **newv, const char *oldv, const char *key)
+master_keep_str(char **newv, const char *oldv, const char *key)
 {
 	if (strcmp(*newv, oldv) == 0)
 		return;
@@ -1900,7 +995,7 @@ server_keep_str(char **newv, const char *oldv, const char *key)
 }
 
 static void
-server_keep_int(int *newv, int oldv, const char *key)
+master_keep_int(int *newv, int oldv, const char *key)
 {
 	if (*newv == oldv)
 		return;
@@ -1911,24 +1006,24 @@ server_keep_int(int *newv, int oldv, const char *key)
 
 /* What a running daemon cannot change: the old value stays, said so. */
 static void
-server_keep_restart_keys(const struct config *old, struct config *nc)
+master_keep_restart_keys(const struct config *old, struct config *nc)
 {
-	if (!server_listen_same(old, nc))
+	if (!master_listen_same(old, nc))
 		log_warnx("SIGHUP: listen changed: needs a restart; the old "
 		    "listeners stay");
-	server_keep_int(&nc->workers, old->workers, "workers");
-	server_keep_int(&nc->backend_threads, old->backend_threads,
+	master_keep_int(&nc->workers, old->workers, "workers");
+	master_keep_int(&nc->backend_threads, old->backend_threads,
 	    "backend_threads");
-	server_keep_str(&nc->store, old->store, "store");
-	server_keep_str(&nc->spool_dir, old->spool_dir, "spool_dir");
-	server_keep_str(&nc->maildir_root, old->maildir_root, "maildir_root");
-	server_keep_str(&nc->timezone, old->timezone, "timezone");
-	server_keep_str(&nc->user, old->user, "user");
-	server_keep_str(&nc->group, old->group, "group");
-	server_keep_str(&nc->session_user, old->session_user, "session_user");
-	server_keep_str(&nc->session_group, old->session_group,
+	master_keep_str(&nc->store, old->store, "store");
+	master_keep_str(&nc->spool_dir, old->spool_dir, "spool_dir");
+	master_keep_str(&nc->maildir_root, old->maildir_root, "maildir_root");
+	master_keep_str(&nc->timezone, old->timezone, "timezone");
+	master_keep_str(&nc->user, old->user, "user");
+	master_keep_str(&nc->group, old->group, "group");
+	master_keep_str(&nc->session_user, old->session_user, "session_user");
+	master_keep_str(&nc->session_group, old->session_group,
 	    "session_group");
-	server_keep_str(&nc->session_chroot, old->session_chroot,
+	master_keep_str(&nc->session_chroot, old->session_chroot,
 	    "session_chroot");
 }
 
@@ -1938,22 +1033,22 @@ server_keep_restart_keys(const struct config *old, struct config *nc)
  * sessions finish).
  */
 static void
-server_new_generation(struct server_master *m, const char *why)
+master_new_generation(struct master *m, const char *why)
 {
 	int old_gen = m->gen;
 
 	m->gen++;
 	for (int set = 0; set < m->nsets; set++) {
-		int slot = server_free_slot(m);
+		int slot = master_free_slot(m);
 
-		if (slot < 0 || server_spawn(m, slot, set) < 0) {
+		if (slot < 0 || master_spawn(m, slot, set) < 0) {
 			log_warnx("%s: no session process for listener "
 			    "set %d (too many still finishing)", why, set);
 			continue;
 		}
 	}
-	for (int s = 0; s < SERVER_SLOTS; s++) {
-		struct server_child *c = &m->child[s];
+	for (int s = 0; s < LIMITS_SLOTS; s++) {
+		struct master_child *c = &m->child[s];
 
 		if (c->gen > old_gen || c->retiring)
 			continue;
@@ -1973,7 +1068,7 @@ server_new_generation(struct server_master *m, const char *why)
  * it, and the old generation stops accepting and finishes its sessions.
  */
 static void
-server_reload(struct server_master *m)
+master_reload(struct master *m)
 {
 	struct str text = STR_INIT, errors = STR_INIT;
 	struct config *nc = NULL;
@@ -1988,7 +1083,7 @@ server_reload(struct server_master *m)
 	    (unsigned long long)ts.tv_sec * 1000000ULL +
 	    (unsigned long long)ts.tv_nsec / 1000);
 	log_info("SIGHUP: reading %s", path);
-	if (server_read_file(path, &text, &error) < 0) {
+	if (master_read_file(path, &text, &error) < 0) {
 		log_warnx("SIGHUP: %s; the old configuration stays in effect",
 		    error);
 		goto out;
@@ -2005,9 +1100,9 @@ server_reload(struct server_master *m)
 		    "stays in effect");
 		goto out;
 	}
-	server_keep_restart_keys(m->conf, nc);
+	master_keep_restart_keys(m->conf, nc);
 	/* keys and certificates read again, by a new key process */
-	if (server_keys_load(m, nc, &tls, &kp, &blob, &error) < 0) {
+	if (master_keys_load(m, nc, &tls, &kp, &blob, &error) < 0) {
 		log_warnx("SIGHUP: %s: config not reloaded: the old "
 		    "configuration stays in effect", error);
 		config_free(&nc);
@@ -2023,7 +1118,7 @@ server_reload(struct server_master *m)
 	} else {
 		struct msg cm;
 
-		msg_init(&cm, SERVER_CTL_RELOAD, 0);
+		msg_init(&cm, BACK_PROC_CTL_RELOAD, 0);
 		msg_add_str(&cm, path);
 		msg_add_fd(&cm, fd);
 		if (channel_send_blocking(m->ctl, &cm) < 0)
@@ -2037,12 +1132,12 @@ server_reload(struct server_master *m)
 	m->conf = nc;
 	SSL_CTX_free(m->tls);
 	m->tls = tls;
-	server_keys_retire(m, m->kp_cur);
+	master_keys_retire(m, m->kp_cur);
 	m->kp_cur = kp;
 	keys_blob_free(&m->blob);
 	m->blob = blob;
-	log_set_level(server_log_level(nc->log_level));
-	server_new_generation(m, "SIGHUP");
+	log_set_level(log_level_parse(nc->log_level));
+	master_new_generation(m, "SIGHUP");
 	log_info("SIGHUP: configuration reloaded (generation %d)", m->gen);
 	metrics_reloaded(m->conf);
 out:
@@ -2054,7 +1149,7 @@ out:
 /* ---- run --------------------------------------------------------- */
 
 static int
-server_prepare(struct server_master *m, const struct config *conf,
+master_prepare(struct master *m, const struct config *conf,
     const char **error_r)
 {
 	static char ebuf[300];
@@ -2094,7 +1189,7 @@ server_prepare(struct server_master *m, const struct config *conf,
 }
 
 static int
-server_start_back(struct server_master *m, const char **error_r)
+master_start_back(struct master *m, const char **error_r)
 {
 	static char ebuf[512];
 	int pair[2], status = 0;
@@ -2109,7 +1204,7 @@ server_start_back(struct server_master *m, const char **error_r)
 	}
 	if (m->back == 0) {
 		close(pair[0]);
-		server_back_main(m, pair[1]);
+		master_back_start(m, pair[1]);
 	}
 	close(pair[1]);
 	m->ctl = pair[0];
@@ -2139,7 +1234,7 @@ server_start_back(struct server_master *m, const char **error_r)
 			*error_r = "the back side process died at start";
 			return -1;
 		}
-		if (r.type != SERVER_CTL_READY || msg_get_u32(&r, &ok) < 0 ||
+		if (r.type != BACK_PROC_CTL_READY || msg_get_u32(&r, &ok) < 0 ||
 		    msg_get_str(&r, &err) < 0) {
 			msg_deinit(&r);
 			*error_r = "the back side process sent nonsense";
@@ -2160,9 +1255,9 @@ server_start_back(struct server_master *m, const char **error_r)
 }
 
 int
-server_run(const struct config *conf, const char **error_r)
+master_run(const struct config *conf, const char **error_r)
 {
-	static struct server_master m;
+	static struct master m;
 	sigset_t sigs;
 	time_t now;
 	struct tm tm;
@@ -2185,8 +1280,8 @@ server_run(const struct config *conf, const char **error_r)
 
 		nloops = n > 0 ? (int)n : 1;
 	}
-	if (nloops > SERVER_SLOTS / 2)
-		nloops = SERVER_SLOTS / 2;
+	if (nloops > LIMITS_SLOTS / 2)
+		nloops = LIMITS_SLOTS / 2;
 	if (evthread_use_pthreads() < 0) {
 		*error_r = "libevent without thread support";
 		return -1;
@@ -2217,17 +1312,17 @@ server_run(const struct config *conf, const char **error_r)
 	m.nsets = nloops;
 	m.nl = conf->listen_count;
 	m.ctl = -1;
-	if (server_prepare(&m, conf, error_r) < 0)
+	if (master_prepare(&m, conf, error_r) < 0)
 		return -1;
 	m.kp_cur = -1;
 	m.kp_child_fd = -1;
-	for (int k = 0; k < SERVER_KEYPROCS; k++)
+	for (int k = 0; k < MASTER_KEYPROCS; k++)
 		m.kp[k].ctl = -1;
-	if (server_keys_load(&m, conf, &m.tls, &m.kp_cur, &m.blob,
+	if (master_keys_load(&m, conf, &m.tls, &m.kp_cur, &m.blob,
 	    error_r) < 0)
 		return -1;
 	for (size_t j = 0; j < conf->listen_count; j++)
-		if (server_probe(&conf->listen[j], error_r) < 0)
+		if (master_probe(&conf->listen[j], error_r) < 0)
 			return -1;
 	/* Every set is bound now, by root; they outlive the processes
 	 * that use them, so a restart or a reload loses no connection
@@ -2235,16 +1330,16 @@ server_run(const struct config *conf, const char **error_r)
 	m.fds = xcalloc((size_t)nloops * m.nl + 1, sizeof(int));
 	for (int i = 0; i < nloops; i++)
 		for (size_t j = 0; j < m.nl; j++)
-			if ((m.fds[(size_t)i * m.nl + j] = server_bind(
+			if ((m.fds[(size_t)i * m.nl + j] = master_bind(
 			    &conf->listen[j], 1, error_r)) < 0)
 				return -1;
-	server_limits_init(conf->max_connections);
+	limits_init(conf->max_connections);
 
-	if (server_start_back(&m, error_r) < 0)
+	if (master_start_back(&m, error_r) < 0)
 		return -1;
 	for (int i = 0; i < nloops; i++)
-		if (server_spawn(&m, i, i) < 0)
-			m.child[i].restart_at = server_now_ms() + 1000;
+		if (master_spawn(&m, i, i) < 0)
+			m.child[i].restart_at = master_now_ms() + 1000;
 	for (size_t j = 0; j < conf->listen_count; j++)
 		log_info("listening role=%s addr=%s port=%s%s",
 		    config_role_name(conf->listen[j].role),
@@ -2257,9 +1352,9 @@ server_run(const struct config *conf, const char **error_r)
 	sd_notify(0, "READY=1");
 
 	for (;;) {
-		int sig = server_wait(&sigs, server_next_wait(&m, 1000));
+		int sig = master_wait(&sigs, master_next_wait(&m, 1000));
 
-		if (server_reap(&m, &back_status)) {
+		if (master_reap(&m, &back_status)) {
 			failed = 1;
 			break;
 		}
@@ -2268,23 +1363,23 @@ server_run(const struct config *conf, const char **error_r)
 			break;
 		}
 		if (sig == SIGHUP)
-			server_reload(&m);
+			master_reload(&m);
 #ifdef SEKISHO_TEST_HOOKS
 		if (sig == SIGUSR2) {
-			server_test_channel(&m);
-			server_test_keys_channel(&m);
+			master_test_channel(&m);
+			master_test_keys_channel(&m);
 		}
 #endif
-		if (m.kp_dead && server_keys_restart(&m) < 0) {
+		if (m.kp_dead && master_keys_restart(&m) < 0) {
 			failed = 1;
 			break;
 		}
-		server_restarts(&m);
+		master_restarts(&m);
 	}
 	if (failed && m.back == 0)
 		log_warnx("the back side is gone: stopping the session "
 		    "processes (a service manager restarts the daemon)");
-	back_status = server_stop(&m, &sigs) | back_status;
+	back_status = master_stop(&m, &sigs) | back_status;
 	SSL_CTX_free(m.tls);
 	free(m.fds);
 	close(m.ctl);

@@ -18,6 +18,7 @@
 #include "../core/conn.h"
 #include "../core/log.h"
 #include "../core/metrics.h"
+#include "../daemon/limits.h"
 #include "../daemon/server.h"
 #include "../core/xmalloc.h"
 #include "policyd_parse.h"

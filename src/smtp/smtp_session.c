@@ -43,6 +43,7 @@
 #include "../core/log.h"
 #include "../core/metrics.h"
 #include "../core/proxy.h"
+#include "../daemon/limits.h"
 #include "../daemon/server.h"
 #include "../core/str.h"
 #include "../core/tls.h"
