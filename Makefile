@@ -110,7 +110,7 @@ build/sekisho-loadgen: bench/loadgen.c
 
 # --- ASan + UBSan test build -------------------------------------------
 SAN	:= -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
-# SEKISHO_TEST_HOOKS: test-only entry points (server.c's SIGUSR2 channel
+# SEKISHO_TEST_HOOKS: test-only entry points (master.c's SIGUSR2 channel
 # for the hostile-session test); never in the release build.
 ASAN_CFLAGS := $(BASEFLAGS) -O1 -g $(SAN) -DSEKISHO_TEST_HOOKS
 ASAN_OBJ := $(SRC_LIB:%.c=build-asan/%.o)
@@ -136,7 +136,7 @@ unit: $(UNIT_BIN)
 
 # --- libFuzzer targets (clang) -----------------------------------------
 FUZZ_CC	?= clang
-FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer-no-link,address,undefined -Wall -Wextra -Werror $(PQCFLAGS)
+FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -MMD -MP -g -O1 -fsanitize=fuzzer-no-link,address,undefined -Wall -Wextra -Werror $(PQCFLAGS)
 FUZZ_OBJ := $(SRC_LIB:%.c=build-fuzz/%.o)
 FUZZ_LIBS := $(LINK_SIDES:%=build-fuzz/libsekisho-%.a)
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build-fuzz/%)

@@ -1,9 +1,10 @@
 /*
  * apop: RFC 1939 section 7 APOP. The greeting's timestamp (issued by
  * the back side, BE_APOP_TIMESTAMP, and kept in its record of the
- * session), the digest check, and the sealing of APOP secrets at rest (back
- * side and CLI only: they read the key file; session code never calls
- * apop_key_load).
+ * session), the digest check, and the sealing of APOP secrets at rest.
+ * Back side, CLI and the master (which makes the key file) only: the
+ * session side has nothing of APOP but the command and the seam's bound
+ * on the timestamp (APOP_TIMESTAMP_MAX, be_proto.h).
  *
  * APOP needs the server to know the shared secret itself, not a hash of
  * it. So the secret is kept only for accounts that turn APOP on, apart
