@@ -69,16 +69,6 @@ usage(FILE *fp)
 	cli_status_usage();
 }
 
-static enum log_level
-main_log_level(const char *name)
-{
-	if (strcmp(name, "debug") == 0)
-		return LOG_LEVEL_DEBUG;
-	if (strcmp(name, "warn") == 0)
-		return LOG_LEVEL_WARN;
-	return LOG_LEVEL_INFO;
-}
-
 static struct config *
 main_load(const char *path)
 {
@@ -164,7 +154,7 @@ main_serve(const char *path, int argc, char **argv)
 	free(abs);
 	if (conf == NULL)
 		return 1;
-	log_init("sekisho", foreground, main_log_level(conf->log_level));
+	log_init("sekisho", foreground, log_level_parse(conf->log_level));
 	if (!foreground && daemon(0, 0) < 0) {
 		perror("sekisho: daemon");
 		return 1;

@@ -21,6 +21,7 @@
 #include "../core/xmalloc.h"
 #include "limits.h"
 
+/* CLOCK_MONOTONIC, in ms */
 static uint64_t
 limits_now_ms(void)
 {

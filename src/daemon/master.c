@@ -63,13 +63,11 @@
 #define MASTER_KEYPROCS		16	/* key processes at once (generations) */
 #define MASTER_KEYS_DEATHS	3	/* key process deaths in a minute: stop */
 
+/* CLOCK_MONOTONIC, in ms */
 static uint64_t
 master_now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return metrics_now_us() / 1000;
 }
 
 /* ---- listeners --------------------------------------------------- */
@@ -543,6 +541,51 @@ master_keys_stop(struct master *m)
 /* ---- the master -------------------------------------------------- */
 
 #ifdef SEKISHO_TEST_HOOKS
+#define MASTER_SUN_PATH	sizeof(((struct sockaddr_un *)0)->sun_path)
+
+/* Send fd (then closed) with the byte one to the datagram socket at path
+ * (shorter than MASTER_SUN_PATH); what is logged. */
+static void
+master_test_hand(const char *path, char one, int fd, const char *what)
+{
+	struct sockaddr_un sun;
+	struct msghdr mh;
+	struct iovec iov;
+	union {
+		struct cmsghdr hdr;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} cbuf;
+	int s;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	memcpy(sun.sun_path, path, strlen(path));
+	memset(&mh, 0, sizeof(mh));
+	memset(&cbuf, 0, sizeof(cbuf));
+	iov.iov_base = &one;
+	iov.iov_len = 1;
+	mh.msg_name = &sun;
+	mh.msg_namelen = sizeof(sun);
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	mh.msg_control = cbuf.buf;
+	mh.msg_controllen = sizeof(cbuf.buf);
+	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	if ((s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0 ||
+	    sendmsg(s, &mh, 0) < 0)
+		log_warn("test hook: send to %s", path);
+	else
+		log_info("test hook: %s handed to %s", what, path);
+	if (s >= 0)
+		close(s);
+	close(fd);
+}
+
 /*
  * Test build only (make asan): on SIGUSR2 the master makes one more
  * session channel, hands the back side its end exactly as for a session
@@ -555,18 +598,10 @@ static void
 master_test_channel(struct master *m)
 {
 	const char *path = getenv("SEKISHO_TEST_CHANNEL");
-	struct sockaddr_un sun;
-	struct msghdr mh;
-	struct iovec iov;
-	union {
-		struct cmsghdr hdr;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} cbuf;
 	struct msg cm;
-	char one = 'c';
-	int pair[2], s;
+	int pair[2];
 
-	if (path == NULL || strlen(path) >= sizeof(sun.sun_path)) {
+	if (path == NULL || strlen(path) >= MASTER_SUN_PATH) {
 		log_warnx("test hook: SEKISHO_TEST_CHANNEL unset or too long");
 		return;
 	}
@@ -582,33 +617,7 @@ master_test_channel(struct master *m)
 		close(pair[0]);
 		return;
 	}
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	memcpy(sun.sun_path, path, strlen(path));
-	memset(&mh, 0, sizeof(mh));
-	memset(&cbuf, 0, sizeof(cbuf));
-	iov.iov_base = &one;
-	iov.iov_len = 1;
-	mh.msg_name = &sun;
-	mh.msg_namelen = sizeof(sun);
-	mh.msg_iov = &iov;
-	mh.msg_iovlen = 1;
-	mh.msg_control = cbuf.buf;
-	mh.msg_controllen = sizeof(cbuf.buf);
-	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(c), &pair[0], sizeof(int));
-	if ((s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0 ||
-	    sendmsg(s, &mh, 0) < 0)
-		log_warn("test hook: send to %s", path);
-	else
-		log_info("test hook: a back-side channel handed to %s", path);
-	if (s >= 0)
-		close(s);
-	close(pair[0]);
+	master_test_hand(path, 'c', pair[0], "a back-side channel");
 }
 
 /*
@@ -622,17 +631,9 @@ static void
 master_test_keys_channel(struct master *m)
 {
 	const char *base = getenv("SEKISHO_TEST_CHANNEL");
-	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	struct sockaddr_un sun;
-	struct msghdr mh;
-	struct iovec iov;
-	union {
-		struct cmsghdr hdr;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} cbuf;
+	char path[MASTER_SUN_PATH];
 	struct msg cm;
-	char one = 'k';
-	int pair[2], s;
+	int pair[2];
 
 	if (base == NULL || m->kp_cur < 0 ||
 	    snprintf(path, sizeof(path), "%s-keys", base) >= (int)sizeof(path) ||
@@ -646,33 +647,7 @@ master_test_keys_channel(struct master *m)
 		close(pair[0]);
 		return;
 	}
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	memcpy(sun.sun_path, path, strlen(path));
-	memset(&mh, 0, sizeof(mh));
-	memset(&cbuf, 0, sizeof(cbuf));
-	iov.iov_base = &one;
-	iov.iov_len = 1;
-	mh.msg_name = &sun;
-	mh.msg_namelen = sizeof(sun);
-	mh.msg_iov = &iov;
-	mh.msg_iovlen = 1;
-	mh.msg_control = cbuf.buf;
-	mh.msg_controllen = sizeof(cbuf.buf);
-	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(c), &pair[0], sizeof(int));
-	if ((s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0 ||
-	    sendmsg(s, &mh, 0) < 0)
-		log_warn("test hook: send to %s", path);
-	else
-		log_info("test hook: a key-process channel handed to %s", path);
-	if (s >= 0)
-		close(s);
-	close(pair[0]);
+	master_test_hand(path, 'k', pair[0], "a key-process channel");
 }
 #endif
 

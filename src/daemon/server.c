@@ -38,13 +38,11 @@
 
 static void server_mem_check_arm(struct event *);
 
+/* CLOCK_MONOTONIC, in ms */
 static uint64_t
 server_now_ms(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return metrics_now_us() / 1000;
 }
 
 const char *
