@@ -45,7 +45,6 @@
 #include "../core/str.h"
 #include "../core/tls.h"
 #include "../core/xmalloc.h"
-#include "../policy/policy.h"
 #include "../core/base64.h"
 #include "../core/sasl.h"
 #include "pop3_parse.h"

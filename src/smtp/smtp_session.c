@@ -48,7 +48,6 @@
 #include "../core/str.h"
 #include "../core/tls.h"
 #include "../core/xmalloc.h"
-#include "../policy/policy.h"
 #include "../queue/envelope.h"
 #include "smtp_header.h"
 #include "../core/base64.h"
