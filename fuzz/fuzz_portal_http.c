@@ -32,7 +32,7 @@
 #include "core/channel.h"
 #include "core/config.h"
 #include "core/log.h"
-#include "core/server.h"
+#include "daemon/server.h"
 #include "portal/portal.h"
 #include "portal/portal_rows.h"
 

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/base64.h"
+#include "core/sasl.h"
 #include "core/str.h"
 #include "core/xmalloc.h"
 #include "smtp/smtp_parse.h"
@@ -56,24 +58,24 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 
 	/* base64: decode, then encoding gives back the same text */
-	if (smtp_base64_decode((const char *)data, size, &dec) == 0) {
-		smtp_base64_encode(dec.s, dec.len, &enc);
+	if (base64_decode((const char *)data, size, &dec) == 0) {
+		base64_encode(dec.s, dec.len, &enc);
 		if (enc.len != size || (size > 0 &&
 		    memcmp(enc.s, data, size) != 0))
 			abort();
-		if (smtp_sasl_plain_split(&dec, &authzid, &authcid,
+		if (sasl_plain_split(&dec, &authzid, &authcid,
 		    &passwd) == 0 && (*authcid == '\0' || *passwd == '\0'))
 			abort();
 	}
 	str_clear(&enc);
-	smtp_base64_encode(data, size, &enc);
+	base64_encode(data, size, &enc);
 	str_clear(&dec);
-	if (smtp_base64_decode(enc.s == NULL ? "" : enc.s, enc.len, &dec) != 0 ||
+	if (base64_decode(enc.s == NULL ? "" : enc.s, enc.len, &dec) != 0 ||
 	    dec.len != size || (size > 0 && memcmp(dec.s, data, size) != 0))
 		abort();
 
 	/* the raw input as a SASL PLAIN message */
-	if (smtp_sasl_plain_split(&line, &authzid, &authcid, &passwd) == 0) {
+	if (sasl_plain_split(&line, &authzid, &authcid, &passwd) == 0) {
 		copy = xstrdup(authcid);
 		free(copy);
 	}

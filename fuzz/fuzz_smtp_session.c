@@ -34,7 +34,7 @@
 #include "core/channel.h"
 #include "core/config.h"
 #include "core/log.h"
-#include "core/server.h"
+#include "daemon/server.h"
 #include "core/str.h"
 #include "smtp/smtp_session.h"
 

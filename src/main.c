@@ -13,8 +13,8 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/mem.h"
-#include "core/privsep.h"
-#include "core/server.h"
+#include "daemon/privsep.h"
+#include "daemon/master.h"
 #include "core/str.h"
 #include "core/version.h"
 #include "policy/policy.h"
@@ -67,16 +67,6 @@ usage(FILE *fp)
 	cli_api_usage();
 	cli_admin_usage();
 	cli_status_usage();
-}
-
-static enum log_level
-main_log_level(const char *name)
-{
-	if (strcmp(name, "debug") == 0)
-		return LOG_LEVEL_DEBUG;
-	if (strcmp(name, "warn") == 0)
-		return LOG_LEVEL_WARN;
-	return LOG_LEVEL_INFO;
 }
 
 static struct config *
@@ -164,12 +154,12 @@ main_serve(const char *path, int argc, char **argv)
 	free(abs);
 	if (conf == NULL)
 		return 1;
-	log_init("sekisho", foreground, main_log_level(conf->log_level));
+	log_init("sekisho", foreground, log_level_parse(conf->log_level));
 	if (!foreground && daemon(0, 0) < 0) {
 		perror("sekisho: daemon");
 		return 1;
 	}
-	if ((r = server_run(conf, &error)) < 0) {
+	if ((r = master_run(conf, &error)) < 0) {
 		log_warnx("cannot start: %s", error);
 		if (!foreground)
 			fprintf(stderr, "sekisho: cannot start: %s\n", error);

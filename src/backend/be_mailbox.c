@@ -40,7 +40,7 @@
 #include "../core/metrics.h"
 #include "../core/str.h"
 #include "../core/xmalloc.h"
-#include "../pop3/apop.h"
+#include "../backend/apop.h"
 #include "../queue/maildir.h"
 #include "../queue/spool.h"
 #include "../policy/policy.h"

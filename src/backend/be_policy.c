@@ -20,7 +20,7 @@
 #include "../queue/envelope.h"
 #include "../queue/queue.h"
 #include "../queue/spool.h"
-#include "../smtp/smtp_parse.h"
+#include "../core/base64.h"
 #include "../store/store.h"
 #include "backend.h"
 #include "be_session.h"
@@ -30,7 +30,7 @@ static void
 be_policy_encoded_word(struct str *out, const char *utf8)
 {
 	str_append(out, "=?UTF-8?B?");
-	smtp_base64_encode(utf8, strlen(utf8), out);
+	base64_encode(utf8, strlen(utf8), out);
 	str_append(out, "?=");
 }
 

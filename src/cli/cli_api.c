@@ -1,8 +1,8 @@
 /*
  * cli_api: `sekisho api-token add|del|list`, the bearer tokens of the
- * settings page's JSON API (src/portal/api_token.h), and `sekisho admin
+ * settings page's JSON API (src/backend/api_token.h), and `sekisho admin
  * add|del|passwd|list`, the abuse desk's accounts of the admin pages
- * (src/portal/admin_users.h); docs/portal.md. Both live in the store, so
+ * (src/backend/admin_users.h); docs/portal.md. Both live in the store, so
  * a token or an admin made on one node is good at every node.
  */
 #include <errno.h>
@@ -12,8 +12,8 @@
 
 #include "../core/config.h"
 #include "../core/str.h"
-#include "../portal/admin_users.h"
-#include "../portal/api_token.h"
+#include "../backend/admin_users.h"
+#include "../backend/api_token.h"
 #include "../store/password.h"
 #include "../store/store.h"
 #include "cli.h"

@@ -21,7 +21,7 @@
 #include "../core/config.h"
 #include "../core/str.h"
 #include "../core/xmalloc.h"
-#include "../pop3/apop.h"
+#include "../backend/apop.h"
 #include "../store/password.h"
 #include "../store/store.h"
 #include "cli.h"

@@ -85,7 +85,8 @@
  * at a time (the POP3 lock, RFC 1939 4).
  * BE_APOP_TIMESTAMP u64 session
  *          ->  str the APOP timestamp for the greeting ("<...@host>",
- *              RFC 1939 7), issued and kept by the back side
+ *              RFC 1939 7), issued and kept by the back side; at most
+ *              APOP_TIMESTAMP_MAX octets (the session refuses a longer one)
  * BE_POP3_OPEN u64 session, str client address
  *          ->  u32 be_pop3_result, u32 count; fd (when OK): a
  *              memfd with one "UID SIZE\n" line per message, in message
@@ -222,6 +223,9 @@ enum be_type {
 	BE_TYPE_COUNT,
 	BE_FAIL = 0xffff,
 };
+
+/* The longest APOP timestamp the back side issues (src/backend/apop.c). */
+#define APOP_TIMESTAMP_MAX	300
 
 enum be_auth_result {
 	BE_AUTH_OK,

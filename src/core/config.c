@@ -30,7 +30,7 @@
 #include "config.h"
 #include "log.h"
 #include "str.h"
-#include "tls.h"
+#include "tls_check.h"
 #include "xmalloc.h"
 #include "../mta/mta_route.h"
 

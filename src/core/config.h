@@ -188,6 +188,9 @@ struct config {
  * A missing file is "FILE: cannot open: strerror".
  */
 int config_load(const char *path, struct config **conf_r, struct str *errors);
+/* The longest configuration text read (a file, a reload's memfd). */
+#define CONFIG_TEXT_MAX	(1024 * 1024)
+
 /*
  * The same, from memory: name is used in messages and as conf->path.
  * buf need not be NUL-terminated (config_load and the fuzzer use it).

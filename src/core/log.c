@@ -33,6 +33,16 @@ log_set_level(enum log_level level)
 	log_level = level;
 }
 
+enum log_level
+log_level_parse(const char *name)
+{
+	if (strcmp(name, "debug") == 0)
+		return LOG_LEVEL_DEBUG;
+	if (strcmp(name, "warn") == 0)
+		return LOG_LEVEL_WARN;
+	return LOG_LEVEL_INFO;
+}
+
 int
 log_debug_enabled(void)
 {

@@ -18,6 +18,8 @@ enum log_level { LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
 
 void log_init(const char *ident, int to_stderr, enum log_level level);
 void log_set_level(enum log_level level);
+/* the log_level setting: "debug", "warn", anything else info */
+enum log_level log_level_parse(const char *name);
 int log_debug_enabled(void);
 
 void log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

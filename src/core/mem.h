@@ -9,8 +9,9 @@
  * the reserve, marks the process "low" (logged once) and is tried again;
  * only a failure with no reserve left is the end (xmalloc: fatalx;
  * libevent, OpenSSL: NULL, which they handle). While low, a session
- * process refuses new connections (server.c) and takes the reserve back
- * once it can (mem_recover), which ends the low state (logged).
+ * process refuses new connections (src/daemon/server.c) and takes the
+ * reserve back once it can (mem_recover), which ends the low state
+ * (logged).
  *
  * Session processes run under RLIMIT_DATA (session_memory_limit): on
  * Linux >= 4.7 it counts brk and private anonymous mappings, so malloc

@@ -145,7 +145,8 @@ uint64_t metrics_queue_id_ms(const char *id);
 
 #ifdef SEKISHO_TEST_HOOKS
 /* Test build: write garbage over the shared region (a session process
- * acting as a compromised one; server.c's SIGUSR2 hook). Signal-safe. */
+ * acting as a compromised one; src/daemon/limits.c's SIGUSR2 hook).
+ * Signal-safe. */
 void metrics_test_scribble(void);
 #endif
 

@@ -25,7 +25,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "metrics_http.h"
-#include "server.h"
+#include "../daemon/server.h"
 #include "str.h"
 #include "xmalloc.h"
 

@@ -10,8 +10,8 @@
 struct server_loop;
 struct listen_conf;
 
-/* A row of server.c's server_session_new[] for LISTEN_METRICS. Takes
- * fd. */
+/* A row of src/daemon/server.c's server_session_new[] for
+ * LISTEN_METRICS. Takes fd. */
 void metrics_http_session_new(struct server_loop *loop,
     const struct listen_conf *lc, int fd, const struct sockaddr *sa,
     socklen_t salen);

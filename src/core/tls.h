@@ -34,11 +34,6 @@ void tls_key_files_free(char **paths, size_t n);
 SSL_CTX *tls_server_ctx(const struct config *conf,
     const struct keys_pubs *pubs, const char **error_r);
 
-/* Config checks (config.c rows): 0, or -1 with the reason in why. */
-int tls_check_sni(const char *value, struct str *why);	/* NAME CERT KEY */
-int tls_check_ciphers(const char *value, struct str *why);
-int tls_check_ciphersuites(const char *value, struct str *why);
-int tls_check_groups(const char *value, struct str *why);
 /* "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)" */
 void tls_describe(SSL *ssl, struct str *out);
 

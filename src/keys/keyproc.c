@@ -28,6 +28,7 @@
 #include <openssl/x509.h>
 
 #include "../core/channel.h"
+#include "../core/hex.h"
 #include "../core/log.h"
 #include "../core/msg.h"
 #include "../core/xmalloc.h"
@@ -229,7 +230,7 @@ keys_blob_send(const struct keys_blob *blob, int ctl,
 		if (m.type == KEYS_CTL_PUB && msg_get_u32(&m, &key) == 0 &&
 		    msg_get_str(&m, &s) == 0 && msg_end(&m) == 0 &&
 		    key < pubs.n && s != NULL &&
-		    keys_unhex(s, der, sizeof(der), &len) == 0) {
+		    hex_decode(s, strlen(s), 0, der, sizeof(der), &len) == 0) {
 			str_clear(&pubs.der[key]);
 			str_append_n(&pubs.der[key], der, len);
 			msg_deinit(&m);
@@ -372,7 +373,7 @@ keyproc_load(struct keyproc *kp, int ctl)
 
 		if (len <= 0)
 			fatalx("key process: i2d_PUBKEY failed");
-		keys_hex(&hex, der, (size_t)len);
+		hex_encode(&hex, der, (size_t)len);
 		OPENSSL_free(der);
 		msg_init(&m, KEYS_CTL_PUB, 0);
 		msg_add_u32(&m, (uint32_t)i);
@@ -487,7 +488,7 @@ keyproc_answer(EVP_PKEY *const *keys, size_t n, struct msg *m,
 		why = "malformed request";
 	else if (key >= n)
 		why = "no such key";
-	else if (keys_unhex(hex, data, sizeof(data), &len) < 0)
+	else if (hex_decode(hex, strlen(hex), 0, data, sizeof(data), &len) < 0)
 		why = "bad data";
 	else
 		why = keyproc_sign(keys[key], alg, data, len, sig, &siglen);
@@ -496,7 +497,7 @@ keyproc_answer(EVP_PKEY *const *keys, size_t n, struct msg *m,
 	if (why == NULL) {
 		struct str out = STR_INIT;
 
-		keys_hex(&out, sig, siglen);
+		hex_encode(&out, sig, siglen);
 		msg_add_u32(reply_r, 1);
 		msg_add_str(reply_r, str_c(&out));
 		str_deinit(&out);

@@ -122,9 +122,4 @@ void keys_client_attach(int fd);
 EVP_PKEY *keys_client_pkey(const unsigned char *der, size_t len,
     uint32_t key, const char **error_r);
 
-/* hex, for the channel's str fields (keys_client.c) */
-void keys_hex(struct str *out, const unsigned char *p, size_t n);
-/* -1 on odd length, a non-hex digit or more than max bytes */
-int keys_unhex(const char *s, unsigned char *out, size_t max, size_t *n_r);
-
 #endif

@@ -31,6 +31,7 @@
 #include <openssl/x509.h>
 
 #include "../core/channel.h"
+#include "../core/hex.h"
 #include "../core/log.h"
 #include "../core/msg.h"
 #include "keys.h"
@@ -42,45 +43,6 @@ static RSA_METHOD *keys_rsa_meth;
 static EC_KEY_METHOD *keys_ec_meth;
 static int keys_rsa_index = -1;
 static int keys_ec_index = -1;
-
-void
-keys_hex(struct str *out, const unsigned char *p, size_t n)
-{
-	static const char digits[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		str_append_c(out, digits[p[i] >> 4]);
-		str_append_c(out, digits[p[i] & 15]);
-	}
-}
-
-static int
-keys_nibble(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
-int
-keys_unhex(const char *s, unsigned char *out, size_t max, size_t *n_r)
-{
-	size_t len = strlen(s);
-
-	if (len % 2 != 0 || len / 2 > max)
-		return -1;
-	for (size_t i = 0; i < len; i += 2) {
-		int hi = keys_nibble(s[i]), lo = keys_nibble(s[i + 1]);
-
-		if (hi < 0 || lo < 0)
-			return -1;
-		out[i / 2] = (unsigned char)(hi << 4 | lo);
-	}
-	*n_r = len / 2;
-	return 0;
-}
 
 void
 keys_client_attach(int fd)
@@ -122,7 +84,7 @@ keys_call(uintptr_t tag, uint32_t alg, const unsigned char *data, size_t len,
 	msg_init(&m, KEYS_REQ_SIGN, id);
 	msg_add_u32(&m, (uint32_t)(tag - 1));
 	msg_add_u32(&m, alg);
-	keys_hex(&hex, data, len);
+	hex_encode(&hex, data, len);
 	msg_add_str(&m, str_c(&hex));
 	str_deinit(&hex);
 	if (channel_send_blocking(keys_fd, &m) < 0) {
@@ -167,7 +129,7 @@ keys_call(uintptr_t tag, uint32_t alg, const unsigned char *data, size_t len,
 			msg_deinit(&r);
 			return -1;
 		}
-		if (keys_unhex(s, out, max, &n) < 0) {
+		if (hex_decode(s, strlen(s), 0, out, max, &n) < 0) {
 			log_warnx("tls: bad signature from the key process");
 			msg_deinit(&r);
 			return -1;

@@ -56,8 +56,8 @@
 #include "../core/config.h"
 #include "../core/log.h"
 #include "../core/xmalloc.h"
+#include "../core/base64.h"
 #include "../queue/mime7.h"
-#include "../smtp/smtp_parse.h"
 #include "mta.h"
 #include "mta_reply.h"
 

@@ -10,7 +10,7 @@
 #include "../core/xmalloc.h"
 #include "../queue/envelope.h"
 #include "../smtp/smtp_header.h"
-#include "../smtp/smtp_parse.h"
+#include "../core/base64.h"
 #include "trace.h"
 
 #define TRACE_MAX_DEPTH	3
@@ -77,7 +77,7 @@ trace_base64_part(const char *text, size_t len, struct trace_keys *k,
 	for (size_t i = 0; i < len; i++)
 		if (!isspace((unsigned char)text[i]))
 			str_append_c(&b64, text[i]);
-	if (smtp_base64_decode(str_c(&b64), b64.len, &dec) == 0)
+	if (base64_decode(str_c(&b64), b64.len, &dec) == 0)
 		trace_scan(str_c(&dec), dec.len, k, depth + 1);
 	str_deinit(&b64);
 	str_deinit(&dec);

@@ -33,7 +33,7 @@
 #include "../core/be_proto.h"
 #include "../core/config.h"
 #include "../core/log.h"
-#include "../core/server.h"
+#include "../daemon/server.h"
 #include "../core/str.h"
 #include "../core/xmalloc.h"
 #include "../policy/trace.h"

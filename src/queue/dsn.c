@@ -16,7 +16,7 @@
 #include <time.h>
 
 #include "../core/xmalloc.h"
-#include "../smtp/smtp_parse.h"
+#include "../core/base64.h"
 #include "dsn.h"
 
 /* RFC 2047 2: an encoded word is at most 75 characters; 45 bytes of

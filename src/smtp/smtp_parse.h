@@ -3,7 +3,7 @@
  * they can be unit-tested table-driven and fuzzed: the command line
  * (RFC 5321 4.1.1), the MAIL/RCPT path and ESMTP parameters (RFC 5321
  * 4.1.2, RFC 1870 SIZE, RFC 6152 BODY, RFC 6531 SMTPUTF8, RFC 4954 AUTH=),
- * and base64 for AUTH (RFC 4954 4).
+ * (base64 and SASL PLAIN are src/core/base64.c and sasl.c).
  */
 #ifndef SEKISHO_SMTP_PARSE_H
 #define SEKISHO_SMTP_PARSE_H
@@ -93,18 +93,5 @@ int smtp_address_valid(const char *addr, int smtputf8);
 /* Split "local@domain" at the last '@'; domain lower-cased (ASCII).
  * Returns 0, or -1 if there is no '@'. Caller frees both. */
 int smtp_address_split(const char *addr, char **local_r, char **domain_r);
-
-/* RFC 4648 base64. decode: -1 on bad input (whitespace not allowed);
- * the output is appended to out (binary-safe). */
-int smtp_base64_decode(const char *in, size_t len, struct str *out);
-void smtp_base64_encode(const void *in, size_t len, struct str *out);
-
-/*
- * AUTH PLAIN message (RFC 4616): authzid NUL authcid NUL passwd, after
- * base64 decoding. Returns 0 and pointers into a copy owned by the
- * caller's str (authzid may be ""), -1 if malformed.
- */
-int smtp_sasl_plain_split(const struct str *decoded, const char **authzid_r,
-    const char **authcid_r, const char **passwd_r);
 
 #endif

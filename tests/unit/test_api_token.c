@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "core/str.h"
-#include "portal/api_token.h"
+#include "backend/api_token.h"
 #include "store/store.h"
 #include "unit.h"
 

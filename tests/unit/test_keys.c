@@ -15,6 +15,7 @@
 #include <openssl/x509.h>
 
 #include "core/channel.h"
+#include "core/hex.h"
 #include "core/msg.h"
 #include "keys/keys.h"
 #include "unit.h"
@@ -178,16 +179,20 @@ test_hex(void)
 	struct str s = STR_INIT;
 	size_t n = 0;
 
-	keys_hex(&s, in, sizeof(in));
+	hex_encode(&s, in, sizeof(in));
 	UNIT_CHECK_STR(str_c(&s), "007fa5ff");
-	UNIT_CHECK_INT(keys_unhex(str_c(&s), out, sizeof(out), &n), 0);
+	UNIT_CHECK_INT(hex_decode(str_c(&s), s.len, 0, out, sizeof(out), &n), 0);
 	UNIT_CHECK_INT((int)n, 4);
 	UNIT_CHECK(memcmp(in, out, 4) == 0);
-	UNIT_CHECK_INT(keys_unhex(str_c(&s), out, 3, &n), -1);
-	UNIT_CHECK_INT(keys_unhex("0", out, sizeof(out), &n), -1);
-	UNIT_CHECK_INT(keys_unhex("0G", out, sizeof(out), &n), -1);
-	UNIT_CHECK_INT(keys_unhex("", out, sizeof(out), &n), 0);
+	UNIT_CHECK_INT(hex_decode(str_c(&s), s.len, 0, out, 3, &n), -1);
+	UNIT_CHECK_INT(hex_decode("0", 1, 0, out, sizeof(out), &n), -1);
+	UNIT_CHECK_INT(hex_decode("0G", 2, 0, out, sizeof(out), &n), -1);
+	UNIT_CHECK_INT(hex_decode("", 0, 0, out, sizeof(out), &n), 0);
 	UNIT_CHECK_INT((int)n, 0);
+	/* upper case only where asked for (APOP's files), not on the channel */
+	UNIT_CHECK_INT(hex_decode("7FA5", 4, 0, out, sizeof(out), &n), -1);
+	UNIT_CHECK_INT(hex_decode("7FA5", 4, 1, out, sizeof(out), &n), 0);
+	UNIT_CHECK(n == 2 && out[0] == 0x7f && out[1] == 0xa5);
 	str_deinit(&s);
 }
 

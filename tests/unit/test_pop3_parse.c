@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "core/str.h"
-#include "pop3/apop.h"
+#include "backend/apop.h"
 #include "pop3/pop3_parse.h"
 #include "unit.h"
 

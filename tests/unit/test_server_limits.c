@@ -1,6 +1,6 @@
 /*
  * test_server_limits: the connection counts shared by the session
- * processes (server.c): the total, the per-address limit, and the table
+ * processes (src/daemon/limits.c): the total, the per-address limit, and the table
  * staying consistent through many addresses, collisions and releases in
  * any order (entries are removed by backward shift, no tombstones).
  */
@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "core/config.h"
-#include "core/server.h"
+#include "daemon/limits.h"
 #include "unit.h"
 
 static struct sockaddr_in

@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "core/base64.h"
+#include "core/sasl.h"
 #include "core/str.h"
 #include "smtp/smtp_parse.h"
 #include "unit.h"
@@ -505,11 +507,11 @@ test_base64(void)
 		const struct b64_row *row = &b64_rows[i];
 
 		str_clear(&s);
-		smtp_base64_encode(row->plain, row->plainlen, &s);
+		base64_encode(row->plain, row->plainlen, &s);
 		UNIT_CHECK_STR(str_c(&s), row->encoded);
 
 		str_clear(&s);
-		UNIT_CHECK_INT(smtp_base64_decode(row->encoded,
+		UNIT_CHECK_INT(base64_decode(row->encoded,
 		    strlen(row->encoded), &s), 0);
 		UNIT_CHECK_INT(s.len, row->plainlen);
 		UNIT_CHECK(row->plainlen == 0 ||
@@ -519,14 +521,14 @@ test_base64(void)
 		/* on error, what was there is left untouched */
 		str_clear(&s);
 		str_append(&s, "keep");
-		if (smtp_base64_decode(b64_bad[i], strlen(b64_bad[i]), &s) != -1)
+		if (base64_decode(b64_bad[i], strlen(b64_bad[i]), &s) != -1)
 			fprintf(stderr, "base64 accepted: %s\n", b64_bad[i]);
 		UNIT_CHECK_STR(str_c(&s), "keep");
 	}
 	/* decode appends */
 	str_clear(&s);
 	str_append(&s, ">");
-	UNIT_CHECK_INT(smtp_base64_decode(L("Zm9v"), &s), 0);
+	UNIT_CHECK_INT(base64_decode(L("Zm9v"), &s), 0);
 	UNIT_CHECK_STR(str_c(&s), ">foo");
 	str_deinit(&s);
 }
@@ -566,7 +568,7 @@ test_sasl_plain(void)
 
 		str_init(&s);
 		str_append_n(&s, row->msg, row->len);
-		UNIT_CHECK_INT(smtp_sasl_plain_split(&s, &authzid, &authcid,
+		UNIT_CHECK_INT(sasl_plain_split(&s, &authzid, &authcid,
 		    &passwd), row->ret);
 		if (row->ret == 0) {
 			UNIT_CHECK_STR(authzid, row->authzid);
@@ -576,8 +578,8 @@ test_sasl_plain(void)
 		str_deinit(&s);
 	}
 	/* through base64, as AUTH PLAIN sends it */
-	UNIT_CHECK_INT(smtp_base64_decode(L("AHVzZXIAcGFzcw=="), &s), 0);
-	UNIT_CHECK_INT(smtp_sasl_plain_split(&s, &authzid, &authcid, &passwd),
+	UNIT_CHECK_INT(base64_decode(L("AHVzZXIAcGFzcw=="), &s), 0);
+	UNIT_CHECK_INT(sasl_plain_split(&s, &authzid, &authcid, &passwd),
 	    0);
 	UNIT_CHECK_STR(authcid, "user");
 	UNIT_CHECK_STR(passwd, "pass");

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/base64.h"
 #include "core/str.h"
 #include "policy/trace.h"
 #include "smtp/smtp_parse.h"
@@ -53,7 +54,7 @@ test_base64_attachment(void)
 	struct trace_keys k;
 	static const char inner[] = THEIRS OURS MSGID "\r\nbody\r\n";
 
-	smtp_base64_encode(inner, sizeof(inner) - 1, &b64);
+	base64_encode(inner, sizeof(inner) - 1, &b64);
 	str_append(&report, "Content-Type: multipart/report; boundary=zz\r\n"
 	    "\r\n--zz\r\nContent-Type: text/plain\r\n\r\nreport\r\n--zz\r\n"
 	    "Content-Type: message/rfc822\r\n"

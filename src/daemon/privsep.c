@@ -16,11 +16,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../pop3/apop.h"
-#include "config.h"
-#include "log.h"
+#include "../backend/apop.h"
+#include "../core/config.h"
+#include "../core/log.h"
 #include "privsep.h"
-#include "xmalloc.h"
+#include "../core/xmalloc.h"
 
 static __thread char privsep_ebuf[512];
 

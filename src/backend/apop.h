@@ -1,9 +1,10 @@
 /*
  * apop: RFC 1939 section 7 APOP. The greeting's timestamp (issued by
  * the back side, BE_APOP_TIMESTAMP, and kept in its record of the
- * session), the digest check, and the sealing of APOP secrets at rest (back
- * side and CLI only: they read the key file; session code never calls
- * apop_key_load).
+ * session), the digest check, and the sealing of APOP secrets at rest.
+ * Back side, CLI and the master (which makes the key file) only: the
+ * session side has nothing of APOP but the command and the seam's bound
+ * on the timestamp (APOP_TIMESTAMP_MAX, be_proto.h).
  *
  * APOP needs the server to know the shared secret itself, not a hash of
  * it. So the secret is kept only for accounts that turn APOP on, apart
@@ -17,12 +18,12 @@
 
 #include <stddef.h>
 
+#include "../core/be_proto.h"	/* APOP_TIMESTAMP_MAX */
 #include "../core/str.h"
 
 #define APOP_DIGEST_LEN		32	/* hex digits of MD5 */
 #define APOP_KEY_LEN		32	/* AES-256 */
 #define APOP_SECRET_MAX		256	/* octets of a secret */
-#define APOP_TIMESTAMP_MAX	300
 
 /* A new greeting timestamp "<pid.clock@hostname>" (RFC 1939 7), unique
  * per greeting; replaces out's content. */

@@ -20,6 +20,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "../core/hex.h"
 #include "../core/xmalloc.h"
 #include "apop.h"
 
@@ -91,41 +92,15 @@ apop_check(const char *timestamp, const char *secret, const char *digest)
 	return CRYPTO_memcmp(want, got, APOP_DIGEST_LEN) == 0;
 }
 
-static int
-apop_hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Hex text of exactly 2 * len digits into out. */
+/* Hex text of exactly 2 * len digits (either case) into out. */
 static int
 apop_unhex(const char *text, size_t textlen, unsigned char *out, size_t len)
 {
+	size_t n;
+
 	if (textlen != 2 * len)
 		return -1;
-	for (size_t i = 0; i < len; i++) {
-		int hi = apop_hexval(text[2 * i]), lo = apop_hexval(text[2 * i + 1]);
-
-		if (hi < 0 || lo < 0)
-			return -1;
-		out[i] = (unsigned char)(hi << 4 | lo);
-	}
-	return 0;
-}
-
-static void
-apop_hex(struct str *out, const unsigned char *p, size_t len)
-{
-	for (size_t i = 0; i < len; i++) {
-		str_append_c(out, apop_hexdigits[p[i] >> 4]);
-		str_append_c(out, apop_hexdigits[p[i] & 0xf]);
-	}
+	return hex_decode(text, textlen, 1, out, len, &n);
 }
 
 static int
@@ -140,7 +115,7 @@ apop_key_create(const char *path, const char **error_r)
 		*error_r = "cannot make a random APOP key";
 		return -1;
 	}
-	apop_hex(&text, key, sizeof(key));
+	hex_encode(&text, key, sizeof(key));
 	str_append_c(&text, '\n');
 	OPENSSL_cleanse(key, sizeof(key));
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
@@ -244,9 +219,9 @@ apop_seal(const unsigned char key[APOP_KEY_LEN], const char *address,
 		goto out;
 	str_clear(out);
 	str_append(out, APOP_SEAL_PREFIX);
-	apop_hex(out, nonce, sizeof(nonce));
-	apop_hex(out, ct, (size_t)(n + fin));
-	apop_hex(out, tag, sizeof(tag));
+	hex_encode(out, nonce, sizeof(nonce));
+	hex_encode(out, ct, (size_t)(n + fin));
+	hex_encode(out, tag, sizeof(tag));
 	ret = 0;
 out:
 	EVP_CIPHER_CTX_free(ctx);

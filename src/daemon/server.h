@@ -1,13 +1,12 @@
 /*
- * server: the daemon's processes (docs/security.md, docs/architecture.md).
+ * server: a session process (docs/security.md, docs/architecture.md).
  *
- * The master (root) binds every listener, builds the SSL_CTX, prepares
- * the files and forks the back side (as `user`: store, spool, queue) and
- * one session process per worker (chrooted, as `session_user`: one event
- * loop each, its own SO_REUSEPORT socket of every listener, one channel
- * to the back side). It then only waits: for a child that died
- * (restarted), SIGHUP (reload: a new generation of session processes,
- * the old ones finish their sessions) and SIGTERM/SIGINT (stop).
+ * The master (master.c) forks one per worker, confined (chrooted, as
+ * `session_user`, its memory capped), and calls server_session_main: one
+ * event loop, its own SO_REUSEPORT socket of every listener, one channel
+ * to the back side and one to the key process. The protocols (smtp,
+ * pop3, policyd, portal, metrics) get their connections from it and see
+ * it as a struct server_loop.
  */
 #ifndef SEKISHO_SERVER_H
 #define SEKISHO_SERVER_H
@@ -34,12 +33,23 @@ struct server_loop {
 	struct server_drain	*drains;	/* sessions to tell */
 };
 
-/*
- * Runs until a stop signal. 0 on clean stop; -1 with error_r when it
- * cannot start; 1 when it stopped after a failure (logged), such as the
- * back side process dying.
- */
-int server_run(const struct config *conf, const char **error_r);
+/* What the master hands a session process it has confined. */
+struct server_start {
+	const struct config	*conf;		/* in effect */
+	const struct config	*boot;		/* the start's: the listeners */
+	SSL_CTX			*tls;
+	int			 slot;		/* limits.h */
+	unsigned		 spawns;	/* session processes started */
+	const int		*fds;		/* its set: boot->listen order */
+	size_t			 nl;
+	int			 channel;	/* to the back side */
+	int			 keys;		/* to the key process */
+};
+
+/* The session process's loop: runs until it is told to stop and its
+ * sessions have ended, then exits. */
+void server_session_main(const struct server_start *st)
+    __attribute__((noreturn));
 
 /*
  * Stopping. A session registers a drain callback; when its process
@@ -67,18 +77,6 @@ void server_drain_add(struct server_loop *loop, struct server_drain *d,
     server_drain_cb *cb, void *arg);
 void server_drain_del(struct server_loop *loop, struct server_drain *d);
 int server_loop_stopping(const struct server_loop *loop);
-
-/*
- * Connection limits. The total is taken at accept; the per-address count
- * once the client address is final (after a PROXY header). acquire: 0 ok,
- * -1 over the limit. Every success is paired with a release. The counts
- * live in memory shared by every session process (made by the master),
- * with a slot per process: a process that dies takes its counts along.
- */
-int server_conn_acquire(const struct config *conf);
-void server_conn_release(void);
-int server_ip_acquire(const struct config *conf, const struct sockaddr *sa);
-void server_ip_release(const struct sockaddr *sa);
 
 /* Printable address of sa ("192.0.2.1", "2001:db8::1"; v4-mapped v6
  * shown as v4), into buf of at least 64 bytes. */
