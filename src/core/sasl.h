@@ -14,8 +14,4 @@ struct str;
 int sasl_plain_split(const struct str *decoded, const char **authzid_r,
     const char **authcid_r, const char **passwd_r);
 
-/* XXX: the old name, for smtp_session.c and pop3_session.c (another
- * change rewrites them at the same time); see base64.h. */
-#define smtp_sasl_plain_split	sasl_plain_split
-
 #endif

@@ -151,7 +151,7 @@ limits_set_slot(int slot)
 }
 
 int
-server_conn_acquire(const struct config *conf)
+limits_conn_acquire(const struct config *conf)
 {
 	struct limits_shm *sh = limits_shm_lock(conf);
 	int r = 0;
@@ -169,7 +169,7 @@ server_conn_acquire(const struct config *conf)
 }
 
 void
-server_conn_release(void)
+limits_conn_release(void)
 {
 	struct limits_shm *sh = limits_shm_lock(NULL);
 
@@ -191,7 +191,7 @@ limits_conn_mine(void)
 	return n;
 }
 
-/* ipv6_client_prefix of this process (set by server_ip_acquire, which
+/* ipv6_client_prefix of this process (set by limits_ip_acquire, which
  * always comes before the release of the same client). */
 static int limits_ip_prefix = 64;
 
@@ -242,7 +242,7 @@ limits_ip_delete(struct limits_shm *sh, size_t i)
 }
 
 int
-server_ip_acquire(const struct config *conf, const struct sockaddr *sa)
+limits_ip_acquire(const struct config *conf, const struct sockaddr *sa)
 {
 	static uint64_t full_logged;
 	struct limits_ip_ent *mine = NULL, *hole = NULL;
@@ -296,7 +296,7 @@ server_ip_acquire(const struct config *conf, const struct sockaddr *sa)
 }
 
 void
-server_ip_release(const struct sockaddr *sa)
+limits_ip_release(const struct sockaddr *sa)
 {
 	uint8_t key[17];
 

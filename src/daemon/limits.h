@@ -22,15 +22,11 @@ struct config;
  * Connection limits. The total is taken at accept; the per-address count
  * once the client address is final (after a PROXY header). acquire: 0 ok,
  * -1 over the limit. Every success is paired with a release.
- *
- * XXX: named server_* still: the session files that call them are being
- * rewritten at the same time by the shared connection life (issue 15);
- * rename to limits_* when both have landed.
  */
-int server_conn_acquire(const struct config *conf);
-void server_conn_release(void);
-int server_ip_acquire(const struct config *conf, const struct sockaddr *sa);
-void server_ip_release(const struct sockaddr *sa);
+int limits_conn_acquire(const struct config *conf);
+void limits_conn_release(void);
+int limits_ip_acquire(const struct config *conf, const struct sockaddr *sa);
+void limits_ip_release(const struct sockaddr *sa);
 
 /* The master, before any fork: the mapping for max_connections. (A tool
  * or test without the master gets a private table at the first use.) */

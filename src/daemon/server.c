@@ -20,6 +20,7 @@
 
 #include "../core/be_client.h"
 #include "../core/config.h"
+#include "../core/conn.h"
 #include "../core/log.h"
 #include "../core/mem.h"
 #include "../core/metrics.h"
@@ -165,37 +166,28 @@ server_loop_stopping(const struct server_loop *loop)
 }
 
 /*
- * What a connection is told while the process is low on memory: one
- * static line written to the new socket, nothing allocated (no
- * bufferevent, no TLS). RFC 3463 X.3.2: system not accepting network
- * messages. Implicit TLS (465, 995) cannot be spoken to without a
- * handshake, the policy protocol has no greeting and the metrics
+ * The connection life of each role's sessions (conn.h): what a
+ * connection is told while the process is low on memory. The metrics
  * listener's client sends first: closed.
  */
-static const char *const server_low_memory_line[] = {
-	[LISTEN_MX] = "421 4.3.2 Service not available, low on memory, "
-	    "try again later\r\n",
-	[LISTEN_SUBMISSION] = "421 4.3.2 Service not available, low on "
-	    "memory, try again later\r\n",
-	[LISTEN_POP3] = "-ERR [SYS/TEMP] low on memory, try again later\r\n",
+static const struct conn_vfuncs *const server_conn_vfuncs[] = {
+	[LISTEN_MX] = &smtp_conn_vfuncs,
+	[LISTEN_SUBMISSION] = &smtp_conn_vfuncs,
+	[LISTEN_SUBMISSIONS] = &smtp_conn_vfuncs,
+	[LISTEN_POP3] = &pop3_conn_vfuncs,
+	[LISTEN_POP3S] = &pop3_conn_vfuncs,
+	[LISTEN_POLICY] = &policyd_conn_vfuncs,
 };
 
 static void
 server_refuse_low_memory(const struct listen_conf *lc, int fd)
 {
-	const char *line = NULL;
+	const struct conn_vfuncs *v = NULL;
 
-	if ((size_t)lc->role < sizeof(server_low_memory_line) /
-	    sizeof(server_low_memory_line[0]))
-		line = server_low_memory_line[lc->role];
-	/* Best effort: the socket is new, the write will not block. */
-	if (line != NULL && write(fd, line, strlen(line)) < 0)
-		log_debug("low memory refusal: write failed");
-	close(fd);
-	/* the reason was logged once, with "memory low" */
-	log_debug("low on memory: connection refused role=%s",
-	    config_role_name(lc->role));
-	metrics_conn_refused((int)lc->role, METRICS_CONN_MEMORY);
+	if ((size_t)lc->role < sizeof(server_conn_vfuncs) /
+	    sizeof(server_conn_vfuncs[0]))
+		v = server_conn_vfuncs[lc->role];
+	conn_refuse_low_memory(v, lc, fd);
 }
 
 static void

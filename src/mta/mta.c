@@ -923,7 +923,7 @@ mta_conn_auth(struct mta_conn *c)
 	str_append(&plain, user);
 	str_append_c(&plain, '\0');
 	str_append(&plain, password);
-	smtp_base64_encode(str_c(&plain), plain.len, &b64);
+	base64_encode(str_c(&plain), plain.len, &b64);
 	mta_conn_enter(c, MTA_S_AUTH);
 	mta_conn_printf(c, "AUTH PLAIN %s", str_c(&b64));
 	explicit_bzero(plain.s, plain.len);

@@ -25,13 +25,9 @@
 #include "policyd_session.h"
 
 struct policyd_session {
-	struct server_loop	*loop;
-	struct server_drain	 drain;		/* told when the daemon stops */
-	struct bufferevent	*bev;
+	struct conn		 conn;		/* first: the connection */
 	struct be_req		*req;
 	struct policyd_request	 r;
-	char			 addr[64];
-	int			 eof;
 	int			 closing;
 };
 
@@ -43,11 +39,7 @@ policyd_free(struct policyd_session *s)
 	if (s->req != NULL)
 		be_req_cancel(s->req);
 	policyd_request_clear(&s->r);
-	bufferevent_free(s->bev);
-	server_drain_del(s->loop, &s->drain);
-	server_conn_release();
-	metrics_conn_close(LISTEN_POLICY);
-	log_info("policy disconnect client=%s", s->addr);
+	conn_deinit(&s->conn);
 	free(s);
 }
 
@@ -63,26 +55,26 @@ policyd_answer(struct msg *m, void *arg)
 		/* Postfix treats a broken policy server as a temporary
 		 * failure too; saying so is clearer. */
 		action = "451 4.3.0 Policy service temporarily unavailable";
-	bufferevent_write(s->bev, "action=", 7);
-	bufferevent_write(s->bev, action, strlen(action));
-	bufferevent_write(s->bev, "\n\n", 2);
+	bufferevent_write(s->conn.bev, "action=", 7);
+	bufferevent_write(s->conn.bev, action, strlen(action));
+	bufferevent_write(s->conn.bev, "\n\n", 2);
 	policyd_request_clear(&s->r);
 	/* the daemon stops: Postfix asks its next one elsewhere */
-	if (server_loop_stopping(s->loop))
+	if (server_loop_stopping(s->conn.loop))
 		s->closing = 1;
 	policyd_process(s);
 }
 
 static void
-policyd_drain(void *arg)
+policyd_drain(struct conn *c)
 {
-	struct policyd_session *s = arg;
+	struct policyd_session *s = (struct policyd_session *)c;
 
 	/* an answer being worked on is sent first (policyd_answer) */
 	if (s->req != NULL || s->closing)
 		return;
 	s->closing = 1;
-	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+	if (evbuffer_get_length(bufferevent_get_output(s->conn.bev)) == 0)
 		policyd_free(s);
 }
 
@@ -126,14 +118,14 @@ policyd_ask(struct policyd_session *s, const char **error_r)
 	msg_add_u32(&m, (uint32_t)n);
 	msg_add_str(&m, policyd_get(&s->r, "queue_id"));
 	msg_add_str(&m, policyd_get(&s->r, "instance"));
-	s->req = be_client_request(s->loop->be, &m, policyd_answer, s);
+	s->req = be_client_request(s->conn.loop->be, &m, policyd_answer, s);
 	return 0;
 }
 
 static void
 policyd_process(struct policyd_session *s)
 {
-	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer *in = bufferevent_get_input(s->conn.bev);
 
 	while (s->req == NULL && !s->closing) {
 		size_t eol;
@@ -171,65 +163,87 @@ bad:
 		 * server logs and closes, with no reply (Postfix then
 		 * retries, and at last answers its own default action). */
 		log_warnx("policy client=%s bad request: %s: closing",
-		    s->addr, error);
+		    s->conn.addr, error);
 		s->closing = 1;
-		bufferevent_disable(s->bev, EV_READ);
-		if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
+		bufferevent_disable(s->conn.bev, EV_READ);
+		if (evbuffer_get_length(bufferevent_get_output(
+		    s->conn.bev)) == 0) {
 			policyd_free(s);
 			return;
 		}
 		/* an earlier answer goes first: policyd_on_write frees */
 	}
-	if (s->eof && s->req == NULL)
+	if (s->conn.eof && s->req == NULL)
 		policyd_free(s);
 }
 
-static void
-policyd_on_read(struct bufferevent *bev, void *arg)
+/* Postfix waits for each answer: input while one is pending (or while
+ * closing) is bounded, then cut (conn.h) */
+static int
+policyd_waiting(struct conn *c)
 {
-	struct policyd_session *s = arg;
-	struct evbuffer *in = bufferevent_get_input(bev);
+	struct policyd_session *s = (struct policyd_session *)c;
 
-	/* Postfix waits for each answer: input while one is pending (or
-	 * while closing) is bounded, then cut (conn.h) */
-	if (!s->eof && conn_input_wait(bev, s->req != NULL || s->closing,
-	    POLICYD_MAX_LINE) < 0) {
-		log_warnx("policy client=%s cut: %zu bytes of input while "
-		    "waiting", s->addr, evbuffer_get_length(in));
-		bufferevent_disable(bev, EV_READ);
-		evbuffer_drain(in, evbuffer_get_length(in));
-		if (s->req == NULL) {
-			policyd_free(s);
-			return;
-		}
-		s->eof = 1;	/* freed when the answer comes */
-		return;
-	}
-	policyd_process(s);
+	return s->req != NULL || s->closing;
 }
 
 static void
-policyd_on_write(struct bufferevent *bev, void *arg)
+policyd_cut(struct conn *c)
 {
-	struct policyd_session *s = arg;
+	struct policyd_session *s = (struct policyd_session *)c;
 
-	(void)bev;
+	if (s->req == NULL)
+		policyd_free(s);	/* else freed when the answer comes */
+}
+
+static void
+policyd_read(struct conn *c)
+{
+	policyd_process((struct policyd_session *)c);
+}
+
+static void
+policyd_write(struct conn *c)
+{
+	struct policyd_session *s = (struct policyd_session *)c;
+
 	if (s->closing)
 		policyd_free(s);
 }
 
+/* The client closed, timed out or failed: freed now, or when the answer
+ * being worked on comes. */
 static void
-policyd_on_event(struct bufferevent *bev, short what, void *arg)
+policyd_gone(struct conn *c)
 {
-	struct policyd_session *s = arg;
+	struct policyd_session *s = (struct policyd_session *)c;
 
-	(void)bev;
-	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
-		s->eof = 1;
-		if (s->req == NULL)
-			policyd_free(s);
-	}
+	s->conn.eof = 1;
+	if (s->req == NULL)
+		policyd_free(s);
 }
+
+static void
+policyd_conn_free(struct conn *c)
+{
+	policyd_free((struct policyd_session *)c);
+}
+
+const struct conn_vfuncs policyd_conn_vfuncs = {
+	.name = "policy",
+	.refuse_line = NULL,	/* the protocol cannot say it */
+	.has_id = 0,
+	.cut_warns = 1,		/* Postfix does not do that */
+	.read = policyd_read,
+	.waiting = policyd_waiting,
+	.cut = policyd_cut,
+	.write = policyd_write,
+	.timeout = policyd_gone,
+	.eof = policyd_gone,
+	.error = policyd_gone,
+	.drain = policyd_drain,
+	.free = policyd_conn_free,
+};
 
 void
 policyd_session_new(struct server_loop *loop, const struct listen_conf *lc,
@@ -237,8 +251,6 @@ policyd_session_new(struct server_loop *loop, const struct listen_conf *lc,
 {
 	struct policyd_session *s;
 
-	(void)lc;
-	(void)salen;
 	/* Only the listed networks may ask (policy_clients: an answer
 	 * spends an account's quota and may send a notice). The address is
 	 * the socket's own: this listener takes no PROXY header. */
@@ -252,25 +264,17 @@ policyd_session_new(struct server_loop *loop, const struct listen_conf *lc,
 		close(fd);
 		return;
 	}
-	if (server_conn_acquire(loop->conf) < 0) {
-		metrics_conn_refused(LISTEN_POLICY, METRICS_CONN_MAX);
-		close(fd);
+	s = xcalloc(1, sizeof(*s));
+	if (conn_init(&s->conn, &policyd_conn_vfuncs, loop, lc, fd, sa,
+	    salen) < 0) {
+		free(s);
 		return;
 	}
-	metrics_conn_open(LISTEN_POLICY);
-	s = xcalloc(1, sizeof(*s));
-	s->loop = loop;
-	server_drain_add(loop, &s->drain, policyd_drain, s);
 	policyd_request_init(&s->r);
-	server_addr_str(sa, s->addr, sizeof(s->addr));
-	conn_nodelay(fd);
-	s->bev = bufferevent_socket_new(loop->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (s->bev == NULL)
-		fatalx("policy: out of memory for a session");
-	bufferevent_setcb(s->bev, policyd_on_read, policyd_on_write,
-	    policyd_on_event, s);
+	s->conn.line_max = POLICYD_MAX_LINE;
+	conn_start_plain(&s->conn);
 	/* Postfix keeps idle policy connections (max_idle 300s). */
-	bufferevent_set_timeouts(s->bev, &(struct timeval){ 600, 0 }, NULL);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
-	log_info("policy connect client=%s", s->addr);
+	bufferevent_set_timeouts(s->conn.bev, &(struct timeval){ 600, 0 },
+	    NULL);
+	log_info("policy connect client=%s", s->conn.addr);
 }

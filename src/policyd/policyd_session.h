@@ -11,6 +11,10 @@
 
 struct server_loop;
 struct listen_conf;
+struct conn_vfuncs;
+
+/* What conn.c calls for this protocol (refusals before a session). */
+extern const struct conn_vfuncs policyd_conn_vfuncs;
 
 void policyd_session_new(struct server_loop *loop, const struct listen_conf *lc,
     int fd, const struct sockaddr *sa, socklen_t salen);

@@ -28,22 +28,15 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
 
 #include "../core/be_client.h"
 #include "../core/be_proto.h"
 #include "../core/config.h"
 #include "../core/conn.h"
 #include "../core/log.h"
-#include "../core/metrics.h"
-#include "../core/proxy.h"
-#include "../daemon/limits.h"
 #include "../daemon/server.h"
 #include "../core/str.h"
-#include "../core/tls.h"
 #include "../core/xmalloc.h"
 #include "../core/base64.h"
 #include "../core/sasl.h"
@@ -100,37 +93,16 @@ struct pop3_open_ctx {
 };
 
 struct pop3_session {
-	char			 id[24];	/* session id for logs */
-	struct server_loop	*loop;
-	struct server_drain	 drain;		/* told when the daemon stops */
-	const struct config	*conf;
-	const struct listen_conf *lc;
-	int			 fd;
-	struct conn_proxy	*proxy;		/* reading the PROXY header */
-	struct bufferevent	*bev;
-	SSL			*ssl;
-	int			 stls_pending;	/* +OK being flushed */
-
-	struct sockaddr_storage	 peer;
-	struct sockaddr_storage	 client;	/* after PROXY */
-	char			 addr[64];
-	int			 counted_ip;
+	struct conn		 conn;		/* first: the connection */
 
 	enum pop3_state		 state;
 	struct be_req		*req;		/* pending back-side request */
 	struct pop3_open_ctx	*open_ctx;	/* when req is the OPEN */
-	uint64_t		 be_session;	/* number on the seam */
-	int			 eof;
 	int			 errors;
-	int			 skip_line;
-	int			 tls;
-	struct str		 tls_info;
 
 	enum pop3_mech		 mech;
 	char			*user;		/* USER / LOGIN name */
 	char			*account;	/* logged in */
-	struct event		*delay_timer;	/* a failed login's delay */
-	char			*delayed_reply;
 
 	/* the open mailbox (the back side knows it by be_session) */
 	int			 have_handle;
@@ -177,9 +149,6 @@ struct pop3_cmd_def {
 
 static void pop3_process(struct pop3_session *);
 static void pop3_free(struct pop3_session *);
-static void pop3_on_read(struct bufferevent *, void *);
-static void pop3_on_write(struct bufferevent *, void *);
-static void pop3_on_event(struct bufferevent *, short, void *);
 static int pop3_stream(struct pop3_session *);
 static void pop3_update_send(struct pop3_session *);
 
@@ -187,9 +156,10 @@ static void
 pop3_enter_state(struct pop3_session *s, enum pop3_state new)
 {
 	if (s->state != new && log_debug_enabled())
-		log_debug("session=%s state %s -> %s", s->id,
+		log_debug("session=%s state %s -> %s", s->conn.id,
 		    pop3_state_names[s->state], pop3_state_names[new]);
 	s->state = new;
+	s->conn.quit = new == POP3_STATE_QUIT;
 }
 
 /* One reply line; -ERR is logged as a reject. */
@@ -208,10 +178,10 @@ pop3_reply(struct pop3_session *s, const char *fmt, ...)
 	va_end(ap);
 	if (line.len > 0 && line.s[0] == '-')
 		log_info("session=%s pop3 reject client=%s state=%s "
-		    "reply=\"%s\"", s->id, s->addr,
+		    "reply=\"%s\"", s->conn.id, s->conn.addr,
 		    pop3_state_names[s->state], str_c(&line));
 	str_append(&line, "\r\n");
-	bufferevent_write(s->bev, line.s, line.len);
+	bufferevent_write(s->conn.bev, line.s, line.len);
 	str_deinit(&line);
 }
 
@@ -234,43 +204,23 @@ pop3_error(struct pop3_session *s)
 static void
 pop3_msg_init(struct pop3_session *s, struct msg *m, uint32_t type)
 {
-	msg_init(m, type, 0);
-	msg_add_u64(m, s->be_session);
+	conn_msg_init(&s->conn, m, type);
 }
 
 static void
 pop3_request(struct pop3_session *s, struct msg *m, be_reply_cb *cb)
 {
-	if (m->buf.len > MSG_MAX_LEN) {
-		/* cannot happen (see pop3_msg_init); should it, the back
-		 * side fails an empty request and the callback answers a
-		 * temporary failure */
-		uint32_t type = m->type;
-
-		log_warnx("session=%s back-side request type %u too large "
-		    "(%zu octets), not sent", s->id, type, m->buf.len);
-		msg_deinit(m);
-		msg_init(m, type, 0);
-	}
-	s->req = be_client_request(s->loop->be, m, cb, s);
-}
-
-static void
-pop3_set_timeouts(struct pop3_session *s)
-{
-	struct timeval tv = { s->conf->pop3_timeout, 0 };
-
-	bufferevent_set_timeouts(s->bev, &tv, &tv);
+	s->req = conn_request(&s->conn, m, cb, s);
 }
 
 /* USER/PASS and AUTH: after TLS, or on loopback when configured. */
 static int
 pop3_login_allowed(const struct pop3_session *s)
 {
-	if (s->tls)
+	if (s->conn.tls)
 		return 1;
-	return s->conf->pop3_auth_without_tls == AUTH_WITHOUT_TLS_LOOPBACK &&
-	    server_addr_is_loopback((const struct sockaddr *)&s->client);
+	return s->conn.conf->pop3_auth_without_tls ==
+	    AUTH_WITHOUT_TLS_LOOPBACK && server_addr_is_loopback((const struct sockaddr *)&s->conn.client);
 }
 
 static uint64_t
@@ -307,7 +257,7 @@ pop3_greet_reply(struct msg *m, void *arg)
 		pop3_reply(s, "+OK sekisho POP3 server ready %s", ts);
 	else
 		pop3_reply(s, "+OK sekisho POP3 server ready");
-	pop3_set_timeouts(s);
+	conn_set_timeouts(&s->conn);
 	pop3_process(s);
 }
 
@@ -316,14 +266,12 @@ pop3_greet(struct pop3_session *s)
 {
 	struct msg m;
 
-	if (server_ip_acquire(s->conf, (struct sockaddr *)&s->client) < 0) {
-		metrics_conn_refused((int)s->lc->role, METRICS_CONN_PER_IP);
+	if (conn_ip_acquire(&s->conn) < 0) {
 		pop3_reply(s, "-ERR [SYS/TEMP] Too many connections from your "
 		    "address, try again later");
 		pop3_enter_state(s, POP3_STATE_QUIT);
 		return;
 	}
-	s->counted_ip = 1;
 	/* RFC 1939 7: a timestamp unique to this greeting, for APOP,
 	 * issued and kept by the back side: a digest captured elsewhere
 	 * cannot be replayed here, even by this process. */
@@ -332,81 +280,26 @@ pop3_greet(struct pop3_session *s)
 }
 
 static void
-pop3_tls_start(struct pop3_session *s)
+pop3_tls_starting(struct conn *c)
 {
-	/* The plain bufferevent goes; the socket stays and TLS starts on
-	 * it. Nothing it had read ahead survives. */
-	if (s->bev != NULL) {
-		bufferevent_free(s->bev);
-		s->bev = NULL;
-	}
-	s->bev = conn_tls_bev(s->loop->base, s->loop->tls, s->fd, &s->ssl);
-	if (s->bev == NULL) {
-		log_warnx("session=%s tls: cannot start", s->id);
-		pop3_free(s);
-		return;
-	}
-	pop3_enter_state(s, POP3_STATE_TLS);
-	bufferevent_setcb(s->bev, pop3_on_read, pop3_on_write, pop3_on_event,
-	    s);
-	pop3_set_timeouts(s);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	pop3_enter_state((struct pop3_session *)c, POP3_STATE_TLS);
 }
 
 static void
-pop3_tls_done(struct pop3_session *s)
+pop3_ready(struct conn *c)
 {
-	s->tls = 1;
-	str_clear(&s->tls_info);
-	tls_describe(s->ssl, &s->tls_info);
-	log_info("session=%s tls client=%s %s", s->id, s->addr,
-	    str_c(&s->tls_info));
-	if (s->lc->role == LISTEN_POP3S && !s->counted_ip) {
-		pop3_greet(s);
-		return;
-	}
-	/* RFC 2595 4: no new greeting; forget what was said before. */
+	pop3_greet((struct pop3_session *)c);
+}
+
+/* STLS done: RFC 2595 4: no new greeting; forget what was said before. */
+static void
+pop3_tls_ready(struct conn *c)
+{
+	struct pop3_session *s = (struct pop3_session *)c;
+
 	xfree(&s->user);
 	pop3_enter_state(s, POP3_STATE_AUTHORIZATION);
 	pop3_process(s);
-}
-
-static void
-pop3_client_ready(struct pop3_session *s)
-{
-	server_addr_str((struct sockaddr *)&s->client, s->addr,
-	    sizeof(s->addr));
-	log_info("session=%s connect client=%s role=%s", s->id, s->addr,
-	    config_role_name(s->lc->role));
-	if (s->lc->role == LISTEN_POP3S) {
-		pop3_tls_start(s);
-		return;
-	}
-	s->bev = conn_plain_bev(s->loop->base, s->fd);
-	if (s->bev == NULL)
-		fatalx("pop3: out of memory for a session");
-	bufferevent_setcb(s->bev, pop3_on_read, pop3_on_write, pop3_on_event,
-	    s);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
-	pop3_greet(s);
-}
-
-/* The PROXY header from a trusted load balancer (conn.c). */
-static void
-pop3_proxy_done(void *arg, const struct proxy_result *pr, const char *error)
-{
-	struct pop3_session *s = arg;
-
-	s->proxy = NULL;
-	if (error != NULL) {
-		log_warnx("session=%s proxy header refused from %s: %s", s->id,
-		    s->addr, error);
-		pop3_free(s);
-		return;
-	}
-	if (!pr->local)
-		memcpy(&s->client, &pr->src, pr->srclen);
-	pop3_client_ready(s);
 }
 
 /* ---- login ------------------------------------------------------- */
@@ -509,7 +402,7 @@ pop3_open_reply(struct msg *m, void *arg)
 		s->have_handle = 1;
 	if (result == BE_POP3_OK && (fd < 0 ||
 	    pop3_read_listing(s, fd, count) < 0)) {
-		log_warnx("session=%s pop3 mailbox %s: bad listing", s->id,
+		log_warnx("session=%s pop3 mailbox %s: bad listing", s->conn.id,
 		    s->account);
 		result = BE_POP3_TEMPFAIL;
 	}
@@ -519,7 +412,8 @@ pop3_open_reply(struct msg *m, void *arg)
 	case BE_POP3_OK:
 		total = pop3_total(s, &total_n);
 		log_info("session=%s pop3 mailbox client=%s user=%s "
-		    "messages=%u size=%llu", s->id, s->addr, s->account,
+		    "messages=%u size=%llu", s->conn.id, s->conn.addr,
+		    s->account,
 		    total_n, (unsigned long long)total);
 		pop3_enter_state(s, POP3_STATE_TRANSACTION);
 		pop3_reply(s, "+OK Logged in, %u message%s (%llu octets)",
@@ -528,7 +422,7 @@ pop3_open_reply(struct msg *m, void *arg)
 		break;
 	case BE_POP3_IN_USE:
 		log_info("session=%s pop3 mailbox client=%s user=%s in use",
-		    s->id, s->addr, s->account);
+		    s->conn.id, s->conn.addr, s->account);
 		xfree(&s->account);
 		pop3_enter_state(s, POP3_STATE_AUTHORIZATION);
 		pop3_reply(s, "-ERR [IN-USE] Mailbox is in use by another POP3 "
@@ -536,7 +430,7 @@ pop3_open_reply(struct msg *m, void *arg)
 		break;
 	default:
 		if (s->have_handle) {
-			pop3_close_handle(s->loop->be, s->be_session);
+			pop3_close_handle(s->conn.loop->be, s->conn.be_session);
 			s->have_handle = 0;
 		}
 		xfree(&s->account);
@@ -555,29 +449,22 @@ pop3_open_mailbox(struct pop3_session *s)
 	struct msg m;
 
 	ctx->s = s;
-	ctx->be = s->loop->be;
-	ctx->be_session = s->be_session;
+	ctx->be = s->conn.loop->be;
+	ctx->be_session = s->conn.be_session;
 	s->open_ctx = ctx;
 	/* The back side opens the mailbox of the account it authenticated
 	 * for this session; the request names none. */
 	pop3_msg_init(s, &m, BE_POP3_OPEN);
-	msg_add_str(&m, s->addr);
-	s->req = be_client_request(s->loop->be, &m, pop3_open_reply, ctx);
+	msg_add_str(&m, s->conn.addr);
+	s->req = be_client_request(s->conn.loop->be, &m, pop3_open_reply, ctx);
 }
 
 static void
-pop3_delay_done(evutil_socket_t fd, short what, void *arg)
+pop3_delayed(struct conn *c, const char *text)
 {
-	struct pop3_session *s = arg;
-	char *text = s->delayed_reply;
+	struct pop3_session *s = (struct pop3_session *)c;
 
-	(void)fd;
-	(void)what;
-	s->delayed_reply = NULL;
-	if (text != NULL) {
-		pop3_reply(s, "%s", text);
-		free(text);
-	}
+	pop3_reply(s, "%s", text);
 	if (s->state != POP3_STATE_QUIT && pop3_error(s) < 0)
 		return;
 	pop3_process(s);
@@ -593,10 +480,7 @@ pop3_login_refused(struct pop3_session *s, uint32_t delay_ms,
 		pop3_error(s);
 		return;
 	}
-	struct timeval tv = { delay_ms / 1000, (delay_ms % 1000) * 1000 };
-
-	s->delayed_reply = xstrdup(text);
-	evtimer_add(s->delay_timer, &tv);
+	conn_delay(&s->conn, delay_ms, text);
 }
 
 /* BE_AUTH and BE_APOP replies: u32 result, str account, str reason, and
@@ -627,7 +511,7 @@ pop3_auth_reply(struct msg *m, void *arg)
 		if (account == NULL)
 			goto tempfail;
 		log_info("session=%s pop3 login client=%s user=%s "
-		    "mechanism=%s result=ok", s->id, s->addr, user,
+		    "mechanism=%s result=ok", s->conn.id, s->conn.addr, user,
 		    pop3_mech_names[s->mech]);
 		xfree(&s->user);
 		s->account = xstrdup(account);
@@ -635,7 +519,8 @@ pop3_auth_reply(struct msg *m, void *arg)
 		return;
 	case BE_AUTH_SUSPENDED:
 		log_info("session=%s pop3 login client=%s user=%s "
-		    "mechanism=%s result=suspended", s->id, s->addr, user,
+		    "mechanism=%s result=suspended", s->conn.id, s->conn.addr,
+		    user,
 		    pop3_mech_names[s->mech]);
 		/* RFC 3206 4: not the credentials; retrying will not help. */
 		pop3_login_refused(s, delay, "-ERR [SYS/PERM] This account is "
@@ -643,7 +528,7 @@ pop3_auth_reply(struct msg *m, void *arg)
 		break;
 	case BE_AUTH_FAIL:
 		log_info("session=%s pop3 login client=%s user=%s "
-		    "mechanism=%s result=fail", s->id, s->addr, user,
+		    "mechanism=%s result=fail", s->conn.id, s->conn.addr, user,
 		    pop3_mech_names[s->mech]);
 		pop3_login_refused(s, delay, s->mech == MECH_APOP ?
 		    "-ERR [AUTH] Authentication failed (APOP must be turned on "
@@ -654,7 +539,8 @@ pop3_auth_reply(struct msg *m, void *arg)
 		if (until > 0) {
 			/* BE_AUTH_LOCKED: throttled, a lock end is given. */
 			log_info("session=%s pop3 login client=%s user=%s "
-			    "mechanism=%s result=locked", s->id, s->addr, user,
+			    "mechanism=%s result=locked", s->conn.id,
+			    s->conn.addr, user,
 			    pop3_mech_names[s->mech]);
 			pop3_login_refused(s, delay, "-ERR [AUTH] Too many "
 			    "failed logins; try again later");
@@ -662,7 +548,8 @@ pop3_auth_reply(struct msg *m, void *arg)
 		}
 	tempfail:
 		log_info("session=%s pop3 login client=%s user=%s "
-		    "mechanism=%s result=tempfail", s->id, s->addr, user,
+		    "mechanism=%s result=tempfail", s->conn.id, s->conn.addr,
+		    user,
 		    pop3_mech_names[s->mech]);
 		pop3_reply(s, "-ERR [SYS/TEMP] Temporary authentication "
 		    "failure, try again later");
@@ -682,7 +569,8 @@ pop3_login_name_refused(struct pop3_session *s, const char *user)
 	if (str_login_name_ok(user))
 		return 0;
 	log_info("session=%s pop3 login client=%s user=%s mechanism=%s "
-	    "result=fail reason=name", s->id, s->addr, log_escape(name,
+	    "result=fail reason=name", s->conn.id, s->conn.addr,
+	    log_escape(name,
 	    sizeof(name), user), pop3_mech_names[s->mech]);
 	if (user == s->user)
 		xfree(&s->user);
@@ -712,7 +600,7 @@ pop3_auth_verify(struct pop3_session *s, const char *user, const char *pass)
 	msg_add_str(&m, pop3_mech_names[s->mech]);
 	msg_add_str(&m, user);
 	msg_add_str(&m, pass);
-	msg_add_str(&m, s->addr);
+	msg_add_str(&m, s->conn.addr);
 	pop3_request(s, &m, pop3_auth_reply);
 }
 
@@ -774,7 +662,7 @@ pop3_proceed_apop(struct pop3_session *s, const struct pop3_command *c)
 	pop3_msg_init(s, &m, BE_APOP);
 	msg_add_str(&m, s->user);
 	msg_add_str(&m, c->arg2);
-	msg_add_str(&m, s->addr);
+	msg_add_str(&m, s->conn.addr);
 	pop3_request(s, &m, pop3_auth_reply);
 }
 
@@ -791,7 +679,7 @@ pop3_sasl_step(struct pop3_session *s, const char *answer)
 		pop3_reply(s, "-ERR Authentication cancelled");
 		return;
 	}
-	if (smtp_base64_decode(answer, strlen(answer), &dec) < 0) {
+	if (base64_decode(answer, strlen(answer), &dec) < 0) {
 		pop3_enter_state(s, POP3_STATE_AUTHORIZATION);
 		xfree(&s->user);
 		pop3_reply(s, "-ERR Cannot decode response (base64)");
@@ -799,7 +687,7 @@ pop3_sasl_step(struct pop3_session *s, const char *answer)
 		goto done;
 	}
 	if (s->mech == MECH_PLAIN) {
-		if (smtp_sasl_plain_split(&dec, &authz, &authc, &pass) < 0 ||
+		if (sasl_plain_split(&dec, &authz, &authc, &pass) < 0 ||
 		    (*authz != '\0' && strcasecmp(authz, authc) != 0)) {
 			pop3_enter_state(s, POP3_STATE_AUTHORIZATION);
 			pop3_reply(s, "-ERR Malformed PLAIN response");
@@ -852,7 +740,8 @@ pop3_proceed_auth(struct pop3_session *s, const struct pop3_command *c)
 	if (c->arg1_len == 0) {
 		/* RFC 1734's bare AUTH, still sent by some clients: list
 		 * the mechanisms. */
-		bufferevent_write(s->bev, "+OK\r\nPLAIN\r\nLOGIN\r\n.\r\n", 22);
+		bufferevent_write(s->conn.bev, "+OK\r\nPLAIN\r\nLOGIN\r\n.\r\n",
+		    22);
 		return;
 	}
 	s->mech = strncasecmp(c->arg, "PLAIN", 5) == 0 ? MECH_PLAIN :
@@ -873,11 +762,11 @@ static int
 pop3_check_stls(struct pop3_session *s, const struct pop3_command *c)
 {
 	(void)c;
-	if (s->tls) {
+	if (s->conn.tls) {
 		pop3_reply(s, "-ERR TLS already active");
 		return -1;
 	}
-	if (s->lc->role != LISTEN_POP3) {
+	if (s->conn.lc->role != LISTEN_POP3) {
 		pop3_reply(s, "-ERR STLS not available here");
 		return -1;
 	}
@@ -887,20 +776,10 @@ pop3_check_stls(struct pop3_session *s, const struct pop3_command *c)
 static void
 pop3_proceed_stls(struct pop3_session *s, const struct pop3_command *c)
 {
-	struct evbuffer *in = bufferevent_get_input(s->bev);
-	size_t pending = evbuffer_get_length(in);
-
 	(void)c;
 	pop3_reply(s, "+OK Begin TLS negotiation");
-	/* RFC 2595 4 and the STARTTLS injection attacks: what the client
-	 * sent after STLS in plain text is discarded, never run in TLS. */
-	if (pending > 0) {
-		log_info("session=%s stls discarded=%zu bytes pipelined after "
-		    "STLS", s->id, pending);
-		evbuffer_drain(in, pending);
-	}
-	bufferevent_disable(s->bev, EV_READ);
-	s->stls_pending = 1;
+	/* RFC 2595 4: what follows STLS in plain text is discarded */
+	conn_starttls(&s->conn, "stls", "STLS");
 	pop3_enter_state(s, POP3_STATE_TLS);
 }
 
@@ -916,11 +795,11 @@ pop3_proceed_capa(struct pop3_session *s, const struct pop3_command *c)
 	if (s->state == POP3_STATE_AUTHORIZATION) {
 		if (pop3_login_allowed(s))
 			str_append(&r, "USER\r\nSASL PLAIN LOGIN\r\n");
-		if (!s->tls && s->lc->role == LISTEN_POP3)
+		if (!s->conn.tls && s->conn.lc->role == LISTEN_POP3)
 			str_append(&r, "STLS\r\n");
 	}
 	str_append(&r, "IMPLEMENTATION sekisho\r\n.\r\n");
-	bufferevent_write(s->bev, r.s, r.len);
+	bufferevent_write(s->conn.bev, r.s, r.len);
 	str_deinit(&r);
 }
 
@@ -930,7 +809,8 @@ pop3_logout_log(struct pop3_session *s)
 	if (s->account == NULL)
 		return;
 	log_info("session=%s pop3 logout client=%s user=%s retrieved=%u "
-	    "deleted=%u bytes=%llu quit=%s", s->id, s->addr, s->account,
+	    "deleted=%u bytes=%llu quit=%s", s->conn.id, s->conn.addr,
+	    s->account,
 	    s->retrieved, s->deleted, (unsigned long long)s->bytes,
 	    s->quit ? "yes" : "no");
 	xfree(&s->account);
@@ -958,7 +838,7 @@ pop3_quit_closed(struct msg *m, void *arg)
 		    "removed; they will be there next time");
 	pop3_logout_log(s);
 	pop3_enter_state(s, POP3_STATE_QUIT);
-	if (s->eof)
+	if (s->conn.eof)
 		pop3_free(s);
 }
 
@@ -988,7 +868,7 @@ pop3_update_reply(struct msg *m, void *arg)
 		pop3_update_send(s);	/* more batches to send */
 		return;
 	}
-	if (s->eof) {
+	if (s->conn.eof) {
 		pop3_free(s);		/* which gives the mailbox back */
 		return;
 	}
@@ -1100,7 +980,7 @@ pop3_list(struct pop3_session *s, const struct pop3_command *c, int uidl)
 			    (unsigned long long)s->msgs[i].size);
 	}
 	str_append(&r, ".\r\n");
-	bufferevent_write(s->bev, r.s, r.len);
+	bufferevent_write(s->conn.bev, r.s, r.len);
 	str_deinit(&r);
 }
 
@@ -1179,7 +1059,7 @@ pop3_retr_begin(struct pop3_session *s, int fd)
 		pop3_reply(s, "+OK %llu octets",
 		    (unsigned long long)s->msgs[s->retr_index].size);
 	pop3_enter_state(s, POP3_STATE_RETR);
-	bufferevent_setwatermark(s->bev, EV_WRITE, POP3_STREAM_LOW, 0);
+	bufferevent_setwatermark(s->conn.bev, EV_WRITE, POP3_STREAM_LOW, 0);
 	/* clients fetch in order: have the next one ready (W2 in
 	 * docs/performance.md: a back-side round trip per message) */
 	if (!s->retr_is_top)
@@ -1189,7 +1069,7 @@ pop3_retr_begin(struct pop3_session *s, int fd)
 static void
 pop3_retr_done(struct pop3_session *s, uint32_t result, int fd)
 {
-	if (s->eof) {
+	if (s->conn.eof) {
 		if (fd >= 0)
 			close(fd);
 		pop3_free(s);
@@ -1245,7 +1125,7 @@ pop3_prefetch_reply(struct msg *m, void *arg)
 		return;
 	}
 	result = pop3_retr_result(m, &fd);
-	if (result == BE_POP3_OK && !s->eof)
+	if (result == BE_POP3_OK && !s->conn.eof)
 		s->pre_fd = fd;
 	else if (fd >= 0)
 		close(fd);
@@ -1265,13 +1145,14 @@ pop3_prefetch(struct pop3_session *s, uint32_t index)
 	struct msg m;
 
 	if (s->pre_req != NULL || index >= s->nmsgs ||
-	    s->msgs[index].deleted || s->eof)
+	    s->msgs[index].deleted || s->conn.eof)
 		return;
 	pop3_prefetch_drop(s);
 	s->pre_index = index;
 	pop3_msg_init(s, &m, BE_POP3_RETR);
 	msg_add_u32(&m, index);
-	s->pre_req = be_client_request(s->loop->be, &m, pop3_prefetch_reply,
+	s->pre_req = be_client_request(s->conn.loop->be, &m,
+	    pop3_prefetch_reply,
 	    s);
 }
 
@@ -1334,7 +1215,7 @@ pop3_stream_end(struct pop3_session *s, struct str *out)
 	if (!s->retr_is_top)
 		s->retrieved++;
 	s->bytes += s->retr_bytes;
-	bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
+	bufferevent_setwatermark(s->conn.bev, EV_WRITE, 0, 0);
 	pop3_enter_state(s, POP3_STATE_TRANSACTION);
 }
 
@@ -1353,7 +1234,7 @@ pop3_stream_end(struct pop3_session *s, struct str *out)
 static int
 pop3_stream(struct pop3_session *s)
 {
-	struct evbuffer *out = bufferevent_get_output(s->bev);
+	struct evbuffer *out = bufferevent_get_output(s->conn.bev);
 	struct str buf = STR_INIT;
 	char in[POP3_CHUNK];
 	int done = 0;
@@ -1364,7 +1245,7 @@ pop3_stream(struct pop3_session *s)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			log_warn("session=%s pop3 read message %u", s->id,
+			log_warn("session=%s pop3 read message %u", s->conn.id,
 			    s->retr_index + 1);
 			str_deinit(&buf);
 			pop3_free(s);
@@ -1464,7 +1345,8 @@ pop3_command(struct pop3_session *s, const char *line, size_t len)
 		return;
 	default:
 		if (len >= 6 && strncasecmp(line, "PROXY ", 6) == 0)
-			pop3_reply(s, "-ERR PROXY header not accepted from your "
+			pop3_reply(s,
+			    "-ERR PROXY header not accepted from your "
 			    "address");
 		else
 			pop3_reply(s, "-ERR Unknown command");
@@ -1510,36 +1392,17 @@ pop3_command(struct pop3_session *s, const char *line, size_t len)
 static int
 pop3_get_line(struct pop3_session *s, struct str *line)
 {
-	struct evbuffer *in = bufferevent_get_input(s->bev);
-	size_t eol_len;
-	struct evbuffer_ptr p = evbuffer_search_eol(in, NULL, &eol_len,
-	    EVBUFFER_EOL_LF);
+	int r = conn_get_line(&s->conn, POP3_LINE_MAX, line);
 
-	if (p.pos < 0) {
-		if (evbuffer_get_length(in) > POP3_LINE_MAX) {
-			evbuffer_drain(in, evbuffer_get_length(in));
-			s->skip_line = 1;
-		}
-		return 0;
-	}
-	size_t n = (size_t)p.pos + 1;
-
-	if (s->skip_line || n > POP3_LINE_MAX) {
-		evbuffer_drain(in, n);
-		s->skip_line = 0;
+	if (r < 0) {
 		pop3_reply(s, "-ERR Line too long (at most %d octets)",
 		    POP3_LINE_MAX);
 		pop3_error(s);
 		return -1;
 	}
-	str_clear(line);
-	str_append_n(line, evbuffer_pullup(in, (ev_ssize_t)n), n);
-	evbuffer_drain(in, n);
-	n--;
-	if (n > 0 && line->s[n - 1] == '\r')
-		n--;
-	str_truncate(line, n);
-	return 1;
+	if (r == 1 && line->len > 0 && line->s[line->len - 1] == '\r')
+		str_truncate(line, line->len - 1);
+	return r;
 }
 
 /*
@@ -1550,10 +1413,10 @@ pop3_get_line(struct pop3_session *s, struct str *line)
 static void
 pop3_stop_idle(struct pop3_session *s)
 {
-	int level = server_loop_stopping(s->loop);
+	int level = server_loop_stopping(s->conn.loop);
 
 	if (level == SERVER_STOP_NONE || s->req != NULL ||
-	    s->delayed_reply != NULL ||
+	    s->conn.delayed != NULL ||
 	    (s->state != POP3_STATE_AUTHORIZATION &&
 	    s->state != POP3_STATE_TRANSACTION) ||
 	    (s->state == POP3_STATE_TRANSACTION && level < SERVER_STOP_ALL))
@@ -1561,19 +1424,15 @@ pop3_stop_idle(struct pop3_session *s)
 	pop3_reply(s, "-ERR [SYS/TEMP] Service shutting down, closing "
 	    "connection");
 	pop3_enter_state(s, POP3_STATE_QUIT);
-	bufferevent_disable(s->bev, EV_READ);
-	bufferevent_set_timeouts(s->bev, NULL, &(struct timeval){ 10, 0 });
+	conn_close_after_reply(&s->conn);
 }
 
 static void
-pop3_drain(void *arg)
+pop3_drain(struct conn *c)
 {
-	struct pop3_session *s = arg;
-
 	/* a complete line already read is answered first */
-	if (s->bev != NULL && s->req == NULL && s->delayed_reply == NULL &&
-	    evbuffer_get_length(bufferevent_get_input(s->bev)) == 0)
-		pop3_stop_idle(s);
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
+		pop3_stop_idle((struct pop3_session *)c);
 }
 
 static void
@@ -1581,7 +1440,7 @@ pop3_process(struct pop3_session *s)
 {
 	struct str line = STR_INIT;
 
-	while (s->req == NULL && s->delayed_reply == NULL) {
+	while (s->req == NULL && s->conn.delayed == NULL) {
 		if (s->state != POP3_STATE_AUTHORIZATION &&
 		    s->state != POP3_STATE_SASL &&
 		    s->state != POP3_STATE_TRANSACTION)
@@ -1602,106 +1461,111 @@ pop3_process(struct pop3_session *s)
 			explicit_bzero(line.s, line.cap);	/* passwords */
 	}
 	str_deinit(&line);
-	if (s->eof && s->req == NULL && s->state != POP3_STATE_QUIT)
+	if (s->conn.eof && s->req == NULL && s->state != POP3_STATE_QUIT)
 		pop3_free(s);
 }
 
 /* ---- events and lifetime ----------------------------------------- */
 
 static void
-pop3_on_read(struct bufferevent *bev, void *arg)
+pop3_read(struct conn *c)
 {
-	struct pop3_session *s = arg;
+	pop3_process((struct pop3_session *)c);
+}
 
-	(void)bev;
-	if (s->state == POP3_STATE_QUIT) {
-		evbuffer_drain(bufferevent_get_input(s->bev),
-		    evbuffer_get_length(bufferevent_get_input(s->bev)));
-		return;
-	}
-	if (!s->eof && conn_input_wait(s->bev, s->req != NULL ||
-	    s->delayed_reply != NULL || s->state == POP3_STATE_RETR,
-	    POP3_LINE_MAX) < 0) {
-		/* as if the client had gone: freed once the wait is over */
-		log_info("session=%s client=%s cut: %zu bytes of input while "
-		    "waiting", s->id, s->addr, evbuffer_get_length(
-		    bufferevent_get_input(s->bev)));
-		pop3_reply(s, "-ERR Too much input while waiting, closing "
+static int
+pop3_waiting(struct conn *c)
+{
+	struct pop3_session *s = (struct pop3_session *)c;
+
+	return s->req != NULL || s->conn.delayed != NULL ||
+	    s->state == POP3_STATE_RETR;
+}
+
+static void
+pop3_cut(struct conn *c)
+{
+	pop3_reply((struct pop3_session *)c, "-ERR Too much input while "
+	    "waiting, closing connection");
+}
+
+static void
+pop3_write(struct conn *c)
+{
+	struct pop3_session *s = (struct pop3_session *)c;
+
+	if (s->state == POP3_STATE_RETR && pop3_stream(s) == 1)
+		pop3_process(s);
+}
+
+static void
+pop3_timeout(struct conn *c)
+{
+	struct pop3_session *s = (struct pop3_session *)c;
+
+	log_info("session=%s timeout client=%s state=%s", s->conn.id,
+	    s->conn.addr, pop3_state_names[s->state]);
+	if (s->state == POP3_STATE_AUTHORIZATION ||
+	    s->state == POP3_STATE_SASL ||
+	    s->state == POP3_STATE_TRANSACTION) {
+		/* RFC 1939 3: the autologout timer; no UPDATE. */
+		pop3_reply(s, "-ERR Autologout: idle for too long, closing "
 		    "connection");
-		bufferevent_disable(s->bev, EV_READ);
-		evbuffer_drain(bufferevent_get_input(s->bev),
-		    evbuffer_get_length(bufferevent_get_input(s->bev)));
-		s->eof = 1;
+		pop3_enter_state(s, POP3_STATE_QUIT);
+		conn_close_after_reply(&s->conn);
 		return;
 	}
-	pop3_process(s);
+	pop3_free(s);
 }
 
 static void
-pop3_on_write(struct bufferevent *bev, void *arg)
+pop3_eof(struct conn *c)
 {
-	struct pop3_session *s = arg;
+	struct pop3_session *s = (struct pop3_session *)c;
 
-	(void)bev;
-	if (s->state == POP3_STATE_QUIT) {
-		if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
-			pop3_free(s);
-	} else if (s->stls_pending) {
-		s->stls_pending = 0;
-		pop3_tls_start(s);
-	} else if (s->state == POP3_STATE_RETR) {
-		if (pop3_stream(s) == 1)
-			pop3_process(s);
-	}
+	if (s->req != NULL || s->conn.delayed != NULL)
+		return;	/* freed when the reply is done */
+	pop3_free(s);
 }
 
 static void
-pop3_on_event(struct bufferevent *bev, short what, void *arg)
+pop3_conn_free(struct conn *c)
 {
-	struct pop3_session *s = arg;
-
-	(void)bev;
-	if (what & BEV_EVENT_CONNECTED) {
-		pop3_tls_done(s);
-		return;
-	}
-	if (what & BEV_EVENT_TIMEOUT) {
-		log_info("session=%s timeout client=%s state=%s", s->id,
-		    s->addr, pop3_state_names[s->state]);
-		if (s->state == POP3_STATE_AUTHORIZATION ||
-		    s->state == POP3_STATE_SASL ||
-		    s->state == POP3_STATE_TRANSACTION) {
-			/* RFC 1939 3: the autologout timer; no UPDATE. */
-			pop3_reply(s, "-ERR Autologout: idle for too long, "
-			    "closing connection");
-			pop3_enter_state(s, POP3_STATE_QUIT);
-			bufferevent_disable(s->bev, EV_READ);
-			bufferevent_set_timeouts(s->bev, NULL,
-			    &(struct timeval){ 10, 0 });
-			return;
-		}
-		pop3_free(s);
-		return;
-	}
-	if (what & BEV_EVENT_EOF) {
-		s->eof = 1;
-		if (s->req != NULL || s->delayed_reply != NULL)
-			return;	/* freed when the reply is done */
-		pop3_free(s);
-		return;
-	}
-	if (what & BEV_EVENT_ERROR) {
-		if (s->state == POP3_STATE_TLS && s->ssl != NULL) {
-			unsigned long e = bufferevent_get_openssl_error(s->bev);
-			char ebuf[256];
-
-			ERR_error_string_n(e, ebuf, sizeof(ebuf));
-			log_info("session=%s tls handshake failed client=%s: "
-			    "%s", s->id, s->addr, e != 0 ? ebuf : "closed");
-		}
-		pop3_free(s);
-	}
+	pop3_free((struct pop3_session *)c);
 }
+
+/* Refusals before a session (conn.h); 995 (implicit TLS) cannot be
+ * spoken to without a handshake while low on memory: closed. XXX: over
+ * max_connections the -ERR goes out on 995 too, in plain text (as it
+ * always did). */
+static const char *
+pop3_refuse_line(const struct listen_conf *lc, enum conn_refusal why)
+{
+	if (why == CONN_REFUSE_MAX)
+		return "-ERR [SYS/TEMP] Too many connections, try again "
+		    "later\r\n";
+	if (lc->role == LISTEN_POP3S)
+		return NULL;
+	return "-ERR [SYS/TEMP] low on memory, try again later\r\n";
+}
+
+const struct conn_vfuncs pop3_conn_vfuncs = {
+	.name = "pop3",
+	.refuse_line = pop3_refuse_line,
+	.has_id = 1,
+	.ready = pop3_ready,
+	.tls_starting = pop3_tls_starting,
+	.tls_ready = pop3_tls_ready,
+	.read = pop3_read,
+	.waiting = pop3_waiting,
+	.cut = pop3_cut,
+	.write = pop3_write,
+	.delayed = pop3_delayed,
+	.timeout = pop3_timeout,
+	.eof = pop3_eof,
+	.drain = pop3_drain,
+	.free = pop3_conn_free,
+};
 
 static void
 pop3_free(struct pop3_session *s)
@@ -1716,36 +1580,14 @@ pop3_free(struct pop3_session *s)
 	/* A dropped connection (no QUIT) deletes nothing: the back side
 	 * only forgets what was marked (RFC 1939 6). */
 	if (s->have_handle)
-		pop3_close_handle(s->loop->be, s->be_session);
-	{
-		struct msg m;
-
-		/* The back side drops its record (and a mailbox still open
-		 * by an OPEN in flight). */
-		msg_init(&m, BE_SESSION_END, 0);
-		msg_add_u64(&m, s->be_session);
-		(void)be_client_request(s->loop->be, &m, NULL, NULL);
-	}
+		pop3_close_handle(s->conn.loop->be, s->conn.be_session);
 	pop3_logout_log(s);
-	log_info("session=%s disconnect client=%s", s->id, s->addr);
-	server_drain_del(s->loop, &s->drain);
-	if (s->counted_ip)
-		server_ip_release((struct sockaddr *)&s->client);
-	server_conn_release();
-	metrics_conn_close((int)s->lc->role);
+	/* the back side drops its record (and a mailbox still open by an
+	 * OPEN in flight): conn_deinit */
+	conn_deinit(&s->conn);
 	if (s->retr_fd != -1)
 		close(s->retr_fd);
-	conn_proxy_free(&s->proxy);
-	if (s->delay_timer != NULL)
-		event_free(s->delay_timer);
-	if (s->bev != NULL)
-		bufferevent_free(s->bev);
-	if (s->ssl != NULL)
-		SSL_free(s->ssl);
-	conn_linger_close(s->loop->base, s->fd);
 	pop3_free_mailbox(s);
-	str_deinit(&s->tls_info);
-	free(s->delayed_reply);
 	free(s->user);
 	free(s);
 }
@@ -1754,48 +1596,20 @@ void
 pop3_session_new(struct server_loop *loop, const struct listen_conf *lc,
     int fd, const struct sockaddr *sa, socklen_t salen)
 {
-	struct pop3_session *s;
+	struct pop3_session *s = xcalloc(1, sizeof(*s));
 
-	if (server_conn_acquire(loop->conf) < 0) {
-		static const char busy[] = "-ERR [SYS/TEMP] Too many "
-		    "connections, try again later\r\n";
-
-		/* Best effort: the socket is new, the write will not block. */
-		if (write(fd, busy, sizeof(busy) - 1) < 0)
-			log_debug("pop3 busy write failed");
-		close(fd);
-		log_warnx("max_connections (%d) reached, connection refused",
-		    loop->conf->max_connections);
-		metrics_conn_refused((int)lc->role, METRICS_CONN_MAX);
+	if (conn_init(&s->conn, &pop3_conn_vfuncs, loop, lc, fd, sa,
+	    salen) < 0) {
+		free(s);
 		return;
 	}
-	s = xcalloc(1, sizeof(*s));
-	s->loop = loop;
-	s->be_session = be_client_session(loop->be);
-	s->conf = loop->conf;
-	s->lc = lc;
-	metrics_conn_open((int)lc->role);
-	server_drain_add(loop, &s->drain, pop3_drain, s);
-	s->fd = fd;
+	/* every session ends with BE_SESSION_END (an OPEN may be in
+	 * flight whatever was asked) */
+	s->conn.be_used = 1;
+	s->conn.implicit_tls = lc->role == LISTEN_POP3S;
+	s->conn.timeout = loop->conf->pop3_timeout;
+	s->conn.line_max = POP3_LINE_MAX;
 	s->retr_fd = -1;
 	s->pre_fd = -1;
-	snprintf(s->id, sizeof(s->id), "%02X%06lX", loop->index & 0xff,
-	    ++loop->sessions & 0xffffff);
-	if ((size_t)salen > sizeof(s->peer))
-		salen = sizeof(s->peer);
-	memcpy(&s->peer, sa, salen);
-	memcpy(&s->client, sa, salen);
-	server_addr_str(sa, s->addr, sizeof(s->addr));
-	s->delay_timer = evtimer_new(loop->base, pop3_delay_done, s);
-	if (s->delay_timer == NULL)
-		fatalx("pop3: out of memory for a session");
-
-	if (lc->proxy && cidr_match(s->conf->proxy_trusted,
-	    s->conf->proxy_trusted_count, sa)) {
-		s->state = POP3_STATE_PROXY;
-		s->proxy = conn_proxy_read(loop->base, fd,
-		    s->conf->proxy_timeout, pop3_proxy_done, s);
-		return;
-	}
-	pop3_client_ready(s);
+	conn_start(&s->conn);
 }

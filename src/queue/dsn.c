@@ -72,7 +72,7 @@ dsn_header_encoded(struct str *out, const char *name, const char *text)
 			take += n;
 		}
 		str_append(out, " =?UTF-8?B?");
-		smtp_base64_encode(p, take, out);
+		base64_encode(p, take, out);
 		str_append(out, "?=");
 		p += take;
 		left -= take;
@@ -91,7 +91,7 @@ dsn_base64_body(struct str *out, const struct str *text)
 
 	while (left > 0) {
 		take = left > 57 ? 57 : left;
-		smtp_base64_encode(p, take, out);
+		base64_encode(p, take, out);
 		str_append(out, "\r\n");
 		p += take;
 		left -= take;

@@ -31,10 +31,7 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
 
 #include "../core/be_client.h"
 #include "../core/be_proto.h"
@@ -42,11 +39,8 @@
 #include "../core/conn.h"
 #include "../core/log.h"
 #include "../core/metrics.h"
-#include "../core/proxy.h"
-#include "../daemon/limits.h"
 #include "../daemon/server.h"
 #include "../core/str.h"
-#include "../core/tls.h"
 #include "../core/xmalloc.h"
 #include "../queue/envelope.h"
 #include "smtp_header.h"
@@ -100,32 +94,12 @@ enum smtp_auth_mech { AUTH_MECH_PLAIN, AUTH_MECH_LOGIN };
 #define SMTP_MSGID_MAX		250
 
 struct smtp_session {
-	char			 id[24];	/* session id for logs */
-	struct server_loop	*loop;
-	struct server_drain	 drain;		/* told when the daemon stops */
-	const struct config	*conf;
-	const struct listen_conf *lc;
-	int			 fd;
-	struct conn_proxy	*proxy;		/* reading the PROXY header */
-	struct bufferevent	*bev;		/* socket, plain or TLS */
-	SSL			*ssl;
-	int			 starttls_pending;	/* 220 being flushed */
-
-	struct sockaddr_storage	 peer;		/* socket peer */
-	struct sockaddr_storage	 client;	/* after PROXY */
-	char			 addr[64];	/* printable client */
-	int			 counted_ip;
+	struct conn		 conn;		/* first: the connection */
 
 	enum smtp_state		 state;
 	struct be_req		*req;		/* pending back-side request */
-	uint64_t		 be_session;	/* number on the seam */
-	int			 be_used;	/* a request named it */
-	int			 eof;
 	int			 errors;
-	int			 skip_line;	/* discarding an over-long line */
 
-	int			 tls;
-	struct str		 tls_info;
 	char			*helo;
 	int			 esmtp;
 	char			*account;	/* authenticated account */
@@ -136,10 +110,6 @@ struct smtp_session {
 	int			 popbsmtp;	/* account by POP-before-SMTP */
 	char			*mail_args;	/* MAIL awaiting POP-before-SMTP */
 
-	/* a failed AUTH is answered after a growing delay (throttling) */
-	struct event		*delay_timer;
-	struct str		 delayed_reply;
-	int			 delaying;
 
 	/* transaction */
 	struct envelope		 env;
@@ -187,30 +157,28 @@ struct smtp_cmd_def {
 static void smtp_process(struct smtp_session *);
 static void smtp_free(struct smtp_session *);
 static void smtp_abort_spool(struct smtp_session *);
-static void smtp_on_read(struct bufferevent *, void *);
-static void smtp_on_write(struct bufferevent *, void *);
-static void smtp_on_event(struct bufferevent *, short, void *);
 
 static int
 smtp_is_submission(const struct smtp_session *s)
 {
-	return s->lc->role == LISTEN_SUBMISSION ||
-	    s->lc->role == LISTEN_SUBMISSIONS;
+	return s->conn.lc->role == LISTEN_SUBMISSION ||
+	    s->conn.lc->role == LISTEN_SUBMISSIONS;
 }
 
 static void
 smtp_enter_state(struct smtp_session *s, enum smtp_state new)
 {
 	if (s->state != new && log_debug_enabled())
-		log_debug("session=%s state %s -> %s", s->id,
+		log_debug("session=%s state %s -> %s", s->conn.id,
 		    smtp_state_names[s->state], smtp_state_names[new]);
 	s->state = new;
+	s->conn.quit = new == SMTP_STATE_QUIT;
 }
 
 static const char *
 smtp_logid(const struct smtp_session *s)
 {
-	return s->in_txn ? s->env.id : s->id;
+	return s->in_txn ? s->env.id : s->conn.id;
 }
 
 /* Write one reply line; 4xx and 5xx are logged as rejects. */
@@ -229,10 +197,10 @@ smtp_reply(struct smtp_session *s, const char *fmt, ...)
 	va_end(ap);
 	if (line.len > 0 && (line.s[0] == '4' || line.s[0] == '5'))
 		log_info("%s=%s smtp reject client=%s state=%s reply=\"%s\"",
-		    s->in_txn ? "id" : "session", smtp_logid(s), s->addr,
+		    s->in_txn ? "id" : "session", smtp_logid(s), s->conn.addr,
 		    smtp_state_names[s->state], str_c(&line));
 	str_append(&line, "\r\n");
-	bufferevent_write(s->bev, line.s, line.len);
+	bufferevent_write(s->conn.bev, line.s, line.len);
 	/*
 	 * The client now has smtp_timeout for its next whole line: a
 	 * deadline, not an idle timer, so a client sending a byte now and
@@ -241,7 +209,7 @@ smtp_reply(struct smtp_session *s, const char *fmt, ...)
 	if (s->cmd_timer != NULL && s->state != SMTP_STATE_QUIT &&
 	    strncmp(line.s, "354", 3) != 0)
 		event_add(s->cmd_timer, &(struct timeval){
-		    s->conf->smtp_timeout, 0 });
+		    s->conn.conf->smtp_timeout, 0 });
 	str_deinit(&line);
 }
 
@@ -249,10 +217,10 @@ smtp_reply(struct smtp_session *s, const char *fmt, ...)
 static int
 smtp_error(struct smtp_session *s)
 {
-	if (++s->errors < s->conf->smtp_max_errors)
+	if (++s->errors < s->conn.conf->smtp_max_errors)
 		return 0;
 	smtp_reply(s, "421 4.7.0 %s Too many errors, closing connection",
-	    s->conf->hostname);
+	    s->conn.conf->hostname);
 	smtp_enter_state(s, SMTP_STATE_QUIT);
 	return -1;
 }
@@ -287,27 +255,13 @@ smtp_txn_reset(struct smtp_session *s)
 static void
 smtp_msg_init(struct smtp_session *s, struct msg *m, uint32_t type)
 {
-	msg_init(m, type, 0);
-	msg_add_u64(m, s->be_session);
-	s->be_used = 1;
+	conn_msg_init(&s->conn, m, type);
 }
 
 static void
 smtp_request(struct smtp_session *s, struct msg *m, be_reply_cb *cb)
 {
-	if (m->buf.len > MSG_MAX_LEN) {
-		/* Every field is bounded before it is added; should one
-		 * slip through, the back side gets an empty request of the
-		 * type, fails it, and the callback answers a temporary
-		 * failure: never a message the seam cannot carry. */
-		uint32_t type = m->type;
-
-		log_warnx("session=%s back-side request type %u too large "
-		    "(%zu octets), not sent", s->id, type, m->buf.len);
-		msg_deinit(m);
-		msg_init(m, type, 0);
-	}
-	s->req = be_client_request(s->loop->be, m, cb, s);
+	s->req = conn_request(&s->conn, m, cb, s);
 }
 
 /* ---- greeting, PROXY, TLS ---------------------------------------- */
@@ -315,103 +269,41 @@ smtp_request(struct smtp_session *s, struct msg *m, be_reply_cb *cb)
 static void
 smtp_greet(struct smtp_session *s)
 {
-	if (server_ip_acquire(s->conf, (struct sockaddr *)&s->client) < 0) {
-		metrics_conn_refused((int)s->lc->role, METRICS_CONN_PER_IP);
+	if (conn_ip_acquire(&s->conn) < 0) {
 		smtp_reply(s, "421 4.7.0 %s Too many connections from your "
-		    "address, try again later", s->conf->hostname);
+		    "address, try again later", s->conn.conf->hostname);
 		smtp_enter_state(s, SMTP_STATE_QUIT);
 		return;
 	}
-	s->counted_ip = 1;
 	smtp_enter_state(s, SMTP_STATE_HELO);
-	smtp_reply(s, "220 %s ESMTP sekisho", s->conf->hostname);
-	bufferevent_set_timeouts(s->bev, &(struct timeval){
-	    s->conf->smtp_timeout, 0 }, &(struct timeval){
-	    s->conf->smtp_timeout, 0 });
+	smtp_reply(s, "220 %s ESMTP sekisho", s->conn.conf->hostname);
+	conn_set_timeouts(&s->conn);
 }
 
 static void
-smtp_tls_start(struct smtp_session *s)
+smtp_ready(struct conn *c)
 {
-	/* The plain bufferevent goes; the socket stays and TLS starts on
-	 * it. Nothing it had read ahead survives. */
-	if (s->bev != NULL) {
-		bufferevent_free(s->bev);
-		s->bev = NULL;
-	}
-	s->bev = conn_tls_bev(s->loop->base, s->loop->tls, s->fd, &s->ssl);
-	if (s->bev == NULL) {
-		log_warnx("session=%s tls: cannot start", s->id);
-		smtp_free(s);
-		return;
-	}
-	smtp_enter_state(s, SMTP_STATE_TLS);
-	bufferevent_setcb(s->bev, smtp_on_read, smtp_on_write, smtp_on_event,
-	    s);
-	bufferevent_set_timeouts(s->bev, &(struct timeval){
-	    s->conf->smtp_timeout, 0 }, &(struct timeval){
-	    s->conf->smtp_timeout, 0 });
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	smtp_greet((struct smtp_session *)c);
 }
 
 static void
-smtp_tls_done(struct smtp_session *s)
+smtp_tls_starting(struct conn *c)
 {
-	s->tls = 1;
-	str_clear(&s->tls_info);
-	tls_describe(s->ssl, &s->tls_info);
-	log_info("session=%s tls client=%s %s", s->id, s->addr,
-	    str_c(&s->tls_info));
-	if (s->lc->role == LISTEN_SUBMISSIONS && s->helo == NULL &&
-	    !s->counted_ip) {
-		smtp_greet(s);
-		return;
-	}
-	/* RFC 3207 4.2: forget what the client said before TLS. */
+	smtp_enter_state((struct smtp_session *)c, SMTP_STATE_TLS);
+}
+
+/* STARTTLS done. RFC 3207 4.2: forget what the client said before TLS. */
+static void
+smtp_tls_ready(struct conn *c)
+{
+	struct smtp_session *s = (struct smtp_session *)c;
+
 	xfree(&s->helo);
 	s->esmtp = 0;
 	smtp_enter_state(s, SMTP_STATE_HELO);
-	event_add(s->cmd_timer, &(struct timeval){ s->conf->smtp_timeout,
+	event_add(s->cmd_timer, &(struct timeval){ s->conn.conf->smtp_timeout,
 	    0 });
 	smtp_process(s);
-}
-
-static void
-smtp_client_ready(struct smtp_session *s)
-{
-	server_addr_str((struct sockaddr *)&s->client, s->addr,
-	    sizeof(s->addr));
-	log_info("session=%s connect client=%s role=%s", s->id, s->addr,
-	    config_role_name(s->lc->role));
-	if (s->lc->role == LISTEN_SUBMISSIONS) {
-		smtp_tls_start(s);
-		return;
-	}
-	s->bev = conn_plain_bev(s->loop->base, s->fd);
-	if (s->bev == NULL)
-		fatalx("smtp: out of memory for a session");
-	bufferevent_setcb(s->bev, smtp_on_read, smtp_on_write, smtp_on_event,
-	    s);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
-	smtp_greet(s);
-}
-
-/* The PROXY header from a trusted load balancer (conn.c). */
-static void
-smtp_proxy_done(void *arg, const struct proxy_result *pr, const char *error)
-{
-	struct smtp_session *s = arg;
-
-	s->proxy = NULL;
-	if (error != NULL) {
-		log_warnx("session=%s proxy header refused from %s: %s", s->id,
-		    s->addr, error);
-		smtp_free(s);
-		return;
-	}
-	if (!pr->local)
-		memcpy(&s->client, &pr->src, pr->srclen);
-	smtp_client_ready(s);
 }
 
 /* ---- commands ---------------------------------------------------- */
@@ -441,11 +333,11 @@ smtp_auth_offered(const struct smtp_session *s)
 {
 	if (!smtp_is_submission(s))
 		return 0;
-	if (s->tls)
+	if (s->conn.tls)
 		return 1;
-	return s->conf->submission_auth_without_tls ==
+	return s->conn.conf->submission_auth_without_tls ==
 	    AUTH_WITHOUT_TLS_LOOPBACK &&
-	    server_addr_is_loopback((const struct sockaddr *)&s->client);
+	    server_addr_is_loopback((const struct sockaddr *)&s->conn.client);
 }
 
 static void
@@ -459,18 +351,18 @@ smtp_proceed_ehlo(struct smtp_session *s, const char *args)
 
 	struct str r = STR_INIT;
 
-	str_printf(&r, "250-%s Hello %s [%s]\r\n", s->conf->hostname, args,
-	    s->addr);
+	str_printf(&r, "250-%s Hello %s [%s]\r\n", s->conn.conf->hostname, args,
+	    s->conn.addr);
 	str_append(&r, "250-PIPELINING\r\n");
-	str_printf(&r, "250-SIZE %zu\r\n", s->conf->message_size_limit);
+	str_printf(&r, "250-SIZE %zu\r\n", s->conn.conf->message_size_limit);
 	str_append(&r, "250-8BITMIME\r\n");
-	if (!s->tls)
+	if (!s->conn.tls)
 		str_append(&r, "250-STARTTLS\r\n");
 	if (smtp_auth_offered(s) && s->account == NULL)
 		str_append(&r, "250-AUTH PLAIN LOGIN\r\n");
 	str_append(&r, "250-ENHANCEDSTATUSCODES\r\n");
 	str_append(&r, "250 SMTPUTF8\r\n");
-	bufferevent_write(s->bev, r.s, r.len);
+	bufferevent_write(s->conn.bev, r.s, r.len);
 	str_deinit(&r);
 }
 
@@ -482,13 +374,13 @@ smtp_proceed_helo(struct smtp_session *s, const char *args)
 	s->helo = xstrdup(args);
 	s->esmtp = 0;
 	smtp_enter_state(s, SMTP_STATE_READY);
-	smtp_reply(s, "250 %s", s->conf->hostname);
+	smtp_reply(s, "250 %s", s->conn.conf->hostname);
 }
 
 static int
 smtp_check_starttls(struct smtp_session *s, const char *args)
 {
-	if (s->tls) {
+	if (s->conn.tls) {
 		smtp_reply(s, "503 5.5.1 TLS already active");
 		return -1;
 	}
@@ -507,22 +399,11 @@ smtp_check_starttls(struct smtp_session *s, const char *args)
 static void
 smtp_proceed_starttls(struct smtp_session *s, const char *args)
 {
-	struct evbuffer *in = bufferevent_get_input(s->bev);
-	size_t pending = evbuffer_get_length(in);
-
 	(void)args;
 	smtp_reply(s, "220 2.0.0 Ready to start TLS");
-	/* RFC 3207 4.2 and the STARTTLS command-injection attacks:
-	 * whatever the client sent after STARTTLS in plain text is
-	 * discarded, never executed under TLS. */
-	if (pending > 0) {
-		log_info("session=%s starttls discarded=%zu bytes pipelined "
-		    "after STARTTLS", s->id, pending);
-		evbuffer_drain(in, pending);
-	}
-	/* TLS starts once the 220 is on the wire (smtp_on_write). */
-	bufferevent_disable(s->bev, EV_READ);
-	s->starttls_pending = 1;
+	/* RFC 3207 4.2: what follows STARTTLS in plain text is discarded,
+	 * never executed under TLS; TLS starts once the 220 is sent */
+	conn_starttls(&s->conn, "starttls", "STARTTLS");
 	smtp_enter_state(s, SMTP_STATE_TLS);
 }
 
@@ -592,13 +473,14 @@ smtp_auth_reply(struct msg *m, void *arg)
 			goto tempfail;
 		s->account = xstrdup(account);
 		log_info("session=%s smtp auth client=%s user=%s "
-		    "mechanism=%s result=ok", s->id, s->addr, user,
+		    "mechanism=%s result=ok", s->conn.id, s->conn.addr, user,
 		    s->auth_mech == AUTH_MECH_PLAIN ? "PLAIN" : "LOGIN");
 		smtp_reply(s, "235 2.7.0 Authentication successful");
 		break;
 	case BE_AUTH_SUSPENDED:
 		log_info("session=%s smtp auth client=%s user=%s "
-		    "mechanism=%s result=suspended", s->id, s->addr, user,
+		    "mechanism=%s result=suspended", s->conn.id, s->conn.addr,
+		    user,
 		    s->auth_mech == AUTH_MECH_PLAIN ? "PLAIN" : "LOGIN");
 		smtp_reply(s, "535 5.7.8 Authentication refused: this account "
 		    "is suspended; please contact your provider's support");
@@ -606,17 +488,14 @@ smtp_auth_reply(struct msg *m, void *arg)
 		break;
 	case BE_AUTH_FAIL:
 		log_info("session=%s smtp auth client=%s user=%s "
-		    "mechanism=%s result=fail delay=%ums", s->id, s->addr, user,
+		    "mechanism=%s result=fail delay=%ums", s->conn.id,
+		    s->conn.addr, user,
 		    s->auth_mech == AUTH_MECH_PLAIN ? "PLAIN" : "LOGIN", delay);
 		if (delay > 0) {
 			/* Throttling: the answer waits; nothing else is read
-			 * meanwhile (smtp_process checks s->delaying). */
-			str_clear(&s->delayed_reply);
-			str_append(&s->delayed_reply, "535 5.7.8 "
+			 * meanwhile (conn_delay). */
+			conn_delay(&s->conn, delay, "535 5.7.8 "
 			    "Authentication credentials invalid");
-			s->delaying = 1;
-			event_add(s->delay_timer, &(struct timeval){
-			    delay / 1000, (delay % 1000) * 1000 });
 			xfree(&s->auth_user);
 			return;
 		}
@@ -630,7 +509,7 @@ smtp_auth_reply(struct msg *m, void *arg)
 		localtime_r(&t, &tm);
 		strftime(when, sizeof(when), "%Y-%m-%d %H:%M %Z", &tm);
 		log_info("session=%s smtp auth client=%s user=%s result=locked "
-		    "until=%s", s->id, s->addr, user, when);
+		    "until=%s", s->conn.id, s->conn.addr, user, when);
 		/* RFC 4954 6: 454 is a temporary authentication failure */
 		smtp_reply(s, "454 4.7.0 Too many failed logins from your "
 		    "address or to this account; try again after %s", when);
@@ -640,7 +519,7 @@ smtp_auth_reply(struct msg *m, void *arg)
 	default:
 	tempfail:
 		log_info("session=%s smtp auth client=%s user=%s result=tempfail",
-		    s->id, s->addr, user);
+		    s->conn.id, s->conn.addr, user);
 		smtp_reply(s, "454 4.7.0 Temporary authentication failure, "
 		    "try again later");
 		break;
@@ -650,15 +529,11 @@ smtp_auth_reply(struct msg *m, void *arg)
 }
 
 static void
-smtp_delay_done(evutil_socket_t fd, short what, void *arg)
+smtp_delayed(struct conn *c, const char *text)
 {
-	struct smtp_session *s = arg;
+	struct smtp_session *s = (struct smtp_session *)c;
 
-	(void)fd;
-	(void)what;
-	s->delaying = 0;
-	smtp_reply(s, "%s", str_c(&s->delayed_reply));
-	str_clear(&s->delayed_reply);
+	smtp_reply(s, "%s", text);
 	if (smtp_error(s) < 0)
 		return;
 	smtp_process(s);
@@ -686,7 +561,7 @@ smtp_auth_verify(struct smtp_session *s, const char *user, const char *pass)
 
 		smtp_enter_state(s, SMTP_STATE_READY);
 		log_info("session=%s smtp auth client=%s user=%s result=fail "
-		    "reason=name", s->id, s->addr, log_escape(name,
+		    "reason=name", s->conn.id, s->conn.addr, log_escape(name,
 		    sizeof(name), user));
 		smtp_reply(s, "535 5.7.8 Authentication credentials invalid");
 		smtp_error(s);
@@ -699,7 +574,7 @@ smtp_auth_verify(struct smtp_session *s, const char *user, const char *pass)
 	msg_add_str(&m, s->auth_mech == AUTH_MECH_PLAIN ? "PLAIN" : "LOGIN");
 	msg_add_str(&m, user);
 	msg_add_str(&m, pass);
-	msg_add_str(&m, s->addr);
+	msg_add_str(&m, s->conn.addr);
 	smtp_request(s, &m, smtp_auth_reply);
 }
 
@@ -718,7 +593,7 @@ smtp_auth_step(struct smtp_session *s, const char *answer)
 		smtp_reply(s, "501 5.0.0 Authentication cancelled");
 		return;
 	}
-	if (smtp_base64_decode(answer, strlen(answer), &dec) < 0) {
+	if (base64_decode(answer, strlen(answer), &dec) < 0) {
 		smtp_enter_state(s, SMTP_STATE_READY);
 		xfree(&s->auth_user);
 		smtp_reply(s, "501 5.5.2 Cannot decode response (base64)");
@@ -726,7 +601,7 @@ smtp_auth_step(struct smtp_session *s, const char *answer)
 		goto done;
 	}
 	if (s->auth_mech == AUTH_MECH_PLAIN) {
-		if (smtp_sasl_plain_split(&dec, &authz, &authc, &pass) < 0 ||
+		if (sasl_plain_split(&dec, &authz, &authc, &pass) < 0 ||
 		    (*authz != '\0' && strcasecmp(authz, authc) != 0)) {
 			smtp_enter_state(s, SMTP_STATE_READY);
 			smtp_reply(s, "501 5.5.2 Malformed PLAIN response");
@@ -801,11 +676,11 @@ smtp_check_mail(struct smtp_session *s, const char *args)
 	/* With POP-before-SMTP on, the back side is asked first and the
 	 * 530 comes from smtp_popbsmtp_reply. */
 	if (smtp_is_submission(s) && s->account == NULL &&
-	    !s->conf->pop_before_smtp) {
+	    !s->conn.conf->pop_before_smtp) {
 		metrics_refused(METRICS_REFUSE_AUTH_REQUIRED);
 		smtp_reply(s, "530 5.7.0 Authentication required: log in with "
 		    "your mail address and password (SMTP AUTH)%s",
-		    s->tls ? "" : " after STARTTLS");
+		    s->conn.tls ? "" : " after STARTTLS");
 		return -1;
 	}
 	return 0;
@@ -824,7 +699,8 @@ smtp_mail_accept(struct smtp_session *s, const char *sender, int smtputf8)
 	s->env.smtputf8 = smtputf8;
 	smtp_enter_state(s, SMTP_STATE_MAIL);
 	log_info("id=%s session=%s mail client=%s from=<%s>%s%s", s->env.id,
-	    s->id, s->addr, log_printable(from, sizeof(from), s->env.sender,
+	    s->conn.id, s->conn.addr, log_printable(from, sizeof(from),
+	    s->env.sender,
 	    strlen(s->env.sender)), s->account != NULL ? " account=" : "",
 	    s->account != NULL ? s->account : "");
 	smtp_reply(s, "250 2.1.0 Ok");
@@ -900,13 +776,14 @@ smtp_popbsmtp_reply(struct msg *m, void *arg)
 	} else if (result != 0 || account == NULL || args == NULL) {
 		smtp_reply(s, "530 5.7.0 Authentication required: log in with "
 		    "your mail address and password (SMTP AUTH)%s",
-		    s->tls ? "" : " after STARTTLS");
+		    s->conn.tls ? "" : " after STARTTLS");
 		smtp_error(s);
 	} else {
 		s->account = xstrdup(account);
 		s->popbsmtp = 1;
-		log_info("session=%s popbsmtp=yes client=%s account=%s", s->id,
-		    s->addr, s->account);
+		log_info("session=%s popbsmtp=yes client=%s account=%s",
+		    s->conn.id,
+		    s->conn.addr, s->account);
 		smtp_mail_step(s, args, 1);
 	}
 	free(args);
@@ -971,16 +848,17 @@ smtp_mail_step(struct smtp_session *s, const char *args, int space_checked)
 		smtp_error(s);
 		return;
 	}
-	if (ma.has_size && ma.size > s->conf->message_size_limit) {
+	if (ma.has_size && ma.size > s->conn.conf->message_size_limit) {
 		metrics_refused(METRICS_REFUSE_SIZE);
 		smtp_reply(s, "552 5.3.4 Message size exceeds fixed limit of "
-		    "%zu bytes", s->conf->message_size_limit);
+		    "%zu bytes", s->conn.conf->message_size_limit);
 		smtp_mail_args_deinit(&ma);
 		return;
 	}
 	/* RFC 1870 6.1 and queue_minfree: say 452 now rather than take a
 	 * message there is no room for. */
-	if (!space_checked && (s->conf->queue_minfree > 0 || ma.has_size)) {
+	if (!space_checked && (s->conn.conf->queue_minfree > 0 ||
+	    ma.has_size)) {
 		struct msg sm;
 
 		msg_init(&sm, BE_SPOOL_SPACE, 0);
@@ -999,7 +877,7 @@ smtp_mail_step(struct smtp_session *s, const char *args, int space_checked)
 		free(s->mail_args);
 		s->mail_args = xstrdup(args);
 		smtp_msg_init(s, &pm, BE_POPBSMTP);
-		msg_add_str(&pm, s->addr);
+		msg_add_str(&pm, s->conn.addr);
 		smtp_request(s, &pm, smtp_popbsmtp_reply);
 		return;
 	}
@@ -1016,7 +894,7 @@ smtp_mail_step(struct smtp_session *s, const char *args, int space_checked)
 	s->mail_pending_utf8 = ma.smtputf8;
 	smtp_msg_init(s, &m, BE_POLICY_MAIL);
 	msg_add_str(&m, ma.address);
-	msg_add_str(&m, s->addr);
+	msg_add_str(&m, s->conn.addr);
 	smtp_mail_args_deinit(&ma);
 	smtp_request(s, &m, smtp_policy_mail_reply);
 }
@@ -1032,7 +910,7 @@ smtp_mail_step(struct smtp_session *s, const char *args, int space_checked)
 static int
 smtp_rcpt_overshoot(struct smtp_session *s)
 {
-	if (s->rcpt_over < s->conf->smtp_recipient_overshoot_limit) {
+	if (s->rcpt_over < s->conn.conf->smtp_recipient_overshoot_limit) {
 		s->rcpt_over++;
 		return 1;	/* answered; not an error */
 	}
@@ -1050,11 +928,11 @@ smtp_check_rcpt(struct smtp_session *s, const char *args)
 	}
 	/* Refused here, the excess never reaches the back side: its record
 	 * of the session's recipients (be_session.c) holds the accepted. */
-	if (s->env.rcpt_count >= (size_t)s->conf->smtp_max_recipients) {
+	if (s->env.rcpt_count >= (size_t)s->conn.conf->smtp_max_recipients) {
 		/* RFC 5321 4.5.3.1.10: 452, the client sends the rest later */
 		metrics_refused(METRICS_REFUSE_RECIPIENTS);
 		smtp_reply(s, "452 4.5.3 Too many recipients (at most %d per "
-		    "message)", s->conf->smtp_max_recipients);
+		    "message)", s->conn.conf->smtp_max_recipients);
 		return smtp_rcpt_overshoot(s);
 	}
 	if (s->pol_rcpts_msg >= 0 &&
@@ -1104,7 +982,8 @@ smtp_rcpt_reply(struct msg *m, void *arg)
 	case BE_RCPT_REMOTE:
 		if (s->account == NULL) {
 			metrics_refused(METRICS_REFUSE_RELAY);
-			smtp_reply(s, "550 5.7.1 <%s>: Relay access denied", rcpt);
+			smtp_reply(s, "550 5.7.1 <%s>: Relay access denied",
+			    rcpt);
 			smtp_error(s);
 			break;
 		}
@@ -1166,11 +1045,11 @@ smtp_protocol(const struct smtp_session *s)
 	if (!s->esmtp)
 		return "SMTP";
 	/* RFC 3848 */
-	if (s->tls && s->account != NULL && !s->popbsmtp)
+	if (s->conn.tls && s->account != NULL && !s->popbsmtp)
 		return "ESMTPSA";
 	if (s->account != NULL && !s->popbsmtp)
 		return "ESMTPA";
-	return s->tls ? "ESMTPS" : "ESMTP";
+	return s->conn.tls ? "ESMTPS" : "ESMTP";
 }
 
 static void
@@ -1188,18 +1067,18 @@ smtp_rfc5322_date(struct str *out, time_t t)
 static void
 smtp_received(struct smtp_session *s, struct str *out)
 {
-	const struct sockaddr *sa = (const struct sockaddr *)&s->client;
+	const struct sockaddr *sa = (const struct sockaddr *)&s->conn.client;
 
 	str_printf(out, "Received: from %s (%s%s]", s->helo != NULL ?
 	    s->helo : "unknown", sa->sa_family == AF_INET6 &&
-	    strchr(s->addr, ':') != NULL ? "[IPv6:" : "[", s->addr);
+	    strchr(s->conn.addr, ':') != NULL ? "[IPv6:" : "[", s->conn.addr);
 	str_append(out, ")\r\n");
-	if (s->tls)
-		str_printf(out, "\t(using %s)\r\n", str_c(&s->tls_info));
-	if (s->account != NULL && s->conf->received_show_account)
+	if (s->conn.tls)
+		str_printf(out, "\t(using %s)\r\n", str_c(&s->conn.tls_info));
+	if (s->account != NULL && s->conn.conf->received_show_account)
 		str_printf(out, "\t(authenticated as %s)\r\n", s->account);
 	str_printf(out, "\tby %s (sekisho) with %s id %s\r\n",
-	    s->conf->hostname, smtp_protocol(s), s->env.id);
+	    s->conn.conf->hostname, smtp_protocol(s), s->env.id);
 	/* Name the recipient only when there is one (privacy of Bcc). */
 	if (s->env.rcpt_count == 1)
 		str_printf(out, "\tfor <%s>; ", s->env.rcpts[0].address);
@@ -1234,7 +1113,7 @@ smtp_data_add(struct smtp_session *s, const char *p, size_t n)
 	if (s->data_error != DATA_OK)
 		return;
 	s->data_size += n;
-	if (s->data_size > s->conf->message_size_limit) {
+	if (s->data_size > s->conn.conf->message_size_limit) {
 		s->data_error = DATA_TOO_BIG;
 		return;
 	}
@@ -1271,7 +1150,7 @@ smtp_data_end_headers(struct smtp_session *s)
 			s->data_msgid = xasprintf("%s.%02x%02x%02x%02x%02x"
 			    "%02x%02x%02x@%s", s->env.id, rnd[0], rnd[1],
 			    rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7],
-			    s->conf->hostname);
+			    s->conn.conf->hostname);
 			str_printf(&add, "Message-ID: <%s>\r\n", s->data_msgid);
 		}
 	}
@@ -1344,7 +1223,7 @@ smtp_data_line(struct smtp_session *s, const char *line, size_t len)
 				s->data_seen_date = 1;
 			str_append_n(&s->data_hdr, line, len);
 			str_append(&s->data_hdr, "\r\n");
-			if (s->data_hdr.len > s->conf->message_size_limit)
+			if (s->data_hdr.len > s->conn.conf->message_size_limit)
 				s->data_error = DATA_TOO_BIG;
 			return;
 		}
@@ -1362,8 +1241,8 @@ static void smtp_data_done(struct smtp_session *s);
 static int
 smtp_data_read(struct smtp_session *s)
 {
-	struct evbuffer *in = bufferevent_get_input(s->bev);
-	size_t limit = s->conf->smtp_data_line_length_limit;
+	struct evbuffer *in = bufferevent_get_input(s->conn.bev);
+	size_t limit = s->conn.conf->smtp_data_line_length_limit;
 
 	for (;;) {
 		size_t eol_len;
@@ -1434,8 +1313,8 @@ smtp_cmd_timeout(evutil_socket_t fd, short what, void *arg)
 	if (s->state == SMTP_STATE_QUIT || s->state == SMTP_STATE_DATA)
 		return;		/* closing already, or DATA's own timer */
 	log_info("session=%s timeout client=%s state=%s after %d s without "
-	    "a whole command line", s->id, s->addr,
-	    smtp_state_names[s->state], s->conf->smtp_timeout);
+	    "a whole command line", s->conn.id, s->conn.addr,
+	    smtp_state_names[s->state], s->conn.conf->smtp_timeout);
 	if (s->state == SMTP_STATE_PROXY || s->state == SMTP_STATE_TLS) {
 		smtp_free(s);
 		return;
@@ -1443,9 +1322,8 @@ smtp_cmd_timeout(evutil_socket_t fd, short what, void *arg)
 	/* RFC 5321 4.5.3.2: say why before closing */
 	smtp_enter_state(s, SMTP_STATE_QUIT);
 	smtp_reply(s, "421 4.4.2 %s Timeout, closing connection",
-	    s->conf->hostname);
-	bufferevent_disable(s->bev, EV_READ);
-	bufferevent_set_timeouts(s->bev, NULL, &(struct timeval){ 10, 0 });
+	    s->conn.conf->hostname);
+	conn_close_after_reply(&s->conn);
 }
 
 static void
@@ -1456,7 +1334,7 @@ smtp_data_timeout(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	log_info("id=%s data timeout client=%s after %d s", s->env.id,
-	    s->addr, s->conf->smtp_data_timeout);
+	    s->conn.addr, s->conn.conf->smtp_data_timeout);
 	smtp_free(s);
 }
 
@@ -1487,7 +1365,7 @@ smtp_spool_open_reply(struct msg *m, void *arg)
 	}
 	s->env.time = (int64_t)time(NULL);
 	free(s->env.client);
-	s->env.client = xstrdup(s->addr);
+	s->env.client = xstrdup(s->conn.addr);
 	free(s->env.helo);
 	s->env.helo = xstrdup(s->helo != NULL ? s->helo : "unknown");
 	free(s->env.protocol);
@@ -1518,7 +1396,7 @@ smtp_spool_open_reply(struct msg *m, void *arg)
 	str_clear(&s->data_hdr);
 	smtp_enter_state(s, SMTP_STATE_DATA);
 	event_add(s->data_timer, &(struct timeval){
-	    s->conf->smtp_data_timeout, 0 });
+	    s->conn.conf->smtp_data_timeout, 0 });
 	smtp_reply(s, "354 End data with <CR><LF>.<CR><LF>");
 	smtp_process(s);
 }
@@ -1565,12 +1443,12 @@ smtp_commit_reply(struct msg *m, void *arg)
 		result = 1, answer = NULL;
 	if (result == 0) {
 		log_info("id=%s queued client=%s from=<%s> rcpts=%zu size=%zu "
-		    "protocol=%s%s%s", s->env.id, s->addr, s->env.sender,
+		    "protocol=%s%s%s", s->env.id, s->conn.addr, s->env.sender,
 		    s->env.rcpt_count, s->data_size, smtp_protocol(s),
 		    s->account != NULL ? " account=" : "",
 		    s->account != NULL ? s->account : "");
 		smtp_reply(s, "250 2.0.0 Ok: queued as %s", s->env.id);
-		metrics_accepted((int)s->lc->role, s->commit_start);
+		metrics_accepted((int)s->conn.lc->role, s->commit_start);
 	} else if (answer != NULL)
 		smtp_reply(s, "%s", answer);
 	else {
@@ -1592,7 +1470,7 @@ smtp_abort_spool(struct smtp_session *s)
 
 	smtp_msg_init(s, &m, BE_SPOOL_ABORT);
 	msg_add_str(&m, s->env.id);
-	(void)be_client_request(s->loop->be, &m, NULL, NULL);
+	(void)be_client_request(s->conn.loop->be, &m, NULL, NULL);
 }
 
 static void
@@ -1626,17 +1504,18 @@ smtp_data_done(struct smtp_session *s)
 		case DATA_LONG_LINE:
 			smtp_reply(s, "550 5.6.0 Message refused: a line is "
 			    "longer than %zu octets (RFC 5322 2.1.1)",
-			    s->conf->smtp_data_line_length_limit);
+			    s->conn.conf->smtp_data_line_length_limit);
 			break;
 		case DATA_TOO_BIG:
 			smtp_reply(s, "552 5.3.4 Message size exceeds fixed "
-			    "limit of %zu bytes", s->conf->message_size_limit);
+			    "limit of %zu bytes",
+			    s->conn.conf->message_size_limit);
 			break;
 		default:
 			/* ENOSPC, EIO: logged at the write; the partial file
 			 * is removed by the abort above. */
 			log_warnx("id=%s not queued client=%s reason=spool-write "
-			    "incoming=removed", s->env.id, s->addr);
+			    "incoming=removed", s->env.id, s->conn.addr);
 			smtp_reply(s, "451 4.3.0 Temporary failure writing the "
 			    "message, try again later");
 			break;
@@ -1665,8 +1544,8 @@ smtp_data_done(struct smtp_session *s)
 	smtp_msg_init(s, &m, BE_SPOOL_COMMIT);
 	msg_add_str(&m, s->env.id);
 	msg_add_u64(&m, (uint64_t)s->data_size);
-	msg_add_str(&m, s->addr);
-	msg_add_str(&m, s->tls ? str_c(&s->tls_info) : NULL);
+	msg_add_str(&m, s->conn.addr);
+	msg_add_str(&m, s->conn.tls ? str_c(&s->conn.tls_info) : NULL);
 	msg_add_str(&m, s->data_msgid);
 	/* the header From is read back from the spool file by the back side
 	 * itself, for alignment */
@@ -1696,7 +1575,8 @@ static void
 smtp_proceed_quit(struct smtp_session *s, const char *args)
 {
 	(void)args;
-	smtp_reply(s, "221 2.0.0 %s closing connection", s->conf->hostname);
+	smtp_reply(s, "221 2.0.0 %s closing connection",
+	    s->conn.conf->hostname);
 	smtp_enter_state(s, SMTP_STATE_QUIT);
 }
 
@@ -1734,7 +1614,8 @@ smtp_proceed_bdat(struct smtp_session *s, const char *args)
 }
 
 static const struct smtp_cmd_def smtp_cmd_table[] = {
-	{ SMTP_CMD_HELO, SMTP_CMD_PRE_HELO, smtp_check_helo, smtp_proceed_helo },
+	{ SMTP_CMD_HELO, SMTP_CMD_PRE_HELO, smtp_check_helo,
+	    smtp_proceed_helo },
 	{ SMTP_CMD_EHLO, SMTP_CMD_PRE_HELO | SMTP_CMD_ENDS_GROUP,
 	    smtp_check_helo, smtp_proceed_ehlo },
 	{ SMTP_CMD_STARTTLS, SMTP_CMD_ENDS_GROUP, smtp_check_starttls,
@@ -1814,40 +1695,24 @@ smtp_command(struct smtp_session *s, const char *line, size_t len)
 static int
 smtp_get_line(struct smtp_session *s, struct str *line)
 {
-	struct evbuffer *in = bufferevent_get_input(s->bev);
-	size_t limit = s->conf->smtp_line_length_limit;
-	size_t eol_len;
-	struct evbuffer_ptr p = evbuffer_search_eol(in, NULL, &eol_len,
-	    EVBUFFER_EOL_LF);
+	size_t limit = s->conn.conf->smtp_line_length_limit;
+	int r = conn_get_line(&s->conn, limit, line);
 
-	if (p.pos < 0) {
-		if (evbuffer_get_length(in) > limit) {
-			/* Skip to the next LF and answer then, in order. */
-			evbuffer_drain(in, evbuffer_get_length(in));
-			s->skip_line = 1;
-		}
-		return 0;
-	}
-	size_t n = (size_t)p.pos + 1;
-
-	if (s->skip_line || n > limit) {
-		evbuffer_drain(in, n);
-		s->skip_line = 0;
+	if (r < 0) {
 		smtp_reply(s, "500 5.5.2 Line too long (at most %zu octets)",
 		    limit);
 		smtp_error(s);
 		return -1;
 	}
-	str_clear(line);
-	str_append_n(line, evbuffer_pullup(in, (ev_ssize_t)n), n);
-	evbuffer_drain(in, n);
-	if (n < 2 || line->s[n - 2] != '\r') {
+	if (r == 0)
+		return 0;
+	if (line->len == 0 || line->s[line->len - 1] != '\r') {
 		smtp_reply(s, "500 5.5.2 Syntax error: command lines must end "
 		    "with CR LF");
 		smtp_error(s);
 		return -1;
 	}
-	str_truncate(line, n - 2);
+	str_truncate(line, line->len - 1);
 	return 1;
 }
 
@@ -1859,29 +1724,26 @@ smtp_get_line(struct smtp_session *s, struct str *line)
 static void
 smtp_stop_idle(struct smtp_session *s)
 {
-	int level = server_loop_stopping(s->loop);
+	int level = server_loop_stopping(s->conn.loop);
 
-	if (level == SERVER_STOP_NONE || s->req != NULL || s->delaying ||
+	if (level == SERVER_STOP_NONE || s->req != NULL ||
+	    s->conn.delayed != NULL ||
 	    (s->state != SMTP_STATE_HELO && s->state != SMTP_STATE_READY &&
 	    s->state != SMTP_STATE_MAIL && s->state != SMTP_STATE_RCPT) ||
 	    (s->in_txn && level < SERVER_STOP_ALL))
 		return;
 	smtp_reply(s, "421 4.3.2 %s Service shutting down, closing "
-	    "connection", s->conf->hostname);
+	    "connection", s->conn.conf->hostname);
 	smtp_enter_state(s, SMTP_STATE_QUIT);
-	bufferevent_disable(s->bev, EV_READ);
-	bufferevent_set_timeouts(s->bev, NULL, &(struct timeval){ 10, 0 });
+	conn_close_after_reply(&s->conn);
 }
 
 static void
-smtp_drain(void *arg)
+smtp_drain(struct conn *c)
 {
-	struct smtp_session *s = arg;
-
 	/* a complete line already read is answered first */
-	if (s->bev != NULL && s->req == NULL && !s->delaying &&
-	    evbuffer_get_length(bufferevent_get_input(s->bev)) == 0)
-		smtp_stop_idle(s);
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
+		smtp_stop_idle((struct smtp_session *)c);
 }
 
 static void
@@ -1889,7 +1751,7 @@ smtp_process(struct smtp_session *s)
 {
 	struct str line = STR_INIT;
 
-	while (s->req == NULL && !s->delaying) {
+	while (s->req == NULL && s->conn.delayed == NULL) {
 		if (s->state == SMTP_STATE_DATA) {
 			if (smtp_data_read(s) == 0)
 				break;
@@ -1918,7 +1780,7 @@ smtp_process(struct smtp_session *s)
 			explicit_bzero(line.s, line.cap);	/* AUTH data */
 	}
 	str_deinit(&line);
-	if (s->eof && s->req == NULL && !s->delaying &&
+	if (s->conn.eof && s->req == NULL && s->conn.delayed == NULL &&
 	    s->state != SMTP_STATE_QUIT)
 		smtp_free(s);
 }
@@ -1926,101 +1788,99 @@ smtp_process(struct smtp_session *s)
 /* ---- events and lifetime ----------------------------------------- */
 
 static void
-smtp_on_read(struct bufferevent *bev, void *arg)
+smtp_read(struct conn *c)
 {
-	struct smtp_session *s = arg;
+	smtp_process((struct smtp_session *)c);
+}
 
-	(void)bev;
-	if (s->state == SMTP_STATE_QUIT) {
-		evbuffer_drain(bufferevent_get_input(s->bev),
-		    evbuffer_get_length(bufferevent_get_input(s->bev)));
-		return;
-	}
-	if (!s->eof && conn_input_wait(s->bev, s->req != NULL || s->delaying,
-	    s->conf->smtp_line_length_limit) < 0) {
-		/* as if the client had gone: freed once the wait is over */
-		log_info("session=%s client=%s cut: %zu bytes of input while "
-		    "waiting", s->id, s->addr, evbuffer_get_length(
-		    bufferevent_get_input(s->bev)));
-		smtp_reply(s, "421 4.7.0 %s Too much input while waiting, "
-		    "closing connection", s->conf->hostname);
-		bufferevent_disable(s->bev, EV_READ);
-		evbuffer_drain(bufferevent_get_input(s->bev),
-		    evbuffer_get_length(bufferevent_get_input(s->bev)));
-		s->eof = 1;
-		return;
-	}
-	smtp_process(s);
+static int
+smtp_waiting(struct conn *c)
+{
+	struct smtp_session *s = (struct smtp_session *)c;
+
+	return s->req != NULL || s->conn.delayed != NULL;
 }
 
 static void
-smtp_on_write(struct bufferevent *bev, void *arg)
+smtp_cut(struct conn *c)
 {
-	struct smtp_session *s = arg;
+	struct smtp_session *s = (struct smtp_session *)c;
 
-	(void)bev;
-	if (s->state == SMTP_STATE_QUIT)
-		smtp_free(s);
-	else if (s->starttls_pending) {
-		s->starttls_pending = 0;
-		smtp_tls_start(s);
-	}
+	smtp_reply(s, "421 4.7.0 %s Too much input while waiting, closing "
+	    "connection", s->conn.conf->hostname);
 }
 
 static void
-smtp_on_event(struct bufferevent *bev, short what, void *arg)
+smtp_timeout(struct conn *c)
 {
-	struct smtp_session *s = arg;
+	struct smtp_session *s = (struct smtp_session *)c;
 
-	(void)bev;
-	if (what & BEV_EVENT_CONNECTED) {
-		smtp_tls_done(s);
-		return;
-	}
-	if (what & BEV_EVENT_TIMEOUT) {
-		log_info("session=%s timeout client=%s state=%s", s->id,
-		    s->addr, smtp_state_names[s->state]);
-		if (s->state != SMTP_STATE_PROXY && s->state != SMTP_STATE_TLS) {
-			/* RFC 5321 4.5.3.2: say why before closing */
-			smtp_reply(s, "421 4.4.2 %s Timeout, closing "
-			    "connection", s->conf->hostname);
-			smtp_enter_state(s, SMTP_STATE_QUIT);
-			bufferevent_disable(s->bev, EV_READ);
-			bufferevent_set_timeouts(s->bev, NULL,
-			    &(struct timeval){ 10, 0 });
-			return;
-		}
+	log_info("session=%s timeout client=%s state=%s", s->conn.id,
+	    s->conn.addr, smtp_state_names[s->state]);
+	if (s->state == SMTP_STATE_PROXY || s->state == SMTP_STATE_TLS) {
 		smtp_free(s);
 		return;
 	}
-	if (what & BEV_EVENT_EOF) {
-		s->eof = 1;
-		if (s->state == SMTP_STATE_DATA || s->req != NULL ||
-		    s->delaying) {
-			if (s->state == SMTP_STATE_DATA)
-				log_info("id=%s lost connection in DATA "
-				    "client=%s", s->env.id, s->addr);
-			if (s->req == NULL && !s->delaying) {
-				smtp_free(s);
-				return;
-			}
-			return;	/* freed when the pending reply arrives */
-		}
-		smtp_free(s);
-		return;
-	}
-	if (what & BEV_EVENT_ERROR) {
-		if (s->state == SMTP_STATE_TLS && s->ssl != NULL) {
-			unsigned long e = bufferevent_get_openssl_error(s->bev);
-			char ebuf[256];
-
-			ERR_error_string_n(e, ebuf, sizeof(ebuf));
-			log_info("session=%s tls handshake failed client=%s: "
-			    "%s", s->id, s->addr, e != 0 ? ebuf : "closed");
-		}
-		smtp_free(s);
-	}
+	/* RFC 5321 4.5.3.2: say why before closing */
+	smtp_reply(s, "421 4.4.2 %s Timeout, closing connection",
+	    s->conn.conf->hostname);
+	smtp_enter_state(s, SMTP_STATE_QUIT);
+	conn_close_after_reply(&s->conn);
 }
+
+static void
+smtp_eof(struct conn *c)
+{
+	struct smtp_session *s = (struct smtp_session *)c;
+
+	if (s->state == SMTP_STATE_DATA)
+		log_info("id=%s lost connection in DATA client=%s", s->env.id,
+		    s->conn.addr);
+	if (s->req != NULL || s->conn.delayed != NULL)
+		return;	/* freed when the pending reply arrives */
+	smtp_free(s);
+}
+
+static void
+smtp_conn_free(struct conn *c)
+{
+	smtp_free((struct smtp_session *)c);
+}
+
+/*
+ * Refusals before a session (conn.h). RFC 3463 X.3.2: system not
+ * accepting network messages. Implicit TLS (465) cannot be spoken to
+ * without a handshake while low on memory: closed. XXX: over
+ * max_connections the 421 is written on 465 too, in plain text (as it
+ * always was): a TLS client reads it as a failed handshake.
+ */
+static const char *
+smtp_refuse_line(const struct listen_conf *lc, enum conn_refusal why)
+{
+	if (why == CONN_REFUSE_MAX)
+		return "421 4.3.2 Too many connections, try again later\r\n";
+	if (lc->role == LISTEN_SUBMISSIONS)
+		return NULL;
+	return "421 4.3.2 Service not available, low on memory, try again "
+	    "later\r\n";
+}
+
+const struct conn_vfuncs smtp_conn_vfuncs = {
+	.name = "smtp",
+	.refuse_line = smtp_refuse_line,
+	.has_id = 1,
+	.ready = smtp_ready,
+	.tls_starting = smtp_tls_starting,
+	.tls_ready = smtp_tls_ready,
+	.read = smtp_read,
+	.waiting = smtp_waiting,
+	.cut = smtp_cut,
+	.delayed = smtp_delayed,
+	.timeout = smtp_timeout,
+	.eof = smtp_eof,
+	.drain = smtp_drain,
+	.free = smtp_conn_free,
+};
 
 static void
 smtp_free(struct smtp_session *s)
@@ -2030,42 +1890,19 @@ smtp_free(struct smtp_session *s)
 	if (s->state == SMTP_STATE_DATA ||
 	    (s->spool_fd != -1 && s->in_txn))
 		smtp_abort_spool(s);
-	if (s->be_used) {
-		struct msg m;
-
-		/* The back side drops its record of the session. */
-		msg_init(&m, BE_SESSION_END, 0);
-		msg_add_u64(&m, s->be_session);
-		(void)be_client_request(s->loop->be, &m, NULL, NULL);
-	}
-	log_info("session=%s disconnect client=%s", s->id, s->addr);
-	server_drain_del(s->loop, &s->drain);
-	if (s->counted_ip)
-		server_ip_release((struct sockaddr *)&s->client);
-	server_conn_release();
-	metrics_conn_close((int)s->lc->role);
+	conn_deinit(&s->conn);
 	smtp_txn_reset(s);
 	envelope_deinit(&s->env);
-	conn_proxy_free(&s->proxy);
-	if (s->bev != NULL)
-		bufferevent_free(s->bev);
-	if (s->ssl != NULL)
-		SSL_free(s->ssl);
-	conn_linger_close(s->loop->base, s->fd);
 	if (s->out != NULL)
 		evbuffer_free(s->out);
 	if (s->data_timer != NULL)
 		event_free(s->data_timer);
 	if (s->cmd_timer != NULL)
 		event_free(s->cmd_timer);
-	if (s->delay_timer != NULL)
-		event_free(s->delay_timer);
-	str_deinit(&s->delayed_reply);
 	str_deinit(&s->pol_rcpt_reply);
 	str_deinit(&s->data_from);
 	free(s->data_msgid);
 	free(s->mail_pending);
-	str_deinit(&s->tls_info);
 	str_deinit(&s->data_hdr);
 	free(s->helo);
 	free(s->account);
@@ -2080,54 +1917,24 @@ smtp_session_new(struct server_loop *loop, const struct listen_conf *lc,
     int fd, const struct sockaddr *sa, socklen_t salen)
 {
 	struct event_base *base = loop->base;
-	struct smtp_session *s;
+	struct smtp_session *s = xcalloc(1, sizeof(*s));
 
-	if (server_conn_acquire(loop->conf) < 0) {
-		static const char busy[] = "421 4.3.2 Too many connections, "
-		    "try again later\r\n";
-
-		/* Best effort: the socket is new, the write will not block. */
-		if (write(fd, busy, sizeof(busy) - 1) < 0)
-			log_debug("421 write failed");
-		close(fd);
-		log_warnx("max_connections (%d) reached, connection refused",
-		    loop->conf->max_connections);
-		metrics_conn_refused((int)lc->role, METRICS_CONN_MAX);
+	if (conn_init(&s->conn, &smtp_conn_vfuncs, loop, lc, fd, sa,
+	    salen) < 0) {
+		free(s);
 		return;
 	}
-	s = xcalloc(1, sizeof(*s));
-	s->loop = loop;
-	s->be_session = be_client_session(loop->be);
-	s->conf = loop->conf;
-	s->lc = lc;
-	metrics_conn_open((int)lc->role);
+	s->conn.implicit_tls = lc->role == LISTEN_SUBMISSIONS;
+	s->conn.timeout = loop->conf->smtp_timeout;
+	s->conn.line_max = loop->conf->smtp_line_length_limit;
 	s->spool_fd = -1;
-	server_drain_add(loop, &s->drain, smtp_drain, s);
 	envelope_init(&s->env);
-	snprintf(s->id, sizeof(s->id), "%02X%06lX", loop->index & 0xff,
-	    ++loop->sessions & 0xffffff);
-	if ((size_t)salen > sizeof(s->peer))
-		salen = sizeof(s->peer);
-	memcpy(&s->peer, sa, salen);
-	memcpy(&s->client, sa, salen);
-	s->fd = fd;
-	server_addr_str(sa, s->addr, sizeof(s->addr));
 	s->out = evbuffer_new();
 	s->data_timer = evtimer_new(base, smtp_data_timeout, s);
-	s->delay_timer = evtimer_new(base, smtp_delay_done, s);
 	s->cmd_timer = evtimer_new(base, smtp_cmd_timeout, s);
 	s->pol_rcpts_left = -1;
 	s->pol_rcpts_msg = -1;
-	if (s->out == NULL || s->data_timer == NULL || s->delay_timer == NULL ||
-	    s->cmd_timer == NULL)
+	if (s->out == NULL || s->data_timer == NULL || s->cmd_timer == NULL)
 		fatalx("smtp: out of memory for a session");
-
-	if (lc->proxy && cidr_match(s->conf->proxy_trusted,
-	    s->conf->proxy_trusted_count, sa)) {
-		s->state = SMTP_STATE_PROXY;
-		s->proxy = conn_proxy_read(base, fd, s->conf->proxy_timeout,
-		    smtp_proxy_done, s);
-		return;
-	}
-	smtp_client_ready(s);
+	conn_start(&s->conn);
 }

@@ -11,6 +11,10 @@
 
 struct server_loop;
 struct listen_conf;
+struct conn_vfuncs;
+
+/* What conn.c calls for this protocol (refusals before a session). */
+extern const struct conn_vfuncs smtp_conn_vfuncs;
 
 /* Takes over fd (accepted, any state). */
 void smtp_session_new(struct server_loop *loop, const struct listen_conf *lc,

@@ -34,8 +34,8 @@ main(void)
 	static __typeof__(&be_client_new) volatile be = be_client_new;
 	static __typeof__(&keys_client_attach) volatile keys =
 	    keys_client_attach;
-	static __typeof__(&server_conn_acquire) volatile limits =
-	    server_conn_acquire;
+	static __typeof__(&limits_conn_acquire) volatile limits =
+	    limits_conn_acquire;
 
 	return loop == NULL || smtp == NULL || pop3 == NULL ||
 	    policyd == NULL || portal == NULL || metrics == NULL ||

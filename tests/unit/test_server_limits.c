@@ -28,17 +28,17 @@ static void
 test_total(struct config *conf)
 {
 	conf->max_connections = 3;
-	UNIT_CHECK_INT(server_conn_acquire(conf), 0);
-	UNIT_CHECK_INT(server_conn_acquire(conf), 0);
-	UNIT_CHECK_INT(server_conn_acquire(conf), 0);
-	UNIT_CHECK_INT(server_conn_acquire(conf), -1);
-	server_conn_release();
-	UNIT_CHECK_INT(server_conn_acquire(conf), 0);
-	UNIT_CHECK_INT(server_conn_acquire(conf), -1);
+	UNIT_CHECK_INT(limits_conn_acquire(conf), 0);
+	UNIT_CHECK_INT(limits_conn_acquire(conf), 0);
+	UNIT_CHECK_INT(limits_conn_acquire(conf), 0);
+	UNIT_CHECK_INT(limits_conn_acquire(conf), -1);
+	limits_conn_release();
+	UNIT_CHECK_INT(limits_conn_acquire(conf), 0);
+	UNIT_CHECK_INT(limits_conn_acquire(conf), -1);
 	for (int i = 0; i < 3; i++)
-		server_conn_release();
-	UNIT_CHECK_INT(server_conn_acquire(conf), 0);
-	server_conn_release();
+		limits_conn_release();
+	UNIT_CHECK_INT(limits_conn_acquire(conf), 0);
+	limits_conn_release();
 }
 
 static void
@@ -48,25 +48,25 @@ test_per_address(struct config *conf)
 	struct sockaddr_in6 m;
 
 	conf->max_connections_per_ip = 2;
-	UNIT_CHECK_INT(server_ip_acquire(conf, (struct sockaddr *)&a), 0);
-	UNIT_CHECK_INT(server_ip_acquire(conf, (struct sockaddr *)&a), 0);
-	UNIT_CHECK_INT(server_ip_acquire(conf, (struct sockaddr *)&a), -1);
-	UNIT_CHECK_INT(server_ip_acquire(conf, (struct sockaddr *)&b), 0);
+	UNIT_CHECK_INT(limits_ip_acquire(conf, (struct sockaddr *)&a), 0);
+	UNIT_CHECK_INT(limits_ip_acquire(conf, (struct sockaddr *)&a), 0);
+	UNIT_CHECK_INT(limits_ip_acquire(conf, (struct sockaddr *)&a), -1);
+	UNIT_CHECK_INT(limits_ip_acquire(conf, (struct sockaddr *)&b), 0);
 	/* ::ffff:192.0.2.1 is 192.0.2.1 */
 	memset(&m, 0, sizeof(m));
 	m.sin6_family = AF_INET6;
 	inet_pton(AF_INET6, "::ffff:192.0.2.1", &m.sin6_addr);
-	UNIT_CHECK_INT(server_ip_acquire(conf, (struct sockaddr *)&m), -1);
-	server_ip_release((struct sockaddr *)&m);
-	UNIT_CHECK_INT(server_ip_acquire(conf, (struct sockaddr *)&a), 0);
-	server_ip_release((struct sockaddr *)&a);
-	server_ip_release((struct sockaddr *)&a);
-	server_ip_release((struct sockaddr *)&b);
-	UNIT_CHECK_INT(server_ip_acquire(conf, (struct sockaddr *)&b), 0);
-	UNIT_CHECK_INT(server_ip_acquire(conf, (struct sockaddr *)&b), 0);
-	UNIT_CHECK_INT(server_ip_acquire(conf, (struct sockaddr *)&b), -1);
-	server_ip_release((struct sockaddr *)&b);
-	server_ip_release((struct sockaddr *)&b);
+	UNIT_CHECK_INT(limits_ip_acquire(conf, (struct sockaddr *)&m), -1);
+	limits_ip_release((struct sockaddr *)&m);
+	UNIT_CHECK_INT(limits_ip_acquire(conf, (struct sockaddr *)&a), 0);
+	limits_ip_release((struct sockaddr *)&a);
+	limits_ip_release((struct sockaddr *)&a);
+	limits_ip_release((struct sockaddr *)&b);
+	UNIT_CHECK_INT(limits_ip_acquire(conf, (struct sockaddr *)&b), 0);
+	UNIT_CHECK_INT(limits_ip_acquire(conf, (struct sockaddr *)&b), 0);
+	UNIT_CHECK_INT(limits_ip_acquire(conf, (struct sockaddr *)&b), -1);
+	limits_ip_release((struct sockaddr *)&b);
+	limits_ip_release((struct sockaddr *)&b);
 }
 
 /* Many addresses (the table's probe runs collide), released in a shuffled
@@ -83,7 +83,7 @@ test_many(struct config *conf)
 		struct sockaddr_in a = addr4(0x0a000000u + (uint32_t)i * 7919u);
 
 		order[i] = (uint32_t)i;
-		bad += server_ip_acquire(conf, (struct sockaddr *)&a) != 0;
+		bad += limits_ip_acquire(conf, (struct sockaddr *)&a) != 0;
 	}
 	UNIT_CHECK_INT(bad, 0);
 	srand(1);
@@ -98,12 +98,12 @@ test_many(struct config *conf)
 	for (int i = 0; i < N / 2; i++) {
 		struct sockaddr_in a = addr4(0x0a000000u + order[i] * 7919u);
 
-		server_ip_release((struct sockaddr *)&a);
+		limits_ip_release((struct sockaddr *)&a);
 	}
 	bad = 0;
 	for (int i = 0; i < N; i++) {
 		struct sockaddr_in a = addr4(0x0a000000u + order[i] * 7919u);
-		int r = server_ip_acquire(conf, (struct sockaddr *)&a);
+		int r = limits_ip_acquire(conf, (struct sockaddr *)&a);
 
 		bad += i < N / 2 ? r != 0 : r != -1;
 	}
@@ -111,14 +111,14 @@ test_many(struct config *conf)
 	for (int i = 0; i < N; i++) {
 		struct sockaddr_in a = addr4(0x0a000000u + order[i] * 7919u);
 
-		server_ip_release((struct sockaddr *)&a);
+		limits_ip_release((struct sockaddr *)&a);
 	}
 	bad = 0;
 	for (int i = 0; i < N; i++) {
 		struct sockaddr_in a = addr4(0x0a000000u + (uint32_t)i * 7919u);
 
-		bad += server_ip_acquire(conf, (struct sockaddr *)&a) != 0;
-		server_ip_release((struct sockaddr *)&a);
+		bad += limits_ip_acquire(conf, (struct sockaddr *)&a) != 0;
+		limits_ip_release((struct sockaddr *)&a);
 	}
 	UNIT_CHECK_INT(bad, 0);
 }
