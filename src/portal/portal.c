@@ -828,6 +828,34 @@ portal_table_end(struct portal_req *pr, struct str *b, int rows)
 	}
 }
 
+static void
+portal_h2(struct portal_req *pr, struct str *b, enum portal_text t)
+{
+	str_append(b, "<h2>");
+	portal_text_esc(b, pr, t);
+	str_append(b, "</h2>\n");
+}
+
+/* An account's history, on its own page and on the admin's: its recent
+ * submissions and events, and the link to more of them from base. */
+static void
+portal_history(struct portal_req *pr, struct str *b, const char *base)
+{
+	static const enum portal_text sub_cols[] = { T_TIME, T_IP, T_COUNTRY,
+	    T_RCPTS, T_ABROAD, T_QUEUE_ID };
+	static const enum portal_text ev_cols[] = { T_TIME, T_WHAT, T_IP,
+	    T_COUNTRY, T_DETAIL };
+
+	portal_h2(pr, b, T_RECENT);
+	portal_table_head(pr, b, "submissions", sub_cols,
+	    portal_nitems(sub_cols));
+	portal_table_end(pr, b, portal_draw_subs(pr, b, 0));
+	portal_h2(pr, b, T_EVENTS);
+	portal_table_head(pr, b, "events", ev_cols, portal_nitems(ev_cols));
+	portal_table_end(pr, b, portal_draw_events(pr, b, 0));
+	portal_more_link(pr, b, base, pr->more_subs || pr->more_evs);
+}
+
 /* The account's address and its aliases, one line. */
 static void
 portal_aliases(struct portal_req *pr, struct str *b)
@@ -848,10 +876,6 @@ portal_aliases(struct portal_req *pr, struct str *b)
 static void
 portal_main_page(struct portal_req *pr)
 {
-	static const enum portal_text sub_cols[] = { T_TIME, T_IP, T_COUNTRY,
-	    T_RCPTS, T_ABROAD, T_QUEUE_ID };
-	static const enum portal_text ev_cols[] = { T_TIME, T_WHAT, T_IP,
-	    T_COUNTRY, T_DETAIL };
 	const char *csrf = portal_val(pr, "csrf");
 	const char *until = portal_val(pr, "overseas_until");
 	long long days = portal_val_num(pr, "overseas_days");
@@ -859,7 +883,6 @@ portal_main_page(struct portal_req *pr)
 	struct evkeyvalq q;
 	const char *msg;
 	struct str b = STR_INIT;
-	int rows;
 
 	portal_page_begin(pr, &b);
 	str_append(&b, "<p>");
@@ -887,9 +910,8 @@ portal_main_page(struct portal_req *pr)
 	evhttp_clear_headers(&q);
 
 	/* overseas sending */
-	str_append(&b, "<h2>");
-	portal_text_esc(&b, pr, T_OVERSEAS);
-	str_append(&b, "</h2>\n<p>");
+	portal_h2(pr, &b, T_OVERSEAS);
+	str_append(&b, "<p>");
 	portal_text_esc(&b, pr, T_RULE_1);
 	str_printf(&b, "%lld", days);
 	portal_text_esc(&b, pr, T_RULE_2);
@@ -926,9 +948,8 @@ portal_main_page(struct portal_req *pr)
 	}
 
 	/* today's counts */
-	str_append(&b, "<h2>");
-	portal_text_esc(&b, pr, T_TODAY);
-	str_append(&b, "</h2>\n<table id=\"counts\">\n");
+	portal_h2(pr, &b, T_TODAY);
+	str_append(&b, "<table id=\"counts\">\n");
 	portal_count_row(pr, &b, "msgs", T_MESSAGES,
 	    portal_val_num(pr, "msgs"), portal_val_num(pr, "msgs_limit"));
 	portal_count_row(pr, &b, "rcpts", T_RECIPIENTS,
@@ -948,29 +969,13 @@ portal_main_page(struct portal_req *pr)
 	    portal_val(pr, "reset") : "");
 	str_append(&b, "</span></p>\n");
 
-	/* history */
-	str_append(&b, "<h2>");
-	portal_text_esc(&b, pr, T_RECENT);
-	str_append(&b, "</h2>\n");
-	portal_table_head(pr, &b, "submissions", sub_cols,
-	    portal_nitems(sub_cols));
-	rows = portal_draw_subs(pr, &b, 0);
-	portal_table_end(pr, &b, rows);
-	str_append(&b, "<h2>");
-	portal_text_esc(&b, pr, T_EVENTS);
-	str_append(&b, "</h2>\n");
-	portal_table_head(pr, &b, "events", ev_cols, portal_nitems(ev_cols));
-	rows = portal_draw_events(pr, &b, 0);
-	portal_table_end(pr, &b, rows);
-	portal_more_link(pr, &b, "/", pr->more_subs || pr->more_evs);
+	portal_history(pr, &b, "/");
 	str_append(&b, "<p>");
 	portal_text_esc(&b, pr, T_NOT_ME);
 	str_append(&b, "</p>\n");
 
 	/* password */
-	str_append(&b, "<h2>");
-	portal_text_esc(&b, pr, T_PW_TITLE);
-	str_append(&b, "</h2>\n");
+	portal_h2(pr, &b, T_PW_TITLE);
 	portal_form_begin(&b, "/password", csrf, "");
 	str_append(&b, "<label for=\"current\">");
 	portal_text_esc(&b, pr, T_PW_CURRENT);
@@ -990,9 +995,8 @@ portal_main_page(struct portal_req *pr)
 	str_append(&b, "</div>\n</form>\n");
 
 	/* APOP */
-	str_append(&b, "<h2>");
-	portal_text_esc(&b, pr, T_APOP);
-	str_append(&b, "</h2>\n<p>");
+	portal_h2(pr, &b, T_APOP);
+	str_append(&b, "<p>");
 	portal_text_esc(&b, pr, T_APOP_EXPLAIN);
 	str_append(&b, "</p>\n<p id=\"apop\">");
 	portal_text_esc(&b, pr, portal_val_num(pr, "apop") == 1 ?
@@ -1348,6 +1352,19 @@ portal_status_done(struct portal_req *pr)
 	    portal_t(pr, T_MSG_TEMPFAIL), NULL, NULL);
 }
 
+/* The session cookie and the home page: the admin pages have their own. */
+static const char *
+portal_sid_cookie(const struct portal_req *pr)
+{
+	return pr->admin ? "asid" : "sid";
+}
+
+static const char *
+portal_home(const struct portal_req *pr)
+{
+	return pr->admin ? "/admin/" : "/";
+}
+
 static void
 portal_login_fail_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -1359,6 +1376,8 @@ portal_login_fail_cb(evutil_socket_t fd, short what, void *arg)
 	    NULL, NULL);
 }
 
+/* The answer to a login, a subscriber's or an admin's (only a
+ * subscriber's account is suspended). */
 static void
 portal_login_done(struct portal_req *pr)
 {
@@ -1366,16 +1385,16 @@ portal_login_done(struct portal_req *pr)
 	const char *m = pr->message != NULL ? pr->message : "";
 
 	if (pr->result == BE_PORTAL_OK && sid != NULL) {
-		portal_cookie(pr, "sid", sid, -1);
+		portal_cookie(pr, portal_sid_cookie(pr), sid, -1);
 		portal_cookie(pr, "pre", "", 0);
-		portal_redirect(pr, "/");
+		portal_redirect(pr, portal_home(pr));
 	} else if (strcmp(m, "fail") == 0)
 		portal_after_delay(pr, portal_login_fail_cb);
 	else if (strcmp(m, "locked") == 0)
 		portal_login_page(pr, 429, "Too Many Requests",
 		    portal_t(pr, T_MSG_LOCKED), portal_t(pr,
 		    T_MSG_LOCKED_UNTIL), portal_val(pr, "until"));
-	else if (strcmp(m, "suspended") == 0) {
+	else if (!pr->admin && strcmp(m, "suspended") == 0) {
 		const char *reason = portal_val(pr, "reason");
 		struct str r = STR_INIT;
 
@@ -1435,13 +1454,15 @@ portal_password_fail_cb(evutil_socket_t fd, short what, void *arg)
 	portal_change_done_msg(arg, "badcurrent");
 }
 
+/* The answer to a change that asks for the password again: ok is the
+ * message code of a change made, bad that of a refused new value. */
 static void
-portal_password_done(struct portal_req *pr)
+portal_checked_done(struct portal_req *pr, const char *ok, const char *bad)
 {
 	const char *m = pr->message != NULL ? pr->message : "";
 
 	if (pr->result != BE_PORTAL_REFUSED)
-		portal_change_done_msg(pr, "password");
+		portal_change_done_msg(pr, ok);
 	else if (strcmp(m, "fail") == 0)
 		portal_after_delay(pr, portal_password_fail_cb);
 	else if (strcmp(m, "suspended") == 0) {
@@ -1449,25 +1470,20 @@ portal_password_done(struct portal_req *pr)
 		portal_change_done_msg(pr, "");
 	} else
 		portal_change_done_msg(pr, strcmp(m, "locked") == 0 ?
-		    "locked" : "badnew");
+		    "locked" : bad);
+}
+
+static void
+portal_password_done(struct portal_req *pr)
+{
+	portal_checked_done(pr, "password", "badnew");
 }
 
 static void
 portal_apop_done(struct portal_req *pr)
 {
-	const char *m = pr->message != NULL ? pr->message : "";
-
-	if (pr->result != BE_PORTAL_REFUSED)
-		portal_change_done_msg(pr, pr->target != NULL ? pr->target :
-		    "apop_off");
-	else if (strcmp(m, "fail") == 0)
-		portal_after_delay(pr, portal_password_fail_cb);
-	else if (strcmp(m, "suspended") == 0) {
-		pr->result = BE_PORTAL_NOSESSION;
-		portal_change_done_msg(pr, "");
-	} else
-		portal_change_done_msg(pr, strcmp(m, "locked") == 0 ?
-		    "locked" : "badapop");
+	portal_checked_done(pr, pr->target != NULL ? pr->target : "apop_off",
+	    "badapop");
 }
 
 static void
@@ -1477,8 +1493,8 @@ portal_logout_done(struct portal_req *pr)
 		portal_change_done_msg(pr, "");
 		return;
 	}
-	portal_cookie(pr, "sid", "", 0);
-	portal_redirect(pr, "/");
+	portal_cookie(pr, portal_sid_cookie(pr), "", 0);
+	portal_redirect(pr, portal_home(pr));
 }
 
 /* ---- the JSON API (docs/portal.md) ------------------------------------ */
@@ -1839,9 +1855,8 @@ portal_admin_search_done(struct portal_req *pr)
 		static const enum portal_text ref_cols[] = { T_WHAT,
 		    T_COUNTRY, T_COUNT };
 
-		str_append(&b, "<h2>");
-		portal_text_esc(&b, pr, T_DASHBOARD);
-		str_append(&b, "</h2>\n<p>");
+		portal_h2(pr, &b, T_DASHBOARD);
+		str_append(&b, "<p>");
 		portal_text_esc(&b, pr, T_QUEUE);
 		str_printf(&b, "<strong id=\"queue\">%lld</strong></p>\n<h3>",
 		    portal_val_num(pr, "queue"));
@@ -1871,9 +1886,8 @@ portal_admin_search_done(struct portal_req *pr)
 		}
 		portal_table_end(pr, &b, (int)pr->nrefused);
 	}
-	str_append(&b, "<h2>");
-	portal_text_esc(&b, pr, T_SEARCH);
-	str_append(&b, "</h2>\n<form method=\"get\" action=\"/admin/\">\n"
+	portal_h2(pr, &b, T_SEARCH);
+	str_append(&b, "<form method=\"get\" action=\"/admin/\">\n"
 	    "<input id=\"q\" name=\"q\" type=\"search\" size=\"40\" "
 	    "placeholder=\"");
 	portal_text_esc(&b, pr, T_SEARCH_HINT);
@@ -1930,10 +1944,6 @@ portal_admin_form(struct portal_req *pr, struct str *b, const char *account,
 static void
 portal_admin_account_done(struct portal_req *pr)
 {
-	static const enum portal_text sub_cols[] = { T_TIME, T_IP, T_COUNTRY,
-	    T_RCPTS, T_ABROAD, T_QUEUE_ID };
-	static const enum portal_text ev_cols[] = { T_TIME, T_WHAT, T_IP,
-	    T_COUNTRY, T_DETAIL };
 	static const struct {
 		const char	*name;
 		const char	*have;
@@ -1949,7 +1959,7 @@ portal_admin_account_done(struct portal_req *pr)
 	};
 	const char *account, *reason, *until;
 	struct str b = STR_INIT;
-	int suspended, rows;
+	int suspended;
 
 	if (portal_admin_not_ok(pr))
 		return;
@@ -1985,9 +1995,8 @@ portal_admin_account_done(struct portal_req *pr)
 		    "name=\"reason\" size=\"50\" maxlength=\"200\" required>\n");
 		portal_button(pr, &b, "suspend", T_SUSPEND, -1, T_NOTHING);
 	}
-	str_append(&b, "</form>\n<h2>");
-	portal_text_esc(&b, pr, T_OVERSEAS);
-	str_append(&b, "</h2>\n");
+	str_append(&b, "</form>\n");
+	portal_h2(pr, &b, T_OVERSEAS);
 	if (until != NULL) {
 		str_append(&b, "<p class=\"on\" id=\"overseas\">");
 		portal_text_esc(&b, pr, T_ON_UNTIL_1);
@@ -2007,9 +2016,8 @@ portal_admin_account_done(struct portal_req *pr)
 		str_append(&b, "</form>\n");
 	}
 
-	str_append(&b, "<h2>");
-	portal_text_esc(&b, pr, T_LIMITS);
-	str_append(&b, "</h2>\n<p>");
+	portal_h2(pr, &b, T_LIMITS);
+	str_append(&b, "<p>");
 	portal_text_esc(&b, pr, T_LIMITS_HINT);
 	str_append(&b, "</p>\n");
 	portal_admin_form(pr, &b, account, "limits");
@@ -2036,27 +2044,14 @@ portal_admin_account_done(struct portal_req *pr)
 	portal_text_esc(&b, pr, T_RESET);
 	portal_html_escape(&b, portal_val(pr, "reset") != NULL ?
 	    portal_val(pr, "reset") : "");
-	str_append(&b, "</p>\n<h2>");
-	portal_text_esc(&b, pr, T_RECENT);
-	str_append(&b, "</h2>\n");
-	portal_table_head(pr, &b, "submissions", sub_cols,
-	    portal_nitems(sub_cols));
-	rows = portal_draw_subs(pr, &b, 0);
-	portal_table_end(pr, &b, rows);
-	str_append(&b, "<h2>");
-	portal_text_esc(&b, pr, T_EVENTS);
-	str_append(&b, "</h2>\n");
-	portal_table_head(pr, &b, "events", ev_cols, portal_nitems(ev_cols));
-	rows = portal_draw_events(pr, &b, 0);
-	portal_table_end(pr, &b, rows);
+	str_append(&b, "</p>\n");
 	{
 		char *enc = evhttp_uriencode(account, -1, 0);
 		struct str base = STR_INIT;
 
 		str_printf(&base, "/admin/account?a=%s", enc != NULL ? enc :
 		    "");
-		portal_more_link(pr, &b, str_c(&base), pr->more_subs ||
-		    pr->more_evs);
+		portal_history(pr, &b, str_c(&base));
 		str_deinit(&base);
 		free(enc);
 	}
@@ -2074,9 +2069,7 @@ portal_admin_audit_done(struct portal_req *pr)
 	if (portal_admin_not_ok(pr))
 		return;
 	portal_admin_begin(pr, &b);
-	str_append(&b, "<h2>");
-	portal_text_esc(&b, pr, T_AUDIT);
-	str_append(&b, "</h2>\n");
+	portal_h2(pr, &b, T_AUDIT);
 	portal_table_head(pr, &b, "audit-log", cols, portal_nitems(cols));
 	rows = portal_draw_events(pr, &b, 1);
 	portal_table_end(pr, &b, rows);
@@ -2094,9 +2087,7 @@ portal_admin_trace_page(struct portal_req *pr, int with_results)
 	int rows;
 
 	portal_admin_begin(pr, &b);
-	str_append(&b, "<h2>");
-	portal_text_esc(&b, pr, T_TRACE);
-	str_append(&b, "</h2>\n");
+	portal_h2(pr, &b, T_TRACE);
 	if (with_results) {
 		str_append(&b, "<p id=\"keys\">");
 		portal_text_esc(&b, pr, T_TRACE_KEYS);
@@ -2141,38 +2132,6 @@ portal_admin_trace_done(struct portal_req *pr)
 	portal_admin_trace_page(pr, 1);
 }
 
-static void
-portal_admin_login_fail_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct portal_req *pr = arg;
-
-	(void)fd;
-	(void)what;
-	portal_login_page(pr, 401, "Unauthorized", portal_t(pr, T_MSG_FAIL),
-	    NULL, NULL);
-}
-
-static void
-portal_admin_login_done(struct portal_req *pr)
-{
-	const char *sid = portal_val(pr, "session");
-	const char *m = pr->message != NULL ? pr->message : "";
-
-	if (pr->result == BE_PORTAL_OK && sid != NULL) {
-		portal_cookie(pr, "asid", sid, -1);
-		portal_cookie(pr, "pre", "", 0);
-		portal_redirect(pr, "/admin/");
-	} else if (strcmp(m, "fail") == 0)
-		portal_after_delay(pr, portal_admin_login_fail_cb);
-	else if (strcmp(m, "locked") == 0)
-		portal_login_page(pr, 429, "Too Many Requests",
-		    portal_t(pr, T_MSG_LOCKED), portal_t(pr,
-		    T_MSG_LOCKED_UNTIL), portal_val(pr, "until"));
-	else
-		portal_login_page(pr, 503, "Service Unavailable",
-		    portal_t(pr, T_MSG_TEMPFAIL), NULL, NULL);
-}
-
 /* After an admin's POST on an account: back to its page. */
 static void
 portal_admin_change_done(struct portal_req *pr)
@@ -2195,17 +2154,6 @@ portal_admin_change_done(struct portal_req *pr)
 	free(enc);
 	portal_redirect(pr, str_c(&loc));
 	str_deinit(&loc);
-}
-
-static void
-portal_admin_logout_done(struct portal_req *pr)
-{
-	if (pr->result == BE_PORTAL_CSRF) {
-		portal_change_done_msg(pr, "");
-		return;
-	}
-	portal_cookie(pr, "asid", "", 0);
-	portal_redirect(pr, "/admin/");
 }
 
 static void
@@ -2318,10 +2266,10 @@ portal_admin_post(struct portal_req *pr, const char *path,
 		else {
 			pr->have_sid = 0;
 			portal_ask_login(pr, BE_ADMIN_LOGIN, user, pass,
-			    portal_admin_login_done);
+			    portal_login_done);
 		}
 	} else if (strcmp(path, "/admin/logout") == 0)
-		portal_ask(pr, BE_ADMIN_LOGOUT, csrf, portal_admin_logout_done);
+		portal_ask(pr, BE_ADMIN_LOGOUT, csrf, portal_logout_done);
 	else if (strcmp(path, "/admin/trace") == 0) {
 		/* The report is outside input: parsed here, on the session
 		 * side; the back side gets only the identifiers, at most
