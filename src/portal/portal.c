@@ -601,6 +601,21 @@ portal_notice(struct str *b, const char *cls, const char *text,
 	str_append(b, "</p>\n");
 }
 
+/* A page that only says what went wrong, with the way home. */
+static void
+portal_error_page(struct portal_req *pr, enum portal_text t, int code,
+    const char *reason)
+{
+	struct str b = STR_INIT;
+
+	portal_page_begin(pr, &b);
+	portal_notice(&b, "error", portal_t(pr, t), NULL);
+	str_append(&b, "<p><a href=\"/\">");
+	portal_text_esc(&b, pr, T_TITLE);
+	str_append(&b, "</a></p>\n");
+	portal_page_end(pr, &b, code, reason);
+}
+
 static void
 portal_csrf_field(struct str *b, const char *token)
 {
@@ -642,13 +657,12 @@ portal_login_page(struct portal_req *pr, int code, const char *reason,
 	portal_cookie(pr, "pre", token, -1);
 	portal_page_begin(pr, &b);
 	if (error != NULL) {
-		str_append(&b, "<p class=\"error\" id=\"message\">");
-		portal_html_escape(&b, error);
-		if (extra != NULL)
-			portal_html_escape(&b, extra);
-		if (extra2 != NULL)
-			portal_html_escape(&b, extra2);
-		str_append(&b, "</p>\n");
+		struct str x = STR_INIT;
+
+		str_append(&x, extra != NULL ? extra : "");
+		str_append(&x, extra2 != NULL ? extra2 : "");
+		portal_notice(&b, "error", error, str_c(&x));
+		str_deinit(&x);
 	}
 	str_append(&b, "<p>");
 	portal_text_esc(&b, pr, pr->admin ? T_ADMIN : T_LOGIN_INTRO);
@@ -675,6 +689,28 @@ portal_form_begin(struct str *b, const char *action, const char *csrf,
 {
 	str_printf(b, "<form method=\"post\" action=\"%s\"%s>\n", action, cls);
 	portal_csrf_field(b, csrf);
+}
+
+/* A subscriber's form with its hidden action field. */
+static void
+portal_action_form(struct str *b, const char *path, const char *csrf,
+    const char *cls, const char *action)
+{
+	portal_form_begin(b, path, csrf, cls);
+	str_printf(b, "<input type=\"hidden\" name=\"action\" "
+	    "value=\"%s\">\n", action);
+}
+
+/* A labelled password field. */
+static void
+portal_password_field(struct portal_req *pr, struct str *b, const char *id,
+    const char *name, enum portal_text label, const char *autocomplete)
+{
+	str_printf(b, "<label for=\"%s\">", id);
+	portal_text_esc(b, pr, label);
+	str_printf(b, "</label>\n<input id=\"%s\" name=\"%s\" "
+	    "type=\"password\" autocomplete=\"%s\" required>\n", id, name,
+	    autocomplete);
 }
 
 static void
@@ -829,11 +865,23 @@ portal_table_end(struct portal_req *pr, struct str *b, int rows)
 }
 
 static void
-portal_h2(struct portal_req *pr, struct str *b, enum portal_text t)
+portal_heading(struct portal_req *pr, struct str *b, int level,
+    enum portal_text t)
 {
-	str_append(b, "<h2>");
+	str_printf(b, "<h%d>", level);
 	portal_text_esc(b, pr, t);
-	str_append(b, "</h2>\n");
+	str_printf(b, "</h%d>\n", level);
+}
+
+/* prefix and arg made safe for a URI's query. */
+static void
+portal_uri_arg(struct str *out, const char *prefix, const char *arg)
+{
+	char *enc = evhttp_uriencode(arg, -1, 0);
+
+	str_append(out, prefix);
+	str_append(out, enc != NULL ? enc : "");
+	free(enc);
 }
 
 /* An account's history, on its own page and on the admin's: its recent
@@ -846,11 +894,11 @@ portal_history(struct portal_req *pr, struct str *b, const char *base)
 	static const enum portal_text ev_cols[] = { T_TIME, T_WHAT, T_IP,
 	    T_COUNTRY, T_DETAIL };
 
-	portal_h2(pr, b, T_RECENT);
+	portal_heading(pr, b, 2, T_RECENT);
 	portal_table_head(pr, b, "submissions", sub_cols,
 	    portal_nitems(sub_cols));
 	portal_table_end(pr, b, portal_draw_subs(pr, b, 0));
-	portal_h2(pr, b, T_EVENTS);
+	portal_heading(pr, b, 2, T_EVENTS);
 	portal_table_head(pr, b, "events", ev_cols, portal_nitems(ev_cols));
 	portal_table_end(pr, b, portal_draw_events(pr, b, 0));
 	portal_more_link(pr, b, base, pr->more_subs || pr->more_evs);
@@ -910,7 +958,7 @@ portal_main_page(struct portal_req *pr)
 	evhttp_clear_headers(&q);
 
 	/* overseas sending */
-	portal_h2(pr, &b, T_OVERSEAS);
+	portal_heading(pr, &b, 2, T_OVERSEAS);
 	str_append(&b, "<p>");
 	portal_text_esc(&b, pr, T_RULE_1);
 	str_printf(&b, "%lld", days);
@@ -929,9 +977,7 @@ portal_main_page(struct portal_req *pr)
 		portal_text_esc(&b, pr, T_OFF);
 		str_append(&b, "</p>\n");
 	}
-	portal_form_begin(&b, "/overseas", csrf, " class=\"inline\"");
-	str_append(&b, "<input type=\"hidden\" name=\"action\" "
-	    "value=\"on\">\n");
+	portal_action_form(&b, "/overseas", csrf, " class=\"inline\"", "on");
 	if (on)
 		portal_button(pr, &b, "extend", T_EXTEND_1, days, T_EXTEND_2);
 	else
@@ -939,16 +985,15 @@ portal_main_page(struct portal_req *pr)
 		    T_TURN_ON_2);
 	str_append(&b, "</form>\n");
 	if (on) {
-		portal_form_begin(&b, "/overseas", csrf, " class=\"inline\"");
-		str_append(&b, "<input type=\"hidden\" name=\"action\" "
-		    "value=\"off\">\n");
+		portal_action_form(&b, "/overseas", csrf, " class=\"inline\"",
+		    "off");
 		portal_button(pr, &b, "turn-off", T_TURN_OFF, -1,
 		    T_NOTHING);
 		str_append(&b, "</form>\n");
 	}
 
 	/* today's counts */
-	portal_h2(pr, &b, T_TODAY);
+	portal_heading(pr, &b, 2, T_TODAY);
 	str_append(&b, "<table id=\"counts\">\n");
 	portal_count_row(pr, &b, "msgs", T_MESSAGES,
 	    portal_val_num(pr, "msgs"), portal_val_num(pr, "msgs_limit"));
@@ -975,54 +1020,38 @@ portal_main_page(struct portal_req *pr)
 	str_append(&b, "</p>\n");
 
 	/* password */
-	portal_h2(pr, &b, T_PW_TITLE);
+	portal_heading(pr, &b, 2, T_PW_TITLE);
 	portal_form_begin(&b, "/password", csrf, "");
-	str_append(&b, "<label for=\"current\">");
-	portal_text_esc(&b, pr, T_PW_CURRENT);
-	str_append(&b, "</label>\n<input id=\"current\" name=\"current\" "
-	    "type=\"password\" autocomplete=\"current-password\" required>\n"
-	    "<label for=\"new\">");
-	portal_text_esc(&b, pr, T_PW_NEW);
-	str_append(&b, "</label>\n<input id=\"new\" name=\"new\" "
-	    "type=\"password\" autocomplete=\"new-password\" required>\n"
-	    "<label for=\"new2\">");
-	portal_text_esc(&b, pr, T_PW_NEW2);
-	str_append(&b, "</label>\n<input id=\"new2\" name=\"new2\" "
-	    "type=\"password\" autocomplete=\"new-password\" required>\n"
-	    "<div>");
+	portal_password_field(pr, &b, "current", "current", T_PW_CURRENT,
+	    "current-password");
+	portal_password_field(pr, &b, "new", "new", T_PW_NEW, "new-password");
+	portal_password_field(pr, &b, "new2", "new2", T_PW_NEW2,
+	    "new-password");
+	str_append(&b, "<div>");
 	portal_button(pr, &b, "change-password", T_PW_CHANGE, -1,
 	    T_NOTHING);
 	str_append(&b, "</div>\n</form>\n");
 
 	/* APOP */
-	portal_h2(pr, &b, T_APOP);
+	portal_heading(pr, &b, 2, T_APOP);
 	str_append(&b, "<p>");
 	portal_text_esc(&b, pr, T_APOP_EXPLAIN);
 	str_append(&b, "</p>\n<p id=\"apop\">");
 	portal_text_esc(&b, pr, portal_val_num(pr, "apop") == 1 ?
 	    T_APOP_IS_ON : T_APOP_IS_OFF);
 	str_append(&b, "</p>\n");
-	portal_form_begin(&b, "/apop", csrf, "");
-	str_append(&b, "<input type=\"hidden\" name=\"action\" "
-	    "value=\"on\">\n<label for=\"apop-current\">");
-	portal_text_esc(&b, pr, T_PW_CURRENT);
-	str_append(&b, "</label>\n<input id=\"apop-current\" name=\"current\" "
-	    "type=\"password\" autocomplete=\"current-password\" required>\n"
-	    "<label for=\"apop-new\">");
-	portal_text_esc(&b, pr, T_APOP_NEW);
-	str_append(&b, "</label>\n<input id=\"apop-new\" name=\"apop\" "
-	    "type=\"password\" autocomplete=\"new-password\" required>\n"
-	    "<label for=\"apop-new2\">");
-	portal_text_esc(&b, pr, T_APOP_NEW2);
-	str_append(&b, "</label>\n<input id=\"apop-new2\" name=\"apop2\" "
-	    "type=\"password\" autocomplete=\"new-password\" required>\n"
-	    "<div>");
+	portal_action_form(&b, "/apop", csrf, "", "on");
+	portal_password_field(pr, &b, "apop-current", "current", T_PW_CURRENT,
+	    "current-password");
+	portal_password_field(pr, &b, "apop-new", "apop", T_APOP_NEW,
+	    "new-password");
+	portal_password_field(pr, &b, "apop-new2", "apop2", T_APOP_NEW2,
+	    "new-password");
+	str_append(&b, "<div>");
 	portal_button(pr, &b, "apop-on", T_APOP_TURN_ON, -1, T_NOTHING);
 	str_append(&b, "</div>\n</form>\n");
 	if (portal_val_num(pr, "apop") == 1) {
-		portal_form_begin(&b, "/apop", csrf, "");
-		str_append(&b, "<input type=\"hidden\" name=\"action\" "
-		    "value=\"off\">\n");
+		portal_action_form(&b, "/apop", csrf, "", "off");
 		portal_button(pr, &b, "apop-off", T_APOP_TURN_OFF, -1,
 		    T_NOTHING);
 		str_append(&b, "</form>\n");
@@ -1271,14 +1300,7 @@ portal_ask_login(struct portal_req *pr, uint32_t type, const char *user,
 static void
 portal_too_long(struct portal_req *pr)
 {
-	struct str b = STR_INIT;
-
-	portal_page_begin(pr, &b);
-	portal_notice(&b, "error", portal_t(pr, T_TOO_LONG), NULL);
-	str_append(&b, "<p><a href=\"/\">");
-	portal_text_esc(&b, pr, T_TITLE);
-	str_append(&b, "</a></p>\n");
-	portal_page_end(pr, &b, 413, "Payload Too Large");
+	portal_error_page(pr, T_TOO_LONG, 413, "Payload Too Large");
 }
 
 /* ?page=N of a list: 0 and the number, -1 if malformed (400 sent). */
@@ -1423,14 +1445,7 @@ portal_change_done_msg(struct portal_req *pr, const char *code)
 		return;
 	}
 	if (pr->result == BE_PORTAL_CSRF) {
-		struct str b = STR_INIT;
-
-		portal_page_begin(pr, &b);
-		portal_notice(&b, "error", portal_t(pr, T_MSG_CSRF), NULL);
-		str_append(&b, "<p><a href=\"/\">");
-		portal_text_esc(&b, pr, T_TITLE);
-		str_append(&b, "</a></p>\n");
-		portal_page_end(pr, &b, 403, "Forbidden");
+		portal_error_page(pr, T_MSG_CSRF, 403, "Forbidden");
 		return;
 	}
 	if (pr->result == BE_PORTAL_TEMPFAIL)
@@ -1841,7 +1856,7 @@ portal_admin_not_ok(struct portal_req *pr)
 static void
 portal_admin_search_done(struct portal_req *pr)
 {
-	struct str b = STR_INIT;
+	struct str b = STR_INIT, base = STR_INIT;
 	char *q;
 	int n = 0;
 
@@ -1855,13 +1870,12 @@ portal_admin_search_done(struct portal_req *pr)
 		static const enum portal_text ref_cols[] = { T_WHAT,
 		    T_COUNTRY, T_COUNT };
 
-		portal_h2(pr, &b, T_DASHBOARD);
+		portal_heading(pr, &b, 2, T_DASHBOARD);
 		str_append(&b, "<p>");
 		portal_text_esc(&b, pr, T_QUEUE);
-		str_printf(&b, "<strong id=\"queue\">%lld</strong></p>\n<h3>",
+		str_printf(&b, "<strong id=\"queue\">%lld</strong></p>\n",
 		    portal_val_num(pr, "queue"));
-		portal_text_esc(&b, pr, T_TOP);
-		str_append(&b, "</h3>\n");
+		portal_heading(pr, &b, 3, T_TOP);
 		portal_table_head(pr, &b, "top", top_cols,
 		    portal_nitems(top_cols));
 		for (uint32_t i = 0; i < pr->ntops; i++) {
@@ -1872,9 +1886,7 @@ portal_admin_search_done(struct portal_req *pr)
 			    (long long)pr->tops[i].rcpts);
 		}
 		portal_table_end(pr, &b, (int)pr->ntops);
-		str_append(&b, "<h3>");
-		portal_text_esc(&b, pr, T_REFUSED);
-		str_append(&b, "</h3>\n");
+		portal_heading(pr, &b, 3, T_REFUSED);
 		portal_table_head(pr, &b, "refused", ref_cols,
 		    portal_nitems(ref_cols));
 		for (uint32_t i = 0; i < pr->nrefused; i++) {
@@ -1886,7 +1898,7 @@ portal_admin_search_done(struct portal_req *pr)
 		}
 		portal_table_end(pr, &b, (int)pr->nrefused);
 	}
-	portal_h2(pr, &b, T_SEARCH);
+	portal_heading(pr, &b, 2, T_SEARCH);
 	str_append(&b, "<form method=\"get\" action=\"/admin/\">\n"
 	    "<input id=\"q\" name=\"q\" type=\"search\" size=\"40\" "
 	    "placeholder=\"");
@@ -1902,29 +1914,24 @@ portal_admin_search_done(struct portal_req *pr)
 	str_append(&b, "</th></tr>\n");
 	for (uint32_t i = 0; i < pr->naccts; i++) {
 		const char *addr = pr->accts[i].address;
-		char *enc = evhttp_uriencode(addr, -1, 0);
+		struct str href = STR_INIT;
 
-		str_append(&b, "<tr><td><a href=\"/admin/account?a=");
-		portal_html_escape(&b, enc != NULL ? enc : "");
+		portal_uri_arg(&href, "/admin/account?a=", addr);
+		str_append(&b, "<tr><td><a href=\"");
+		portal_html_escape(&b, str_c(&href));
 		str_append(&b, "\">");
 		portal_html_escape(&b, addr);
 		str_append(&b, "</a></td><td>");
 		portal_text_esc(&b, pr, pr->accts[i].suspended == 1 ?
 		    T_SUSPENDED : T_ACTIVE);
 		str_append(&b, "</td></tr>\n");
-		free(enc);
+		str_deinit(&href);
 		n++;
 	}
 	portal_table_end(pr, &b, n);
-	{
-		char *enc = evhttp_uriencode(q != NULL ? q : "", -1, 0);
-		struct str base = STR_INIT;
-
-		str_printf(&base, "/admin/?q=%s", enc != NULL ? enc : "");
-		portal_more_link(pr, &b, str_c(&base), pr->more_accts);
-		str_deinit(&base);
-		free(enc);
-	}
+	portal_uri_arg(&base, "/admin/?q=", q != NULL ? q : "");
+	portal_more_link(pr, &b, str_c(&base), pr->more_accts);
+	str_deinit(&base);
 	free(q);
 	portal_page_end(pr, &b, 200, "OK");
 }
@@ -1958,7 +1965,7 @@ portal_admin_account_done(struct portal_req *pr)
 		  "rcpts_abroad_limit", T_RECIPIENTS_ABROAD },
 	};
 	const char *account, *reason, *until;
-	struct str b = STR_INIT;
+	struct str b = STR_INIT, base = STR_INIT;
 	int suspended;
 
 	if (portal_admin_not_ok(pr))
@@ -1996,7 +2003,7 @@ portal_admin_account_done(struct portal_req *pr)
 		portal_button(pr, &b, "suspend", T_SUSPEND, -1, T_NOTHING);
 	}
 	str_append(&b, "</form>\n");
-	portal_h2(pr, &b, T_OVERSEAS);
+	portal_heading(pr, &b, 2, T_OVERSEAS);
 	if (until != NULL) {
 		str_append(&b, "<p class=\"on\" id=\"overseas\">");
 		portal_text_esc(&b, pr, T_ON_UNTIL_1);
@@ -2016,7 +2023,7 @@ portal_admin_account_done(struct portal_req *pr)
 		str_append(&b, "</form>\n");
 	}
 
-	portal_h2(pr, &b, T_LIMITS);
+	portal_heading(pr, &b, 2, T_LIMITS);
 	str_append(&b, "<p>");
 	portal_text_esc(&b, pr, T_LIMITS_HINT);
 	str_append(&b, "</p>\n");
@@ -2045,16 +2052,9 @@ portal_admin_account_done(struct portal_req *pr)
 	portal_html_escape(&b, portal_val(pr, "reset") != NULL ?
 	    portal_val(pr, "reset") : "");
 	str_append(&b, "</p>\n");
-	{
-		char *enc = evhttp_uriencode(account, -1, 0);
-		struct str base = STR_INIT;
-
-		str_printf(&base, "/admin/account?a=%s", enc != NULL ? enc :
-		    "");
-		portal_history(pr, &b, str_c(&base));
-		str_deinit(&base);
-		free(enc);
-	}
+	portal_uri_arg(&base, "/admin/account?a=", account);
+	portal_history(pr, &b, str_c(&base));
+	str_deinit(&base);
 	portal_page_end(pr, &b, 200, "OK");
 }
 
@@ -2069,7 +2069,7 @@ portal_admin_audit_done(struct portal_req *pr)
 	if (portal_admin_not_ok(pr))
 		return;
 	portal_admin_begin(pr, &b);
-	portal_h2(pr, &b, T_AUDIT);
+	portal_heading(pr, &b, 2, T_AUDIT);
 	portal_table_head(pr, &b, "audit-log", cols, portal_nitems(cols));
 	rows = portal_draw_events(pr, &b, 1);
 	portal_table_end(pr, &b, rows);
@@ -2087,7 +2087,7 @@ portal_admin_trace_page(struct portal_req *pr, int with_results)
 	int rows;
 
 	portal_admin_begin(pr, &b);
-	portal_h2(pr, &b, T_TRACE);
+	portal_heading(pr, &b, 2, T_TRACE);
 	if (with_results) {
 		str_append(&b, "<p id=\"keys\">");
 		portal_text_esc(&b, pr, T_TRACE_KEYS);
@@ -2138,80 +2138,81 @@ portal_admin_change_done(struct portal_req *pr)
 {
 	const char *account = pr->target;
 	struct str loc = STR_INIT;
-	char *enc;
 
 	if (pr->result == BE_PORTAL_NOSESSION || pr->result == BE_PORTAL_CSRF) {
 		portal_change_done_msg(pr, "");
 		return;
 	}
-	enc = evhttp_uriencode(account != NULL ? account : "", -1, 0);
-	str_printf(&loc, "/admin/account?a=%s&msg=%s", enc != NULL ? enc : "",
-	    pr->result == BE_PORTAL_OK ? "done" :
+	portal_uri_arg(&loc, "/admin/account?a=", account != NULL ? account :
+	    "");
+	str_printf(&loc, "&msg=%s", pr->result == BE_PORTAL_OK ? "done" :
 	    pr->result == BE_PORTAL_REFUSED && pr->message != NULL &&
 	    (strcmp(pr->message, "badreason") == 0 ||
 	    strcmp(pr->message, "badlimit") == 0 ||
 	    strcmp(pr->message, "noaccount") == 0) ? pr->message : "tempfail");
-	free(enc);
 	portal_redirect(pr, str_c(&loc));
 	str_deinit(&loc);
 }
 
+/* The admin pages read with GET: the request each sends, with the query
+ * argument it takes (or a fixed one), and the rows on a page (0: no
+ * ?page=). The trace form needs the session's CSRF token: any admin
+ * read gives it; no address contains a space. */
+static const struct portal_admin_page {
+	const char	*path;
+	uint32_t	 type;
+	const char	*param;
+	const char	*fixed;
+	uint32_t	 per_page;
+	portal_done_fn	*done;
+} portal_admin_pages[] = {
+	{ "/admin/", BE_ADMIN_SEARCH, "q", NULL, PORTAL_PAGE_MAX,
+	  portal_admin_search_done },
+	{ "/admin", BE_ADMIN_SEARCH, "q", NULL, PORTAL_PAGE_MAX,
+	  portal_admin_search_done },
+	{ "/admin/account", BE_ADMIN_ACCOUNT, "a", NULL, PORTAL_STATUS_PAGE,
+	  portal_admin_account_done },
+	{ "/admin/audit", BE_ADMIN_AUDIT, NULL, NULL, PORTAL_AUDIT_PAGE,
+	  portal_admin_audit_done },
+	{ "/admin/trace", BE_ADMIN_SEARCH, NULL, " ", 0,
+	  portal_admin_trace_form_done },
+};
+
 static void
 portal_admin_get(struct portal_req *pr, const char *path)
 {
+	const struct portal_admin_page *pg = NULL;
 	struct msg m;
 	char *arg = NULL;
 
-	if (!pr->have_sid && (strcmp(path, "/admin/") == 0 ||
-	    strcmp(path, "/admin") == 0 || strcmp(path, "/admin/account") == 0 ||
-	    strcmp(path, "/admin/audit") == 0 ||
-	    strcmp(path, "/admin/trace") == 0)) {
-		portal_login_page(pr, 200, "OK", NULL, NULL, NULL);
-		return;
-	}
-	if (strcmp(path, "/admin/") == 0 || strcmp(path, "/admin") == 0) {
-		if (portal_page_param(pr) < 0)
-			return;
-		arg = portal_query_param(pr, "q");
-		if (arg != NULL && strlen(arg) > PORTAL_QUERY_MAX) {
-			free(arg);
-			portal_too_long(pr);
-			return;
-		}
-		portal_req_session(pr, &m, BE_ADMIN_SEARCH, NULL);
-		msg_add_str(&m, arg != NULL ? arg : "");
-		msg_add_u32(&m, pr->page * PORTAL_PAGE_MAX);
-		portal_go(pr, &m, portal_admin_search_done);
-	} else if (strcmp(path, "/admin/account") == 0) {
-		if (portal_page_param(pr) < 0)
-			return;
-		arg = portal_query_param(pr, "a");
-		if (arg != NULL && strlen(arg) > PORTAL_QUERY_MAX) {
-			free(arg);
-			portal_too_long(pr);
-			return;
-		}
-		portal_req_session(pr, &m, BE_ADMIN_ACCOUNT, NULL);
-		msg_add_str(&m, arg != NULL ? arg : "");
-		msg_add_u32(&m, pr->page * PORTAL_STATUS_PAGE);
-		portal_go(pr, &m, portal_admin_account_done);
-	} else if (strcmp(path, "/admin/audit") == 0) {
-		if (portal_page_param(pr) < 0)
-			return;
-		portal_req_session(pr, &m, BE_ADMIN_AUDIT, NULL);
-		msg_add_u32(&m, pr->page * PORTAL_AUDIT_PAGE);
-		portal_go(pr, &m, portal_admin_audit_done);
-	} else if (strcmp(path, "/admin/trace") == 0) {
-		/* the form needs the session's CSRF token: any admin read
-		 * gives it; no address contains a space */
-		portal_req_session(pr, &m, BE_ADMIN_SEARCH, NULL);
-		msg_add_str(&m, " ");
-		msg_add_u32(&m, 0);
-		portal_go(pr, &m, portal_admin_trace_form_done);
-	} else {
+	for (size_t i = 0; i < portal_nitems(portal_admin_pages); i++)
+		if (strcmp(path, portal_admin_pages[i].path) == 0)
+			pg = &portal_admin_pages[i];
+	if (pg == NULL) {
 		portal_not_found(pr);
 		return;
 	}
+	if (!pr->have_sid) {
+		portal_login_page(pr, 200, "OK", NULL, NULL, NULL);
+		return;
+	}
+	if (pg->per_page > 0 && portal_page_param(pr) < 0)
+		return;
+	if (pg->param != NULL) {
+		arg = portal_query_param(pr, pg->param);
+		if (arg != NULL && strlen(arg) > PORTAL_QUERY_MAX) {
+			free(arg);
+			portal_too_long(pr);
+			return;
+		}
+	}
+	portal_req_session(pr, &m, pg->type, NULL);
+	if (pg->param != NULL)
+		msg_add_str(&m, arg != NULL ? arg : "");
+	else if (pg->fixed != NULL)
+		msg_add_str(&m, pg->fixed);
+	msg_add_u32(&m, pr->page * pg->per_page);
+	portal_go(pr, &m, pg->done);
 	free(arg);
 }
 
