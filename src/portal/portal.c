@@ -434,6 +434,15 @@ portal_val(const struct portal_req *pr, const char *key)
 	return NULL;
 }
 
+/* A scalar of the answer, "" when absent. */
+static const char *
+portal_val_str(const struct portal_req *pr, const char *key)
+{
+	const char *v = portal_val(pr, key);
+
+	return v != NULL ? v : "";
+}
+
 static long long
 portal_val_num(const struct portal_req *pr, const char *key)
 {
@@ -541,6 +550,13 @@ portal_send(struct portal_req *pr, int code, const char *reason,
 	log_info("portal client=%s %s %s status=%d", pr->client, pr->method,
 	    pr->path, code);
 	portal_req_free(pr);
+}
+
+static void
+portal_bad_request(struct portal_req *pr, const char *text)
+{
+	portal_send(pr, 400, "Bad Request", "text/plain; charset=utf-8", text,
+	    strlen(text));
 }
 
 static void
@@ -743,6 +759,14 @@ portal_count_row(struct portal_req *pr, struct str *b, const char *id,
 /* ---- rows (typed, portal_rows.h) ---------------------------------------- */
 
 static void
+portal_span(struct str *b, const char *id, const char *s)
+{
+	str_printf(b, "<span id=\"%s\">", id);
+	portal_html_escape(b, s);
+	str_append(b, "</span>");
+}
+
+static void
 portal_td(struct str *b, const char *s)
 {
 	str_append(b, "<td>");
@@ -936,8 +960,7 @@ portal_main_page(struct portal_req *pr)
 	str_append(&b, "<p>");
 	portal_text_esc(&b, pr, T_LOGGED_IN_AS);
 	str_append(&b, "<strong id=\"account\">");
-	portal_html_escape(&b, portal_val(pr, "account") != NULL ?
-	    portal_val(pr, "account") : "");
+	portal_html_escape(&b, portal_val_str(pr, "account"));
 	str_append(&b, "</strong></p>\n");
 	portal_aliases(pr, &b);
 	portal_form_begin(&b, "/logout", csrf, " class=\"inline\"");
@@ -967,9 +990,7 @@ portal_main_page(struct portal_req *pr)
 	if (on && until != NULL) {
 		str_append(&b, "<p class=\"on\" id=\"overseas\">");
 		portal_text_esc(&b, pr, T_ON_UNTIL_1);
-		str_append(&b, "<span id=\"until\">");
-		portal_html_escape(&b, until);
-		str_append(&b, "</span>");
+		portal_span(&b, "until", until);
 		portal_text_esc(&b, pr, T_ON_UNTIL_2);
 		str_append(&b, "</p>\n");
 	} else {
@@ -1009,10 +1030,8 @@ portal_main_page(struct portal_req *pr)
 		    portal_val_num(pr, "rcpts_abroad_limit"));
 	str_append(&b, "</table>\n<p>");
 	portal_text_esc(&b, pr, T_RESET);
-	str_append(&b, "<span id=\"reset\">");
-	portal_html_escape(&b, portal_val(pr, "reset") != NULL ?
-	    portal_val(pr, "reset") : "");
-	str_append(&b, "</span></p>\n");
+	portal_span(&b, "reset", portal_val_str(pr, "reset"));
+	str_append(&b, "</p>\n");
 
 	portal_history(pr, &b, "/");
 	str_append(&b, "<p>");
@@ -1328,8 +1347,7 @@ portal_page_param(struct portal_req *pr)
 	}
 	evhttp_clear_headers(&qs);
 	if (r < 0)
-		portal_send(pr, 400, "Bad Request",
-		    "text/plain; charset=utf-8", "bad page\n", 9);
+		portal_bad_request(pr, "bad page\n");
 	return r;
 }
 
@@ -1779,8 +1797,7 @@ portal_admin_begin(struct portal_req *pr, struct str *b)
 	str_append(b, "<p>");
 	portal_text_esc(b, pr, T_ADMIN);
 	str_append(b, " &mdash; <strong id=\"admin\">");
-	portal_html_escape(b, portal_val(pr, "admin") != NULL ?
-	    portal_val(pr, "admin") : "");
+	portal_html_escape(b, portal_val_str(pr, "admin"));
 	str_append(b, "</strong> &middot; <a href=\"/admin/\">");
 	portal_text_esc(b, pr, T_SEARCH);
 	str_append(b, "</a> &middot; <a id=\"trace\" href=\"/admin/trace\">");
@@ -1985,9 +2002,9 @@ portal_admin_account_done(struct portal_req *pr)
 	if (suspended && reason != NULL) {
 		str_append(&b, " (");
 		portal_text_esc(&b, pr, T_REASON);
-		str_append(&b, ": <span id=\"reason\">");
-		portal_html_escape(&b, reason);
-		str_append(&b, "</span>)");
+		str_append(&b, ": ");
+		portal_span(&b, "reason", reason);
+		str_append(&b, ")");
 	}
 	str_append(&b, "</p>\n");
 	portal_aliases(pr, &b);
@@ -2049,8 +2066,7 @@ portal_admin_account_done(struct portal_req *pr)
 	portal_button(pr, &b, "set-limits", T_SET_LIMITS, -1, T_NOTHING);
 	str_append(&b, "</form>\n<p>");
 	portal_text_esc(&b, pr, T_RESET);
-	portal_html_escape(&b, portal_val(pr, "reset") != NULL ?
-	    portal_val(pr, "reset") : "");
+	portal_html_escape(&b, portal_val_str(pr, "reset"));
 	str_append(&b, "</p>\n");
 	portal_uri_arg(&base, "/admin/account?a=", account);
 	portal_history(pr, &b, str_c(&base));
@@ -2320,8 +2336,7 @@ portal_admin_post(struct portal_req *pr, const char *path,
 
 		if (account == NULL || what == NULL ||
 		    strlen(account) > PORTAL_QUERY_MAX) {
-			portal_send(pr, 400, "Bad Request",
-			    "text/plain; charset=utf-8", "bad form\n", 9);
+			portal_bad_request(pr, "bad form\n");
 			return;
 		}
 		if (strcmp(what, "suspend") == 0)
@@ -2335,8 +2350,7 @@ portal_admin_post(struct portal_req *pr, const char *path,
 		else if (strcmp(what, "limits") == 0)
 			type = BE_ADMIN_LIMITS;
 		else {
-			portal_send(pr, 400, "Bad Request",
-			    "text/plain; charset=utf-8", "bad form\n", 9);
+			portal_bad_request(pr, "bad form\n");
 			return;
 		}
 		/* the target, to come back to its page */
@@ -2407,8 +2421,7 @@ portal_on_post(struct portal_req *pr, const char *path)
 
 	if (portal_form(pr, &f) < 0) {
 		evhttp_clear_headers(&f);
-		portal_send(pr, 400, "Bad Request", "text/plain; charset=utf-8",
-		    "bad form\n", 9);
+		portal_bad_request(pr, "bad form\n");
 		return;
 	}
 	/* Every field is bounded before it becomes a request (only the
@@ -2458,8 +2471,7 @@ portal_on_post(struct portal_req *pr, const char *path)
 		int on = action != NULL && strcmp(action, "on") == 0;
 
 		if (action == NULL || (!on && strcmp(action, "off") != 0))
-			portal_send(pr, 400, "Bad Request",
-			    "text/plain; charset=utf-8", "bad action\n", 11);
+			portal_bad_request(pr, "bad action\n");
 		else
 			portal_ask(pr, on ? BE_PORTAL_OVERSEAS_ON :
 			    BE_PORTAL_OVERSEAS_OFF, csrf, portal_overseas_done);
@@ -2487,8 +2499,7 @@ portal_on_post(struct portal_req *pr, const char *path)
 		int on = action != NULL && strcmp(action, "on") == 0;
 
 		if (action == NULL || (!on && strcmp(action, "off") != 0))
-			portal_send(pr, 400, "Bad Request",
-			    "text/plain; charset=utf-8", "bad action\n", 11);
+			portal_bad_request(pr, "bad action\n");
 		else if (on && (cur == NULL || apop == NULL || apop2 == NULL ||
 		    strcmp(apop, apop2) != 0))
 			portal_redirect(pr, "/?msg=mismatch");
