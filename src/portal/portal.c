@@ -632,12 +632,21 @@ portal_error_page(struct portal_req *pr, enum portal_text t, int code,
 	portal_page_end(pr, &b, code, reason);
 }
 
+/* before, s escaped (none when NULL), after. */
+static void
+portal_esc_in(struct str *b, const char *before, const char *s,
+    const char *after)
+{
+	str_append(b, before);
+	portal_html_escape(b, s != NULL ? s : "");
+	str_append(b, after);
+}
+
 static void
 portal_csrf_field(struct str *b, const char *token)
 {
-	str_append(b, "<input type=\"hidden\" name=\"csrf\" value=\"");
-	portal_html_escape(b, token != NULL ? token : "");
-	str_append(b, "\">\n");
+	portal_esc_in(b, "<input type=\"hidden\" name=\"csrf\" value=\"",
+	    token, "\">\n");
 }
 
 static int
@@ -762,16 +771,13 @@ static void
 portal_span(struct str *b, const char *id, const char *s)
 {
 	str_printf(b, "<span id=\"%s\">", id);
-	portal_html_escape(b, s);
-	str_append(b, "</span>");
+	portal_esc_in(b, "", s, "</span>");
 }
 
 static void
 portal_td(struct str *b, const char *s)
 {
-	str_append(b, "<td>");
-	portal_html_escape(b, s != NULL ? s : "");
-	str_append(b, "</td>");
+	portal_esc_in(b, "<td>", s, "</td>");
 }
 
 static void
@@ -2253,6 +2259,27 @@ portal_limit_field(const char *v, int64_t *v_r)
 	return *end == '\0' ? 0 : -1;
 }
 
+/* The do= of an admin's POST on an account, and the request it sends. */
+static const struct {
+	const char	*what;
+	uint32_t	 type;
+} portal_admin_dos[] = {
+	{ "suspend", BE_ADMIN_SUSPEND },
+	{ "resume", BE_ADMIN_RESUME },
+	{ "overseas_on", BE_ADMIN_OVERSEAS_ON },
+	{ "overseas_off", BE_ADMIN_OVERSEAS_OFF },
+	{ "limits", BE_ADMIN_LIMITS },
+};
+
+/* A change refused before it is asked: back to the account's page. */
+static void
+portal_admin_refuse(struct portal_req *pr, const char *message)
+{
+	pr->result = BE_PORTAL_REFUSED;
+	pr->message = xstrdup(message);
+	portal_admin_change_done(pr);
+}
+
 static void
 portal_admin_post(struct portal_req *pr, const char *path,
     struct evkeyvalq *f)
@@ -2332,24 +2359,17 @@ portal_admin_post(struct portal_req *pr, const char *path,
 		const char *what = evhttp_find_header(f, "do");
 		const char *reason = evhttp_find_header(f, "reason");
 		int64_t lim[5];
-		uint32_t type;
+		uint32_t type = 0;
 
 		if (account == NULL || what == NULL ||
 		    strlen(account) > PORTAL_QUERY_MAX) {
 			portal_bad_request(pr, "bad form\n");
 			return;
 		}
-		if (strcmp(what, "suspend") == 0)
-			type = BE_ADMIN_SUSPEND;
-		else if (strcmp(what, "resume") == 0)
-			type = BE_ADMIN_RESUME;
-		else if (strcmp(what, "overseas_on") == 0)
-			type = BE_ADMIN_OVERSEAS_ON;
-		else if (strcmp(what, "overseas_off") == 0)
-			type = BE_ADMIN_OVERSEAS_OFF;
-		else if (strcmp(what, "limits") == 0)
-			type = BE_ADMIN_LIMITS;
-		else {
+		for (size_t i = 0; i < portal_nitems(portal_admin_dos); i++)
+			if (strcmp(what, portal_admin_dos[i].what) == 0)
+				type = portal_admin_dos[i].type;
+		if (type == 0) {
 			portal_bad_request(pr, "bad form\n");
 			return;
 		}
@@ -2357,18 +2377,14 @@ portal_admin_post(struct portal_req *pr, const char *path,
 		pr->target = xstrdup(account);
 		if (type == BE_ADMIN_SUSPEND && (reason == NULL ||
 		    strlen(reason) > 200)) {
-			pr->result = BE_PORTAL_REFUSED;
-			pr->message = xstrdup("badreason");
-			portal_admin_change_done(pr);
+			portal_admin_refuse(pr, "badreason");
 			return;
 		}
 		if (type == BE_ADMIN_LIMITS)
 			for (size_t i = 0; i < portal_nitems(limit_keys); i++)
 				if (portal_limit_field(evhttp_find_header(f,
 				    limit_keys[i]), &lim[i]) < 0) {
-					pr->result = BE_PORTAL_REFUSED;
-					pr->message = xstrdup("badlimit");
-					portal_admin_change_done(pr);
+					portal_admin_refuse(pr, "badlimit");
 					return;
 				}
 		portal_req_session(pr, &m, type, csrf);
