@@ -96,6 +96,7 @@ struct be_portal_ctx {
 	struct be_worker	*w;
 	struct store		*st;
 	struct msg		*req;
+	uint32_t		 type;		/* req's */
 	const char		*client;
 	const char		*sid;
 	const char		*account;	/* from the session record */
@@ -639,11 +640,20 @@ be_portal_status(struct be_portal_ctx *c)
 	return 0;
 }
 
-static int
-be_portal_overseas(struct be_portal_ctx *c, int on)
+/* When overseas sending turned on now ends (0: off). */
+static int64_t
+be_portal_overseas_until(const struct be_portal_ctx *c, int on)
 {
-	int64_t until = on ? policy_now() +
+	return on ? policy_now() +
 	    (int64_t)c->w->conf->overseas_permission_days * 86400 : 0;
+}
+
+/* BE_PORTAL_OVERSEAS_ON and _OFF. */
+static int
+be_portal_overseas(struct be_portal_ctx *c)
+{
+	int on = c->type == BE_PORTAL_OVERSEAS_ON;
+	int64_t until = be_portal_overseas_until(c, on);
 	const char *error;
 	char when[64];
 
@@ -664,34 +674,37 @@ be_portal_overseas(struct be_portal_ctx *c, int on)
 	return 0;
 }
 
+/*
+ * Re-authentication before a change: the current password, throttled as
+ * a login, then the new secret (*new_r). -1 malformed, 1 answered (a is
+ * freed at the end when *have_a_r), 0 go on.
+ */
 static int
-be_portal_overseas_on(struct be_portal_ctx *c)
+be_portal_reauth(struct be_portal_ctx *c, const char **new_r,
+    struct account *a, int *have_a_r)
 {
-	return be_portal_overseas(c, 1);
-}
+	const char *cur;
 
-static int
-be_portal_overseas_off(struct be_portal_ctx *c)
-{
-	return be_portal_overseas(c, 0);
+	if (portal_rows_get_str(c->req, PORTAL_SECRET_MAX, &cur) < 0 ||
+	    portal_rows_get_str(c->req, PORTAL_SECRET_MAX, new_r) < 0 ||
+	    msg_end(c->req) < 0 || cur == NULL || *new_r == NULL)
+		return -1;
+	return be_portal_check_password(c->w, c->st, c->account, cur,
+	    c->client, c->o, a, have_a_r) != 0 ? 1 : 0;
 }
 
 static int
 be_portal_password(struct be_portal_ctx *c)
 {
 	struct be_portal_out *o = c->o;
-	const char *cur, *new, *error;
+	const char *new, *error;
 	struct account a;
 	char *hash;
-	int have_a;
+	int have_a, r;
 
-	if (portal_rows_get_str(c->req, PORTAL_SECRET_MAX, &cur) < 0 ||
-	    portal_rows_get_str(c->req, PORTAL_SECRET_MAX, &new) < 0 ||
-	    msg_end(c->req) < 0 || cur == NULL || new == NULL)
+	if ((r = be_portal_reauth(c, &new, &a, &have_a)) < 0)
 		return -1;
-	/* Re-authentication: the current password, throttled as a login. */
-	if (be_portal_check_password(c->w, c->st, c->account, cur, c->client,
-	    o, &a, &have_a) != 0)
+	if (r > 0)
 		goto out;
 	if (strlen(new) < PORTAL_PASSWORD_MIN ||
 	    strlen(new) > PORTAL_PASSWORD_MAX) {
@@ -725,19 +738,16 @@ static int
 be_portal_apop_on(struct be_portal_ctx *c)
 {
 	struct be_portal_out *o = c->o;
-	const char *cur, *secret;
+	const char *secret;
 	unsigned char key[APOP_KEY_LEN];
 	struct str sealed = STR_INIT;
 	const char *error = NULL;
 	struct account a;
-	int have_a;
+	int have_a, r;
 
-	if (portal_rows_get_str(c->req, PORTAL_SECRET_MAX, &cur) < 0 ||
-	    portal_rows_get_str(c->req, PORTAL_SECRET_MAX, &secret) < 0 ||
-	    msg_end(c->req) < 0 || cur == NULL || secret == NULL)
+	if ((r = be_portal_reauth(c, &secret, &a, &have_a)) < 0)
 		return -1;
-	if (be_portal_check_password(c->w, c->st, c->account, cur, c->client,
-	    o, &a, &have_a) != 0)
+	if (r > 0)
 		goto out;
 	/* The login password as APOP secret would put it, MD5-guessable,
 	 * on the wire: refused here (the CLI only warns). */
@@ -1055,9 +1065,8 @@ be_portal_api_overseas(struct be_portal_ctx *c)
 
 	if (msg_get_u32(c->req, &on) < 0 || on > 1 || msg_end(c->req) < 0)
 		return -1;
-	r = store_overseas_set(c->st, c->api_account, on ? policy_now() +
-	    (int64_t)c->w->conf->overseas_permission_days * 86400 : 0,
-	    &error);
+	r = store_overseas_set(c->st, c->api_account,
+	    be_portal_overseas_until(c, on != 0), &error);
 	if (r == 0)
 		r = be_portal_api_doc(c->w, c->st, c->api_account, &doc);
 	be_portal_api_answer(c, r, doc, on ? "overseas_on" : "overseas_off",
@@ -1229,6 +1238,53 @@ be_portal_tally_cmp(const void *x, const void *y)
 	return strcmp(p->key2, q->key2);
 }
 
+/* A new entry at the end of the tally t (n used of cap); it owns key and
+ * key2. */
+static struct be_portal_tally *
+be_portal_tally_add(struct be_portal_tally **t, size_t *n, size_t *cap,
+    char *key, char *key2)
+{
+	struct be_portal_tally *e;
+
+	if (*n == *cap) {
+		*cap = *cap ? *cap * 2 : 64;
+		*t = xreallocarray(*t, *cap, sizeof(**t));
+	}
+	e = &(*t)[(*n)++];
+	e->key = key;
+	e->key2 = key2;
+	e->a = 0;
+	e->b = 0;
+	return e;
+}
+
+/* The tally sorted, as a LIST of its first max entries (tops, or
+ * refusals); then emptied. */
+static void
+be_portal_tally_send(struct msg *m, struct be_portal_tally *t, size_t *n,
+    size_t max, int refused)
+{
+	if (*n > 0)
+		qsort(t, *n, sizeof(*t), be_portal_tally_cmp);
+	msg_add_u32(m, (uint32_t)(*n < max ? *n : max));
+	msg_add_u32(m, *n > max);
+	for (size_t i = 0; i < *n; i++) {
+		if (i < max && refused) {
+			struct portal_refused r = { t[i].key, t[i].key2,
+			    t[i].b };
+
+			portal_rows_refused_pack(m, &r);
+		} else if (i < max) {
+			struct portal_top r = { t[i].key, t[i].a, t[i].b };
+
+			portal_rows_top_pack(m, &r);
+		}
+		free(t[i].key);
+		free(t[i].key2);
+	}
+	*n = 0;
+}
+
 /*
  * The dashboard: today's top senders (by recipients), today's refusals
  * and locks by type and country, and the queue's size. XXX: the top
@@ -1267,35 +1323,18 @@ be_portal_admin_dashboard(struct be_portal_ctx *c,
 	for (size_t i = 0; i < accts->n; i++) {
 		int64_t msgs = 0, rcpts = 0;
 		char *acct = xstrdup(accts->rows[i].address);
+		struct be_portal_tally *e;
 
 		if (*acct == '\0' || store_count_get(c->st, acct, period,
 		    &msgs, &rcpts, &error) < 0 || (msgs == 0 && rcpts == 0)) {
 			free(acct);
 			continue;
 		}
-		if (n == cap) {
-			cap = cap ? cap * 2 : 64;
-			t = xreallocarray(t, cap, sizeof(*t));
-		}
-		t[n].key = acct;
-		t[n].key2 = xstrdup("");
-		t[n].a = msgs;
-		t[n++].b = rcpts;
+		e = be_portal_tally_add(&t, &n, &cap, acct, xstrdup(""));
+		e->a = msgs;
+		e->b = rcpts;
 	}
-	if (n > 0)
-		qsort(t, n, sizeof(*t), be_portal_tally_cmp);
-	msg_add_u32(m, (uint32_t)(n < 10 ? n : 10));
-	msg_add_u32(m, n > 10);
-	for (size_t i = 0; i < n; i++) {
-		if (i < 10) {
-			struct portal_top r = { t[i].key, t[i].a, t[i].b };
-
-			portal_rows_top_pack(m, &r);
-		}
-		free(t[i].key);
-		free(t[i].key2);
-	}
-	n = 0;
+	be_portal_tally_send(m, t, &n, 10, 0);
 
 	/* refusals since local midnight, by type and country */
 	day_start = policy_period_end('d', now) - 86400;
@@ -1313,34 +1352,14 @@ be_portal_admin_dashboard(struct be_portal_ctx *c,
 				if (strcmp(t[i].key, e->type) == 0 &&
 				    strcmp(t[i].key2, country) == 0)
 					break;
-			if (i == n) {
-				if (n == cap) {
-					cap = cap ? cap * 2 : 64;
-					t = xreallocarray(t, cap, sizeof(*t));
-				}
-				t[n].key = xstrdup(e->type);
-				t[n].key2 = xstrdup(country);
-				t[n].a = 0;
-				t[n++].b = 0;
-			}
+			if (i == n)
+				(void)be_portal_tally_add(&t, &n, &cap,
+				    xstrdup(e->type), xstrdup(country));
 			t[i].b++;
 		}
 	}
 	be_portal_rows_free(&rows);
-	if (n > 0)
-		qsort(t, n, sizeof(*t), be_portal_tally_cmp);
-	msg_add_u32(m, (uint32_t)(n < 20 ? n : 20));
-	msg_add_u32(m, n > 20);
-	for (size_t i = 0; i < n; i++) {
-		if (i < 20) {
-			struct portal_refused r = { t[i].key, t[i].key2,
-			    t[i].b };
-
-			portal_rows_refused_pack(m, &r);
-		}
-		free(t[i].key);
-		free(t[i].key2);
-	}
+	be_portal_tally_send(m, t, &n, 20, 1);
 	free(t);
 }
 
@@ -1589,9 +1608,14 @@ be_portal_admin_suspend(struct be_portal_ctx *c)
 	return 0;
 }
 
+/* BE_ADMIN_RESUME, BE_ADMIN_OVERSEAS_ON and _OFF: the account, nothing
+ * else. */
 static int
-be_portal_admin_simple(struct be_portal_ctx *c, const char *type)
+be_portal_admin_simple(struct be_portal_ctx *c)
 {
+	const char *type = c->type == BE_ADMIN_RESUME ? "admin_resume" :
+	    c->type == BE_ADMIN_OVERSEAS_ON ? "admin_overseas_on" :
+	    "admin_overseas_off";
 	const char *error = NULL;
 	char *canon;
 	int r;
@@ -1607,34 +1631,14 @@ be_portal_admin_simple(struct be_portal_ctx *c, const char *type)
 			    &error);
 		else
 			r = store_overseas_set(c->st, canon,
-			    strcmp(type, "admin_overseas_on") == 0 ?
-			    policy_now() + (int64_t)
-			    c->w->conf->overseas_permission_days * 86400 : 0,
-			    &error);
+			    be_portal_overseas_until(c,
+			    c->type == BE_ADMIN_OVERSEAS_ON), &error);
 		if (r == 0)
 			be_portal_audit(c, type, canon, NULL);
 		be_portal_admin_result(c, type, canon, r, error);
 	}
 	free(canon);
 	return 0;
-}
-
-static int
-be_portal_admin_resume(struct be_portal_ctx *c)
-{
-	return be_portal_admin_simple(c, "admin_resume");
-}
-
-static int
-be_portal_admin_overseas_on(struct be_portal_ctx *c)
-{
-	return be_portal_admin_simple(c, "admin_overseas_on");
-}
-
-static int
-be_portal_admin_overseas_off(struct be_portal_ctx *c)
-{
-	return be_portal_admin_simple(c, "admin_overseas_off");
 }
 
 static int
@@ -1672,15 +1676,6 @@ be_portal_admin_limits(struct be_portal_ctx *c)
 	return 0;
 }
 
-static int
-be_portal_admin_logout(struct be_portal_ctx *c)
-{
-	if (msg_end(c->req) < 0)
-		return -1;
-	be_portal_session_end(c->st, c->sid, NULL);
-	return 0;
-}
-
 /* ---- the dispatcher ------------------------------------------------------ */
 
 enum be_portal_role {
@@ -1700,9 +1695,8 @@ static const struct be_portal_op {
 } be_portal_ops[] = {
 	{ BE_PORTAL_LOGIN, BE_ROLE_NONE, 0, be_portal_login },
 	{ BE_PORTAL_STATUS, BE_ROLE_SUBSCRIBER, 0, be_portal_status },
-	{ BE_PORTAL_OVERSEAS_ON, BE_ROLE_SUBSCRIBER, 1, be_portal_overseas_on },
-	{ BE_PORTAL_OVERSEAS_OFF, BE_ROLE_SUBSCRIBER, 1,
-	  be_portal_overseas_off },
+	{ BE_PORTAL_OVERSEAS_ON, BE_ROLE_SUBSCRIBER, 1, be_portal_overseas },
+	{ BE_PORTAL_OVERSEAS_OFF, BE_ROLE_SUBSCRIBER, 1, be_portal_overseas },
 	{ BE_PORTAL_PASSWORD, BE_ROLE_SUBSCRIBER, 1, be_portal_password },
 	{ BE_PORTAL_APOP_ON, BE_ROLE_SUBSCRIBER, 1, be_portal_apop_on },
 	{ BE_PORTAL_APOP_OFF, BE_ROLE_SUBSCRIBER, 1, be_portal_apop_off },
@@ -1713,12 +1707,11 @@ static const struct be_portal_op {
 	{ BE_ADMIN_AUDIT, BE_ROLE_ADMIN, 0, be_portal_admin_audit },
 	{ BE_ADMIN_TRACE, BE_ROLE_ADMIN, 1, be_portal_admin_trace },
 	{ BE_ADMIN_SUSPEND, BE_ROLE_ADMIN, 1, be_portal_admin_suspend },
-	{ BE_ADMIN_RESUME, BE_ROLE_ADMIN, 1, be_portal_admin_resume },
-	{ BE_ADMIN_OVERSEAS_ON, BE_ROLE_ADMIN, 1, be_portal_admin_overseas_on },
-	{ BE_ADMIN_OVERSEAS_OFF, BE_ROLE_ADMIN, 1,
-	  be_portal_admin_overseas_off },
+	{ BE_ADMIN_RESUME, BE_ROLE_ADMIN, 1, be_portal_admin_simple },
+	{ BE_ADMIN_OVERSEAS_ON, BE_ROLE_ADMIN, 1, be_portal_admin_simple },
+	{ BE_ADMIN_OVERSEAS_OFF, BE_ROLE_ADMIN, 1, be_portal_admin_simple },
 	{ BE_ADMIN_LIMITS, BE_ROLE_ADMIN, 1, be_portal_admin_limits },
-	{ BE_ADMIN_LOGOUT, BE_ROLE_ADMIN, 1, be_portal_admin_logout },
+	{ BE_ADMIN_LOGOUT, BE_ROLE_ADMIN, 1, be_portal_logout },
 	{ BE_API_GET, BE_ROLE_API, 0, be_portal_api_get },
 	{ BE_API_OVERSEAS, BE_ROLE_API, 0, be_portal_api_overseas },
 	{ BE_API_LIMITS, BE_ROLE_API, 0, be_portal_api_limits },
@@ -1851,6 +1844,7 @@ be_portal(struct be_worker *w, struct msg *req, struct msg *reply)
 	memset(&o, 0, sizeof(o));
 	c.w = w;
 	c.req = req;
+	c.type = req->type;
 	c.o = &o;
 	if (portal_rows_get_str(req, PORTAL_IP_MAX, &c.client) < 0 ||
 	    c.client == NULL)
