@@ -674,59 +674,30 @@ be_portal_overseas(struct be_portal_ctx *c)
 	return 0;
 }
 
-/*
- * Re-authentication before a change: the current password, throttled as
- * a login, then the new secret (*new_r). -1 malformed, 1 answered (a is
- * freed at the end when *have_a_r), 0 go on.
- */
-static int
-be_portal_reauth(struct be_portal_ctx *c, const char **new_r,
-    struct account *a, int *have_a_r)
+/* The new password, the current one checked. */
+static void
+be_portal_password_set(struct be_portal_ctx *c, const char *new)
 {
-	const char *cur;
-
-	if (portal_rows_get_str(c->req, PORTAL_SECRET_MAX, &cur) < 0 ||
-	    portal_rows_get_str(c->req, PORTAL_SECRET_MAX, new_r) < 0 ||
-	    msg_end(c->req) < 0 || cur == NULL || *new_r == NULL)
-		return -1;
-	return be_portal_check_password(c->w, c->st, c->account, cur,
-	    c->client, c->o, a, have_a_r) != 0 ? 1 : 0;
-}
-
-static int
-be_portal_password(struct be_portal_ctx *c)
-{
-	struct be_portal_out *o = c->o;
-	const char *new, *error;
-	struct account a;
+	const char *error;
 	char *hash;
-	int have_a, r;
 
-	if ((r = be_portal_reauth(c, &new, &a, &have_a)) < 0)
-		return -1;
-	if (r > 0)
-		goto out;
 	if (strlen(new) < PORTAL_PASSWORD_MIN ||
 	    strlen(new) > PORTAL_PASSWORD_MAX) {
-		be_portal_fail(o, BE_PORTAL_REFUSED, "badnew");
-		goto out;
+		be_portal_fail(c->o, BE_PORTAL_REFUSED, "badnew");
+		return;
 	}
 	if ((hash = password_hash(new, &error)) == NULL ||
 	    store_account_set_password(c->st, c->account, hash, &error) != 0) {
 		log_warnx("portal: password of %s: %s", c->account, error);
-		be_portal_fail(o, BE_PORTAL_TEMPFAIL, "tempfail");
+		be_portal_fail(c->o, BE_PORTAL_TEMPFAIL, "tempfail");
 		free(hash);
-		goto out;
+		return;
 	}
 	free(hash);
 	/* Whoever else holds a session (a thief, say) is logged out. */
 	be_portal_session_end(c->st, c->sid, c->account);
 	log_info("portal password changed account=%s client=%s", c->account,
 	    c->client);
-out:
-	if (have_a)
-		account_deinit(&a);
-	return 0;
 }
 
 /*
@@ -734,39 +705,55 @@ out:
  * password change) and a separate APOP password, sealed under
  * apop_secret_key before it reaches the store (src/pop3/apop.h).
  */
-static int
-be_portal_apop_on(struct be_portal_ctx *c)
+static void
+be_portal_apop_set(struct be_portal_ctx *c, const struct account *a,
+    const char *secret)
 {
-	struct be_portal_out *o = c->o;
-	const char *secret;
 	unsigned char key[APOP_KEY_LEN];
 	struct str sealed = STR_INIT;
 	const char *error = NULL;
-	struct account a;
-	int have_a, r;
 
-	if ((r = be_portal_reauth(c, &secret, &a, &have_a)) < 0)
-		return -1;
-	if (r > 0)
-		goto out;
 	/* The login password as APOP secret would put it, MD5-guessable,
 	 * on the wire: refused here (the CLI only warns). */
 	if (strlen(secret) < PORTAL_PASSWORD_MIN ||
 	    strlen(secret) > APOP_SECRET_MAX ||
-	    password_verify(secret, a.password_hash, &error) == 1) {
-		be_portal_fail(o, BE_PORTAL_REFUSED, "badapop");
-		goto out;
+	    password_verify(secret, a->password_hash, &error) == 1) {
+		be_portal_fail(c->o, BE_PORTAL_REFUSED, "badapop");
+		return;
 	}
 	if (apop_key_load(c->w->conf->apop_secret_key, 1, key, &error) < 0 ||
-	    apop_seal(key, a.address, secret, &sealed, &error) < 0 ||
-	    store_apop_set(c->st, a.address, str_c(&sealed), &error) != 0) {
+	    apop_seal(key, a->address, secret, &sealed, &error) < 0 ||
+	    store_apop_set(c->st, a->address, str_c(&sealed), &error) != 0) {
 		log_warnx("portal: apop on %s: %s", c->account, error);
-		be_portal_fail(o, BE_PORTAL_TEMPFAIL, "tempfail");
+		be_portal_fail(c->o, BE_PORTAL_TEMPFAIL, "tempfail");
 	} else
 		log_info("portal apop on account=%s", c->account);
 	explicit_bzero(key, sizeof(key));
-out:
 	str_deinit(&sealed);
+}
+
+/*
+ * BE_PORTAL_PASSWORD and BE_PORTAL_APOP_ON: the current password
+ * (re-authentication, throttled as a login), then the new secret.
+ */
+static int
+be_portal_reauth(struct be_portal_ctx *c)
+{
+	const char *cur, *new;
+	struct account a;
+	int have_a;
+
+	if (portal_rows_get_str(c->req, PORTAL_SECRET_MAX, &cur) < 0 ||
+	    portal_rows_get_str(c->req, PORTAL_SECRET_MAX, &new) < 0 ||
+	    msg_end(c->req) < 0 || cur == NULL || new == NULL)
+		return -1;
+	if (be_portal_check_password(c->w, c->st, c->account, cur, c->client,
+	    c->o, &a, &have_a) == 0) {
+		if (c->type == BE_PORTAL_PASSWORD)
+			be_portal_password_set(c, new);
+		else
+			be_portal_apop_set(c, &a, new);
+	}
 	if (have_a)
 		account_deinit(&a);
 	return 0;
@@ -1697,8 +1684,8 @@ static const struct be_portal_op {
 	{ BE_PORTAL_STATUS, BE_ROLE_SUBSCRIBER, 0, be_portal_status },
 	{ BE_PORTAL_OVERSEAS_ON, BE_ROLE_SUBSCRIBER, 1, be_portal_overseas },
 	{ BE_PORTAL_OVERSEAS_OFF, BE_ROLE_SUBSCRIBER, 1, be_portal_overseas },
-	{ BE_PORTAL_PASSWORD, BE_ROLE_SUBSCRIBER, 1, be_portal_password },
-	{ BE_PORTAL_APOP_ON, BE_ROLE_SUBSCRIBER, 1, be_portal_apop_on },
+	{ BE_PORTAL_PASSWORD, BE_ROLE_SUBSCRIBER, 1, be_portal_reauth },
+	{ BE_PORTAL_APOP_ON, BE_ROLE_SUBSCRIBER, 1, be_portal_reauth },
 	{ BE_PORTAL_APOP_OFF, BE_ROLE_SUBSCRIBER, 1, be_portal_apop_off },
 	{ BE_PORTAL_LOGOUT, BE_ROLE_SUBSCRIBER, 1, be_portal_logout },
 	{ BE_ADMIN_LOGIN, BE_ROLE_NONE, 0, be_portal_admin_login },
