@@ -96,6 +96,7 @@ struct be_portal_ctx {
 	struct be_worker	*w;
 	struct store		*st;
 	struct msg		*req;
+	uint32_t		 type;		/* req's */
 	const char		*client;
 	const char		*sid;
 	const char		*account;	/* from the session record */
@@ -639,11 +640,20 @@ be_portal_status(struct be_portal_ctx *c)
 	return 0;
 }
 
-static int
-be_portal_overseas(struct be_portal_ctx *c, int on)
+/* When overseas sending turned on now ends (0: off). */
+static int64_t
+be_portal_overseas_until(const struct be_portal_ctx *c, int on)
 {
-	int64_t until = on ? policy_now() +
+	return on ? policy_now() +
 	    (int64_t)c->w->conf->overseas_permission_days * 86400 : 0;
+}
+
+/* BE_PORTAL_OVERSEAS_ON and _OFF. */
+static int
+be_portal_overseas(struct be_portal_ctx *c)
+{
+	int on = c->type == BE_PORTAL_OVERSEAS_ON;
+	int64_t until = be_portal_overseas_until(c, on);
 	const char *error;
 	char when[64];
 
@@ -664,56 +674,30 @@ be_portal_overseas(struct be_portal_ctx *c, int on)
 	return 0;
 }
 
-static int
-be_portal_overseas_on(struct be_portal_ctx *c)
+/* The new password, the current one checked. */
+static void
+be_portal_password_set(struct be_portal_ctx *c, const char *new)
 {
-	return be_portal_overseas(c, 1);
-}
-
-static int
-be_portal_overseas_off(struct be_portal_ctx *c)
-{
-	return be_portal_overseas(c, 0);
-}
-
-static int
-be_portal_password(struct be_portal_ctx *c)
-{
-	struct be_portal_out *o = c->o;
-	const char *cur, *new, *error;
-	struct account a;
+	const char *error;
 	char *hash;
-	int have_a;
 
-	if (portal_rows_get_str(c->req, PORTAL_SECRET_MAX, &cur) < 0 ||
-	    portal_rows_get_str(c->req, PORTAL_SECRET_MAX, &new) < 0 ||
-	    msg_end(c->req) < 0 || cur == NULL || new == NULL)
-		return -1;
-	/* Re-authentication: the current password, throttled as a login. */
-	if (be_portal_check_password(c->w, c->st, c->account, cur, c->client,
-	    o, &a, &have_a) != 0)
-		goto out;
 	if (strlen(new) < PORTAL_PASSWORD_MIN ||
 	    strlen(new) > PORTAL_PASSWORD_MAX) {
-		be_portal_fail(o, BE_PORTAL_REFUSED, "badnew");
-		goto out;
+		be_portal_fail(c->o, BE_PORTAL_REFUSED, "badnew");
+		return;
 	}
 	if ((hash = password_hash(new, &error)) == NULL ||
 	    store_account_set_password(c->st, c->account, hash, &error) != 0) {
 		log_warnx("portal: password of %s: %s", c->account, error);
-		be_portal_fail(o, BE_PORTAL_TEMPFAIL, "tempfail");
+		be_portal_fail(c->o, BE_PORTAL_TEMPFAIL, "tempfail");
 		free(hash);
-		goto out;
+		return;
 	}
 	free(hash);
 	/* Whoever else holds a session (a thief, say) is logged out. */
 	be_portal_session_end(c->st, c->sid, c->account);
 	log_info("portal password changed account=%s client=%s", c->account,
 	    c->client);
-out:
-	if (have_a)
-		account_deinit(&a);
-	return 0;
 }
 
 /*
@@ -721,42 +705,55 @@ out:
  * password change) and a separate APOP password, sealed under
  * apop_secret_key before it reaches the store (src/pop3/apop.h).
  */
-static int
-be_portal_apop_on(struct be_portal_ctx *c)
+static void
+be_portal_apop_set(struct be_portal_ctx *c, const struct account *a,
+    const char *secret)
 {
-	struct be_portal_out *o = c->o;
-	const char *cur, *secret;
 	unsigned char key[APOP_KEY_LEN];
 	struct str sealed = STR_INIT;
 	const char *error = NULL;
-	struct account a;
-	int have_a;
 
-	if (portal_rows_get_str(c->req, PORTAL_SECRET_MAX, &cur) < 0 ||
-	    portal_rows_get_str(c->req, PORTAL_SECRET_MAX, &secret) < 0 ||
-	    msg_end(c->req) < 0 || cur == NULL || secret == NULL)
-		return -1;
-	if (be_portal_check_password(c->w, c->st, c->account, cur, c->client,
-	    o, &a, &have_a) != 0)
-		goto out;
 	/* The login password as APOP secret would put it, MD5-guessable,
 	 * on the wire: refused here (the CLI only warns). */
 	if (strlen(secret) < PORTAL_PASSWORD_MIN ||
 	    strlen(secret) > APOP_SECRET_MAX ||
-	    password_verify(secret, a.password_hash, &error) == 1) {
-		be_portal_fail(o, BE_PORTAL_REFUSED, "badapop");
-		goto out;
+	    password_verify(secret, a->password_hash, &error) == 1) {
+		be_portal_fail(c->o, BE_PORTAL_REFUSED, "badapop");
+		return;
 	}
 	if (apop_key_load(c->w->conf->apop_secret_key, 1, key, &error) < 0 ||
-	    apop_seal(key, a.address, secret, &sealed, &error) < 0 ||
-	    store_apop_set(c->st, a.address, str_c(&sealed), &error) != 0) {
+	    apop_seal(key, a->address, secret, &sealed, &error) < 0 ||
+	    store_apop_set(c->st, a->address, str_c(&sealed), &error) != 0) {
 		log_warnx("portal: apop on %s: %s", c->account, error);
-		be_portal_fail(o, BE_PORTAL_TEMPFAIL, "tempfail");
+		be_portal_fail(c->o, BE_PORTAL_TEMPFAIL, "tempfail");
 	} else
 		log_info("portal apop on account=%s", c->account);
 	explicit_bzero(key, sizeof(key));
-out:
 	str_deinit(&sealed);
+}
+
+/*
+ * BE_PORTAL_PASSWORD and BE_PORTAL_APOP_ON: the current password
+ * (re-authentication, throttled as a login), then the new secret.
+ */
+static int
+be_portal_reauth(struct be_portal_ctx *c)
+{
+	const char *cur, *new;
+	struct account a;
+	int have_a;
+
+	if (portal_rows_get_str(c->req, PORTAL_SECRET_MAX, &cur) < 0 ||
+	    portal_rows_get_str(c->req, PORTAL_SECRET_MAX, &new) < 0 ||
+	    msg_end(c->req) < 0 || cur == NULL || new == NULL)
+		return -1;
+	if (be_portal_check_password(c->w, c->st, c->account, cur, c->client,
+	    c->o, &a, &have_a) == 0) {
+		if (c->type == BE_PORTAL_PASSWORD)
+			be_portal_password_set(c, new);
+		else
+			be_portal_apop_set(c, &a, new);
+	}
 	if (have_a)
 		account_deinit(&a);
 	return 0;
@@ -1055,9 +1052,8 @@ be_portal_api_overseas(struct be_portal_ctx *c)
 
 	if (msg_get_u32(c->req, &on) < 0 || on > 1 || msg_end(c->req) < 0)
 		return -1;
-	r = store_overseas_set(c->st, c->api_account, on ? policy_now() +
-	    (int64_t)c->w->conf->overseas_permission_days * 86400 : 0,
-	    &error);
+	r = store_overseas_set(c->st, c->api_account,
+	    be_portal_overseas_until(c, on != 0), &error);
 	if (r == 0)
 		r = be_portal_api_doc(c->w, c->st, c->api_account, &doc);
 	be_portal_api_answer(c, r, doc, on ? "overseas_on" : "overseas_off",
@@ -1229,6 +1225,53 @@ be_portal_tally_cmp(const void *x, const void *y)
 	return strcmp(p->key2, q->key2);
 }
 
+/* A new entry at the end of the tally t (n used of cap); it owns key and
+ * key2. */
+static struct be_portal_tally *
+be_portal_tally_add(struct be_portal_tally **t, size_t *n, size_t *cap,
+    char *key, char *key2)
+{
+	struct be_portal_tally *e;
+
+	if (*n == *cap) {
+		*cap = *cap ? *cap * 2 : 64;
+		*t = xreallocarray(*t, *cap, sizeof(**t));
+	}
+	e = &(*t)[(*n)++];
+	e->key = key;
+	e->key2 = key2;
+	e->a = 0;
+	e->b = 0;
+	return e;
+}
+
+/* The tally sorted, as a LIST of its first max entries (tops, or
+ * refusals); then emptied. */
+static void
+be_portal_tally_send(struct msg *m, struct be_portal_tally *t, size_t *n,
+    size_t max, int refused)
+{
+	if (*n > 0)
+		qsort(t, *n, sizeof(*t), be_portal_tally_cmp);
+	msg_add_u32(m, (uint32_t)(*n < max ? *n : max));
+	msg_add_u32(m, *n > max);
+	for (size_t i = 0; i < *n; i++) {
+		if (i < max && refused) {
+			struct portal_refused r = { t[i].key, t[i].key2,
+			    t[i].b };
+
+			portal_rows_refused_pack(m, &r);
+		} else if (i < max) {
+			struct portal_top r = { t[i].key, t[i].a, t[i].b };
+
+			portal_rows_top_pack(m, &r);
+		}
+		free(t[i].key);
+		free(t[i].key2);
+	}
+	*n = 0;
+}
+
 /*
  * The dashboard: today's top senders (by recipients), today's refusals
  * and locks by type and country, and the queue's size. XXX: the top
@@ -1267,35 +1310,18 @@ be_portal_admin_dashboard(struct be_portal_ctx *c,
 	for (size_t i = 0; i < accts->n; i++) {
 		int64_t msgs = 0, rcpts = 0;
 		char *acct = xstrdup(accts->rows[i].address);
+		struct be_portal_tally *e;
 
 		if (*acct == '\0' || store_count_get(c->st, acct, period,
 		    &msgs, &rcpts, &error) < 0 || (msgs == 0 && rcpts == 0)) {
 			free(acct);
 			continue;
 		}
-		if (n == cap) {
-			cap = cap ? cap * 2 : 64;
-			t = xreallocarray(t, cap, sizeof(*t));
-		}
-		t[n].key = acct;
-		t[n].key2 = xstrdup("");
-		t[n].a = msgs;
-		t[n++].b = rcpts;
+		e = be_portal_tally_add(&t, &n, &cap, acct, xstrdup(""));
+		e->a = msgs;
+		e->b = rcpts;
 	}
-	if (n > 0)
-		qsort(t, n, sizeof(*t), be_portal_tally_cmp);
-	msg_add_u32(m, (uint32_t)(n < 10 ? n : 10));
-	msg_add_u32(m, n > 10);
-	for (size_t i = 0; i < n; i++) {
-		if (i < 10) {
-			struct portal_top r = { t[i].key, t[i].a, t[i].b };
-
-			portal_rows_top_pack(m, &r);
-		}
-		free(t[i].key);
-		free(t[i].key2);
-	}
-	n = 0;
+	be_portal_tally_send(m, t, &n, 10, 0);
 
 	/* refusals since local midnight, by type and country */
 	day_start = policy_period_end('d', now) - 86400;
@@ -1313,34 +1339,14 @@ be_portal_admin_dashboard(struct be_portal_ctx *c,
 				if (strcmp(t[i].key, e->type) == 0 &&
 				    strcmp(t[i].key2, country) == 0)
 					break;
-			if (i == n) {
-				if (n == cap) {
-					cap = cap ? cap * 2 : 64;
-					t = xreallocarray(t, cap, sizeof(*t));
-				}
-				t[n].key = xstrdup(e->type);
-				t[n].key2 = xstrdup(country);
-				t[n].a = 0;
-				t[n++].b = 0;
-			}
+			if (i == n)
+				(void)be_portal_tally_add(&t, &n, &cap,
+				    xstrdup(e->type), xstrdup(country));
 			t[i].b++;
 		}
 	}
 	be_portal_rows_free(&rows);
-	if (n > 0)
-		qsort(t, n, sizeof(*t), be_portal_tally_cmp);
-	msg_add_u32(m, (uint32_t)(n < 20 ? n : 20));
-	msg_add_u32(m, n > 20);
-	for (size_t i = 0; i < n; i++) {
-		if (i < 20) {
-			struct portal_refused r = { t[i].key, t[i].key2,
-			    t[i].b };
-
-			portal_rows_refused_pack(m, &r);
-		}
-		free(t[i].key);
-		free(t[i].key2);
-	}
+	be_portal_tally_send(m, t, &n, 20, 1);
 	free(t);
 }
 
@@ -1589,9 +1595,14 @@ be_portal_admin_suspend(struct be_portal_ctx *c)
 	return 0;
 }
 
+/* BE_ADMIN_RESUME, BE_ADMIN_OVERSEAS_ON and _OFF: the account, nothing
+ * else. */
 static int
-be_portal_admin_simple(struct be_portal_ctx *c, const char *type)
+be_portal_admin_simple(struct be_portal_ctx *c)
 {
+	const char *type = c->type == BE_ADMIN_RESUME ? "admin_resume" :
+	    c->type == BE_ADMIN_OVERSEAS_ON ? "admin_overseas_on" :
+	    "admin_overseas_off";
 	const char *error = NULL;
 	char *canon;
 	int r;
@@ -1607,34 +1618,14 @@ be_portal_admin_simple(struct be_portal_ctx *c, const char *type)
 			    &error);
 		else
 			r = store_overseas_set(c->st, canon,
-			    strcmp(type, "admin_overseas_on") == 0 ?
-			    policy_now() + (int64_t)
-			    c->w->conf->overseas_permission_days * 86400 : 0,
-			    &error);
+			    be_portal_overseas_until(c,
+			    c->type == BE_ADMIN_OVERSEAS_ON), &error);
 		if (r == 0)
 			be_portal_audit(c, type, canon, NULL);
 		be_portal_admin_result(c, type, canon, r, error);
 	}
 	free(canon);
 	return 0;
-}
-
-static int
-be_portal_admin_resume(struct be_portal_ctx *c)
-{
-	return be_portal_admin_simple(c, "admin_resume");
-}
-
-static int
-be_portal_admin_overseas_on(struct be_portal_ctx *c)
-{
-	return be_portal_admin_simple(c, "admin_overseas_on");
-}
-
-static int
-be_portal_admin_overseas_off(struct be_portal_ctx *c)
-{
-	return be_portal_admin_simple(c, "admin_overseas_off");
 }
 
 static int
@@ -1672,15 +1663,6 @@ be_portal_admin_limits(struct be_portal_ctx *c)
 	return 0;
 }
 
-static int
-be_portal_admin_logout(struct be_portal_ctx *c)
-{
-	if (msg_end(c->req) < 0)
-		return -1;
-	be_portal_session_end(c->st, c->sid, NULL);
-	return 0;
-}
-
 /* ---- the dispatcher ------------------------------------------------------ */
 
 enum be_portal_role {
@@ -1700,11 +1682,10 @@ static const struct be_portal_op {
 } be_portal_ops[] = {
 	{ BE_PORTAL_LOGIN, BE_ROLE_NONE, 0, be_portal_login },
 	{ BE_PORTAL_STATUS, BE_ROLE_SUBSCRIBER, 0, be_portal_status },
-	{ BE_PORTAL_OVERSEAS_ON, BE_ROLE_SUBSCRIBER, 1, be_portal_overseas_on },
-	{ BE_PORTAL_OVERSEAS_OFF, BE_ROLE_SUBSCRIBER, 1,
-	  be_portal_overseas_off },
-	{ BE_PORTAL_PASSWORD, BE_ROLE_SUBSCRIBER, 1, be_portal_password },
-	{ BE_PORTAL_APOP_ON, BE_ROLE_SUBSCRIBER, 1, be_portal_apop_on },
+	{ BE_PORTAL_OVERSEAS_ON, BE_ROLE_SUBSCRIBER, 1, be_portal_overseas },
+	{ BE_PORTAL_OVERSEAS_OFF, BE_ROLE_SUBSCRIBER, 1, be_portal_overseas },
+	{ BE_PORTAL_PASSWORD, BE_ROLE_SUBSCRIBER, 1, be_portal_reauth },
+	{ BE_PORTAL_APOP_ON, BE_ROLE_SUBSCRIBER, 1, be_portal_reauth },
 	{ BE_PORTAL_APOP_OFF, BE_ROLE_SUBSCRIBER, 1, be_portal_apop_off },
 	{ BE_PORTAL_LOGOUT, BE_ROLE_SUBSCRIBER, 1, be_portal_logout },
 	{ BE_ADMIN_LOGIN, BE_ROLE_NONE, 0, be_portal_admin_login },
@@ -1713,12 +1694,11 @@ static const struct be_portal_op {
 	{ BE_ADMIN_AUDIT, BE_ROLE_ADMIN, 0, be_portal_admin_audit },
 	{ BE_ADMIN_TRACE, BE_ROLE_ADMIN, 1, be_portal_admin_trace },
 	{ BE_ADMIN_SUSPEND, BE_ROLE_ADMIN, 1, be_portal_admin_suspend },
-	{ BE_ADMIN_RESUME, BE_ROLE_ADMIN, 1, be_portal_admin_resume },
-	{ BE_ADMIN_OVERSEAS_ON, BE_ROLE_ADMIN, 1, be_portal_admin_overseas_on },
-	{ BE_ADMIN_OVERSEAS_OFF, BE_ROLE_ADMIN, 1,
-	  be_portal_admin_overseas_off },
+	{ BE_ADMIN_RESUME, BE_ROLE_ADMIN, 1, be_portal_admin_simple },
+	{ BE_ADMIN_OVERSEAS_ON, BE_ROLE_ADMIN, 1, be_portal_admin_simple },
+	{ BE_ADMIN_OVERSEAS_OFF, BE_ROLE_ADMIN, 1, be_portal_admin_simple },
 	{ BE_ADMIN_LIMITS, BE_ROLE_ADMIN, 1, be_portal_admin_limits },
-	{ BE_ADMIN_LOGOUT, BE_ROLE_ADMIN, 1, be_portal_admin_logout },
+	{ BE_ADMIN_LOGOUT, BE_ROLE_ADMIN, 1, be_portal_logout },
 	{ BE_API_GET, BE_ROLE_API, 0, be_portal_api_get },
 	{ BE_API_OVERSEAS, BE_ROLE_API, 0, be_portal_api_overseas },
 	{ BE_API_LIMITS, BE_ROLE_API, 0, be_portal_api_limits },
@@ -1851,6 +1831,7 @@ be_portal(struct be_worker *w, struct msg *req, struct msg *reply)
 	memset(&o, 0, sizeof(o));
 	c.w = w;
 	c.req = req;
+	c.type = req->type;
 	c.o = &o;
 	if (portal_rows_get_str(req, PORTAL_IP_MAX, &c.client) < 0 ||
 	    c.client == NULL)

@@ -434,6 +434,15 @@ portal_val(const struct portal_req *pr, const char *key)
 	return NULL;
 }
 
+/* A scalar of the answer, "" when absent. */
+static const char *
+portal_val_str(const struct portal_req *pr, const char *key)
+{
+	const char *v = portal_val(pr, key);
+
+	return v != NULL ? v : "";
+}
+
 static long long
 portal_val_num(const struct portal_req *pr, const char *key)
 {
@@ -544,6 +553,13 @@ portal_send(struct portal_req *pr, int code, const char *reason,
 }
 
 static void
+portal_bad_request(struct portal_req *pr, const char *text)
+{
+	portal_send(pr, 400, "Bad Request", "text/plain; charset=utf-8", text,
+	    strlen(text));
+}
+
+static void
 portal_redirect(struct portal_req *pr, const char *location)
 {
 	evhttp_add_header(evhttp_request_get_output_headers(pr->req),
@@ -601,12 +617,36 @@ portal_notice(struct str *b, const char *cls, const char *text,
 	str_append(b, "</p>\n");
 }
 
+/* A page that only says what went wrong, with the way home. */
+static void
+portal_error_page(struct portal_req *pr, enum portal_text t, int code,
+    const char *reason)
+{
+	struct str b = STR_INIT;
+
+	portal_page_begin(pr, &b);
+	portal_notice(&b, "error", portal_t(pr, t), NULL);
+	str_append(&b, "<p><a href=\"/\">");
+	portal_text_esc(&b, pr, T_TITLE);
+	str_append(&b, "</a></p>\n");
+	portal_page_end(pr, &b, code, reason);
+}
+
+/* before, s escaped (none when NULL), after. */
+static void
+portal_esc_in(struct str *b, const char *before, const char *s,
+    const char *after)
+{
+	str_append(b, before);
+	portal_html_escape(b, s != NULL ? s : "");
+	str_append(b, after);
+}
+
 static void
 portal_csrf_field(struct str *b, const char *token)
 {
-	str_append(b, "<input type=\"hidden\" name=\"csrf\" value=\"");
-	portal_html_escape(b, token != NULL ? token : "");
-	str_append(b, "\">\n");
+	portal_esc_in(b, "<input type=\"hidden\" name=\"csrf\" value=\"",
+	    token, "\">\n");
 }
 
 static int
@@ -642,13 +682,12 @@ portal_login_page(struct portal_req *pr, int code, const char *reason,
 	portal_cookie(pr, "pre", token, -1);
 	portal_page_begin(pr, &b);
 	if (error != NULL) {
-		str_append(&b, "<p class=\"error\" id=\"message\">");
-		portal_html_escape(&b, error);
-		if (extra != NULL)
-			portal_html_escape(&b, extra);
-		if (extra2 != NULL)
-			portal_html_escape(&b, extra2);
-		str_append(&b, "</p>\n");
+		struct str x = STR_INIT;
+
+		str_append(&x, extra != NULL ? extra : "");
+		str_append(&x, extra2 != NULL ? extra2 : "");
+		portal_notice(&b, "error", error, str_c(&x));
+		str_deinit(&x);
 	}
 	str_append(&b, "<p>");
 	portal_text_esc(&b, pr, pr->admin ? T_ADMIN : T_LOGIN_INTRO);
@@ -675,6 +714,28 @@ portal_form_begin(struct str *b, const char *action, const char *csrf,
 {
 	str_printf(b, "<form method=\"post\" action=\"%s\"%s>\n", action, cls);
 	portal_csrf_field(b, csrf);
+}
+
+/* A subscriber's form with its hidden action field. */
+static void
+portal_action_form(struct str *b, const char *path, const char *csrf,
+    const char *cls, const char *action)
+{
+	portal_form_begin(b, path, csrf, cls);
+	str_printf(b, "<input type=\"hidden\" name=\"action\" "
+	    "value=\"%s\">\n", action);
+}
+
+/* A labelled password field. */
+static void
+portal_password_field(struct portal_req *pr, struct str *b, const char *id,
+    const char *name, enum portal_text label, const char *autocomplete)
+{
+	str_printf(b, "<label for=\"%s\">", id);
+	portal_text_esc(b, pr, label);
+	str_printf(b, "</label>\n<input id=\"%s\" name=\"%s\" "
+	    "type=\"password\" autocomplete=\"%s\" required>\n", id, name,
+	    autocomplete);
 }
 
 static void
@@ -707,11 +768,16 @@ portal_count_row(struct portal_req *pr, struct str *b, const char *id,
 /* ---- rows (typed, portal_rows.h) ---------------------------------------- */
 
 static void
+portal_span(struct str *b, const char *id, const char *s)
+{
+	str_printf(b, "<span id=\"%s\">", id);
+	portal_esc_in(b, "", s, "</span>");
+}
+
+static void
 portal_td(struct str *b, const char *s)
 {
-	str_append(b, "<td>");
-	portal_html_escape(b, s != NULL ? s : "");
-	str_append(b, "</td>");
+	portal_esc_in(b, "<td>", s, "</td>");
 }
 
 static void
@@ -828,6 +894,46 @@ portal_table_end(struct portal_req *pr, struct str *b, int rows)
 	}
 }
 
+static void
+portal_heading(struct portal_req *pr, struct str *b, int level,
+    enum portal_text t)
+{
+	str_printf(b, "<h%d>", level);
+	portal_text_esc(b, pr, t);
+	str_printf(b, "</h%d>\n", level);
+}
+
+/* prefix and arg made safe for a URI's query. */
+static void
+portal_uri_arg(struct str *out, const char *prefix, const char *arg)
+{
+	char *enc = evhttp_uriencode(arg, -1, 0);
+
+	str_append(out, prefix);
+	str_append(out, enc != NULL ? enc : "");
+	free(enc);
+}
+
+/* An account's history, on its own page and on the admin's: its recent
+ * submissions and events, and the link to more of them from base. */
+static void
+portal_history(struct portal_req *pr, struct str *b, const char *base)
+{
+	static const enum portal_text sub_cols[] = { T_TIME, T_IP, T_COUNTRY,
+	    T_RCPTS, T_ABROAD, T_QUEUE_ID };
+	static const enum portal_text ev_cols[] = { T_TIME, T_WHAT, T_IP,
+	    T_COUNTRY, T_DETAIL };
+
+	portal_heading(pr, b, 2, T_RECENT);
+	portal_table_head(pr, b, "submissions", sub_cols,
+	    portal_nitems(sub_cols));
+	portal_table_end(pr, b, portal_draw_subs(pr, b, 0));
+	portal_heading(pr, b, 2, T_EVENTS);
+	portal_table_head(pr, b, "events", ev_cols, portal_nitems(ev_cols));
+	portal_table_end(pr, b, portal_draw_events(pr, b, 0));
+	portal_more_link(pr, b, base, pr->more_subs || pr->more_evs);
+}
+
 /* The account's address and its aliases, one line. */
 static void
 portal_aliases(struct portal_req *pr, struct str *b)
@@ -848,10 +954,6 @@ portal_aliases(struct portal_req *pr, struct str *b)
 static void
 portal_main_page(struct portal_req *pr)
 {
-	static const enum portal_text sub_cols[] = { T_TIME, T_IP, T_COUNTRY,
-	    T_RCPTS, T_ABROAD, T_QUEUE_ID };
-	static const enum portal_text ev_cols[] = { T_TIME, T_WHAT, T_IP,
-	    T_COUNTRY, T_DETAIL };
 	const char *csrf = portal_val(pr, "csrf");
 	const char *until = portal_val(pr, "overseas_until");
 	long long days = portal_val_num(pr, "overseas_days");
@@ -859,14 +961,12 @@ portal_main_page(struct portal_req *pr)
 	struct evkeyvalq q;
 	const char *msg;
 	struct str b = STR_INIT;
-	int rows;
 
 	portal_page_begin(pr, &b);
 	str_append(&b, "<p>");
 	portal_text_esc(&b, pr, T_LOGGED_IN_AS);
 	str_append(&b, "<strong id=\"account\">");
-	portal_html_escape(&b, portal_val(pr, "account") != NULL ?
-	    portal_val(pr, "account") : "");
+	portal_html_escape(&b, portal_val_str(pr, "account"));
 	str_append(&b, "</strong></p>\n");
 	portal_aliases(pr, &b);
 	portal_form_begin(&b, "/logout", csrf, " class=\"inline\"");
@@ -887,9 +987,8 @@ portal_main_page(struct portal_req *pr)
 	evhttp_clear_headers(&q);
 
 	/* overseas sending */
-	str_append(&b, "<h2>");
-	portal_text_esc(&b, pr, T_OVERSEAS);
-	str_append(&b, "</h2>\n<p>");
+	portal_heading(pr, &b, 2, T_OVERSEAS);
+	str_append(&b, "<p>");
 	portal_text_esc(&b, pr, T_RULE_1);
 	str_printf(&b, "%lld", days);
 	portal_text_esc(&b, pr, T_RULE_2);
@@ -897,9 +996,7 @@ portal_main_page(struct portal_req *pr)
 	if (on && until != NULL) {
 		str_append(&b, "<p class=\"on\" id=\"overseas\">");
 		portal_text_esc(&b, pr, T_ON_UNTIL_1);
-		str_append(&b, "<span id=\"until\">");
-		portal_html_escape(&b, until);
-		str_append(&b, "</span>");
+		portal_span(&b, "until", until);
 		portal_text_esc(&b, pr, T_ON_UNTIL_2);
 		str_append(&b, "</p>\n");
 	} else {
@@ -907,9 +1004,7 @@ portal_main_page(struct portal_req *pr)
 		portal_text_esc(&b, pr, T_OFF);
 		str_append(&b, "</p>\n");
 	}
-	portal_form_begin(&b, "/overseas", csrf, " class=\"inline\"");
-	str_append(&b, "<input type=\"hidden\" name=\"action\" "
-	    "value=\"on\">\n");
+	portal_action_form(&b, "/overseas", csrf, " class=\"inline\"", "on");
 	if (on)
 		portal_button(pr, &b, "extend", T_EXTEND_1, days, T_EXTEND_2);
 	else
@@ -917,18 +1012,16 @@ portal_main_page(struct portal_req *pr)
 		    T_TURN_ON_2);
 	str_append(&b, "</form>\n");
 	if (on) {
-		portal_form_begin(&b, "/overseas", csrf, " class=\"inline\"");
-		str_append(&b, "<input type=\"hidden\" name=\"action\" "
-		    "value=\"off\">\n");
+		portal_action_form(&b, "/overseas", csrf, " class=\"inline\"",
+		    "off");
 		portal_button(pr, &b, "turn-off", T_TURN_OFF, -1,
 		    T_NOTHING);
 		str_append(&b, "</form>\n");
 	}
 
 	/* today's counts */
-	str_append(&b, "<h2>");
-	portal_text_esc(&b, pr, T_TODAY);
-	str_append(&b, "</h2>\n<table id=\"counts\">\n");
+	portal_heading(pr, &b, 2, T_TODAY);
+	str_append(&b, "<table id=\"counts\">\n");
 	portal_count_row(pr, &b, "msgs", T_MESSAGES,
 	    portal_val_num(pr, "msgs"), portal_val_num(pr, "msgs_limit"));
 	portal_count_row(pr, &b, "rcpts", T_RECIPIENTS,
@@ -943,82 +1036,47 @@ portal_main_page(struct portal_req *pr)
 		    portal_val_num(pr, "rcpts_abroad_limit"));
 	str_append(&b, "</table>\n<p>");
 	portal_text_esc(&b, pr, T_RESET);
-	str_append(&b, "<span id=\"reset\">");
-	portal_html_escape(&b, portal_val(pr, "reset") != NULL ?
-	    portal_val(pr, "reset") : "");
-	str_append(&b, "</span></p>\n");
+	portal_span(&b, "reset", portal_val_str(pr, "reset"));
+	str_append(&b, "</p>\n");
 
-	/* history */
-	str_append(&b, "<h2>");
-	portal_text_esc(&b, pr, T_RECENT);
-	str_append(&b, "</h2>\n");
-	portal_table_head(pr, &b, "submissions", sub_cols,
-	    portal_nitems(sub_cols));
-	rows = portal_draw_subs(pr, &b, 0);
-	portal_table_end(pr, &b, rows);
-	str_append(&b, "<h2>");
-	portal_text_esc(&b, pr, T_EVENTS);
-	str_append(&b, "</h2>\n");
-	portal_table_head(pr, &b, "events", ev_cols, portal_nitems(ev_cols));
-	rows = portal_draw_events(pr, &b, 0);
-	portal_table_end(pr, &b, rows);
-	portal_more_link(pr, &b, "/", pr->more_subs || pr->more_evs);
+	portal_history(pr, &b, "/");
 	str_append(&b, "<p>");
 	portal_text_esc(&b, pr, T_NOT_ME);
 	str_append(&b, "</p>\n");
 
 	/* password */
-	str_append(&b, "<h2>");
-	portal_text_esc(&b, pr, T_PW_TITLE);
-	str_append(&b, "</h2>\n");
+	portal_heading(pr, &b, 2, T_PW_TITLE);
 	portal_form_begin(&b, "/password", csrf, "");
-	str_append(&b, "<label for=\"current\">");
-	portal_text_esc(&b, pr, T_PW_CURRENT);
-	str_append(&b, "</label>\n<input id=\"current\" name=\"current\" "
-	    "type=\"password\" autocomplete=\"current-password\" required>\n"
-	    "<label for=\"new\">");
-	portal_text_esc(&b, pr, T_PW_NEW);
-	str_append(&b, "</label>\n<input id=\"new\" name=\"new\" "
-	    "type=\"password\" autocomplete=\"new-password\" required>\n"
-	    "<label for=\"new2\">");
-	portal_text_esc(&b, pr, T_PW_NEW2);
-	str_append(&b, "</label>\n<input id=\"new2\" name=\"new2\" "
-	    "type=\"password\" autocomplete=\"new-password\" required>\n"
-	    "<div>");
+	portal_password_field(pr, &b, "current", "current", T_PW_CURRENT,
+	    "current-password");
+	portal_password_field(pr, &b, "new", "new", T_PW_NEW, "new-password");
+	portal_password_field(pr, &b, "new2", "new2", T_PW_NEW2,
+	    "new-password");
+	str_append(&b, "<div>");
 	portal_button(pr, &b, "change-password", T_PW_CHANGE, -1,
 	    T_NOTHING);
 	str_append(&b, "</div>\n</form>\n");
 
 	/* APOP */
-	str_append(&b, "<h2>");
-	portal_text_esc(&b, pr, T_APOP);
-	str_append(&b, "</h2>\n<p>");
+	portal_heading(pr, &b, 2, T_APOP);
+	str_append(&b, "<p>");
 	portal_text_esc(&b, pr, T_APOP_EXPLAIN);
 	str_append(&b, "</p>\n<p id=\"apop\">");
 	portal_text_esc(&b, pr, portal_val_num(pr, "apop") == 1 ?
 	    T_APOP_IS_ON : T_APOP_IS_OFF);
 	str_append(&b, "</p>\n");
-	portal_form_begin(&b, "/apop", csrf, "");
-	str_append(&b, "<input type=\"hidden\" name=\"action\" "
-	    "value=\"on\">\n<label for=\"apop-current\">");
-	portal_text_esc(&b, pr, T_PW_CURRENT);
-	str_append(&b, "</label>\n<input id=\"apop-current\" name=\"current\" "
-	    "type=\"password\" autocomplete=\"current-password\" required>\n"
-	    "<label for=\"apop-new\">");
-	portal_text_esc(&b, pr, T_APOP_NEW);
-	str_append(&b, "</label>\n<input id=\"apop-new\" name=\"apop\" "
-	    "type=\"password\" autocomplete=\"new-password\" required>\n"
-	    "<label for=\"apop-new2\">");
-	portal_text_esc(&b, pr, T_APOP_NEW2);
-	str_append(&b, "</label>\n<input id=\"apop-new2\" name=\"apop2\" "
-	    "type=\"password\" autocomplete=\"new-password\" required>\n"
-	    "<div>");
+	portal_action_form(&b, "/apop", csrf, "", "on");
+	portal_password_field(pr, &b, "apop-current", "current", T_PW_CURRENT,
+	    "current-password");
+	portal_password_field(pr, &b, "apop-new", "apop", T_APOP_NEW,
+	    "new-password");
+	portal_password_field(pr, &b, "apop-new2", "apop2", T_APOP_NEW2,
+	    "new-password");
+	str_append(&b, "<div>");
 	portal_button(pr, &b, "apop-on", T_APOP_TURN_ON, -1, T_NOTHING);
 	str_append(&b, "</div>\n</form>\n");
 	if (portal_val_num(pr, "apop") == 1) {
-		portal_form_begin(&b, "/apop", csrf, "");
-		str_append(&b, "<input type=\"hidden\" name=\"action\" "
-		    "value=\"off\">\n");
+		portal_action_form(&b, "/apop", csrf, "", "off");
 		portal_button(pr, &b, "apop-off", T_APOP_TURN_OFF, -1,
 		    T_NOTHING);
 		str_append(&b, "</form>\n");
@@ -1267,14 +1325,7 @@ portal_ask_login(struct portal_req *pr, uint32_t type, const char *user,
 static void
 portal_too_long(struct portal_req *pr)
 {
-	struct str b = STR_INIT;
-
-	portal_page_begin(pr, &b);
-	portal_notice(&b, "error", portal_t(pr, T_TOO_LONG), NULL);
-	str_append(&b, "<p><a href=\"/\">");
-	portal_text_esc(&b, pr, T_TITLE);
-	str_append(&b, "</a></p>\n");
-	portal_page_end(pr, &b, 413, "Payload Too Large");
+	portal_error_page(pr, T_TOO_LONG, 413, "Payload Too Large");
 }
 
 /* ?page=N of a list: 0 and the number, -1 if malformed (400 sent). */
@@ -1302,8 +1353,7 @@ portal_page_param(struct portal_req *pr)
 	}
 	evhttp_clear_headers(&qs);
 	if (r < 0)
-		portal_send(pr, 400, "Bad Request",
-		    "text/plain; charset=utf-8", "bad page\n", 9);
+		portal_bad_request(pr, "bad page\n");
 	return r;
 }
 
@@ -1348,6 +1398,19 @@ portal_status_done(struct portal_req *pr)
 	    portal_t(pr, T_MSG_TEMPFAIL), NULL, NULL);
 }
 
+/* The session cookie and the home page: the admin pages have their own. */
+static const char *
+portal_sid_cookie(const struct portal_req *pr)
+{
+	return pr->admin ? "asid" : "sid";
+}
+
+static const char *
+portal_home(const struct portal_req *pr)
+{
+	return pr->admin ? "/admin/" : "/";
+}
+
 static void
 portal_login_fail_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -1359,6 +1422,8 @@ portal_login_fail_cb(evutil_socket_t fd, short what, void *arg)
 	    NULL, NULL);
 }
 
+/* The answer to a login, a subscriber's or an admin's (only a
+ * subscriber's account is suspended). */
 static void
 portal_login_done(struct portal_req *pr)
 {
@@ -1366,16 +1431,16 @@ portal_login_done(struct portal_req *pr)
 	const char *m = pr->message != NULL ? pr->message : "";
 
 	if (pr->result == BE_PORTAL_OK && sid != NULL) {
-		portal_cookie(pr, "sid", sid, -1);
+		portal_cookie(pr, portal_sid_cookie(pr), sid, -1);
 		portal_cookie(pr, "pre", "", 0);
-		portal_redirect(pr, "/");
+		portal_redirect(pr, portal_home(pr));
 	} else if (strcmp(m, "fail") == 0)
 		portal_after_delay(pr, portal_login_fail_cb);
 	else if (strcmp(m, "locked") == 0)
 		portal_login_page(pr, 429, "Too Many Requests",
 		    portal_t(pr, T_MSG_LOCKED), portal_t(pr,
 		    T_MSG_LOCKED_UNTIL), portal_val(pr, "until"));
-	else if (strcmp(m, "suspended") == 0) {
+	else if (!pr->admin && strcmp(m, "suspended") == 0) {
 		const char *reason = portal_val(pr, "reason");
 		struct str r = STR_INIT;
 
@@ -1404,14 +1469,7 @@ portal_change_done_msg(struct portal_req *pr, const char *code)
 		return;
 	}
 	if (pr->result == BE_PORTAL_CSRF) {
-		struct str b = STR_INIT;
-
-		portal_page_begin(pr, &b);
-		portal_notice(&b, "error", portal_t(pr, T_MSG_CSRF), NULL);
-		str_append(&b, "<p><a href=\"/\">");
-		portal_text_esc(&b, pr, T_TITLE);
-		str_append(&b, "</a></p>\n");
-		portal_page_end(pr, &b, 403, "Forbidden");
+		portal_error_page(pr, T_MSG_CSRF, 403, "Forbidden");
 		return;
 	}
 	if (pr->result == BE_PORTAL_TEMPFAIL)
@@ -1435,13 +1493,15 @@ portal_password_fail_cb(evutil_socket_t fd, short what, void *arg)
 	portal_change_done_msg(arg, "badcurrent");
 }
 
+/* The answer to a change that asks for the password again: ok is the
+ * message code of a change made, bad that of a refused new value. */
 static void
-portal_password_done(struct portal_req *pr)
+portal_checked_done(struct portal_req *pr, const char *ok, const char *bad)
 {
 	const char *m = pr->message != NULL ? pr->message : "";
 
 	if (pr->result != BE_PORTAL_REFUSED)
-		portal_change_done_msg(pr, "password");
+		portal_change_done_msg(pr, ok);
 	else if (strcmp(m, "fail") == 0)
 		portal_after_delay(pr, portal_password_fail_cb);
 	else if (strcmp(m, "suspended") == 0) {
@@ -1449,25 +1509,20 @@ portal_password_done(struct portal_req *pr)
 		portal_change_done_msg(pr, "");
 	} else
 		portal_change_done_msg(pr, strcmp(m, "locked") == 0 ?
-		    "locked" : "badnew");
+		    "locked" : bad);
+}
+
+static void
+portal_password_done(struct portal_req *pr)
+{
+	portal_checked_done(pr, "password", "badnew");
 }
 
 static void
 portal_apop_done(struct portal_req *pr)
 {
-	const char *m = pr->message != NULL ? pr->message : "";
-
-	if (pr->result != BE_PORTAL_REFUSED)
-		portal_change_done_msg(pr, pr->target != NULL ? pr->target :
-		    "apop_off");
-	else if (strcmp(m, "fail") == 0)
-		portal_after_delay(pr, portal_password_fail_cb);
-	else if (strcmp(m, "suspended") == 0) {
-		pr->result = BE_PORTAL_NOSESSION;
-		portal_change_done_msg(pr, "");
-	} else
-		portal_change_done_msg(pr, strcmp(m, "locked") == 0 ?
-		    "locked" : "badapop");
+	portal_checked_done(pr, pr->target != NULL ? pr->target : "apop_off",
+	    "badapop");
 }
 
 static void
@@ -1477,8 +1532,8 @@ portal_logout_done(struct portal_req *pr)
 		portal_change_done_msg(pr, "");
 		return;
 	}
-	portal_cookie(pr, "sid", "", 0);
-	portal_redirect(pr, "/");
+	portal_cookie(pr, portal_sid_cookie(pr), "", 0);
+	portal_redirect(pr, portal_home(pr));
 }
 
 /* ---- the JSON API (docs/portal.md) ------------------------------------ */
@@ -1748,8 +1803,7 @@ portal_admin_begin(struct portal_req *pr, struct str *b)
 	str_append(b, "<p>");
 	portal_text_esc(b, pr, T_ADMIN);
 	str_append(b, " &mdash; <strong id=\"admin\">");
-	portal_html_escape(b, portal_val(pr, "admin") != NULL ?
-	    portal_val(pr, "admin") : "");
+	portal_html_escape(b, portal_val_str(pr, "admin"));
 	str_append(b, "</strong> &middot; <a href=\"/admin/\">");
 	portal_text_esc(b, pr, T_SEARCH);
 	str_append(b, "</a> &middot; <a id=\"trace\" href=\"/admin/trace\">");
@@ -1825,7 +1879,7 @@ portal_admin_not_ok(struct portal_req *pr)
 static void
 portal_admin_search_done(struct portal_req *pr)
 {
-	struct str b = STR_INIT;
+	struct str b = STR_INIT, base = STR_INIT;
 	char *q;
 	int n = 0;
 
@@ -1839,14 +1893,12 @@ portal_admin_search_done(struct portal_req *pr)
 		static const enum portal_text ref_cols[] = { T_WHAT,
 		    T_COUNTRY, T_COUNT };
 
-		str_append(&b, "<h2>");
-		portal_text_esc(&b, pr, T_DASHBOARD);
-		str_append(&b, "</h2>\n<p>");
+		portal_heading(pr, &b, 2, T_DASHBOARD);
+		str_append(&b, "<p>");
 		portal_text_esc(&b, pr, T_QUEUE);
-		str_printf(&b, "<strong id=\"queue\">%lld</strong></p>\n<h3>",
+		str_printf(&b, "<strong id=\"queue\">%lld</strong></p>\n",
 		    portal_val_num(pr, "queue"));
-		portal_text_esc(&b, pr, T_TOP);
-		str_append(&b, "</h3>\n");
+		portal_heading(pr, &b, 3, T_TOP);
 		portal_table_head(pr, &b, "top", top_cols,
 		    portal_nitems(top_cols));
 		for (uint32_t i = 0; i < pr->ntops; i++) {
@@ -1857,9 +1909,7 @@ portal_admin_search_done(struct portal_req *pr)
 			    (long long)pr->tops[i].rcpts);
 		}
 		portal_table_end(pr, &b, (int)pr->ntops);
-		str_append(&b, "<h3>");
-		portal_text_esc(&b, pr, T_REFUSED);
-		str_append(&b, "</h3>\n");
+		portal_heading(pr, &b, 3, T_REFUSED);
 		portal_table_head(pr, &b, "refused", ref_cols,
 		    portal_nitems(ref_cols));
 		for (uint32_t i = 0; i < pr->nrefused; i++) {
@@ -1871,9 +1921,8 @@ portal_admin_search_done(struct portal_req *pr)
 		}
 		portal_table_end(pr, &b, (int)pr->nrefused);
 	}
-	str_append(&b, "<h2>");
-	portal_text_esc(&b, pr, T_SEARCH);
-	str_append(&b, "</h2>\n<form method=\"get\" action=\"/admin/\">\n"
+	portal_heading(pr, &b, 2, T_SEARCH);
+	str_append(&b, "<form method=\"get\" action=\"/admin/\">\n"
 	    "<input id=\"q\" name=\"q\" type=\"search\" size=\"40\" "
 	    "placeholder=\"");
 	portal_text_esc(&b, pr, T_SEARCH_HINT);
@@ -1888,29 +1937,24 @@ portal_admin_search_done(struct portal_req *pr)
 	str_append(&b, "</th></tr>\n");
 	for (uint32_t i = 0; i < pr->naccts; i++) {
 		const char *addr = pr->accts[i].address;
-		char *enc = evhttp_uriencode(addr, -1, 0);
+		struct str href = STR_INIT;
 
-		str_append(&b, "<tr><td><a href=\"/admin/account?a=");
-		portal_html_escape(&b, enc != NULL ? enc : "");
+		portal_uri_arg(&href, "/admin/account?a=", addr);
+		str_append(&b, "<tr><td><a href=\"");
+		portal_html_escape(&b, str_c(&href));
 		str_append(&b, "\">");
 		portal_html_escape(&b, addr);
 		str_append(&b, "</a></td><td>");
 		portal_text_esc(&b, pr, pr->accts[i].suspended == 1 ?
 		    T_SUSPENDED : T_ACTIVE);
 		str_append(&b, "</td></tr>\n");
-		free(enc);
+		str_deinit(&href);
 		n++;
 	}
 	portal_table_end(pr, &b, n);
-	{
-		char *enc = evhttp_uriencode(q != NULL ? q : "", -1, 0);
-		struct str base = STR_INIT;
-
-		str_printf(&base, "/admin/?q=%s", enc != NULL ? enc : "");
-		portal_more_link(pr, &b, str_c(&base), pr->more_accts);
-		str_deinit(&base);
-		free(enc);
-	}
+	portal_uri_arg(&base, "/admin/?q=", q != NULL ? q : "");
+	portal_more_link(pr, &b, str_c(&base), pr->more_accts);
+	str_deinit(&base);
 	free(q);
 	portal_page_end(pr, &b, 200, "OK");
 }
@@ -1930,10 +1974,6 @@ portal_admin_form(struct portal_req *pr, struct str *b, const char *account,
 static void
 portal_admin_account_done(struct portal_req *pr)
 {
-	static const enum portal_text sub_cols[] = { T_TIME, T_IP, T_COUNTRY,
-	    T_RCPTS, T_ABROAD, T_QUEUE_ID };
-	static const enum portal_text ev_cols[] = { T_TIME, T_WHAT, T_IP,
-	    T_COUNTRY, T_DETAIL };
 	static const struct {
 		const char	*name;
 		const char	*have;
@@ -1948,8 +1988,8 @@ portal_admin_account_done(struct portal_req *pr)
 		  "rcpts_abroad_limit", T_RECIPIENTS_ABROAD },
 	};
 	const char *account, *reason, *until;
-	struct str b = STR_INIT;
-	int suspended, rows;
+	struct str b = STR_INIT, base = STR_INIT;
+	int suspended;
 
 	if (portal_admin_not_ok(pr))
 		return;
@@ -1968,9 +2008,9 @@ portal_admin_account_done(struct portal_req *pr)
 	if (suspended && reason != NULL) {
 		str_append(&b, " (");
 		portal_text_esc(&b, pr, T_REASON);
-		str_append(&b, ": <span id=\"reason\">");
-		portal_html_escape(&b, reason);
-		str_append(&b, "</span>)");
+		str_append(&b, ": ");
+		portal_span(&b, "reason", reason);
+		str_append(&b, ")");
 	}
 	str_append(&b, "</p>\n");
 	portal_aliases(pr, &b);
@@ -1985,9 +2025,8 @@ portal_admin_account_done(struct portal_req *pr)
 		    "name=\"reason\" size=\"50\" maxlength=\"200\" required>\n");
 		portal_button(pr, &b, "suspend", T_SUSPEND, -1, T_NOTHING);
 	}
-	str_append(&b, "</form>\n<h2>");
-	portal_text_esc(&b, pr, T_OVERSEAS);
-	str_append(&b, "</h2>\n");
+	str_append(&b, "</form>\n");
+	portal_heading(pr, &b, 2, T_OVERSEAS);
 	if (until != NULL) {
 		str_append(&b, "<p class=\"on\" id=\"overseas\">");
 		portal_text_esc(&b, pr, T_ON_UNTIL_1);
@@ -2007,9 +2046,8 @@ portal_admin_account_done(struct portal_req *pr)
 		str_append(&b, "</form>\n");
 	}
 
-	str_append(&b, "<h2>");
-	portal_text_esc(&b, pr, T_LIMITS);
-	str_append(&b, "</h2>\n<p>");
+	portal_heading(pr, &b, 2, T_LIMITS);
+	str_append(&b, "<p>");
 	portal_text_esc(&b, pr, T_LIMITS_HINT);
 	str_append(&b, "</p>\n");
 	portal_admin_form(pr, &b, account, "limits");
@@ -2034,32 +2072,11 @@ portal_admin_account_done(struct portal_req *pr)
 	portal_button(pr, &b, "set-limits", T_SET_LIMITS, -1, T_NOTHING);
 	str_append(&b, "</form>\n<p>");
 	portal_text_esc(&b, pr, T_RESET);
-	portal_html_escape(&b, portal_val(pr, "reset") != NULL ?
-	    portal_val(pr, "reset") : "");
-	str_append(&b, "</p>\n<h2>");
-	portal_text_esc(&b, pr, T_RECENT);
-	str_append(&b, "</h2>\n");
-	portal_table_head(pr, &b, "submissions", sub_cols,
-	    portal_nitems(sub_cols));
-	rows = portal_draw_subs(pr, &b, 0);
-	portal_table_end(pr, &b, rows);
-	str_append(&b, "<h2>");
-	portal_text_esc(&b, pr, T_EVENTS);
-	str_append(&b, "</h2>\n");
-	portal_table_head(pr, &b, "events", ev_cols, portal_nitems(ev_cols));
-	rows = portal_draw_events(pr, &b, 0);
-	portal_table_end(pr, &b, rows);
-	{
-		char *enc = evhttp_uriencode(account, -1, 0);
-		struct str base = STR_INIT;
-
-		str_printf(&base, "/admin/account?a=%s", enc != NULL ? enc :
-		    "");
-		portal_more_link(pr, &b, str_c(&base), pr->more_subs ||
-		    pr->more_evs);
-		str_deinit(&base);
-		free(enc);
-	}
+	portal_html_escape(&b, portal_val_str(pr, "reset"));
+	str_append(&b, "</p>\n");
+	portal_uri_arg(&base, "/admin/account?a=", account);
+	portal_history(pr, &b, str_c(&base));
+	str_deinit(&base);
 	portal_page_end(pr, &b, 200, "OK");
 }
 
@@ -2074,9 +2091,7 @@ portal_admin_audit_done(struct portal_req *pr)
 	if (portal_admin_not_ok(pr))
 		return;
 	portal_admin_begin(pr, &b);
-	str_append(&b, "<h2>");
-	portal_text_esc(&b, pr, T_AUDIT);
-	str_append(&b, "</h2>\n");
+	portal_heading(pr, &b, 2, T_AUDIT);
 	portal_table_head(pr, &b, "audit-log", cols, portal_nitems(cols));
 	rows = portal_draw_events(pr, &b, 1);
 	portal_table_end(pr, &b, rows);
@@ -2094,9 +2109,7 @@ portal_admin_trace_page(struct portal_req *pr, int with_results)
 	int rows;
 
 	portal_admin_begin(pr, &b);
-	str_append(&b, "<h2>");
-	portal_text_esc(&b, pr, T_TRACE);
-	str_append(&b, "</h2>\n");
+	portal_heading(pr, &b, 2, T_TRACE);
 	if (with_results) {
 		str_append(&b, "<p id=\"keys\">");
 		portal_text_esc(&b, pr, T_TRACE_KEYS);
@@ -2141,129 +2154,87 @@ portal_admin_trace_done(struct portal_req *pr)
 	portal_admin_trace_page(pr, 1);
 }
 
-static void
-portal_admin_login_fail_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct portal_req *pr = arg;
-
-	(void)fd;
-	(void)what;
-	portal_login_page(pr, 401, "Unauthorized", portal_t(pr, T_MSG_FAIL),
-	    NULL, NULL);
-}
-
-static void
-portal_admin_login_done(struct portal_req *pr)
-{
-	const char *sid = portal_val(pr, "session");
-	const char *m = pr->message != NULL ? pr->message : "";
-
-	if (pr->result == BE_PORTAL_OK && sid != NULL) {
-		portal_cookie(pr, "asid", sid, -1);
-		portal_cookie(pr, "pre", "", 0);
-		portal_redirect(pr, "/admin/");
-	} else if (strcmp(m, "fail") == 0)
-		portal_after_delay(pr, portal_admin_login_fail_cb);
-	else if (strcmp(m, "locked") == 0)
-		portal_login_page(pr, 429, "Too Many Requests",
-		    portal_t(pr, T_MSG_LOCKED), portal_t(pr,
-		    T_MSG_LOCKED_UNTIL), portal_val(pr, "until"));
-	else
-		portal_login_page(pr, 503, "Service Unavailable",
-		    portal_t(pr, T_MSG_TEMPFAIL), NULL, NULL);
-}
-
 /* After an admin's POST on an account: back to its page. */
 static void
 portal_admin_change_done(struct portal_req *pr)
 {
 	const char *account = pr->target;
 	struct str loc = STR_INIT;
-	char *enc;
 
 	if (pr->result == BE_PORTAL_NOSESSION || pr->result == BE_PORTAL_CSRF) {
 		portal_change_done_msg(pr, "");
 		return;
 	}
-	enc = evhttp_uriencode(account != NULL ? account : "", -1, 0);
-	str_printf(&loc, "/admin/account?a=%s&msg=%s", enc != NULL ? enc : "",
-	    pr->result == BE_PORTAL_OK ? "done" :
+	portal_uri_arg(&loc, "/admin/account?a=", account != NULL ? account :
+	    "");
+	str_printf(&loc, "&msg=%s", pr->result == BE_PORTAL_OK ? "done" :
 	    pr->result == BE_PORTAL_REFUSED && pr->message != NULL &&
 	    (strcmp(pr->message, "badreason") == 0 ||
 	    strcmp(pr->message, "badlimit") == 0 ||
 	    strcmp(pr->message, "noaccount") == 0) ? pr->message : "tempfail");
-	free(enc);
 	portal_redirect(pr, str_c(&loc));
 	str_deinit(&loc);
 }
 
-static void
-portal_admin_logout_done(struct portal_req *pr)
-{
-	if (pr->result == BE_PORTAL_CSRF) {
-		portal_change_done_msg(pr, "");
-		return;
-	}
-	portal_cookie(pr, "asid", "", 0);
-	portal_redirect(pr, "/admin/");
-}
+/* The admin pages read with GET: the request each sends, with the query
+ * argument it takes (or a fixed one), and the rows on a page (0: no
+ * ?page=). The trace form needs the session's CSRF token: any admin
+ * read gives it; no address contains a space. */
+static const struct portal_admin_page {
+	const char	*path;
+	uint32_t	 type;
+	const char	*param;
+	const char	*fixed;
+	uint32_t	 per_page;
+	portal_done_fn	*done;
+} portal_admin_pages[] = {
+	{ "/admin/", BE_ADMIN_SEARCH, "q", NULL, PORTAL_PAGE_MAX,
+	  portal_admin_search_done },
+	{ "/admin", BE_ADMIN_SEARCH, "q", NULL, PORTAL_PAGE_MAX,
+	  portal_admin_search_done },
+	{ "/admin/account", BE_ADMIN_ACCOUNT, "a", NULL, PORTAL_STATUS_PAGE,
+	  portal_admin_account_done },
+	{ "/admin/audit", BE_ADMIN_AUDIT, NULL, NULL, PORTAL_AUDIT_PAGE,
+	  portal_admin_audit_done },
+	{ "/admin/trace", BE_ADMIN_SEARCH, NULL, " ", 0,
+	  portal_admin_trace_form_done },
+};
 
 static void
 portal_admin_get(struct portal_req *pr, const char *path)
 {
+	const struct portal_admin_page *pg = NULL;
 	struct msg m;
 	char *arg = NULL;
 
-	if (!pr->have_sid && (strcmp(path, "/admin/") == 0 ||
-	    strcmp(path, "/admin") == 0 || strcmp(path, "/admin/account") == 0 ||
-	    strcmp(path, "/admin/audit") == 0 ||
-	    strcmp(path, "/admin/trace") == 0)) {
-		portal_login_page(pr, 200, "OK", NULL, NULL, NULL);
-		return;
-	}
-	if (strcmp(path, "/admin/") == 0 || strcmp(path, "/admin") == 0) {
-		if (portal_page_param(pr) < 0)
-			return;
-		arg = portal_query_param(pr, "q");
-		if (arg != NULL && strlen(arg) > PORTAL_QUERY_MAX) {
-			free(arg);
-			portal_too_long(pr);
-			return;
-		}
-		portal_req_session(pr, &m, BE_ADMIN_SEARCH, NULL);
-		msg_add_str(&m, arg != NULL ? arg : "");
-		msg_add_u32(&m, pr->page * PORTAL_PAGE_MAX);
-		portal_go(pr, &m, portal_admin_search_done);
-	} else if (strcmp(path, "/admin/account") == 0) {
-		if (portal_page_param(pr) < 0)
-			return;
-		arg = portal_query_param(pr, "a");
-		if (arg != NULL && strlen(arg) > PORTAL_QUERY_MAX) {
-			free(arg);
-			portal_too_long(pr);
-			return;
-		}
-		portal_req_session(pr, &m, BE_ADMIN_ACCOUNT, NULL);
-		msg_add_str(&m, arg != NULL ? arg : "");
-		msg_add_u32(&m, pr->page * PORTAL_STATUS_PAGE);
-		portal_go(pr, &m, portal_admin_account_done);
-	} else if (strcmp(path, "/admin/audit") == 0) {
-		if (portal_page_param(pr) < 0)
-			return;
-		portal_req_session(pr, &m, BE_ADMIN_AUDIT, NULL);
-		msg_add_u32(&m, pr->page * PORTAL_AUDIT_PAGE);
-		portal_go(pr, &m, portal_admin_audit_done);
-	} else if (strcmp(path, "/admin/trace") == 0) {
-		/* the form needs the session's CSRF token: any admin read
-		 * gives it; no address contains a space */
-		portal_req_session(pr, &m, BE_ADMIN_SEARCH, NULL);
-		msg_add_str(&m, " ");
-		msg_add_u32(&m, 0);
-		portal_go(pr, &m, portal_admin_trace_form_done);
-	} else {
+	for (size_t i = 0; i < portal_nitems(portal_admin_pages); i++)
+		if (strcmp(path, portal_admin_pages[i].path) == 0)
+			pg = &portal_admin_pages[i];
+	if (pg == NULL) {
 		portal_not_found(pr);
 		return;
 	}
+	if (!pr->have_sid) {
+		portal_login_page(pr, 200, "OK", NULL, NULL, NULL);
+		return;
+	}
+	if (pg->per_page > 0 && portal_page_param(pr) < 0)
+		return;
+	if (pg->param != NULL) {
+		arg = portal_query_param(pr, pg->param);
+		if (arg != NULL && strlen(arg) > PORTAL_QUERY_MAX) {
+			free(arg);
+			portal_too_long(pr);
+			return;
+		}
+	}
+	portal_req_session(pr, &m, pg->type, NULL);
+	if (pg->param != NULL)
+		msg_add_str(&m, arg != NULL ? arg : "");
+	else if (pg->fixed != NULL)
+		msg_add_str(&m, pg->fixed);
+	msg_add_u32(&m, pr->page * pg->per_page);
+	portal_go(pr, &m, pg->done);
 	free(arg);
 }
 
@@ -2286,6 +2257,27 @@ portal_limit_field(const char *v, int64_t *v_r)
 		return -1;
 	*v_r = strtoll(v, &end, 10);
 	return *end == '\0' ? 0 : -1;
+}
+
+/* The do= of an admin's POST on an account, and the request it sends. */
+static const struct {
+	const char	*what;
+	uint32_t	 type;
+} portal_admin_dos[] = {
+	{ "suspend", BE_ADMIN_SUSPEND },
+	{ "resume", BE_ADMIN_RESUME },
+	{ "overseas_on", BE_ADMIN_OVERSEAS_ON },
+	{ "overseas_off", BE_ADMIN_OVERSEAS_OFF },
+	{ "limits", BE_ADMIN_LIMITS },
+};
+
+/* A change refused before it is asked: back to the account's page. */
+static void
+portal_admin_refuse(struct portal_req *pr, const char *message)
+{
+	pr->result = BE_PORTAL_REFUSED;
+	pr->message = xstrdup(message);
+	portal_admin_change_done(pr);
 }
 
 static void
@@ -2318,10 +2310,10 @@ portal_admin_post(struct portal_req *pr, const char *path,
 		else {
 			pr->have_sid = 0;
 			portal_ask_login(pr, BE_ADMIN_LOGIN, user, pass,
-			    portal_admin_login_done);
+			    portal_login_done);
 		}
 	} else if (strcmp(path, "/admin/logout") == 0)
-		portal_ask(pr, BE_ADMIN_LOGOUT, csrf, portal_admin_logout_done);
+		portal_ask(pr, BE_ADMIN_LOGOUT, csrf, portal_logout_done);
 	else if (strcmp(path, "/admin/trace") == 0) {
 		/* The report is outside input: parsed here, on the session
 		 * side; the back side gets only the identifiers, at most
@@ -2367,45 +2359,32 @@ portal_admin_post(struct portal_req *pr, const char *path,
 		const char *what = evhttp_find_header(f, "do");
 		const char *reason = evhttp_find_header(f, "reason");
 		int64_t lim[5];
-		uint32_t type;
+		uint32_t type = 0;
 
 		if (account == NULL || what == NULL ||
 		    strlen(account) > PORTAL_QUERY_MAX) {
-			portal_send(pr, 400, "Bad Request",
-			    "text/plain; charset=utf-8", "bad form\n", 9);
+			portal_bad_request(pr, "bad form\n");
 			return;
 		}
-		if (strcmp(what, "suspend") == 0)
-			type = BE_ADMIN_SUSPEND;
-		else if (strcmp(what, "resume") == 0)
-			type = BE_ADMIN_RESUME;
-		else if (strcmp(what, "overseas_on") == 0)
-			type = BE_ADMIN_OVERSEAS_ON;
-		else if (strcmp(what, "overseas_off") == 0)
-			type = BE_ADMIN_OVERSEAS_OFF;
-		else if (strcmp(what, "limits") == 0)
-			type = BE_ADMIN_LIMITS;
-		else {
-			portal_send(pr, 400, "Bad Request",
-			    "text/plain; charset=utf-8", "bad form\n", 9);
+		for (size_t i = 0; i < portal_nitems(portal_admin_dos); i++)
+			if (strcmp(what, portal_admin_dos[i].what) == 0)
+				type = portal_admin_dos[i].type;
+		if (type == 0) {
+			portal_bad_request(pr, "bad form\n");
 			return;
 		}
 		/* the target, to come back to its page */
 		pr->target = xstrdup(account);
 		if (type == BE_ADMIN_SUSPEND && (reason == NULL ||
 		    strlen(reason) > 200)) {
-			pr->result = BE_PORTAL_REFUSED;
-			pr->message = xstrdup("badreason");
-			portal_admin_change_done(pr);
+			portal_admin_refuse(pr, "badreason");
 			return;
 		}
 		if (type == BE_ADMIN_LIMITS)
 			for (size_t i = 0; i < portal_nitems(limit_keys); i++)
 				if (portal_limit_field(evhttp_find_header(f,
 				    limit_keys[i]), &lim[i]) < 0) {
-					pr->result = BE_PORTAL_REFUSED;
-					pr->message = xstrdup("badlimit");
-					portal_admin_change_done(pr);
+					portal_admin_refuse(pr, "badlimit");
 					return;
 				}
 		portal_req_session(pr, &m, type, csrf);
@@ -2458,8 +2437,7 @@ portal_on_post(struct portal_req *pr, const char *path)
 
 	if (portal_form(pr, &f) < 0) {
 		evhttp_clear_headers(&f);
-		portal_send(pr, 400, "Bad Request", "text/plain; charset=utf-8",
-		    "bad form\n", 9);
+		portal_bad_request(pr, "bad form\n");
 		return;
 	}
 	/* Every field is bounded before it becomes a request (only the
@@ -2509,8 +2487,7 @@ portal_on_post(struct portal_req *pr, const char *path)
 		int on = action != NULL && strcmp(action, "on") == 0;
 
 		if (action == NULL || (!on && strcmp(action, "off") != 0))
-			portal_send(pr, 400, "Bad Request",
-			    "text/plain; charset=utf-8", "bad action\n", 11);
+			portal_bad_request(pr, "bad action\n");
 		else
 			portal_ask(pr, on ? BE_PORTAL_OVERSEAS_ON :
 			    BE_PORTAL_OVERSEAS_OFF, csrf, portal_overseas_done);
@@ -2538,8 +2515,7 @@ portal_on_post(struct portal_req *pr, const char *path)
 		int on = action != NULL && strcmp(action, "on") == 0;
 
 		if (action == NULL || (!on && strcmp(action, "off") != 0))
-			portal_send(pr, 400, "Bad Request",
-			    "text/plain; charset=utf-8", "bad action\n", 11);
+			portal_bad_request(pr, "bad action\n");
 		else if (on && (cur == NULL || apop == NULL || apop2 == NULL ||
 		    strcmp(apop, apop2) != 0))
 			portal_redirect(pr, "/?msg=mismatch");
