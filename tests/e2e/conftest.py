@@ -191,11 +191,22 @@ def children(ppid):
     return kids
 
 
+_handed_ports = set()
+
+
 def free_port():
-    """A loopback port that was free a moment ago (bind 0, then close)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port that was free a moment ago (bind 0, then close),
+    and not one this test run handed out before: the kernel may give a
+    port just closed again, and two listeners of one config then got the
+    same one ("listen: ... is already used")."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _handed_ports:
+            _handed_ports.add(port)
+            return port
+    raise RuntimeError("no loopback port free that was not handed out")
 
 
 def free_udp_tcp_port():
@@ -204,9 +215,12 @@ def free_udp_tcp_port():
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
             u.bind(("127.0.0.1", 0))
             port = u.getsockname()[1]
+            if port in _handed_ports:
+                continue
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
                 try:
                     t.bind(("127.0.0.1", port))
+                    _handed_ports.add(port)
                     return port
                 except OSError:
                     continue
