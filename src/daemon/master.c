@@ -44,6 +44,7 @@
 #include <event2/thread.h>
 #include <systemd/sd-daemon.h>
 
+#include "../core/file.h"
 #include "../core/channel.h"
 #include "../core/config.h"
 #include "../core/log.h"
@@ -912,34 +913,25 @@ static int
 master_read_file(const char *path, struct str *text, const char **error_r)
 {
 	static char ebuf[512];
-	char buf[8192];
-	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
-	if (fd < 0) {
+	switch (file_read(path, CONFIG_TEXT_MAX, text, NULL, NULL)) {
+	case FILE_READ_OK:
+		return 0;
+	case FILE_READ_OPEN:
 		snprintf(ebuf, sizeof(ebuf), "%s: cannot open: %s", path,
 		    strerror(errno));
-		*error_r = ebuf;
-		return -1;
-	}
-	while ((n = read(fd, buf, sizeof(buf))) > 0) {
-		if (text->len + (size_t)n > CONFIG_TEXT_MAX) {
-			close(fd);
-			snprintf(ebuf, sizeof(ebuf), "%s: larger than %d "
-			    "bytes", path, CONFIG_TEXT_MAX);
-			*error_r = ebuf;
-			return -1;
-		}
-		str_append_n(text, buf, (size_t)n);
-	}
-	close(fd);
-	if (n < 0) {
+		break;
+	case FILE_READ_ERROR:
 		snprintf(ebuf, sizeof(ebuf), "%s: read: %s", path,
 		    strerror(errno));
-		*error_r = ebuf;
-		return -1;
+		break;
+	case FILE_READ_LARGE:
+		snprintf(ebuf, sizeof(ebuf), "%s: larger than %d bytes",
+		    path, CONFIG_TEXT_MAX);
+		break;
 	}
-	return 0;
+	*error_r = ebuf;
+	return -1;
 }
 
 static int

@@ -26,6 +26,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../core/file.h"
 #include "../core/log.h"
 #include "../core/str.h"
 #include "../core/xmalloc.h"
@@ -485,44 +486,23 @@ geo_torfile_find(const struct geo_tor *t, int family, const uint8_t *addr,
 static int
 geo_torfile_read(const char *path, struct str *out, const char **error_r)
 {
-	struct stat st;
-	char chunk[65536];
-	ssize_t n;
-	int fd;
-
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+	switch (file_read(path, GEO_TOR_MAX_FILE, out, NULL, NULL)) {
+	case FILE_READ_OK:
+		return 0;
+	case FILE_READ_OPEN:
 		geo_set_error(error_r, "%s: cannot open: %s", path,
 		    strerror(errno));
-		return -1;
-	}
-	if (fstat(fd, &st) == 0 && st.st_size > GEO_TOR_MAX_FILE) {
+		break;
+	case FILE_READ_ERROR:
+		geo_set_error(error_r, "%s: cannot read: %s", path,
+		    strerror(errno));
+		break;
+	case FILE_READ_LARGE:
 		geo_set_error(error_r, "%s: larger than %d bytes", path,
 		    GEO_TOR_MAX_FILE);
-		close(fd);
-		return -1;
+		break;
 	}
-	for (;;) {
-		n = read(fd, chunk, sizeof(chunk));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			geo_set_error(error_r, "%s: cannot read: %s", path,
-			    strerror(errno));
-			close(fd);
-			return -1;
-		}
-		if (n == 0)
-			break;
-		if (out->len + (size_t)n > GEO_TOR_MAX_FILE) {
-			geo_set_error(error_r, "%s: larger than %d bytes",
-			    path, GEO_TOR_MAX_FILE);
-			close(fd);
-			return -1;
-		}
-		str_append_n(out, chunk, (size_t)n);
-	}
-	close(fd);
-	return 0;
+	return -1;
 }
 
 /* location: "FILE[,FILE]..." */

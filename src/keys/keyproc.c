@@ -27,6 +27,7 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
+#include "../core/file.h"
 #include "../core/channel.h"
 #include "../core/hex.h"
 #include "../core/log.h"
@@ -70,39 +71,25 @@ keys_read_file(const char *path, unsigned char *buf, size_t *len_r,
     const char **error_r)
 {
 	static char ebuf[512];
-	size_t len = 0;
-	ssize_t r;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
-	if (fd < 0) {
+	switch (file_read(path, KEYS_FILE_MAX, NULL, buf, len_r)) {
+	case FILE_READ_OK:
+		return 0;
+	case FILE_READ_OPEN:
 		snprintf(ebuf, sizeof(ebuf), "%s: cannot open: %s", path,
 		    strerror(errno));
-		*error_r = ebuf;
-		return -1;
-	}
-	/* one byte more than allowed: a file that fills it is too large */
-	while (len <= KEYS_FILE_MAX &&
-	    (r = read(fd, buf + len, KEYS_FILE_MAX + 1 - len)) != 0) {
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			snprintf(ebuf, sizeof(ebuf), "%s: read: %s", path,
-			    strerror(errno));
-			close(fd);
-			*error_r = ebuf;
-			return -1;
-		}
-		len += (size_t)r;
-	}
-	close(fd);
-	if (len > KEYS_FILE_MAX) {
+		break;
+	case FILE_READ_ERROR:
+		snprintf(ebuf, sizeof(ebuf), "%s: read: %s", path,
+		    strerror(errno));
+		break;
+	case FILE_READ_LARGE:
 		snprintf(ebuf, sizeof(ebuf), "%s: larger than %d bytes",
 		    path, KEYS_FILE_MAX);
-		*error_r = ebuf;
-		return -1;
+		break;
 	}
-	*len_r = len;
-	return 0;
+	*error_r = ebuf;
+	return -1;
 }
 
 /*
