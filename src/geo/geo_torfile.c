@@ -176,6 +176,35 @@ geo_torfile_check_cc(const char *s, size_t len)
 	return 0;
 }
 
+/* A range that ends before it starts, or one too many, is refused. */
+static int
+geo_torfile_room(const struct geo_tor *t, const char *name, uint32_t lineno,
+    int reversed, const char **error_r)
+{
+	if (reversed) {
+		geo_set_error(error_r, "%s:%u: range ends before "
+		    "it starts", name, lineno);
+		return -1;
+	}
+	if (t->v4_count + t->v6_count >= GEO_TOR_MAX_RANGES) {
+		geo_set_error(error_r, "%s:%u: more than %d ranges",
+		    name, lineno, GEO_TOR_MAX_RANGES);
+		return -1;
+	}
+	return 0;
+}
+
+/* Room for one more element of size in v, which holds count. */
+static void *
+geo_torfile_grow(void *v, size_t count, size_t *alloc, size_t size)
+{
+	if (count == *alloc) {
+		*alloc = *alloc == 0 ? 1024 : *alloc * 2;
+		v = xreallocarray(v, *alloc, size);
+	}
+	return v;
+}
+
 /* One line without its newline; 0 ok, -1 with *error_r set. */
 static int
 geo_torfile_line(struct geo_tor *t, uint16_t file, uint32_t lineno,
@@ -233,25 +262,14 @@ geo_torfile_line(struct geo_tor *t, uint16_t file, uint32_t lineno,
 			    "(expected FROM_V6,TO_V6,CC)", name, lineno);
 			return -1;
 		}
-		if (geo_tor_u128_cmp(&r.from, &r.to) > 0) {
-			geo_set_error(error_r, "%s:%u: range ends before "
-			    "it starts", name, lineno);
+		if (geo_torfile_room(t, name, lineno,
+		    geo_tor_u128_cmp(&r.from, &r.to) > 0, error_r) < 0)
 			return -1;
-		}
-		if (t->v4_count + t->v6_count >= GEO_TOR_MAX_RANGES) {
-			geo_set_error(error_r, "%s:%u: more than %d ranges",
-			    name, lineno, GEO_TOR_MAX_RANGES);
-			return -1;
-		}
 		r.line = lineno;
 		r.file = file;
 		memcpy(r.cc, f[2], 2);
-		if (t->v6_count == t->v6_alloc) {
-			t->v6_alloc = t->v6_alloc == 0 ? 1024 :
-			    t->v6_alloc * 2;
-			t->v6 = xreallocarray(t->v6, t->v6_alloc,
-			    sizeof(*t->v6));
-		}
+		t->v6 = geo_torfile_grow(t->v6, t->v6_count, &t->v6_alloc,
+		    sizeof(*t->v6));
 		t->v6[t->v6_count++] = r;
 	} else {
 		struct geo_tor_range4 r;
@@ -264,25 +282,14 @@ geo_torfile_line(struct geo_tor *t, uint16_t file, uint32_t lineno,
 			    name, lineno);
 			return -1;
 		}
-		if (r.from > r.to) {
-			geo_set_error(error_r, "%s:%u: range ends before "
-			    "it starts", name, lineno);
+		if (geo_torfile_room(t, name, lineno, r.from > r.to,
+		    error_r) < 0)
 			return -1;
-		}
-		if (t->v4_count + t->v6_count >= GEO_TOR_MAX_RANGES) {
-			geo_set_error(error_r, "%s:%u: more than %d ranges",
-			    name, lineno, GEO_TOR_MAX_RANGES);
-			return -1;
-		}
 		r.line = lineno;
 		r.file = file;
 		memcpy(r.cc, f[2], 2);
-		if (t->v4_count == t->v4_alloc) {
-			t->v4_alloc = t->v4_alloc == 0 ? 1024 :
-			    t->v4_alloc * 2;
-			t->v4 = xreallocarray(t->v4, t->v4_alloc,
-			    sizeof(*t->v4));
-		}
+		t->v4 = geo_torfile_grow(t->v4, t->v4_count, &t->v4_alloc,
+		    sizeof(*t->v4));
 		t->v4[t->v4_count++] = r;
 	}
 	return 0;
