@@ -57,6 +57,7 @@
 #include "../core/log.h"
 #include "../core/xmalloc.h"
 #include "../core/base64.h"
+#include "../policy/fcrdns.h"
 #include "../queue/mime7.h"
 #include "mta.h"
 #include "mta_reply.h"
@@ -1957,9 +1958,7 @@ static int
 mta_ares_init(struct mta *m, const struct config *conf, const char **error_r)
 {
 	struct ares_options opts;
-	struct str csv = STR_INIT;
 	int optmask = ARES_OPT_SOCK_STATE_CB, r;
-	size_t i;
 	static char lookups_dns[] = "b";
 
 	if ((r = ares_library_init(ARES_LIB_INIT_ALL)) != ARES_SUCCESS) {
@@ -1981,25 +1980,9 @@ mta_ares_init(struct mta *m, const struct config *conf, const char **error_r)
 		return -1;
 	}
 	m->ares_ok = 1;
-	if (conf->dns_servers_count > 0) {
-		for (i = 0; i < conf->dns_servers_count; i++) {
-			const char *v = conf->dns_servers[i];
-			unsigned char b[16];
-
-			if (i > 0)
-				str_append_c(&csv, ',');
-			/* c-ares wants a bare IPv6 address in brackets. */
-			if (v[0] != '[' && inet_pton(AF_INET6, v, b) == 1)
-				str_printf(&csv, "[%s]", v);
-			else
-				str_append(&csv, v);
-		}
-		r = ares_set_servers_ports_csv(m->ares, str_c(&csv));
-		str_deinit(&csv);
-		if (r != ARES_SUCCESS) {
-			*error_r = ares_strerror(r);
-			return -1;
-		}
+	if ((r = fcrdns_set_servers(m->ares, conf)) != ARES_SUCCESS) {
+		*error_r = ares_strerror(r);
+		return -1;
 	}
 	m->ares_timer = evtimer_new(m->base, mta_ares_timeout, m);
 	return 0;
