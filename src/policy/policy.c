@@ -291,6 +291,23 @@ policy_limit_event(struct store *st, const char *account, const char *client,
 	str_deinit(&detail);
 }
 
+/* Counter i of pc is used up (unit "message" or "recipient", max of
+ * them): refuse for now, with its reply, event and metrics. */
+static void
+policy_limit_refuse(struct store *st, const char *account,
+    const char *client, const struct policy_counters *pc, size_t i,
+    const char *unit, int64_t max, int64_t now,
+    struct policy_mail_result *r)
+{
+	r->verdict = POLICY_TEMPFAIL;
+	policy_limit_reply(&r->reply, pc->what[i], unit, max, pc->kind[i],
+	    now);
+	policy_limit_event(st, account, client, r->country, pc->what[i],
+	    unit, pc->c[i].period, max);
+	metrics_refused(METRICS_REFUSE_LIMIT);
+	metrics_country(r->country, 0);
+}
+
 int
 policy_mail(const struct config *conf, struct store *st, const char *account,
     const char *sender, const char *client, const struct sockaddr *client_sa,
@@ -436,28 +453,16 @@ policy_mail(const struct config *conf, struct store *st, const char *account,
 		}
 		if (pc.c[i].max_msgs >= 0 &&
 		    msgs - (r->msg_counted ? 1 : 0) >= pc.c[i].max_msgs) {
-			r->verdict = POLICY_TEMPFAIL;
-			policy_limit_reply(&r->reply, pc.what[i], "message",
-			    pc.c[i].max_msgs, pc.kind[i], now);
-			policy_limit_event(st, account, client, r->country,
-			    pc.what[i], "message", pc.c[i].period,
-			    pc.c[i].max_msgs);
-			metrics_refused(METRICS_REFUSE_LIMIT);
-			metrics_country(r->country, 0);
+			policy_limit_refuse(st, account, client, &pc, i,
+			    "message", pc.c[i].max_msgs, now, r);
 			return 0;
 		}
 		if (pc.c[i].max_rcpts < 0 || r->rcpts_counted)
 			continue;
 		left = pc.c[i].max_rcpts - rcpts;
 		if (left <= 0) {
-			r->verdict = POLICY_TEMPFAIL;
-			policy_limit_reply(&r->reply, pc.what[i], "recipient",
-			    pc.c[i].max_rcpts, pc.kind[i], now);
-			policy_limit_event(st, account, client, r->country,
-			    pc.what[i], "recipient", pc.c[i].period,
-			    pc.c[i].max_rcpts);
-			metrics_refused(METRICS_REFUSE_LIMIT);
-			metrics_country(r->country, 0);
+			policy_limit_refuse(st, account, client, &pc, i,
+			    "recipient", pc.c[i].max_rcpts, now, r);
 			return 0;
 		}
 		if (r->rcpts_left < 0 || left < r->rcpts_left) {
