@@ -18,6 +18,7 @@
 #include "../core/msg.h"
 #include "../geo/geo.h"
 
+struct account;
 struct config;
 struct queue;
 struct store;
@@ -42,6 +43,10 @@ typedef int be_handler(struct be_worker *w, struct msg *req,
 
 /* Handlers, by part. */
 int be_auth(struct be_worker *w, struct msg *req, struct msg *reply);
+/* A login's reply (be_auth, be_apop) and its metric: result, the address
+ * (OK), the suspend reason (SUSPENDED), delay, locked. */
+void be_auth_reply(struct msg *reply, const char *service, uint32_t result,
+    const struct account *a, int64_t delay, int64_t locked, uint64_t start);
 int be_rcpt(struct be_worker *w, struct msg *req, struct msg *reply);
 int be_spool_open(struct be_worker *w, struct msg *req, struct msg *reply);
 int be_spool_commit(struct be_worker *w, struct msg *req, struct msg *reply);

@@ -41,6 +41,19 @@ be_lower(const char *s)
 	return p;
 }
 
+void
+be_auth_reply(struct msg *reply, const char *service, uint32_t result,
+    const struct account *a, int64_t delay, int64_t locked, uint64_t start)
+{
+	metrics_auth_be(service, result, start);
+	msg_add_u32(reply, result);
+	msg_add_str(reply, result == BE_AUTH_OK ? a->address : NULL);
+	msg_add_str(reply, result == BE_AUTH_SUSPENDED ? a->suspend_reason :
+	    NULL);
+	msg_add_u32(reply, (uint32_t)delay);
+	msg_add_i64(reply, locked);
+}
+
 int
 be_auth(struct be_worker *w, struct msg *req, struct msg *reply)
 {
@@ -106,13 +119,7 @@ be_auth(struct be_worker *w, struct msg *req, struct msg *reply)
 		be_session_set_account(w->chan, sess, a.address);
 	}
 reply:
-	metrics_auth_be(service, result, start);
-	msg_add_u32(reply, result);
-	msg_add_str(reply, result == BE_AUTH_OK ? a.address : NULL);
-	msg_add_str(reply, result == BE_AUTH_SUSPENDED ? a.suspend_reason :
-	    NULL);
-	msg_add_u32(reply, (uint32_t)delay);
-	msg_add_i64(reply, locked);
+	be_auth_reply(reply, service, result, &a, delay, locked, start);
 	if (r == 0)
 		account_deinit(&a);
 	free(canon);

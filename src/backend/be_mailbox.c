@@ -912,13 +912,7 @@ be_apop(struct be_worker *w, struct msg *req, struct msg *reply)
 	}
 	free(canon);
 	free(timestamp);
-	metrics_auth_be("apop", result, start);
-	msg_add_u32(reply, result);
-	msg_add_str(reply, result == BE_AUTH_OK ? a.address : NULL);
-	msg_add_str(reply, result == BE_AUTH_SUSPENDED ? a.suspend_reason :
-	    NULL);
-	msg_add_u32(reply, (uint32_t)delay);
-	msg_add_i64(reply, locked);
+	be_auth_reply(reply, "apop", result, &a, delay, locked, start);
 	if (r == 0)
 		account_deinit(&a);
 	return 0;
