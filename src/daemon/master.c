@@ -550,35 +550,14 @@ static void
 master_test_hand(const char *path, char one, int fd, const char *what)
 {
 	struct sockaddr_un sun;
-	struct msghdr mh;
-	struct iovec iov;
-	union {
-		struct cmsghdr hdr;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} cbuf;
 	int s;
 
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
 	memcpy(sun.sun_path, path, strlen(path));
-	memset(&mh, 0, sizeof(mh));
-	memset(&cbuf, 0, sizeof(cbuf));
-	iov.iov_base = &one;
-	iov.iov_len = 1;
-	mh.msg_name = &sun;
-	mh.msg_namelen = sizeof(sun);
-	mh.msg_iov = &iov;
-	mh.msg_iovlen = 1;
-	mh.msg_control = cbuf.buf;
-	mh.msg_controllen = sizeof(cbuf.buf);
-	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(c), &fd, sizeof(int));
 	if ((s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0 ||
-	    sendmsg(s, &mh, 0) < 0)
+	    channel_sendmsg(s, &one, 1, fd, (struct sockaddr *)&sun,
+	    sizeof(sun), 0) < 0)
 		log_warn("test hook: send to %s", path);
 	else
 		log_info("test hook: %s handed to %s", what, path);
