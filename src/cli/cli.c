@@ -60,11 +60,11 @@ cli_with_store(const struct config *conf,
 }
 
 int
-cli_print_list(struct str *out, int ret, const char *error)
+cli_print_list(struct str *out, int ret, const char *const *error)
 {
 	if (ret != 0) {
 		str_deinit(out);
-		return cli_fail(error);
+		return cli_fail(*error);
 	}
 	fputs(str_c(out), stdout);
 	str_deinit(out);

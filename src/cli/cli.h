@@ -27,9 +27,10 @@ int cli_usage_verror(const char *group, const char *synopsis,
    check that stdout was written; returns run's exit code, or 1. */
 int cli_with_store(const struct config *conf,
     int (*run)(struct store *, void *), void *context);
-/* A list command's end: on ret == 0 print out, else cli_fail(error); out
-   is freed either way. */
-int cli_print_list(struct str *out, int ret, const char *error);
+/* A list command's end: on ret == 0 print out, else cli_fail(*error)
+   (read after ret: the list call may be the argument); out is freed
+   either way. */
+int cli_print_list(struct str *out, int ret, const char *const *error);
 
 /* user add|passwd|del|list|show|suspend|resume|alias ... */
 int cli_user(const struct config *conf, int argc, char **argv);

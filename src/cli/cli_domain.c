@@ -101,11 +101,10 @@ cli_domain_list(struct store *st, char **argv)
 {
 	struct str out = STR_INIT;
 	const char *error;
-	int ret;
 
 	(void)argv;
-	ret = store_domain_list(st, cli_domain_list_row, &out, &error);
-	return cli_print_list(&out, ret, error);
+	return cli_print_list(&out, store_domain_list(st,
+	    cli_domain_list_row, &out, &error), &error);
 }
 
 struct cli_domain_call {

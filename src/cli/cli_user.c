@@ -307,6 +307,22 @@ cli_user_add(struct store *st, const struct cli_user_args *args)
 	return ret == 0 ? 0 : cli_fail(error);
 }
 
+/* The account named address into a: 0, or the exit code when there is
+ * none (said) or the store failed. */
+static int
+cli_user_get(struct store *st, const char *address, struct account *a)
+{
+	const char *error;
+	int ret;
+
+	if ((ret = store_account_get(st, address, a, &error)) == 0)
+		return 0;
+	if (ret < 0)
+		return cli_fail(error);
+	fprintf(stderr, "sekisho: no such account '%s'\n", address);
+	return 1;
+}
+
 static int
 cli_user_passwd(struct store *st, const struct cli_user_args *args)
 {
@@ -315,13 +331,8 @@ cli_user_passwd(struct store *st, const struct cli_user_args *args)
 	char *hash;
 	int ret;
 
-	if ((ret = store_account_get(st, args->pos[0], &a, &error)) != 0) {
-		if (ret < 0)
-			return cli_fail(error);
-		fprintf(stderr, "sekisho: no such account '%s'\n",
-		    args->pos[0]);
-		return 1;
-	}
+	if ((ret = cli_user_get(st, args->pos[0], &a)) != 0)
+		return ret;
 	if ((hash = cli_user_new_hash(args, &error)) == NULL) {
 		account_deinit(&a);
 		return cli_fail(error);
@@ -354,11 +365,10 @@ cli_user_list(struct store *st, const struct cli_user_args *args)
 {
 	struct str out = STR_INIT;
 	const char *error;
-	int ret;
 
-	ret = store_account_list(st, args->npos > 0 ? args->pos[0] : NULL,
-	    cli_user_list_row, &out, &error);
-	return cli_print_list(&out, ret, error);
+	return cli_print_list(&out, store_account_list(st,
+	    args->npos > 0 ? args->pos[0] : NULL, cli_user_list_row, &out,
+	    &error), &error);
 }
 
 /* ISO 8601 in local time with the offset as "+09:00". */
@@ -399,13 +409,8 @@ cli_user_show(struct store *st, const struct cli_user_args *args)
 	char created[64];
 	int ret;
 
-	if ((ret = store_account_get(st, args->pos[0], &a, &error)) != 0) {
-		if (ret < 0)
-			return cli_fail(error);
-		fprintf(stderr, "sekisho: no such account '%s'\n",
-		    args->pos[0]);
-		return 1;
-	}
+	if ((ret = cli_user_get(st, args->pos[0], &a)) != 0)
+		return ret;
 	if (store_alias_list(st, a.address, cli_user_show_alias, &out,
 	    &error) != 0) {
 		account_deinit(&a);
@@ -476,11 +481,10 @@ cli_user_alias_list(struct store *st, const struct cli_user_args *args)
 {
 	struct str out = STR_INIT;
 	const char *error;
-	int ret;
 
-	ret = store_alias_list(st, args->npos > 0 ? args->pos[0] : NULL,
-	    cli_user_alias_row, &out, &error);
-	return cli_print_list(&out, ret, error);
+	return cli_print_list(&out, store_alias_list(st,
+	    args->npos > 0 ? args->pos[0] : NULL, cli_user_alias_row, &out,
+	    &error), &error);
 }
 
 /*
@@ -498,13 +502,8 @@ cli_user_apop_enable(struct store *st, const struct cli_user_args *args)
 	const char *error;
 	int ret;
 
-	if ((ret = store_account_get(st, args->pos[0], &a, &error)) != 0) {
-		if (ret < 0)
-			return cli_fail(error);
-		fprintf(stderr, "sekisho: no such account '%s'\n",
-		    args->pos[0]);
-		return 1;
-	}
+	if ((ret = cli_user_get(st, args->pos[0], &a)) != 0)
+		return ret;
 	if (!isatty(STDIN_FILENO))
 		ret = cli_user_read_line(pw, sizeof(pw), &error);
 	else {
