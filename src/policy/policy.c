@@ -524,6 +524,24 @@ policy_count_with(const struct config *conf, struct store *st,
 	return POLICY_OK;
 }
 
+/* reply cleared and account's policy into p; -1 with the temporary
+ * failure in reply when the store cannot say. */
+static int
+policy_get_or_reply(struct store *st, const char *account,
+    struct account_policy *p, struct str *reply)
+{
+	const char *error;
+
+	str_clear(reply);
+	if (store_policy_get(st, account, p, &error) != 0) {
+		log_warnx("policy: %s: %s", account, error);
+		str_append(reply, "451 4.3.0 Temporary failure checking the "
+		    "sending policy, try again later");
+		return -1;
+	}
+	return 0;
+}
+
 enum policy_verdict
 policy_commit(const struct config *conf, struct store *st,
     const char *account, const char *client, const char *country,
@@ -533,13 +551,8 @@ policy_commit(const struct config *conf, struct store *st,
 	struct account_policy p;
 	const char *error;
 
-	str_clear(reply);
-	if (store_policy_get(st, account, &p, &error) != 0) {
-		log_warnx("policy: %s: %s", account, error);
-		str_append(reply, "451 4.3.0 Temporary failure checking the "
-		    "sending policy, try again later");
+	if (policy_get_or_reply(st, account, &p, reply) < 0)
 		return POLICY_TEMPFAIL;
-	}
 	if (check_from && conf->sender_alignment && !p.any_sender) {
 		if (nfrom == 0) {
 			metrics_refused(METRICS_REFUSE_ALIGNMENT);
@@ -576,15 +589,9 @@ policy_count(const struct config *conf, struct store *st,
     int overseas, int64_t msgs, int64_t rcpts, struct str *reply)
 {
 	struct account_policy p;
-	const char *error;
 
-	str_clear(reply);
-	if (store_policy_get(st, account, &p, &error) != 0) {
-		log_warnx("policy: %s: %s", account, error);
-		str_append(reply, "451 4.3.0 Temporary failure checking the "
-		    "sending policy, try again later");
+	if (policy_get_or_reply(st, account, &p, reply) < 0)
 		return POLICY_TEMPFAIL;
-	}
 	return policy_count_with(conf, st, &p, account, client, country,
 	    overseas, msgs, rcpts, reply);
 }
