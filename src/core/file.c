@@ -3,6 +3,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -63,4 +65,28 @@ file_read(const char *path, size_t max, struct str *out, unsigned char *buf,
 	close(fd);
 	errno = saved;
 	return ret;
+}
+
+const char *
+file_read_error(enum file_read_result result, const char *path, size_t max)
+{
+	static _Thread_local char ebuf[512];
+
+	switch (result) {
+	case FILE_READ_OK:
+		return NULL;
+	case FILE_READ_OPEN:
+		snprintf(ebuf, sizeof(ebuf), "%s: cannot open: %s", path,
+		    strerror(errno));
+		break;
+	case FILE_READ_ERROR:
+		snprintf(ebuf, sizeof(ebuf), "%s: read: %s", path,
+		    strerror(errno));
+		break;
+	case FILE_READ_LARGE:
+		snprintf(ebuf, sizeof(ebuf), "%s: larger than %zu bytes",
+		    path, max);
+		break;
+	}
+	return ebuf;
 }

@@ -27,5 +27,10 @@ enum file_read_result file_read_fd(int fd, size_t max, struct str *out,
 /* The same for the file at path, opened O_RDONLY | O_CLOEXEC and closed. */
 enum file_read_result file_read(const char *path, size_t max,
     struct str *out, unsigned char *buf, size_t *len_r);
+/* "PATH: cannot open: ERRNO", "PATH: read: ERRNO" or "PATH: larger than
+ * MAX bytes" for result (errno as file_read left it), NULL for OK; in a
+ * buffer of this thread's, valid until the next call. */
+const char *file_read_error(enum file_read_result result, const char *path,
+    size_t max);
 
 #endif

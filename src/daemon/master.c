@@ -891,25 +891,12 @@ master_stop(struct master *m, const sigset_t *sigs)
 static int
 master_read_file(const char *path, struct str *text, const char **error_r)
 {
-	static char ebuf[512];
+	enum file_read_result r;
 
-	switch (file_read(path, CONFIG_TEXT_MAX, text, NULL, NULL)) {
-	case FILE_READ_OK:
+	if ((r = file_read(path, CONFIG_TEXT_MAX, text, NULL, NULL)) ==
+	    FILE_READ_OK)
 		return 0;
-	case FILE_READ_OPEN:
-		snprintf(ebuf, sizeof(ebuf), "%s: cannot open: %s", path,
-		    strerror(errno));
-		break;
-	case FILE_READ_ERROR:
-		snprintf(ebuf, sizeof(ebuf), "%s: read: %s", path,
-		    strerror(errno));
-		break;
-	case FILE_READ_LARGE:
-		snprintf(ebuf, sizeof(ebuf), "%s: larger than %d bytes",
-		    path, CONFIG_TEXT_MAX);
-		break;
-	}
-	*error_r = ebuf;
+	*error_r = file_read_error(r, path, CONFIG_TEXT_MAX);
 	return -1;
 }
 

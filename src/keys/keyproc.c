@@ -70,25 +70,12 @@ static int
 keys_read_file(const char *path, unsigned char *buf, size_t *len_r,
     const char **error_r)
 {
-	static char ebuf[512];
+	enum file_read_result r;
 
-	switch (file_read(path, KEYS_FILE_MAX, NULL, buf, len_r)) {
-	case FILE_READ_OK:
+	if ((r = file_read(path, KEYS_FILE_MAX, NULL, buf, len_r)) ==
+	    FILE_READ_OK)
 		return 0;
-	case FILE_READ_OPEN:
-		snprintf(ebuf, sizeof(ebuf), "%s: cannot open: %s", path,
-		    strerror(errno));
-		break;
-	case FILE_READ_ERROR:
-		snprintf(ebuf, sizeof(ebuf), "%s: read: %s", path,
-		    strerror(errno));
-		break;
-	case FILE_READ_LARGE:
-		snprintf(ebuf, sizeof(ebuf), "%s: larger than %d bytes",
-		    path, KEYS_FILE_MAX);
-		break;
-	}
-	*error_r = ebuf;
+	*error_r = file_read_error(r, path, KEYS_FILE_MAX);
 	return -1;
 }
 
