@@ -751,12 +751,14 @@ smtp_rcpt_args_deinit(struct smtp_rcpt_args *r)
 enum smtp_parse_error
 smtp_parse_rcpt(const char *args, int smtputf8, struct smtp_rcpt_args *r)
 {
-	struct smtp_rcpt_context ctx = { smtputf8, r };
+	struct smtp_rcpt_context ctx;
 	enum smtp_parse_error err;
 	const char *path;
 	size_t pathlen;
 
 	memset(r, 0, sizeof(*r));
+	ctx.smtputf8 = smtputf8;
+	ctx.r = r;
 	if ((err = smtp_parse_path_params(args, "TO:", &path, &pathlen,
 	    smtp_rcpt_param, &ctx)) != SMTP_PARSE_OK)
 		goto fail;
