@@ -231,6 +231,18 @@ backend_inline(uint32_t type)
 	return type == BE_POP3_RETR;
 }
 
+/* ch to the end of the ring of channels with jobs. backend.lock held. */
+static void
+backend_ring_append(struct backend *be, struct be_chan *ch)
+{
+	ch->rnext = NULL;
+	if (be->rtail != NULL)
+		be->rtail->rnext = ch;
+	else
+		be->rhead = ch;
+	be->rtail = ch;
+}
+
 static void
 backend_push(struct backend *be, struct be_job *job)
 {
@@ -245,12 +257,7 @@ backend_push(struct backend *be, struct be_job *job)
 	ch->jtail = job;
 	if (!ch->in_ring) {
 		ch->in_ring = 1;
-		ch->rnext = NULL;
-		if (be->rtail != NULL)
-			be->rtail->rnext = ch;
-		else
-			be->rhead = ch;
-		be->rtail = ch;
+		backend_ring_append(be, ch);
 	}
 	pthread_cond_signal(&be->cond);
 	pthread_mutex_unlock(&be->lock);
@@ -274,14 +281,8 @@ backend_pop(struct backend *be)
 	if (ch->jhead == NULL) {
 		ch->jtail = NULL;
 		ch->in_ring = 0;
-	} else {
-		ch->rnext = NULL;
-		if (be->rtail != NULL)
-			be->rtail->rnext = ch;
-		else
-			be->rhead = ch;
-		be->rtail = ch;
-	}
+	} else
+		backend_ring_append(be, ch);
 	job->next = NULL;
 	return job;
 }

@@ -18,6 +18,7 @@
 #include "../core/msg.h"
 #include "../geo/geo.h"
 
+struct account;
 struct config;
 struct queue;
 struct store;
@@ -42,6 +43,14 @@ typedef int be_handler(struct be_worker *w, struct msg *req,
 
 /* Handlers, by part. */
 int be_auth(struct be_worker *w, struct msg *req, struct msg *reply);
+/* A login's end (be_auth, be_apop): a failure counted against canon, or
+ * the account taken into session sess on OK; then its metric and the
+ * reply: result, the address (OK), the suspend reason (SUSPENDED), delay,
+ * locked. */
+void be_auth_reply(struct be_worker *w, struct store *st, uint64_t sess,
+    const char *canon, const char *client, const char *service,
+    uint32_t result, const struct account *a, int64_t locked,
+    uint64_t start, struct msg *reply);
 int be_rcpt(struct be_worker *w, struct msg *req, struct msg *reply);
 int be_spool_open(struct be_worker *w, struct msg *req, struct msg *reply);
 int be_spool_commit(struct be_worker *w, struct msg *req, struct msg *reply);

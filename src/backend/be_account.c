@@ -41,6 +41,30 @@ be_lower(const char *s)
 	return p;
 }
 
+void
+be_auth_reply(struct be_worker *w, struct store *st, uint64_t sess,
+    const char *canon, const char *client, const char *service,
+    uint32_t result, const struct account *a, int64_t locked,
+    uint64_t start, struct msg *reply)
+{
+	int64_t delay = 0;
+
+	if (result == BE_AUTH_FAIL)
+		delay = policy_auth_fail(w->conf, st, canon, client, service);
+	else if (result == BE_AUTH_OK) {
+		policy_auth_ok(w->conf, st, a->address, client);
+		/* the only way a session gets an account: our own OK */
+		be_session_set_account(w->chan, sess, a->address);
+	}
+	metrics_auth_be(service, result, start);
+	msg_add_u32(reply, result);
+	msg_add_str(reply, result == BE_AUTH_OK ? a->address : NULL);
+	msg_add_str(reply, result == BE_AUTH_SUSPENDED ? a->suspend_reason :
+	    NULL);
+	msg_add_u32(reply, (uint32_t)delay);
+	msg_add_i64(reply, locked);
+}
+
 int
 be_auth(struct be_worker *w, struct msg *req, struct msg *reply)
 {
@@ -48,7 +72,7 @@ be_auth(struct be_worker *w, struct msg *req, struct msg *reply)
 	struct account a;
 	struct store *st;
 	uint32_t result;
-	int64_t delay = 0, locked = 0;
+	int64_t locked = 0;
 	int r = -1;
 	uint64_t start = metrics_now_us(), sess;
 
@@ -98,21 +122,9 @@ be_auth(struct be_worker *w, struct msg *req, struct msg *reply)
 		else
 			result = BE_AUTH_OK;
 	}
-	if (result == BE_AUTH_FAIL)
-		delay = policy_auth_fail(w->conf, st, canon, client, service);
-	else if (result == BE_AUTH_OK) {
-		policy_auth_ok(w->conf, st, a.address, client);
-		/* the only way a session gets an account: our own OK */
-		be_session_set_account(w->chan, sess, a.address);
-	}
 reply:
-	metrics_auth_be(service, result, start);
-	msg_add_u32(reply, result);
-	msg_add_str(reply, result == BE_AUTH_OK ? a.address : NULL);
-	msg_add_str(reply, result == BE_AUTH_SUSPENDED ? a.suspend_reason :
-	    NULL);
-	msg_add_u32(reply, (uint32_t)delay);
-	msg_add_i64(reply, locked);
+	be_auth_reply(w, st, sess, canon, client, service, result, &a, locked,
+	    start, reply);
 	if (r == 0)
 		account_deinit(&a);
 	free(canon);

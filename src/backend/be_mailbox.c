@@ -876,7 +876,7 @@ be_apop(struct be_worker *w, struct msg *req, struct msg *reply)
 		return 0;
 	}
 	char *canon = xstrdup(user);
-	int64_t delay = 0, locked = 0;
+	int64_t locked = 0;
 
 	for (char *c = canon; *c != '\0'; c++)
 		if (*c >= 'A' && *c <= 'Z')
@@ -904,21 +904,10 @@ be_apop(struct be_worker *w, struct msg *req, struct msg *reply)
 		else
 			result = BE_AUTH_OK;
 	}
-	if (result == BE_AUTH_FAIL)
-		delay = policy_auth_fail(w->conf, st, canon, client, "apop");
-	else if (result == BE_AUTH_OK) {
-		policy_auth_ok(w->conf, st, a.address, client);
-		be_session_set_account(w->chan, sess, a.address);
-	}
+	be_auth_reply(w, st, sess, canon, client, "apop", result, &a, locked,
+	    start, reply);
 	free(canon);
 	free(timestamp);
-	metrics_auth_be("apop", result, start);
-	msg_add_u32(reply, result);
-	msg_add_str(reply, result == BE_AUTH_OK ? a.address : NULL);
-	msg_add_str(reply, result == BE_AUTH_SUSPENDED ? a.suspend_reason :
-	    NULL);
-	msg_add_u32(reply, (uint32_t)delay);
-	msg_add_i64(reply, locked);
 	if (r == 0)
 		account_deinit(&a);
 	return 0;

@@ -9,7 +9,28 @@
 #ifndef SEKISHO_CLI_H
 #define SEKISHO_CLI_H
 
+#include <stdarg.h>
+#include <stdio.h>
+
 struct config;
+struct store;
+struct str;
+
+/* Shared by the commands (cli.c). "sekisho: ERROR" on stderr; returns 1. */
+int cli_fail(const char *error);
+/* "sekisho: FMT", then "usage: sekisho GROUP SYNOPSIS", or print_usage()
+   when synopsis is NULL; returns 2 (a usage error). */
+int cli_usage_verror(const char *group, const char *synopsis,
+    void (*print_usage)(FILE *), const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
+/* Open and initialise the configured store, run(st, context), close it and
+   check that stdout was written; returns run's exit code, or 1. */
+int cli_with_store(const struct config *conf,
+    int (*run)(struct store *, void *), void *context);
+/* A list command's end: on ret == 0 print out, else cli_fail(*error)
+   (read after ret: the list call may be the argument); out is freed
+   either way. */
+int cli_print_list(struct str *out, int ret, const char *const *error);
 
 /* user add|passwd|del|list|show|suspend|resume|alias ... */
 int cli_user(const struct config *conf, int argc, char **argv);

@@ -62,24 +62,13 @@ cli_domain_usage_error(const struct cli_domain_cmd *cmd, const char *fmt,
     ...)
 {
 	va_list ap;
+	int ret;
 
-	fputs("sekisho: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	ret = cli_usage_verror("domain", cmd != NULL ? cmd->synopsis : NULL,
+	    cli_domain_print_usage, fmt, ap);
 	va_end(ap);
-	fputs("\n", stderr);
-	if (cmd != NULL)
-		fprintf(stderr, "usage: sekisho domain %s\n", cmd->synopsis);
-	else
-		cli_domain_print_usage(stderr);
-	return 2;
-}
-
-static int
-cli_domain_fail(const char *error)
-{
-	fprintf(stderr, "sekisho: %s\n", error);
-	return 1;
+	return ret;
 }
 
 static int
@@ -88,7 +77,7 @@ cli_domain_add(struct store *st, char **argv)
 	const char *error;
 
 	return store_domain_add(st, argv[0], &error) == 0 ? 0 :
-	    cli_domain_fail(error);
+	    cli_fail(error);
 }
 
 static int
@@ -97,7 +86,7 @@ cli_domain_del(struct store *st, char **argv)
 	const char *error;
 
 	return store_domain_del(st, argv[0], &error) == 0 ? 0 :
-	    cli_domain_fail(error);
+	    cli_fail(error);
 }
 
 static int
@@ -114,22 +103,28 @@ cli_domain_list(struct store *st, char **argv)
 	const char *error;
 
 	(void)argv;
-	if (store_domain_list(st, cli_domain_list_row, &out, &error) != 0) {
-		str_deinit(&out);
-		return cli_domain_fail(error);
-	}
-	fputs(str_c(&out), stdout);
-	str_deinit(&out);
-	return 0;
+	return cli_print_list(&out, store_domain_list(st,
+	    cli_domain_list_row, &out, &error), &error);
+}
+
+struct cli_domain_call {
+	const struct cli_domain_cmd	*cmd;
+	char				**argv;
+};
+
+static int
+cli_domain_run(struct store *st, void *context)
+{
+	const struct cli_domain_call *call = context;
+
+	return call->cmd->run(st, call->argv);
 }
 
 int
 cli_domain(const struct config *conf, int argc, char **argv)
 {
 	const struct cli_domain_cmd *cmd = NULL;
-	struct store *st;
-	const char *error;
-	int ret;
+	struct cli_domain_call call;
 
 	if (argc < 1)
 		return cli_domain_usage_error(NULL,
@@ -155,20 +150,7 @@ cli_domain(const struct config *conf, int argc, char **argv)
 			    "unknown option '%s'", argv[i]);
 	}
 
-	if (conf->store == NULL || *conf->store == '\0')
-		return cli_domain_fail("no store configured (set 'store' in "
-		    "the config file)");
-	if ((st = store_open(conf->store, &error)) == NULL)
-		return cli_domain_fail(error);
-	if (store_init_schema(st, &error) < 0)
-		ret = cli_domain_fail(error);
-	else
-		ret = cmd->run(st, argv + 1);
-	store_close(&st);
-	if (fflush(stdout) != 0 || ferror(stdout)) {
-		fprintf(stderr, "sekisho: cannot write output: %s\n",
-		    strerror(errno));
-		ret = 1;
-	}
-	return ret;
+	call.cmd = cmd;
+	call.argv = argv + 1;
+	return cli_with_store(conf, cli_domain_run, &call);
 }

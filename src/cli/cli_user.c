@@ -143,24 +143,13 @@ static int
 cli_user_usage_error(const struct cli_user_cmd *cmd, const char *fmt, ...)
 {
 	va_list ap;
+	int ret;
 
-	fputs("sekisho: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	ret = cli_usage_verror("user", cmd != NULL ? cmd->synopsis : NULL,
+	    cli_user_print_usage, fmt, ap);
 	va_end(ap);
-	fputs("\n", stderr);
-	if (cmd != NULL)
-		fprintf(stderr, "usage: sekisho user %s\n", cmd->synopsis);
-	else
-		cli_user_print_usage(stderr);
-	return 2;
-}
-
-static int
-cli_user_fail(const char *error)
-{
-	fprintf(stderr, "sekisho: %s\n", error);
-	return 1;
+	return ret;
 }
 
 /* ---- password input ------------------------------------------------- */
@@ -298,24 +287,40 @@ cli_user_add(struct store *st, const struct cli_user_args *args)
 	domain = strchr(canon, '@') + 1;
 	if ((ret = store_domain_exists(st, domain, &error)) != 0) {
 		if (ret < 0)
-			return cli_user_fail(error);
+			return cli_fail(error);
 		fprintf(stderr, "sekisho: no such domain '%s' (add it with: "
 		    "sekisho domain add %s)\n", domain, domain);
 		return 1;
 	}
 	if ((ret = store_account_get(st, canon, &a, &error)) <= 0) {
 		if (ret < 0)
-			return cli_user_fail(error);
+			return cli_fail(error);
 		account_deinit(&a);
 		fprintf(stderr, "sekisho: account '%s' already exists\n",
 		    canon);
 		return 1;
 	}
 	if ((hash = cli_user_new_hash(args, &error)) == NULL)
-		return cli_user_fail(error);
+		return cli_fail(error);
 	ret = store_account_add(st, canon, hash, &error);
 	free(hash);
-	return ret == 0 ? 0 : cli_user_fail(error);
+	return ret == 0 ? 0 : cli_fail(error);
+}
+
+/* The account named address into a: 0, or the exit code when there is
+ * none (said) or the store failed. */
+static int
+cli_user_get(struct store *st, const char *address, struct account *a)
+{
+	const char *error;
+	int ret;
+
+	if ((ret = store_account_get(st, address, a, &error)) == 0)
+		return 0;
+	if (ret < 0)
+		return cli_fail(error);
+	fprintf(stderr, "sekisho: no such account '%s'\n", address);
+	return 1;
 }
 
 static int
@@ -326,21 +331,16 @@ cli_user_passwd(struct store *st, const struct cli_user_args *args)
 	char *hash;
 	int ret;
 
-	if ((ret = store_account_get(st, args->pos[0], &a, &error)) != 0) {
-		if (ret < 0)
-			return cli_user_fail(error);
-		fprintf(stderr, "sekisho: no such account '%s'\n",
-		    args->pos[0]);
-		return 1;
-	}
+	if ((ret = cli_user_get(st, args->pos[0], &a)) != 0)
+		return ret;
 	if ((hash = cli_user_new_hash(args, &error)) == NULL) {
 		account_deinit(&a);
-		return cli_user_fail(error);
+		return cli_fail(error);
 	}
 	ret = store_account_set_password(st, a.address, hash, &error);
 	free(hash);
 	account_deinit(&a);
-	return ret == 0 ? 0 : cli_user_fail(error);
+	return ret == 0 ? 0 : cli_fail(error);
 }
 
 static int
@@ -349,7 +349,7 @@ cli_user_del(struct store *st, const struct cli_user_args *args)
 	const char *error;
 
 	return store_account_del(st, args->pos[0], &error) == 0 ? 0 :
-	    cli_user_fail(error);
+	    cli_fail(error);
 }
 
 static int
@@ -366,14 +366,9 @@ cli_user_list(struct store *st, const struct cli_user_args *args)
 	struct str out = STR_INIT;
 	const char *error;
 
-	if (store_account_list(st, args->npos > 0 ? args->pos[0] : NULL,
-	    cli_user_list_row, &out, &error) != 0) {
-		str_deinit(&out);
-		return cli_user_fail(error);
-	}
-	fputs(str_c(&out), stdout);
-	str_deinit(&out);
-	return 0;
+	return cli_print_list(&out, store_account_list(st,
+	    args->npos > 0 ? args->pos[0] : NULL, cli_user_list_row, &out,
+	    &error), &error);
 }
 
 /* ISO 8601 in local time with the offset as "+09:00". */
@@ -414,18 +409,13 @@ cli_user_show(struct store *st, const struct cli_user_args *args)
 	char created[64];
 	int ret;
 
-	if ((ret = store_account_get(st, args->pos[0], &a, &error)) != 0) {
-		if (ret < 0)
-			return cli_user_fail(error);
-		fprintf(stderr, "sekisho: no such account '%s'\n",
-		    args->pos[0]);
-		return 1;
-	}
+	if ((ret = cli_user_get(st, args->pos[0], &a)) != 0)
+		return ret;
 	if (store_alias_list(st, a.address, cli_user_show_alias, &out,
 	    &error) != 0) {
 		account_deinit(&a);
 		str_deinit(&out);
-		return cli_user_fail(error);
+		return cli_fail(error);
 	}
 	cli_user_iso_time(a.created, created, sizeof(created));
 	printf("address: %s\n", a.address);
@@ -448,7 +438,7 @@ cli_user_suspend(struct store *st, const struct cli_user_args *args)
 	const char *error;
 
 	return store_account_set_suspended(st, args->pos[0], 1, args->reason,
-	    &error) == 0 ? 0 : cli_user_fail(error);
+	    &error) == 0 ? 0 : cli_fail(error);
 }
 
 static int
@@ -457,7 +447,7 @@ cli_user_resume(struct store *st, const struct cli_user_args *args)
 	const char *error;
 
 	return store_account_set_suspended(st, args->pos[0], 0, NULL,
-	    &error) == 0 ? 0 : cli_user_fail(error);
+	    &error) == 0 ? 0 : cli_fail(error);
 }
 
 static int
@@ -466,7 +456,7 @@ cli_user_alias_add(struct store *st, const struct cli_user_args *args)
 	const char *error;
 
 	return store_alias_add(st, args->pos[0], args->pos[1], &error) == 0 ?
-	    0 : cli_user_fail(error);
+	    0 : cli_fail(error);
 }
 
 static int
@@ -475,7 +465,7 @@ cli_user_alias_del(struct store *st, const struct cli_user_args *args)
 	const char *error;
 
 	return store_alias_del(st, args->pos[0], &error) == 0 ? 0 :
-	    cli_user_fail(error);
+	    cli_fail(error);
 }
 
 /* "alias target\n": addresses have no spaces */
@@ -492,14 +482,9 @@ cli_user_alias_list(struct store *st, const struct cli_user_args *args)
 	struct str out = STR_INIT;
 	const char *error;
 
-	if (store_alias_list(st, args->npos > 0 ? args->pos[0] : NULL,
-	    cli_user_alias_row, &out, &error) != 0) {
-		str_deinit(&out);
-		return cli_user_fail(error);
-	}
-	fputs(str_c(&out), stdout);
-	str_deinit(&out);
-	return 0;
+	return cli_print_list(&out, store_alias_list(st,
+	    args->npos > 0 ? args->pos[0] : NULL, cli_user_alias_row, &out,
+	    &error), &error);
 }
 
 /*
@@ -517,13 +502,8 @@ cli_user_apop_enable(struct store *st, const struct cli_user_args *args)
 	const char *error;
 	int ret;
 
-	if ((ret = store_account_get(st, args->pos[0], &a, &error)) != 0) {
-		if (ret < 0)
-			return cli_user_fail(error);
-		fprintf(stderr, "sekisho: no such account '%s'\n",
-		    args->pos[0]);
-		return 1;
-	}
+	if ((ret = cli_user_get(st, args->pos[0], &a)) != 0)
+		return ret;
 	if (!isatty(STDIN_FILENO))
 		ret = cli_user_read_line(pw, sizeof(pw), &error);
 	else {
@@ -559,7 +539,7 @@ cli_user_apop_enable(struct store *st, const struct cli_user_args *args)
 		ret = store_apop_set(st, a.address, str_c(&sealed), &error);
 	str_deinit(&sealed);
 	account_deinit(&a);
-	return ret == 0 ? 0 : cli_user_fail(error);
+	return ret == 0 ? 0 : cli_fail(error);
 }
 
 static int
@@ -573,7 +553,7 @@ cli_user_apop_disable(struct store *st, const struct cli_user_args *args)
 		    args->pos[0]);
 		return 1;
 	}
-	return ret == 0 ? 0 : cli_user_fail(error);
+	return ret == 0 ? 0 : cli_fail(error);
 }
 
 /* ---- dispatch ------------------------------------------------------- */
@@ -621,33 +601,32 @@ cli_user_parse(const struct cli_user_cmd *cmd, int argc, char **argv,
 	return 0;
 }
 
+struct cli_user_call {
+	const struct cli_user_cmd	*cmd;
+	const struct cli_user_args	*args;
+};
+
+static int
+cli_user_run_store(struct store *st, void *context)
+{
+	const struct cli_user_call *call = context;
+
+	return call->cmd->run(st, call->args);
+}
+
 static int
 cli_user_run(const struct config *conf, const struct cli_user_cmd *cmd,
     int argc, char **argv)
 {
 	struct cli_user_args args;
-	struct store *st;
-	const char *error;
+	struct cli_user_call call;
 	int ret;
 
 	if ((ret = cli_user_parse(cmd, argc, argv, &args)) != 0)
 		return ret;
-	if (conf->store == NULL || *conf->store == '\0')
-		return cli_user_fail("no store configured (set 'store' in "
-		    "the config file)");
-	if ((st = store_open(conf->store, &error)) == NULL)
-		return cli_user_fail(error);
-	if (store_init_schema(st, &error) < 0)
-		ret = cli_user_fail(error);
-	else
-		ret = cmd->run(st, &args);
-	store_close(&st);
-	if (fflush(stdout) != 0 || ferror(stdout)) {
-		fprintf(stderr, "sekisho: cannot write output: %s\n",
-		    strerror(errno));
-		ret = 1;
-	}
-	return ret;
+	call.cmd = cmd;
+	call.args = &args;
+	return cli_with_store(conf, cli_user_run_store, &call);
 }
 
 static const struct cli_user_cmd *

@@ -37,8 +37,9 @@ channel_pair(int fds[2])
 	    SOCK_CLOEXEC, 0, fds);
 }
 
-int
-channel_try_send(int fd, struct msg *m)
+ssize_t
+channel_sendmsg(int s, const void *data, size_t len, int fd,
+    const struct sockaddr *to, socklen_t tolen, int flags)
 {
 	struct msghdr mh;
 	struct iovec iov;
@@ -48,11 +49,13 @@ channel_try_send(int fd, struct msg *m)
 	} cbuf;
 
 	memset(&mh, 0, sizeof(mh));
-	iov.iov_base = m->buf.s;
-	iov.iov_len = m->buf.len;
+	iov.iov_base = (void *)data;
+	iov.iov_len = len;
+	mh.msg_name = (void *)to;
+	mh.msg_namelen = to != NULL ? tolen : 0;
 	mh.msg_iov = &iov;
 	mh.msg_iovlen = 1;
-	if (m->fd != -1) {
+	if (fd != -1) {
 		memset(&cbuf, 0, sizeof(cbuf));
 		mh.msg_control = cbuf.buf;
 		mh.msg_controllen = sizeof(cbuf.buf);
@@ -60,10 +63,17 @@ channel_try_send(int fd, struct msg *m)
 		c->cmsg_level = SOL_SOCKET;
 		c->cmsg_type = SCM_RIGHTS;
 		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &m->fd, sizeof(int));
+		memcpy(CMSG_DATA(c), &fd, sizeof(int));
 	}
+	return sendmsg(s, &mh, flags);
+}
+
+int
+channel_try_send(int fd, struct msg *m)
+{
 	for (;;) {
-		ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+		ssize_t n = channel_sendmsg(fd, m->buf.s, m->buf.len, m->fd,
+		    NULL, 0, MSG_NOSIGNAL | MSG_DONTWAIT);
 
 		if (n >= 0)
 			return 0;

@@ -7,6 +7,9 @@
 #ifndef SEKISHO_CHANNEL_H
 #define SEKISHO_CHANNEL_H
 
+#include <sys/socket.h>
+#include <sys/types.h>
+
 #include "msg.h"
 
 struct event_base;
@@ -38,6 +41,11 @@ int channel_send(struct channel *ch, struct msg *m);
  * with its own output queue (the back side's dispatcher, backend.c).
  */
 int channel_try_send(int fd, struct msg *m);
+/* One sendmsg(2) on s of data, with fd (-1: none) by SCM_RIGHTS, to the
+ * address to (NULL: s is connected); what sendmsg returns. Also the
+ * master's test hook (SEKISHO_TEST_HOOKS). */
+ssize_t channel_sendmsg(int s, const void *data, size_t len, int fd,
+    const struct sockaddr *to, socklen_t tolen, int flags);
 
 /* Blocking helpers for the master's control channel to the back side (fd
  * may be non-blocking; these wait with poll). send: 0 or -1 (also when m

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "file.h"
 #include "log.h"
 #include "str.h"
 #include "tls_check.h"
@@ -1670,39 +1671,27 @@ int
 config_load(const char *path, struct config **conf_r, struct str *errors)
 {
 	struct str buf = STR_INIT;
-	char chunk[8192];
-	ssize_t n;
-	int fd, ret;
+	int ret;
 
 	*conf_r = NULL;
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+	switch (file_read(path, CONFIG_MAX_FILE, &buf, NULL, NULL)) {
+	case FILE_READ_OK:
+		break;
+	case FILE_READ_OPEN:
 		str_printf(errors, "%s: cannot open: %s\n", path,
 		    strerror(errno));
 		return -1;
+	case FILE_READ_ERROR:
+		str_printf(errors, "%s: cannot read: %s\n", path,
+		    strerror(errno));
+		str_deinit(&buf);
+		return -1;
+	case FILE_READ_LARGE:
+		str_printf(errors, "%s: larger than %d bytes\n", path,
+		    CONFIG_MAX_FILE);
+		str_deinit(&buf);
+		return -1;
 	}
-	for (;;) {
-		n = read(fd, chunk, sizeof(chunk));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			str_printf(errors, "%s: cannot read: %s\n", path,
-			    strerror(errno));
-			close(fd);
-			str_deinit(&buf);
-			return -1;
-		}
-		if (n == 0)
-			break;
-		if (buf.len + (size_t)n > CONFIG_MAX_FILE) {
-			str_printf(errors, "%s: larger than %d bytes\n", path,
-			    CONFIG_MAX_FILE);
-			close(fd);
-			str_deinit(&buf);
-			return -1;
-		}
-		str_append_n(&buf, chunk, (size_t)n);
-	}
-	close(fd);
 	ret = config_load_buffer(path, str_c(&buf), buf.len, conf_r, errors);
 	str_deinit(&buf);
 	return ret;

@@ -12,6 +12,7 @@
 #include "../backend/backend.h"
 #include "../core/channel.h"
 #include "../core/config.h"
+#include "../core/file.h"
 #include "../core/log.h"
 #include "../core/msg.h"
 #include "../core/str.h"
@@ -24,15 +25,12 @@ back_proc_config(const char *path, int fd)
 {
 	struct str text = STR_INIT, errors = STR_INIT;
 	struct config *conf = NULL;
-	char buf[8192];
-	ssize_t n;
 
 	if (lseek(fd, 0, SEEK_SET) < 0)
 		log_warn("SIGHUP: config memfd");
-	while ((n = read(fd, buf, sizeof(buf))) > 0 &&
-	    text.len <= CONFIG_TEXT_MAX)
-		str_append_n(&text, buf, (size_t)n);
-	if (n < 0)
+	/* the master wrote at most CONFIG_TEXT_MAX */
+	if (file_read_fd(fd, CONFIG_TEXT_MAX, &text, NULL, NULL) ==
+	    FILE_READ_ERROR)
 		log_warn("SIGHUP: config memfd");
 	else if (config_load_buffer(path, text.s != NULL ? text.s : "",
 	    text.len, &conf, &errors) < 0)

@@ -44,6 +44,7 @@
 #include <event2/thread.h>
 #include <systemd/sd-daemon.h>
 
+#include "../core/file.h"
 #include "../core/channel.h"
 #include "../core/config.h"
 #include "../core/log.h"
@@ -549,35 +550,14 @@ static void
 master_test_hand(const char *path, char one, int fd, const char *what)
 {
 	struct sockaddr_un sun;
-	struct msghdr mh;
-	struct iovec iov;
-	union {
-		struct cmsghdr hdr;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} cbuf;
 	int s;
 
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
 	memcpy(sun.sun_path, path, strlen(path));
-	memset(&mh, 0, sizeof(mh));
-	memset(&cbuf, 0, sizeof(cbuf));
-	iov.iov_base = &one;
-	iov.iov_len = 1;
-	mh.msg_name = &sun;
-	mh.msg_namelen = sizeof(sun);
-	mh.msg_iov = &iov;
-	mh.msg_iovlen = 1;
-	mh.msg_control = cbuf.buf;
-	mh.msg_controllen = sizeof(cbuf.buf);
-	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(c), &fd, sizeof(int));
 	if ((s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0 ||
-	    sendmsg(s, &mh, 0) < 0)
+	    channel_sendmsg(s, &one, 1, fd, (struct sockaddr *)&sun,
+	    sizeof(sun), 0) < 0)
 		log_warn("test hook: send to %s", path);
 	else
 		log_info("test hook: %s handed to %s", what, path);
@@ -911,35 +891,13 @@ master_stop(struct master *m, const sigset_t *sigs)
 static int
 master_read_file(const char *path, struct str *text, const char **error_r)
 {
-	static char ebuf[512];
-	char buf[8192];
-	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	enum file_read_result r;
 
-	if (fd < 0) {
-		snprintf(ebuf, sizeof(ebuf), "%s: cannot open: %s", path,
-		    strerror(errno));
-		*error_r = ebuf;
-		return -1;
-	}
-	while ((n = read(fd, buf, sizeof(buf))) > 0) {
-		if (text->len + (size_t)n > CONFIG_TEXT_MAX) {
-			close(fd);
-			snprintf(ebuf, sizeof(ebuf), "%s: larger than %d "
-			    "bytes", path, CONFIG_TEXT_MAX);
-			*error_r = ebuf;
-			return -1;
-		}
-		str_append_n(text, buf, (size_t)n);
-	}
-	close(fd);
-	if (n < 0) {
-		snprintf(ebuf, sizeof(ebuf), "%s: read: %s", path,
-		    strerror(errno));
-		*error_r = ebuf;
-		return -1;
-	}
-	return 0;
+	if ((r = file_read(path, CONFIG_TEXT_MAX, text, NULL, NULL)) ==
+	    FILE_READ_OK)
+		return 0;
+	*error_r = file_read_error(r, path, CONFIG_TEXT_MAX);
+	return -1;
 }
 
 static int

@@ -26,6 +26,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../core/file.h"
 #include "../core/log.h"
 #include "../core/str.h"
 #include "../core/xmalloc.h"
@@ -175,6 +176,35 @@ geo_torfile_check_cc(const char *s, size_t len)
 	return 0;
 }
 
+/* A range that ends before it starts, or one too many, is refused. */
+static int
+geo_torfile_room(const struct geo_tor *t, const char *name, uint32_t lineno,
+    int reversed, const char **error_r)
+{
+	if (reversed) {
+		geo_set_error(error_r, "%s:%u: range ends before "
+		    "it starts", name, lineno);
+		return -1;
+	}
+	if (t->v4_count + t->v6_count >= GEO_TOR_MAX_RANGES) {
+		geo_set_error(error_r, "%s:%u: more than %d ranges",
+		    name, lineno, GEO_TOR_MAX_RANGES);
+		return -1;
+	}
+	return 0;
+}
+
+/* Room for one more element of size in v, which holds count. */
+static void *
+geo_torfile_grow(void *v, size_t count, size_t *alloc, size_t size)
+{
+	if (count == *alloc) {
+		*alloc = *alloc == 0 ? 1024 : *alloc * 2;
+		v = xreallocarray(v, *alloc, size);
+	}
+	return v;
+}
+
 /* One line without its newline; 0 ok, -1 with *error_r set. */
 static int
 geo_torfile_line(struct geo_tor *t, uint16_t file, uint32_t lineno,
@@ -232,25 +262,14 @@ geo_torfile_line(struct geo_tor *t, uint16_t file, uint32_t lineno,
 			    "(expected FROM_V6,TO_V6,CC)", name, lineno);
 			return -1;
 		}
-		if (geo_tor_u128_cmp(&r.from, &r.to) > 0) {
-			geo_set_error(error_r, "%s:%u: range ends before "
-			    "it starts", name, lineno);
+		if (geo_torfile_room(t, name, lineno,
+		    geo_tor_u128_cmp(&r.from, &r.to) > 0, error_r) < 0)
 			return -1;
-		}
-		if (t->v4_count + t->v6_count >= GEO_TOR_MAX_RANGES) {
-			geo_set_error(error_r, "%s:%u: more than %d ranges",
-			    name, lineno, GEO_TOR_MAX_RANGES);
-			return -1;
-		}
 		r.line = lineno;
 		r.file = file;
 		memcpy(r.cc, f[2], 2);
-		if (t->v6_count == t->v6_alloc) {
-			t->v6_alloc = t->v6_alloc == 0 ? 1024 :
-			    t->v6_alloc * 2;
-			t->v6 = xreallocarray(t->v6, t->v6_alloc,
-			    sizeof(*t->v6));
-		}
+		t->v6 = geo_torfile_grow(t->v6, t->v6_count, &t->v6_alloc,
+		    sizeof(*t->v6));
 		t->v6[t->v6_count++] = r;
 	} else {
 		struct geo_tor_range4 r;
@@ -263,25 +282,14 @@ geo_torfile_line(struct geo_tor *t, uint16_t file, uint32_t lineno,
 			    name, lineno);
 			return -1;
 		}
-		if (r.from > r.to) {
-			geo_set_error(error_r, "%s:%u: range ends before "
-			    "it starts", name, lineno);
+		if (geo_torfile_room(t, name, lineno, r.from > r.to,
+		    error_r) < 0)
 			return -1;
-		}
-		if (t->v4_count + t->v6_count >= GEO_TOR_MAX_RANGES) {
-			geo_set_error(error_r, "%s:%u: more than %d ranges",
-			    name, lineno, GEO_TOR_MAX_RANGES);
-			return -1;
-		}
 		r.line = lineno;
 		r.file = file;
 		memcpy(r.cc, f[2], 2);
-		if (t->v4_count == t->v4_alloc) {
-			t->v4_alloc = t->v4_alloc == 0 ? 1024 :
-			    t->v4_alloc * 2;
-			t->v4 = xreallocarray(t->v4, t->v4_alloc,
-			    sizeof(*t->v4));
-		}
+		t->v4 = geo_torfile_grow(t->v4, t->v4_count, &t->v4_alloc,
+		    sizeof(*t->v4));
 		t->v4[t->v4_count++] = r;
 	}
 	return 0;
@@ -485,44 +493,23 @@ geo_torfile_find(const struct geo_tor *t, int family, const uint8_t *addr,
 static int
 geo_torfile_read(const char *path, struct str *out, const char **error_r)
 {
-	struct stat st;
-	char chunk[65536];
-	ssize_t n;
-	int fd;
-
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+	switch (file_read(path, GEO_TOR_MAX_FILE, out, NULL, NULL)) {
+	case FILE_READ_OK:
+		return 0;
+	case FILE_READ_OPEN:
 		geo_set_error(error_r, "%s: cannot open: %s", path,
 		    strerror(errno));
-		return -1;
-	}
-	if (fstat(fd, &st) == 0 && st.st_size > GEO_TOR_MAX_FILE) {
+		break;
+	case FILE_READ_ERROR:
+		geo_set_error(error_r, "%s: cannot read: %s", path,
+		    strerror(errno));
+		break;
+	case FILE_READ_LARGE:
 		geo_set_error(error_r, "%s: larger than %d bytes", path,
 		    GEO_TOR_MAX_FILE);
-		close(fd);
-		return -1;
+		break;
 	}
-	for (;;) {
-		n = read(fd, chunk, sizeof(chunk));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			geo_set_error(error_r, "%s: cannot read: %s", path,
-			    strerror(errno));
-			close(fd);
-			return -1;
-		}
-		if (n == 0)
-			break;
-		if (out->len + (size_t)n > GEO_TOR_MAX_FILE) {
-			geo_set_error(error_r, "%s: larger than %d bytes",
-			    path, GEO_TOR_MAX_FILE);
-			close(fd);
-			return -1;
-		}
-		str_append_n(out, chunk, (size_t)n);
-	}
-	close(fd);
-	return 0;
+	return -1;
 }
 
 /* location: "FILE[,FILE]..." */

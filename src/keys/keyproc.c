@@ -27,6 +27,7 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
+#include "../core/file.h"
 #include "../core/channel.h"
 #include "../core/hex.h"
 #include "../core/log.h"
@@ -69,40 +70,13 @@ static int
 keys_read_file(const char *path, unsigned char *buf, size_t *len_r,
     const char **error_r)
 {
-	static char ebuf[512];
-	size_t len = 0;
-	ssize_t r;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	enum file_read_result r;
 
-	if (fd < 0) {
-		snprintf(ebuf, sizeof(ebuf), "%s: cannot open: %s", path,
-		    strerror(errno));
-		*error_r = ebuf;
-		return -1;
-	}
-	/* one byte more than allowed: a file that fills it is too large */
-	while (len <= KEYS_FILE_MAX &&
-	    (r = read(fd, buf + len, KEYS_FILE_MAX + 1 - len)) != 0) {
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			snprintf(ebuf, sizeof(ebuf), "%s: read: %s", path,
-			    strerror(errno));
-			close(fd);
-			*error_r = ebuf;
-			return -1;
-		}
-		len += (size_t)r;
-	}
-	close(fd);
-	if (len > KEYS_FILE_MAX) {
-		snprintf(ebuf, sizeof(ebuf), "%s: larger than %d bytes",
-		    path, KEYS_FILE_MAX);
-		*error_r = ebuf;
-		return -1;
-	}
-	*len_r = len;
-	return 0;
+	if ((r = file_read(path, KEYS_FILE_MAX, NULL, buf, len_r)) ==
+	    FILE_READ_OK)
+		return 0;
+	*error_r = file_read_error(r, path, KEYS_FILE_MAX);
+	return -1;
 }
 
 /*

@@ -57,6 +57,7 @@
 #include "../core/log.h"
 #include "../core/xmalloc.h"
 #include "../core/base64.h"
+#include "../policy/fcrdns.h"
 #include "../queue/mime7.h"
 #include "mta.h"
 #include "mta_reply.h"
@@ -610,6 +611,18 @@ mta_conn_send_step(struct mta_conn *c, size_t step)
 		mta_conn_printf(c, "DATA");
 }
 
+/* A spool file read that failed (n < 0) or found the end early (n == 0:
+ * errno left as it was, no "Success"). */
+static void
+mta_job_log_read(const struct mta_job *job, ssize_t n)
+{
+	if (n < 0)
+		log_warn("id=%s mta cannot read spool file", job->id);
+	else
+		log_warnx("id=%s mta cannot read spool file: it ends early",
+		    job->id);
+}
+
 /*
  * RFC 6152 3: an 8-bit message to a server without 8BITMIME goes as
  * 7-bit MIME (src/queue/mime7.c), converted in memory from the spool
@@ -638,14 +651,8 @@ mta_conn_convert(struct mta_conn *c)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
+			mta_job_log_read(job, n);
 			free(buf);
-			/* n == 0 leaves errno as it was: no "Success" */
-			if (n < 0)
-				log_warn("id=%s mta cannot read spool file",
-				    job->id);
-			else
-				log_warnx("id=%s mta cannot read spool file: "
-				    "it ends early", job->id);
 			mta_job_fail_all(job, MTA_TEMPFAIL, "4.3.0",
 			    "cannot read the spool file", 0);
 			return -1;
@@ -756,12 +763,7 @@ mta_conn_body_fill(struct mta_conn *c)
 		if (n <= 0) {
 			if (n < 0 && errno == EINTR)
 				continue;
-			if (n < 0)
-				log_warn("id=%s mta cannot read spool file",
-				    job->id);
-			else
-				log_warnx("id=%s mta cannot read spool file: "
-				    "it ends early", job->id);
+			mta_job_log_read(job, n);
 			mta_conn_drop(c, "4.3.0", "cannot read the spool file");
 			return;
 		}
@@ -1529,12 +1531,34 @@ mta_ares_addrinfo_cb(void *arg, int status, int timeouts,
 	mta_conn_next_addr(c);
 }
 
+/* 1 when name is an IPv4 or IPv6 literal, added as c's one address. */
+static int
+mta_conn_add_literal(struct mta_conn *c, const char *name)
+{
+	struct sockaddr_storage ss;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+	socklen_t len;
+
+	memset(&ss, 0, sizeof(ss));
+	if (inet_pton(AF_INET, name, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		len = sizeof(*sin);
+	} else if (inet_pton(AF_INET6, name, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		len = sizeof(*sin6);
+	} else
+		return 0;
+	mta_conn_add_addr(c, name, (struct sockaddr *)&ss, len,
+	    c->dest->nh.port);
+	return 1;
+}
+
 /* Addresses of the next name in c->mx, or give up. */
 static void
 mta_conn_resolve_next(struct mta_conn *c)
 {
 	struct ares_addrinfo_hints hints;
-	unsigned char buf[16];
 	const char *name;
 
 	if (c->mx_next >= c->mx_count) {
@@ -1545,25 +1569,7 @@ mta_conn_resolve_next(struct mta_conn *c)
 	mta_conn_enter(c, MTA_S_RESOLVE);
 	mta_conn_clear_addrs(c);
 	/* An address literal needs no look-up. */
-	if (inet_pton(AF_INET, name, buf) == 1) {
-		struct sockaddr_in sin;
-
-		memset(&sin, 0, sizeof(sin));
-		sin.sin_family = AF_INET;
-		memcpy(&sin.sin_addr, buf, 4);
-		mta_conn_add_addr(c, name, (struct sockaddr *)&sin,
-		    sizeof(sin), c->dest->nh.port);
-		mta_conn_next_addr(c);
-		return;
-	}
-	if (inet_pton(AF_INET6, name, buf) == 1) {
-		struct sockaddr_in6 sin6;
-
-		memset(&sin6, 0, sizeof(sin6));
-		sin6.sin6_family = AF_INET6;
-		memcpy(&sin6.sin6_addr, buf, 16);
-		mta_conn_add_addr(c, name, (struct sockaddr *)&sin6,
-		    sizeof(sin6), c->dest->nh.port);
+	if (mta_conn_add_literal(c, name)) {
 		mta_conn_next_addr(c);
 		return;
 	}
@@ -1884,6 +1890,7 @@ mta_submit(struct mta *m, struct mta_job *job)
 
 /* --- c-ares on this loop ------------------------------------------------ */
 
+/* A socket's event, or the timer's (EV_TIMEOUT: no socket, timeouts only). */
 static void
 mta_ares_process(evutil_socket_t fd, short what, void *arg)
 {
@@ -1892,17 +1899,6 @@ mta_ares_process(evutil_socket_t fd, short what, void *arg)
 	ares_process_fd(m->ares,
 	    (what & EV_READ) ? fd : ARES_SOCKET_BAD,
 	    (what & EV_WRITE) ? fd : ARES_SOCKET_BAD);
-	mta_ares_timer_set(m);
-}
-
-static void
-mta_ares_timeout(evutil_socket_t fd, short what, void *arg)
-{
-	struct mta *m = arg;
-
-	(void)fd;
-	(void)what;
-	ares_process_fd(m->ares, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
 	mta_ares_timer_set(m);
 }
 
@@ -1957,9 +1953,7 @@ static int
 mta_ares_init(struct mta *m, const struct config *conf, const char **error_r)
 {
 	struct ares_options opts;
-	struct str csv = STR_INIT;
 	int optmask = ARES_OPT_SOCK_STATE_CB, r;
-	size_t i;
 	static char lookups_dns[] = "b";
 
 	if ((r = ares_library_init(ARES_LIB_INIT_ALL)) != ARES_SUCCESS) {
@@ -1981,27 +1975,11 @@ mta_ares_init(struct mta *m, const struct config *conf, const char **error_r)
 		return -1;
 	}
 	m->ares_ok = 1;
-	if (conf->dns_servers_count > 0) {
-		for (i = 0; i < conf->dns_servers_count; i++) {
-			const char *v = conf->dns_servers[i];
-			unsigned char b[16];
-
-			if (i > 0)
-				str_append_c(&csv, ',');
-			/* c-ares wants a bare IPv6 address in brackets. */
-			if (v[0] != '[' && inet_pton(AF_INET6, v, b) == 1)
-				str_printf(&csv, "[%s]", v);
-			else
-				str_append(&csv, v);
-		}
-		r = ares_set_servers_ports_csv(m->ares, str_c(&csv));
-		str_deinit(&csv);
-		if (r != ARES_SUCCESS) {
-			*error_r = ares_strerror(r);
-			return -1;
-		}
+	if ((r = fcrdns_set_servers(m->ares, conf)) != ARES_SUCCESS) {
+		*error_r = ares_strerror(r);
+		return -1;
 	}
-	m->ares_timer = evtimer_new(m->base, mta_ares_timeout, m);
+	m->ares_timer = evtimer_new(m->base, mta_ares_process, m);
 	return 0;
 }
 

@@ -143,6 +143,31 @@ fcrdns_wait(ares_channel ch, struct fcrdns_ctx *c, const struct timespec *end)
 	}
 }
 
+int
+fcrdns_set_servers(ares_channel ch, const struct config *conf)
+{
+	struct str csv = STR_INIT;
+	unsigned char b[16];
+	int r;
+
+	if (conf->dns_servers_count == 0)
+		return ARES_SUCCESS;
+	for (size_t i = 0; i < conf->dns_servers_count; i++) {
+		const char *v = conf->dns_servers[i];
+
+		if (i > 0)
+			str_append_c(&csv, ',');
+		/* c-ares wants a bare IPv6 address in brackets. */
+		if (v[0] != '[' && inet_pton(AF_INET6, v, b) == 1)
+			str_printf(&csv, "[%s]", v);
+		else
+			str_append(&csv, v);
+	}
+	r = ares_set_servers_ports_csv(ch, str_c(&csv));
+	str_deinit(&csv);
+	return r;
+}
+
 static int
 fcrdns_channel(const struct config *conf, ares_channel *ch)
 {
@@ -162,27 +187,9 @@ fcrdns_channel(const struct config *conf, ares_channel *ch)
 	}
 	if (ares_init_options(ch, &opts, mask) != ARES_SUCCESS)
 		return -1;
-	if (conf->dns_servers_count > 0) {
-		struct str csv = STR_INIT;
-		unsigned char b[16];
-		int r;
-
-		for (size_t i = 0; i < conf->dns_servers_count; i++) {
-			const char *v = conf->dns_servers[i];
-
-			if (i > 0)
-				str_append_c(&csv, ',');
-			if (v[0] != '[' && inet_pton(AF_INET6, v, b) == 1)
-				str_printf(&csv, "[%s]", v);
-			else
-				str_append(&csv, v);
-		}
-		r = ares_set_servers_ports_csv(*ch, str_c(&csv));
-		str_deinit(&csv);
-		if (r != ARES_SUCCESS) {
-			ares_destroy(*ch);
-			return -1;
-		}
+	if (fcrdns_set_servers(*ch, conf) != ARES_SUCCESS) {
+		ares_destroy(*ch);
+		return -1;
 	}
 	return 0;
 }

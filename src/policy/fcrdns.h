@@ -12,6 +12,7 @@
 #ifndef SEKISHO_FCRDNS_H
 #define SEKISHO_FCRDNS_H
 
+#include <ares.h>
 #include <stddef.h>
 #include <sys/socket.h>
 
@@ -24,6 +25,11 @@ struct config;
 int fcrdns_match(const struct config *conf, const struct sockaddr *sa,
     const char *const *suffixes, size_t nsuffixes, char *name_r,
     size_t len);
+
+/* Point ch at `dns_servers` when set (c-ares's "[v6]" form for a bare
+ * IPv6 address); an ARES_ status, ARES_SUCCESS when none are set. Shared
+ * with the MTA's resolver. */
+int fcrdns_set_servers(ares_channel ch, const struct config *conf);
 
 /* 1 when name is suffix or ends with "." suffix (case-insensitive;
  * a leading or trailing dot on either is ignored). */

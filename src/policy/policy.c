@@ -291,6 +291,23 @@ policy_limit_event(struct store *st, const char *account, const char *client,
 	str_deinit(&detail);
 }
 
+/* Counter i of pc is used up (unit "message" or "recipient", max of
+ * them): refuse for now, with its reply, event and metrics. */
+static void
+policy_limit_refuse(struct store *st, const char *account,
+    const char *client, const struct policy_counters *pc, size_t i,
+    const char *unit, int64_t max, int64_t now,
+    struct policy_mail_result *r)
+{
+	r->verdict = POLICY_TEMPFAIL;
+	policy_limit_reply(&r->reply, pc->what[i], unit, max, pc->kind[i],
+	    now);
+	policy_limit_event(st, account, client, r->country, pc->what[i],
+	    unit, pc->c[i].period, max);
+	metrics_refused(METRICS_REFUSE_LIMIT);
+	metrics_country(r->country, 0);
+}
+
 int
 policy_mail(const struct config *conf, struct store *st, const char *account,
     const char *sender, const char *client, const struct sockaddr *client_sa,
@@ -436,28 +453,16 @@ policy_mail(const struct config *conf, struct store *st, const char *account,
 		}
 		if (pc.c[i].max_msgs >= 0 &&
 		    msgs - (r->msg_counted ? 1 : 0) >= pc.c[i].max_msgs) {
-			r->verdict = POLICY_TEMPFAIL;
-			policy_limit_reply(&r->reply, pc.what[i], "message",
-			    pc.c[i].max_msgs, pc.kind[i], now);
-			policy_limit_event(st, account, client, r->country,
-			    pc.what[i], "message", pc.c[i].period,
-			    pc.c[i].max_msgs);
-			metrics_refused(METRICS_REFUSE_LIMIT);
-			metrics_country(r->country, 0);
+			policy_limit_refuse(st, account, client, &pc, i,
+			    "message", pc.c[i].max_msgs, now, r);
 			return 0;
 		}
 		if (pc.c[i].max_rcpts < 0 || r->rcpts_counted)
 			continue;
 		left = pc.c[i].max_rcpts - rcpts;
 		if (left <= 0) {
-			r->verdict = POLICY_TEMPFAIL;
-			policy_limit_reply(&r->reply, pc.what[i], "recipient",
-			    pc.c[i].max_rcpts, pc.kind[i], now);
-			policy_limit_event(st, account, client, r->country,
-			    pc.what[i], "recipient", pc.c[i].period,
-			    pc.c[i].max_rcpts);
-			metrics_refused(METRICS_REFUSE_LIMIT);
-			metrics_country(r->country, 0);
+			policy_limit_refuse(st, account, client, &pc, i,
+			    "recipient", pc.c[i].max_rcpts, now, r);
 			return 0;
 		}
 		if (r->rcpts_left < 0 || left < r->rcpts_left) {
@@ -519,6 +524,24 @@ policy_count_with(const struct config *conf, struct store *st,
 	return POLICY_OK;
 }
 
+/* reply cleared and account's policy into p; -1 with the temporary
+ * failure in reply when the store cannot say. */
+static int
+policy_get_or_reply(struct store *st, const char *account,
+    struct account_policy *p, struct str *reply)
+{
+	const char *error;
+
+	str_clear(reply);
+	if (store_policy_get(st, account, p, &error) != 0) {
+		log_warnx("policy: %s: %s", account, error);
+		str_append(reply, "451 4.3.0 Temporary failure checking the "
+		    "sending policy, try again later");
+		return -1;
+	}
+	return 0;
+}
+
 enum policy_verdict
 policy_commit(const struct config *conf, struct store *st,
     const char *account, const char *client, const char *country,
@@ -528,13 +551,8 @@ policy_commit(const struct config *conf, struct store *st,
 	struct account_policy p;
 	const char *error;
 
-	str_clear(reply);
-	if (store_policy_get(st, account, &p, &error) != 0) {
-		log_warnx("policy: %s: %s", account, error);
-		str_append(reply, "451 4.3.0 Temporary failure checking the "
-		    "sending policy, try again later");
+	if (policy_get_or_reply(st, account, &p, reply) < 0)
 		return POLICY_TEMPFAIL;
-	}
 	if (check_from && conf->sender_alignment && !p.any_sender) {
 		if (nfrom == 0) {
 			metrics_refused(METRICS_REFUSE_ALIGNMENT);
@@ -571,15 +589,9 @@ policy_count(const struct config *conf, struct store *st,
     int overseas, int64_t msgs, int64_t rcpts, struct str *reply)
 {
 	struct account_policy p;
-	const char *error;
 
-	str_clear(reply);
-	if (store_policy_get(st, account, &p, &error) != 0) {
-		log_warnx("policy: %s: %s", account, error);
-		str_append(reply, "451 4.3.0 Temporary failure checking the "
-		    "sending policy, try again later");
+	if (policy_get_or_reply(st, account, &p, reply) < 0)
 		return POLICY_TEMPFAIL;
-	}
 	return policy_count_with(conf, st, &p, account, client, country,
 	    overseas, msgs, rcpts, reply);
 }

@@ -1596,37 +1596,46 @@ queue_control_read(int fd, void *arg)
 	}
 }
 
+/* The control socket's address in spool_dir; -1 when it does not fit. */
+static int
+queue_control_addr(const char *spool_dir, struct sockaddr_un *sun,
+    const char **error_r)
+{
+	char *path = queue_control_path(spool_dir);
+	size_t n;
+
+	memset(sun, 0, sizeof(*sun));
+	sun->sun_family = AF_UNIX;
+	n = xstrlcpy(sun->sun_path, path, sizeof(sun->sun_path));
+	free(path);
+	if (n >= sizeof(sun->sun_path)) {
+		*error_r = "spool_dir too long for the control socket";
+		return -1;
+	}
+	return 0;
+}
+
 static int
 queue_control_open(const char *spool_dir, const char **error_r)
 {
 	struct sockaddr_un sun;
-	char *path = queue_control_path(spool_dir);
 	int fd;
 
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	if (xstrlcpy(sun.sun_path, path, sizeof(sun.sun_path)) >=
-	    sizeof(sun.sun_path)) {
-		free(path);
-		*error_r = "spool_dir too long for the control socket";
+	if (queue_control_addr(spool_dir, &sun, error_r) < 0)
 		return -1;
-	}
 	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0) {
-		free(path);
 		*error_r = spool_errno_error("control socket");
 		return -1;
 	}
 	/* A socket left by a killed daemon is stale. */
-	unlink(path);
+	unlink(sun.sun_path);
 	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
-	    chmod(path, 0600) < 0) {
+	    chmod(sun.sun_path, 0600) < 0) {
 		*error_r = spool_errno_error("bind control socket");
 		close(fd);
-		free(path);
 		return -1;
 	}
-	free(path);
 	return fd;
 }
 
@@ -1635,18 +1644,10 @@ queue_control_send(const char *spool_dir, const char *msg,
     const char **error_r)
 {
 	struct sockaddr_un sun;
-	char *path = queue_control_path(spool_dir);
 	int fd, r;
 
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	if (xstrlcpy(sun.sun_path, path, sizeof(sun.sun_path)) >=
-	    sizeof(sun.sun_path)) {
-		free(path);
-		*error_r = "spool_dir too long for the control socket";
+	if (queue_control_addr(spool_dir, &sun, error_r) < 0)
 		return -1;
-	}
-	free(path);
 	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0) {
 		*error_r = spool_errno_error("socket");
 		return -1;

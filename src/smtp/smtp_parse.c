@@ -535,10 +535,35 @@ smtp_param_size(const struct smtp_param *param, uint64_t *size_r)
 	return 0;
 }
 
+/* The path after prefix ("FROM:", "TO:"), then each parameter through
+ * one(param, &seen, context): OK, or the first error. */
+static enum smtp_parse_error
+smtp_parse_path_params(const char *args, const char *prefix,
+    const char **path_r, size_t *pathlen_r,
+    enum smtp_parse_error (*one)(const struct smtp_param *, unsigned int *,
+    void *), void *context)
+{
+	struct smtp_param param;
+	enum smtp_parse_error err;
+	const char *params;
+	unsigned int seen = 0;
+	int ret;
+
+	err = smtp_parse_path(args, prefix, path_r, pathlen_r, &params);
+	if (err != SMTP_PARSE_OK)
+		return err;
+	while ((ret = smtp_param_next(&params, &param)) > 0) {
+		if ((err = one(&param, &seen, context)) != SMTP_PARSE_OK)
+			return err;
+	}
+	return ret < 0 ? SMTP_PARSE_BAD_PARAM : SMTP_PARSE_OK;
+}
+
 static enum smtp_parse_error
 smtp_mail_param(const struct smtp_param *param, unsigned int *seen,
-    struct smtp_mail_args *r)
+    void *context)
 {
+	struct smtp_mail_args *r = context;
 	unsigned int bit;
 
 	if (smtp_param_is(param, "SIZE"))
@@ -605,26 +630,15 @@ smtp_mail_args_deinit(struct smtp_mail_args *r)
 enum smtp_parse_error
 smtp_parse_mail(const char *args, struct smtp_mail_args *r)
 {
-	struct smtp_param param;
 	enum smtp_parse_error err;
-	const char *path, *params;
+	const char *path;
 	size_t pathlen;
-	unsigned int seen = 0;
-	int ret;
 
 	memset(r, 0, sizeof(*r));
-	err = smtp_parse_path(args, "FROM:", &path, &pathlen, &params);
-	if (err != SMTP_PARSE_OK)
-		return err;
 	/* Parameters first: SMTPUTF8 decides what the address may hold. */
-	while ((ret = smtp_param_next(&params, &param)) > 0) {
-		if ((err = smtp_mail_param(&param, &seen, r)) != SMTP_PARSE_OK)
-			goto fail;
-	}
-	if (ret < 0) {
-		err = SMTP_PARSE_BAD_PARAM;
+	if ((err = smtp_parse_path_params(args, "FROM:", &path, &pathlen,
+	    smtp_mail_param, r)) != SMTP_PARSE_OK)
 		goto fail;
-	}
 	err = SMTP_PARSE_BAD_ADDRESS;
 	if (!smtp_path_strip_route(&path, &pathlen, r->smtputf8))
 		goto fail;
@@ -696,10 +710,18 @@ smtp_upper_dup(const char *s, size_t n)
 	return d;
 }
 
+struct smtp_rcpt_context {
+	int			 smtputf8;
+	struct smtp_rcpt_args	*r;
+};
+
 static enum smtp_parse_error
-smtp_rcpt_param(const struct smtp_param *param, int smtputf8,
-    unsigned int *seen, struct smtp_rcpt_args *r)
+smtp_rcpt_param(const struct smtp_param *param, unsigned int *seen,
+    void *context)
 {
+	const struct smtp_rcpt_context *ctx = context;
+	int smtputf8 = ctx->smtputf8;
+	struct smtp_rcpt_args *r = ctx->r;
 	if (smtp_param_is(param, "NOTIFY")) {
 		if ((*seen & SMTP_RCPT_NOTIFY) != 0 || param->value == NULL ||
 		    !smtp_notify_valid(param->value, param->valuelen))
@@ -729,26 +751,17 @@ smtp_rcpt_args_deinit(struct smtp_rcpt_args *r)
 enum smtp_parse_error
 smtp_parse_rcpt(const char *args, int smtputf8, struct smtp_rcpt_args *r)
 {
-	struct smtp_param param;
+	struct smtp_rcpt_context ctx;
 	enum smtp_parse_error err;
-	const char *path, *params;
+	const char *path;
 	size_t pathlen;
-	unsigned int seen = 0;
-	int ret;
 
 	memset(r, 0, sizeof(*r));
-	err = smtp_parse_path(args, "TO:", &path, &pathlen, &params);
-	if (err != SMTP_PARSE_OK)
-		return err;
-	while ((ret = smtp_param_next(&params, &param)) > 0) {
-		err = smtp_rcpt_param(&param, smtputf8, &seen, r);
-		if (err != SMTP_PARSE_OK)
-			goto fail;
-	}
-	if (ret < 0) {
-		err = SMTP_PARSE_BAD_PARAM;
+	ctx.smtputf8 = smtputf8;
+	ctx.r = r;
+	if ((err = smtp_parse_path_params(args, "TO:", &path, &pathlen,
+	    smtp_rcpt_param, &ctx)) != SMTP_PARSE_OK)
 		goto fail;
-	}
 	err = SMTP_PARSE_BAD_ADDRESS;
 	if (!smtp_path_strip_route(&path, &pathlen, smtputf8))
 		goto fail;
