@@ -42,6 +42,7 @@
 #include "../store/store.h"
 #include "be_keeper.h"
 #include "backend.h"
+#include "be_risk.h"
 
 #define PORTAL_SESSION_MAX_AGE	 (12 * 3600)
 #define PORTAL_TOKEN_HEX	 64		/* 32 random bytes */
@@ -314,6 +315,8 @@ be_portal_check_password(struct be_worker *w, struct store *st,
 		int64_t delay = policy_auth_fail(w->conf, st, account, client,
 		    "portal");
 
+		be_risk_auth_fail(w, st, account, client);
+
 		be_portal_fail(o, BE_PORTAL_REFUSED, "fail");
 		o->delay = delay;
 		return 1;
@@ -494,6 +497,7 @@ be_portal_login(struct be_portal_ctx *c)
 	    &a, &have_a) == 0) {
 		metrics_auth(METRICS_SVC_PORTAL, METRICS_AUTH_OK, start);
 		policy_auth_ok(c->w->conf, c->st, a.address, c->client);
+		be_risk_login(c->w, c->st, a.address, c->client, "portal");
 		if (be_portal_session_new(c->w, c->st, a.address, id,
 		    csrf) < 0)
 			be_portal_fail(o, BE_PORTAL_TEMPFAIL, "tempfail");

@@ -24,6 +24,7 @@
 #include "../smtp/smtp_header.h"
 #include "../store/store.h"
 #include "backend.h"
+#include "be_risk.h"
 #include "be_session.h"
 
 /* RFC 5321 4.5.3.1.9 / RFC 3463 4.3.1: the mail system is full. */
@@ -322,8 +323,8 @@ be_spool_commit(struct be_worker *w, struct msg *req, struct msg *reply)
 	struct be_session_txn t;
 	enum policy_verdict v = POLICY_OK;
 	struct store *st = NULL;
-	char **from = NULL;
-	int r, nfrom = 0;
+	char **from = NULL, hold_reason[256];
+	int r, nfrom = 0, held;
 
 	if (msg_get_u64(req, &sess) < 0 || msg_get_str(req, &id) < 0 ||
 	    msg_get_u64(req, &size) < 0 || msg_get_str(req, &client) < 0 ||
@@ -377,6 +378,9 @@ be_spool_commit(struct be_worker *w, struct msg *req, struct msg *reply)
 		if (nfrom > 0)
 			smtp_header_addresses_free(from, nfrom);
 		if (v != POLICY_OK) {
+			if (st != NULL)	/* a limit reached: a risk signal */
+				(void)be_risk_update(w->conf, st, w->queue,
+				    account);
 			spool_abort(w->conf->spool_dir, id);
 			msg_add_u32(reply, v == POLICY_REJECT ? 2 : 1);
 			msg_add_str(reply, str_c(&answer));
@@ -385,8 +389,14 @@ be_spool_commit(struct be_worker *w, struct msg *req, struct msg *reply)
 			return 0;
 		}
 	}
+	/* issue 17: the message's risk signals; an account on hold has
+	 * its submission accepted and kept (queue.h "held messages") */
+	held = be_risk_commit(w, account, client, t.country, id, hold_reason,
+	    sizeof(hold_reason));
 	if (spool_check_incoming(w->conf->spool_dir, id, &error) < 0 ||
-	    spool_commit(w->conf->spool_dir, id, &error) < 0) {
+	    (held ? queue_hold_commit(w->conf->spool_dir, id, "risk", account,
+	    hold_reason, &error) : spool_commit(w->conf->spool_dir, id,
+	    &error)) < 0) {
 		log_warnx("id=%s spool commit: %s", id, error);
 		spool_abort(w->conf->spool_dir, id);
 		if (account != NULL)
@@ -411,6 +421,8 @@ be_spool_commit(struct be_worker *w, struct msg *req, struct msg *reply)
 		if (store_submission_add(st, &sub, &error) < 0)
 			log_warnx("id=%s submission log: %s", id, error);
 	}
+	if (held)
+		log_info("id=%s queue held by=risk account=%s", id, account);
 	if (w->queue != NULL)
 		queue_notify(w->queue, id);
 	msg_add_u32(reply, 0);
