@@ -804,12 +804,10 @@ be_risk_warn_row(const struct store_submission *s, void *arg)
 int
 be_risk_warn(const struct config *conf, struct store *st, struct queue *q,
     const char *account, const char *by, const char *client,
-    const char *evidence, size_t evidence_len, size_t *traced_r,
-    const char **error_r)
+    const struct trace_keys *k, size_t *traced_r, const char **error_r)
 {
 	struct str ja = STR_INIT, en = STR_INIT, body = STR_INIT;
 	struct be_risk_warn_ctx c = { .ja = &ja, .en = &en, .n = 0 };
-	struct trace_keys k;
 	char *canon, url[512], what[STORE_EVENT_DETAIL_MAX + 1];
 	int r, ret = -1;
 
@@ -817,21 +815,15 @@ be_risk_warn(const struct config *conf, struct store *st, struct queue *q,
 	if ((r = be_risk_account(st, account, &canon, NULL, error_r)) != 0)
 		return r;
 	c.account = canon;
-	if (evidence != NULL) {
-		trace_extract(evidence, evidence_len, &k);
-		for (size_t i = 0; i < k.nqueue_ids + k.nmsgids; i++) {
-			const char *qid = i < k.nqueue_ids ? k.queue_ids[i] :
-			    NULL;
-			const char *mid = i < k.nqueue_ids ? NULL :
-			    k.msgids[i - k.nqueue_ids];
+	for (size_t i = 0; k != NULL && i < k->nqueue_ids + k->nmsgids;
+	    i++) {
+		const char *qid = i < k->nqueue_ids ? k->queue_ids[i] : NULL;
+		const char *mid = i < k->nqueue_ids ? NULL :
+		    k->msgids[i - k->nqueue_ids];
 
-			if (store_submission_find(st, qid, mid,
-			    be_risk_warn_row, &c, error_r) < 0) {
-				trace_keys_free(&k);
-				goto out;
-			}
-		}
-		trace_keys_free(&k);
+		if (store_submission_find(st, qid, mid, be_risk_warn_row, &c,
+		    error_r) < 0)
+			goto out;
 	}
 	*traced_r = c.n;
 	policy_portal_url(conf, url, sizeof(url));

@@ -109,13 +109,15 @@ int be_risk_desk_hold(const struct config *conf, struct store *st,
  * trace only (time, client address, country, recipients of each of the
  * account's submissions the report names; never the report's other
  * content) and what to do; an audit event; the settings page shows it.
- * evidence: the report (NULL: none). *traced_r: submissions of the
- * account found in it. 0, 1 no such account, -1 (error_r).
+ * keys: the report's identifiers (trace.h; NULL: no report). *traced_r:
+ * submissions of the account found by them. 0, 1 no such account, -1
+ * (error_r).
  */
+struct trace_keys;
 int be_risk_warn(const struct config *conf, struct store *st,
     struct queue *q, const char *account, const char *by,
-    const char *client, const char *evidence, size_t evidence_len,
-    size_t *traced_r, const char **error_r);
+    const char *client, const struct trace_keys *keys, size_t *traced_r,
+    const char **error_r);
 
 /* The desk released (release 1) or deleted a held message of account:
  * the audit event. */

@@ -18,6 +18,7 @@
 #include "../core/xmalloc.h"
 #include "../policy/policy.h"
 #include "../policy/risk.h"
+#include "../policy/trace.h"
 #include "../queue/queue.h"
 #include "../store/store.h"
 #include "cli.h"
@@ -265,6 +266,7 @@ cli_warn_run(struct store *st, void *ctx)
 {
 	struct cli_risk_args *a = ctx;
 	struct str text = STR_INIT;
+	struct trace_keys k;
 	const char *error;
 	char buf[65536];
 	size_t n, traced;
@@ -285,10 +287,13 @@ cli_warn_run(struct store *st, void *ctx)
 		if (fp != stdin)
 			fclose(fp);
 	}
-	r = be_risk_warn(a->conf, st, NULL, a->account, "cli", NULL,
-	    a->evidence != NULL ? str_c(&text) : NULL, text.len, &traced,
-	    &error);
+	if (a->evidence != NULL)
+		trace_extract(str_c(&text), text.len, &k);
 	str_deinit(&text);
+	r = be_risk_warn(a->conf, st, NULL, a->account, "cli", NULL,
+	    a->evidence != NULL ? &k : NULL, &traced, &error);
+	if (a->evidence != NULL)
+		trace_keys_free(&k);
 	if (r != 0)
 		return cli_fail(error);
 	printf("%s: warning queued, %zu submission(s) traced\n", a->account,
