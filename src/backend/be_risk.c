@@ -659,8 +659,11 @@ be_risk_account(struct store *st, const char *account, char **canon_r,
 	struct account a;
 	int r;
 
-	if ((r = store_account_get(st, account, &a, error_r)) != 0)
+	if ((r = store_account_get(st, account, &a, error_r)) != 0) {
+		if (r == 1)
+			*error_r = "no such account";
 		return r;
+	}
 	*canon_r = xstrdup(a.address);
 	if (suspended_r != NULL)
 		*suspended_r = a.suspended;

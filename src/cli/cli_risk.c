@@ -83,7 +83,7 @@ cli_risk_show(struct store *st, struct cli_risk_args *a)
 	int r;
 
 	if ((r = store_account_get(st, a->account, &acct, &error)) != 0)
-		return cli_fail(error);
+		return cli_fail(r == 1 ? "no such account" : error);
 	printf("account: %s\n", acct.address);
 	if (be_risk_score(conf, st, acct.address, policy_now(), &s, NULL, NULL,
 	    &error) < 0) {

@@ -12,6 +12,7 @@ import email
 import email.policy
 import re
 import smtplib
+import socket
 import time
 
 import pytest
@@ -34,10 +35,10 @@ def peer():
 
 @pytest.fixture
 def risk_daemon(make_daemon, tmp_path, peer):
-    def factory(extra=(), **kwargs):
+    def factory(extra=(), listeners=None, **kwargs):
         v4, v6 = write_tor_files(tmp_path / "geo", NETWORKS + (
             ("198.18.0.0/24", "TW"),))
-        listeners = Daemon.DEFAULT_LISTENERS + (
+        listeners = listeners or Daemon.DEFAULT_LISTENERS + (
             ("submission_proxy", "submission", True),)
         return make_daemon(
             proxy=True, listeners=listeners,
@@ -202,6 +203,42 @@ def test_desk_hold_is_not_undone_by_a_subscriber(risk_daemon, peer,
     time.sleep(1.5)
     assert not peer.messages
     assert len(d.cli("queue", "list", "--held").stdout.splitlines()) >= 2
+
+
+def test_signal_login_new_country_over_pop3(risk_daemon, client_tls):
+    d = risk_daemon(listeners=Daemon.DEFAULT_LISTENERS + (
+                        ("submission_proxy", "submission", True),
+                        ("pop3_proxy", "pop3", True)))
+
+    def pop3_login(source):
+        with socket.create_connection(
+                ("127.0.0.1", d.ports["pop3_proxy"]), timeout=15) as raw:
+            raw.sendall(f"PROXY TCP4 {source} 192.0.2.1 40000 110\r\n"
+                        .encode())
+            f = raw.makefile("rb")
+            assert f.readline().startswith(b"+OK")
+            raw.sendall(b"STLS\r\n")
+            assert f.readline().startswith(b"+OK")
+            s = client_tls.wrap_socket(raw, server_hostname="localhost")
+            f = s.makefile("rb")
+            s.sendall(f"USER {ALICE}\r\n".encode())
+            assert f.readline().startswith(b"+OK")
+            s.sendall(f"PASS {ALICE_PW}\r\n".encode())
+            assert f.readline().startswith(b"+OK")
+            s.sendall(b"QUIT\r\n")
+            f.readline()
+
+    pop3_login(JP4)         # the first login of all: no news
+    pop3_login(JP4)
+    assert "login_new_country" not in d.cli("events", ALICE).stdout
+    assert risk(d)[0] == 0
+    pop3_login(TW4)         # domestic, but never seen for alice
+    events = d.cli("events", ALICE).stdout
+    assert re.search(r"login_new_country\t" + re.escape(TW4) +
+                     r"\tTW\tpop3 login from TW", events), events
+    assert 29 < risk(d)[0] <= 30
+    pop3_login(TW4)         # seen now: no second signal
+    assert d.cli("events", ALICE).stdout.count("login_new_country") == 1
 
 
 def test_signal_bounces_received(risk_daemon, client_tls):
