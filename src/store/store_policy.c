@@ -624,7 +624,7 @@ store_risk_spray(struct store *st, const char *client, const char *account,
     int64_t now, int64_t since, int64_t *accounts_r, const char **error_r)
 {
 	static const char old[] =
-	    "DELETE FROM risk_spray WHERE time < ?2 AND ?1 IS NOT NULL";
+	    "DELETE FROM risk_spray WHERE time < ?1";
 	static const char set[] =
 	    "INSERT INTO risk_spray (client, account, time) VALUES (?1, ?2, ?3)"
 	    " ON CONFLICT (client, account) DO UPDATE SET time = ?3";
@@ -639,7 +639,7 @@ store_risk_spray(struct store *st, const char *client, const char *account,
 	if (store_lookup_key(account, key) != 0)
 		xstrlcpy(key, "?", sizeof(key));
 	store_text_cut(client, ip, STORE_EVENT_IP_MAX);
-	if (store_change(st, old, error_r, "ti", ip, since) < 0 ||
+	if (store_change(st, old, error_r, "i", since) < 0 ||
 	    store_change(st, set, error_r, "tti", ip, key, now) < 0 ||
 	    (stmt = store_stmt(st, count, SQL_LOCK_NONE, error_r, "t",
 	    ip)) == NULL)

@@ -20,6 +20,7 @@ import pytest
 from conftest import ALICE, ALICE_PW, BOB, BOB_PW, Daemon, mx_send, wait_for
 from geodata import JP4, NETWORKS, US4, write_tor_files
 from outbound_peer import ScriptedPeer
+from pg import pg_cluster  # noqa: F401 (fixture)
 from test_policy import PORTAL, ProxySMTP, message, send_from
 
 TW4 = "198.18.0.10"
@@ -361,3 +362,36 @@ def test_warn_traces_the_report_and_leaks_nothing(risk_daemon, peer,
     assert "0 submission(s) traced" in d.cli("warn", BOB).stdout
     r = d.cli("warn", "nobody@example.jp", check=False)
     assert r.returncode == 1
+
+
+def test_everything_on_postgresql(risk_daemon, peer, client_tls,
+                                  pg_cluster):  # noqa: F811
+    """The risk queries on the other store: signals of each kind, the
+    response raised once, a held commit, the desk's clear and top."""
+    d = risk_daemon(store=pg_cluster.store(),
+                    extra=["risk_spray_accounts = 2",
+                           "risk_bounces_per_hour = 2",
+                           "risk_new_recipients_min = 2"])
+    send_from(d, JP4, client_tls, rcpts=(f"p1@{PEER}", f"p2@{PEER}"),
+              msg=message(to=f"p1@{PEER}"))
+    refused_from_abroad(d, client_tls, 1)
+    for name in ("carol@example.jp", ALICE):
+        with pytest.raises(smtplib.SMTPAuthenticationError):
+            login(d, US4, client_tls, user=name, password="guess")
+    dsn = b"Subject: bounce\r\n\r\nbounce\r\n"
+    for _ in range(2):
+        mx_send(d.ports["mx"], ALICE, dsn, sender="")
+    events = d.cli("events", ALICE).stdout
+    for t in ("login_new_country", "overseas_refused", "password_spraying",
+              "bounces_received", "new_recipients"):
+        assert t in events, (t, events)
+    score, response, _ = risk(d)
+    assert score > 60 and response == "hold"
+    qid = send_from(d, JP4, client_tls, rcpts=(f"p3@{PEER}",))
+    d.wait_log(rf"id={qid} queue held by=risk")
+    assert ALICE in d.cli("risk", "--top", "5").stdout
+    d.cli("risk", ALICE, "--clear")
+    assert risk(d)[1] == "none"
+    d.cli("queue", "release", "--account", ALICE)
+    wait_for(lambda: any(f"p3@{PEER}" in m[1] for m in peer.messages), 30,
+             "the released message")
