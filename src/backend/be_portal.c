@@ -1745,8 +1745,12 @@ be_portal_risk_body(struct be_portal_ctx *c, const char *account)
 		log_warnx("portal: risk of %s: %s", account, error);
 		memset(&s, 0, sizeof(s));
 	}
-	(void)queue_hold_each(conf->spool_dir, account, 1, be_portal_held_row,
-	    &h);
+	/* XXX: reads every envelope in this node's queue; only for the
+	 * desk (a subscriber's page does not show the count), and only
+	 * this node's spool: held mail on another node is listed there. */
+	if (c->admin != NULL)
+		(void)queue_hold_each(conf->spool_dir, account, 1,
+		    be_portal_held_row, &h);
 	portal_rows_add_str(m, risk_level_name(s.state.level),
 	    PORTAL_TYPE_MAX);
 	msg_add_u32(m, s.state.automatic ? 1 : 0);

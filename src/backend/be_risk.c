@@ -235,7 +235,7 @@ be_risk_notice_free(struct be_risk_notice_ctx *c)
  * what is done now and what to do. */
 static void
 be_risk_notice(const struct config *conf, struct store *st, struct queue *q,
-    const char *account, int level, double score)
+    const char *account, int level)
 {
 	struct be_risk_notice_ctx c = { .conf = conf, .n = 0 };
 	struct be_risk_score s;
@@ -318,7 +318,6 @@ be_risk_notice(const struct config *conf, struct store *st, struct queue *q,
 			log_warnx("risk: notice to %s not queued: %s", account,
 			    error);
 	}
-	(void)score;
 	be_risk_notice_free(&c);
 	str_deinit(&body);
 	str_deinit(&seen_ja);
@@ -398,7 +397,7 @@ be_risk_update(const struct config *conf, struct store *st, struct queue *q,
 	    store_account_set_suspended(st, a.address, 1, reason,
 	    &error) != 0)
 		log_warnx("risk: %s: cannot suspend: %s", a.address, error);
-	be_risk_notice(conf, st, q, a.address, s.level, s.score);
+	be_risk_notice(conf, st, q, a.address, s.level);
 	account_deinit(&a);
 	return s.level;
 }
