@@ -420,12 +420,12 @@ static const struct config_def config_defs[] = {
 	    "that make password spraying."),
 	ROW_NUM(risk_half_life, CONFIG_DURATION, "1d", 60, 365 * DAY,
 	    "The risk points of a signal halve with each this much time."),
-	ROW_NUM(risk_notify, CONFIG_INT, "30", 0, 100000,
+	ROW_NUM(risk_notify, CONFIG_INT, "60", 0, 100000,
 	    "Score at which the subscriber is sent a notice; 0: never."),
-	ROW_NUM(risk_hold, CONFIG_INT, "60", 0, 100000,
+	ROW_NUM(risk_hold, CONFIG_INT, "90", 0, 100000,
 	    "Score at which the account's submissions are held in the queue "
 	    "(accepted, not delivered); 0: never."),
-	ROW_NUM(risk_suspend, CONFIG_INT, "120", 0, 100000,
+	ROW_NUM(risk_suspend, CONFIG_INT, "150", 0, 100000,
 	    "Score at which the account is suspended; 0: never."),
 };
 

@@ -69,6 +69,9 @@ risk_horizon(const struct config *conf)
 int
 risk_level(const struct config *conf, double score)
 {
+	/* to a tenth, as shown: two signals a second apart (40 points less
+	 * a few millionths of decay) reach a threshold of 40 */
+	score = floor(score * 10 + 0.5) / 10;
 	if (conf->risk_suspend > 0 && score >= conf->risk_suspend)
 		return STORE_RISK_SUSPEND;
 	if (conf->risk_hold > 0 && score >= conf->risk_hold)

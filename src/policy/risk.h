@@ -42,7 +42,8 @@ double risk_points(const struct config *conf, const char *type, int64_t t,
 /* How far back events can still count (a signal is worth less than a
  * hundredth of a point after that). */
 int64_t risk_horizon(const struct config *conf);
-/* The response level a score calls for (store.h enum store_risk_level). */
+/* The response level a score calls for (store.h enum store_risk_level),
+ * the score taken to a tenth as it is shown. */
 int risk_level(const struct config *conf, double score);
 /* "none", "notify", "hold", "suspend"; and in Japanese. */
 const char *risk_level_name(int level);

@@ -70,6 +70,8 @@ test_decay_and_levels(struct config *c)
 
 	UNIT_CHECK_INT(risk_level(c, 0), STORE_RISK_NONE);
 	UNIT_CHECK_INT(risk_level(c, c->risk_notify - 0.1), STORE_RISK_NONE);
+	UNIT_CHECK_INT(risk_level(c, c->risk_notify - 0.0004),
+	    STORE_RISK_NOTIFY);
 	UNIT_CHECK_INT(risk_level(c, c->risk_notify), STORE_RISK_NOTIFY);
 	UNIT_CHECK_INT(risk_level(c, c->risk_hold), STORE_RISK_HOLD);
 	UNIT_CHECK_INT(risk_level(c, c->risk_suspend + 500),
@@ -91,9 +93,9 @@ main(void)
 
 	setenv("TZ", "Asia/Tokyo", 1);
 	tzset();
-	UNIT_CHECK_INT(c->risk_notify, 30);
-	UNIT_CHECK_INT(c->risk_hold, 60);
-	UNIT_CHECK_INT(c->risk_suspend, 120);
+	UNIT_CHECK_INT(c->risk_notify, 60);
+	UNIT_CHECK_INT(c->risk_hold, 90);
+	UNIT_CHECK_INT(c->risk_suspend, 150);
 	UNIT_CHECK_INT(c->risk_half_life, 86400);
 	test_weights(c);
 	test_early(c);
