@@ -51,7 +51,9 @@ be_risk_score_event(const struct store_event *e, void *arg)
 	struct be_risk_score_ctx *c = arg;
 	struct be_risk_signal sig;
 
-	if (e->time < c->cleared ||
+	/* cleared at T forgives what was seen up to T (times are seconds:
+	 * one recorded in that second after the clear is forgiven too) */
+	if ((c->cleared > 0 && e->time <= c->cleared) ||
 	    risk_weight(c->conf, e->type, e->time) == 0)
 		return 0;
 	sig.time = e->time;
