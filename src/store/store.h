@@ -457,7 +457,8 @@ int store_risk_accounts(struct store *st, int64_t since, int limit,
     store_risk_account_cb *cb, void *context, const char **error_r);
 /* A login of account from country at now: *last_r is when it last
  * logged in from there (0 never) and *known_r how many countries it has
- * logged in from before; then the row is set to now. */
+ * logged in from before; then the row is set to now (unless it was set
+ * within the hour: kept to the hour, so most logins write nothing). */
 int store_risk_login(struct store *st, const char *account,
     const char *country, int64_t now, int64_t *last_r, int64_t *known_r,
     const char **error_r);

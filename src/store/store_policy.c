@@ -600,6 +600,9 @@ store_risk_login(struct store *st, const char *account, const char *country,
 	sql_reset(stmt);
 	if (r < 0)
 		return -1;
+	/* kept to the hour: most logins write nothing */
+	if (*last_r != 0 && *last_r > now - 3600 && *last_r <= now)
+		return 0;
 	return store_change(st, set, error_r, "tti", key, cc, now) < 0 ? -1 :
 	    0;
 }
