@@ -41,6 +41,7 @@
 #include "../store/password.h"
 #include "../store/store.h"
 #include "be_keeper.h"
+#include "trace_token.h"
 #include "backend.h"
 
 #define PORTAL_SESSION_MAX_AGE	 (12 * 3600)
@@ -659,7 +660,9 @@ be_portal_overseas(struct be_portal_ctx *c)
 	char when[64], countries[STORE_COUNTRIES_MAX + 1] = "";
 	int r;
 
-	if ((on && msg_get_str(c->req, &typed) < 0) || msg_end(c->req) < 0 ||
+	/* the countries are optional on the seam (an older HTTP side) */
+	if ((on && c->req->rpos < c->req->buf.len &&
+	    msg_get_str(c->req, &typed) < 0) || msg_end(c->req) < 0 ||
 	    (typed != NULL && strlen(typed) > PORTAL_COUNTRIES_MAX))
 		return -1;
 	/* the countries the subscriber named (issue 17 item 5) */
@@ -1491,8 +1494,36 @@ be_portal_admin_trace(struct be_portal_ctx *c)
 			    &keys[k][i]) < 0 || keys[k][i] == NULL)
 				return -1;
 	}
+	/* Received tokens (received_client = token, issue 17 item 8) */
+	const char *tokens[PORTAL_TRACE_TOKENS];
+	uint32_t nt;
+
+	if (msg_get_u32(c->req, &nt) < 0 || nt > PORTAL_TRACE_TOKENS)
+		return -1;
+	for (uint32_t i = 0; i < nt; i++)
+		if (portal_rows_get_str(c->req, PORTAL_TOKEN_TEXT_MAX,
+		    &tokens[i]) < 0 || tokens[i] == NULL)
+			return -1;
 	if (msg_end(c->req) < 0)
 		return -1;
+	for (uint32_t i = 0; i < nt; i++) {
+		struct trace_token_info info;
+		struct store_submission s;
+
+		if (trace_token_open(c->w->conf, tokens[i], policy_now(),
+		    &info, &error) < 0) {
+			log_info("portal admin=%s trace token not opened: %s",
+			    c->admin, error);
+			continue;
+		}
+		memset(&s, 0, sizeof(s));
+		s.queue_id = "token";
+		s.time = info.time;
+		s.account = info.account;
+		s.ip = info.client;
+		s.country = "";
+		(void)be_portal_rows_sub(&s, &rows);
+	}
 	for (int k = 0; k < 2; k++)
 		for (uint32_t i = 0; i < nk[k]; i++) {
 			if (*keys[k][i] == '\0')

@@ -16,6 +16,7 @@
 #include "../core/xmalloc.h"
 #include "../policy/policy.h"
 #include "../policy/trace.h"
+#include "../backend/trace_token.h"
 #include "../store/store.h"
 #include "cli.h"
 
@@ -39,7 +40,12 @@ cli_policy_usage(void)
 	    "                         relay_names (suffixes, comma-separated)\n"
 	    "  events [ADDRESS] [--since D|YYYY-MM-DD] [--limit N]\n"
 	    "                         refusals, limits reached, logins locked\n"
-	    "  trace FILE|-           find the account behind a spam report\n");
+	    "  trace FILE|-           find the account behind a spam report\n"
+	    "                         (and open Received tokens, "
+	    "received_client = token)\n"
+	    "  trace-key rotate|list  a new key for Received tokens; the old "
+	    "ones\n"
+	    "                         open tokens for trace_token_key_keep\n");
 }
 
 static struct store *
@@ -492,6 +498,28 @@ cli_trace(const struct config *conf, int argc, char **argv)
 		fclose(fp);
 	trace_extract(str_c(&text), text.len, &k);
 	str_deinit(&text);
+	/* Received tokens (received_client = token): opened with the key
+	 * file alone, before the store (issue 17 item 8) */
+	for (size_t i = 0; i < k.ntokens; i++) {
+		struct trace_token_info info;
+		const char *why;
+
+		if (trace_token_open(conf, k.tokens[i], policy_now(), &info,
+		    &why) < 0) {
+			printf("# token %.24s...: not opened: %s\n",
+			    k.tokens[i], why);
+			continue;
+		}
+		printf("# token %.24s...: opened (key %s)\n", k.tokens[i],
+		    info.key_id);
+		cli_policy_print_time(info.time);
+		printf("\t%s\t%s\n", info.account, info.client);
+		found = 1;
+	}
+	if (k.nqueue_ids == 0 && k.nmsgids == 0 && k.ntokens > 0) {
+		trace_keys_free(&k);
+		return found ? 0 : 1;
+	}
 	if (k.nqueue_ids == 0 && k.nmsgids == 0) {
 		fprintf(stderr, "sekisho: no Received header of ours and no "
 		    "Message-ID in %s\n", argv[0]);
@@ -528,4 +556,41 @@ cli_trace(const struct config *conf, int argc, char **argv)
 	trace_keys_free(&k);
 	store_close(&st);
 	return found ? 0 : 1;
+}
+
+/* sekisho trace-key rotate|list (issue 17 item 8, docs/trace.md) */
+int
+cli_trace_key(const struct config *conf, int argc, char **argv)
+{
+	struct trace_token_key_row rows[TRACE_TOKEN_KEYS_MAX];
+	const char *error;
+	char id[9];
+	int n;
+
+	if (argc == 1 && strcmp(argv[0], "rotate") == 0) {
+		if (trace_token_rotate(conf, policy_now(), id, &error) < 0) {
+			fprintf(stderr, "sekisho: %s\n", error);
+			return 1;
+		}
+		printf("trace key %s made; tokens sealed before open for %d "
+		    "days\n", id, conf->trace_token_key_keep / 86400);
+		return 0;
+	}
+	if (argc != 1 || strcmp(argv[0], "list") != 0) {
+		fprintf(stderr, "usage: sekisho trace-key rotate|list\n");
+		return 2;
+	}
+	if ((n = trace_token_keys(conf, policy_now(), rows, TRACE_TOKEN_KEYS_MAX,
+	    &error)) < 0) {
+		fprintf(stderr, "sekisho: %s\n", error);
+		return 1;
+	}
+	for (int i = 0; i < n; i++) {
+		printf("%s\t", rows[i].id);
+		cli_policy_print_time(rows[i].created);
+		printf("\t%s\n", rows[i].retired == 0 ? "current" :
+		    rows[i].opens ? "retired, opens old tokens" :
+		    "retired, no longer opens");
+	}
+	return 0;
 }

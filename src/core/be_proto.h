@@ -65,7 +65,10 @@
  *          ->  u32 policy_verdict, str reply, str country,
  *              u32 overseas, i64 recipients left (-1: no limit),
  *              i64 recipients per message (-1: no limit), str the reply
- *              once the recipients left are used. For the record's
+ *              once the recipients left are used, str the Received
+ *              header's client token (received_client = token and OK:
+ *              trace_token.h text, or "-" when none could be sealed;
+ *              otherwise NULL). For the record's
  *              account (BE_FAIL without one); an OK starts a new
  *              transaction in the record (sender, country, overseas).
  * BE_POLICY_POSTFIX str protocol_state, str sasl_username, str
@@ -150,8 +153,9 @@
  *              i64 rcpts limit, i64 rcpts/hour limit, i64 abroad limit,
  *              str counts reset (text), u32 apop on, u32 n (<= 50) x str
  *              alias, LIST of SUB, LIST of EVENT
- * BE_PORTAL_OVERSEAS_ON  SESSION, str countries (as typed, at most
- *              PORTAL_COUNTRIES_MAX octets; NULL or "" every one)
+ * BE_PORTAL_OVERSEAS_ON  SESSION, [str countries (as typed, at most
+ *              PORTAL_COUNTRIES_MAX octets; absent, NULL or "" every
+ *              one)]
  * BE_PORTAL_OVERSEAS_OFF  SESSION
  *          ->  HEAD ("badcountries": not a list of country codes), str
  *              overseas end (text) or NULL
@@ -168,7 +172,10 @@
  *          ->  HEAD, str admin, u32 suspended, STATUS (reason in HEAD)
  * BE_ADMIN_AUDIT   SESSION, u32 offset  -> HEAD, str admin, LIST of EVENT
  * BE_ADMIN_TRACE   SESSION, u32 n (<= 32) x str queue id, u32 n (<= 32)
- *              x str Message-ID  -> HEAD, str admin, LIST of SUB
+ *              x str Message-ID, u32 n (<= PORTAL_TRACE_TOKENS) x str
+ *              Received token (<= PORTAL_TOKEN_TEXT_MAX octets)
+ *          ->  HEAD, str admin, LIST of SUB (a token that opens is a
+ *              row of queue id "token", its time, account and client)
  * BE_ADMIN_SUSPEND SESSION, str account, str reason  -> HEAD, str admin
  * BE_ADMIN_RESUME, BE_ADMIN_OVERSEAS_ON, BE_ADMIN_OVERSEAS_OFF
  *              SESSION, str account  -> HEAD, str admin

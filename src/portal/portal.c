@@ -2393,6 +2393,17 @@ portal_admin_post(struct portal_req *pr, const char *path,
 			str_printf(&shown, "%s%.255s", shown.len > 0 ? " " : "",
 			    k.msgids[i]);
 		}
+		/* Received tokens (received_client = token) */
+		uint32_t nt = k.ntokens < PORTAL_TRACE_TOKENS ?
+		    (uint32_t)k.ntokens : PORTAL_TRACE_TOKENS;
+
+		msg_add_u32(&m, nt);
+		for (size_t i = 0; i < nt; i++) {
+			portal_rows_add_str(&m, k.tokens[i],
+			    PORTAL_TOKEN_TEXT_MAX);
+			str_printf(&shown, "%s%.24s...", shown.len > 0 ? " " :
+			    "", k.tokens[i]);
+		}
 		trace_keys_free(&k);
 		pr->target = str_steal(&shown);
 		if (pr->target == NULL)
