@@ -38,6 +38,7 @@
 #include "../core/xmalloc.h"
 #include "../policy/trace.h"
 #include "portal.h"
+#include "portal_autoconfig.h"
 #include "portal_rows.h"
 #include "portal_util.h"
 
@@ -1121,6 +1122,15 @@ portal_main_page(struct portal_req *pr)
 		    T_NOTHING);
 		str_append(&b, "</form>\n");
 	}
+	/* mail client setup (issue 19 item 5, portal_autoconfig.h) */
+	portal_heading(pr, &b, 2, T_CLIENT_SETUP);
+	str_append(&b, "<p id=\"client-setup\">");
+	portal_text_esc(&b, pr, T_CLIENT_SETUP_HINT);
+	str_append(&b, "<a id=\"mobileconfig-imap\" href=\"/mobileconfig\">"
+	    "IMAP</a> / <a id=\"mobileconfig-pop3\" "
+	    "href=\"/mobileconfig?type=pop3\">POP3</a> / "
+	    "<a id=\"autoconfig\" href=\"/mail/config-v1.1.xml\">"
+	    "config-v1.1.xml</a></p>\n");
 	portal_page_end(pr, &b, 200, "OK");
 }
 
@@ -2628,6 +2638,116 @@ portal_refuse_framing(struct portal_req *pr, int code, const char *why)
 	    n > 0 && (size_t)n < sizeof(body) ? (size_t)n : 0);
 }
 
+/* ---- mail client setup (issue 19 item 5, portal_autoconfig.h) -------- */
+
+/* The query parameter name of the request (NULL: none); copied into
+ * buf, at most len - 1 octets (longer: NULL). */
+static const char *
+portal_query_copy(struct portal_req *pr, const char *name, char *buf,
+    size_t len)
+{
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(pr->req);
+	const char *query = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
+	const char *v, *ret = NULL;
+	struct evkeyvalq q;
+
+	TAILQ_INIT(&q);
+	if (query != NULL && strlen(query) < 2048 &&
+	    evhttp_parse_query_str(query, &q) == 0 &&
+	    (v = evhttp_find_header(&q, name)) != NULL && strlen(v) < len) {
+		xstrlcpy(buf, v, len);
+		ret = buf;
+	}
+	evhttp_clear_headers(&q);
+	return ret;
+}
+
+static void
+portal_mobileconfig_done(struct portal_req *pr)
+{
+	const char *account = portal_val(pr, "account");
+	unsigned char seed[32];
+	struct str doc = STR_INIT;
+	char type[8];
+	const char *t;
+
+	if (pr->result != BE_PORTAL_OK || account == NULL) {
+		portal_status_done(pr);	/* the login page, or why not */
+		return;
+	}
+	t = portal_query_copy(pr, "type", type, sizeof(type));
+	arc4random_buf(seed, sizeof(seed));
+	portal_autoconfig_mobileconfig(pr->p->loop->conf, account,
+	    t != NULL && strcmp(t, "pop3") == 0, seed, &doc);
+	evhttp_add_header(evhttp_request_get_output_headers(pr->req),
+	    "Content-Disposition", "attachment; filename=\"mail.mobileconfig\"");
+	portal_send(pr, 200, "OK", "application/x-apple-aspen-config",
+	    str_c(&doc), doc.len);
+	str_deinit(&doc);
+}
+
+/* 1 when path is one of the mail client documents (answered here). */
+static int
+portal_autoconfig_request(struct portal_req *pr, const char *path)
+{
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(pr->req);
+	struct str doc = STR_INIT;
+
+	if (strcmp(path, "/.well-known/autoconfig/mail/config-v1.1.xml") ==
+	    0 || strcmp(path, "/mail/config-v1.1.xml") == 0) {
+		char email[256];
+		const char *e;
+
+		if (cmd != EVHTTP_REQ_GET)
+			return 0;
+		e = portal_query_copy(pr, "emailaddress", email,
+		    sizeof(email));
+		portal_autoconfig_thunderbird(pr->p->loop->conf, e, &doc);
+		portal_send(pr, 200, "OK", "application/xml; charset=utf-8",
+		    str_c(&doc), doc.len);
+	} else if (strcasecmp(path, "/autodiscover/autodiscover.xml") == 0) {
+		struct evbuffer *in = evhttp_request_get_input_buffer(pr->req);
+		size_t len = in != NULL ? evbuffer_get_length(in) : 0;
+
+		if (cmd != EVHTTP_REQ_POST) {
+			const char *m = "405 Method Not Allowed: POST the "
+			    "autodiscover request\n";
+
+			evhttp_add_header(evhttp_request_get_output_headers(
+			    pr->req), "Allow", "POST");
+			portal_send(pr, 405, "Method Not Allowed",
+			    "text/plain; charset=utf-8", m, strlen(m));
+			return 1;
+		}
+		if (len > PORTAL_AUTODISCOVER_MAX) {
+			const char *m = "413 Payload Too Large\n";
+
+			portal_send(pr, 413, "Payload Too Large",
+			    "text/plain; charset=utf-8", m, strlen(m));
+			return 1;
+		}
+		(void)portal_autoconfig_autodiscover(pr->p->loop->conf,
+		    (const char *)evbuffer_pullup(in, (ssize_t)len), len, &doc);
+		portal_send(pr, 200, "OK", "text/xml; charset=utf-8",
+		    str_c(&doc), doc.len);
+	} else if (strcmp(path, "/mobileconfig") == 0 &&
+	    cmd == EVHTTP_REQ_GET) {
+		struct msg m;
+
+		if (!pr->have_sid) {
+			portal_redirect(pr, "/");
+			return 1;
+		}
+		/* the account is the session's, as the back side says */
+		portal_req_session(pr, &m, BE_PORTAL_STATUS, NULL);
+		msg_add_u32(&m, 0);
+		portal_go(pr, &m, portal_mobileconfig_done);
+	} else
+		return 0;
+	str_deinit(&doc);
+	return 1;
+}
+
 static void
 portal_on_request(struct evhttp_request *req, void *arg)
 {
@@ -2689,6 +2809,8 @@ portal_on_request(struct evhttp_request *req, void *arg)
 	    pr->sid, sizeof(pr->sid)) == 0 &&
 	    strlen(pr->sid) == PORTAL_TOKEN_LEN;
 
+	if (!pr->admin && portal_autoconfig_request(pr, path))
+		return;
 	if (strncmp(path, "/api/", 5) == 0)
 		portal_api(pr, path);
 	else if (pr->admin && evhttp_request_get_command(req) !=
