@@ -199,3 +199,48 @@ def test_pop3_from_abroad_not_restricted_by_default(country_daemon,
     # submission is still restricted
     with pytest.raises(smtplib.SMTPSenderRefused):
         send_from(d, CN4, client_tls)
+
+
+def test_settings_page_names_countries(make_daemon, tmp_path):
+    from test_portal import Web
+    from conftest import free_port, wait_for
+    port = free_port()
+    d = make_daemon(extra=[geo_config_line(tmp_path / "geo"),
+                           f"portal_url = {PORTAL}",
+                           f"listen = portal 127.0.0.1:{port}"])
+
+    def accepting():
+        try:
+            socket.create_connection(("127.0.0.1", port), 1).close()
+            return True
+        except OSError:
+            return False
+    wait_for(accepting, 20, "the portal port")
+    w = Web(port)
+    w.login()
+    _, _, page = w.request("GET", "/?lang=en")
+    assert 'name="countries"' in page
+    status, headers, _ = w.request("POST", "/overseas", {
+        "csrf": w.csrf(page), "action": "on", "countries": "us, gb"})
+    assert status == 303 and headers["Location"] == "/?msg=on"
+    _, _, page = w.request("GET", "/")
+    assert '<span id="countries">US,GB</span>' in page
+    assert 'value="US,GB"' in page
+    assert "from US,GB" in d.cli("overseas", "status", ALICE).stdout
+
+    # not country codes, markup: refused, the permission unchanged
+    for bad in ("<script>alert(1)</script>", "USA", "x" * 500):
+        status, headers, _ = w.request("POST", "/overseas", {
+            "csrf": w.csrf(page), "action": "on", "countries": bad})
+        assert status == 303 and headers["Location"] == \
+            "/?msg=badcountries"
+    _, _, page = w.request("GET", "/?msg=badcountries")
+    assert "two-letter codes" in page and "<script>alert" not in page
+    assert "from US,GB" in d.cli("overseas", "status", ALICE).stdout
+
+    # empty: every country
+    w.request("POST", "/overseas", {"csrf": w.csrf(page), "action": "on",
+                                    "countries": ""})
+    _, _, page = w.request("GET", "/")
+    assert '<span id="countries">every country</span>' in page
+    assert "every country" in d.cli("overseas", "status", ALICE).stdout
