@@ -848,6 +848,9 @@ be_portal_api_doc(struct be_worker *w, struct store *st, const char *address,
 	}
 	json_object_set_new(o, "days", json_integer(
 	    w->conf->overseas_permission_days));
+	/* the countries it covers, "" every one (issue 17) */
+	json_object_set_new(o, "countries", json_string(
+	    pol.overseas_countries));
 	json_object_set_new(doc, "overseas", o);
 	json_object_set_new(l, "messages_per_day", json_integer(lim.msgs_day));
 	json_object_set_new(l, "recipients_per_day",

@@ -2083,10 +2083,16 @@ portal_admin_account_done(struct portal_req *pr)
 	str_append(&b, "</form>\n");
 	portal_heading(pr, &b, 2, T_OVERSEAS);
 	if (until != NULL) {
+		const char *cc = portal_val(pr, "overseas_countries");
+
 		str_append(&b, "<p class=\"on\" id=\"overseas\">");
 		portal_text_esc(&b, pr, T_ON_UNTIL_1);
 		portal_html_escape(&b, until);
 		portal_text_esc(&b, pr, T_ON_UNTIL_2);
+		str_append(&b, "<br>");
+		portal_text_esc(&b, pr, T_COUNTRIES);
+		portal_span(&b, "countries", cc != NULL && *cc != '\0' ? cc :
+		    portal_t(pr, T_COUNTRIES_ALL));
 	} else {
 		str_append(&b, "<p class=\"off\" id=\"overseas\">");
 		portal_text_esc(&b, pr, T_OFF);

@@ -227,6 +227,16 @@ def test_settings_page_names_countries(make_daemon, tmp_path):
     assert '<span id="countries">US,GB</span>' in page
     assert 'value="US,GB"' in page
     assert "from US,GB" in d.cli("overseas", "status", ALICE).stdout
+    # the abuse desk's account page and the JSON API show them too
+    from test_portal import ADMIN_PW, admin_login, api
+    d.cli("admin", "add", "desk", input=ADMIN_PW + "\n")
+    d.portal_port = port
+    adm, _, _ = admin_login(d)
+    _, _, apage = adm.request("GET", "/admin/account?a=" + ALICE)
+    assert '<span id="countries">US,GB</span>' in apage
+    token = d.cli("api-token", "add", "mypage").stdout.strip()
+    status, doc = api(d, "GET", ALICE, token=token)
+    assert status == 200 and doc["overseas"]["countries"] == "US,GB"
 
     # not country codes, markup: refused, the permission unchanged
     for bad in ("<script>alert(1)</script>", "USA", "x" * 500):
