@@ -393,10 +393,11 @@ static const struct config_def config_defs[] = {
 	    "What the Received header of a submission shows of the client: "
 	    "its address, or a token sealed with trace_token_key that only "
 	    "sekisho trace opens."),
-	ROW_STR(trace_token_key, "/etc/sekisho/trace.key", 0,
+	ROW_STR(trace_token_key, "/var/lib/sekisho/trace.key", 0,
 	    config_check_abs_path,
 	    "Key file (0600) sealing Received tokens; made when missing; "
-	    "sekisho trace-key rotate adds a new key."),
+	    "sekisho trace-key rotate adds a new key (its directory must be "
+	    "writable by user)."),
 	ROW_NUM(trace_token_key_keep, CONFIG_DURATION, "90d", DAY, 3650 * DAY,
 	    "How long a rotated-out trace key still opens old tokens."),
 	ROW_NUM(retention_events_days, CONFIG_INT, "90", 7, 3650,
