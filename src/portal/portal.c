@@ -2733,7 +2733,8 @@ portal_autoconfig_request(struct portal_req *pr, const char *path)
 			return 1;
 		}
 		(void)portal_autoconfig_autodiscover(pr->p->loop->conf,
-		    (const char *)evbuffer_pullup(in, (ssize_t)len), len, &doc);
+		    len > 0 ? (const char *)evbuffer_pullup(in, (ssize_t)len) :
+		    "", len, &doc);
 		portal_send(pr, 200, "OK", "text/xml; charset=utf-8",
 		    str_c(&doc), doc.len);
 	} else if (strcmp(path, "/mobileconfig") == 0 &&

@@ -147,10 +147,11 @@ pa_request_address(const char *body, size_t len, char *out, size_t outlen)
 {
 	static const char open[] = "<EMailAddress>";
 	static const char close[] = "</EMailAddress>";
-	const char *p = memmem(body, len, open, sizeof(open) - 1), *e;
+	const char *p, *e;
 	size_t n;
 
-	if (p == NULL)
+	if (body == NULL || len == 0 ||
+	    (p = memmem(body, len, open, sizeof(open) - 1)) == NULL)
 		return -1;
 	p += sizeof(open) - 1;
 	e = memmem(p, len - (size_t)(p - body), close, sizeof(close) - 1);

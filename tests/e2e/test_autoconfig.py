@@ -172,6 +172,9 @@ def test_autodiscover_attacks(ac_daemon):
         root = ET.fromstring(out)
         assert root.find("r:Response/r:Error/r:ErrorCode", NS).text == "600"
         assert b"<x" not in out and b"Protocol" not in out
+    # an empty body
+    status, _, out = curl(d, "/autodiscover/autodiscover.xml", data=b"")
+    assert status == 200 and b"<ErrorCode>600</ErrorCode>" in out
     # GET is not the protocol
     status, headers, _ = curl(d, "/autodiscover/autodiscover.xml")
     assert status == 405 and headers["allow"] == "POST"
