@@ -254,3 +254,28 @@ def test_settings_page_names_countries(make_daemon, tmp_path):
     _, _, page = w.request("GET", "/")
     assert '<span id="countries">every country</span>' in page
     assert "every country" in d.cli("overseas", "status", ALICE).stdout
+
+
+def test_apop_from_abroad_restricted(country_daemon, client_tls, tmp_path):
+    d = country_daemon(extra=["overseas_restrict = submission pop3",
+                              f"apop_secret_key = {tmp_path / 'apop.key'}"])
+    secret = "apop-Secret-9"
+    d.cli("user", "apop", "enable", ALICE, input=secret + "\n")
+
+    def apop_from(source):
+        p = ProxyPOP3(source, d.ports["pop3_proxy"])
+        p.stls(client_tls)
+        try:
+            p.apop(ALICE, secret)
+        except Exception:
+            p.close()
+            raise
+        return p
+
+    apop_from(JP4).quit()
+    with pytest.raises(poplib.error_proto) as e:
+        apop_from(CN4)
+    text = e.value.args[0].decode()
+    assert text.startswith("-ERR [AUTH] ") and "(CN)" in text
+    d.cli("overseas", "allow", ALICE)
+    apop_from(CN4).quit()
