@@ -169,3 +169,16 @@ def test_address_mode_unchanged(portal_daemon, client_tls):  # noqa: F811
     data = d.wait_files(BOB, 1)[0].read_bytes()
     assert f"[{JP4}]".encode() in data
     assert b"(token " not in data
+
+
+def test_broken_key_file_shows_no_client(token_daemon, client_tls):
+    d = token_daemon
+    deliver(d, JP4, client_tls, 1)
+    # the key file replaced by garbage under the running daemon
+    d.key.write_text("not a key\n")
+    mark = d.log_mark()
+    data, _ = deliver(d, JP4, client_tls, 2)
+    header = our_received(data)[0]
+    assert "from submission (token -)" in header
+    assert JP4 not in data.decode(errors="replace")
+    assert "policy: trace token for alice@example.jp" in d.log_since(mark)
