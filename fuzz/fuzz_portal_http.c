@@ -73,6 +73,7 @@ fuzz_stub_status(struct msg *r, uint32_t type)
 	msg_add_u32(r, 1);
 	msg_add_str(r, "2030-03-17 12:00 JST");
 	msg_add_u32(r, 7);
+	msg_add_str(r, "US,<GB>");
 	for (int i = 0; i < 8; i++)
 		msg_add_i64(r, i * 100);
 	msg_add_str(r, "2030-03-17 00:00 JST");

@@ -110,6 +110,7 @@ fuzz_stub_cb(struct channel *ch, struct msg *m, void *arg)
 		msg_add_i64(&r, 5);
 		msg_add_i64(&r, -1);
 		msg_add_str(&r, "452 4.5.3 Daily recipient limit reached");
+		msg_add_str(&r, "t1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
 		break;
 	case BE_POPBSMTP:
 		msg_add_u32(&r, 1);

@@ -35,6 +35,7 @@ static const struct main_cmd main_cmds[] = {
 	{ "limits", cli_limits },
 	{ "events", cli_events },
 	{ "trace", cli_trace },
+	{ "trace-key", cli_trace_key },
 	{ "queue", cli_queue },
 	{ "store", cli_store },
 	{ "api-token", cli_api_token },

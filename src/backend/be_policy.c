@@ -24,6 +24,7 @@
 #include "../store/store.h"
 #include "backend.h"
 #include "be_risk.h"
+#include "trace_token.h"
 #include "be_session.h"
 
 /* RFC 2047 B-encoded UTF-8 word for a header. */
@@ -198,6 +199,27 @@ be_policy_mail(struct be_worker *w, struct msg *req, struct msg *reply)
 	msg_add_i64(reply, r.rcpts_left);
 	msg_add_i64(reply, r.rcpts_msg);
 	msg_add_str(reply, r.rcpt_reply.len > 0 ? str_c(&r.rcpt_reply) : NULL);
+	/* received_client = token: the Received header's sealed client
+	 * (issue 17 item 8); without a key the address is not shown
+	 * either: the session writes no client then. */
+	if (r.verdict == POLICY_OK && w->conf->received_client ==
+	    RECEIVED_CLIENT_TOKEN) {
+		struct str token = STR_INIT;
+		char *who = be_session_account(w->chan, sess);
+
+		if (who == NULL || trace_token_seal(w->conf, client, who,
+		    policy_now(), &token, &error) < 0) {
+			log_warnx("policy: trace token for %s: %s",
+			    who != NULL ? who : "-", who != NULL ? error :
+			    "no account");
+			str_clear(&token);
+			str_append(&token, "-");
+		}
+		msg_add_str(reply, str_c(&token));
+		str_deinit(&token);
+		free(who);
+	} else
+		msg_add_str(reply, NULL);
 	policy_mail_result_deinit(&r);
 	return 0;
 }

@@ -44,6 +44,7 @@
 #include "../store/password.h"
 #include "../store/store.h"
 #include "be_keeper.h"
+#include "trace_token.h"
 #include "backend.h"
 #include "be_risk.h"
 
@@ -590,6 +591,7 @@ be_portal_status_body(struct be_portal_ctx *c, const char *account,
 	} else
 		msg_add_str(m, NULL);
 	msg_add_u32(m, (uint32_t)c->w->conf->overseas_permission_days);
+	portal_rows_add_str(m, pol.overseas_countries, PORTAL_COUNTRIES_MAX);
 	be_portal_count(c->st, account, 'd', now, &msgs, &rcpts);
 	be_portal_count(c->st, account, 'h', now, &dummy, &hour);
 	be_portal_count(c->st, account, 'o', now, &dummy, &abroad);
@@ -674,18 +676,31 @@ be_portal_overseas(struct be_portal_ctx *c)
 {
 	int on = c->type == BE_PORTAL_OVERSEAS_ON;
 	int64_t until = be_portal_overseas_until(c, on);
-	const char *error;
-	char when[64];
+	const char *error, *typed = NULL;
+	char when[64], countries[STORE_COUNTRIES_MAX + 1] = "";
+	int r;
 
-	if (msg_end(c->req) < 0)
+	/* the countries are optional on the seam (an older HTTP side) */
+	if ((on && c->req->rpos < c->req->buf.len &&
+	    msg_get_str(c->req, &typed) < 0) || msg_end(c->req) < 0 ||
+	    (typed != NULL && strlen(typed) > PORTAL_COUNTRIES_MAX))
 		return -1;
-	if (store_overseas_set(c->st, c->account, until, &error) != 0) {
+	/* the countries the subscriber named (issue 17 item 5) */
+	if (typed != NULL && policy_countries_parse(typed, countries,
+	    sizeof(countries)) < 0) {
+		be_portal_fail(c->o, BE_PORTAL_REFUSED, "badcountries");
+		return 0;
+	}
+	r = on ? store_overseas_set_countries(c->st, c->account, until,
+	    countries, &error) : store_overseas_set(c->st, c->account, until,
+	    &error);
+	if (r != 0) {
 		log_warnx("portal: overseas %s: %s", c->account, error);
 		be_portal_fail(c->o, BE_PORTAL_TEMPFAIL, "tempfail");
 		return 0;
 	}
-	log_info("portal overseas account=%s %s", c->account,
-	    on ? "on" : "off");
+	log_info("portal overseas account=%s %s countries=%s", c->account,
+	    on ? "on" : "off", *countries != '\0' ? countries : "all");
 	if (on) {
 		policy_format_time(until, when, sizeof(when));
 		portal_rows_add_str(&c->o->body, when, PORTAL_WHEN_MAX);
@@ -853,6 +868,9 @@ be_portal_api_doc(struct be_worker *w, struct store *st, const char *address,
 	}
 	json_object_set_new(o, "days", json_integer(
 	    w->conf->overseas_permission_days));
+	/* the countries it covers, "" every one (issue 17) */
+	json_object_set_new(o, "countries", json_string(
+	    pol.overseas_countries));
 	json_object_set_new(doc, "overseas", o);
 	json_object_set_new(l, "messages_per_day", json_integer(lim.msgs_day));
 	json_object_set_new(l, "recipients_per_day",
@@ -1499,8 +1517,36 @@ be_portal_admin_trace(struct be_portal_ctx *c)
 			    &keys[k][i]) < 0 || keys[k][i] == NULL)
 				return -1;
 	}
+	/* Received tokens (received_client = token, issue 17 item 8) */
+	const char *tokens[PORTAL_TRACE_TOKENS];
+	uint32_t nt;
+
+	if (msg_get_u32(c->req, &nt) < 0 || nt > PORTAL_TRACE_TOKENS)
+		return -1;
+	for (uint32_t i = 0; i < nt; i++)
+		if (portal_rows_get_str(c->req, PORTAL_TOKEN_TEXT_MAX,
+		    &tokens[i]) < 0 || tokens[i] == NULL)
+			return -1;
 	if (msg_end(c->req) < 0)
 		return -1;
+	for (uint32_t i = 0; i < nt; i++) {
+		struct trace_token_info info;
+		struct store_submission s;
+
+		if (trace_token_open(c->w->conf, tokens[i], policy_now(),
+		    &info, &error) < 0) {
+			log_info("portal admin=%s trace token not opened: %s",
+			    c->admin, error);
+			continue;
+		}
+		memset(&s, 0, sizeof(s));
+		s.queue_id = "token";
+		s.time = info.time;
+		s.account = info.account;
+		s.ip = info.client;
+		s.country = "";
+		(void)be_portal_rows_sub(&s, &rows);
+	}
 	for (int k = 0; k < 2; k++)
 		for (uint32_t i = 0; i < nk[k]; i++) {
 			if (*keys[k][i] == '\0')

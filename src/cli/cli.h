@@ -49,6 +49,7 @@ int cli_overseas(const struct config *conf, int argc, char **argv);
 int cli_limits(const struct config *conf, int argc, char **argv);
 int cli_events(const struct config *conf, int argc, char **argv);
 int cli_trace(const struct config *conf, int argc, char **argv);
+int cli_trace_key(const struct config *conf, int argc, char **argv);
 void cli_policy_usage(void);
 
 /* queue list|show|flush|delete|hold|release (cli_queue.c) */

@@ -16,15 +16,19 @@
 #include "../core/xmalloc.h"
 #include "../policy/policy.h"
 #include "../policy/trace.h"
+#include "../backend/trace_token.h"
 #include "../store/store.h"
 #include "cli.h"
 
 void
 cli_policy_usage(void)
 {
-	printf("  overseas allow ADDRESS [--days N | --duration D]\n"
+	printf("  overseas allow ADDRESS [--days N | --duration D] "
+	    "[--countries CC,..]\n"
 	    "                         let ADDRESS send from abroad until now + N "
 	    "days\n"
+	    "                         (from those countries only; none: every "
+	    "one)\n"
 	    "  overseas deny ADDRESS  end the permission now\n"
 	    "  overseas status ADDRESS\n"
 	    "  limits show ADDRESS    effective limits and today's counts\n"
@@ -36,7 +40,12 @@ cli_policy_usage(void)
 	    "                         relay_names (suffixes, comma-separated)\n"
 	    "  events [ADDRESS] [--since D|YYYY-MM-DD] [--limit N]\n"
 	    "                         refusals, limits reached, logins locked\n"
-	    "  trace FILE|-           find the account behind a spam report\n");
+	    "  trace FILE|-           find the account behind a spam report\n"
+	    "                         (and open Received tokens, "
+	    "received_client = token)\n"
+	    "  trace-key rotate|list  a new key for Received tokens; the old "
+	    "ones\n"
+	    "                         open tokens for trace_token_key_keep\n");
 }
 
 static struct store *
@@ -89,14 +98,16 @@ cli_policy_duration(const char *s)
 }
 
 static void
-cli_policy_print_overseas(const char *address, int64_t until)
+cli_policy_print_overseas(const char *address, int64_t until,
+    const char *countries)
 {
 	char when[64];
 
 	if (until > policy_now()) {
 		policy_format_time(until, when, sizeof(when));
-		printf("%s: sending from abroad allowed until %s\n", address,
-		    when);
+		printf("%s: sending from abroad allowed until %s from %s\n",
+		    address, when, *countries != '\0' ? countries :
+		    "every country");
 	} else
 		printf("%s: sending from abroad not allowed\n", address);
 }
@@ -108,12 +119,13 @@ cli_overseas(const struct config *conf, int argc, char **argv)
 	struct store *st;
 	const char *error;
 	int64_t secs = (int64_t)conf->overseas_permission_days * 86400;
+	char countries[STORE_COUNTRIES_MAX + 1] = "";
 	int r;
 
 	if (argc < 2 || (strcmp(argv[0], "allow") != 0 &&
 	    strcmp(argv[0], "deny") != 0 && strcmp(argv[0], "status") != 0)) {
 		fprintf(stderr, "usage: sekisho overseas allow|deny|status "
-		    "ADDRESS [--days N | --duration D]\n");
+		    "ADDRESS [--days N | --duration D] [--countries CC,..]\n");
 		return 2;
 	}
 	for (int i = 2; i < argc; i++) {
@@ -138,6 +150,17 @@ cli_overseas(const struct config *conf, int argc, char **argv)
 			i++;
 			continue;
 		}
+		if (strcmp(argv[0], "allow") == 0 && i + 1 < argc &&
+		    strcmp(argv[i], "--countries") == 0) {
+			if (policy_countries_parse(argv[i + 1], countries,
+			    sizeof(countries)) < 0) {
+				fprintf(stderr, "sekisho: bad --countries '%s' "
+				    "(e.g. US,GB)\n", argv[i + 1]);
+				return 2;
+			}
+			i++;
+			continue;
+		}
 		fprintf(stderr, "sekisho: overseas %s: unknown argument '%s'\n",
 		    argv[0], argv[i]);
 		return 2;
@@ -147,7 +170,24 @@ cli_overseas(const struct config *conf, int argc, char **argv)
 	if (strcmp(argv[0], "status") == 0) {
 		r = store_policy_get(st, argv[1], &p, &error);
 		if (r == 0)
-			cli_policy_print_overseas(argv[1], p.overseas_until);
+			cli_policy_print_overseas(argv[1], p.overseas_until,
+			    p.overseas_countries);
+	} else if (strcmp(argv[0], "allow") == 0) {
+		/* Turning it on again moves the end to now + N (the notices:
+		 * "extended by doing it again") and sets the countries. */
+		int64_t until = policy_now() + secs;
+		char detail[STORE_COUNTRIES_MAX + 40];
+
+		r = store_overseas_set_countries(st, argv[1], until, countries,
+		    &error);
+		if (r == 0) {
+			snprintf(detail, sizeof(detail), "by the operator (CLI)"
+			    "%s%s", *countries != '\0' ? ", from " : "",
+			    countries);
+			policy_event(st, argv[1], "overseas_allowed", NULL,
+			    NULL, detail);
+			cli_policy_print_overseas(argv[1], until, countries);
+		}
 	} else {
 		/* Turning it on again moves the end to now + N (the notices:
 		 * "extended by doing it again"). */
@@ -159,7 +199,7 @@ cli_overseas(const struct config *conf, int argc, char **argv)
 			policy_event(st, argv[1], strcmp(argv[0], "allow") ==
 			    0 ? "overseas_allowed" : "overseas_denied", NULL,
 			    NULL, "by the operator (CLI)");
-			cli_policy_print_overseas(argv[1], until);
+			cli_policy_print_overseas(argv[1], until, "");
 		}
 	}
 	if (r != 0)
@@ -458,6 +498,28 @@ cli_trace(const struct config *conf, int argc, char **argv)
 		fclose(fp);
 	trace_extract(str_c(&text), text.len, &k);
 	str_deinit(&text);
+	/* Received tokens (received_client = token): opened with the key
+	 * file alone, before the store (issue 17 item 8) */
+	for (size_t i = 0; i < k.ntokens; i++) {
+		struct trace_token_info info;
+		const char *why;
+
+		if (trace_token_open(conf, k.tokens[i], policy_now(), &info,
+		    &why) < 0) {
+			printf("# token %.24s...: not opened: %s\n",
+			    k.tokens[i], why);
+			continue;
+		}
+		printf("# token %.24s...: opened (key %s)\n", k.tokens[i],
+		    info.key_id);
+		cli_policy_print_time(info.time);
+		printf("\t%s\t%s\n", info.account, info.client);
+		found = 1;
+	}
+	if (k.nqueue_ids == 0 && k.nmsgids == 0 && k.ntokens > 0) {
+		trace_keys_free(&k);
+		return found ? 0 : 1;
+	}
 	if (k.nqueue_ids == 0 && k.nmsgids == 0) {
 		fprintf(stderr, "sekisho: no Received header of ours and no "
 		    "Message-ID in %s\n", argv[0]);
@@ -494,4 +556,41 @@ cli_trace(const struct config *conf, int argc, char **argv)
 	trace_keys_free(&k);
 	store_close(&st);
 	return found ? 0 : 1;
+}
+
+/* sekisho trace-key rotate|list (issue 17 item 8, docs/trace.md) */
+int
+cli_trace_key(const struct config *conf, int argc, char **argv)
+{
+	struct trace_token_key_row rows[TRACE_TOKEN_KEYS_MAX];
+	const char *error;
+	char id[9];
+	int n;
+
+	if (argc == 1 && strcmp(argv[0], "rotate") == 0) {
+		if (trace_token_rotate(conf, policy_now(), id, &error) < 0) {
+			fprintf(stderr, "sekisho: %s\n", error);
+			return 1;
+		}
+		printf("trace key %s made; tokens sealed before open for %d "
+		    "days\n", id, conf->trace_token_key_keep / 86400);
+		return 0;
+	}
+	if (argc != 1 || strcmp(argv[0], "list") != 0) {
+		fprintf(stderr, "usage: sekisho trace-key rotate|list\n");
+		return 2;
+	}
+	if ((n = trace_token_keys(conf, policy_now(), rows, TRACE_TOKEN_KEYS_MAX,
+	    &error)) < 0) {
+		fprintf(stderr, "sekisho: %s\n", error);
+		return 1;
+	}
+	for (int i = 0; i < n; i++) {
+		printf("%s\t", rows[i].id);
+		cli_policy_print_time(rows[i].created);
+		printf("\t%s\n", rows[i].retired == 0 ? "current" :
+		    rows[i].opens ? "retired, opens old tokens" :
+		    "retired, no longer opens");
+	}
+	return 0;
 }

@@ -165,8 +165,9 @@ cli_store_copy_account(const struct store_account_row *row, void *context)
 	    p.limit_overseas_rcpts_day >= 0 || p.any_sender)
 		c->n.limits++;
 	if (p.overseas_until > 0) {
-		if (store_overseas_set(c->to, address, p.overseas_until,
-		    &error) != 0)
+		/* with the countries it covers (schema step 7) */
+		if (store_overseas_set_countries(c->to, address,
+		    p.overseas_until, p.overseas_countries, &error) != 0)
 			return cli_store_err(address, error);
 		c->n.overseas++;
 	}

@@ -14,9 +14,11 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../backend/apop.h"
+#include "../backend/trace_token.h"
 #include "../core/config.h"
 #include "../core/log.h"
 #include "privsep.h"
@@ -475,6 +477,17 @@ privsep_prepare_files(const struct config *conf,
 	}
 	if (privsep_own_file(conf->apop_secret_key, user, error_r) < 0)
 		return -1;
+	/* The Received token key likewise (received_client = token). */
+	if (conf->received_client == RECEIVED_CLIENT_TOKEN) {
+		const char *error;
+
+		if (trace_token_key_make(conf, (int64_t)time(NULL),
+		    &error) < 0)
+			log_warnx("privsep: trace_token_key: %s", error);
+		if (privsep_own_file(conf->trace_token_key, user,
+		    error_r) < 0)
+			return -1;
+	}
 	/* Read-only inputs of the back side: a warning, the daemon may do
 	 * without them until they are fixed. */
 	if (*conf->relayhost_auth_file != '\0' &&

@@ -60,6 +60,16 @@ trace_received(const char *f, size_t len, struct trace_keys *k)
 			trace_add(k->queue_ids, &k->nqueue_ids,
 			    xstrndup(id, n));
 	}
+	/* the sealed client of received_client = token: its text only,
+	 * bounded; whether it opens is the back side's question */
+	for (p = str_c(&s); (p = strstr(p, "(token t1.")) != NULL; p += 7) {
+		const char *t = p + 7;
+		size_t n = strspn(t, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		    "abcdefghijklmnopqrstuvwxyz0123456789-_.");
+
+		if (n > 3 && n <= TRACE_TOKEN_TEXT_MAX && t[n] == ')')
+			trace_add(k->tokens, &k->ntokens, xstrndup(t, n));
+	}
 	str_deinit(&s);
 }
 
@@ -177,5 +187,7 @@ trace_keys_free(struct trace_keys *k)
 		free(k->queue_ids[i]);
 	for (size_t i = 0; i < k->nmsgids; i++)
 		free(k->msgids[i]);
+	for (size_t i = 0; i < k->ntokens; i++)
+		free(k->tokens[i]);
 	memset(k, 0, sizeof(*k));
 }

@@ -39,6 +39,7 @@
 #include "../policy/trace.h"
 #include "../queue/envelope.h"
 #include "portal.h"
+#include "portal_autoconfig.h"
 #include "portal_rows.h"
 #include "portal_util.h"
 
@@ -250,6 +251,13 @@ enum portal_text {
 	T_LEVEL_NOTIFY,
 	T_LEVEL_HOLD,
 	T_LEVEL_SUSPEND,
+	/* i17-country */
+	T_COUNTRIES,
+	T_COUNTRIES_ALL,
+	T_COUNTRIES_HINT,
+	T_MSG_BADCOUNTRIES,
+	T_CLIENT_SETUP,
+	T_CLIENT_SETUP_HINT,
 };
 
 static const char *const portal_texts[][2] = {
@@ -464,6 +472,23 @@ static const char *const portal_texts[][2] = {
 	[T_LEVEL_NOTIFY] = { "通知", "notified" },
 	[T_LEVEL_HOLD] = { "送信保留", "mail held" },
 	[T_LEVEL_SUSPEND] = { "利用停止", "suspended" },
+	/* i17-country */
+	[T_COUNTRIES] = { "許可する国: ", "Countries allowed: " },
+	[T_COUNTRIES_ALL] = { "すべての国", "every country" },
+	[T_COUNTRIES_HINT] = { "国を限る場合は国コードをカンマ区切りで（例: "
+	    "US,GB）。空欄ならすべての国。",
+	    "To allow only some countries, give their codes (e.g. US,GB); "
+	    "empty for every country." },
+	[T_MSG_BADCOUNTRIES] = { "国コードは2文字の英字をカンマで区切って"
+	    "ください（例: US,GB）。",
+	    "Countries are two-letter codes separated by commas (e.g. "
+	    "US,GB)." },
+	[T_CLIENT_SETUP] = { "メールソフトの自動設定", "Set up your mail app" },
+	[T_CLIENT_SETUP_HINT] = { "Thunderbird と Outlook はメールアドレスを"
+	    "入力するだけで設定されます。iPhone・iPad・Mac は次の構成プロファイル"
+	    "をダウンロードしてください: ",
+	    "Thunderbird and Outlook set themselves up from your mail "
+	    "address. For iPhone, iPad and Mac, download this profile: " },
 };
 
 /* The ?msg= codes a redirect may carry, and what they show. */
@@ -490,6 +515,7 @@ static const struct {
 	{ "badlimit", T_MSG_BADLIMIT, 1 },
 	{ "noaccount", T_MSG_NOACCOUNT, 1 },
 	{ "warned", T_MSG_WARNED, 0 },
+	{ "badcountries", T_MSG_BADCOUNTRIES, 1 },
 };
 
 #define portal_nitems(a)	(sizeof(a) / sizeof((a)[0]))
@@ -1129,11 +1155,18 @@ portal_main_page(struct portal_req *pr)
 	str_printf(&b, "%lld", days);
 	portal_text_esc(&b, pr, T_RULE_2);
 	str_append(&b, "</p>\n");
+	const char *countries = portal_val(pr, "overseas_countries");
+
 	if (on && until != NULL) {
 		str_append(&b, "<p class=\"on\" id=\"overseas\">");
 		portal_text_esc(&b, pr, T_ON_UNTIL_1);
 		portal_span(&b, "until", until);
 		portal_text_esc(&b, pr, T_ON_UNTIL_2);
+		str_append(&b, "<br>");
+		portal_text_esc(&b, pr, T_COUNTRIES);
+		portal_span(&b, "countries", countries != NULL &&
+		    *countries != '\0' ? countries : portal_t(pr,
+		    T_COUNTRIES_ALL));
 		str_append(&b, "</p>\n");
 	} else {
 		str_append(&b, "<p class=\"off\" id=\"overseas\">");
@@ -1141,6 +1174,14 @@ portal_main_page(struct portal_req *pr)
 		str_append(&b, "</p>\n");
 	}
 	portal_action_form(&b, "/overseas", csrf, " class=\"inline\"", "on");
+	str_append(&b, "<label for=\"countries\">");
+	portal_text_esc(&b, pr, T_COUNTRIES);
+	str_append(&b, "</label>\n<input id=\"countries\" name=\"countries\" "
+	    "maxlength=\"119\" size=\"16\" value=\"");
+	portal_html_escape(&b, countries != NULL ? countries : "");
+	str_append(&b, "\">\n<small>");
+	portal_text_esc(&b, pr, T_COUNTRIES_HINT);
+	str_append(&b, "</small>\n");
 	if (on)
 		portal_button(pr, &b, "extend", T_EXTEND_1, days, T_EXTEND_2);
 	else
@@ -1217,6 +1258,15 @@ portal_main_page(struct portal_req *pr)
 		    T_NOTHING);
 		str_append(&b, "</form>\n");
 	}
+	/* mail client setup (issue 19 item 5, portal_autoconfig.h) */
+	portal_heading(pr, &b, 2, T_CLIENT_SETUP);
+	str_append(&b, "<p id=\"client-setup\">");
+	portal_text_esc(&b, pr, T_CLIENT_SETUP_HINT);
+	str_append(&b, "<a id=\"mobileconfig-imap\" href=\"/mobileconfig\">"
+	    "IMAP</a> / <a id=\"mobileconfig-pop3\" "
+	    "href=\"/mobileconfig?type=pop3\">POP3</a> / "
+	    "<a id=\"autoconfig\" href=\"/mail/config-v1.1.xml\">"
+	    "config-v1.1.xml</a></p>\n");
 	portal_page_end(pr, &b, 200, "OK");
 }
 
@@ -1278,7 +1328,9 @@ portal_read_status(struct portal_req *pr, struct msg *m)
 	if (portal_read_str(pr, m, "account", PORTAL_ACCOUNT_MAX) < 0 ||
 	    portal_read_u32(pr, m, "overseas") < 0 ||
 	    portal_read_str(pr, m, "overseas_until", PORTAL_WHEN_MAX) < 0 ||
-	    portal_read_u32(pr, m, "overseas_days") < 0)
+	    portal_read_u32(pr, m, "overseas_days") < 0 ||
+	    portal_read_str(pr, m, "overseas_countries",
+	    PORTAL_COUNTRIES_MAX) < 0)
 		return -1;
 	for (size_t i = 0; i < portal_nitems(nums); i++)
 		if (portal_read_i64(pr, m, nums[i]) < 0)
@@ -1645,8 +1697,11 @@ portal_change_done_msg(struct portal_req *pr, const char *code)
 static void
 portal_overseas_done(struct portal_req *pr)
 {
-	portal_change_done_msg(pr, portal_val(pr, "overseas_until") != NULL ?
-	    "on" : "off");
+	if (pr->result == BE_PORTAL_REFUSED)
+		portal_change_done_msg(pr, "badcountries");
+	else
+		portal_change_done_msg(pr, portal_val(pr, "overseas_until") !=
+		    NULL ? "on" : "off");
 }
 
 static void
@@ -2336,10 +2391,16 @@ portal_admin_account_done(struct portal_req *pr)
 	str_append(&b, "</form>\n");
 	portal_heading(pr, &b, 2, T_OVERSEAS);
 	if (until != NULL) {
+		const char *cc = portal_val(pr, "overseas_countries");
+
 		str_append(&b, "<p class=\"on\" id=\"overseas\">");
 		portal_text_esc(&b, pr, T_ON_UNTIL_1);
 		portal_html_escape(&b, until);
 		portal_text_esc(&b, pr, T_ON_UNTIL_2);
+		str_append(&b, "<br>");
+		portal_text_esc(&b, pr, T_COUNTRIES);
+		portal_span(&b, "countries", cc != NULL && *cc != '\0' ? cc :
+		    portal_t(pr, T_COUNTRIES_ALL));
 	} else {
 		str_append(&b, "<p class=\"off\" id=\"overseas\">");
 		portal_text_esc(&b, pr, T_OFF);
@@ -2699,6 +2760,17 @@ portal_admin_post(struct portal_req *pr, const char *path,
 			str_printf(&shown, "%s%.255s", shown.len > 0 ? " " : "",
 			    k.msgids[i]);
 		}
+		/* Received tokens (received_client = token) */
+		uint32_t nt = k.ntokens < PORTAL_TRACE_TOKENS ?
+		    (uint32_t)k.ntokens : PORTAL_TRACE_TOKENS;
+
+		msg_add_u32(&m, nt);
+		for (size_t i = 0; i < nt; i++) {
+			portal_rows_add_str(&m, k.tokens[i],
+			    PORTAL_TOKEN_TEXT_MAX);
+			str_printf(&shown, "%s%.24s...", shown.len > 0 ? " " :
+			    "", k.tokens[i]);
+		}
 		trace_keys_free(&k);
 		pr->target = str_steal(&shown);
 		if (pr->target == NULL)
@@ -2850,11 +2922,22 @@ portal_on_post(struct portal_req *pr, const char *path)
 		const char *action = evhttp_find_header(&f, "action");
 		int on = action != NULL && strcmp(action, "on") == 0;
 
+		const char *countries = evhttp_find_header(&f, "countries");
+		struct msg m;
+
 		if (action == NULL || (!on && strcmp(action, "off") != 0))
 			portal_bad_request(pr, "bad action\n");
-		else
-			portal_ask(pr, on ? BE_PORTAL_OVERSEAS_ON :
-			    BE_PORTAL_OVERSEAS_OFF, csrf, portal_overseas_done);
+		else if (countries != NULL &&
+		    strlen(countries) > PORTAL_COUNTRIES_MAX)
+			portal_redirect(pr, "/?msg=badcountries");
+		else if (on) {
+			/* the countries it covers (issue 17 item 5) */
+			portal_req_session(pr, &m, BE_PORTAL_OVERSEAS_ON, csrf);
+			msg_add_str(&m, countries != NULL ? countries : "");
+			portal_go(pr, &m, portal_overseas_done);
+		} else
+			portal_ask(pr, BE_PORTAL_OVERSEAS_OFF, csrf,
+			    portal_overseas_done);
 	} else if (strcmp(path, "/password") == 0) {
 		const char *cur = evhttp_find_header(&f, "current");
 		const char *new = evhttp_find_header(&f, "new");
@@ -2925,6 +3008,117 @@ portal_refuse_framing(struct portal_req *pr, int code, const char *why)
 	    n > 0 && (size_t)n < sizeof(body) ? (size_t)n : 0);
 }
 
+/* ---- mail client setup (issue 19 item 5, portal_autoconfig.h) -------- */
+
+/* The query parameter name of the request (NULL: none); copied into
+ * buf, at most len - 1 octets (longer: NULL). */
+static const char *
+portal_query_copy(struct portal_req *pr, const char *name, char *buf,
+    size_t len)
+{
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(pr->req);
+	const char *query = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
+	const char *v, *ret = NULL;
+	struct evkeyvalq q;
+
+	TAILQ_INIT(&q);
+	if (query != NULL && strlen(query) < 2048 &&
+	    evhttp_parse_query_str(query, &q) == 0 &&
+	    (v = evhttp_find_header(&q, name)) != NULL && strlen(v) < len) {
+		xstrlcpy(buf, v, len);
+		ret = buf;
+	}
+	evhttp_clear_headers(&q);
+	return ret;
+}
+
+static void
+portal_mobileconfig_done(struct portal_req *pr)
+{
+	const char *account = portal_val(pr, "account");
+	unsigned char seed[32];
+	struct str doc = STR_INIT;
+	char type[8];
+	const char *t;
+
+	if (pr->result != BE_PORTAL_OK || account == NULL) {
+		portal_status_done(pr);	/* the login page, or why not */
+		return;
+	}
+	t = portal_query_copy(pr, "type", type, sizeof(type));
+	arc4random_buf(seed, sizeof(seed));
+	portal_autoconfig_mobileconfig(pr->p->loop->conf, account,
+	    t != NULL && strcmp(t, "pop3") == 0, seed, &doc);
+	evhttp_add_header(evhttp_request_get_output_headers(pr->req),
+	    "Content-Disposition", "attachment; filename=\"mail.mobileconfig\"");
+	portal_send(pr, 200, "OK", "application/x-apple-aspen-config",
+	    str_c(&doc), doc.len);
+	str_deinit(&doc);
+}
+
+/* 1 when path is one of the mail client documents (answered here). */
+static int
+portal_autoconfig_request(struct portal_req *pr, const char *path)
+{
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(pr->req);
+	struct str doc = STR_INIT;
+
+	if (strcmp(path, "/.well-known/autoconfig/mail/config-v1.1.xml") ==
+	    0 || strcmp(path, "/mail/config-v1.1.xml") == 0) {
+		char email[256];
+		const char *e;
+
+		if (cmd != EVHTTP_REQ_GET)
+			return 0;
+		e = portal_query_copy(pr, "emailaddress", email,
+		    sizeof(email));
+		portal_autoconfig_thunderbird(pr->p->loop->conf, e, &doc);
+		portal_send(pr, 200, "OK", "application/xml; charset=utf-8",
+		    str_c(&doc), doc.len);
+	} else if (strcasecmp(path, "/autodiscover/autodiscover.xml") == 0) {
+		struct evbuffer *in = evhttp_request_get_input_buffer(pr->req);
+		size_t len = in != NULL ? evbuffer_get_length(in) : 0;
+
+		if (cmd != EVHTTP_REQ_POST) {
+			const char *m = "405 Method Not Allowed: POST the "
+			    "autodiscover request\n";
+
+			evhttp_add_header(evhttp_request_get_output_headers(
+			    pr->req), "Allow", "POST");
+			portal_send(pr, 405, "Method Not Allowed",
+			    "text/plain; charset=utf-8", m, strlen(m));
+			return 1;
+		}
+		if (len > PORTAL_AUTODISCOVER_MAX) {
+			const char *m = "413 Payload Too Large\n";
+
+			portal_send(pr, 413, "Payload Too Large",
+			    "text/plain; charset=utf-8", m, strlen(m));
+			return 1;
+		}
+		(void)portal_autoconfig_autodiscover(pr->p->loop->conf,
+		    len > 0 ? (const char *)evbuffer_pullup(in, (ssize_t)len) :
+		    "", len, &doc);
+		portal_send(pr, 200, "OK", "text/xml; charset=utf-8",
+		    str_c(&doc), doc.len);
+	} else if (strcmp(path, "/mobileconfig") == 0 &&
+	    cmd == EVHTTP_REQ_GET) {
+		struct msg m;
+
+		if (!pr->have_sid) {
+			portal_redirect(pr, "/");
+			return 1;
+		}
+		/* the account is the session's, as the back side says */
+		portal_req_session(pr, &m, BE_PORTAL_STATUS, NULL);
+		msg_add_u32(&m, 0);
+		portal_go(pr, &m, portal_mobileconfig_done);
+	} else
+		return 0;
+	str_deinit(&doc);
+	return 1;
+}
+
 static void
 portal_on_request(struct evhttp_request *req, void *arg)
 {
@@ -2986,6 +3180,8 @@ portal_on_request(struct evhttp_request *req, void *arg)
 	    pr->sid, sizeof(pr->sid)) == 0 &&
 	    strlen(pr->sid) == PORTAL_TOKEN_LEN;
 
+	if (!pr->admin && portal_autoconfig_request(pr, path))
+		return;
 	if (strncmp(path, "/api/", 5) == 0)
 		portal_api(pr, path);
 	else if (pr->admin && evhttp_request_get_command(req) !=

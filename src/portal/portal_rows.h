@@ -32,6 +32,9 @@
 #include "../core/msg.h"
 
 #define PORTAL_WHEN_MAX		40	/* "2026-12-06 10:00 JST" */
+#define PORTAL_COUNTRIES_MAX	119	/* "US,GB": STORE_COUNTRIES_MAX */
+#define PORTAL_TRACE_TOKENS	8	/* Received tokens a trace opens */
+#define PORTAL_TOKEN_TEXT_MAX	600	/* TRACE_TOKEN_MAX */
 #define PORTAL_ACCOUNT_MAX	270	/* STORE_SESSION_ACCOUNT_MAX */
 #define PORTAL_IP_MAX		64
 #define PORTAL_COUNTRY_MAX	8

@@ -93,6 +93,10 @@ enum smtp_auth_mech { AUTH_MECH_PLAIN, AUTH_MECH_LOGIN };
 #define SMTP_FROM_MAX		4096
 #define SMTP_MSGID_MAX		250
 
+/* The longest Received token the session takes (trace_token.h
+ * TRACE_TOKEN_MAX; the session side does not include it). */
+#define SMTP_TRACE_TOKEN_MAX	600
+
 struct smtp_session {
 	struct conn		 conn;		/* first: the connection */
 
@@ -122,6 +126,9 @@ struct smtp_session {
 	int64_t			 pol_rcpts_msg;		/* -1: no limit */
 	struct str		 pol_rcpt_reply;
 	int			 rcpt_over;	/* RCPTs refused over a limit */
+	/* received_client = token: the Received header's client (issue
+	 * 17 item 8), the back side's; NULL: the address */
+	char			*trace_token;
 
 	/* DATA */
 	int			 spool_fd;
@@ -246,6 +253,7 @@ smtp_txn_reset(struct smtp_session *s)
 	s->pol_rcpts_left = -1;
 	s->pol_rcpts_msg = -1;
 	str_clear(&s->pol_rcpt_reply);
+	xfree(&s->trace_token);
 	s->rcpt_over = 0;
 	if (s->data_timer != NULL)
 		evtimer_del(s->data_timer);
@@ -711,6 +719,7 @@ smtp_policy_mail_reply(struct msg *m, void *arg)
 {
 	struct smtp_session *s = arg;
 	const char *reply = NULL, *country = NULL, *rcpt_reply = NULL;
+	const char *token = NULL;
 	uint32_t verdict = 2, overseas = 0;
 	int64_t left = -1, per_msg = -1;
 	char *sender = s->mail_pending;
@@ -721,6 +730,7 @@ smtp_policy_mail_reply(struct msg *m, void *arg)
 	    msg_get_str(m, &reply) < 0 || msg_get_str(m, &country) < 0 ||
 	    msg_get_u32(m, &overseas) < 0 || msg_get_i64(m, &left) < 0 ||
 	    msg_get_i64(m, &per_msg) < 0 || msg_get_str(m, &rcpt_reply) < 0 ||
+	    msg_get_str(m, &token) < 0 ||
 	    msg_end(m) < 0 || (verdict != 0 && reply == NULL))
 		verdict = 2, reply = NULL;
 	if (verdict != 0) {
@@ -745,6 +755,15 @@ smtp_policy_mail_reply(struct msg *m, void *arg)
 	str_clear(&s->pol_rcpt_reply);
 	if (rcpt_reply != NULL)
 		str_append(&s->pol_rcpt_reply, rcpt_reply);
+	/* the back side's token text: bounded and of its alphabet, or
+	 * "-" (no key: no client shown at all) */
+	xfree(&s->trace_token);
+	if (token != NULL && strlen(token) <= SMTP_TRACE_TOKEN_MAX &&
+	    strspn(token, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	    "0123456789-_.") == strlen(token))
+		s->trace_token = xstrdup(token);
+	else if (token != NULL)
+		s->trace_token = xstrdup("-");
 	smtp_process(s);
 }
 
@@ -1069,10 +1088,19 @@ smtp_received(struct smtp_session *s, struct str *out)
 {
 	const struct sockaddr *sa = (const struct sockaddr *)&s->conn.client;
 
-	str_printf(out, "Received: from %s (%s%s]", s->helo != NULL ?
-	    s->helo : "unknown", sa->sa_family == AF_INET6 &&
-	    strchr(s->conn.addr, ':') != NULL ? "[IPv6:" : "[", s->conn.addr);
-	str_append(out, ")\r\n");
+	if (s->trace_token != NULL && s->account != NULL)
+		/* received_client = token: neither the address nor the
+		 * client's EHLO name (often its address), only the sealed
+		 * token sekisho trace opens (docs/trace.md) */
+		str_printf(out, "Received: from submission (token %s)\r\n",
+		    s->trace_token);
+	else {
+		str_printf(out, "Received: from %s (%s%s]", s->helo != NULL ?
+		    s->helo : "unknown", sa->sa_family == AF_INET6 &&
+		    strchr(s->conn.addr, ':') != NULL ? "[IPv6:" : "[",
+		    s->conn.addr);
+		str_append(out, ")\r\n");
+	}
 	if (s->conn.tls)
 		str_printf(out, "\t(using %s)\r\n", str_c(&s->conn.tls_info));
 	if (s->account != NULL && s->conn.conf->received_show_account)
@@ -1900,6 +1928,7 @@ smtp_free(struct smtp_session *s)
 	if (s->cmd_timer != NULL)
 		event_free(s->cmd_timer);
 	str_deinit(&s->pol_rcpt_reply);
+	free(s->trace_token);
 	str_deinit(&s->data_from);
 	free(s->data_msgid);
 	free(s->mail_pending);

@@ -154,6 +154,14 @@ static const char *const store_schema_steps[] = {
 	"  time {INT} NOT NULL,"
 	"  PRIMARY KEY (client, account));"
 	"CREATE INDEX risk_spray_time ON risk_spray(time);",
+	/* 8: the countries an overseas permission covers,
+	 * "US,GB" (empty: every country), docs/policy.md. Retention
+	 * (store_retention_sweep) deletes by time: send counters by their
+	 * period, the rest by the indexed time columns; notices need one. */
+	"ALTER TABLE accounts ADD COLUMN overseas_countries TEXT NOT NULL"
+	"  DEFAULT '';"
+	"CREATE INDEX notices_time ON notices(time);"
+	"CREATE INDEX submissions_time ON submissions(time);",
 };
 #define STORE_SCHEMA_VERSION \
 	((int)(sizeof(store_schema_steps) / sizeof(store_schema_steps[0])))

@@ -26,13 +26,13 @@ def node_kwargs(tmp_path):
 def test_migrate_prints_version(make_daemon, pg_cluster):
     d = make_daemon(start=False, accounts=False)
     assert d.cli("store", "migrate").stdout == \
-        "store schema version 7 (up to date)\n"
+        "store schema version 8 (up to date)\n"
     p = make_daemon(start=False, accounts=False, store=pg_cluster.store())
     assert p.cli("store", "migrate").stdout == \
-        "store schema version 7 (up to date)\n"
+        "store schema version 8 (up to date)\n"
     # twice: nothing to do
     assert p.cli("store", "migrate").stdout == \
-        "store schema version 7 (up to date)\n"
+        "store schema version 8 (up to date)\n"
 
 
 def test_migrate_unreachable_database(make_daemon):
@@ -51,7 +51,7 @@ def test_copy_sqlite_to_postgresql(make_daemon, pg_cluster, tmp_path,
     src.cli("user", "alias", "add", "info@example.jp", ALICE)
     src.cli("user", "apop", "enable", ALICE, input=APOP_PW + "\n")
     src.cli("limits", "set", ALICE, "recipients_per_day=50")
-    src.cli("overseas", "allow", BOB)
+    src.cli("overseas", "allow", BOB, "--countries", "US")
     qid = send_from(src, JP4, client_tls)
     with pytest.raises(Exception):
         send_from(src, US4, client_tls)          # an event
@@ -99,6 +99,7 @@ def test_copy_sqlite_to_postgresql(make_daemon, pg_cluster, tmp_path,
     assert "recipients_per_day: 50 (sent today: 0)" in \
         node.cli("limits", "show", ALICE).stdout
     assert "allowed until" in node.cli("overseas", "status", BOB).stdout
+    assert "from US" in node.cli("overseas", "status", BOB).stdout
     assert "overseas_refused\t" + US4 in node.cli("events", ALICE).stdout
     send_from(node, JP4, client_tls, frm="info@example.jp")
     node.cli("user", "apop", "disable", ALICE)     # it had one

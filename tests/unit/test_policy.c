@@ -285,6 +285,62 @@ test_throttle(struct store *st)
 	    "203.0.113.6", &until), 0);
 }
 
+
+/* Countries of a permission and overseas_restrict (issue 17 items 5, 7). */
+static void
+test_countries(void)
+{
+	static const struct {
+		const char	*in;
+		const char	*out;	/* NULL: refused */
+	} cases[] = {
+		{ "", "" }, { "us", "US" }, { "us, gb", "US,GB" },
+		{ "US,US,gb", "US,GB" }, { " CN\tkr ", "CN,KR" },
+		{ "USA", NULL }, { "U", NULL }, { "U1", NULL }, { "US;GB", NULL },
+		{ "US,G", NULL }, { "\xe6\x97\xa5\xe6\x9c\xac", NULL },
+		{ "<script>", NULL },
+	};
+	char out[STORE_COUNTRIES_MAX + 1], many[200] = "";
+	struct config *c = config_defaults();
+	char *words[2] = { "submission", "pop3, imap" };
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int r = policy_countries_parse(cases[i].in, out, sizeof(out));
+
+		UNIT_CHECK_INT(r, cases[i].out != NULL ? 0 : -1);
+		if (cases[i].out != NULL)
+			UNIT_CHECK_STR(out, cases[i].out);
+	}
+	/* 40 fit, 41 do not; a short buffer is refused, not cut */
+	for (int i = 0; i < 41; i++)
+		snprintf(many + strlen(many), sizeof(many) - strlen(many),
+		    "%s%c%c", i > 0 ? "," : "", 'A' + i / 26, 'A' + i % 26);
+	UNIT_CHECK_INT(policy_countries_parse(many, out, sizeof(out)), -1);
+	many[40 * 3 - 1] = '\0';
+	UNIT_CHECK_INT(policy_countries_parse(many, out, sizeof(out)), 0);
+	UNIT_CHECK_INT(policy_countries_parse("US,GB", out, 5), -1);
+
+	UNIT_CHECK_INT(policy_country_listed("US,GB", "GB"), 1);
+	UNIT_CHECK_INT(policy_country_listed("US,GB", "G"), 0);
+	UNIT_CHECK_INT(policy_country_listed("US,GB", "CN"), 0);
+	UNIT_CHECK_INT(policy_country_listed("", "US"), 0);
+
+	UNIT_CHECK_INT(policy_overseas_restricts(c, "submission"), 1);
+	UNIT_CHECK_INT(policy_overseas_restricts(c, "pop3"), 0);
+	UNIT_CHECK_INT(policy_overseas_restricts(c, "imap"), 0);
+	char **saved = c->overseas_restrict;
+	size_t nsaved = c->overseas_restrict_count;
+
+	c->overseas_restrict = words;
+	c->overseas_restrict_count = 2;
+	UNIT_CHECK_INT(policy_overseas_restricts(c, "pop3"), 1);
+	UNIT_CHECK_INT(policy_overseas_restricts(c, "imap"), 1);
+	UNIT_CHECK_INT(policy_overseas_restricts(c, "pop"), 0);
+	c->overseas_restrict = saved;	/* the words are not the config's */
+	c->overseas_restrict_count = nsaved;
+	config_free(&c);
+}
+
 int
 main(void)
 {
@@ -321,6 +377,7 @@ main(void)
 	test_alignment(st);
 	test_limits(st);
 	test_throttle(st);
+	test_countries();
 
 	store_close(&st);
 	config_free(&conf);

@@ -75,6 +75,42 @@ test_base64_attachment(void)
 	str_deinit(&b64);
 }
 
+/* received_client = token: the token of our Received header only,
+ * bounded, of its alphabet (issue 17 item 8). */
+static void
+test_tokens(void)
+{
+	struct trace_keys k;
+	struct str long_tok = STR_INIT;
+	static const char ours[] =
+	    "Received: from submission (token t1.AbC-_9xyz)\r\n"
+	    "\tby mail.example.jp (sekisho) with ESMTPSA id "
+	    "01A2055FD0D744E67641\r\n\t; Sun, 6 Dec 2026 10:00:00 +0900\r\n"
+	    "Received: from other (token t1.NOTOURS)\r\n\tby mx.example.net "
+	    "with ESMTP id X\r\n"
+	    "Received: from submission (token t1.bad<x>)\r\n\tby "
+	    "mail.example.jp (sekisho) with ESMTPSA id 01A2055FD0D744E67642\r\n"
+	    "\r\nbody (token t1.inbody)\r\n";
+
+	trace_extract(ours, sizeof(ours) - 1, &k);
+	UNIT_CHECK_INT(k.ntokens, 1);
+	if (k.ntokens == 1)
+		UNIT_CHECK_STR(k.tokens[0], "t1.AbC-_9xyz");
+	UNIT_CHECK_INT(k.nqueue_ids, 2);
+	trace_keys_free(&k);
+
+	str_append(&long_tok, "Received: from submission (token t1.");
+	for (int i = 0; i < TRACE_TOKEN_TEXT_MAX; i++)
+		str_append_c(&long_tok, 'A');
+	str_append(&long_tok, ")\r\n\tby h (sekisho) with ESMTPSA id "
+	    "01A2055FD0D744E67641\r\n");
+	trace_extract(long_tok.s, long_tok.len, &k);
+	UNIT_CHECK_INT(k.ntokens, 0);
+	UNIT_CHECK_INT(k.nqueue_ids, 1);
+	trace_keys_free(&k);
+	str_deinit(&long_tok);
+}
+
 int
 main(void)
 {
@@ -92,5 +128,6 @@ main(void)
 		trace_keys_free(&k);
 	}
 	test_base64_attachment();
+	test_tokens();
 	UNIT_END();
 }
