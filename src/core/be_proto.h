@@ -176,6 +176,20 @@
  * BE_API_HISTORY   API, i64 since (seconds back), u32 offset, u32 page
  *              size (<= PORTAL_API_PAGE)  -> HEAD, str JSON (a page of
  *              events and submissions, "more", "next_offset")
+ *
+ * Dovecot's auth policy server (src/authpolicy/, src/backend/
+ * be_authpolicy.c, docs/imap.md). No session: Dovecot is the client.
+ * BE_AUTHPOLICY u32 command (0 allow: before authentication, 1 report:
+ *              after it), str login (as the user typed it), str remote
+ *              (the client's address as Dovecot saw it), str protocol
+ *              ("imap", "pop3", ...), str session_id (Dovecot's, only
+ *              logged), u32 success, u32 policy_reject (report only)
+ *          ->  i64 status (Dovecot's: -1 refuse, 0 go on), str message
+ *              for the client (NULL: none). allow: the address and
+ *              account locks (policy_auth_check) and the restriction
+ *              from abroad; report: the failure counted or the success
+ *              recorded as for SMTP AUTH (be_auth_reply); a report of
+ *              our own refusal is not counted again.
  */
 #ifndef SEKISHO_BE_PROTO_H
 #define SEKISHO_BE_PROTO_H
@@ -220,6 +234,7 @@ enum be_type {
 	BE_API_HISTORY,
 	BE_SESSION_END,
 	BE_APOP_TIMESTAMP,
+	BE_AUTHPOLICY,
 	BE_TYPE_COUNT,
 	BE_FAIL = 0xffff,
 };
