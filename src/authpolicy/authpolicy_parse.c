@@ -154,12 +154,13 @@ authpolicy_parse_head(const char *head, size_t len, struct authpolicy_head *h,
 				return -1;
 			}
 			for (const char *c = v; c < ve; c++) {
-				if (*c < '0' || *c > '9' ||
-				    cl > AUTHPOLICY_MAX_BODY) {
+				if (*c < '0' || *c > '9') {
 					*error_r = "bad Content-Length";
 					return -1;
 				}
-				cl = cl * 10 + (size_t)(*c - '0');
+				/* capped: a long number cannot wrap */
+				if (cl <= AUTHPOLICY_MAX_BODY)
+					cl = cl * 10 + (size_t)(*c - '0');
 			}
 			if (cl > AUTHPOLICY_MAX_BODY) {
 				*error_r = "body too large";
