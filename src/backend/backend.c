@@ -18,6 +18,7 @@
 #include "../core/metrics.h"
 #include "../core/xmalloc.h"
 #include "../store/store.h"
+#include "be_keeper.h"
 #include "backend.h"
 #include "be_session.h"
 
@@ -750,6 +751,8 @@ backend_start(const struct config *conf, struct queue *q, const int *fds,
 	be->inline_w.backend = be;
 	if (pthread_create(&be->dispatcher, NULL, backend_dispatch, be) != 0)
 		fatalx("backend: cannot start dispatcher thread");
+	/* retention sweeps run wherever the back side runs (issue 17) */
+	be_keeper_start(conf);
 	return be;
 }
 

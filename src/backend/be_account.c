@@ -47,8 +47,28 @@ be_auth_reply(struct be_worker *w, struct store *st, uint64_t sess,
     uint32_t result, const struct account *a, int64_t locked,
     uint64_t start, struct msg *reply)
 {
+	struct str abroad = STR_INIT;
 	int64_t delay = 0;
 
+	/* overseas_restrict = ... pop3: the right password from abroad
+	 * without a permission for that country (issue 17 item 7). */
+	if (result == BE_AUTH_OK && st != NULL && (strcmp(service, "pop3") ==
+	    0 || strcmp(service, "apop") == 0) &&
+	    policy_overseas_restricts(w->conf, "pop3")) {
+		struct sockaddr_storage ss;
+		struct geo_result geo;
+		char country[16];
+
+		be_geo_lookup(w, client, &ss, &geo);
+		if (policy_login_overseas(w->conf, st, a->address, client,
+		    ss.ss_family != 0 ? (struct sockaddr *)&ss : NULL, &geo,
+		    "pop3", country, &abroad) == 1) {
+			log_info("policy pop3 login refused account=%s "
+			    "client=%s country=%s reason=abroad", a->address,
+			    client, country);
+			result = BE_AUTH_ABROAD;
+		}
+	}
 	if (result == BE_AUTH_FAIL)
 		delay = policy_auth_fail(w->conf, st, canon, client, service);
 	else if (result == BE_AUTH_OK) {
@@ -60,9 +80,10 @@ be_auth_reply(struct be_worker *w, struct store *st, uint64_t sess,
 	msg_add_u32(reply, result);
 	msg_add_str(reply, result == BE_AUTH_OK ? a->address : NULL);
 	msg_add_str(reply, result == BE_AUTH_SUSPENDED ? a->suspend_reason :
-	    NULL);
+	    result == BE_AUTH_ABROAD ? str_c(&abroad) : NULL);
 	msg_add_u32(reply, (uint32_t)delay);
 	msg_add_i64(reply, locked);
+	str_deinit(&abroad);
 }
 
 int

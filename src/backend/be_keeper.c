@@ -36,6 +36,11 @@ static char be_keeper_node_name[300];
 static char *be_keeper_store_uri;
 static int be_keeper_lease;
 static struct store *be_keeper_store;
+/* retention (i17-country): days per store_retention table, from the
+ * config at the start; rows per statement */
+static int be_keeper_retention[STORE_RETENTION_MAX];
+static int be_keeper_retention_batch;
+static int64_t be_keeper_next_retention;
 
 static void
 be_keeper_node_init(void)
@@ -85,6 +90,47 @@ be_keeper_wait(void)
 	return stop;
 }
 
+/*
+ * Retention (issue 17 item 9): rows older than their retention go, a
+ * table at a time in batches (store_retention_sweep), at most
+ * BE_KEEPER_RETENTION_BATCHES statements per table and sweep so one
+ * sweep never holds the thread (the leases) long; what is left goes at
+ * the next sweep, sooner while there is a backlog. Every node sweeps;
+ * on a shared store the second finds nothing to delete.
+ */
+#define BE_KEEPER_RETENTION_EVERY	300	/* seconds, with no backlog */
+#define BE_KEEPER_RETENTION_BATCHES	20
+
+static void
+be_keeper_retention_sweep(struct store *st, int64_t now)
+{
+	const char *error;
+	int backlog = 0;
+
+	if (now < be_keeper_next_retention)
+		return;
+	for (size_t i = 0; i < store_retention_count(); i++) {
+		int64_t deleted = 0;
+
+		if (store_retention_sweep(st, i, now, be_keeper_retention[i],
+		    be_keeper_retention_batch, BE_KEEPER_RETENTION_BATCHES,
+		    &deleted, &error) < 0) {
+			log_warnx("keeper: retention table=%s: %s",
+			    store_retention_table_name(i), error);
+			continue;
+		}
+		if (deleted > 0)
+			log_info("retention table=%s deleted=%lld days=%d",
+			    store_retention_table_name(i), (long long)deleted,
+			    be_keeper_retention[i]);
+		if (deleted >= (int64_t)be_keeper_retention_batch *
+		    BE_KEEPER_RETENTION_BATCHES)
+			backlog = 1;
+	}
+	be_keeper_next_retention = now + (backlog ? BE_KEEPER_SWEEP_EVERY :
+	    BE_KEEPER_RETENTION_EVERY);
+}
+
 static void *
 be_keeper_main(void *arg)
 {
@@ -108,6 +154,7 @@ be_keeper_main(void *arg)
 		if (now >= next_sweep) {
 			if (store_expire(be_keeper_store, now, &error) < 0)
 				log_warnx("keeper: sweep: %s", error);
+			be_keeper_retention_sweep(be_keeper_store, now);
 			next_sweep = now + BE_KEEPER_SWEEP_EVERY;
 		}
 	}
@@ -144,6 +191,10 @@ be_keeper_init(const struct config *conf)
 
 	be_keeper_store_uri = xstrdup(conf->store);
 	be_keeper_lease = conf->pop3_lock_lease;
+	for (size_t i = 0; i < store_retention_count(); i++)
+		memcpy(&be_keeper_retention[i], (const char *)conf +
+		    store_retention_config_offset(i), sizeof(int));
+	be_keeper_retention_batch = conf->retention_batch;
 	if (pthread_condattr_init(&ca) != 0 ||
 	    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
 	    pthread_cond_init(&be_keeper_wake, &ca) != 0)

@@ -571,6 +571,7 @@ be_portal_status_body(struct be_portal_ctx *c, const char *account,
 	} else
 		msg_add_str(m, NULL);
 	msg_add_u32(m, (uint32_t)c->w->conf->overseas_permission_days);
+	portal_rows_add_str(m, pol.overseas_countries, PORTAL_COUNTRIES_MAX);
 	be_portal_count(c->st, account, 'd', now, &msgs, &rcpts);
 	be_portal_count(c->st, account, 'h', now, &dummy, &hour);
 	be_portal_count(c->st, account, 'o', now, &dummy, &abroad);
@@ -654,18 +655,29 @@ be_portal_overseas(struct be_portal_ctx *c)
 {
 	int on = c->type == BE_PORTAL_OVERSEAS_ON;
 	int64_t until = be_portal_overseas_until(c, on);
-	const char *error;
-	char when[64];
+	const char *error, *typed = NULL;
+	char when[64], countries[STORE_COUNTRIES_MAX + 1] = "";
+	int r;
 
-	if (msg_end(c->req) < 0)
+	if ((on && msg_get_str(c->req, &typed) < 0) || msg_end(c->req) < 0 ||
+	    (typed != NULL && strlen(typed) > PORTAL_COUNTRIES_MAX))
 		return -1;
-	if (store_overseas_set(c->st, c->account, until, &error) != 0) {
+	/* the countries the subscriber named (issue 17 item 5) */
+	if (typed != NULL && policy_countries_parse(typed, countries,
+	    sizeof(countries)) < 0) {
+		be_portal_fail(c->o, BE_PORTAL_REFUSED, "badcountries");
+		return 0;
+	}
+	r = on ? store_overseas_set_countries(c->st, c->account, until,
+	    countries, &error) : store_overseas_set(c->st, c->account, until,
+	    &error);
+	if (r != 0) {
 		log_warnx("portal: overseas %s: %s", c->account, error);
 		be_portal_fail(c->o, BE_PORTAL_TEMPFAIL, "tempfail");
 		return 0;
 	}
-	log_info("portal overseas account=%s %s", c->account,
-	    on ? "on" : "off");
+	log_info("portal overseas account=%s %s countries=%s", c->account,
+	    on ? "on" : "off", *countries != '\0' ? countries : "all");
 	if (on) {
 		policy_format_time(until, when, sizeof(when));
 		portal_rows_add_str(&c->o->body, when, PORTAL_WHEN_MAX);

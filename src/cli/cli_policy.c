@@ -22,9 +22,12 @@
 void
 cli_policy_usage(void)
 {
-	printf("  overseas allow ADDRESS [--days N | --duration D]\n"
+	printf("  overseas allow ADDRESS [--days N | --duration D] "
+	    "[--countries CC,..]\n"
 	    "                         let ADDRESS send from abroad until now + N "
 	    "days\n"
+	    "                         (from those countries only; none: every "
+	    "one)\n"
 	    "  overseas deny ADDRESS  end the permission now\n"
 	    "  overseas status ADDRESS\n"
 	    "  limits show ADDRESS    effective limits and today's counts\n"
@@ -89,14 +92,16 @@ cli_policy_duration(const char *s)
 }
 
 static void
-cli_policy_print_overseas(const char *address, int64_t until)
+cli_policy_print_overseas(const char *address, int64_t until,
+    const char *countries)
 {
 	char when[64];
 
 	if (until > policy_now()) {
 		policy_format_time(until, when, sizeof(when));
-		printf("%s: sending from abroad allowed until %s\n", address,
-		    when);
+		printf("%s: sending from abroad allowed until %s from %s\n",
+		    address, when, *countries != '\0' ? countries :
+		    "every country");
 	} else
 		printf("%s: sending from abroad not allowed\n", address);
 }
@@ -108,12 +113,13 @@ cli_overseas(const struct config *conf, int argc, char **argv)
 	struct store *st;
 	const char *error;
 	int64_t secs = (int64_t)conf->overseas_permission_days * 86400;
+	char countries[STORE_COUNTRIES_MAX + 1] = "";
 	int r;
 
 	if (argc < 2 || (strcmp(argv[0], "allow") != 0 &&
 	    strcmp(argv[0], "deny") != 0 && strcmp(argv[0], "status") != 0)) {
 		fprintf(stderr, "usage: sekisho overseas allow|deny|status "
-		    "ADDRESS [--days N | --duration D]\n");
+		    "ADDRESS [--days N | --duration D] [--countries CC,..]\n");
 		return 2;
 	}
 	for (int i = 2; i < argc; i++) {
@@ -138,6 +144,17 @@ cli_overseas(const struct config *conf, int argc, char **argv)
 			i++;
 			continue;
 		}
+		if (strcmp(argv[0], "allow") == 0 && i + 1 < argc &&
+		    strcmp(argv[i], "--countries") == 0) {
+			if (policy_countries_parse(argv[i + 1], countries,
+			    sizeof(countries)) < 0) {
+				fprintf(stderr, "sekisho: bad --countries '%s' "
+				    "(e.g. US,GB)\n", argv[i + 1]);
+				return 2;
+			}
+			i++;
+			continue;
+		}
 		fprintf(stderr, "sekisho: overseas %s: unknown argument '%s'\n",
 		    argv[0], argv[i]);
 		return 2;
@@ -147,7 +164,24 @@ cli_overseas(const struct config *conf, int argc, char **argv)
 	if (strcmp(argv[0], "status") == 0) {
 		r = store_policy_get(st, argv[1], &p, &error);
 		if (r == 0)
-			cli_policy_print_overseas(argv[1], p.overseas_until);
+			cli_policy_print_overseas(argv[1], p.overseas_until,
+			    p.overseas_countries);
+	} else if (strcmp(argv[0], "allow") == 0) {
+		/* Turning it on again moves the end to now + N (the notices:
+		 * "extended by doing it again") and sets the countries. */
+		int64_t until = policy_now() + secs;
+		char detail[STORE_COUNTRIES_MAX + 40];
+
+		r = store_overseas_set_countries(st, argv[1], until, countries,
+		    &error);
+		if (r == 0) {
+			snprintf(detail, sizeof(detail), "by the operator (CLI)"
+			    "%s%s", *countries != '\0' ? ", from " : "",
+			    countries);
+			policy_event(st, argv[1], "overseas_allowed", NULL,
+			    NULL, detail);
+			cli_policy_print_overseas(argv[1], until, countries);
+		}
 	} else {
 		/* Turning it on again moves the end to now + N (the notices:
 		 * "extended by doing it again"). */
@@ -159,7 +193,7 @@ cli_overseas(const struct config *conf, int argc, char **argv)
 			policy_event(st, argv[1], strcmp(argv[0], "allow") ==
 			    0 ? "overseas_allowed" : "overseas_denied", NULL,
 			    NULL, "by the operator (CLI)");
-			cli_policy_print_overseas(argv[1], until);
+			cli_policy_print_overseas(argv[1], until, "");
 		}
 	}
 	if (r != 0)

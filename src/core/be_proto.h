@@ -23,7 +23,9 @@
  * BE_AUTH      u64 session, str service, str mechanism, str user, str
  *              password, str client address
  *          ->  u32 be_auth_result, str account (canonical, NULL unless OK),
- *              str reason (suspension reason or NULL), u32 delay in ms
+ *              str reason (suspension reason, the refusal's text for
+ *              BE_AUTH_ABROAD (POP3 and APOP from abroad under
+ *              overseas_restrict, issue 17), or NULL), u32 delay in ms
  *              to wait before answering a failure (throttling), i64 end
  *              of the lock (BE_AUTH_LOCKED) or 0. OK sets the record's
  *              account. A user with a control character is
@@ -141,13 +143,18 @@
  * BE_PORTAL_LOGIN  user, password  -> HEAD, str session id, str account
  * BE_PORTAL_STATUS SESSION, u32 offset (page of both lists)
  *          ->  HEAD, STATUS = str account, u32 overseas, str overseas end
- *              (text) or NULL, u32 overseas days, i64 msgs, i64 rcpts,
+ *              (text) or NULL, u32 overseas days, str the countries
+ *              the permission covers ("US,GB"; "" every one), i64 msgs,
+ *              i64 rcpts,
  *              i64 rcpts this hour, i64 rcpts abroad, i64 msgs limit,
  *              i64 rcpts limit, i64 rcpts/hour limit, i64 abroad limit,
  *              str counts reset (text), u32 apop on, u32 n (<= 50) x str
  *              alias, LIST of SUB, LIST of EVENT
- * BE_PORTAL_OVERSEAS_ON, BE_PORTAL_OVERSEAS_OFF  SESSION
- *          ->  HEAD, str overseas end (text) or NULL
+ * BE_PORTAL_OVERSEAS_ON  SESSION, str countries (as typed, at most
+ *              PORTAL_COUNTRIES_MAX octets; NULL or "" every one)
+ * BE_PORTAL_OVERSEAS_OFF  SESSION
+ *          ->  HEAD ("badcountries": not a list of country codes), str
+ *              overseas end (text) or NULL
  * BE_PORTAL_PASSWORD  SESSION, str current, str new  -> HEAD
  * BE_PORTAL_APOP_ON   SESSION, str current password, str APOP secret
  *          ->  HEAD
@@ -248,6 +255,9 @@ enum be_auth_result {
 	BE_AUTH_SUSPENDED,	/* right password, account suspended */
 	BE_AUTH_TEMPFAIL,	/* store unavailable */
 	BE_AUTH_LOCKED,		/* too many failures: locked for a while */
+	BE_AUTH_ABROAD,		/* right password, POP3 from abroad not
+				 * permitted (overseas_restrict); reason:
+				 * the text naming the country */
 };
 
 enum be_rcpt_result {

@@ -85,6 +85,9 @@ static int config_check_geo_database(const char *, struct str *);
 static int config_check_country(const char *, struct str *);
 static int config_check_timezone(const char *, struct str *);
 static int config_check_relay_name(const char *, struct str *);
+static int config_check_country_cap(const char *, struct str *);
+static int config_check_restrict(const char *, struct str *);
+static int config_check_client_hostname(const char *, struct str *);
 
 #define OFF(field)	offsetof(struct config, field)
 #define ROW_STR(n, d, fl, chk, h) \
@@ -374,6 +377,49 @@ static const struct config_def config_defs[] = {
 	ROW_LIST(policy_clients, CONFIG_CIDR, "127.0.0.0/8\n::1",
 	    "Networks allowed to query the Postfix policy listener; others "
 	    "are closed at once."),
+	/* issue 17 items 6-9 and issue 19 item 5 (i17-country):
+	 * docs/policy.md, docs/operations.md "Retention", docs/portal.md */
+	ROW_STRLIST(limit_overseas_recipients_per_day_by_country, "",
+	    config_check_country_cap,
+	    "Caps on recipients per day sent from abroad, by the country "
+	    "sent from, one group per line: CC[,CC...]:N (e.g. CN,RU,KP:33); "
+	    "over limit_overseas_recipients_per_day for those countries."),
+	ROW_STRLIST(overseas_restrict, "submission", config_check_restrict,
+	    "What the overseas permission restricts from abroad: submission, "
+	    "and optionally pop3 and imap (words on one line)."),
+	/* Word order is enum received_client order. */
+	ROW_ENUM(received_client, CONFIG_ENUM, "address",
+	    WORDS("address", "token"),
+	    "What the Received header of a submission shows of the client: "
+	    "its address, or a token sealed with trace_token_key that only "
+	    "sekisho trace opens."),
+	ROW_STR(trace_token_key, "/etc/sekisho/trace.key", 0,
+	    config_check_abs_path,
+	    "Key file (0600) sealing Received tokens; made when missing; "
+	    "sekisho trace-key rotate adds a new key."),
+	ROW_NUM(trace_token_key_keep, CONFIG_DURATION, "90d", DAY, 3650 * DAY,
+	    "How long a rotated-out trace key still opens old tokens."),
+	ROW_NUM(retention_events_days, CONFIG_INT, "90", 7, 3650,
+	    "Days events are kept (the settings page shows 7)."),
+	ROW_NUM(retention_notices_days, CONFIG_INT, "30", 2, 3650,
+	    "Days the record of sent notices (once per day keys) is kept."),
+	ROW_NUM(retention_submissions_days, CONFIG_INT, "90", 7, 3650,
+	    "Days the submission log (trace, settings page) is kept."),
+	ROW_NUM(retention_send_counters_days, CONFIG_INT, "35", 2, 3650,
+	    "Days daily and hourly send counters are kept."),
+	ROW_NUM(retention_batch, CONFIG_INT, "500", 1, 100000,
+	    "Rows removed per statement when old rows are swept."),
+	ROW_STR(client_hostname_submission, "", CONFIG_F_EMPTY_OK,
+	    config_check_client_hostname,
+	    "Host name mail clients submit to (autoconfig); empty: hostname."),
+	ROW_STR(client_hostname_pop3, "", CONFIG_F_EMPTY_OK,
+	    config_check_client_hostname,
+	    "Host name mail clients read POP3 from (autoconfig); empty: "
+	    "hostname."),
+	ROW_STR(client_hostname_imap, "", CONFIG_F_EMPTY_OK,
+	    config_check_client_hostname,
+	    "Host name mail clients read IMAP from (autoconfig); empty: "
+	    "hostname."),
 	/* Dovecot's auth policy server (issue 19, docs/imap.md) */
 	ROW_STR(authpolicy_secret, "", CONFIG_F_EMPTY_OK, NULL,
 	    "The key Dovecot sends as X-API-Key (auth_policy_server_api_header) "
@@ -387,6 +433,8 @@ static const struct config_def config_defs[] = {
 #define CONFIG_NDEFS	nitems(config_defs)
 
 _Static_assert(sizeof(enum auth_without_tls) == sizeof(int),
+    "CONFIG_ENUM fields are stored as int");
+_Static_assert(sizeof(enum received_client) == sizeof(int),
     "CONFIG_ENUM fields are stored as int");
 _Static_assert(sizeof(enum geo_unknown_action) == sizeof(int),
     "CONFIG_ENUM fields are stored as int");
@@ -782,6 +830,72 @@ config_check_country(const char *value, struct str *why)
 	str_printf(why, "bad country '%s' (expected two upper-case letters, "
 	    "e.g. JP)", value);
 	return -1;
+}
+
+/* "CN,RU,KP:33": countries, a colon, a number (i17-country). */
+static int
+config_check_country_cap(const char *value, struct str *why)
+{
+	const char *colon = strchr(value, ':'), *p = value;
+	char *end;
+	long long n;
+
+	if (colon == NULL || colon == value)
+		goto bad;
+	for (;;) {
+		if (!(p[0] >= 'A' && p[0] <= 'Z' && p[1] >= 'A' &&
+		    p[1] <= 'Z'))
+			goto bad;
+		if (p + 2 == colon)
+			break;
+		if (p[2] != ',' || p + 3 >= colon)
+			goto bad;
+		p += 3;
+	}
+	errno = 0;
+	n = strtoll(colon + 1, &end, 10);
+	if (errno != 0 || end == colon + 1 || *end != '\0' || n < 0 ||
+	    n > 10000000 || colon[1] == '-' || colon[1] == '+')
+		goto bad;
+	return 0;
+bad:
+	str_printf(why, "bad country cap '%s' (expected CC[,CC...]:N, "
+	    "e.g. CN,RU,KP:33)", value);
+	return -1;
+}
+
+/* Words of overseas_restrict: submission (required), pop3, imap. */
+static int
+config_check_restrict(const char *value, struct str *why)
+{
+	char buf[256], *save = NULL;
+	int submission = 0;
+
+	if (strlen(value) >= sizeof(buf))
+		goto bad;
+	xstrlcpy(buf, value, sizeof(buf));
+	for (char *w = strtok_r(buf, " \t,", &save); w != NULL;
+	    w = strtok_r(NULL, " \t,", &save)) {
+		if (strcmp(w, "submission") == 0)
+			submission = 1;
+		else if (strcmp(w, "pop3") != 0 && strcmp(w, "imap") != 0)
+			goto bad;
+	}
+	if (submission)
+		return 0;
+bad:
+	str_printf(why, "bad overseas_restrict '%s' (expected submission, "
+	    "then pop3 and/or imap)", value);
+	return -1;
+}
+
+/* A host name for mail clients, or empty (the hostname). */
+static int
+config_check_client_hostname(const char *value, struct str *why)
+{
+	if (*value == '\0')
+		return 0;
+	return config_check_relay_name(value, why);
 }
 
 /* One item of a list of words, each checked by def->check. */

@@ -53,6 +53,8 @@ enum relayhost_tls { RELAYHOST_TLS_STARTTLS, RELAYHOST_TLS_IMPLICIT };
 enum geo_unknown_action { GEO_UNKNOWN_REFUSE, GEO_UNKNOWN_ALLOW };
 /* Where the Postfix policy listener counts a submission (docs/policy.md). */
 enum policy_count_state { POLICY_COUNT_RCPT, POLICY_COUNT_EOM };
+/* What a submission's Received header shows of the client (issue 17). */
+enum received_client { RECEIVED_CLIENT_ADDRESS, RECEIVED_CLIENT_TOKEN };
 
 struct config {
 	char	*path;			/* file it was read from */
@@ -181,6 +183,22 @@ struct config {
 	struct cidr *policy_clients;		/* who may ask policyd */
 	size_t	 policy_clients_count;
 
+	/* issue 17 items 6-9, issue 19 item 5 (i17-country) */
+	char	**limit_overseas_recipients_per_day_by_country; /* "CN,RU:33" */
+	size_t	 limit_overseas_recipients_per_day_by_country_count;
+	char	**overseas_restrict;		/* "submission pop3 imap" */
+	size_t	 overseas_restrict_count;
+	enum received_client received_client;
+	char	*trace_token_key;		/* key file, Received tokens */
+	int	 trace_token_key_keep;		/* seconds */
+	int	 retention_events_days;
+	int	 retention_notices_days;
+	int	 retention_submissions_days;
+	int	 retention_send_counters_days;
+	int	 retention_batch;		/* rows per statement */
+	char	*client_hostname_submission;	/* "" = hostname */
+	char	*client_hostname_pop3;
+	char	*client_hostname_imap;
 	/* Dovecot's auth policy server (issue 19, docs/imap.md) */
 	char	*authpolicy_secret;		/* X-API-Key; "" = refuse all */
 	struct cidr *authpolicy_clients;	/* who may ask */

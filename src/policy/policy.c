@@ -156,9 +156,35 @@ policy_pick(int64_t account_value, int conf_value)
 	return account_value >= 0 ? account_value : conf_value;
 }
 
+/* The cap on recipients per day from abroad for a submission from
+ * country (limit_overseas_recipients_per_day_by_country, the first group
+ * naming it), or the default. Items were checked by config.c. */
+static int
+policy_overseas_cap(const struct config *conf, const char *country)
+{
+	size_t n = conf->limit_overseas_recipients_per_day_by_country_count;
+
+	if (country == NULL || strlen(country) != 2)
+		return conf->limit_overseas_recipients_per_day;
+	for (size_t i = 0; i < n; i++) {
+		const char *item =
+		    conf->limit_overseas_recipients_per_day_by_country[i];
+		const char *colon = strchr(item, ':');
+
+		if (colon == NULL)
+			continue;
+		for (const char *c = item; c + 2 <= colon; c += 3)
+			if (c[0] == country[0] && c[1] == country[1])
+				return atoi(colon + 1);
+	}
+	return conf->limit_overseas_recipients_per_day;
+}
+
+/* country: where the submission comes from (its cap from abroad), or
+ * NULL for the default. */
 static int
 policy_limits_of(const struct config *conf, const struct account_policy *p,
-    struct policy_limits *l)
+    const char *country, struct policy_limits *l)
 {
 	l->msgs_day = policy_pick(p->limit_msgs_day,
 	    conf->limit_messages_per_day);
@@ -169,7 +195,7 @@ policy_limits_of(const struct config *conf, const struct account_policy *p,
 	l->rcpts_msg = policy_pick(p->limit_rcpts_msg,
 	    conf->limit_recipients_per_message);
 	l->overseas_rcpts_day = policy_pick(p->limit_overseas_rcpts_day,
-	    conf->limit_overseas_recipients_per_day);
+	    policy_overseas_cap(conf, country));
 	return 0;
 }
 
@@ -182,7 +208,7 @@ policy_limits(const struct config *conf, struct store *st,
 
 	if ((r = store_policy_get(st, account, &p, error_r)) != 0)
 		return r;
-	return policy_limits_of(conf, &p, l);
+	return policy_limits_of(conf, &p, NULL, l);
 }
 
 /* 1 if address is the account's own address or one of its aliases. */
@@ -308,6 +334,149 @@ policy_limit_refuse(struct store *st, const char *account,
 	metrics_country(r->country, 0);
 }
 
+/* ---- overseas permission by country (i17-country) ------------------ */
+
+int
+policy_countries_parse(const char *text, char *out, size_t len)
+{
+	size_t n = 0, count = 0;
+
+	if (len == 0)
+		return -1;
+	out[0] = '\0';
+	for (const char *c = text; *c != '\0';) {
+		char a, b;
+
+		if (*c == ',' || *c == ' ' || *c == '\t') {
+			c++;
+			continue;
+		}
+		a = (char)(*c >= 'a' && *c <= 'z' ? *c - 'a' + 'A' : *c);
+		b = (char)(c[1] >= 'a' && c[1] <= 'z' ? c[1] - 'a' + 'A' :
+		    c[1]);
+		if (a < 'A' || a > 'Z' || b < 'A' || b > 'Z' ||
+		    (c[2] != '\0' && c[2] != ',' && c[2] != ' ' &&
+		    c[2] != '\t'))
+			return -1;
+		c += 2;
+		/* each once */
+		int dup = 0;
+
+		for (size_t i = 0; i + 1 < n && !dup; i += 3)
+			dup = out[i] == a && out[i + 1] == b;
+		if (dup)
+			continue;
+		if (n + (n > 0) + 2 + 1 > len || ++count > 40)
+			return -1;
+		if (n > 0)
+			out[n++] = ',';
+		out[n++] = a;
+		out[n++] = b;
+		out[n] = '\0';
+	}
+	return 0;
+}
+
+int
+policy_country_listed(const char *list, const char *country)
+{
+	if (country == NULL || strlen(country) != 2)
+		return 0;
+	for (const char *c = list; c[0] != '\0' && c[1] != '\0';
+	    c += c[2] == ',' ? 3 : 2) {
+		if (c[0] == country[0] && c[1] == country[1])
+			return 1;
+		if (c[2] != ',')
+			break;
+	}
+	return 0;
+}
+
+int
+policy_permission_covers(const struct account_policy *p,
+    const struct geo_result *geo, int64_t now)
+{
+	if (p->overseas_until <= now)
+		return 0;
+	if (p->overseas_countries[0] == '\0')
+		return 1;
+	return geo->kind == GEO_COUNTRY &&
+	    policy_country_listed(p->overseas_countries, geo->country) ? 1 : 2;
+}
+
+int
+policy_overseas_restricts(const struct config *conf, const char *proto)
+{
+	size_t plen = strlen(proto);
+
+	for (size_t i = 0; i < conf->overseas_restrict_count; i++) {
+		const char *w = conf->overseas_restrict[i];
+
+		while (*w != '\0') {
+			size_t n = strcspn(w, " \t,");
+
+			if (n == plen && strncmp(w, proto, n) == 0)
+				return 1;
+			w += n;
+			w += strspn(w, " \t,");
+		}
+	}
+	return 0;
+}
+
+/* 1: the client counts as at home for the overseas rule (home country,
+ * unknown allowed, trusted network). No reverse DNS (trusted relays
+ * send mail, they do not log in). */
+static int
+policy_login_home(const struct config *conf, const struct sockaddr *sa,
+    const struct geo_result *geo)
+{
+	if (geo_is_home(conf, geo))
+		return 1;
+	if (geo->kind == GEO_UNKNOWN && conf->geo_unknown == GEO_UNKNOWN_ALLOW)
+		return 1;
+	return sa != NULL && cidr_match(conf->trusted_networks,
+	    conf->trusted_networks_count, sa);
+}
+
+int
+policy_login_overseas(const struct config *conf, struct store *st,
+    const char *account, const char *client, const struct sockaddr *sa,
+    const struct geo_result *geo, const char *proto, char country_r[16],
+    struct str *reply)
+{
+	struct account_policy p;
+	const char *error;
+	char url[512], detail[64];
+	int covers;
+
+	if (geo->kind == GEO_COUNTRY)
+		snprintf(country_r, 16, "%s", geo->country);
+	else
+		snprintf(country_r, 16, "%s", geo_kind_name(geo->kind));
+	if (!policy_overseas_restricts(conf, proto) ||
+	    policy_login_home(conf, sa, geo))
+		return 0;
+	if (store_policy_get(st, account, &p, &error) != 0) {
+		log_warnx("policy: %s: %s", account, error);
+		return -1;
+	}
+	if ((covers = policy_permission_covers(&p, geo, policy_now())) == 1)
+		return 0;
+	policy_portal_url(conf, url, sizeof(url));
+	str_clear(reply);
+	str_printf(reply, "Login over %s from abroad (%s) is %s for this "
+	    "account; if this is you, turn on overseas use%s%s at %s",
+	    proto, country_r, covers == 0 ? "turned off" :
+	    "not in the countries allowed", covers == 0 ? "" : " for ",
+	    covers == 0 ? "" : country_r, url);
+	snprintf(detail, sizeof(detail), "%s login", proto);
+	policy_event(st, account, "overseas_refused", client, country_r,
+	    detail);
+	metrics_refused(METRICS_REFUSE_OVERSEAS);
+	return 1;
+}
+
 int
 policy_mail(const struct config *conf, struct store *st, const char *account,
     const char *sender, const char *client, const struct sockaddr *client_sa,
@@ -390,21 +559,36 @@ policy_mail(const struct config *conf, struct store *st, const char *account,
 			    "failed; not a trusted relay", account, client);
 	}
 	if (!home) {
-		if (p.overseas_until > now)
+		int covers = policy_permission_covers(&p, geo, now);
+
+		if (covers == 1)
 			r->overseas = 1;
 		else {
 			policy_portal_url(conf, url, sizeof(url));
 			r->verdict = POLICY_REJECT;
 			r->notify = 1;
 			str_clear(&r->reply);
-			str_printf(&r->reply, "550 5.7.1 Sending from abroad is "
-			    "turned off for this account (seen from %s, %s). "
-			    "If this is you, turn on overseas sending at %s "
-			    "(it lasts %d days)", geo->kind == GEO_COUNTRY ?
-			    geo->country : "an unknown country", client, url,
-			    conf->overseas_permission_days);
+			if (covers == 0)
+				str_printf(&r->reply, "550 5.7.1 Sending from "
+				    "abroad is turned off for this account "
+				    "(seen from %s, %s). If this is you, turn "
+				    "on overseas sending at %s (it lasts %d "
+				    "days)", geo->kind == GEO_COUNTRY ?
+				    geo->country : "an unknown country",
+				    client, url,
+				    conf->overseas_permission_days);
+			else
+				str_printf(&r->reply, "550 5.7.1 Sending from "
+				    "abroad is turned on for this account only "
+				    "from %s, not from %s (%s). If this is you, "
+				    "add %s at %s", p.overseas_countries,
+				    geo->kind == GEO_COUNTRY ? geo->country :
+				    "an unknown country", client,
+				    geo->kind == GEO_COUNTRY ? geo->country :
+				    "the country", url);
 			policy_event(st, account, "overseas_refused", client,
-			    r->country, NULL);
+			    r->country, covers == 0 ? NULL :
+			    "country not in the permission");
 			metrics_refused(METRICS_REFUSE_OVERSEAS);
 			metrics_country(r->country, 0);
 			return 0;
@@ -439,7 +623,7 @@ policy_mail(const struct config *conf, struct store *st, const char *account,
 	 * early. The count itself is taken at commit. */
 	struct policy_counters pc;
 
-	policy_limits_of(conf, &p, &l);
+	policy_limits_of(conf, &p, r->country, &l);
 	policy_counters(conf, &p, &l, r->overseas, now, &pc);
 	r->rcpts_msg = l.rcpts_msg > 0 ? l.rcpts_msg :
 	    p.limit_rcpts_msg == 0 ? 0 : -1;
@@ -490,7 +674,7 @@ policy_count_with(const struct config *conf, struct store *st,
 	size_t over = 0;
 	int r;
 
-	policy_limits_of(conf, p, &l);
+	policy_limits_of(conf, p, country, &l);
 	int64_t now = policy_now();
 
 	policy_counters(conf, p, &l, overseas, now, &pc);
@@ -608,7 +792,7 @@ policy_uncount(const struct config *conf, struct store *st,
 
 	if (store_policy_get(st, account, &p, &error) != 0)
 		return;
-	policy_limits_of(conf, &p, &l);
+	policy_limits_of(conf, &p, NULL, &l);
 	policy_counters(conf, &p, &l, overseas, policy_now(), &pc);
 	if (store_count_add(st, account, pc.c, pc.n, -1, -rcpts, &over,
 	    &error) < 0)

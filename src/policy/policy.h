@@ -152,6 +152,41 @@ void policy_auth_ok(const struct config *conf, struct store *st,
 void policy_event(struct store *st, const char *account, const char *type,
     const char *client, const char *country, const char *detail);
 
+/*
+ * Overseas permission by country (issue 17 items 5 and 7). An
+ * account's permission covers the countries of its overseas_countries,
+ * "US,GB", or every country when that is empty.
+ *
+ * policy_countries_parse: "us, GB" into "US,GB" (upper case, each once,
+ * at most 40); -1 when text is not such a list or out (len) is short.
+ * policy_country_listed: 1 when country ("US") is in list ("US,GB").
+ * policy_permission_covers: 1 the permission is active and covers geo's
+ * country, 0 no active permission, 2 active but not for this country.
+ */
+struct account_policy;
+int policy_countries_parse(const char *text, char *out, size_t len);
+int policy_country_listed(const char *list, const char *country);
+int policy_permission_covers(const struct account_policy *p,
+    const struct geo_result *geo, int64_t now);
+
+/* 1 if logins or submissions over proto ("submission", "pop3", "imap")
+ * are restricted from abroad by overseas_restrict, 0 if not. */
+int policy_overseas_restricts(const struct config *conf, const char *proto);
+
+/*
+ * A login over proto ("pop3", "imap"; never the settings page) from
+ * client: 1 to refuse it (proto restricted, the client abroad and not in
+ * trusted_networks, no active permission covering its country), with
+ * country_r the country ("CN", "unknown") and reply a one-line text
+ * naming it and the settings page (no status prefix: "-ERR [AUTH] " or
+ * the caller's own goes before it); an overseas_refused event is
+ * recorded. 0 to allow; -1 the store failed (allow, logged).
+ */
+int policy_login_overseas(const struct config *conf, struct store *st,
+    const char *account, const char *client, const struct sockaddr *sa,
+    const struct geo_result *geo, const char *proto, char country_r[16],
+    struct str *reply);
+
 /* The settings page URL (portal_url, or https://HOSTNAME/). */
 const char *policy_portal_url(const struct config *conf, char *buf,
     size_t len);

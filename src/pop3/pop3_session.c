@@ -500,7 +500,6 @@ pop3_auth_reply(struct msg *m, void *arg)
 	    (m->rpos < m->buf.len && (msg_get_u32(m, &delay) < 0 ||
 	    msg_get_i64(m, &until) < 0)) || msg_end(m) < 0))
 		result = BE_AUTH_TEMPFAIL;
-	(void)reason;
 	if (delay > 60000)
 		delay = 60000;
 	log_printable(user, sizeof(user), s->user != NULL ? s->user : "",
@@ -526,6 +525,21 @@ pop3_auth_reply(struct msg *m, void *arg)
 		pop3_login_refused(s, delay, "-ERR [SYS/PERM] This account is "
 		    "suspended; please contact your provider's support");
 		break;
+	case BE_AUTH_ABROAD: {
+		/* overseas_restrict names pop3 (issue 17): the back side's
+		 * text names the country and the settings page. */
+		const char *t = reason != NULL ? reason : "Login from abroad "
+		    "is turned off for this account";
+		char text[400], line[420];
+
+		log_info("session=%s pop3 login client=%s user=%s "
+		    "mechanism=%s result=abroad", s->conn.id, s->conn.addr,
+		    user, pop3_mech_names[s->mech]);
+		log_printable(text, sizeof(text), t, strlen(t));
+		snprintf(line, sizeof(line), "-ERR [AUTH] %s", text);
+		pop3_login_refused(s, delay, line);
+		break;
+	}
 	case BE_AUTH_FAIL:
 		log_info("session=%s pop3 login client=%s user=%s "
 		    "mechanism=%s result=fail", s->conn.id, s->conn.addr, user,

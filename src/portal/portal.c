@@ -211,6 +211,13 @@ enum portal_text {
 	T_MORE,
 	T_TOO_LONG,
 	T_BAD_NAME,
+	/* i17-country */
+	T_COUNTRIES,
+	T_COUNTRIES_ALL,
+	T_COUNTRIES_HINT,
+	T_MSG_BADCOUNTRIES,
+	T_CLIENT_SETUP,
+	T_CLIENT_SETUP_HINT,
 };
 
 static const char *const portal_texts[][2] = {
@@ -371,6 +378,23 @@ static const char *const portal_texts[][2] = {
 	[T_TOO_LONG] = { "入力が長すぎます。", "An entry is too long." },
 	[T_BAD_NAME] = { "メールアドレスに使えない文字が含まれています。",
 	    "The address contains characters that are not allowed." },
+	/* i17-country */
+	[T_COUNTRIES] = { "許可する国: ", "Countries allowed: " },
+	[T_COUNTRIES_ALL] = { "すべての国", "every country" },
+	[T_COUNTRIES_HINT] = { "国を限る場合は国コードをカンマ区切りで（例: "
+	    "US,GB）。空欄ならすべての国。",
+	    "To allow only some countries, give their codes (e.g. US,GB); "
+	    "empty for every country." },
+	[T_MSG_BADCOUNTRIES] = { "国コードは2文字の英字をカンマで区切って"
+	    "ください（例: US,GB）。",
+	    "Countries are two-letter codes separated by commas (e.g. "
+	    "US,GB)." },
+	[T_CLIENT_SETUP] = { "メールソフトの自動設定", "Set up your mail app" },
+	[T_CLIENT_SETUP_HINT] = { "Thunderbird と Outlook はメールアドレスを"
+	    "入力するだけで設定されます。iPhone・iPad・Mac は次の構成プロファイル"
+	    "をダウンロードしてください: ",
+	    "Thunderbird and Outlook set themselves up from your mail "
+	    "address. For iPhone, iPad and Mac, download this profile: " },
 };
 
 /* The ?msg= codes a redirect may carry, and what they show. */
@@ -396,6 +420,7 @@ static const struct {
 	{ "badreason", T_MSG_BADREASON, 1 },
 	{ "badlimit", T_MSG_BADLIMIT, 1 },
 	{ "noaccount", T_MSG_NOACCOUNT, 1 },
+	{ "badcountries", T_MSG_BADCOUNTRIES, 1 },
 };
 
 #define portal_nitems(a)	(sizeof(a) / sizeof((a)[0]))
@@ -993,11 +1018,18 @@ portal_main_page(struct portal_req *pr)
 	str_printf(&b, "%lld", days);
 	portal_text_esc(&b, pr, T_RULE_2);
 	str_append(&b, "</p>\n");
+	const char *countries = portal_val(pr, "overseas_countries");
+
 	if (on && until != NULL) {
 		str_append(&b, "<p class=\"on\" id=\"overseas\">");
 		portal_text_esc(&b, pr, T_ON_UNTIL_1);
 		portal_span(&b, "until", until);
 		portal_text_esc(&b, pr, T_ON_UNTIL_2);
+		str_append(&b, "<br>");
+		portal_text_esc(&b, pr, T_COUNTRIES);
+		portal_span(&b, "countries", countries != NULL &&
+		    *countries != '\0' ? countries : portal_t(pr,
+		    T_COUNTRIES_ALL));
 		str_append(&b, "</p>\n");
 	} else {
 		str_append(&b, "<p class=\"off\" id=\"overseas\">");
@@ -1005,6 +1037,14 @@ portal_main_page(struct portal_req *pr)
 		str_append(&b, "</p>\n");
 	}
 	portal_action_form(&b, "/overseas", csrf, " class=\"inline\"", "on");
+	str_append(&b, "<label for=\"countries\">");
+	portal_text_esc(&b, pr, T_COUNTRIES);
+	str_append(&b, "</label>\n<input id=\"countries\" name=\"countries\" "
+	    "maxlength=\"119\" size=\"16\" value=\"");
+	portal_html_escape(&b, countries != NULL ? countries : "");
+	str_append(&b, "\">\n<small>");
+	portal_text_esc(&b, pr, T_COUNTRIES_HINT);
+	str_append(&b, "</small>\n");
 	if (on)
 		portal_button(pr, &b, "extend", T_EXTEND_1, days, T_EXTEND_2);
 	else
@@ -1142,7 +1182,9 @@ portal_read_status(struct portal_req *pr, struct msg *m)
 	if (portal_read_str(pr, m, "account", PORTAL_ACCOUNT_MAX) < 0 ||
 	    portal_read_u32(pr, m, "overseas") < 0 ||
 	    portal_read_str(pr, m, "overseas_until", PORTAL_WHEN_MAX) < 0 ||
-	    portal_read_u32(pr, m, "overseas_days") < 0)
+	    portal_read_u32(pr, m, "overseas_days") < 0 ||
+	    portal_read_str(pr, m, "overseas_countries",
+	    PORTAL_COUNTRIES_MAX) < 0)
 		return -1;
 	for (size_t i = 0; i < portal_nitems(nums); i++)
 		if (portal_read_i64(pr, m, nums[i]) < 0)
@@ -1481,8 +1523,11 @@ portal_change_done_msg(struct portal_req *pr, const char *code)
 static void
 portal_overseas_done(struct portal_req *pr)
 {
-	portal_change_done_msg(pr, portal_val(pr, "overseas_until") != NULL ?
-	    "on" : "off");
+	if (pr->result == BE_PORTAL_REFUSED)
+		portal_change_done_msg(pr, "badcountries");
+	else
+		portal_change_done_msg(pr, portal_val(pr, "overseas_until") !=
+		    NULL ? "on" : "off");
 }
 
 static void
@@ -2486,11 +2531,22 @@ portal_on_post(struct portal_req *pr, const char *path)
 		const char *action = evhttp_find_header(&f, "action");
 		int on = action != NULL && strcmp(action, "on") == 0;
 
+		const char *countries = evhttp_find_header(&f, "countries");
+		struct msg m;
+
 		if (action == NULL || (!on && strcmp(action, "off") != 0))
 			portal_bad_request(pr, "bad action\n");
-		else
-			portal_ask(pr, on ? BE_PORTAL_OVERSEAS_ON :
-			    BE_PORTAL_OVERSEAS_OFF, csrf, portal_overseas_done);
+		else if (countries != NULL &&
+		    strlen(countries) > PORTAL_COUNTRIES_MAX)
+			portal_redirect(pr, "/?msg=badcountries");
+		else if (on) {
+			/* the countries it covers (issue 17 item 5) */
+			portal_req_session(pr, &m, BE_PORTAL_OVERSEAS_ON, csrf);
+			msg_add_str(&m, countries != NULL ? countries : "");
+			portal_go(pr, &m, portal_overseas_done);
+		} else
+			portal_ask(pr, BE_PORTAL_OVERSEAS_OFF, csrf,
+			    portal_overseas_done);
 	} else if (strcmp(path, "/password") == 0) {
 		const char *cur = evhttp_find_header(&f, "current");
 		const char *new = evhttp_find_header(&f, "new");

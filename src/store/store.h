@@ -179,10 +179,16 @@ int store_apop_clear(struct store *st, const char *address,
 
 /* ---- sending policy state (PRODUCT.md "Rules") ---------------------- */
 
+/* Longest list of countries of an overseas permission ("US,GB,..."). */
+#define STORE_COUNTRIES_MAX	119	/* 40 countries */
+
 /* Per-account policy. Limits: -1 = the config default, 0 = none allowed,
  * > 0 the limit. */
 struct account_policy {
 	int64_t	 overseas_until;	/* unix time; 0 or past = not allowed */
+	/* the countries the permission covers, "US,GB"; "" = every one
+	 * (schema step 7) */
+	char	 overseas_countries[STORE_COUNTRIES_MAX + 1];
 	int64_t	 limit_msgs_day;
 	int64_t	 limit_rcpts_day;
 	int64_t	 limit_rcpts_hour;
@@ -202,6 +208,25 @@ int store_policy_set_limits(struct store *st, const char *address,
     const struct account_policy *p, const char **error_r);
 int store_overseas_set(struct store *st, const char *address, int64_t until,
     const char **error_r);
+/* The same with the countries it covers ("US,GB"; "" every one; the
+ * caller checks the form, policy_countries_parse). */
+int store_overseas_set_countries(struct store *st, const char *address,
+    int64_t until, const char *countries, const char **error_r);
+
+/*
+ * Retention (i17-country): delete rows older than their retention in
+ * batches of at most batch rows per statement, until none is left or
+ * max_batches statements ran. The tables are store_policy.c's
+ * store_retention_table[] (one line each); days_of(i) gives the
+ * retention in days of row i (its config key). deleted_r[i]: rows gone.
+ */
+#define STORE_RETENTION_MAX	16
+size_t store_retention_count(void);
+/* Table name and config key name of entry i. */
+const char *store_retention_table_name(size_t i);
+size_t store_retention_config_offset(size_t i);
+int store_retention_sweep(struct store *st, size_t i, int64_t now, int days,
+    int batch, int max_batches, int64_t *deleted_r, const char **error_r);
 
 /*
  * Send counters: one row per account and period ("d:2026-11-23",

@@ -10,9 +10,12 @@
  * account, on any node, counts in turn and reads the counters as the one
  * before it left them.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "../core/config.h"
 #include "../core/xmalloc.h"
 #include "sql.h"
 #include "store.h"
@@ -86,6 +89,8 @@ store_policy_fill(struct sql_stmt *stmt, void *out)
 	p->any_sender = sql_col_int64(stmt, 6) != 0;
 	xstrlcpy(p->relay_names, sql_col_text(stmt, 7),
 	    sizeof(p->relay_names));
+	xstrlcpy(p->overseas_countries, sql_col_text(stmt, 8),
+	    sizeof(p->overseas_countries));
 }
 
 int
@@ -95,7 +100,7 @@ store_policy_get(struct store *st, const char *address,
 	static const char query[] =
 	    "SELECT a.overseas_until, l.msgs_day, l.rcpts_day, l.rcpts_hour,"
 	    " l.rcpts_msg, l.overseas_rcpts_day, coalesce(l.any_sender, 0),"
-	    " coalesce(l.relay_names, '')"
+	    " coalesce(l.relay_names, ''), a.overseas_countries"
 	    " FROM accounts a LEFT JOIN account_limits l"
 	    " ON l.account_id = a.id WHERE a.address = ?1";
 
@@ -152,6 +157,129 @@ store_overseas_set(struct store *st, const char *address, int64_t until,
 		(void)store_set_error(st, error_r, 1, STORE_ERR_NO_ACCOUNT,
 		    key);
 	return r;
+}
+
+int
+store_overseas_set_countries(struct store *st, const char *address,
+    int64_t until, const char *countries, const char **error_r)
+{
+	static const char query[] =
+	    "UPDATE accounts SET overseas_until = ?2, overseas_countries = ?3"
+	    " WHERE address = ?1";
+	char key[STORE_ADDRESS_MAX + 1];
+	int r;
+
+	if (strlen(countries) > STORE_COUNTRIES_MAX)
+		return store_set_error(st, error_r, -1, "too many countries");
+	if (store_policy_key(st, address, key, error_r) != 0)
+		return 1;
+	if ((r = store_change(st, query, error_r, "tit", key, until,
+	    countries)) == 1)
+		(void)store_set_error(st, error_r, 1, STORE_ERR_NO_ACCOUNT,
+		    key);
+	return r;
+}
+
+/* ---- retention (i17-country) ---------------------------------------- */
+
+/*
+ * The tables swept, one line each: the table, its config key (days, a
+ * field of struct config), and the query deleting at most ?2 rows older
+ * than ?1. By time: ?1 a unix time, the column an integer time. By day:
+ * ?1 a date "YYYY-MM-DD", the column a period key whose characters 3..12
+ * are its date ("d:2026-11-23", "h:2026-11-23T10"). KEY names the rows
+ * (a primary key, or a list of columns that is one), so the batch is a
+ * sub-select both SQLite and PostgreSQL run (neither has DELETE ...
+ * LIMIT in common). Adding a table (the risk data, say) is one line
+ * here and its key in config.c.
+ */
+#define STORE_RETENTION_BY_TIME(table, key, col)			\
+	"DELETE FROM " table " WHERE (" key ") IN (SELECT " key		\
+	" FROM " table " WHERE " col " < ?1 LIMIT ?2)"
+#define STORE_RETENTION_BY_DAY(table, key, col)			\
+	"DELETE FROM " table " WHERE (" key ") IN (SELECT " key		\
+	" FROM " table " WHERE substr(" col ", 3, 10) < ?1 LIMIT ?2)"
+
+static const struct store_retention {
+	const char	*table;
+	size_t		 days_off;	/* int field of struct config */
+	int		 by_day;	/* ?1 a date, not a time */
+	const char	*query;
+} store_retention_table[] = {
+	{ "events", offsetof(struct config, retention_events_days), 0,
+	    STORE_RETENTION_BY_TIME("events", "id", "time") },
+	{ "notices", offsetof(struct config, retention_notices_days), 0,
+	    STORE_RETENTION_BY_TIME("notices", "key", "time") },
+	{ "submissions", offsetof(struct config, retention_submissions_days),
+	    0, STORE_RETENTION_BY_TIME("submissions", "queue_id", "time") },
+	{ "send_counters",
+	    offsetof(struct config, retention_send_counters_days), 1,
+	    STORE_RETENTION_BY_DAY("send_counters", "account_id, period",
+	    "period") },
+};
+#define STORE_RETENTION_N \
+	(sizeof(store_retention_table) / sizeof(store_retention_table[0]))
+_Static_assert(STORE_RETENTION_N <= STORE_RETENTION_MAX,
+    "STORE_RETENTION_MAX too small");
+
+size_t
+store_retention_count(void)
+{
+	return STORE_RETENTION_N;
+}
+
+const char *
+store_retention_table_name(size_t i)
+{
+	return i < STORE_RETENTION_N ? store_retention_table[i].table : "";
+}
+
+size_t
+store_retention_config_offset(size_t i)
+{
+	return store_retention_table[i < STORE_RETENTION_N ? i : 0].days_off;
+}
+
+int
+store_retention_sweep(struct store *st, size_t i, int64_t now, int days,
+    int batch, int max_batches, int64_t *deleted_r, const char **error_r)
+{
+	const struct store_retention *t;
+	int64_t before = now - (int64_t)days * 86400;
+	char date[16];
+
+	*deleted_r = 0;
+	if (i >= STORE_RETENTION_N || days <= 0 || batch <= 0)
+		return 0;
+	t = &store_retention_table[i];
+	if (t->by_day) {
+		time_t tt = (time_t)before;
+		struct tm tm;
+
+		/* the period keys' own time zone (the process's) */
+		localtime_r(&tt, &tm);
+		strftime(date, sizeof(date), "%Y-%m-%d", &tm);
+	}
+	for (int n = 0; n < max_batches; n++) {
+		struct sql_stmt *stmt;
+		int64_t changed = 0;
+
+		/* each batch its own statement and transaction: a sweep
+		 * never holds the database for long */
+		store_read_end(st);
+		if (t->by_day)
+			stmt = store_stmt(st, t->query, SQL_LOCK_NONE, error_r,
+			    "ti", date, (int64_t)batch);
+		else
+			stmt = store_stmt(st, t->query, SQL_LOCK_NONE, error_r,
+			    "ii", before, (int64_t)batch);
+		if (stmt == NULL || sql_run(stmt, &changed, error_r) < 0)
+			return -1;
+		*deleted_r += changed;
+		if (changed < batch)
+			break;
+	}
+	return 0;
 }
 
 static int

@@ -122,7 +122,15 @@ static const char *const store_schema_steps[] = {
 	"  last_ok {INT} NOT NULL,"
 	"  PRIMARY KEY (name, client));"
 	"CREATE INDEX auth_trusted_last_ok ON auth_trusted(last_ok);",
-	/* 7: the stable view Dovecot's passdb and userdb read (issue 19,
+	/* 7 (i17-country): the countries an overseas permission covers,
+	 * "US,GB" (empty: every country), docs/policy.md. Retention
+	 * (store_retention_sweep) deletes by time: send counters by their
+	 * period, the rest by the indexed time columns; notices need one. */
+	"ALTER TABLE accounts ADD COLUMN overseas_countries TEXT NOT NULL"
+	"  DEFAULT '';"
+	"CREATE INDEX notices_time ON notices(time);"
+	"CREATE INDEX submissions_time ON submissions(time);",
+	/* 8: the stable view Dovecot's passdb and userdb read (issue 19,
 	 * contrib/dovecot/, docs/imap.md): one row per login name, an
 	 * account's own address or an alias of it, with the account it
 	 * stands for, the crypt(3) hash as stored and the suspension.
