@@ -482,10 +482,11 @@ authpolicy_parse_body(const char *body, size_t len,
 {
 	struct authpolicy_json j = { body, body + len, NULL };
 	static const char *const names[] = {
-		"login", "remote", "protocol", "session_id",
+		"login", "remote", "protocol", "session_id", "account",
 	};
-	char *fields[] = { r->login, r->remote, r->protocol, r->session_id };
-	int seen[4] = { 0 };
+	char *fields[] = { r->login, r->remote, r->protocol, r->session_id,
+	    r->account };
+	int seen[5] = { 0 };
 	char name[64];
 
 	memset(r, 0, sizeof(*r));
@@ -526,7 +527,7 @@ authpolicy_parse_body(const char *body, size_t len,
 			}
 			j.p++;
 			authpolicy_ws(&j);
-			for (i = 0; i < 4; i++)
+			for (i = 0; i < 5; i++)
 				if (strcmp(name, names[i]) == 0) {
 					if (seen[i]++) {
 						j.error = "name given twice";

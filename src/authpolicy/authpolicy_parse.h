@@ -38,6 +38,9 @@ struct authpolicy_request {
 	char	remote[AUTHPOLICY_MAX_VALUE + 1];
 	char	protocol[AUTHPOLICY_MAX_VALUE + 1];
 	char	session_id[AUTHPOLICY_MAX_VALUE + 1];
+	/* the passdb's account (contrib/dovecot: %{passdb:sekisho_account}):
+	 * "" before authentication, the verified account after it */
+	char	account[AUTHPOLICY_MAX_VALUE + 1];
 	int	success;
 	int	policy_reject;
 };

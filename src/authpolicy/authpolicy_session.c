@@ -172,6 +172,7 @@ authpolicy_ask(struct authpolicy_session *s, const char *body, size_t n)
 	msg_add_str(&m, r.remote);
 	msg_add_str(&m, r.protocol);
 	msg_add_str(&m, r.session_id);
+	msg_add_str(&m, r.account);
 	msg_add_u32(&m, r.success == 1);
 	msg_add_u32(&m, r.policy_reject == 1);
 	s->req = be_client_request(s->conn.loop->be, &m, authpolicy_answer,

@@ -77,24 +77,31 @@ be_authpolicy_account(struct store *st, const char *canon, struct account *a)
 }
 
 /*
- * The restriction from abroad for a login over protocol: 1 to refuse
- * (text in reply), 0 to allow.
- * XXX: wire at the merge of i17-country: its overseas_restrict key and
- * policy_login_overseas() (/work/wt/COUNTRY_IFACE.md) decide here; until
- * then no protocol of Dovecot's is restricted. This is the one check.
+ * The restriction from abroad (overseas_restrict naming the protocol, as
+ * it names pop3) for an account Dovecot verified: 1 to refuse (the text
+ * in reply; policy_login_overseas records the overseas_refused event),
+ * 0 to allow. Asked only after authentication, so a stranger abroad
+ * who types a name learns nothing and records nothing.
  */
 static int
 be_authpolicy_overseas(struct be_worker *w, struct store *st,
-    const char *canon, const char *client, const char *service,
+    const char *account, const char *client, const char *service,
     struct str *reply)
 {
-	(void)w;
-	(void)st;
-	(void)canon;
-	(void)client;
-	(void)service;
-	(void)reply;
-	return 0;
+	struct sockaddr_storage ss;
+	struct geo_result geo;
+	char country[16];
+
+	if (!policy_overseas_restricts(w->conf, service))
+		return 0;
+	be_geo_lookup(w, client, &ss, &geo);
+	if (policy_login_overseas(w->conf, st, account, client,
+	    ss.ss_family != 0 ? (struct sockaddr *)&ss : NULL, &geo, service,
+	    country, reply) != 1)
+		return 0;
+	log_info("policy %s login refused account=%s client=%s country=%s "
+	    "reason=abroad", service, account, client, country);
+	return 1;
 }
 
 /*
@@ -126,8 +133,9 @@ int
 be_authpolicy(struct be_worker *w, struct msg *req, struct msg *reply)
 {
 	uint32_t report, success, rejected;
-	const char *login, *remote, *protocol, *session, *what;
-	char service[16], e_login[128], e_client[128], e_session[128];
+	const char *login, *remote, *protocol, *session, *account, *what;
+	char service[16], e_login[128], e_account[128], e_client[128];
+	char e_session[128];
 	struct str text = STR_INIT;
 	struct account a;
 	struct store *st;
@@ -138,10 +146,11 @@ be_authpolicy(struct be_worker *w, struct msg *req, struct msg *reply)
 
 	if (msg_get_u32(req, &report) < 0 || msg_get_str(req, &login) < 0 ||
 	    msg_get_str(req, &remote) < 0 || msg_get_str(req, &protocol) < 0 ||
-	    msg_get_str(req, &session) < 0 || msg_get_u32(req, &success) < 0 ||
+	    msg_get_str(req, &session) < 0 || msg_get_str(req, &account) < 0 ||
+	    msg_get_u32(req, &success) < 0 ||
 	    msg_get_u32(req, &rejected) < 0 || msg_end(req) < 0 ||
 	    login == NULL || remote == NULL || protocol == NULL ||
-	    session == NULL)
+	    session == NULL || account == NULL)
 		return -1;
 	be_authpolicy_service(protocol, service);
 	canon = be_authpolicy_lower(login);
@@ -159,8 +168,8 @@ be_authpolicy(struct be_worker *w, struct msg *req, struct msg *reply)
 			what = "locked";
 			str_append(&text, "Too many failed logins from your "
 			    "address or to this account; try again later");
-		} else if (be_authpolicy_overseas(w, st, canon, remote,
-		    service, &text) == 1) {
+		} else if (*account != '\0' && be_authpolicy_overseas(w, st,
+		    account, remote, service, &text) == 1) {
 			status = -1;
 			what = "overseas";
 		} else
@@ -196,9 +205,12 @@ be_authpolicy(struct be_worker *w, struct msg *req, struct msg *reply)
 		    result == BE_AUTH_TEMPFAIL ? "report-tempfail" :
 		    "report-fail";
 	}
-	log_info("authpolicy command=%s login=%s client=%s protocol=%s "
-	    "session=%s result=%s status=%lld", report ? "report" : "allow",
+	log_info("authpolicy command=%s login=%s account=%s client=%s "
+	    "protocol=%s session=%s result=%s status=%lld",
+	    report ? "report" : "allow",
 	    log_escape(e_login, sizeof(e_login), login),
+	    *account != '\0' ? log_escape(e_account, sizeof(e_account),
+	    account) : "-",
 	    log_escape(e_client, sizeof(e_client), remote), service,
 	    log_escape(e_session, sizeof(e_session), session), what,
 	    (long long)status);

@@ -190,11 +190,14 @@
  *              after it), str login (as the user typed it), str remote
  *              (the client's address as Dovecot saw it), str protocol
  *              ("imap", "pop3", ...), str session_id (Dovecot's, only
- *              logged), u32 success, u32 policy_reject (report only)
+ *              logged), str account ("" before authentication; after
+ *              it, the account Dovecot's passdb verified),
+ *              u32 success, u32 policy_reject (report only)
  *          ->  i64 status (Dovecot's: -1 refuse, 0 go on), str message
  *              for the client (NULL: none). allow: the address and
- *              account locks (policy_auth_check) and the restriction
- *              from abroad; report: the failure counted or the success
+ *              account locks (policy_auth_check); with an account (the
+ *              check after authentication) the restriction from abroad
+ *              (overseas_restrict); report: the failure counted or the success
  *              recorded as for SMTP AUTH (be_auth_reply); a report of
  *              our own refusal is not counted again.
  */

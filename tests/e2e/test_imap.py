@@ -134,7 +134,7 @@ def test_imap_starttls_and_993_read_flag_then_pop3(make_daemon, make_dovecot,
     assert m.login(ALICE, ALICE_PW)[0] == "OK"
     assert imap_subjects(m) == ["Subject: second message"]
     m.logout()
-    assert f"login=alice@example.jp client=127.0.0.1 protocol=imap" in d.log()
+    assert f"login=alice@example.jp account=- client=127.0.0.1 protocol=imap" in d.log()
 
 
 def test_imap_alias_login_reads_the_account(make_daemon, make_dovecot,
@@ -164,7 +164,8 @@ def test_imap_suspended_refused_with_text_then_resumed(make_daemon,
     text = str(e.value)
     assert "This account is suspended" in text and "spam sent" in text
     d.wait_log(r"authpolicy command=report login=alice@example\.jp "
-               r"client=127\.0\.0\.1 protocol=imap .*result=report-suspended")
+               r"account=alice@example\.jp client=127\.0\.0\.1 "
+               r"protocol=imap .*result=report-suspended")
     d.cli("user", "resume", ALICE)
     m = dc.imaps(client_tls)
     assert m.login(ALICE, ALICE_PW)[0] == "OK"
@@ -271,7 +272,7 @@ def test_mixed_imap_and_smtp_failures_share_the_address_lock(
         m.login(ALICE, ALICE_PW)
     assert "Too many failed logins" in str(e.value)
     assert smtp_auth_fail(d, client_tls, BOB, BOB_PW) == 454
-    d.wait_log(r"authpolicy command=allow login=alice@example\.jp "
+    d.wait_log(r"authpolicy command=allow login=alice@example\.jp account=- "
                r"client=127\.0\.0\.1 protocol=imap .*result=locked "
                r"status=-1")
 
@@ -339,3 +340,48 @@ def test_policy_server_down_dovecot_fallback(make_daemon, make_dovecot,
         with pytest.raises(imaplib.IMAP4.error):
             m.login(ALICE, ALICE_PW)
     assert "Policy server" in dc.log() or "policy" in dc.log()
+
+
+def test_imap_from_abroad_restricted(make_daemon, make_dovecot, client_tls,
+                                     tmp_path, store_kw):
+    """overseas_restrict naming imap: the right password from abroad
+    without a permission is refused by the check after authentication,
+    naming the country; the permission (as for sending) lets it in; a
+    wrong password from abroad is a plain failure that tells nothing."""
+    d, dc = pair(make_daemon, make_dovecot, **store_kw, extra=[
+        geo_config_line(tmp_path / "geo"),
+        "overseas_restrict = submission imap",
+        "portal_url = https://portal.example.jp/"])
+    m = dc.imaps(client_tls, forwarded=JP4)
+    assert m.login(ALICE, ALICE_PW)[0] == "OK"
+    m.logout()
+    m = dc.imaps(client_tls, forwarded=CN4)
+    with pytest.raises(imaplib.IMAP4.error) as e:
+        m.login(ALICE, ALICE_PW)
+    assert "CN" in str(e.value) and "abroad" in str(e.value)
+    assert "overseas_refused\t" + CN4 + "\tCN\timap login" in \
+        events(d, ALICE)
+    d.wait_log(r"authpolicy command=allow login=alice@example\.jp "
+               r"account=alice@example\.jp client=203\.0\.113\.10 "
+               r"protocol=imap .*result=overseas status=-1")
+    # not counted as a failed password
+    assert "result=report-fail" not in d.log()
+    d.cli("overseas", "allow", ALICE, "--countries", "CN")
+    m = dc.imaps(client_tls, forwarded=CN4)
+    assert m.login(ALICE, ALICE_PW)[0] == "OK"
+    m.logout()
+    d.cli("overseas", "deny", ALICE)
+    m = dc.imaps(client_tls, forwarded=CN4)
+    with pytest.raises(imaplib.IMAP4.error) as e:
+        m.login(ALICE, "wrong-password")
+    assert "abroad" not in str(e.value)
+
+
+def test_imap_from_abroad_not_restricted_by_default(make_daemon,
+                                                    make_dovecot,
+                                                    client_tls, tmp_path):
+    d, dc = pair(make_daemon, make_dovecot,
+                 extra=[geo_config_line(tmp_path / "geo")])
+    m = dc.imaps(client_tls, forwarded=CN4)
+    assert m.login(ALICE, ALICE_PW)[0] == "OK"
+    m.logout()

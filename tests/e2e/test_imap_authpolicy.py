@@ -99,7 +99,7 @@ def test_allow_report_and_lock_over_one_connection(d):
                                             policy_reject=True)))
         assert read_response(s)[0] == 200
     assert "auth_locked_ip" in d.cli("events").stdout
-    d.wait_log(r"authpolicy command=report login=alice@example\.jp "
+    d.wait_log(r"authpolicy command=report login=alice@example\.jp account=- "
                r"client=127\.0\.0\.1 protocol=imap session=S1 "
                r"result=report-policy-reject status=0")
 
