@@ -33,7 +33,7 @@ be_authpolicy_service(const char *protocol, char out[16])
 {
 	size_t i;
 
-	for (i = 0; protocol[i] != '\0' && i < 15; i++) {
+	for (i = 0; i < 15 && protocol[i] != '\0'; i++) {
 		char c = (char)tolower((unsigned char)protocol[i]);
 
 		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')))
