@@ -714,13 +714,15 @@ be_mbox_commit(struct be_mbox *mb, uint32_t *deleted_r)
 		if (!mb->marked[i])
 			continue;
 		int r = unlinkat(dirfd, mb->files[i], 0);
+		int gone = r < 0 && errno == ENOENT;
 
 		/* renamed by IMAP meanwhile: the same message, deleted
 		 * under its new name; gone there: nothing to do */
-		if (r < 0 && errno == ENOENT &&
-		    be_mbox_relocate(dirfd, mb, i) == 0)
+		if (gone && be_mbox_relocate(dirfd, mb, i) == 0) {
 			r = unlinkat(dirfd, mb->files[i], 0);
-		if (r < 0 && errno != ENOENT) {
+			gone = r < 0 && errno == ENOENT;
+		}
+		if (r < 0 && !gone) {
 			log_warn("pop3: mailbox %s: unlink %s", mb->account,
 			    mb->files[i]);
 			ret = -1;

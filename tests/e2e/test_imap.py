@@ -385,3 +385,35 @@ def test_imap_from_abroad_not_restricted_by_default(make_daemon,
     m = dc.imaps(client_tls, forwarded=CN4)
     assert m.login(ALICE, ALICE_PW)[0] == "OK"
     m.logout()
+
+
+def test_pop3_deletes_a_message_imap_expunged_meanwhile(make_daemon,
+                                                         make_dovecot,
+                                                         client_tls):
+    """DELE of a message that IMAP expunged after POP3's listing: QUIT
+    still succeeds (+OK), and the other messages stay."""
+    d, dc = pair(make_daemon, make_dovecot)
+    for s in ("one", "two"):
+        deliver(d, s)
+    p = pop3_login(d, client_tls)
+    m = dc.imaps(client_tls)
+    m.login(ALICE, ALICE_PW)
+    m.select("INBOX")
+    m.store("1", "+FLAGS", "(\\Deleted)")
+    m.expunge()
+    m.logout()
+    p.dele(1)
+    assert p.quit().startswith(b"+OK")
+    assert len(all_files(d)) == 1
+    assert "unlink" not in d.log()
+
+
+def test_suspended_reply_shown_to_client(make_daemon, make_dovecot,
+                                         client_tls):
+    d, dc = pair(make_daemon, make_dovecot)
+    d.cli("user", "suspend", ALICE)
+    m = dc.imap_starttls(client_tls)
+    with pytest.raises(imaplib.IMAP4.error) as e:
+        m.login(ALICE, ALICE_PW)
+    assert "[CONTACTADMIN] This account is suspended; please contact your provider's " \
+        "support" in str(e.value)
