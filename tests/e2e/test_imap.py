@@ -417,3 +417,35 @@ def test_suspended_reply_shown_to_client(make_daemon, make_dovecot,
         m.login(ALICE, ALICE_PW)
     assert "[CONTACTADMIN] This account is suspended; please contact your provider's " \
         "support" in str(e.value)
+
+
+def test_demo_imap_prepares_dovecot(tmp_path):
+    """scripts/demo --imap --no-serve: the authpolicy listener in the
+    demo's config, a Dovecot config from contrib/dovecot/ that Dovecot
+    accepts, and the IMAP ports printed."""
+    import os
+    import subprocess
+    from conftest import REPO
+    from dovecot import DOVECOT
+    demo = tmp_path / "demo"
+    env = dict(os.environ, SEKISHO_DEMO_DIR=str(demo),
+               SEKISHO_DEMO_NO_SETUP="1")
+    r = subprocess.run([str(REPO / "scripts" / "demo"), "--imap",
+                        "--no-serve"], capture_output=True, text=True,
+                       timeout=120, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    for want in ("127.0.0.1:10143 imap", "127.0.0.1:10993 imaps",
+                 "127.0.0.1:10031 authpolicy", "IMAP4_SSL"):
+        assert want in r.stdout, r.stdout
+    conf = (demo / "sekisho.conf").read_text()
+    assert "listen = authpolicy 127.0.0.1:10031" in conf
+    secret = re.search(r"^authpolicy_secret = (\S+)$", conf, re.M).group(1)
+    dconf = demo / "dovecot" / "dovecot.conf"
+    text = dconf.read_text()
+    assert f"X-API-Key:{secret}" in text and "@" not in "".join(
+        l for l in text.splitlines() if "@%" not in l and "%{" not in l
+        and not l.lstrip().startswith("#"))
+    c = subprocess.run([DOVECOT, "-n", "-c", str(dconf)],
+                       capture_output=True, text=True, timeout=30)
+    assert c.returncode == 0, c.stderr
+    assert "auth_policy_server_url = http://127.0.0.1:10031/" in c.stdout
