@@ -28,9 +28,10 @@
 #include "authpolicy_parse.h"
 #include "authpolicy_session.h"
 
-/* Idle between requests (Dovecot keeps a connection 10 s) and the time
- * a request has to arrive whole: a slow client is cut after this. */
-#define AUTHPOLICY_TIMEOUT	10
+/* Idle between requests, longer than Dovecot keeps an idle connection
+ * (10 s) so that Dovecot closes first and never sends into our close;
+ * and the time a read may stall: a slow client is cut after it. */
+#define AUTHPOLICY_TIMEOUT	15
 
 struct authpolicy_session {
 	struct conn		 conn;		/* first: the connection */

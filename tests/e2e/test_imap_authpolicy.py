@@ -167,7 +167,7 @@ def test_unknown_attributes_and_nested_objects_skipped(d):
 
 def test_slow_client_cut_others_served(d):
     """A client that sends half a request and stalls is closed after the
-    listener's timeout (10 s); meanwhile others are answered."""
+    listener's timeout (15 s); meanwhile others are answered."""
     slow = socket.create_connection(("127.0.0.1", d.ports["authpolicy"]))
     slow.sendall(request("allow", attrs())[:40])
     code, body, _ = ask(d, request("allow", attrs()))
