@@ -181,29 +181,38 @@ be_authpolicy(struct be_worker *w, struct msg *req, struct msg *reply)
 		struct msg scratch;
 		uint32_t result = BE_AUTH_FAIL;
 
-		if (success) {
-			int r = be_authpolicy_account(st, canon, &a);
+		int r = 0;
 
+		if (success) {
+			r = be_authpolicy_account(st, canon, &a);
 			have_account = r == 0;
-			result = r < 0 ? BE_AUTH_TEMPFAIL : r == 1 ?
-			    BE_AUTH_FAIL : a.suspended ? BE_AUTH_SUSPENDED :
-			    BE_AUTH_OK;
+			result = r < 0 ? BE_AUTH_TEMPFAIL : a.suspended ?
+			    BE_AUTH_SUSPENDED : BE_AUTH_OK;
 		}
-		/* The end every login shares (be_account.c): a failure
-		 * counted against the name and address, a success
-		 * clearing the name's count and remembering the address.
-		 * Session 0 is never one (be_client_session). */
-		msg_init(&scratch, BE_AUTHPOLICY, 0);
-		be_auth_reply(w, st, 0, result == BE_AUTH_OK ? a.address :
-		    canon, remote, service, result, &a, 0, start, &scratch);
-		msg_deinit(&scratch);
-		if (result == BE_AUTH_OK)
-			be_authpolicy_abroad(w, st, a.address, remote,
-			    service);
-		what = result == BE_AUTH_OK ? "report-ok" :
-		    result == BE_AUTH_SUSPENDED ? "report-suspended" :
-		    result == BE_AUTH_TEMPFAIL ? "report-tempfail" :
-		    "report-fail";
+		if (r == 1) {
+			/* Dovecot let in a name that is none of ours (a
+			 * passdb of its own): neither a failure nor one of
+			 * our accounts' logins */
+			what = "report-unknown";
+		} else {
+			/* The end every login shares (be_account.c): a
+			 * failure counted against the name and address, a
+			 * success clearing the name's count and remembering
+			 * the address. Session 0 is never one
+			 * (be_client_session). */
+			msg_init(&scratch, BE_AUTHPOLICY, 0);
+			be_auth_reply(w, st, 0, result == BE_AUTH_OK ?
+			    a.address : canon, remote, service, result, &a, 0,
+			    start, &scratch);
+			msg_deinit(&scratch);
+			if (result == BE_AUTH_OK)
+				be_authpolicy_abroad(w, st, a.address, remote,
+				    service);
+			what = result == BE_AUTH_OK ? "report-ok" :
+			    result == BE_AUTH_SUSPENDED ? "report-suspended" :
+			    result == BE_AUTH_TEMPFAIL ? "report-tempfail" :
+			    "report-fail";
+		}
 	}
 	log_info("authpolicy command=%s login=%s account=%s client=%s "
 	    "protocol=%s session=%s result=%s status=%lld",

@@ -187,3 +187,17 @@ def test_control_characters_in_login_never_reach_the_log_raw(d):
     d.wait_log(r"authpolicy command=report login=x\\x0a2026")
     assert not any(l.startswith("2026-12-06T00:00:00.000")
                    for l in d.log().splitlines())
+
+
+def test_success_report_for_a_name_not_ours_counts_nothing(d):
+    """Dovecot may have a passdb of its own: a success for a name sekisho
+    does not know is neither a failure nor a login of ours."""
+    for _ in range(4):
+        code, _, _ = ask(d, request("report", attrs(
+            login="stranger@example.org", success=True,
+            policy_reject=False)))
+        assert code == 200
+    d.wait_log(r"login=stranger@example\.org account=- client=127\.0\.0\.1 "
+               r"protocol=imap session=S1 result=report-unknown")
+    code, body, _ = ask(d, request("allow", attrs()))
+    assert body["status"] == 0
