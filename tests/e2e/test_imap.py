@@ -92,6 +92,23 @@ def imap_subjects(m):
             if isinstance(part, tuple)]
 
 
+def pop3_numbers(p):
+    """{subject: message number} by TOP (POP3's order is the names'
+    order, which need not be delivery order within a second)."""
+    out = {}
+    for n in range(1, p.stat()[0] + 1):
+        for line in p.top(n, 0)[1]:
+            if line.startswith(b"Subject: "):
+                out[line[9:].decode()] = n
+    return out
+
+
+def imap_number(m, subject):
+    typ, data = m.search(None, "SUBJECT", f'"{subject}"')
+    assert typ == "OK" and len(data[0].split()) == 1, data
+    return data[0].decode()
+
+
 def events(daemon, account=None):
     return daemon.cli("events", *([account] if account else [])).stdout
 
@@ -115,9 +132,10 @@ def test_imap_starttls_and_993_read_flag_then_pop3(make_daemon, make_dovecot,
     m = dc.imap_starttls(client_tls)
     assert m.login(ALICE, ALICE_PW)[0] == "OK"
     assert m.select("INBOX")[1] == [b"2"]
-    typ, data = m.fetch("1", "(BODY[])")       # marks it \Seen
+    first = imap_number(m, "first message")
+    typ, data = m.fetch(first, "(BODY[])")     # marks it \Seen
     assert typ == "OK" and b"body of first message" in data[0][1]
-    assert m.store("1", "+FLAGS", "(\\Flagged)")[0] == "OK"
+    assert m.store(first, "+FLAGS", "(\\Flagged)")[0] == "OK"
     m.logout()
     # Dovecot moved it to cur/ with its flags
     assert any(re.match(r"cur/.*:2,FS$", f) for f in all_files(d)), \
@@ -125,9 +143,10 @@ def test_imap_starttls_and_993_read_flag_then_pop3(make_daemon, make_dovecot,
 
     p = pop3_login(d, client_tls)
     assert uidls(p) == before
-    lines = p.retr(1)[1]
+    n = pop3_numbers(p)["first message"]
+    lines = p.retr(n)[1]
     assert b"Subject: first message" in lines
-    p.dele(1)
+    p.dele(n)
     p.quit()
 
     m = dc.imaps(client_tls)
@@ -206,24 +225,26 @@ def test_pop3_session_survives_imap_rename_and_expunge(make_daemon,
         deliver(d, s)
     p = pop3_login(d, client_tls)
     listed = uidls(p)
+    num = pop3_numbers(p)
     m = dc.imaps(client_tls)
     m.login(ALICE, ALICE_PW)
     m.select("INBOX")
-    m.fetch("2", "(BODY[])")
-    m.store("2", "+FLAGS", "(\\Flagged)")
-    m.store("3", "+FLAGS", "(\\Deleted)")
+    flag, gone = imap_number(m, "flag me"), imap_number(m, "expunge me")
+    m.fetch(flag, "(BODY[])")
+    m.store(flag, "+FLAGS", "(\\Flagged)")
+    m.store(gone, "+FLAGS", "(\\Deleted)")
     m.expunge()
     m.logout()
     assert any(f.endswith(":2,FS") for f in all_files(d))
-    lines = p.retr(2)[1]
+    lines = p.retr(num["flag me"])[1]
     assert b"Subject: flag me" in lines
     with pytest.raises(poplib.error_proto):
-        p.retr(3)
-    p.dele(2)
+        p.retr(num["expunge me"])
+    p.dele(num["flag me"])
     p.quit()
     assert len(all_files(d)) == 1
     p = pop3_login(d, client_tls)
-    assert list(uidls(p).values()) == [listed["1"]]
+    assert list(uidls(p).values()) == [listed[str(num["keep"])]]
     p.quit()
 
 
@@ -396,13 +417,14 @@ def test_pop3_deletes_a_message_imap_expunged_meanwhile(make_daemon,
     for s in ("one", "two"):
         deliver(d, s)
     p = pop3_login(d, client_tls)
+    num = pop3_numbers(p)
     m = dc.imaps(client_tls)
     m.login(ALICE, ALICE_PW)
     m.select("INBOX")
-    m.store("1", "+FLAGS", "(\\Deleted)")
+    m.store(imap_number(m, "one"), "+FLAGS", "(\\Deleted)")
     m.expunge()
     m.logout()
-    p.dele(1)
+    p.dele(num["one"])
     assert p.quit().startswith(b"+OK")
     assert len(all_files(d)) == 1
     assert "unlink" not in d.log()
