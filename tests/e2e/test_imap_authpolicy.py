@@ -201,3 +201,19 @@ def test_success_report_for_a_name_not_ours_counts_nothing(d):
                r"protocol=imap session=S1 result=report-unknown")
     code, body, _ = ask(d, request("allow", attrs()))
     assert body["status"] == 0
+
+
+def test_client_outside_authpolicy_clients_closed(make_daemon):
+    d = make_daemon(listeners=LISTENERS, extra=[
+        f"authpolicy_secret = {SECRET}", "authpolicy_clients = 10.0.0.0/8"])
+    with socket.create_connection(("127.0.0.1", d.ports["authpolicy"]),
+                                  timeout=10) as s:
+        try:
+            s.sendall(request("allow", attrs()))
+        except OSError:
+            pass
+        code, _, _ = read_response(s)
+        assert code is None
+    d.wait_log(r"authpolicy client=127\.0\.0\.1 refused: not in "
+               r"authpolicy_clients")
+    assert "authpolicy command=" not in d.log()
