@@ -39,7 +39,10 @@ def read_response(sock, timeout=10):
     sock.settimeout(timeout)
     raw = b""
     while b"\r\n\r\n" not in raw:
-        chunk = sock.recv(65536)
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            chunk = b""
         if not chunk:
             return None, None, raw
         raw += chunk
