@@ -43,6 +43,7 @@ SRC_LIB	:= $(filter-out src/main.c,$(SRC_ALL))
 # pure code (no I/O, no process of its own) in a side's folder: shared
 PURE_SRC := src/smtp/smtp_parse.c src/smtp/smtp_header.c \
 	    src/pop3/pop3_parse.c src/policyd/policyd_parse.c \
+	    src/authpolicy/authpolicy_parse.c \
 	    src/portal/portal_util.c src/portal/portal_rows.c \
 	    src/queue/envelope.c src/policy/trace.c src/mta/mta_route.c
 # session code in src/core/: the back side's client, the connection life,
@@ -52,7 +53,8 @@ SESSION_CORE := src/core/be_client.c src/core/conn.c src/core/tls.c \
 COMMON_SRC := $(filter-out $(SESSION_CORE),$(wildcard src/core/*.c)) \
 	    $(PURE_SRC)
 SESSION_SRC := $(filter-out $(PURE_SRC),$(wildcard src/smtp/*.c \
-	    src/pop3/*.c src/policyd/*.c src/portal/*.c)) $(SESSION_CORE) \
+	    src/pop3/*.c src/policyd/*.c src/portal/*.c \
+	    src/authpolicy/*.c)) $(SESSION_CORE) \
 	    src/keys/keys_client.c src/daemon/server.c src/daemon/limits.c
 BACK_SRC := $(filter-out $(PURE_SRC),$(wildcard src/backend/*.c \
 	    src/store/*.c src/queue/*.c src/mta/*.c src/policy/*.c \

@@ -106,6 +106,7 @@ struct backend {
 
 static be_handler *const be_handlers[BE_TYPE_COUNT] = {
 	[BE_AUTH] = be_auth,
+	[BE_AUTHPOLICY] = be_authpolicy,
 	[BE_RCPT] = be_rcpt,
 	[BE_SPOOL_OPEN] = be_spool_open,
 	[BE_SPOOL_COMMIT] = be_spool_commit,

@@ -68,6 +68,7 @@ int be_popbsmtp(struct be_worker *w, struct msg *req, struct msg *reply);
 int be_portal(struct be_worker *w, struct msg *req, struct msg *reply);
 int be_apop_timestamp(struct be_worker *w, struct msg *req,
     struct msg *reply);
+int be_authpolicy(struct be_worker *w, struct msg *req, struct msg *reply);
 int be_session_end_req(struct be_worker *w, struct msg *req,
     struct msg *reply);
 

@@ -607,13 +607,60 @@ be_pop3_open_account(struct be_worker *w, struct msg *reply, uint64_t sess,
 	return 0;
 }
 
+/*
+ * Another program that shares the Maildir (Dovecot's IMAP, docs/imap.md)
+ * renames a message as it reads and flags it: new/NAME becomes
+ * cur/NAME:2,S, and the flags change again later. The message keeps its
+ * base name (the UID), so it is found again by that in new/ and cur/:
+ * 0 with mb->files[i] updated, -1 when it is gone (expunged there).
+ */
+static int
+be_mbox_relocate(int dirfd, struct be_mbox *mb, uint32_t i)
+{
+	const char *old = strchr(mb->files[i], '/');
+	size_t base;
+	int found = 0;
+
+	if (old == NULL)
+		return -1;
+	old++;
+	base = strcspn(old, ":");
+	for (int j = 0; j < 2 && !found; j++) {
+		const char *sub = j == 0 ? "cur" : "new";
+		int subfd = openat(dirfd, sub, O_RDONLY | O_DIRECTORY |
+		    O_CLOEXEC);
+		DIR *d;
+		struct dirent *de;
+
+		if (subfd < 0)
+			continue;
+		if ((d = fdopendir(subfd)) == NULL) {
+			close(subfd);
+			continue;
+		}
+		while ((de = readdir(d)) != NULL)
+			if (strncmp(de->d_name, old, base) == 0 &&
+			    (de->d_name[base] == '\0' ||
+			    de->d_name[base] == ':')) {
+				char *rel = xasprintf("%s/%s", sub, de->d_name);
+
+				free(mb->files[i]);
+				mb->files[i] = rel;
+				found = 1;
+				break;
+			}
+		closedir(d);
+	}
+	return found ? 0 : -1;
+}
+
 int
 be_pop3_retr(struct be_worker *w, struct msg *req, struct msg *reply)
 {
 	struct be_mbox *mb;
 	uint64_t handle, sess;
 	uint32_t index;
-	int fd = -1, dirfd;
+	int fd = -1, dirfd, gone = 0;
 
 	if (msg_get_u64(req, &sess) < 0 || msg_get_u32(req, &index) < 0 ||
 	    msg_end(req) < 0)
@@ -631,11 +678,16 @@ be_pop3_retr(struct be_worker *w, struct msg *req, struct msg *reply)
 	if ((dirfd = open(mb->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
 		fd = openat(dirfd, mb->files[index], O_RDONLY | O_CLOEXEC |
 		    O_NOFOLLOW);
+		gone = fd < 0 && errno == ENOENT;
+		/* renamed by IMAP meanwhile (seen, flagged): same UID */
+		if (gone && be_mbox_relocate(dirfd, mb, index) == 0) {
+			fd = openat(dirfd, mb->files[index], O_RDONLY |
+			    O_CLOEXEC | O_NOFOLLOW);
+			gone = fd < 0 && errno == ENOENT;
+		}
 		close(dirfd);
 	}
 	if (fd < 0) {
-		int gone = errno == ENOENT;
-
 		if (!gone)
 			log_warn("pop3: mailbox %s: open %s", mb->account,
 			    mb->files[index]);
@@ -661,7 +713,16 @@ be_mbox_commit(struct be_mbox *mb, uint32_t *deleted_r)
 	for (uint32_t i = 0; i < mb->count; i++) {
 		if (!mb->marked[i])
 			continue;
-		if (unlinkat(dirfd, mb->files[i], 0) < 0 && errno != ENOENT) {
+		int r = unlinkat(dirfd, mb->files[i], 0);
+		int gone = r < 0 && errno == ENOENT;
+
+		/* renamed by IMAP meanwhile: the same message, deleted
+		 * under its new name; gone there: nothing to do */
+		if (gone && be_mbox_relocate(dirfd, mb, i) == 0) {
+			r = unlinkat(dirfd, mb->files[i], 0);
+			gone = r < 0 && errno == ENOENT;
+		}
+		if (r < 0 && !gone) {
 			log_warn("pop3: mailbox %s: unlink %s", mb->account,
 			    mb->files[i]);
 			ret = -1;

@@ -205,6 +205,23 @@
  * BE_ADMIN_HELD_RELEASE, BE_ADMIN_HELD_DELETE  SESSION, str account, str
  *              queue id (NULL: every held message of the account; only
  *              the account's own are touched)  -> HEAD, str admin, u32 n
+ *
+ * Dovecot's auth policy server (src/authpolicy/, src/backend/
+ * be_authpolicy.c, docs/imap.md). No session: Dovecot is the client.
+ * BE_AUTHPOLICY u32 command (0 allow: before authentication, 1 report:
+ *              after it), str login (as the user typed it), str remote
+ *              (the client's address as Dovecot saw it), str protocol
+ *              ("imap", "pop3", ...), str session_id (Dovecot's, only
+ *              logged), str account ("" before authentication; after
+ *              it, the account Dovecot's passdb verified),
+ *              u32 success, u32 policy_reject (report only)
+ *          ->  i64 status (Dovecot's: -1 refuse, 0 go on), str message
+ *              for the client (NULL: none). allow: the address and
+ *              account locks (policy_auth_check); with an account (the
+ *              check after authentication) the restriction from abroad
+ *              (overseas_restrict); report: the failure counted or the success
+ *              recorded as for SMTP AUTH (be_auth_reply); a report of
+ *              our own refusal is not counted again.
  */
 #ifndef SEKISHO_BE_PROTO_H
 #define SEKISHO_BE_PROTO_H
@@ -258,6 +275,7 @@ enum be_type {
 	BE_ADMIN_WARN,
 	BE_ADMIN_HELD_RELEASE,
 	BE_ADMIN_HELD_DELETE,
+	BE_AUTHPOLICY,
 	BE_TYPE_COUNT,
 	BE_FAIL = 0xffff,
 };

@@ -478,6 +478,14 @@ static const struct config_def config_defs[] = {
 	    config_check_client_hostname,
 	    "Host name mail clients read IMAP from (autoconfig); empty: "
 	    "hostname."),
+	/* Dovecot's auth policy server (issue 19, docs/imap.md) */
+	ROW_STR(authpolicy_secret, "", CONFIG_F_EMPTY_OK, NULL,
+	    "The key Dovecot sends as X-API-Key (auth_policy_server_api_header) "
+	    "to the authpolicy listener; a request without it is refused (401). "
+	    "Empty: every request is refused."),
+	ROW_LIST(authpolicy_clients, CONFIG_CIDR, "127.0.0.0/8\n::1",
+	    "Networks allowed to ask the authpolicy listener (Dovecot's auth "
+	    "processes); others are closed at once."),
 };
 
 #define CONFIG_NDEFS	nitems(config_defs)
@@ -510,6 +518,7 @@ static const char *const config_role_names[] = {
 	[LISTEN_POLICY] = "policy",
 	[LISTEN_PORTAL] = "portal",
 	[LISTEN_METRICS] = "metrics",
+	[LISTEN_AUTHPOLICY] = "authpolicy",
 };
 
 const char *

@@ -28,6 +28,7 @@ enum listen_role {
 	LISTEN_POLICY,		/* Postfix policy delegation (docs/policy.md) */
 	LISTEN_PORTAL,		/* settings page, HTTPS (docs/portal.md) */
 	LISTEN_METRICS,		/* Prometheus GET /metrics (docs/operations.md) */
+	LISTEN_AUTHPOLICY,	/* Dovecot's auth policy server (docs/imap.md) */
 };
 
 struct listen_conf {
@@ -219,6 +220,10 @@ struct config {
 	char	*client_hostname_submission;	/* "" = hostname */
 	char	*client_hostname_pop3;
 	char	*client_hostname_imap;
+	/* Dovecot's auth policy server (issue 19, docs/imap.md) */
+	char	*authpolicy_secret;		/* X-API-Key; "" = refuse all */
+	struct cidr *authpolicy_clients;	/* who may ask */
+	size_t	 authpolicy_clients_count;
 };
 
 /*

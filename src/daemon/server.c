@@ -28,6 +28,7 @@
 #include "../core/xmalloc.h"
 #include "../keys/keys.h"
 #include "../policyd/policyd_session.h"
+#include "../authpolicy/authpolicy_session.h"
 #include "../pop3/pop3_session.h"
 #include "../portal/portal.h"
 #include "../smtp/smtp_session.h"
@@ -102,6 +103,7 @@ static server_session_fn *const server_session_new[] = {
 	[LISTEN_POP3S] = pop3_session_new,
 	[LISTEN_POLICY] = policyd_session_new,
 	[LISTEN_METRICS] = metrics_http_session_new,
+	[LISTEN_AUTHPOLICY] = authpolicy_session_new,
 };
 
 /* ---- a session process ------------------------------------------- */
@@ -177,6 +179,7 @@ static const struct conn_vfuncs *const server_conn_vfuncs[] = {
 	[LISTEN_POP3] = &pop3_conn_vfuncs,
 	[LISTEN_POP3S] = &pop3_conn_vfuncs,
 	[LISTEN_POLICY] = &policyd_conn_vfuncs,
+	[LISTEN_AUTHPOLICY] = &authpolicy_conn_vfuncs,
 };
 
 static void

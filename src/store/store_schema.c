@@ -162,6 +162,21 @@ static const char *const store_schema_steps[] = {
 	"  DEFAULT '';"
 	"CREATE INDEX notices_time ON notices(time);"
 	"CREATE INDEX submissions_time ON submissions(time);",
+	/* 9: the stable view Dovecot's passdb and userdb read (issue 19,
+	 * contrib/dovecot/, docs/imap.md): one row per login name, an
+	 * account's own address or an alias of it, with the account it
+	 * stands for, the crypt(3) hash as stored and the suspension.
+	 * Its columns are an interface: a later step may add columns but
+	 * never rename or drop these. */
+	"CREATE VIEW dovecot_users AS"
+	"  SELECT a.address AS name, a.address AS account,"
+	"    a.password_hash AS password, a.suspended AS suspended,"
+	"    a.suspend_reason AS reason FROM accounts a"
+	"  UNION ALL"
+	"  SELECT l.alias AS name, a.address AS account,"
+	"    a.password_hash AS password, a.suspended AS suspended,"
+	"    a.suspend_reason AS reason"
+	"  FROM aliases l JOIN accounts a ON a.id = l.account_id;",
 };
 #define STORE_SCHEMA_VERSION \
 	((int)(sizeof(store_schema_steps) / sizeof(store_schema_steps[0])))

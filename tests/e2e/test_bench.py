@@ -303,8 +303,10 @@ PEERS = {
     "W3": {"sekisho", "postfix"},
     "W4": {"sekisho", "postfix", "opensmtpd"},
     "W5": {"sekisho", "postfwd", "policyd-rate-limit"},
+    # IMAP logins: Dovecot alone and with sekisho's auth policy (issue 19)
+    "W6": {"dovecot"},
 }
-VARIANTS = {"W1": 2, "W2": 2, "W3": 2, "W4": 1, "W5": 2}
+VARIANTS = {"W1": 2, "W2": 2, "W3": 2, "W4": 1, "W5": 2, "W6": 4}
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("postfix") is None or

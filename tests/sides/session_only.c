@@ -14,6 +14,7 @@
 #include "daemon/server.h"
 #include "keys/keys.h"
 #include "policyd/policyd_session.h"
+#include "authpolicy/authpolicy_session.h"
 #include "pop3/pop3_session.h"
 #include "portal/portal.h"
 #include "smtp/smtp_session.h"
@@ -28,6 +29,8 @@ main(void)
 	static __typeof__(&pop3_session_new) volatile pop3 = pop3_session_new;
 	static __typeof__(&policyd_session_new) volatile policyd =
 	    policyd_session_new;
+	static __typeof__(&authpolicy_session_new) volatile authpolicy =
+	    authpolicy_session_new;
 	static __typeof__(&portal_listen) volatile portal = portal_listen;
 	static __typeof__(&metrics_http_session_new) volatile metrics =
 	    metrics_http_session_new;
@@ -38,6 +41,6 @@ main(void)
 	    limits_conn_acquire;
 
 	return loop == NULL || smtp == NULL || pop3 == NULL ||
-	    policyd == NULL || portal == NULL || metrics == NULL ||
+	    policyd == NULL || authpolicy == NULL || portal == NULL || metrics == NULL ||
 	    be == NULL || keys == NULL || limits == NULL;
 }
