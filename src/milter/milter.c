@@ -26,6 +26,10 @@
 /* Output held for one filter before we wait for it to read. */
 #define MILTER_OUT_HIGH		(1024 * 1024)
 #define MILTER_OUT_LOW		(256 * 1024)
+/* The replies of a filter's plain reject and tempfail (Postfix's). */
+#define MILTER_REJECT_REPLY	"550 5.7.1 Message refused by a mail filter"
+#define MILTER_TEMPFAIL_REPLY	"451 4.7.1 Message deferred by a mail " \
+	"filter, try again later"
 /* Changes one filter may ask for at the end of a message. */
 #define MILTER_CHANGES_MAX	1000
 
@@ -631,14 +635,12 @@ milter_handle(struct milter_conv *c, const struct milter_reply *r)
 		milter_conv_ok(c, "accept");
 		return 1;
 	case MILTER_R_REJECT:
-		milter_log(c, "reject", NULL, NULL, NULL);
-		milter_conv_final(c, MILTER_REJECT, "550 5.7.1 Message refused "
-		    "by a mail filter");
+		milter_log(c, "reject", NULL, MILTER_REJECT_REPLY, NULL);
+		milter_conv_final(c, MILTER_REJECT, MILTER_REJECT_REPLY);
 		return 1;
 	case MILTER_R_TEMPFAIL:
-		milter_log(c, "tempfail", NULL, NULL, NULL);
-		milter_conv_final(c, MILTER_TEMPFAIL, "451 4.7.1 Message "
-		    "deferred by a mail filter, try again later");
+		milter_log(c, "tempfail", NULL, MILTER_TEMPFAIL_REPLY, NULL);
+		milter_conv_final(c, MILTER_TEMPFAIL, MILTER_TEMPFAIL_REPLY);
 		return 1;
 	case MILTER_R_REPLYCODE:
 		milter_log(c, r->code[0] == '4' ? "tempfail" : "reject", NULL,

@@ -105,3 +105,234 @@ def test_clean_message_passes_with_macros(make_daemon, peer):
     assert ev["body"] == "body of the message\r\n"
     d.wait_log(rf"id={qid} milter={re.escape(spec)} verdict=continue "
                r"changes=0")
+
+
+def header_section(data):
+    """The delivered file's header fields as (name, value) pairs, in order,
+    after the Return-Path the delivery adds."""
+    head = data.split(b"\n\n", 1)[0].decode()
+    fields = []
+    for line in head.split("\n"):
+        if line[:1] in (" ", "\t") and fields:
+            fields[-1][1] += "\n" + line
+        else:
+            name, _, value = line.partition(":")
+            fields.append([name, value.strip()])
+    if fields and fields[0][0] == "Return-Path":
+        fields = fields[1:]
+    return fields
+
+
+def test_header_changes(make_daemon, peer):
+    spec, out = peer
+    d = make_daemon(extra=milters(spec))
+    sent = message("addheader insheader chgheader delheader chgreceived",
+                   extra=b"X-Change-Me: original\r\nX-Delete-Me: gone\r\n")
+    code, lines = mx_try(d.ports["mx"], [BOB], sent)
+    assert code == 250, lines
+    qid = queued(lines)
+    data = d.wait_message(BOB, qid).read_bytes()
+    fields = header_section(data)
+    names = [f[0] for f in fields]
+    # our Received stays first and unchanged; the inserted field comes
+    # right after it, the added one last
+    assert names[0] == "Received" and qid in fields[0][1], fields
+    assert "forged" not in fields[0][1]
+    assert names[1] == "X-Filter-Inserted", names
+    assert fields[1][1] == "at the top"
+    assert names[-1] == "X-Filter-Added" and \
+        fields[-1][1] == "yes, by the test", fields
+    assert ["X-Change-Me", "changed by filter"] in fields
+    assert "X-Delete-Me" not in names
+    assert "original" not in data.decode()
+    assert data.endswith(b"\n\nbody of the message\n")
+    d.wait_log(rf"id={qid} milter: change of our own Received header "
+               r"ignored")
+    d.wait_log(rf"id={qid} milter=\S+ verdict=continue changes=5")
+
+
+def test_replace_body(make_daemon, peer):
+    spec, out = peer
+    d = make_daemon(extra=milters(spec))
+    code, lines = mx_try(d.ports["mx"], [BOB], message("replbody"))
+    assert code == 250, lines
+    qid = queued(lines)
+    data = d.wait_message(BOB, qid).read_bytes()
+    assert data.endswith(b"\n\nthe filter's new body\nsecond line\n"), data
+    assert b"body of the message" not in data
+    # the headers are the message's own
+    assert [f[0] for f in header_section(data)][:3] == \
+        ["Received", "From", "To"]
+
+
+def test_change_sender_add_and_delete_recipient(make_daemon, peer):
+    spec, out = peer
+    d = make_daemon(extra=milters(spec))
+    code, lines = mx_try(d.ports["mx"], [BOB],
+                         message("chgfrom addrcpt delrcpt"))
+    assert code == 250, lines
+    qid = queued(lines)
+    data = d.wait_message(ALICE, qid).read_bytes()
+    assert data.startswith(b"Return-Path: <changed-sender@example.org>"), \
+        data[:200]
+    d.wait_queue_empty()
+    # bob was deleted by the filter: nothing for him
+    assert d.files(BOB) == []
+    d.wait_log(rf"id={qid} deliver rcpt={ALICE} .*status=delivered")
+
+
+@pytest.mark.parametrize("word,code,text", [
+    ("reject", 550, "5.7.1 Custom rejection by the test filter"),
+    ("plainreject", 550, "5.7.1 Message refused by a mail filter"),
+    ("tempfail", 451, "4.7.1 Custom deferral by the test filter"),
+])
+def test_refusals_reach_the_client(make_daemon, peer, word, code, text):
+    spec, out = peer
+    d = make_daemon(extra=milters(spec))
+    got, lines = mx_try(d.ports["mx"], [BOB], message(word))
+    assert got == code, lines
+    assert lines[-1].endswith(text), lines
+    # nothing queued, nothing left half-written
+    assert d.queue_files() == []
+    assert list((d.spool / "incoming").iterdir()) == []
+    d.wait_log(rf"milter={re.escape(spec)} verdict="
+               rf"{'tempfail' if code == 451 else 'reject'} reply=")
+    # and the next message goes through
+    got, lines = mx_try(d.ports["mx"], [BOB], message("plain after"))
+    assert got == 250, lines
+    d.wait_message(BOB, queued(lines))
+
+
+def test_discard_acknowledges_and_drops(make_daemon, peer):
+    spec, out = peer
+    d = make_daemon(extra=milters(spec))
+    got, lines = mx_try(d.ports["mx"], [BOB], message("discard"))
+    assert got == 250, lines
+    d.wait_log(r"verdict=discard")
+    d.wait_log(r"discarded by a mail filter")
+    assert d.queue_files() == []
+    assert d.files(BOB) == []
+
+
+def test_accept_delivers(make_daemon, peer):
+    spec, out = peer
+    d = make_daemon(extra=milters(spec))
+    got, lines = mx_try(d.ports["mx"], [BOB], message("accept"))
+    assert got == 250, lines
+    qid = queued(lines)
+    d.wait_message(BOB, qid)
+    d.wait_log(rf"id={qid} milter=\S+ verdict=accept changes=0")
+
+
+def test_quarantine_holds_until_released(make_daemon, peer):
+    spec, out = peer
+    d = make_daemon(extra=milters(spec))
+    got, lines = mx_try(d.ports["mx"], [BOB], message("quarantine"))
+    assert got == 250, lines
+    qid = queued(lines)
+    d.wait_log(rf"id={qid} held by=milter")
+    listing = d.cli("queue", "list").stdout
+    line = [ln for ln in listing.splitlines() if ln.startswith(qid)]
+    assert line and "HELD" in line[0] and "by=milter" in line[0], listing
+    assert "test quarantine reason" in line[0], listing
+    # held: never delivered by itself
+    d.wait_log(rf"id={qid} milter=\S+ verdict=quarantine")
+    assert d.files(BOB) == []
+    d.cli("queue", "release", qid)
+    d.wait_message(BOB, qid)
+
+
+def submit(d, client_tls, data, rcpts=(BOB,)):
+    with smtplib.SMTP("127.0.0.1", d.ports["submission"], timeout=30) as s:
+        s.ehlo("client.example.jp")
+        s.starttls(context=client_tls)
+        s.ehlo("client.example.jp")
+        s.login(ALICE, ALICE_PW)
+        s.mail(ALICE)
+        for r in rcpts:
+            assert s.rcpt(r)[0] == 250
+        code, resp = s.data(data)
+        return code, resp.decode()
+
+
+def test_submission_macros_and_roles(make_daemon, peer, client_tls):
+    spec, out = peer
+    d = make_daemon(extra=milters(spec, role="submission"))
+    sent = message("submission", frm=ALICE.encode())
+    code, resp = submit(d, client_tls, sent)
+    assert code == 250, resp
+    qid = QUEUE_ID_RE.search(resp.encode()).group(1).decode()
+    d.wait_message(BOB, qid)
+    m = record(out, qid)["macros"]
+    assert m["{auth_authen}"] == ALICE
+    assert m["{auth_type}"] == "PLAIN"
+    assert m["{daemon_name}"] == "sekisho-submission"
+    assert re.fullmatch(r"TLSv1\.[23]", m["{tls_version}"]), m
+    assert m["{cipher}"], m
+    assert m["{mail_addr}"] == ALICE
+    # the same daemon's MX has no filter: that message is not shown to it
+    code, lines = mx_try(d.ports["mx"], [BOB], message("mx side"))
+    assert code == 250, lines
+    qid2 = queued(lines)
+    d.wait_message(BOB, qid2)
+    assert not (out / f"{qid2}.json").exists()
+
+
+def test_submission_refused_by_filter_is_not_counted(make_daemon, peer,
+                                                    client_tls):
+    spec, out = peer
+    d = make_daemon(extra=milters(spec, role="submission"))
+    code, resp = submit(d, client_tls, message("reject", frm=ALICE.encode()))
+    assert code == 550 and "Custom rejection" in resp, resp
+    code, resp = submit(d, client_tls, message("fine", frm=ALICE.encode()))
+    assert code == 250, resp
+
+
+# ---- filters that are down, hang or talk garbage ---------------------
+
+EXPECT = {"tempfail": (451, "4.7.1"), "reject": (554, "5.7.1"),
+          "accept": (250, "2.0.0")}
+
+
+@pytest.mark.parametrize("mode", ["down", "hang", "garbage", "oversize",
+                                  "midgarbage"])
+@pytest.mark.parametrize("action", ["tempfail", "accept", "reject"])
+def test_broken_filter_gets_the_default_action(make_daemon, mode, action):
+    port = free_port()
+    bad = None if mode == "down" else milter_peer.BadPeer(port, mode)
+    try:
+        d = make_daemon(extra=milters(f"inet:127.0.0.1:{port}", action))
+        code, lines = mx_try(d.ports["mx"], [BOB], message("broken"))
+        want_code, want_status = EXPECT[action]
+        assert code == want_code, lines
+        assert lines[-1][4:].startswith(want_status), lines
+        d.wait_log(rf"milter=inet:127\.0\.0\.1:{port} verdict=default "
+                   rf"action={action} reason=")
+        if action == "accept":
+            # acknowledged: on disk and delivered, whole
+            qid = queued(lines)
+            data = d.wait_message(BOB, qid).read_bytes()
+            assert data.endswith(b"\n\nbody of the message\n")
+        else:
+            assert d.queue_files() == []
+        assert list((d.spool / "incoming").iterdir()) == []
+        assert d.running()
+        # the daemon still serves: a second message gets the same answer
+        code2, lines2 = mx_try(d.ports["mx"], [BOB], message("again"))
+        assert code2 == want_code, lines2
+    finally:
+        if bad is not None:
+            bad.close()
+
+
+def test_down_filter_skipped_then_next_filter_asked(make_daemon, peer):
+    spec, out = peer
+    down = f"inet:127.0.0.1:{free_port()}"
+    d = make_daemon(extra=milters(f"{down}, {spec}", "accept"))
+    code, lines = mx_try(d.ports["mx"], [BOB], message("addheader"))
+    assert code == 250, lines
+    qid = queued(lines)
+    data = d.wait_message(BOB, qid).read_bytes()
+    assert b"X-Filter-Added: yes, by the test" in data
+    d.wait_log(rf"id={qid} milter={re.escape(down)} verdict=default "
+               r"action=accept")
