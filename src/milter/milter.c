@@ -273,7 +273,8 @@ milter_conv_ok(struct milter_conv *c, const char *verdict)
 	}
 	if (c->body_replaced) {
 		str_clear(&job->body);
-		str_append_n(&job->body, c->body.s, c->body.len);
+		if (c->body.len > 0)
+			str_append_n(&job->body, c->body.s, c->body.len);
 		job->body_replaced = 1;
 	}
 	if (c->quarantine != NULL && job->quarantine == NULL) {

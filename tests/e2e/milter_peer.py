@@ -188,6 +188,9 @@ class BadPeer:
                 c.sendall(optneg)
                 c.recv(65536)
                 c.sendall(b"\xff\xff\xff\xffc" + b"x" * 1000)
+            elif self.mode in ("inject", "smuggle"):
+                self._speak(c, first, optneg)
+                return
             elif self.mode == "midgarbage":
                 c.sendall(optneg)
                 c.recv(65536)
@@ -196,6 +199,42 @@ class BadPeer:
                 pass
         except OSError:
             pass
+
+    def _speak(self, c, first, optneg):
+        """Speak the protocol well, answer 'continue' to every command,
+        and at the end of message send the hostile packet of the mode:
+        "inject" an added header whose value starts a new field, "smuggle"
+        a reply code that carries a second SMTP reply line."""
+        buf = first
+        while True:
+            while len(buf) >= 4:
+                n = int.from_bytes(buf[:4], "big")
+                if len(buf) < 4 + n:
+                    break
+                cmd = buf[4:5]
+                buf = buf[4 + n:]
+                if cmd == b"O":
+                    c.sendall(optneg)
+                elif cmd == b"D":
+                    pass                    # macros: no reply
+                elif cmd == b"E":
+                    if self.mode == "inject":
+                        v = b"X-Hostile\0ok\r\nBcc: victim@example.org\0"
+                        c.sendall((len(v) + 1).to_bytes(4, "big") + b"h" +
+                                  v)
+                        c.sendall(b"\0\0\0\x01c")
+                    else:
+                        v = b"550 5.7.1 no\r\n250 2.0.0 Ok: queued\0"
+                        c.sendall((len(v) + 1).to_bytes(4, "big") + b"y" +
+                                  v)
+                elif cmd in (b"Q", b"A"):
+                    pass
+                else:
+                    c.sendall(b"\0\0\0\x01c")
+            more = c.recv(65536)
+            if not more:
+                return
+            buf += more
 
     def close(self):
         self.sock.close()

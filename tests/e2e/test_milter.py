@@ -336,3 +336,51 @@ def test_down_filter_skipped_then_next_filter_asked(make_daemon, peer):
     assert b"X-Filter-Added: yes, by the test" in data
     d.wait_log(rf"id={qid} milter={re.escape(down)} verdict=default "
                r"action=accept")
+
+
+@pytest.mark.parametrize("action", ["tempfail", "accept"])
+def test_filter_cannot_inject_a_header_field(make_daemon, action):
+    """A filter's added header value that would start a new field (a Bcc)
+    is refused as garbage: the default action, and no such field."""
+    port = free_port()
+    bad = milter_peer.BadPeer(port, "inject")
+    try:
+        d = make_daemon(extra=milters(f"inet:127.0.0.1:{port}", action))
+        code, lines = mx_try(d.ports["mx"], [BOB], message("inject"))
+        d.wait_log(r"verdict=default action=%s reason=\"bad header "
+                   r"value\"" % action)
+        if action == "accept":
+            assert code == 250, lines
+            data = d.wait_message(BOB, queued(lines)).read_bytes()
+            assert b"Bcc" not in data and b"X-Hostile" not in data
+        else:
+            assert code == 451, lines
+            assert d.queue_files() == []
+    finally:
+        bad.close()
+
+
+def test_filter_cannot_smuggle_an_smtp_reply(make_daemon):
+    """A reply code with a second line "250 ... queued" is not an SMTP
+    reply: the client never sees a 250, the default action is taken."""
+    port = free_port()
+    bad = milter_peer.BadPeer(port, "smuggle")
+    try:
+        d = make_daemon(extra=milters(f"inet:127.0.0.1:{port}", "tempfail"))
+        with RawSMTP(d.ports["mx"]) as c:
+            assert c.cmd("EHLO client.example.org")[0] == 250
+            assert c.cmd("MAIL FROM:<s@example.org>")[0] == 250
+            assert c.cmd(f"RCPT TO:<{BOB}>")[0] == 250
+            assert c.cmd("DATA")[0] == 354
+            c.send(dot_stuff(message("smuggle")) + b".\r\n")
+            code, lines = c.reply()
+            assert code == 451, lines
+            assert len(lines) == 1, lines
+            # no second reply is waiting on the connection: NOOP's is next
+            code, lines = c.cmd("NOOP")
+            assert code == 250 and len(lines) == 1, lines
+        assert d.queue_files() == []
+        d.wait_log(r"verdict=default action=tempfail reason=\"reply code "
+                   r"is not a 4xx or 5xx SMTP reply\"")
+    finally:
+        bad.close()
