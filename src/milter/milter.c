@@ -19,6 +19,7 @@
 #include <event2/event.h>
 
 #include "../core/log.h"
+#include "../core/metrics.h"
 #include "../core/xmalloc.h"
 #include "milter.h"
 #include "milter_proto.h"
@@ -199,6 +200,8 @@ milter_log(const struct milter_conv *c, const char *verdict,
     const char *action, const char *reply, const char *reason)
 {
 	char rbuf[MILTER_TEXT_MAX + 1], wbuf[256];
+
+	metrics_milter(verdict);
 
 	log_info("id=%s milter=%s verdict=%s%s%s%s%s%s%s%s%s changes=%zu",
 	    c->job->id, c->spec, verdict,

@@ -7,6 +7,7 @@ lost."""
 import json
 import re
 import smtplib
+import urllib.request
 
 import pytest
 
@@ -216,12 +217,18 @@ def test_discard_acknowledges_and_drops(make_daemon, peer):
 
 def test_accept_delivers(make_daemon, peer):
     spec, out = peer
-    d = make_daemon(extra=milters(spec))
+    mport = free_port()
+    d = make_daemon(extra=milters(spec) +
+                    [f"listen = metrics 127.0.0.1:{mport}"])
     got, lines = mx_try(d.ports["mx"], [BOB], message("accept"))
     assert got == 250, lines
     qid = queued(lines)
     d.wait_message(BOB, qid)
     d.wait_log(rf"id={qid} milter=\S+ verdict=accept changes=0")
+    with urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics",
+                                timeout=10) as r:
+        text = r.read().decode()
+    assert 'sekisho_milter_verdicts_total{verdict="accept"} 1' in text, text
 
 
 def test_quarantine_holds_until_released(make_daemon, peer):
