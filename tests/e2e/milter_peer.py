@@ -120,7 +120,11 @@ def _milter_main(port, outdir):
     Milter.set_flags(Milter.ADDHDRS | Milter.CHGBODY | Milter.ADDRCPT |
                      Milter.DELRCPT | Milter.CHGHDRS | Milter.QUARANTINE |
                      Milter.CHGFROM)
-    Milter.runmilter("sekisho-test", f"inet:{port}@127.0.0.1", 60)
+    where = f"inet:{port}@127.0.0.1"
+    if port.startswith("/"):
+        where = f"unix:{port}"
+        os.umask(0)     # the daemon's back side (another user) connects
+    Milter.runmilter("sekisho-test", where, 60)
 
 
 def wait_port(port, proc=None, timeout=20):
@@ -137,11 +141,19 @@ def wait_port(port, proc=None, timeout=20):
 
 
 def start(port, outdir):
-    """The pymilter peer as a process; the caller terminates it."""
+    """The pymilter peer as a process, on 127.0.0.1:port, or on the unix
+    socket port when it is a path; the caller terminates it."""
     proc = subprocess.Popen(["/usr/bin/python3", __file__, str(port),
                              str(outdir)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    wait_port(port, proc)
+    if str(port).startswith("/"):
+        deadline = time.monotonic() + 20
+        while not os.path.exists(str(port)):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"milter socket {port} never appeared")
+            time.sleep(0.05)
+    else:
+        wait_port(port, proc)
     return proc
 
 
@@ -246,4 +258,4 @@ class BadPeer:
 
 
 if __name__ == "__main__":
-    _milter_main(int(sys.argv[1]), sys.argv[2])
+    _milter_main(sys.argv[1], sys.argv[2])

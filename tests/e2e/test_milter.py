@@ -103,6 +103,9 @@ def test_clean_message_passes_with_macros(make_daemon, peer):
     names = [h[0] for h in ev["headers"]]
     assert names[0] == "Received"
     assert names[1:4] == ["From", "To", "Subject"]
+    # values as Sendmail sends them: no leading space, no line end
+    assert ev["headers"][3] == ["Subject", "plain"]
+    assert ev["headers"][1] == ["From", "someone@example.org"]
     assert ev["body"] == "body of the message\r\n"
     d.wait_log(rf"id={qid} milter={re.escape(spec)} verdict=continue "
                r"changes=0")
@@ -389,5 +392,56 @@ def test_filter_cannot_smuggle_an_smtp_reply(make_daemon):
         assert d.queue_files() == []
         d.wait_log(r"verdict=default action=tempfail reason=\"reply code "
                    r"is not a 4xx or 5xx SMTP reply\"")
+    finally:
+        bad.close()
+
+
+def test_unix_socket_filter(make_daemon, tmp_path):
+    out = tmp_path / "milter-out"
+    out.mkdir()
+    sock = tmp_path / "milter.sock"
+    proc = milter_peer.start(str(sock), out)
+    try:
+        d = make_daemon(extra=milters(f"unix:{sock}"))
+        code, lines = mx_try(d.ports["mx"], [BOB], message("addheader"))
+        assert code == 250, lines
+        qid = queued(lines)
+        data = d.wait_message(BOB, qid).read_bytes()
+        assert b"X-Filter-Added: yes, by the test" in data
+        assert record(out, qid)["macros"]["i"] == qid
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_stop_while_a_filter_hangs(make_daemon):
+    """SIGTERM while a filter holds a message: the daemon exits cleanly
+    (the teardown checks exit 0 and no sanitizer report) and nothing is
+    queued that the client was not told of."""
+    port = free_port()
+    bad = milter_peer.BadPeer(port, "hang")
+    try:
+        d = make_daemon(extra=milters(f"inet:127.0.0.1:{port}", "accept",
+                                      timeouts=False))
+        c = RawSMTP(d.ports["mx"])
+        assert c.cmd("EHLO client.example.org")[0] == 250
+        assert c.cmd("MAIL FROM:<s@example.org>")[0] == 250
+        assert c.cmd(f"RCPT TO:<{BOB}>")[0] == 250
+        assert c.cmd("DATA")[0] == 354
+        c.send(dot_stuff(message("held at stop")) + b".\r\n")
+        wait_for(lambda: bad.accepted >= 1, 10, "the filter's connection")
+        rc = d.stop()
+        assert rc == 0, d.log()[-3000:]
+        try:
+            code, lines = c.reply(timeout=5)
+        except Exception:
+            code, lines = None, []
+        c.close()
+        # a 250 only for what is queued
+        if code == 250:
+            assert d.queue_files(), lines
+        else:
+            assert not [f for f in d.queue_files()
+                        if not f.name.endswith(".hold")], lines
     finally:
         bad.close()
