@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -31,6 +32,9 @@
 #define MILTER_REJECT_REPLY	"550 5.7.1 Message refused by a mail filter"
 #define MILTER_TEMPFAIL_REPLY	"451 4.7.1 Message deferred by a mail " \
 	"filter, try again later"
+/* SMFIR_PROGRESS restarts the wait, but one reply is never waited for
+ * more than this many times its timeout. */
+#define MILTER_PROGRESS_FACTOR	4
 /* Changes one filter may ask for at the end of a message. */
 #define MILTER_CHANGES_MAX	1000
 
@@ -63,6 +67,7 @@ struct milter_conv {
 	off_t			 body_pos;
 	int			 awaiting;	/* a reply is owed */
 	int			 awaited_step;	/* what it answers */
+	time_t			 deadline;	/* progress extends no further */
 	/* this filter's changes, kept only if it ends well */
 	struct milter_change	*changes;
 	size_t			 nchanges;
@@ -291,6 +296,15 @@ milter_conv_ok(struct milter_conv *c, const char *verdict)
 }
 
 /* ---- talking ------------------------------------------------------- */
+
+static time_t
+milter_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
 
 static void
 milter_arm(struct milter_conv *c, int seconds)
@@ -532,10 +546,14 @@ milter_advance(struct milter_conv *c)
 		if (sent)
 			milter_send(c, &out);
 		if (sent && !nr) {
+			int t = this == STEP_EOM ? j->eom_timeout :
+			    j->command_timeout;
+
 			c->awaiting = 1;
 			c->awaited_step = this;
-			milter_arm(c, this == STEP_EOM ? j->eom_timeout :
-			    j->command_timeout);
+			c->deadline = milter_now() +
+			    (time_t)t * MILTER_PROGRESS_FACTOR;
+			milter_arm(c, t);
 		}
 	}
 	str_deinit(&out);
@@ -607,6 +625,16 @@ milter_handle(struct milter_conv *c, const struct milter_reply *r)
 		evtimer_del(c->timer);
 		c->actions = r->actions & MILTER_A_OFFER;
 		c->proto = r->protocol & MILTER_P_OFFER;
+		/* DATA and the "no reply" steps came with version 4 and 6 */
+		if (r->version < 6)
+			c->proto &= ~(uint32_t)(MILTER_P_NR_CONN |
+			    MILTER_P_NR_HELO | MILTER_P_NR_MAIL |
+			    MILTER_P_NR_RCPT | MILTER_P_NR_DATA |
+			    MILTER_P_NR_UNKN | MILTER_P_NR_EOH |
+			    MILTER_P_NR_BODY | MILTER_P_HDR_LEADSPC |
+			    MILTER_P_MDS_256K | MILTER_P_MDS_1M);
+		if (r->version < 4)
+			c->proto |= MILTER_P_NODATA;
 		c->step = STEP_CONNECT;
 		return milter_advance(c);
 	}
@@ -615,10 +643,20 @@ milter_handle(struct milter_conv *c, const struct milter_reply *r)
 		return 1;
 	}
 	switch (r->cmd) {
-	case MILTER_R_PROGRESS:
-		milter_arm(c, at_eom ? c->job->eom_timeout :
-		    c->job->command_timeout);
+	case MILTER_R_PROGRESS: {
+		/* more time, up to the deadline: a filter that only ever
+		 * says "progress" still costs a bounded time */
+		time_t left = c->deadline - milter_now();
+		int t = at_eom ? c->job->eom_timeout :
+		    c->job->command_timeout;
+
+		if (left <= 0) {
+			milter_conv_fail(c, "progress beyond its deadline");
+			return 1;
+		}
+		milter_arm(c, left < t ? (int)left : t);
 		return 0;
+	}
 	case MILTER_R_CONTINUE:
 		evtimer_del(c->timer);
 		c->awaiting = 0;

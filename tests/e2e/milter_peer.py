@@ -200,7 +200,7 @@ class BadPeer:
                 c.sendall(optneg)
                 c.recv(65536)
                 c.sendall(b"\xff\xff\xff\xffc" + b"x" * 1000)
-            elif self.mode in ("inject", "smuggle"):
+            elif self.mode in ("inject", "smuggle", "progress"):
                 self._speak(c, first, optneg)
                 return
             elif self.mode == "midgarbage":
@@ -216,7 +216,8 @@ class BadPeer:
         """Speak the protocol well, answer 'continue' to every command,
         and at the end of message send the hostile packet of the mode:
         "inject" an added header whose value starts a new field, "smuggle"
-        a reply code that carries a second SMTP reply line."""
+        a reply code that carries a second SMTP reply line, "progress"
+        an endless stream of SMFIR_PROGRESS."""
         buf = first
         while True:
             while len(buf) >= 4:
@@ -230,6 +231,11 @@ class BadPeer:
                 elif cmd == b"D":
                     pass                    # macros: no reply
                 elif cmd == b"E":
+                    if self.mode == "progress":
+                        # "still working", forever
+                        while True:
+                            c.sendall(b"\0\0\0\x01p")
+                            time.sleep(0.3)
                     if self.mode == "inject":
                         v = b"X-Hostile\0ok\r\nBcc: victim@example.org\0"
                         c.sendall((len(v) + 1).to_bytes(4, "big") + b"h" +

@@ -445,3 +445,21 @@ def test_stop_while_a_filter_hangs(make_daemon):
                         if not f.name.endswith(".hold")], lines
     finally:
         bad.close()
+
+
+def test_endless_progress_is_bounded(make_daemon):
+    """A filter that answers the end of message only with "progress" gets
+    the default action once four times the timeout have passed."""
+    port = free_port()
+    bad = milter_peer.BadPeer(port, "progress")
+    try:
+        d = make_daemon(extra=milters(f"inet:127.0.0.1:{port}", "accept",
+                                      timeouts=False) +
+                        ["milter_eom_timeout = 1s"])
+        code, lines = mx_try(d.ports["mx"], [BOB], message("progress"))
+        assert code == 250, lines
+        d.wait_message(BOB, queued(lines))
+        d.wait_log(r"verdict=default action=accept reason=\"progress "
+                   r"beyond its deadline\"")
+    finally:
+        bad.close()
