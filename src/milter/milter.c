@@ -67,7 +67,7 @@ struct milter_conv {
 	off_t			 body_pos;
 	int			 awaiting;	/* a reply is owed */
 	int			 awaited_step;	/* what it answers */
-	time_t			 deadline;	/* progress extends no further */
+	time_t			 deadline;	/* no progress beyond */
 	/* this filter's changes, kept only if it ends well */
 	struct milter_change	*changes;
 	size_t			 nchanges;
@@ -253,8 +253,8 @@ milter_conv_fail(struct milter_conv *c, const char *why)
 		c->index++;
 		milter_conv_next_filter(c);
 	} else if (a == MILTER_DEFAULT_REJECT)
-		milter_conv_final(c, MILTER_REJECT, "554 5.7.1 Message refused: "
-		    "a mail filter is not available");
+		milter_conv_final(c, MILTER_REJECT, "554 5.7.1 Message "
+		    "refused: a mail filter is not available");
 	else
 		milter_conv_final(c, MILTER_TEMPFAIL, "451 4.7.1 Mail filter "
 		    "not available, try again later");
@@ -494,7 +494,8 @@ milter_advance(struct milter_conv *c)
 				if (!(p & MILTER_P_HDR_LEADSPC))
 					while (*s[1] == ' ' || *s[1] == '\t')
 						s[1]++;
-				milter_pack_strings(&out, MILTER_C_HEADER, s, 2);
+				milter_pack_strings(&out, MILTER_C_HEADER,
+				    s, 2);
 				sent = 1;
 				nr = (p & MILTER_P_NR_HDR) != 0;
 			}
