@@ -463,3 +463,20 @@ def test_endless_progress_is_bounded(make_daemon):
                    r"beyond its deadline\"")
     finally:
         bad.close()
+
+
+def test_large_message_in_chunks(make_daemon, peer):
+    """A 3 MB body goes to the filter in chunks and arrives whole, with
+    the filter's header added (the file written again)."""
+    spec, out = peer
+    d = make_daemon(extra=milters(spec))
+    body = b"".join(b"line %07d of a long message\r\n" % i
+                    for i in range(100000))
+    sent = message("addheader").replace(b"body of the message\r\n", body)
+    code, lines = mx_try(d.ports["mx"], [BOB], sent)
+    assert code == 250, lines
+    qid = queued(lines)
+    data = d.wait_message(BOB, qid).read_bytes()
+    assert data.endswith(b"\n\n" + body.replace(b"\r\n", b"\n"))
+    assert b"X-Filter-Added: yes, by the test" in data
+    assert len(record(out, qid)["body"]) == len(body)
