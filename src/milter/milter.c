@@ -160,10 +160,15 @@ milter_conv_close(struct milter_conv *c, int quit)
 	if (c->bev != NULL) {
 		int fd = (int)bufferevent_getfd(c->bev);
 
-		/* SMFIC_QUIT, best effort: the filter may be gone */
+		/* SMFIC_QUIT, best effort: the filter may be gone; first
+		 * SMFIC_ABORT when a message was begun and not ended */
+		int open_msg = (c->step >= STEP_RCPT && c->step != STEP_DONE) ||
+		    (c->awaiting && c->awaited_step == STEP_EOM);
+
 		if (quit && c->connected && fd >= 0 && evbuffer_get_length(
 		    bufferevent_get_output(c->bev)) == 0)
-			(void)!write(fd, "\0\0\0\001Q", 5);
+			(void)!write(fd, open_msg ? "\0\0\0\001A\0\0\0\001Q" :
+			    "\0\0\0\001Q", open_msg ? 10 : 5);
 		bufferevent_free(c->bev);
 		c->bev = NULL;
 	}
@@ -673,6 +678,18 @@ milter_handle(struct milter_conv *c, const struct milter_reply *r)
 		c->awaiting = 0;
 		c->step = STEP_EOM;
 		return milter_advance(c);
+	case MILTER_R_ACCEPT:
+	case MILTER_R_REJECT:
+	case MILTER_R_TEMPFAIL:
+	case MILTER_R_REPLYCODE:
+	case MILTER_R_DISCARD:
+		if (at_eom)
+			c->awaiting = 0;	/* the message is ended */
+		break;
+	default:
+		break;
+	}
+	switch (r->cmd) {
 	case MILTER_R_ACCEPT:
 		/* before the end of message: no more events, no changes */
 		milter_conv_ok(c, "accept");
