@@ -437,8 +437,9 @@ be_commit_job(struct be_worker *w, struct be_commit *bc, char **specs,
 	job->body_max = conf->message_size_limit;
 	job->id = xstrdup(bc->id);
 	job->hostname = xstrdup(conf->hostname);
-	job->daemon_name = xstrdup(bc->submission ? "sekisho-submission" :
-	    "sekisho-mx");
+	/* as Postfix's default: Rspamd takes it for the authserv-id of
+	 * its Authentication-Results (RFC 8601: the host's name) */
+	job->daemon_name = xstrdup(conf->hostname);
 	job->if_addr = be_dup(bc->if_addr);
 	job->client_addr = xstrdup(bc->client);
 	job->client_port = bc->port != 0 ? xasprintf("%u", bc->port) : NULL;

@@ -89,7 +89,7 @@ def test_clean_message_passes_with_macros(make_daemon, peer):
     m = ev["macros"]
     assert m["i"] == qid
     assert m["j"] == HOSTNAME
-    assert m["{daemon_name}"] == "sekisho-mx"
+    assert m["{daemon_name}"] == HOSTNAME
     assert m["{if_name}"] == HOSTNAME
     assert m["{client_addr}"] == "127.0.0.1"
     assert m["{mail_addr}"] == "sender@example.org"
@@ -276,7 +276,7 @@ def test_submission_macros_and_roles(make_daemon, peer, client_tls):
     m = record(out, qid)["macros"]
     assert m["{auth_authen}"] == ALICE
     assert m["{auth_type}"] == "PLAIN"
-    assert m["{daemon_name}"] == "sekisho-submission"
+    assert m["{daemon_name}"] == HOSTNAME
     assert re.fullmatch(r"TLSv1\.[23]", m["{tls_version}"]), m
     assert m["{cipher}"], m
     assert m["{mail_addr}"] == ALICE
