@@ -480,3 +480,29 @@ def test_large_message_in_chunks(make_daemon, peer):
     assert data.endswith(b"\n\n" + body.replace(b"\r\n", b"\n"))
     assert b"X-Filter-Added: yes, by the test" in data
     assert len(record(out, qid)["body"]) == len(body)
+
+
+def test_check_config_refuses_bad_milter_specs(tmp_path, tls_cert):
+    from test_config import good_lines, sekisho
+    conf = tmp_path / "m.conf"
+    lines = good_lines(tmp_path, tls_cert)
+    conf.write_text("\n".join(lines + [
+        "milters_mx = inet:127.0.0.1:11332, unix:/run/x.sock "
+        "inet6:[::1]:8891",
+        "milter_default_action = accept",
+        "milter_eom_timeout = 2m"]) + "\n")
+    r = sekisho("check-config", str(conf))
+    assert r.returncode == 0, r.stderr
+    for bad, why in [("inet:localhost:11332", "inet: needs an IPv4 address"),
+                     ("inet:127.0.0.1:0", "bad port"),
+                     ("tcp:127.0.0.1:1", "expected inet:"),
+                     ("unix:relative.sock", "absolute path")]:
+        conf.write_text("\n".join(lines + [f"milters_submission = {bad}"])
+                        + "\n")
+        r = sekisho("check-config", str(conf))
+        assert r.returncode == 1, (bad, r.stderr)
+        assert why in r.stderr, (bad, r.stderr)
+    conf.write_text("\n".join(lines + ["milter_default_action = drop"])
+                    + "\n")
+    r = sekisho("check-config", str(conf))
+    assert r.returncode == 1 and "milter_default_action" in r.stderr, r.stderr
