@@ -506,3 +506,24 @@ def test_check_config_refuses_bad_milter_specs(tmp_path, tls_cert):
                     + "\n")
     r = sekisho("check-config", str(conf))
     assert r.returncode == 1 and "milter_default_action" in r.stderr, r.stderr
+
+
+def test_sighup_turns_filters_on(make_daemon, peer):
+    """milters_mx read at each commit: a reload adds a filter to a running
+    daemon; the message before it is not filtered, the one after is."""
+    import signal
+    spec, out = peer
+    d = make_daemon()
+    code, lines = mx_try(d.ports["mx"], [BOB], message("addheader"))
+    assert code == 250, lines
+    data = d.wait_message(BOB, queued(lines)).read_bytes()
+    assert b"X-Filter-Added" not in data
+    d.conf.write_text(d.conf.read_text() + "\n".join(milters(spec)) + "\n")
+    mark = d.log_mark()
+    d.proc.send_signal(signal.SIGHUP)
+    # the back side has the new configuration when it says this
+    d.wait_log(r"SIGHUP: geo database reloaded", since=mark)
+    code, lines = mx_try(d.ports["mx"], [BOB], message("addheader"))
+    assert code == 250, lines
+    data = d.wait_message(BOB, queued(lines)).read_bytes()
+    assert b"X-Filter-Added: yes, by the test" in data
