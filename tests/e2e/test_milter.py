@@ -527,3 +527,33 @@ def test_sighup_turns_filters_on(make_daemon, peer):
     assert code == 250, lines
     data = d.wait_message(BOB, queued(lines)).read_bytes()
     assert b"X-Filter-Added: yes, by the test" in data
+
+
+def test_hanging_filter_blocks_no_worker(make_daemon, client_tls):
+    """With one back-side worker, a message held by a filter that never
+    answers does not stop the back side: a login and another message
+    (on a role without filters) are answered while it waits."""
+    port = free_port()
+    bad = milter_peer.BadPeer(port, "hang")
+    try:
+        d = make_daemon(extra=milters(f"inet:127.0.0.1:{port}", "tempfail",
+                                      timeouts=False) +
+                        ["backend_threads = 1"])
+        held = RawSMTP(d.ports["mx"])
+        assert held.cmd("EHLO client.example.org")[0] == 250
+        assert held.cmd("MAIL FROM:<s@example.org>")[0] == 250
+        assert held.cmd(f"RCPT TO:<{BOB}>")[0] == 250
+        assert held.cmd("DATA")[0] == 354
+        held.send(dot_stuff(message("held")) + b".\r\n")
+        wait_for(lambda: bad.accepted >= 1, 10, "the filter's connection")
+        # the only worker is free: a submission (no filters) goes through
+        code, resp = submit(d, client_tls, message("meanwhile",
+                                                   frm=ALICE.encode()))
+        assert code == 250, resp
+        d.wait_message(BOB, QUEUE_ID_RE.search(resp.encode()).group(1)
+                       .decode())
+        # and the held one is still waiting for its filter
+        assert "milter=inet:127.0.0.1:%d verdict" % port not in d.log()
+        held.close()
+    finally:
+        bad.close()
