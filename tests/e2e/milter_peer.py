@@ -1,7 +1,7 @@
 """A test milter on Sendmail's real libmilter (Debian's python3-milter):
 `python3 milter_peer.py PORT OUTDIR` listens on 127.0.0.1:PORT. What it
-does with a message is chosen by the message's Subject (one word each, see
-ACTIONS); for every message that reaches end of message it writes
+does with a message is chosen by the words of its Subject (see eom), or a
+sender with "rcpt-reject" (refused at RCPT); for every message that reaches end of message it writes
 OUTDIR/<queue id>.json with the macros and events it saw.
 
 Also misbehaving peers, written with raw sockets (no libmilter): `start_bad`
@@ -53,6 +53,11 @@ def _milter_main(port, outdir):
         def envrcpt(self, to, *args):
             self.ev["rcpts"].append(to)
             self._macros()
+            if "rcpt-reject" in self.ev.get("from", ""):
+                # a refusal before the end of message, at RCPT
+                self.setreply("550", "5.1.1", "Recipient refused by the "
+                              "test filter")
+                return Milter.REJECT
             return Milter.CONTINUE
 
         def header(self, name, value):

@@ -557,3 +557,18 @@ def test_hanging_filter_blocks_no_worker(make_daemon, client_tls):
         held.close()
     finally:
         bad.close()
+
+
+def test_refusal_before_end_of_message_refuses_the_message(make_daemon,
+                                                           peer):
+    """A filter that refuses at RCPT (the conversation runs at the end of
+    DATA): the whole message gets its reply, nothing is queued."""
+    spec, out = peer
+    d = make_daemon(extra=milters(spec))
+    code, lines = mx_try(d.ports["mx"], [BOB], message("plain"),
+                         sender="rcpt-reject@example.org")
+    assert code == 550, lines
+    assert lines[-1] == "550 5.1.1 Recipient refused by the test filter", \
+        lines
+    assert d.queue_files() == []
+    d.wait_log(r"verdict=reject reply=\"550 5.1.1 Recipient refused")
