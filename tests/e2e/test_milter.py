@@ -296,6 +296,11 @@ def test_submission_refused_by_filter_is_not_counted(make_daemon, peer,
     assert code == 550 and "Custom rejection" in resp, resp
     code, resp = submit(d, client_tls, message("fine", frm=ALICE.encode()))
     assert code == 250, resp
+    # the filter's refusal of the subscriber's own mail is a risk signal
+    # (issue 17), with the filter's reply
+    events = d.cli("events", ALICE).stdout
+    assert "spam_verdict" in events, events
+    assert "Custom rejection by the test filter" in events, events
 
 
 # ---- filters that are down, hang or talk garbage ---------------------
