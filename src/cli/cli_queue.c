@@ -4,8 +4,10 @@
  * CLI"). It works on spool_dir directly, with the daemon running: it
  * reads envelopes and journals (append-only, so a read is consistent up
  * to its last complete line), takes the same per-message flock as the
- * delivery runner before deleting, and asks the daemon to try messages
- * now through the control socket spool_dir/control.
+ * delivery runner before deleting (queue_hold.c), and asks the daemon to
+ * try messages now through the control socket spool_dir/control. Held
+ * messages (queue.h) are listed, released and deleted one by one or for
+ * an account at once.
  */
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -38,19 +40,25 @@ struct cli_queue_msg {
 	struct queue_rcpt_state	*st;
 	size_t			 size;
 	int			 held;
+	struct queue_hold	 hold;
 };
 
 void
 cli_queue_usage(void)
 {
 	fprintf(stderr,
-	    "  queue list             messages in the queue, with a summary\n"
+	    "  queue list [--held] [--account ADDRESS]\n"
+	    "                         messages in the queue, with a summary\n"
 	    "  queue show ID          one message: envelope, recipients, "
-	    "state\n"
+	    "state, hold\n"
 	    "  queue flush [ID]       have the daemon try now (all, or one)\n"
-	    "  queue delete ID        remove a message (no bounce)\n"
-	    "  queue hold ID          keep a message from being tried\n"
-	    "  queue release ID       undo hold and try now\n");
+	    "  queue delete ID|--account ADDRESS\n"
+	    "                         remove a message, or the account's held "
+	    "ones (no bounce)\n"
+	    "  queue hold ID [REASON] keep a message from being tried\n"
+	    "  queue release ID|--account ADDRESS\n"
+	    "                         undo hold (one, or the account's) and "
+	    "try now\n");
 }
 
 static void
@@ -99,9 +107,7 @@ cli_queue_load(const struct config *conf, const char *id,
 		return -1;
 	}
 	free(path);
-	path = xasprintf("%s/queue/%s.hold", conf->spool_dir, id);
-	m->held = access(path, F_OK) == 0;
-	free(path);
+	m->held = queue_hold_read(conf->spool_dir, id, &m->hold) == 1;
 	return 0;
 }
 
@@ -188,7 +194,7 @@ struct cli_queue_dest {
 };
 
 static int
-cli_queue_list(const struct config *conf)
+cli_queue_list(const struct config *conf, int held_only, const char *account)
 {
 	struct cli_queue_dest *dests = NULL;
 	struct cli_queue_msg m;
@@ -204,12 +210,23 @@ cli_queue_list(const struct config *conf)
 			free(ids[i]);
 			continue;
 		}
+		if ((held_only && !m.held) || (account != NULL &&
+		    (m.env.auth == NULL || strcasecmp(m.env.auth,
+		    account) != 0))) {
+			cli_queue_msg_free(&m);
+			free(ids[i]);
+			continue;
+		}
 		msgs++;
 		if (oldest == 0 || m.env.time < oldest)
 			oldest = m.env.time;
 		cli_queue_time(when, sizeof(when), m.env.time);
-		printf("%s %8zu %s <%s>%s\n", m.id, m.size, when,
+		printf("%s %8zu %s <%s>%s", m.id, m.size, when,
 		    m.env.sender, m.held ? " HELD" : "");
+		if (m.held)
+			printf(" by=%s reason=\"%s\"", m.hold.by,
+			    m.hold.reason);
+		printf("\n");
 		for (j = 0; j < m.env.rcpt_count; j++) {
 			const char *at = strrchr(m.env.rcpts[j].address, '@');
 			const char *dom = m.env.rcpts[j].mailbox != NULL ?
@@ -265,7 +282,13 @@ cli_queue_show(const struct config *conf, const char *id)
 		printf("auth: %s\n", m.env.auth);
 	if (m.env.client != NULL)
 		printf("client: %s\n", m.env.client);
-	printf("held: %s\nrecipients:\n", m.held ? "yes" : "no");
+	printf("held: %s\n", m.held ? "yes" : "no");
+	if (m.held) {
+		cli_queue_time(when, sizeof(when), m.hold.time);
+		printf("held-at: %s\nheld-by: %s\nhold-reason: %s\n", when,
+		    m.hold.by, m.hold.reason);
+	}
+	printf("recipients:\n");
 	for (j = 0; j < m.env.rcpt_count; j++)
 		cli_queue_print_rcpt(&m, j, 1);
 	cli_queue_msg_free(&m);
@@ -290,112 +313,99 @@ cli_queue_notify(const struct config *conf, const char *msg)
 	return 0;
 }
 
-/* Lock a message as the runner does, waiting a little if it is busy. */
 static int
-cli_queue_lock(const struct config *conf, const char *id, int *fd_r)
+cli_queue_delete(const struct config *conf, const char *id, int held_only)
 {
-	char *path = xasprintf("%s/queue/%s", conf->spool_dir, id);
-	int fd, i;
+	const char *error;
+	int r = queue_hold_delete(conf->spool_dir, id, held_only, &error);
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	free(path);
-	if (fd < 0) {
-		fprintf(stderr, "sekisho: queue: %s: %s\n", id,
-		    errno == ENOENT ? "no such message" : strerror(errno));
-		return -1;
-	}
-	for (i = 0; i < CLI_QUEUE_LOCK_WAIT * 10; i++) {
-		if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
-			*fd_r = fd;
-			return 0;
-		}
-		usleep(100000);
-	}
-	fprintf(stderr, "sekisho: queue: %s is being delivered; try again\n",
-	    id);
-	close(fd);
-	return -1;
-}
-
-static int
-cli_queue_delete(const struct config *conf, const char *id)
-{
-	struct stat st;
-	char *path, *dir;
-	int fd;
-
-	if (cli_queue_lock(conf, id, &fd) < 0)
-		return 1;
-	if (fstat(fd, &st) == 0 && st.st_nlink == 0) {
-		fprintf(stderr, "sekisho: queue: %s is gone (delivered)\n", id);
-		close(fd);
+	if (r <= 0) {
+		fprintf(stderr, "sekisho: queue: %s: %s\n", id, error);
 		return 1;
 	}
-	/* the message first, as the runner does */
-	path = xasprintf("%s/queue/%s", conf->spool_dir, id);
-	if (unlink(path) < 0) {
-		fprintf(stderr, "sekisho: queue: unlink %s: %s\n", path,
-		    strerror(errno));
-		free(path);
-		close(fd);
-		return 1;
-	}
-	free(path);
-	dir = xasprintf("%s/queue", conf->spool_dir);
-	if (spool_fsync_dir(dir) < 0)
-		fprintf(stderr, "sekisho: queue: fsync %s: %s\n", dir,
-		    strerror(errno));
-	path = xasprintf("%s/queue/%s.done", conf->spool_dir, id);
-	unlink(path);
-	free(path);
-	path = xasprintf("%s/queue/%s.hold", conf->spool_dir, id);
-	unlink(path);
-	free(path);
-	free(dir);
-	close(fd);
+	log_info("id=%s queue deleted by=cli", id);
 	printf("%s deleted\n", id);
 	return 0;
 }
 
 static int
-cli_queue_hold(const struct config *conf, const char *id, int hold)
+cli_queue_hold(const struct config *conf, const char *id, const char *reason)
 {
+	const char *error;
 	char *path = xasprintf("%s/queue/%s", conf->spool_dir, id);
-	char *mark = xasprintf("%s.hold", path), *dir;
-	int fd, ret = 1;
+	int ok = access(path, F_OK) == 0;
 
-	if (access(path, F_OK) < 0) {
-		fprintf(stderr, "sekisho: queue: %s: no such message\n", id);
-		goto out;
-	}
-	if (hold) {
-		fd = open(mark, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-		if (fd < 0) {
-			fprintf(stderr, "sekisho: queue: %s: %s\n", mark,
-			    strerror(errno));
-			goto out;
-		}
-		close(fd);
-	} else if (unlink(mark) < 0 && errno != ENOENT) {
-		fprintf(stderr, "sekisho: queue: %s: %s\n", mark,
-		    strerror(errno));
-		goto out;
-	}
-	dir = xasprintf("%s/queue", conf->spool_dir);
-	(void)spool_fsync_dir(dir);
-	free(dir);
-	printf("%s %s\n", id, hold ? "held" : "released");
-	ret = 0;
-	if (!hold) {
-		char *msg = xasprintf("flush %s", id);
-
-		ret = cli_queue_notify(conf, msg);
-		free(msg);
-	}
-out:
 	free(path);
-	free(mark);
-	return ret;
+	if (!ok) {
+		fprintf(stderr, "sekisho: queue: %s: no such message\n", id);
+		return 1;
+	}
+	if (queue_hold_mark(conf->spool_dir, id, "cli", NULL,
+	    reason != NULL ? reason : "held by the operator", &error) < 0) {
+		fprintf(stderr, "sekisho: queue: %s: %s\n", id, error);
+		return 1;
+	}
+	log_info("id=%s queue held by=cli", id);
+	printf("%s held\n", id);
+	return 0;
+}
+
+/* Released: 1; the daemon is told to try it now. */
+static int
+cli_queue_release_one(const struct config *conf, const char *id)
+{
+	const char *error;
+	char *msg;
+	int r = queue_hold_release(conf->spool_dir, id, &error);
+
+	if (r <= 0) {
+		fprintf(stderr, "sekisho: queue: %s: %s\n", id, error);
+		return r;
+	}
+	log_info("id=%s queue released by=cli", id);
+	printf("%s released\n", id);
+	msg = xasprintf("flush %s", id);
+	(void)cli_queue_notify(conf, msg);
+	free(msg);
+	return 1;
+}
+
+struct cli_queue_account_ctx {
+	const struct config	*conf;
+	int			 release;
+	size_t			 done, failed;
+};
+
+static int
+cli_queue_account_one(const struct queue_held *m, void *arg)
+{
+	struct cli_queue_account_ctx *ctx = arg;
+	int r = ctx->release ? cli_queue_release_one(ctx->conf, m->id) :
+	    cli_queue_delete(ctx->conf, m->id, 1) == 0 ? 1 : -1;
+
+	if (r > 0)
+		ctx->done++;
+	else
+		ctx->failed++;
+	return 0;
+}
+
+/* release|delete --account: the account's held messages. */
+static int
+cli_queue_account(const struct config *conf, const char *account,
+    int release)
+{
+	struct cli_queue_account_ctx ctx = { conf, release, 0, 0 };
+
+	if (queue_hold_each(conf->spool_dir, account, 1,
+	    cli_queue_account_one, &ctx) < 0) {
+		fprintf(stderr, "sekisho: queue: cannot read %s/queue\n",
+		    conf->spool_dir);
+		return 1;
+	}
+	printf("-- account %s held messages %s=%zu failed=%zu\n", account,
+	    release ? "released" : "deleted", ctx.done, ctx.failed);
+	return ctx.failed > 0 ? 1 : 0;
 }
 
 int
@@ -405,8 +415,27 @@ cli_queue(const struct config *conf, int argc, char **argv)
 	char *msg;
 	int r;
 
-	if (strcmp(cmd, "list") == 0 && argc == 1)
-		return cli_queue_list(conf);
+	if (strcmp(cmd, "list") == 0) {
+		const char *account = NULL;
+		int held = 0, i;
+
+		for (i = 1; i < argc; i++) {
+			if (strcmp(argv[i], "--held") == 0)
+				held = 1;
+			else if (strcmp(argv[i], "--account") == 0 &&
+			    i + 1 < argc)
+				account = argv[++i];
+			else
+				goto usage;
+		}
+		return cli_queue_list(conf, held, account);
+	}
+	if ((strcmp(cmd, "release") == 0 || strcmp(cmd, "delete") == 0) &&
+	    argc == 3 && strcmp(argv[1], "--account") == 0)
+		return cli_queue_account(conf, argv[2],
+		    strcmp(cmd, "release") == 0);
+	if (strcmp(cmd, "hold") == 0 && argc == 3 && queue_id_valid(argv[1]))
+		return cli_queue_hold(conf, argv[1], argv[2]);
 	if (strcmp(cmd, "flush") == 0 && argc <= 2) {
 		if (argc == 1)
 			return cli_queue_notify(conf, "flush");
@@ -424,11 +453,11 @@ cli_queue(const struct config *conf, int argc, char **argv)
 	if (strcmp(cmd, "show") == 0)
 		return cli_queue_show(conf, argv[1]);
 	if (strcmp(cmd, "delete") == 0)
-		return cli_queue_delete(conf, argv[1]);
+		return cli_queue_delete(conf, argv[1], 0);
 	if (strcmp(cmd, "hold") == 0)
-		return cli_queue_hold(conf, argv[1], 1);
+		return cli_queue_hold(conf, argv[1], NULL);
 	if (strcmp(cmd, "release") == 0)
-		return cli_queue_hold(conf, argv[1], 0);
+		return cli_queue_release_one(conf, argv[1]) > 0 ? 0 : 1;
 usage:
 	fprintf(stderr, "usage:\n");
 	cli_queue_usage();

@@ -1176,7 +1176,7 @@ queue_job_done(struct mta_job *job, void *arg)
 /*
  * Calls fn for each message in queue/. A journal whose message is gone
  * was left by a crash between the two unlinks: removed here, as is a
- * hold mark without its message.
+ * hold mark without its message older than an hour.
  */
 static int
 queue_scan(const struct queue_conf *c,
@@ -1204,8 +1204,14 @@ queue_scan(const struct queue_conf *c,
 		    strcmp(de->d_name + QUEUE_ID_LEN, ".hold") == 0)) {
 			memcpy(name, de->d_name, QUEUE_ID_LEN);
 			name[QUEUE_ID_LEN] = '\0';
+			/* A hold mark is written just before its message is
+			 * committed (queue_hold_commit): only an old one is
+			 * stale. */
 			if (fstatat(dirfd(dir), name, &st, 0) < 0 &&
 			    errno == ENOENT &&
+			    (de->d_name[QUEUE_ID_LEN + 1] == 'd' ||
+			    (fstatat(dirfd(dir), de->d_name, &st, 0) == 0 &&
+			    st.st_mtime < time(NULL) - 3600)) &&
 			    unlinkat(dirfd(dir), de->d_name, 0) == 0)
 				log_info("id=%s queue removed stale %s",
 				    name, de->d_name + QUEUE_ID_LEN + 1);

@@ -25,13 +25,15 @@
  * (NEXT, LAST: unix times; REMOTE "-" when none; SMTP 1 when TEXT is a
  * server reply; TEXT printable, to the end of the line.)
  *
- * Besides: ID.hold (empty) keeps the message from being tried.
+ * Besides: ID.hold keeps the message from being tried (queue_hold.c).
  */
 #ifndef SEKISHO_QUEUE_H
 #define SEKISHO_QUEUE_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "envelope.h"
 
 struct config;
 struct queue;
@@ -86,5 +88,75 @@ void queue_rcpt_states_free(struct queue_rcpt_state *st, size_t count);
 #define QUEUE_CONTROL_SOCKET	"control"
 int queue_control_send(const char *spool_dir, const char *msg,
     const char **error_r);
+
+/* --- held messages (queue_hold.c) -------------------------------------- *
+ *
+ * spool_dir/queue/ID.hold marks a held message; the runner never tries
+ * it. Its text (an empty mark, from older versions, is a hold by the
+ * operator without a reason):
+ *   SEKISHO-HOLD 1
+ *   time 1763800000        when it was held (unix)
+ *   by risk                what held it: risk, milter, desk:NAME, cli...
+ *   account alice@ex.jp    (optional) the account whose mail it is
+ *   reason TEXT            printable ASCII, to the end of the line
+ * These calls block (fsync): back side and CLI only, never a session.
+ */
+struct str;
+
+struct queue_hold {
+	int64_t	 time;
+	char	 by[64];
+	char	 account[256];
+	char	 reason[256];
+};
+
+/* Hold a message (queued, or about to be committed): write ID.hold
+ * durably (tmp file, fsync, rename, fsync queue/). Values are cut to
+ * size and made printable. 0, or -1 with error_r. */
+int queue_hold_mark(const char *spool_dir, const char *id, const char *by,
+    const char *account, const char *reason, const char **error_r);
+/*
+ * Commit incoming/ID as a held message: the mark first, then
+ * spool_commit, so the runner never sees it unheld. The caller
+ * acknowledges (250) and calls queue_notify as after spool_commit. 0, or
+ * -1 with error_r (nothing committed, no mark left).
+ */
+int queue_hold_commit(const char *spool_dir, const char *id, const char *by,
+    const char *account, const char *reason, const char **error_r);
+/* 1 held (h filled), 0 not held, -1 on an error. */
+int queue_hold_read(const char *spool_dir, const char *id,
+    struct queue_hold *h);
+/* Remove the mark: 1 released (the caller then has it tried:
+ * queue_flush or the control socket), 0 not held or no such message
+ * (error_r says which), -1 on an error. Of two releases racing, one
+ * returns 1: the message is delivered once. */
+int queue_hold_release(const char *spool_dir, const char *id,
+    const char **error_r);
+/* Delete a message (no bounce) under the runner's lock, waiting up to 10
+ * s for a delivery in progress; held_only: only if held. 1 deleted, 0 not
+ * there (or not held; error_r), -1 on an error. */
+int queue_hold_delete(const char *spool_dir, const char *id, int held_only,
+    const char **error_r);
+
+struct queue_held {
+	char			 id[QUEUE_ID_LEN + 1];
+	struct envelope		 env;
+	size_t			 size;		/* of the message */
+	int			 held;
+	struct queue_hold	 hold;
+};
+/* One message's envelope, size and hold mark. 0, or -1 (error_r). */
+int queue_hold_load(const char *spool_dir, const char *id,
+    struct queue_held *m, const char **error_r);
+void queue_hold_unload(struct queue_held *m);
+/* fn for each message in queue/ in ID order (held ones only if
+ * held_only; account: only that account's submissions, or NULL); fn
+ * returns <0 to stop. 0, or -1 when queue/ cannot be read. */
+int queue_hold_each(const char *spool_dir, const char *account,
+    int held_only, int (*fn)(const struct queue_held *m, void *ctx),
+    void *ctx);
+/* The message's header section (at most max bytes) appended to out. */
+int queue_hold_headers(const char *spool_dir, const char *id, size_t max,
+    struct str *out);
 
 #endif
