@@ -143,6 +143,8 @@ static be_handler *const be_handlers[BE_TYPE_COUNT] = {
 	[BE_API_HISTORY] = be_portal,
 	[BE_SESSION_END] = be_session_end_req,
 	[BE_APOP_TIMESTAMP] = be_apop_timestamp,
+	[BE_PORTAL_OWN_FROM_ON] = be_portal,
+	[BE_PORTAL_OWN_FROM_OFF] = be_portal,
 };
 
 struct queue *

@@ -122,6 +122,10 @@ static const char *const store_schema_steps[] = {
 	"  last_ok {INT} NOT NULL,"
 	"  PRIMARY KEY (name, client));"
 	"CREATE INDEX auth_trusted_last_ok ON auth_trusted(last_ok);",
+	/* 7: refuse mail that claims to be from the account's own address
+	 * on MX (issue 16, store_policy.c "own From"); off by default */
+	"ALTER TABLE accounts ADD COLUMN refuse_own_from INTEGER NOT NULL"
+	"  DEFAULT 0;",
 };
 #define STORE_SCHEMA_VERSION \
 	((int)(sizeof(store_schema_steps) / sizeof(store_schema_steps[0])))
