@@ -40,9 +40,11 @@ milter_spool_value(const char *colon, const char *end)
 			continue;
 		str_append_c(&v, *p);
 	}
-	while (v.len > 0 && v.s[v.len - 1] == '\n')
-		v.len--;
-	str_truncate(&v, v.len);
+	size_t len = v.len;
+
+	while (len > 0 && v.s[len - 1] == '\n')
+		len--;
+	str_truncate(&v, len);
 	return str_steal(&v);
 }
 

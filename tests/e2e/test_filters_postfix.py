@@ -4,35 +4,14 @@ configurations in contrib/filters are right and a failure of the sekisho
 tests is sekisho's. Also the reference the benchmark compares with."""
 import smtplib
 
-import pytest
-
 from conftest import wait_for
-from filters import (DOMAIN, EICAR, GTUBE, ClamAV, DkimKey, OpenDKIM,
-                     Rspamd, dkim_verify, header_values, message,
-                     private_dir, provider_dns, with_attachment)
+from filters import (DOMAIN, EICAR, GTUBE, ClamAV, OpenDKIM, Rspamd,
+                     dkim_verify, dns, header_values, key, message, outside,
+                     with_attachment)
 from mta_peers import DovecotAuth, PrivatePostfix
-from outbound_peer import ScriptedPeer
 
 ALICE, ALICE_PW = "alice@example.jp", "alice-Secret-1"
 CAROL = "carol@peer.test"
-
-
-@pytest.fixture
-def key(tmp_path):
-    return DkimKey(tmp_path)
-
-
-@pytest.fixture
-def dns(tmp_path, key):
-    with provider_dns(tmp_path, key) as d:
-        yield d
-
-
-@pytest.fixture
-def outside():
-    p = ScriptedPeer()
-    yield p
-    p.close()
 
 
 def postfix_with(milter, sasl_port, relay_port):
