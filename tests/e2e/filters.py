@@ -178,14 +178,14 @@ class LocalDNS:
         self.procs.stop()
 
 
-def provider_dns(directory, key):
+def provider_dns(directory, key, dmarc="reject"):
     """The test DNS of the provider's domain example.jp: its DKIM key, an
     SPF record that does not include loopback (so mail from 127.0.0.1 that
-    claims example.jp fails SPF), and DMARC p=reject."""
+    claims example.jp fails SPF), and DMARC p=reject (or `dmarc`)."""
     return LocalDNS(directory, txt={
         key.name: key.txt,
         DOMAIN: "v=spf1 ip4:192.0.2.25 -all",
-        f"_dmarc.{DOMAIN}": "v=DMARC1; p=reject; adkim=r; aspf=r",
+        f"_dmarc.{DOMAIN}": f"v=DMARC1; p={dmarc}; adkim=r; aspf=r",
     })
 
 
