@@ -124,8 +124,8 @@ static const char *const store_schema_steps[] = {
 	"CREATE INDEX auth_trusted_last_ok ON auth_trusted(last_ok);",
 	/* 7: refuse mail that claims to be from the account's own address
 	 * on MX (issue 16, store_policy.c "own From"); off by default */
-	"ALTER TABLE accounts ADD COLUMN refuse_own_from INTEGER NOT NULL"
-	"  DEFAULT 0;",
+	("ALTER TABLE accounts ADD COLUMN refuse_own_from INTEGER NOT NULL"
+	"  DEFAULT 0 CHECK (refuse_own_from IN (0, 1));"),
 };
 #define STORE_SCHEMA_VERSION \
 	((int)(sizeof(store_schema_steps) / sizeof(store_schema_steps[0])))
