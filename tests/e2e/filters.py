@@ -260,9 +260,11 @@ class Rspamd:
         def append(name, text):
             with open(ld / name, "a") as f:
                 f.write("\n# --- test overlay (tests/e2e/filters.py)\n" + text)
-        append("options.inc",
-               f'dns {{ nameserver = ["127.0.0.1:{dns_port}"]; '
-               "timeout = 2s; retransmits = 2; }\n")
+        # the contrib resolver, 127.0.0.1:53, replaced (appending would
+        # merge both into the list and half the queries time out)
+        opts = ld / "options.inc"
+        opts.write_text(opts.read_text().replace(
+            '"127.0.0.1:53"', f'"127.0.0.1:{dns_port}"'))
         append("worker-proxy.inc",
                'upstream "local" {\n  default = yes;\n'
                f'  hosts = "127.0.0.1:{self.normal_port}";\n}}\n')
