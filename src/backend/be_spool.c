@@ -437,8 +437,9 @@ be_commit_job(struct be_worker *w, struct be_commit *bc, char **specs,
 	job->body_max = conf->message_size_limit;
 	job->id = xstrdup(bc->id);
 	job->hostname = xstrdup(conf->hostname);
-	job->daemon_name = xstrdup(bc->submission ? "sekisho-submission" :
-	    "sekisho-mx");
+	/* as Postfix's default: Rspamd takes it for the authserv-id of
+	 * its Authentication-Results (RFC 8601: the host's name) */
+	job->daemon_name = xstrdup(conf->hostname);
 	job->if_addr = be_dup(bc->if_addr);
 	job->client_addr = xstrdup(bc->client);
 	job->client_port = bc->port != 0 ? xasprintf("%u", bc->port) : NULL;
@@ -471,6 +472,8 @@ be_commit_resolve(void *arg, const char *address, char **mailbox_r)
 	int local = 0, r;
 
 	*mailbox_r = NULL;
+	if (strchr(address, '@') == NULL)
+		return 2;	/* no domain: nowhere to send it */
 	if (st == NULL)
 		return -1;
 	lookup = xstrdup(address);
@@ -524,7 +527,12 @@ be_commit_finish(struct be_worker *w, struct msg *reply, struct be_commit *bc)
 	int r, held = 0;
 
 	if (job != NULL && job->verdict != MILTER_ACCEPT) {
-		be_commit_undo(w, bc);
+		/* a discard was accepted as far as the client knows: it
+		 * counts; a refusal does not */
+		if (job->verdict == MILTER_DISCARD)
+			spool_abort(w->conf->spool_dir, id);
+		else
+			be_commit_undo(w, bc);
 		if (job->verdict == MILTER_DISCARD) {
 			log_info("id=%s discarded by a mail filter", id);
 			msg_add_u32(reply, 0);
@@ -552,13 +560,15 @@ be_commit_finish(struct be_worker *w, struct msg *reply, struct be_commit *bc)
 			envelope_deinit(&env);
 		}
 		if (r != 0) {
-			if (r == 1)
+			if (r == 1) {
 				log_info("id=%s discarded: the mail filters "
 				    "removed every recipient", id);
-			else
+				spool_abort(w->conf->spool_dir, id);
+			} else {
 				log_warnx("id=%s milter changes: %s", id,
 				    error);
-			be_commit_undo(w, bc);
+				be_commit_undo(w, bc);
+			}
 			msg_add_u32(reply, r == 1 ? 0 : 1);
 			msg_add_str(reply, r == 1 ? NULL : BE_SPOOL_TEMPFAIL);
 			str_deinit(&added);

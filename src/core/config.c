@@ -379,9 +379,9 @@ static const struct config_def config_defs[] = {
 	 * word order is enum milter_default_action order */
 	ROW_STR(milters_mx, "", CONFIG_F_EMPTY_OK, milter_config_check,
 	    "Milters (Rspamd, OpenDKIM, clamav-milter...) asked about each "
-	    "message received on mx listeners, in order: inet:HOST:PORT, "
-	    "inet6:[ADDR]:PORT or unix:/PATH, separated by spaces or commas; "
-	    "empty: none."),
+	    "message received on mx listeners, in order: inet:IPV4:PORT, "
+	    "inet6:[IPV6]:PORT or unix:/PATH (addresses, not names), "
+	    "separated by spaces or commas; empty: none."),
 	ROW_STR(milters_submission, "", CONFIG_F_EMPTY_OK,
 	    milter_config_check,
 	    "Milters asked about each message received on submission and "

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -19,6 +20,7 @@
 #include <event2/event.h>
 
 #include "../core/log.h"
+#include "../core/metrics.h"
 #include "../core/xmalloc.h"
 #include "milter.h"
 #include "milter_proto.h"
@@ -26,6 +28,13 @@
 /* Output held for one filter before we wait for it to read. */
 #define MILTER_OUT_HIGH		(1024 * 1024)
 #define MILTER_OUT_LOW		(256 * 1024)
+/* The replies of a filter's plain reject and tempfail (Postfix's). */
+#define MILTER_REJECT_REPLY	"550 5.7.1 Message refused by a mail filter"
+#define MILTER_TEMPFAIL_REPLY	"451 4.7.1 Message deferred by a mail " \
+	"filter, try again later"
+/* SMFIR_PROGRESS restarts the wait, but one reply is never waited for
+ * more than this many times its timeout. */
+#define MILTER_PROGRESS_FACTOR	4
 /* Changes one filter may ask for at the end of a message. */
 #define MILTER_CHANGES_MAX	1000
 
@@ -58,6 +67,7 @@ struct milter_conv {
 	off_t			 body_pos;
 	int			 awaiting;	/* a reply is owed */
 	int			 awaited_step;	/* what it answers */
+	time_t			 deadline;	/* no progress beyond */
 	/* this filter's changes, kept only if it ends well */
 	struct milter_change	*changes;
 	size_t			 nchanges;
@@ -150,10 +160,15 @@ milter_conv_close(struct milter_conv *c, int quit)
 	if (c->bev != NULL) {
 		int fd = (int)bufferevent_getfd(c->bev);
 
-		/* SMFIC_QUIT, best effort: the filter may be gone */
+		/* SMFIC_QUIT, best effort: the filter may be gone; first
+		 * SMFIC_ABORT when a message was begun and not ended */
+		int open_msg = (c->step >= STEP_RCPT && c->step != STEP_DONE) ||
+		    (c->awaiting && c->awaited_step == STEP_EOM);
+
 		if (quit && c->connected && fd >= 0 && evbuffer_get_length(
 		    bufferevent_get_output(c->bev)) == 0)
-			(void)!write(fd, "\0\0\0\001Q", 5);
+			(void)!write(fd, open_msg ? "\0\0\0\001A\0\0\0\001Q" :
+			    "\0\0\0\001Q", open_msg ? 10 : 5);
 		bufferevent_free(c->bev);
 		c->bev = NULL;
 	}
@@ -195,6 +210,8 @@ milter_log(const struct milter_conv *c, const char *verdict,
     const char *action, const char *reply, const char *reason)
 {
 	char rbuf[MILTER_TEXT_MAX + 1], wbuf[256];
+
+	metrics_milter(verdict);
 
 	log_info("id=%s milter=%s verdict=%s%s%s%s%s%s%s%s%s changes=%zu",
 	    c->job->id, c->spec, verdict,
@@ -241,8 +258,8 @@ milter_conv_fail(struct milter_conv *c, const char *why)
 		c->index++;
 		milter_conv_next_filter(c);
 	} else if (a == MILTER_DEFAULT_REJECT)
-		milter_conv_final(c, MILTER_REJECT, "554 5.7.1 Message refused: "
-		    "a mail filter is not available");
+		milter_conv_final(c, MILTER_REJECT, "554 5.7.1 Message "
+		    "refused: a mail filter is not available");
 	else
 		milter_conv_final(c, MILTER_TEMPFAIL, "451 4.7.1 Mail filter "
 		    "not available, try again later");
@@ -269,7 +286,8 @@ milter_conv_ok(struct milter_conv *c, const char *verdict)
 	}
 	if (c->body_replaced) {
 		str_clear(&job->body);
-		str_append_n(&job->body, c->body.s, c->body.len);
+		if (c->body.len > 0)
+			str_append_n(&job->body, c->body.s, c->body.len);
 		job->body_replaced = 1;
 	}
 	if (c->quarantine != NULL && job->quarantine == NULL) {
@@ -283,6 +301,15 @@ milter_conv_ok(struct milter_conv *c, const char *verdict)
 }
 
 /* ---- talking ------------------------------------------------------- */
+
+static time_t
+milter_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
 
 static void
 milter_arm(struct milter_conv *c, int seconds)
@@ -472,7 +499,8 @@ milter_advance(struct milter_conv *c)
 				if (!(p & MILTER_P_HDR_LEADSPC))
 					while (*s[1] == ' ' || *s[1] == '\t')
 						s[1]++;
-				milter_pack_strings(&out, MILTER_C_HEADER, s, 2);
+				milter_pack_strings(&out, MILTER_C_HEADER,
+				    s, 2);
 				sent = 1;
 				nr = (p & MILTER_P_NR_HDR) != 0;
 			}
@@ -524,10 +552,14 @@ milter_advance(struct milter_conv *c)
 		if (sent)
 			milter_send(c, &out);
 		if (sent && !nr) {
+			int t = this == STEP_EOM ? j->eom_timeout :
+			    j->command_timeout;
+
 			c->awaiting = 1;
 			c->awaited_step = this;
-			milter_arm(c, this == STEP_EOM ? j->eom_timeout :
-			    j->command_timeout);
+			c->deadline = milter_now() +
+			    (time_t)t * MILTER_PROGRESS_FACTOR;
+			milter_arm(c, t);
 		}
 	}
 	str_deinit(&out);
@@ -599,6 +631,16 @@ milter_handle(struct milter_conv *c, const struct milter_reply *r)
 		evtimer_del(c->timer);
 		c->actions = r->actions & MILTER_A_OFFER;
 		c->proto = r->protocol & MILTER_P_OFFER;
+		/* DATA and the "no reply" steps came with version 4 and 6 */
+		if (r->version < 6)
+			c->proto &= ~(uint32_t)(MILTER_P_NR_CONN |
+			    MILTER_P_NR_HELO | MILTER_P_NR_MAIL |
+			    MILTER_P_NR_RCPT | MILTER_P_NR_DATA |
+			    MILTER_P_NR_UNKN | MILTER_P_NR_EOH |
+			    MILTER_P_NR_BODY | MILTER_P_HDR_LEADSPC |
+			    MILTER_P_MDS_256K | MILTER_P_MDS_1M);
+		if (r->version < 4)
+			c->proto |= MILTER_P_NODATA;
 		c->step = STEP_CONNECT;
 		return milter_advance(c);
 	}
@@ -607,10 +649,20 @@ milter_handle(struct milter_conv *c, const struct milter_reply *r)
 		return 1;
 	}
 	switch (r->cmd) {
-	case MILTER_R_PROGRESS:
-		milter_arm(c, at_eom ? c->job->eom_timeout :
-		    c->job->command_timeout);
+	case MILTER_R_PROGRESS: {
+		/* more time, up to the deadline: a filter that only ever
+		 * says "progress" still costs a bounded time */
+		time_t left = c->deadline - milter_now();
+		int t = at_eom ? c->job->eom_timeout :
+		    c->job->command_timeout;
+
+		if (left <= 0) {
+			milter_conv_fail(c, "progress beyond its deadline");
+			return 1;
+		}
+		milter_arm(c, left < t ? (int)left : t);
 		return 0;
+	}
 	case MILTER_R_CONTINUE:
 		evtimer_del(c->timer);
 		c->awaiting = 0;
@@ -627,18 +679,28 @@ milter_handle(struct milter_conv *c, const struct milter_reply *r)
 		c->step = STEP_EOM;
 		return milter_advance(c);
 	case MILTER_R_ACCEPT:
+	case MILTER_R_REJECT:
+	case MILTER_R_TEMPFAIL:
+	case MILTER_R_REPLYCODE:
+	case MILTER_R_DISCARD:
+		if (at_eom)
+			c->awaiting = 0;	/* the message is ended */
+		break;
+	default:
+		break;
+	}
+	switch (r->cmd) {
+	case MILTER_R_ACCEPT:
 		/* before the end of message: no more events, no changes */
 		milter_conv_ok(c, "accept");
 		return 1;
 	case MILTER_R_REJECT:
-		milter_log(c, "reject", NULL, NULL, NULL);
-		milter_conv_final(c, MILTER_REJECT, "550 5.7.1 Message refused "
-		    "by a mail filter");
+		milter_log(c, "reject", NULL, MILTER_REJECT_REPLY, NULL);
+		milter_conv_final(c, MILTER_REJECT, MILTER_REJECT_REPLY);
 		return 1;
 	case MILTER_R_TEMPFAIL:
-		milter_log(c, "tempfail", NULL, NULL, NULL);
-		milter_conv_final(c, MILTER_TEMPFAIL, "451 4.7.1 Message "
-		    "deferred by a mail filter, try again later");
+		milter_log(c, "tempfail", NULL, MILTER_TEMPFAIL_REPLY, NULL);
+		milter_conv_final(c, MILTER_TEMPFAIL, MILTER_TEMPFAIL_REPLY);
 		return 1;
 	case MILTER_R_REPLYCODE:
 		milter_log(c, r->code[0] == '4' ? "tempfail" : "reject", NULL,

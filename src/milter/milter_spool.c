@@ -322,7 +322,8 @@ milter_spool_rewrite(const char *spool_dir, const char *id, int fd,
 	(void)unlink(tmp);
 	wfd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (wfd < 0 || spool_write_full(wfd, out.s, out.len) < 0) {
-		*error_r = spool_errno_error("cannot write the changed message");
+		*error_r = spool_errno_error("cannot write the changed "
+		    "message");
 		goto out;
 	}
 	if (job->body_replaced) {
@@ -331,7 +332,8 @@ milter_spool_rewrite(const char *spool_dir, const char *id, int fd,
 		for (size_t i = 0; i < job->body.len; i++) {
 			char ch = job->body.s[i];
 
-			if (ch == '\n' && (i == 0 || job->body.s[i - 1] != '\r'))
+			if (ch == '\n' && (i == 0 ||
+			    job->body.s[i - 1] != '\r'))
 				str_append_c(&out, '\r');
 			str_append_c(&out, ch);
 		}

@@ -1,7 +1,7 @@
 """A test milter on Sendmail's real libmilter (Debian's python3-milter):
 `python3 milter_peer.py PORT OUTDIR` listens on 127.0.0.1:PORT. What it
-does with a message is chosen by the message's Subject (one word each, see
-ACTIONS); for every message that reaches end of message it writes
+does with a message is chosen by the words of its Subject (see eom), or a
+sender with "rcpt-reject" (refused at RCPT); for every message that reaches end of message it writes
 OUTDIR/<queue id>.json with the macros and events it saw.
 
 Also misbehaving peers, written with raw sockets (no libmilter): `start_bad`
@@ -53,6 +53,11 @@ def _milter_main(port, outdir):
         def envrcpt(self, to, *args):
             self.ev["rcpts"].append(to)
             self._macros()
+            if "rcpt-reject" in self.ev.get("from", ""):
+                # a refusal before the end of message, at RCPT
+                self.setreply("550", "5.1.1", "Recipient refused by the "
+                              "test filter")
+                return Milter.REJECT
             return Milter.CONTINUE
 
         def header(self, name, value):
@@ -120,7 +125,11 @@ def _milter_main(port, outdir):
     Milter.set_flags(Milter.ADDHDRS | Milter.CHGBODY | Milter.ADDRCPT |
                      Milter.DELRCPT | Milter.CHGHDRS | Milter.QUARANTINE |
                      Milter.CHGFROM)
-    Milter.runmilter("sekisho-test", f"inet:{port}@127.0.0.1", 60)
+    where = f"inet:{port}@127.0.0.1"
+    if port.startswith("/"):
+        where = f"unix:{port}"
+        os.umask(0)     # the daemon's back side (another user) connects
+    Milter.runmilter("sekisho-test", where, 60)
 
 
 def wait_port(port, proc=None, timeout=20):
@@ -137,11 +146,19 @@ def wait_port(port, proc=None, timeout=20):
 
 
 def start(port, outdir):
-    """The pymilter peer as a process; the caller terminates it."""
+    """The pymilter peer as a process, on 127.0.0.1:port, or on the unix
+    socket port when it is a path; the caller terminates it."""
     proc = subprocess.Popen(["/usr/bin/python3", __file__, str(port),
                              str(outdir)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    wait_port(port, proc)
+    if str(port).startswith("/"):
+        deadline = time.monotonic() + 20
+        while not os.path.exists(str(port)):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"milter socket {port} never appeared")
+            time.sleep(0.05)
+    else:
+        wait_port(port, proc)
     return proc
 
 
@@ -188,6 +205,9 @@ class BadPeer:
                 c.sendall(optneg)
                 c.recv(65536)
                 c.sendall(b"\xff\xff\xff\xffc" + b"x" * 1000)
+            elif self.mode in ("inject", "smuggle", "progress"):
+                self._speak(c, first, optneg)
+                return
             elif self.mode == "midgarbage":
                 c.sendall(optneg)
                 c.recv(65536)
@@ -196,6 +216,48 @@ class BadPeer:
                 pass
         except OSError:
             pass
+
+    def _speak(self, c, first, optneg):
+        """Speak the protocol well, answer 'continue' to every command,
+        and at the end of message send the hostile packet of the mode:
+        "inject" an added header whose value starts a new field, "smuggle"
+        a reply code that carries a second SMTP reply line, "progress"
+        an endless stream of SMFIR_PROGRESS."""
+        buf = first
+        while True:
+            while len(buf) >= 4:
+                n = int.from_bytes(buf[:4], "big")
+                if len(buf) < 4 + n:
+                    break
+                cmd = buf[4:5]
+                buf = buf[4 + n:]
+                if cmd == b"O":
+                    c.sendall(optneg)
+                elif cmd == b"D":
+                    pass                    # macros: no reply
+                elif cmd == b"E":
+                    if self.mode == "progress":
+                        # "still working", forever
+                        while True:
+                            c.sendall(b"\0\0\0\x01p")
+                            time.sleep(0.3)
+                    if self.mode == "inject":
+                        v = b"X-Hostile\0ok\r\nBcc: victim@example.org\0"
+                        c.sendall((len(v) + 1).to_bytes(4, "big") + b"h" +
+                                  v)
+                        c.sendall(b"\0\0\0\x01c")
+                    else:
+                        v = b"550 5.7.1 no\r\n250 2.0.0 Ok: queued\0"
+                        c.sendall((len(v) + 1).to_bytes(4, "big") + b"y" +
+                                  v)
+                elif cmd in (b"Q", b"A"):
+                    pass
+                else:
+                    c.sendall(b"\0\0\0\x01c")
+            more = c.recv(65536)
+            if not more:
+                return
+            buf += more
 
     def close(self):
         self.sock.close()
@@ -207,4 +269,4 @@ class BadPeer:
 
 
 if __name__ == "__main__":
-    _milter_main(int(sys.argv[1]), sys.argv[2])
+    _milter_main(sys.argv[1], sys.argv[2])
