@@ -708,7 +708,8 @@ backend_run_job(struct be_worker *w, struct be_job *job)
 
 	pthread_mutex_lock(&ch->send_lock);
 	dead = ch->dead;
-	ch->bytes -= job->m.buf.len;
+	if (job->defer == NULL)		/* a resumption was never counted */
+		ch->bytes -= job->m.buf.len;
 	pthread_mutex_unlock(&ch->send_lock);
 	w->chan = ch->id;
 	w->job = job;

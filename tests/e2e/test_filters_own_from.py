@@ -105,3 +105,36 @@ def test_turned_off_again_delivers(d):
     d.cli("limits", "set", ALICE, "refuse_own_from=no")
     code, resp = mx(d, ALICE, ALICE, "forged but allowed")
     assert code == 250, (code, resp)
+
+
+def test_settings_page_turns_it_on_and_off(request, make_daemon, tmp_path):
+    """The subscriber's own switch on the settings page (CSRF-checked like
+    every change), and what it shows; the CLI sees the same."""
+    from test_portal import Web, portal_daemon  # noqa: F401
+    d = request.getfixturevalue("portal_daemon")()
+    w = Web(d.portal_port)
+    w.login()
+    _, _, page = w.request("GET", "/")
+    assert "自分のアドレスを名乗るメール: 受信する" in page, page[-3000:]
+    token = w.csrf(page)
+    # without the session's token: refused, nothing changes
+    status, _, _ = w.request("POST", "/own_from", {"action": "on"})
+    assert status == 403
+    assert "refuse_own_from: no" in d.cli("limits", "show", ALICE).stdout
+    status, headers, _ = w.request("POST", "/own_from", {
+        "action": "on", "csrf": token})
+    assert status == 303 and headers["Location"] == "/?msg=own_from_on"
+    _, _, page = w.request("GET", "/?msg=own_from_on")
+    assert "自分のアドレスを名乗るメール: 受信拒否" in page
+    assert "受信拒否します" in page
+    assert "refuse_own_from: yes" in d.cli("limits", "show", ALICE).stdout
+    # only the logged-in account changed
+    assert "refuse_own_from: no" in d.cli("limits", "show", BOB).stdout
+    status, headers, _ = w.request("POST", "/own_from", {
+        "action": "sideways", "csrf": token})
+    assert status == 400
+    status, headers, _ = w.request("POST", "/own_from", {
+        "action": "off", "csrf": token})
+    assert headers["Location"] == "/?msg=own_from_off"
+    assert "refuse_own_from: no" in d.cli("limits", "show", ALICE).stdout
+    d.wait_log(r"portal refuse_own_from account=alice@example\.jp on=no")
