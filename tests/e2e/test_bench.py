@@ -303,8 +303,11 @@ PEERS = {
     "W3": {"sekisho", "postfix"},
     "W4": {"sekisho", "postfix", "opensmtpd"},
     "W5": {"sekisho", "postfwd", "policyd-rate-limit"},
+    # issue 16: without and through the same Rspamd (needs rspamd)
+    "W6": {"sekisho", "postfix"},
+    "W7": {"sekisho", "postfix"},
 }
-VARIANTS = {"W1": 2, "W2": 2, "W3": 2, "W4": 1, "W5": 2}
+VARIANTS = {"W1": 2, "W2": 2, "W3": 2, "W4": 1, "W5": 2, "W6": 2, "W7": 2}
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("postfix") is None or
