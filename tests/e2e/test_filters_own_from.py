@@ -10,6 +10,7 @@ import pytest
 from conftest import ALICE, ALICE_PW, BOB, BOB_PW, HOSTNAME, domestic_lines
 from filters import (Rspamd, dkim_sign, header_values, key,  # noqa: F401
                      message, provider_dns, smtp_result)
+from test_portal import Web, portal_daemon  # noqa: F401
 
 ALIAS = "alice.alias@example.jp"
 
@@ -107,11 +108,10 @@ def test_turned_off_again_delivers(d):
     assert code == 250, (code, resp)
 
 
-def test_settings_page_turns_it_on_and_off(request, make_daemon, tmp_path):
+def test_settings_page_turns_it_on_and_off(portal_daemon):
     """The subscriber's own switch on the settings page (CSRF-checked like
     every change), and what it shows; the CLI sees the same."""
-    from test_portal import Web, portal_daemon  # noqa: F401
-    d = request.getfixturevalue("portal_daemon")()
+    d = portal_daemon()
     w = Web(d.portal_port)
     w.login()
     _, _, page = w.request("GET", "/")
