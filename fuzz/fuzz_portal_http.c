@@ -60,7 +60,7 @@ struct fuzz_client {
 };
 
 static void
-fuzz_stub_status(struct msg *r)
+fuzz_stub_status(struct msg *r, uint32_t type)
 {
 	struct portal_sub sub = { 1900000000, "2030-03-17 12:00 JST",
 	    "alice@example.jp", "192.0.2.1", "JP", "TLSv1.3", 3, 1,
@@ -85,6 +85,26 @@ fuzz_stub_status(struct msg *r)
 	msg_add_u32(r, 1);
 	msg_add_u32(r, 0);
 	portal_rows_event_pack(r, &ev);
+	/* RISK (issue 17), and HELD on the admin account page */
+	msg_add_str(r, "hold");
+	msg_add_u32(r, 1);
+	msg_add_str(r, "2030-03-17 12:00 JST");
+	msg_add_str(r, "automatic: <risk> score 64");
+	msg_add_str(r, "2030-03-17 12:00 JST");
+	msg_add_str(r, "2030-03-17 12:00 JST from 192.0.2.1 (JP), 3");
+	msg_add_u32(r, 1);
+	msg_add_i64(r, 645);
+	msg_add_u32(r, 0);
+	if (type == BE_ADMIN_ACCOUNT) {
+		struct portal_held h = { "0123456789ABCDEF0123",
+		    "2030-03-17 12:00 JST", "alice@example.jp", 2,
+		    "a@x.example, b@y.example", 1234,
+		    "Subject: <b>buy</b>\r\n", "risk", "automatic" };
+
+		msg_add_u32(r, 1);
+		msg_add_u32(r, 0);
+		portal_rows_held_pack(r, &h);
+	}
 }
 
 /* The body of an OK answer to each request type (be_proto.h). */
@@ -103,7 +123,7 @@ fuzz_stub_body(struct msg *r, uint32_t type)
 		    "alice@example.jp");
 		return;
 	case BE_PORTAL_STATUS:
-		fuzz_stub_status(r);
+		fuzz_stub_status(r, type);
 		return;
 	case BE_PORTAL_OVERSEAS_ON:
 	case BE_PORTAL_OVERSEAS_OFF:
@@ -141,7 +161,20 @@ fuzz_stub_body(struct msg *r, uint32_t type)
 		return;
 	case BE_ADMIN_ACCOUNT:
 		msg_add_u32(r, 0);
-		fuzz_stub_status(r);
+		fuzz_stub_status(r, type);
+		return;
+	case BE_ADMIN_RISK_TOP: {
+		struct portal_risk k = { "alice@example.jp", 645, 2, 2 };
+
+		msg_add_u32(r, 1);
+		msg_add_u32(r, 1);
+		portal_rows_risk_pack(r, &k);
+		return;
+	}
+	case BE_ADMIN_WARN:
+	case BE_ADMIN_HELD_RELEASE:
+	case BE_ADMIN_HELD_DELETE:
+		msg_add_u32(r, 1);
 		return;
 	case BE_ADMIN_AUDIT: {
 		struct portal_event ev = { 1900000000, "2030-03-17 12:00 JST",
@@ -176,7 +209,8 @@ fuzz_stub_cb(struct channel *ch, struct msg *m, void *arg)
 	(void)arg;
 	if (m == NULL)
 		return;
-	if (m->type < BE_PORTAL_LOGIN || m->type > BE_API_HISTORY) {
+	if ((m->type < BE_PORTAL_LOGIN || m->type > BE_API_HISTORY) &&
+	    (m->type < BE_ADMIN_RISK_TOP || m->type > BE_ADMIN_HELD_DELETE)) {
 		msg_init(&r, BE_FAIL, m->id);
 		channel_send(ch, &r);
 		return;

@@ -40,6 +40,8 @@ static const struct main_cmd main_cmds[] = {
 	{ "api-token", cli_api_token },
 	{ "admin", cli_admin },
 	{ "status", cli_status },
+	{ "risk", cli_risk },
+	{ "warn", cli_warn },
 };
 
 static void
@@ -67,6 +69,7 @@ usage(FILE *fp)
 	cli_api_usage();
 	cli_admin_usage();
 	cli_status_usage();
+	cli_risk_usage();
 }
 
 static struct config *

@@ -18,6 +18,7 @@
 #include "../store/password.h"
 #include "../store/store.h"
 #include "backend.h"
+#include "be_risk.h"
 #include "be_session.h"
 
 static pthread_once_t be_dummy_once = PTHREAD_ONCE_INIT;
@@ -49,10 +50,12 @@ be_auth_reply(struct be_worker *w, struct store *st, uint64_t sess,
 {
 	int64_t delay = 0;
 
-	if (result == BE_AUTH_FAIL)
+	if (result == BE_AUTH_FAIL) {
 		delay = policy_auth_fail(w->conf, st, canon, client, service);
-	else if (result == BE_AUTH_OK) {
+		be_risk_auth_fail(w, st, canon, client);
+	} else if (result == BE_AUTH_OK) {
 		policy_auth_ok(w->conf, st, a->address, client);
+		be_risk_login(w, st, a->address, client, service);
 		/* the only way a session gets an account: our own OK */
 		be_session_set_account(w->chan, sess, a->address);
 	}

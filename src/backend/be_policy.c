@@ -23,6 +23,7 @@
 #include "../core/base64.h"
 #include "../store/store.h"
 #include "backend.h"
+#include "be_risk.h"
 #include "be_session.h"
 
 /* RFC 2047 B-encoded UTF-8 word for a header. */
@@ -180,6 +181,10 @@ be_policy_mail(struct be_worker *w, struct msg *req, struct msg *reply)
 		store_read_end(st);
 		if (r.notify)
 			be_policy_notice(w, account, client, r.country);
+		/* a refusal is a risk signal (issue 17) */
+		if (r.verdict != POLICY_OK)
+			(void)be_risk_update(w->conf, st, be_worker_queue(w),
+			    account);
 	}
 	/* What the commit will use: decided here, kept here. */
 	if (r.verdict == POLICY_OK)

@@ -33,6 +33,9 @@
 #include "../core/str.h"
 #include "../core/xmalloc.h"
 #include "../policy/policy.h"
+#include "../policy/risk.h"
+#include "../policy/trace.h"
+#include "../queue/queue.h"
 #include "admin_users.h"
 #include "api_token.h"
 #include "../portal/portal_rows.h"
@@ -42,6 +45,7 @@
 #include "../store/store.h"
 #include "be_keeper.h"
 #include "backend.h"
+#include "be_risk.h"
 
 #define PORTAL_SESSION_MAX_AGE	 (12 * 3600)
 #define PORTAL_TOKEN_HEX	 64		/* 32 random bytes */
@@ -71,6 +75,15 @@ _Static_assert(PORTAL_ALIASES_MAX * PORTAL_STR_COST(PORTAL_ACCOUNT_MAX) +
     8 + PORTAL_STATUS_PAGE * PORTAL_ROW_SUB_MAX + 8 +
     PORTAL_STATUS_PAGE * PORTAL_ROW_EVENT_MAX + PORTAL_FIXED_MAX <
     MSG_MAX_LEN, "a status reply fits one message");
+/* issue 17: the admin account page also carries RISK (in
+ * PORTAL_FIXED_MAX's room: 5 strings of at most 255) and a page of HELD */
+_Static_assert(PORTAL_ALIASES_MAX * PORTAL_STR_COST(PORTAL_ACCOUNT_MAX) +
+    8 + PORTAL_STATUS_PAGE * PORTAL_ROW_SUB_MAX + 8 +
+    PORTAL_STATUS_PAGE * PORTAL_ROW_EVENT_MAX + 8 +
+    PORTAL_HELD_PAGE * PORTAL_ROW_HELD_MAX + PORTAL_FIXED_MAX <
+    MSG_MAX_LEN, "an admin account reply fits one message");
+_Static_assert(PORTAL_LIST_MAX(PORTAL_ROW_RISK_MAX) + PORTAL_FIXED_MAX <
+    MSG_MAX_LEN, "a risk page fits one message");
 _Static_assert(PORTAL_LIST_MAX(PORTAL_ROW_EVENT_MAX) + PORTAL_FIXED_MAX <
     MSG_MAX_LEN, "an audit page fits one message");
 _Static_assert(PORTAL_LIST_MAX(PORTAL_ROW_SUB_MAX) + PORTAL_FIXED_MAX <
@@ -314,6 +327,8 @@ be_portal_check_password(struct be_worker *w, struct store *st,
 		int64_t delay = policy_auth_fail(w->conf, st, account, client,
 		    "portal");
 
+		be_risk_auth_fail(w, st, account, client);
+
 		be_portal_fail(o, BE_PORTAL_REFUSED, "fail");
 		o->delay = delay;
 		return 1;
@@ -494,6 +509,7 @@ be_portal_login(struct be_portal_ctx *c)
 	    &a, &have_a) == 0) {
 		metrics_auth(METRICS_SVC_PORTAL, METRICS_AUTH_OK, start);
 		policy_auth_ok(c->w->conf, c->st, a.address, c->client);
+		be_risk_login(c->w, c->st, a.address, c->client, "portal");
 		if (be_portal_session_new(c->w, c->st, a.address, id,
 		    csrf) < 0)
 			be_portal_fail(o, BE_PORTAL_TEMPFAIL, "tempfail");
@@ -546,6 +562,9 @@ be_portal_alias_row(const struct store_alias_row *row, void *context)
 	al->names[al->n++] = xstrdup(row->alias);
 	return 0;
 }
+
+static void be_portal_risk_body(struct be_portal_ctx *c,
+    const char *account);
 
 /* STATUS (be_proto.h) of account into o's body; -1 the store failed. */
 static int
@@ -624,6 +643,7 @@ be_portal_status_body(struct be_portal_ctx *c, const char *account,
 	be_portal_page(m, &rows, offset, PORTAL_STATUS_PAGE,
 	    c->admin != NULL ? NULL : be_portal_not_admin_event);
 	be_portal_rows_free(&rows);
+	be_portal_risk_body(c, account);
 	return 0;
 }
 
@@ -1689,6 +1709,330 @@ be_portal_admin_limits(struct be_portal_ctx *c)
 	return 0;
 }
 
+/* ---- after a password is stolen (issue 17) ---------------------------- */
+
+/* The first PORTAL_HELD_PAGE held messages of an account, copied in one
+ * pass over the queue (a second pass could find others). */
+struct be_portal_held {
+	const char	*spool_dir;
+	char		*f[PORTAL_HELD_PAGE][8];
+	uint32_t	 nrcpts[PORTAL_HELD_PAGE];
+	int64_t		 size[PORTAL_HELD_PAGE];
+	uint32_t	 n, total;
+};
+
+static int
+be_portal_held_row(const struct queue_held *q, void *arg)
+{
+	struct be_portal_held *h = arg;
+	struct str rcpts = STR_INIT, headers = STR_INIT;
+	char when[64];
+
+	if (h->total++ >= PORTAL_HELD_PAGE)
+		return 0;
+	for (size_t i = 0; i < q->env.rcpt_count && rcpts.len <
+	    PORTAL_RCPTS_MAX; i++)
+		str_printf(&rcpts, "%s%s", i > 0 ? ", " : "",
+		    q->env.rcpts[i].address);
+	(void)queue_hold_headers(h->spool_dir, q->id, PORTAL_HEADERS_MAX,
+	    &headers);
+	policy_format_time(q->env.time, when, sizeof(when));
+	h->f[h->n][0] = xstrdup(q->id);
+	h->f[h->n][1] = xstrdup(when);
+	h->f[h->n][2] = xstrdup(q->env.sender);
+	h->f[h->n][3] = xstrdup(str_c(&rcpts));
+	h->f[h->n][4] = xstrdup(str_c(&headers));
+	h->f[h->n][5] = xstrdup(q->hold.by);
+	h->f[h->n][6] = xstrdup(q->hold.reason);
+	h->nrcpts[h->n] = (uint32_t)q->env.rcpt_count;
+	h->size[h->n] = (int64_t)q->size;
+	h->n++;
+	str_deinit(&rcpts);
+	str_deinit(&headers);
+	return 0;
+}
+
+/* RISK (be_proto.h), and on the admin's account page a LIST of HELD.
+ * The score is the desk's: a subscriber's page gets 0. */
+static void
+be_portal_risk_body(struct be_portal_ctx *c, const char *account)
+{
+	const struct config *conf = c->w->conf;
+	struct msg *m = &c->o->body;
+	struct be_risk_score s;
+	struct be_portal_held h;
+	const char *error;
+	char when[64];
+
+	memset(&h, 0, sizeof(h));
+	h.spool_dir = conf->spool_dir;
+	if (be_risk_score(conf, c->st, account, policy_now(), &s, NULL, NULL,
+	    &error) < 0) {
+		log_warnx("portal: risk of %s: %s", account, error);
+		memset(&s, 0, sizeof(s));
+	}
+	/* XXX: reads every envelope in this node's queue; only for the
+	 * desk (a subscriber's page does not show the count), and only
+	 * this node's spool: held mail on another node is listed there. */
+	if (c->admin != NULL)
+		(void)queue_hold_each(conf->spool_dir, account, 1,
+		    be_portal_held_row, &h);
+	portal_rows_add_str(m, risk_level_name(s.state.level),
+	    PORTAL_TYPE_MAX);
+	msg_add_u32(m, s.state.automatic ? 1 : 0);
+	if (s.state.level > 0) {
+		policy_format_time(s.state.since, when, sizeof(when));
+		portal_rows_add_str(m, when, PORTAL_WHEN_MAX);
+	} else
+		msg_add_str(m, NULL);
+	portal_rows_add_str(m, s.state.reason[0] != '\0' ? s.state.reason :
+	    NULL, PORTAL_REASON_MAX);
+	if (s.state.warned > 0) {
+		policy_format_time(s.state.warned, when, sizeof(when));
+		portal_rows_add_str(m, when, PORTAL_WHEN_MAX);
+	} else
+		msg_add_str(m, NULL);
+	portal_rows_add_str(m, s.state.warning[0] != '\0' ?
+	    s.state.warning : NULL, PORTAL_REASON_MAX);
+	msg_add_u32(m, h.total);
+	msg_add_i64(m, c->admin != NULL ? (int64_t)(s.score * 10 + 0.5) : 0);
+	msg_add_u32(m, s.state.exempt ? 1 : 0);
+	if (c->type == BE_ADMIN_ACCOUNT) {
+		msg_add_u32(m, h.n);
+		msg_add_u32(m, h.total > h.n);
+	}
+	for (uint32_t i = 0; i < h.n; i++) {
+		struct portal_held r = {
+			.queue_id = h.f[i][0], .when = h.f[i][1],
+			.sender = h.f[i][2], .nrcpts = h.nrcpts[i],
+			.rcpts = h.f[i][3], .size = h.size[i],
+			.headers = h.f[i][4], .by = h.f[i][5],
+			.reason = h.f[i][6],
+		};
+
+		if (c->type == BE_ADMIN_ACCOUNT)
+			portal_rows_held_pack(m, &r);
+		for (int j = 0; j < 7; j++)
+			free(h.f[i][j]);
+	}
+}
+
+/* BE_ADMIN_RISK_TOP: the accounts most at risk now, a page. */
+struct be_portal_risk_top {
+	const struct config	*conf;
+	struct store		*st;
+	struct portal_risk	*rows;
+	size_t			 n;
+};
+
+static int
+be_portal_risk_top_row(const char *account, void *arg)
+{
+	struct be_portal_risk_top *t = arg;
+	struct be_risk_score s;
+	const char *error;
+
+	if (be_risk_score(t->conf, t->st, account, policy_now(), &s, NULL,
+	    NULL, &error) < 0)
+		return 0;
+	if (s.score <= 0 && s.state.level == 0)
+		return 0;
+	t->rows = xreallocarray(t->rows, t->n + 1, sizeof(*t->rows));
+	t->rows[t->n].account = xstrdup(account);
+	t->rows[t->n].score10 = (int64_t)(s.score * 10 + 0.5);
+	t->rows[t->n].level = (uint32_t)s.level;
+	t->rows[t->n].response = (uint32_t)s.state.level;
+	t->n++;
+	return 0;
+}
+
+static int
+be_portal_risk_cmp(const void *x, const void *y)
+{
+	const struct portal_risk *a = x, *b = y;
+
+	if (a->score10 != b->score10)
+		return a->score10 < b->score10 ? 1 : -1;
+	return strcmp(a->account, b->account);
+}
+
+static int
+be_portal_admin_risk_top(struct be_portal_ctx *c)
+{
+	struct be_portal_risk_top t = { c->w->conf, c->st, NULL, 0 };
+	struct msg *m = &c->o->body;
+	const char *error;
+	uint32_t offset, n = 0;
+	size_t i;
+
+	if (be_portal_get_offset(c->req, &offset) < 0 || msg_end(c->req) < 0)
+		return -1;
+	/* XXX: scores every account with a recent event, as risk --top */
+	if (store_risk_accounts(c->st, policy_now() -
+	    risk_horizon(c->w->conf), 0, be_portal_risk_top_row, &t,
+	    &error) < 0)
+		log_warnx("portal: risk page: %s", error);
+	if (t.n > 0)
+		qsort(t.rows, t.n, sizeof(*t.rows), be_portal_risk_cmp);
+	if (offset < t.n)
+		n = (uint32_t)(t.n - offset < PORTAL_RISK_PAGE ?
+		    t.n - offset : PORTAL_RISK_PAGE);
+	msg_add_u32(m, n);
+	msg_add_u32(m, offset + n < t.n);
+	for (i = 0; i < t.n; i++) {
+		if (i >= offset && i < offset + n)
+			portal_rows_risk_pack(m, &t.rows[i]);
+		free((char *)t.rows[i].account);
+	}
+	free(t.rows);
+	return 0;
+}
+
+/* BE_ADMIN_RISK_CLEAR, _HOLD, _EXEMPT_ON, _EXEMPT_OFF: the account. */
+static int
+be_portal_admin_risk(struct be_portal_ctx *c)
+{
+	const struct config *conf = c->w->conf;
+	const char *error = NULL;
+	char *canon, by[STORE_NAME_MAX + 8];
+	int r;
+
+	if ((r = be_portal_admin_target(c, &canon)) < 0 ||
+	    msg_end(c->req) < 0) {
+		free(canon);
+		return -1;
+	}
+	snprintf(by, sizeof(by), "%s", c->admin);
+	if (r == 0) {
+		if (c->type == BE_ADMIN_RISK_CLEAR)
+			r = be_risk_clear(conf, c->st, canon, by, c->client,
+			    &error);
+		else if (c->type == BE_ADMIN_RISK_HOLD)
+			r = be_risk_desk_hold(conf, c->st, canon, by,
+			    c->client, &error);
+		else
+			r = be_risk_set_exempt(conf, c->st, canon,
+			    c->type == BE_ADMIN_RISK_EXEMPT_ON, by, c->client,
+			    &error);
+		be_portal_admin_result(c, "risk", canon, r, error);
+	}
+	free(canon);
+	return 0;
+}
+
+static int
+be_portal_admin_warn(struct be_portal_ctx *c)
+{
+	struct trace_keys k;
+	const char *key, *error = NULL;
+	char *canon;
+	uint32_t n;
+	size_t traced = 0;
+	int r;
+
+	memset(&k, 0, sizeof(k));
+	if ((r = be_portal_admin_target(c, &canon)) < 0)
+		return -1;
+	for (int kind = 0; kind < 2; kind++) {
+		if (msg_get_u32(c->req, &n) < 0 || n > PORTAL_TRACE_KEYS)
+			goto bad;
+		for (uint32_t i = 0; i < n; i++) {
+			if (portal_rows_get_str(c->req, kind == 0 ?
+			    PORTAL_QUEUE_ID_MAX : PORTAL_MSGID_MAX, &key) < 0 ||
+			    key == NULL)
+				goto bad;
+			if (kind == 0)
+				k.queue_ids[k.nqueue_ids++] = xstrdup(key);
+			else
+				k.msgids[k.nmsgids++] = xstrdup(key);
+		}
+	}
+	if (msg_end(c->req) < 0)
+		goto bad;
+	if (r == 0) {
+		r = be_risk_warn(c->w->conf, c->st, be_worker_queue(c->w),
+		    canon, c->admin, c->client, &k, &traced, &error);
+		be_portal_admin_result(c, "warn", canon, r, error);
+		if (r == 0)
+			msg_add_u32(&c->o->body, (uint32_t)traced);
+	}
+	trace_keys_free(&k);
+	free(canon);
+	return 0;
+bad:
+	trace_keys_free(&k);
+	free(canon);
+	return -1;
+}
+
+/* BE_ADMIN_HELD_RELEASE, _DELETE: one held message of the account, or
+ * all of them. Another account's message is not found. */
+struct be_portal_held_act {
+	struct be_portal_ctx	*c;
+	const char		*account;
+	const char		*id;
+	uint32_t		 n;
+};
+
+static int
+be_portal_held_act(const struct queue_held *q, void *arg)
+{
+	struct be_portal_held_act *a = arg;
+	struct be_portal_ctx *c = a->c;
+	const char *error;
+	int r;
+
+	if (a->id != NULL && strcmp(a->id, q->id) != 0)
+		return 0;
+	if (c->type == BE_ADMIN_HELD_RELEASE) {
+		r = queue_hold_release(c->w->conf->spool_dir, q->id, &error);
+		if (r > 0 && be_worker_queue(c->w) != NULL)
+			queue_flush(be_worker_queue(c->w), q->id);
+	} else
+		r = queue_hold_delete(c->w->conf->spool_dir, q->id, 1, &error);
+	if (r < 0)
+		log_warnx("id=%s portal admin=%s held: %s", q->id, c->admin,
+		    error);
+	if (r > 0) {
+		log_info("id=%s queue %s by=desk:%s account=%s", q->id,
+		    c->type == BE_ADMIN_HELD_RELEASE ? "released" : "deleted",
+		    c->admin, a->account);
+		be_risk_held_audit(c->st, a->account, q->id,
+		    c->type == BE_ADMIN_HELD_RELEASE, c->admin, c->client);
+		a->n++;
+	}
+	return 0;
+}
+
+static int
+be_portal_admin_held(struct be_portal_ctx *c)
+{
+	struct be_portal_held_act a;
+	const char *id;
+	char *canon;
+	int r;
+
+	if ((r = be_portal_admin_target(c, &canon)) < 0 ||
+	    portal_rows_get_str(c->req, PORTAL_QUEUE_ID_MAX, &id) < 0 ||
+	    msg_end(c->req) < 0 || (id != NULL && !queue_id_valid(id))) {
+		free(canon);
+		return -1;
+	}
+	if (r == 0) {
+		a.c = c;
+		a.account = canon;
+		a.id = id;
+		a.n = 0;
+		if (queue_hold_each(c->w->conf->spool_dir, canon, 1,
+		    be_portal_held_act, &a) < 0)
+			be_portal_fail(c->o, BE_PORTAL_TEMPFAIL, "tempfail");
+		else
+			msg_add_u32(&c->o->body, a.n);
+	}
+	free(canon);
+	return 0;
+}
+
 /* ---- the dispatcher ------------------------------------------------------ */
 
 enum be_portal_role {
@@ -1731,6 +2075,14 @@ static const struct be_portal_op {
 	{ BE_API_OVERSEAS, BE_ROLE_API, 0, be_portal_api_overseas },
 	{ BE_API_LIMITS, BE_ROLE_API, 0, be_portal_api_limits },
 	{ BE_API_HISTORY, BE_ROLE_API, 0, be_portal_api_history_req },
+	{ BE_ADMIN_RISK_TOP, BE_ROLE_ADMIN, 0, be_portal_admin_risk_top },
+	{ BE_ADMIN_RISK_CLEAR, BE_ROLE_ADMIN, 1, be_portal_admin_risk },
+	{ BE_ADMIN_RISK_HOLD, BE_ROLE_ADMIN, 1, be_portal_admin_risk },
+	{ BE_ADMIN_RISK_EXEMPT_ON, BE_ROLE_ADMIN, 1, be_portal_admin_risk },
+	{ BE_ADMIN_RISK_EXEMPT_OFF, BE_ROLE_ADMIN, 1, be_portal_admin_risk },
+	{ BE_ADMIN_WARN, BE_ROLE_ADMIN, 1, be_portal_admin_warn },
+	{ BE_ADMIN_HELD_RELEASE, BE_ROLE_ADMIN, 1, be_portal_admin_held },
+	{ BE_ADMIN_HELD_DELETE, BE_ROLE_ADMIN, 1, be_portal_admin_held },
 };
 
 /*

@@ -26,6 +26,7 @@
 #include "../store/store.h"
 #include "backend.h"
 #include "be_own_from.h"
+#include "be_risk.h"
 #include "be_session.h"
 #include "../milter/milter.h"
 #include "../milter/milter_proto.h"
@@ -508,6 +509,30 @@ be_milter_hold(struct be_worker *w, struct be_commit *bc,
 	return r;
 }
 
+/* A filter's verdict on a subscriber's own submission, for the risk
+ * score (be_risk.h). */
+static void
+be_commit_spam(struct be_worker *w, struct be_commit *bc)
+{
+	struct milter_job *job = bc->job;
+	struct store *st = be_worker_store(w);
+	char *verdict;
+
+	if (st == NULL)
+		return;
+	if (job->verdict == MILTER_ACCEPT)
+		verdict = xasprintf("milter %s quarantine: %s",
+		    job->quarantine_by, job->quarantine);
+	else
+		verdict = xasprintf("milter %s %s%s%s", job->verdict_by,
+		    job->verdict == MILTER_DISCARD ? "discard" : "reject",
+		    job->reply != NULL ? ": " : "",
+		    job->reply != NULL ? job->reply : "");
+	be_risk_spam(w->conf, st, w->queue, bc->t.account, bc->client,
+	    bc->t.country, verdict);
+	free(verdict);
+}
+
 #define BE_SPOOL_TEMPFAIL	"451 4.3.0 Temporary failure: message not " \
 	"queued, try again later"
 
@@ -524,8 +549,16 @@ be_commit_finish(struct be_worker *w, struct msg *reply, struct be_commit *bc)
 	struct str answer = STR_INIT, added = STR_INIT;
 	const char **anames = NULL, **avalues = NULL;
 	size_t nadded = 0;
-	int r, held = 0;
+	char hold_reason[256];
+	int r, held = 0, risk_held;
 
+	/* issue 17: a filter's refusal, discard or quarantine of a
+	 * subscriber's own submission is a risk signal */
+	if (job != NULL && bc->t.account != NULL && ((job->verdict_by !=
+	    NULL && (job->verdict == MILTER_REJECT ||
+	    job->verdict == MILTER_DISCARD)) || (job->verdict ==
+	    MILTER_ACCEPT && job->quarantine != NULL)))
+		be_commit_spam(w, bc);
 	if (job != NULL && job->verdict != MILTER_ACCEPT) {
 		/* a discard was accepted as far as the client knows: it
 		 * counts; a refusal does not */
@@ -630,9 +663,15 @@ be_commit_finish(struct be_worker *w, struct msg *reply, struct be_commit *bc)
 		}
 	}
 
+	/* issue 17: the message's risk signals; an account on hold has
+	 * its submission accepted and kept (queue.h "held messages") */
+	risk_held = be_risk_commit(w, bc->t.account, bc->client,
+	    bc->t.country, id, hold_reason, sizeof(hold_reason));
 	held = job != NULL && job->quarantine != NULL;
 	if (spool_check_incoming(w->conf->spool_dir, id, &error) < 0 ||
-	    (held ? be_milter_hold(w, bc, &error) :
+	    (risk_held ? queue_hold_commit(w->conf->spool_dir, id, "risk",
+	    bc->t.account, hold_reason, &error) : held ?
+	    be_milter_hold(w, bc, &error) :
 	    spool_commit(w->conf->spool_dir, id, &error)) < 0) {
 		log_warnx("id=%s spool commit: %s", id, error);
 		be_commit_undo(w, bc);
@@ -642,7 +681,10 @@ be_commit_finish(struct be_worker *w, struct msg *reply, struct be_commit *bc)
 		be_commit_free(bc);
 		return 0;
 	}
-	if (held)
+	if (risk_held)
+		log_info("id=%s queue held by=risk account=%s", id,
+		    bc->t.account);
+	else if (held)
 		log_info("id=%s held by=milter milter=%s", id,
 		    job->quarantine_by);
 	if (bc->t.account != NULL) {
@@ -764,6 +806,9 @@ be_spool_commit(struct be_worker *w, struct msg *req, struct msg *reply)
 		if (nfrom > 0)
 			smtp_header_addresses_free(from, nfrom);
 		if (v != POLICY_OK) {
+			if (st != NULL)	/* a limit reached: a risk signal */
+				(void)be_risk_update(w->conf, st, w->queue,
+				    account);
 			spool_abort(w->conf->spool_dir, id);
 			msg_add_u32(reply, v == POLICY_REJECT ? 2 : 1);
 			msg_add_str(reply, str_c(&answer));

@@ -66,6 +66,11 @@ void cli_api_usage(void);
 int cli_admin(const struct config *conf, int argc, char **argv);
 void cli_admin_usage(void);
 
+/* risk ADDRESS|--top, warn ADDRESS (cli_risk.c, issue 17) */
+int cli_risk(const struct config *conf, int argc, char **argv);
+int cli_warn(const struct config *conf, int argc, char **argv);
+void cli_risk_usage(void);
+
 /* status: ask the running daemon (cli_status.c); LSB exit codes */
 int cli_status(const struct config *conf, int argc, char **argv);
 void cli_status_usage(void);

@@ -32,8 +32,6 @@
 #include "../queue/spool.h"
 #include "cli.h"
 
-#define CLI_QUEUE_LOCK_WAIT	10	/* seconds to wait for a busy message */
-
 struct cli_queue_msg {
 	char			 id[QUEUE_ID_LEN + 1];
 	struct envelope		 env;

@@ -190,6 +190,21 @@
  * BE_API_HISTORY   API, i64 since (seconds back), u32 offset, u32 page
  *              size (<= PORTAL_API_PAGE)  -> HEAD, str JSON (a page of
  *              events and submissions, "more", "next_offset")
+ * Issue 17 (after a password is stolen; src/backend/be_risk.h). STATUS
+ * then goes on with RISK = str response ("none", "notify", "hold",
+ * "suspend"), u32 automatic, str since (text) or NULL, str reason or
+ * NULL, str warned (text) or NULL, str the warning's trace or NULL, u32
+ * held messages, i64 score in tenths, u32 exempt; on BE_ADMIN_ACCOUNT
+ * then a LIST of HELD (the first PORTAL_HELD_PAGE).
+ * BE_ADMIN_RISK_TOP SESSION, u32 offset  -> HEAD, str admin, LIST of RISK
+ * BE_ADMIN_RISK_CLEAR, BE_ADMIN_RISK_HOLD, BE_ADMIN_RISK_EXEMPT_ON,
+ * BE_ADMIN_RISK_EXEMPT_OFF  SESSION, str account  -> HEAD, str admin
+ * BE_ADMIN_WARN    SESSION, str account, u32 n (<= 32) x str queue id,
+ *              u32 n (<= 32) x str Message-ID (the report's identifiers,
+ *              parsed on the HTTP side)  -> HEAD, str admin, u32 traced
+ * BE_ADMIN_HELD_RELEASE, BE_ADMIN_HELD_DELETE  SESSION, str account, str
+ *              queue id (NULL: every held message of the account; only
+ *              the account's own are touched)  -> HEAD, str admin, u32 n
  */
 #ifndef SEKISHO_BE_PROTO_H
 #define SEKISHO_BE_PROTO_H
@@ -234,6 +249,15 @@ enum be_type {
 	BE_API_HISTORY,
 	BE_SESSION_END,
 	BE_APOP_TIMESTAMP,
+	/* issue 17: the desk's risk page, response and held mail */
+	BE_ADMIN_RISK_TOP,
+	BE_ADMIN_RISK_CLEAR,
+	BE_ADMIN_RISK_HOLD,
+	BE_ADMIN_RISK_EXEMPT_ON,
+	BE_ADMIN_RISK_EXEMPT_OFF,
+	BE_ADMIN_WARN,
+	BE_ADMIN_HELD_RELEASE,
+	BE_ADMIN_HELD_DELETE,
 	BE_PORTAL_OWN_FROM_ON,
 	BE_PORTAL_OWN_FROM_OFF,
 	BE_TYPE_COUNT,

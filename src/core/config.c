@@ -375,6 +375,59 @@ static const struct config_def config_defs[] = {
 	ROW_LIST(policy_clients, CONFIG_CIDR, "127.0.0.0/8\n::1",
 	    "Networks allowed to query the Postfix policy listener; others "
 	    "are closed at once."),
+	/* after a password is stolen (issue 17): the risk score's signals,
+	 * weights, decay and the automatic response (docs/policy.md "Risk
+	 * score") */
+	ROW_NUM(risk_weight_login_new_country, CONFIG_INT, "30", 0, 1000,
+	    "Risk points for a login (SMTP AUTH, POP3, settings page) from a "
+	    "country the account has not logged in from in "
+	    "risk_login_country_days."),
+	ROW_NUM(risk_login_country_days, CONFIG_INT, "90", 1, 3650,
+	    "A country not seen for an account's logins this many days is "
+	    "new again."),
+	ROW_NUM(risk_weight_overseas_refused, CONFIG_INT, "10", 0, 1000,
+	    "Risk points for each submission from abroad refused."),
+	ROW_NUM(risk_weight_limit_reached, CONFIG_INT, "10", 0, 1000,
+	    "Risk points for a send limit reached late in the day."),
+	ROW_NUM(risk_weight_limit_early, CONFIG_INT, "30", 0, 1000,
+	    "Risk points for a send limit reached early in the day (before "
+	    "risk_limit_early_hour)."),
+	ROW_NUM(risk_limit_early_hour, CONFIG_INT, "12", 0, 24,
+	    "A limit reached before this local hour counts as early."),
+	ROW_NUM(risk_weight_auth_locked, CONFIG_INT, "10", 0, 1000,
+	    "Risk points for a login lock (of the account, or of an address "
+	    "failing against it)."),
+	ROW_NUM(risk_weight_spam_verdict, CONFIG_INT, "20", 0, 1000,
+	    "Risk points for a filter's spam verdict on the account's own "
+	    "submission."),
+	ROW_NUM(risk_weight_bounces, CONFIG_INT, "20", 0, 1000,
+	    "Risk points when bounces (DSNs to the account's addresses) "
+	    "arriving in one hour reach risk_bounces_per_hour."),
+	ROW_NUM(risk_bounces_per_hour, CONFIG_INT, "10", 1, 1000000,
+	    "Bounces received per hour that make a signal."),
+	ROW_NUM(risk_weight_new_recipients, CONFIG_INT, "20", 0, 1000,
+	    "Risk points when the share of first-time recipients of the day "
+	    "reaches risk_new_recipients_percent."),
+	ROW_NUM(risk_new_recipients_percent, CONFIG_INT, "80", 1, 100,
+	    "Share (percent) of first-time recipients in a day that makes a "
+	    "signal."),
+	ROW_NUM(risk_new_recipients_min, CONFIG_INT, "20", 1, 1000000,
+	    "Recipients in a day before their share is looked at."),
+	ROW_NUM(risk_weight_password_spraying, CONFIG_INT, "20", 0, 1000,
+	    "Risk points for each account an address fails against once it "
+	    "has failed against risk_spray_accounts accounts."),
+	ROW_NUM(risk_spray_accounts, CONFIG_INT, "5", 2, 100000,
+	    "Accounts one address fails against within auth_fail_window "
+	    "that make password spraying."),
+	ROW_NUM(risk_half_life, CONFIG_DURATION, "1d", 60, 365 * DAY,
+	    "The risk points of a signal halve with each this much time."),
+	ROW_NUM(risk_notify, CONFIG_INT, "60", 0, 100000,
+	    "Score at which the subscriber is sent a notice; 0: never."),
+	ROW_NUM(risk_hold, CONFIG_INT, "90", 0, 100000,
+	    "Score at which the account's submissions are held in the queue "
+	    "(accepted, not delivered); 0: never."),
+	ROW_NUM(risk_suspend, CONFIG_INT, "150", 0, 100000,
+	    "Score at which the account is suspended; 0: never."),
 	/* mail filters over the milter protocol (issue 16, docs/filters.md);
 	 * word order is enum milter_default_action order */
 	ROW_STR(milters_mx, "", CONFIG_F_EMPTY_OK, milter_config_check,

@@ -183,6 +183,26 @@ struct config {
 	struct cidr *policy_clients;		/* who may ask policyd */
 	size_t	 policy_clients_count;
 
+	/* after a password is stolen (issue 17, src/policy/risk.h) */
+	int	 risk_weight_login_new_country;
+	int	 risk_login_country_days;
+	int	 risk_weight_overseas_refused;
+	int	 risk_weight_limit_reached;
+	int	 risk_weight_limit_early;
+	int	 risk_limit_early_hour;
+	int	 risk_weight_auth_locked;
+	int	 risk_weight_spam_verdict;
+	int	 risk_weight_bounces;
+	int	 risk_bounces_per_hour;
+	int	 risk_weight_new_recipients;
+	int	 risk_new_recipients_percent;
+	int	 risk_new_recipients_min;
+	int	 risk_weight_password_spraying;
+	int	 risk_spray_accounts;
+	int	 risk_half_life;		/* seconds */
+	int	 risk_notify;			/* scores; 0 = off */
+	int	 risk_hold;
+	int	 risk_suspend;
 	/* mail filters over the milter protocol (issue 16,
 	 * src/milter/milter.h) */
 	char	*milters_mx;			/* "inet:H:P unix:/p", "" */

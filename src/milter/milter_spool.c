@@ -102,15 +102,18 @@ milter_spool_fields(int fd, size_t offset, struct milter_field **f_r,
 	p = head.s;
 	end = head.s + hlen;
 	while (p < end) {
-		const char *q = p, *colon;
+		const char *q = p, *colon, *eol;
 
-		/* a field: its first line and the folded ones after it */
+		/* a field: its first line and the folded ones after it; the
+		 * name is on the first line */
+		eol = memchr(p, '\n', (size_t)(end - p));
+		eol = eol != NULL ? eol : end;
 		do {
 			const char *nl = memchr(q, '\n', (size_t)(end - q));
 
 			q = nl != NULL ? nl + 1 : end;
 		} while (q < end && (*q == ' ' || *q == '\t'));
-		colon = memchr(p, ':', (size_t)(q - p));
+		colon = memchr(p, ':', (size_t)(eol - p));
 		if (n >= MILTER_SPOOL_FIELDS_MAX) {
 			*error_r = "more than 10000 header fields";
 			milter_spool_fields_free(f, n);

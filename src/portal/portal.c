@@ -37,6 +37,7 @@
 #include "../core/str.h"
 #include "../core/xmalloc.h"
 #include "../policy/trace.h"
+#include "../queue/envelope.h"
 #include "portal.h"
 #include "portal_rows.h"
 #include "portal_util.h"
@@ -97,6 +98,11 @@ struct portal_req {
 	uint32_t		 nrefused, more_refused;
 	struct portal_account_row accts[PORTAL_PAGE_MAX];
 	uint32_t		 naccts, more_accts;
+	/* issue 17: held mail, the accounts most at risk */
+	struct portal_held	 held[PORTAL_HELD_PAGE];
+	uint32_t		 nheld, more_held;
+	struct portal_risk	 risks[PORTAL_PAGE_MAX];
+	uint32_t		 nrisks, more_risks;
 	int			 status;	/* HTTP status sent, for the log */
 };
 
@@ -211,6 +217,39 @@ enum portal_text {
 	T_MORE,
 	T_TOO_LONG,
 	T_BAD_NAME,
+	/* issue 17 */
+	T_RISK,
+	T_RISK_SCORE,
+	T_RISK_RESPONSE,
+	T_RISK_AUTO,
+	T_RISK_DESK,
+	T_RISK_EXEMPT,
+	T_RISK_CLEAR,
+	T_RISK_HOLD,
+	T_RISK_EXEMPT_ON,
+	T_RISK_EXEMPT_OFF,
+	T_RISK_TOP,
+	T_HELD,
+	T_HELD_BY,
+	T_SIZE,
+	T_HEADERS,
+	T_SENDER,
+	T_RELEASE,
+	T_DELETE,
+	T_RELEASE_ALL,
+	T_DELETE_ALL,
+	T_WARN,
+	T_WARN_HINT,
+	T_WARNED,
+	T_SUB_HOLD,
+	T_SUB_NOTIFY,
+	T_SUB_WARNED,
+	T_SUB_WHAT_TO_DO,
+	T_MSG_WARNED,
+	T_LEVEL_NONE,
+	T_LEVEL_NOTIFY,
+	T_LEVEL_HOLD,
+	T_LEVEL_SUSPEND,
 	/* issue 16: refuse_own_from */
 	T_OWN_FROM,
 	T_OWN_FROM_EXPLAIN,
@@ -380,6 +419,60 @@ static const char *const portal_texts[][2] = {
 	[T_TOO_LONG] = { "入力が長すぎます。", "An entry is too long." },
 	[T_BAD_NAME] = { "メールアドレスに使えない文字が含まれています。",
 	    "The address contains characters that are not allowed." },
+	[T_RISK] = { "不正利用のおそれ", "Risk of misuse" },
+	[T_RISK_SCORE] = { "リスクスコア: ", "Risk score: " },
+	[T_RISK_RESPONSE] = { "対応: ", "Response: " },
+	[T_RISK_AUTO] = { "（自動）", " (automatic)" },
+	[T_RISK_DESK] = { "（担当者）", " (by the desk)" },
+	[T_RISK_EXEMPT] = { "自動対応の対象外", "Exempt from the automatic "
+	    "response" },
+	[T_RISK_CLEAR] = { "対応を解除する（これまでの兆候は不問）",
+	    "Clear the response (signals so far forgiven)" },
+	[T_RISK_HOLD] = { "送信を保留にする", "Hold outgoing mail" },
+	[T_RISK_EXEMPT_ON] = { "自動対応の対象外にする",
+	    "Exempt from the automatic response" },
+	[T_RISK_EXEMPT_OFF] = { "自動対応の対象に戻す",
+	    "End the exemption" },
+	[T_RISK_TOP] = { "不正利用のおそれが高いアカウント",
+	    "Accounts most at risk" },
+	[T_HELD] = { "保留中のメール", "Held mail" },
+	[T_HELD_BY] = { "保留の理由", "Held because" },
+	[T_SIZE] = { "サイズ", "Size" },
+	[T_HEADERS] = { "ヘッダー", "Headers" },
+	[T_SENDER] = { "差出人", "Sender" },
+	[T_RELEASE] = { "配送する", "Release" },
+	[T_DELETE] = { "削除する", "Delete" },
+	[T_RELEASE_ALL] = { "すべて配送する", "Release all" },
+	[T_DELETE_ALL] = { "すべて削除する", "Delete all" },
+	[T_WARN] = { "注意喚起を送る", "Send a warning" },
+	[T_WARN_HINT] = { "苦情メールを貼り付けると、この利用者の該当する送信の"
+	    "記録（日時、IPアドレス、国、宛先数）だけを通知に記載します。"
+	    "苦情の内容は記載しません。", "Paste the report: the notice "
+	    "names only this subscriber's submissions it traces (time, "
+	    "address, country, recipients), never the report's content." },
+	[T_WARNED] = { "最後の注意喚起: ", "Last warning: " },
+	[T_SUB_HOLD] = { "安全のため、お客様のアカウントから送信されたメールは"
+	    "受け付けた後、配送せずに保留しています。",
+	    "To be safe, mail sent from your account is accepted but held, "
+	    "not delivered." },
+	[T_SUB_NOTIFY] = { "お客様のアカウントで、第三者による不正利用の"
+	    "おそれがある動きを検知しました。",
+	    "We have seen activity suggesting someone else may be using your "
+	    "account." },
+	[T_SUB_WARNED] = { "お客様のアカウントから送信されたメールについて、"
+	    "迷惑メールとして報告を受けました（注意喚起）: ",
+	    "Mail from your account was reported to us as spam (warning): " },
+	[T_SUB_WHAT_TO_DO] = { "ウイルス対策ソフトで検査し、OSとソフトウェアを"
+	    "最新にしたうえで、下のフォームでパスワードを変更してください。"
+	    "詳しくはメールボックスの通知をご覧ください。",
+	    "Scan your devices for viruses, bring them up to date, then "
+	    "change your password with the form below. The notice in your "
+	    "mailbox says more." },
+	[T_MSG_WARNED] = { "注意喚起を送りました。", "The warning was sent." },
+	[T_LEVEL_NONE] = { "なし", "none" },
+	[T_LEVEL_NOTIFY] = { "通知", "notified" },
+	[T_LEVEL_HOLD] = { "送信保留", "mail held" },
+	[T_LEVEL_SUSPEND] = { "利用停止", "suspended" },
 	/* issue 16: refuse_own_from (OCN's 自分のメールアドレスからの受信拒否) */
 	[T_OWN_FROM] = { "自分のアドレスを名乗るメールの受信拒否",
 	    "Refuse mail that claims to be from me" },
@@ -426,6 +519,7 @@ static const struct {
 	{ "badreason", T_MSG_BADREASON, 1 },
 	{ "badlimit", T_MSG_BADLIMIT, 1 },
 	{ "noaccount", T_MSG_NOACCOUNT, 1 },
+	{ "warned", T_MSG_WARNED, 0 },
 	{ "own_from_on", T_MSG_OWN_FROM_ON, 0 },
 	{ "own_from_off", T_MSG_OWN_FROM_OFF, 0 },
 };
@@ -495,6 +589,7 @@ portal_req_clear(struct portal_req *pr)
 	pr->message = NULL;
 	str_deinit(&pr->rbuf);
 	pr->nsubs = pr->nevs = pr->ntops = pr->nrefused = pr->naccts = 0;
+	pr->nheld = pr->nrisks = 0;
 	pr->more_subs = pr->more_evs = pr->more_tops = pr->more_refused =
 	    pr->more_accts = 0;
 }
@@ -983,6 +1078,46 @@ portal_aliases(struct portal_req *pr, struct str *b)
 	str_append(b, "</p>\n");
 }
 
+/* issue 17: what the subscriber is told of a hold, a notice and the
+ * desk's warning (never the score). */
+static void
+portal_risk_notices(struct portal_req *pr, struct str *b)
+{
+	const char *risk = portal_val_str(pr, "risk");
+	const char *warned = portal_val(pr, "warned");
+	const char *since = portal_val(pr, "risk_since");
+
+	if (strcmp(risk, "hold") == 0 || strcmp(risk, "notify") == 0) {
+		int hold = strcmp(risk, "hold") == 0;
+
+		str_printf(b, "<div class=\"%s\" id=\"risk-%s\"><p>",
+		    hold ? "error" : "msg", risk);
+		portal_text_esc(b, pr, hold ? T_SUB_HOLD : T_SUB_NOTIFY);
+		if (since != NULL)
+			portal_esc_in(b, " (", since, ")");
+		str_append(b, "</p><p>");
+		portal_text_esc(b, pr, T_SUB_WHAT_TO_DO);
+		str_append(b, "</p></div>\n");
+	}
+	if (warned != NULL) {
+		str_append(b, "<div class=\"error\" id=\"warning\"><p>");
+		portal_text_esc(b, pr, T_SUB_WARNED);
+		portal_span(b, "warned", warned);
+		portal_esc_in(b, " &mdash; <span id=\"warning-trace\">",
+		    portal_val_str(pr, "warning"), "</span></p><p>");
+		portal_text_esc(b, pr, T_SUB_WHAT_TO_DO);
+		str_append(b, "</p></div>\n");
+	}
+}
+
+static enum portal_text
+portal_level_text(const char *level)
+{
+	return strcmp(level, "notify") == 0 ? T_LEVEL_NOTIFY :
+	    strcmp(level, "hold") == 0 ? T_LEVEL_HOLD :
+	    strcmp(level, "suspend") == 0 ? T_LEVEL_SUSPEND : T_LEVEL_NONE;
+}
+
 static void
 portal_main_page(struct portal_req *pr)
 {
@@ -1004,6 +1139,7 @@ portal_main_page(struct portal_req *pr)
 	portal_form_begin(&b, "/logout", csrf, " class=\"inline\"");
 	portal_button(pr, &b, "logout", T_LOGOUT, -1, T_NOTHING);
 	str_append(&b, "</form>\n");
+	portal_risk_notices(pr, &b);
 
 	TAILQ_INIT(&q);
 	if (evhttp_parse_query_str(evhttp_uri_get_query(
@@ -1211,6 +1347,26 @@ portal_read_status(struct portal_req *pr, struct msg *m)
 	    portal_rows_sub_unpack);
 	PORTAL_READ_LIST(m, pr->evs, pr->nevs, pr->more_evs,
 	    portal_rows_event_unpack);
+	/* RISK (issue 17) */
+	if (portal_read_str(pr, m, "risk", PORTAL_TYPE_MAX) < 0 ||
+	    portal_read_u32(pr, m, "risk_auto") < 0 ||
+	    portal_read_str(pr, m, "risk_since", PORTAL_WHEN_MAX) < 0 ||
+	    portal_read_str(pr, m, "risk_reason", PORTAL_REASON_MAX) < 0 ||
+	    portal_read_str(pr, m, "warned", PORTAL_WHEN_MAX) < 0 ||
+	    portal_read_str(pr, m, "warning", PORTAL_REASON_MAX) < 0 ||
+	    portal_read_u32(pr, m, "held") < 0 ||
+	    portal_read_i64(pr, m, "score10") < 0 ||
+	    portal_read_u32(pr, m, "exempt") < 0)
+		return -1;
+	if (pr->be_type == BE_ADMIN_ACCOUNT) {
+		if (msg_get_u32(m, &pr->nheld) < 0 ||
+		    pr->nheld > PORTAL_HELD_PAGE ||
+		    msg_get_u32(m, &pr->more_held) < 0)
+			return -1;
+		for (uint32_t i = 0; i < pr->nheld; i++)
+			if (portal_rows_held_unpack(m, &pr->held[i]) < 0)
+				return -1;
+	}
 	return 0;
 }
 
@@ -1279,6 +1435,14 @@ portal_read_body(struct portal_req *pr, struct msg *m)
 		PORTAL_READ_LIST(m, pr->subs, pr->nsubs, pr->more_subs,
 		    portal_rows_sub_unpack);
 		return 0;
+	case BE_ADMIN_RISK_TOP:
+		PORTAL_READ_LIST(m, pr->risks, pr->nrisks, pr->more_risks,
+		    portal_rows_risk_unpack);
+		return 0;
+	case BE_ADMIN_WARN:
+	case BE_ADMIN_HELD_RELEASE:
+	case BE_ADMIN_HELD_DELETE:
+		return portal_read_u32(pr, m, "count");
 	default:
 		return 0;
 	}
@@ -1878,6 +2042,8 @@ portal_admin_begin(struct portal_req *pr, struct str *b)
 	portal_text_esc(b, pr, T_TRACE);
 	str_append(b, "</a> &middot; <a id=\"audit\" href=\"/admin/audit\">");
 	portal_text_esc(b, pr, T_AUDIT);
+	str_append(b, "</a> &middot; <a id=\"risk\" href=\"/admin/risk\">");
+	portal_text_esc(b, pr, T_RISK_TOP);
 	str_append(b, "</a></p>\n");
 	portal_form_begin(b, "/admin/logout", csrf, " class=\"inline\"");
 	portal_button(pr, b, "logout", T_LOGOUT, -1, T_NOTHING);
@@ -2039,6 +2205,148 @@ portal_admin_form(struct portal_req *pr, struct str *b, const char *account,
 	    "value=\"%s\">\n", action);
 }
 
+/* One button form on the account: do=what (and the message's id). */
+static void
+portal_admin_button(struct portal_req *pr, struct str *b, const char *account,
+    const char *what, const char *id, const char *button, enum portal_text t)
+{
+	portal_admin_form(pr, b, account, what);
+	if (id != NULL)
+		portal_esc_in(b, "<input type=\"hidden\" name=\"id\" value=\"",
+		    id, "\">\n");
+	portal_button(pr, b, button, t, -1, T_NOTHING);
+	str_append(b, "</form>\n");
+}
+
+/* issue 17: the score, the response and its undo, the warning, and the
+ * held mail with release and delete. */
+static void
+portal_admin_risk(struct portal_req *pr, struct str *b, const char *account)
+{
+	static const enum portal_text cols[] = { T_TIME, T_QUEUE_ID,
+	    T_SENDER, T_RCPTS, T_SIZE, T_HEADERS, T_HELD_BY, T_WHAT };
+	const char *risk = portal_val_str(pr, "risk");
+	const char *reason = portal_val(pr, "risk_reason");
+	const char *warned = portal_val(pr, "warned");
+	long long score10 = portal_val_num(pr, "score10");
+	int exempt = portal_val_num(pr, "exempt") == 1;
+
+	portal_heading(pr, b, 2, T_RISK);
+	str_append(b, "<p>");
+	portal_text_esc(b, pr, T_RISK_SCORE);
+	str_printf(b, "<strong id=\"score\">%lld.%lld</strong></p>\n<p>",
+	    score10 / 10, score10 % 10);
+	portal_text_esc(b, pr, T_RISK_RESPONSE);
+	str_printf(b, "<strong id=\"response\" data-level=\"%s\">",
+	    strcmp(risk, "notify") == 0 || strcmp(risk, "hold") == 0 ||
+	    strcmp(risk, "suspend") == 0 ? risk : "none");
+	portal_text_esc(b, pr, portal_level_text(risk));
+	str_append(b, "</strong>");
+	if (strcmp(risk, "none") != 0)
+		portal_text_esc(b, pr, portal_val_num(pr, "risk_auto") == 1 ?
+		    T_RISK_AUTO : T_RISK_DESK);
+	if (reason != NULL)
+		portal_esc_in(b, " &mdash; <span id=\"risk-reason\">", reason,
+		    "</span>");
+	str_append(b, "</p>\n");
+	if (exempt) {
+		str_append(b, "<p id=\"exempt\">");
+		portal_text_esc(b, pr, T_RISK_EXEMPT);
+		str_append(b, "</p>\n");
+	}
+	if (warned != NULL) {
+		str_append(b, "<p>");
+		portal_text_esc(b, pr, T_WARNED);
+		portal_span(b, "warned", warned);
+		portal_esc_in(b, " &mdash; ", portal_val_str(pr, "warning"),
+		    "</p>\n");
+	}
+	if (strcmp(risk, "none") != 0)
+		portal_admin_button(pr, b, account, "risk_clear", NULL,
+		    "risk-clear", T_RISK_CLEAR);
+	if (strcmp(risk, "hold") != 0 && strcmp(risk, "suspend") != 0)
+		portal_admin_button(pr, b, account, "risk_hold", NULL,
+		    "risk-hold", T_RISK_HOLD);
+	portal_admin_button(pr, b, account, exempt ? "exempt_off" :
+	    "exempt_on", NULL, exempt ? "exempt-off" : "exempt-on",
+	    exempt ? T_RISK_EXEMPT_OFF : T_RISK_EXEMPT_ON);
+
+	portal_heading(pr, b, 3, T_WARN);
+	portal_admin_form(pr, b, account, "warn");
+	str_append(b, "<p>");
+	portal_text_esc(b, pr, T_WARN_HINT);
+	str_append(b, "</p>\n<textarea id=\"warn-report\" name=\"report\" "
+	    "rows=\"6\" cols=\"70\"></textarea>\n<div>");
+	portal_button(pr, b, "warn", T_WARN, -1, T_NOTHING);
+	str_append(b, "</div></form>\n");
+
+	portal_heading(pr, b, 3, T_HELD);
+	str_printf(b, "<p><strong id=\"held-count\">%lld</strong></p>\n",
+	    portal_val_num(pr, "held"));
+	portal_table_head(pr, b, "held", cols, portal_nitems(cols));
+	for (uint32_t i = 0; i < pr->nheld; i++) {
+		const struct portal_held *h = &pr->held[i];
+
+		portal_esc_in(b, "<tr class=\"held\" data-id=\"", h->queue_id,
+		    "\">");
+		portal_td(b, h->when);
+		portal_td(b, h->queue_id);
+		portal_td(b, h->sender);
+		str_printf(b, "<td>%u: ", h->nrcpts);
+		portal_html_escape(b, h->rcpts != NULL ? h->rcpts : "");
+		str_printf(b, "</td><td>%lld</td>", (long long)h->size);
+		portal_esc_in(b, "<td><pre>", h->headers, "</pre></td>");
+		str_append(b, "<td>");
+		portal_html_escape(b, h->by != NULL ? h->by : "");
+		portal_esc_in(b, ": ", h->reason, "</td><td>");
+		portal_admin_button(pr, b, account, "release", h->queue_id,
+		    "release", T_RELEASE);
+		portal_admin_button(pr, b, account, "delete", h->queue_id,
+		    "delete", T_DELETE);
+		str_append(b, "</td></tr>\n");
+	}
+	portal_table_end(pr, b, (int)pr->nheld);
+	if (portal_val_num(pr, "held") > 0) {
+		portal_admin_button(pr, b, account, "release", NULL,
+		    "release-all", T_RELEASE_ALL);
+		portal_admin_button(pr, b, account, "delete", NULL,
+		    "delete-all", T_DELETE_ALL);
+	}
+}
+
+/* /admin/risk: the accounts most at risk now. */
+static void
+portal_admin_risk_done(struct portal_req *pr)
+{
+	static const enum portal_text cols[] = { T_ACCOUNT, T_RISK_SCORE,
+	    T_RISK_RESPONSE };
+	struct str b = STR_INIT, link = STR_INIT;
+
+	if (portal_admin_not_ok(pr))
+		return;
+	portal_admin_begin(pr, &b);
+	portal_heading(pr, &b, 2, T_RISK_TOP);
+	portal_table_head(pr, &b, "risk-top", cols, portal_nitems(cols));
+	for (uint32_t i = 0; i < pr->nrisks; i++) {
+		const struct portal_risk *r = &pr->risks[i];
+		static const char *const lv[] = { "none", "notify", "hold",
+		    "suspend" };
+
+		str_clear(&link);
+		portal_uri_arg(&link, "/admin/account?a=", r->account);
+		portal_esc_in(&b, "<tr><td><a href=\"", str_c(&link), "\">");
+		portal_html_escape(&b, r->account);
+		str_printf(&b, "</a></td><td>%lld.%lld</td><td>",
+		    (long long)(r->score10 / 10), (long long)(r->score10 % 10));
+		portal_text_esc(&b, pr, portal_level_text(lv[r->response]));
+		str_append(&b, "</td></tr>\n");
+	}
+	portal_table_end(pr, &b, (int)pr->nrisks);
+	portal_more_link(pr, &b, "/admin/risk", pr->more_risks);
+	str_deinit(&link);
+	portal_page_end(pr, &b, 200, "OK");
+}
+
 static void
 portal_admin_account_done(struct portal_req *pr)
 {
@@ -2113,6 +2421,8 @@ portal_admin_account_done(struct portal_req *pr)
 		portal_button(pr, &b, "revoke", T_REVOKE, -1, T_NOTHING);
 		str_append(&b, "</form>\n");
 	}
+
+	portal_admin_risk(pr, &b, account);
 
 	portal_heading(pr, &b, 2, T_LIMITS);
 	str_append(&b, "<p>");
@@ -2235,7 +2545,8 @@ portal_admin_change_done(struct portal_req *pr)
 	}
 	portal_uri_arg(&loc, "/admin/account?a=", account != NULL ? account :
 	    "");
-	str_printf(&loc, "&msg=%s", pr->result == BE_PORTAL_OK ? "done" :
+	str_printf(&loc, "&msg=%s", pr->result == BE_PORTAL_OK ?
+	    (pr->be_type == BE_ADMIN_WARN ? "warned" : "done") :
 	    pr->result == BE_PORTAL_REFUSED && pr->message != NULL &&
 	    (strcmp(pr->message, "badreason") == 0 ||
 	    strcmp(pr->message, "badlimit") == 0 ||
@@ -2264,6 +2575,8 @@ static const struct portal_admin_page {
 	  portal_admin_account_done },
 	{ "/admin/audit", BE_ADMIN_AUDIT, NULL, NULL, PORTAL_AUDIT_PAGE,
 	  portal_admin_audit_done },
+	{ "/admin/risk", BE_ADMIN_RISK_TOP, NULL, NULL, PORTAL_RISK_PAGE,
+	  portal_admin_risk_done },
 	{ "/admin/trace", BE_ADMIN_SEARCH, NULL, " ", 0,
 	  portal_admin_trace_form_done },
 };
@@ -2337,6 +2650,14 @@ static const struct {
 	{ "overseas_on", BE_ADMIN_OVERSEAS_ON },
 	{ "overseas_off", BE_ADMIN_OVERSEAS_OFF },
 	{ "limits", BE_ADMIN_LIMITS },
+	/* issue 17 */
+	{ "risk_clear", BE_ADMIN_RISK_CLEAR },
+	{ "risk_hold", BE_ADMIN_RISK_HOLD },
+	{ "exempt_on", BE_ADMIN_RISK_EXEMPT_ON },
+	{ "exempt_off", BE_ADMIN_RISK_EXEMPT_OFF },
+	{ "warn", BE_ADMIN_WARN },
+	{ "release", BE_ADMIN_HELD_RELEASE },
+	{ "delete", BE_ADMIN_HELD_DELETE },
 };
 
 /* A change refused before it is asked: back to the account's page. */
@@ -2346,6 +2667,36 @@ portal_admin_refuse(struct portal_req *pr, const char *message)
 	pr->result = BE_PORTAL_REFUSED;
 	pr->message = xstrdup(message);
 	portal_admin_change_done(pr);
+}
+
+/* The warning's report, parsed here (outside input stays on the session
+ * side): only its identifiers go to the back side, as for a trace. */
+static void
+portal_warn_keys(struct msg *m, const char *report)
+{
+	struct trace_keys k;
+	uint32_t nq = 0, nm;
+
+	memset(&k, 0, sizeof(k));
+	if (report != NULL)
+		trace_extract(report, strlen(report), &k);
+	for (size_t i = 0; i < k.nqueue_ids; i++)
+		if (strlen(k.queue_ids[i]) <= PORTAL_QUEUE_ID_MAX &&
+		    nq < PORTAL_TRACE_KEYS)
+			nq++;
+	msg_add_u32(m, nq);
+	for (size_t i = 0, n = 0; i < k.nqueue_ids && n < nq; i++) {
+		if (strlen(k.queue_ids[i]) > PORTAL_QUEUE_ID_MAX)
+			continue;
+		msg_add_str(m, k.queue_ids[i]);
+		n++;
+	}
+	nm = k.nmsgids < PORTAL_TRACE_KEYS ? (uint32_t)k.nmsgids :
+	    PORTAL_TRACE_KEYS;
+	msg_add_u32(m, nm);
+	for (size_t i = 0; i < nm; i++)
+		portal_rows_add_str(m, k.msgids[i], PORTAL_MSGID_MAX);
+	trace_keys_free(&k);
 }
 
 static void
@@ -2426,6 +2777,7 @@ portal_admin_post(struct portal_req *pr, const char *path,
 		const char *account = evhttp_find_header(f, "a");
 		const char *what = evhttp_find_header(f, "do");
 		const char *reason = evhttp_find_header(f, "reason");
+		const char *held_id = evhttp_find_header(f, "id");
 		int64_t lim[5];
 		uint32_t type = 0;
 
@@ -2455,8 +2807,20 @@ portal_admin_post(struct portal_req *pr, const char *path,
 					portal_admin_refuse(pr, "badlimit");
 					return;
 				}
+		if ((type == BE_ADMIN_HELD_RELEASE ||
+		    type == BE_ADMIN_HELD_DELETE) && held_id != NULL &&
+		    *held_id != '\0' && !queue_id_valid(held_id)) {
+			portal_bad_request(pr, "bad form\n");
+			return;
+		}
 		portal_req_session(pr, &m, type, csrf);
 		msg_add_str(&m, account);
+		if (type == BE_ADMIN_WARN)
+			portal_warn_keys(&m, evhttp_find_header(f, "report"));
+		else if (type == BE_ADMIN_HELD_RELEASE ||
+		    type == BE_ADMIN_HELD_DELETE)
+			msg_add_str(&m, held_id != NULL && *held_id != '\0' ?
+			    held_id : NULL);
 		if (type == BE_ADMIN_SUSPEND)
 			msg_add_str(&m, reason);
 		else if (type == BE_ADMIN_LIMITS)

@@ -160,3 +160,56 @@ portal_rows_account_unpack(struct msg *m, struct portal_account_row *r)
 		return -1;
 	return 0;
 }
+
+/* issue 17: held messages and the accounts most at risk */
+void
+portal_rows_held_pack(struct msg *m, const struct portal_held *r)
+{
+	portal_rows_add_str(m, r->queue_id, PORTAL_QUEUE_ID_MAX);
+	portal_rows_add_str(m, r->when, PORTAL_WHEN_MAX);
+	portal_rows_add_str(m, r->sender, PORTAL_ACCOUNT_MAX);
+	msg_add_u32(m, r->nrcpts);
+	portal_rows_add_str(m, r->rcpts, PORTAL_RCPTS_MAX);
+	msg_add_i64(m, r->size);
+	portal_rows_add_str(m, r->headers, PORTAL_HEADERS_MAX);
+	portal_rows_add_str(m, r->by, PORTAL_TYPE_MAX);
+	portal_rows_add_str(m, r->reason, PORTAL_REASON_MAX);
+}
+
+int
+portal_rows_held_unpack(struct msg *m, struct portal_held *r)
+{
+	if (portal_rows_get_str(m, PORTAL_QUEUE_ID_MAX, &r->queue_id) < 0 ||
+	    portal_rows_get_str(m, PORTAL_WHEN_MAX, &r->when) < 0 ||
+	    portal_rows_get_str(m, PORTAL_ACCOUNT_MAX, &r->sender) < 0 ||
+	    msg_get_u32(m, &r->nrcpts) < 0 ||
+	    portal_rows_get_str(m, PORTAL_RCPTS_MAX, &r->rcpts) < 0 ||
+	    msg_get_i64(m, &r->size) < 0 ||
+	    portal_rows_get_str(m, PORTAL_HEADERS_MAX, &r->headers) < 0 ||
+	    portal_rows_get_str(m, PORTAL_TYPE_MAX, &r->by) < 0 ||
+	    portal_rows_get_str(m, PORTAL_REASON_MAX, &r->reason) < 0 ||
+	    r->queue_id == NULL)
+		return -1;
+	return 0;
+}
+
+void
+portal_rows_risk_pack(struct msg *m, const struct portal_risk *r)
+{
+	portal_rows_add_str(m, r->account, PORTAL_ACCOUNT_MAX);
+	msg_add_i64(m, r->score10);
+	msg_add_u32(m, r->level);
+	msg_add_u32(m, r->response);
+}
+
+int
+portal_rows_risk_unpack(struct msg *m, struct portal_risk *r)
+{
+	if (portal_rows_get_str(m, PORTAL_ACCOUNT_MAX, &r->account) < 0 ||
+	    msg_get_i64(m, &r->score10) < 0 ||
+	    msg_get_u32(m, &r->level) < 0 || r->level > 3 ||
+	    msg_get_u32(m, &r->response) < 0 || r->response > 3 ||
+	    r->account == NULL)
+		return -1;
+	return 0;
+}

@@ -13,6 +13,11 @@
  *   TOP   str account, i64 messages, i64 recipients
  *   REFUSED str type, str country, i64 count
  *   ACCOUNT str address, u32 suspended
+ *   HELD  str queue id, str when, str sender, u32 recipients, str the
+ *         first recipients (", "), i64 size, str header section (cut),
+ *         str held by, str reason                          (issue 17)
+ *   RISK  str account, i64 score in tenths, u32 level the score calls
+ *         for, u32 response in force (store.h STORE_RISK_*)  (issue 17)
  *
  * A string field costs 5 bytes plus its length (msg.h). The worst cases
  * (PORTAL_ROW_*_MAX) are the sums of the bounds below; be_portal.c
@@ -117,5 +122,42 @@ int portal_rows_refused_unpack(struct msg *m, struct portal_refused *r);
 void portal_rows_account_pack(struct msg *m,
     const struct portal_account_row *r);
 int portal_rows_account_unpack(struct msg *m, struct portal_account_row *r);
+
+/* issue 17: held messages (the admin account page) and the accounts most
+ * at risk (the admin risk page) */
+#define PORTAL_RCPTS_MAX	255
+#define PORTAL_HEADERS_MAX	1024
+#define PORTAL_HELD_PAGE	6
+#define PORTAL_RISK_PAGE	50
+#define PORTAL_ROW_HELD_MAX	(4 + 8 + PORTAL_STR_COST(PORTAL_QUEUE_ID_MAX) + \
+	PORTAL_STR_COST(PORTAL_WHEN_MAX) + PORTAL_STR_COST(PORTAL_ACCOUNT_MAX) + \
+	PORTAL_STR_COST(PORTAL_RCPTS_MAX) + \
+	PORTAL_STR_COST(PORTAL_HEADERS_MAX) + PORTAL_STR_COST(PORTAL_TYPE_MAX) + \
+	PORTAL_STR_COST(PORTAL_REASON_MAX))
+#define PORTAL_ROW_RISK_MAX	(PORTAL_STR_COST(PORTAL_ACCOUNT_MAX) + 16)
+
+struct portal_held {
+	const char	*queue_id;
+	const char	*when;
+	const char	*sender;
+	uint32_t	 nrcpts;
+	const char	*rcpts;
+	int64_t		 size;
+	const char	*headers;
+	const char	*by;
+	const char	*reason;
+};
+
+struct portal_risk {
+	const char	*account;
+	int64_t		 score10;
+	uint32_t	 level;
+	uint32_t	 response;
+};
+
+void portal_rows_held_pack(struct msg *m, const struct portal_held *r);
+int portal_rows_held_unpack(struct msg *m, struct portal_held *r);
+void portal_rows_risk_pack(struct msg *m, const struct portal_risk *r);
+int portal_rows_risk_unpack(struct msg *m, struct portal_risk *r);
 
 #endif

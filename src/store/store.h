@@ -427,4 +427,64 @@ int store_popbsmtp_get(struct store *st, const char *client, int64_t now,
  * POP-before-SMTP windows (the periodic sweep). */
 int store_expire(struct store *st, int64_t now, const char **error_r);
 
+/* ---- after a password is stolen (issue 17, schema step 7) ------------ */
+
+/*
+ * An account's automatic response and the desk's record of it, by
+ * address. level: STORE_RISK_NONE..SUSPEND. get: 1 when there is no row
+ * (*r zeroed). raise: to level if higher than the row's and the account
+ * is not exempt, in one statement (two nodes raising at once: one wins);
+ * 0 raised, 1 not. clear: level 0, cleared = now (older signals no longer
+ * count). exempt: set or unset. warned: the desk's last warning and its
+ * trace. Texts are cut to STORE_EVENT_DETAIL_MAX.
+ */
+enum store_risk_level {
+	STORE_RISK_NONE,
+	STORE_RISK_NOTIFY,
+	STORE_RISK_HOLD,
+	STORE_RISK_SUSPEND,
+};
+struct store_risk {
+	int	 level;
+	int	 automatic;
+	int	 exempt;
+	int64_t	 since;
+	int64_t	 cleared;
+	int64_t	 warned;
+	char	 reason[STORE_EVENT_DETAIL_MAX + 1];
+	char	 warning[STORE_EVENT_DETAIL_MAX + 1];
+};
+int store_risk_get(struct store *st, const char *account,
+    struct store_risk *r, const char **error_r);
+int store_risk_raise(struct store *st, const char *account, int level,
+    int automatic, int64_t now, const char *reason, const char **error_r);
+int store_risk_clear(struct store *st, const char *account, int64_t now,
+    const char **error_r);
+int store_risk_exempt(struct store *st, const char *account, int exempt,
+    const char **error_r);
+int store_risk_warned(struct store *st, const char *account, int64_t now,
+    const char *warning, const char **error_r);
+/* Accounts with a level or an event since since (candidates for the
+ * list of accounts most at risk), at most limit, sorted. */
+typedef int store_risk_account_cb(const char *account, void *context);
+int store_risk_accounts(struct store *st, int64_t since, int limit,
+    store_risk_account_cb *cb, void *context, const char **error_r);
+/* A login of account from country at now: *last_r is when it last
+ * logged in from there (0 never) and *known_r how many countries it has
+ * logged in from before; then the row is set to now (unless it was set
+ * within the hour: kept to the hour, so most logins write nothing). */
+int store_risk_login(struct store *st, const char *account,
+    const char *country, int64_t now, int64_t *last_r, int64_t *known_r,
+    const char **error_r);
+/* Remember that account sent to rcpt (lower-cased here): 0 the first
+ * time (a first-time recipient), 1 known. */
+int store_risk_recipient(struct store *st, const char *account,
+    const char *rcpt, int64_t now, const char **error_r);
+/* A failed login of account from client (a client key) at now: rows
+ * older than since go; *accounts_r is how many accounts client failed
+ * against since then, this one included. */
+int store_risk_spray(struct store *st, const char *client,
+    const char *account, int64_t now, int64_t since, int64_t *accounts_r,
+    const char **error_r);
+
 #endif

@@ -427,6 +427,232 @@ store_submission_list(struct store *st, const char *account, int64_t since,
 	    NULL, error_r);
 }
 
+/* --- after a password is stolen (issue 17, schema step 7) ------------- */
+
+int
+store_risk_get(struct store *st, const char *account, struct store_risk *r,
+    const char **error_r)
+{
+	static const char query[] =
+	    "SELECT level, automatic, exempt, since, cleared, warned, reason,"
+	    " warning FROM risk_state WHERE account = ?1";
+	char key[STORE_ADDRESS_MAX + 1];
+	struct sql_stmt *stmt;
+	int ret;
+
+	memset(r, 0, sizeof(*r));
+	if (store_lookup_key(account, key) != 0)
+		return 1;
+	if ((stmt = store_stmt(st, query, SQL_LOCK_NONE, error_r, "t",
+	    key)) == NULL)
+		return -1;
+	if ((ret = sql_step(stmt, error_r)) == 1) {
+		r->level = (int)sql_col_int64(stmt, 0);
+		r->automatic = sql_col_int64(stmt, 1) != 0;
+		r->exempt = sql_col_int64(stmt, 2) != 0;
+		r->since = sql_col_int64(stmt, 3);
+		r->cleared = sql_col_int64(stmt, 4);
+		r->warned = sql_col_int64(stmt, 5);
+		if (!sql_col_is_null(stmt, 6))
+			xstrlcpy(r->reason, sql_col_text(stmt, 6),
+			    sizeof(r->reason));
+		if (!sql_col_is_null(stmt, 7))
+			xstrlcpy(r->warning, sql_col_text(stmt, 7),
+			    sizeof(r->warning));
+	}
+	sql_reset(stmt);
+	return ret < 0 ? -1 : ret == 1 ? 0 : 1;
+}
+
+/* The row, made if missing (all zero). */
+static int
+store_risk_row(struct store *st, const char *key, const char **error_r)
+{
+	static const char make[] =
+	    "INSERT INTO risk_state (account) VALUES (?1)"
+	    " ON CONFLICT (account) DO NOTHING";
+
+	return store_change(st, make, error_r, "t", key) < 0 ? -1 : 0;
+}
+
+int
+store_risk_raise(struct store *st, const char *account, int level,
+    int automatic, int64_t now, const char *reason, const char **error_r)
+{
+	/* one statement: of two nodes raising at once, one changes it */
+	static const char query[] =
+	    "UPDATE risk_state SET level = ?2, automatic = ?3, since = ?4,"
+	    " reason = ?5 WHERE account = ?1 AND level < ?2 AND exempt = 0";
+	char key[STORE_ADDRESS_MAX + 1], why[STORE_EVENT_DETAIL_MAX + 1];
+
+	if (store_lookup_key(account, key) != 0)
+		return 1;
+	if (store_risk_row(st, key, error_r) < 0)
+		return -1;
+	return store_change(st, query, error_r, "tiiit", key, (int64_t)level,
+	    (int64_t)(automatic ? 1 : 0), now,
+	    store_text_cut(reason, why, STORE_EVENT_DETAIL_MAX));
+}
+
+int
+store_risk_clear(struct store *st, const char *account, int64_t now,
+    const char **error_r)
+{
+	static const char query[] =
+	    "UPDATE risk_state SET level = 0, automatic = 0, since = ?2,"
+	    " cleared = ?2, reason = NULL WHERE account = ?1";
+	char key[STORE_ADDRESS_MAX + 1];
+
+	if (store_lookup_key(account, key) != 0)
+		return 1;
+	if (store_risk_row(st, key, error_r) < 0)
+		return -1;
+	return store_change(st, query, error_r, "ti", key, now) < 0 ? -1 : 0;
+}
+
+int
+store_risk_exempt(struct store *st, const char *account, int exempt,
+    const char **error_r)
+{
+	static const char query[] =
+	    "UPDATE risk_state SET exempt = ?2 WHERE account = ?1";
+	char key[STORE_ADDRESS_MAX + 1];
+
+	if (store_lookup_key(account, key) != 0)
+		return 1;
+	if (store_risk_row(st, key, error_r) < 0)
+		return -1;
+	return store_change(st, query, error_r, "ti", key,
+	    (int64_t)(exempt ? 1 : 0)) < 0 ? -1 : 0;
+}
+
+int
+store_risk_warned(struct store *st, const char *account, int64_t now,
+    const char *warning, const char **error_r)
+{
+	static const char query[] =
+	    "UPDATE risk_state SET warned = ?2, warning = ?3"
+	    " WHERE account = ?1";
+	char key[STORE_ADDRESS_MAX + 1], w[STORE_EVENT_DETAIL_MAX + 1];
+
+	if (store_lookup_key(account, key) != 0)
+		return 1;
+	if (store_risk_row(st, key, error_r) < 0)
+		return -1;
+	return store_change(st, query, error_r, "tit", key, now,
+	    store_text_cut(warning, w, STORE_EVENT_DETAIL_MAX)) < 0 ? -1 : 0;
+}
+
+static int
+store_risk_account_row(struct sql_stmt *stmt, void *cb, void *context)
+{
+	return ((store_risk_account_cb *)cb)(sql_col_text(stmt, 0), context);
+}
+
+int
+store_risk_accounts(struct store *st, int64_t since, int limit,
+    store_risk_account_cb *cb, void *context, const char **error_r)
+{
+	static const char query[] =
+	    "SELECT account FROM (SELECT account FROM risk_state"
+	    " WHERE level > 0 UNION SELECT account FROM events"
+	    " WHERE time >= ?1 AND account IS NOT NULL"
+	    " AND type NOT LIKE 'admin\\_%' ESCAPE '\\') a"
+	    " ORDER BY account LIMIT ?2";
+
+	return store_each_row(store_stmt(st, query, SQL_LOCK_NONE, error_r,
+	    "ii", since, (int64_t)(limit > 0 ? limit : 10000)),
+	    store_risk_account_row, (void *)cb, context, NULL, error_r);
+}
+
+int
+store_risk_login(struct store *st, const char *account, const char *country,
+    int64_t now, int64_t *last_r, int64_t *known_r, const char **error_r)
+{
+	static const char last[] =
+	    "SELECT last FROM risk_logins WHERE account = ?1 AND country = ?2";
+	static const char known[] =
+	    "SELECT count(*) FROM risk_logins WHERE account = ?1";
+	static const char set[] =
+	    "INSERT INTO risk_logins (account, country, last)"
+	    " VALUES (?1, ?2, ?3) ON CONFLICT (account, country)"
+	    " DO UPDATE SET last = ?3";
+	char key[STORE_ADDRESS_MAX + 1], cc[STORE_EVENT_COUNTRY_MAX + 1];
+	struct sql_stmt *stmt;
+	int r;
+
+	*last_r = 0;
+	*known_r = 0;
+	if (store_lookup_key(account, key) != 0)
+		return 1;
+	store_text_cut(country, cc, STORE_EVENT_COUNTRY_MAX);
+	if ((stmt = store_stmt(st, last, SQL_LOCK_NONE, error_r, "tt", key,
+	    cc)) == NULL)
+		return -1;
+	if ((r = sql_step(stmt, error_r)) == 1)
+		*last_r = sql_col_int64(stmt, 0);
+	sql_reset(stmt);
+	if (r < 0 || (stmt = store_stmt(st, known, SQL_LOCK_NONE, error_r, "t",
+	    key)) == NULL)
+		return -1;
+	if ((r = sql_step(stmt, error_r)) == 1)
+		*known_r = sql_col_int64(stmt, 0);
+	sql_reset(stmt);
+	if (r < 0)
+		return -1;
+	/* kept to the hour: most logins write nothing */
+	if (*last_r != 0 && *last_r > now - 3600 && *last_r <= now)
+		return 0;
+	return store_change(st, set, error_r, "tti", key, cc, now) < 0 ? -1 :
+	    0;
+}
+
+int
+store_risk_recipient(struct store *st, const char *account, const char *rcpt,
+    int64_t now, const char **error_r)
+{
+	static const char query[] =
+	    "INSERT INTO risk_recipients (account, rcpt, first)"
+	    " VALUES (?1, ?2, ?3) ON CONFLICT (account, rcpt) DO NOTHING";
+	char key[STORE_ADDRESS_MAX + 1], to[STORE_ADDRESS_MAX + 1];
+
+	if (store_lookup_key(account, key) != 0 ||
+	    store_lookup_key(rcpt, to) != 0)
+		return 1;
+	return store_change(st, query, error_r, "tti", key, to, now);
+}
+
+int
+store_risk_spray(struct store *st, const char *client, const char *account,
+    int64_t now, int64_t since, int64_t *accounts_r, const char **error_r)
+{
+	static const char old[] =
+	    "DELETE FROM risk_spray WHERE time < ?1";
+	static const char set[] =
+	    "INSERT INTO risk_spray (client, account, time) VALUES (?1, ?2, ?3)"
+	    " ON CONFLICT (client, account) DO UPDATE SET time = ?3";
+	static const char count[] =
+	    "SELECT count(*) FROM risk_spray WHERE client = ?1";
+	char key[STORE_ADDRESS_MAX + 1], ip[STORE_EVENT_IP_MAX + 1];
+	struct sql_stmt *stmt;
+	int r;
+
+	*accounts_r = 0;
+	/* a name that cannot be an account still counts: sprayers guess */
+	if (store_lookup_key(account, key) != 0)
+		xstrlcpy(key, "?", sizeof(key));
+	store_text_cut(client, ip, STORE_EVENT_IP_MAX);
+	if (store_change(st, old, error_r, "i", since) < 0 ||
+	    store_change(st, set, error_r, "tti", ip, key, now) < 0 ||
+	    (stmt = store_stmt(st, count, SQL_LOCK_NONE, error_r, "t",
+	    ip)) == NULL)
+		return -1;
+	if ((r = sql_step(stmt, error_r)) == 1)
+		*accounts_r = sql_col_int64(stmt, 0);
+	sql_reset(stmt);
+	return r < 0 ? -1 : 0;
+}
+
 /* ---- own From (issue 16) -------------------------------------------- */
 
 static void

@@ -122,7 +122,39 @@ static const char *const store_schema_steps[] = {
 	"  last_ok {INT} NOT NULL,"
 	"  PRIMARY KEY (name, client));"
 	"CREATE INDEX auth_trusted_last_ok ON auth_trusted(last_ok);",
-	/* 7: refuse mail that claims to be from the account's own address
+	/* 7: after a password is stolen (issue 17, store_policy.c "risk"):
+	 * each account's automatic response (level: 0 none, 1 notified,
+	 * 2 on hold, 3 suspended), the desk's exemption, when the desk last
+	 * cleared it (older signals no longer count) and warned it; the
+	 * countries each account logged in from; the recipients each
+	 * account has sent to (first-time recipients); and the accounts
+	 * each address failed against (password spraying). Keyed by
+	 * address like the events, so the desk's record outlives the
+	 * account. */
+	"CREATE TABLE risk_state ("
+	"  account TEXT PRIMARY KEY,"
+	"  level INTEGER NOT NULL DEFAULT 0,"
+	"  automatic INTEGER NOT NULL DEFAULT 0,"
+	"  exempt INTEGER NOT NULL DEFAULT 0,"
+	"  since {INT} NOT NULL DEFAULT 0,"
+	"  cleared {INT} NOT NULL DEFAULT 0,"
+	"  warned {INT} NOT NULL DEFAULT 0,"
+	"  reason TEXT, warning TEXT);"
+	"CREATE TABLE risk_logins ("
+	"  account TEXT NOT NULL, country TEXT NOT NULL,"
+	"  last {INT} NOT NULL,"
+	"  PRIMARY KEY (account, country));"
+	"CREATE TABLE risk_recipients ("
+	"  account TEXT NOT NULL, rcpt TEXT NOT NULL,"
+	"  first {INT} NOT NULL,"
+	"  PRIMARY KEY (account, rcpt));"
+	"CREATE INDEX risk_recipients_first ON risk_recipients(first);"
+	"CREATE TABLE risk_spray ("
+	"  client TEXT NOT NULL, account TEXT NOT NULL,"
+	"  time {INT} NOT NULL,"
+	"  PRIMARY KEY (client, account));"
+	"CREATE INDEX risk_spray_time ON risk_spray(time);",
+	/* 8: refuse mail that claims to be from the account's own address
 	 * on MX (issue 16, store_policy.c "own From"); off by default */
 	("ALTER TABLE accounts ADD COLUMN refuse_own_from INTEGER NOT NULL"
 	"  DEFAULT 0 CHECK (refuse_own_from IN (0, 1));"),
