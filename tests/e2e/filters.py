@@ -303,9 +303,11 @@ class Rspamd:
              f"--var=RUNDIR={self.dir / 'run'}",
              f"--var=LOGDIR={self.dir / 'log'}"], self.dir / "rspamd.out")
         try:
+            # it compiles its regular expressions at start: slow on a
+            # loaded machine
             wait_for(lambda: p.poll() is not None or (
                 port_open(self.port) and port_open(self.normal_port)),
-                60, "rspamd")
+                180, "rspamd")
             assert p.poll() is None, ((self.dir / "rspamd.out").read_text()
                                       + self.log)
         except BaseException:
