@@ -167,6 +167,8 @@ static be_handler *const be_handlers[BE_TYPE_COUNT] = {
 	[BE_ADMIN_HELD_DELETE] = be_portal,
 	[BE_SESSION_END] = be_session_end_req,
 	[BE_APOP_TIMESTAMP] = be_apop_timestamp,
+	[BE_PORTAL_OWN_FROM_ON] = be_portal,
+	[BE_PORTAL_OWN_FROM_OFF] = be_portal,
 };
 
 struct queue *
@@ -716,7 +718,8 @@ backend_run_job(struct be_worker *w, struct be_job *job)
 
 	pthread_mutex_lock(&ch->send_lock);
 	dead = ch->dead;
-	ch->bytes -= job->m.buf.len;
+	if (job->defer == NULL)		/* a resumption was never counted */
+		ch->bytes -= job->m.buf.len;
 	pthread_mutex_unlock(&ch->send_lock);
 	w->chan = ch->id;
 	w->job = job;

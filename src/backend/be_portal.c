@@ -607,6 +607,13 @@ be_portal_status_body(struct be_portal_ctx *c, const char *account,
 	portal_rows_add_str(m, when, PORTAL_WHEN_MAX);
 	msg_add_u32(m, store_apop_get(c->st, account, &sealed, &error) == 0);
 	free(sealed);
+	/* issue 16: refuse MX mail claiming the account's own address */
+	{
+		int own = 0;
+
+		(void)store_own_from_get(c->st, account, &own, &error);
+		msg_add_u32(m, (uint32_t)own);
+	}
 	/* the addresses the account may send as (sender alignment) */
 	struct be_portal_aliases al = { .n = 0 };
 
@@ -806,6 +813,25 @@ be_portal_apop_off(struct be_portal_ctx *c)
 		be_portal_fail(c->o, BE_PORTAL_TEMPFAIL, "tempfail");
 	} else
 		log_info("portal apop off account=%s", c->account);
+	return 0;
+}
+
+/* BE_PORTAL_OWN_FROM_ON/OFF (issue 16, docs/filters.md) */
+static int
+be_portal_own_from(struct be_portal_ctx *c)
+{
+	const char *error;
+	int on = c->type == BE_PORTAL_OWN_FROM_ON;
+
+	if (msg_end(c->req) < 0)
+		return -1;
+	if (store_own_from_set(c->st, c->account, on, &error) != 0) {
+		log_warnx("portal: refuse_own_from %s: %s", c->account,
+		    error);
+		be_portal_fail(c->o, BE_PORTAL_TEMPFAIL, "tempfail");
+	} else
+		log_info("portal refuse_own_from account=%s on=%s",
+		    c->account, on ? "yes" : "no");
 	return 0;
 }
 
@@ -2078,6 +2104,8 @@ static const struct be_portal_op {
 	{ BE_PORTAL_APOP_ON, BE_ROLE_SUBSCRIBER, 1, be_portal_reauth },
 	{ BE_PORTAL_APOP_OFF, BE_ROLE_SUBSCRIBER, 1, be_portal_apop_off },
 	{ BE_PORTAL_LOGOUT, BE_ROLE_SUBSCRIBER, 1, be_portal_logout },
+	{ BE_PORTAL_OWN_FROM_ON, BE_ROLE_SUBSCRIBER, 1, be_portal_own_from },
+	{ BE_PORTAL_OWN_FROM_OFF, BE_ROLE_SUBSCRIBER, 1, be_portal_own_from },
 	{ BE_ADMIN_LOGIN, BE_ROLE_NONE, 0, be_portal_admin_login },
 	{ BE_ADMIN_SEARCH, BE_ROLE_ADMIN, 0, be_portal_admin_search },
 	{ BE_ADMIN_ACCOUNT, BE_ROLE_ADMIN, 0, be_portal_admin_account },

@@ -37,7 +37,8 @@ cli_policy_usage(void)
 	    "                         recipients_per_hour recipients_per_message\n"
 	    "                         overseas_recipients_per_day (a number, or\n"
 	    "                         'default'), any_sender (yes|no),\n"
-	    "                         relay_names (suffixes, comma-separated)\n"
+	    "                         relay_names (suffixes, comma-separated),\n"
+	    "                         refuse_own_from (yes|no)\n"
 	    "  events [ADDRESS] [--since D|YYYY-MM-DD] [--limit N]\n"
 	    "                         refusals, limits reached, logins locked\n"
 	    "  trace FILE|-           find the account behind a spam report\n"
@@ -259,6 +260,13 @@ cli_limits_show(const struct config *conf, struct store *st,
 	printf("any_sender: %s\n", p->any_sender ? "yes" : "no");
 	printf("relay_names: %s\n", p->relay_names[0] != '\0' ?
 	    p->relay_names : "(none)");
+	/* issue 16: refuse MX mail claiming to be from this account */
+	{
+		int own = 0;
+
+		(void)store_own_from_get(st, address, &own, &error);
+		printf("refuse_own_from: %s\n", own ? "yes" : "no");
+	}
 	printf("resets: %s\n", when);
 	(void)hm;
 	(void)om;
@@ -270,7 +278,7 @@ cli_limits(const struct config *conf, int argc, char **argv)
 	struct account_policy p;
 	struct store *st;
 	const char *error;
-	int r;
+	int r, own_from = -1;
 
 	if (argc < 2 || (strcmp(argv[0], "show") != 0 &&
 	    strcmp(argv[0], "set") != 0) ||
@@ -307,6 +315,14 @@ cli_limits(const struct config *conf, int argc, char **argv)
 					    sizeof(p.relay_names));
 					done = 1;
 				}
+			}
+			/* issue 16: a column of its own (store_own_from_set) */
+			if (eq != NULL && klen == strlen("refuse_own_from") &&
+			    strncmp(argv[i], "refuse_own_from", klen) == 0) {
+				if (strcmp(eq + 1, "yes") == 0)
+					own_from = 1, done = 1;
+				else if (strcmp(eq + 1, "no") == 0)
+					own_from = 0, done = 1;
 			}
 			if (eq != NULL && klen == strlen("any_sender") &&
 			    strncmp(argv[i], "any_sender", klen) == 0) {
@@ -345,7 +361,9 @@ cli_limits(const struct config *conf, int argc, char **argv)
 				return 2;
 			}
 		}
-		if (store_policy_set_limits(st, argv[1], &p, &error) != 0) {
+		if (store_policy_set_limits(st, argv[1], &p, &error) != 0 ||
+		    (own_from >= 0 && store_own_from_set(st, argv[1],
+		    own_from, &error) != 0)) {
 			fprintf(stderr, "sekisho: %s\n", error);
 			store_close(&st);
 			return 1;

@@ -171,6 +171,19 @@ cli_store_copy_account(const struct store_account_row *row, void *context)
 			return cli_store_err(address, error);
 		c->n.overseas++;
 	}
+	/* issue 16: refuse_own_from (counted with the limit overrides) */
+	{
+		int own = 0;
+
+		if (store_own_from_get(c->from, address, &own, &error) != 0 ||
+		    (own && store_own_from_set(c->to, address, 1,
+		    &error) != 0))
+			return cli_store_err(address, error);
+		if (own && !(p.limit_msgs_day >= 0 || p.limit_rcpts_day >= 0 ||
+		    p.limit_rcpts_hour >= 0 || p.limit_rcpts_msg >= 0 ||
+		    p.limit_overseas_rcpts_day >= 0 || p.any_sender))
+			c->n.limits++;
+	}
 	return 0;
 }
 

@@ -161,7 +161,8 @@
  *              i64 rcpts,
  *              i64 rcpts this hour, i64 rcpts abroad, i64 msgs limit,
  *              i64 rcpts limit, i64 rcpts/hour limit, i64 abroad limit,
- *              str counts reset (text), u32 apop on, u32 n (<= 50) x str
+ *              str counts reset (text), u32 apop on, u32 refuse_own_from
+ *              on (issue 16), u32 n (<= 50) x str
  *              alias, LIST of SUB, LIST of EVENT
  * BE_PORTAL_OVERSEAS_ON  SESSION, [str countries (as typed, at most
  *              PORTAL_COUNTRIES_MAX octets; absent, NULL or "" every
@@ -173,6 +174,9 @@
  * BE_PORTAL_APOP_ON   SESSION, str current password, str APOP secret
  *          ->  HEAD
  * BE_PORTAL_APOP_OFF, BE_PORTAL_LOGOUT  SESSION  -> HEAD
+ * BE_PORTAL_OWN_FROM_ON, BE_PORTAL_OWN_FROM_OFF  SESSION  -> HEAD
+ *              (refuse mail on MX that claims to be from the account's
+ *              own address, docs/filters.md; issue 16)
  * BE_ADMIN_LOGIN   user, password  -> HEAD, str session id, str admin
  * The other admin replies start with str admin (the name) after HEAD.
  * BE_ADMIN_SEARCH  SESSION, str query (empty: dashboard too), u32 offset
@@ -286,6 +290,8 @@ enum be_type {
 	BE_ADMIN_HELD_RELEASE,
 	BE_ADMIN_HELD_DELETE,
 	BE_AUTHPOLICY,
+	BE_PORTAL_OWN_FROM_ON,
+	BE_PORTAL_OWN_FROM_OFF,
 	BE_TYPE_COUNT,
 	BE_FAIL = 0xffff,
 };

@@ -511,6 +511,14 @@ static const struct config_def config_defs[] = {
 	    "What a message gets when a milter is down, too slow or answers "
 	    "garbage: tempfail (451 4.7.1), accept (as if the milter was not "
 	    "there) or reject (554 5.7.1)."),
+	/* refuse_own_from (issue 16, src/backend/be_own_from.c) */
+	ROW_STR(milter_authserv_id, "", CONFIG_F_EMPTY_OK,
+	    config_check_hostname,
+	    "The authserv-id of the Authentication-Results header your own "
+	    "filter (Rspamd, OpenDKIM) adds on mx; the refuse_own_from check "
+	    "believes only that header, and only when the filter added it. "
+	    "Empty: the hostname setting (what sekisho passes to the filters "
+	    "in the j macro)."),
 };
 
 #define CONFIG_NDEFS	nitems(config_defs)

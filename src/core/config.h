@@ -235,6 +235,8 @@ struct config {
 	int	 milter_command_timeout;	/* seconds */
 	int	 milter_eom_timeout;		/* seconds */
 	enum milter_default_action milter_default_action;
+	/* refuse_own_from (issue 16): whose Authentication-Results count */
+	char	*milter_authserv_id;
 };
 
 /*

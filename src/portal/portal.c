@@ -258,6 +258,15 @@ enum portal_text {
 	T_MSG_BADCOUNTRIES,
 	T_CLIENT_SETUP,
 	T_CLIENT_SETUP_HINT,
+	/* issue 16: refuse_own_from */
+	T_OWN_FROM,
+	T_OWN_FROM_EXPLAIN,
+	T_OWN_FROM_IS_ON,
+	T_OWN_FROM_IS_OFF,
+	T_OWN_FROM_TURN_ON,
+	T_OWN_FROM_TURN_OFF,
+	T_MSG_OWN_FROM_ON,
+	T_MSG_OWN_FROM_OFF,
 };
 
 static const char *const portal_texts[][2] = {
@@ -489,6 +498,27 @@ static const char *const portal_texts[][2] = {
 	    "をダウンロードしてください: ",
 	    "Thunderbird and Outlook set themselves up from your mail "
 	    "address. For iPhone, iPad and Mac, download this profile: " },
+	/* issue 16: refuse_own_from (OCN's 自分のメールアドレスからの受信拒否) */
+	[T_OWN_FROM] = { "自分のアドレスを名乗るメールの受信拒否",
+	    "Refuse mail that claims to be from me" },
+	[T_OWN_FROM_EXPLAIN] = { "差出人（From）をあなたのメールアドレスに"
+	    "偽装した迷惑メールを受信拒否します。このサーバからログインして"
+	    "送ったメールと、送信ドメイン認証（DKIM または SPF）に合格した"
+	    "メールは届きます。", "Refuses mail whose sender (From) is your own "
+	    "address but that was forged: mail you sent through this server "
+	    "after logging in, and mail that passes sender authentication "
+	    "(DKIM or SPF), still arrives." },
+	[T_OWN_FROM_IS_ON] = { "自分のアドレスを名乗るメール: 受信拒否",
+	    "Mail claiming to be from me: refused" },
+	[T_OWN_FROM_IS_OFF] = { "自分のアドレスを名乗るメール: 受信する",
+	    "Mail claiming to be from me: accepted" },
+	[T_OWN_FROM_TURN_ON] = { "受信拒否する", "Refuse it" },
+	[T_OWN_FROM_TURN_OFF] = { "受信する（拒否をやめる）",
+	    "Accept it (stop refusing)" },
+	[T_MSG_OWN_FROM_ON] = { "自分のアドレスを名乗るメールを受信拒否します。",
+	    "Mail claiming to be from you will be refused." },
+	[T_MSG_OWN_FROM_OFF] = { "自分のアドレスを名乗るメールの受信拒否をやめました。",
+	    "Mail claiming to be from you is accepted again." },
 };
 
 /* The ?msg= codes a redirect may carry, and what they show. */
@@ -516,6 +546,8 @@ static const struct {
 	{ "noaccount", T_MSG_NOACCOUNT, 1 },
 	{ "warned", T_MSG_WARNED, 0 },
 	{ "badcountries", T_MSG_BADCOUNTRIES, 1 },
+	{ "own_from_on", T_MSG_OWN_FROM_ON, 0 },
+	{ "own_from_off", T_MSG_OWN_FROM_OFF, 0 },
 };
 
 #define portal_nitems(a)	(sizeof(a) / sizeof((a)[0]))
@@ -1267,6 +1299,25 @@ portal_main_page(struct portal_req *pr)
 	    "href=\"/mobileconfig?type=pop3\">POP3</a> / "
 	    "<a id=\"autoconfig\" href=\"/mail/config-v1.1.xml\">"
 	    "config-v1.1.xml</a></p>\n");
+
+	/* issue 16: refuse mail claiming to be from me */
+	{
+		int own = portal_val_num(pr, "own_from") == 1;
+
+		portal_heading(pr, &b, 2, T_OWN_FROM);
+		str_append(&b, "<p>");
+		portal_text_esc(&b, pr, T_OWN_FROM_EXPLAIN);
+		str_append(&b, "</p>\n<p id=\"own-from\">");
+		portal_text_esc(&b, pr, own ? T_OWN_FROM_IS_ON :
+		    T_OWN_FROM_IS_OFF);
+		str_append(&b, "</p>\n");
+		portal_action_form(&b, "/own_from", csrf, "", own ? "off" :
+		    "on");
+		portal_button(pr, &b, own ? "own-from-off" : "own-from-on",
+		    own ? T_OWN_FROM_TURN_OFF : T_OWN_FROM_TURN_ON, -1,
+		    T_NOTHING);
+		str_append(&b, "</form>\n");
+	}
 	portal_page_end(pr, &b, 200, "OK");
 }
 
@@ -1336,7 +1387,9 @@ portal_read_status(struct portal_req *pr, struct msg *m)
 		if (portal_read_i64(pr, m, nums[i]) < 0)
 			return -1;
 	if (portal_read_str(pr, m, "reset", PORTAL_WHEN_MAX) < 0 ||
-	    portal_read_u32(pr, m, "apop") < 0 || msg_get_u32(m, &n) < 0 ||
+	    portal_read_u32(pr, m, "apop") < 0 ||
+	    portal_read_u32(pr, m, "own_from") < 0 ||	/* issue 16 */
+	    msg_get_u32(m, &n) < 0 ||
 	    n > PORTAL_ALIASES_MAX)
 		return -1;
 	for (uint32_t i = 0; i < n; i++)
@@ -1394,6 +1447,8 @@ portal_read_body(struct portal_req *pr, struct msg *m)
 	case BE_PORTAL_APOP_ON:
 	case BE_PORTAL_APOP_OFF:
 	case BE_PORTAL_LOGOUT:
+	case BE_PORTAL_OWN_FROM_ON:
+	case BE_PORTAL_OWN_FROM_OFF:
 		return 0;
 	case BE_API_GET:
 	case BE_API_OVERSEAS:
@@ -1742,6 +1797,19 @@ portal_apop_done(struct portal_req *pr)
 {
 	portal_checked_done(pr, pr->target != NULL ? pr->target : "apop_off",
 	    "badapop");
+}
+
+/* issue 16: refuse_own_from */
+static void
+portal_own_from_on_done(struct portal_req *pr)
+{
+	portal_change_done_msg(pr, "own_from_on");
+}
+
+static void
+portal_own_from_off_done(struct portal_req *pr)
+{
+	portal_change_done_msg(pr, "own_from_off");
 }
 
 static void
@@ -2977,6 +3045,16 @@ portal_on_post(struct portal_req *pr, const char *path)
 			}
 			portal_go(pr, &m, portal_apop_done);
 		}
+	} else if (strcmp(path, "/own_from") == 0) {	/* issue 16 */
+		const char *action = evhttp_find_header(&f, "action");
+		int on = action != NULL && strcmp(action, "on") == 0;
+
+		if (action == NULL || (!on && strcmp(action, "off") != 0))
+			portal_bad_request(pr, "bad action\n");
+		else
+			portal_ask(pr, on ? BE_PORTAL_OWN_FROM_ON :
+			    BE_PORTAL_OWN_FROM_OFF, csrf, on ?
+			    portal_own_from_on_done : portal_own_from_off_done);
 	} else if (strcmp(path, "/logout") == 0)
 		portal_ask(pr, BE_PORTAL_LOGOUT, csrf, portal_logout_done);
 	else

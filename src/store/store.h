@@ -200,6 +200,20 @@ struct account_policy {
 	char	 relay_names[256];
 };
 
+/*
+ * refuse_own_from (issue 16, docs/filters.md): mail on MX whose header
+ * From is the account's address or alias and that does not authenticate
+ * is refused. get/set: 1 = no such account. lookup: the account whose
+ * address or alias ADDRESS is; 1 = none; on 0 *account_r (caller frees)
+ * and *on_r.
+ */
+int store_own_from_get(struct store *st, const char *address, int *on_r,
+    const char **error_r);
+int store_own_from_set(struct store *st, const char *address, int on,
+    const char **error_r);
+int store_own_from_lookup(struct store *st, const char *address,
+    char **account_r, int *on_r, const char **error_r);
+
 /* 1 = no such account. */
 int store_policy_get(struct store *st, const char *address,
     struct account_policy *p, const char **error_r);

@@ -791,3 +791,70 @@ store_risk_spray(struct store *st, const char *client, const char *account,
 	sql_reset(stmt);
 	return r < 0 ? -1 : 0;
 }
+
+/* ---- own From (issue 16) -------------------------------------------- */
+
+static void
+store_own_from_fill(struct sql_stmt *stmt, void *out)
+{
+	*(int *)out = sql_col_int64(stmt, 0) != 0;
+}
+
+int
+store_own_from_get(struct store *st, const char *address, int *on_r,
+    const char **error_r)
+{
+	static const char query[] =
+	    "SELECT refuse_own_from FROM accounts WHERE address = ?1";
+
+	*on_r = 0;
+	return store_policy_read(st, address, query, NULL,
+	    store_own_from_fill, on_r, error_r);
+}
+
+int
+store_own_from_set(struct store *st, const char *address, int on,
+    const char **error_r)
+{
+	static const char query[] =
+	    "UPDATE accounts SET refuse_own_from = ?2 WHERE address = ?1";
+	char key[STORE_ADDRESS_MAX + 1];
+	int r;
+
+	if (store_policy_key(st, address, key, error_r) != 0)
+		return 1;
+	r = store_change(st, query, error_r, "ti", key, (int64_t)(on ? 1 : 0));
+	if (r == 1)
+		(void)store_set_error(st, error_r, 1, STORE_ERR_NO_ACCOUNT,
+		    key);
+	return r;
+}
+
+int
+store_own_from_lookup(struct store *st, const char *address,
+    char **account_r, int *on_r, const char **error_r)
+{
+	/* the account itself, else the alias's target (one statement) */
+	static const char query[] =
+	    "SELECT address, refuse_own_from FROM accounts WHERE address = ?1"
+	    " UNION ALL SELECT a.address, a.refuse_own_from FROM aliases l"
+	    " JOIN accounts a ON a.id = l.account_id WHERE l.alias = ?1"
+	    " LIMIT 1";
+	char key[STORE_ADDRESS_MAX + 1];
+	struct sql_stmt *stmt;
+	int r;
+
+	*account_r = NULL;
+	*on_r = 0;
+	if (store_lookup_key(address, key) != 0 || strchr(key, '@') == NULL)
+		return 1;
+	stmt = store_stmt(st, query, SQL_LOCK_NONE, error_r, "t", key);
+	if (stmt == NULL)
+		return -1;
+	if ((r = sql_step(stmt, error_r)) == 1) {
+		*account_r = xstrdup(sql_col_text(stmt, 0));
+		*on_r = sql_col_int64(stmt, 1) != 0;
+	}
+	sql_reset(stmt);
+	return r == 1 ? 0 : r < 0 ? -1 : 1;
+}

@@ -177,6 +177,10 @@ static const char *const store_schema_steps[] = {
 	"    a.password_hash AS password, a.suspended AS suspended,"
 	"    a.suspend_reason AS reason"
 	"  FROM aliases l JOIN accounts a ON a.id = l.account_id;",
+	/* 10: refuse mail that claims to be from the account's own address
+	 * on MX (issue 16, store_policy.c "own From"); off by default */
+	("ALTER TABLE accounts ADD COLUMN refuse_own_from INTEGER NOT NULL"
+	"  DEFAULT 0 CHECK (refuse_own_from IN (0, 1));"),
 };
 #define STORE_SCHEMA_VERSION \
 	((int)(sizeof(store_schema_steps) / sizeof(store_schema_steps[0])))

@@ -303,10 +303,13 @@ PEERS = {
     "W3": {"sekisho", "postfix"},
     "W4": {"sekisho", "postfix", "opensmtpd"},
     "W5": {"sekisho", "postfwd", "policyd-rate-limit"},
+    # issue 16: without and through the same Rspamd (needs rspamd)
+    "W6": {"sekisho", "postfix"},
+    "W7": {"sekisho", "postfix"},
     # IMAP logins: Dovecot alone and with sekisho's auth policy (issue 19)
-    "W6": {"dovecot"},
+    "W8": {"dovecot"},
 }
-VARIANTS = {"W1": 2, "W2": 2, "W3": 2, "W4": 1, "W5": 2, "W6": 4}
+VARIANTS = {"W1": 2, "W2": 2, "W3": 2, "W4": 1, "W5": 2, "W6": 2, "W7": 2, "W8": 4}
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("postfix") is None or

@@ -26,13 +26,13 @@ def node_kwargs(tmp_path):
 def test_migrate_prints_version(make_daemon, pg_cluster):
     d = make_daemon(start=False, accounts=False)
     assert d.cli("store", "migrate").stdout == \
-        "store schema version 9 (up to date)\n"
+        "store schema version 10 (up to date)\n"
     p = make_daemon(start=False, accounts=False, store=pg_cluster.store())
     assert p.cli("store", "migrate").stdout == \
-        "store schema version 9 (up to date)\n"
+        "store schema version 10 (up to date)\n"
     # twice: nothing to do
     assert p.cli("store", "migrate").stdout == \
-        "store schema version 9 (up to date)\n"
+        "store schema version 10 (up to date)\n"
 
 
 def test_migrate_unreachable_database(make_daemon):

@@ -513,7 +513,7 @@ test_backend(const char *uri)
 	}
 	UNIT_CHECK_INT(store_init_schema(st, &error), 0);
 	UNIT_CHECK_INT(store_schema_version(st, &version, &error), 0);
-	UNIT_CHECK_INT(version, 9);
+	UNIT_CHECK_INT(version, 10);
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		const struct row *r = &rows[i];
 		struct str out;
