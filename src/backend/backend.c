@@ -734,9 +734,12 @@ backend_work(void *arg)
 				backend_push(be, jobs);
 				jobs = next;
 			}
-			/* the jobs after the one this thread runs */
-			for (size_t i = 1; i < n; i++)
-				if (!backend_wake_one(be))
+			/* The jobs after the one this thread runs, and
+			 * when it read more than one (requests come from
+			 * many sessions at once) a worker to lead: new ones
+			 * are read while these run, as a dispatcher would. */
+			for (size_t i = 0; i < n; i++)
+				if ((i > 0 || n > 1) && !backend_wake_one(be))
 					break;
 		}
 		if ((job = backend_pop(be)) != NULL) {
