@@ -1,5 +1,5 @@
 /*
- * backend: dispatcher and worker pool of the back side (see backend.h).
+ * backend: the back side's worker pool, leader and followers (see backend.h).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../core/be_proto.h"
@@ -48,10 +49,10 @@ struct be_out {
 
 /*
  * One session loop's channel. Each queued job holds a reference, and the
- * dispatcher one while it polls it; the descriptor is closed when the
+ * poll set one while it holds it; the descriptor is closed when the
  * last goes, so a worker never writes to a number reused meanwhile.
  * Workers never wait on the socket: a reply that does not fit now is
- * queued, and the dispatcher writes it when poll says POLLOUT.
+ * queued, and the leader writes it when poll says POLLOUT.
  */
 struct be_chan {
 	int			 fd;
@@ -69,7 +70,7 @@ struct be_chan {
 
 	/* under send_lock */
 	int			 dead;		/* dropped: nothing goes out */
-	const char		*drop_why;	/* a worker asks the dispatcher */
+	const char		*drop_why;	/* a worker asks the leader */
 	char			 why[96];	/* backend_chan_account's */
 	struct be_out		*ohead, *otail;	/* replies not written yet */
 	unsigned		 outstanding;	/* requests not yet answered */
@@ -94,28 +95,62 @@ struct be_defer {
 	void		*arg;
 };
 
+/* A worker thread: its handler state, and how it is woken. */
+struct be_thread {
+	struct be_worker	 w;
+	pthread_t		 thread;
+	pthread_cond_t		 cond;		/* with backend.lock */
+	int			 woken;		/* under backend.lock */
+	struct be_thread	*next_idle;	/* under backend.lock */
+};
+
+/*
+ * Leader and followers: there is no dispatcher thread. At most one
+ * worker at a time, the leader, polls the channels (and the wake pipe);
+ * what it reads it queues, it wakes a follower for each job but one,
+ * and it runs that one itself: a request is read and answered by the
+ * same thread, with no handover between threads (the handover, a
+ * thread switch each way, cost most of a Postfix policy request at one
+ * connection: docs/performance.md, W5). While it runs the job no one
+ * polls, until a worker ends its job (and leads) or the standby wakes:
+ * one idle worker sleeps at most BE_STANDBY_NS while the back side is
+ * busy, and leads if no one does. Waking a follower to lead at every
+ * job instead cost a thread switch per request too. So a request that
+ * arrives while every worker is busy with a long job (an fsync, a slow
+ * store) waits in its socket until one is free or the standby leads,
+ * as it waited in the queue before.
+ */
+#define BE_STANDBY_NS	1000000		/* 1 ms */
+#define BE_BUSY_NS	1000000000	/* busy: a job in the last second */
+
 struct backend {
 	const struct config	*conf;		/* under lock; see be_work */
-	int			 wake[2];	/* dispatcher: look again */
+	int			 wake[2];	/* the leader: look again */
 
 	pthread_mutex_t		 lock;
-	pthread_cond_t		 cond;
 	struct be_chan		*rhead, *rtail;	/* channels with jobs */
 	int			 stopping;
-	int			 dispatch_stop;
+	int			 leading;	/* a worker polls */
+	struct be_thread	*idle;		/* workers waiting, newest first */
+	struct be_thread	*standby;	/* the worker waiting timed */
+	uint64_t		 last_job;	/* when one started (ns) */
 	struct be_chan		*adds;		/* channels to start polling */
 	unsigned		 chan_ids;
+
+	/* the poll set: only the leader of the moment uses it (handed
+	 * from one leader to the next under lock) */
+	struct be_chan		**chans;
+	const char		**drop;
+	struct pollfd		*pfd;
+	size_t			 nchans, capchans;
 
 	pthread_rwlock_t	 geo_lock;
 	struct geo		*geo;
 
 	struct milter_engine	*milter;
 
-	pthread_t		 dispatcher;
-	pthread_t		*threads;
-	struct be_worker	*workers;
+	struct be_thread	*threads;
 	int			 nworkers;
-	struct be_worker	 inline_w;	/* the dispatcher's own */
 };
 
 static be_handler *const be_handlers[BE_TYPE_COUNT] = {
@@ -243,22 +278,6 @@ be_worker_store(struct be_worker *w)
 	return w->store;
 }
 
-/*
- * Requests the dispatcher answers itself instead of handing them to a
- * worker: short, no store, no fsync. Handing over costs two thread
- * switches, which for a POP3 RETR (open a file, pass its descriptor)
- * was most of the work (W2 in docs/performance.md).
- */
-static void backend_run_job(struct be_worker *, struct be_job *);
-static void backend_resume_job(struct be_worker *, struct be_job *, int);
-static void backend_reply(struct backend *, struct be_chan *, struct msg *);
-
-static int
-backend_inline(uint32_t type)
-{
-	return type == BE_POP3_RETR;
-}
-
 /* ch to the end of the ring of channels with jobs. backend.lock held. */
 static void
 backend_ring_append(struct backend *be, struct be_chan *ch)
@@ -271,13 +290,14 @@ backend_ring_append(struct backend *be, struct be_chan *ch)
 	be->rtail = ch;
 }
 
+/* A job read by the leader (holding its reference to the channel) to
+ * its channel's queue. backend.lock held. */
 static void
 backend_push(struct backend *be, struct be_job *job)
 {
 	struct be_chan *ch = job->chan;
 
-	pthread_mutex_lock(&be->lock);
-	ch->refs++;
+	job->next = NULL;
 	if (ch->jtail != NULL)
 		ch->jtail->next = job;
 	else
@@ -287,8 +307,34 @@ backend_push(struct backend *be, struct be_job *job)
 		ch->in_ring = 1;
 		backend_ring_append(be, ch);
 	}
-	pthread_cond_signal(&be->cond);
-	pthread_mutex_unlock(&be->lock);
+}
+
+/* Wake the newest idle worker, else the standby: 1 if one was.
+ * backend.lock held. */
+static int
+backend_wake_one(struct backend *be)
+{
+	struct be_thread *t = be->idle;
+
+	if (t != NULL) {
+		be->idle = t->next_idle;
+		t->next_idle = NULL;
+	} else if ((t = be->standby) != NULL)
+		be->standby = NULL;
+	else
+		return 0;
+	t->woken = 1;
+	pthread_cond_signal(&t->cond);
+	return 1;
+}
+
+static uint64_t
+backend_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 /* The next job, one channel after another. backend.lock held; NULL if
@@ -362,7 +408,7 @@ backend_wake(struct backend *be)
  * or it went over its cap, or its socket failed): no reply goes out any
  * more, its queued jobs are skipped, and the session process sees EOF
  * now (shutdown), although the descriptor stays open until the last job
- * holding it ends. The dispatcher's reference goes.
+ * holding it ends. The poll set's reference goes.
  */
 static void
 backend_chan_drop(struct backend *be, struct be_chan *ch, const char *why)
@@ -381,7 +427,7 @@ backend_chan_drop(struct backend *be, struct be_chan *ch, const char *why)
 }
 
 /*
- * Write the queued replies the socket takes now (the dispatcher, on
+ * Write the queued replies the socket takes now (the leader, on
  * POLLOUT). -1 when the socket failed: the channel is to be dropped.
  */
 static int
@@ -444,142 +490,138 @@ backend_chan_account(struct be_chan *ch, const struct msg *m, unsigned cap)
 }
 
 /*
- * The dispatcher: polls every live channel and the wake pipe, queues
- * what arrives, writes the replies that did not fit. A channel at EOF is
- * a session process gone: it leaves the poll set, and replies still owed
- * to it are dropped. It never blocks on a channel: every socket is
- * non-blocking and polled.
+ * One round of the leader: take the new channels, poll every live
+ * channel and the wake pipe (for up to timeout ms: 0 when jobs wait,
+ * so that the leader goes on to one), write the replies that did not
+ * fit, read what arrived into a list of jobs (*jobs_r, the number
+ * returned), drop the channels whose session process is gone or that
+ * went over a cap. A channel at EOF is a session process gone: it
+ * leaves the poll set, and replies still owed to it are dropped. It
+ * never blocks on a channel: every socket is non-blocking and polled.
+ * Called without backend.lock, by the leader only.
  */
-static void *
-backend_dispatch(void *arg)
+static size_t
+backend_poll_round(struct backend *be, int timeout, struct be_job **jobs_r)
 {
-	struct backend *be = arg;
-	struct be_chan **chans = NULL;
-	const char **drop = NULL;
-	struct pollfd *pfd = NULL;
-	size_t n = 0, cap = 0;
+	struct be_job *head = NULL, **tail = &head;
+	struct pollfd *pfd;
+	const char **drop;
+	struct be_chan **chans;
+	size_t n, njobs = 0;
+	unsigned chan_cap;
 
-	for (;;) {
-		unsigned chan_cap;
-		int timeout = -1;
+	/* new channels */
+	pthread_mutex_lock(&be->lock);
+	chan_cap = be->conf->max_connections > BE_CHAN_MIN_CAP / 2 ?
+	    2 * (unsigned)be->conf->max_connections : BE_CHAN_MIN_CAP;
+	while (be->adds != NULL) {
+		struct be_chan *ch = be->adds;
 
-		/* new channels, or the end */
-		pthread_mutex_lock(&be->lock);
-		int stop = be->dispatch_stop;
-
-		chan_cap = be->conf->max_connections > BE_CHAN_MIN_CAP / 2 ?
-		    2 * (unsigned)be->conf->max_connections : BE_CHAN_MIN_CAP;
-		while (be->adds != NULL) {
-			struct be_chan *ch = be->adds;
-
-			be->adds = ch->next;
-			if (n == cap) {
-				cap = cap == 0 ? 16 : cap * 2;
-				chans = xreallocarray(chans, cap,
-				    sizeof(*chans));
-			}
-			chans[n++] = ch;
+		be->adds = ch->next;
+		if (be->nchans == be->capchans) {
+			be->capchans = be->capchans == 0 ? 16 :
+			    be->capchans * 2;
+			be->chans = xreallocarray(be->chans, be->capchans,
+			    sizeof(*be->chans));
 		}
-		pthread_mutex_unlock(&be->lock);
-		if (stop)
-			break;
-		pfd = xreallocarray(pfd, n + 1, sizeof(*pfd));
-		drop = xreallocarray(drop, n + 1, sizeof(*drop));
-		for (size_t i = 0; i < n; i++) {
-			pfd[i].fd = chans[i]->fd;
-			pfd[i].events = POLLIN;
-			pfd[i].revents = 0;
-			drop[i] = NULL;
-			pthread_mutex_lock(&chans[i]->send_lock);
-			if (chans[i]->ohead != NULL)
-				pfd[i].events |= POLLOUT;
-			if (chans[i]->drop_why != NULL) {
-				drop[i] = chans[i]->drop_why;
-				pfd[i].fd = -1;
-				timeout = 0;	/* drop it now */
-			}
-			pthread_mutex_unlock(&chans[i]->send_lock);
-		}
-		pfd[n].fd = be->wake[0];
-		pfd[n].events = POLLIN;
-		pfd[n].revents = 0;
-		if (poll(pfd, (nfds_t)n + 1, timeout) < 0) {
-			if (errno == EINTR)
-				continue;
-			fatal("backend: poll");
-		}
-		if (pfd[n].revents != 0) {
-			char buf[64];
-
-			while (read(be->wake[0], buf, sizeof(buf)) > 0)
-				;
-		}
-		for (size_t i = 0; i < n; i++) {
-			if (pfd[i].fd == -1 || pfd[i].revents == 0)
-				continue;
-			if ((pfd[i].revents & POLLOUT) != 0 &&
-			    backend_chan_flush(chans[i]) < 0) {
-				pfd[i].fd = -1;		/* gone */
-				continue;
-			}
-			if ((pfd[i].revents & ~POLLOUT) == 0)
-				continue;
-			for (int k = 0; k < 64; k++) {
-				struct be_job *job = xcalloc(1, sizeof(*job));
-				int r = channel_recv(pfd[i].fd, &job->m);
-
-				if (r <= 0) {
-					free(job);
-					if (r < 0)
-						pfd[i].fd = -1;	/* gone */
-					break;
-				}
-				drop[i] = backend_chan_account(chans[i],
-				    &job->m, chan_cap);
-				if (drop[i] != NULL) {
-					msg_deinit(&job->m);
-					free(job);
-					pfd[i].fd = -1;
-					break;
-				}
-				job->chan = chans[i];
-				if (backend_inline(job->m.type)) {
-					pthread_mutex_lock(&be->lock);
-					be->inline_w.conf = be->conf;
-					pthread_mutex_unlock(&be->lock);
-					/* the channel is ours while we poll it */
-					backend_run_job(&be->inline_w, job);
-					msg_deinit(&job->m);
-					free(job);
-					continue;
-				}
-				backend_push(be, job);
-			}
-		}
-		/* drop the channels whose session process is gone, or that
-		 * went over a cap */
-		size_t kept = 0;
-
-		for (size_t i = 0; i < n; i++) {
-			if (pfd[i].fd != -1) {
-				chans[kept++] = chans[i];
-				continue;
-			}
-			backend_chan_drop(be, chans[i], drop[i]);
-		}
-		n = kept;
+		be->chans[be->nchans++] = ch;
 	}
-	for (size_t i = 0; i < n; i++)
-		backend_chan_unref(be, chans[i]);
-	free(chans);
-	free(drop);
-	free(pfd);
-	return NULL;
+	pthread_mutex_unlock(&be->lock);
+	n = be->nchans;
+	chans = be->chans;
+	pfd = be->pfd = xreallocarray(be->pfd, n + 1, sizeof(*pfd));
+	drop = be->drop = xreallocarray(be->drop, n + 1, sizeof(*drop));
+	for (size_t i = 0; i < n; i++) {
+		pfd[i].fd = chans[i]->fd;
+		pfd[i].events = POLLIN;
+		pfd[i].revents = 0;
+		drop[i] = NULL;
+		pthread_mutex_lock(&chans[i]->send_lock);
+		if (chans[i]->ohead != NULL)
+			pfd[i].events |= POLLOUT;
+		if (chans[i]->drop_why != NULL) {
+			drop[i] = chans[i]->drop_why;
+			pfd[i].fd = -1;
+			timeout = 0;	/* drop it now */
+		}
+		pthread_mutex_unlock(&chans[i]->send_lock);
+	}
+	pfd[n].fd = be->wake[0];
+	pfd[n].events = POLLIN;
+	pfd[n].revents = 0;
+	if (poll(pfd, (nfds_t)n + 1, timeout) < 0) {
+		if (errno == EINTR)
+			return 0;
+		fatal("backend: poll");
+	}
+	if (pfd[n].revents != 0) {
+		char buf[64];
+
+		while (read(be->wake[0], buf, sizeof(buf)) > 0)
+			;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (pfd[i].fd == -1 || pfd[i].revents == 0)
+			continue;
+		if ((pfd[i].revents & POLLOUT) != 0 &&
+		    backend_chan_flush(chans[i]) < 0) {
+			pfd[i].fd = -1;		/* gone */
+			continue;
+		}
+		if ((pfd[i].revents & ~POLLOUT) == 0)
+			continue;
+		int got = 0;
+
+		for (int k = 0; k < 64; k++) {
+			struct be_job *job = xcalloc(1, sizeof(*job));
+			int r = channel_recv(pfd[i].fd, &job->m);
+
+			if (r <= 0) {
+				free(job);
+				if (r < 0)
+					pfd[i].fd = -1;	/* gone */
+				break;
+			}
+			drop[i] = backend_chan_account(chans[i], &job->m,
+			    chan_cap);
+			if (drop[i] != NULL) {
+				msg_deinit(&job->m);
+				free(job);
+				pfd[i].fd = -1;
+				break;
+			}
+			job->chan = chans[i];
+			*tail = job;
+			tail = &job->next;
+			got++;
+		}
+		if (got > 0) {
+			/* each job holds the channel (backend_chan_unref) */
+			pthread_mutex_lock(&be->lock);
+			chans[i]->refs += got;
+			pthread_mutex_unlock(&be->lock);
+			njobs += (size_t)got;
+		}
+	}
+	/* drop the channels whose session process is gone, or that went
+	 * over a cap (their jobs read just now are skipped when run) */
+	size_t kept = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (pfd[i].fd != -1) {
+			chans[kept++] = chans[i];
+			continue;
+		}
+		backend_chan_drop(be, chans[i], drop[i]);
+	}
+	be->nchans = kept;
+	*jobs_r = head;
+	return njobs;
 }
 
 /*
  * Queue or send a sealed reply on ch; never waits. A reply the socket
- * has no room for waits in the channel's queue for the dispatcher.
+ * has no room for waits in the channel's queue for the leader.
  */
 static void
 backend_reply(struct backend *be, struct be_chan *ch, struct msg *reply)
@@ -604,7 +646,7 @@ backend_reply(struct backend *be, struct be_chan *ch, struct msg *reply)
 			pthread_mutex_unlock(&ch->send_lock);
 			return;
 		}
-		wake = 1;	/* the dispatcher polls for POLLOUT now */
+		wake = 1;	/* the leader polls for POLLOUT now */
 	}
 	struct be_out *o = xcalloc(1, sizeof(*o));
 
@@ -669,14 +711,22 @@ be_worker_defer(struct be_worker *w)
 void
 be_defer_resume(struct be_defer *d, be_resume_fn *fn, void *arg)
 {
+	struct backend *be = d->be;
 	struct be_job *job = xcalloc(1, sizeof(*job));
+	int woken;
 
 	d->fn = fn;
 	d->arg = arg;
 	job->chan = d->chan;
 	job->defer = d;
 	msg_init(&job->m, 0, 0);
-	backend_push(d->be, job);
+	pthread_mutex_lock(&be->lock);
+	job->chan->refs++;	/* the job's, as the leader takes for one read */
+	backend_push(be, job);
+	woken = backend_wake_one(be);
+	pthread_mutex_unlock(&be->lock);
+	if (!woken)
+		backend_wake(be);	/* every worker busy: the leader looks */
 }
 
 struct milter_engine *
@@ -748,10 +798,28 @@ backend_run_job(struct be_worker *w, struct be_job *job)
 	backend_send_reply(w, ch, job->m.id, &reply);
 }
 
+/* Run one job taken from the queue, then let its channel go. */
+static void
+backend_job_done(struct backend *be, struct be_worker *w, struct be_job *job)
+{
+	backend_run_job(w, job);
+	backend_chan_unref(be, job->chan);
+	msg_deinit(&job->m);
+	free(job);
+}
+
+/*
+ * A worker: leads when no one does (polls the channels, queues what it
+ * read), runs a job when one waits, else waits to be woken. A leader
+ * that read jobs wakes a follower to lead while it runs one (so the
+ * channels are always polled while a job may wait on the store or the
+ * disk) and one more follower for each further job.
+ */
 static void *
 backend_work(void *arg)
 {
-	struct be_worker *w = arg;
+	struct be_thread *t = arg;
+	struct be_worker *w = &t->w;
 	struct backend *be = w->backend;
 
 	/* The store now, not at the first request: opening it (SQLite's
@@ -759,25 +827,82 @@ backend_work(void *arg)
 	 * request's 40 ms (docs/performance.md W5). A store down now is
 	 * opened again at the next request, as before. */
 	(void)be_worker_store(w);
+	pthread_mutex_lock(&be->lock);
 	for (;;) {
-		pthread_mutex_lock(&be->lock);
-		while (be->rhead == NULL && !be->stopping)
-			pthread_cond_wait(&be->cond, &be->lock);
-		struct be_job *job = backend_pop(be);
+		struct be_job *job;
 
-		if (job == NULL) {
+		if (!be->leading && !be->stopping) {
+			struct be_job *jobs = NULL;
+			int timeout = be->rhead != NULL ? 0 : -1;
+			size_t n;
+
+			be->leading = 1;
 			pthread_mutex_unlock(&be->lock);
-			break;
+			n = backend_poll_round(be, timeout, &jobs);
+			pthread_mutex_lock(&be->lock);
+			be->leading = 0;
+			while (jobs != NULL) {
+				struct be_job *next = jobs->next;
+
+				backend_push(be, jobs);
+				jobs = next;
+			}
+			/* The jobs after the one this thread runs, and
+			 * when it read more than one (requests come from
+			 * many sessions at once) a worker to lead: new ones
+			 * are read while these run, as a dispatcher would. */
+			for (size_t i = 0; i < n; i++)
+				if ((i > 0 || n > 1) && !backend_wake_one(be))
+					break;
 		}
-		/* A reload swaps be->conf; a job runs with one config from
-		 * its start to its end (old ones are never freed). */
-		w->conf = be->conf;
-		pthread_mutex_unlock(&be->lock);
-		backend_run_job(w, job);
-		backend_chan_unref(be, job->chan);
-		msg_deinit(&job->m);
-		free(job);
+		if ((job = backend_pop(be)) != NULL) {
+			be->last_job = backend_now_ns();
+			/* No one polls while this one works: if no standby
+			 * waits (the back side was idle), an idle worker
+			 * becomes it (once, not at every job). */
+			if (!be->leading && be->standby == NULL &&
+			    be->idle != NULL && !be->stopping)
+				(void)backend_wake_one(be);
+			/* A reload swaps be->conf; a job runs with one config
+			 * from its start to its end (old ones are never
+			 * freed). */
+			w->conf = be->conf;
+			pthread_mutex_unlock(&be->lock);
+			backend_job_done(be, w, job);
+			pthread_mutex_lock(&be->lock);
+			continue;
+		}
+		if (be->stopping)
+			break;
+		if (!be->leading)
+			continue;	/* lead */
+		t->woken = 0;
+		if (be->standby == NULL &&
+		    backend_now_ns() - be->last_job < BE_BUSY_NS) {
+			/* the standby: back in BE_STANDBY_NS, to lead if
+			 * the leader is still busy with a job by then */
+			struct timespec ts;
+
+			be->standby = t;
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			ts.tv_nsec += BE_STANDBY_NS;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			while (!t->woken && pthread_cond_timedwait(&t->cond,
+			    &be->lock, &ts) == 0)
+				;
+			if (be->standby == t)
+				be->standby = NULL;
+			continue;
+		}
+		t->next_idle = be->idle;
+		be->idle = t;
+		while (!t->woken)
+			pthread_cond_wait(&t->cond, &be->lock);
 	}
+	pthread_mutex_unlock(&be->lock);
 	store_close(&w->store);
 	return NULL;
 }
@@ -789,7 +914,7 @@ backend_add_channel(struct backend *be, int fd)
 	unsigned id;
 
 	ch->fd = fd;
-	ch->refs = 1;		/* the dispatcher's */
+	ch->refs = 1;		/* the poll set's */
 	pthread_mutex_init(&ch->send_lock, NULL);
 	pthread_mutex_lock(&be->lock);
 	id = ch->id = ++be->chan_ids;
@@ -827,7 +952,6 @@ backend_start(const struct config *conf, struct queue *q, const int *fds,
 
 	be->conf = conf;
 	pthread_mutex_init(&be->lock, NULL);
-	pthread_cond_init(&be->cond, NULL);
 	pthread_rwlock_init(&be->geo_lock, NULL);
 	if ((be->geo = geo_open(conf, error_r)) == NULL)
 		return NULL;
@@ -841,24 +965,22 @@ backend_start(const struct config *conf, struct queue *q, const int *fds,
 	if ((be->milter = milter_engine_start(error_r)) == NULL)
 		return NULL;
 	be->nworkers = conf->backend_threads;
-	be->workers = xcalloc((size_t)be->nworkers, sizeof(*be->workers));
 	be->threads = xcalloc((size_t)be->nworkers, sizeof(*be->threads));
 	for (int i = 0; i < be->nworkers; i++) {
-		struct be_worker *w = &be->workers[i];
+		struct be_thread *t = &be->threads[i];
+		pthread_condattr_t ca;
 
-		w->conf = conf;
-		w->queue = q;
-		w->index = i;
-		w->backend = be;
-		if (pthread_create(&be->threads[i], NULL, backend_work, w) != 0)
+		t->w.conf = conf;
+		t->w.queue = q;
+		t->w.index = i;
+		t->w.backend = be;
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&t->cond, &ca);
+		pthread_condattr_destroy(&ca);
+		if (pthread_create(&t->thread, NULL, backend_work, t) != 0)
 			fatalx("backend: cannot start worker thread");
 	}
-	be->inline_w.conf = conf;
-	be->inline_w.queue = q;
-	be->inline_w.index = -1;
-	be->inline_w.backend = be;
-	if (pthread_create(&be->dispatcher, NULL, backend_dispatch, be) != 0)
-		fatalx("backend: cannot start dispatcher thread");
 	/* retention sweeps run wherever the back side runs (issue 17) */
 	be_keeper_start(conf);
 	return be;
@@ -871,34 +993,41 @@ backend_stop(struct backend **bep)
 
 	if (be == NULL)
 		return;
+	/* Conversations with filters still running end first (a temporary
+	 * failure to their clients), while the workers still run: their
+	 * replies are jobs like any other. A commit asking the engine from
+	 * now on is refused by it (milter_submit); the engine's memory goes
+	 * only once no worker can look at it. */
+	milter_engine_halt(be->milter);
 	/* No new request; the ones queued are still answered (a commit in
 	 * flight finishes), then the workers end. */
 	pthread_mutex_lock(&be->lock);
-	be->dispatch_stop = 1;
-	pthread_mutex_unlock(&be->lock);
-	backend_wake(be);
-	pthread_join(be->dispatcher, NULL);
-	/* Conversations still running end now (a temporary failure to
-	 * their clients); their replies are queued for the workers. */
-	milter_engine_stop(&be->milter);
-	pthread_mutex_lock(&be->lock);
 	be->stopping = 1;
-	pthread_cond_broadcast(&be->cond);
+	while (backend_wake_one(be))
+		;
 	pthread_mutex_unlock(&be->lock);
-	for (int i = 0; i < be->nworkers; i++)
-		pthread_join(be->threads[i], NULL);
+	backend_wake(be);	/* the leader, in poll */
+	for (int i = 0; i < be->nworkers; i++) {
+		pthread_join(be->threads[i].thread, NULL);
+		pthread_cond_destroy(&be->threads[i].cond);
+	}
+	for (size_t i = 0; i < be->nchans; i++)
+		backend_chan_unref(be, be->chans[i]);
 	while (be->adds != NULL) {
 		struct be_chan *ch = be->adds;
 
 		be->adds = ch->next;
 		backend_chan_unref(be, ch);
 	}
+	milter_engine_stop(&be->milter);
 	close(be->wake[0]);
 	close(be->wake[1]);
 	geo_close(&be->geo);
 	pthread_rwlock_destroy(&be->geo_lock);
-	free(be->workers);
 	free(be->threads);
+	free(be->chans);
+	free(be->drop);
+	free(be->pfd);
 	free(be);
 	*bep = NULL;
 }

@@ -4,9 +4,11 @@
  * fsync) on a pool of worker threads, so no session loop ever blocks.
  *
  * Session loops talk to it only through channels (be_proto.h): one
- * SOCK_SEQPACKET pair per session process. A dispatcher thread reads
- * requests from every channel and queues them; workers run the handler
- * for the type and send the reply back on the same channel. It runs in
+ * SOCK_SEQPACKET pair per session process. One worker at a time (the
+ * leader) polls every channel, queues what it read and runs a job
+ * itself; the others run the rest (backend.c, leader and followers).
+ * Each runs the handler for the type and sends the reply back on the
+ * same channel. It runs in
  * its own process as `user` (docs/security.md); channels come and go
  * with the session processes the master starts.
  */
@@ -30,9 +32,9 @@ struct be_worker {
 	struct store		*store;		/* opened lazily, per thread */
 	int			 index;
 	struct backend		*backend;
-	/* The channel of the job being run (set per job by the
-	 * dispatcher): with a request's session number, the key of the
-	 * back side's own session record (be_session.h). */
+	/* The channel of the job being run (set per job): with a
+	 * request's session number, the key of the back side's own
+	 * session record (be_session.h). */
 	unsigned		 chan;
 	/* The job being run (set per job by backend_run_job), for
 	 * be_worker_defer. */
@@ -119,7 +121,7 @@ int be_geo_lookup(struct be_worker *w, const char *client,
 struct store *be_worker_store(struct be_worker *w);
 
 /*
- * Start the dispatcher and workers, serving the given back-side channel
+ * Start the workers, serving the given back-side channel
  * ends (one per session loop; taken over). conf and q must outlive it.
  */
 struct backend *backend_start(const struct config *conf, struct queue *q,

@@ -1,6 +1,6 @@
 /*
  * back_proc: the back side's process once the master has started it (as
- * `user`, see master.c): the queue and the dispatcher with its workers
+ * `user`, see master.c): the queue and the worker threads
  * (src/backend/), then the control channel from the master: new session
  * channels, reloaded configurations, stop.
  */

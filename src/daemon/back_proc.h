@@ -16,7 +16,7 @@ enum back_proc_ctl_type {
 };
 
 /* The back side, its privileges already dropped by the master: starts
- * the queue and the dispatcher, says READY (or why not) on ctl, serves
+ * the queue and the workers, says READY (or why not) on ctl, serves
  * until STOP or the master's end, then exits. */
 void back_proc_main(const struct config *conf, int ctl)
     __attribute__((noreturn));

@@ -86,6 +86,7 @@ struct milter_engine {
 	struct milter_job	**pending;	/* under lock */
 	size_t			 npending;
 	int			 stopping;	/* under lock */
+	int			 joined;	/* halted: under lock */
 	struct milter_conv	*convs;		/* the thread's */
 };
 
@@ -987,17 +988,31 @@ milter_engine_start(const char **error_r)
 }
 
 void
+milter_engine_halt(struct milter_engine *e)
+{
+	int joined;
+
+	if (e == NULL)
+		return;
+	pthread_mutex_lock(&e->lock);
+	joined = e->joined;
+	e->stopping = 1;
+	e->joined = 1;
+	pthread_mutex_unlock(&e->lock);
+	if (joined)
+		return;
+	milter_wake(e);
+	pthread_join(e->thread, NULL);
+}
+
+void
 milter_engine_stop(struct milter_engine **ep)
 {
 	struct milter_engine *e = *ep;
 
 	if (e == NULL)
 		return;
-	pthread_mutex_lock(&e->lock);
-	e->stopping = 1;
-	pthread_mutex_unlock(&e->lock);
-	milter_wake(e);
-	pthread_join(e->thread, NULL);
+	milter_engine_halt(e);
 	event_free(e->wake_ev);
 	event_base_free(e->base);
 	close(e->wake[0]);

@@ -29,7 +29,10 @@ struct milter_engine;
 /* Start the milter thread; NULL with *error_r. */
 struct milter_engine *milter_engine_start(const char **error_r);
 /* End every conversation (a temporary failure: done is called for each,
- * on the milter thread), then stop the thread. */
+ * on the milter thread), then stop the thread; milter_submit refuses
+ * from then on. The memory stays (NULL: nothing). */
+void milter_engine_halt(struct milter_engine *e);
+/* Halt it if not yet, then free it. */
 void milter_engine_stop(struct milter_engine **e);
 
 enum milter_verdict {

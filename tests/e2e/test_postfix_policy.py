@@ -389,3 +389,126 @@ def test_listener_malformed_closed_without_reply(listener, bad):
     s, answer = ask(port, request())
     assert answer == "action=DUNNO\n\n"
     s.close()
+
+
+# --- the hot path's shape (issue 15, item 4): answers written at once, and
+# a back side whose workers read their own requests -----------------------
+
+END = b"\n\n"
+
+
+def short_request(n, client):
+    return (f"request=smtpd_access_policy\nprotocol_state=RCPT\n"
+            f"sasl_username={ALICE}\nsender={ALICE}\n"
+            f"client_address={client}\n"
+            f"instance=pipe.{n}\n\n").encode()
+
+
+def test_listener_client_not_reading_gets_every_answer_in_order(listener):
+    """A client that sends hundreds of requests in one write and reads
+    nothing until the end (Postfix never does; a broken or hostile one
+    may): each answer is written as soon as it is known (one send, not
+    through the bufferevent), and every one arrives, in the order asked,
+    none twice, none cut. (What the socket does not take goes through the
+    bufferevent after the rest; on loopback the kernel takes all that
+    the listener's 64 KiB bound on pipelined input can produce.)"""
+    port = listener.ports["policy"]
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)
+    s.settimeout(60)
+    s.connect(("127.0.0.1", port))
+    # under the listener's bound on input while an answer is pending
+    # (64 KiB): 420 requests of about 150 bytes
+    n = 420
+    wanted = []
+    data = b""
+    for i in range(n):
+        abroad = i % 3 == 0
+        data += short_request(i, US4 if abroad else JP4)
+        wanted.append("550" if abroad else "DUNNO")
+    assert len(data) < 64 * 1024
+    s.sendall(data)
+    got = b""
+    while got.count(END) < n:
+        chunk = s.recv(65536)
+        assert chunk, f"closed after {got.count(END)} of {n} answers"
+        got += chunk
+    s.close()
+    answers = got.decode().split("\n\n")
+    assert answers[-1] == "" and len(answers) == n + 1
+    for i, (a, w) in enumerate(zip(answers, wanted)):
+        assert a.startswith("action=" + w), (i, a)
+        if w == "550":
+            assert "seen from US" in a, a
+
+
+def test_one_back_side_thread_serves_everyone(make_daemon, tmp_path):
+    """backend_threads = 1: the one worker both reads the channels and
+    answers (no dispatcher thread). Twenty Postfix connections asking at
+    once are all answered, and a session process flooding the back side
+    without reading is still cut off at its cap meanwhile, the back side
+    the same process."""
+    import threading
+    import time
+
+    from seam import HDR, Fields, SeamChannel, be_type
+    from test_seam_channel import back_pid
+
+    listeners = Daemon.DEFAULT_LISTENERS + (("policy", "policy", False),)
+    d = make_daemon(listeners=listeners,
+                    extra=[geo_config_line(tmp_path / "geo"),
+                           "backend_threads = 1"])
+    port = d.ports["policy"]
+    back = back_pid(d)
+    mark = d.log_mark()
+    results, errors = [], []
+
+    def client(k):
+        try:
+            s = socket.create_connection(("127.0.0.1", port), timeout=60)
+            for i in range(25):
+                abroad = (k + i) % 5 == 0
+                s.sendall(short_request(k * 100 + i,
+                                        US4 if abroad else JP4))
+                data = b""
+                while not data.endswith(b"\n\n"):
+                    chunk = s.recv(4096)
+                    assert chunk, "closed"
+                    data += chunk
+                results.append((abroad, data.decode()))
+            s.close()
+        except Exception as e:     # noqa: BLE001 - reported below
+            errors.append(repr(e))
+
+    clients = [threading.Thread(target=client, args=(k,)) for k in range(20)]
+    with SeamChannel(d) as ch:
+        body = bytes(Fields().u64(1).str(BOB).b)
+        for t in clients:
+            t.start()
+        closed = False
+        deadline = time.monotonic() + 120
+        sent = 0
+        while not closed and time.monotonic() < deadline:
+            data = HDR.pack(be_type("BE_RCPT"), HDR.size + len(body),
+                            sent + 1) + body
+            try:
+                if ch.send_raw(data):
+                    sent += 1
+                else:
+                    time.sleep(0.01)
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+            if sent > 20000:
+                break
+        for t in clients:
+            t.join(120)
+    assert not errors, errors
+    assert len(results) == 20 * 25
+    for abroad, answer in results:
+        if abroad:
+            assert answer.startswith("action=550 5.7.1 "), answer
+        else:
+            assert answer == "action=DUNNO\n\n", answer
+    d.wait_log(r"backend: channel \d+ closed: over its cap of \d+ "
+               r"outstanding requests", since=mark)
+    assert back_pid(d) == back
