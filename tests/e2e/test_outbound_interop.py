@@ -124,6 +124,9 @@ def test_tls_peer_that_drops_mid_reply_is_reported_as_closed(make_daemon,
         qid = submit(d, [RCPT], subject="tls-mid-reply")
         line = d.wait_log(rf"id={qid} mta connection lost relay=\S+ "
                           r"state=dot error=\"[^\"]*\"")
+        # the delivery's own line follows the connection's: wait for it too
+        d.wait_log(rf"id={qid} deliver rcpt={RCPT} relay=\S+ "
+                   r"status=deferred")
         log = d.log()
         m = re.search(rf"id={qid} mta connection lost relay=\S+ state=dot "
                       r"error=\"([^\"]*)\"", log)
