@@ -44,7 +44,8 @@ SRC_LIB	:= $(filter-out src/main.c,$(SRC_ALL))
 PURE_SRC := src/smtp/smtp_parse.c src/smtp/smtp_header.c \
 	    src/pop3/pop3_parse.c src/policyd/policyd_parse.c \
 	    src/portal/portal_util.c src/portal/portal_rows.c \
-	    src/queue/envelope.c src/policy/trace.c src/mta/mta_route.c
+	    src/queue/envelope.c src/policy/trace.c src/mta/mta_route.c \
+	    src/milter/milter_proto.c
 # session code in src/core/: the back side's client, the connection life,
 # TLS session use, the metrics listener
 SESSION_CORE := src/core/be_client.c src/core/conn.c src/core/tls.c \
@@ -56,7 +57,7 @@ SESSION_SRC := $(filter-out $(PURE_SRC),$(wildcard src/smtp/*.c \
 	    src/keys/keys_client.c src/daemon/server.c src/daemon/limits.c
 BACK_SRC := $(filter-out $(PURE_SRC),$(wildcard src/backend/*.c \
 	    src/store/*.c src/queue/*.c src/mta/*.c src/policy/*.c \
-	    src/geo/*.c)) src/keys/keyproc.c src/daemon/back_proc.c
+	    src/geo/*.c src/milter/*.c)) src/keys/keyproc.c src/daemon/back_proc.c
 DAEMON_SRC := src/daemon/master.c src/daemon/privsep.c
 CLI_SRC := $(wildcard src/cli/*.c)
 SIDES	:= common session back daemon cli

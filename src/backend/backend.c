@@ -20,6 +20,7 @@
 #include "../store/store.h"
 #include "backend.h"
 #include "be_session.h"
+#include "../milter/milter.h"
 
 /*
  * What one channel may hold on the back side. A session has at most one
@@ -79,6 +80,17 @@ struct be_job {
 	struct msg	 m;
 	struct be_chan	*chan;
 	struct be_job	*next;
+	struct be_defer	*defer;		/* a deferred reply's resumption */
+};
+
+/* A request answered later (backend.h). Holds a reference on chan. */
+struct be_defer {
+	struct backend	*be;
+	struct be_chan	*chan;
+	uint32_t	 type;
+	uint64_t	 id;
+	be_resume_fn	*fn;
+	void		*arg;
 };
 
 struct backend {
@@ -95,6 +107,8 @@ struct backend {
 
 	pthread_rwlock_t	 geo_lock;
 	struct geo		*geo;
+
+	struct milter_engine	*milter;
 
 	pthread_t		 dispatcher;
 	pthread_t		*threads;
@@ -232,6 +246,8 @@ be_worker_store(struct be_worker *w)
  * was most of the work (W2 in docs/performance.md).
  */
 static void backend_run_job(struct be_worker *, struct be_job *);
+static void backend_resume_job(struct be_worker *, struct be_job *, int);
+static void backend_reply(struct backend *, struct be_chan *, struct msg *);
 
 static int
 backend_inline(uint32_t type)
@@ -612,41 +628,119 @@ backend_reply(struct backend *be, struct be_chan *ch, struct msg *reply)
 		backend_wake(be);
 }
 
+/* Seal reply and send it, BE_FAIL when it does not fit. */
+static void
+backend_send_reply(struct be_worker *w, struct be_chan *ch, uint64_t id,
+    struct msg *reply)
+{
+	if (msg_seal(reply) < 0) {
+		/* never an exit: that request fails, the others go on */
+		log_warnx("backend: reply type=%u size=%zu to request %llu on "
+		    "channel %u over %u bytes: failed", reply->type,
+		    reply->buf.len, (unsigned long long)id, ch->id,
+		    (unsigned)MSG_MAX_LEN);
+		msg_deinit(reply);
+		msg_init(reply, BE_FAIL, id);
+		(void)msg_seal(reply);
+	}
+	backend_reply(w->backend, ch, reply);
+}
+
+struct be_defer *
+be_worker_defer(struct be_worker *w)
+{
+	struct be_defer *d = xcalloc(1, sizeof(*d));
+	struct backend *be = w->backend;
+
+	d->be = be;
+	d->chan = w->job->chan;
+	d->type = w->job->m.type;
+	d->id = w->job->m.id;
+	pthread_mutex_lock(&be->lock);
+	d->chan->refs++;
+	pthread_mutex_unlock(&be->lock);
+	return d;
+}
+
+void
+be_defer_resume(struct be_defer *d, be_resume_fn *fn, void *arg)
+{
+	struct be_job *job = xcalloc(1, sizeof(*job));
+
+	d->fn = fn;
+	d->arg = arg;
+	job->chan = d->chan;
+	job->defer = d;
+	msg_init(&job->m, 0, 0);
+	backend_push(d->be, job);
+}
+
+struct milter_engine *
+be_worker_milter(struct be_worker *w)
+{
+	return w->backend->milter;
+}
+
+/* A deferred reply's second half, on a worker. */
+static void
+backend_resume_job(struct be_worker *w, struct be_job *job, int dead)
+{
+	struct be_defer *d = job->defer;
+	struct msg reply;
+
+	job->defer = NULL;
+	if (dead)
+		(void)d->fn(w, NULL, d->arg);
+	else {
+		msg_init(&reply, d->type, d->id);
+		if (d->fn(w, &reply, d->arg) < 0) {
+			msg_deinit(&reply);
+			msg_init(&reply, BE_FAIL, d->id);
+		}
+		backend_send_reply(w, d->chan, d->id, &reply);
+	}
+	w->job = NULL;
+	backend_chan_unref(d->be, d->chan);	/* the defer's */
+	free(d);
+}
+
 static void
 backend_run_job(struct be_worker *w, struct be_job *job)
 {
 	struct be_chan *ch = job->chan;
 	struct msg reply;
 	be_handler *h = NULL;
-	int dead;
+	int dead, r = -1;
 
 	pthread_mutex_lock(&ch->send_lock);
 	dead = ch->dead;
 	ch->bytes -= job->m.buf.len;
 	pthread_mutex_unlock(&ch->send_lock);
+	w->chan = ch->id;
+	w->job = job;
+	if (job->defer != NULL) {
+		backend_resume_job(w, job, dead);
+		return;
+	}
 	if (dead)
 		return;		/* dropped: its queued jobs are skipped */
 	if (job->m.type < BE_TYPE_COUNT)
 		h = be_handlers[job->m.type];
 	msg_init(&reply, job->m.type, job->m.id);
-	w->chan = ch->id;
-	if (h == NULL || h(w, &job->m, &reply) < 0) {
+	if (h != NULL)
+		r = h(w, &job->m, &reply);
+	w->job = NULL;
+	if (r == BE_DEFERRED) {
+		msg_deinit(&reply);
+		return;		/* answered through be_defer_resume */
+	}
+	if (r < 0) {
 		log_warnx("backend: malformed request type %u dropped",
 		    job->m.type);
 		msg_deinit(&reply);
 		msg_init(&reply, BE_FAIL, job->m.id);
 	}
-	if (msg_seal(&reply) < 0) {
-		/* never an exit: that request fails, the others go on */
-		log_warnx("backend: reply type=%u size=%zu to request %llu on "
-		    "channel %u over %u bytes: failed", reply.type,
-		    reply.buf.len, (unsigned long long)job->m.id, ch->id,
-		    (unsigned)MSG_MAX_LEN);
-		msg_deinit(&reply);
-		msg_init(&reply, BE_FAIL, job->m.id);
-		(void)msg_seal(&reply);
-	}
-	backend_reply(w->backend, ch, &reply);
+	backend_send_reply(w, ch, job->m.id, &reply);
 }
 
 static void *
@@ -738,6 +832,9 @@ backend_start(const struct config *conf, struct queue *q, const int *fds,
 	}
 	for (int i = 0; i < nfds; i++)
 		backend_add_channel(be, fds[i]);
+	/* the milter thread: conversations at commit (src/milter/) */
+	if ((be->milter = milter_engine_start(error_r)) == NULL)
+		return NULL;
 	be->nworkers = conf->backend_threads;
 	be->workers = xcalloc((size_t)be->nworkers, sizeof(*be->workers));
 	be->threads = xcalloc((size_t)be->nworkers, sizeof(*be->threads));
@@ -774,6 +871,9 @@ backend_stop(struct backend **bep)
 	pthread_mutex_unlock(&be->lock);
 	backend_wake(be);
 	pthread_join(be->dispatcher, NULL);
+	/* Conversations still running end now (a temporary failure to
+	 * their clients); their replies are queued for the workers. */
+	milter_engine_stop(&be->milter);
 	pthread_mutex_lock(&be->lock);
 	be->stopping = 1;
 	pthread_cond_broadcast(&be->cond);

@@ -34,12 +34,33 @@ struct be_worker {
 	 * dispatcher): with a request's session number, the key of the
 	 * back side's own session record (be_session.h). */
 	unsigned		 chan;
+	/* The job being run (set per job by backend_run_job), for
+	 * be_worker_defer. */
+	struct be_job		*job;
 };
 
 /* Returns 0 and fills reply (already msg_init'ed with the request's type
  * and id), or -1 when the request is malformed (BE_FAIL is sent). */
 typedef int be_handler(struct be_worker *w, struct msg *req,
     struct msg *reply);
+
+/*
+ * A reply sent later (issue 16: the milter conversation at commit). A
+ * handler calls be_worker_defer and returns BE_DEFERRED: no reply is sent
+ * now, the channel stays (its records too) until the deferred reply is
+ * done. Later, from any thread, be_defer_resume queues fn on the worker
+ * pool as a job of that channel: fn fills reply (msg_init'ed with the
+ * request's type and id; NULL when the channel is gone: fn only cleans
+ * up) and returns 0, or -1 for BE_FAIL; then the reply is sent and d is
+ * freed. Each defer is resumed exactly once.
+ */
+#define BE_DEFERRED	1
+struct be_defer;
+typedef int be_resume_fn(struct be_worker *w, struct msg *reply, void *arg);
+struct be_defer *be_worker_defer(struct be_worker *w);
+void be_defer_resume(struct be_defer *d, be_resume_fn *fn, void *arg);
+/* The back side's milter thread (src/milter/milter.h). */
+struct milter_engine *be_worker_milter(struct be_worker *w);
 
 /* Handlers, by part. */
 int be_auth(struct be_worker *w, struct msg *req, struct msg *reply);

@@ -4,6 +4,7 @@
  * opens a spool path. Commit parses the envelope back first, so nothing
  * the queue cannot read is ever acknowledged.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -24,8 +25,12 @@
 #include "../smtp/smtp_header.h"
 #include "../store/store.h"
 #include "backend.h"
+#include "be_own_from.h"
 #include "be_risk.h"
 #include "be_session.h"
+#include "../milter/milter.h"
+#include "../milter/milter_proto.h"
+#include "../milter/milter_spool.h"
 
 /* RFC 5321 4.5.3.1.9 / RFC 3463 4.3.1: the mail system is full. */
 #define BE_SPOOL_FULL	"452 4.3.1 Insufficient system storage, try again " \
@@ -312,23 +317,416 @@ be_spool_envelope_check(struct be_worker *w, uint64_t sess, const char *id,
 	return ret;
 }
 
+/*
+ * A commit between the worker that checked it and the one that ends it
+ * (when the filters are asked in between, backend.h "deferred").
+ */
+struct be_commit {
+	char			*id;
+	uint64_t		 sess;
+	uint64_t		 size;
+	char			*client, *tls, *msgid, *mech, *if_addr;
+	uint32_t		 port;
+	int			 submission;	/* the role's milters */
+	uint32_t		 rcpts;
+	struct be_session_txn	 t;
+	struct be_defer		*defer;
+	struct milter_job	*job;
+	int			 fd;		/* the file shown to filters */
+};
+
+static void
+be_commit_free(struct be_commit *bc)
+{
+	free(bc->id);
+	free(bc->client);
+	free(bc->tls);
+	free(bc->msgid);
+	free(bc->mech);
+	free(bc->if_addr);
+	be_session_txn_deinit(&bc->t);
+	milter_job_free(bc->job);
+	if (bc->fd >= 0)
+		close(bc->fd);
+	free(bc);
+}
+
+static char *
+be_dup(const char *s)
+{
+	return s != NULL ? xstrdup(s) : NULL;
+}
+
+/* Not queued after all: the file goes, the send counts are given back. */
+static void
+be_commit_undo(struct be_worker *w, struct be_commit *bc)
+{
+	struct store *st;
+
+	spool_abort(w->conf->spool_dir, bc->id);
+	if (bc->t.account != NULL && (st = be_worker_store(w)) != NULL)
+		policy_uncount(w->conf, st, bc->t.account, bc->t.overseas,
+		    bc->rcpts);
+}
+
+/* "TLSv1.3 with cipher NAME (...)" (tls_describe): version and cipher
+ * for the filters' macros. */
+static void
+be_commit_tls(const char *tls, char **version_r, char **cipher_r)
+{
+	const char *sp, *c;
+
+	*version_r = *cipher_r = NULL;
+	if (tls == NULL || (sp = strchr(tls, ' ')) == NULL)
+		return;
+	*version_r = xstrndup(tls, (size_t)(sp - tls));
+	if ((c = strstr(sp, " with cipher ")) != NULL) {
+		c += strlen(" with cipher ");
+		*cipher_r = xstrndup(c, strcspn(c, " "));
+	}
+}
+
+/*
+ * The filters' job for bc: the envelope and header fields read back from
+ * the file, the macros from the record. 0, or -1 (logged): the message
+ * cannot be shown to a filter.
+ */
+static int
+be_commit_job(struct be_worker *w, struct be_commit *bc, char **specs,
+    int nspecs)
+{
+	const struct config *conf = w->conf;
+	struct milter_job *job = milter_job_new();
+	struct milter_field *f = NULL;
+	struct envelope env;
+	const char *error;
+	size_t offset, n = 0;
+	char *path;
+	int corrupt = 0;
+
+	job->specs = specs;
+	job->nspecs = nspecs;
+	bc->job = job;
+	path = xasprintf("%s/incoming/%s", conf->spool_dir, bc->id);
+	bc->fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	free(path);
+	if (bc->fd < 0 || spool_read_envelope(bc->fd, &env, &offset,
+	    &corrupt, &error) < 0) {
+		log_warnx("id=%s milter: cannot read the message back",
+		    bc->id);
+		return -1;
+	}
+	if (milter_spool_fields(bc->fd, offset, &f, &n, &job->body_off,
+	    &job->body_end, &error) < 0) {
+		log_warnx("id=%s milter: message not shown to the filters: %s",
+		    bc->id, error);
+		envelope_deinit(&env);
+		return -1;
+	}
+	job->headers = xcalloc(n + 1, sizeof(*job->headers));
+	for (size_t i = 0; i < n; i++) {
+		job->headers[i].name = f[i].name;
+		job->headers[i].value = f[i].value;
+		f[i].name = f[i].value = NULL;
+	}
+	job->nheaders = n;
+	milter_spool_fields_free(f, n);
+	job->connect_timeout = conf->milter_connect_timeout;
+	job->command_timeout = conf->milter_command_timeout;
+	job->eom_timeout = conf->milter_eom_timeout;
+	job->default_action = conf->milter_default_action;
+	job->body_max = conf->message_size_limit;
+	job->id = xstrdup(bc->id);
+	job->hostname = xstrdup(conf->hostname);
+	/* as Postfix's default: Rspamd takes it for the authserv-id of
+	 * its Authentication-Results (RFC 8601: the host's name) */
+	job->daemon_name = xstrdup(conf->hostname);
+	job->if_addr = be_dup(bc->if_addr);
+	job->client_addr = xstrdup(bc->client);
+	job->client_port = bc->port != 0 ? xasprintf("%u", bc->port) : NULL;
+	job->helo = be_dup(env.helo);
+	be_commit_tls(bc->tls, &job->tls_version, &job->cipher);
+	/* the account is the record's, never the session's word */
+	if (bc->t.account != NULL) {
+		job->auth_authen = xstrdup(bc->t.account);
+		job->auth_type = xstrdup(bc->mech != NULL ? bc->mech :
+		    "POP-before-SMTP");
+	}
+	job->sender = xstrdup(env.sender);
+	job->rcpts = xcalloc(env.rcpt_count + 1, sizeof(*job->rcpts));
+	for (size_t i = 0; i < env.rcpt_count; i++)
+		job->rcpts[i] = xstrdup(env.rcpts[i].address);
+	job->nrcpts = env.rcpt_count;
+	job->fd = bc->fd;
+	envelope_deinit(&env);
+	return 0;
+}
+
+/* An added recipient, looked up as BE_RCPT does. */
+static int
+be_commit_resolve(void *arg, const char *address, char **mailbox_r)
+{
+	struct be_worker *w = arg;
+	struct store *st = be_worker_store(w);
+	const char *error;
+	char *lookup;
+	int local = 0, r;
+
+	*mailbox_r = NULL;
+	if (strchr(address, '@') == NULL)
+		return 2;	/* no domain: nowhere to send it */
+	if (st == NULL)
+		return -1;
+	lookup = xstrdup(address);
+	for (char *c = lookup; *c != '\0'; c++)
+		*c = (char)tolower((unsigned char)*c);
+	r = store_resolve_recipient(st, lookup, mailbox_r, &local, &error);
+	free(lookup);
+	if (r < 0) {
+		log_warnx("backend: recipient lookup: %s", error);
+		return -1;
+	}
+	if (r == 0)
+		return *mailbox_r != NULL ? 0 : -1;
+	return local ? 2 : 1;
+}
+
+/*
+ * A quarantine: the message is committed HELD (issue 17's state: never
+ * tried until `sekisho queue release`). The one place that says how.
+ */
+static int
+be_milter_hold(struct be_worker *w, struct be_commit *bc,
+    const char **error_r)
+{
+	char *reason = xasprintf("quarantined by milter %s: %s",
+	    bc->job->quarantine_by, bc->job->quarantine);
+	int r;
+
+	r = queue_hold_commit(w->conf->spool_dir, bc->id, "milter",
+	    bc->t.account, reason, error_r);
+	free(reason);
+	return r;
+}
+
+#define BE_SPOOL_TEMPFAIL	"451 4.3.0 Temporary failure: message not " \
+	"queued, try again later"
+
+/*
+ * The end of a commit, on a worker: the filters' verdict and changes,
+ * the refuse_own_from hook, the commit (held when quarantined), the
+ * reply. Frees bc.
+ */
+static int
+be_commit_finish(struct be_worker *w, struct msg *reply, struct be_commit *bc)
+{
+	struct milter_job *job = bc->job;
+	const char *error, *id = bc->id;
+	struct str answer = STR_INIT, added = STR_INIT;
+	const char **anames = NULL, **avalues = NULL;
+	size_t nadded = 0;
+	char hold_reason[256];
+	int r, held = 0, risk_held = 0;
+
+	if (job != NULL && job->verdict != MILTER_ACCEPT) {
+		/* a discard was accepted as far as the client knows: it
+		 * counts; a refusal does not */
+		if (job->verdict == MILTER_DISCARD)
+			spool_abort(w->conf->spool_dir, id);
+		else
+			be_commit_undo(w, bc);
+		if (job->verdict == MILTER_DISCARD) {
+			log_info("id=%s discarded by a mail filter", id);
+			msg_add_u32(reply, 0);
+			msg_add_str(reply, NULL);
+		} else {
+			msg_add_u32(reply, job->verdict == MILTER_REJECT ? 2 :
+			    1);
+			msg_add_str(reply, job->reply);
+		}
+		be_commit_free(bc);
+		return 0;
+	}
+	if (job != NULL && (job->nchanges > 0 || job->body_replaced)) {
+		struct envelope env;
+		size_t offset;
+		int corrupt = 0;
+
+		if (spool_read_envelope(bc->fd, &env, &offset, &corrupt,
+		    &error) < 0)
+			r = -1;
+		else {
+			r = milter_spool_rewrite(w->conf->spool_dir, id, bc->fd,
+			    offset, &env, job, be_commit_resolve, w, &added,
+			    &nadded, &error);
+			envelope_deinit(&env);
+		}
+		if (r != 0) {
+			if (r == 1) {
+				log_info("id=%s discarded: the mail filters "
+				    "removed every recipient", id);
+				spool_abort(w->conf->spool_dir, id);
+			} else {
+				log_warnx("id=%s milter changes: %s", id,
+				    error);
+				be_commit_undo(w, bc);
+			}
+			msg_add_u32(reply, r == 1 ? 0 : 1);
+			msg_add_str(reply, r == 1 ? NULL : BE_SPOOL_TEMPFAIL);
+			str_deinit(&added);
+			be_commit_free(bc);
+			return 0;
+		}
+	}
+
+	/* refuse_own_from (be_own_from.h): the message as it will be
+	 * committed, with the headers the filters added */
+	{
+		struct be_filtered m = {
+			.id = id, .submission = bc->submission,
+			.account = bc->t.account, .client = bc->client,
+		};
+		struct envelope env;
+		size_t offset = 0;
+		int corrupt = 0, fd;
+		char *path = xasprintf("%s/incoming/%s", w->conf->spool_dir,
+		    id);
+
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		free(path);
+		anames = xcalloc(nadded + 1, sizeof(*anames));
+		avalues = xcalloc(nadded + 1, sizeof(*avalues));
+		for (size_t i = 0, at = 0; i < nadded; i++) {
+			anames[i] = added.s + at;
+			at += strlen(anames[i]) + 1;
+			avalues[i] = added.s + at;
+			at += strlen(avalues[i]) + 1;
+		}
+		if (fd < 0 || spool_read_envelope(fd, &env, &offset, &corrupt,
+		    &error) < 0) {
+			r = -1;
+			str_append(&answer, BE_SPOOL_TEMPFAIL);
+		} else {
+			m.env = &env;
+			m.fd = fd;
+			m.offset = offset;
+			m.added_names = anames;
+			m.added_values = avalues;
+			m.nadded = nadded;
+			r = be_own_from_check(w, &m, &answer);
+			envelope_deinit(&env);
+		}
+		if (fd >= 0)
+			close(fd);
+		free(anames);
+		free(avalues);
+		str_deinit(&added);
+		if (r != 0) {
+			be_commit_undo(w, bc);
+			msg_add_u32(reply, r > 0 ? 2 : 1);
+			msg_add_str(reply, answer.len > 0 ? str_c(&answer) :
+			    BE_SPOOL_TEMPFAIL);
+			str_deinit(&answer);
+			be_commit_free(bc);
+			return 0;
+		}
+	}
+
+	held = job != NULL && job->quarantine != NULL;
+	/* issue 17: the message's risk signals; an account on hold has
+	 * its submission accepted and kept (queue.h "held messages") */
+	if (!held)
+		risk_held = be_risk_commit(w, bc->t.account, bc->client,
+		    bc->t.country, id, hold_reason, sizeof(hold_reason));
+	if (spool_check_incoming(w->conf->spool_dir, id, &error) < 0 ||
+	    (held ? be_milter_hold(w, bc, &error) : risk_held ?
+	    queue_hold_commit(w->conf->spool_dir, id, "risk", bc->t.account,
+	    hold_reason, &error) :
+	    spool_commit(w->conf->spool_dir, id, &error)) < 0) {
+		log_warnx("id=%s spool commit: %s", id, error);
+		be_commit_undo(w, bc);
+		msg_add_u32(reply, 1);
+		msg_add_str(reply, BE_SPOOL_TEMPFAIL);
+		str_deinit(&answer);
+		be_commit_free(bc);
+		return 0;
+	}
+	if (held)
+		log_info("id=%s held by=milter milter=%s", id,
+		    job->quarantine_by);
+	if (risk_held)
+		log_info("id=%s queue held by=risk account=%s", id,
+		    bc->t.account);
+	if (bc->t.account != NULL) {
+		struct store *st = be_worker_store(w);
+		struct store_submission sub = {
+			.queue_id = id, .message_id = bc->msgid,
+			.time = policy_now(), .account = bc->t.account,
+			.ip = bc->client, .country = bc->t.country,
+			.tls = bc->tls, .rcpts = bc->rcpts,
+			.size = (int64_t)bc->size, .overseas = bc->t.overseas,
+		};
+
+		/* The message is safe; a log row lost is only logged. */
+		if (st == NULL || store_submission_add(st, &sub, &error) < 0)
+			log_warnx("id=%s submission log: %s", id,
+			    st == NULL ? "store unavailable" : error);
+	}
+	if (w->queue != NULL)
+		queue_notify(w->queue, id);
+	msg_add_u32(reply, 0);
+	msg_add_str(reply, NULL);
+	str_deinit(&answer);
+	be_commit_free(bc);
+	return 0;
+}
+
+/* The filters are done (milter thread): the rest on a worker. */
+static int
+be_commit_resume(struct be_worker *w, struct msg *reply, void *arg)
+{
+	struct be_commit *bc = arg;
+
+	if (reply == NULL) {
+		/* the session process is gone: nothing was acknowledged */
+		log_warnx("id=%s not queued: the session went away while "
+		    "the mail filters ran", bc->id);
+		be_commit_undo(w, bc);
+		be_commit_free(bc);
+		return 0;
+	}
+	return be_commit_finish(w, reply, bc);
+}
+
+static void
+be_commit_filtered(struct milter_job *job, void *arg)
+{
+	struct be_commit *bc = arg;
+
+	(void)job;
+	be_defer_resume(bc->defer, be_commit_resume, bc);
+}
+
 int
 be_spool_commit(struct be_worker *w, struct msg *req, struct msg *reply)
 {
-	const char *id, *client, *tls, *msgid, *error, *why = "?";
-	const char *account;
-	uint32_t rcpts = 0;
+	const char *id, *client, *tls, *msgid, *mech, *if_addr, *why = "?";
+	const char *account, *list;
+	uint32_t rcpts = 0, role, port;
 	uint64_t size, sess;
 	struct str answer = STR_INIT;
 	struct be_session_txn t;
 	enum policy_verdict v = POLICY_OK;
 	struct store *st = NULL;
-	char **from = NULL, hold_reason[256];
-	int r, nfrom = 0, held;
+	struct be_commit *bc;
+	char **from = NULL, **specs;
+	int r, nfrom = 0, nspecs;
 
 	if (msg_get_u64(req, &sess) < 0 || msg_get_str(req, &id) < 0 ||
 	    msg_get_u64(req, &size) < 0 || msg_get_str(req, &client) < 0 ||
 	    msg_get_str(req, &tls) < 0 || msg_get_str(req, &msgid) < 0 ||
+	    msg_get_u32(req, &role) < 0 || msg_get_str(req, &mech) < 0 ||
+	    msg_get_str(req, &if_addr) < 0 || msg_get_u32(req, &port) < 0 ||
 	    msg_end(req) < 0 || id == NULL || client == NULL)
 		return -1;
 	/* Only the file this session opened, and only once. */
@@ -389,47 +787,58 @@ be_spool_commit(struct be_worker *w, struct msg *req, struct msg *reply)
 			return 0;
 		}
 	}
-	/* issue 17: the message's risk signals; an account on hold has
-	 * its submission accepted and kept (queue.h "held messages") */
-	held = be_risk_commit(w, account, client, t.country, id, hold_reason,
-	    sizeof(hold_reason));
-	if (spool_check_incoming(w->conf->spool_dir, id, &error) < 0 ||
-	    (held ? queue_hold_commit(w->conf->spool_dir, id, "risk", account,
-	    hold_reason, &error) : spool_commit(w->conf->spool_dir, id,
-	    &error)) < 0) {
-		log_warnx("id=%s spool commit: %s", id, error);
-		spool_abort(w->conf->spool_dir, id);
-		if (account != NULL)
-			policy_uncount(w->conf, st, account, t.overseas, rcpts);
-		msg_add_u32(reply, 1);
-		msg_add_str(reply, "451 4.3.0 Temporary failure: message not "
-		    "queued, try again later");
-		str_deinit(&answer);
-		be_session_txn_deinit(&t);
-		return 0;
-	}
-	if (account != NULL) {
-		struct store_submission sub = {
-			.queue_id = id, .message_id = msgid,
-			.time = policy_now(), .account = account,
-			.ip = client, .country = t.country, .tls = tls,
-			.rcpts = rcpts, .size = (int64_t)size,
-			.overseas = t.overseas,
-		};
-
-		/* The message is safe; a log row lost is only logged. */
-		if (store_submission_add(st, &sub, &error) < 0)
-			log_warnx("id=%s submission log: %s", id, error);
-	}
-	if (held)
-		log_info("id=%s queue held by=risk account=%s", id, account);
-	if (w->queue != NULL)
-		queue_notify(w->queue, id);
-	msg_add_u32(reply, 0);
-	msg_add_str(reply, NULL);
 	str_deinit(&answer);
-	be_session_txn_deinit(&t);
-	return 0;
+
+	bc = xcalloc(1, sizeof(*bc));
+	bc->fd = -1;
+	bc->id = xstrdup(id);
+	bc->sess = sess;
+	bc->size = size;
+	bc->client = xstrdup(client);
+	bc->tls = be_dup(tls);
+	bc->msgid = be_dup(msgid);
+	bc->mech = be_dup(mech);
+	bc->if_addr = be_dup(if_addr);
+	bc->port = port;
+	bc->rcpts = rcpts;
+	bc->t = t;		/* taken over */
+	/* The role's filters: an authenticated session is a submission
+	 * whatever its listener. */
+	bc->submission = account != NULL || role == LISTEN_SUBMISSION ||
+	    role == LISTEN_SUBMISSIONS;
+	list = bc->submission ? w->conf->milters_submission :
+	    w->conf->milters_mx;
+	nspecs = milter_specs_split(list != NULL ? list : "", &specs, &why);
+	if (nspecs > 0 && be_worker_milter(w) == NULL) {
+		milter_specs_free(specs, nspecs);
+		nspecs = 0;
+	}
+	if (nspecs <= 0)
+		return be_commit_finish(w, reply, bc);
+	if (be_commit_job(w, bc, specs, nspecs) < 0) {
+		/* not shown to any filter: the default action for all */
+		bc->job->verdict = w->conf->milter_default_action ==
+		    MILTER_DEFAULT_ACCEPT ? MILTER_ACCEPT :
+		    w->conf->milter_default_action == MILTER_DEFAULT_REJECT ?
+		    MILTER_REJECT : MILTER_TEMPFAIL;
+		bc->job->reply = xstrdup(bc->job->verdict == MILTER_REJECT ?
+		    "554 5.7.1 Message refused: it cannot be filtered" :
+		    "451 4.7.1 Message cannot be filtered now, try again "
+		    "later");
+		return be_commit_finish(w, reply, bc);
+	}
+	/* The reply waits for the filters (milter.h); this worker goes on
+	 * with other jobs. */
+	bc->defer = be_worker_defer(w);
+	bc->job->done = be_commit_filtered;
+	bc->job->arg = bc;
+	if (milter_submit(be_worker_milter(w), bc->job) < 0) {
+		bc->job->verdict = MILTER_TEMPFAIL;
+		bc->job->reply = xstrdup("451 4.3.2 System shutting down, try "
+		    "again later");
+		be_defer_resume(bc->defer, be_commit_resume, bc);
+	}
+	return BE_DEFERRED;
 }
 
 int

@@ -44,7 +44,10 @@
  *              replace another message.
  * BE_SPOOL_COMMIT u64 session, str queue id (the one the session opened),
  *              u64 size, str client address, str TLS description, str
- *              Message-ID
+ *              Message-ID, then for the mail filters' macros only (issue
+ *              16): u32 listener role (enum listen_role), str SASL
+ *              mechanism (NULL: none), str local address (NULL:
+ *              unknown), u32 client port (0: unknown)
  *          ->  u32 0 ok / 1 temporary failure / 2 refused, str reply
  *              (the full SMTP reply when not ok). The back side parses
  *              the envelope back before committing: a session cannot
@@ -58,7 +61,14 @@
  *              checks header From alignment (the From read back from
  *              the file by the back side: at most 32 addresses, 8192
  *              octets) and takes the send counts first (policy_commit).
- *              The transaction is then forgotten.
+ *              The transaction is then forgotten. Then the role's
+ *              milters (milters_mx, or milters_submission for a
+ *              submission listener or an authenticated session) are
+ *              asked on the back side's milter thread, the reply
+ *              waiting for them (src/milter/milter.h); their changes
+ *              are written before the commit, a quarantine commits the
+ *              message held; reject/tempfail answer 2/1 with their
+ *              reply, discard answers 0 and queues nothing.
  * BE_POLICY_MAIL u64 session, str sender, str client address
  *          ->  u32 policy_verdict, str reply, str country,
  *              u32 overseas, i64 recipients left (-1: no limit),

@@ -33,6 +33,7 @@
 #include "str.h"
 #include "tls_check.h"
 #include "xmalloc.h"
+#include "../milter/milter_proto.h"
 #include "../mta/mta_route.h"
 
 #define nitems(a)	(sizeof(a) / sizeof((a)[0]))
@@ -427,6 +428,30 @@ static const struct config_def config_defs[] = {
 	    "(accepted, not delivered); 0: never."),
 	ROW_NUM(risk_suspend, CONFIG_INT, "150", 0, 100000,
 	    "Score at which the account is suspended; 0: never."),
+	/* mail filters over the milter protocol (issue 16, docs/filters.md);
+	 * word order is enum milter_default_action order */
+	ROW_STR(milters_mx, "", CONFIG_F_EMPTY_OK, milter_config_check,
+	    "Milters (Rspamd, OpenDKIM, clamav-milter...) asked about each "
+	    "message received on mx listeners, in order: inet:IPV4:PORT, "
+	    "inet6:[IPV6]:PORT or unix:/PATH (addresses, not names), "
+	    "separated by spaces or commas; empty: none."),
+	ROW_STR(milters_submission, "", CONFIG_F_EMPTY_OK,
+	    milter_config_check,
+	    "Milters asked about each message received on submission and "
+	    "submissions listeners, in order (as milters_mx)."),
+	ROW_NUM(milter_connect_timeout, CONFIG_DURATION, "30s", 1, HOUR,
+	    "Time allowed to connect to a milter and negotiate options."),
+	ROW_NUM(milter_command_timeout, CONFIG_DURATION, "30s", 1, HOUR,
+	    "Time allowed for a milter's answer to each event before the end "
+	    "of the message."),
+	ROW_NUM(milter_eom_timeout, CONFIG_DURATION, "5m", 1, HOUR,
+	    "Time allowed for a milter's answer to the end of the message "
+	    "(its changes and verdict)."),
+	ROW_ENUM(milter_default_action, CONFIG_ENUM, "tempfail",
+	    WORDS("tempfail", "accept", "reject"),
+	    "What a message gets when a milter is down, too slow or answers "
+	    "garbage: tempfail (451 4.7.1), accept (as if the milter was not "
+	    "there) or reject (554 5.7.1)."),
 };
 
 #define CONFIG_NDEFS	nitems(config_defs)
@@ -434,6 +459,8 @@ static const struct config_def config_defs[] = {
 _Static_assert(sizeof(enum auth_without_tls) == sizeof(int),
     "CONFIG_ENUM fields are stored as int");
 _Static_assert(sizeof(enum geo_unknown_action) == sizeof(int),
+    "CONFIG_ENUM fields are stored as int");
+_Static_assert(sizeof(enum milter_default_action) == sizeof(int),
     "CONFIG_ENUM fields are stored as int");
 
 /* What a loading pass knows beyond struct config. */

@@ -50,6 +50,9 @@ enum relayhost_tls { RELAYHOST_TLS_STARTTLS, RELAYHOST_TLS_IMPLICIT };
 
 /* What the policy does with a public address the geo database lacks. */
 enum geo_unknown_action { GEO_UNKNOWN_REFUSE, GEO_UNKNOWN_ALLOW };
+/* What a filter that is down or slow gets (milter_default_action). */
+enum milter_default_action { MILTER_DEFAULT_TEMPFAIL, MILTER_DEFAULT_ACCEPT,
+	MILTER_DEFAULT_REJECT };
 /* Where the Postfix policy listener counts a submission (docs/policy.md). */
 enum policy_count_state { POLICY_COUNT_RCPT, POLICY_COUNT_EOM };
 
@@ -200,6 +203,14 @@ struct config {
 	int	 risk_notify;			/* scores; 0 = off */
 	int	 risk_hold;
 	int	 risk_suspend;
+	/* mail filters over the milter protocol (issue 16,
+	 * src/milter/milter.h) */
+	char	*milters_mx;			/* "inet:H:P unix:/p", "" */
+	char	*milters_submission;
+	int	 milter_connect_timeout;	/* seconds */
+	int	 milter_command_timeout;	/* seconds */
+	int	 milter_eom_timeout;		/* seconds */
+	enum milter_default_action milter_default_action;
 };
 
 /*

@@ -65,6 +65,8 @@ struct metrics_region {
 	struct metrics_hist commit;
 	struct metrics_hist auth_time[METRICS_SVC_COUNT];
 	struct metrics_hist delivery_time[METRICS_DELIVERY_KIND_COUNT];
+	/* mail filters (issue 16): verdicts by name, metrics_milter_names */
+	metrics_counter	 milter[METRICS_MILTER_COUNT];
 };
 
 /*
@@ -371,6 +373,23 @@ metrics_store_up(int up)
 	metrics_set(&metrics_r->store_up, up ? 1 : 0);
 }
 
+static const char *const metrics_milter_names[METRICS_MILTER_COUNT] = {
+	"continue", "accept", "reject", "tempfail", "discard", "quarantine",
+	"default",
+};
+
+void
+metrics_milter(const char *verdict)
+{
+	if (metrics_r == NULL)
+		return;
+	for (int i = 0; i < METRICS_MILTER_COUNT; i++)
+		if (strcmp(verdict, metrics_milter_names[i]) == 0) {
+			metrics_add(&metrics_r->milter[i], 1);
+			return;
+		}
+}
+
 uint64_t
 metrics_queue_id_ms(const char *id)
 {
@@ -571,6 +590,13 @@ metrics_render(struct str *out)
 	    "0 if not, -1 before the first.");
 	str_printf(out, "sekisho_store_up %" PRId64 "\n",
 	    metrics_get(&m->store_up));
+	metrics_head(out, "sekisho_milter_verdicts_total", "counter",
+	    "Mail filters' verdicts, one per filter per message (default: "
+	    "the filter failed and milter_default_action was taken).");
+	for (i = 0; i < METRICS_MILTER_COUNT; i++)
+		str_printf(out, "sekisho_milter_verdicts_total{verdict=\"%s\"} "
+		    "%" PRIu64 "\n", metrics_milter_names[i],
+		    metrics_get(&m->milter[i]));
 
 	metrics_head(out, "sekisho_smtp_commit_seconds", "histogram",
 	    "Time from the final dot to the spool's answer (BE_SPOOL_COMMIT: "

@@ -134,6 +134,10 @@ void metrics_queue(int64_t messages, int64_t oldest_ms);
 
 /* Whether the back side could open the store at its last attempt. */
 void metrics_store_up(int up);
+/* A mail filter's verdict for one message (issue 16): "continue",
+ * "accept", "reject", "tempfail", "discard", "quarantine", "default". */
+#define METRICS_MILTER_COUNT	7
+void metrics_milter(const char *verdict);
 
 /* The Prometheus text format (version 0.0.4) of the region. */
 void metrics_render(struct str *out);

@@ -1473,6 +1473,37 @@ smtp_abort_spool(struct smtp_session *s)
 	(void)be_client_request(s->conn.loop->be, &m, NULL, NULL);
 }
 
+/* BE_SPOOL_COMMIT's filter fields: listener role, SASL mechanism,
+ * local address, client port (be_proto.h). */
+static void
+smtp_commit_filter_info(struct smtp_session *s, struct msg *m)
+{
+	struct sockaddr_storage local;
+	socklen_t len = sizeof(local);
+	char addr[INET6_ADDRSTRLEN] = "";
+	uint32_t port = 0;
+
+	msg_add_u32(m, (uint32_t)s->conn.lc->role);
+	msg_add_str(m, s->account == NULL || s->popbsmtp ? NULL :
+	    s->auth_mech == AUTH_MECH_PLAIN ? "PLAIN" : "LOGIN");
+	memset(&local, 0, sizeof(local));
+	if (getsockname(s->conn.fd, (struct sockaddr *)&local, &len) == 0) {
+		if (local.ss_family == AF_INET)
+			inet_ntop(AF_INET, &((struct sockaddr_in *)&local)->
+			    sin_addr, addr, sizeof(addr));
+		else if (local.ss_family == AF_INET6)
+			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&local)->
+			    sin6_addr, addr, sizeof(addr));
+	}
+	msg_add_str(m, addr[0] != '\0' ? addr : NULL);
+	if (s->conn.client.ss_family == AF_INET)
+		port = ntohs(((struct sockaddr_in *)&s->conn.client)->sin_port);
+	else if (s->conn.client.ss_family == AF_INET6)
+		port = ntohs(((struct sockaddr_in6 *)&s->conn.client)->
+		    sin6_port);
+	msg_add_u32(m, port);
+}
+
 static void
 smtp_data_done(struct smtp_session *s)
 {
@@ -1547,6 +1578,9 @@ smtp_data_done(struct smtp_session *s)
 	msg_add_str(&m, s->conn.addr);
 	msg_add_str(&m, s->conn.tls ? str_c(&s->conn.tls_info) : NULL);
 	msg_add_str(&m, s->data_msgid);
+	/* for the mail filters' macros (issue 16): only this process knows
+	 * them; the back side takes no authority from them */
+	smtp_commit_filter_info(s, &m);
 	/* the header From is read back from the spool file by the back side
 	 * itself, for alignment */
 	smtp_request(s, &m, smtp_commit_reply);

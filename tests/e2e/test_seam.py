@@ -103,7 +103,7 @@ def spool_write(ch, sess, qid, sender, rcpts, auth_=None, header_from=None):
 
 def commit(ch, sess, qid, size):
     f = Fields().u64(sess).str(qid).u64(size).str(CLIENT).str(None) \
-        .str(None)
+        .str(None).u32(0).str(None).str(None).u32(0)
     return ch.request("BE_SPOOL_COMMIT", f)
 
 
