@@ -526,7 +526,7 @@ be_commit_finish(struct be_worker *w, struct msg *reply, struct be_commit *bc)
 	const char **anames = NULL, **avalues = NULL;
 	size_t nadded = 0;
 	char hold_reason[256];
-	int r, held = 0, risk_held = 0;
+	int r, held = 0, risk_held = 0, direct = 0;
 
 	if (job != NULL && job->verdict != MILTER_ACCEPT) {
 		/* a discard was accepted as far as the client knows: it
@@ -638,11 +638,16 @@ be_commit_finish(struct be_worker *w, struct msg *reply, struct be_commit *bc)
 	if (!held)
 		risk_held = be_risk_commit(w, bc->t.account, bc->client,
 		    bc->t.country, id, hold_reason, sizeof(hold_reason));
-	if (spool_check_incoming(w->conf->spool_dir, id, &error) < 0 ||
+	/* issue 18: every recipient local and nothing holds it: straight
+	 * into the Maildirs, durable there before the 250 (queue.h) */
+	if (!held && !risk_held)
+		direct = queue_commit_deliver(w->queue, id, &error);
+	if (direct < 0 || (direct == 0 &&
+	    (spool_check_incoming(w->conf->spool_dir, id, &error) < 0 ||
 	    (held ? be_milter_hold(w, bc, &error) : risk_held ?
 	    queue_hold_commit(w->conf->spool_dir, id, "risk", bc->t.account,
 	    hold_reason, &error) :
-	    spool_commit(w->conf->spool_dir, id, &error)) < 0) {
+	    spool_commit(w->conf->spool_dir, id, &error)) < 0))) {
 		log_warnx("id=%s spool commit: %s", id, error);
 		be_commit_undo(w, bc);
 		msg_add_u32(reply, 1);
@@ -672,7 +677,7 @@ be_commit_finish(struct be_worker *w, struct msg *reply, struct be_commit *bc)
 			log_warnx("id=%s submission log: %s", id,
 			    st == NULL ? "store unavailable" : error);
 	}
-	if (w->queue != NULL)
+	if (w->queue != NULL && !direct)
 		queue_notify(w->queue, id);
 	msg_add_u32(reply, 0);
 	msg_add_str(reply, NULL);

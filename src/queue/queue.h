@@ -42,6 +42,20 @@ struct queue;
 struct queue *queue_start(const struct config *conf, const char **error_r);
 /* A message was just committed: deliver it soon. Thread-safe. */
 void queue_notify(struct queue *q, const char *id);
+/*
+ * Delivery at commit (issue 18): incoming/ID, whose envelope the back side
+ * checked, goes straight into the Maildirs when every recipient is local
+ * (and no LMTP route takes local mail): each Maildir file and new/ are
+ * fsync'd, the delivery is logged as the queue logs it, and incoming/ID is
+ * removed. Returns 1 when done (the caller acknowledges; no spool_commit,
+ * no queue_notify); 0 when the message is for the queue (a remote
+ * recipient, or a delivery failed: the recipients delivered are journaled
+ * in queue/ID.done first), then the caller commits it as before; -1 with
+ * error_r when the spool file cannot be read (nothing delivered). The
+ * caller holds it only when nothing (risk, a filter) holds the message.
+ */
+int queue_commit_deliver(struct queue *q, const char *id,
+    const char **error_r);
 /* Try now, whatever the retry time: one message, or (id NULL) all,
  * reading queue/ again for messages not known yet. Thread-safe. */
 void queue_flush(struct queue *q, const char *id);
