@@ -18,6 +18,7 @@
 #include "../core/metrics.h"
 #include "../core/xmalloc.h"
 #include "../store/store.h"
+#include "../queue/queue.h"
 #include "backend.h"
 #include "be_session.h"
 #include "../milter/milter.h"
@@ -714,7 +715,10 @@ backend_run_job(struct be_worker *w, struct be_job *job)
 
 	pthread_mutex_lock(&ch->send_lock);
 	dead = ch->dead;
-	ch->bytes -= job->m.buf.len;
+	/* a deferred reply's resume job was never counted in (its
+	 * message is empty, not a request read from the channel) */
+	if (job->defer == NULL)
+		ch->bytes -= job->m.buf.len;
 	pthread_mutex_unlock(&ch->send_lock);
 	w->chan = ch->id;
 	w->job = job;
@@ -874,6 +878,9 @@ backend_stop(struct backend **bep)
 	/* Conversations still running end now (a temporary failure to
 	 * their clients); their replies are queued for the workers. */
 	milter_engine_stop(&be->milter);
+	/* Commits on the queue's pool (issue 18) finish too: their replies
+	 * are queued for the workers as well. */
+	queue_commit_drain(be->inline_w.queue);
 	pthread_mutex_lock(&be->lock);
 	be->stopping = 1;
 	pthread_cond_broadcast(&be->cond);

@@ -333,6 +333,13 @@ struct be_commit {
 	struct be_defer		*defer;
 	struct milter_job	*job;
 	int			 fd;		/* the file shown to filters */
+	/* issue 18: the durable step on the commit pool (commit.h) */
+	int			 may_defer;	/* called by the request */
+	int			 direct;	/* delivered at commit */
+	int			 result;	/* of be_commit_durable */
+	char			*spool_dir;
+	struct queue		*queue;
+	char			 error[256];
 };
 
 static void
@@ -344,6 +351,7 @@ be_commit_free(struct be_commit *bc)
 	free(bc->msgid);
 	free(bc->mech);
 	free(bc->if_addr);
+	free(bc->spool_dir);
 	be_session_txn_deinit(&bc->t);
 	milter_job_free(bc->job);
 	if (bc->fd >= 0)
@@ -517,6 +525,13 @@ be_milter_hold(struct be_worker *w, struct be_commit *bc,
  * the refuse_own_from hook, the commit (held when quarantined), the
  * reply. Frees bc.
  */
+static int be_commit_durable(struct be_commit *, const char *,
+    struct queue *);
+static void be_commit_durable_job(void *);
+static int be_commit_durable_done(struct be_worker *, struct msg *, void *);
+static int be_commit_done(struct be_worker *, struct msg *,
+    struct be_commit *, int);
+
 static int
 be_commit_finish(struct be_worker *w, struct msg *reply, struct be_commit *bc)
 {
@@ -526,7 +541,7 @@ be_commit_finish(struct be_worker *w, struct msg *reply, struct be_commit *bc)
 	const char **anames = NULL, **avalues = NULL;
 	size_t nadded = 0;
 	char hold_reason[256];
-	int r, held = 0, risk_held = 0, direct = 0;
+	int r, held = 0, risk_held = 0;
 
 	if (job != NULL && job->verdict != MILTER_ACCEPT) {
 		/* a discard was accepted as far as the client knows: it
@@ -638,30 +653,107 @@ be_commit_finish(struct be_worker *w, struct msg *reply, struct be_commit *bc)
 	if (!held)
 		risk_held = be_risk_commit(w, bc->t.account, bc->client,
 		    bc->t.country, id, hold_reason, sizeof(hold_reason));
-	/* issue 18: every recipient local and nothing holds it: straight
-	 * into the Maildirs, durable there before the 250 (queue.h) */
-	if (!held && !risk_held)
-		direct = queue_commit_deliver(w->queue, id, &error);
-	if (direct < 0 || (direct == 0 &&
-	    (spool_check_incoming(w->conf->spool_dir, id, &error) < 0 ||
-	    (held ? be_milter_hold(w, bc, &error) : risk_held ?
-	    queue_hold_commit(w->conf->spool_dir, id, "risk", bc->t.account,
-	    hold_reason, &error) :
-	    spool_commit(w->conf->spool_dir, id, &error)) < 0))) {
-		log_warnx("id=%s spool commit: %s", id, error);
+	str_deinit(&answer);
+	if (!held && !risk_held && bc->may_defer && w->queue != NULL) {
+		/* issue 18: the disk's half on the commit pool (commit.h),
+		 * many at once; this worker goes on with other requests */
+		bc->spool_dir = xstrdup(w->conf->spool_dir);
+		bc->queue = w->queue;
+		bc->defer = be_worker_defer(w);
+		queue_commit_async(w->queue, be_commit_durable_job, bc);
+		return BE_DEFERRED;
+	}
+	if (held || risk_held) {
+		if (spool_check_incoming(w->conf->spool_dir, id, &error) < 0 ||
+		    (held ? be_milter_hold(w, bc, &error) :
+		    queue_hold_commit(w->conf->spool_dir, id, "risk",
+		    bc->t.account, hold_reason, &error)) < 0) {
+			xstrlcpy(bc->error, error, sizeof(bc->error));
+			r = -1;
+		} else
+			r = 0;
+	} else
+		r = be_commit_durable(bc, w->conf->spool_dir, w->queue);
+	if (r == 0 && held)
+		log_info("id=%s held by=milter milter=%s", id,
+		    job->quarantine_by);
+	if (r == 0 && risk_held)
+		log_info("id=%s queue held by=risk account=%s", id,
+		    bc->t.account);
+	return be_commit_done(w, reply, bc, r);
+}
+
+/*
+ * The durable step of a message nothing holds (any thread: no worker, no
+ * store). Every recipient local: straight into the Maildirs, durable there
+ * before the 250 (queue_commit_deliver); else, or when one of them failed,
+ * the spool commit into queue/. 0, or -1 with bc->error.
+ */
+static int
+be_commit_durable(struct be_commit *bc, const char *spool_dir,
+    struct queue *q)
+{
+	const char *error = "?";
+
+	bc->direct = queue_commit_deliver(q, bc->id, &error);
+	if (bc->direct < 0 || (bc->direct == 0 &&
+	    (spool_check_incoming(spool_dir, bc->id, &error) < 0 ||
+	    spool_commit(spool_dir, bc->id, &error) < 0))) {
+		/* error may be a thread's own buffer (spool_errno_error) */
+		xstrlcpy(bc->error, error, sizeof(bc->error));
+		bc->direct = 0;
+		return -1;
+	}
+	return 0;
+}
+
+/* On a commit pool thread (commit.h). */
+static void
+be_commit_durable_job(void *arg)
+{
+	struct be_commit *bc = arg;
+
+	bc->result = be_commit_durable(bc, bc->spool_dir, bc->queue);
+	be_defer_resume(bc->defer, be_commit_durable_done, bc);
+}
+
+/* Back on a worker: the reply (be_commit_done). */
+static int
+be_commit_durable_done(struct be_worker *w, struct msg *reply, void *arg)
+{
+	struct be_commit *bc = arg;
+	struct msg scratch;
+	int r;
+
+	if (reply != NULL)
+		return be_commit_done(w, reply, bc, bc->result);
+	/* The session process went away: the client saw no 250 and may
+	 * send it again (a duplicate, never a loss); the rest as usual. */
+	if (bc->result == 0)
+		log_warnx("id=%s committed, but the session went away before "
+		    "the reply", bc->id);
+	msg_init(&scratch, 0, 0);
+	r = be_commit_done(w, &scratch, bc, bc->result);
+	msg_deinit(&scratch);
+	return r;
+}
+
+/* After the durable step (r 0 done, -1 failed with bc->error): the
+ * submission log, the queue told, the reply; bc freed. */
+static int
+be_commit_done(struct be_worker *w, struct msg *reply, struct be_commit *bc,
+    int r)
+{
+	const char *error, *id = bc->id;
+
+	if (r < 0) {
+		log_warnx("id=%s spool commit: %s", id, bc->error);
 		be_commit_undo(w, bc);
 		msg_add_u32(reply, 1);
 		msg_add_str(reply, BE_SPOOL_TEMPFAIL);
-		str_deinit(&answer);
 		be_commit_free(bc);
 		return 0;
 	}
-	if (held)
-		log_info("id=%s held by=milter milter=%s", id,
-		    job->quarantine_by);
-	if (risk_held)
-		log_info("id=%s queue held by=risk account=%s", id,
-		    bc->t.account);
 	if (bc->t.account != NULL) {
 		struct store *st = be_worker_store(w);
 		struct store_submission sub = {
@@ -677,11 +769,10 @@ be_commit_finish(struct be_worker *w, struct msg *reply, struct be_commit *bc)
 			log_warnx("id=%s submission log: %s", id,
 			    st == NULL ? "store unavailable" : error);
 	}
-	if (w->queue != NULL && !direct)
+	if (w->queue != NULL && !bc->direct)
 		queue_notify(w->queue, id);
 	msg_add_u32(reply, 0);
 	msg_add_str(reply, NULL);
-	str_deinit(&answer);
 	be_commit_free(bc);
 	return 0;
 }
@@ -818,8 +909,10 @@ be_spool_commit(struct be_worker *w, struct msg *req, struct msg *reply)
 		milter_specs_free(specs, nspecs);
 		nspecs = 0;
 	}
-	if (nspecs <= 0)
+	if (nspecs <= 0) {
+		bc->may_defer = 1;
 		return be_commit_finish(w, reply, bc);
+	}
 	if (be_commit_job(w, bc, specs, nspecs) < 0) {
 		/* not shown to any filter: the default action for all */
 		bc->job->verdict = w->conf->milter_default_action ==

@@ -53,6 +53,7 @@
 #include "../core/xmalloc.h"
 #include "../mta/mta.h"
 #include "../mta/mta_route.h"
+#include "commit.h"
 #include "dsn.h"
 #include "envelope.h"
 #include "maildir.h"
@@ -60,6 +61,9 @@
 #include "spool.h"
 
 #define QUEUE_WORKERS		4
+/* Commits under way at once (commit.h): enough that 100 sessions' final
+ * dots find a thread, and their fsyncs go to the disk together. */
+#define QUEUE_COMMIT_THREADS	16
 #define QUEUE_JOURNAL_MAX	(16 * 1024 * 1024)
 #define QUEUE_BACKOFF_MIN	60	/* after an I/O error */
 #define QUEUE_BACKOFF_MAX	3600
@@ -139,6 +143,7 @@ struct queue {
 	struct mta_routes	*routes;
 	struct mta		*mta;
 	int			 ctl_fd;
+	struct commit_pool	*commits;
 };
 
 static void queue_notify_locked(struct queue *q, const char *id, int force);
@@ -1194,6 +1199,22 @@ out:
 	return ret;
 }
 
+void
+queue_commit_async(struct queue *q, commit_fn *fn, void *arg)
+{
+	if (q == NULL || q->commits == NULL)
+		fn(arg);
+	else
+		commit_pool_submit(q->commits, fn, arg);
+}
+
+void
+queue_commit_drain(struct queue *q)
+{
+	if (q != NULL && q->commits != NULL)
+		commit_pool_drain(q->commits);
+}
+
 /* A job is back (worker thread): journal and log each result. */
 static enum queue_result
 queue_job_result(struct mta_job *job, int64_t *next_r, int *last_r)
@@ -1822,6 +1843,7 @@ queue_start(const struct config *conf, const char **error_r)
 	/* Signals belong to the main loop, not to these threads. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
+	q->commits = commit_pool_new(QUEUE_COMMIT_THREADS);
 	for (i = 0; i < QUEUE_WORKERS; i++) {
 		if ((err = pthread_create(&q->workers[i], NULL, queue_worker,
 		    q)) != 0)
@@ -1853,6 +1875,8 @@ queue_stop(struct queue **qp)
 
 	if (q == NULL)
 		return;
+	/* commits still under way finish first (their replies are owed) */
+	commit_pool_free(&q->commits);
 	pthread_mutex_lock(&q->mutex);
 	q->stopping = 1;
 	pthread_cond_broadcast(&q->ready_cond);

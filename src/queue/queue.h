@@ -56,6 +56,13 @@ void queue_notify(struct queue *q, const char *id);
  */
 int queue_commit_deliver(struct queue *q, const char *id,
     const char **error_r);
+/* Run fn(arg) on the queue's commit pool (commit.h: the blocking half of
+ * a commit, many at once); at once on this thread when q is NULL or the
+ * pool is draining. */
+void queue_commit_async(struct queue *q, void (*fn)(void *), void *arg);
+/* Wait for the commits under way (the back side's stop, before its
+ * workers end: their replies go through them). */
+void queue_commit_drain(struct queue *q);
 /* Try now, whatever the retry time: one message, or (id NULL) all,
  * reading queue/ again for messages not known yet. Thread-safe. */
 void queue_flush(struct queue *q, const char *id);
