@@ -517,6 +517,30 @@ be_milter_hold(struct be_worker *w, struct be_commit *bc,
 	return r;
 }
 
+/* A filter's verdict on a subscriber's own submission, for the risk
+ * score (be_risk.h). */
+static void
+be_commit_spam(struct be_worker *w, struct be_commit *bc)
+{
+	struct milter_job *job = bc->job;
+	struct store *st = be_worker_store(w);
+	char *verdict;
+
+	if (st == NULL)
+		return;
+	if (job->verdict == MILTER_ACCEPT)
+		verdict = xasprintf("milter %s quarantine: %s",
+		    job->quarantine_by, job->quarantine);
+	else
+		verdict = xasprintf("milter %s %s%s%s", job->verdict_by,
+		    job->verdict == MILTER_DISCARD ? "discard" : "reject",
+		    job->reply != NULL ? ": " : "",
+		    job->reply != NULL ? job->reply : "");
+	be_risk_spam(w->conf, st, w->queue, bc->t.account, bc->client,
+	    bc->t.country, verdict);
+	free(verdict);
+}
+
 #define BE_SPOOL_TEMPFAIL	"451 4.3.0 Temporary failure: message not " \
 	"queued, try again later"
 
@@ -541,8 +565,15 @@ be_commit_finish(struct be_worker *w, struct msg *reply, struct be_commit *bc)
 	const char **anames = NULL, **avalues = NULL;
 	size_t nadded = 0;
 	char hold_reason[256];
-	int r, held = 0, risk_held = 0;
+	int r, held = 0, risk_held;
 
+	/* issue 17: a filter's refusal, discard or quarantine of a
+	 * subscriber's own submission is a risk signal */
+	if (job != NULL && bc->t.account != NULL && ((job->verdict_by !=
+	    NULL && (job->verdict == MILTER_REJECT ||
+	    job->verdict == MILTER_DISCARD)) || (job->verdict ==
+	    MILTER_ACCEPT && job->quarantine != NULL)))
+		be_commit_spam(w, bc);
 	if (job != NULL && job->verdict != MILTER_ACCEPT) {
 		/* a discard was accepted as far as the client knows: it
 		 * counts; a refusal does not */
@@ -647,12 +678,11 @@ be_commit_finish(struct be_worker *w, struct msg *reply, struct be_commit *bc)
 		}
 	}
 
-	held = job != NULL && job->quarantine != NULL;
 	/* issue 17: the message's risk signals; an account on hold has
 	 * its submission accepted and kept (queue.h "held messages") */
-	if (!held)
-		risk_held = be_risk_commit(w, bc->t.account, bc->client,
-		    bc->t.country, id, hold_reason, sizeof(hold_reason));
+	risk_held = be_risk_commit(w, bc->t.account, bc->client,
+	    bc->t.country, id, hold_reason, sizeof(hold_reason));
+	held = job != NULL && job->quarantine != NULL;
 	str_deinit(&answer);
 	if (!held && !risk_held && bc->may_defer && w->queue != NULL) {
 		/* issue 18: the disk's half on the commit pool (commit.h),
@@ -665,21 +695,21 @@ be_commit_finish(struct be_worker *w, struct msg *reply, struct be_commit *bc)
 	}
 	if (held || risk_held) {
 		if (spool_check_incoming(w->conf->spool_dir, id, &error) < 0 ||
-		    (held ? be_milter_hold(w, bc, &error) :
-		    queue_hold_commit(w->conf->spool_dir, id, "risk",
-		    bc->t.account, hold_reason, &error)) < 0) {
+		    (risk_held ? queue_hold_commit(w->conf->spool_dir, id,
+		    "risk", bc->t.account, hold_reason, &error) :
+		    be_milter_hold(w, bc, &error)) < 0) {
 			xstrlcpy(bc->error, error, sizeof(bc->error));
 			r = -1;
 		} else
 			r = 0;
 	} else
 		r = be_commit_durable(bc, w->conf->spool_dir, w->queue);
-	if (r == 0 && held)
-		log_info("id=%s held by=milter milter=%s", id,
-		    job->quarantine_by);
 	if (r == 0 && risk_held)
 		log_info("id=%s queue held by=risk account=%s", id,
 		    bc->t.account);
+	else if (r == 0 && held)
+		log_info("id=%s held by=milter milter=%s", id,
+		    job->quarantine_by);
 	return be_commit_done(w, reply, bc, r);
 }
 

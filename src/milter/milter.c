@@ -143,6 +143,7 @@ milter_job_free(struct milter_job *job)
 	}
 	free(job->headers);
 	free(job->reply);
+	free(job->verdict_by);
 	free(job->quarantine);
 	free(job->quarantine_by);
 	milter_changes_free(job->changes, job->nchanges);
@@ -678,11 +679,15 @@ milter_handle(struct milter_conv *c, const struct milter_reply *r)
 		c->awaiting = 0;
 		c->step = STEP_EOM;
 		return milter_advance(c);
-	case MILTER_R_ACCEPT:
 	case MILTER_R_REJECT:
 	case MILTER_R_TEMPFAIL:
 	case MILTER_R_REPLYCODE:
 	case MILTER_R_DISCARD:
+		/* the filter's own verdict, not a default action */
+		free(c->job->verdict_by);
+		c->job->verdict_by = xstrdup(c->spec);
+		/* FALLTHROUGH */
+	case MILTER_R_ACCEPT:
 		if (at_eom)
 			c->awaiting = 0;	/* the message is ended */
 		break;

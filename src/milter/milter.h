@@ -81,6 +81,8 @@ struct milter_job {
 
 	/* the outcome, for done */
 	enum milter_verdict verdict;
+	char		*verdict_by;	/* the filter that refused or
+					 * discarded (NULL: a default action) */
 	char		*reply;		/* REJECT, TEMPFAIL: the SMTP reply */
 	char		*quarantine;	/* reason: the message is held */
 	char		*quarantine_by;	/* the filter's spec */

@@ -296,6 +296,11 @@ def test_submission_refused_by_filter_is_not_counted(make_daemon, peer,
     assert code == 550 and "Custom rejection" in resp, resp
     code, resp = submit(d, client_tls, message("fine", frm=ALICE.encode()))
     assert code == 250, resp
+    # the filter's refusal of the subscriber's own mail is a risk signal
+    # (issue 17), with the filter's reply
+    events = d.cli("events", ALICE).stdout
+    assert "spam_verdict" in events, events
+    assert "Custom rejection by the test filter" in events, events
 
 
 # ---- filters that are down, hang or talk garbage ---------------------
@@ -572,3 +577,34 @@ def test_refusal_before_end_of_message_refuses_the_message(make_daemon,
         lines
     assert d.queue_files() == []
     d.wait_log(r"verdict=reject reply=\"550 5.1.1 Recipient refused")
+
+
+def test_submission_to_outside_mx_with_changes(make_daemon, peer,
+                                               client_tls):
+    """A subscriber's submission to an outside domain: the fake outside MX
+    receives the filter's header, the changed sender and the message; the
+    filter saw the authenticated account."""
+    from outbound_peer import ScriptedPeer
+    spec, out = peer
+    outside = ScriptedPeer()
+    try:
+        d = make_daemon(extra=milters(spec, role="submission") + [
+            f"transport = peer.test [127.0.0.1]:{outside.port}",
+            "queue_retry_min = 1s", "queue_retry_max = 2s"])
+        sent = message("addheader chgfrom", frm=ALICE.encode())
+        code, resp = submit(d, client_tls, sent, rcpts=("carol@peer.test",))
+        assert code == 250, resp
+        qid = QUEUE_ID_RE.search(resp.encode()).group(1).decode()
+        wait_for(lambda: outside.messages, 30, "the outside MX's message")
+        sender, rcpts, data = outside.messages[0]
+        assert sender == "changed-sender@example.org", sender
+        assert rcpts == ["carol@peer.test"], rcpts
+        text = data.decode() if isinstance(data, bytes) else data
+        # our Received first, naming the queue ID
+        assert text.startswith("Received: "), text[:200]
+        assert f"id {qid}" in text.split("\r\n\r\n")[0].split(
+            "\r\nFrom:")[0].replace("\r\n", " "), text[:400]
+        assert "X-Filter-Added: yes, by the test" in text
+        assert record(out, qid)["macros"]["{auth_authen}"] == ALICE
+    finally:
+        outside.close()
