@@ -631,7 +631,7 @@ backend_reply(struct backend *be, struct be_chan *ch, struct msg *reply)
 
 /* Seal reply and send it, BE_FAIL when it does not fit. */
 static void
-backend_send_reply(struct be_worker *w, struct be_chan *ch, uint64_t id,
+backend_send_reply_be(struct backend *be, struct be_chan *ch, uint64_t id,
     struct msg *reply)
 {
 	if (msg_seal(reply) < 0) {
@@ -644,7 +644,14 @@ backend_send_reply(struct be_worker *w, struct be_chan *ch, uint64_t id,
 		msg_init(reply, BE_FAIL, id);
 		(void)msg_seal(reply);
 	}
-	backend_reply(w->backend, ch, reply);
+	backend_reply(be, ch, reply);
+}
+
+static void
+backend_send_reply(struct be_worker *w, struct be_chan *ch, uint64_t id,
+    struct msg *reply)
+{
+	backend_send_reply_be(w->backend, ch, id, reply);
 }
 
 struct be_defer *
@@ -674,6 +681,29 @@ be_defer_resume(struct be_defer *d, be_resume_fn *fn, void *arg)
 	job->defer = d;
 	msg_init(&job->m, 0, 0);
 	backend_push(d->be, job);
+}
+
+void
+be_defer_reply(struct be_defer *d, be_resume_fn *fn, void *arg)
+{
+	struct msg reply;
+	int dead;
+
+	pthread_mutex_lock(&d->chan->send_lock);
+	dead = d->chan->dead;
+	pthread_mutex_unlock(&d->chan->send_lock);
+	if (dead)
+		(void)fn(NULL, NULL, arg);
+	else {
+		msg_init(&reply, d->type, d->id);
+		if (fn(NULL, &reply, arg) < 0) {
+			msg_deinit(&reply);
+			msg_init(&reply, BE_FAIL, d->id);
+		}
+		backend_send_reply_be(d->be, d->chan, d->id, &reply);
+	}
+	backend_chan_unref(d->be, d->chan);	/* the defer's */
+	free(d);
 }
 
 struct milter_engine *

@@ -371,8 +371,9 @@ be_commit_undo(struct be_worker *w, struct be_commit *bc)
 {
 	struct store *st;
 
-	spool_abort(w->conf->spool_dir, bc->id);
-	if (bc->t.account != NULL && (st = be_worker_store(w)) != NULL)
+	spool_abort(w != NULL ? w->conf->spool_dir : bc->spool_dir, bc->id);
+	if (w != NULL && bc->t.account != NULL &&
+	    (st = be_worker_store(w)) != NULL)
 		policy_uncount(w->conf, st, bc->t.account, bc->t.overseas,
 		    bc->rcpts);
 }
@@ -744,7 +745,13 @@ be_commit_durable_job(void *arg)
 	struct be_commit *bc = arg;
 
 	bc->result = be_commit_durable(bc, bc->spool_dir, bc->queue);
-	be_defer_resume(bc->defer, be_commit_durable_done, bc);
+	/* no account: nothing for the store (no count to undo, no
+	 * submission log), so the reply goes from here, not through a
+	 * worker (one hand-over fewer a message) */
+	if (bc->t.account == NULL)
+		be_defer_reply(bc->defer, be_commit_durable_done, bc);
+	else
+		be_defer_resume(bc->defer, be_commit_durable_done, bc);
 }
 
 /* Back on a worker: the reply (be_commit_done). */
@@ -769,7 +776,8 @@ be_commit_durable_done(struct be_worker *w, struct msg *reply, void *arg)
 }
 
 /* After the durable step (r 0 done, -1 failed with bc->error): the
- * submission log, the queue told, the reply; bc freed. */
+ * submission log, the queue told, the reply; bc freed. w is NULL on a
+ * commit pool thread (be_defer_reply): then there is no account. */
 static int
 be_commit_done(struct be_worker *w, struct msg *reply, struct be_commit *bc,
     int r)
@@ -784,7 +792,7 @@ be_commit_done(struct be_worker *w, struct msg *reply, struct be_commit *bc,
 		be_commit_free(bc);
 		return 0;
 	}
-	if (bc->t.account != NULL) {
+	if (w != NULL && bc->t.account != NULL) {
 		struct store *st = be_worker_store(w);
 		struct store_submission sub = {
 			.queue_id = id, .message_id = bc->msgid,
@@ -799,8 +807,8 @@ be_commit_done(struct be_worker *w, struct msg *reply, struct be_commit *bc,
 			log_warnx("id=%s submission log: %s", id,
 			    st == NULL ? "store unavailable" : error);
 	}
-	if (w->queue != NULL && !bc->direct)
-		queue_notify(w->queue, id);
+	if (!bc->direct && (w != NULL ? w->queue : bc->queue) != NULL)
+		queue_notify(w != NULL ? w->queue : bc->queue, id);
 	msg_add_u32(reply, 0);
 	msg_add_str(reply, NULL);
 	be_commit_free(bc);
