@@ -256,6 +256,23 @@ out:
 	return ret;
 }
 
+/* The envelope checked at commit, with its open file (issue 18). */
+struct be_checked {
+	struct envelope		 env;
+	int			 fd;		/* -1: none */
+	size_t			 offset;
+};
+
+static void
+be_checked_deinit(struct be_checked *c)
+{
+	if (c->fd >= 0) {
+		envelope_deinit(&c->env);
+		close(c->fd);
+		c->fd = -1;
+	}
+}
+
 /*
  * The envelope the session wrote, against what the back side decided
  * for the session: every recipient accepted at BE_RCPT, the account the
@@ -266,7 +283,7 @@ out:
 static int
 be_spool_envelope_check(struct be_worker *w, uint64_t sess, const char *id,
     const struct be_session_txn *t, uint32_t *rcpts_r, char ***from_r,
-    int *nfrom_r, const char **why_r)
+    int *nfrom_r, const char **why_r, struct be_checked *checked_r)
 {
 	struct envelope env;
 	const char *error;
@@ -288,7 +305,6 @@ be_spool_envelope_check(struct be_worker *w, uint64_t sess, const char *id,
 	*from_r = NULL;
 	*nfrom_r = t->account != NULL ? be_spool_header_from(fd, offset,
 	    from_r) : 0;
-	close(fd);
 	if (strcmp(env.id, id) != 0)
 		*why_r = "envelope id is not the file name", ret = -1;
 	else if (be_spool_queued(w, id))
@@ -308,7 +324,15 @@ be_spool_envelope_check(struct be_worker *w, uint64_t sess, const char *id,
 		    env.rcpts[i].address, env.rcpts[i].mailbox))
 			*why_r = "recipient not accepted", ret = -1;
 	*rcpts_r = (uint32_t)env.rcpt_count;
-	envelope_deinit(&env);
+	if (ret == 0) {
+		/* issue 18: delivery at commit takes what was checked */
+		checked_r->env = env;
+		checked_r->fd = fd;
+		checked_r->offset = offset;
+	} else {
+		envelope_deinit(&env);
+		close(fd);
+	}
 	if (ret < 0 && *nfrom_r > 0) {
 		smtp_header_addresses_free(*from_r, *nfrom_r);
 		*from_r = NULL;
@@ -337,6 +361,7 @@ struct be_commit {
 	int			 may_defer;	/* called by the request */
 	int			 direct;	/* delivered at commit */
 	int			 result;	/* of be_commit_durable */
+	struct be_checked	 checked;	/* fd -1 when none */
 	char			*spool_dir;
 	struct queue		*queue;
 	char			 error[256];
@@ -352,6 +377,7 @@ be_commit_free(struct be_commit *bc)
 	free(bc->mech);
 	free(bc->if_addr);
 	free(bc->spool_dir);
+	be_checked_deinit(&bc->checked);
 	be_session_txn_deinit(&bc->t);
 	milter_job_free(bc->job);
 	if (bc->fd >= 0)
@@ -726,7 +752,13 @@ be_commit_durable(struct be_commit *bc, const char *spool_dir,
 {
 	const char *error = "?";
 
-	bc->direct = queue_commit_deliver(q, bc->id, &error);
+	if (bc->checked.fd >= 0) {
+		bc->direct = queue_commit_deliver_env(q, bc->id,
+		    bc->checked.fd, &bc->checked.env, bc->checked.offset,
+		    &error);
+		bc->checked.fd = -1;	/* taken over */
+	} else
+		bc->direct = queue_commit_deliver(q, bc->id, &error);
 	if (bc->direct < 0 || (bc->direct == 0 &&
 	    (spool_check_incoming(spool_dir, bc->id, &error) < 0 ||
 	    spool_commit(spool_dir, bc->id, &error) < 0))) {
@@ -853,6 +885,7 @@ be_spool_commit(struct be_worker *w, struct msg *req, struct msg *reply)
 	enum policy_verdict v = POLICY_OK;
 	struct store *st = NULL;
 	struct be_commit *bc;
+	struct be_checked checked = { .fd = -1 };
 	char **from = NULL, **specs;
 	int r, nfrom = 0, nspecs;
 
@@ -873,7 +906,7 @@ be_spool_commit(struct be_worker *w, struct msg *req, struct msg *reply)
 	(void)be_session_txn(w->chan, sess, &t);
 	account = t.account;
 	r = be_spool_envelope_check(w, sess, id, &t, &rcpts, &from, &nfrom,
-	    &why);
+	    &why, &checked);
 	/* the transaction ends here, whatever comes of it */
 	be_session_txn_reset(w->chan, sess);
 	if (r < 0) {
@@ -913,6 +946,7 @@ be_spool_commit(struct be_worker *w, struct msg *req, struct msg *reply)
 			if (st != NULL)	/* a limit reached: a risk signal */
 				(void)be_risk_update(w->conf, st, w->queue,
 				    account);
+			be_checked_deinit(&checked);
 			spool_abort(w->conf->spool_dir, id);
 			msg_add_u32(reply, v == POLICY_REJECT ? 2 : 1);
 			msg_add_str(reply, str_c(&answer));
@@ -925,6 +959,7 @@ be_spool_commit(struct be_worker *w, struct msg *req, struct msg *reply)
 
 	bc = xcalloc(1, sizeof(*bc));
 	bc->fd = -1;
+	bc->checked = checked;		/* taken over */
 	bc->id = xstrdup(id);
 	bc->sess = sess;
 	bc->size = size;
@@ -947,6 +982,9 @@ be_spool_commit(struct be_worker *w, struct msg *req, struct msg *reply)
 		milter_specs_free(specs, nspecs);
 		nspecs = 0;
 	}
+	if (nspecs > 0)
+		/* the filters may change the message: read it again */
+		be_checked_deinit(&bc->checked);
 	if (nspecs <= 0) {
 		bc->may_defer = 1;
 		return be_commit_finish(w, reply, bc);

@@ -1130,14 +1130,28 @@ out:
 int
 queue_commit_deliver(struct queue *q, const char *id, const char **error_r)
 {
+	return queue_commit_deliver_env(q, id, -1, NULL, 0, error_r);
+}
+
+int
+queue_commit_deliver_env(struct queue *q, const char *id, int fd,
+    struct envelope *env, size_t offset, const char **error_r)
+{
 	struct queue_attempt *a;
 	size_t consumed, i, delivered = 0;
 	struct stat st;
 	int corrupt, ret = 0;
 
 	if (q == NULL || !queue_id_valid(id) ||
-	    mta_routes_local_lmtp(q->routes, NULL))
+	    mta_routes_local_lmtp(q->routes, NULL)) {
+		if (env != NULL) {
+			envelope_deinit(env);
+			envelope_init(env);
+		}
+		if (fd >= 0)
+			close(fd);
 		return 0;
+	}
 	a = xcalloc(1, sizeof(*a));
 	a->q = q;
 	a->c = &q->conf;
@@ -1147,13 +1161,23 @@ queue_commit_deliver(struct queue *q, const char *id, const char **error_r)
 	envelope_init(&a->env);
 	a->path = xasprintf("%s/incoming/%s", q->conf.spool_dir, id);
 	a->jpath = xasprintf("%s/queue/%s.done", q->conf.spool_dir, id);
-	if ((a->fd = open(a->path, O_RDONLY | O_CLOEXEC)) < 0 ||
+	if (env != NULL) {
+		/* the envelope the back side checked, and its file */
+		a->env = *env;
+		envelope_init(env);
+		a->fd = fd;
+		consumed = offset;
+		if (fstat(a->fd, &st) < 0) {
+			*error_r = spool_errno_error("cannot stat spool file");
+			ret = -1;
+			goto out;
+		}
+	} else if ((a->fd = open(a->path, O_RDONLY | O_CLOEXEC)) < 0 ||
 	    fstat(a->fd, &st) < 0) {
 		*error_r = spool_errno_error("cannot open spool file");
 		ret = -1;
 		goto out;
-	}
-	if (spool_read_envelope(a->fd, &a->env, &consumed, &corrupt,
+	} else if (spool_read_envelope(a->fd, &a->env, &consumed, &corrupt,
 	    error_r) < 0) {
 		ret = -1;
 		goto out;

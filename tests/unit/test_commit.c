@@ -239,6 +239,38 @@ test_commit_deliver(void)
 	UNIT_CHECK_INT(queue_commit_deliver(q, "0000000000000000000A",
 	    &error), -1);
 
+	/* the envelope the back side checked is the one delivered, not
+	 * what the file says by then (the session can still write it) */
+	{
+		static const char *const bob[] = {
+			"bob@example.jp", "bob@example.jp",
+		};
+		struct envelope env;
+		char path[1024];
+		size_t offset;
+		int fd, corrupt = 0;
+
+		incoming(id, bob, 1, "checked");
+		snprintf(path, sizeof(path), "%s/spool/incoming/%s", base, id);
+		fd = open(path, O_RDONLY);
+		UNIT_CHECK(fd >= 0);
+		UNIT_CHECK_INT(spool_read_envelope(fd, &env, &offset,
+		    &corrupt, &error), 0);
+		/* as checked: carol only */
+		free(env.rcpts[0].address);
+		free(env.rcpts[0].mailbox);
+		env.rcpts[0].address = strdup("carol@example.jp");
+		env.rcpts[0].mailbox = strdup("carol@example.jp");
+		UNIT_CHECK_INT(queue_commit_deliver_env(q, id, fd, &env,
+		    offset, &error), 1);
+		envelope_deinit(&env);		/* taken over: empty */
+		UNIT_CHECK_INT(count_dir("mail/example.jp/carol/Maildir/new"),
+		    2);
+		UNIT_CHECK_INT(count_dir("mail/example.jp/bob/Maildir/new"),
+		    1);
+		UNIT_CHECK(!exists("spool/incoming", id));
+	}
+
 	/* one recipient fails: the other is journaled before the spool
 	 * commit, so the queue finishes without a second copy */
 	incoming(id, failing, 2, "failing");
