@@ -19,6 +19,7 @@
 #include "../core/metrics.h"
 #include "../core/xmalloc.h"
 #include "../store/store.h"
+#include "../queue/queue.h"
 #include "be_keeper.h"
 #include "backend.h"
 #include "be_session.h"
@@ -676,7 +677,7 @@ backend_reply(struct backend *be, struct be_chan *ch, struct msg *reply)
 
 /* Seal reply and send it, BE_FAIL when it does not fit. */
 static void
-backend_send_reply(struct be_worker *w, struct be_chan *ch, uint64_t id,
+backend_send_reply_be(struct backend *be, struct be_chan *ch, uint64_t id,
     struct msg *reply)
 {
 	if (msg_seal(reply) < 0) {
@@ -689,7 +690,14 @@ backend_send_reply(struct be_worker *w, struct be_chan *ch, uint64_t id,
 		msg_init(reply, BE_FAIL, id);
 		(void)msg_seal(reply);
 	}
-	backend_reply(w->backend, ch, reply);
+	backend_reply(be, ch, reply);
+}
+
+static void
+backend_send_reply(struct be_worker *w, struct be_chan *ch, uint64_t id,
+    struct msg *reply)
+{
+	backend_send_reply_be(w->backend, ch, id, reply);
 }
 
 struct be_defer *
@@ -727,6 +735,29 @@ be_defer_resume(struct be_defer *d, be_resume_fn *fn, void *arg)
 	pthread_mutex_unlock(&be->lock);
 	if (!woken)
 		backend_wake(be);	/* every worker busy: the leader looks */
+}
+
+void
+be_defer_reply(struct be_defer *d, be_resume_fn *fn, void *arg)
+{
+	struct msg reply;
+	int dead;
+
+	pthread_mutex_lock(&d->chan->send_lock);
+	dead = d->chan->dead;
+	pthread_mutex_unlock(&d->chan->send_lock);
+	if (dead)
+		(void)fn(NULL, NULL, arg);
+	else {
+		msg_init(&reply, d->type, d->id);
+		if (fn(NULL, &reply, arg) < 0) {
+			msg_deinit(&reply);
+			msg_init(&reply, BE_FAIL, d->id);
+		}
+		backend_send_reply_be(d->be, d->chan, d->id, &reply);
+	}
+	backend_chan_unref(d->be, d->chan);	/* the defer's */
+	free(d);
 }
 
 struct milter_engine *
@@ -768,7 +799,9 @@ backend_run_job(struct be_worker *w, struct be_job *job)
 
 	pthread_mutex_lock(&ch->send_lock);
 	dead = ch->dead;
-	if (job->defer == NULL)		/* a resumption was never counted */
+	/* a deferred reply's resume job was never counted in (its
+	 * message is empty, not a request read from the channel) */
+	if (job->defer == NULL)
 		ch->bytes -= job->m.buf.len;
 	pthread_mutex_unlock(&ch->send_lock);
 	w->chan = ch->id;
@@ -999,6 +1032,10 @@ backend_stop(struct backend **bep)
 	 * now on is refused by it (milter_submit); the engine's memory goes
 	 * only once no worker can look at it. */
 	milter_engine_halt(be->milter);
+	/* Commits on the queue's pool (issue 18) finish too: their replies
+	 * are sent or queued for the workers as well. */
+	if (be->nworkers > 0)
+		queue_commit_drain(be->threads[0].w.queue);
 	/* No new request; the ones queued are still answered (a commit in
 	 * flight finishes), then the workers end. */
 	pthread_mutex_lock(&be->lock);

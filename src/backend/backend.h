@@ -61,6 +61,10 @@ struct be_defer;
 typedef int be_resume_fn(struct be_worker *w, struct msg *reply, void *arg);
 struct be_defer *be_worker_defer(struct be_worker *w);
 void be_defer_resume(struct be_defer *d, be_resume_fn *fn, void *arg);
+/* The same, but fn runs now on the calling thread (any thread), with w
+ * NULL: for a reply that needs no worker (no store), e.g. from the queue's
+ * commit pool (issue 18), saving a hand-over to a worker. */
+void be_defer_reply(struct be_defer *d, be_resume_fn *fn, void *arg);
 /* The back side's milter thread (src/milter/milter.h). */
 struct milter_engine *be_worker_milter(struct be_worker *w);
 

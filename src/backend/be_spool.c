@@ -256,6 +256,23 @@ out:
 	return ret;
 }
 
+/* The envelope checked at commit, with its open file (issue 18). */
+struct be_checked {
+	struct envelope		 env;
+	int			 fd;		/* -1: none */
+	size_t			 offset;
+};
+
+static void
+be_checked_deinit(struct be_checked *c)
+{
+	if (c->fd >= 0) {
+		envelope_deinit(&c->env);
+		close(c->fd);
+		c->fd = -1;
+	}
+}
+
 /*
  * The envelope the session wrote, against what the back side decided
  * for the session: every recipient accepted at BE_RCPT, the account the
@@ -266,7 +283,7 @@ out:
 static int
 be_spool_envelope_check(struct be_worker *w, uint64_t sess, const char *id,
     const struct be_session_txn *t, uint32_t *rcpts_r, char ***from_r,
-    int *nfrom_r, const char **why_r)
+    int *nfrom_r, const char **why_r, struct be_checked *checked_r)
 {
 	struct envelope env;
 	const char *error;
@@ -288,7 +305,6 @@ be_spool_envelope_check(struct be_worker *w, uint64_t sess, const char *id,
 	*from_r = NULL;
 	*nfrom_r = t->account != NULL ? be_spool_header_from(fd, offset,
 	    from_r) : 0;
-	close(fd);
 	if (strcmp(env.id, id) != 0)
 		*why_r = "envelope id is not the file name", ret = -1;
 	else if (be_spool_queued(w, id))
@@ -308,7 +324,15 @@ be_spool_envelope_check(struct be_worker *w, uint64_t sess, const char *id,
 		    env.rcpts[i].address, env.rcpts[i].mailbox))
 			*why_r = "recipient not accepted", ret = -1;
 	*rcpts_r = (uint32_t)env.rcpt_count;
-	envelope_deinit(&env);
+	if (ret == 0) {
+		/* issue 18: delivery at commit takes what was checked */
+		checked_r->env = env;
+		checked_r->fd = fd;
+		checked_r->offset = offset;
+	} else {
+		envelope_deinit(&env);
+		close(fd);
+	}
 	if (ret < 0 && *nfrom_r > 0) {
 		smtp_header_addresses_free(*from_r, *nfrom_r);
 		*from_r = NULL;
@@ -333,6 +357,14 @@ struct be_commit {
 	struct be_defer		*defer;
 	struct milter_job	*job;
 	int			 fd;		/* the file shown to filters */
+	/* issue 18: the durable step on the commit pool (commit.h) */
+	int			 may_defer;	/* called by the request */
+	int			 direct;	/* delivered at commit */
+	int			 result;	/* of be_commit_durable */
+	struct be_checked	 checked;	/* fd -1 when none */
+	char			*spool_dir;
+	struct queue		*queue;
+	char			 error[256];
 };
 
 static void
@@ -344,6 +376,8 @@ be_commit_free(struct be_commit *bc)
 	free(bc->msgid);
 	free(bc->mech);
 	free(bc->if_addr);
+	free(bc->spool_dir);
+	be_checked_deinit(&bc->checked);
 	be_session_txn_deinit(&bc->t);
 	milter_job_free(bc->job);
 	if (bc->fd >= 0)
@@ -363,8 +397,9 @@ be_commit_undo(struct be_worker *w, struct be_commit *bc)
 {
 	struct store *st;
 
-	spool_abort(w->conf->spool_dir, bc->id);
-	if (bc->t.account != NULL && (st = be_worker_store(w)) != NULL)
+	spool_abort(w != NULL ? w->conf->spool_dir : bc->spool_dir, bc->id);
+	if (w != NULL && bc->t.account != NULL &&
+	    (st = be_worker_store(w)) != NULL)
 		policy_uncount(w->conf, st, bc->t.account, bc->t.overseas,
 		    bc->rcpts);
 }
@@ -541,6 +576,13 @@ be_commit_spam(struct be_worker *w, struct be_commit *bc)
  * the refuse_own_from hook, the commit (held when quarantined), the
  * reply. Frees bc.
  */
+static int be_commit_durable(struct be_commit *, const char *,
+    struct queue *);
+static void be_commit_durable_job(void *);
+static int be_commit_durable_done(struct be_worker *, struct msg *, void *);
+static int be_commit_done(struct be_worker *, struct msg *,
+    struct be_commit *, int);
+
 static int
 be_commit_finish(struct be_worker *w, struct msg *reply, struct be_commit *bc)
 {
@@ -668,26 +710,121 @@ be_commit_finish(struct be_worker *w, struct msg *reply, struct be_commit *bc)
 	risk_held = be_risk_commit(w, bc->t.account, bc->client,
 	    bc->t.country, id, hold_reason, sizeof(hold_reason));
 	held = job != NULL && job->quarantine != NULL;
-	if (spool_check_incoming(w->conf->spool_dir, id, &error) < 0 ||
-	    (risk_held ? queue_hold_commit(w->conf->spool_dir, id, "risk",
-	    bc->t.account, hold_reason, &error) : held ?
-	    be_milter_hold(w, bc, &error) :
-	    spool_commit(w->conf->spool_dir, id, &error)) < 0) {
-		log_warnx("id=%s spool commit: %s", id, error);
+	str_deinit(&answer);
+	if (!held && !risk_held && bc->may_defer && w->queue != NULL) {
+		/* issue 18: the disk's half on the commit pool (commit.h),
+		 * many at once; this worker goes on with other requests */
+		bc->spool_dir = xstrdup(w->conf->spool_dir);
+		bc->queue = w->queue;
+		bc->defer = be_worker_defer(w);
+		queue_commit_async(w->queue, be_commit_durable_job, bc);
+		return BE_DEFERRED;
+	}
+	if (held || risk_held) {
+		if (spool_check_incoming(w->conf->spool_dir, id, &error) < 0 ||
+		    (risk_held ? queue_hold_commit(w->conf->spool_dir, id,
+		    "risk", bc->t.account, hold_reason, &error) :
+		    be_milter_hold(w, bc, &error)) < 0) {
+			xstrlcpy(bc->error, error, sizeof(bc->error));
+			r = -1;
+		} else
+			r = 0;
+	} else
+		r = be_commit_durable(bc, w->conf->spool_dir, w->queue);
+	if (r == 0 && risk_held)
+		log_info("id=%s queue held by=risk account=%s", id,
+		    bc->t.account);
+	else if (r == 0 && held)
+		log_info("id=%s held by=milter milter=%s", id,
+		    job->quarantine_by);
+	return be_commit_done(w, reply, bc, r);
+}
+
+/*
+ * The durable step of a message nothing holds (any thread: no worker, no
+ * store). Every recipient local: straight into the Maildirs, durable there
+ * before the 250 (queue_commit_deliver); else, or when one of them failed,
+ * the spool commit into queue/. 0, or -1 with bc->error.
+ */
+static int
+be_commit_durable(struct be_commit *bc, const char *spool_dir,
+    struct queue *q)
+{
+	const char *error = "?";
+
+	if (bc->checked.fd >= 0) {
+		bc->direct = queue_commit_deliver_env(q, bc->id,
+		    bc->checked.fd, &bc->checked.env, bc->checked.offset,
+		    &error);
+		bc->checked.fd = -1;	/* taken over */
+	} else
+		bc->direct = queue_commit_deliver(q, bc->id, &error);
+	if (bc->direct < 0 || (bc->direct == 0 &&
+	    (spool_check_incoming(spool_dir, bc->id, &error) < 0 ||
+	    spool_commit(spool_dir, bc->id, &error) < 0))) {
+		/* error may be a thread's own buffer (spool_errno_error) */
+		xstrlcpy(bc->error, error, sizeof(bc->error));
+		bc->direct = 0;
+		return -1;
+	}
+	return 0;
+}
+
+/* On a commit pool thread (commit.h). */
+static void
+be_commit_durable_job(void *arg)
+{
+	struct be_commit *bc = arg;
+
+	bc->result = be_commit_durable(bc, bc->spool_dir, bc->queue);
+	/* no account: nothing for the store (no count to undo, no
+	 * submission log), so the reply goes from here, not through a
+	 * worker (one hand-over fewer a message) */
+	if (bc->t.account == NULL)
+		be_defer_reply(bc->defer, be_commit_durable_done, bc);
+	else
+		be_defer_resume(bc->defer, be_commit_durable_done, bc);
+}
+
+/* Back on a worker: the reply (be_commit_done). */
+static int
+be_commit_durable_done(struct be_worker *w, struct msg *reply, void *arg)
+{
+	struct be_commit *bc = arg;
+	struct msg scratch;
+	int r;
+
+	if (reply != NULL)
+		return be_commit_done(w, reply, bc, bc->result);
+	/* The session process went away: the client saw no 250 and may
+	 * send it again (a duplicate, never a loss); the rest as usual. */
+	if (bc->result == 0)
+		log_warnx("id=%s committed, but the session went away before "
+		    "the reply", bc->id);
+	msg_init(&scratch, 0, 0);
+	r = be_commit_done(w, &scratch, bc, bc->result);
+	msg_deinit(&scratch);
+	return r;
+}
+
+/* After the durable step (r 0 done, -1 failed with bc->error): the
+ * submission log, the queue told, the reply; bc freed. w is NULL on a
+ * commit pool thread (be_defer_reply): then there is no account. */
+static int
+be_commit_done(struct be_worker *w, struct msg *reply, struct be_commit *bc,
+    int r)
+{
+	const char *error, *id = bc->id;
+
+	if (r < 0) {
+		log_warnx("id=%s spool commit: %s", id, bc->error);
 		be_commit_undo(w, bc);
 		msg_add_u32(reply, 1);
 		msg_add_str(reply, BE_SPOOL_TEMPFAIL);
-		str_deinit(&answer);
 		be_commit_free(bc);
 		return 0;
 	}
-	if (risk_held)
-		log_info("id=%s queue held by=risk account=%s", id,
-		    bc->t.account);
-	else if (held)
-		log_info("id=%s held by=milter milter=%s", id,
-		    job->quarantine_by);
-	if (bc->t.account != NULL) {
+	if (w != NULL && bc->t.account != NULL) {
 		struct store *st = be_worker_store(w);
 		struct store_submission sub = {
 			.queue_id = id, .message_id = bc->msgid,
@@ -702,11 +839,10 @@ be_commit_finish(struct be_worker *w, struct msg *reply, struct be_commit *bc)
 			log_warnx("id=%s submission log: %s", id,
 			    st == NULL ? "store unavailable" : error);
 	}
-	if (w->queue != NULL)
-		queue_notify(w->queue, id);
+	if (!bc->direct && (w != NULL ? w->queue : bc->queue) != NULL)
+		queue_notify(w != NULL ? w->queue : bc->queue, id);
 	msg_add_u32(reply, 0);
 	msg_add_str(reply, NULL);
-	str_deinit(&answer);
 	be_commit_free(bc);
 	return 0;
 }
@@ -749,6 +885,7 @@ be_spool_commit(struct be_worker *w, struct msg *req, struct msg *reply)
 	enum policy_verdict v = POLICY_OK;
 	struct store *st = NULL;
 	struct be_commit *bc;
+	struct be_checked checked = { .fd = -1 };
 	char **from = NULL, **specs;
 	int r, nfrom = 0, nspecs;
 
@@ -769,7 +906,7 @@ be_spool_commit(struct be_worker *w, struct msg *req, struct msg *reply)
 	(void)be_session_txn(w->chan, sess, &t);
 	account = t.account;
 	r = be_spool_envelope_check(w, sess, id, &t, &rcpts, &from, &nfrom,
-	    &why);
+	    &why, &checked);
 	/* the transaction ends here, whatever comes of it */
 	be_session_txn_reset(w->chan, sess);
 	if (r < 0) {
@@ -809,6 +946,7 @@ be_spool_commit(struct be_worker *w, struct msg *req, struct msg *reply)
 			if (st != NULL)	/* a limit reached: a risk signal */
 				(void)be_risk_update(w->conf, st, w->queue,
 				    account);
+			be_checked_deinit(&checked);
 			spool_abort(w->conf->spool_dir, id);
 			msg_add_u32(reply, v == POLICY_REJECT ? 2 : 1);
 			msg_add_str(reply, str_c(&answer));
@@ -821,6 +959,7 @@ be_spool_commit(struct be_worker *w, struct msg *req, struct msg *reply)
 
 	bc = xcalloc(1, sizeof(*bc));
 	bc->fd = -1;
+	bc->checked = checked;		/* taken over */
 	bc->id = xstrdup(id);
 	bc->sess = sess;
 	bc->size = size;
@@ -843,8 +982,13 @@ be_spool_commit(struct be_worker *w, struct msg *req, struct msg *reply)
 		milter_specs_free(specs, nspecs);
 		nspecs = 0;
 	}
-	if (nspecs <= 0)
+	if (nspecs > 0)
+		/* the filters may change the message: read it again */
+		be_checked_deinit(&bc->checked);
+	if (nspecs <= 0) {
+		bc->may_defer = 1;
 		return be_commit_finish(w, reply, bc);
+	}
 	if (be_commit_job(w, bc, specs, nspecs) < 0) {
 		/* not shown to any filter: the default action for all */
 		bc->job->verdict = w->conf->milter_default_action ==

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -355,6 +356,25 @@ maildir_host(const char *host, struct str *out)
 	}
 }
 
+#ifdef SEKISHO_TEST_HOOKS
+/*
+ * Fault injection (issue 18): SEKISHO_TEST_CRASH_MAILDIR_SYNC=N kills the
+ * process with SIGKILL at its Nth Maildir file, written and not yet
+ * fsync'd: a crash between a commit's write and its sync. Test builds
+ * only.
+ */
+static void
+maildir_test_crash(void)
+{
+	static _Atomic long seen;
+	const char *v = getenv("SEKISHO_TEST_CRASH_MAILDIR_SYNC");
+	long at = v != NULL ? strtol(v, NULL, 10) : 0;
+
+	if (at > 0 && ++seen == at)
+		raise(SIGKILL);
+}
+#endif
+
 int
 maildir_deliver(const char *root, const char *mailbox, const char *host,
     const char *prepend, int fd, off_t offset, char **name_r,
@@ -406,6 +426,9 @@ maildir_deliver(const char *root, const char *mailbox, const char *host,
 	w->held = 0;
 	if (maildir_copy(w, prepend, fd, offset, error_r) < 0)
 		goto fail;
+#ifdef SEKISHO_TEST_HOOKS
+	maildir_test_crash();
+#endif
 	if (fsync(out) < 0) {
 		*error_r = spool_errno_error("cannot fsync Maildir file");
 		goto fail;

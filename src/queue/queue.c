@@ -53,6 +53,7 @@
 #include "../core/xmalloc.h"
 #include "../mta/mta.h"
 #include "../mta/mta_route.h"
+#include "commit.h"
 #include "dsn.h"
 #include "envelope.h"
 #include "maildir.h"
@@ -60,6 +61,9 @@
 #include "spool.h"
 
 #define QUEUE_WORKERS		4
+/* Commits under way at once (commit.h): enough that 100 sessions' final
+ * dots find a thread, and their fsyncs go to the disk together. */
+#define QUEUE_COMMIT_THREADS	16
 #define QUEUE_JOURNAL_MAX	(16 * 1024 * 1024)
 #define QUEUE_BACKOFF_MIN	60	/* after an I/O error */
 #define QUEUE_BACKOFF_MAX	3600
@@ -139,6 +143,7 @@ struct queue {
 	struct mta_routes	*routes;
 	struct mta		*mta;
 	int			 ctl_fd;
+	struct commit_pool	*commits;
 };
 
 static void queue_notify_locked(struct queue *q, const char *id, int force);
@@ -862,13 +867,14 @@ queue_others_done(const struct queue_attempt *a, size_t idx)
 	return 1;
 }
 
-static void
-queue_deliver_maildir(struct queue_attempt *a, size_t i, int64_t now)
+/* One local recipient into its Maildir, logged either way; 0 delivered
+ * (and counted), -1 with error_r (the caller records the deferral). */
+static int
+queue_maildir_one(struct queue_attempt *a, size_t i, const char **error_r)
 {
 	const struct envelope_rcpt *r = &a->env.rcpts[i];
 	struct str rp = STR_INIT;
 	char abuf[256], mbuf[256];
-	const char *error;
 	char *name;
 
 	log_printable(abuf, sizeof(abuf), r->address, strlen(r->address));
@@ -877,19 +883,30 @@ queue_deliver_maildir(struct queue_attempt *a, size_t i, int64_t now)
 	 * and notices), before our Received header. */
 	maildir_return_path(a->env.sender, &rp);
 	if (maildir_deliver(a->c->maildir_root, r->mailbox, a->c->hostname,
-	    str_c(&rp), a->fd, (off_t)a->offset, &name, &error) < 0) {
+	    str_c(&rp), a->fd, (off_t)a->offset, &name, error_r) < 0) {
 		str_deinit(&rp);
 		log_warnx("id=%s deliver rcpt=%s mailbox=%s status=deferred "
-		    "error=\"%s\"", a->id, abuf, mbuf, error);
-		queue_record_tempfail(a, i, "4.3.0", NULL, error, 0, now);
-		queue_metrics_result(a, i, METRICS_DEFERRED);
-		return;
+		    "error=\"%s\"", a->id, abuf, mbuf, *error_r);
+		return -1;
 	}
 	str_deinit(&rp);
 	log_info("id=%s deliver rcpt=%s mailbox=%s status=delivered "
 	    "maildir=%s", a->id, abuf, mbuf, name);
 	free(name);
 	a->st[i].status = QUEUE_RCPT_DONE;
+	return 0;
+}
+
+static void
+queue_deliver_maildir(struct queue_attempt *a, size_t i, int64_t now)
+{
+	const char *error;
+
+	if (queue_maildir_one(a, i, &error) < 0) {
+		queue_record_tempfail(a, i, "4.3.0", NULL, error, 0, now);
+		queue_metrics_result(a, i, METRICS_DEFERRED);
+		return;
+	}
 	/*
 	 * The last recipient: the message is removed next
 	 * (queue_attempt_finish), so its journal line would be written,
@@ -1098,6 +1115,128 @@ queue_deliver(struct queue *q, struct queue_entry *e,
 out:
 	queue_attempt_free(a);
 	return ret;
+}
+
+/*
+ * Delivery at commit (queue.h): the message is still incoming/ID, not
+ * acknowledged. Every recipient goes into its Maildir (each file fsync'd,
+ * linked into new/, new/ fsync'd with the group commit of
+ * spool_fsync_dir), then incoming/ID is removed: the Maildir copies are
+ * the durable ones, so nothing needs the spool file's own fsync, the
+ * rename into queue/, the queue's second read and the removal from
+ * queue/. incoming/ID's unlink needs no fsync: a name that comes back
+ * after a crash is in incoming/, purged at the next start.
+ */
+int
+queue_commit_deliver(struct queue *q, const char *id, const char **error_r)
+{
+	return queue_commit_deliver_env(q, id, -1, NULL, 0, error_r);
+}
+
+int
+queue_commit_deliver_env(struct queue *q, const char *id, int fd,
+    struct envelope *env, size_t offset, const char **error_r)
+{
+	struct queue_attempt *a;
+	size_t consumed, i, delivered = 0;
+	struct stat st;
+	int corrupt, ret = 0;
+
+	if (q == NULL || !queue_id_valid(id) ||
+	    mta_routes_local_lmtp(q->routes, NULL)) {
+		if (env != NULL) {
+			envelope_deinit(env);
+			envelope_init(env);
+		}
+		if (fd >= 0)
+			close(fd);
+		return 0;
+	}
+	a = xcalloc(1, sizeof(*a));
+	a->q = q;
+	a->c = &q->conf;
+	a->jfd = -1;
+	pthread_mutex_init(&a->mutex, NULL);
+	xstrlcpy(a->id, id, sizeof(a->id));
+	envelope_init(&a->env);
+	a->path = xasprintf("%s/incoming/%s", q->conf.spool_dir, id);
+	a->jpath = xasprintf("%s/queue/%s.done", q->conf.spool_dir, id);
+	if (env != NULL) {
+		/* the envelope the back side checked, and its file */
+		a->env = *env;
+		envelope_init(env);
+		a->fd = fd;
+		consumed = offset;
+		if (fstat(a->fd, &st) < 0) {
+			*error_r = spool_errno_error("cannot stat spool file");
+			ret = -1;
+			goto out;
+		}
+	} else if ((a->fd = open(a->path, O_RDONLY | O_CLOEXEC)) < 0 ||
+	    fstat(a->fd, &st) < 0) {
+		*error_r = spool_errno_error("cannot open spool file");
+		ret = -1;
+		goto out;
+	} else if (spool_read_envelope(a->fd, &a->env, &consumed, &corrupt,
+	    error_r) < 0) {
+		ret = -1;
+		goto out;
+	}
+	if (strcmp(a->env.id, id) != 0) {
+		*error_r = "envelope id is not the file name";
+		ret = -1;
+		goto out;
+	}
+	for (i = 0; i < a->env.rcpt_count; i++)
+		if (a->env.rcpts[i].mailbox == NULL)
+			goto out;	/* a remote recipient: the queue's */
+	a->offset = consumed;
+	a->size = (size_t)st.st_size > consumed ?
+	    (size_t)st.st_size - consumed : 0;
+	a->st = xcalloc(a->env.rcpt_count, sizeof(*a->st));
+	for (i = 0; i < a->env.rcpt_count; i++) {
+		const char *error;
+
+		if (queue_maildir_one(a, i, &error) < 0)
+			break;
+		queue_metrics_result(a, i, METRICS_DELIVERED);
+		delivered++;
+	}
+	if (delivered == a->env.rcpt_count) {
+		if (unlink(a->path) < 0)
+			log_warn("id=%s queue unlink incoming", id);
+		log_info("id=%s queue removed status=done", id);
+		ret = 1;
+		goto out;
+	}
+	/*
+	 * A recipient failed: the message goes to the queue as usual and
+	 * what was delivered is journaled first, so the queue does not
+	 * deliver it again (a journal whose message never comes is removed
+	 * at the next scan). A journal that fails costs duplicates, never a
+	 * loss.
+	 */
+	for (i = 0; i < delivered; i++)
+		queue_journal(a, i, "delivered");
+out:
+	queue_attempt_free(a);
+	return ret;
+}
+
+void
+queue_commit_async(struct queue *q, commit_fn *fn, void *arg)
+{
+	if (q == NULL || q->commits == NULL)
+		fn(arg);
+	else
+		commit_pool_submit(q->commits, fn, arg);
+}
+
+void
+queue_commit_drain(struct queue *q)
+{
+	if (q != NULL && q->commits != NULL)
+		commit_pool_drain(q->commits);
 }
 
 /* A job is back (worker thread): journal and log each result. */
@@ -1728,6 +1867,7 @@ queue_start(const struct config *conf, const char **error_r)
 	/* Signals belong to the main loop, not to these threads. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
+	q->commits = commit_pool_new(QUEUE_COMMIT_THREADS);
 	for (i = 0; i < QUEUE_WORKERS; i++) {
 		if ((err = pthread_create(&q->workers[i], NULL, queue_worker,
 		    q)) != 0)
@@ -1759,6 +1899,8 @@ queue_stop(struct queue **qp)
 
 	if (q == NULL)
 		return;
+	/* commits still under way finish first (their replies are owed) */
+	commit_pool_free(&q->commits);
 	pthread_mutex_lock(&q->mutex);
 	q->stopping = 1;
 	pthread_cond_broadcast(&q->ready_cond);

@@ -42,6 +42,33 @@ struct queue;
 struct queue *queue_start(const struct config *conf, const char **error_r);
 /* A message was just committed: deliver it soon. Thread-safe. */
 void queue_notify(struct queue *q, const char *id);
+/*
+ * Delivery at commit (issue 18): incoming/ID, whose envelope the back side
+ * checked, goes straight into the Maildirs when every recipient is local
+ * (and no LMTP route takes local mail): each Maildir file and new/ are
+ * fsync'd, the delivery is logged as the queue logs it, and incoming/ID is
+ * removed. Returns 1 when done (the caller acknowledges; no spool_commit,
+ * no queue_notify); 0 when the message is for the queue (a remote
+ * recipient, or a delivery failed: the recipients delivered are journaled
+ * in queue/ID.done first), then the caller commits it as before; -1 with
+ * error_r when the spool file cannot be read (nothing delivered). The
+ * caller holds it only when nothing (risk, a filter) holds the message.
+ */
+int queue_commit_deliver(struct queue *q, const char *id,
+    const char **error_r);
+/* The same with the envelope the caller read from incoming/ID and checked
+ * (fd open on that file, offset where the message starts): both are taken
+ * over (fd closed, env left empty), so what is delivered is what was
+ * checked, whatever the file's envelope says by then. */
+int queue_commit_deliver_env(struct queue *q, const char *id, int fd,
+    struct envelope *env, size_t offset, const char **error_r);
+/* Run fn(arg) on the queue's commit pool (commit.h: the blocking half of
+ * a commit, many at once); at once on this thread when q is NULL or the
+ * pool is draining. */
+void queue_commit_async(struct queue *q, void (*fn)(void *), void *arg);
+/* Wait for the commits under way (the back side's stop, before its
+ * workers end: their replies go through them). */
+void queue_commit_drain(struct queue *q);
 /* Try now, whatever the retry time: one message, or (id NULL) all,
  * reading queue/ again for messages not known yet. Thread-safe. */
 void queue_flush(struct queue *q, const char *id);
