@@ -39,7 +39,7 @@ fuzz_check_xml(const struct str *s)
 		} else if (s->s[i] == '&' && strncmp(s->s + i, "&amp;", 5) &&
 		    strncmp(s->s + i, "&lt;", 4) && strncmp(s->s + i, "&gt;",
 		    4) && strncmp(s->s + i, "&quot;", 6) &&
-		    strncmp(s->s + i, "&apos;", 6))
+		    strncmp(s->s + i, "&#39;", 5))
 			abort();
 	}
 	if (open)

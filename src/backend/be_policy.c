@@ -27,33 +27,19 @@
 #include "trace_token.h"
 #include "be_session.h"
 
-/* RFC 2047 B-encoded UTF-8 word for a header. */
-static void
-be_policy_encoded_word(struct str *out, const char *utf8)
-{
-	str_append(out, "=?UTF-8?B?");
-	base64_encode(utf8, strlen(utf8), out);
-	str_append(out, "?=");
-}
-
 /*
- * The notice: Japanese first, then English, text/plain UTF-8 (8bit is
- * fine: it is delivered locally, never relayed). From notice_from, with
- * the null envelope sender so it can never cause a bounce.
+ * The notice: Japanese first, then English (be_notice_mail), once a day
+ * per account and country.
  */
 static void
 be_policy_notice(struct be_worker *w, const char *account, const char *client,
     const char *country)
 {
 	const struct config *conf = w->conf;
-	struct envelope env;
-	struct str msg = STR_INIT, from = STR_INIT, key = STR_INIT;
-	char day[24], when[64], url[512], date[64];
+	struct str body = STR_INIT, key = STR_INIT, extra = STR_INIT;
+	char day[24], when[64], url[512];
 	const char *error;
 	int64_t now = policy_now();
-	time_t tt = (time_t)now;
-	struct tm tm;
-	int fd = -1;
 
 	policy_period('d', now, day, sizeof(day));
 	str_printf(&key, "overseas:%s:%s:%s", account, country, day + 2);
@@ -64,36 +50,7 @@ be_policy_notice(struct be_worker *w, const char *account, const char *client,
 	}
 	policy_format_time(now, when, sizeof(when));
 	policy_portal_url(conf, url, sizeof(url));
-	localtime_r(&tt, &tm);
-	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
-	if (conf->notice_from != NULL && *conf->notice_from != '\0')
-		str_append(&from, conf->notice_from);
-	else
-		str_printf(&from, "postmaster@%s", conf->hostname);
-
-	envelope_init(&env);
-	queue_id_new(env.id);
-	env.time = now;
-	env.sender = xstrdup("");
-	env.client = xstrdup("127.0.0.1");
-	env.helo = xstrdup(conf->hostname);
-	env.protocol = xstrdup("LOCAL");
-	envelope_add_rcpt(&env, account, account);
-
-	str_printf(&msg, "Received: by %s (sekisho) with LOCAL id %s;\r\n"
-	    "\t%s\r\n", conf->hostname, env.id, date);
-	str_printf(&msg, "From: %s\r\nTo: <%s>\r\nDate: %s\r\n",
-	    str_c(&from), account, date);
-	str_append(&msg, "Subject: ");
-	be_policy_encoded_word(&msg, "海外からのメール送信をブロックしました");
-	str_append(&msg, "\r\n ");
-	be_policy_encoded_word(&msg, " / Sending from abroad was blocked");
-	str_printf(&msg, "\r\nMessage-ID: <%s.notice@%s>\r\n"
-	    "Auto-Submitted: auto-generated\r\n"
-	    "MIME-Version: 1.0\r\n"
-	    "Content-Type: text/plain; charset=UTF-8\r\n"
-	    "Content-Transfer-Encoding: 8bit\r\n\r\n", env.id, conf->hostname);
-	str_printf(&msg,
+	str_printf(&body,
 	    "%s 様\r\n\r\n"
 	    "海外からのメール送信制限により、お客様のアカウントでの"
 	    "メール送信をお断りしました。\r\n\r\n"
@@ -122,25 +79,15 @@ be_policy_notice(struct be_worker *w, const char *account, const char *client,
 	    account, when, client, country, conf->overseas_permission_days,
 	    url, account, when, client, country,
 	    conf->overseas_permission_days, url);
-
-	if (spool_create(conf->spool_dir, &env, NULL, &fd, &error) < 0 ||
-	    spool_write_full(fd, msg.s, msg.len) < 0 ||
-	    spool_commit(conf->spool_dir, env.id, &error) < 0) {
-		log_warnx("id=%s notice to %s not queued: %s", env.id, account,
-		    fd == -1 ? error : "write or commit failed");
-		spool_abort(conf->spool_dir, env.id);
-	} else {
-		log_info("id=%s notice type=overseas_refused to=%s country=%s",
-		    env.id, account, country);
-		if (be_worker_queue(w) != NULL)
-			queue_notify(be_worker_queue(w), env.id);
-	}
-	if (fd != -1)
-		close(fd);
-	envelope_deinit(&env);
-	str_deinit(&msg);
-	str_deinit(&from);
+	str_printf(&extra, "country=%s", country);
+	if (be_notice_mail(conf, be_worker_queue(w), account,
+	    "overseas_refused", "海外からのメール送信をブロックしました",
+	    " / Sending from abroad was blocked", str_c(&body), str_c(&extra),
+	    &error) < 0)
+		log_warnx("notice to %s not queued: %s", account, error);
+	str_deinit(&body);
 	str_deinit(&key);
+	str_deinit(&extra);
 }
 
 int

@@ -111,12 +111,14 @@ be_risk_encoded_word(struct str *out, const char *utf8)
 /*
  * Queue a notice to account: Japanese and English text/plain UTF-8,
  * from notice_from with the null sender (it can never bounce), delivered
- * locally. kind is for the log line.
+ * locally (be_risk.h). kind is for the log line, and log_extra (NULL:
+ * none) ends it.
  */
-static int
-be_risk_mail(const struct config *conf, struct queue *q, const char *account,
-    const char *kind, const char *subject_ja, const char *subject_en,
-    const char *body, const char **error_r)
+int
+be_notice_mail(const struct config *conf, struct queue *q,
+    const char *account, const char *kind, const char *subject_ja,
+    const char *subject_en, const char *body, const char *log_extra,
+    const char **error_r)
 {
 	struct envelope env;
 	struct str msg = STR_INIT, from = STR_INIT;
@@ -167,7 +169,8 @@ be_risk_mail(const struct config *conf, struct queue *q, const char *account,
 		spool_abort(conf->spool_dir, env.id);
 		goto out;
 	}
-	log_info("id=%s notice type=%s to=%s", env.id, kind, account);
+	log_info("id=%s notice type=%s to=%s%s%s", env.id, kind, account,
+	    log_extra != NULL ? " " : "", log_extra != NULL ? log_extra : "");
 	if (q != NULL)
 		queue_notify(q, env.id);
 	else {
@@ -314,9 +317,9 @@ be_risk_notice(const struct config *conf, struct store *st, struct queue *q,
 		    " / Your account may be misused: it was suspended" :
 		    " / Your account may be misused";
 
-		if (be_risk_mail(conf, q, account, level == STORE_RISK_HOLD ?
+		if (be_notice_mail(conf, q, account, level == STORE_RISK_HOLD ?
 		    "risk_hold" : level == STORE_RISK_SUSPEND ? "risk_suspend" :
-		    "risk_notify", sj, se, str_c(&body), &error) < 0)
+		    "risk_notify", sj, se, str_c(&body), NULL, &error) < 0)
 			log_warnx("risk: notice to %s not queued: %s", account,
 			    error);
 	}
@@ -859,9 +862,9 @@ be_risk_warn(const struct config *conf, struct store *st, struct queue *q,
 	    str_c(&ja), url, canon,
 	    c.n > 0 ? "What we found of the reported mail:\r\n" : "",
 	    str_c(&en), url);
-	if (be_risk_mail(conf, q, canon, "warning",
+	if (be_notice_mail(conf, q, canon, "warning",
 	    "【重要】迷惑メール送信の報告について",
-	    " / Spam from your account was reported", str_c(&body),
+	    " / Spam from your account was reported", str_c(&body), NULL,
 	    error_r) < 0)
 		goto out;
 	snprintf(what, sizeof(what), "%s", c.n > 0 ? c.first :

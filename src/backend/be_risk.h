@@ -119,6 +119,16 @@ int be_risk_warn(const struct config *conf, struct store *st,
     const char *client, const struct trace_keys *keys, size_t *traced_r,
     const char **error_r);
 
+/* Queue a notice mail to account (Japanese and English, from
+ * notice_from, null sender, delivered locally; q NULL: the CLI asks the
+ * daemon to flush it); kind names it in the log line, log_extra (NULL:
+ * none) ends that line. 0, -1 (error_r). */
+struct queue;
+int be_notice_mail(const struct config *conf, struct queue *q,
+    const char *account, const char *kind, const char *subject_ja,
+    const char *subject_en, const char *body, const char *log_extra,
+    const char **error_r);
+
 /* The desk released (release 1) or deleted a held message of account:
  * the audit event. */
 void be_risk_held_audit(struct store *st, const char *account,

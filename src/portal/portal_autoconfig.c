@@ -3,12 +3,15 @@
  * Apple profile (see portal_autoconfig.h).
  */
 #include <stdint.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "../core/config.h"
 #include "../core/str.h"
+#include "../core/xmalloc.h"
 #include "portal_autoconfig.h"
+#include "portal_util.h"
 
 /* The servers every document names, in this order. */
 struct pa_server {
@@ -34,34 +37,19 @@ pa_host(const struct config *conf, const char *kind)
 	return h != NULL && *h != '\0' ? h : conf->hostname;
 }
 
-/* XML character data and attribute values. */
+/* XML character data and attribute values: the page's escape (its
+ * entities are XML's too) after the control characters XML 1.0 does not
+ * allow are made '?'. */
 static void
 pa_esc(struct str *out, const char *s)
 {
-	for (; *s != '\0'; s++) {
-		switch (*s) {
-		case '&':
-			str_append(out, "&amp;");
-			break;
-		case '<':
-			str_append(out, "&lt;");
-			break;
-		case '>':
-			str_append(out, "&gt;");
-			break;
-		case '"':
-			str_append(out, "&quot;");
-			break;
-		case '\'':
-			str_append(out, "&apos;");
-			break;
-		default:
-			if ((unsigned char)*s < 0x20)
-				str_append_c(out, '?');
-			else
-				str_append_c(out, *s);
-		}
-	}
+	char *t = xstrdup(s);
+
+	for (char *p = t; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20)
+			*p = '?';
+	portal_html_escape(out, t);
+	free(t);
 }
 
 static void
