@@ -153,37 +153,13 @@ cli_queue_print_rcpt(const struct cli_queue_msg *m, size_t i, int verbose)
 	}
 }
 
-static int
-cli_queue_cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* IDs in queue/, sorted (IDs sort by time). */
+/* IDs in queue/, sorted (IDs sort by time); none when it is missing. */
 static char **
 cli_queue_ids(const struct config *conf, size_t *n_r)
 {
-	struct dirent *de;
-	char **ids = NULL, *path;
-	size_t n = 0;
-	DIR *dir;
+	int bad;
 
-	path = xasprintf("%s/queue", conf->spool_dir);
-	dir = opendir(path);
-	free(path);
-	if (dir != NULL) {
-		while ((de = readdir(dir)) != NULL) {
-			if (!queue_id_valid(de->d_name))
-				continue;
-			ids = xreallocarray(ids, n + 1, sizeof(*ids));
-			ids[n++] = xstrdup(de->d_name);
-		}
-		closedir(dir);
-	}
-	if (n > 0)
-		qsort(ids, n, sizeof(*ids), cli_queue_cmp);
-	*n_r = n;
-	return ids;
+	return queue_ids_sorted(conf->spool_dir, n_r, &bad);
 }
 
 struct cli_queue_dest {

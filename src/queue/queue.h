@@ -176,6 +176,10 @@ struct queue_held {
 int queue_hold_load(const char *spool_dir, const char *id,
     struct queue_held *m, const char **error_r);
 void queue_hold_unload(struct queue_held *m);
+/* The IDs in SPOOL/queue/, sorted (IDs sort by time), n in *n_r (free
+ * each and the array); *error_r 1 when the folder cannot be read. */
+char **queue_ids_sorted(const char *spool_dir, size_t *n_r, int *error_r);
+
 /* fn for each message in queue/ in ID order (held ones only if
  * held_only; account: only that account's submissions, or NULL); fn
  * returns <0 to stop. 0, or -1 when queue/ cannot be read. */

@@ -332,32 +332,47 @@ queue_hold_cmp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+char **
+queue_ids_sorted(const char *spool_dir, size_t *n_r, int *error_r)
+{
+	struct dirent *de;
+	char **ids = NULL, *path;
+	size_t n = 0;
+	DIR *dir;
+
+	*error_r = 0;
+	path = xasprintf("%s/queue", spool_dir);
+	dir = opendir(path);
+	free(path);
+	if (dir != NULL) {
+		while ((de = readdir(dir)) != NULL) {
+			if (!queue_id_valid(de->d_name))
+				continue;
+			ids = xreallocarray(ids, n + 1, sizeof(*ids));
+			ids[n++] = xstrdup(de->d_name);
+		}
+		closedir(dir);
+	} else
+		*error_r = 1;
+	if (n > 0)
+		qsort(ids, n, sizeof(*ids), queue_hold_cmp);
+	*n_r = n;
+	return ids;
+}
+
 int
 queue_hold_each(const char *spool_dir, const char *account, int held_only,
     int (*fn)(const struct queue_held *m, void *ctx), void *ctx)
 {
 	struct queue_held m;
-	struct dirent *de;
 	const char *error;
-	char **ids = NULL, *path;
+	char **ids;
 	size_t n = 0, i;
-	int ret = 0;
-	DIR *dir;
+	int ret = 0, bad;
 
-	path = xasprintf("%s/queue", spool_dir);
-	dir = opendir(path);
-	free(path);
-	if (dir == NULL)
+	ids = queue_ids_sorted(spool_dir, &n, &bad);
+	if (bad)
 		return -1;
-	while ((de = readdir(dir)) != NULL) {
-		if (!queue_id_valid(de->d_name))
-			continue;
-		ids = xreallocarray(ids, n + 1, sizeof(*ids));
-		ids[n++] = xstrdup(de->d_name);
-	}
-	closedir(dir);
-	if (n > 0)
-		qsort(ids, n, sizeof(*ids), queue_hold_cmp);
 	for (i = 0; i < n; i++) {
 		if (ret == 0 && queue_hold_load(spool_dir, ids[i], &m,
 		    &error) == 0) {
