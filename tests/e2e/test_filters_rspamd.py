@@ -9,13 +9,28 @@ test_filters_postfix.py."""
 import pytest
 
 from conftest import ALICE, ALICE_PW, BOB, HOSTNAME, domestic_lines
-from filters import (DOMAIN, GTUBE, Rspamd, dkim_verify, dns,  # noqa: F401
-                     header_values, key, message, outside, smtp_result)
+from filters import (DOMAIN, GTUBE, DkimKey, Rspamd, dkim_verify,
+                     header_values, message, outside,  # noqa: F401
+                     provider_dns, smtp_result)
 
 CAROL = "carol@peer.test"
 
 
-@pytest.fixture
+# One key, DNS and Rspamd for the whole file: Rspamd takes 15-25 s to
+# start here, and without Redis it keeps no state between messages that
+# one test could leave for the next (each test has its own sekisho).
+@pytest.fixture(scope="module")
+def key(tmp_path_factory):
+    return DkimKey(tmp_path_factory.mktemp("dkim"))
+
+
+@pytest.fixture(scope="module")
+def dns(tmp_path_factory, key):
+    with provider_dns(tmp_path_factory.mktemp("dns"), key) as d:
+        yield d
+
+
+@pytest.fixture(scope="module")
 def rspamd(dns, key):
     with Rspamd(dns.port, key) as rs:
         yield rs
