@@ -8,37 +8,50 @@ so Rspamd itself lets the forgery through."""
 import pytest
 
 from conftest import ALICE, ALICE_PW, BOB, BOB_PW, HOSTNAME, domestic_lines
-from filters import (Rspamd, dkim_sign, header_values, key,  # noqa: F401
-                     message, provider_dns, smtp_result)
+from filters import (DkimKey, Rspamd, dkim_sign, header_values, message,
+                     provider_dns, smtp_result)
 from test_portal import Web, portal_daemon  # noqa: F401
 
 ALIAS = "alice.alias@example.jp"
 
 
-@pytest.fixture
-def dns(tmp_path, key):
-    with provider_dns(tmp_path, key, dmarc="none") as d:
+# One key, DNS and Rspamd for the file (Rspamd takes 15-25 s to start;
+# without Redis it keeps nothing between messages); a sekisho per test.
+@pytest.fixture(scope="module")
+def key(tmp_path_factory):
+    return DkimKey(tmp_path_factory.mktemp("dkim"))
+
+
+@pytest.fixture(scope="module")
+def dns(tmp_path_factory, key):
+    with provider_dns(tmp_path_factory.mktemp("dns"), key,
+                      dmarc="none") as d:
         yield d
 
 
-@pytest.fixture
-def d(make_daemon, dns, key):
+@pytest.fixture(scope="module")
+def rspamd(dns, key):
     with Rspamd(dns.port, key) as rs:
-        daemon = make_daemon(extra=[
-            "submission_auth_without_tls = loopback",
-            f"milters_mx = {rs.milter}",
-            f"milters_submission = {rs.milter}",
-            f"dns_servers = 127.0.0.1:{dns.port}",
-            *domestic_lines("127.0.0.0/8"),
-        ])
-        daemon.cli("user", "alias", "add", ALIAS, ALICE)
-        out = daemon.cli("limits", "show", ALICE).stdout
-        assert "refuse_own_from: no" in out, out   # off by default
-        out = daemon.cli("limits", "set", ALICE,
-                         "refuse_own_from=yes").stdout
-        assert "refuse_own_from: yes" in out, out
-        daemon.rspamd = rs
-        yield daemon
+        yield rs
+
+
+@pytest.fixture
+def d(make_daemon, dns, rspamd):
+    daemon = make_daemon(extra=[
+        "submission_auth_without_tls = loopback",
+        f"milters_mx = {rspamd.milter}",
+        f"milters_submission = {rspamd.milter}",
+        f"dns_servers = 127.0.0.1:{dns.port}",
+        *domestic_lines("127.0.0.0/8"),
+    ])
+    daemon.cli("user", "alias", "add", ALIAS, ALICE)
+    out = daemon.cli("limits", "show", ALICE).stdout
+    assert "refuse_own_from: no" in out, out   # off by default
+    out = daemon.cli("limits", "set", ALICE,
+                     "refuse_own_from=yes").stdout
+    assert "refuse_own_from: yes" in out, out
+    daemon.rspamd = rspamd
+    yield daemon
 
 
 def mx(d, sender_header, rcpt, subject, extra=(), raw=None):
