@@ -23,6 +23,7 @@
 #include "../core/log.h"
 #include "../core/metrics.h"
 #include "../core/msg.h"
+#include "../core/str.h"
 #include "../core/xmalloc.h"
 #include "../daemon/server.h"
 #include "authpolicy_parse.h"
@@ -83,20 +84,20 @@ authpolicy_refuse(struct authpolicy_session *s, int code, const char *reason,
 
 /* JSON string escaping of a back-side message (ASCII printable kept). */
 static void
-authpolicy_json_str(struct evbuffer *b, const char *s)
+authpolicy_json_str(struct str *b, const char *s)
 {
-	evbuffer_add(b, "\"", 1);
+	str_append_c(b, '"');
 	for (; *s != '\0'; s++) {
 		unsigned char c = (unsigned char)*s;
 
 		if (c == '"' || c == '\\')
-			evbuffer_add_printf(b, "\\%c", c);
+			str_printf(b, "\\%c", c);
 		else if (c < 0x20 || c == 0x7f)
-			evbuffer_add_printf(b, "\\u%04x", c);
+			str_printf(b, "\\u%04x", c);
 		else
-			evbuffer_add(b, s, 1);
+			str_append_c(b, (char)c);
 	}
-	evbuffer_add(b, "\"", 1);
+	str_append_c(b, '"');
 }
 
 static void
@@ -105,13 +106,9 @@ authpolicy_answer(struct msg *m, void *arg)
 	struct authpolicy_session *s = arg;
 	const char *text = NULL;
 	int64_t status = 0;
-	struct evbuffer *body = evbuffer_new();
-	size_t n;
-	char *json;
+	struct str body = STR_INIT;
 
 	s->req = NULL;
-	if (body == NULL)
-		fatalx("authpolicy: out of memory");
 	if (m == NULL || msg_get_i64(m, &status) < 0 ||
 	    msg_get_str(m, &text) < 0 || msg_end(m) < 0) {
 		/* The back side cannot decide: Dovecot's own fallback
@@ -122,20 +119,15 @@ authpolicy_answer(struct msg *m, void *arg)
 		    "{\"status\":0,\"msg\":\"policy temporarily unavailable\"}");
 		s->closing = 1;
 	} else {
-		evbuffer_add_printf(body, "{\"status\":%lld,\"msg\":",
+		str_printf(&body, "{\"status\":%lld,\"msg\":",
 		    (long long)status);
-		authpolicy_json_str(body, text != NULL ? text : "");
-		evbuffer_add(body, "}", 1);
-		n = evbuffer_get_length(body);
-		json = xmalloc(n + 1);
-		evbuffer_remove(body, json, n);
-		json[n] = '\0';
+		authpolicy_json_str(&body, text != NULL ? text : "");
+		str_append_c(&body, '}');
 		if (s->head.close || server_loop_stopping(s->conn.loop))
 			s->closing = 1;
-		authpolicy_respond(s, 200, "OK", json);
-		free(json);
+		authpolicy_respond(s, 200, "OK", str_c(&body));
 	}
-	evbuffer_free(body);
+	str_deinit(&body);
 	s->have_head = 0;
 	if (s->closing)
 		bufferevent_disable(s->conn.bev, EV_READ);
