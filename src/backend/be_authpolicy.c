@@ -106,10 +106,9 @@ be_authpolicy_overseas(struct be_worker *w, struct store *st,
 
 /*
  * A successful login from abroad: the event a login from a foreign
- * address records (docs/imap.md). XXX: i17-risk adds the "login from a
- * new country" signal to the login path every protocol shares
- * (be_auth_reply / policy_auth_ok); once it is merged it covers this
- * login too, and this event is the one it does not record itself.
+ * address records (docs/imap.md). The risk score's "login from a new
+ * country" comes from be_auth_reply, as for every protocol; this one
+ * says every login from abroad, new country or not.
  */
 static void
 be_authpolicy_abroad(struct be_worker *w, struct store *st,
