@@ -229,7 +229,20 @@ def dkim_sign(message, key):
 
 # --- Rspamd ---------------------------------------------------------------
 
-class Rspamd:
+class MilterPeer:
+    """What the filters below share: their processes (self.procs), their
+    folder (self.dir), and the loopback port their milter listens on."""
+
+    def __exit__(self, *exc):
+        self.procs.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    @property
+    def milter(self):
+        return f"inet:127.0.0.1:{self.port}"
+
+
+class Rspamd(MilterPeer):
     """Rspamd 3 with Debian's /etc/rspamd as its CONFDIR and
     contrib/filters/rspamd/local.d as its LOCAL_CONFDIR's local.d: the
     proxy worker in milter mode on self.port, the normal worker and the
@@ -315,18 +328,10 @@ class Rspamd:
             raise
         return self
 
-    def __exit__(self, *exc):
-        self.procs.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    @property
-    def milter(self):
-        return f"inet:127.0.0.1:{self.port}"
-
 
 # --- OpenDKIM -------------------------------------------------------------
 
-class OpenDKIM:
+class OpenDKIM(MilterPeer):
     """OpenDKIM signing example.jp with the test key (the contrib config,
     its paths and socket moved here), in the foreground on self.port."""
 
@@ -367,14 +372,6 @@ class OpenDKIM:
             raise
         return self
 
-    def __exit__(self, *exc):
-        self.procs.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    @property
-    def milter(self):
-        return f"inet:127.0.0.1:{self.port}"
-
     @property
     def log(self):
         return (self.dir / "opendkim.out").read_text(errors="replace")
@@ -382,7 +379,7 @@ class OpenDKIM:
 
 # --- ClamAV ---------------------------------------------------------------
 
-class ClamAV:
+class ClamAV(MilterPeer):
     """clamd with a signature database made here (sigtool's MD5 signature
     of the EICAR file; no freshclam, no download) on a unix socket, and
     clamav-milter on self.port rejecting infected mail."""
@@ -438,14 +435,6 @@ class ClamAV:
             self.procs.stop()
             raise
         return self
-
-    def __exit__(self, *exc):
-        self.procs.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    @property
-    def milter(self):
-        return f"inet:127.0.0.1:{self.port}"
 
     @property
     def log(self):

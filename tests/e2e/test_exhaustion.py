@@ -11,7 +11,6 @@ small tmpfs mounts made by the test (root only; unmounted in teardown).
 smtplib is the client throughout."""
 import os
 import smtplib
-import subprocess
 import time
 from pathlib import Path
 
@@ -23,26 +22,6 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0,
                                 reason="mounting a tmpfs needs root")
 
 MIB = 1024 * 1024
-
-
-@pytest.fixture
-def small_disks(tmp_path):
-    """tmpfs mounts of 4 MiB at d0/spool and d0/mail (the daemon's
-    spool_dir and maildir_root when made with name="d0"). Requested before
-    make_daemon, so the daemon is stopped before they are unmounted."""
-    base = tmp_path / "d0"
-    mounts = []
-    for name in ("spool", "mail"):
-        p = base / name
-        p.mkdir(parents=True)
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700",
-                        "tmpfs", str(p)], check=True, capture_output=True)
-        mounts.append(p)
-    yield base
-    for p in mounts:
-        r = subprocess.run(["umount", str(p)], capture_output=True)
-        if r.returncode != 0:
-            subprocess.run(["umount", "-l", str(p)], capture_output=True)
 
 
 def free_bytes(path):

@@ -24,25 +24,6 @@ PER_CLIENT = 400                # 3,200 x 2 KB: far more than 2 x 4 MiB
 FILLER = ("y" * 76 + "\r\n") * 24
 
 
-@pytest.fixture
-def small_disks(tmp_path):
-    """tmpfs mounts of 4 MiB at d0/spool and d0/mail (the daemon's spool_dir
-    and maildir_root when made with name="d0")."""
-    base = tmp_path / "d0"
-    mounts = []
-    for name in ("spool", "mail"):
-        p = base / name
-        p.mkdir(parents=True)
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700",
-                        "tmpfs", str(p)], check=True, capture_output=True)
-        mounts.append(p)
-    yield base
-    for p in mounts:
-        r = subprocess.run(["umount", str(p)], capture_output=True)
-        if r.returncode != 0:
-            subprocess.run(["umount", "-l", str(p)], capture_output=True)
-
-
 def message(tag):
     return (f"From: burst@example.org\r\nTo: {BOB}\r\n"
             f"Subject: burst {tag}\r\n"
