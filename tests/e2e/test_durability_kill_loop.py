@@ -22,6 +22,9 @@ CLIENTS = 8
 PER_SESSION = 5
 # bounded: each round is a kill, a start and some load
 TOTAL_TIMEOUT = 60.0 + 6.0 * KILLS
+# conftest's per-test alarm (300 s) would cut the slow version short: the
+# loop's own bound plus the time to check the Maildir and stop
+TEST_TIMEOUT = int(TOTAL_TIMEOUT) + 180
 FILLER = ("x" * 76 + "\r\n") * 24         # with the headers, about 2 KB
 
 
