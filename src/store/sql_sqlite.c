@@ -29,7 +29,7 @@
 struct sql_sqlite {
 	struct sql_db	 db;	/* first: sql.c sees only this */
 	sqlite3		*conn;
-	sqlite3_stmt	*begin_read, *begin_write, *commit;
+	sqlite3_stmt	*begin_read, *begin_write, *commit, *rollback;
 	uint64_t	 busy_since;	/* ms: waiting for the write lock */
 	uint64_t	 busy_gen;	/* writes seen at the last try */
 };
@@ -315,9 +315,18 @@ sql_sqlite_rollback(struct sql_db *db)
 {
 	struct sql_sqlite *ss = sql_sqlite_db(db);
 
-	/* Some errors (SQLITE_FULL, ...) roll back by themselves. */
-	if (!sqlite3_get_autocommit(ss->conn))
+	/* Some errors (SQLITE_FULL, ...) roll back by themselves. Every
+	 * read transaction ends here, so the statement is kept; a failure
+	 * leaves the caller's error as it is. */
+	if (sqlite3_get_autocommit(ss->conn))
+		return;
+	if (ss->rollback == NULL && sqlite3_prepare_v3(ss->conn, "ROLLBACK",
+	    -1, SQLITE_PREPARE_PERSISTENT, &ss->rollback, NULL) != SQLITE_OK) {
 		(void)sqlite3_exec(ss->conn, "ROLLBACK", NULL, NULL, NULL);
+		return;
+	}
+	(void)sqlite3_step(ss->rollback);
+	(void)sqlite3_reset(ss->rollback);
 }
 
 static int
@@ -383,6 +392,7 @@ sql_sqlite_close(struct sql_db *db)
 	sqlite3_finalize(ss->begin_read);
 	sqlite3_finalize(ss->begin_write);
 	sqlite3_finalize(ss->commit);
+	sqlite3_finalize(ss->rollback);
 	/* Last connection out checkpoints and removes the -wal file. */
 	(void)sqlite3_close(ss->conn);
 	free(ss);
