@@ -27,6 +27,7 @@
 struct cli_store_counts {
 	long	domains, accounts, suspended, aliases, apop, limits, overseas;
 	long	events, submissions, admins, tokens;
+	long	risk, countries, recipients;
 };
 
 static int
@@ -55,7 +56,9 @@ cli_store_usage(void)
 	    "        copy domains, accounts (password hashes, suspension),\n"
 	    "        aliases, APOP secrets, limits, overseas permissions, "
 	    "events,\n"
-	    "        the submission log, admins and API tokens from one store\n"
+	    "        the submission log, the risk records (with the countries\n"
+	    "        logged in from and the recipients sent to), admins and\n"
+	    "        API tokens from one store\n"
 	    "        (default: the configured one) into an empty one, e.g.\n"
 	    "        --from sqlite:/var/lib/sekisho/sekisho.db\n"
 	    "        --to 'postgresql:host=db1 dbname=sekisho user=sekisho'\n"
@@ -220,6 +223,47 @@ cli_store_copy_event(const struct store_event *row, void *context)
 }
 
 static int
+cli_store_copy_risk(const char *account, const struct store_risk *r,
+    void *context)
+{
+	struct cli_store_copy *c = context;
+	const char *error = "not an address";
+
+	if (store_risk_put(c->to, account, r, &error) != 0)
+		return cli_store_err(account, error);
+	c->n.risk++;
+	return 0;
+}
+
+static int
+cli_store_copy_country(const char *account, const char *country,
+    int64_t last, void *context)
+{
+	struct cli_store_copy *c = context;
+	const char *error = "not an address";
+
+	if (store_risk_seen_put(c->to, STORE_RISK_SEEN_COUNTRY, account,
+	    country, last, &error) != 0)
+		return cli_store_err(account, error);
+	c->n.countries++;
+	return 0;
+}
+
+static int
+cli_store_copy_recipient(const char *account, const char *rcpt,
+    int64_t first, void *context)
+{
+	struct cli_store_copy *c = context;
+	const char *error = "not an address";
+
+	if (store_risk_seen_put(c->to, STORE_RISK_SEEN_RECIPIENT, account,
+	    rcpt, first, &error) != 0)
+		return cli_store_err(account, error);
+	c->n.recipients++;
+	return 0;
+}
+
+static int
 cli_store_copy_admin(const struct store_name_row *row, void *context)
 {
 	struct cli_store_copy *c = context;
@@ -300,6 +344,22 @@ cli_store_copy_all(struct cli_store_copy *c)
 	    NULL, 0, INT_MAX, cli_store_copy_submission, c, &error),
 	    error) < 0)
 		return -1;
+	/* issue 17: without them every account would look new after the
+	 * move (a login from a new country, first-time recipients) */
+	error = NULL;
+	if (cli_store_listed("risk records", store_risk_each(c->from,
+	    cli_store_copy_risk, c, &error), error) < 0)
+		return -1;
+	error = NULL;
+	if (cli_store_listed("login countries", store_risk_seen_each(c->from,
+	    STORE_RISK_SEEN_COUNTRY, cli_store_copy_country, c, &error),
+	    error) < 0)
+		return -1;
+	error = NULL;
+	if (cli_store_listed("known recipients", store_risk_seen_each(c->from,
+	    STORE_RISK_SEEN_RECIPIENT, cli_store_copy_recipient, c, &error),
+	    error) < 0)
+		return -1;
 	error = NULL;
 	if (cli_store_listed("admins", store_admin_list(c->from,
 	    cli_store_copy_admin, c, &error), error) < 0)
@@ -365,12 +425,14 @@ cli_store_copy(const struct config *conf, int argc, char **argv)
 		return 1;
 	printf("copied %ld domains, %ld accounts (%ld suspended), %ld "
 	    "aliases, %ld APOP secrets, %ld limit overrides, %ld overseas "
-	    "permissions, %ld events, %ld submissions, %ld admins, %ld API "
+	    "permissions, %ld events, %ld submissions, %ld risk records, %ld "
+	    "login countries, %ld known recipients, %ld admins, %ld API "
 	    "tokens\n", c.n.domains, c.n.accounts, c.n.suspended, c.n.aliases,
 	    c.n.apop, c.n.limits, c.n.overseas, c.n.events, c.n.submissions,
-	    c.n.admins, c.n.tokens);
+	    c.n.risk, c.n.countries, c.n.recipients, c.n.admins, c.n.tokens);
 	printf("not copied: today's send counters, authentication "
-	    "throttling and notices sent (they start afresh); settings page "
+	    "throttling, password spraying windows and notices sent (they "
+	    "start afresh); settings page "
 	    "sessions, POP3 locks and POP-before-SMTP windows (users log in "
 	    "again)\n");
 	return 0;

@@ -511,5 +511,26 @@ int store_risk_recipient(struct store *st, const char *account,
 int store_risk_spray(struct store *st, const char *client,
     const char *account, int64_t now, int64_t since, int64_t *accounts_r,
     const char **error_r);
+/* store copy: every risk record as it is (put: 1 for a name that cannot
+ * be an account); the countries each account logged in from (when last)
+ * and the recipients it sent to (when first), listed and put as they
+ * are. Password spraying rows are not copied: they last minutes. */
+typedef int store_risk_cb(const char *account, const struct store_risk *r,
+    void *context);
+int store_risk_each(struct store *st, store_risk_cb *cb, void *context,
+    const char **error_r);
+int store_risk_put(struct store *st, const char *account,
+    const struct store_risk *r, const char **error_r);
+enum store_risk_seen {
+	STORE_RISK_SEEN_COUNTRY,	/* risk_logins: country, last */
+	STORE_RISK_SEEN_RECIPIENT,	/* risk_recipients: rcpt, first */
+};
+typedef int store_risk_seen_cb(const char *account, const char *seen,
+    int64_t time, void *context);
+int store_risk_seen_each(struct store *st, enum store_risk_seen what,
+    store_risk_seen_cb *cb, void *context, const char **error_r);
+int store_risk_seen_put(struct store *st, enum store_risk_seen what,
+    const char *account, const char *seen, int64_t time,
+    const char **error_r);
 
 #endif

@@ -568,6 +568,25 @@ store_submission_list(struct store *st, const char *account, int64_t since,
 
 /* --- after a password is stolen (issue 17, schema step 7) ------------- */
 
+/* The columns level .. warning of risk_state, from column first on. */
+static void
+store_risk_fill(struct sql_stmt *stmt, int first, struct store_risk *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->level = (int)sql_col_int64(stmt, first);
+	r->automatic = sql_col_int64(stmt, first + 1) != 0;
+	r->exempt = sql_col_int64(stmt, first + 2) != 0;
+	r->since = sql_col_int64(stmt, first + 3);
+	r->cleared = sql_col_int64(stmt, first + 4);
+	r->warned = sql_col_int64(stmt, first + 5);
+	if (!sql_col_is_null(stmt, first + 6))
+		xstrlcpy(r->reason, sql_col_text(stmt, first + 6),
+		    sizeof(r->reason));
+	if (!sql_col_is_null(stmt, first + 7))
+		xstrlcpy(r->warning, sql_col_text(stmt, first + 7),
+		    sizeof(r->warning));
+}
+
 int
 store_risk_get(struct store *st, const char *account, struct store_risk *r,
     const char **error_r)
@@ -585,20 +604,8 @@ store_risk_get(struct store *st, const char *account, struct store_risk *r,
 	if ((stmt = store_stmt(st, query, SQL_LOCK_NONE, error_r, "t",
 	    key)) == NULL)
 		return -1;
-	if ((ret = sql_step(stmt, error_r)) == 1) {
-		r->level = (int)sql_col_int64(stmt, 0);
-		r->automatic = sql_col_int64(stmt, 1) != 0;
-		r->exempt = sql_col_int64(stmt, 2) != 0;
-		r->since = sql_col_int64(stmt, 3);
-		r->cleared = sql_col_int64(stmt, 4);
-		r->warned = sql_col_int64(stmt, 5);
-		if (!sql_col_is_null(stmt, 6))
-			xstrlcpy(r->reason, sql_col_text(stmt, 6),
-			    sizeof(r->reason));
-		if (!sql_col_is_null(stmt, 7))
-			xstrlcpy(r->warning, sql_col_text(stmt, 7),
-			    sizeof(r->warning));
-	}
+	if ((ret = sql_step(stmt, error_r)) == 1)
+		store_risk_fill(stmt, 0, r);
 	sql_reset(stmt);
 	return ret < 0 ? -1 : ret == 1 ? 0 : 1;
 }
@@ -790,6 +797,99 @@ store_risk_spray(struct store *st, const char *client, const char *account,
 		*accounts_r = sql_col_int64(stmt, 0);
 	sql_reset(stmt);
 	return r < 0 ? -1 : 0;
+}
+
+/* --- the risk tables in a store copy (cli_store.c) ------------------- */
+
+static int
+store_risk_each_row(struct sql_stmt *stmt, void *cb, void *context)
+{
+	struct store_risk r;
+
+	store_risk_fill(stmt, 1, &r);
+	return ((store_risk_cb *)cb)(sql_col_text(stmt, 0), &r, context);
+}
+
+int
+store_risk_each(struct store *st, store_risk_cb *cb, void *context,
+    const char **error_r)
+{
+	static const char query[] =
+	    "SELECT account, level, automatic, exempt, since, cleared, warned,"
+	    " reason, warning FROM risk_state ORDER BY account";
+
+	return store_each_row(store_stmt(st, query, SQL_LOCK_NONE, error_r,
+	    ""), store_risk_each_row, (void *)cb, context, NULL, error_r);
+}
+
+int
+store_risk_put(struct store *st, const char *account,
+    const struct store_risk *r, const char **error_r)
+{
+	static const char query[] =
+	    "INSERT INTO risk_state (account, level, automatic, exempt, since,"
+	    " cleared, warned, reason, warning)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+	    " ON CONFLICT (account) DO UPDATE SET level = ?2, automatic = ?3,"
+	    " exempt = ?4, since = ?5, cleared = ?6, warned = ?7,"
+	    " reason = ?8, warning = ?9";
+	char key[STORE_ADDRESS_MAX + 1];
+
+	if (store_lookup_key(account, key) != 0)
+		return 1;
+	return store_change(st, query, error_r, "tiiiiiitt", key,
+	    (int64_t)r->level, (int64_t)(r->automatic ? 1 : 0),
+	    (int64_t)(r->exempt ? 1 : 0), r->since, r->cleared, r->warned,
+	    r->reason[0] != '\0' ? r->reason : NULL,
+	    r->warning[0] != '\0' ? r->warning : NULL) < 0 ? -1 : 0;
+}
+
+static int
+store_risk_seen_row(struct sql_stmt *stmt, void *cb, void *context)
+{
+	return ((store_risk_seen_cb *)cb)(sql_col_text(stmt, 0),
+	    sql_col_text(stmt, 1), sql_col_int64(stmt, 2), context);
+}
+
+int
+store_risk_seen_each(struct store *st, enum store_risk_seen what,
+    store_risk_seen_cb *cb, void *context, const char **error_r)
+{
+	static const char logins[] =
+	    "SELECT account, country, last FROM risk_logins"
+	    " ORDER BY account, country";
+	static const char rcpts[] =
+	    "SELECT account, rcpt, first FROM risk_recipients"
+	    " ORDER BY account, rcpt";
+
+	return store_each_row(store_stmt(st, what == STORE_RISK_SEEN_COUNTRY ?
+	    logins : rcpts, SQL_LOCK_NONE, error_r, ""), store_risk_seen_row,
+	    (void *)cb, context, NULL, error_r);
+}
+
+int
+store_risk_seen_put(struct store *st, enum store_risk_seen what,
+    const char *account, const char *seen, int64_t time,
+    const char **error_r)
+{
+	static const char login[] =
+	    "INSERT INTO risk_logins (account, country, last)"
+	    " VALUES (?1, ?2, ?3) ON CONFLICT (account, country)"
+	    " DO UPDATE SET last = ?3";
+	static const char rcpt[] =
+	    "INSERT INTO risk_recipients (account, rcpt, first)"
+	    " VALUES (?1, ?2, ?3) ON CONFLICT (account, rcpt)"
+	    " DO UPDATE SET first = ?3";
+	char key[STORE_ADDRESS_MAX + 1], to[STORE_ADDRESS_MAX + 1];
+
+	if (store_lookup_key(account, key) != 0)
+		return 1;
+	if (what == STORE_RISK_SEEN_COUNTRY)
+		store_text_cut(seen, to, STORE_EVENT_COUNTRY_MAX);
+	else if (store_lookup_key(seen, to) != 0)
+		return 1;
+	return store_change(st, what == STORE_RISK_SEEN_COUNTRY ? login : rcpt,
+	    error_r, "tti", key, to, time) < 0 ? -1 : 0;
 }
 
 /* ---- own From (issue 16) -------------------------------------------- */

@@ -56,6 +56,7 @@ def test_copy_sqlite_to_postgresql(make_daemon, pg_cluster, tmp_path,
     with pytest.raises(Exception):
         send_from(src, US4, client_tls)          # an event
     src.cli("user", "suspend", BOB, "--reason", "spam report 9")
+    src.cli("risk", ALICE, "--exempt", "on")       # a desk's record
     src.cli("admin", "add", "desk", input="desk-Secret-7\n")
     token = src.cli("api-token", "add", "mypage").stdout.strip()
     src.stop()
@@ -65,11 +66,19 @@ def test_copy_sqlite_to_postgresql(make_daemon, pg_cluster, tmp_path,
     lite = sqlite3.connect(src.dir / "sekisho.db")
     (events,) = lite.execute("SELECT count(*) FROM events").fetchone()
     assert events >= 1
+    # the login from Japan and the recipient of the submission: without
+    # them every account would look new after the move
+    counts = {t: lite.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+              for t in ("risk_state", "risk_logins", "risk_recipients")}
+    assert counts["risk_logins"] >= 1 and counts["risk_recipients"] >= 1
     out = src.cli("store", "copy", "--to", target).stdout
     assert out.startswith(
         "copied 1 domains, 2 accounts (1 suspended), 1 aliases, "
         "1 APOP secrets, 1 limit overrides, 1 overseas permissions, "
-        f"{events} events, 1 submissions, 1 admins, 1 API tokens\n"), out
+        f"{events} events, 1 submissions, {counts['risk_state']} risk "
+        f"records, {counts['risk_logins']} login countries, "
+        f"{counts['risk_recipients']} known recipients, 1 admins, "
+        "1 API tokens\n"), out
 
     # the same rows, hashes and sealed secrets included
     for sql in ("SELECT address, password_hash, suspended, suspend_reason,"
@@ -80,6 +89,12 @@ def test_copy_sqlite_to_postgresql(make_daemon, pg_cluster, tmp_path,
                 " FROM submissions",
                 "SELECT time, account, type, ip, country, detail FROM"
                 " events ORDER BY id",
+                "SELECT account, level, automatic, exempt, since, cleared,"
+                " warned, reason, warning FROM risk_state ORDER BY account",
+                "SELECT account, country, last FROM risk_logins"
+                " ORDER BY account, country",
+                "SELECT account, rcpt, first FROM risk_recipients"
+                " ORDER BY account, rcpt",
                 "SELECT name, password_hash, created FROM admin_users",
                 "SELECT name, hash, created FROM api_tokens"):
         want = "".join("|".join("" if v is None else str(v) for v in row)
@@ -101,6 +116,7 @@ def test_copy_sqlite_to_postgresql(make_daemon, pg_cluster, tmp_path,
     assert "allowed until" in node.cli("overseas", "status", BOB).stdout
     assert "from US" in node.cli("overseas", "status", BOB).stdout
     assert "overseas_refused\t" + US4 in node.cli("events", ALICE).stdout
+    assert "exempt: yes" in node.cli("risk", ALICE).stdout
     send_from(node, JP4, client_tls, frm="info@example.jp")
     node.cli("user", "apop", "disable", ALICE)     # it had one
     assert qid
