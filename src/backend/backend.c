@@ -967,6 +967,7 @@ backend_reload(struct backend *be, const struct config *conf)
 	pthread_mutex_lock(&be->lock);
 	be->conf = conf;
 	pthread_mutex_unlock(&be->lock);
+	be_keeper_reload(conf);
 	/* The country database can change under a running daemon (a new
 	 * GeoLite2 file); sessions go on. */
 	if (backend_reload_geo(be, &error) < 0)

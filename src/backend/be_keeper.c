@@ -41,6 +41,10 @@ static struct store *be_keeper_store;
 static int be_keeper_retention[STORE_RETENTION_MAX];
 static int be_keeper_retention_batch;
 static int64_t be_keeper_next_retention;
+/* a SIGHUP's values, taken by the thread at its next wake (the lock) */
+static int be_keeper_reload_days[STORE_RETENTION_MAX];
+static int be_keeper_reload_batch;
+static int be_keeper_reloaded;
 
 static void
 be_keeper_node_init(void)
@@ -86,8 +90,25 @@ be_keeper_wait(void)
 		;
 	be_keeper_poked = 0;
 	stop = be_keeper_stopping;
+	if (be_keeper_reloaded) {
+		memcpy(be_keeper_retention, be_keeper_reload_days,
+		    sizeof(be_keeper_retention));
+		be_keeper_retention_batch = be_keeper_reload_batch;
+		be_keeper_next_retention = 0;	/* the new periods at once */
+		be_keeper_reloaded = 0;
+	}
 	pthread_mutex_unlock(&be_keeper_lock);
 	return stop;
+}
+
+/* The retention periods and batch the config gives. */
+static void
+be_keeper_retention_conf(const struct config *conf, int *days, int *batch_r)
+{
+	for (size_t i = 0; i < store_retention_count(); i++)
+		memcpy(&days[i], (const char *)conf +
+		    store_retention_config_offset(i), sizeof(int));
+	*batch_r = conf->retention_batch;
 }
 
 /*
@@ -154,9 +175,10 @@ be_keeper_main(void *arg)
 		if (now >= next_sweep) {
 			if (store_expire(be_keeper_store, now, &error) < 0)
 				log_warnx("keeper: sweep: %s", error);
-			be_keeper_retention_sweep(be_keeper_store, now);
 			next_sweep = now + BE_KEEPER_SWEEP_EVERY;
 		}
+		/* on its own clock: at once after a SIGHUP */
+		be_keeper_retention_sweep(be_keeper_store, now);
 	}
 	return NULL;
 }
@@ -191,10 +213,8 @@ be_keeper_init(const struct config *conf)
 
 	be_keeper_store_uri = xstrdup(conf->store);
 	be_keeper_lease = conf->pop3_lock_lease;
-	for (size_t i = 0; i < store_retention_count(); i++)
-		memcpy(&be_keeper_retention[i], (const char *)conf +
-		    store_retention_config_offset(i), sizeof(int));
-	be_keeper_retention_batch = conf->retention_batch;
+	be_keeper_retention_conf(conf, be_keeper_retention,
+	    &be_keeper_retention_batch);
 	if (pthread_condattr_init(&ca) != 0 ||
 	    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
 	    pthread_cond_init(&be_keeper_wake, &ca) != 0)
@@ -217,6 +237,35 @@ be_keeper_poke(void)
 	if (be_keeper_started)
 		pthread_cond_signal(&be_keeper_wake);
 	pthread_mutex_unlock(&be_keeper_lock);
+}
+
+void
+be_keeper_reload(const struct config *conf)
+{
+	int days[STORE_RETENTION_MAX], batch;
+	char text[STORE_RETENTION_MAX * 40] = "";
+	size_t len = 0;
+
+	be_keeper_retention_conf(conf, days, &batch);
+	pthread_mutex_lock(&be_keeper_lock);
+	/* not started yet: be_keeper_start reads the new config */
+	if (be_keeper_started) {
+		memcpy(be_keeper_reload_days, days, sizeof(days));
+		be_keeper_reload_batch = batch;
+		be_keeper_reloaded = 1;
+		be_keeper_poked = 1;
+		pthread_cond_signal(&be_keeper_wake);
+	}
+	pthread_mutex_unlock(&be_keeper_lock);
+	for (size_t i = 0; i < store_retention_count(); i++) {
+		int n = snprintf(text + len, sizeof(text) - len, " %s=%d",
+		    store_retention_table_name(i), days[i]);
+
+		if (n < 0 || (size_t)n >= sizeof(text) - len)
+			break;
+		len += (size_t)n;
+	}
+	log_info("SIGHUP: retention days reloaded%s batch=%d", text, batch);
 }
 
 void

@@ -21,6 +21,10 @@ struct store;
 /* Start the thread once per process; later calls do nothing. */
 void be_keeper_start(const struct config *conf);
 
+/* SIGHUP: the retention periods and batch of the new config apply from
+ * the next sweep, which comes at once. */
+void be_keeper_reload(const struct config *conf);
+
 /* Wake the thread now (be_mailbox_abandon: leases to give back). */
 void be_keeper_poke(void);
 

@@ -3,8 +3,10 @@ counters older than their retention are removed by the back side on a
 timer, in batches, on SQLite and PostgreSQL alike; the settings page's 7
 days stay. Time moves with the daemon's clock offset
 (SEKISHO_CLOCK_OFFSET, docs/policy.md)."""
+import signal
 import smtplib
 import sqlite3
+import time
 
 import pytest
 
@@ -123,3 +125,47 @@ def test_retention_bounds_keep_the_page_week(tmp_path):
                        capture_output=True, text=True, env=sanitizer_env())
     assert r.returncode != 0
     assert "r.conf:1:" in r.stderr and "r.conf:2:" in r.stderr
+
+
+def test_sighup_applies_new_retention(make_daemon, tmp_path, client_tls,
+                                      monkeypatch):
+    """An operator who shortens a retention period reloads, and the rows
+    it no longer keeps go at once, without a restart."""
+    d = make_daemon(proxy=True, listeners=LISTENERS, extra=[
+        geo_config_line(tmp_path / "geo"),
+        "pop3_lock_lease = 5s",
+        "retention_events_days = 30",
+        "retention_batch = 2"])
+
+    def refused_events():
+        con = sqlite3.connect(d.dir / "sekisho.db")
+        try:
+            return con.execute("SELECT count(*) FROM events WHERE type = "
+                               "'overseas_refused'").fetchone()[0]
+        finally:
+            con.close()
+
+    # ten days ago, then now: under 30 days both stay
+    d.stop()
+    monkeypatch.setenv("SEKISHO_CLOCK_OFFSET", str(-10 * DAY))
+    d.start()
+    for _ in range(3):
+        activity(d, client_tls)
+    d.stop()
+    monkeypatch.setenv("SEKISHO_CLOCK_OFFSET", "0")
+    d.start()
+    activity(d, client_tls)
+    assert refused_events() == 4
+    # the keeper has swept at start and kept them all
+    time.sleep(3)
+    assert refused_events() == 4
+
+    d.conf.write_text(d.conf.read_text().replace(
+        "retention_events_days = 30", "retention_events_days = 7"))
+    mark = d.log_mark()
+    d.proc.send_signal(signal.SIGHUP)
+    d.wait_log(r"SIGHUP: retention days reloaded .*events=7 ", since=mark)
+    wait_for(lambda: refused_events() == 1, 30,
+             "the 10-day-old events to go after the reload")
+    assert "retention table=events deleted=" in d.log_since(mark)
+    assert d.cli("events", ALICE).stdout.count("overseas_refused") == 1
