@@ -165,6 +165,9 @@ be_authpolicy(struct be_worker *w, struct msg *req, struct msg *reply)
 		    1) {
 			status = -1;
 			what = "locked";
+			/* counted like SMTP AUTH's lock refusal ("imap";
+			 * another Dovecot protocol is not a service here) */
+			metrics_auth_name(service, "locked", start);
 			str_append(&text, "Too many failed logins from your "
 			    "address or to this account; try again later");
 		} else if (*account != '\0' && be_authpolicy_overseas(w, st,

@@ -101,7 +101,7 @@ static const char *const metrics_long_le[METRICS_BUCKETS] = {
 };
 
 static const char *const metrics_svc_names[METRICS_SVC_COUNT] = {
-	"smtp", "pop3", "apop", "portal",
+	"smtp", "pop3", "apop", "portal", "imap",
 };
 static const char *const metrics_auth_names[METRICS_AUTH_RESULT_COUNT] = {
 	"ok", "fail", "suspended", "locked", "tempfail",

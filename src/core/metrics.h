@@ -41,6 +41,7 @@ enum metrics_service {
 	METRICS_SVC_POP3,
 	METRICS_SVC_APOP,
 	METRICS_SVC_PORTAL,
+	METRICS_SVC_IMAP,	/* Dovecot's logins, through the auth policy */
 	METRICS_SVC_COUNT
 };
 

@@ -220,3 +220,36 @@ def test_client_outside_authpolicy_clients_closed(make_daemon):
     d.wait_log(r"authpolicy client=127\.0\.0\.1 refused: not in "
                r"authpolicy_clients")
     assert "authpolicy command=" not in d.log()
+
+
+def test_imap_logins_counted_in_metrics(make_daemon):
+    """The operator's dashboard counts IMAP logins beside SMTP and POP3:
+    sekisho_auth_total{service="imap"} for Dovecot's reports and the
+    lock refusals of its checks."""
+    from conftest import free_port, wait_for
+    from test_metrics import _accepts, scrape, value
+    port = free_port()
+    d = make_daemon(listeners=LISTENERS, extra=[
+        f"authpolicy_secret = {SECRET}", "auth_max_failures_per_ip = 3",
+        "auth_fail_delay = 0s", f"listen = metrics 127.0.0.1:{port}"])
+    wait_for(lambda: _accepts(port), 20, "the metrics listener")
+    with socket.create_connection(("127.0.0.1", d.ports["authpolicy"]),
+                                  timeout=10) as s:
+        s.sendall(request("report", attrs(login=ALICE, success=True,
+                                            policy_reject=False)))
+        assert read_response(s)[0] == 200
+        for _ in range(3):
+            s.sendall(request("report", attrs(login="nobody@example.jp",
+                                                success=False,
+                                                policy_reject=False)))
+            assert read_response(s)[0] == 200
+        s.sendall(request("allow", attrs()))
+        assert read_response(s)[1]["status"] == -1
+    _, samples, _, _ = scrape(port)
+    imap = {r: value(samples, "sekisho_auth_total", service="imap",
+                     result=r) for r in ("ok", "fail", "locked")}
+    assert imap == {"ok": 1, "fail": 3, "locked": 1}, imap
+    assert value(samples, "sekisho_auth_seconds_count",
+                 service="imap") == 5
+    assert value(samples, "sekisho_auth_total", service="smtp",
+                 result="ok") == 0
