@@ -1109,15 +1109,28 @@ be_portal_api_get(struct be_portal_ctx *c)
 static int
 be_portal_api_overseas(struct be_portal_ctx *c)
 {
-	const char *error = NULL;
+	const char *error = NULL, *typed = NULL;
+	char countries[STORE_COUNTRIES_MAX + 1] = "";
 	json_t *doc = NULL;
 	uint32_t on;
+	int64_t until;
 	int r;
 
-	if (msg_get_u32(c->req, &on) < 0 || on > 1 || msg_end(c->req) < 0)
+	/* the countries are optional (kept as set when absent) */
+	if (msg_get_u32(c->req, &on) < 0 || on > 1 ||
+	    (c->req->rpos < c->req->buf.len &&
+	    (msg_get_str(c->req, &typed) < 0 || typed == NULL || !on ||
+	    strlen(typed) > PORTAL_COUNTRIES_MAX)) || msg_end(c->req) < 0)
 		return -1;
-	r = store_overseas_set(c->st, c->api_account,
-	    be_portal_overseas_until(c, on != 0), &error);
+	if (typed != NULL && policy_countries_parse(typed, countries,
+	    sizeof(countries)) < 0) {
+		be_portal_fail(c->o, BE_PORTAL_REFUSED, "badcountries");
+		return 0;
+	}
+	until = be_portal_overseas_until(c, on != 0);
+	r = typed != NULL ? store_overseas_set_countries(c->st,
+	    c->api_account, until, countries, &error) :
+	    store_overseas_set(c->st, c->api_account, until, &error);
 	if (r == 0)
 		r = be_portal_api_doc(c->w, c->st, c->api_account, &doc);
 	be_portal_api_answer(c, r, doc, on ? "overseas_on" : "overseas_off",

@@ -199,7 +199,9 @@
  *          ->  HEAD, str admin
  * BE_ADMIN_LOGOUT  SESSION  -> HEAD, str admin
  * BE_API_GET       API  -> HEAD, str JSON document
- * BE_API_OVERSEAS  API, u32 on  -> HEAD, str JSON document
+ * BE_API_OVERSEAS  API, u32 on[, str countries: with on only, as
+ *              BE_PORTAL_OVERSEAS_ON's; absent: kept as set]  -> HEAD
+ *              ("badcountries"), str JSON document
  * BE_API_LIMITS    API, 5 x i64 as BE_ADMIN_LIMITS  -> HEAD, str JSON
  * BE_API_HISTORY   API, i64 since (seconds back), u32 offset, u32 page
  *              size (<= PORTAL_API_PAGE)  -> HEAD, str JSON (a page of

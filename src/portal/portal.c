@@ -1859,6 +1859,11 @@ portal_api_done(struct portal_req *pr)
 	else if (pr->result == BE_PORTAL_NOSESSION)
 		portal_api_error(pr, 401, "Unauthorized",
 		    "missing, unknown or revoked token");
+	else if (pr->result == BE_PORTAL_REFUSED && pr->message != NULL &&
+	    strcmp(pr->message, "badcountries") == 0)
+		portal_api_error(pr, 400, "Bad Request", "countries: expected "
+		    "country codes separated by commas, e.g. \"US,GB\", or "
+		    "\"\" for every country");
 	else if (pr->result == BE_PORTAL_REFUSED)
 		portal_api_error(pr, 404, "Not Found", "no such account");
 	else
@@ -1971,12 +1976,19 @@ portal_api(struct portal_req *pr, const char *path)
 	} else if (strcmp(action, "overseas") == 0) {
 		const char *a = json_string_value(json_object_get(body,
 		    "action"));
+		json_t *cc = json_object_get(body, "countries");
 
-		if (a == NULL || json_object_size(body) != 1 ||
+		/* the countries are optional, with "on" or "extend" only,
+		 * and checked by the back side (issue 17 item 5) */
+		if (a == NULL || json_object_size(body) != 1 + (cc != NULL) ||
 		    (strcmp(a, "on") != 0 && strcmp(a, "extend") != 0 &&
-		    strcmp(a, "off") != 0)) {
+		    strcmp(a, "off") != 0) || (cc != NULL &&
+		    (strcmp(a, "off") == 0 || !json_is_string(cc) ||
+		    json_string_length(cc) > PORTAL_COUNTRIES_MAX))) {
 			portal_api_error(pr, 400, "Bad Request", "expected "
-			    "{\"action\": \"on\" | \"extend\" | \"off\"}");
+			    "{\"action\": \"on\" | \"extend\" | \"off\"}, "
+			    "with \"on\" and \"extend\" optionally "
+			    "\"countries\": \"US,GB\"");
 			goto out;
 		}
 		msg_init(&m, BE_API_OVERSEAS, 0);
@@ -2060,9 +2072,14 @@ portal_api(struct portal_req *pr, const char *path)
 	msg_add_str(&m, pr->client);
 	msg_add_str(&m, auth + 7);
 	msg_add_str(&m, address);
-	if (pr->be_type == BE_API_OVERSEAS)
+	if (pr->be_type == BE_API_OVERSEAS) {
+		json_t *cc = json_object_get(body, "countries");
+
 		msg_add_u32(&m, strcmp(json_string_value(json_object_get(body,
 		    "action")), "off") != 0);
+		if (cc != NULL)
+			msg_add_str(&m, json_string_value(cc));
+	}
 	else if (pr->be_type == BE_API_LIMITS)
 		for (size_t i = 0; i < portal_nitems(limit_keys); i++) {
 			json_t *v = json_object_get(body, limit_keys[i]);

@@ -35,7 +35,7 @@ import pytest
 
 from conftest import (ALICE, ALICE_PW, BOB, REPO, Daemon, free_port,
                       wait_for)
-from geodata import JP4, US4, geo_config_line
+from geodata import CN4, JP4, US4, geo_config_line
 
 NODE_SCRIPT = REPO / "tests" / "portal" / "portal.js"
 ADMIN_PW = "desk-Secret-7"
@@ -573,6 +573,42 @@ def test_api_every_endpoint(api_daemon, client_tls):
     # every change is logged with the token's name (the audit trail)
     assert re.search(r"portal api token=mypage client=127\.0\.0\.1 "
                      r"account=alice@example\.jp action=limits", d.log())
+
+
+def test_api_overseas_countries(api_daemon, client_tls):
+    """A provider's My Page sets the countries a permission covers through
+    the API, as the subscriber can on the settings page."""
+    d, t = api_daemon, api_daemon.token
+    status, out = api(d, "POST", ALICE + "/overseas",
+                      {"action": "on", "countries": "us"}, token=t)
+    assert status == 200 and out["overseas"]["allowed"] is True
+    assert out["overseas"]["countries"] == "US"
+    assert submit_from(d, US4, client_tls) == 250
+    assert submit_from(d, CN4, client_tls) == 550     # not covered
+    # "extend" without countries keeps them; with "" every country
+    status, out = api(d, "POST", ALICE + "/overseas", {"action": "extend"},
+                      token=t)
+    assert status == 200 and out["overseas"]["countries"] == "US"
+    status, out = api(d, "POST", ALICE + "/overseas",
+                      {"action": "extend", "countries": ""}, token=t)
+    assert status == 200 and out["overseas"]["countries"] == ""
+    assert submit_from(d, CN4, client_tls) == 250
+    assert "from US" not in d.cli("overseas", "status", ALICE).stdout
+
+    # the attacker's bodies: each 400, nothing changed
+    for body in ({"action": "on", "countries": "U1"},
+                 {"action": "on", "countries": "US;DROP"},
+                 {"action": "on", "countries": ",".join(["US"] * 100)},
+                 {"action": "on", "countries": ["US"]},
+                 {"action": "on", "countries": None},
+                 {"action": "off", "countries": "US"},
+                 {"action": "on", "countries": "US", "colour": 1}):
+        status, out = api(d, "POST", ALICE + "/overseas", body, token=t)
+        assert status == 400, (body, out)
+        assert "countries" in out["error"] or "action" in out["error"]
+    status, out = api(d, "GET", ALICE, token=t)
+    assert out["overseas"]["allowed"] is True
+    assert out["overseas"]["countries"] == ""
 
 
 def test_api_bad_requests(api_daemon):
