@@ -235,31 +235,24 @@ cli_store_copy_risk(const char *account, const struct store_risk *r,
 	return 0;
 }
 
-static int
-cli_store_copy_country(const char *account, const char *country,
-    int64_t last, void *context)
-{
-	struct cli_store_copy *c = context;
-	const char *error = "not an address";
-
-	if (store_risk_seen_put(c->to, STORE_RISK_SEEN_COUNTRY, account,
-	    country, last, &error) != 0)
-		return cli_store_err(account, error);
-	c->n.countries++;
-	return 0;
-}
+/* A login country or a known recipient: what->seen says which. */
+struct cli_store_seen {
+	struct cli_store_copy	*c;
+	enum store_risk_seen	 seen;
+	long			*n;
+};
 
 static int
-cli_store_copy_recipient(const char *account, const char *rcpt,
-    int64_t first, void *context)
+cli_store_copy_seen(const char *account, const char *seen, int64_t time,
+    void *context)
 {
-	struct cli_store_copy *c = context;
+	struct cli_store_seen *what = context;
 	const char *error = "not an address";
 
-	if (store_risk_seen_put(c->to, STORE_RISK_SEEN_RECIPIENT, account,
-	    rcpt, first, &error) != 0)
+	if (store_risk_seen_put(what->c->to, what->seen, account, seen, time,
+	    &error) != 0)
 		return cli_store_err(account, error);
-	c->n.recipients++;
+	(*what->n)++;
 	return 0;
 }
 
@@ -350,16 +343,19 @@ cli_store_copy_all(struct cli_store_copy *c)
 	if (cli_store_listed("risk records", store_risk_each(c->from,
 	    cli_store_copy_risk, c, &error), error) < 0)
 		return -1;
-	error = NULL;
-	if (cli_store_listed("login countries", store_risk_seen_each(c->from,
-	    STORE_RISK_SEEN_COUNTRY, cli_store_copy_country, c, &error),
-	    error) < 0)
-		return -1;
-	error = NULL;
-	if (cli_store_listed("known recipients", store_risk_seen_each(c->from,
-	    STORE_RISK_SEEN_RECIPIENT, cli_store_copy_recipient, c, &error),
-	    error) < 0)
-		return -1;
+	for (size_t i = 0; i < 2; i++) {
+		struct cli_store_seen what = i == 0 ?
+		    (struct cli_store_seen){ c, STORE_RISK_SEEN_COUNTRY,
+		    &c->n.countries } :
+		    (struct cli_store_seen){ c, STORE_RISK_SEEN_RECIPIENT,
+		    &c->n.recipients };
+
+		error = NULL;
+		if (cli_store_listed(i == 0 ? "login countries" :
+		    "known recipients", store_risk_seen_each(c->from,
+		    what.seen, cli_store_copy_seen, &what, &error), error) < 0)
+			return -1;
+	}
 	error = NULL;
 	if (cli_store_listed("admins", store_admin_list(c->from,
 	    cli_store_copy_admin, c, &error), error) < 0)
