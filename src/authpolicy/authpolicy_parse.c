@@ -1,11 +1,14 @@
 /*
  * authpolicy_parse: HTTP head and JSON body of Dovecot's auth policy
  * requests (see authpolicy_parse.h). Every length is bounded before it
- * is used; nothing here allocates.
+ * is used; the body (at most AUTHPOLICY_MAX_BODY octets) is read by
+ * jansson, the head by hand (a few header lines).
  */
 #include <stdint.h>
 #include <string.h>
 #include <strings.h>
+
+#include <jansson.h>
 
 #include "authpolicy_parse.h"
 
@@ -193,301 +196,81 @@ authpolicy_parse_head(const char *head, size_t len, struct authpolicy_head *h,
 	return 0;
 }
 
-/* ---- JSON ---------------------------------------------------------- */
+/* ---- JSON (jansson) ------------------------------------------------ */
 
-struct authpolicy_json {
-	const char	*p, *end;
-	const char	*error;
-};
-
-static void
-authpolicy_ws(struct authpolicy_json *j)
-{
-	while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' ||
-	    *j->p == '\n' || *j->p == '\r'))
-		j->p++;
-}
-
+/* Nested deeper than AUTHPOLICY_MAX_DEPTH (the object itself is 1)? */
 static int
-authpolicy_hex4(const char *p, unsigned *v_r)
+authpolicy_too_deep(json_t *v, int depth)
 {
-	unsigned v = 0;
+	const char *name;
+	json_t *item;
+	size_t i;
 
-	for (int i = 0; i < 4; i++) {
-		char c = p[i];
-
-		v <<= 4;
-		if (c >= '0' && c <= '9')
-			v |= (unsigned)(c - '0');
-		else if (c >= 'a' && c <= 'f')
-			v |= (unsigned)(c - 'a' + 10);
-		else if (c >= 'A' && c <= 'F')
-			v |= (unsigned)(c - 'A' + 10);
-		else
-			return -1;
-	}
-	*v_r = v;
-	return 0;
-}
-
-/*
- * A string at j->p (the opening quote). out NULL: skipped; else decoded
- * into out (at most max octets, NUL-terminated). 0 or -1.
- */
-static int
-authpolicy_string(struct authpolicy_json *j, char *out, size_t max)
-{
-	size_t n = 0;
-
-	if (j->p >= j->end || *j->p != '"') {
-		j->error = "string expected";
-		return -1;
-	}
-	j->p++;
-	while (j->p < j->end && *j->p != '"') {
-		unsigned char c = (unsigned char)*j->p++;
-		unsigned cp;
-		char buf[4];
-		size_t bn = 0;
-
-		if (c < 0x20) {
-			j->error = "control character in a string";
-			return -1;
-		}
-		if (c != '\\') {
-			buf[bn++] = (char)c;
-		} else {
-			if (j->p >= j->end) {
-				j->error = "unterminated string";
-				return -1;
-			}
-			c = (unsigned char)*j->p++;
-			switch (c) {
-			case '"': case '\\': case '/':
-				buf[bn++] = (char)c;
-				break;
-			case 'b': buf[bn++] = '\b'; break;
-			case 'f': buf[bn++] = '\f'; break;
-			case 'n': buf[bn++] = '\n'; break;
-			case 'r': buf[bn++] = '\r'; break;
-			case 't': buf[bn++] = '\t'; break;
-			case 'u':
-				if (j->end - j->p < 4 ||
-				    authpolicy_hex4(j->p, &cp) < 0) {
-					j->error = "bad \\u escape";
-					return -1;
-				}
-				j->p += 4;
-				if (cp >= 0xd800 && cp <= 0xdbff) {
-					unsigned lo;
-
-					if (j->end - j->p < 6 || j->p[0] != '\\' ||
-					    j->p[1] != 'u' ||
-					    authpolicy_hex4(j->p + 2, &lo) < 0 ||
-					    lo < 0xdc00 || lo > 0xdfff) {
-						j->error = "lone surrogate";
-						return -1;
-					}
-					j->p += 6;
-					cp = 0x10000 + ((cp - 0xd800) << 10) +
-					    (lo - 0xdc00);
-				} else if (cp >= 0xdc00 && cp <= 0xdfff) {
-					j->error = "lone surrogate";
-					return -1;
-				}
-				if (cp == 0) {
-					j->error = "NUL in a string";
-					return -1;
-				}
-				if (cp < 0x80)
-					buf[bn++] = (char)cp;
-				else if (cp < 0x800) {
-					buf[bn++] = (char)(0xc0 | (cp >> 6));
-					buf[bn++] = (char)(0x80 | (cp & 0x3f));
-				} else if (cp < 0x10000) {
-					buf[bn++] = (char)(0xe0 | (cp >> 12));
-					buf[bn++] = (char)(0x80 |
-					    ((cp >> 6) & 0x3f));
-					buf[bn++] = (char)(0x80 | (cp & 0x3f));
-				} else {
-					buf[bn++] = (char)(0xf0 | (cp >> 18));
-					buf[bn++] = (char)(0x80 |
-					    ((cp >> 12) & 0x3f));
-					buf[bn++] = (char)(0x80 |
-					    ((cp >> 6) & 0x3f));
-					buf[bn++] = (char)(0x80 | (cp & 0x3f));
-				}
-				break;
-			default:
-				j->error = "bad escape";
-				return -1;
-			}
-		}
-		if (out != NULL) {
-			if (n + bn > max) {
-				j->error = "value too long";
-				return -1;
-			}
-			memcpy(out + n, buf, bn);
-		}
-		n += bn;
-	}
-	if (j->p >= j->end) {
-		j->error = "unterminated string";
-		return -1;
-	}
-	j->p++;
-	if (out != NULL)
-		out[n] = '\0';
-	return 0;
-}
-
-static int
-authpolicy_literal(struct authpolicy_json *j, const char *word)
-{
-	size_t n = strlen(word);
-
-	if ((size_t)(j->end - j->p) < n || memcmp(j->p, word, n) != 0) {
-		j->error = "bad literal";
-		return -1;
-	}
-	j->p += n;
-	return 0;
-}
-
-static int
-authpolicy_number(struct authpolicy_json *j)
-{
-	if (j->p < j->end && *j->p == '-')
-		j->p++;
-	if (j->p >= j->end || *j->p < '0' || *j->p > '9') {
-		j->error = "bad number";
-		return -1;
-	}
-	if (*j->p == '0')
-		j->p++;
-	else
-		while (j->p < j->end && *j->p >= '0' && *j->p <= '9')
-			j->p++;
-	if (j->p < j->end && *j->p == '.') {
-		j->p++;
-		if (j->p >= j->end || *j->p < '0' || *j->p > '9') {
-			j->error = "bad number";
-			return -1;
-		}
-		while (j->p < j->end && *j->p >= '0' && *j->p <= '9')
-			j->p++;
-	}
-	if (j->p < j->end && (*j->p == 'e' || *j->p == 'E')) {
-		j->p++;
-		if (j->p < j->end && (*j->p == '+' || *j->p == '-'))
-			j->p++;
-		if (j->p >= j->end || *j->p < '0' || *j->p > '9') {
-			j->error = "bad number";
-			return -1;
-		}
-		while (j->p < j->end && *j->p >= '0' && *j->p <= '9')
-			j->p++;
-	}
-	return 0;
-}
-
-/* Skip any value (nested at most AUTHPOLICY_MAX_DEPTH). */
-static int
-authpolicy_skip(struct authpolicy_json *j, int depth)
-{
-	char close;
-
-	authpolicy_ws(j);
-	if (j->p >= j->end) {
-		j->error = "value expected";
-		return -1;
-	}
-	switch (*j->p) {
-	case '"':
-		return authpolicy_string(j, NULL, 0);
-	case 't':
-		return authpolicy_literal(j, "true");
-	case 'f':
-		return authpolicy_literal(j, "false");
-	case 'n':
-		return authpolicy_literal(j, "null");
-	case '{':
-	case '[':
-		break;
-	default:
-		return authpolicy_number(j);
-	}
-	if (depth >= AUTHPOLICY_MAX_DEPTH) {
-		j->error = "nested too deep";
-		return -1;
-	}
-	close = *j->p == '{' ? '}' : ']';
-	j->p++;
-	authpolicy_ws(j);
-	if (j->p < j->end && *j->p == close) {
-		j->p++;
+	if (!json_is_object(v) && !json_is_array(v))
+		return 0;
+	if (depth > AUTHPOLICY_MAX_DEPTH)
+		return 1;
+	if (json_is_array(v)) {
+		json_array_foreach(v, i, item)
+			if (authpolicy_too_deep(item, depth + 1))
+				return 1;
 		return 0;
 	}
-	for (;;) {
-		if (close == '}') {
-			authpolicy_ws(j);
-			if (authpolicy_string(j, NULL, 0) < 0)
-				return -1;
-			authpolicy_ws(j);
-			if (j->p >= j->end || *j->p != ':') {
-				j->error = "':' expected";
-				return -1;
-			}
-			j->p++;
-		}
-		if (authpolicy_skip(j, depth + 1) < 0)
-			return -1;
-		authpolicy_ws(j);
-		if (j->p < j->end && *j->p == ',') {
-			j->p++;
-			continue;
-		}
-		if (j->p < j->end && *j->p == close) {
-			j->p++;
-			return 0;
-		}
-		j->error = "',' or end expected";
-		return -1;
-	}
+	json_object_foreach(v, name, item)
+		if (authpolicy_too_deep(item, depth + 1))
+			return 1;
+	return 0;
 }
 
+/* The string value of name into out (at most max octets), if given. */
 static int
-authpolicy_bool(struct authpolicy_json *j, int *v_r)
+authpolicy_string(json_t *o, const char *name, char *out, size_t max,
+    const char **error_r)
 {
-	if (*v_r != -1) {
-		j->error = "name given twice";
+	json_t *v = json_object_get(o, name);
+
+	if (v == NULL)
+		return 0;
+	if (!json_is_string(v)) {
+		*error_r = "string expected";
 		return -1;
 	}
-	if (j->p < j->end && *j->p == 't') {
-		*v_r = 1;
-		return authpolicy_literal(j, "true");
+	if (json_string_length(v) > max) {
+		*error_r = "string too long";
+		return -1;
 	}
-	if (j->p < j->end && *j->p == 'f') {
-		*v_r = 0;
-		return authpolicy_literal(j, "false");
+	memcpy(out, json_string_value(v), json_string_length(v) + 1);
+	return 0;
+}
+
+/* The boolean value of name into *v_r (1, 0, or -1 when absent). */
+static int
+authpolicy_bool(json_t *o, const char *name, int *v_r, const char **error_r)
+{
+	json_t *v = json_object_get(o, name);
+
+	if (v == NULL)
+		return 0;
+	if (!json_is_boolean(v)) {
+		*error_r = "boolean expected";
+		return -1;
 	}
-	j->error = "boolean expected";
-	return -1;
+	*v_r = json_is_true(v);
+	return 0;
 }
 
 int
 authpolicy_parse_body(const char *body, size_t len,
     struct authpolicy_request *r, const char **error_r)
 {
-	struct authpolicy_json j = { body, body + len, NULL };
 	static const char *const names[] = {
 		"login", "remote", "protocol", "session_id", "account",
 	};
 	char *fields[] = { r->login, r->remote, r->protocol, r->session_id,
 	    r->account };
-	int seen[5] = { 0 };
-	char name[64];
+	json_error_t err;
+	json_t *o;
+	int ret = -1;
 
 	memset(r, 0, sizeof(*r));
 	r->success = r->policy_reject = -1;
@@ -495,77 +278,29 @@ authpolicy_parse_body(const char *body, size_t len,
 		*error_r = "body too large";
 		return -1;
 	}
-	authpolicy_ws(&j);
-	if (j.p >= j.end || *j.p != '{') {
+	/* RFC 8259 with no name twice; \u0000 refused (no JSON_ALLOW_NUL),
+	 * nothing after the object */
+	if ((o = json_loadb(body, len, JSON_REJECT_DUPLICATES, &err)) ==
+	    NULL) {
+		*error_r = "malformed JSON";
+		return -1;
+	}
+	if (!json_is_object(o))
 		*error_r = "not a JSON object";
-		return -1;
+	else if (authpolicy_too_deep(o, 1))
+		*error_r = "nested too deep";
+	else {
+		ret = 0;
+		for (size_t i = 0; i < 5 && ret == 0; i++)
+			ret = authpolicy_string(o, names[i], fields[i],
+			    AUTHPOLICY_MAX_VALUE, error_r);
+		if (ret == 0)
+			ret = authpolicy_bool(o, "success", &r->success,
+			    error_r);
+		if (ret == 0)
+			ret = authpolicy_bool(o, "policy_reject",
+			    &r->policy_reject, error_r);
 	}
-	j.p++;
-	authpolicy_ws(&j);
-	if (j.p < j.end && *j.p == '}')
-		j.p++;
-	else
-		for (;;) {
-			size_t i;
-			int known = 0;
-
-			authpolicy_ws(&j);
-			/* a long name is none sekisho reads: skipped */
-			const char *start = j.p;
-
-			if (authpolicy_string(&j, name, sizeof(name) - 1) < 0) {
-				j.p = start;
-				j.error = NULL;
-				if (authpolicy_string(&j, NULL, 0) < 0)
-					goto bad;
-				name[0] = '\0';
-			}
-			authpolicy_ws(&j);
-			if (j.p >= j.end || *j.p != ':') {
-				j.error = "':' expected";
-				goto bad;
-			}
-			j.p++;
-			authpolicy_ws(&j);
-			for (i = 0; i < 5; i++)
-				if (strcmp(name, names[i]) == 0) {
-					if (seen[i]++) {
-						j.error = "name given twice";
-						goto bad;
-					}
-					if (authpolicy_string(&j, fields[i],
-					    AUTHPOLICY_MAX_VALUE) < 0)
-						goto bad;
-					known = 1;
-				}
-			if (!known && strcmp(name, "success") == 0) {
-				if (authpolicy_bool(&j, &r->success) < 0)
-					goto bad;
-			} else if (!known &&
-			    strcmp(name, "policy_reject") == 0) {
-				if (authpolicy_bool(&j, &r->policy_reject) < 0)
-					goto bad;
-			} else if (!known && authpolicy_skip(&j, 1) < 0)
-				goto bad;
-			authpolicy_ws(&j);
-			if (j.p < j.end && *j.p == ',') {
-				j.p++;
-				continue;
-			}
-			if (j.p < j.end && *j.p == '}') {
-				j.p++;
-				break;
-			}
-			j.error = "',' or '}' expected";
-			goto bad;
-		}
-	authpolicy_ws(&j);
-	if (j.p != j.end) {
-		*error_r = "data after the object";
-		return -1;
-	}
-	return 0;
-bad:
-	*error_r = j.error != NULL ? j.error : "malformed JSON";
-	return -1;
+	json_decref(o);
+	return ret;
 }

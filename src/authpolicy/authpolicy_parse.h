@@ -63,12 +63,12 @@ int authpolicy_parse_head(const char *head, size_t len,
     struct authpolicy_head *h, const char **error_r);
 
 /*
- * Parse the body: one JSON object (RFC 8259). Names sekisho does not
- * read are skipped whatever their value (nested at most
+ * Parse the body: one JSON object (RFC 8259, read by jansson). Names
+ * sekisho does not read are skipped whatever their value (nested at most
  * AUTHPOLICY_MAX_DEPTH). 0, or -1 with *error_r: not JSON, not an
  * object, a string sekisho reads over AUTHPOLICY_MAX_VALUE octets or
- * with a NUL, a read name given twice or with a value of the wrong type,
- * or anything after the object.
+ * with a NUL, any name given twice, a read name with a value of the
+ * wrong type, or anything after the object.
  */
 int authpolicy_parse_body(const char *body, size_t len,
     struct authpolicy_request *r, const char **error_r);

@@ -77,6 +77,9 @@ static const struct {
 	{ "{\"x\":[[[[[[[[[[1]]]]]]]]]]}", -1, NULL, NULL, NULL, 0 },
 	{ "{\"x\":[[[[[[1]]]]]]}", 0, "", "", "", -1 },
 	{ "{\"x\":tru}", -1, NULL, NULL, NULL, 0 },
+	{ "{\"x\":1,\"x\":2}", -1, NULL, NULL, NULL, 0 },
+	{ "{\"login\":\"\xff\"}", -1, NULL, NULL, NULL, 0 },
+	{ "{\"success\":\"true\"}", -1, NULL, NULL, NULL, 0 },
 };
 
 int
