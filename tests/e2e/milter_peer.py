@@ -24,8 +24,15 @@ MACROS = ("i", "j", "{daemon_name}", "{if_name}", "{if_addr}",
 def _milter_main(port, outdir):
     import Milter
 
+    conns = [0]
+
     class Peer(Milter.Base):
         def __init__(self):
+            # one object per connection: "conn" numbers the connections
+            # this process accepted, "seq" the messages on this one
+            conns[0] += 1
+            self.conn = conns[0]
+            self.seq = 0
             self.ev = {"headers": [], "rcpts": [], "body": b"",
                        "macros": {}}
 
@@ -46,6 +53,14 @@ def _milter_main(port, outdir):
             return Milter.CONTINUE
 
         def envfrom(self, f, *args):
+            # a new message (on a kept connection, after SMFIC_ABORT):
+            # what the last one said is forgotten, connect and helo kept
+            self.seq += 1
+            for k in ("headers", "rcpts"):
+                self.ev[k] = []
+            self.ev["body"] = b""
+            self.ev.pop("subject", None)
+            self.ev["conn"], self.ev["seq"] = self.conn, self.seq
             self.ev["from"] = f
             self._macros()
             return Milter.CONTINUE
