@@ -181,7 +181,12 @@ class BadPeer:
     """mode: "hang" (reads, never answers), "garbage" (an unknown reply to
     the option negotiation), "oversize" (a packet length of 4 GiB after a
     good negotiation), "midgarbage" (good negotiation, garbage at
-    connect)."""
+    connect); and filters that serve one message well, then spoil the
+    connection kept for the session's next one: "closenext" (closes it
+    when the next message begins on it, without a word), "idlegarbage"
+    (sends garbage while it is idle), "idleclose" (closes it at once).
+    `accepted` counts connections, `messages` the ends of message
+    answered."""
 
     def __init__(self, port, mode):
         self.mode = mode
@@ -191,6 +196,7 @@ class BadPeer:
         self.sock.listen(16)
         self.conns = []
         self.accepted = 0
+        self.messages = 0
         self.t = threading.Thread(target=self._run, daemon=True)
         self.t.start()
 
@@ -220,7 +226,8 @@ class BadPeer:
                 c.sendall(optneg)
                 c.recv(65536)
                 c.sendall(b"\xff\xff\xff\xffc" + b"x" * 1000)
-            elif self.mode in ("inject", "smuggle", "progress"):
+            elif self.mode in ("inject", "smuggle", "progress", "closenext",
+                               "idlegarbage", "idleclose"):
                 self._speak(c, first, optneg)
                 return
             elif self.mode == "midgarbage":
@@ -239,7 +246,11 @@ class BadPeer:
         a reply code that carries a second SMTP reply line, "progress"
         an endless stream of SMFIR_PROGRESS."""
         buf = first
+        ended = False
         while True:
+            if ended and buf and self.mode == "closenext":
+                c.close()       # the next message begins: no answer
+                return
             while len(buf) >= 4:
                 n = int.from_bytes(buf[:4], "big")
                 if len(buf) < 4 + n:
@@ -250,6 +261,18 @@ class BadPeer:
                     c.sendall(optneg)
                 elif cmd == b"D":
                     pass                    # macros: no reply
+                elif cmd == b"E" and self.mode in ("closenext",
+                                                   "idlegarbage",
+                                                   "idleclose"):
+                    c.sendall(b"\0\0\0\x01c")
+                    self.messages += 1
+                    ended = True
+                    if self.mode == "idlegarbage":
+                        time.sleep(0.2)
+                        c.sendall(b"\0\0\0\x05Zjunk")
+                    elif self.mode == "idleclose":
+                        c.close()
+                        return
                 elif cmd == b"E":
                     if self.mode == "progress":
                         # "still working", forever
