@@ -113,6 +113,8 @@ struct milter_engine {
 	struct milter_conv	*convs;		/* the thread's */
 	struct milter_idle	*idle;		/* the thread's, newest first */
 	size_t			 nidle;
+	char			**ended;	/* sessions over: under lock */
+	size_t			 nended;
 };
 
 static void milter_conv_next_filter(struct milter_conv *);
@@ -303,6 +305,28 @@ milter_idle_put(struct milter_conv *c)
 	evtimer_add(m->timer, &tv);
 	c->bev = NULL;
 	return 0;
+}
+
+/* Session name's kept connections: QUIT (on the thread). */
+static void
+milter_idle_end_session(struct milter_engine *e, const char *session)
+{
+	size_t n = strlen(session);
+	struct milter_idle *m = e->idle, *next;
+
+	for (; m != NULL; m = next) {
+		next = m->next;
+		if (strncmp(m->key, session, n) == 0 && m->key[n] == '\n')
+			milter_idle_free(m, 1);
+	}
+}
+
+void
+milter_session_name(char buf[MILTER_SESSION_MAX], unsigned chan,
+    uint64_t sess)
+{
+	snprintf(buf, MILTER_SESSION_MAX, "%u.%llu", chan,
+	    (unsigned long long)sess);
 }
 
 /* The session key of a job: its session and every fact the filter was
@@ -1132,7 +1156,8 @@ milter_wake_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct milter_engine *e = arg;
 	struct milter_job **jobs;
-	size_t n;
+	char **ended;
+	size_t n, nended;
 	int stopping;
 	char buf[64];
 
@@ -1144,8 +1169,17 @@ milter_wake_cb(evutil_socket_t fd, short what, void *arg)
 	n = e->npending;
 	e->pending = NULL;
 	e->npending = 0;
+	ended = e->ended;
+	nended = e->nended;
+	e->ended = NULL;
+	e->nended = 0;
 	stopping = e->stopping;
 	pthread_mutex_unlock(&e->lock);
+	for (size_t i = 0; i < nended; i++) {
+		milter_idle_end_session(e, ended[i]);
+		free(ended[i]);
+	}
+	free(ended);
 	for (size_t i = 0; i < n; i++)
 		milter_start_job(e, jobs[i]);
 	free(jobs);
@@ -1239,8 +1273,28 @@ milter_engine_stop(struct milter_engine **ep)
 	close(e->wake[1]);
 	pthread_mutex_destroy(&e->lock);
 	free(e->pending);
+	for (size_t i = 0; i < e->nended; i++)
+		free(e->ended[i]);
+	free(e->ended);
 	free(e);
 	*ep = NULL;
+}
+
+void
+milter_session_end(struct milter_engine *e, const char *session)
+{
+	if (e == NULL)
+		return;
+	pthread_mutex_lock(&e->lock);
+	if (e->stopping) {
+		pthread_mutex_unlock(&e->lock);
+		return;
+	}
+	e->ended = xreallocarray(e->ended, e->nended + 1,
+	    sizeof(*e->ended));
+	e->ended[e->nended++] = xstrdup(session);
+	pthread_mutex_unlock(&e->lock);
+	milter_wake(e);
 }
 
 int

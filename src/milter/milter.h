@@ -112,6 +112,16 @@ struct milter_job {
 	void		*arg;
 };
 
+/* The name of SMTP session sess of back-side channel chan, for
+ * job->session and milter_session_end. */
+#define MILTER_SESSION_MAX	48
+void milter_session_name(char buf[MILTER_SESSION_MAX], unsigned chan,
+    uint64_t sess);
+/* The SMTP session is over: the filter connections kept for it get
+ * SMFIC_QUIT (as Postfix quits at the end of an smtpd session). Any
+ * thread; e may be NULL. */
+void milter_session_end(struct milter_engine *e, const char *session);
+
 /* A new job (zeroed, str initialised). */
 struct milter_job *milter_job_new(void);
 void milter_job_free(struct milter_job *job);

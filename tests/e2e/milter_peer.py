@@ -184,9 +184,9 @@ class BadPeer:
     connect); and filters that serve one message well, then spoil the
     connection kept for the session's next one: "closenext" (closes it
     when the next message begins on it, without a word), "idlegarbage"
-    (sends garbage while it is idle), "idleclose" (closes it at once).
-    `accepted` counts connections, `messages` the ends of message
-    answered."""
+    (sends garbage while it is idle), "idleclose" (closes it at once);
+    "good" speaks well throughout. `accepted` counts connections,
+    `messages` the ends of message answered, `quits` the SMFIC_QUITs."""
 
     def __init__(self, port, mode):
         self.mode = mode
@@ -197,6 +197,7 @@ class BadPeer:
         self.conns = []
         self.accepted = 0
         self.messages = 0
+        self.quits = 0
         self.t = threading.Thread(target=self._run, daemon=True)
         self.t.start()
 
@@ -227,7 +228,7 @@ class BadPeer:
                 c.recv(65536)
                 c.sendall(b"\xff\xff\xff\xffc" + b"x" * 1000)
             elif self.mode in ("inject", "smuggle", "progress", "closenext",
-                               "idlegarbage", "idleclose"):
+                               "idlegarbage", "idleclose", "good"):
                 self._speak(c, first, optneg)
                 return
             elif self.mode == "midgarbage":
@@ -263,7 +264,7 @@ class BadPeer:
                     pass                    # macros: no reply
                 elif cmd == b"E" and self.mode in ("closenext",
                                                    "idlegarbage",
-                                                   "idleclose"):
+                                                   "idleclose", "good"):
                     c.sendall(b"\0\0\0\x01c")
                     self.messages += 1
                     ended = True
@@ -288,7 +289,9 @@ class BadPeer:
                         v = b"550 5.7.1 no\r\n250 2.0.0 Ok: queued\0"
                         c.sendall((len(v) + 1).to_bytes(4, "big") + b"y" +
                                   v)
-                elif cmd in (b"Q", b"A"):
+                elif cmd == b"Q":
+                    self.quits += 1
+                elif cmd == b"A":
                     pass
                 else:
                     c.sendall(b"\0\0\0\x01c")

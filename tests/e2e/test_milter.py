@@ -403,6 +403,26 @@ def test_session_messages_share_one_filter_connection(make_daemon, peer):
     assert recs[-1]["conn"] != recs[0]["conn"] and recs[-1]["seq"] == 1
 
 
+def test_filter_connection_quit_when_the_session_ends(make_daemon):
+    """The kept connection serves the session's messages and is quit when
+    the SMTP session ends (not left open at the filter until it times
+    out): what Postfix does at the end of an smtpd session."""
+    port = free_port()
+    bad = milter_peer.BadPeer(port, "good")
+    try:
+        d = make_daemon(extra=milters(f"inet:127.0.0.1:{port}"))
+        res = mx_session(d.ports["mx"], [message("q1"), message("q2")])
+        assert [code for code, _ in res] == [250, 250], res
+        assert bad.messages == 2 and bad.accepted == 1
+        # the idle bound is 15 s: well before it
+        wait_for(lambda: bad.quits == 1, 8, "SMFIC_QUIT at session end")
+        code, lines = mx_try(d.ports["mx"], [BOB], message("q3"))
+        assert code == 250, lines
+        assert bad.accepted == 2
+    finally:
+        bad.close()
+
+
 @pytest.mark.parametrize("mode", ["closenext", "idlegarbage", "idleclose"])
 def test_spoiled_kept_connection_loses_no_message(make_daemon, mode):
     """A filter that closes the connection kept for the session, or talks
