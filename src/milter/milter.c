@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -113,6 +114,9 @@ struct milter_engine {
 	struct milter_conv	*convs;		/* the thread's */
 	struct milter_idle	*idle;		/* the thread's, newest first */
 	size_t			 nidle;
+	/* nidle for other threads: a session's end costs the milter
+	 * thread a wake-up only while something is kept */
+	_Atomic size_t		 nidle_shared;
 	char			**ended;	/* sessions over: under lock */
 	size_t			 nended;
 };
@@ -205,6 +209,7 @@ milter_idle_free(struct milter_idle *m, int quit)
 	if (m->next != NULL)
 		m->next->prev = m->prev;
 	e->nidle--;
+	atomic_store(&e->nidle_shared, e->nidle);
 	event_free(m->timer);
 	if (m->bev != NULL) {
 		if (quit)
@@ -302,6 +307,7 @@ milter_idle_put(struct milter_conv *c)
 		e->idle->prev = m;
 	e->idle = m;
 	e->nidle++;
+	atomic_store(&e->nidle_shared, e->nidle);
 	evtimer_add(m->timer, &tv);
 	c->bev = NULL;
 	return 0;
@@ -1220,6 +1226,7 @@ milter_engine_start(const char **error_r)
 {
 	struct milter_engine *e = xcalloc(1, sizeof(*e));
 
+	atomic_init(&e->nidle_shared, 0);
 	pthread_mutex_init(&e->lock, NULL);
 	if (pipe2(e->wake, O_CLOEXEC | O_NONBLOCK) < 0) {
 		*error_r = "milter: pipe failed";
@@ -1283,8 +1290,8 @@ milter_engine_stop(struct milter_engine **ep)
 void
 milter_session_end(struct milter_engine *e, const char *session)
 {
-	if (e == NULL)
-		return;
+	if (e == NULL || atomic_load(&e->nidle_shared) == 0)
+		return;		/* XXX: one kept just now stays to its timeout */
 	pthread_mutex_lock(&e->lock);
 	if (e->stopping) {
 		pthread_mutex_unlock(&e->lock);
