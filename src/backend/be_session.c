@@ -9,6 +9,7 @@
 #include "../core/config.h"
 #include "../core/log.h"
 #include "../core/xmalloc.h"
+#include "../milter/milter.h"
 #include "backend.h"
 #include "be_session.h"
 
@@ -532,10 +533,15 @@ be_session_end_req(struct be_worker *w, struct msg *req, struct msg *reply)
 	if (msg_get_u64(req, &sess) < 0 || msg_end(req) < 0)
 		return -1;
 	if (be_session_end(w->chan, sess, &left) == 0) {
+		char name[MILTER_SESSION_MAX];
+
 		if (left.has_mbox)
 			be_mailbox_close_handle(w, left.mbox);
 		if (left.spool_id[0] != '\0')
 			be_spool_drop(w, left.spool_id);
+		/* its filter connections (milter.h) are quit now */
+		milter_session_name(name, w->chan, sess);
+		milter_session_end(be_worker_milter(w), name);
 	}
 	msg_add_u32(reply, 0);
 	return 0;

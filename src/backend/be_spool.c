@@ -472,6 +472,9 @@ be_commit_job(struct be_worker *w, struct be_commit *bc, char **specs,
 	job->default_action = conf->milter_default_action;
 	job->body_max = conf->message_size_limit;
 	job->id = xstrdup(bc->id);
+	/* the filters' connections are kept for the session (milter.h) */
+	job->session = xmalloc(MILTER_SESSION_MAX);
+	milter_session_name(job->session, w->chan, bc->sess);
 	job->hostname = xstrdup(conf->hostname);
 	/* as Postfix's default: Rspamd takes it for the authserv-id of
 	 * its Authentication-Results (RFC 8601: the host's name) */

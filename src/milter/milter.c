@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -37,6 +38,12 @@
 #define MILTER_PROGRESS_FACTOR	4
 /* Changes one filter may ask for at the end of a message. */
 #define MILTER_CHANGES_MAX	1000
+/* Idle filter connections kept for their SMTP session's next message
+ * (milter.h): at most this many in all, each at most this long. */
+#define MILTER_IDLE_MAX		256
+#define MILTER_IDLE_SECONDS	15
+/* SMFIC_ABORT: what a kept connection's next message starts with */
+#define MILTER_ABORT_PACKET	"\0\0\0\001A"
 
 enum milter_step {
 	STEP_OPTNEG,		/* awaiting the filter's OPTNEG */
@@ -75,6 +82,23 @@ struct milter_conv {
 	struct str		 body;
 	char			*quarantine;
 	int			 finishing;
+	/* the connection kept for the session (milter.h) */
+	char			*key;		/* the session's; NULL: none */
+	int			 reused;	/* from the idle pool */
+	int			 answered;	/* a reply for this message */
+	int			 park_ok;	/* may be kept when it ends */
+	int			 fresh;		/* not from the pool */
+};
+
+/* A filter's connection waiting for its session's next message. */
+struct milter_idle {
+	struct milter_engine	*e;
+	struct milter_idle	*next, *prev;
+	char			*spec;
+	char			*key;
+	struct bufferevent	*bev;
+	struct event		*timer;
+	uint32_t		 actions, proto;
 };
 
 struct milter_engine {
@@ -88,6 +112,13 @@ struct milter_engine {
 	int			 stopping;	/* under lock */
 	int			 joined;	/* halted: under lock */
 	struct milter_conv	*convs;		/* the thread's */
+	struct milter_idle	*idle;		/* the thread's, newest first */
+	size_t			 nidle;
+	/* nidle for other threads: a session's end costs the milter
+	 * thread a wake-up only while something is kept */
+	_Atomic size_t		 nidle_shared;
+	char			**ended;	/* sessions over: under lock */
+	size_t			 nended;
 };
 
 static void milter_conv_next_filter(struct milter_conv *);
@@ -124,6 +155,7 @@ milter_job_free(struct milter_job *job)
 		free(job->specs[i]);
 	free(job->specs);
 	free(job->id);
+	free(job->session);
 	free(job->hostname);
 	free(job->daemon_name);
 	free(job->if_addr);
@@ -152,6 +184,178 @@ milter_job_free(struct milter_job *job)
 	free(job);
 }
 
+/* ---- connections kept for the session ------------------------------ */
+
+/* "QUIT", best effort, when nothing else is queued towards the filter. */
+static void
+milter_quit(struct bufferevent *bev, int abort_first)
+{
+	int fd = (int)bufferevent_getfd(bev);
+
+	if (fd >= 0 && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		(void)!write(fd, abort_first ? "\0\0\0\001A\0\0\0\001Q" :
+		    "\0\0\0\001Q", abort_first ? 10 : 5);
+}
+
+static void
+milter_idle_free(struct milter_idle *m, int quit)
+{
+	struct milter_engine *e = m->e;
+
+	if (m->prev != NULL)
+		m->prev->next = m->next;
+	else
+		e->idle = m->next;
+	if (m->next != NULL)
+		m->next->prev = m->prev;
+	e->nidle--;
+	atomic_store(&e->nidle_shared, e->nidle);
+	event_free(m->timer);
+	if (m->bev != NULL) {
+		if (quit)
+			milter_quit(m->bev, 0);
+		bufferevent_free(m->bev);
+	}
+	free(m->spec);
+	free(m->key);
+	free(m);
+}
+
+/* An idle filter says something, or closes: it is not asked again on
+ * this connection (nothing is owed to it, nothing from it is awaited). */
+static void
+milter_idle_read_cb(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	milter_idle_free(arg, 0);
+}
+
+static void
+milter_idle_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	(void)what;
+	milter_idle_free(arg, 0);
+}
+
+static void
+milter_idle_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	milter_idle_free(arg, 1);
+}
+
+/* The kept connection to spec for the session key, taken out of the
+ * pool (NULL: none). */
+static struct bufferevent *
+milter_idle_take(struct milter_engine *e, const char *spec, const char *key,
+    uint32_t *actions_r, uint32_t *proto_r)
+{
+	for (struct milter_idle *m = e->idle; m != NULL; m = m->next) {
+		struct bufferevent *bev = m->bev;
+
+		if (strcmp(m->spec, spec) != 0 || strcmp(m->key, key) != 0)
+			continue;
+		*actions_r = m->actions;
+		*proto_r = m->proto;
+		m->bev = NULL;
+		milter_idle_free(m, 0);
+		return bev;
+	}
+	return NULL;
+}
+
+/* Keep c's connection for its session's next message: 0, or -1 when it
+ * cannot be kept (c still has it). */
+static int
+milter_idle_put(struct milter_conv *c)
+{
+	struct milter_engine *e = c->e;
+	struct milter_idle *m, *last = NULL;
+	struct timeval tv = { .tv_sec = MILTER_IDLE_SECONDS, .tv_usec = 0 };
+
+	if (c->key == NULL || !c->park_ok || !c->connected ||
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) > 0 ||
+	    evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+		return -1;	/* more than it should have said: not kept */
+	/* one per session and filter; beyond the bound the oldest goes */
+	for (m = e->idle; m != NULL; m = m->next) {
+		if (strcmp(m->spec, c->spec) == 0 &&
+		    strcmp(m->key, c->key) == 0) {
+			milter_idle_free(m, 1);
+			break;
+		}
+	}
+	if (e->nidle >= MILTER_IDLE_MAX) {
+		for (m = e->idle; m != NULL; m = m->next)
+			last = m;
+		milter_idle_free(last, 1);
+	}
+	m = xcalloc(1, sizeof(*m));
+	m->e = e;
+	m->spec = xstrdup(c->spec);
+	m->key = xstrdup(c->key);
+	m->bev = c->bev;
+	m->actions = c->actions;
+	m->proto = c->proto;
+	m->timer = evtimer_new(e->base, milter_idle_timeout_cb, m);
+	bufferevent_setcb(m->bev, milter_idle_read_cb, NULL,
+	    milter_idle_event_cb, m);
+	m->next = e->idle;
+	if (e->idle != NULL)
+		e->idle->prev = m;
+	e->idle = m;
+	e->nidle++;
+	atomic_store(&e->nidle_shared, e->nidle);
+	evtimer_add(m->timer, &tv);
+	c->bev = NULL;
+	return 0;
+}
+
+/* Session name's kept connections: QUIT (on the thread). */
+static void
+milter_idle_end_session(struct milter_engine *e, const char *session)
+{
+	size_t n = strlen(session);
+	struct milter_idle *m = e->idle, *next;
+
+	for (; m != NULL; m = next) {
+		next = m->next;
+		if (strncmp(m->key, session, n) == 0 && m->key[n] == '\n')
+			milter_idle_free(m, 1);
+	}
+}
+
+void
+milter_session_name(char buf[MILTER_SESSION_MAX], unsigned chan,
+    uint64_t sess)
+{
+	snprintf(buf, MILTER_SESSION_MAX, "%u.%llu", chan,
+	    (unsigned long long)sess);
+}
+
+/* The session key of a job: its session and every fact the filter was
+ * told at CONNECT and HELO (and the account), so a kept connection is
+ * only ever used for what the filter already believes. */
+static char *
+milter_job_key(const struct milter_job *j)
+{
+	const char *f[] = { j->client_addr, j->client_port, j->if_addr,
+	    j->helo, j->tls_version, j->cipher, j->auth_authen };
+	struct str k = STR_INIT;
+
+	if (j->session == NULL)
+		return NULL;
+	str_append(&k, j->session);
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
+		str_append(&k, f[i] != NULL ? "\n+" : "\n-");
+		if (f[i] != NULL)
+			str_append(&k, f[i]);
+	}
+	return str_steal(&k);
+}
+
 /* ---- one filter's end ---------------------------------------------- */
 
 static void
@@ -159,23 +363,22 @@ milter_conv_close(struct milter_conv *c, int quit)
 {
 	if (c->timer != NULL)
 		evtimer_del(c->timer);
-	if (c->bev != NULL) {
-		int fd = (int)bufferevent_getfd(c->bev);
-
+	if (c->bev != NULL && quit && milter_idle_put(c) == 0)
+		;	/* kept for the session's next message */
+	else if (c->bev != NULL) {
 		/* SMFIC_QUIT, best effort: the filter may be gone; first
 		 * SMFIC_ABORT when a message was begun and not ended */
 		int open_msg = (c->step >= STEP_RCPT && c->step != STEP_DONE) ||
 		    (c->awaiting && c->awaited_step == STEP_EOM);
 
-		if (quit && c->connected && fd >= 0 && evbuffer_get_length(
-		    bufferevent_get_output(c->bev)) == 0)
-			(void)!write(fd, open_msg ? "\0\0\0\001A\0\0\0\001Q" :
-			    "\0\0\0\001Q", open_msg ? 10 : 5);
+		if (quit && c->connected)
+			milter_quit(c->bev, open_msg);
 		bufferevent_free(c->bev);
 		c->bev = NULL;
 	}
 	c->connected = 0;
 	c->awaiting = 0;
+	c->park_ok = 0;
 	milter_changes_free(c->changes, c->nchanges);
 	c->changes = NULL;
 	c->nchanges = 0;
@@ -202,6 +405,7 @@ milter_conv_finish(struct milter_conv *c)
 	if (c->timer != NULL)
 		event_free(c->timer);
 	str_deinit(&c->body);
+	free(c->key);
 	free(c);
 	job->done(job, job->arg);
 }
@@ -250,6 +454,17 @@ milter_conv_fail(struct milter_conv *c, const char *why)
 {
 	enum milter_default_action a = c->job->default_action;
 
+	if (c->reused && !c->answered) {
+		/* a kept connection the filter closed or broke before it said
+		 * a word about this message: a new one, once; the message
+		 * is not failed for it */
+		log_info("id=%s milter=%s reconnect reason=\"%s\"",
+		    c->job->id, c->spec, why);
+		milter_conv_close(c, 0);
+		c->fresh = 1;
+		milter_conv_next_filter(c);
+		return;
+	}
 	milter_changes_free(c->changes, c->nchanges);
 	c->changes = NULL;
 	c->nchanges = 0;
@@ -328,6 +543,7 @@ milter_timeout_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	c->reused = 0;	/* a hung filter costs its timeout once */
 	milter_conv_fail(c, !c->connected ? "connect timeout" :
 	    c->step == STEP_OPTNEG ? "negotiation timeout" :
 	    c->awaited_step == STEP_EOM ? "end of message timeout" :
@@ -669,6 +885,7 @@ milter_handle(struct milter_conv *c, const struct milter_reply *r)
 		evtimer_del(c->timer);
 		c->awaiting = 0;
 		if (at_eom) {
+			c->park_ok = 1;
 			milter_conv_ok(c, "continue");
 			return 1;
 		}
@@ -691,6 +908,9 @@ milter_handle(struct milter_conv *c, const struct milter_reply *r)
 	case MILTER_R_ACCEPT:
 		if (at_eom)
 			c->awaiting = 0;	/* the message is ended */
+		/* an answer about the message (not the connection): the
+		 * connection may serve the session's next one */
+		c->park_ok = c->awaited_step >= STEP_MAIL;
 		break;
 	default:
 		break;
@@ -773,6 +993,7 @@ milter_read_cb(struct bufferevent *bev, void *arg)
 		uint32_t len;
 		struct milter_reply r;
 		const char *error;
+		int gone;
 
 		if (evbuffer_copyout(in, hdr, 4) < 4)
 			return;
@@ -782,14 +1003,21 @@ milter_read_cb(struct bufferevent *bev, void *arg)
 		}
 		if (evbuffer_get_length(in) < (size_t)len + 4)
 			return;
-		pkt = evbuffer_pullup(in, (ev_ssize_t)len + 4);
-		if (milter_reply_parse(pkt + 4, len, &r, &error) < 0) {
+		/* taken out first: at the end of the message the input must
+		 * be empty for the connection to be kept (milter_idle_put) */
+		pkt = xmalloc(len);
+		evbuffer_drain(in, 4);
+		evbuffer_remove(in, pkt, len);
+		if (milter_reply_parse(pkt, len, &r, &error) < 0) {
+			free(pkt);
 			milter_conv_fail(c, error);
 			return;
 		}
-		if (milter_handle(c, &r))
-			return;		/* c is gone */
-		evbuffer_drain(in, (size_t)len + 4);
+		c->answered = 1;
+		gone = milter_handle(c, &r);
+		free(pkt);
+		if (gone)
+			return;		/* c is gone (or on to the next filter) */
 	}
 }
 
@@ -845,6 +1073,25 @@ milter_conv_next_filter(struct milter_conv *c)
 	c->item = 0;
 	c->awaiting = 0;
 	c->awaited_step = STEP_OPTNEG;
+	c->answered = 0;
+	c->park_ok = 0;
+	c->reused = 0;
+	if (!c->fresh && c->key != NULL && (c->bev = milter_idle_take(c->e,
+	    c->spec, c->key, &c->actions, &c->proto)) != NULL) {
+		/* the session's kept connection: the filter knows CONNECT;
+		 * the last message is ended, HELO again (Rspamd forgets it
+		 * at SMFIC_ABORT), then MAIL; one write for all of it */
+		bufferevent_setcb(c->bev, milter_read_cb, milter_write_cb,
+		    milter_event_cb, c);
+		c->connected = 1;
+		c->reused = 1;
+		c->step = STEP_HELO;
+		evbuffer_add(bufferevent_get_output(c->bev),
+		    MILTER_ABORT_PACKET, 5);
+		(void)milter_advance(c);
+		return;
+	}
+	c->fresh = 0;
 	if (milter_spec_parse(c->spec, &family, &host, &port, &error) < 0) {
 		milter_conv_fail(c, error);
 		return;
@@ -906,6 +1153,7 @@ milter_start_job(struct milter_engine *e, struct milter_job *job)
 		e->convs->prev = c;
 	e->convs = c;
 	job->verdict = MILTER_ACCEPT;
+	c->key = milter_job_key(job);
 	milter_conv_next_filter(c);
 }
 
@@ -914,7 +1162,8 @@ milter_wake_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct milter_engine *e = arg;
 	struct milter_job **jobs;
-	size_t n;
+	char **ended;
+	size_t n, nended;
 	int stopping;
 	char buf[64];
 
@@ -926,8 +1175,17 @@ milter_wake_cb(evutil_socket_t fd, short what, void *arg)
 	n = e->npending;
 	e->pending = NULL;
 	e->npending = 0;
+	ended = e->ended;
+	nended = e->nended;
+	e->ended = NULL;
+	e->nended = 0;
 	stopping = e->stopping;
 	pthread_mutex_unlock(&e->lock);
+	for (size_t i = 0; i < nended; i++) {
+		milter_idle_end_session(e, ended[i]);
+		free(ended[i]);
+	}
+	free(ended);
 	for (size_t i = 0; i < n; i++)
 		milter_start_job(e, jobs[i]);
 	free(jobs);
@@ -941,6 +1199,8 @@ milter_wake_cb(evutil_socket_t fd, short what, void *arg)
 			milter_conv_final(c, MILTER_TEMPFAIL, "451 4.3.2 "
 			    "System shutting down, try again later");
 		}
+		while (e->idle != NULL)
+			milter_idle_free(e->idle, 1);
 		event_base_loopbreak(e->base);
 	}
 }
@@ -966,6 +1226,7 @@ milter_engine_start(const char **error_r)
 {
 	struct milter_engine *e = xcalloc(1, sizeof(*e));
 
+	atomic_init(&e->nidle_shared, 0);
 	pthread_mutex_init(&e->lock, NULL);
 	if (pipe2(e->wake, O_CLOEXEC | O_NONBLOCK) < 0) {
 		*error_r = "milter: pipe failed";
@@ -1019,8 +1280,28 @@ milter_engine_stop(struct milter_engine **ep)
 	close(e->wake[1]);
 	pthread_mutex_destroy(&e->lock);
 	free(e->pending);
+	for (size_t i = 0; i < e->nended; i++)
+		free(e->ended[i]);
+	free(e->ended);
 	free(e);
 	*ep = NULL;
+}
+
+void
+milter_session_end(struct milter_engine *e, const char *session)
+{
+	if (e == NULL || atomic_load(&e->nidle_shared) == 0)
+		return;		/* XXX: one kept just now stays to its timeout */
+	pthread_mutex_lock(&e->lock);
+	if (e->stopping) {
+		pthread_mutex_unlock(&e->lock);
+		return;
+	}
+	e->ended = xreallocarray(e->ended, e->nended + 1,
+	    sizeof(*e->ended));
+	e->ended[e->nended++] = xstrdup(session);
+	pthread_mutex_unlock(&e->lock);
+	milter_wake(e);
 }
 
 int

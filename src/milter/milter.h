@@ -13,6 +13,16 @@
  * headers, body chunks, end of message, quit; filters one after another
  * in the configured order. Each filter sees the message as received;
  * their changes are collected in order and applied by the caller.
+ *
+ * A filter's connection outlives the message for the rest of its SMTP
+ * session, as Postfix keeps one per smtpd session: after a message has
+ * ended well (any answer at or after MAIL) it waits idle, bounded in
+ * number and time, and the session's next message starts on it with
+ * SMFIC_ABORT, then HELO and MAIL (the filter keeps what CONNECT told
+ * it). A job whose session (job->session, and every connect- and
+ * helo-level fact) differs never gets it. A pooled connection that the
+ * filter closed, or that fails before its first answer to the new
+ * message, is replaced by a new one without failing the message.
  */
 #ifndef SEKISHO_MILTER_H
 #define SEKISHO_MILTER_H
@@ -65,6 +75,9 @@ struct milter_job {
 	enum milter_default_action default_action;
 	size_t		 body_max;	/* a replaced body's cap */
 	char		*id;		/* queue id: macro i, logs */
+	char		*session;	/* the SMTP session's key (its
+					 * filter connections are kept for
+					 * its next message); NULL: none */
 	/* macros and events */
 	char		*hostname;	/* j, {if_name} */
 	char		*daemon_name;
@@ -98,6 +111,16 @@ struct milter_job {
 	void		(*done)(struct milter_job *job, void *arg);
 	void		*arg;
 };
+
+/* The name of SMTP session sess of back-side channel chan, for
+ * job->session and milter_session_end. */
+#define MILTER_SESSION_MAX	48
+void milter_session_name(char buf[MILTER_SESSION_MAX], unsigned chan,
+    uint64_t sess);
+/* The SMTP session is over: the filter connections kept for it get
+ * SMFIC_QUIT (as Postfix quits at the end of an smtpd session). Any
+ * thread; e may be NULL. */
+void milter_session_end(struct milter_engine *e, const char *session);
 
 /* A new job (zeroed, str initialised). */
 struct milter_job *milter_job_new(void);

@@ -24,8 +24,15 @@ MACROS = ("i", "j", "{daemon_name}", "{if_name}", "{if_addr}",
 def _milter_main(port, outdir):
     import Milter
 
+    conns = [0]
+
     class Peer(Milter.Base):
         def __init__(self):
+            # one object per connection: "conn" numbers the connections
+            # this process accepted, "seq" the messages on this one
+            conns[0] += 1
+            self.conn = conns[0]
+            self.seq = 0
             self.ev = {"headers": [], "rcpts": [], "body": b"",
                        "macros": {}}
 
@@ -46,6 +53,14 @@ def _milter_main(port, outdir):
             return Milter.CONTINUE
 
         def envfrom(self, f, *args):
+            # a new message (on a kept connection, after SMFIC_ABORT):
+            # what the last one said is forgotten, connect and helo kept
+            self.seq += 1
+            for k in ("headers", "rcpts"):
+                self.ev[k] = []
+            self.ev["body"] = b""
+            self.ev.pop("subject", None)
+            self.ev["conn"], self.ev["seq"] = self.conn, self.seq
             self.ev["from"] = f
             self._macros()
             return Milter.CONTINUE
@@ -166,7 +181,12 @@ class BadPeer:
     """mode: "hang" (reads, never answers), "garbage" (an unknown reply to
     the option negotiation), "oversize" (a packet length of 4 GiB after a
     good negotiation), "midgarbage" (good negotiation, garbage at
-    connect)."""
+    connect); and filters that serve one message well, then spoil the
+    connection kept for the session's next one: "closenext" (closes it
+    when the next message begins on it, without a word), "idlegarbage"
+    (sends garbage while it is idle), "idleclose" (closes it at once);
+    "good" speaks well throughout. `accepted` counts connections,
+    `messages` the ends of message answered, `quits` the SMFIC_QUITs."""
 
     def __init__(self, port, mode):
         self.mode = mode
@@ -176,6 +196,8 @@ class BadPeer:
         self.sock.listen(16)
         self.conns = []
         self.accepted = 0
+        self.messages = 0
+        self.quits = 0
         self.t = threading.Thread(target=self._run, daemon=True)
         self.t.start()
 
@@ -205,7 +227,8 @@ class BadPeer:
                 c.sendall(optneg)
                 c.recv(65536)
                 c.sendall(b"\xff\xff\xff\xffc" + b"x" * 1000)
-            elif self.mode in ("inject", "smuggle", "progress"):
+            elif self.mode in ("inject", "smuggle", "progress", "closenext",
+                               "idlegarbage", "idleclose", "good"):
                 self._speak(c, first, optneg)
                 return
             elif self.mode == "midgarbage":
@@ -224,7 +247,11 @@ class BadPeer:
         a reply code that carries a second SMTP reply line, "progress"
         an endless stream of SMFIR_PROGRESS."""
         buf = first
+        ended = False
         while True:
+            if ended and buf and self.mode == "closenext":
+                c.close()       # the next message begins: no answer
+                return
             while len(buf) >= 4:
                 n = int.from_bytes(buf[:4], "big")
                 if len(buf) < 4 + n:
@@ -235,6 +262,18 @@ class BadPeer:
                     c.sendall(optneg)
                 elif cmd == b"D":
                     pass                    # macros: no reply
+                elif cmd == b"E" and self.mode in ("closenext",
+                                                   "idlegarbage",
+                                                   "idleclose", "good"):
+                    c.sendall(b"\0\0\0\x01c")
+                    self.messages += 1
+                    ended = True
+                    if self.mode == "idlegarbage":
+                        time.sleep(0.2)
+                        c.sendall(b"\0\0\0\x05Zjunk")
+                    elif self.mode == "idleclose":
+                        c.close()
+                        return
                 elif cmd == b"E":
                     if self.mode == "progress":
                         # "still working", forever
@@ -250,7 +289,9 @@ class BadPeer:
                         v = b"550 5.7.1 no\r\n250 2.0.0 Ok: queued\0"
                         c.sendall((len(v) + 1).to_bytes(4, "big") + b"y" +
                                   v)
-                elif cmd in (b"Q", b"A"):
+                elif cmd == b"Q":
+                    self.quits += 1
+                elif cmd == b"A":
                     pass
                 else:
                     c.sendall(b"\0\0\0\x01c")

@@ -118,3 +118,65 @@ def test_dmarc_reject_forgery_of_local_domain_is_refused(filtered, rspamd):
     assert "5.7.1" in resp, resp
     filtered.wait_queue_empty()
     assert not filtered.files(BOB)
+
+
+def test_one_session_many_messages_on_one_rspamd_connection(filtered,
+                                                            rspamd, outside,
+                                                            dns):
+    """The messages of one SMTP session go to Rspamd on one milter
+    connection (one CONNECT, as from Postfix), and each is judged as
+    itself: a clean message, GTUBE, a clean one again and a DMARC forgery
+    in one session on MX get the same answers as in sessions of their own;
+    two submissions in one authenticated session are both signed."""
+    import smtplib
+    connects = rspamd.log.count("got connection from")
+    answers = []
+    with smtplib.SMTP("127.0.0.1", filtered.ports["mx"], timeout=120) as s:
+        s.ehlo("client.example.net")
+        for sender, subject, body, extra in (
+                ("friend@outside.test", "clean one", "first\r\n",
+                 (f"Authentication-Results: {HOSTNAME}; dkim=pass "
+                  "header.d=outside.test",)),
+                ("spammer@outside.test", "gtube", GTUBE + "\r\n", ()),
+                ("friend@outside.test", "clean two", "second\r\n", ()),
+                ("x@outside.test", "forged", "it is really me\r\n", ())):
+            frm = ALICE if subject == "forged" else sender
+            s.mail(sender)
+            s.rcpt(BOB)
+            try:
+                code, resp = s.data(message(frm, BOB, subject, body,
+                                            extra_headers=extra))
+            except smtplib.SMTPDataError as e:
+                code, resp = e.smtp_code, e.smtp_error
+            answers.append((code, resp.decode()))
+    assert answers[0][0] == 250 and answers[2][0] == 250, answers
+    assert answers[1][0] in (550, 554) and "Gtube pattern" in answers[1][1]
+    assert answers[3][0] in (550, 554) and "5.7.1" in answers[3][1], answers
+    files = filtered.wait_files(BOB, 2)
+    got = {}
+    for f in files:
+        data = f.read_bytes()
+        (subject,) = header_values(data, "Subject")
+        got[subject] = data
+    assert sorted(got) == ["clean one", "clean two"], sorted(got)
+    for subject, data in got.items():
+        ars = header_values(data, "Authentication-Results")
+        assert any("spf=" in a for a in ars), (subject, ars)
+        assert not any("header.d=outside.test" in a for a in ars), ars
+        assert len(header_values(data, "X-Spam-Status")) == 1, data[:3000]
+    assert b"first" in got["clean one"] and b"second" in got["clean two"]
+    # one CONNECT for the session (a connection per message before)
+    assert rspamd.log.count("got connection from") - connects == 1
+
+    # two signed submissions in one authenticated session
+    with smtplib.SMTP("127.0.0.1", filtered.ports["submission"],
+                      timeout=120) as s:
+        s.ehlo("client.example.net")
+        s.login(ALICE, ALICE_PW)
+        for i in (1, 2):
+            s.sendmail(ALICE, [CAROL], message(ALICE, CAROL, f"signed {i}",
+                                               f"hello carol {i}\r\n"))
+    for sender, rcpts, data in outside.wait_messages(2):
+        assert len(header_values(data, "DKIM-Signature")) == 1, data[:2000]
+        ok, d = dkim_verify(data, dns.port)
+        assert ok and d == DOMAIN, data[:3000]

@@ -340,6 +340,115 @@ def test_broken_filter_gets_the_default_action(make_daemon, mode, action):
             bad.close()
 
 
+def mx_session(port, datas, sender="sender@example.org"):
+    """Several transactions in one SMTP session on mx: the (code, reply
+    lines) of each final dot."""
+    out = []
+    with RawSMTP(port) as c:
+        assert c.cmd("EHLO client.example.org")[0] == 250
+        for data in datas:
+            assert c.cmd(f"MAIL FROM:<{sender}>")[0] == 250
+            code, lines = c.cmd(f"RCPT TO:<{BOB}>")
+            assert code == 250, lines
+            assert c.cmd("DATA")[0] == 354
+            c.send(dot_stuff(data) + b".\r\n")
+            out.append(c.reply())
+        c.cmd("QUIT")
+    return out
+
+
+def records(out, n):
+    """The filter's records once there are n, oldest message first."""
+    wait_for(lambda: len(list(out.glob("*.json"))) >= n, 10,
+             f"{n} records of the filter")
+    recs = [json.loads(p.read_text()) for p in out.glob("*.json")]
+    return sorted(recs, key=lambda r: (r["conn"], r["seq"]))
+
+
+def test_session_messages_share_one_filter_connection(make_daemon, peer):
+    """The messages of one SMTP session reach the filter on one connection
+    (as Postfix's smtpd keeps its milter connections for the session),
+    each seen as itself: its own headers, recipients and queue id, after
+    an accepted and after a refused message alike. Another session gets
+    another connection."""
+    spec, out = peer
+    d = make_daemon(extra=milters(spec))
+    res = mx_session(d.ports["mx"], [message("one addheader"),
+                                     message("two reject"),
+                                     message("three")])
+    assert [code for code, _ in res] == [250, 550, 250], res
+    assert "Custom rejection by the test filter" in res[1][1][-1]
+    q1, q3 = queued(res[0][1]), queued(res[2][1])
+    recs = records(out, 3)
+    assert len({r["conn"] for r in recs}) == 1, recs
+    assert [r["seq"] for r in recs] == [1, 2, 3]
+    assert [r["subject"] for r in recs] == ["one addheader", "two reject",
+                                            "three"]
+    for r in recs:
+        assert [h[1].strip() for h in r["headers"]
+                if h[0].lower() == "subject"] == [r["subject"]]
+        assert r["rcpts"] == [f"<{BOB}>"]
+        assert r["helo"] == "client.example.org"
+        assert r["macros"]["{client_addr}"] == "127.0.0.1"
+    assert recs[0]["macros"]["i"] == q1 and recs[2]["macros"]["i"] == q3
+    d1 = d.wait_message(BOB, q1).read_bytes()
+    d3 = d.wait_message(BOB, q3).read_bytes()
+    assert b"X-Filter-Added: yes, by the test" in d1
+    assert b"X-Filter-Added" not in d3
+    # a new SMTP session: a new connection (CONNECT is per session)
+    code, lines = mx_try(d.ports["mx"], [BOB], message("four"))
+    assert code == 250, lines
+    recs = records(out, 4)
+    assert recs[-1]["subject"] == "four"
+    assert recs[-1]["conn"] != recs[0]["conn"] and recs[-1]["seq"] == 1
+
+
+def test_filter_connection_quit_when_the_session_ends(make_daemon):
+    """The kept connection serves the session's messages and is quit when
+    the SMTP session ends (not left open at the filter until it times
+    out): what Postfix does at the end of an smtpd session."""
+    port = free_port()
+    bad = milter_peer.BadPeer(port, "good")
+    try:
+        d = make_daemon(extra=milters(f"inet:127.0.0.1:{port}"))
+        res = mx_session(d.ports["mx"], [message("q1"), message("q2")])
+        assert [code for code, _ in res] == [250, 250], res
+        assert bad.messages == 2 and bad.accepted == 1
+        # the idle bound is 15 s: well before it
+        wait_for(lambda: bad.quits == 1, 8, "SMFIC_QUIT at session end")
+        code, lines = mx_try(d.ports["mx"], [BOB], message("q3"))
+        assert code == 250, lines
+        assert bad.accepted == 2
+    finally:
+        bad.close()
+
+
+@pytest.mark.parametrize("mode", ["closenext", "idlegarbage", "idleclose"])
+def test_spoiled_kept_connection_loses_no_message(make_daemon, mode):
+    """A filter that closes the connection kept for the session, or talks
+    garbage on it between messages: the next message goes to the filter on
+    a new connection and is accepted, nothing lost, the daemon alive."""
+    port = free_port()
+    bad = milter_peer.BadPeer(port, mode)
+    try:
+        d = make_daemon(extra=milters(f"inet:127.0.0.1:{port}"))
+        res = mx_session(d.ports["mx"], [message(f"m{i}") for i in
+                                         range(3)])
+        assert [code for code, _ in res] == [250] * 3, res
+        for code, lines in res:
+            data = d.wait_message(BOB, queued(lines)).read_bytes()
+            assert data.endswith(b"\n\nbody of the message\n")
+        assert bad.messages == 3
+        assert bad.accepted == 3
+        if mode == "closenext":
+            d.wait_log(rf"milter=inet:127\.0\.0\.1:{port} reconnect "
+                       r"reason=")
+        assert "verdict=default" not in d.log()
+        assert d.running()
+    finally:
+        bad.close()
+
+
 def test_down_filter_skipped_then_next_filter_asked(make_daemon, peer):
     spec, out = peer
     down = f"inet:127.0.0.1:{free_port()}"
