@@ -398,15 +398,18 @@ test_crash_before_sync(void)
 	UNIT_CHECK_INT(count_dir("spool/incoming"), 0);
 	UNIT_CHECK_INT(count_dir("spool/queue"), 0);
 	/* every acknowledged message is in new/; the one the crash cut
-	 * (left in tmp/, never linked) was not acknowledged */
+	 * (left in tmp/, never linked) was not acknowledged. Another
+	 * thread may have been between its link into new/ and the removal
+	 * of its tmp/ name: in both, not acknowledged either (a duplicate
+	 * when the client sends it again, docs/architecture.md). */
 	for (int i = 0; i < N; i++) {
 		if (acked[i])
 			UNIT_CHECK(in_dir("new", i));
 		if (!in_dir("tmp", i))
 			continue;
-		lost++;
 		UNIT_CHECK(!acked[i]);
-		UNIT_CHECK(!in_dir("new", i));
+		if (!in_dir("new", i))
+			lost++;
 	}
 	UNIT_CHECK(lost >= 1);
 }
