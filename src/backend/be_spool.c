@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -118,6 +119,111 @@ be_spool_queued(struct be_worker *w, const char *id)
 	return r;
 }
 
+/*
+ * issue 18: spool files kept for reuse, per channel. A message delivered
+ * at commit leaves incoming/ID behind instead of removing it, and the
+ * next BE_SPOOL_OPEN of the same channel renames and empties it
+ * (spool_reuse_incoming): a file per message, but no inode allocated and
+ * freed per message (on ext4 that was a third of the back side's CPU, and
+ * the directory lock held meanwhile). A file goes back only to the session
+ * process that wrote it: another one's descriptor never reaches it, and
+ * what the process may still write through its old descriptor lands in
+ * its own next message, which it writes anyway. Channels are never
+ * numbered twice; a channel that closes has its files removed; whatever
+ * is left at a crash is in incoming/, emptied at start.
+ */
+#define BE_SPOOL_REUSE_MAX	64
+
+struct be_spool_reuse {
+	unsigned		 chan;
+	size_t			 n;
+	char			 ids[BE_SPOOL_REUSE_MAX][QUEUE_ID_LEN + 1];
+	struct be_spool_reuse	*next;
+};
+
+static pthread_mutex_t be_spool_reuse_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct be_spool_reuse *be_spool_reuses;
+
+/* The channel's list (made when create), under the lock. */
+static struct be_spool_reuse *
+be_spool_reuse_find(unsigned chan, int create)
+{
+	struct be_spool_reuse *r;
+
+	for (r = be_spool_reuses; r != NULL; r = r->next)
+		if (r->chan == chan)
+			return r;
+	if (!create)
+		return NULL;
+	r = xcalloc(1, sizeof(*r));
+	r->chan = chan;
+	r->next = be_spool_reuses;
+	be_spool_reuses = r;
+	return r;
+}
+
+/* incoming/ID, delivered: kept for the channel's next message, or removed
+ * (the channel is gone, or has enough kept). Any thread. */
+static void
+be_spool_recycle(unsigned chan, const char *spool_dir, const char *id)
+{
+	struct be_spool_reuse *r;
+	int kept = 0;
+
+	pthread_mutex_lock(&be_spool_reuse_lock);
+	if ((r = be_spool_reuse_find(chan, 0)) != NULL &&
+	    r->n < BE_SPOOL_REUSE_MAX) {
+		xstrlcpy(r->ids[r->n++], id, sizeof(r->ids[0]));
+		kept = 1;
+	}
+	pthread_mutex_unlock(&be_spool_reuse_lock);
+	if (!kept)
+		spool_abort(spool_dir, id);
+}
+
+void
+be_spool_channel_gone(unsigned chan)
+{
+	struct be_spool_reuse **rp, *r = NULL;
+	const char *dir = __atomic_load_n(&be_spool_last_dir,
+	    __ATOMIC_ACQUIRE);
+
+	pthread_mutex_lock(&be_spool_reuse_lock);
+	for (rp = &be_spool_reuses; *rp != NULL; rp = &(*rp)->next)
+		if ((*rp)->chan == chan) {
+			r = *rp;
+			*rp = r->next;
+			break;
+		}
+	pthread_mutex_unlock(&be_spool_reuse_lock);
+	if (r == NULL)
+		return;
+	for (size_t i = 0; dir != NULL && i < r->n; i++)
+		spool_abort(dir, r->ids[i]);
+	free(r);
+}
+
+/* incoming/ID for the channel: a kept file emptied, else a new one. */
+static int
+be_spool_create(struct be_worker *w, const char *id, int *fd_r,
+    const char **error_r)
+{
+	struct be_spool_reuse *r;
+	char old[QUEUE_ID_LEN + 1] = "";
+
+	pthread_mutex_lock(&be_spool_reuse_lock);
+	if ((r = be_spool_reuse_find(w->chan, 1))->n > 0)
+		xstrlcpy(old, r->ids[--r->n], sizeof(old));
+	pthread_mutex_unlock(&be_spool_reuse_lock);
+	if (old[0] != '\0') {
+		if (spool_reuse_incoming(w->conf->spool_dir, old, id,
+		    fd_r) == 0)
+			return 0;
+		spool_abort(w->conf->spool_dir, old);
+	}
+	return spool_open_incoming(w->conf->spool_dir, id, fd_r, error_r);
+}
+
 int
 be_spool_open(struct be_worker *w, struct msg *req, struct msg *reply)
 {
@@ -145,7 +251,7 @@ be_spool_open(struct be_worker *w, struct msg *req, struct msg *reply)
 		msg_add_str(reply, BE_SPOOL_FULL);
 		return 0;
 	}
-	if (spool_open_incoming(w->conf->spool_dir, id, &fd, &error) < 0) {
+	if (be_spool_create(w, id, &fd, &error) < 0) {
 		log_warnx("id=%s spool open: %s", id, error);
 		msg_add_u32(reply, 1);
 		msg_add_str(reply, error);
@@ -347,6 +453,7 @@ be_spool_envelope_check(struct be_worker *w, uint64_t sess, const char *id,
  */
 struct be_commit {
 	char			*id;
+	unsigned		 chan;		/* whose file it is */
 	uint64_t		 sess;
 	uint64_t		 size;
 	char			*client, *tls, *msgid, *mech, *if_addr;
@@ -754,9 +861,11 @@ be_commit_durable(struct be_commit *bc, const char *spool_dir,
 
 	if (bc->checked.fd >= 0) {
 		bc->direct = queue_commit_deliver_env(q, bc->id,
-		    bc->checked.fd, &bc->checked.env, bc->checked.offset,
+		    bc->checked.fd, &bc->checked.env, bc->checked.offset, 1,
 		    &error);
 		bc->checked.fd = -1;	/* taken over */
+		if (bc->direct == 1)	/* incoming/ID left to us */
+			be_spool_recycle(bc->chan, spool_dir, bc->id);
 	} else
 		bc->direct = queue_commit_deliver(q, bc->id, &error);
 	if (bc->direct < 0 || (bc->direct == 0 &&
@@ -961,6 +1070,7 @@ be_spool_commit(struct be_worker *w, struct msg *req, struct msg *reply)
 	bc->fd = -1;
 	bc->checked = checked;		/* taken over */
 	bc->id = xstrdup(id);
+	bc->chan = w->chan;
 	bc->sess = sess;
 	bc->size = size;
 	bc->client = xstrdup(client);
