@@ -768,12 +768,8 @@ be_commit_finish(struct be_worker *w, struct msg *reply, struct be_commit *bc)
 		};
 		struct envelope env;
 		size_t offset = 0;
-		int corrupt = 0, fd;
-		char *path = xasprintf("%s/incoming/%s", w->conf->spool_dir,
-		    id);
+		int corrupt = 0, fd = -1;
 
-		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-		free(path);
 		anames = xcalloc(nadded + 1, sizeof(*anames));
 		avalues = xcalloc(nadded + 1, sizeof(*avalues));
 		for (size_t i = 0, at = 0; i < nadded; i++) {
@@ -782,19 +778,33 @@ be_commit_finish(struct be_worker *w, struct msg *reply, struct be_commit *bc)
 			avalues[i] = added.s + at;
 			at += strlen(avalues[i]) + 1;
 		}
-		if (fd < 0 || spool_read_envelope(fd, &env, &offset, &corrupt,
-		    &error) < 0) {
-			r = -1;
-			str_append(&answer, BE_SPOOL_TEMPFAIL);
-		} else {
-			m.env = &env;
-			m.fd = fd;
-			m.offset = offset;
-			m.added_names = anames;
-			m.added_values = avalues;
-			m.nadded = nadded;
+		m.added_names = anames;
+		m.added_values = avalues;
+		m.nadded = nadded;
+		if (bc->checked.fd >= 0) {
+			/* no filter asked: the envelope and file the commit
+			 * checked (issue 18: no second open and parse) */
+			m.env = &bc->checked.env;
+			m.fd = bc->checked.fd;
+			m.offset = bc->checked.offset;
 			r = be_own_from_check(w, &m, &answer);
-			envelope_deinit(&env);
+		} else {
+			char *path = xasprintf("%s/incoming/%s",
+			    w->conf->spool_dir, id);
+
+			fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+			free(path);
+			if (fd < 0 || spool_read_envelope(fd, &env, &offset,
+			    &corrupt, &error) < 0) {
+				r = -1;
+				str_append(&answer, BE_SPOOL_TEMPFAIL);
+			} else {
+				m.env = &env;
+				m.fd = fd;
+				m.offset = offset;
+				r = be_own_from_check(w, &m, &answer);
+				envelope_deinit(&env);
+			}
 		}
 		if (fd >= 0)
 			close(fd);
@@ -814,8 +824,15 @@ be_commit_finish(struct be_worker *w, struct msg *reply, struct be_commit *bc)
 
 	/* issue 17: the message's risk signals; an account on hold has
 	 * its submission accepted and kept (queue.h "held messages") */
-	risk_held = be_risk_commit(w, bc->t.account, bc->client,
-	    bc->t.country, id, hold_reason, sizeof(hold_reason));
+	/* (issue 18) without an account it only looks at a bounce's
+	 * senders: the checked envelope says whether it is one, without
+	 * reading the file again */
+	if (bc->t.account == NULL && bc->checked.fd >= 0 &&
+	    bc->checked.env.sender[0] != '\0')
+		risk_held = 0;
+	else
+		risk_held = be_risk_commit(w, bc->t.account, bc->client,
+		    bc->t.country, id, hold_reason, sizeof(hold_reason));
 	held = job != NULL && job->quarantine != NULL;
 	str_deinit(&answer);
 	if (!held && !risk_held && bc->may_defer && w->queue != NULL) {
