@@ -1,7 +1,8 @@
 /*
  * spool: the durable on-disk queue (spool_dir):
- *   incoming/ID   being received, or delivered at commit and kept for the
- *                 same session process's next message (its inode reused);
+ *   incoming/ID   being received, or delivered at commit, emptied and kept
+ *                 for the same session process's next message (its inode
+ *                 reused);
  *                 never acknowledged; removed at start
  *   queue/ID      committed: fsync'd file, renamed, directory fsync'd
  *   queue/ID.done delivery journal: one line per finished recipient,
