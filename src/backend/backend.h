@@ -103,6 +103,8 @@ int be_session_end_req(struct be_worker *w, struct msg *req,
  * by the keeper thread), its spool file removed. Any thread. */
 void be_mailbox_abandon(uint64_t handle);
 void be_spool_abandon(const char *id);
+/* A channel gone: the spool files kept for its reuse are removed. */
+void be_spool_channel_gone(unsigned chan);
 /* BE_SESSION_END: close the mailbox now (the lease given back). */
 void be_mailbox_close_handle(struct be_worker *w, uint64_t handle);
 /* BE_SESSION_END, a second BE_SPOOL_OPEN: remove an incoming file. */

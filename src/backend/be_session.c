@@ -482,6 +482,7 @@ be_session_drop_channel(unsigned chan)
 			break;
 		}
 	pthread_mutex_unlock(&be_session_lock);
+	be_spool_channel_gone(chan);
 	if (n > 0)
 		log_debug("backend: channel %u closed: %zu session records "
 		    "dropped", chan, n);

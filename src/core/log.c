@@ -2,6 +2,7 @@
  * log: stderr or syslog, one line per event (see log.h).
  */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -164,6 +165,54 @@ log_zone(const struct tm *tm, char *buf, size_t len)
 	snprintf(buf, len, "%.3s:%.2s", z, z + 3);
 }
 
+/*
+ * "2026-12-06T08:10:29.883+09:00 " for ts into buf: RFC 3339 with the
+ * zone's offset (logs of several machines are put side by side; the zone
+ * is the configured timezone, TZ, its rules read before any chroot). The
+ * seconds and zone are kept per thread and made again only when the
+ * second changes: localtime_r takes glibc's time zone lock, which every
+ * thread of the back side waited on, line after line (issue 18).
+ */
+static size_t
+log_stamp(const struct timespec *ts, char *buf, size_t len)
+{
+	static __thread time_t last = (time_t)-1;
+	static __thread char head[48];
+	int n;
+
+	if (ts->tv_sec != last) {
+		char stamp[40], zone[8];
+		struct tm tm;
+
+		localtime_r(&ts->tv_sec, &tm);
+		strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+		log_zone(&tm, zone, sizeof(zone));
+		/* the zone goes after the milliseconds: kept apart */
+		snprintf(head, sizeof(head), "%s%c%s", stamp, '\0', zone);
+		last = ts->tv_sec;
+	}
+	n = snprintf(buf, len, "%s.%03ld%s ", head, ts->tv_nsec / 1000000,
+	    head + strlen(head) + 1);
+	return n < 0 ? 0 : (size_t)n < len ? (size_t)n : len - 1;
+}
+
+/* write(2) all of it to stderr, retrying short writes and EINTR; a
+ * failure is dropped (there is nowhere left to say so). */
+static void
+log_write_all(const char *p, size_t len)
+{
+	while (len > 0) {
+		ssize_t w = write(STDERR_FILENO, p, len);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return;
+		p += w;
+		len -= (size_t)w;
+	}
+}
+
 static void
 log_vwrite(int prio, const char *fmt, va_list ap, int with_errno)
 {
@@ -197,23 +246,32 @@ log_vwrite(int prio, const char *fmt, va_list ap, int with_errno)
 		return;
 	}
 
-	char stamp[64], zone[8];
+	char line[sizeof(msg) + 128];
 	struct timespec ts;
-	struct tm tm;
+	size_t len;
 
-	/* RFC 3339 with the zone's offset (2026-12-06T08:10:29.883+09:00):
-	 * logs of several machines are put side by side. The zone is the
-	 * configured timezone (TZ, its rules read before any chroot). */
 	clock_gettime(CLOCK_REALTIME, &ts);
-	localtime_r(&ts.tv_sec, &tm);
-	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
-	log_zone(&tm, zone, sizeof(zone));
-	pthread_mutex_lock(&log_mutex);
-	fprintf(stderr, "%s.%03ld%s %s%s\n", stamp, ts.tv_nsec / 1000000, zone,
+	len = log_stamp(&ts, line, sizeof(line));
+	n = snprintf(line + len, sizeof(line) - len, "%s%s\n",
 	    prio == LOG_ERR ? "fatal: " : prio == LOG_WARNING ? "warn: " : "",
 	    msg);
-	fflush(stderr);
-	pthread_mutex_unlock(&log_mutex);
+	if (n < 0)
+		return;
+	len += (size_t)n;
+	if (len >= sizeof(line)) {
+		len = sizeof(line) - 1;
+		line[len - 1] = '\n';
+	}
+	/* One write a line, formatted before: a write up to PIPE_BUF is
+	 * not mixed with another thread's on a pipe, nor on a file (the
+	 * kernel keeps one file position per write, and O_APPEND appends
+	 * each whole); a longer line takes the lock. */
+	if (len > PIPE_BUF) {
+		pthread_mutex_lock(&log_mutex);
+		log_write_all(line, len);
+		pthread_mutex_unlock(&log_mutex);
+	} else
+		log_write_all(line, len);
 }
 
 #define LOG_FN(name, prio, minlevel, with_errno)			\

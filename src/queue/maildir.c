@@ -14,6 +14,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -375,6 +376,41 @@ maildir_test_crash(void)
 }
 #endif
 
+/*
+ * The Maildir whose tmp/, new/ and cur/ this thread saw last, and when:
+ * for a second after, a delivery into it skips the three stat calls
+ * (issue 18: W1 delivers into one Maildir from 16 commit threads). A tmp/
+ * removed meanwhile is made again when its file cannot be created.
+ */
+#define MAILDIR_KNOWN_SECONDS	1
+
+static __thread char maildir_known[PATH_MAX];
+static __thread time_t maildir_known_at;
+
+static void
+maildir_known_forget(void)
+{
+	maildir_known[0] = '\0';
+}
+
+/* 1 if path was seen whole by this thread in the last second; else 0,
+ * and path is remembered as seen now (the caller makes sure it is). */
+static int
+maildir_known_now(const char *path)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+	if (maildir_known[0] != '\0' && now.tv_sec - maildir_known_at <
+	    MAILDIR_KNOWN_SECONDS && strcmp(maildir_known, path) == 0)
+		return 1;
+	if (strlen(path) < sizeof(maildir_known)) {
+		memcpy(maildir_known, path, strlen(path) + 1);
+		maildir_known_at = now.tv_sec;
+	}
+	return 0;
+}
+
 int
 maildir_deliver(const char *root, const char *mailbox, const char *host,
     const char *prepend, int fd, off_t offset, char **name_r,
@@ -391,7 +427,8 @@ maildir_deliver(const char *root, const char *mailbox, const char *host,
 		*error_r = "bad mailbox path";
 		return -1;
 	}
-	if (maildir_create_dirs(root, mailbox, path, error_r) < 0)
+	if (!maildir_known_now(path) &&
+	    maildir_create_dirs(root, mailbox, path, error_r) < 0)
 		goto fail;
 	maildir_host(host, &hostpart);
 
@@ -405,6 +442,15 @@ maildir_deliver(const char *root, const char *mailbox, const char *host,
 		free(tmp);
 		tmp = xasprintf("%s/tmp/%s", path, str_c(&name));
 		out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		/* tmp/ gone since it was seen: made again, once */
+		if (out < 0 && errno == ENOENT && tries == 0) {
+			maildir_known_forget();
+			if (maildir_create_dirs(root, mailbox, path,
+			    error_r) < 0)
+				goto fail;
+			out = open(tmp, O_WRONLY | O_CREAT | O_EXCL |
+			    O_CLOEXEC, 0600);
+		}
 		/* Only another process with our pid (a reused pid, a
 		 * container) could hold the name: take the next one. */
 		if (out < 0 && (errno != EEXIST || tries >= 3)) {
@@ -482,6 +528,7 @@ maildir_deliver(const char *root, const char *mailbox, const char *host,
 	ret = 0;
 	goto done;
 fail:
+	maildir_known_forget();		/* seen again next time */
 	if (out >= 0)
 		close(out);
 	if (tmp != NULL)

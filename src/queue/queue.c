@@ -1130,12 +1130,12 @@ out:
 int
 queue_commit_deliver(struct queue *q, const char *id, const char **error_r)
 {
-	return queue_commit_deliver_env(q, id, -1, NULL, 0, error_r);
+	return queue_commit_deliver_env(q, id, -1, NULL, 0, 0, error_r);
 }
 
 int
 queue_commit_deliver_env(struct queue *q, const char *id, int fd,
-    struct envelope *env, size_t offset, const char **error_r)
+    struct envelope *env, size_t offset, int keep, const char **error_r)
 {
 	struct queue_attempt *a;
 	size_t consumed, i, delivered = 0;
@@ -1203,7 +1203,7 @@ queue_commit_deliver_env(struct queue *q, const char *id, int fd,
 		delivered++;
 	}
 	if (delivered == a->env.rcpt_count) {
-		if (unlink(a->path) < 0)
+		if (!keep && unlink(a->path) < 0)
 			log_warn("id=%s queue unlink incoming", id);
 		log_info("id=%s queue removed status=done", id);
 		ret = 1;

@@ -59,9 +59,11 @@ int queue_commit_deliver(struct queue *q, const char *id,
 /* The same with the envelope the caller read from incoming/ID and checked
  * (fd open on that file, offset where the message starts): both are taken
  * over (fd closed, env left empty), so what is delivered is what was
- * checked, whatever the file's envelope says by then. */
+ * checked, whatever the file's envelope says by then. With keep, a
+ * message done (1) leaves incoming/ID to the caller, who reuses its inode
+ * (spool_reuse_incoming) or removes it. */
 int queue_commit_deliver_env(struct queue *q, const char *id, int fd,
-    struct envelope *env, size_t offset, const char **error_r);
+    struct envelope *env, size_t offset, int keep, const char **error_r);
 /* Run fn(arg) on the queue's commit pool (commit.h: the blocking half of
  * a commit, many at once); at once on this thread when q is NULL or the
  * pool is draining. */

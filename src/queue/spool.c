@@ -309,6 +309,49 @@ spool_open_incoming(const char *spool_dir, const char *id, int *fd_r,
 }
 
 int
+spool_reuse_incoming(const char *spool_dir, const char *old, const char *id,
+    int *fd_r)
+{
+	char *from, *to;
+	struct stat st;
+	int fd = -1;
+
+	if (!queue_id_valid(old) || !queue_id_valid(id))
+		return -1;
+	from = xasprintf("%s/incoming/%s", spool_dir, old);
+	to = xasprintf("%s/incoming/%s", spool_dir, id);
+	/* never over a file that is there: O_EXCL's promise */
+	if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) < 0)
+		goto out;
+	/*
+	 * Only a plain file with no other name (never one linked elsewhere
+	 * meanwhile), emptied for the new message. Emptied through a
+	 * descriptor of its own, closed at once: ext4 (auto_da_alloc)
+	 * writes out a file emptied this way when the descriptor is
+	 * closed, which would be the session's, after the new message is
+	 * in it; closed empty, nothing is written, and the message's pages
+	 * are dropped with the next reuse before they ever reach the disk
+	 * (no blocks allocated, none freed, no discard).
+	 */
+	if ((fd = open(to, O_WRONLY | O_CLOEXEC | O_NOFOLLOW)) < 0 ||
+	    fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1 ||
+	    ftruncate(fd, 0) < 0 || close(fd) < 0 ||
+	    (fd = open(to, O_WRONLY | O_CLOEXEC | O_NOFOLLOW)) < 0) {
+		if (fd >= 0)
+			close(fd);
+		fd = -1;
+		(void)unlink(to);
+	}
+out:
+	free(from);
+	free(to);
+	if (fd < 0)
+		return -1;
+	*fd_r = fd;
+	return 0;
+}
+
+int
 spool_read_envelope(int fd, struct envelope *env, size_t *offset_r,
     int *corrupt_r, const char **error_r)
 {

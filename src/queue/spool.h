@@ -1,6 +1,9 @@
 /*
  * spool: the durable on-disk queue (spool_dir):
- *   incoming/ID   being received; never acknowledged; removed at start
+ *   incoming/ID   being received, or delivered at commit, emptied and kept
+ *                 for the same session process's next message (its inode
+ *                 reused);
+ *                 never acknowledged; removed at start
  *   queue/ID      committed: fsync'd file, renamed, directory fsync'd
  *   queue/ID.done delivery journal: one line per finished recipient,
  *                 "INDEX STATUS\n" (index into envelope rcpts), appended
@@ -34,6 +37,15 @@ int spool_create(const char *spool_dir, struct envelope *env,
  */
 int spool_open_incoming(const char *spool_dir, const char *id, int *fd_r,
     const char **error_r);
+/*
+ * issue 18: the same with the inode of incoming/OLD, a file the back side
+ * kept after delivering it (a new file per message made ext4 allocate and
+ * free an inode each time, most of the CPU a message): renamed to
+ * incoming/ID (which must not exist) and emptied. 0 with *fd_r, -1 when it
+ * cannot be (the caller removes OLD and creates ID as before).
+ */
+int spool_reuse_incoming(const char *spool_dir, const char *old,
+    const char *id, int *fd_r);
 /* Before spool_commit of such a file: 0 if incoming/ID starts with an
  * envelope that parses and names ID, so nothing the queue would reject
  * as corrupt is ever acknowledged. */

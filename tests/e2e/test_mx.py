@@ -119,3 +119,33 @@ def test_no_auth_on_mx(daemon):
         assert not any(ln[4:].startswith("AUTH") for ln in lines), lines
         code, lines = c.cmd("AUTH PLAIN AGFsaWNlQGV4YW1wbGUuanAAeA==")
         assert lines[0].startswith("503 5.5.1"), lines
+
+
+def test_delivered_mail_not_left_in_spool(daemon):
+    """Messages delivered at commit, several over one connection: each is
+    in the Maildir once, and the spool keeps no copy of any of them (the
+    spool files are reused for the next messages, issue 18, emptied)."""
+    with RawSMTP(daemon.ports["mx"]) as c:
+        assert c.cmd("EHLO reuse.example.org")[0] == 250
+        ids = []
+        for i in range(4):
+            assert c.cmd("MAIL FROM:<x@example.org>")[0] == 250
+            assert c.cmd(f"RCPT TO:<{BOB}>")[0] == 250
+            assert c.cmd("DATA")[0] == 354
+            c.send(msg(f"mx-reuse-{i}") + b".\r\n")
+            code, lines = c.reply()
+            assert code == 250, lines
+            ids.append(lines[0].rsplit(" ", 1)[1])
+    assert len(set(ids)) == 4, ids
+    for i, queue_id in enumerate(ids):
+        data = daemon.wait_message(BOB, queue_id).read_bytes()
+        assert f"body of mx-reuse-{i}".encode() in data
+        for j in range(4):
+            if j != i:
+                assert f"mx-reuse-{j}".encode() not in data, (i, j)
+    incoming = list((daemon.spool / "incoming").iterdir())
+    for p in incoming:
+        body = p.read_bytes()
+        assert b"mx-reuse" not in body, (p.name, body[:200])
+    assert not [p for p in (daemon.spool / "queue").iterdir()
+                if p.name in ids]

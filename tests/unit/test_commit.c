@@ -262,7 +262,7 @@ test_commit_deliver(void)
 		env.rcpts[0].address = strdup("carol@example.jp");
 		env.rcpts[0].mailbox = strdup("carol@example.jp");
 		UNIT_CHECK_INT(queue_commit_deliver_env(q, id, fd, &env,
-		    offset, &error), 1);
+		    offset, 0, &error), 1);
 		envelope_deinit(&env);		/* taken over: empty */
 		UNIT_CHECK_INT(count_dir("mail/example.jp/carol/Maildir/new"),
 		    2);
@@ -398,19 +398,78 @@ test_crash_before_sync(void)
 	UNIT_CHECK_INT(count_dir("spool/incoming"), 0);
 	UNIT_CHECK_INT(count_dir("spool/queue"), 0);
 	/* every acknowledged message is in new/; the one the crash cut
-	 * (left in tmp/, never linked) was not acknowledged */
+	 * (left in tmp/, never linked) was not acknowledged. Another
+	 * thread may have been between its link into new/ and the removal
+	 * of its tmp/ name: in both, not acknowledged either (a duplicate
+	 * when the client sends it again, docs/architecture.md). */
 	for (int i = 0; i < N; i++) {
 		if (acked[i])
 			UNIT_CHECK(in_dir("new", i));
 		if (!in_dir("tmp", i))
 			continue;
-		lost++;
 		UNIT_CHECK(!acked[i]);
-		UNIT_CHECK(!in_dir("new", i));
+		if (!in_dir("new", i))
+			lost++;
 	}
 	UNIT_CHECK(lost >= 1);
 }
 #endif
+
+/*
+ * spool_reuse_incoming (issue 18): a delivered spool file's inode becomes
+ * the next message's file, renamed and empty; never over a file that is
+ * there, never a file with a second name.
+ */
+static void
+test_reuse_incoming(void)
+{
+	static const char old[] = "0000000000010000000A";
+	static const char id[] = "0000000000020000000B";
+	static const char other[] = "0000000000030000000C";
+	const char *error = NULL;
+	char path[1024], path2[1024];
+	struct stat st_old, st;
+	int fd;
+
+	fresh();
+	UNIT_CHECK_INT(spool_init(spool, &error), 0);
+	UNIT_CHECK_INT(spool_open_incoming(spool, old, &fd, &error), 0);
+	UNIT_CHECK(write(fd, "old message\n", 12) == 12);
+	UNIT_CHECK(fstat(fd, &st_old) == 0);
+	close(fd);
+
+	/* the user's case: the same inode, under the new name, empty */
+	UNIT_CHECK_INT(spool_reuse_incoming(spool, old, id, &fd), 0);
+	UNIT_CHECK(fstat(fd, &st) == 0);
+	UNIT_CHECK(st.st_ino == st_old.st_ino);
+	UNIT_CHECK_INT((int)st.st_size, 0);
+	UNIT_CHECK(write(fd, "new\n", 4) == 4);
+	close(fd);
+	UNIT_CHECK(!exists("spool/incoming", old));
+	snprintf(path, sizeof(path), "%s/incoming/%s", spool, id);
+	UNIT_CHECK(stat(path, &st) == 0 && st.st_size == 4);
+
+	/* never over a file that is there (O_EXCL's promise): the
+	 * other file keeps its bytes */
+	UNIT_CHECK_INT(spool_open_incoming(spool, other, &fd, &error), 0);
+	close(fd);
+	UNIT_CHECK_INT(spool_reuse_incoming(spool, other, id, &fd), -1);
+	UNIT_CHECK(stat(path, &st) == 0 && st.st_size == 4);
+
+	/* a file with a second name (linked elsewhere meanwhile) is not
+	 * handed out: emptying it would empty the other name too */
+	snprintf(path2, sizeof(path2), "%s/linked", base);
+	UNIT_CHECK(link(path, path2) == 0);
+	UNIT_CHECK_INT(spool_reuse_incoming(spool, id, old, &fd), -1);
+	UNIT_CHECK(stat(path2, &st) == 0 && st.st_size == 4);
+	UNIT_CHECK(!exists("spool/incoming", old));
+
+	/* names that are not queue ids, and a file that is gone */
+	UNIT_CHECK_INT(spool_reuse_incoming(spool, "../x", id, &fd), -1);
+	UNIT_CHECK_INT(spool_reuse_incoming(spool, other, "../x", &fd), -1);
+	UNIT_CHECK_INT(spool_reuse_incoming(spool, "0000000000090000000F", id,
+	    &fd), -1);
+}
 
 int
 main(void)
@@ -418,6 +477,7 @@ main(void)
 	log_init("test_commit", 1, LOG_LEVEL_WARN);
 	test_pool();
 	test_commit_deliver();
+	test_reuse_incoming();
 #ifdef SEKISHO_TEST_HOOKS
 	test_crash_before_sync();
 #endif
