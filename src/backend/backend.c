@@ -508,10 +508,12 @@ backend_chan_account(struct be_chan *ch, const struct msg *m, unsigned cap)
  * sleeps in poll is woken across CPUs when it comes, about 30 µs a
  * request on the measured machine (docs/performance.md, W5). The spin
  * polls without waiting, yielding the CPU to whatever else is runnable,
- * for at most spin_ns; after one that found nothing the next 1, 2, 4 ...
- * BE_SPIN_BACKOFF_MAX are skipped (a client that asks seldom, a loaded
- * machine). So an idle back side never spins, and a busy one at most
- * once per request. Called by the leader only (its spin_* fields).
+ * for at most spin_ns (a turn the scheduler gave away for long ends it);
+ * after one that found nothing the next 1, 2, 4 ... BE_SPIN_BACKOFF_MAX
+ * are skipped, and a spin that found its request halves that (a client
+ * that asks seldom, a loaded machine: a yield there can lose the CPU for
+ * a time slice). So an idle back side never spins, and a busy one at
+ * most once per request. Called by the leader only (its spin_* fields).
  */
 static int
 backend_poll(struct backend *be, struct pollfd *pfd, nfds_t n, int timeout,
@@ -529,7 +531,9 @@ backend_poll(struct backend *be, struct pollfd *pfd, nfds_t n, int timeout,
 	start = now = backend_now_ns();
 	while (now - start < spin_ns) {
 		if ((r = poll(pfd, n, 0)) != 0) {
-			be->spin_backoff = 0;
+			/* halved, not reset: a machine busy enough to
+			 * make some spins miss keeps most of them off */
+			be->spin_backoff /= 2;
 			return r;
 		}
 		sched_yield();	/* a loaded machine: whoever is runnable */

@@ -101,8 +101,10 @@ be_client_now_ns(void)
  * (docs/performance.md, W5). The reply itself is read by the loop, as
  * always: the spin only keeps this process on its CPU until it is there.
  * Each turn yields to whatever else is runnable; after a spin that saw
- * no reply, the next 1, 2, 4 ... BE_SPIN_BACKOFF_MAX are skipped (a
- * slow request: a durable count, a spool commit, a loaded machine).
+ * no reply, the next 1, 2, 4 ... BE_SPIN_BACKOFF_MAX are skipped, and
+ * one that saw its reply halves that (a slow request: a durable count,
+ * a spool commit; a loaded machine, where a yield can lose the CPU for
+ * a time slice).
  */
 static void
 be_client_on_spin(evutil_socket_t fd, short what, void *arg)
@@ -125,7 +127,9 @@ be_client_on_spin(evutil_socket_t fd, short what, void *arg)
 		int r = poll(&pfd, 1, 0);
 
 		if (r != 0 && !(r < 0 && errno == EINTR)) {
-			c->spin_backoff = 0;
+			/* halved, not reset: a machine busy enough to
+			 * make some spins miss keeps most of them off */
+			c->spin_backoff /= 2;
 			return;
 		}
 		sched_yield();	/* a loaded machine: whoever is runnable */
