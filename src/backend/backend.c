@@ -128,6 +128,9 @@ struct be_thread {
  * 2, 4 ... BE_SPIN_BACKOFF_MAX chances */
 #define BE_SPIN_NS	200000		/* 200 µs */
 #define BE_SPIN_BACKOFF_MAX	64
+/* ... and only after this many poll rounds in a row read one request
+ * each while no other job ran (several sessions asking: never) */
+#define BE_SPIN_SERIAL	32
 
 struct backend {
 	const struct config	*conf;		/* under lock; see be_work */
@@ -142,6 +145,7 @@ struct backend {
 	uint64_t		 last_job;	/* when one started (ns) */
 	unsigned		 running;	/* workers running a job */
 	size_t			 last_round;	/* jobs the last poll read */
+	unsigned		 serial;	/* such rounds of one job in a row */
 	/* the leader's only (backend_poll) */
 	unsigned		 spin_skip, spin_backoff;
 	struct be_chan		*adds;		/* channels to start polling */
@@ -502,7 +506,8 @@ backend_chan_account(struct be_chan *ch, const struct msg *m, unsigned cap)
 /*
  * poll(2) the set; with spin_ns, first in a bounded spin. backend_work
  * asks for it when the leader has just answered the only request in
- * flight (one read, no other job running): at one connection the next
+ * flight (one read, no other job running, and so for the last
+ * BE_SPIN_SERIAL rounds): at one connection the next
  * request comes a few tens of microseconds later (a Postfix policy
  * client asks again as soon as it has its answer), and a thread that
  * sleeps in poll is woken across CPUs when it comes, about 30 µs a
@@ -933,7 +938,8 @@ backend_work(void *arg)
 			/* the one request in flight answered just now by
 			 * this thread, no other job running: spin before
 			 * sleeping (backend_poll) */
-			if (ran && be->running == 0 && be->last_round == 1)
+			if (ran && be->running == 0 && be->last_round == 1 &&
+			    be->serial >= BE_SPIN_SERIAL)
 				spin = BE_SPIN_NS;
 			be->leading = 1;
 			pthread_mutex_unlock(&be->lock);
@@ -941,6 +947,13 @@ backend_work(void *arg)
 			pthread_mutex_lock(&be->lock);
 			be->leading = 0;
 			be->last_round = n;
+			/* rounds in a row that read one request while no
+			 * other ran: one client asking, one at a time */
+			if (n == 1 && be->running == 0) {
+				if (be->serial < BE_SPIN_SERIAL)
+					be->serial++;
+			} else if (n > 0)
+				be->serial = 0;
 			while (jobs != NULL) {
 				struct be_job *next = jobs->next;
 
