@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,6 +124,13 @@ struct be_thread {
  */
 #define BE_STANDBY_NS	1000000		/* 1 ms */
 #define BE_BUSY_NS	1000000000	/* busy: a job in the last second */
+/* backend_poll: at most this long, and after a miss not for the next 1,
+ * 2, 4 ... BE_SPIN_BACKOFF_MAX chances */
+#define BE_SPIN_NS	200000		/* 200 µs */
+#define BE_SPIN_BACKOFF_MAX	64
+/* ... and only after this many poll rounds in a row read one request
+ * each while no other job ran (several sessions asking: never) */
+#define BE_SPIN_SERIAL	32
 
 struct backend {
 	const struct config	*conf;		/* under lock; see be_work */
@@ -135,6 +143,11 @@ struct backend {
 	struct be_thread	*idle;		/* workers waiting, newest first */
 	struct be_thread	*standby;	/* the worker waiting timed */
 	uint64_t		 last_job;	/* when one started (ns) */
+	unsigned		 running;	/* workers running a job */
+	size_t			 last_round;	/* jobs the last poll read */
+	unsigned		 serial;	/* such rounds of one job in a row */
+	/* the leader's only (backend_poll) */
+	unsigned		 spin_skip, spin_backoff;
 	struct be_chan		*adds;		/* channels to start polling */
 	unsigned		 chan_ids;
 
@@ -491,6 +504,56 @@ backend_chan_account(struct be_chan *ch, const struct msg *m, unsigned cap)
 }
 
 /*
+ * poll(2) the set; with spin_ns, first in a bounded spin. backend_work
+ * asks for it when the leader has just answered the only request in
+ * flight (one read, no other job running, and so for the last
+ * BE_SPIN_SERIAL rounds): at one connection the next
+ * request comes a few tens of microseconds later (a Postfix policy
+ * client asks again as soon as it has its answer), and a thread that
+ * sleeps in poll is woken across CPUs when it comes, about 30 µs a
+ * request on the measured machine (docs/performance.md, W5). The spin
+ * polls without waiting, yielding the CPU to whatever else is runnable,
+ * for at most spin_ns (a turn the scheduler gave away for long ends it);
+ * after one that found nothing the next 1, 2, 4 ... BE_SPIN_BACKOFF_MAX
+ * are skipped, and a spin that found its request halves that (a client
+ * that asks seldom, a loaded machine: a yield there can lose the CPU for
+ * a time slice). So an idle back side never spins, and a busy one at
+ * most once per request. Called by the leader only (its spin_* fields).
+ */
+static int
+backend_poll(struct backend *be, struct pollfd *pfd, nfds_t n, int timeout,
+    uint64_t spin_ns)
+{
+	uint64_t start, now;
+	int r;
+
+	if (timeout == 0 || spin_ns == 0)
+		return poll(pfd, n, timeout);
+	if (be->spin_skip > 0) {
+		be->spin_skip--;
+		return poll(pfd, n, timeout);
+	}
+	start = now = backend_now_ns();
+	while (now - start < spin_ns) {
+		if ((r = poll(pfd, n, 0)) != 0) {
+			/* halved, not reset: a machine busy enough to
+			 * make some spins miss keeps most of them off */
+			be->spin_backoff /= 2;
+			return r;
+		}
+		sched_yield();	/* a loaded machine: whoever is runnable */
+		now = backend_now_ns();
+	}
+	/* nothing came: not spun for the next few, more after each miss
+	 * in a row (a session that asks seldom, a loaded machine) */
+	be->spin_backoff = be->spin_backoff == 0 ? 1 :
+	    (be->spin_backoff < BE_SPIN_BACKOFF_MAX ? 2 * be->spin_backoff :
+	    BE_SPIN_BACKOFF_MAX);
+	be->spin_skip = be->spin_backoff;
+	return poll(pfd, n, timeout);
+}
+
+/*
  * One round of the leader: take the new channels, poll every live
  * channel and the wake pipe (for up to timeout ms: 0 when jobs wait,
  * so that the leader goes on to one), write the replies that did not
@@ -502,7 +565,8 @@ backend_chan_account(struct be_chan *ch, const struct msg *m, unsigned cap)
  * Called without backend.lock, by the leader only.
  */
 static size_t
-backend_poll_round(struct backend *be, int timeout, struct be_job **jobs_r)
+backend_poll_round(struct backend *be, int timeout, uint64_t spin_ns,
+    struct be_job **jobs_r)
 {
 	struct be_job *head = NULL, **tail = &head;
 	struct pollfd *pfd;
@@ -550,7 +614,7 @@ backend_poll_round(struct backend *be, int timeout, struct be_job **jobs_r)
 	pfd[n].fd = be->wake[0];
 	pfd[n].events = POLLIN;
 	pfd[n].revents = 0;
-	if (poll(pfd, (nfds_t)n + 1, timeout) < 0) {
+	if (backend_poll(be, pfd, (nfds_t)n + 1, timeout, spin_ns) < 0) {
 		if (errno == EINTR)
 			return 0;
 		fatal("backend: poll");
@@ -854,6 +918,7 @@ backend_work(void *arg)
 	struct be_thread *t = arg;
 	struct be_worker *w = &t->w;
 	struct backend *be = w->backend;
+	int ran = 0;		/* the last turn ran a job */
 
 	/* The store now, not at the first request: opening it (SQLite's
 	 * pragmas, a PostgreSQL connection) took most of the first
@@ -867,13 +932,28 @@ backend_work(void *arg)
 		if (!be->leading && !be->stopping) {
 			struct be_job *jobs = NULL;
 			int timeout = be->rhead != NULL ? 0 : -1;
+			uint64_t spin = 0;
 			size_t n;
 
+			/* the one request in flight answered just now by
+			 * this thread, no other job running: spin before
+			 * sleeping (backend_poll) */
+			if (ran && be->running == 0 && be->last_round == 1 &&
+			    be->serial >= BE_SPIN_SERIAL)
+				spin = BE_SPIN_NS;
 			be->leading = 1;
 			pthread_mutex_unlock(&be->lock);
-			n = backend_poll_round(be, timeout, &jobs);
+			n = backend_poll_round(be, timeout, spin, &jobs);
 			pthread_mutex_lock(&be->lock);
 			be->leading = 0;
+			be->last_round = n;
+			/* rounds in a row that read one request while no
+			 * other ran: one client asking, one at a time */
+			if (n == 1 && be->running == 0) {
+				if (be->serial < BE_SPIN_SERIAL)
+					be->serial++;
+			} else if (n > 0)
+				be->serial = 0;
 			while (jobs != NULL) {
 				struct be_job *next = jobs->next;
 
@@ -900,11 +980,15 @@ backend_work(void *arg)
 			 * from its start to its end (old ones are never
 			 * freed). */
 			w->conf = be->conf;
+			be->running++;
 			pthread_mutex_unlock(&be->lock);
 			backend_job_done(be, w, job);
 			pthread_mutex_lock(&be->lock);
+			be->running--;
+			ran = 1;
 			continue;
 		}
+		ran = 0;
 		if (be->stopping)
 			break;
 		if (!be->leading)

@@ -292,6 +292,12 @@ channel_free(struct channel **chp)
 }
 
 int
+channel_fd(const struct channel *ch)
+{
+	return ch->fd;
+}
+
+int
 channel_send(struct channel *ch, struct msg *m)
 {
 	if (msg_seal(m) < 0) {

@@ -26,6 +26,8 @@ int channel_pair(int fds[2]);
 struct channel *channel_new(struct event_base *base, int fd, channel_cb *cb,
     void *arg);
 void channel_free(struct channel **ch);
+/* Its socket, to poll it (be_client's spin); never read or written. */
+int channel_fd(const struct channel *ch);
 /*
  * Seal and send m, queueing it if the socket is full. m is consumed
  * (left deinited). 0 sent or queued; -1 when m is over MSG_MAX_LEN (the

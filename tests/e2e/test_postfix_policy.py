@@ -6,6 +6,7 @@ auth service and the client address from a PROXY header
 documentation addresses. The same accounts exist in sekisho's store, where
 the permission and the counts live.
 """
+import os
 import re
 import shutil
 import smtplib
@@ -512,3 +513,53 @@ def test_one_back_side_thread_serves_everyone(make_daemon, tmp_path):
     d.wait_log(r"backend: channel \d+ closed: over its cap of \d+ "
                r"outstanding requests", since=mark)
     assert back_pid(d) == back
+
+
+def test_listener_idle_after_a_burst_uses_no_cpu(make_daemon, tmp_path):
+    """The session process and the back side wait for the next request
+    in a short spin while one connection asks back to back (W5,
+    docs/performance.md): bounded, so once Postfix stops asking the
+    daemon sleeps. A burst of answered requests on one connection, then
+    the daemon's processes use next to no CPU while nothing is asked
+    (a spin that did not end would burn a whole CPU)."""
+    import time
+
+    from conftest import children
+
+    # decisions only (W5's uncounted rows): no fsync slows the answers,
+    # so the spins engage at every request
+    listener = make_daemon(
+        listeners=Daemon.DEFAULT_LISTENERS + (("policy", "policy", False),),
+        extra=[geo_config_line(tmp_path / "geo"),
+               "policy_count_state = end-of-message"])
+    s = socket.create_connection(("127.0.0.1", listener.ports["policy"]),
+                                 timeout=10)
+    for i in range(300):
+        s.sendall(short_request(i, JP4 if i % 7 else US4))
+        answer = b""
+        while not answer.endswith(END):
+            chunk = s.recv(4096)
+            assert chunk, "closed"
+            answer += chunk
+        answer = answer.decode()
+        if i % 7:
+            assert answer == "action=DUNNO\n\n", answer
+        else:
+            assert answer.startswith("action=550 5.7.1 "), answer
+    procs = [listener.proc.pid] + list(children(listener.proc.pid))
+
+    def cpu_ticks():
+        total = 0
+        for p in procs:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])   # utime, stime
+        return total
+
+    time.sleep(0.5)
+    before = cpu_ticks()
+    time.sleep(2)
+    used = (cpu_ticks() - before) / os.sysconf("SC_CLK_TCK")
+    s.close()
+    # generous: a spinning process would use about 2 s here
+    assert used < 0.5, f"{used:.2f} s of CPU in 2 s without requests"
