@@ -10,6 +10,7 @@ On teardown each daemon gets SIGTERM and must exit 0 within a bound, and the
 test errors if its log shows a sanitizer report.
 """
 import atexit
+import collections
 import os
 import pwd
 import re
@@ -225,6 +226,33 @@ def free_udp_tcp_port():
                 except OSError:
                     continue
     raise RuntimeError("no loopback port free for UDP and TCP")
+
+
+def accepts(port, host="127.0.0.1"):
+    """True when something accepts a TCP connection on port (a bare
+    connect and close)."""
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def deliveries(files, subject_re):
+    """Delivered messages by queue ID (from sekisho's Received header):
+    how many times each was delivered, and the first group of subject_re
+    (bytes, matched against "\\n" + the message after that header) for
+    each. The durability tests compare these with what got a 250."""
+    delivered = collections.Counter()
+    found = {}
+    for f in files:
+        data = f.read_bytes()
+        qid = received_id(data)
+        delivered[qid] += 1
+        m = re.search(subject_re, b"\n" + split_received(data)[1])
+        assert m, data[:500]
+        found[qid] = m.group(1).decode()
+    return delivered, found
 
 
 def wait_for(predicate, timeout, what, interval=0.05):

@@ -203,19 +203,13 @@ def test_pop3_from_abroad_not_restricted_by_default(country_daemon,
 
 def test_settings_page_names_countries(make_daemon, tmp_path):
     from test_portal import Web
-    from conftest import free_port, wait_for
+    from conftest import accepts, free_port, wait_for
     port = free_port()
     d = make_daemon(extra=[geo_config_line(tmp_path / "geo"),
                            f"portal_url = {PORTAL}",
                            f"listen = portal 127.0.0.1:{port}"])
 
-    def accepting():
-        try:
-            socket.create_connection(("127.0.0.1", port), 1).close()
-            return True
-        except OSError:
-            return False
-    wait_for(accepting, 20, "the portal port")
+    wait_for(lambda: accepts(port), 20, "the portal port")
     w = Web(port)
     w.login()
     _, _, page = w.request("GET", "/?lang=en")

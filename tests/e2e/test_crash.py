@@ -4,11 +4,10 @@ over mx; the daemon gets kill -9 in the middle of a transaction after about
 whose reply it never saw). Every acknowledged queue ID must end up in a
 Maildir, once; the only message allowed to appear without a 250 (or twice)
 is the one in flight at the kill."""
-import collections
 import re
 import time
 
-from conftest import BOB, RawSMTP, received_id, split_received, wait_for
+from conftest import BOB, RawSMTP, deliveries, wait_for
 
 N = 1000
 KILL_AT = 400
@@ -74,16 +73,9 @@ def test_kill9_while_sending_loses_nothing(daemon):
              TOTAL_TIMEOUT, f"{N} deliveries and an empty queue "
              f"(have {len(daemon.files(BOB))} files, "
              f"{len(daemon.queue_files())} queued)")
-    delivered = collections.Counter()
-    number_of = {}
-    for f in daemon.files(BOB):
-        data = f.read_bytes()
-        qid = received_id(data)
-        delivered[qid] += 1
-        m = re.search(rb"\nSubject: crash test #(\d+)\n",
-                      b"\n" + split_received(data)[1])
-        assert m, data[:500]
-        number_of[qid] = int(m.group(1))
+    delivered, found = deliveries(daemon.files(BOB),
+                                  rb"\nSubject: crash test #(\d+)\n")
+    number_of = {qid: int(n) for qid, n in found.items()}
     missing = sorted(set(acked) - set(delivered))
     assert not missing, f"{len(missing)} acknowledged messages lost: " \
         f"{missing[:10]}"

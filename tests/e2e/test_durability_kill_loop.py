@@ -15,7 +15,7 @@ import re
 import threading
 import time
 
-from conftest import BOB, RawSMTP, received_id, split_received, wait_for
+from conftest import BOB, RawSMTP, deliveries, wait_for
 
 KILLS = int(os.environ.get("SEKISHO_KILL_LOOP_KILLS", "20"))
 CLIENTS = 8
@@ -122,16 +122,8 @@ def test_kill9_loop_under_load_loses_nothing(daemon):
              f"{len(acked)} deliveries and an empty queue (have "
              f"{len(daemon.files(BOB))} files, "
              f"{len(daemon.queue_files())} queued)")
-    delivered = collections.Counter()
-    tag_of = {}
-    for f in daemon.files(BOB):
-        data = f.read_bytes()
-        qid = received_id(data)
-        delivered[qid] += 1
-        m = re.search(rb"\nSubject: kill loop (\S+)\n",
-                      b"\n" + split_received(data)[1])
-        assert m, data[:500]
-        tag_of[qid] = m.group(1).decode()
+    delivered, tag_of = deliveries(daemon.files(BOB),
+                                   rb"\nSubject: kill loop (\S+)\n")
     missing = sorted(set(acked) - set(delivered))
     assert not missing, f"{len(missing)} of {len(acked)} acknowledged " \
         f"messages lost after {kills} kills: {missing[:10]}"

@@ -226,13 +226,13 @@ def test_imap_logins_counted_in_metrics(make_daemon):
     """The operator's dashboard counts IMAP logins beside SMTP and POP3:
     sekisho_auth_total{service="imap"} for Dovecot's reports and the
     lock refusals of its checks."""
-    from conftest import free_port, wait_for
-    from test_metrics import _accepts, scrape, value
+    from conftest import accepts, free_port, wait_for
+    from test_metrics import scrape, value
     port = free_port()
     d = make_daemon(listeners=LISTENERS, extra=[
         f"authpolicy_secret = {SECRET}", "auth_max_failures_per_ip = 3",
         "auth_fail_delay = 0s", f"listen = metrics 127.0.0.1:{port}"])
-    wait_for(lambda: _accepts(port), 20, "the metrics listener")
+    wait_for(lambda: accepts(port), 20, "the metrics listener")
     with socket.create_connection(("127.0.0.1", d.ports["authpolicy"]),
                                   timeout=10) as s:
         s.sendall(request("report", attrs(login=ALICE, success=True,

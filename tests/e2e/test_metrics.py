@@ -19,7 +19,8 @@ import poplib
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import ALICE, ALICE_PW, BOB, BOB_PW, Daemon, free_port, wait_for
+from conftest import (ALICE, ALICE_PW, BOB, BOB_PW, Daemon, accepts, free_port,
+                      wait_for)
 from geodata import JP4, US4, geo_config_line
 
 REMOTE = "carol@remote.example"
@@ -101,17 +102,9 @@ def metrics_daemon(make_daemon, tmp_path):
                # not in d.listeners: the fixture's start probes stay off
                # it, and the test waits for it itself
                f"listen = metrics 127.0.0.1:{port}"])
-    wait_for(lambda: _accepts(port), 20, "the metrics listener")
+    wait_for(lambda: accepts(port), 20, "the metrics listener")
     d.metrics_port = port
     return d
-
-
-def _accepts(port):
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 def test_metrics_count_what_the_clients_did(metrics_daemon, client_tls):

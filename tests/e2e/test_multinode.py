@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ALICE, ALICE_PW, BOB, Daemon, free_port, wait_for
+from conftest import ALICE, ALICE_PW, BOB, Daemon, accepts, free_port, wait_for
 from geodata import JP4, US4, geo_config_line
 from pg import PgCluster, pg_cluster  # noqa: F401 (fixture)
 from test_policy import ProxySMTP, message, send_from
@@ -360,17 +360,9 @@ def make_shared_nodes(make_daemon, tmp_path, store):
                                f"pop3_lock_lease = {LEASE}s",
                                "pop_before_smtp = yes"])
         d.portal_port = port
-        wait_for(lambda: _accepts(port), 20, "the portal port")
+        wait_for(lambda: accepts(port), 20, "the portal port")
         nodes.append(d)
     return nodes
-
-
-def _accepts(port):
-    try:
-        socket.create_connection(("127.0.0.1", port), 1).close()
-        return True
-    except OSError:
-        return False
 
 
 @pytest.fixture
@@ -416,12 +408,12 @@ def test_portal_session_survives_a_restart(shared):
     assert w.login()[0] == 303
     a.stop()
     a.start()
-    wait_for(lambda: _accepts(a.portal_port), 20, "the portal port")
+    wait_for(lambda: accepts(a.portal_port), 20, "the portal port")
     assert logged_in(w)
     # and a node killed outright, too
     a.kill9()
     a.start()
-    wait_for(lambda: _accepts(a.portal_port), 20, "the portal port")
+    wait_for(lambda: accepts(a.portal_port), 20, "the portal port")
     assert logged_in(w)
 
 

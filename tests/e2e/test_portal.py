@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from conftest import (ALICE, ALICE_PW, BOB, REPO, Daemon, free_port,
+from conftest import (ALICE, ALICE_PW, BOB, REPO, Daemon, accepts, free_port,
                       wait_for)
 from geodata import CN4, JP4, US4, geo_config_line
 
@@ -62,13 +62,7 @@ def portal_daemon(make_daemon, tmp_path):
                                *extra], **kwargs)
         d.portal_port = port
 
-        def accepting():
-            try:
-                socket.create_connection(("127.0.0.1", port), 1).close()
-                return True
-            except OSError:
-                return False
-        wait_for(accepting, 20, "the portal port")
+        wait_for(lambda: accepts(port), 20, "the portal port")
         return d
     return factory
 
