@@ -130,7 +130,7 @@ build-asan/sekisho: build-asan/src/main.o $(ASAN_LIBS)
 	$(CC) $(ASAN_CFLAGS) -o $@ $^ $(LIBS)
 
 # the unit tests may use any side
-build-asan/tests/%: tests/unit/%.c tests/unit/unit.h $(ASAN_LIBS)
+build-asan/tests/%: tests/unit/%.c tests/unit/unit.h tests/unit/unit_queue.h tests/unit/store_rows.h $(ASAN_LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ASAN_CFLAGS) -Isrc -o $@ $< $(ASAN_LIBS) $(LIBS)
 

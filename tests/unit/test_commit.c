@@ -30,9 +30,10 @@
 #include "queue/queue.h"
 #include "queue/spool.h"
 #include "unit.h"
+#include "unit_queue.h"
 
 static char base[64];
-static char spool[512], mail[512];
+static const char *spool;	/* fresh()'s spool_dir */
 
 static int
 rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -55,13 +56,8 @@ fresh(void)
 		perror("mkdtemp");
 		exit(2);
 	}
-	snprintf(spool, sizeof(spool), "%s/spool", base);
-	snprintf(mail, sizeof(mail), "%s/mail", base);
-	memset(&c, 0, sizeof(c));
-	c.spool_dir = spool;
-	c.maildir_root = mail;
-	c.hostname = "mx.example.jp";
-	c.queue_lifetime = 50 * 365 * 86400;
+	c = unit_queue_config(base);
+	spool = c.spool_dir;
 	return c;
 }
 

@@ -24,6 +24,7 @@
 #include "queue/queue.h"
 #include "queue/spool.h"
 #include "unit.h"
+#include "unit_queue.h"
 
 static char base[64];
 
@@ -156,18 +157,7 @@ commit_message(const struct config *c, char id_r[QUEUE_ID_LEN + 1],
 static struct config
 test_config(void)
 {
-	static char spool[512], mail[512];
-	struct config c;
-
-	snprintf(spool, sizeof(spool), "%s/spool", base);
-	snprintf(mail, sizeof(mail), "%s/mail", base);
-	memset(&c, 0, sizeof(c));
-	c.spool_dir = spool;
-	c.maildir_root = mail;
-	c.hostname = "mx.example.jp";
-	/* the fixed envelope times below must not have expired */
-	c.queue_lifetime = 50 * 365 * 86400;
-	return c;
+	return unit_queue_config(base);
 }
 
 static void
