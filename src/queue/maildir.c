@@ -3,8 +3,9 @@
  * and https://cr.yp.to/proto/maildir.html).
  *
  * A message becomes visible only complete and on disk: it is written
- * and fsync'd in tmp/ under a provisional name, then linked into new/
- * under its final name, which carries ",S=<size>" (known only once the
+ * and fsync'd in tmp/, unnamed (O_TMPFILE) or under a provisional name
+ * where the file system cannot, then linked into new/ under its final
+ * name, which carries ",S=<size>" (known only once the
  * CRLF to LF conversion is done), and new/ is fsync'd before we report
  * success. Reading a POP3 client sees either nothing or the whole file.
  *
@@ -26,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../core/log.h"
 #include "../core/str.h"
 #include "../core/xmalloc.h"
 #include "maildir.h"
@@ -411,6 +413,107 @@ maildir_known_now(const char *path)
 	return 0;
 }
 
+/*
+ * The file of a delivery is written unnamed (O_TMPFILE in tmp/) and gets
+ * its only name when it is linked into new/, complete and fsync'd: no
+ * name in tmp/ to create and remove, and, on ext4 without a journal, no
+ * sync of tmp/ itself inside the file's fsync (a new name there is
+ * synced with the file; measured in docs/performance.md, issue 18).
+ * Readers see the same: nothing, then the whole file in new/. A crash
+ * before the link leaves an inode with no name, which the file system
+ * frees (its orphan list, or fsck without a journal), where a name in
+ * tmp/ waited for a reader's clean-up. Where the kernel or the file
+ * system has no O_TMPFILE, or there is no /proc to link it through, the
+ * process goes back to a name in tmp/ for good.
+ */
+static atomic_int maildir_no_tmpfile;
+
+/* From now on a name in tmp/: said once, for the operator. */
+static void
+maildir_tmpfile_off(const char *what, const char *where, int err)
+{
+	if (atomic_exchange(&maildir_no_tmpfile, 1) == 0)
+		log_info("maildir: %s %s: %s; Maildir files get a name in "
+		    "tmp/ from now on", what, where, strerror(err));
+}
+
+static int
+maildir_tmpfile_wanted(void)
+{
+#ifdef SEKISHO_TEST_HOOKS
+	/* the named way, as on a file system without O_TMPFILE */
+	if (getenv("SEKISHO_TEST_MAILDIR_NAMED") != NULL)
+		return 0;
+#endif
+	return !atomic_load(&maildir_no_tmpfile);
+}
+
+/* fd; -2 dir gone (ENOENT); -3 not supported here; -1 other (errno) */
+static int
+maildir_open_tmpfile(const char *tmpdir)
+{
+	int fd = open(tmpdir, O_WRONLY | O_TMPFILE | O_CLOEXEC, 0600);
+
+	if (fd >= 0)
+		return fd;
+	if (errno == ENOENT)
+		return -2;
+	if (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL) {
+		maildir_tmpfile_off("no unnamed file (O_TMPFILE) in", tmpdir,
+		    errno);
+		return -3;
+	}
+	return -1;
+}
+
+/* 0 linked as new; -3 cannot link an unnamed file here (no /proc, no
+ * hard links); -1 other (errno) */
+static int
+maildir_link_tmpfile(int fd, const char *new)
+{
+	char proc[64];
+	int saved;
+
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	if (linkat(AT_FDCWD, proc, AT_FDCWD, new, AT_SYMLINK_FOLLOW) == 0)
+		return 0;
+	saved = errno;
+	if ((saved == ENOENT && access("/proc/self/fd", F_OK) < 0) ||
+	    saved == EPERM || saved == ENOTSUP || saved == EOPNOTSUPP ||
+	    saved == ENOSYS) {
+		maildir_tmpfile_off("cannot link an unnamed file as", new,
+		    saved);
+		return -3;
+	}
+	errno = saved;
+	return -1;
+}
+
+/* A unique name (the Maildir specification's time.MusecPpid, and a
+ * counter: two deliveries in one microsecond in one process differ). */
+static void
+maildir_unique(struct str *name, const struct timespec *ts,
+    const char *hostpart)
+{
+	str_clear(name);
+	str_printf(name, "%lld.M%ldP%ldQ%" PRIuFAST64 ".%s",
+	    (long long)ts->tv_sec, ts->tv_nsec / 1000, (long)getpid(),
+	    (uint_fast64_t)atomic_fetch_add(&maildir_counter, 1), hostpart);
+}
+
+static void
+maildir_free_parts(struct maildir_writer *w, char *path, char *tmp,
+    char *new, char *tmpdir, struct str *name, struct str *hostpart)
+{
+	free(w);
+	free(path);
+	free(tmp);
+	free(new);
+	free(tmpdir);
+	str_deinit(name);
+	str_deinit(hostpart);
+}
+
 int
 maildir_deliver(const char *root, const char *mailbox, const char *host,
     const char *prepend, int fd, off_t offset, char **name_r,
@@ -420,8 +523,8 @@ maildir_deliver(const char *root, const char *mailbox, const char *host,
 	struct str name = STR_INIT, hostpart = STR_INIT;
 	struct timespec ts;
 	struct stat st;
-	char *path, *tmp = NULL, *new = NULL, *newdir = NULL;
-	int out = -1, tries, linked = 0, ret = -1;
+	char *path, *tmp = NULL, *new = NULL, *newdir = NULL, *tmpdir = NULL;
+	int out = -1, tries, linked = 0, anon = 0, ret = -1;
 
 	if ((path = maildir_path(root, mailbox)) == NULL) {
 		*error_r = "bad mailbox path";
@@ -432,13 +535,30 @@ maildir_deliver(const char *root, const char *mailbox, const char *host,
 		goto fail;
 	maildir_host(host, &hostpart);
 
+	tmpdir = xasprintf("%s/tmp", path);
+	if (maildir_tmpfile_wanted()) {
+		out = maildir_open_tmpfile(tmpdir);
+		/* tmp/ gone since it was seen: made again */
+		if (out == -2) {
+			maildir_known_forget();
+			if (maildir_create_dirs(root, mailbox, path,
+			    error_r) < 0)
+				goto fail;
+			out = maildir_open_tmpfile(tmpdir);
+		}
+		if (out < 0 && out != -3) {
+			*error_r = spool_errno_error("cannot create Maildir "
+			    "file in tmp/");
+			goto fail;
+		}
+		if (out == -3)
+			out = -1;	/* not here: a name in tmp/ */
+		else
+			anon = 1;
+	}
 	for (tries = 0; out < 0; tries++) {
 		clock_gettime(CLOCK_REALTIME, &ts);
-		str_clear(&name);
-		str_printf(&name, "%lld.M%ldP%ldQ%" PRIuFAST64 ".%s",
-		    (long long)ts.tv_sec, ts.tv_nsec / 1000, (long)getpid(),
-		    (uint_fast64_t)atomic_fetch_add(&maildir_counter, 1),
-		    str_c(&hostpart));
+		maildir_unique(&name, &ts, str_c(&hostpart));
 		free(tmp);
 		tmp = xasprintf("%s/tmp/%s", path, str_c(&name));
 		out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -483,18 +603,47 @@ maildir_deliver(const char *root, const char *mailbox, const char *host,
 		*error_r = spool_errno_error("cannot stat Maildir file");
 		goto fail;
 	}
-	if (close(out) < 0) {
+	/* an unnamed file stays open until it is linked */
+	if (!anon) {
+		if (close(out) < 0) {
+			out = -1;
+			*error_r = spool_errno_error("cannot close Maildir "
+			    "file");
+			goto fail;
+		}
 		out = -1;
-		*error_r = spool_errno_error("cannot close Maildir file");
-		goto fail;
 	}
-	out = -1;
 
+	if (anon) {
+		/* The name is made now: unique from here on, as a name
+		 * in tmp/ would be from its creation. */
+		clock_gettime(CLOCK_REALTIME, &ts);
+		maildir_unique(&name, &ts, str_c(&hostpart));
+	}
 	/* W= first: the name still ends in S=, as readers expect. */
 	str_printf(&name, ",W=%lld,S=%lld", (long long)st.st_size + w->lines,
 	    (long long)st.st_size);
 	new = xasprintf("%s/new/%s", path, str_c(&name));
-	if (link(tmp, new) == 0) {
+	if (anon) {
+		int r = maildir_link_tmpfile(out, new);
+
+		close(out);
+		out = -1;
+		if (r == 0)
+			linked = 1;
+		else if (r == -3) {
+			/* no /proc, or no links here: the whole delivery
+			 * again with a name in tmp/ (nothing was linked) */
+			maildir_free_parts(w, path, tmp, new, tmpdir, &name,
+			    &hostpart);
+			return maildir_deliver(root, mailbox, host, prepend,
+			    fd, offset, name_r, error_r);
+		} else {
+			*error_r = spool_errno_error("cannot link Maildir "
+			    "file into new/");
+			goto fail;
+		}
+	} else if (link(tmp, new) == 0) {
 		linked = 1;
 		if (unlink(tmp) < 0) {
 			*error_r = spool_errno_error("cannot remove Maildir "
@@ -536,12 +685,7 @@ fail:
 	if (linked)
 		unlink(new);
 done:
-	free(w);
-	free(path);
-	free(tmp);
-	free(new);
+	maildir_free_parts(w, path, tmp, new, tmpdir, &name, &hostpart);
 	free(newdir);
-	str_deinit(&name);
-	str_deinit(&hostpart);
 	return ret;
 }

@@ -3,9 +3,11 @@
  * The mailbox of account local@domain is ROOT/domain/local/Maildir/, with
  * tmp/, new/, cur/ created on first delivery (0700).
  *
- * A delivery writes tmp/UNIQUE, converting CRLF line ends to LF (Maildir
- * files use Unix line ends, as Postfix and Dovecot write them), fsyncs
- * it, links it into new/ and fsyncs new/. UNIQUE is
+ * A delivery writes a file in tmp/, converting CRLF line ends to LF
+ * (Maildir files use Unix line ends, as Postfix and Dovecot write them),
+ * fsyncs it, links it into new/ as UNIQUE and fsyncs new/. The file has
+ * no name in tmp/ (O_TMPFILE) where the kernel and the file system allow
+ * it, else tmp/UNIQUE, removed after the link. UNIQUE is
  * "SECONDS.M<usec>P<pid>Q<counter>.<host>,W=<wsize>,S=<size>" where size
  * is the file's size in bytes and wsize its size with CRLF line ends,
  * as POP3 sends it (Dovecot's S= and W=, read for quota and POP3 LIST).
@@ -33,7 +35,7 @@ void maildir_return_path(const char *sender, struct str *out);
  * converted the same way). Return-Path fields in the message's header
  * section are left out (prepend has the one that counts). On success returns 0 and, when name_r is not
  * NULL, the file's base name in new/ (caller frees). -1 on error; a
- * failed delivery leaves nothing in new/ (tmp/ file removed).
+ * failed delivery leaves nothing in new/ nor in tmp/.
  */
 int maildir_deliver(const char *root, const char *mailbox, const char *host,
     const char *prepend, int fd, off_t offset, char **name_r,

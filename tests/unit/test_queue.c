@@ -777,6 +777,11 @@ main(void)
 	test_spool_incoming_check();
 	test_maildir_path();
 	test_maildir_deliver();
+	/* again the way a file system without O_TMPFILE gets: a name in
+	 * tmp/, linked, then removed */
+	setenv("SEKISHO_TEST_MAILDIR_NAMED", "1", 1);
+	test_maildir_deliver();
+	unsetenv("SEKISHO_TEST_MAILDIR_NAMED");
 	test_run_once();
 	test_journal_resume();
 	test_corrupt();
