@@ -102,8 +102,10 @@ commit_pool_submit(struct commit_pool *p, commit_fn *fn, void *arg)
 	p->submitted++;
 	if (p->waiting == 0)
 		p->waited++;
-	pthread_cond_signal(&p->work);
 	pthread_mutex_unlock(&p->lock);
+	/* after the unlock: the thread woken does not wake up only to wait
+	 * for the lock this thread still holds (a task switch more) */
+	pthread_cond_signal(&p->work);
 }
 
 void

@@ -164,7 +164,15 @@ spool_fsync_dir(const char *path)
 			g->failed = target;
 			g->error = saved;
 		}
+		/* this thread's own ticket is <= target: it is done; the
+		 * others are woken after the unlock, so that they do not
+		 * wake only to wait for the lock */
+		if (--g->users == 0)
+			g->path[0] = '\0';
+		pthread_mutex_unlock(&g->mutex);
 		pthread_cond_broadcast(&g->cond);
+		errno = saved;
+		return ret;
 	}
 	if (--g->users == 0)
 		g->path[0] = '\0';
