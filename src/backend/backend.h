@@ -84,6 +84,11 @@ int be_spool_commit(struct be_worker *w, struct msg *req, struct msg *reply);
 int be_spool_abort(struct be_worker *w, struct msg *req, struct msg *reply);
 int be_spool_space(struct be_worker *w, struct msg *req, struct msg *reply);
 int be_policy_mail(struct be_worker *w, struct msg *req, struct msg *reply);
+/* The notice into account's mailbox that something was refused from
+ * abroad (service: "submission", "pop3" or "imap"), once a day per
+ * account, country and service. */
+void be_overseas_notice(struct be_worker *w, const char *account,
+    const char *client, const char *country, const char *service);
 int be_policy_postfix(struct be_worker *w, struct msg *req,
     struct msg *reply);
 int be_pop3_open(struct be_worker *w, struct msg *req, struct msg *reply);

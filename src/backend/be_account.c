@@ -67,6 +67,8 @@ be_auth_reply(struct be_worker *w, struct store *st, uint64_t sess,
 			log_info("policy pop3 login refused account=%s "
 			    "client=%s country=%s reason=abroad", a->address,
 			    client, country);
+			be_overseas_notice(w, a->address, client, country,
+			    "pop3");
 			result = BE_AUTH_ABROAD;
 		}
 	}

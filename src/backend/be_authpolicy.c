@@ -101,6 +101,7 @@ be_authpolicy_overseas(struct be_worker *w, struct store *st,
 		return 0;
 	log_info("policy %s login refused account=%s client=%s country=%s "
 	    "reason=abroad", service, account, client, country);
+	be_overseas_notice(w, account, client, country, service);
 	return 1;
 }
 

@@ -29,61 +29,94 @@
 
 /*
  * The notice: Japanese first, then English (be_notice_mail), once a day
- * per account and country.
+ * per account, country and what was refused (a submission, or a login
+ * to read mail: POP3 or IMAP under overseas_restrict). A login refused
+ * from abroad had the right password: if it was not the subscriber,
+ * someone else has it, which the notice says.
  */
-static void
-be_policy_notice(struct be_worker *w, const char *account, const char *client,
-    const char *country)
+void
+be_overseas_notice(struct be_worker *w, const char *account,
+    const char *client, const char *country, const char *service)
 {
 	const struct config *conf = w->conf;
 	struct str body = STR_INIT, key = STR_INIT, extra = STR_INIT;
 	char day[24], when[64], url[512];
-	const char *error;
+	const char *error, *what_ja, *lead_en, *tail_en, *kind, *subj_ja;
+	const char *subj_en;
+	int submission = strcmp(service, "submission") == 0;
 	int64_t now = policy_now();
 
 	policy_period('d', now, day, sizeof(day));
-	str_printf(&key, "overseas:%s:%s:%s", account, country, day + 2);
+	if (submission)
+		str_printf(&key, "overseas:%s:%s:%s", account, country,
+		    day + 2);
+	else
+		str_printf(&key, "overseas-%s:%s:%s:%s", service, account,
+		    country, day + 2);
 	if (store_notice_once(be_worker_store(w), str_c(&key), now,
 	    &error) != 0) {
 		str_deinit(&key);
 		return;		/* sent already today for this country */
 	}
+	if (submission) {
+		what_ja = "海外からのメール送信制限により、お客様のアカウントでの"
+		    "メール送信をお断りしました。";
+		lead_en = "A message submission from abroad using your "
+		    "account";
+		tail_en = "was refused, because sending from outside the "
+		    "home country is turned off.";
+		kind = "overseas_refused";
+		subj_ja = "海外からのメール送信をブロックしました";
+		subj_en = " / Sending from abroad was blocked";
+	} else {
+		what_ja = strcmp(service, "imap") == 0 ?
+		    "海外からのメール受信制限により、お客様のアカウントへの"
+		    "IMAPログイン（正しいパスワードによるもの）をお断りしました。" :
+		    "海外からのメール受信制限により、お客様のアカウントへの"
+		    "POP3ログイン（正しいパスワードによるもの）をお断りしました。";
+		lead_en = strcmp(service, "imap") == 0 ?
+		    "A login from abroad to read mail over IMAP with the "
+		    "password of your account" :
+		    "A login from abroad to read mail over POP3 with the "
+		    "password of your account";
+		tail_en = "was refused, because reading mail from outside the "
+		    "home country is turned off.";
+		kind = "overseas_login_refused";
+		subj_ja = "海外からのログインをブロックしました";
+		subj_en = " / A login from abroad was blocked";
+	}
 	policy_format_time(now, when, sizeof(when));
 	policy_portal_url(conf, url, sizeof(url));
-	str_printf(&body,
-	    "%s 様\r\n\r\n"
-	    "海外からのメール送信制限により、お客様のアカウントでの"
-	    "メール送信をお断りしました。\r\n\r\n"
+	str_printf(&body, "%s 様\r\n\r\n%s\r\n\r\n"
 	    "  日時: %s\r\n"
 	    "  IPアドレス: %s\r\n"
 	    "  国: %s\r\n\r\n"
-	    "ご自身で海外から送信された場合は、メールオプション設定ページで"
+	    "ご自身で海外から%sされた場合は、メールオプション設定ページで"
 	    "「海外からのメール送信」をオンにしてください（%d日間有効、"
 	    "再度操作すると延長されます）。\r\n"
 	    "  %s\r\n\r\n"
 	    "お心当たりがない場合は、第三者がパスワードを知っている"
 	    "おそれがあります。すぐにパスワードを変更してください。\r\n\r\n"
-	    "----\r\n\r\n"
-	    "A message submission from abroad using your account (%s) was "
-	    "refused, because sending from outside the home country is "
-	    "turned off.\r\n\r\n"
+	    "----\r\n\r\n", account, what_ja, when, client, country,
+	    submission ? "送信" : "ログイン", conf->overseas_permission_days,
+	    url);
+	str_printf(&body, "%s (%s) %s", lead_en, account, tail_en);
+	str_printf(&body, "\r\n\r\n"
 	    "  When:       %s\r\n"
 	    "  IP address: %s\r\n"
 	    "  Country:    %s\r\n\r\n"
 	    "If this was you, turn on \"sending from overseas\" on the "
-	    "settings page; it lasts %d days, and doing it again extends "
+	    "settings page%s; it lasts %d days, and doing it again extends "
 	    "it:\r\n"
 	    "  %s\r\n\r\n"
 	    "If it was not you, someone else may know your password: change "
-	    "it now.\r\n",
-	    account, when, client, country, conf->overseas_permission_days,
-	    url, account, when, client, country,
+	    "it now.\r\n", when, client, country,
+	    submission ? "" : " (it allows reading mail from abroad too)",
 	    conf->overseas_permission_days, url);
-	str_printf(&extra, "country=%s", country);
-	if (be_notice_mail(conf, be_worker_queue(w), account,
-	    "overseas_refused", "海外からのメール送信をブロックしました",
-	    " / Sending from abroad was blocked", str_c(&body), str_c(&extra),
-	    &error) < 0)
+	str_printf(&extra, submission ? "country=%s" : "country=%s service=%s",
+	    country, service);
+	if (be_notice_mail(conf, be_worker_queue(w), account, kind, subj_ja,
+	    subj_en, str_c(&body), str_c(&extra), &error) < 0)
 		log_warnx("notice to %s not queued: %s", account, error);
 	str_deinit(&body);
 	str_deinit(&key);
@@ -128,7 +161,8 @@ be_policy_mail(struct be_worker *w, struct msg *req, struct msg *reply)
 		    &r);
 		store_read_end(st);
 		if (r.notify)
-			be_policy_notice(w, account, client, r.country);
+			be_overseas_notice(w, account, client, r.country,
+			    "submission");
 		/* a refusal is a risk signal (issue 17) */
 		if (r.verdict != POLICY_OK)
 			(void)be_risk_update(w->conf, st, be_worker_queue(w),
@@ -282,7 +316,8 @@ be_policy_postfix(struct be_worker *w, struct msg *req, struct msg *reply)
 	    ss.ss_family != 0 ? (struct sockaddr *)&ss : NULL, &geo, &r);
 	store_read_end(st);
 	if (r.notify)
-		be_policy_notice(w, account, client, r.country);
+		be_overseas_notice(w, account, client, r.country,
+		    "submission");
 	if (r.verdict != POLICY_OK)
 		str_append(&answer, str_c(&r.reply));
 	else if (at_rcpt &&

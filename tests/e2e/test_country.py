@@ -6,14 +6,18 @@ PROXY header from 127.0.0.1; the header carries a documentation address
 the test country database maps (geodata.py): 192.0.2.0/24 JP,
 198.51.100.0/24 US, 203.0.113.0/24 CN.
 """
+import email
+import email.policy
 import poplib
 import smtplib
 import socket
 import subprocess
+import time
 
 import pytest
 
-from conftest import ALICE, ALICE_PW, BOB, SEKISHO, Daemon, sanitizer_env
+from conftest import (ALICE, ALICE_PW, BOB, SEKISHO, Daemon, sanitizer_env,
+                      wait_for)
 from geodata import CN4, JP4, US4, geo_config_line
 from pg import pg_cluster  # noqa: F401 (fixture)
 from test_policy import send_from
@@ -160,6 +164,18 @@ def test_cap_syntax_checked(tmp_path):
         assert f"bad.conf:{line}:" not in r.stderr, r.stderr
 
 
+def login_notices(d):
+    """The notices in alice's mailbox of a login refused from abroad."""
+    out = []
+    for f in d.files(ALICE):
+        m = email.message_from_bytes(f.read_bytes(),
+                                     policy=email.policy.default)
+        if m["Auto-Submitted"] == "auto-generated" and \
+                "login from abroad" in str(m["Subject"]):
+            out.append(m)
+    return out
+
+
 def test_pop3_from_abroad_restricted(country_daemon, client_tls):
     d = country_daemon(extra=["overseas_restrict = submission pop3"])
     # home: unchanged
@@ -175,6 +191,22 @@ def test_pop3_from_abroad_restricted(country_daemon, client_tls):
     assert "overseas_refused\t" + CN4 + "\tCN\tpop3 login" in \
         d.cli("events", ALICE).stdout
 
+    # the right password from abroad: a notice in alice's own mailbox
+    # (Japanese and English, what to do either way), once a day per
+    # country: a second refusal from CN sends no second one
+    wait_for(lambda: len(login_notices(d)) >= 1, 30, "the notice")
+    with pytest.raises(poplib.error_proto):
+        pop3_login(d, CN4, client_tls)
+    time.sleep(1)    # a second notice would have arrived by now
+    notices = login_notices(d)
+    assert len(notices) == 1
+    body = notices[0].get_content()
+    assert "POP3" in body and "海外" in body and "abroad" in body
+    assert CN4 in body and "CN" in body and PORTAL in body
+    assert "change it now" in body and "パスワードを変更" in body
+    d.wait_log(r"notice type=overseas_login_refused to=alice@example\.jp "
+               r".*country=CN service=pop3")
+
     # the same permission as sending: for CN only
     d.cli("overseas", "allow", ALICE, "--countries", "CN")
     p = pop3_login(d, CN4, client_tls)
@@ -183,6 +215,8 @@ def test_pop3_from_abroad_restricted(country_daemon, client_tls):
     with pytest.raises(poplib.error_proto) as e:
         pop3_login(d, US4, client_tls)
     assert "US" in e.value.args[0].decode()
+    # another country, another notice
+    wait_for(lambda: len(login_notices(d)) == 2, 30, "the notice for US")
 
     # a wrong password from abroad is a plain failure (tells nothing)
     d.cli("overseas", "deny", ALICE)

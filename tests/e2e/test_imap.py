@@ -16,6 +16,7 @@ from conftest import ALICE, ALICE_PW, BOB, BOB_PW, DOMAIN, mx_send
 from dovecot import make_dovecot  # noqa: F401 (fixture)
 from pg import pg_cluster  # noqa: F401 (fixture)
 from geodata import CN4, JP4, US4, geo_config_line
+from test_country import login_notices
 
 SECRET = "test-policy-secret"
 LISTENERS = (("mx", "mx", False), ("submission", "submission", False),
@@ -382,6 +383,14 @@ def test_imap_from_abroad_restricted(make_daemon, make_dovecot, client_tls,
     assert "CN" in str(e.value) and "abroad" in str(e.value)
     assert "overseas_refused\t" + CN4 + "\tCN\timap login" in \
         events(d, ALICE)
+    # the right password from abroad: the subscriber is told, in their
+    # own mailbox, naming IMAP
+    d.wait_log(r"notice type=overseas_login_refused to=alice@example\.jp "
+               r".*country=CN service=imap")
+    notices = login_notices(d)
+    assert len(notices) == 1
+    body = notices[0].get_content()
+    assert "IMAP" in body and CN4 in body and "海外" in body
     d.wait_log(r"authpolicy command=allow login=alice@example\.jp "
                r"account=alice@example\.jp client=203\.0\.113\.10 "
                r"protocol=imap .*result=overseas status=-1")
