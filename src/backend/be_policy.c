@@ -41,9 +41,9 @@ be_overseas_notice(struct be_worker *w, const char *account,
 	const struct config *conf = w->conf;
 	struct str body = STR_INIT, key = STR_INIT, extra = STR_INIT;
 	char day[24], when[64], url[512];
-	const char *error, *what_ja, *lead_en, *tail_en, *kind, *subj_ja;
-	const char *subj_en;
+	const char *error;
 	int submission = strcmp(service, "submission") == 0;
+	const char *proto = strcmp(service, "imap") == 0 ? "IMAP" : "POP3";
 	int64_t now = policy_now();
 
 	policy_period('d', now, day, sizeof(day));
@@ -58,36 +58,17 @@ be_overseas_notice(struct be_worker *w, const char *account,
 		str_deinit(&key);
 		return;		/* sent already today for this country */
 	}
-	if (submission) {
-		what_ja = "海外からのメール送信制限により、お客様のアカウントでの"
-		    "メール送信をお断りしました。";
-		lead_en = "A message submission from abroad using your "
-		    "account";
-		tail_en = "was refused, because sending from outside the "
-		    "home country is turned off.";
-		kind = "overseas_refused";
-		subj_ja = "海外からのメール送信をブロックしました";
-		subj_en = " / Sending from abroad was blocked";
-	} else {
-		what_ja = strcmp(service, "imap") == 0 ?
-		    "海外からのメール受信制限により、お客様のアカウントへの"
-		    "IMAPログイン（正しいパスワードによるもの）をお断りしました。" :
-		    "海外からのメール受信制限により、お客様のアカウントへの"
-		    "POP3ログイン（正しいパスワードによるもの）をお断りしました。";
-		lead_en = strcmp(service, "imap") == 0 ?
-		    "A login from abroad to read mail over IMAP with the "
-		    "password of your account" :
-		    "A login from abroad to read mail over POP3 with the "
-		    "password of your account";
-		tail_en = "was refused, because reading mail from outside the "
-		    "home country is turned off.";
-		kind = "overseas_login_refused";
-		subj_ja = "海外からのログインをブロックしました";
-		subj_en = " / A login from abroad was blocked";
-	}
 	policy_format_time(now, when, sizeof(when));
 	policy_portal_url(conf, url, sizeof(url));
-	str_printf(&body, "%s 様\r\n\r\n%s\r\n\r\n"
+	str_printf(&body, "%s 様\r\n\r\n", account);
+	if (submission)
+		str_append(&body, "海外からのメール送信制限により、お客様の"
+		    "アカウントでのメール送信をお断りしました。");
+	else
+		str_printf(&body, "海外からのメール受信制限により、お客様の"
+		    "アカウントへの%sログイン（正しいパスワードによるもの）を"
+		    "お断りしました。", proto);
+	str_printf(&body, "\r\n\r\n"
 	    "  日時: %s\r\n"
 	    "  IPアドレス: %s\r\n"
 	    "  国: %s\r\n\r\n"
@@ -97,10 +78,18 @@ be_overseas_notice(struct be_worker *w, const char *account,
 	    "  %s\r\n\r\n"
 	    "お心当たりがない場合は、第三者がパスワードを知っている"
 	    "おそれがあります。すぐにパスワードを変更してください。\r\n\r\n"
-	    "----\r\n\r\n", account, what_ja, when, client, country,
+	    "----\r\n\r\n", when, client, country,
 	    submission ? "送信" : "ログイン", conf->overseas_permission_days,
 	    url);
-	str_printf(&body, "%s (%s) %s", lead_en, account, tail_en);
+	if (submission)
+		str_printf(&body, "A message submission from abroad using your "
+		    "account (%s) was refused, because sending from outside "
+		    "the home country is turned off.", account);
+	else
+		str_printf(&body, "A login from abroad to read mail over %s "
+		    "with the password of your account (%s) was refused, "
+		    "because reading mail from outside the home country is "
+		    "turned off.", proto, account);
 	str_printf(&body, "\r\n\r\n"
 	    "  When:       %s\r\n"
 	    "  IP address: %s\r\n"
@@ -115,8 +104,13 @@ be_overseas_notice(struct be_worker *w, const char *account,
 	    conf->overseas_permission_days, url);
 	str_printf(&extra, submission ? "country=%s" : "country=%s service=%s",
 	    country, service);
-	if (be_notice_mail(conf, be_worker_queue(w), account, kind, subj_ja,
-	    subj_en, str_c(&body), str_c(&extra), &error) < 0)
+	if (be_notice_mail(conf, be_worker_queue(w), account,
+	    submission ? "overseas_refused" : "overseas_login_refused",
+	    submission ? "海外からのメール送信をブロックしました" :
+	    "海外からのログインをブロックしました",
+	    submission ? " / Sending from abroad was blocked" :
+	    " / A login from abroad was blocked", str_c(&body), str_c(&extra),
+	    &error) < 0)
 		log_warnx("notice to %s not queued: %s", account, error);
 	str_deinit(&body);
 	str_deinit(&key);

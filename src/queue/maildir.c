@@ -546,15 +546,13 @@ maildir_deliver(const char *root, const char *mailbox, const char *host,
 				goto fail;
 			out = maildir_open_tmpfile(tmpdir);
 		}
-		if (out < 0 && out != -3) {
+		if (out >= 0)
+			anon = 1;
+		else if (out != -3) {	/* -3: not here, a name in tmp/ */
 			*error_r = spool_errno_error("cannot create Maildir "
 			    "file in tmp/");
 			goto fail;
 		}
-		if (out == -3)
-			out = -1;	/* not here: a name in tmp/ */
-		else
-			anon = 1;
 	}
 	for (tries = 0; out < 0; tries++) {
 		clock_gettime(CLOCK_REALTIME, &ts);

@@ -114,7 +114,7 @@ spool_fsync_dir(const char *path)
 {
 	struct spool_sync *g;
 	uint64_t h = 1469598103934665603ULL, my, target;
-	int ret, saved = 0;
+	int ret, saved = 0, led = 0;
 
 	spool_sync_asked++;
 	if (strlen(path) >= sizeof(g->path)) {
@@ -164,19 +164,17 @@ spool_fsync_dir(const char *path)
 			g->failed = target;
 			g->error = saved;
 		}
-		/* this thread's own ticket is <= target: it is done; the
-		 * others are woken after the unlock, so that they do not
-		 * wake only to wait for the lock */
-		if (--g->users == 0)
-			g->path[0] = '\0';
-		pthread_mutex_unlock(&g->mutex);
-		pthread_cond_broadcast(&g->cond);
-		errno = saved;
-		return ret;
+		/* this thread's own ticket is <= target: it is done */
+		led = 1;
+		break;
 	}
 	if (--g->users == 0)
 		g->path[0] = '\0';
 	pthread_mutex_unlock(&g->mutex);
+	/* after the unlock, so that the others do not wake only to wait
+	 * for the lock */
+	if (led)
+		pthread_cond_broadcast(&g->cond);
 	errno = saved;
 	return ret;
 }
