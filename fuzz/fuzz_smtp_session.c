@@ -93,10 +93,23 @@ fuzz_stub_cb(struct channel *ch, struct msg *m, void *arg)
 		msg_add_str(&r, NULL);
 		msg_add_fd(&r, fd);
 		break;
+	case BE_RCPT_OPEN:
+		if ((fd = memfd_create("spool", MFD_CLOEXEC)) < 0)
+			abort();
+		msg_add_u32(&r, BE_RCPT_LOCAL);
+		msg_add_str(&r, "bob@example.jp");
+		msg_add_u32(&r, 0);
+		msg_add_str(&r, NULL);
+		msg_add_fd(&r, fd);
+		break;
 	case BE_SPOOL_COMMIT:
+		msg_add_u32(&r, 0);
+		msg_add_str(&r, NULL);
+		break;
 	case BE_SPOOL_SPACE:
 		msg_add_u32(&r, 0);
 		msg_add_str(&r, NULL);
+		msg_add_u64(&r, 4096);	/* little room: asked at every MAIL */
 		break;
 	case BE_SPOOL_ABORT:
 	case BE_SESSION_END:

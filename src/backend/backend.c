@@ -218,6 +218,7 @@ static be_handler *const be_handlers[BE_TYPE_COUNT] = {
 	[BE_APOP_TIMESTAMP] = be_apop_timestamp,
 	[BE_PORTAL_OWN_FROM_ON] = be_portal,
 	[BE_PORTAL_OWN_FROM_OFF] = be_portal,
+	[BE_RCPT_OPEN] = be_rcpt_open,
 };
 
 struct queue *

@@ -79,6 +79,9 @@ void be_auth_reply(struct be_worker *w, struct store *st, uint64_t sess,
     uint32_t result, const struct account *a, int64_t locked,
     uint64_t start, struct msg *reply);
 int be_rcpt(struct be_worker *w, struct msg *req, struct msg *reply);
+int be_rcpt_answer(struct be_worker *w, uint64_t sess, const char *address,
+    struct msg *reply);
+int be_rcpt_open(struct be_worker *w, struct msg *req, struct msg *reply);
 int be_spool_open(struct be_worker *w, struct msg *req, struct msg *reply);
 int be_spool_commit(struct be_worker *w, struct msg *req, struct msg *reply);
 int be_spool_abort(struct be_worker *w, struct msg *req, struct msg *reply);

@@ -157,20 +157,18 @@ reply:
 	return 0;
 }
 
+/* The answer to a recipient of session sess, into reply (BE_RCPT's):
+ * 1 if the record took it (the session accepts it), else 0. */
 int
-be_rcpt(struct be_worker *w, struct msg *req, struct msg *reply)
+be_rcpt_answer(struct be_worker *w, uint64_t sess, const char *address,
+    struct msg *reply)
 {
-	const char *address, *error;
+	const char *error;
 	char *lookup, *mailbox = NULL;
 	struct store *st;
-	int local = 0, r;
+	int local = 0, r, taken = 0;
 	uint32_t result;
-	uint64_t sess;
 
-	if (be_session_begin(w, req, &sess) < 0 ||
-	    msg_get_str(req, &address) < 0 || msg_end(req) < 0 ||
-	    address == NULL)
-		return -1;
 	if ((st = be_worker_store(w)) == NULL) {
 		msg_add_u32(reply, BE_RCPT_TEMPFAIL);
 		msg_add_str(reply, NULL);
@@ -203,10 +201,26 @@ be_rcpt(struct be_worker *w, struct msg *req, struct msg *reply)
 		    result == BE_RCPT_LOCAL ? mailbox : NULL,
 		    (size_t)w->conf->smtp_max_recipients) < 0)
 			result = BE_RCPT_TEMPFAIL;
+		else
+			taken = result == BE_RCPT_LOCAL || account != NULL;
 		free(account);
 	}
 	msg_add_u32(reply, result);
 	msg_add_str(reply, result == BE_RCPT_LOCAL ? mailbox : NULL);
 	free(mailbox);
+	return taken;
+}
+
+int
+be_rcpt(struct be_worker *w, struct msg *req, struct msg *reply)
+{
+	const char *address;
+	uint64_t sess;
+
+	if (be_session_begin(w, req, &sess) < 0 ||
+	    msg_get_str(req, &address) < 0 || msg_end(req) < 0 ||
+	    address == NULL)
+		return -1;
+	(void)be_rcpt_answer(w, sess, address, reply);
 	return 0;
 }

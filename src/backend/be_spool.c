@@ -43,7 +43,8 @@
  * floor, which is kept for what is already queued (bounces, journals).
  */
 static int
-be_spool_room(struct be_worker *w, const char *id, uint64_t want)
+be_spool_room(struct be_worker *w, const char *id, uint64_t want,
+    uint64_t *room_r)
 {
 	uint64_t avail;
 	const char *error;
@@ -51,6 +52,8 @@ be_spool_room(struct be_worker *w, const char *id, uint64_t want)
 
 	r = spool_space(w->conf->spool_dir, w->conf->queue_minfree, want,
 	    &avail, &error);
+	if (room_r != NULL)
+		*room_r = r > 0 ? avail - w->conf->queue_minfree : 0;
 	if (r < 0)
 		log_warnx("id=%s spool space: %s", id, error);
 	else if (r == 0)
@@ -63,16 +66,17 @@ be_spool_room(struct be_worker *w, const char *id, uint64_t want)
 int
 be_spool_space(struct be_worker *w, struct msg *req, struct msg *reply)
 {
-	uint64_t size;
+	uint64_t size, room;
 	int r;
 
 	if (msg_get_u64(req, &size) < 0 || msg_end(req) < 0)
 		return -1;
-	r = be_spool_room(w, "-", size);
+	r = be_spool_room(w, "-", size, &room);
 	msg_add_u32(reply, r > 0 ? 0 : r == 0 ? 2 : 1);
 	msg_add_str(reply, r > 0 ? NULL : r == 0 ? BE_SPOOL_FULL :
 	    "451 4.3.0 Temporary failure checking the queue's free space, "
 	    "try again later");
+	msg_add_u64(reply, room);
 	return 0;
 }
 
@@ -238,17 +242,16 @@ be_spool_create(struct be_worker *w, const char *id, int *fd_r,
 	return spool_open_incoming(w->conf->spool_dir, id, fd_r, error_r);
 }
 
-int
-be_spool_open(struct be_worker *w, struct msg *req, struct msg *reply)
+/* BE_SPOOL_OPEN's answer for session sess, into reply; -1: the
+ * session's record is gone (the request is refused). */
+static int
+be_spool_open_answer(struct be_worker *w, uint64_t sess, const char *id,
+    struct msg *reply)
 {
-	const char *id, *error;
+	const char *error;
 	char old[QUEUE_ID_LEN + 1];
-	uint64_t sess;
 	int fd;
 
-	if (be_session_begin(w, req, &sess) < 0 ||
-	    msg_get_str(req, &id) < 0 || msg_end(req) < 0 || id == NULL)
-		return -1;
 	__atomic_store_n(&be_spool_last_dir, w->conf->spool_dir,
 	    __ATOMIC_RELEASE);
 	if (be_spool_queued(w, id)) {
@@ -260,7 +263,7 @@ be_spool_open(struct be_worker *w, struct msg *req, struct msg *reply)
 		return 0;
 	}
 	/* A session that passed MAIL before the disk filled. */
-	if (be_spool_room(w, id, 0) == 0) {
+	if (be_spool_room(w, id, 0, NULL) == 0) {
 		msg_add_u32(reply, 2);
 		msg_add_str(reply, BE_SPOOL_FULL);
 		return 0;
@@ -284,6 +287,41 @@ be_spool_open(struct be_worker *w, struct msg *req, struct msg *reply)
 	msg_add_str(reply, NULL);
 	msg_add_fd(reply, fd);
 	return 0;
+}
+
+int
+be_spool_open(struct be_worker *w, struct msg *req, struct msg *reply)
+{
+	const char *id;
+	uint64_t sess;
+
+	if (be_session_begin(w, req, &sess) < 0 ||
+	    msg_get_str(req, &id) < 0 || msg_end(req) < 0 || id == NULL)
+		return -1;
+	return be_spool_open_answer(w, sess, id, reply);
+}
+
+/*
+ * The last recipient before a pipelined DATA and the spool open in one
+ * round trip (issue 18): BE_RCPT's answer, then BE_SPOOL_OPEN's when
+ * the record took the recipient, else 3 and no file.
+ */
+int
+be_rcpt_open(struct be_worker *w, struct msg *req, struct msg *reply)
+{
+	const char *address, *id;
+	uint64_t sess;
+
+	if (be_session_begin(w, req, &sess) < 0 ||
+	    msg_get_str(req, &address) < 0 || msg_get_str(req, &id) < 0 ||
+	    msg_end(req) < 0 || address == NULL || id == NULL)
+		return -1;
+	if (!be_rcpt_answer(w, sess, address, reply)) {
+		msg_add_u32(reply, 3);
+		msg_add_str(reply, NULL);
+		return 0;
+	}
+	return be_spool_open_answer(w, sess, id, reply);
 }
 
 #define BE_SPOOL_FORGED	"554 5.7.0 Message refused: its envelope does " \

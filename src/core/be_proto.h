@@ -44,6 +44,12 @@
  *              keeps the id; one still open from before is removed. An
  *              id already in queue/ is refused (1): committing it would
  *              replace another message.
+ * BE_RCPT_OPEN u64 session, str address, str queue id
+ *          ->  BE_RCPT's answer, then, when the record took the
+ *              recipient, BE_SPOOL_OPEN's (with its fd when 0), else
+ *              u32 3, str NULL and no fd. The session sends it for the
+ *              last recipient when DATA is already waiting behind it
+ *              (pipelining): one round trip instead of two (issue 18).
  * BE_SPOOL_COMMIT u64 session, str queue id (the one the session opened),
  *              u64 size, str client address, str TLS description, str
  *              Message-ID, then for the mail filters' macros only (issue
@@ -92,8 +98,12 @@
  *              own open spool file is removed.
  * BE_SPOOL_SPACE u64 size the client announced (RFC 1870 SIZE; 0: none)
  *          ->  u32 0 room / 1 temporary failure / 2 not enough (below
- *              queue_minfree after size), str the SMTP reply when not 0.
- *              Asked at MAIL when queue_minfree or SIZE is set.
+ *              queue_minfree after size), str the SMTP reply when not 0,
+ *              u64 the room above queue_minfree (bytes; 0 when not 0).
+ *              Asked at MAIL when queue_minfree or SIZE is set; a
+ *              session process asks again only when its last answer is
+ *              over a second old or the room under a GiB beyond SIZE
+ *              (BE_SPOOL_OPEN checks queue_minfree again).
  *
  * POP3 (src/backend/be_mailbox.c). A session opens at most one mailbox,
  * its record's account's; only one session holds an account's mailbox
@@ -294,6 +304,7 @@ enum be_type {
 	BE_AUTHPOLICY,
 	BE_PORTAL_OWN_FROM_ON,
 	BE_PORTAL_OWN_FROM_OFF,
+	BE_RCPT_OPEN,
 	BE_TYPE_COUNT,
 	BE_FAIL = 0xffff,
 };

@@ -98,6 +98,16 @@ enum smtp_auth_mech { AUTH_MECH_PLAIN, AUTH_MECH_LOGIN };
  * TRACE_TOKEN_MAX; the session side does not include it). */
 #define SMTP_TRACE_TOKEN_MAX	600
 
+/* The spool's room as the back side last told this process at MAIL
+ * (BE_SPOOL_SPACE): see smtp_space_room. */
+#define SMTP_SPACE_TTL_MS	1000
+#define SMTP_SPACE_SLACK	((uint64_t)1 << 30)
+static struct {
+	uint64_t	 room;
+	struct timespec	 when;
+	int		 known;
+} smtp_space;
+
 struct smtp_session {
 	struct conn		 conn;		/* first: the connection */
 
@@ -133,6 +143,9 @@ struct smtp_session {
 
 	/* DATA */
 	int			 spool_fd;
+	int			 spool_early;	/* spool_fd opened with the
+						   last RCPT, for DATA */
+	int			 rcpt_open;	/* the RCPT asked BE_RCPT_OPEN */
 	uint64_t		 commit_start;	/* metrics: commit round trip */
 	struct evbuffer		*out;
 	struct event		*data_timer;
@@ -269,6 +282,11 @@ smtp_txn_reset(struct smtp_session *s)
 {
 	envelope_deinit(&s->env);
 	envelope_init(&s->env);
+	/* a file opened with the last RCPT whose DATA never came: the
+	 * back side removes it (it would at the next open or the end) */
+	if (s->spool_early && s->spool_fd != -1 && s->in_txn)
+		smtp_abort_spool(s);
+	s->spool_early = 0;
 	s->in_txn = 0;
 	if (s->spool_fd != -1) {
 		close(s->spool_fd);
@@ -848,13 +866,20 @@ smtp_spool_space_reply(struct msg *m, void *arg)
 	struct smtp_session *s = arg;
 	const char *reply = NULL;
 	uint32_t result = 1;
+	uint64_t room = 0;
 	char *args = s->mail_args;
 
 	s->req = NULL;
 	s->mail_args = NULL;
 	if (m == NULL || msg_get_u32(m, &result) < 0 ||
-	    msg_get_str(m, &reply) < 0 || msg_end(m) < 0)
+	    msg_get_str(m, &reply) < 0 || msg_get_u64(m, &room) < 0 ||
+	    msg_end(m) < 0)
 		result = 1, reply = NULL;
+	if (result == 0) {
+		smtp_space.room = room;
+		clock_gettime(CLOCK_MONOTONIC_COARSE, &smtp_space.when);
+		smtp_space.known = 1;
+	}
 	if (result == 0 && args != NULL)
 		smtp_mail_step(s, args, 1);
 	else if (reply != NULL)
@@ -864,6 +889,32 @@ smtp_spool_space_reply(struct msg *m, void *arg)
 		    "queue's free space, try again later");
 	free(args);
 	smtp_process(s);
+}
+
+/*
+ * Room for want more bytes above queue_minfree, from the back side's
+ * last answer in this process: only when it is under a second old and
+ * the room a GiB more than asked, so that every session of the process
+ * could take a message of the largest size allowed since without
+ * reaching the floor as that answer saw it. A courtesy before the
+ * check that counts: BE_SPOOL_OPEN checks the floor again, and a disk
+ * that fills fails the write (451/452 at the end of DATA).
+ */
+static int
+smtp_space_room(uint64_t want)
+{
+	struct timespec now;
+	int64_t ms;
+
+	if (!smtp_space.known)
+		return 0;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+	ms = (int64_t)(now.tv_sec - smtp_space.when.tv_sec) * 1000 +
+	    (now.tv_nsec - smtp_space.when.tv_nsec) / 1000000;
+	if (ms < 0 || ms >= SMTP_SPACE_TTL_MS)
+		return 0;
+	return smtp_space.room > want &&
+	    smtp_space.room - want >= SMTP_SPACE_SLACK;
 }
 
 static void
@@ -909,7 +960,8 @@ smtp_mail_step(struct smtp_session *s, const char *args, int space_checked)
 	/* RFC 1870 6.1 and queue_minfree: say 452 now rather than take a
 	 * message there is no room for. */
 	if (!space_checked && (s->conn.conf->queue_minfree > 0 ||
-	    ma.has_size)) {
+	    ma.has_size) &&
+	    !smtp_space_room(ma.has_size ? (uint64_t)ma.size : 0)) {
 		struct msg sm;
 
 		msg_init(&sm, BE_SPOOL_SPACE, 0);
@@ -1009,16 +1061,36 @@ static void
 smtp_rcpt_reply(struct msg *m, void *arg)
 {
 	struct smtp_session *s = arg;
-	const char *mailbox = NULL;
-	uint32_t result = BE_RCPT_TEMPFAIL;
+	const char *mailbox = NULL, *open_error = NULL;
+	uint32_t result = BE_RCPT_TEMPFAIL, opened = 1;
 	char *address = s->rcpt_pending;
 	char rcpt[300];
+	int fd = -1;
 
 	s->req = NULL;
 	s->rcpt_pending = NULL;
 	if (m != NULL && (msg_get_u32(m, &result) < 0 ||
-	    msg_get_str(m, &mailbox) < 0 || msg_end(m) < 0))
-		result = BE_RCPT_TEMPFAIL;
+	    msg_get_str(m, &mailbox) < 0 || (s->rcpt_open &&
+	    (msg_get_u32(m, &opened) < 0 ||
+	    msg_get_str(m, &open_error) < 0)) || msg_end(m) < 0))
+		result = BE_RCPT_TEMPFAIL, opened = 1;
+	else if (m == NULL)
+		opened = 1;
+	/* BE_RCPT_OPEN: the spool file for the DATA waiting behind this
+	 * RCPT; a failed open is asked again at DATA, which answers it */
+	if (s->rcpt_open && opened == 0 && (fd = msg_take_fd(m)) != -1 &&
+	    result != BE_RCPT_LOCAL &&
+	    (result != BE_RCPT_REMOTE || s->account == NULL)) {
+		close(fd);
+		fd = -1;
+	}
+	s->rcpt_open = 0;
+	if (fd != -1) {
+		if (s->spool_fd != -1)
+			close(s->spool_fd);
+		s->spool_fd = fd;
+		s->spool_early = 1;
+	}
 	log_printable(rcpt, sizeof(rcpt), address, strlen(address));
 	switch (result) {
 	case BE_RCPT_LOCAL:
@@ -1059,6 +1131,19 @@ smtp_rcpt_reply(struct msg *m, void *arg)
 	smtp_process(s);
 }
 
+/* The next command waiting in the input is DATA (RFC 2920). */
+static int
+smtp_data_next(struct smtp_session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->conn.bev);
+	const unsigned char *p;
+
+	if (s->conn.skip_line || evbuffer_get_length(in) < 6 ||
+	    (p = evbuffer_pullup(in, 6)) == NULL)
+		return 0;
+	return strncasecmp((const char *)p, "DATA\r\n", 6) == 0;
+}
+
 static void
 smtp_proceed_rcpt(struct smtp_session *s, const char *args)
 {
@@ -1082,8 +1167,12 @@ smtp_proceed_rcpt(struct smtp_session *s, const char *args)
 		return;
 	}
 	s->rcpt_pending = xstrdup(ra.address);
-	smtp_msg_init(s, &m, BE_RCPT);
+	/* DATA already behind it: the spool file comes with the answer */
+	s->rcpt_open = s->spool_fd == -1 && smtp_data_next(s);
+	smtp_msg_init(s, &m, s->rcpt_open ? BE_RCPT_OPEN : BE_RCPT);
 	msg_add_str(&m, ra.address);
+	if (s->rcpt_open)
+		msg_add_str(&m, s->env.id);
 	smtp_rcpt_args_deinit(&ra);
 	smtp_request(s, &m, smtp_rcpt_reply);
 }
@@ -1398,13 +1487,14 @@ smtp_data_timeout(evutil_socket_t fd, short what, void *arg)
 	smtp_free(s);
 }
 
+static void smtp_spool_ready(struct smtp_session *);
+
 static void
 smtp_spool_open_reply(struct msg *m, void *arg)
 {
 	struct smtp_session *s = arg;
 	uint32_t result = 1;
 	const char *error = NULL;
-	struct str head = STR_INIT;
 
 	s->req = NULL;
 	if (m != NULL && (msg_get_u32(m, &result) < 0 ||
@@ -1423,6 +1513,17 @@ smtp_spool_open_reply(struct msg *m, void *arg)
 		smtp_process(s);
 		return;
 	}
+	smtp_spool_ready(s);
+	smtp_process(s);
+}
+
+/* DATA with s->spool_fd open: the envelope and Received first, then 354
+ * (the caller goes on reading: smtp_process). */
+static void
+smtp_spool_ready(struct smtp_session *s)
+{
+	struct str head = STR_INIT;
+
 	s->env.time = (int64_t)time(NULL);
 	free(s->env.client);
 	s->env.client = xstrdup(s->conn.addr);
@@ -1437,7 +1538,6 @@ smtp_spool_open_reply(struct msg *m, void *arg)
 		smtp_reply(s, "451 4.3.0 Temporary failure: bad envelope");
 		smtp_txn_reset(s);
 		smtp_enter_state(s, SMTP_STATE_READY);
-		smtp_process(s);
 		return;
 	}
 	smtp_received(s, &head);
@@ -1458,7 +1558,6 @@ smtp_spool_open_reply(struct msg *m, void *arg)
 	event_add(s->data_timer, &(struct timeval){
 	    s->conn.conf->smtp_data_timeout, 0 });
 	smtp_reply(s, "354 End data with <CR><LF>.<CR><LF>");
-	smtp_process(s);
 }
 
 static int
@@ -1485,6 +1584,11 @@ smtp_proceed_data(struct smtp_session *s, const char *args)
 	struct msg m;
 
 	(void)args;
+	if (s->spool_early && s->spool_fd != -1) {
+		s->spool_early = 0;	/* opened with the last RCPT */
+		smtp_spool_ready(s);
+		return;
+	}
 	smtp_msg_init(s, &m, BE_SPOOL_OPEN);
 	msg_add_str(&m, s->env.id);
 	smtp_request(s, &m, smtp_spool_open_reply);
@@ -1528,6 +1632,7 @@ smtp_abort_spool(struct smtp_session *s)
 {
 	struct msg m;
 
+	s->spool_early = 0;
 	smtp_msg_init(s, &m, BE_SPOOL_ABORT);
 	msg_add_str(&m, s->env.id);
 	(void)be_client_request(s->conn.loop->be, &m, NULL, NULL);

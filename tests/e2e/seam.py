@@ -39,9 +39,11 @@ def _proto_enum():
         text = (Path(__file__).resolve().parents[2] / "src" / "core" /
                 "be_proto.h").read_text()
         body = re.search(r"enum be_type \{(.*?)\};", text, re.S).group(1)
+        # comments first: one may hold a comma
+        body = re.sub(r"/\*.*?\*/", "", body, flags=re.S)
         values, n = {}, 0
         for item in body.split(","):
-            item = re.sub(r"/\*.*?\*/", "", item, flags=re.S).strip()
+            item = item.strip()
             if not item:
                 continue
             if "=" in item:

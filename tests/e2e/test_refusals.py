@@ -314,3 +314,38 @@ def test_idle_session_times_out(daemon):
         code, lines = c.reply(timeout=15)      # sent by the server, unasked
         assert code == 421 and lines[0].startswith("421 4.4.2"), lines
         assert c.closed_by_peer()
+
+
+def test_pipelined_last_recipient_refused_then_data(daemon):
+    """The last RCPT before a pipelined DATA brings the spool file with
+    its answer (issue 18); when that recipient is refused the message
+    still goes to the one accepted before it."""
+    with RawSMTP(daemon.ports["mx"]) as c:
+        assert c.cmd("EHLO client.example.org")[0] == 250
+        c.send(b"MAIL FROM:<x@example.org>\r\nRCPT TO:<" + BOB.encode() +
+               b">\r\nRCPT TO:<nobody@example.jp>\r\nDATA\r\n")
+        assert [c.reply()[0] for _ in range(4)] == [250, 250, 550, 354]
+        c.send(simple("last refused") + b".\r\nQUIT\r\n")
+        assert c.reply()[0] == 250
+        assert c.reply()[0] == 221
+    data = daemon.wait_files(BOB, 1)[0].read_bytes()
+    assert b"Subject: last refused" in data
+
+
+def test_pipelined_data_then_gone_leaves_no_spool_file(daemon):
+    """A client that pipelines RCPT and DATA and leaves after 354 (or
+    before reading it) leaves nothing in the spool: the file opened with
+    its RCPT is removed, and nothing is delivered."""
+    for wait_354 in (True, False):
+        with RawSMTP(daemon.ports["mx"]) as c:
+            assert c.cmd("EHLO client.example.org")[0] == 250
+            c.send(b"MAIL FROM:<x@example.org>\r\nRCPT TO:<" +
+                   BOB.encode() + b">\r\nDATA\r\n")
+            if wait_354:
+                assert [c.reply()[0] for _ in range(3)] == [250, 250, 354]
+                c.send(b"Subject: cut\r\n\r\nhalf")
+    incoming = daemon.spool / "incoming"
+    wait_for(lambda: not any(incoming.iterdir()), 10,
+             "incoming/ empty after the clients left")
+    assert daemon.files(BOB) == []
+    assert daemon.proc.poll() is None

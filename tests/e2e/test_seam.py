@@ -79,13 +79,17 @@ def queue_id():
     return f"{int(time.time() * 1000):012X}{secrets.randbits(32):08X}"
 
 
-def spool_write(ch, sess, qid, sender, rcpts, auth_=None, header_from=None):
-    """BE_SPOOL_OPEN for sess, then write an envelope naming rcpts
-    [(address, mailbox)] and a small message to the descriptor."""
-    rep = ch.request("BE_SPOOL_OPEN", Fields().u64(sess).str(qid))
-    assert rep is not None and not rep.failed and rep.u32() == 0
-    rep.str()
-    assert rep.fd is not None
+def spool_write(ch, sess, qid, sender, rcpts, auth_=None, header_from=None,
+                fd=None):
+    """BE_SPOOL_OPEN for sess (unless the descriptor fd came with
+    BE_RCPT_OPEN), then write an envelope naming rcpts [(address,
+    mailbox)] and a small message to the descriptor."""
+    if fd is None:
+        rep = ch.request("BE_SPOOL_OPEN", Fields().u64(sess).str(qid))
+        assert rep is not None and not rep.failed and rep.u32() == 0
+        rep.str()
+        assert rep.fd is not None
+        fd = rep.fd
     env = ["SEKISHO-QUEUE 1", f"id {qid}", f"time {int(time.time())}",
            f"sender {sender}"]
     if auth_ is not None:
@@ -96,8 +100,8 @@ def spool_write(ch, sess, qid, sender, rcpts, auth_=None, header_from=None):
     body = (f"From: <{header_from or sender}>\r\nSubject: forged {qid}"
             f"\r\n\r\nhostile session\r\n")
     data = ("\n".join(env) + "\n\n" + body).encode()
-    os.write(rep.fd, data)
-    os.close(rep.fd)
+    os.write(fd, data)
+    os.close(fd)
     return len(body)
 
 
@@ -497,4 +501,58 @@ def test_header_from_is_read_by_the_back_side(daemon):
     daemon.wait_files(BOB, 1)
     time.sleep(0.5)
     assert len(daemon.files(BOB)) == 1
+    same_processes(daemon, before)
+
+
+def rcpt_open(ch, sess, address, qid):
+    """BE_RCPT_OPEN: (rcpt result, mailbox, open result, error, fd)."""
+    rep = ch.request("BE_RCPT_OPEN", Fields().u64(sess).str(address)
+                     .str(qid))
+    assert rep is not None and not rep.failed
+    return rep.u32(), rep.str(), rep.u32(), rep.str(), rep.fd
+
+
+def test_rcpt_with_the_spool_open_gives_no_more(daemon):
+    """The last recipient and the spool open in one request (issue 18):
+    a file only for a recipient the back side took for the session (not
+    an unknown one, not a remote one without a login), the same commit
+    checks after it; a request without its id is refused.
+    An honest one is delivered, and the processes stay."""
+    before = set(children(daemon.proc.pid))
+    with SeamChannel(daemon) as ch:
+        # unknown here, and remote without a login: no file
+        assert rcpt_open(ch, 1, "nobody@example.jp", queue_id()) == \
+            (2, None, 3, None, None)
+        assert rcpt_open(ch, 1, "carol@example.net", queue_id()) == \
+            (1, None, 3, None, None)
+        # the old shape, without the queue id
+        assert refused(ch.request("BE_RCPT_OPEN", Fields().u64(1)
+                                  .str(ALICE)))
+        # honest: alice accepted, her file handed back, delivered
+        qid = queue_id()
+        got = rcpt_open(ch, 2, ALICE, qid)
+        assert got[:4] == (0, ALICE, 0, None) and got[4] is not None
+        size = spool_write(ch, 2, qid, "x@example.org", [(ALICE, ALICE)],
+                           fd=got[4])
+        rep = commit(ch, 2, qid, size)
+        assert rep is not None and not rep.failed and rep.u32() == 0
+        # a file opened this way names only what was accepted: bob never was
+        qid = queue_id()
+        got = rcpt_open(ch, 4, ALICE, qid)
+        assert got[2] == 0
+        size = spool_write(ch, 4, qid, "x@example.org",
+                           [(ALICE, ALICE), (BOB, BOB)], fd=got[4])
+        rep = commit(ch, 4, qid, size)
+        assert rep is not None and rep.u32() == 2 and "5.7.0" in rep.str()
+        # and another session cannot commit it
+        qid = queue_id()
+        got = rcpt_open(ch, 5, ALICE, qid)
+        assert rcpt(ch, 6, ALICE) == (0, ALICE)
+        size = spool_write(ch, 5, qid, "x@example.org", [(ALICE, ALICE)],
+                           fd=got[4])
+        assert refused(commit(ch, 6, qid, size))
+    daemon.wait_files(ALICE, 1)
+    time.sleep(0.5)
+    assert len(daemon.files(ALICE)) == 1
+    assert daemon.files(BOB) == []
     same_processes(daemon, before)
