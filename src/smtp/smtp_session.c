@@ -157,6 +157,8 @@ struct smtp_session {
 	int			 data_seen_msgid;
 	int			 data_seen_date;
 	struct str		 data_hdr;
+	struct str		 held;		/* replies not sent yet */
+	struct event		*held_ev;	/* smtp_reply_stop, later */
 	size_t			 data_skip_len;	/* bytes of an over-long line */
 	struct str		 data_from;	/* From field bodies */
 	int			 data_in_from;	/* continuation lines follow */
@@ -216,17 +218,35 @@ smtp_reply(struct smtp_session *s, const char *fmt, ...)
  * other reply (a 220 before STARTTLS, a 221 or 421 before closing: the
  * connection's write callback acts once they are flushed) goes through
  * the bufferevent as before, in order.
+ *
+ * Such replies are held and sent together when the session stops
+ * reading commands (smtp_reply_stop, at the end of smtp_process, which
+ * every back-side answer's callback ends with; held_ev runs it too once
+ * the callback that wrote has returned): RFC 2920 3.2 lets a server
+ * hold replies as long as the client keeps sending commands, and never
+ * while it waits for the client. A pipelined MAIL, RCPT and DATA then
+ * get one send instead of three, and the client is woken once.
  */
-static void
-smtp_reply_write(struct smtp_session *s, const char *p, size_t len)
+#define SMTP_HELD_MAX	4096
+
+static int
+smtp_reply_direct(struct smtp_session *s, const char *p, size_t len)
 {
 	struct conn *c = &s->conn;
 
-	if (len > 4 && (memcmp(p, "250", 3) == 0 || memcmp(p, "354", 3) ==
+	return len > 4 && (memcmp(p, "250", 3) == 0 || memcmp(p, "354", 3) ==
 	    0) && c->ssl == NULL && !c->tls && c->delayed == NULL &&
 	    !c->quit && !c->eof && !c->starttls_pending &&
 	    s->state != SMTP_STATE_QUIT && c->fd >= 0 &&
-	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0;
+}
+
+static void
+smtp_reply_send(struct smtp_session *s, const char *p, size_t len)
+{
+	struct conn *c = &s->conn;
+
+	if (smtp_reply_direct(s, p, len)) {
 		ssize_t n = send(c->fd, p, len, MSG_DONTWAIT | MSG_NOSIGNAL);
 
 		if (n > 0) {
@@ -236,6 +256,61 @@ smtp_reply_write(struct smtp_session *s, const char *p, size_t len)
 	}
 	if (len > 0)
 		bufferevent_write(c->bev, p, len);
+}
+
+/* The held replies out, before anything written after them. */
+static void
+smtp_reply_flush(struct smtp_session *s)
+{
+	if (s->held.len == 0)
+		return;
+	smtp_reply_send(s, s->held.s, s->held.len);
+	str_clear(&s->held);
+}
+
+static void
+smtp_reply_write(struct smtp_session *s, const char *p, size_t len)
+{
+	if (s->held_ev != NULL && smtp_reply_direct(s, p, len) &&
+	    s->held.len + len <= SMTP_HELD_MAX) {
+		str_append_n(&s->held, p, len);
+		event_active(s->held_ev, EV_TIMEOUT, 0);
+		return;
+	}
+	smtp_reply_flush(s);
+	smtp_reply_send(s, p, len);
+}
+
+/*
+ * smtp_process stops: the held replies go unless the back side is
+ * answering a command and the client has already sent a whole command
+ * line after it (it is not waiting for us; the answer's callback runs
+ * smtp_process again).
+ */
+static void
+smtp_reply_stop(struct smtp_session *s)
+{
+	struct evbuffer *in;
+	struct evbuffer_ptr eol;
+
+	if (s->held.len == 0)
+		return;
+	if (s->req != NULL && s->conn.delayed == NULL &&
+	    s->conn.bev != NULL) {
+		in = bufferevent_get_input(s->conn.bev);
+		eol = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
+		if (eol.pos >= 0)
+			return;
+	}
+	smtp_reply_flush(s);
+}
+
+static void
+smtp_reply_later(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	smtp_reply_stop(arg);
 }
 
 static void
@@ -420,6 +495,7 @@ smtp_proceed_ehlo(struct smtp_session *s, const char *args)
 		str_append(&r, "250-AUTH PLAIN LOGIN\r\n");
 	str_append(&r, "250-ENHANCEDSTATUSCODES\r\n");
 	str_append(&r, "250 SMTPUTF8\r\n");
+	smtp_reply_flush(s);
 	bufferevent_write(s->conn.bev, r.s, r.len);
 	str_deinit(&r);
 }
@@ -1979,6 +2055,7 @@ smtp_process(struct smtp_session *s)
 			explicit_bzero(line.s, line.cap);	/* AUTH data */
 	}
 	str_deinit(&line);
+	smtp_reply_stop(s);
 	if (s->conn.eof && s->req == NULL && s->conn.delayed == NULL &&
 	    s->state != SMTP_STATE_QUIT)
 		smtp_free(s);
@@ -2104,6 +2181,9 @@ smtp_free(struct smtp_session *s)
 	free(s->data_msgid);
 	free(s->mail_pending);
 	str_deinit(&s->data_hdr);
+	str_deinit(&s->held);
+	if (s->held_ev != NULL)
+		event_free(s->held_ev);
 	free(s->helo);
 	free(s->account);
 	free(s->auth_user);
@@ -2132,6 +2212,7 @@ smtp_session_new(struct server_loop *loop, const struct listen_conf *lc,
 	s->out = evbuffer_new();
 	s->data_timer = evtimer_new(base, smtp_data_timeout, s);
 	s->cmd_timer = evtimer_new(base, smtp_cmd_timeout, s);
+	s->held_ev = event_new(base, -1, 0, smtp_reply_later, s);
 	s->pol_rcpts_left = -1;
 	s->pol_rcpts_msg = -1;
 	if (s->out == NULL || s->data_timer == NULL || s->cmd_timer == NULL)

@@ -285,6 +285,27 @@ def test_pipelining(daemon):
     assert re.search(rb"Subject: pipelined", data)
 
 
+def test_pipelined_replies_come_together(daemon):
+    """The replies to a pipelined MAIL, RCPT and DATA are held until the
+    group is answered and sent in one piece (RFC 2920 3.2; issue 18): the
+    first read after the group holds all three. A client that waits for
+    each reply gets each at once (smtplib does, everywhere else)."""
+    with RawSMTP(daemon.ports["mx"]) as c:
+        assert c.cmd("EHLO client.example.org")[0] == 250
+        for i in range(3):
+            c.send(b"MAIL FROM:<x@example.org>\r\nRCPT TO:<" +
+                   BOB.encode() + b">\r\nDATA\r\n")
+            c.sock.settimeout(15)
+            first = c.sock.recv(65536)
+            assert first.startswith(b"250 ") and b"\r\n250 " in first \
+                and first.endswith(b"354 End data with <CR><LF>.<CR><LF>"
+                                   b"\r\n"), first
+            c.send(simple(f"together {i}") + b".\r\n")
+            assert c.reply()[0] == 250
+        assert c.cmd("QUIT")[0] == 221
+    daemon.wait_files(BOB, 3)
+
+
 @pytest.mark.sekisho(extra=["max_connections_per_ip = 2"])
 def test_connections_per_ip_limit(daemon):
     first = RawSMTP(daemon.ports["mx"])
