@@ -76,6 +76,43 @@ def test_processes_run_as_their_users(daemon):
                      r"session_user=sekisho-session", daemon.log())
 
 
+def thread_policies(pid):
+    """{thread name: [scheduling policy, ...]} of pid's threads (field 41
+    of /proc/PID/task/TID/stat: 0 SCHED_OTHER, 3 SCHED_BATCH)."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/stat") as f:
+            text = f.read()
+        name = text[text.index("(") + 1:text.rindex(")")]
+        policy = int(text[text.rindex(")") + 2:].split()[38])
+        out.setdefault(name, []).append(policy)
+    return out
+
+
+def test_commit_threads_yield_to_the_sessions(daemon):
+    """The back side's commit threads (issue 18) are named for top -H
+    and run SCHED_BATCH, so that a disk interrupt waking one does not
+    take the CPU from a session; every other thread keeps the default.
+    Mail still goes through them."""
+    back, sessions = roles(daemon)
+    pol = thread_policies(back)
+    assert pol.get("sekisho-commit"), pol
+    assert set(pol["sekisho-commit"]) == {3}, pol
+    assert {p for n, ps in pol.items() if n != "sekisho-commit"
+            for p in ps} == {0}, pol
+    for pid in sessions:
+        assert {p for ps in thread_policies(pid).values() for p in ps} \
+            == {0}
+    with RawSMTP(daemon.ports["mx"]) as c:
+        assert c.cmd("EHLO client.example.org")[0] == 250
+        assert c.cmd("MAIL FROM:<x@example.org>")[0] == 250
+        assert c.cmd(f"RCPT TO:<{BOB}>")[0] == 250
+        assert c.cmd("DATA")[0] == 354
+        c.send(b"Subject: batch\r\n\r\nhi\r\n.\r\n")
+        assert c.reply()[0] == 250
+    daemon.wait_files(BOB, 1)
+
+
 def test_the_daemons_files_are_its_own_and_private(daemon):
     uid, gid = ids("sekisho")
     qid = mx_send(daemon.ports["mx"], ALICE,
