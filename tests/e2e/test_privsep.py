@@ -103,13 +103,7 @@ def test_commit_threads_yield_to_the_sessions(daemon):
     for pid in sessions:
         assert {p for ps in thread_policies(pid).values() for p in ps} \
             == {0}
-    with RawSMTP(daemon.ports["mx"]) as c:
-        assert c.cmd("EHLO client.example.org")[0] == 250
-        assert c.cmd("MAIL FROM:<x@example.org>")[0] == 250
-        assert c.cmd(f"RCPT TO:<{BOB}>")[0] == 250
-        assert c.cmd("DATA")[0] == 354
-        c.send(b"Subject: batch\r\n\r\nhi\r\n.\r\n")
-        assert c.reply()[0] == 250
+    mx_send(daemon.ports["mx"], BOB, b"Subject: batch\r\n\r\nhi\r\n")
     daemon.wait_files(BOB, 1)
 
 
