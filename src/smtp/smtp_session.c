@@ -1133,6 +1133,20 @@ smtp_check_rcpt(struct smtp_session *s, const char *args)
 	return 0;
 }
 
+/* An accepted recipient's spool file from BE_RCPT_OPEN (*fd_r, then
+ * -1) becomes the transaction's, for the DATA behind it. */
+static void
+smtp_spool_early(struct smtp_session *s, int *fd_r)
+{
+	if (*fd_r == -1)
+		return;
+	if (s->spool_fd != -1)
+		close(s->spool_fd);
+	s->spool_fd = *fd_r;
+	s->spool_early = 1;
+	*fd_r = -1;
+}
+
 static void
 smtp_rcpt_reply(struct msg *m, void *arg)
 {
@@ -1150,23 +1164,12 @@ smtp_rcpt_reply(struct msg *m, void *arg)
 	    (msg_get_u32(m, &opened) < 0 ||
 	    msg_get_str(m, &open_error) < 0)) || msg_end(m) < 0))
 		result = BE_RCPT_TEMPFAIL, opened = 1;
-	else if (m == NULL)
-		opened = 1;
 	/* BE_RCPT_OPEN: the spool file for the DATA waiting behind this
-	 * RCPT; a failed open is asked again at DATA, which answers it */
-	if (s->rcpt_open && opened == 0 && (fd = msg_take_fd(m)) != -1 &&
-	    result != BE_RCPT_LOCAL &&
-	    (result != BE_RCPT_REMOTE || s->account == NULL)) {
-		close(fd);
-		fd = -1;
-	}
+	 * RCPT, kept below if the recipient is; a failed open is asked
+	 * again at DATA, which answers it */
+	if (s->rcpt_open && opened == 0)
+		fd = msg_take_fd(m);
 	s->rcpt_open = 0;
-	if (fd != -1) {
-		if (s->spool_fd != -1)
-			close(s->spool_fd);
-		s->spool_fd = fd;
-		s->spool_early = 1;
-	}
 	log_printable(rcpt, sizeof(rcpt), address, strlen(address));
 	switch (result) {
 	case BE_RCPT_LOCAL:
@@ -1174,6 +1177,7 @@ smtp_rcpt_reply(struct msg *m, void *arg)
 			goto tempfail;
 		envelope_add_rcpt(&s->env, address, mailbox);
 		smtp_enter_state(s, SMTP_STATE_RCPT);
+		smtp_spool_early(s, &fd);
 		log_info("id=%s rcpt to=<%s> mailbox=%s", s->env.id, rcpt,
 		    mailbox);
 		smtp_reply(s, "250 2.1.5 Ok");
@@ -1188,6 +1192,7 @@ smtp_rcpt_reply(struct msg *m, void *arg)
 		}
 		envelope_add_rcpt(&s->env, address, NULL);
 		smtp_enter_state(s, SMTP_STATE_RCPT);
+		smtp_spool_early(s, &fd);
 		log_info("id=%s rcpt to=<%s> remote", s->env.id, rcpt);
 		smtp_reply(s, "250 2.1.5 Ok");
 		break;
@@ -1203,6 +1208,8 @@ smtp_rcpt_reply(struct msg *m, void *arg)
 		    "again later", rcpt);
 		break;
 	}
+	if (fd != -1)
+		close(fd);	/* the recipient was not kept */
 	free(address);
 	smtp_process(s);
 }
