@@ -466,17 +466,44 @@ maildir_open_tmpfile(const char *tmpdir)
 	return -1;
 }
 
+/* linkat(fd, "", AT_EMPTY_PATH) refused here (a kernel before 6.10 asks
+ * for CAP_DAC_READ_SEARCH): linked through /proc from then on. */
+static atomic_int maildir_no_empty_path;
+
+static int
+maildir_empty_path_wanted(void)
+{
+#ifdef SEKISHO_TEST_HOOKS
+	/* the way through /proc, as on a kernel before 6.10 */
+	if (getenv("SEKISHO_TEST_MAILDIR_PROC_LINK") != NULL)
+		return 0;
+#endif
+	return !atomic_load(&maildir_no_empty_path);
+}
+
 /* 0 linked as new; -3 cannot link an unnamed file here (no /proc, no
  * hard links); -1 other (errno) */
 static int
 maildir_link_tmpfile(int fd, const char *new)
 {
 	char proc[64];
-	int saved;
+	int saved, tried = 0;
 
+	/* The descriptor itself: no walk of /proc/self/fd/N each time
+	 * (3.6 % of the CPU of W1 in a profile, issue 18). */
+	if (maildir_empty_path_wanted()) {
+		if (linkat(fd, "", AT_FDCWD, new, AT_EMPTY_PATH) == 0)
+			return 0;
+		if (errno != ENOENT && errno != EPERM && errno != EINVAL)
+			return -1;
+		tried = 1;	/* refused, or new/ is gone: /proc tells */
+	}
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-	if (linkat(AT_FDCWD, proc, AT_FDCWD, new, AT_SYMLINK_FOLLOW) == 0)
+	if (linkat(AT_FDCWD, proc, AT_FDCWD, new, AT_SYMLINK_FOLLOW) == 0) {
+		if (tried)
+			atomic_store(&maildir_no_empty_path, 1);
 		return 0;
+	}
 	saved = errno;
 	if ((saved == ENOENT && access("/proc/self/fd", F_OK) < 0) ||
 	    saved == EPERM || saved == ENOTSUP || saved == EOPNOTSUPP ||

@@ -782,6 +782,11 @@ main(void)
 	setenv("SEKISHO_TEST_MAILDIR_NAMED", "1", 1);
 	test_maildir_deliver();
 	unsetenv("SEKISHO_TEST_MAILDIR_NAMED");
+	/* and unnamed but linked through /proc/self/fd, as a kernel before
+	 * 6.10 needs without CAP_DAC_READ_SEARCH */
+	setenv("SEKISHO_TEST_MAILDIR_PROC_LINK", "1", 1);
+	test_maildir_deliver();
+	unsetenv("SEKISHO_TEST_MAILDIR_PROC_LINK");
 	test_run_once();
 	test_journal_resume();
 	test_corrupt();
