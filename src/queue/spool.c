@@ -63,6 +63,13 @@ spool_fsync_dir_now(const char *path)
 
 	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		return -1;
+#ifdef SEKISHO_TEST_HOOKS
+	/* a slow disk, so that others come while this one runs */
+	const char *delay = getenv("SEKISHO_TEST_FSYNC_DIR_DELAY_MS");
+
+	if (delay != NULL)
+		usleep((useconds_t)atoi(delay) * 1000);
+#endif
 	ret = fsync(fd);
 	saved = errno;
 	close(fd);
@@ -75,29 +82,45 @@ spool_fsync_dir_now(const char *path)
  * rename or unlink in the same directory (queue/, a busy Maildir's new/)
  * and each needs it on disk before it may answer. One fsync started
  * after a change covers it, so a thread takes a ticket after its change
- * and waits until a fsync that began after that ticket has finished:
- * the first waiter runs it for everyone who came before, the others
- * sleep. Fewer journal commits, nothing weaker: nobody returns before a
- * fsync that started after its own change. A slot is one directory at
- * a time; a thread whose directory's slot is taken by another
- * directory simply fsyncs on its own.
+ * and returns only after a fsync that began after that ticket has
+ * finished. The first to come when none runs leads: it runs the fsync
+ * for everyone whose ticket came before it began. Who comes while one
+ * runs waits in line, woken exactly once: answered, when the fsync that
+ * covers it is done, or made the next leader (the first in line), who
+ * runs the next fsync for all in line then. Nobody is woken only to find
+ * it must wait again (under W1 that was 1.4 waits a message, issue 18).
+ * Fewer journal commits, nothing weaker. A slot is one directory at a
+ * time; a thread whose directory's slot is taken by another directory
+ * simply fsyncs on its own.
  */
 #define SPOOL_SYNC_SLOTS	64
 
+enum spool_wait_state {
+	SPOOL_WAITING,
+	SPOOL_COVERED,		/* a fsync that started after us is done */
+	SPOOL_LEAD,		/* we run the next one */
+};
+
+struct spool_waiter {
+	pthread_cond_t		 cond;
+	uint64_t		 ticket;
+	enum spool_wait_state	 state;
+	int			 ret;		/* of the covering fsync */
+	int			 error;
+	struct spool_waiter	*next;
+};
+
 struct spool_sync {
 	pthread_mutex_t		 mutex;
-	pthread_cond_t		 cond;
 	char			 path[PATH_MAX];	/* "" when idle */
 	uint64_t		 ticket;	/* last ticket handed out */
-	uint64_t		 done;		/* tickets <= done are durable */
-	uint64_t		 failed;	/* tickets <= failed failed */
-	int			 error;		/* errno of that failure */
 	int			 running;	/* a fsync is under way */
 	unsigned		 users;		/* threads in this slot */
+	struct spool_waiter	*line, **line_tail;	/* ticket order */
 };
 
 static struct spool_sync spool_syncs[SPOOL_SYNC_SLOTS];
-static _Atomic uint64_t spool_sync_asked, spool_sync_done;
+static _Atomic uint64_t spool_sync_asked, spool_sync_done, spool_sync_ended;
 static pthread_once_t spool_syncs_once = PTHREAD_ONCE_INIT;
 
 static void
@@ -105,22 +128,32 @@ spool_syncs_init(void)
 {
 	for (size_t i = 0; i < SPOOL_SYNC_SLOTS; i++) {
 		pthread_mutex_init(&spool_syncs[i].mutex, NULL);
-		pthread_cond_init(&spool_syncs[i].cond, NULL);
+		spool_syncs[i].line_tail = &spool_syncs[i].line;
 	}
+}
+
+static int
+spool_fsync_dir_alone(const char *path)
+{
+	int ret;
+
+	spool_sync_done++;
+	ret = spool_fsync_dir_now(path);
+	spool_sync_ended++;
+	return ret;
 }
 
 int
 spool_fsync_dir(const char *path)
 {
 	struct spool_sync *g;
-	uint64_t h = 1469598103934665603ULL, my, target;
-	int ret, saved = 0, led = 0;
+	struct spool_waiter me, *w;
+	uint64_t h = 1469598103934665603ULL, target;
+	int ret, saved;
 
 	spool_sync_asked++;
-	if (strlen(path) >= sizeof(g->path)) {
-		spool_sync_done++;
-		return spool_fsync_dir_now(path);
-	}
+	if (strlen(path) >= sizeof(g->path))
+		return spool_fsync_dir_alone(path);
 	for (const char *p = path; *p != '\0'; p++)
 		h = (h ^ (unsigned char)*p) * 1099511628211ULL;	/* FNV-1a */
 	pthread_once(&spool_syncs_once, spool_syncs_init);
@@ -129,52 +162,60 @@ spool_fsync_dir(const char *path)
 	pthread_mutex_lock(&g->mutex);
 	if (g->users > 0 && strcmp(g->path, path) != 0) {
 		pthread_mutex_unlock(&g->mutex);
-		spool_sync_done++;
-		return spool_fsync_dir_now(path);
+		return spool_fsync_dir_alone(path);
 	}
 	if (g->users++ == 0)
 		xstrlcpy(g->path, path, sizeof(g->path));
-	my = ++g->ticket;
-	for (;;) {
-		if (g->failed >= my) {
-			/* the fsync meant for us failed: so do we */
-			ret = -1;
-			saved = g->error;
-			break;
+	me.ticket = ++g->ticket;
+	if (g->running) {
+		/* in line until a fsync begun after us is done, or we are
+		 * to run it */
+		pthread_cond_init(&me.cond, NULL);
+		me.state = SPOOL_WAITING;
+		me.next = NULL;
+		*g->line_tail = &me;
+		g->line_tail = &me.next;
+		while (me.state == SPOOL_WAITING)
+			pthread_cond_wait(&me.cond, &g->mutex);
+		pthread_cond_destroy(&me.cond);
+		if (me.state == SPOOL_COVERED) {
+			ret = me.ret;
+			saved = me.error;
+			goto out;
 		}
-		if (g->done >= my) {
-			ret = 0;
-			break;
-		}
-		if (g->running) {
-			pthread_cond_wait(&g->cond, &g->mutex);
-			continue;
-		}
-		g->running = 1;
-		target = g->ticket;
-		pthread_mutex_unlock(&g->mutex);
-		spool_sync_done++;
-		ret = spool_fsync_dir_now(path);
-		saved = errno;
-		pthread_mutex_lock(&g->mutex);
-		g->running = 0;
-		if (ret == 0)
-			g->done = target;
-		else {
-			g->failed = target;
-			g->error = saved;
-		}
-		/* this thread's own ticket is <= target: it is done */
-		led = 1;
-		break;
+		/* SPOOL_LEAD: taken out of the line, running still set */
 	}
+	g->running = 1;
+	target = g->ticket;
+	pthread_mutex_unlock(&g->mutex);
+	spool_sync_done++;
+	ret = spool_fsync_dir_now(path);
+	saved = errno;
+	spool_sync_ended++;
+	pthread_mutex_lock(&g->mutex);
+	/* Everyone in line with a ticket up to target came before this
+	 * fsync began: answered with its result. Signalled under the
+	 * mutex: a waiter's record is on its stack, gone once it may run. */
+	while ((w = g->line) != NULL && w->ticket <= target) {
+		if ((g->line = w->next) == NULL)
+			g->line_tail = &g->line;
+		w->ret = ret;
+		w->error = saved;
+		w->state = SPOOL_COVERED;
+		pthread_cond_signal(&w->cond);
+	}
+	if ((w = g->line) != NULL) {
+		/* came while it ran: the first of them runs the next */
+		if ((g->line = w->next) == NULL)
+			g->line_tail = &g->line;
+		w->state = SPOOL_LEAD;
+		pthread_cond_signal(&w->cond);
+	} else
+		g->running = 0;
+out:
 	if (--g->users == 0)
 		g->path[0] = '\0';
 	pthread_mutex_unlock(&g->mutex);
-	/* after the unlock, so that the others do not wake only to wait
-	 * for the lock */
-	if (led)
-		pthread_cond_broadcast(&g->cond);
 	errno = saved;
 	return ret;
 }
@@ -184,6 +225,12 @@ spool_fsync_dir_stats(uint64_t *asked_r, uint64_t *done_r)
 {
 	*asked_r = spool_sync_asked;
 	*done_r = spool_sync_done;
+}
+
+uint64_t
+spool_fsync_dir_ended(void)
+{
+	return spool_sync_ended;
 }
 
 /* mkdir that accepts an existing directory; 1 if it was created. */

@@ -89,6 +89,8 @@ int spool_write_full(int fd, const void *buf, size_t len);
 int spool_fsync_dir(const char *path);
 /* Since start: directory fsyncs asked for, and fsyncs made for them. */
 void spool_fsync_dir_stats(uint64_t *asked_r, uint64_t *done_r);
+/* Of those fsyncs, the ones finished (tests). */
+uint64_t spool_fsync_dir_ended(void);
 /* "what: strerror(errno)" in a thread-local buffer, valid until the next
  * call in this thread: for error_r after a failed system call. */
 const char *spool_errno_error(const char *what);

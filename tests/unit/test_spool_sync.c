@@ -1,7 +1,8 @@
 /*
  * test_spool_sync: the group commit of directory fsyncs (spool.c).
  * Threads that each create a file and then ask for the directory to be
- * durable must all be answered 0, and on a real disk they share fsyncs.
+ * durable must all be answered 0, never before a fsync that began after
+ * their change has ended, and on a real disk they share fsyncs.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,7 +21,7 @@
 #define ROUNDS	100
 
 static char dir[256];
-static int failures[THREADS];
+static int failures[THREADS], early[THREADS];
 
 static void *
 worker(void *arg)
@@ -32,8 +33,21 @@ worker(void *arg)
 		snprintf(path, sizeof(path), "%s/f%d.%d", dir, idx, i);
 		int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
 
-		if (fd < 0 || close(fd) < 0 || spool_fsync_dir(dir) != 0)
+		uint64_t asked, started;
+
+		if (fd < 0 || close(fd) < 0) {
 			failures[idx]++;
+			continue;
+		}
+		/* every fsync started so far may have begun before the
+		 * file was made: the answer must wait for a later one to
+		 * end (one directory: its fsyncs end in the order they
+		 * start) */
+		spool_fsync_dir_stats(&asked, &started);
+		if (spool_fsync_dir(dir) != 0)
+			failures[idx]++;
+		if (spool_fsync_dir_ended() < started + 1)
+			early[idx]++;
 	}
 	return NULL;
 }
@@ -49,8 +63,10 @@ test_concurrent(void)
 		pthread_create(&t[i], NULL, worker, (void *)(intptr_t)i);
 	for (int i = 0; i < THREADS; i++)
 		pthread_join(t[i], NULL);
-	for (int i = 0; i < THREADS; i++)
+	for (int i = 0; i < THREADS; i++) {
 		UNIT_CHECK_INT(failures[i], 0);
+		UNIT_CHECK_INT(early[i], 0);
+	}
 	spool_fsync_dir_stats(&asked, &done);
 	UNIT_CHECK(asked - asked0 == THREADS * ROUNDS);
 	/* eight threads in a loop on one directory: some share */
@@ -59,6 +75,54 @@ test_concurrent(void)
 	fprintf(stderr, "test_spool_sync: %llu fsyncs for %llu requests\n",
 	    (unsigned long long)(done - done0),
 	    (unsigned long long)(asked - asked0));
+}
+
+static void *
+in_line(void *arg)
+{
+	uint64_t *ended_r = arg;
+	char path[320];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/line.%p", dir, arg);
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600)) < 0 ||
+	    close(fd) < 0 || spool_fsync_dir(dir) != 0)
+		*ended_r = 0;
+	else
+		*ended_r = spool_fsync_dir_ended();
+	return NULL;
+}
+
+/*
+ * One fsync runs (slowed to 300 ms by the test hook); two threads change
+ * the directory meanwhile. Neither may be answered by the fsync that was
+ * running when it came: the first of them runs a second one, which
+ * covers the other as well (two fsyncs in all, not three).
+ */
+static void
+test_started_after(void)
+{
+	pthread_t lead, t[2];
+	uint64_t asked, started0, started, ended[3];
+
+	setenv("SEKISHO_TEST_FSYNC_DIR_DELAY_MS", "300", 1);
+	spool_fsync_dir_stats(&asked, &started0);
+	pthread_create(&lead, NULL, in_line, &ended[0]);
+	do {
+		usleep(1000);
+		spool_fsync_dir_stats(&asked, &started);
+	} while (started == started0);
+	for (int i = 0; i < 2; i++)
+		pthread_create(&t[i], NULL, in_line, &ended[i + 1]);
+	pthread_join(lead, NULL);
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	unsetenv("SEKISHO_TEST_FSYNC_DIR_DELAY_MS");
+	spool_fsync_dir_stats(&asked, &started);
+	UNIT_CHECK(ended[0] >= started0 + 1);
+	UNIT_CHECK(ended[1] >= started0 + 2);
+	UNIT_CHECK(ended[2] >= started0 + 2);
+	UNIT_CHECK(started - started0 == 2);
 }
 
 static void
@@ -103,6 +167,7 @@ main(void)
 		return 1;
 	}
 	test_concurrent();
+	test_started_after();
 	test_errors();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
