@@ -142,7 +142,8 @@ static const struct config_def config_defs[] = {
 	    0, NULL,
 	    "OpenSSL cipher list for TLS 1.2 (TLS 1.3: tls_ciphersuites)."),
 	ROW_NUM(workers, CONFIG_INT, "0", 0, 64,
-	    "Number of session event loops; 0 means one per CPU core."),
+	    "Number of session event loops; 0 means one per two CPU cores "
+	    "(at least one), the back side's threads using the others."),
 	ROW_NUM(backend_threads, CONFIG_INT, "4", 1, 64,
 	    "Threads for blocking work (password hashing, database, fsync)."),
 	ROW_NUM(max_connections, CONFIG_INT, "1000", 1, 1000000,

@@ -75,7 +75,7 @@ struct config {
 	char	*tls_min_protocol;	/* "TLSv1.2" or "TLSv1.3" */
 	char	*tls_ciphers;		/* TLS 1.2 cipher list */
 
-	int	 workers;		/* session loops; 0 = one per core */
+	int	 workers;		/* session loops; 0 = one per 2 cores */
 	int	 backend_threads;	/* blocking work pool */
 
 	int	 max_connections;

@@ -282,6 +282,16 @@ def test_a_dead_session_process_is_replaced_others_go_on(make_daemon, sig):
             c.close()
 
 
+def test_default_is_one_session_process_per_two_cores(make_daemon):
+    # workers = 0: the back side's threads keep the other cores
+    d = make_daemon(workers=0)
+    cores = os.cpu_count()          # what sysconf says is online
+    _, sessions = roles(d)
+    assert len(sessions) == max(1, cores // 2), (cores, sessions)
+    mx_send(d.ports["mx"], ALICE, b"Subject: a\r\n\r\nb\r\n")
+    d.wait_files(ALICE, 1)
+
+
 def test_session_ids_do_not_repeat_after_a_restart(make_daemon):
     d = make_daemon(workers=1)
     mx_send(d.ports["mx"], ALICE, b"Subject: a\r\n\r\nb\r\n")
