@@ -437,15 +437,26 @@ maildir_tmpfile_off(const char *what, const char *where, int err)
 		    "tmp/ from now on", what, where, strerror(err));
 }
 
+/* A way not yet refused here (*refused). A test build takes the way
+ * after it when test_env is set, as where it is refused. */
+static int
+maildir_way_wanted(atomic_int *refused, const char *test_env)
+{
+#ifdef SEKISHO_TEST_HOOKS
+	if (getenv(test_env) != NULL)
+		return 0;
+#else
+	(void)test_env;
+#endif
+	return !atomic_load(refused);
+}
+
+/* the named way, as on a file system without O_TMPFILE, in a test */
 static int
 maildir_tmpfile_wanted(void)
 {
-#ifdef SEKISHO_TEST_HOOKS
-	/* the named way, as on a file system without O_TMPFILE */
-	if (getenv("SEKISHO_TEST_MAILDIR_NAMED") != NULL)
-		return 0;
-#endif
-	return !atomic_load(&maildir_no_tmpfile);
+	return maildir_way_wanted(&maildir_no_tmpfile,
+	    "SEKISHO_TEST_MAILDIR_NAMED");
 }
 
 /* fd; -2 dir gone (ENOENT); -3 not supported here; -1 other (errno) */
@@ -470,15 +481,12 @@ maildir_open_tmpfile(const char *tmpdir)
  * for CAP_DAC_READ_SEARCH): linked through /proc from then on. */
 static atomic_int maildir_no_empty_path;
 
+/* the way through /proc, as on a kernel before 6.10, in a test */
 static int
 maildir_empty_path_wanted(void)
 {
-#ifdef SEKISHO_TEST_HOOKS
-	/* the way through /proc, as on a kernel before 6.10 */
-	if (getenv("SEKISHO_TEST_MAILDIR_PROC_LINK") != NULL)
-		return 0;
-#endif
-	return !atomic_load(&maildir_no_empty_path);
+	return maildir_way_wanted(&maildir_no_empty_path,
+	    "SEKISHO_TEST_MAILDIR_PROC_LINK");
 }
 
 /* 0 linked as new; -3 cannot link an unnamed file here (no /proc, no
